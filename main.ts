@@ -1,0 +1,103 @@
+/**
+ * mcp-proxy: bridge MCP transports.
+ *
+ * - Server mode, `mcp-proxy [options] [--] COMMAND ARGS…` or named servers: local stdio MCP servers
+ *   served over legacy SSE (`/sse`) and Streamable HTTP (`/mcp`).
+ * - Client mode, `mcp-proxy [options] URL`: a remote SSE or Streamable HTTP server as a local stdio one.
+ *
+ * Read top-down: parse the command line, set up logging, pick the mode, start it, wait for a signal,
+ * shut down.
+ *
+ * @module
+ */
+
+import { type CommandLine, UsageError } from "./src/cli/command_line.ts";
+import { helpText, USAGE_LINE } from "./src/cli/help_text.ts";
+import { parseCommandLine } from "./src/cli/parse_command_line.ts";
+import { proxyLogger, setupLogging } from "./src/logging.ts";
+import { ConfigError } from "./src/named_server_config.ts";
+import { ListenError, startServerMode } from "./src/server_mode.ts";
+import { SpawnError } from "./src/stdio_server_process.ts";
+import { VERSION } from "./src/version.ts";
+
+const logger = proxyLogger();
+const encoder = new TextEncoder();
+
+function write(stream: { writeSync(bytes: Uint8Array): number }, text: string): void {
+  const bytes = encoder.encode(text);
+  let written = 0;
+  while (written < bytes.length) written += stream.writeSync(bytes.subarray(written));
+}
+
+/** Resolves with the first SIGINT or SIGTERM (SIGBREAK on Windows); a second one exits at once. */
+function waitForShutdownSignal(): Promise<Deno.Signal> {
+  const signals: Deno.Signal[] = Deno.build.os === "windows" ? ["SIGINT", "SIGBREAK"] : ["SIGINT", "SIGTERM"];
+  return new Promise((resolve) => {
+    let received: Deno.Signal | undefined;
+    for (const signal of signals) {
+      Deno.addSignalListener(signal, () => {
+        if (received === undefined) {
+          received = signal;
+          resolve(signal);
+        } else {
+          logger.warn("second {signal}: exiting now", { signal });
+          Deno.exit(130);
+        }
+      });
+    }
+  });
+}
+
+/** Turns the known start-up failures into one line on stderr and an exit code; rethrows the rest. */
+function reportStartupFailure(error: unknown): number {
+  if (error instanceof UsageError) {
+    write(Deno.stderr, `${USAGE_LINE}\nmcp-proxy: error: ${error.message}\n`);
+    return error.exitCode;
+  }
+  if (error instanceof ConfigError || error instanceof SpawnError || error instanceof ListenError) {
+    logger.error("{message}", { message: error.message });
+    return 1;
+  }
+  throw error;
+}
+
+/** Runs mcp-proxy with `args` (without the program name) and returns the exit code. */
+export async function main(args: string[]): Promise<number> {
+  let commandLine: CommandLine;
+  try {
+    commandLine = parseCommandLine(args, Deno.env.toObject());
+  } catch (error) {
+    return reportStartupFailure(error);
+  }
+  if (commandLine.mode === "help") {
+    write(Deno.stdout, helpText(VERSION));
+    return 0;
+  }
+  if (commandLine.mode === "version") {
+    write(Deno.stdout, `mcp-proxy ${VERSION}\n`);
+    return 0;
+  }
+
+  setupLogging(commandLine.logLevel);
+  for (const warning of commandLine.warnings) logger.warn("{warning}", { warning });
+
+  if (commandLine.mode === "client") {
+    logger.error("client mode is not implemented yet; this build serves stdio servers over HTTP only");
+    return 1;
+  }
+
+  const signal = waitForShutdownSignal();
+  let server;
+  try {
+    server = await startServerMode(commandLine);
+  } catch (error) {
+    return reportStartupFailure(error);
+  }
+  logger.info("received {signal}", { signal: await signal });
+  await server.shutdown();
+  return 0;
+}
+
+if (import.meta.main) {
+  Deno.exit(await main(Deno.args));
+}

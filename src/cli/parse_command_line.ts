@@ -1,0 +1,636 @@
+/**
+ * Turns `mcp-proxy`'s arguments (and the few environment variables it honours) into a {@linkcode CommandLine}:
+ * argparse-compatible tokenising, defaults, mode selection and validation. Pure: no I/O, no printing.
+ *
+ * @module
+ */
+
+import { splitShellWords } from "../shell_split.ts";
+import {
+  type ClientModeOptions,
+  type ClientTransportName,
+  type CommandLine,
+  type LogLevelName,
+  type ServerModeOptions,
+  type StdioServerSpec,
+  UsageError,
+  type VerifySsl,
+} from "./command_line.ts";
+
+/** How many values an option takes: none, exactly one or two, or one optional value. */
+type Arity = "none" | "one" | "two" | "optional";
+
+/** The mode an option belongs to; options of the other mode are ignored with a warning. */
+type Scope = "client" | "server" | "common";
+
+interface OptionSpec {
+  readonly key: string;
+  /** Short (`-H`) and long (`--headers`) spellings; the long one is used in messages. */
+  readonly names: readonly string[];
+  readonly arity: Arity;
+  readonly scope: Scope;
+  /** Names of the two values of a two-value option, for messages. */
+  readonly metavars?: readonly [string, string];
+}
+
+const OPTIONS = [
+  { key: "help", names: ["-h", "--help"], arity: "none", scope: "common" },
+  { key: "version", names: ["--version"], arity: "none", scope: "common" },
+  { key: "headers", names: ["-H", "--headers"], arity: "two", scope: "client", metavars: ["KEY", "VALUE"] },
+  { key: "transport", names: ["--transport"], arity: "one", scope: "client" },
+  { key: "apiAccessToken", names: ["--api-access-token"], arity: "one", scope: "client" },
+  { key: "verifySsl", names: ["--verify-ssl"], arity: "optional", scope: "client" },
+  { key: "noVerifySsl", names: ["--no-verify-ssl"], arity: "none", scope: "client" },
+  { key: "clientId", names: ["--client-id"], arity: "one", scope: "client" },
+  { key: "clientSecret", names: ["--client-secret"], arity: "one", scope: "client" },
+  { key: "tokenUrl", names: ["--token-url"], arity: "one", scope: "client" },
+  { key: "env", names: ["-e", "--env"], arity: "two", scope: "server", metavars: ["KEY", "VALUE"] },
+  { key: "cwd", names: ["--cwd"], arity: "one", scope: "server" },
+  { key: "passEnvironment", names: ["--pass-environment"], arity: "none", scope: "server" },
+  { key: "noPassEnvironment", names: ["--no-pass-environment"], arity: "none", scope: "server" },
+  {
+    key: "namedServer",
+    names: ["--named-server"],
+    arity: "two",
+    scope: "server",
+    metavars: ["NAME", "COMMAND_STRING"],
+  },
+  { key: "namedServerConfig", names: ["--named-server-config"], arity: "one", scope: "server" },
+  { key: "port", names: ["--port"], arity: "one", scope: "server" },
+  { key: "host", names: ["--host"], arity: "one", scope: "server" },
+  { key: "ssePort", names: ["--sse-port"], arity: "one", scope: "server" },
+  { key: "sseHost", names: ["--sse-host"], arity: "one", scope: "server" },
+  { key: "stateless", names: ["--stateless"], arity: "none", scope: "server" },
+  { key: "noStateless", names: ["--no-stateless"], arity: "none", scope: "server" },
+  { key: "allowOrigin", names: ["--allow-origin"], arity: "one", scope: "server" },
+  { key: "exposeHeader", names: ["--expose-header"], arity: "one", scope: "server" },
+  { key: "logLevel", names: ["--log-level"], arity: "one", scope: "common" },
+  { key: "debug", names: ["--debug"], arity: "none", scope: "common" },
+  { key: "noDebug", names: ["--no-debug"], arity: "none", scope: "common" },
+] as const satisfies readonly OptionSpec[];
+
+type Option = (typeof OPTIONS)[number];
+type OptionKey = Option["key"];
+
+const OPTIONS_BY_NAME: ReadonlyMap<string, Option> = new Map(
+  OPTIONS.flatMap((option) => option.names.map((name) => [name, option] as const)),
+);
+const OPTIONS_BY_KEY: ReadonlyMap<OptionKey, Option> = new Map(OPTIONS.map((option) => [option.key, option]));
+const LONG_NAMES: readonly string[] = OPTIONS.flatMap((option) =>
+  option.names.filter((n) => n.startsWith("--"))
+);
+
+const LOG_LEVELS: readonly LogLevelName[] = ["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"];
+const TRANSPORTS: readonly ClientTransportName[] = ["auto", "sse", "streamablehttp"];
+const VERIFY_SSL_FALSE = ["false", "0", "no", "off"];
+const VERIFY_SSL_TRUE = ["true", "1", "yes", "on"];
+
+/** argparse's test for a token that is a negative number, hence a positional, not an option. */
+const NEGATIVE_NUMBER = /^-\d+$|^-\d*\.\d+$/;
+/** Named servers are served under `/servers/NAME/`, so NAME must be a plain URL path segment. */
+const SERVER_NAME = /^[A-Za-z0-9][A-Za-z0-9._~-]*$/;
+/** RFC 9110 `token`: what an HTTP header name may consist of. */
+const HEADER_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+const SESSION_ID_HEADER = "mcp-session-id";
+const DEFAULT_HOST = "127.0.0.1";
+const MAX_PORT = 65535;
+const SEPARATOR_HINT = "arguments meant for the server command must come after --, " +
+  "e.g. mcp-proxy --port 8080 -- uvx srv --flag";
+
+function quote(value: string): string {
+  return JSON.stringify(value);
+}
+
+function isHttpUrl(value: string): boolean {
+  return /^https?:\/\//i.test(value);
+}
+
+function isOptionLike(token: string): boolean {
+  return token.startsWith("-") && token !== "-" && !NEGATIVE_NUMBER.test(token);
+}
+
+/** The long option names `name` could abbreviate: itself if exact, else every name it is a prefix of. */
+function longNameCandidates(name: string): string[] {
+  if (OPTIONS_BY_NAME.has(name)) return [name];
+  return name === "--" ? [] : LONG_NAMES.filter((candidate) => candidate.startsWith(name));
+}
+
+/** Whether `token` would be read as one of our options (so it cannot be an option's value). */
+function isKnownOption(token: string): boolean {
+  if (token === "--" || OPTIONS_BY_NAME.has(token)) return true;
+  if (!token.startsWith("--")) return false;
+  const equals = token.indexOf("=");
+  return longNameCandidates(equals === -1 ? token : token.slice(0, equals)).length > 0;
+}
+
+/** An option token resolved to its spec: `shownAs` is the spelling used in messages. */
+interface ResolvedOption {
+  option: Option;
+  shownAs: string;
+  inlineValue?: string;
+}
+
+/** Resolves an option-like token, or returns `undefined` if it is not one of ours. */
+function resolveOption(token: string): ResolvedOption | undefined {
+  if (!token.startsWith("--")) {
+    const option = OPTIONS_BY_NAME.get(token);
+    if (option) return { option, shownAs: token };
+    const attachedTo = OPTIONS_BY_NAME.get(token.slice(0, 2));
+    if (attachedTo) {
+      const metavars = "metavars" in attachedTo ? ` ${attachedTo.metavars.join(" ")}` : "";
+      throw new UsageError(
+        `${token.slice(0, 2)} takes no attached value; write ${
+          token.slice(0, 2)
+        }${metavars} as separate arguments`,
+      );
+    }
+    return undefined;
+  }
+  const equals = token.indexOf("=");
+  const name = equals === -1 ? token : token.slice(0, equals);
+  const inlineValue = equals === -1 ? undefined : token.slice(equals + 1);
+  const candidates = longNameCandidates(name);
+  if (candidates.length > 1) {
+    throw new UsageError(`ambiguous option ${name}: it could be ${candidates.join(", ")}`);
+  }
+  if (candidates.length === 0) return undefined;
+  const option = OPTIONS_BY_NAME.get(candidates[0])!;
+  return { option, shownAs: candidates[0], inlineValue };
+}
+
+function parsePort(value: string, shownAs: string): number {
+  const port = Number(value);
+  if (!/^\d+$/.test(value) || port > MAX_PORT) {
+    throw new UsageError(`${shownAs} expects an integer from 0 to ${MAX_PORT}, got ${quote(value)}`);
+  }
+  return port;
+}
+
+function parseChoice<T extends string>(value: string, choices: readonly T[], shownAs: string): T {
+  const choice = choices.find((candidate) => candidate.toLowerCase() === value.toLowerCase());
+  if (choice === undefined) {
+    throw new UsageError(`${shownAs} expects one of ${choices.join(", ")}, got ${quote(value)}`);
+  }
+  return choice;
+}
+
+function parseVerifySsl(value: string | undefined): VerifySsl {
+  if (value === undefined) return { kind: "verify" };
+  const lower = value.toLowerCase();
+  if (VERIFY_SSL_FALSE.includes(lower)) return { kind: "no-verify" };
+  if (VERIFY_SSL_TRUE.includes(lower)) return { kind: "verify" };
+  if (value === "") {
+    throw new UsageError("--verify-ssl expects true, false or the path of a CA bundle, got an empty value");
+  }
+  return { kind: "ca-file", path: value };
+}
+
+/** Rejects an empty value for options where it can only be a mistake; never echoes the value. */
+function requireNonEmpty(value: string | undefined, shownAs: string): void {
+  if (value === "") throw new UsageError(`${shownAs} expects a non-empty value`);
+}
+
+/** Everything the token scan collected, before the mode is known; defaults applied. */
+interface Collected {
+  positionals: string[];
+  /** Options given explicitly, in order of first appearance, with the spelling to show. */
+  given: Map<OptionKey, string>;
+  warnings: string[];
+  headers: [string, string][];
+  transport: ClientTransportName;
+  apiAccessToken?: string;
+  verifySsl: VerifySsl;
+  clientId?: string;
+  clientSecret?: string;
+  tokenUrl?: string;
+  env: [string, string][];
+  cwd?: string;
+  passEnvironment: boolean;
+  namedServers: [string, string][];
+  namedServerConfig?: string;
+  port: number;
+  host: string;
+  stateless: boolean;
+  allowOrigins: string[];
+  exposeHeaders: string[];
+  logLevel: LogLevelName;
+  debug: boolean;
+}
+
+/** Records one option occurrence; returns `"help"` or `"version"` when the command line ends there. */
+function applyOption(
+  collected: Collected,
+  key: OptionKey,
+  shownAs: string,
+  values: string[],
+): "help" | "version" | undefined {
+  const [value, second] = values;
+  switch (key) {
+    case "help":
+    case "version":
+      return key;
+    case "headers":
+      collected.headers.push([value, second]);
+      break;
+    case "transport":
+      collected.transport = parseChoice(value, TRANSPORTS, shownAs);
+      break;
+    case "apiAccessToken":
+      collected.apiAccessToken = value;
+      break;
+    case "verifySsl":
+      collected.verifySsl = parseVerifySsl(value);
+      break;
+    case "noVerifySsl":
+      collected.verifySsl = { kind: "no-verify" };
+      break;
+    case "clientId":
+      collected.clientId = value;
+      break;
+    case "clientSecret":
+      collected.clientSecret = value;
+      break;
+    case "tokenUrl":
+      collected.tokenUrl = value;
+      break;
+    case "env":
+      collected.env.push([value, second]);
+      break;
+    case "cwd":
+      collected.cwd = value;
+      break;
+    case "passEnvironment":
+    case "noPassEnvironment":
+      collected.passEnvironment = key === "passEnvironment";
+      break;
+    case "namedServer":
+      collected.namedServers.push([value, second]);
+      break;
+    case "namedServerConfig":
+      collected.namedServerConfig = value;
+      break;
+    case "ssePort":
+    case "port":
+      collected.port = parsePort(value, shownAs);
+      break;
+    case "sseHost":
+    case "host":
+      collected.host = value;
+      break;
+    case "stateless":
+    case "noStateless":
+      collected.stateless = key === "stateless";
+      break;
+    case "allowOrigin":
+      collected.allowOrigins.push(value);
+      break;
+    case "exposeHeader":
+      collected.exposeHeaders.push(value);
+      break;
+    case "logLevel":
+      collected.logLevel = parseChoice(value, LOG_LEVELS, shownAs);
+      break;
+    case "debug":
+    case "noDebug":
+      collected.debug = key === "debug";
+      break;
+  }
+  return undefined;
+}
+
+/**
+ * Reads the tokens left to right like argparse: options anywhere before `--`, positionals collected in
+ * order. `--help`/`--version` end parsing where they stand; an unknown option is reported only after the
+ * scan (so `--help` later on still wins), every other malformed option at once.
+ */
+function collect(argv: readonly string[]): Collected | "help" | "version" {
+  const collected: Collected = {
+    positionals: [],
+    given: new Map(),
+    warnings: [],
+    headers: [],
+    transport: "auto",
+    verifySsl: { kind: "verify" },
+    env: [],
+    passEnvironment: false,
+    namedServers: [],
+    port: 0,
+    host: DEFAULT_HOST,
+    stateless: false,
+    allowOrigins: [],
+    exposeHeaders: [],
+    logLevel: "INFO",
+    debug: false,
+  };
+  let unknownOption: string | undefined;
+  let afterSeparator = false;
+  let i = 0;
+
+  const takeValue = (shownAs: string, what: string): string => {
+    const next = argv[i];
+    if (next === undefined || isKnownOption(next)) throw new UsageError(`${shownAs} expects ${what}`);
+    i++;
+    return next;
+  };
+
+  while (i < argv.length) {
+    const token = argv[i++];
+    if (afterSeparator || !isOptionLike(token)) {
+      collected.positionals.push(token);
+      continue;
+    }
+    if (token === "--") {
+      afterSeparator = true;
+      continue;
+    }
+    const resolved = resolveOption(token);
+    if (resolved === undefined) {
+      // Only the name: a value after `=` may be a secret.
+      unknownOption ??= token.split("=", 1)[0];
+      continue;
+    }
+    const { option, shownAs, inlineValue } = resolved;
+    const values: string[] = [];
+    if (option.arity === "none" || option.arity === "two") {
+      if (inlineValue !== undefined) {
+        const expected = option.arity === "none" ? "takes no value" : "takes two separate values";
+        throw new UsageError(`${shownAs} ${expected}, but was written as ${shownAs}=…`);
+      }
+      if (option.arity === "two") {
+        const what = `two values, ${option.metavars.join(" ")}`;
+        values.push(takeValue(shownAs, what), takeValue(shownAs, what));
+      }
+    } else if (option.arity === "one") {
+      values.push(inlineValue ?? takeValue(shownAs, "a value"));
+    } else if (inlineValue !== undefined) {
+      values.push(inlineValue);
+    } else if (i < argv.length && !argv[i].startsWith("-") && !isHttpUrl(argv[i])) {
+      values.push(argv[i++]);
+    }
+
+    if (!collected.given.has(option.key)) {
+      collected.given.set(option.key, shownAs);
+      if (option.key === "ssePort" || option.key === "sseHost") {
+        collected.warnings.push(`${shownAs} is deprecated, use ${shownAs.replace("--sse-", "--")}`);
+      }
+    }
+    const finished = applyOption(collected, option.key, shownAs, values);
+    if (finished) return finished;
+  }
+
+  if (unknownOption !== undefined) {
+    throw new UsageError(`unrecognized option ${unknownOption}: ${SEPARATOR_HINT}`);
+  }
+  return collected;
+}
+
+/** One warning per option of `scope` that was given although the other mode runs. */
+function ignoredOptionWarnings(collected: Collected, scope: Scope, mode: string): string[] {
+  return [...collected.given]
+    .filter(([key]) => OPTIONS_BY_KEY.get(key)?.scope === scope)
+    .map(([, shownAs]) => `${shownAs} is ignored in ${mode} mode`);
+}
+
+function buildHeaders(pairs: readonly [string, string][], shownAs: string): Record<string, string> {
+  const entries: [string, string][] = [];
+  const indexByLowerName = new Map<string, number>();
+  for (const [name, value] of pairs) {
+    if (!HEADER_NAME.test(name)) {
+      throw new UsageError(`${shownAs} expects an HTTP header name as KEY, got ${quote(name)}`);
+    }
+    if (/[\r\n\0]/.test(value)) {
+      throw new UsageError(`${shownAs} ${name}: the VALUE must not contain line breaks or NUL characters`);
+    }
+    const index = indexByLowerName.get(name.toLowerCase());
+    if (index === undefined) {
+      indexByLowerName.set(name.toLowerCase(), entries.length);
+      entries.push([name, value]);
+    } else {
+      entries[index] = [name, value];
+    }
+  }
+  return Object.fromEntries(entries);
+}
+
+function buildOAuth(collected: Collected): ClientModeOptions["oauth"] {
+  const { clientId, clientSecret, tokenUrl } = collected;
+  if (clientId === undefined && clientSecret === undefined) {
+    if (tokenUrl !== undefined) {
+      throw new UsageError("--token-url needs --client-id and --client-secret as well");
+    }
+    return undefined;
+  }
+  if (clientSecret === undefined) {
+    throw new UsageError("--client-id needs --client-secret as well: OAuth2 client credentials take both");
+  }
+  if (clientId === undefined) {
+    throw new UsageError("--client-secret needs --client-id as well: OAuth2 client credentials take both");
+  }
+  requireNonEmpty(clientId, "--client-id");
+  requireNonEmpty(clientSecret, "--client-secret");
+  if (tokenUrl === undefined) return { clientId, clientSecret };
+  if (!isHttpUrl(tokenUrl) || !URL.canParse(tokenUrl)) {
+    throw new UsageError(`--token-url expects an http:// or https:// URL, got ${quote(tokenUrl)}`);
+  }
+  return { clientId, clientSecret, tokenUrl };
+}
+
+function buildClientMode(
+  collected: Collected,
+  url: string,
+  extraArgs: readonly string[],
+  env: Record<string, string | undefined>,
+  logLevel: LogLevelName,
+): ClientModeOptions {
+  if (extraArgs.length > 0) {
+    throw new UsageError(
+      `client mode takes no arguments after the URL, got ${extraArgs.map(quote).join(" ")}`,
+    );
+  }
+  if (!URL.canParse(url)) throw new UsageError(`${quote(url)} is not a valid URL`);
+  requireNonEmpty(collected.apiAccessToken, "--api-access-token");
+  const apiAccessToken = collected.apiAccessToken ?? (env.API_ACCESS_TOKEN || undefined);
+  const oauth = buildOAuth(collected);
+  return {
+    mode: "client",
+    url,
+    transport: collected.transport,
+    headers: buildHeaders(collected.headers, collected.given.get("headers") ?? "--headers"),
+    ...(apiAccessToken === undefined ? {} : { apiAccessToken }),
+    verifySsl: collected.verifySsl,
+    ...(oauth === undefined ? {} : { oauth }),
+    logLevel,
+    warnings: [...collected.warnings, ...ignoredOptionWarnings(collected, "server", "client")],
+  };
+}
+
+function buildDefaultServerEnv(pairs: readonly [string, string][], shownAs: string): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const [name, value] of pairs) {
+    if (name === "" || /[=\0]/.test(name)) {
+      throw new UsageError(`${shownAs} expects an environment variable name as KEY, got ${quote(name)}`);
+    }
+    if (value.includes("\0")) throw new UsageError(`${shownAs} ${name}: the VALUE must not contain NUL`);
+    env[name] = value;
+  }
+  return env;
+}
+
+function buildNamedServers(definitions: readonly [string, string][], warnings: string[]): StdioServerSpec[] {
+  const servers = new Map<string, StdioServerSpec>();
+  for (const [name, commandString] of definitions) {
+    if (!SERVER_NAME.test(name)) {
+      throw new UsageError(
+        `--named-server expects a NAME usable in the URL /servers/NAME/ (letters, digits, ".", "_", "~", "-", ` +
+          `starting with a letter or digit), got ${quote(name)}`,
+      );
+    }
+    let words: string[];
+    try {
+      words = splitShellWords(commandString);
+    } catch (error) {
+      throw new UsageError(
+        `--named-server ${name}: cannot split COMMAND_STRING: ${(error as Error).message}`,
+      );
+    }
+    const [command, ...args] = words;
+    if (command === undefined || command === "") {
+      throw new UsageError(`--named-server ${name}: COMMAND_STRING is empty, expected a command to run`);
+    }
+    if (servers.has(name)) {
+      warnings.push(
+        `--named-server ${name} is given more than once; the last definition replaces the earlier`,
+      );
+    }
+    servers.set(name, { name, command, args, env: {} });
+  }
+  return [...servers.values()];
+}
+
+function buildServerMode(
+  collected: Collected,
+  positionals: readonly string[],
+  logLevel: LogLevelName,
+): ServerModeOptions {
+  const { given } = collected;
+  const warnings = [...collected.warnings, ...ignoredOptionWarnings(collected, "client", "server")];
+  const [command, ...args] = positionals;
+
+  let defaultServer: StdioServerSpec | undefined;
+  if (command !== undefined) {
+    const env = buildDefaultServerEnv(collected.env, given.get("env") ?? "--env");
+    requireNonEmpty(collected.cwd, "--cwd");
+    const cwd = collected.cwd;
+    defaultServer = { name: "default", command, args, env, ...(cwd === undefined ? {} : { cwd }) };
+  } else {
+    for (const key of ["env", "cwd"] as const) {
+      const shownAs = given.get(key);
+      if (shownAs !== undefined) {
+        warnings.push(
+          `${shownAs} is ignored: it applies only to the default server, and no command was given`,
+        );
+      }
+    }
+  }
+
+  let namedServers: StdioServerSpec[] = [];
+  const namedServerConfig = collected.namedServerConfig;
+  if (namedServerConfig !== undefined) {
+    requireNonEmpty(namedServerConfig, "--named-server-config");
+    if (collected.namedServers.length > 0) {
+      warnings.push("--named-server is ignored because --named-server-config is given");
+    }
+  } else {
+    namedServers = buildNamedServers(collected.namedServers, warnings);
+  }
+
+  if (defaultServer === undefined && namedServers.length === 0 && namedServerConfig === undefined) {
+    throw new UsageError(
+      "nothing to run: give a command, --named-server, --named-server-config, or a URL",
+      1,
+    );
+  }
+
+  requireNonEmpty(collected.host, given.get("host") ?? given.get("sseHost") ?? "--host");
+  collected.allowOrigins.forEach((origin) => requireNonEmpty(origin, "--allow-origin"));
+  const exposeHeaders = [SESSION_ID_HEADER];
+  for (const header of collected.exposeHeaders) {
+    if (!HEADER_NAME.test(header)) {
+      throw new UsageError(`--expose-header expects an HTTP header name, got ${quote(header)}`);
+    }
+    if (!exposeHeaders.some((known) => known.toLowerCase() === header.toLowerCase())) {
+      exposeHeaders.push(header);
+    }
+  }
+
+  return {
+    mode: "server",
+    ...(defaultServer === undefined ? {} : { defaultServer }),
+    namedServers,
+    ...(namedServerConfig === undefined ? {} : { namedServerConfig }),
+    passEnvironment: collected.passEnvironment,
+    host: collected.host,
+    port: collected.port,
+    stateless: collected.stateless,
+    allowOrigins: collected.allowOrigins,
+    exposeHeaders,
+    logLevel,
+    warnings,
+  };
+}
+
+/**
+ * Parses `mcp-proxy`'s command line the way the Python version's argparse setup does, with the
+ * improvements listed in the compatibility reference (repeatable `--allow-origin`, working `--sse-port`,
+ * `--transport auto`, OAuth2 checks, and errors that explain themselves).
+ *
+ * Reads only `env.SSE_URL` (deprecated fallback for the URL) and `env.API_ACCESS_TOKEN` (client mode).
+ * Never prints: remarks go to `warnings`, and the caller prints errors with the usage line.
+ *
+ * @param argv The arguments after the program name, e.g. `Deno.args`.
+ * @param env The environment, e.g. `Deno.env.toObject()`.
+ * @returns What to do: help, version, client mode or server mode, with defaults applied.
+ * @throws {UsageError} With `exitCode` 2 for a malformed command line (unknown option, missing or bad
+ *   value), 1 when there is nothing to run.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { parseCommandLine } from "./parse_command_line.ts";
+ *
+ * const parsed = parseCommandLine(["--port", "8080", "--", "uvx", "mcp-server-fetch", "--flag"], {});
+ * assert.equal(parsed.mode, "server");
+ * if (parsed.mode === "server") {
+ *   assert.equal(parsed.port, 8080);
+ *   assert.deepEqual(parsed.defaultServer?.args, ["mcp-server-fetch", "--flag"]);
+ * }
+ * ```
+ */
+export function parseCommandLine(argv: string[], env: Record<string, string | undefined>): CommandLine {
+  const collected = collect(argv);
+  if (collected === "help") return { mode: "help" };
+  if (collected === "version") return { mode: "version" };
+
+  const logLevel: LogLevelName = collected.debug ? "DEBUG" : collected.logLevel;
+  const [first, ...rest] = collected.positionals;
+  if (first === "") {
+    throw new UsageError("the command is empty: give a command or an http:// or https:// URL");
+  }
+
+  let target = first;
+  if (target === undefined && env.SSE_URL) {
+    if (isHttpUrl(env.SSE_URL)) {
+      target = env.SSE_URL;
+      collected.warnings.push("the SSE_URL environment variable is deprecated, pass the URL as an argument");
+    } else {
+      collected.warnings.push(
+        "the SSE_URL environment variable is ignored: it is not an http:// or https:// URL",
+      );
+    }
+  }
+
+  if (target !== undefined && isHttpUrl(target)) {
+    return buildClientMode(collected, target, rest, env, logLevel);
+  }
+  return buildServerMode(collected, collected.positionals, logLevel);
+}

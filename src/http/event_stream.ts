@@ -1,0 +1,96 @@
+/**
+ * A server-sent-events response body that the proxy writes to as messages arrive, with keep-alive
+ * comments so that idle connections survive intermediaries.
+ *
+ * @module
+ */
+
+const encoder = new TextEncoder();
+
+/** How often an idle stream gets a keep-alive comment, as the Python version does. */
+export const KEEP_ALIVE_MS = 15_000;
+
+/** Options of {@link EventStream}. */
+export interface EventStreamOptions {
+  /** Called once when the stream ends: closed by us, or the client went away. */
+  onClose?: () => void;
+  keepAliveMs?: number;
+}
+
+/**
+ * An SSE stream: `send` an event, `close` it, or learn through `onClose` that the client left.
+ *
+ * @example
+ * ```ts
+ * const stream = new EventStream({ onClose: () => session.close() });
+ * stream.send("endpoint", "/messages/?session_id=…");
+ * return new Response(stream.body, { headers: EVENT_STREAM_HEADERS });
+ * ```
+ */
+export class EventStream {
+  /** The response body. */
+  readonly body: ReadableStream<Uint8Array>;
+  #controller!: ReadableStreamDefaultController<Uint8Array>;
+  #closed = false;
+  #keepAlive: ReturnType<typeof setInterval>;
+  #onClose: (() => void) | undefined;
+
+  constructor(options: EventStreamOptions = {}) {
+    this.#onClose = options.onClose;
+    this.body = new ReadableStream<Uint8Array>({
+      start: (controller) => {
+        this.#controller = controller;
+      },
+      cancel: () => this.#finish(),
+    });
+    this.#keepAlive = setInterval(
+      () => this.#write(`: ping - ${new Date().toISOString()}\n\n`),
+      options.keepAliveMs ?? KEEP_ALIVE_MS,
+    );
+  }
+
+  /** True once the stream ended. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** Sends one event; `data` must not contain a newline (JSON text never does). */
+  send(event: string, data: string): void {
+    this.#write(`event: ${event}\ndata: ${data}\n\n`);
+  }
+
+  /** Ends the stream. */
+  close(): void {
+    if (this.#closed) return;
+    try {
+      this.#controller.close();
+    } catch {
+      // Already errored by the client going away.
+    }
+    this.#finish();
+  }
+
+  #write(text: string): void {
+    if (this.#closed) return;
+    try {
+      this.#controller.enqueue(encoder.encode(text));
+    } catch {
+      this.#finish();
+    }
+  }
+
+  #finish(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    clearInterval(this.#keepAlive);
+    this.#onClose?.();
+  }
+}
+
+/** Response headers of an SSE stream. */
+export const EVENT_STREAM_HEADERS: HeadersInit = {
+  "Content-Type": "text/event-stream",
+  "Cache-Control": "no-cache, no-transform",
+  "Connection": "keep-alive",
+  "X-Accel-Buffering": "no",
+};

@@ -1,0 +1,108 @@
+/**
+ * The legacy HTTP+SSE transport (MCP 2024-11-05) for one shared server: `GET …/sse` opens a session
+ * whose first event, `endpoint`, names the URL to POST messages to; `POST …/messages/?session_id=…`
+ * delivers one message (or a batch) and answers 202; everything for the client comes as `message`
+ * events on the stream.
+ *
+ * @module
+ */
+
+import type { Logger } from "@logtape/logtape";
+import { type JsonRpcMessage, validateMessage } from "../jsonrpc.ts";
+import type { ServerSession, SharedServer } from "../shared_server.ts";
+import { EVENT_STREAM_HEADERS, EventStream } from "./event_stream.ts";
+
+/** Options of {@link legacySseEndpoint}. */
+export interface LegacySseEndpointOptions {
+  /** Path of the messages endpoint as the client must use it, e.g. `/servers/fetch/messages/`. */
+  messagesPath: string;
+  logger: Logger;
+}
+
+/** The handlers of one server's legacy SSE endpoint. */
+export interface LegacySseEndpoint {
+  /** `GET …/sse`. */
+  openStream(request: Request): Response;
+  /** `POST …/messages/?session_id=…`. */
+  postMessage(request: Request): Promise<Response>;
+  /** Ends every open stream (at shutdown). */
+  closeAll(): void;
+  /** Number of open streams. */
+  readonly size: number;
+}
+
+const SESSION_ID = /^[0-9a-f]{32}$/;
+
+function textResponse(status: number, text: string): Response {
+  return new Response(text, { status, headers: { "Content-Type": "text/plain; charset=utf-8" } });
+}
+
+/** Parses a POST body into messages, or says what is wrong with it. */
+function parseMessages(text: string): JsonRpcMessage[] | string {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    return "Could not parse message: the body is not JSON";
+  }
+  const values = Array.isArray(value) ? value : [value];
+  if (values.length === 0) return "Could not parse message: empty batch";
+  const messages: JsonRpcMessage[] = [];
+  for (const item of values) {
+    const message = validateMessage(item);
+    if (typeof message === "string") return `Could not parse message: ${message}`;
+    messages.push(message);
+  }
+  return messages;
+}
+
+/** Creates the legacy SSE endpoint of `server`. */
+export function legacySseEndpoint(
+  server: SharedServer,
+  options: LegacySseEndpointOptions,
+): LegacySseEndpoint {
+  const { messagesPath, logger } = options;
+  const sessions = new Map<string, { stream: EventStream; session: ServerSession }>();
+
+  return {
+    get size() {
+      return sessions.size;
+    },
+
+    openStream(): Response {
+      const id = crypto.randomUUID().replaceAll("-", "");
+      const stream = new EventStream({
+        onClose: () => {
+          sessions.get(id)?.session.close();
+          sessions.delete(id);
+          logger.debug("SSE session {id} of {server} closed", { id, server: server.name });
+        },
+      });
+      const session = server.openSession(
+        { deliver: (message) => stream.send("message", JSON.stringify(message)) },
+        { label: `sse ${id.slice(0, 8)}` },
+      );
+      sessions.set(id, { stream, session });
+      stream.send("endpoint", `${messagesPath}?session_id=${id}`);
+      logger.debug("SSE session {id} of {server} opened", { id, server: server.name });
+      return new Response(stream.body, { headers: EVENT_STREAM_HEADERS });
+    },
+
+    async postMessage(request: Request): Promise<Response> {
+      const id = new URL(request.url).searchParams.get("session_id");
+      if (id === null) return textResponse(400, "session_id is required");
+      const normalized = id.replaceAll("-", "").toLowerCase();
+      if (!SESSION_ID.test(normalized)) return textResponse(400, "Invalid session ID");
+      const entry = sessions.get(normalized);
+      if (entry === undefined) return textResponse(404, "Could not find session");
+      const messages = parseMessages(await request.text());
+      if (typeof messages === "string") return textResponse(400, messages);
+      for (const message of messages) entry.session.handleClientMessage(message);
+      return textResponse(202, "Accepted");
+    },
+
+    closeAll(): void {
+      for (const { stream } of [...sessions.values()]) stream.close();
+    },
+  };
+}

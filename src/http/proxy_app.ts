@@ -1,0 +1,99 @@
+/**
+ * The HTTP surface of server mode, declared in one place: for the default server `/sse`, `/messages/`
+ * and `/mcp`; for each named server the same under `/servers/NAME/`; `/status` for health; CORS when
+ * `--allow-origin` is given.
+ *
+ * @module
+ */
+
+import { Hono } from "hono";
+import { cors } from "hono/cors";
+import type { Logger } from "@logtape/logtape";
+import type { SharedServer } from "../shared_server.ts";
+import { type LegacySseEndpoint, legacySseEndpoint } from "./legacy_sse_endpoint.ts";
+import { type StreamableHttpEndpoint, streamableHttpEndpoint } from "./streamable_http_endpoint.ts";
+
+/** Options of {@link createProxyApp}. */
+export interface ProxyAppOptions {
+  /** The servers to serve; the one named `"default"` is mounted at `/`, the others at `/servers/NAME/`. */
+  servers: SharedServer[];
+  stateless: boolean;
+  /** `--allow-origin` values; empty: no CORS headers at all. */
+  allowOrigins: string[];
+  exposeHeaders: string[];
+  logger: Logger;
+}
+
+/** The app and what shutdown needs from it. */
+export interface ProxyApp {
+  fetch(request: Request): Response | Promise<Response>;
+  /** Ends every open SSE stream and session, so that the HTTP server can stop. */
+  closeAll(): Promise<void>;
+}
+
+/** Where a server's endpoints are mounted: `""` for the default server, `/servers/NAME` otherwise. */
+export function mountPrefix(serverName: string): string {
+  return serverName === "default" ? "" : `/servers/${serverName}`;
+}
+
+/** Builds the Hono app of server mode. */
+export function createProxyApp(options: ProxyAppOptions): ProxyApp {
+  const { logger } = options;
+  const app = new Hono();
+  const endpoints: { sse: LegacySseEndpoint; mcp: StreamableHttpEndpoint }[] = [];
+  let lastActivity = new Date();
+  const touch = () => {
+    lastActivity = new Date();
+  };
+
+  if (options.allowOrigins.length > 0) {
+    app.use(
+      "*",
+      cors({
+        origin: options.allowOrigins.includes("*") ? "*" : options.allowOrigins,
+        allowMethods: ["GET", "POST", "DELETE", "OPTIONS"],
+        exposeHeaders: options.exposeHeaders,
+        maxAge: 86400,
+      }),
+    );
+  }
+
+  app.get("/status", (c) =>
+    c.json({
+      api_last_activity: lastActivity.toISOString(),
+      server_instances: Object.fromEntries(options.servers.map((server) => [server.name, "configured"])),
+    }));
+
+  for (const server of options.servers) {
+    const prefix = mountPrefix(server.name);
+    const sse = legacySseEndpoint(server, { messagesPath: `${prefix}/messages/`, logger });
+    const mcp = streamableHttpEndpoint(server, { stateless: options.stateless, logger });
+    endpoints.push({ sse, mcp });
+    app.get(`${prefix}/sse`, (c) => {
+      touch();
+      return sse.openStream(c.req.raw);
+    });
+    app.post(`${prefix}/messages/`, (c) => sse.postMessage(c.req.raw));
+    app.post(`${prefix}/messages`, (c) => sse.postMessage(c.req.raw));
+    for (const path of [`${prefix}/mcp`, `${prefix}/mcp/`]) {
+      app.all(path, (c) => {
+        touch();
+        return mcp.handle(c.req.raw);
+      });
+    }
+  }
+
+  app.notFound((c) => c.text("Not Found", 404));
+  app.onError((error, c) => {
+    logger.error("HTTP {method} {path} failed: {error}", { method: c.req.method, path: c.req.path, error });
+    return c.text("Internal Server Error", 500);
+  });
+
+  return {
+    fetch: app.fetch,
+    async closeAll() {
+      for (const { sse } of endpoints) sse.closeAll();
+      await Promise.all(endpoints.map(({ mcp }) => mcp.closeAll()));
+    },
+  };
+}

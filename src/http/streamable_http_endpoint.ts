@@ -1,0 +1,164 @@
+/**
+ * The Streamable HTTP transport (`…/mcp`) for one shared server. Each client session is one SDK
+ * `WebStandardStreamableHTTPServerTransport`, which handles the wire rules (Accept and Content-Type
+ * checks, `Mcp-Session-Id`, `MCP-Protocol-Version`, the GET stream, DELETE, keep-alive); its messages are
+ * relayed raw to a session of the {@link SharedServer}.
+ *
+ * Answers stream as SSE so that what belongs to a request (progress, log messages, the server's own
+ * requests) travels on that request's stream before its answer.
+ *
+ * With `stateless`, every POST is a session of its own that ends with its last answer.
+ *
+ * @module
+ */
+
+import type { Logger } from "@logtape/logtape";
+import type { JsonRpcMessage, RequestId } from "../jsonrpc.ts";
+import { type JSONRPCMessage, WebStandardStreamableHTTPServerTransport } from "../mcp_sdk.ts";
+import type { ServerSession, SessionPeer, SharedServer } from "../shared_server.ts";
+import { onStreamEnd } from "../stream_end.ts";
+
+/** Options of {@link streamableHttpEndpoint}. */
+export interface StreamableHttpEndpointOptions {
+  stateless: boolean;
+  logger: Logger;
+}
+
+/** The handler of one server's Streamable HTTP endpoint. */
+export interface StreamableHttpEndpoint {
+  /** Handles POST, GET and DELETE on `…/mcp`. */
+  handle(request: Request): Promise<Response>;
+  /** Ends every session (at shutdown). */
+  closeAll(): Promise<void>;
+  /** Number of open sessions. */
+  readonly size: number;
+}
+
+type Transport = WebStandardStreamableHTTPServerTransport;
+
+function jsonRpcErrorResponse(
+  status: number,
+  code: number,
+  message: string,
+  headers?: HeadersInit,
+): Response {
+  return new Response(JSON.stringify({ jsonrpc: "2.0", error: { code, message }, id: null }), {
+    status,
+    headers: { "Content-Type": "application/json", ...headers },
+  });
+}
+
+/** Joins an SDK transport to a session: what the session delivers goes out through the transport. */
+function transportPeer(transport: Transport, logger: Logger): SessionPeer {
+  return {
+    deliver(message: JsonRpcMessage, relatedRequestId?: RequestId) {
+      transport.send(message as JSONRPCMessage, { relatedRequestId }).catch((error) =>
+        logger.debug("message for a closed stream of session {id} dropped: {error}", {
+          id: transport.sessionId ?? "(stateless)",
+          error,
+        })
+      );
+    },
+    requestAbandoned(clientId: RequestId) {
+      transport.closeSSEStream(clientId);
+    },
+  };
+}
+
+/** Creates the Streamable HTTP endpoint of `server`. */
+export function streamableHttpEndpoint(
+  server: SharedServer,
+  options: StreamableHttpEndpointOptions,
+): StreamableHttpEndpoint {
+  const { logger } = options;
+  const sessions = new Map<string, Transport>();
+  const statelessInFlight = new Set<{ transport: Transport; session: ServerSession }>();
+
+  function connect(transport: Transport, stateless: boolean): ServerSession {
+    const session = server.openSession(transportPeer(transport, logger), {
+      label: stateless ? "mcp (stateless)" : "mcp",
+      stateless,
+    });
+    transport.onmessage = (message) => session.handleClientMessage(message as JsonRpcMessage);
+    transport.onerror = (error) => logger.debug("Streamable HTTP: {error}", { error });
+    return session;
+  }
+
+  async function handleStateful(request: Request): Promise<Response> {
+    const sessionId = request.headers.get("mcp-session-id");
+    if (sessionId !== null) {
+      const transport = sessions.get(sessionId);
+      if (transport === undefined) return jsonRpcErrorResponse(404, -32001, "Session not found");
+      return await transport.handleRequest(request);
+    }
+    if (request.method !== "POST") {
+      return jsonRpcErrorResponse(400, -32000, "Bad Request: Mcp-Session-Id header is required");
+    }
+    const transport: Transport = new WebStandardStreamableHTTPServerTransport({
+      sessionIdGenerator: () => crypto.randomUUID(),
+      onsessioninitialized: (id) => {
+        sessions.set(id, transport);
+        logger.debug("Streamable HTTP session {id} of {server} opened", { id, server: server.name });
+      },
+    });
+    const session = connect(transport, false);
+    transport.onclose = () => {
+      session.close();
+      if (transport.sessionId !== undefined) sessions.delete(transport.sessionId);
+      logger.debug("Streamable HTTP session {id} of {server} closed", {
+        id: transport.sessionId,
+        server: server.name,
+      });
+    };
+    const response = await transport.handleRequest(request);
+    // A first POST that was not an initialize was refused by the transport: nothing to keep.
+    if (transport.sessionId === undefined) await transport.close();
+    return response;
+  }
+
+  async function handleStateless(request: Request): Promise<Response> {
+    if (request.method !== "POST") {
+      return jsonRpcErrorResponse(405, -32000, "Method not allowed: this server is stateless", {
+        Allow: "POST",
+      });
+    }
+    const transport = new WebStandardStreamableHTTPServerTransport({ sessionIdGenerator: undefined });
+    const entry = { transport, session: connect(transport, true) };
+    statelessInFlight.add(entry);
+    const finish = () => {
+      statelessInFlight.delete(entry);
+      entry.session.close();
+      transport.close().catch(() => {});
+    };
+    const response = await transport.handleRequest(request);
+    if (response.body === null) {
+      finish();
+      return response;
+    }
+    return new Response(onStreamEnd(response.body, finish), {
+      status: response.status,
+      statusText: response.statusText,
+      headers: response.headers,
+    });
+  }
+
+  return {
+    get size() {
+      return options.stateless ? statelessInFlight.size : sessions.size;
+    },
+
+    async handle(request: Request): Promise<Response> {
+      try {
+        return options.stateless ? await handleStateless(request) : await handleStateful(request);
+      } catch (error) {
+        logger.error("Streamable HTTP request to {server} failed: {error}", { server: server.name, error });
+        return jsonRpcErrorResponse(500, -32603, "Internal error");
+      }
+    },
+
+    async closeAll(): Promise<void> {
+      const transports = [...sessions.values(), ...[...statelessInFlight].map((entry) => entry.transport)];
+      await Promise.all(transports.map((transport) => transport.close()));
+    },
+  };
+}

@@ -1,0 +1,116 @@
+/**
+ * JSON-RPC 2.0 messages as the proxy relays them: plain objects whose unknown fields are kept as they are.
+ * Only the fields the proxy routes on are typed; everything else passes through untouched.
+ *
+ * @module
+ */
+
+/** A request id. `null` appears only in error responses to unparseable requests. */
+export type RequestId = string | number;
+
+/** A request: has `method` and `id`. */
+export interface JsonRpcRequest {
+  jsonrpc: "2.0";
+  id: RequestId;
+  method: string;
+  params?: Record<string, unknown>;
+  [key: string]: unknown;
+}
+
+/** A notification: has `method`, no `id`. */
+export interface JsonRpcNotification {
+  jsonrpc: "2.0";
+  method: string;
+  params?: Record<string, unknown>;
+  [key: string]: unknown;
+}
+
+/** A response: `result` or `error`, and the id of the request it answers. */
+export interface JsonRpcResponse {
+  jsonrpc: "2.0";
+  id: RequestId | null;
+  result?: Record<string, unknown>;
+  error?: { code: number; message: string; data?: unknown };
+  [key: string]: unknown;
+}
+
+/** Any single JSON-RPC message. */
+export type JsonRpcMessage = JsonRpcRequest | JsonRpcNotification | JsonRpcResponse;
+
+/** Standard and MCP error codes the proxy itself produces. */
+export const ErrorCode = {
+  ParseError: -32700,
+  InvalidRequest: -32600,
+  MethodNotFound: -32601,
+  InternalError: -32603,
+  /** MCP SDK's "connection closed": the server behind the proxy is gone. */
+  ConnectionClosed: -32000,
+} as const;
+
+/** True for a request (method and id). */
+export function isRequest(message: JsonRpcMessage): message is JsonRpcRequest {
+  return "method" in message && "id" in message && message.id !== undefined;
+}
+
+/** True for a notification (method, no id). */
+export function isNotification(message: JsonRpcMessage): message is JsonRpcNotification {
+  return "method" in message && !("id" in message && message.id !== undefined);
+}
+
+/** True for a response (result or error, no method). */
+export function isResponse(message: JsonRpcMessage): message is JsonRpcResponse {
+  return !("method" in message);
+}
+
+/**
+ * Checks that a parsed JSON value is one JSON-RPC 2.0 message and returns it typed, or returns a
+ * sentence saying what is wrong with it.
+ */
+export function validateMessage(value: unknown): JsonRpcMessage | string {
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    return "a JSON-RPC message must be a JSON object";
+  }
+  const message = value as Record<string, unknown>;
+  if (message.jsonrpc !== "2.0") return 'a JSON-RPC message must have "jsonrpc": "2.0"';
+  const id = message.id;
+  const hasId = "id" in message;
+  if (hasId && typeof id !== "string" && typeof id !== "number" && id !== null) {
+    return '"id" must be a string or a number';
+  }
+  if ("method" in message) {
+    if (typeof message.method !== "string") return '"method" must be a string';
+    if (id === null) return 'a request\'s "id" must not be null';
+    const params = message.params;
+    if (params !== undefined && (typeof params !== "object" || params === null)) {
+      return '"params" must be an object or an array';
+    }
+    return message as unknown as JsonRpcMessage;
+  }
+  if (!hasId) return 'a JSON-RPC message needs "method" (request, notification) or "id" (response)';
+  const hasResult = "result" in message;
+  const hasError = "error" in message;
+  if (hasResult === hasError) return 'a response must have exactly one of "result" and "error"';
+  if (hasError) {
+    const error = message.error as Record<string, unknown> | null;
+    if (typeof error !== "object" || error === null || typeof error.code !== "number") {
+      return '"error" must be an object with a numeric "code"';
+    }
+  }
+  return message as unknown as JsonRpcMessage;
+}
+
+/** Builds an error response to the request with `id`. */
+export function errorResponse(
+  id: RequestId | null,
+  code: number,
+  message: string,
+  data?: unknown,
+): JsonRpcResponse {
+  const error = data === undefined ? { code, message } : { code, message, data };
+  return { jsonrpc: "2.0", id, error };
+}
+
+/** Builds a result response to the request with `id`. */
+export function resultResponse(id: RequestId, result: Record<string, unknown>): JsonRpcResponse {
+  return { jsonrpc: "2.0", id, result };
+}

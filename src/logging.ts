@@ -1,0 +1,85 @@
+/**
+ * Logging to stderr, never stdout: in client mode stdout carries the MCP messages.
+ *
+ * Two streams of lines share stderr: the proxy's own log (category `mcp-proxy`, filtered by
+ * `--log-level`), and what each child server writes to its stderr (category `server-stderr`), passed
+ * through at every level, each line prefixed with the server's name.
+ *
+ * @module
+ */
+
+import { configureSync, getLogger, type Logger, type LogLevel, type LogRecord } from "@logtape/logtape";
+import type { LogLevelName } from "./cli/command_line.ts";
+
+const LEVELS: Record<LogLevelName, LogLevel> = {
+  DEBUG: "debug",
+  INFO: "info",
+  WARNING: "warning",
+  ERROR: "error",
+  CRITICAL: "fatal",
+};
+
+const LEVEL_LABELS: Record<LogLevel, string> = {
+  trace: "TRACE",
+  debug: "DEBUG",
+  info: "INFO",
+  warning: "WARNING",
+  error: "ERROR",
+  fatal: "CRITICAL",
+};
+
+const encoder = new TextEncoder();
+
+function renderValue(value: unknown): string {
+  if (typeof value === "string") return value;
+  if (value instanceof Error) return value.message;
+  return Deno.inspect(value, { colors: false, depth: 4, breakLength: Infinity });
+}
+
+function renderMessage(record: LogRecord): string {
+  let text = "";
+  for (let i = 0; i < record.message.length; i++) {
+    text += i % 2 === 0 ? record.message[i] as string : renderValue(record.message[i]);
+  }
+  return text;
+}
+
+/** Formats a record as one line: child output as `[name] text`, the proxy's own as `time LEVEL text`. */
+function formatLine(record: LogRecord): string {
+  if (record.category[0] === "server-stderr") return `[${record.category[1]}] ${renderMessage(record)}\n`;
+  const time = new Date(record.timestamp).toISOString();
+  return `${time} ${LEVEL_LABELS[record.level].padEnd(8)} ${renderMessage(record)}\n`;
+}
+
+/** Writes the whole buffer to stderr; a closed stderr is not the proxy's problem. */
+function writeStderr(bytes: Uint8Array): void {
+  try {
+    let written = 0;
+    while (written < bytes.length) written += Deno.stderr.writeSync(bytes.subarray(written));
+  } catch {
+    // stderr closed or broken: nowhere left to report it.
+  }
+}
+
+/** Sets up logging for the whole process; call once, before anything logs. */
+export function setupLogging(level: LogLevelName): void {
+  configureSync({
+    reset: true,
+    sinks: { stderr: (record: LogRecord) => writeStderr(encoder.encode(formatLine(record))) },
+    loggers: [
+      { category: "mcp-proxy", lowestLevel: LEVELS[level], sinks: ["stderr"] },
+      { category: "server-stderr", lowestLevel: "trace", sinks: ["stderr"] },
+      { category: ["logtape", "meta"], lowestLevel: "warning", sinks: ["stderr"] },
+    ],
+  });
+}
+
+/** The proxy's logger for one part of it, e.g. `proxyLogger("http")`. */
+export function proxyLogger(...subcategory: string[]): Logger {
+  return getLogger(["mcp-proxy", ...subcategory]);
+}
+
+/** The logger that passes through the stderr lines of the server named `name`. */
+export function serverStderrLogger(name: string): Logger {
+  return getLogger(["server-stderr", name]);
+}

@@ -1,0 +1,288 @@
+/**
+ * `--named-server-config FILE`: the JSON file that lists named stdio servers, in the format Claude
+ * Desktop and the Python mcp-proxy use (`{"mcpServers": {"NAME": {"command": …}}}`).
+ *
+ * A file that cannot be used at all is a {@linkcode ConfigError}; a single bad entry is only a warning
+ * and is skipped, so one typo does not take the other servers down.
+ *
+ * @module
+ */
+
+import type { StdioServerSpec } from "./cli/command_line.ts";
+
+/** What a readable config file yields: the servers to run and why any entry was left out. */
+export interface NamedServerConfig {
+  /** The usable, enabled entries, in file order. */
+  servers: StdioServerSpec[];
+  /** One message per skipped entry, naming the file, the entry and the reason; the caller logs them. */
+  warnings: string[];
+}
+
+/** A config file that cannot be used at all: the caller prints `message` and exits with status 1. */
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "ConfigError";
+  }
+}
+
+// Names become part of URLs (`/servers/NAME/`), so they are limited to characters that need no escaping.
+const SERVER_NAME = /^[A-Za-z0-9][A-Za-z0-9._~-]*$/;
+const MAX_SHOWN_VALUE_LENGTH = 60;
+
+/** A bad value as it appeared in the file, shortened so that a warning stays one readable line. */
+function describe(value: unknown): string {
+  const json = JSON.stringify(value) ?? String(value);
+  return json.length > MAX_SHOWN_VALUE_LENGTH ? `${json.slice(0, MAX_SHOWN_VALUE_LENGTH - 1)}…` : json;
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+/**
+ * Offset of the first syntax error in `text`, which `JSON.parse` has rejected, for the errors V8
+ * reports without a position ("Unexpected token … is not valid JSON", "Unexpected end of JSON input").
+ */
+function scanForJsonError(text: string): number {
+  let at = 0;
+  const skipWhitespace = () => {
+    while (" \t\n\r".includes(text[at] ?? "x")) at++;
+  };
+  const literal = (word: string): boolean => {
+    for (const char of word) {
+      if (text[at] !== char) return false;
+      at++;
+    }
+    return true;
+  };
+  const number = (): boolean => {
+    const pattern = /-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?/y;
+    pattern.lastIndex = at;
+    if (!pattern.test(text)) return false;
+    at = pattern.lastIndex;
+    return true;
+  };
+  const string = (): boolean => {
+    at++;
+    for (;;) {
+      const char = text[at];
+      if (char === undefined || char < " ") return false;
+      if (char === '"') {
+        at++;
+        return true;
+      }
+      if (char !== "\\") {
+        at++;
+      } else if ('"\\/bfnrt'.includes(text[at + 1] ?? "x")) {
+        at += 2;
+      } else if (/^u[0-9a-fA-F]{4}$/.test(text.slice(at + 1, at + 6))) {
+        at += 6;
+      } else {
+        at++;
+        return false;
+      }
+    }
+  };
+  const sequence = (close: "]" | "}", item: () => boolean): boolean => {
+    at++;
+    skipWhitespace();
+    if (text[at] === close) {
+      at++;
+      return true;
+    }
+    for (;;) {
+      if (!item()) return false;
+      skipWhitespace();
+      if (text[at] === close) {
+        at++;
+        return true;
+      }
+      if (text[at] !== ",") return false;
+      at++;
+    }
+  };
+  const member = (): boolean => {
+    skipWhitespace();
+    if (text[at] !== '"' || !string()) return false;
+    skipWhitespace();
+    if (text[at] !== ":") return false;
+    at++;
+    return value();
+  };
+  const value = (): boolean => {
+    skipWhitespace();
+    switch (text[at]) {
+      case "{":
+        return sequence("}", member);
+      case "[":
+        return sequence("]", value);
+      case '"':
+        return string();
+      case "t":
+        return literal("true");
+      case "f":
+        return literal("false");
+      case "n":
+        return literal("null");
+      default:
+        return number();
+    }
+  };
+
+  value();
+  return at;
+}
+
+function parseJson(text: string, fileName: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch (error) {
+    const message = error instanceof Error ? error.message : String(error);
+    const reported = / at position (\d+)/.exec(message);
+    const offset = reported ? Number(reported[1]) : scanForJsonError(text);
+    const lines = text.slice(0, offset).split("\n");
+    const position = `line ${lines.length}, column ${lines[lines.length - 1].length + 1}`;
+    // Our position replaces V8's, and the echo of the text is noise in a one-line message.
+    const reason = message.replace(/ at position \d+.*$/s, "").replace(/ in JSON$/, "")
+      .replace(/, (?:\.\.\.)?".*" is not valid JSON$/s, "");
+    throw new ConfigError(`${fileName} is not valid JSON: ${reason} at ${position}`);
+  }
+}
+
+/** Why `enabled`/`disabled` switch the entry off, or `undefined` when it is on. */
+function disabledBy(entry: Record<string, unknown>): string | undefined {
+  if (entry.enabled === false) return '"enabled": false';
+  if (entry.disabled === true) return '"disabled": true';
+  return undefined;
+}
+
+/** The entry as a server spec, or the reason it cannot be one (the first problem found). */
+function toServerSpec(name: string, entry: Record<string, unknown>): StdioServerSpec | string {
+  for (const flag of ["enabled", "disabled"]) {
+    if (flag in entry && typeof entry[flag] !== "boolean") {
+      return `"${flag}" must be true or false, got ${describe(entry[flag])}`;
+    }
+  }
+  if (!SERVER_NAME.test(name)) {
+    return `the name must match ${SERVER_NAME.source} because it becomes part of the URL /servers/NAME/`;
+  }
+  if ("transportType" in entry && entry.transportType !== "stdio") {
+    return `"transportType" is ${describe(entry.transportType)}, but only "stdio" servers are supported`;
+  }
+
+  const { command, args = [], env = {}, cwd } = entry;
+  if (command === undefined) return `"command" must be a non-empty string, but it is missing`;
+  if (typeof command !== "string" || command.trim() === "") {
+    return `"command" must be a non-empty string, got ${describe(command)}`;
+  }
+  if (!Array.isArray(args) || !args.every((arg): arg is string => typeof arg === "string")) {
+    return `"args" must be a list of strings, got ${describe(args)}`;
+  }
+  if (!isObject(env)) return `"env" must be an object of string values, got ${describe(env)}`;
+  const badVariable = Object.entries(env).find(([, value]) => typeof value !== "string");
+  if (badVariable) {
+    return `"env" must be an object of string values, but ${describe(badVariable[0])} is ${
+      describe(badVariable[1])
+    }`;
+  }
+  if (cwd !== undefined && (typeof cwd !== "string" || cwd === "")) {
+    return `"cwd" must be a non-empty string, got ${describe(cwd)}`;
+  }
+
+  return {
+    name,
+    command,
+    args: [...args],
+    env: Object.fromEntries(Object.entries(env)) as Record<string, string>,
+    ...(cwd === undefined ? {} : { cwd }),
+  };
+}
+
+/**
+ * Validates the text of a named-server config file. Pure: `fileName` is only used in messages.
+ *
+ * Entries are taken in file order (except that names which are array indices, like `"7"`, come first:
+ * JavaScript orders object keys that way). `timeout` and unknown keys are ignored; `cwd` is an
+ * extension of ours. A disabled entry (`"enabled": false` or `"disabled": true`), an entry whose
+ * `transportType` is not `"stdio"`, and an entry with a bad field are skipped with a warning.
+ *
+ * @throws {ConfigError} The text is empty, not JSON, not an object, or has no `mcpServers` object.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { parseNamedServerConfig } from "./named_server_config.ts";
+ *
+ * const { servers, warnings } = parseNamedServerConfig(
+ *   '{"mcpServers": {"fetch": {"command": "uvx", "args": ["mcp-server-fetch"]}, "time": {"args": []}}}',
+ *   "servers.json",
+ * );
+ * assert.deepEqual(servers, [{ name: "fetch", command: "uvx", args: ["mcp-server-fetch"], env: {} }]);
+ * assert.deepEqual(warnings, [
+ *   'servers.json: server "time": "command" must be a non-empty string, but it is missing; skipped',
+ * ]);
+ * ```
+ */
+export function parseNamedServerConfig(text: string, fileName: string): NamedServerConfig {
+  // Editors on Windows like to start UTF-8 files with a byte-order mark, which JSON.parse rejects.
+  const json = text.startsWith("\uFEFF") ? text.slice(1) : text;
+  if (json.trim() === "") {
+    throw new ConfigError(`${fileName} is empty; expected a JSON object with an "mcpServers" object`);
+  }
+  const config = parseJson(json, fileName);
+  if (!isObject(config)) {
+    throw new ConfigError(`${fileName} must hold a JSON object at the top level, got ${describe(config)}`);
+  }
+  const entries = config.mcpServers;
+  if (!isObject(entries)) {
+    const got = "mcpServers" in config ? `; "mcpServers" is ${describe(entries)}` : "";
+    throw new ConfigError(`${fileName} has no "mcpServers" object${got}`);
+  }
+
+  const servers: StdioServerSpec[] = [];
+  const warnings: string[] = [];
+  for (const [name, entry] of Object.entries(entries)) {
+    const where = `${fileName}: server ${describe(name)}`;
+    if (!isObject(entry)) {
+      warnings.push(`${where} must be an object, got ${describe(entry)}; skipped`);
+      continue;
+    }
+    // Checked before the fields: an entry is often switched off precisely because it is incomplete.
+    const switchedOffBy = disabledBy(entry);
+    if (switchedOffBy) {
+      warnings.push(`${where} is disabled (${switchedOffBy}), skipped`);
+      continue;
+    }
+    const spec = toServerSpec(name, entry);
+    if (typeof spec === "string") {
+      warnings.push(`${where}: ${spec}; skipped`);
+      continue;
+    }
+    servers.push(spec);
+  }
+  return { servers, warnings };
+}
+
+/**
+ * Reads and validates a named-server config file; see {@linkcode parseNamedServerConfig}.
+ *
+ * @throws {ConfigError} The file cannot be read, or its content is unusable as a whole.
+ *
+ * @example
+ * ```ts ignore
+ * import { loadNamedServerConfig } from "./named_server_config.ts";
+ *
+ * const { servers, warnings } = await loadNamedServerConfig("servers.json");
+ * ```
+ */
+export async function loadNamedServerConfig(path: string): Promise<NamedServerConfig> {
+  let text: string;
+  try {
+    text = await Deno.readTextFile(path);
+  } catch (error) {
+    const reason = error instanceof Error ? error.message : String(error);
+    throw new ConfigError(`cannot read named-server config ${path}: ${reason}`);
+  }
+  return parseNamedServerConfig(text, path);
+}

@@ -1,0 +1,167 @@
+/**
+ * Server mode: spawn the configured stdio MCP servers, share each among its HTTP sessions, serve them
+ * over legacy SSE and Streamable HTTP on one port, and stop it all on request.
+ *
+ * @module
+ */
+
+import type { ServerModeOptions, StdioServerSpec } from "./cli/command_line.ts";
+import { UsageError } from "./cli/command_line.ts";
+import { buildChildEnvironment } from "./child_environment.ts";
+import { createProxyApp, mountPrefix, type ProxyApp } from "./http/proxy_app.ts";
+import { proxyLogger } from "./logging.ts";
+import { SUPPORTED_PROTOCOL_VERSIONS } from "./mcp_sdk.ts";
+import { loadNamedServerConfig } from "./named_server_config.ts";
+import { SharedServer } from "./shared_server.ts";
+import { StdioServerProcess } from "./stdio_server_process.ts";
+
+const logger = proxyLogger("server");
+
+/** The HTTP server could not bind its address; `message` is one line for the user. */
+export class ListenError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "ListenError";
+  }
+}
+
+/** A running server mode. */
+export interface ServerModeHandle {
+  /** The bound address, with the real port when `--port 0` was given. */
+  readonly address: Deno.NetAddr;
+  /** Base URL of each server by name, e.g. `{ default: "http://127.0.0.1:8080" }`. */
+  readonly baseUrls: Record<string, string>;
+  /** Stops accepting, ends every session, stops every child. */
+  shutdown(): Promise<void>;
+}
+
+interface RunningServer {
+  shared: SharedServer;
+  process: StdioServerProcess;
+}
+
+async function collectSpecs(options: ServerModeOptions): Promise<StdioServerSpec[]> {
+  const specs: StdioServerSpec[] = [];
+  if (options.defaultServer !== undefined) specs.push(options.defaultServer);
+  if (options.namedServerConfig !== undefined) {
+    const config = await loadNamedServerConfig(options.namedServerConfig);
+    for (const warning of config.warnings) logger.warn("{warning}", { warning });
+    specs.push(...config.servers);
+  } else {
+    specs.push(...options.namedServers);
+  }
+  if (specs.length === 0) {
+    throw new UsageError("no server to run: the config file enables no server and no command was given", 1);
+  }
+  return specs;
+}
+
+function startServer(
+  spec: StdioServerSpec,
+  options: ServerModeOptions,
+  isStopping: () => boolean,
+): RunningServer {
+  const env = buildChildEnvironment({
+    parentEnv: Deno.env.toObject(),
+    platform: Deno.build.os === "windows" ? "windows" : "posix",
+    passEnvironment: options.passEnvironment,
+    extra: spec.env,
+  });
+  // The shared server and the process refer to each other; the process exists before any message flows.
+  const shared = new SharedServer({
+    name: spec.name,
+    sendToChild: (message) => process.send(message),
+    logger,
+    supportedProtocolVersions: SUPPORTED_PROTOCOL_VERSIONS,
+  });
+  const process = StdioServerProcess.spawn({
+    spec,
+    env,
+    onMessage: (message) => shared.handleChildMessage(message),
+    logger,
+  });
+  logger.info("started server {name}: {command} (pid {pid})", {
+    name: spec.name,
+    command: [spec.command, ...spec.args].join(" "),
+    pid: process.pid,
+  });
+  process.exited.then((status) => {
+    const reason = status.signal !== null ? `killed by ${status.signal}` : `exited with code ${status.code}`;
+    shared.childStopped(reason);
+    if (!isStopping()) logger.error("server {name} {reason}", { name: spec.name, reason });
+  });
+  return { shared, process };
+}
+
+function formatHost(hostname: string): string {
+  return hostname.includes(":") ? `[${hostname}]` : hostname;
+}
+
+function listen(options: ServerModeOptions, handler: Deno.ServeHandler): Deno.HttpServer<Deno.NetAddr> {
+  try {
+    return Deno.serve({ hostname: options.host, port: options.port, onListen: () => {} }, handler);
+  } catch (error) {
+    const where = `${formatHost(options.host)}:${options.port}`;
+    if (error instanceof Deno.errors.AddrInUse) {
+      throw new ListenError(`cannot listen on ${where}: the port is already in use (choose another --port)`);
+    }
+    if (error instanceof Deno.errors.AddrNotAvailable) {
+      throw new ListenError(`cannot listen on ${where}: no such address on this machine (check --host)`);
+    }
+    throw new ListenError(`cannot listen on ${where}: ${error instanceof Error ? error.message : error}`);
+  }
+}
+
+/**
+ * Starts server mode. Throws `ConfigError` (bad config file), `SpawnError` (a server cannot start),
+ * `ListenError` (address in use) or `UsageError` (nothing to run); anything started is stopped first.
+ */
+export async function startServerMode(options: ServerModeOptions): Promise<ServerModeHandle> {
+  const specs = await collectSpecs(options);
+  let stopping = false;
+  const servers: RunningServer[] = [];
+  const stopChildren = () => Promise.all(servers.map(({ process }) => process.shutdown()));
+  let app: ProxyApp;
+  let httpServer: Deno.HttpServer<Deno.NetAddr>;
+  try {
+    for (const spec of specs) servers.push(startServer(spec, options, () => stopping));
+    app = createProxyApp({
+      servers: servers.map(({ shared }) => shared),
+      stateless: options.stateless,
+      allowOrigins: options.allowOrigins,
+      exposeHeaders: options.exposeHeaders,
+      logger: proxyLogger("http"),
+    });
+    httpServer = listen(options, app.fetch);
+  } catch (error) {
+    stopping = true;
+    await stopChildren();
+    throw error;
+  }
+
+  const address = httpServer.addr;
+  const origin = `http://${formatHost(address.hostname)}:${address.port}`;
+  const baseUrls: Record<string, string> = {};
+  for (const { shared } of servers) {
+    const base = origin + mountPrefix(shared.name);
+    baseUrls[shared.name] = base;
+    logger.info("server {name}: SSE {base}/sse  Streamable HTTP {base}/mcp", { name: shared.name, base });
+  }
+  logger.info("status: {origin}/status", { origin });
+
+  return {
+    address,
+    baseUrls,
+    async shutdown() {
+      if (stopping) return;
+      stopping = true;
+      logger.info("shutting down");
+      await app.closeAll();
+      const httpStopped = httpServer.shutdown();
+      await Promise.all([
+        Promise.race([httpStopped, new Promise((resolve) => setTimeout(resolve, 3000))]),
+        stopChildren(),
+      ]);
+    },
+  };
+}

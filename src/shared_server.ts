@@ -1,0 +1,535 @@
+/**
+ * One stdio MCP server shared by many client sessions, as if each client had it alone.
+ *
+ * The child sees one client: requests from every session reach it with ids the proxy assigns, and each
+ * answer goes back to the session that asked, under that session's own id. Progress tokens and
+ * cancellations are mapped the same way. The first `initialize` reaches the child; later sessions get
+ * the child's own InitializeResult. Requests the child sends (sampling, elicitation, roots, ping) go to
+ * the session most likely to own them, and their answers come back under the child's id.
+ *
+ * This module does no I/O: the child is a `sendToChild` function and each session a {@link SessionPeer},
+ * so the whole routing logic is unit-tested without processes or sockets.
+ *
+ * @module
+ */
+
+import type { Logger } from "@logtape/logtape";
+import {
+  ErrorCode,
+  errorResponse,
+  isNotification,
+  isRequest,
+  type JsonRpcMessage,
+  type JsonRpcNotification,
+  type JsonRpcRequest,
+  type JsonRpcResponse,
+  type RequestId,
+  resultResponse,
+} from "./jsonrpc.ts";
+
+/** The client side of one session: how messages reach that client. */
+export interface SessionPeer {
+  /**
+   * Delivers a message to the client. `relatedRequestId` is the client's own id of the request the
+   * message belongs to (an answer, or progress and server requests made while that request runs), so
+   * that Streamable HTTP can send it on that request's stream.
+   */
+  deliver(message: JsonRpcMessage, relatedRequestId?: RequestId): void;
+  /**
+   * The client cancelled its request `clientId`: no answer will come, so whatever waits for one (an
+   * HTTP response stream) can end.
+   */
+  requestAbandoned?(clientId: RequestId): void;
+}
+
+/** Options of {@link SharedServer}. */
+export interface SharedServerOptions {
+  /** The server's name, for logs and error messages. */
+  name: string;
+  /** Writes one message to the child. */
+  sendToChild(message: JsonRpcMessage): void;
+  logger: Logger;
+  /**
+   * Protocol versions a later session may keep when it asks for one other than the child agreed with
+   * the first session (the child, an SDK server, would have agreed to it too).
+   */
+  supportedProtocolVersions: readonly string[];
+}
+
+/** Options of {@link SharedServer.openSession}. */
+export interface SessionOptions {
+  /** Short label for logs, e.g. `"sse 3f2a…"`. */
+  label: string;
+  /**
+   * A stateless session never sends `initialize`: it counts as initialized, may receive the child's
+   * requests whatever its capabilities, and an answer to such a request may arrive on another stateless
+   * session (each HTTP request is its own session).
+   */
+  stateless?: boolean;
+}
+
+/** A request forwarded to the child, waiting for its answer. */
+interface PendingChildRequest {
+  session: ServerSession | undefined;
+  clientId: RequestId;
+  isInitialize: boolean;
+  /** The client's progress token, replaced by the proxy id on the way to the child. */
+  clientProgressToken?: string | number;
+}
+
+/** A request the child sent to a session, waiting for the client's answer. */
+interface PendingServerRequest {
+  session: ServerSession;
+  childId: RequestId;
+}
+
+/** Client capability that a server→client request needs, by method. */
+const REQUIRED_CAPABILITY: Record<string, string> = {
+  "sampling/createMessage": "sampling",
+  "elicitation/create": "elicitation",
+  "roots/list": "roots",
+};
+
+/** The error every request gets while the child is not running. */
+function notRunningError(name: string, reason: string): { code: number; message: string } {
+  return { code: ErrorCode.ConnectionClosed, message: `MCP server "${name}" is not running (${reason})` };
+}
+
+/** One stdio MCP server and the sessions that share it. See the module documentation. */
+export class SharedServer {
+  readonly name: string;
+  readonly #sendToChild: (message: JsonRpcMessage) => void;
+  readonly #logger: Logger;
+  readonly #supportedProtocolVersions: readonly string[];
+  readonly #sessions = new Set<ServerSession>();
+  readonly #pendingChildRequests = new Map<number, PendingChildRequest>();
+  readonly #pendingServerRequests = new Map<number, PendingServerRequest>();
+  #nextChildRequestId = 1;
+  #nextServerRequestId = 1;
+  #nextSessionSeq = 1;
+  /** Grows with every client message: orders sessions by recent activity. */
+  #clock = 0;
+  #initializeResult: Record<string, unknown> | undefined;
+  #initializeInFlight = false;
+  #initializeWaiters: { session: ServerSession; request: JsonRpcRequest }[] = [];
+  #initializedNotificationSent = false;
+  #downReason: string | undefined;
+
+  constructor(options: SharedServerOptions) {
+    this.name = options.name;
+    this.#sendToChild = options.sendToChild;
+    this.#logger = options.logger;
+    this.#supportedProtocolVersions = options.supportedProtocolVersions;
+  }
+
+  /** Number of open sessions. */
+  get sessionCount(): number {
+    return this.#sessions.size;
+  }
+
+  /** Number of requests forwarded to the child and not yet answered. */
+  get pendingRequestCount(): number {
+    return this.#pendingChildRequests.size;
+  }
+
+  /** Opens a session whose messages reach the client through `peer`. */
+  openSession(peer: SessionPeer, options: SessionOptions): ServerSession {
+    const session = new ServerSession(this, peer, this.#nextSessionSeq++, options);
+    this.#sessions.add(session);
+    return session;
+  }
+
+  /**
+   * The child is gone: every request waiting for it is answered with an error at once, and new requests
+   * are refused until {@link childStarted}. A new child must be initialized again.
+   */
+  childStopped(reason: string): void {
+    this.#downReason = reason;
+    const error = notRunningError(this.name, reason);
+    for (const [proxyId, pending] of this.#pendingChildRequests) {
+      this.#pendingChildRequests.delete(proxyId);
+      pending.session?.forgetRequest(pending.clientId);
+      pending.session?.deliver(errorResponse(pending.clientId, error.code, error.message), pending.clientId);
+    }
+    for (const { session, request } of this.#initializeWaiters) {
+      session.deliver(errorResponse(request.id, error.code, error.message), request.id);
+    }
+    this.#initializeWaiters = [];
+    for (const [proxyId, pending] of this.#pendingServerRequests) {
+      this.#pendingServerRequests.delete(proxyId);
+      pending.session.deliver({
+        jsonrpc: "2.0",
+        method: "notifications/cancelled",
+        params: { requestId: proxyId, reason: `MCP server "${this.name}" stopped` },
+      });
+    }
+    this.#initializeResult = undefined;
+    this.#initializeInFlight = false;
+    this.#initializedNotificationSent = false;
+  }
+
+  /** A (new) child is running and accepts messages. */
+  childStarted(): void {
+    this.#downReason = undefined;
+  }
+
+  /** Routes one message the child wrote. */
+  handleChildMessage(message: JsonRpcMessage): void {
+    if (isRequest(message)) this.#routeServerRequest(message);
+    else if (isNotification(message)) this.#routeServerNotification(message);
+    else this.#routeChildResponse(message as JsonRpcResponse);
+  }
+
+  // ---- client → child -------------------------------------------------------------------------
+
+  /** Called by {@link ServerSession.handleClientMessage} for requests. */
+  forwardRequest(session: ServerSession, request: JsonRpcRequest): void {
+    session.touch(++this.#clock);
+    if (request.method === "initialize") {
+      session.recordInitialize(request.params);
+      if (this.#initializeResult !== undefined) {
+        this.#answerInitialize(session, request, this.#initializeResult);
+        return;
+      }
+      if (this.#initializeInFlight) {
+        this.#initializeWaiters.push({ session, request });
+        return;
+      }
+    }
+    if (this.#downReason !== undefined) {
+      const error = notRunningError(this.name, this.#downReason);
+      session.deliver(errorResponse(request.id, error.code, error.message), request.id);
+      return;
+    }
+    const proxyId = this.#nextChildRequestId++;
+    const isInitialize = request.method === "initialize";
+    if (isInitialize) this.#initializeInFlight = true;
+    const pending: PendingChildRequest = { session, clientId: request.id, isInitialize };
+    let forwarded: JsonRpcRequest = { ...request, id: proxyId };
+    const meta = request.params?._meta as Record<string, unknown> | undefined;
+    const progressToken = meta?.progressToken;
+    if (typeof progressToken === "string" || typeof progressToken === "number") {
+      pending.clientProgressToken = progressToken;
+      forwarded = { ...forwarded, params: { ...request.params, _meta: { ...meta, progressToken: proxyId } } };
+    }
+    this.#pendingChildRequests.set(proxyId, pending);
+    session.rememberRequest(request.id, proxyId, this.#clock);
+    this.#sendToChild(forwarded);
+  }
+
+  /** Called by {@link ServerSession.handleClientMessage} for notifications. */
+  forwardNotification(session: ServerSession, notification: JsonRpcNotification): void {
+    session.touch(++this.#clock);
+    if (notification.method === "notifications/initialized") {
+      if (this.#initializedNotificationSent) return;
+      this.#initializedNotificationSent = true;
+    } else if (notification.method === "notifications/cancelled") {
+      const clientId = notification.params?.requestId as RequestId | undefined;
+      const proxyId = clientId === undefined ? undefined : session.proxyIdOf(clientId);
+      if (proxyId === undefined) {
+        this.#logger.debug("{session}: cancellation of unknown request {id} dropped", {
+          session: session.label,
+          id: clientId,
+        });
+        return;
+      }
+      // The client ignores any later answer, and an SDK server sends none: forget the request now.
+      this.#pendingChildRequests.delete(proxyId);
+      session.forgetRequest(clientId!);
+      const forwarded = { ...notification, params: { ...notification.params, requestId: proxyId } };
+      if (this.#downReason === undefined) this.#sendToChild(forwarded);
+      session.abandon(clientId!);
+      return;
+    }
+    if (this.#downReason === undefined) this.#sendToChild(notification);
+  }
+
+  /** Called by {@link ServerSession.handleClientMessage} for answers to the child's requests. */
+  forwardResponse(session: ServerSession, response: JsonRpcResponse): void {
+    session.touch(++this.#clock);
+    const proxyId = response.id;
+    const pending = typeof proxyId === "number" ? this.#pendingServerRequests.get(proxyId) : undefined;
+    if (pending === undefined || (pending.session !== session && !pending.session.stateless)) {
+      this.#logger.debug("{session}: answer to unknown request {id} dropped", {
+        session: session.label,
+        id: proxyId,
+      });
+      return;
+    }
+    this.#pendingServerRequests.delete(proxyId as number);
+    pending.session.forgetServerRequest(proxyId as number);
+    if (this.#downReason === undefined) this.#sendToChild({ ...response, id: pending.childId });
+  }
+
+  /** Called by {@link ServerSession.close}: cancels what the session left running at the child. */
+  sessionClosed(session: ServerSession, inFlight: Iterable<number>, serverRequests: Iterable<number>): void {
+    this.#sessions.delete(session);
+    this.#initializeWaiters = this.#initializeWaiters.filter((waiter) => waiter.session !== session);
+    for (const proxyId of inFlight) {
+      const pending = this.#pendingChildRequests.get(proxyId);
+      // An initialize keeps running: its result is cached for the sessions that come next.
+      if (pending === undefined || pending.isInitialize) continue;
+      this.#pendingChildRequests.delete(proxyId);
+      if (this.#downReason === undefined) {
+        this.#sendToChild({
+          jsonrpc: "2.0",
+          method: "notifications/cancelled",
+          params: { requestId: proxyId, reason: "The client session closed" },
+        });
+      }
+    }
+    for (const proxyId of serverRequests) {
+      const pending = this.#pendingServerRequests.get(proxyId);
+      if (pending === undefined) continue;
+      this.#pendingServerRequests.delete(proxyId);
+      if (this.#downReason === undefined) {
+        this.#sendToChild(
+          errorResponse(
+            pending.childId,
+            ErrorCode.InternalError,
+            "The client session closed before answering",
+          ),
+        );
+      }
+    }
+  }
+
+  // ---- child → client -------------------------------------------------------------------------
+
+  #routeChildResponse(response: JsonRpcResponse): void {
+    const proxyId = response.id;
+    const pending = typeof proxyId === "number" ? this.#pendingChildRequests.get(proxyId) : undefined;
+    if (pending === undefined) {
+      this.#logger.debug("answer {id} from {server} matches no waiting request; dropped", {
+        id: proxyId,
+        server: this.name,
+      });
+      return;
+    }
+    this.#pendingChildRequests.delete(proxyId as number);
+    pending.session?.forgetRequest(pending.clientId);
+    if (pending.isInitialize) {
+      if (response.result !== undefined) pending.session?.markInitialized();
+      this.#settleInitialize(response);
+    }
+    pending.session?.deliver({ ...response, id: pending.clientId }, pending.clientId);
+  }
+
+  #settleInitialize(response: JsonRpcResponse): void {
+    this.#initializeInFlight = false;
+    const waiters = this.#initializeWaiters;
+    this.#initializeWaiters = [];
+    if (response.result !== undefined) {
+      this.#initializeResult = response.result;
+      for (const { session, request } of waiters) this.#answerInitialize(session, request, response.result);
+    } else {
+      for (const { session, request } of waiters) {
+        session.deliver({ ...response, id: request.id }, request.id);
+      }
+    }
+  }
+
+  /** Answers a later session's `initialize` with the child's own result. */
+  #answerInitialize(session: ServerSession, request: JsonRpcRequest, result: Record<string, unknown>): void {
+    const requested = request.params?.protocolVersion;
+    if (
+      typeof requested === "string" && requested !== result.protocolVersion &&
+      this.#supportedProtocolVersions.includes(requested)
+    ) {
+      result = { ...result, protocolVersion: requested };
+    }
+    session.markInitialized();
+    session.deliver(resultResponse(request.id, result), request.id);
+  }
+
+  #routeServerRequest(request: JsonRpcRequest): void {
+    const session = this.#chooseSessionFor(request.method);
+    if (session === undefined) {
+      const why = this.#sessions.size === 0
+        ? "no client is connected"
+        : `no connected client declared the "${REQUIRED_CAPABILITY[request.method]}" capability`;
+      this.#logger.warn("{server} sent {method}, but {why}; answered with an error", {
+        server: this.name,
+        method: request.method,
+        why,
+      });
+      this.#sendToChild(errorResponse(request.id, ErrorCode.InternalError, `mcp-proxy: ${why}`));
+      return;
+    }
+    const proxyId = this.#nextServerRequestId++;
+    this.#pendingServerRequests.set(proxyId, { session, childId: request.id });
+    session.rememberServerRequest(proxyId);
+    session.deliver({ ...request, id: proxyId }, session.currentRequestId());
+  }
+
+  #routeServerNotification(notification: JsonRpcNotification): void {
+    if (notification.method === "notifications/progress") {
+      const token = notification.params?.progressToken;
+      const pending = typeof token === "number" ? this.#pendingChildRequests.get(token) : undefined;
+      if (pending?.session === undefined || pending.clientProgressToken === undefined) {
+        this.#logger.debug("progress for unknown token {token} from {server} dropped", {
+          token,
+          server: this.name,
+        });
+        return;
+      }
+      pending.session.deliver(
+        { ...notification, params: { ...notification.params, progressToken: pending.clientProgressToken } },
+        pending.clientId,
+      );
+      return;
+    }
+    if (notification.method === "notifications/cancelled") {
+      const childId = notification.params?.requestId;
+      for (const [proxyId, pending] of this.#pendingServerRequests) {
+        if (pending.childId !== childId) continue;
+        this.#pendingServerRequests.delete(proxyId);
+        pending.session.forgetServerRequest(proxyId);
+        pending.session.deliver({ ...notification, params: { ...notification.params, requestId: proxyId } });
+        return;
+      }
+      return;
+    }
+    for (const session of this.#sessions) {
+      if (session.initialized) session.deliver(notification, session.currentRequestId());
+    }
+  }
+
+  /**
+   * The session a request from the child most likely belongs to: among the sessions able to answer it,
+   * the one with the most recent request still running, else the most recently active one.
+   */
+  #chooseSessionFor(method: string): ServerSession | undefined {
+    const capability = REQUIRED_CAPABILITY[method];
+    let busiest: ServerSession | undefined;
+    let latest: ServerSession | undefined;
+    for (const session of this.#sessions) {
+      if (!session.initialized || (capability !== undefined && !session.canAnswer(capability))) continue;
+      if (
+        session.hasRequestInFlight && (busiest === undefined || session.lastRequestAt > busiest.lastRequestAt)
+      ) {
+        busiest = session;
+      }
+      if (latest === undefined || session.lastActiveAt > latest.lastActiveAt) latest = session;
+    }
+    return busiest ?? latest;
+  }
+}
+
+/** One client's view of a {@link SharedServer}. Created by {@link SharedServer.openSession}. */
+export class ServerSession {
+  readonly seq: number;
+  readonly label: string;
+  readonly stateless: boolean;
+  readonly #server: SharedServer;
+  readonly #peer: SessionPeer;
+  /** Client id → proxy id of requests at the child, oldest first. */
+  readonly #inFlight = new Map<RequestId, number>();
+  /** Proxy ids of the child's requests waiting for this client's answer. */
+  readonly #serverRequests = new Set<number>();
+  #capabilities: Record<string, unknown> = {};
+  #initialized: boolean;
+  #closed = false;
+  lastActiveAt = 0;
+  lastRequestAt = 0;
+
+  constructor(server: SharedServer, peer: SessionPeer, seq: number, options: SessionOptions) {
+    this.#server = server;
+    this.#peer = peer;
+    this.seq = seq;
+    this.label = options.label;
+    this.stateless = options.stateless ?? false;
+    this.#initialized = this.stateless;
+  }
+
+  /** True once the session's `initialize` was answered (always for stateless sessions). */
+  get initialized(): boolean {
+    return this.#initialized;
+  }
+
+  /** True after {@link close}. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** True while a request of this session waits for the child. */
+  get hasRequestInFlight(): boolean {
+    return this.#inFlight.size > 0;
+  }
+
+  /** Routes one message from the client to the shared child. */
+  handleClientMessage(message: JsonRpcMessage): void {
+    if (this.#closed) return;
+    if (isRequest(message)) this.#server.forwardRequest(this, message);
+    else if (isNotification(message)) this.#server.forwardNotification(this, message);
+    else this.#server.forwardResponse(this, message as JsonRpcResponse);
+  }
+
+  /** Ends the session: its requests still running at the child are cancelled there. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#server.sessionClosed(this, this.#inFlight.values(), this.#serverRequests);
+    this.#inFlight.clear();
+    this.#serverRequests.clear();
+  }
+
+  // ---- used by SharedServer -------------------------------------------------------------------
+
+  /** Delivers a message to the client unless the session is closed. */
+  deliver(message: JsonRpcMessage, relatedRequestId?: RequestId): void {
+    if (!this.#closed) this.#peer.deliver(message, relatedRequestId);
+  }
+
+  /** Tells the peer that the client's request `clientId` will get no answer. */
+  abandon(clientId: RequestId): void {
+    if (!this.#closed) this.#peer.requestAbandoned?.(clientId);
+  }
+
+  /** The client id of the newest request still running, if any. */
+  currentRequestId(): RequestId | undefined {
+    let newest: RequestId | undefined;
+    for (const clientId of this.#inFlight.keys()) newest = clientId;
+    return newest;
+  }
+
+  touch(clock: number): void {
+    this.lastActiveAt = clock;
+  }
+
+  recordInitialize(params: Record<string, unknown> | undefined): void {
+    const capabilities = params?.capabilities;
+    if (typeof capabilities === "object" && capabilities !== null) {
+      this.#capabilities = capabilities as Record<string, unknown>;
+    }
+  }
+
+  markInitialized(): void {
+    this.#initialized = true;
+  }
+
+  canAnswer(capability: string): boolean {
+    return this.stateless || this.#capabilities[capability] !== undefined;
+  }
+
+  rememberRequest(clientId: RequestId, proxyId: number, clock: number): void {
+    this.#inFlight.set(clientId, proxyId);
+    this.lastRequestAt = clock;
+  }
+
+  forgetRequest(clientId: RequestId): void {
+    this.#inFlight.delete(clientId);
+  }
+
+  proxyIdOf(clientId: RequestId): number | undefined {
+    return this.#inFlight.get(clientId);
+  }
+
+  rememberServerRequest(proxyId: number): void {
+    this.#serverRequests.add(proxyId);
+  }
+
+  forgetServerRequest(proxyId: number): void {
+    this.#serverRequests.delete(proxyId);
+  }
+}

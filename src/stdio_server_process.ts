@@ -1,0 +1,231 @@
+/**
+ * A stdio MCP server as a child process: JSON-RPC messages in on stdin, out on stdout, one per line;
+ * its stderr passed through to ours, line by line, prefixed with its name.
+ *
+ * The child leads its own process group, so that shutdown reaches whatever it started too: close its
+ * stdin, give it time to exit, then SIGTERM the group, then SIGKILL it.
+ *
+ * @module
+ */
+
+import type { Logger } from "@logtape/logtape";
+import type { StdioServerSpec } from "./cli/command_line.ts";
+import { type JsonRpcMessage, validateMessage } from "./jsonrpc.ts";
+import { LineSplitter } from "./line_splitter.ts";
+import { serverStderrLogger } from "./logging.ts";
+
+/** Longest line read from a child by default (a message or a stderr line), in bytes. */
+export const DEFAULT_MAX_LINE_BYTES = 64 * 1024 * 1024;
+
+/** The child could not be started; `message` says why and what to do, in one line. */
+export class SpawnError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "SpawnError";
+  }
+}
+
+/** Options of {@link StdioServerProcess.spawn}. */
+export interface StdioServerProcessOptions {
+  spec: StdioServerSpec;
+  /** The child's complete environment (nothing else is inherited). */
+  env: Record<string, string>;
+  /** Receives every message the child writes to stdout, in order. */
+  onMessage(message: JsonRpcMessage): void;
+  logger: Logger;
+  maxLineBytes?: number;
+}
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+function delay(ms: number): Promise<"timeout"> {
+  return new Promise((resolve) => setTimeout(() => resolve("timeout"), ms));
+}
+
+/** Sends `signal` to the process group led by `pid`; false when no process of the group is left. */
+function signalGroup(pid: number, signal: Deno.Signal): boolean {
+  try {
+    Deno.kill(-pid, signal);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function describeSpawnFailure(spec: StdioServerSpec, error: unknown): string {
+  const who = `server "${spec.name}"`;
+  if (spec.cwd !== undefined) {
+    try {
+      if (!Deno.statSync(spec.cwd).isDirectory) return `${who}: --cwd ${spec.cwd} is not a directory`;
+    } catch {
+      return `${who}: working directory ${spec.cwd} does not exist`;
+    }
+  }
+  if (error instanceof Deno.errors.NotFound) {
+    return `${who}: command not found: ${spec.command}. Give its absolute path, or use --pass-environment ` +
+      `if it is found through your own PATH (children get a minimal environment by default).`;
+  }
+  if (error instanceof Deno.errors.PermissionDenied) {
+    return `${who}: permission denied running ${spec.command}: is it executable?`;
+  }
+  return `${who}: cannot start ${spec.command}: ${error instanceof Error ? error.message : String(error)}`;
+}
+
+/** A running stdio MCP server. Create it with {@link StdioServerProcess.spawn}. */
+export class StdioServerProcess {
+  readonly name: string;
+  readonly pid: number;
+  /** Resolves when the child has exited and everything it wrote to stdout was delivered. */
+  readonly exited: Promise<Deno.CommandStatus>;
+  readonly #child: Deno.ChildProcess;
+  readonly #stdin: WritableStreamDefaultWriter<Uint8Array>;
+  readonly #logger: Logger;
+  #stdinBroken = false;
+  #shutdown: Promise<void> | undefined;
+
+  private constructor(child: Deno.ChildProcess, options: StdioServerProcessOptions) {
+    this.name = options.spec.name;
+    this.pid = child.pid;
+    this.#child = child;
+    this.#logger = options.logger;
+    this.#stdin = child.stdin.getWriter();
+    const maxLineBytes = options.maxLineBytes ?? DEFAULT_MAX_LINE_BYTES;
+    const stdoutDone = this.#readMessages(child.stdout, maxLineBytes, options.onMessage);
+    const stderrDone = this.#readStderr(child.stderr, maxLineBytes);
+    this.exited = (async () => {
+      const status = await child.status;
+      // Output written just before exit is routed before the exit is reported, unless a grandchild
+      // holds the pipe open.
+      await Promise.race([Promise.all([stdoutDone, stderrDone]), delay(250)]);
+      return status;
+    })();
+  }
+
+  /** Starts the server; throws {@link SpawnError} with a one-line explanation when it cannot. */
+  static spawn(options: StdioServerProcessOptions): StdioServerProcess {
+    const { spec } = options;
+    let child: Deno.ChildProcess;
+    try {
+      child = new Deno.Command(spec.command, {
+        args: spec.args,
+        cwd: spec.cwd,
+        env: options.env,
+        clearEnv: true,
+        stdin: "piped",
+        stdout: "piped",
+        stderr: "piped",
+        detached: Deno.build.os !== "windows",
+      }).spawn();
+    } catch (error) {
+      throw new SpawnError(describeSpawnFailure(spec, error));
+    }
+    return new StdioServerProcess(child, options);
+  }
+
+  /** Writes one message to the child's stdin. Messages are written in the order of the calls. */
+  send(message: JsonRpcMessage): void {
+    if (this.#stdinBroken) return;
+    this.#stdin.write(encoder.encode(JSON.stringify(message) + "\n")).catch((error) => {
+      if (this.#stdinBroken) return;
+      this.#stdinBroken = true;
+      this.#logger.warn("cannot write to server {name}: {error}", { name: this.name, error });
+    });
+  }
+
+  /**
+   * Stops the child and everything it started: close its stdin, wait up to `graceMs` for it to exit,
+   * then SIGTERM its process group, wait up to a second, then SIGKILL the group. Safe to call twice.
+   */
+  shutdown(graceMs = 2000): Promise<void> {
+    this.#shutdown ??= this.#stop(graceMs);
+    return this.#shutdown;
+  }
+
+  async #stop(graceMs: number): Promise<void> {
+    this.#stdinBroken = true;
+    this.#stdin.close().catch(() => {});
+    let exited = await Promise.race([this.exited.then(() => true), delay(graceMs)]) === true;
+    if (Deno.build.os === "windows") {
+      if (!exited) this.#killChild("SIGTERM");
+    } else if (signalGroup(this.pid, "SIGTERM")) {
+      // SIGCONT is harmless and fails once the whole group is gone: use it to wait for the group.
+      const deadline = Date.now() + 1000;
+      while (Date.now() < deadline && signalGroup(this.pid, "SIGCONT")) await delay(25);
+      signalGroup(this.pid, "SIGKILL");
+    }
+    exited = await Promise.race([this.exited.then(() => true), delay(2000)]) === true;
+    if (!exited) {
+      this.#logger.error("server {name} (pid {pid}) did not exit", { name: this.name, pid: this.pid });
+    }
+  }
+
+  #killChild(signal: Deno.Signal): void {
+    try {
+      this.#child.kill(signal);
+    } catch {
+      // Already gone.
+    }
+  }
+
+  async #readMessages(
+    stdout: ReadableStream<Uint8Array>,
+    maxLineBytes: number,
+    onMessage: (message: JsonRpcMessage) => void,
+  ): Promise<void> {
+    const lines = stdout.pipeThrough(
+      new LineSplitter({
+        maxLineBytes,
+        onOversizeLine: (bytes) =>
+          this.#logger.error("server {name} wrote a {bytes}-byte line, over the {max}-byte limit; skipped", {
+            name: this.name,
+            bytes,
+            max: maxLineBytes,
+          }),
+      }),
+    );
+    try {
+      for await (const line of lines) {
+        const text = decoder.decode(line);
+        let message: JsonRpcMessage | string;
+        try {
+          message = validateMessage(JSON.parse(text));
+        } catch {
+          message = "not JSON";
+        }
+        if (typeof message === "string") {
+          this.#logger.warn(
+            "server {name} wrote a line that is not a JSON-RPC message ({why}); skipped: {line}",
+            {
+              name: this.name,
+              why: message,
+              line: text.length > 200 ? text.slice(0, 200) + "…" : text,
+            },
+          );
+          continue;
+        }
+        try {
+          onMessage(message);
+        } catch (error) {
+          this.#logger.error("routing a message from server {name} failed: {error}", {
+            name: this.name,
+            error,
+          });
+        }
+      }
+    } catch (error) {
+      this.#logger.debug("reading stdout of server {name} ended: {error}", { name: this.name, error });
+    }
+  }
+
+  async #readStderr(stderr: ReadableStream<Uint8Array>, maxLineBytes: number): Promise<void> {
+    const logger = serverStderrLogger(this.name);
+    try {
+      for await (const line of stderr.pipeThrough(new LineSplitter({ maxLineBytes }))) {
+        logger.info("{line}", { line: decoder.decode(line) });
+      }
+    } catch (error) {
+      this.#logger.debug("reading stderr of server {name} ended: {error}", { name: this.name, error });
+    }
+  }
+}

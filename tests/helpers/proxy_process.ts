@@ -1,0 +1,228 @@
+/**
+ * Starts the real mcp-proxy (`deno run main.ts …`) for end-to-end tests, and the MCP servers they put
+ * behind it.
+ *
+ * @module
+ */
+
+import { Client, SSEClientTransport, StreamableHTTPClientTransport } from "../../src/mcp_sdk.ts";
+
+/** The deno running the tests; children use it by absolute path (their PATH is minimal). */
+export const DENO = Deno.execPath();
+
+const MAIN = new URL("../../main.ts", import.meta.url).pathname;
+
+/** Command line of the reference MCP server, `@modelcontextprotocol/server-everything`, over stdio. */
+export const EVERYTHING: string[] = [
+  DENO,
+  "run",
+  "-A",
+  "--quiet",
+  "npm:@modelcontextprotocol/server-everything@2026.8.31",
+  "stdio",
+];
+
+/** Command line of `tests/fixtures/fixture_server.ts`. */
+export const FIXTURE: string[] = [
+  DENO,
+  "run",
+  "-A",
+  "--quiet",
+  new URL("../fixtures/fixture_server.ts", import.meta.url).pathname,
+];
+
+/** Quotes words for `--named-server NAME COMMAND_STRING`. */
+export function shellJoin(words: string[]): string {
+  return words.map((word) => /^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replaceAll("'", `'\\''`)}'`)
+    .join(" ");
+}
+
+const decoder = new TextDecoder();
+
+async function collect(stream: ReadableStream<Uint8Array>, sink: { text: string }): Promise<void> {
+  for await (const chunk of stream) sink.text += decoder.decode(chunk, { stream: true });
+}
+
+/** A proxy started by {@link startProxy}. */
+export interface RunningProxy extends AsyncDisposable {
+  /** `http://127.0.0.1:PORT`. */
+  readonly origin: string;
+  /** Base URL of a server: the origin for `default`, `origin/servers/NAME` otherwise. */
+  baseUrl(name?: string): string;
+  /** Everything the proxy wrote to stderr so far. */
+  stderr(): string;
+  /** Everything the proxy wrote to stdout so far. */
+  stdout(): string;
+  readonly pid: number;
+  /** Sends `signal` and waits for the exit; returns the status and how long it took. */
+  stop(signal?: Deno.Signal): Promise<{ status: Deno.CommandStatus; ms: number }>;
+}
+
+/** Options of {@link startProxy} and {@link runProxy}. */
+export interface ProxyRunOptions {
+  env?: Record<string, string>;
+  cwd?: string;
+}
+
+/** Starts `deno run main.ts ARGS` and waits until it logged its status URL (it is then serving). */
+export async function startProxy(args: string[], options: ProxyRunOptions = {}): Promise<RunningProxy> {
+  const child = new Deno.Command(DENO, {
+    args: ["run", "-A", "--quiet", MAIN, ...args],
+    env: options.env,
+    cwd: options.cwd,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const stderr = { text: "" };
+  const stdout = { text: "" };
+  const reading = Promise.all([collect(child.stderr, stderr), collect(child.stdout, stdout)]);
+  let exited = false;
+  const status = child.status.then((status) => {
+    exited = true;
+    return status;
+  });
+
+  const deadline = Date.now() + 30_000;
+  let origin: string | undefined;
+  while (origin === undefined) {
+    origin = /status: (http:\/\/\S+)\/status/.exec(stderr.text)?.[1];
+    if (origin !== undefined) break;
+    if (exited || Date.now() > deadline) {
+      if (!exited) child.kill("SIGKILL");
+      await status;
+      await reading;
+      throw new Error(`the proxy did not start (args: ${args.join(" ")}):\n${stderr.text}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+
+  let stopped: Promise<{ status: Deno.CommandStatus; ms: number }> | undefined;
+  const stop = (signal: Deno.Signal = "SIGTERM") => {
+    stopped ??= (async () => {
+      const start = performance.now();
+      if (!exited) child.kill(signal);
+      const result = await status;
+      const ms = performance.now() - start;
+      await reading;
+      return { status: result, ms };
+    })();
+    return stopped;
+  };
+
+  return {
+    origin: origin!,
+    pid: child.pid,
+    baseUrl: (name = "default") => name === "default" ? origin! : `${origin}/servers/${name}`,
+    stderr: () => stderr.text,
+    stdout: () => stdout.text,
+    stop,
+    async [Symbol.asyncDispose]() {
+      await stop();
+    },
+  };
+}
+
+/** Runs `deno run main.ts ARGS` to completion (for start-up errors, `--help`, `--version`). */
+export async function runProxy(
+  args: string[],
+  options: ProxyRunOptions = {},
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  const output = await new Deno.Command(DENO, {
+    args: ["run", "-A", "--quiet", MAIN, ...args],
+    env: options.env,
+    cwd: options.cwd,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  return { code: output.code, stdout: decoder.decode(output.stdout), stderr: decoder.decode(output.stderr) };
+}
+
+/**
+ * A `fetch` that remembers the response bodies it handed out, and `settled()`, which makes sure every
+ * one of them is closed: the SDK's client transports abort their streams on `close()` but do not
+ * always wait for (or get) the body's end, and the test sanitizers want each body closed in its test.
+ */
+export function trackingFetch(): { fetch: typeof fetch; settled(): Promise<void> } {
+  const open = new Map<ReadableStreamDefaultReader<Uint8Array>, Promise<void>>();
+  return {
+    fetch: async (input, init) => {
+      const response = await fetch(input, init);
+      if (response.body === null) return response;
+      const reader = response.body.getReader();
+      let done!: () => void;
+      open.set(reader, new Promise<void>((resolve) => done = resolve));
+      const finish = () => {
+        open.delete(reader);
+        done();
+      };
+      const body = new ReadableStream<Uint8Array>({
+        async pull(controller) {
+          try {
+            const { done, value } = await reader.read();
+            if (done) {
+              controller.close();
+              finish();
+            } else {
+              controller.enqueue(value);
+            }
+          } catch (error) {
+            controller.error(error);
+            finish();
+          }
+        },
+        async cancel(reason) {
+          await reader.cancel(reason).catch(() => {});
+          finish();
+        },
+      });
+      return new Response(body, response);
+    },
+    async settled() {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const grace = new Promise((resolve) => timer = setTimeout(resolve, 200));
+      await Promise.race([Promise.all(open.values()), grace]);
+      clearTimeout(timer);
+      await Promise.all([...open.keys()].map((reader) => reader.cancel().catch(() => {})));
+      open.clear();
+    },
+  };
+}
+
+/** An SDK client connected through `/sse` or `/mcp` of `baseUrl`; close it with `await using`. */
+export async function connectClient(
+  baseUrl: string,
+  transport: "sse" | "mcp",
+  capabilities: Record<string, unknown> = {},
+): Promise<Client & AsyncDisposable> {
+  const client = new Client({ name: "mcp-proxy-test", version: "1.0.0" }, { capabilities });
+  const url = new URL(`${baseUrl}/${transport}`);
+  const tracked = trackingFetch();
+  await client.connect(
+    transport === "sse"
+      ? new SSEClientTransport(url, { fetch: tracked.fetch, eventSourceInit: { fetch: tracked.fetch } })
+      : new StreamableHTTPClientTransport(url, { fetch: tracked.fetch }),
+  );
+  const close = client.close.bind(client);
+  return Object.assign(client, {
+    close: async () => {
+      await close();
+      await tracked.settled();
+    },
+    [Symbol.asyncDispose]: async () => {
+      await close();
+      await tracked.settled();
+    },
+  });
+}
+
+/** True while a process with `pid` exists (zombies included). */
+export function processExists(pid: number): boolean {
+  try {
+    Deno.kill(pid, "SIGCONT");
+    return true;
+  } catch {
+    return false;
+  }
+}

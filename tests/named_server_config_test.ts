@@ -1,0 +1,308 @@
+import assert from "node:assert/strict";
+import { ConfigError, loadNamedServerConfig, parseNamedServerConfig } from "../src/named_server_config.ts";
+
+const FILE = "servers.json";
+
+function parseServers(mcpServers: unknown) {
+  return parseNamedServerConfig(JSON.stringify({ mcpServers }), FILE);
+}
+
+/** Asserts that exactly one entry was skipped, with exactly this warning. */
+function assertSkipped(mcpServers: unknown, warning: string) {
+  assert.deepEqual(parseServers(mcpServers), { servers: [], warnings: [warning] });
+}
+
+function assertConfigError(text: string, message: string | RegExp) {
+  assert.throws(() => parseNamedServerConfig(text, FILE), (error) => {
+    assert.ok(error instanceof ConfigError, `expected a ConfigError, got ${error}`);
+    if (typeof message === "string") assert.equal(error.message, message);
+    else assert.match(error.message, message);
+    return true;
+  });
+}
+
+Deno.test("parseNamedServerConfig() turns a complete entry into a server spec", () => {
+  const { servers, warnings } = parseServers({
+    fetch: { command: "uvx", args: ["mcp-server-fetch", "--x"], env: { K: "V" }, cwd: "/srv/fetch" },
+  });
+  assert.deepEqual(servers, [
+    { name: "fetch", command: "uvx", args: ["mcp-server-fetch", "--x"], env: { K: "V" }, cwd: "/srv/fetch" },
+  ]);
+  assert.deepEqual(warnings, []);
+});
+
+Deno.test("parseNamedServerConfig() defaults args and env to empty and leaves cwd out", () => {
+  const { servers } = parseServers({ time: { command: "uvx" } });
+  assert.deepEqual(servers, [{ name: "time", command: "uvx", args: [], env: {} }]);
+  assert.equal("cwd" in servers[0], false);
+});
+
+Deno.test("parseNamedServerConfig() keeps the entries in file order", () => {
+  const text =
+    '{"mcpServers": {"zeta": {"command": "z"}, "alpha": {"command": "a"}, "mid": {"command": "m"}}}';
+  const { servers } = parseNamedServerConfig(text, FILE);
+  assert.deepEqual(servers.map((server) => server.name), ["zeta", "alpha", "mid"]);
+});
+
+Deno.test("parseNamedServerConfig() accepts an empty mcpServers object", () => {
+  assert.deepEqual(parseServers({}), { servers: [], warnings: [] });
+});
+
+Deno.test("parseNamedServerConfig() accepts a leading byte-order mark", () => {
+  const { servers } = parseNamedServerConfig('\uFEFF{"mcpServers": {"a": {"command": "x"}}}', FILE);
+  assert.equal(servers.length, 1);
+});
+
+Deno.test("parseNamedServerConfig() rejects invalid JSON, naming the file and the position", () => {
+  assertConfigError(
+    '{\n  "mcpServers": {\n    "a": {"command": "x"}\n    "b": {}\n}}',
+    `${FILE} is not valid JSON: Expected ',' or '}' after property value at line 4, column 5`,
+  );
+});
+
+Deno.test("parseNamedServerConfig() reports a position even where JSON.parse gives none", () => {
+  assertConfigError('{"mcpServers": {"a": }}', /^servers\.json is not valid JSON: .* at line 1, column 22$/);
+  assertConfigError(
+    '{"mcpServers": {"a": tru}}',
+    /^servers\.json is not valid JSON: .* at line 1, column 25$/,
+  );
+  assertConfigError('{"mcpServers": {', /^servers\.json is not valid JSON: .* at line 1, column 17$/);
+  assertConfigError(
+    '{"mcpServers": {\n  "fetch": {"command": "uvx", "args": ["mcp-server-fetch"], "env": {}},\n  "time": [1,]\n}}',
+    `${FILE} is not valid JSON: Unexpected token ']' at line 3, column 14`,
+  );
+  assertConfigError(
+    '{"mcpServers": {\n  "a": {"command": "x"},\n',
+    /^servers\.json is not valid JSON: .* at line 3, column 1$/,
+  );
+});
+
+Deno.test("parseNamedServerConfig() rejects an empty file", () => {
+  assertConfigError("", /^servers\.json is empty; expected a JSON object/);
+  assertConfigError(" \n\t\n", /^servers\.json is empty; expected a JSON object/);
+});
+
+Deno.test("parseNamedServerConfig() rejects a top level that is not an object", () => {
+  assertConfigError('["a"]', `${FILE} must hold a JSON object at the top level, got ["a"]`);
+  assertConfigError("null", `${FILE} must hold a JSON object at the top level, got null`);
+  assertConfigError("42", `${FILE} must hold a JSON object at the top level, got 42`);
+});
+
+Deno.test("parseNamedServerConfig() rejects a file without an mcpServers object", () => {
+  assertConfigError('{"servers": {}}', `${FILE} has no "mcpServers" object`);
+  assertConfigError('{"mcpServers": ["a"]}', `${FILE} has no "mcpServers" object; "mcpServers" is ["a"]`);
+  assertConfigError('{"mcpServers": null}', `${FILE} has no "mcpServers" object; "mcpServers" is null`);
+});
+
+Deno.test("parseNamedServerConfig() skips an entry that is not an object", () => {
+  assertSkipped(
+    { fetch: "uvx mcp-server-fetch" },
+    `${FILE}: server "fetch" must be an object, got "uvx mcp-server-fetch"; skipped`,
+  );
+  assertSkipped({ fetch: null }, `${FILE}: server "fetch" must be an object, got null; skipped`);
+  assertSkipped({ fetch: ["uvx"] }, `${FILE}: server "fetch" must be an object, got ["uvx"]; skipped`);
+});
+
+Deno.test("parseNamedServerConfig() skips an entry without a command", () => {
+  assertSkipped(
+    { fetch: { args: ["x"] } },
+    `${FILE}: server "fetch": "command" must be a non-empty string, but it is missing; skipped`,
+  );
+});
+
+Deno.test("parseNamedServerConfig() skips an entry whose command is not a non-empty string", () => {
+  assertSkipped(
+    { fetch: { command: "" } },
+    `${FILE}: server "fetch": "command" must be a non-empty string, got ""; skipped`,
+  );
+  assertSkipped(
+    { fetch: { command: "  " } },
+    `${FILE}: server "fetch": "command" must be a non-empty string, got "  "; skipped`,
+  );
+  assertSkipped(
+    { fetch: { command: ["uvx"] } },
+    `${FILE}: server "fetch": "command" must be a non-empty string, got ["uvx"]; skipped`,
+  );
+});
+
+Deno.test("parseNamedServerConfig() skips an entry whose args are not a list of strings", () => {
+  assertSkipped(
+    { fetch: { command: "uvx", args: "mcp-server-fetch" } },
+    `${FILE}: server "fetch": "args" must be a list of strings, got "mcp-server-fetch"; skipped`,
+  );
+  assertSkipped(
+    { fetch: { command: "uvx", args: ["--port", 8080] } },
+    `${FILE}: server "fetch": "args" must be a list of strings, got ["--port",8080]; skipped`,
+  );
+});
+
+Deno.test("parseNamedServerConfig() skips an entry whose env is not an object of strings", () => {
+  assertSkipped(
+    { fetch: { command: "uvx", env: ["K=V"] } },
+    `${FILE}: server "fetch": "env" must be an object of string values, got ["K=V"]; skipped`,
+  );
+  assertSkipped(
+    { fetch: { command: "uvx", env: { HOST: "h", PORT: 8080 } } },
+    `${FILE}: server "fetch": "env" must be an object of string values, but "PORT" is 8080; skipped`,
+  );
+});
+
+Deno.test("parseNamedServerConfig() skips an entry whose name cannot be part of a URL", () => {
+  for (const name of ["my server", ".hidden", "-x", "a/b", "caf\u00e9", ""]) {
+    const { servers, warnings } = parseServers({ [name]: { command: "uvx" } });
+    assert.deepEqual(servers, [], `name ${JSON.stringify(name)}`);
+    assert.equal(warnings.length, 1);
+    assert.ok(
+      warnings[0].startsWith(`${FILE}: server ${JSON.stringify(name)}: the name must match `),
+      warnings[0],
+    );
+    assert.match(warnings[0], /\/servers\/NAME\/; skipped$/);
+  }
+});
+
+Deno.test("parseNamedServerConfig() accepts every character allowed in a server name", () => {
+  const { servers, warnings } = parseServers({ "A9.b_c~d-e": { command: "uvx" }, "0": { command: "uvx" } });
+  assert.deepEqual(servers.map((server) => server.name).sort(), ["0", "A9.b_c~d-e"]);
+  assert.deepEqual(warnings, []);
+});
+
+Deno.test("parseNamedServerConfig() skips an entry with enabled: false", () => {
+  assertSkipped(
+    { fetch: { command: "uvx", enabled: false } },
+    `${FILE}: server "fetch" is disabled ("enabled": false), skipped`,
+  );
+});
+
+Deno.test("parseNamedServerConfig() skips an entry with disabled: true", () => {
+  assertSkipped(
+    { fetch: { command: "uvx", disabled: true } },
+    `${FILE}: server "fetch" is disabled ("disabled": true), skipped`,
+  );
+});
+
+Deno.test("parseNamedServerConfig() runs entries with enabled: true or disabled: false", () => {
+  const { servers, warnings } = parseServers({
+    a: { command: "x", enabled: true },
+    b: { command: "y", disabled: false },
+  });
+  assert.deepEqual(servers.map((server) => server.name), ["a", "b"]);
+  assert.deepEqual(warnings, []);
+});
+
+Deno.test("parseNamedServerConfig() reports a disabled entry as disabled even when it is incomplete", () => {
+  assertSkipped(
+    { todo: { enabled: false } },
+    `${FILE}: server "todo" is disabled ("enabled": false), skipped`,
+  );
+});
+
+Deno.test("parseNamedServerConfig() skips an entry whose enabled or disabled is not a boolean", () => {
+  assertSkipped(
+    { fetch: { command: "uvx", enabled: "false" } },
+    `${FILE}: server "fetch": "enabled" must be true or false, got "false"; skipped`,
+  );
+  assertSkipped(
+    { fetch: { command: "uvx", disabled: 1 } },
+    `${FILE}: server "fetch": "disabled" must be true or false, got 1; skipped`,
+  );
+});
+
+Deno.test("parseNamedServerConfig() accepts transportType stdio and ignores timeout", () => {
+  const { servers, warnings } = parseServers({
+    fetch: { command: "uvx", transportType: "stdio", timeout: 60 },
+  });
+  assert.deepEqual(servers, [{ name: "fetch", command: "uvx", args: [], env: {} }]);
+  assert.deepEqual(warnings, []);
+});
+
+Deno.test("parseNamedServerConfig() skips an entry with a transportType other than stdio", () => {
+  assertSkipped(
+    { remote: { command: "uvx", transportType: "sse" } },
+    `${FILE}: server "remote": "transportType" is "sse", but only "stdio" servers are supported; skipped`,
+  );
+});
+
+Deno.test("parseNamedServerConfig() ignores unknown keys silently", () => {
+  const { servers, warnings } = parseServers({
+    fetch: { command: "uvx", description: "web", autoApprove: ["fetch"], type: "stdio" },
+  });
+  assert.deepEqual(servers, [{ name: "fetch", command: "uvx", args: [], env: {} }]);
+  assert.deepEqual(warnings, []);
+});
+
+Deno.test("parseNamedServerConfig() skips an entry whose cwd is not a non-empty string", () => {
+  assertSkipped(
+    { fetch: { command: "uvx", cwd: 7 } },
+    `${FILE}: server "fetch": "cwd" must be a non-empty string, got 7; skipped`,
+  );
+  assertSkipped(
+    { fetch: { command: "uvx", cwd: "" } },
+    `${FILE}: server "fetch": "cwd" must be a non-empty string, got ""; skipped`,
+  );
+});
+
+Deno.test("parseNamedServerConfig() keeps the good entries around a bad one", () => {
+  const { servers, warnings } = parseServers({
+    a: { command: "x" },
+    b: { command: "y", args: "oops" },
+    c: { command: "z" },
+  });
+  assert.deepEqual(servers.map((server) => server.name), ["a", "c"]);
+  assert.equal(warnings.length, 1);
+  assert.match(warnings[0], /server "b": "args"/);
+});
+
+Deno.test("parseNamedServerConfig() shortens long bad values in warnings", () => {
+  const { warnings } = parseServers({ fetch: { command: "uvx", args: "x".repeat(500) } });
+  assert.ok(warnings[0].length < 150, warnings[0]);
+  assert.match(warnings[0], /…; skipped$/);
+});
+
+Deno.test("ConfigError is an Error named ConfigError", () => {
+  const error = new ConfigError("boom");
+  assert.ok(error instanceof Error);
+  assert.equal(error.name, "ConfigError");
+  assert.equal(error.message, "boom");
+});
+
+Deno.test("loadNamedServerConfig() reads and parses a file", async () => {
+  const path = await Deno.makeTempFile({ suffix: ".json" });
+  try {
+    await Deno.writeTextFile(
+      path,
+      JSON.stringify({ mcpServers: { fetch: { command: "uvx", args: ["mcp-server-fetch"] }, bad: 1 } }),
+    );
+    const { servers, warnings } = await loadNamedServerConfig(path);
+    assert.deepEqual(servers, [{ name: "fetch", command: "uvx", args: ["mcp-server-fetch"], env: {} }]);
+    assert.deepEqual(warnings, [`${path}: server "bad" must be an object, got 1; skipped`]);
+  } finally {
+    await Deno.remove(path);
+  }
+});
+
+Deno.test("loadNamedServerConfig() names the file in content errors", async () => {
+  const path = await Deno.makeTempFile({ suffix: ".json" });
+  try {
+    await assert.rejects(
+      loadNamedServerConfig(path),
+      new ConfigError(`${path} is empty; expected a JSON object with an "mcpServers" object`),
+    );
+  } finally {
+    await Deno.remove(path);
+  }
+});
+
+Deno.test("loadNamedServerConfig() rejects a missing file with a ConfigError naming it", async () => {
+  const dir = await Deno.makeTempDir();
+  const path = `${dir}/missing.json`;
+  try {
+    await assert.rejects(loadNamedServerConfig(path), (error) => {
+      assert.ok(error instanceof ConfigError, `expected a ConfigError, got ${error}`);
+      assert.ok(error.message.startsWith(`cannot read named-server config ${path}: `), error.message);
+      assert.match(error.message, /No such file|not found|cannot find/i);
+      return true;
+    });
+  } finally {
+    await Deno.remove(dir);
+  }
+});
