@@ -156,6 +156,8 @@ export async function startServerMode(options: ServerModeOptions): Promise<Serve
       if (stopping) return;
       stopping = true;
       logger.info("shutting down");
+      // Calls still running get an error answer now, instead of a stream that ends without one.
+      for (const { shared } of servers) shared.childStopped("mcp-proxy is shutting down");
       await app.closeAll();
       const httpStopped = httpServer.shutdown();
       await Promise.all([

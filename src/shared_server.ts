@@ -233,12 +233,18 @@ export class SharedServer {
         });
         return;
       }
+      const pending = this.#pendingChildRequests.get(proxyId)!;
+      session.forgetRequest(clientId!);
+      session.abandon(clientId!);
+      if (pending.isInitialize) {
+        // An initialize must not be cancelled at the server: let it finish for the sessions that follow.
+        pending.session = undefined;
+        return;
+      }
       // The client ignores any later answer, and an SDK server sends none: forget the request now.
       this.#pendingChildRequests.delete(proxyId);
-      session.forgetRequest(clientId!);
       const forwarded = { ...notification, params: { ...notification.params, requestId: proxyId } };
       if (this.#downReason === undefined) this.#sendToChild(forwarded);
-      session.abandon(clientId!);
       return;
     }
     if (this.#downReason === undefined) this.#sendToChild(notification);
@@ -249,7 +255,9 @@ export class SharedServer {
     session.touch(++this.#clock);
     const proxyId = response.id;
     const pending = typeof proxyId === "number" ? this.#pendingServerRequests.get(proxyId) : undefined;
-    if (pending === undefined || (pending.session !== session && !pending.session.stateless)) {
+    // Each stateless HTTP request is a session of its own: the answer may come on another one.
+    const sameClient = pending?.session === session || (pending?.session.stateless && session.stateless);
+    if (pending === undefined || !sameClient) {
       this.#logger.debug("{session}: answer to unknown request {id} dropped", {
         session: session.label,
         id: proxyId,
@@ -405,8 +413,9 @@ export class SharedServer {
     let latest: ServerSession | undefined;
     for (const session of this.#sessions) {
       if (!session.initialized || (capability !== undefined && !session.canAnswer(capability))) continue;
+      const runningSince = session.newestRequestAt();
       if (
-        session.hasRequestInFlight && (busiest === undefined || session.lastRequestAt > busiest.lastRequestAt)
+        runningSince !== undefined && (busiest === undefined || runningSince > busiest.newestRequestAt()!)
       ) {
         busiest = session;
       }
@@ -423,15 +432,14 @@ export class ServerSession {
   readonly stateless: boolean;
   readonly #server: SharedServer;
   readonly #peer: SessionPeer;
-  /** Client id → proxy id of requests at the child, oldest first. */
-  readonly #inFlight = new Map<RequestId, number>();
+  /** Client id → proxy id and start (server clock) of requests at the child, oldest first. */
+  readonly #inFlight = new Map<RequestId, { proxyId: number; at: number }>();
   /** Proxy ids of the child's requests waiting for this client's answer. */
   readonly #serverRequests = new Set<number>();
   #capabilities: Record<string, unknown> = {};
   #initialized: boolean;
   #closed = false;
   lastActiveAt = 0;
-  lastRequestAt = 0;
 
   constructor(server: SharedServer, peer: SessionPeer, seq: number, options: SessionOptions) {
     this.#server = server;
@@ -469,7 +477,8 @@ export class ServerSession {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    this.#server.sessionClosed(this, this.#inFlight.values(), this.#serverRequests);
+    const inFlight = [...this.#inFlight.values()].map((request) => request.proxyId);
+    this.#server.sessionClosed(this, inFlight, this.#serverRequests);
     this.#inFlight.clear();
     this.#serverRequests.clear();
   }
@@ -513,8 +522,14 @@ export class ServerSession {
   }
 
   rememberRequest(clientId: RequestId, proxyId: number, clock: number): void {
-    this.#inFlight.set(clientId, proxyId);
-    this.lastRequestAt = clock;
+    this.#inFlight.set(clientId, { proxyId, at: clock });
+  }
+
+  /** When the newest request still running started (server clock), if any runs. */
+  newestRequestAt(): number | undefined {
+    let newest: number | undefined;
+    for (const { at } of this.#inFlight.values()) newest = at;
+    return newest;
   }
 
   forgetRequest(clientId: RequestId): void {
@@ -522,7 +537,7 @@ export class ServerSession {
   }
 
   proxyIdOf(clientId: RequestId): number | undefined {
-    return this.#inFlight.get(clientId);
+    return this.#inFlight.get(clientId)?.proxyId;
   }
 
   rememberServerRequest(proxyId: number): void {

@@ -62,6 +62,29 @@ export interface RunningProxy extends AsyncDisposable {
 export interface ProxyRunOptions {
   env?: Record<string, string>;
   cwd?: string;
+  /**
+   * For a proxy that logs nothing at INFO: the port it was told to use; it is ready once `/status`
+   * answers there. Otherwise it is ready once it logged its status URL.
+   */
+  readyOnPort?: number;
+}
+
+/** A port that was free a moment ago. */
+export function freePort(): number {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (listener.addr as Deno.NetAddr).port;
+  listener.close();
+  return port;
+}
+
+async function answersStatus(origin: string): Promise<boolean> {
+  try {
+    const response = await fetch(`${origin}/status`);
+    await response.body?.cancel();
+    return response.ok;
+  } catch {
+    return false;
+  }
 }
 
 /** Starts `deno run main.ts ARGS` and waits until it logged its status URL (it is then serving). */
@@ -86,7 +109,12 @@ export async function startProxy(args: string[], options: ProxyRunOptions = {}):
   const deadline = Date.now() + 30_000;
   let origin: string | undefined;
   while (origin === undefined) {
-    origin = /status: (http:\/\/\S+)\/status/.exec(stderr.text)?.[1];
+    if (options.readyOnPort !== undefined) {
+      const candidate = `http://127.0.0.1:${options.readyOnPort}`;
+      if (await answersStatus(candidate)) origin = candidate;
+    } else {
+      origin = /status: (http:\/\/\S+)\/status/.exec(stderr.text)?.[1];
+    }
     if (origin !== undefined) break;
     if (exited || Date.now() > deadline) {
       if (!exited) child.kill("SIGKILL");
@@ -217,12 +245,27 @@ export async function connectClient(
   });
 }
 
-/** True while a process with `pid` exists (zombies included). */
+/** True while a process with `pid` runs; a zombie (exited, not yet reaped) counts as gone. */
 export function processExists(pid: number): boolean {
   try {
     Deno.kill(pid, "SIGCONT");
-    return true;
   } catch {
     return false;
   }
+  try {
+    // Field 3 of /proc/PID/stat is the state; the command name before it is in parentheses.
+    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+    return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) !== "Z";
+  } catch {
+    return Deno.build.os !== "linux";
+  }
+}
+
+/** The pids of the servers the proxy started, from its log lines `started server NAME: … (pid N)`. */
+export function serverPids(stderr: string): Record<string, number> {
+  const pids: Record<string, number> = {};
+  for (const match of stderr.matchAll(/started server (\S+): .* \(pid (\d+)\)/g)) {
+    pids[match[1]] = Number(match[2]);
+  }
+  return pids;
 }

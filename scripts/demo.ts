@@ -1,0 +1,121 @@
+/**
+ * `deno task demo [-- PROXY OPTIONS]`: mcp-proxy in server mode in front of the reference MCP server
+ * (`@modelcontextprotocol/server-everything`), with no configuration. It checks both HTTP transports
+ * with the SDK's own client, prints the URLs to connect to, and runs until Ctrl-C.
+ *
+ * `--check`: exit after the self-check (used by the tests).
+ *
+ * @module
+ */
+
+import { Client, SSEClientTransport, StreamableHTTPClientTransport } from "../src/mcp_sdk.ts";
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+const MAIN = new URL("../main.ts", import.meta.url).pathname;
+const EVERYTHING = "npm:@modelcontextprotocol/server-everything@2026.8.31";
+
+function say(text = ""): void {
+  const bytes = encoder.encode(text + "\n");
+  let written = 0;
+  while (written < bytes.length) written += Deno.stdout.writeSync(bytes.subarray(written));
+}
+
+const checkOnly = Deno.args.includes("--check");
+const proxyOptions = Deno.args.filter((arg) => arg !== "--check");
+if (!proxyOptions.some((arg) => arg === "--port" || arg.startsWith("--port="))) {
+  proxyOptions.push("--port", "0");
+}
+
+// The child gets a minimal environment: name deno by absolute path, and keep its cache where it is.
+const denoDir = Deno.env.get("DENO_DIR");
+const proxy = new Deno.Command(Deno.execPath(), {
+  args: [
+    "run",
+    "--allow-net",
+    "--allow-run",
+    "--allow-env",
+    "--allow-read",
+    MAIN,
+    ...proxyOptions,
+    ...(denoDir ? ["-e", "DENO_DIR", denoDir] : []),
+    "--",
+    Deno.execPath(),
+    "run",
+    "-A",
+    "--quiet",
+    EVERYTHING,
+    "stdio",
+  ],
+  stdin: "null",
+  stdout: "inherit",
+  stderr: "piped",
+}).spawn();
+
+/** Passes the proxy's log through to our stderr and resolves with its origin once it serves. */
+async function relayLogUntilReady(stderr: ReadableStream<Uint8Array>): Promise<string> {
+  const reader = stderr.getReader();
+  let seen = "";
+  while (true) {
+    const { value, done } = await reader.read();
+    if (done) throw new Error("the proxy exited before it was ready");
+    Deno.stderr.writeSync(value);
+    seen += decoder.decode(value, { stream: true });
+    const origin = /status: (http:\/\/\S+)\/status/.exec(seen)?.[1];
+    if (origin !== undefined) {
+      (async () => {
+        for (let chunk = await reader.read(); !chunk.done; chunk = await reader.read()) {
+          Deno.stderr.writeSync(chunk.value);
+        }
+      })();
+      return origin;
+    }
+  }
+}
+
+async function checkTransport(origin: string, kind: "mcp" | "sse"): Promise<string> {
+  const client = new Client({ name: "mcp-proxy-demo", version: "1.0.0" });
+  const url = new URL(`${origin}/${kind}`);
+  await client.connect(kind === "mcp" ? new StreamableHTTPClientTransport(url) : new SSEClientTransport(url));
+  try {
+    const { tools } = await client.listTools();
+    const result = await client.callTool({ name: "echo", arguments: { message: `hello over /${kind}` } });
+    const [content] = result.content as { text: string }[];
+    return `${tools.length} tools; echo → ${JSON.stringify(content.text)}`;
+  } finally {
+    await client.close();
+  }
+}
+
+let exitCode = 0;
+try {
+  const origin = await relayLogUntilReady(proxy.stderr);
+  say();
+  say("mcp-proxy demo: @modelcontextprotocol/server-everything (stdio) served over HTTP");
+  say();
+  say(`  Streamable HTTP  ${origin}/mcp`);
+  say(`  SSE (legacy)     ${origin}/sse`);
+  say(`  Status           ${origin}/status`);
+  say();
+  for (const kind of ["mcp", "sse"] as const) say(`  ✓ /${kind}  ${await checkTransport(origin, kind)}`);
+  say();
+  if (checkOnly) {
+    say("Self-check passed.");
+  } else {
+    say(`Try it: npx @modelcontextprotocol/inspector, then connect to ${origin}/mcp (Streamable HTTP).`);
+    say("Press Ctrl-C to stop.");
+    await new Promise<void>((resolve) => Deno.addSignalListener("SIGINT", resolve));
+  }
+} catch (error) {
+  Deno.stderr.writeSync(encoder.encode(`demo failed: ${error instanceof Error ? error.message : error}\n`));
+  exitCode = 1;
+} finally {
+  try {
+    proxy.kill("SIGTERM");
+  } catch {
+    // Already gone.
+  }
+  const status = await proxy.status;
+  if (exitCode === 0 && !status.success && status.signal === null) exitCode = status.code;
+}
+Deno.exit(exitCode);

@@ -1,0 +1,146 @@
+/**
+ * The command line as users meet it, through the real binary: `--help`, `--version`, exit codes and
+ * one-line messages for usage errors, a command that is not found, a port in use and bad config files,
+ * and flags whose effect shows only at run time (`--port 0`, `--host`, deprecated aliases).
+ */
+
+import assert from "node:assert/strict";
+import { FIXTURE, freePort, runProxy, startProxy } from "./helpers/proxy_process.ts";
+import { VERSION } from "../src/version.ts";
+
+/** One line, no stack trace. */
+function assertNoStackTrace(stderr: string): void {
+  assert.doesNotMatch(stderr, /^\s+at /m, stderr);
+  assert.doesNotMatch(stderr, /Uncaught|Stack backtrace/, stderr);
+}
+
+Deno.test("--version prints the version from deno.json; --help lists every flag", async () => {
+  const version = await runProxy(["--version"]);
+  assert.equal(version.code, 0);
+  assert.equal(version.stdout, `mcp-proxy ${VERSION}\n`);
+  const help = await runProxy(["--help"]);
+  assert.equal(help.code, 0);
+  for (
+    const flag of [
+      "--named-server-config",
+      "--pass-environment",
+      "--allow-origin",
+      "--stateless",
+      "--transport",
+    ]
+  ) {
+    assert.ok(help.stdout.includes(flag), `--help mentions ${flag}`);
+  }
+});
+
+Deno.test("nothing to run: usage on stderr, exit 1", async () => {
+  const result = await runProxy([]);
+  assert.equal(result.code, 1);
+  assert.match(result.stderr, /^usage: mcp-proxy/);
+  assert.equal(result.stdout, "");
+});
+
+Deno.test("usage errors exit 2; an unknown flag says to put server arguments after --", async () => {
+  const unknown = await runProxy(["--port", "8080", "uvx", "srv", "--user-agent=X"]);
+  assert.equal(unknown.code, 2);
+  assert.match(unknown.stderr, /--user-agent/);
+  assert.match(unknown.stderr, / -- /);
+  for (
+    const args of [["--port", "http"], ["--port"], ["--log-level", "LOUD", "x"], ["--transport", "ws", "x"]]
+  ) {
+    const result = await runProxy(args);
+    assert.equal(result.code, 2, `${args.join(" ")}: ${result.stderr}`);
+    assertNoStackTrace(result.stderr);
+  }
+});
+
+Deno.test("client mode is not built yet: a URL exits 1 with a clear line", async () => {
+  const result = await runProxy(["http://127.0.0.1:9/sse"]);
+  assert.equal(result.code, 1);
+  assert.match(result.stderr, /client mode is not implemented yet/);
+  assert.equal(result.stdout, "");
+});
+
+Deno.test("a command that is not found: one line naming it, suggesting an absolute path, exit 1", async () => {
+  const result = await runProxy(["--", "no-such-mcp-server-xyz", "--flag"]);
+  assert.equal(result.code, 1);
+  assert.match(result.stderr, /command not found: no-such-mcp-server-xyz/);
+  assert.match(result.stderr, /absolute path/);
+  assert.match(result.stderr, /--pass-environment/);
+  assertNoStackTrace(result.stderr);
+});
+
+Deno.test("a port in use: one clear line, exit 1", async () => {
+  using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (listener.addr as Deno.NetAddr).port;
+  const result = await runProxy(["--port", String(port), "--", ...FIXTURE]);
+  assert.equal(result.code, 1);
+  assert.match(result.stderr, new RegExp(`127\\.0\\.0\\.1:${port}.*already in use`));
+  assertNoStackTrace(result.stderr);
+});
+
+Deno.test("bad config files exit 1 with a message naming the file", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const cases: [string, string | undefined, RegExp][] = [
+      ["missing.json", undefined, /cannot read named-server config .*missing\.json/],
+      ["broken.json", "{ not json", /broken\.json is not valid JSON/],
+      ["empty.json", "", /empty\.json is empty/],
+      ["no-servers.json", '{"servers": {}}', /no-servers\.json has no "mcpServers" object/],
+    ];
+    for (const [name, content, expected] of cases) {
+      const path = `${dir}/${name}`;
+      if (content !== undefined) await Deno.writeTextFile(path, content);
+      const result = await runProxy(["--named-server-config", path]);
+      assert.equal(result.code, 1, `${name}: ${result.stderr}`);
+      assert.match(result.stderr, expected);
+      assertNoStackTrace(result.stderr);
+    }
+    const allBad = `${dir}/all-bad.json`;
+    await Deno.writeTextFile(allBad, JSON.stringify({ mcpServers: { a: { args: ["x"] }, b: "nope" } }));
+    const result = await runProxy(["--named-server-config", allBad]);
+    assert.equal(result.code, 1);
+    assert.match(result.stderr, /server "a": .*"command"/);
+    assert.match(result.stderr, /server "b"/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("--port 0 logs the real bound URLs; --host and deprecated --sse-port/--sse-host work and warn", async () => {
+  await using proxy = await startProxy(["--port", "0", "--", ...FIXTURE]);
+  assert.match(proxy.origin, /^http:\/\/127\.0\.0\.1:[1-9]\d*$/);
+  assert.match(proxy.stderr(), new RegExp(`SSE ${proxy.origin}/sse +Streamable HTTP ${proxy.origin}/mcp`));
+
+  const port = freePort();
+  await using legacy = await startProxy([
+    "--sse-host",
+    "127.0.0.1",
+    "--sse-port",
+    String(port),
+    "--",
+    ...FIXTURE,
+  ]);
+  assert.equal(legacy.origin, `http://127.0.0.1:${port}`);
+  assert.match(legacy.stderr(), /--sse-port is deprecated/);
+  assert.match(legacy.stderr(), /--sse-host is deprecated/);
+  const status = await fetch(`${legacy.origin}/status`);
+  assert.equal(status.status, 200);
+  await status.body?.cancel();
+});
+
+Deno.test("--log-level and --debug control the proxy's own log; child stderr is always passed through", async () => {
+  const port = freePort();
+  await using quiet = await startProxy(["--log-level", "error", "--port", String(port), "--", ...FIXTURE], {
+    readyOnPort: port,
+  });
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  assert.match(quiet.stderr(), /\[default\] fixture server ready/);
+  assert.doesNotMatch(quiet.stderr(), /INFO/);
+
+  await using debug = await startProxy(["--log-level", "ERROR", "--debug", "--", ...FIXTURE]);
+  const response = await fetch(`${debug.origin}/sse`);
+  await response.body?.cancel();
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  assert.match(debug.stderr(), /DEBUG +SSE session [0-9a-f]{32} of default opened/);
+});

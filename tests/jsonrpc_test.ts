@@ -1,0 +1,162 @@
+import assert from "node:assert/strict";
+import {
+  ErrorCode,
+  errorResponse,
+  isNotification,
+  isRequest,
+  isResponse,
+  type JsonRpcMessage,
+  resultResponse,
+  validateMessage,
+} from "../src/jsonrpc.ts";
+
+function accepts(value: Record<string, unknown>): void {
+  const snapshot = structuredClone(value);
+  const result = validateMessage(value);
+  assert.equal(typeof result, "object", `${JSON.stringify(value)} is rejected: ${result}`);
+  assert.equal(result, value, "the message itself is returned");
+  assert.deepEqual(value, snapshot, "the message is not modified");
+}
+
+function rejects(value: unknown, pattern: RegExp): void {
+  const result = validateMessage(value);
+  assert.equal(typeof result, "string", `${JSON.stringify(value)} is accepted`);
+  assert.match(result as string, pattern);
+}
+
+Deno.test("validateMessage: accepts requests with string, numeric and falsy ids", () => {
+  accepts({ jsonrpc: "2.0", id: "abc", method: "tools/list" });
+  accepts({
+    jsonrpc: "2.0",
+    id: 1,
+    method: "tools/call",
+    params: { name: "x", _meta: { progressToken: 1 } },
+  });
+  accepts({ jsonrpc: "2.0", id: 0, method: "ping" });
+  accepts({ jsonrpc: "2.0", id: "", method: "ping" });
+  accepts({ jsonrpc: "2.0", id: -1.5, method: "ping", params: [1, 2] });
+});
+
+Deno.test("validateMessage: accepts notifications, with or without params", () => {
+  accepts({ jsonrpc: "2.0", method: "notifications/initialized" });
+  accepts({ jsonrpc: "2.0", method: "notifications/progress", params: { progressToken: "t", progress: 1 } });
+});
+
+Deno.test("validateMessage: accepts result and error responses", () => {
+  accepts({ jsonrpc: "2.0", id: 1, result: {} });
+  accepts({ jsonrpc: "2.0", id: "x", result: { tools: [], _meta: { k: 1 } } });
+  accepts({ jsonrpc: "2.0", id: 2, error: { code: -32601, message: "Method not found" } });
+  accepts({ jsonrpc: "2.0", id: 3, error: { code: -32000, message: "m", data: { detail: true } } });
+});
+
+Deno.test("validateMessage: accepts an error response with a null id", () => {
+  accepts({ jsonrpc: "2.0", id: null, error: { code: -32700, message: "Parse error" } });
+});
+
+Deno.test("validateMessage: keeps unknown fields", () => {
+  accepts({ jsonrpc: "2.0", id: 1, method: "x", "x-extension": { a: 1 } });
+  accepts({ jsonrpc: "2.0", method: "x", extra: [1] });
+  accepts({ jsonrpc: "2.0", id: 1, result: {}, extra: "kept" });
+});
+
+Deno.test("validateMessage: rejects anything but a JSON object", () => {
+  for (const value of [null, undefined, 1, "text", true, [], [{ jsonrpc: "2.0", method: "ping" }]]) {
+    rejects(value, /must be a JSON object/);
+  }
+});
+
+Deno.test("validateMessage: rejects a missing or wrong jsonrpc version", () => {
+  rejects({ id: 1, method: "ping" }, /"jsonrpc": "2.0"/);
+  rejects({ jsonrpc: "1.0", id: 1, method: "ping" }, /"jsonrpc": "2.0"/);
+  rejects({ jsonrpc: 2, id: 1, method: "ping" }, /"jsonrpc": "2.0"/);
+});
+
+Deno.test("validateMessage: rejects ids that are neither string nor number", () => {
+  for (const id of [true, {}, [1], undefined]) {
+    rejects({ jsonrpc: "2.0", id, method: "ping" }, /"id" must be a string or a number/);
+    rejects({ jsonrpc: "2.0", id, result: {} }, /"id" must be a string or a number/);
+  }
+});
+
+Deno.test("validateMessage: rejects a non-string method", () => {
+  rejects({ jsonrpc: "2.0", id: 1, method: 5 }, /"method" must be a string/);
+  rejects({ jsonrpc: "2.0", method: null }, /"method" must be a string/);
+});
+
+Deno.test("validateMessage: rejects a request with a null id", () => {
+  rejects({ jsonrpc: "2.0", id: null, method: "ping" }, /must not be null/);
+});
+
+Deno.test("validateMessage: rejects params that are not an object or an array", () => {
+  for (const params of ["x", 1, true, null]) {
+    rejects({ jsonrpc: "2.0", id: 1, method: "ping", params }, /"params" must be an object or an array/);
+    rejects({ jsonrpc: "2.0", method: "notifications/x", params }, /"params"/);
+  }
+});
+
+Deno.test("validateMessage: rejects an object with neither method nor id", () => {
+  rejects({ jsonrpc: "2.0" }, /needs "method".*or "id"/);
+  rejects({ jsonrpc: "2.0", result: {} }, /needs "method"/);
+});
+
+Deno.test("validateMessage: rejects a response with both or neither of result and error", () => {
+  rejects({ jsonrpc: "2.0", id: 1 }, /exactly one of "result" and "error"/);
+  rejects({ jsonrpc: "2.0", id: 1, result: {}, error: { code: 1, message: "m" } }, /exactly one of/);
+});
+
+Deno.test("validateMessage: rejects an error that is not an object with a numeric code", () => {
+  for (const error of [null, "boom", 1, {}, { code: "1", message: "m" }, { message: "m" }]) {
+    rejects({ jsonrpc: "2.0", id: 1, error }, /"error" must be an object with a numeric "code"/);
+  }
+});
+
+Deno.test("isRequest, isNotification, isResponse: tell the three kinds apart", () => {
+  const cases: [JsonRpcMessage, "request" | "notification" | "response"][] = [
+    [{ jsonrpc: "2.0", id: 1, method: "ping" }, "request"],
+    [{ jsonrpc: "2.0", id: 0, method: "ping" }, "request"],
+    [{ jsonrpc: "2.0", id: "", method: "ping" }, "request"],
+    [{ jsonrpc: "2.0", method: "notifications/initialized" }, "notification"],
+    [
+      { jsonrpc: "2.0", method: "notifications/initialized", id: undefined } as JsonRpcMessage,
+      "notification",
+    ],
+    [{ jsonrpc: "2.0", id: 1, result: {} }, "response"],
+    [{ jsonrpc: "2.0", id: 0, error: { code: 1, message: "m" } }, "response"],
+    [{ jsonrpc: "2.0", id: null, error: { code: 1, message: "m" } }, "response"],
+  ];
+  for (const [message, kind] of cases) {
+    const label = JSON.stringify(message);
+    assert.equal(isRequest(message), kind === "request", `isRequest(${label})`);
+    assert.equal(isNotification(message), kind === "notification", `isNotification(${label})`);
+    assert.equal(isResponse(message), kind === "response", `isResponse(${label})`);
+  }
+});
+
+Deno.test("errorResponse: builds an error response, with data only when given", () => {
+  assert.deepEqual(errorResponse(7, ErrorCode.InvalidRequest, "bad"), {
+    jsonrpc: "2.0",
+    id: 7,
+    error: { code: -32600, message: "bad" },
+  });
+  assert.equal("data" in errorResponse(7, -1, "m").error!, false);
+  assert.deepEqual(errorResponse(null, ErrorCode.ParseError, "Parse error", { at: 3 }), {
+    jsonrpc: "2.0",
+    id: null,
+    error: { code: -32700, message: "Parse error", data: { at: 3 } },
+  });
+  assert.deepEqual(errorResponse("x", -1, "m", null).error, { code: -1, message: "m", data: null });
+});
+
+Deno.test("resultResponse: builds a result response", () => {
+  assert.deepEqual(resultResponse("a", { ok: true }), { jsonrpc: "2.0", id: "a", result: { ok: true } });
+});
+
+Deno.test("ErrorCode: carries the JSON-RPC and MCP codes", () => {
+  assert.deepEqual(ErrorCode, {
+    ParseError: -32700,
+    InvalidRequest: -32600,
+    MethodNotFound: -32601,
+    InternalError: -32603,
+    ConnectionClosed: -32000,
+  });
+});

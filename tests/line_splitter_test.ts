@@ -1,0 +1,161 @@
+import assert from "node:assert/strict";
+import { LineSplitter } from "../src/line_splitter.ts";
+
+const encoder = new TextEncoder();
+
+interface Split {
+  lines: string[];
+  oversize: number[];
+}
+
+/** Runs `chunks` through a LineSplitter and decodes the lines, failing on broken UTF-8. */
+async function split(chunks: (string | Uint8Array)[], maxLineBytes = 1024): Promise<Split> {
+  const oversize: number[] = [];
+  const decoder = new TextDecoder("utf-8", { fatal: true });
+  const source = ReadableStream.from(
+    chunks.map((chunk) => typeof chunk === "string" ? encoder.encode(chunk) : chunk),
+  );
+  const lines: string[] = [];
+  const splitter = new LineSplitter({ maxLineBytes, onOversizeLine: (bytes) => oversize.push(bytes) });
+  for await (const line of source.pipeThrough(splitter)) lines.push(decoder.decode(line));
+  return { lines, oversize };
+}
+
+/** A stream of `total` bytes of `fill`, in fresh chunks of `chunkSize`, then `tail`. */
+function bigLine(total: number, chunkSize: number, fill: number, tail: string): ReadableStream<Uint8Array> {
+  let sent = 0;
+  let tailSent = false;
+  return new ReadableStream<Uint8Array>({
+    pull(controller) {
+      if (sent < total) {
+        const size = Math.min(chunkSize, total - sent);
+        controller.enqueue(new Uint8Array(size).fill(fill));
+        sent += size;
+      } else if (!tailSent) {
+        controller.enqueue(encoder.encode(tail));
+        tailSent = true;
+      } else {
+        controller.close();
+      }
+    },
+  });
+}
+
+Deno.test("LineSplitter: joins a line split across chunks", async () => {
+  assert.deepEqual(await split(['{"a":', "1", '}\n{"b"', ":2}\n"]), {
+    lines: ['{"a":1}', '{"b":2}'],
+    oversize: [],
+  });
+});
+
+Deno.test("LineSplitter: splits several lines in one chunk", async () => {
+  assert.deepEqual((await split(["one\ntwo\nthree\n"])).lines, ["one", "two", "three"]);
+});
+
+Deno.test("LineSplitter: a chunk ending right at a newline, and empty chunks, change nothing", async () => {
+  assert.deepEqual((await split(["one\n", new Uint8Array(0), "two\n", "", "three\n"])).lines, [
+    "one",
+    "two",
+    "three",
+  ]);
+});
+
+Deno.test("LineSplitter: strips the \\r of \\r\\n, also when split across chunks", async () => {
+  assert.deepEqual((await split(["one\r\ntwo\r", "\nthree\r\n"])).lines, ["one", "two", "three"]);
+});
+
+Deno.test("LineSplitter: keeps a \\r inside a line", async () => {
+  assert.deepEqual((await split(["a\rb\n"])).lines, ["a\rb"]);
+});
+
+Deno.test("LineSplitter: skips empty lines, including lone \\r", async () => {
+  assert.deepEqual((await split(["\n\none\n\r\n\n", "\ntwo\n\n"])).lines, ["one", "two"]);
+});
+
+Deno.test("LineSplitter: emits a final line without newline at the end of the stream", async () => {
+  assert.deepEqual((await split(["one\ntw", "o"])).lines, ["one", "two"]);
+  assert.deepEqual((await split(["last\r"])).lines, ["last"]);
+  assert.deepEqual((await split([])).lines, []);
+});
+
+Deno.test("LineSplitter: drops a line longer than the cap, reports its byte length, delivers the next", async () => {
+  const result = await split(["ok\n", "x".repeat(11) + "\n", "next\n"], 10);
+  assert.deepEqual(result, { lines: ["ok", "next"], oversize: [11] });
+});
+
+Deno.test("LineSplitter: a line of exactly the cap is kept", async () => {
+  assert.deepEqual(await split(["x".repeat(10) + "\nyy\n"], 10), {
+    lines: ["x".repeat(10), "yy"],
+    oversize: [],
+  });
+});
+
+Deno.test("LineSplitter: an oversize line arriving in pieces is reported once with its full length", async () => {
+  const result = await split(["12345", "67890", "12\n", "ok", "\n"], 10);
+  assert.deepEqual(result, { lines: ["ok"], oversize: [12] });
+});
+
+Deno.test("LineSplitter: an oversize line cut off by the end of the stream is reported", async () => {
+  assert.deepEqual(await split(["ok\n", "x".repeat(15)], 10), { lines: ["ok"], oversize: [15] });
+});
+
+Deno.test("LineSplitter: counts bytes, not characters, against the cap", async () => {
+  const result = await split(["é".repeat(5) + "\n", "é".repeat(6) + "\n"], 10);
+  assert.deepEqual(result, { lines: ["é".repeat(5)], oversize: [12] });
+});
+
+Deno.test("LineSplitter: drops an oversize line quietly when no callback is given", async () => {
+  const source = ReadableStream.from([encoder.encode("x".repeat(20) + "\nok\n")]);
+  const lines: string[] = [];
+  for await (const line of source.pipeThrough(new LineSplitter({ maxLineBytes: 10 }))) {
+    lines.push(new TextDecoder().decode(line));
+  }
+  assert.deepEqual(lines, ["ok"]);
+});
+
+Deno.test("LineSplitter: keeps multi-byte UTF-8 characters split across chunks intact", async () => {
+  const text = "héllo 世界 🙂";
+  const bytes = encoder.encode(text + "\n");
+  const chunks: Uint8Array[] = [];
+  for (let i = 0; i < bytes.length; i++) chunks.push(bytes.slice(i, i + 1));
+  assert.deepEqual((await split(chunks)).lines, [text]);
+
+  const emoji = encoder.encode("🙂\n");
+  assert.deepEqual((await split([emoji.slice(0, 2), emoji.slice(2)])).lines, ["🙂"]);
+});
+
+Deno.test("LineSplitter: returns each line's bytes unchanged", async () => {
+  const bytes = new Uint8Array([0x00, 0xff, 0x0d, 0x41, 0x0a, 0x7f, 0x0a]);
+  const lines: number[][] = [];
+  const source = ReadableStream.from([bytes.slice(0, 3), bytes.slice(3)]);
+  for await (const line of source.pipeThrough(new LineSplitter({ maxLineBytes: 100 }))) lines.push([...line]);
+  assert.deepEqual(lines, [[0x00, 0xff, 0x0d, 0x41], [0x7f]]);
+});
+
+Deno.test("LineSplitter: a 20 MB line in 64 KiB chunks is delivered whole", async () => {
+  const total = 20 * 1024 * 1024;
+  const lines: Uint8Array[] = [];
+  const splitter = new LineSplitter({ maxLineBytes: 32 * 1024 * 1024 });
+  for await (const line of bigLine(total, 64 * 1024, 0x61, "\nafter\n").pipeThrough(splitter)) {
+    lines.push(line);
+  }
+  assert.equal(lines.length, 2);
+  assert.equal(lines[0].length, total);
+  assert.ok(lines[0].every((byte) => byte === 0x61), "the line's content is intact");
+  assert.equal(new TextDecoder().decode(lines[1]), "after");
+});
+
+Deno.test("LineSplitter: a 20 MB line over the cap in 64 KiB chunks is dropped and the next line kept", async () => {
+  const total = 20 * 1024 * 1024;
+  const oversize: number[] = [];
+  const lines: string[] = [];
+  const splitter = new LineSplitter({
+    maxLineBytes: 1024 * 1024,
+    onOversizeLine: (bytes) => oversize.push(bytes),
+  });
+  for await (const line of bigLine(total, 64 * 1024, 0x61, "\nafter\n").pipeThrough(splitter)) {
+    lines.push(new TextDecoder().decode(line));
+  }
+  assert.deepEqual(lines, ["after"]);
+  assert.deepEqual(oversize, [total]);
+});

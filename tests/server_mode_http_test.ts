@@ -1,0 +1,221 @@
+/**
+ * The HTTP surface of server mode, request by request: `/status`, the legacy SSE endpoints, the
+ * Streamable HTTP status codes, CORS, and the child's InitializeResult reaching clients untouched.
+ */
+
+import assert from "node:assert/strict";
+import { connectClient, FIXTURE, type RunningProxy, shellJoin, startProxy } from "./helpers/proxy_process.ts";
+
+const JSON_AND_SSE = { "Content-Type": "application/json", Accept: "application/json, text/event-stream" };
+
+const INITIALIZE = {
+  jsonrpc: "2.0",
+  id: 0,
+  method: "initialize",
+  params: { protocolVersion: "2025-11-25", capabilities: {}, clientInfo: { name: "raw", version: "0" } },
+};
+
+/** Fetches and reads the whole body, so no test leaks a response. */
+async function request(
+  url: string,
+  init: RequestInit = {},
+): Promise<{ status: number; headers: Headers; body: string }> {
+  const response = await fetch(url, init);
+  return { status: response.status, headers: response.headers, body: await response.text() };
+}
+
+/** Opens a legacy SSE stream and returns the endpoint it announced, and a way to read further events. */
+async function openSse(url: string) {
+  const response = await fetch(url, { headers: { Accept: "text/event-stream" } });
+  assert.equal(response.status, 200);
+  assert.match(response.headers.get("content-type") ?? "", /^text\/event-stream/);
+  const reader = response.body!.pipeThrough(new TextDecoderStream()).getReader();
+  let buffer = "";
+  const nextEvent = async (): Promise<{ event: string; data: string }> => {
+    while (!buffer.includes("\n\n")) {
+      const { value, done } = await reader.read();
+      if (done) throw new Error("stream ended");
+      buffer += value;
+    }
+    const end = buffer.indexOf("\n\n");
+    const block = buffer.slice(0, end);
+    buffer = buffer.slice(end + 2);
+    const event = /^event: (.*)$/m.exec(block)?.[1] ?? "";
+    const data = /^data: (.*)$/m.exec(block)?.[1] ?? "";
+    return { event, data };
+  };
+  const first = await nextEvent();
+  return { first, nextEvent, close: () => reader.cancel() };
+}
+
+async function initializeSession(proxy: RunningProxy): Promise<string> {
+  const response = await request(`${proxy.origin}/mcp`, {
+    method: "POST",
+    headers: JSON_AND_SSE,
+    body: JSON.stringify(INITIALIZE),
+  });
+  assert.equal(response.status, 200);
+  return response.headers.get("mcp-session-id")!;
+}
+
+Deno.test("/status has the reference's keys; activity moves on /mcp requests", async () => {
+  await using proxy = await startProxy(["--named-server", "fx", shellJoin(FIXTURE), "--", ...FIXTURE]);
+  const before = JSON.parse((await request(`${proxy.origin}/status`)).body);
+  assert.deepEqual(Object.keys(before).sort(), ["api_last_activity", "server_instances"]);
+  assert.deepEqual(before.server_instances, { default: "configured", fx: "configured" });
+  assert.match(before.api_last_activity, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
+  await new Promise((resolve) => setTimeout(resolve, 20));
+  await initializeSession(proxy);
+  const after = JSON.parse((await request(`${proxy.origin}/status`)).body);
+  assert.ok(Date.parse(after.api_last_activity) > Date.parse(before.api_last_activity));
+});
+
+Deno.test("legacy SSE: endpoint event, 202 on POST, 400 and 404 for bad session ids", async () => {
+  await using proxy = await startProxy(["--named-server", "fx", shellJoin(FIXTURE), "--", ...FIXTURE]);
+  const named = await openSse(`${proxy.baseUrl("fx")}/sse`);
+  assert.equal(named.first.event, "endpoint");
+  assert.match(named.first.data, /^\/servers\/fx\/messages\/\?session_id=[0-9a-f]{32}$/);
+  await named.close();
+
+  const sse = await openSse(`${proxy.origin}/sse`);
+  assert.equal(sse.first.event, "endpoint");
+  assert.match(sse.first.data, /^\/messages\/\?session_id=[0-9a-f]{32}$/);
+  const endpoint = `${proxy.origin}${sse.first.data}`;
+
+  const accepted = await request(endpoint, { method: "POST", body: JSON.stringify(INITIALIZE) });
+  assert.equal(accepted.status, 202);
+  const answer = await sse.nextEvent();
+  assert.equal(answer.event, "message");
+  assert.equal(JSON.parse(answer.data).result.serverInfo.name, "fixture-server");
+
+  // Without the trailing slash too.
+  const ping = { jsonrpc: "2.0", id: "p", method: "ping" };
+  const noSlash = endpoint.replace("/messages/?", "/messages?");
+  assert.equal((await request(noSlash, { method: "POST", body: JSON.stringify(ping) })).status, 202);
+  assert.deepEqual(JSON.parse((await sse.nextEvent()).data), { jsonrpc: "2.0", id: "p", result: {} });
+
+  const post = (url: string, body = JSON.stringify(ping)) => request(url, { method: "POST", body });
+  assert.equal((await post(`${proxy.origin}/messages/`)).status, 400);
+  assert.equal((await post(`${proxy.origin}/messages/?session_id=not-hex`)).status, 400);
+  assert.equal((await post(`${proxy.origin}/messages/?session_id=${"0".repeat(32)}`)).status, 404);
+  assert.equal((await post(endpoint, "{not json")).status, 400);
+  assert.equal((await post(endpoint, JSON.stringify({ jsonrpc: "1.0", id: 1, method: "ping" }))).status, 400);
+  await sse.close();
+});
+
+Deno.test("Streamable HTTP: status codes of the reference", async () => {
+  await using proxy = await startProxy(["--", ...FIXTURE]);
+  const mcp = `${proxy.origin}/mcp`;
+  const ping = JSON.stringify({ jsonrpc: "2.0", id: 1, method: "ping" });
+  const sessionId = await initializeSession(proxy);
+  const withSession = { ...JSON_AND_SSE, "Mcp-Session-Id": sessionId };
+
+  assert.equal((await request(mcp, { method: "POST", headers: JSON_AND_SSE, body: ping })).status, 400);
+  const unknown = { ...JSON_AND_SSE, "Mcp-Session-Id": crypto.randomUUID() };
+  assert.equal((await request(mcp, { method: "POST", headers: unknown, body: ping })).status, 404);
+  const jsonOnly = { ...withSession, Accept: "text/event-stream" };
+  assert.equal((await request(mcp, { method: "POST", headers: jsonOnly, body: ping })).status, 406);
+  const textBody = { ...withSession, "Content-Type": "text/plain" };
+  assert.equal((await request(mcp, { method: "POST", headers: textBody, body: ping })).status, 415);
+  const badVersion = { ...withSession, "MCP-Protocol-Version": "1999-01-01" };
+  assert.equal((await request(mcp, { method: "POST", headers: badVersion, body: ping })).status, 400);
+  const ok = await request(mcp, { method: "POST", headers: withSession, body: ping });
+  assert.equal(ok.status, 200);
+  assert.match(ok.body, /"result":\{\}/);
+  // Trailing slash is the same endpoint.
+  assert.equal((await request(`${mcp}/`, { method: "POST", headers: withSession, body: ping })).status, 200);
+
+  const first = await fetch(mcp, { headers: { Accept: "text/event-stream", "Mcp-Session-Id": sessionId } });
+  assert.equal(first.status, 200);
+  const second = await request(mcp, {
+    headers: { Accept: "text/event-stream", "Mcp-Session-Id": sessionId },
+  });
+  assert.equal(second.status, 409);
+  await first.body!.cancel();
+
+  const deleted = await request(mcp, { method: "DELETE", headers: { "Mcp-Session-Id": sessionId } });
+  assert.equal(deleted.status, 200);
+  assert.equal((await request(mcp, { method: "POST", headers: withSession, body: ping })).status, 404);
+  assert.equal((await request(`${proxy.origin}/nowhere`)).status, 404);
+});
+
+Deno.test("the child's InitializeResult reaches clients exactly as sent, over both transports", async () => {
+  await using proxy = await startProxy(["--", ...FIXTURE]);
+  for (const transport of ["mcp", "sse", "mcp"] as const) {
+    await using client = await connectClient(proxy.baseUrl(), transport);
+    assert.deepEqual(client.getServerVersion(), {
+      name: "fixture-server",
+      version: "1.2.3",
+      title: "Fixture",
+    });
+    assert.equal(client.getInstructions(), "Fixture instructions: untouched by the proxy.");
+    assert.deepEqual(client.getServerCapabilities(), {
+      tools: {},
+      experimental: { fixture: { version: 1 } },
+    });
+  }
+});
+
+Deno.test("CORS: no headers by default", async () => {
+  await using proxy = await startProxy(["--", ...FIXTURE]);
+  const preflight = await request(`${proxy.origin}/mcp`, {
+    method: "OPTIONS",
+    headers: { Origin: "https://app.example", "Access-Control-Request-Method": "POST" },
+  });
+  assert.equal(preflight.headers.get("access-control-allow-origin"), null);
+  const status = await request(`${proxy.origin}/status`, { headers: { Origin: "https://app.example" } });
+  assert.equal(status.headers.get("access-control-allow-origin"), null);
+});
+
+Deno.test("CORS: --allow-origin (repeatable) with preflight, methods, MCP headers and exposed headers", async () => {
+  await using proxy = await startProxy([
+    "--allow-origin",
+    "https://a.example",
+    "--allow-origin",
+    "https://b.example",
+    "--expose-header",
+    "X-Trace",
+    "--",
+    ...FIXTURE,
+  ]);
+  for (const origin of ["https://a.example", "https://b.example"]) {
+    const preflight = await request(`${proxy.origin}/mcp`, {
+      method: "OPTIONS",
+      headers: {
+        Origin: origin,
+        "Access-Control-Request-Method": "DELETE",
+        "Access-Control-Request-Headers": "content-type, mcp-session-id, mcp-protocol-version, last-event-id",
+      },
+    });
+    assert.equal(preflight.status, 204);
+    assert.equal(preflight.headers.get("access-control-allow-origin"), origin);
+    assert.equal(preflight.headers.get("access-control-allow-methods"), "GET,POST,DELETE,OPTIONS");
+    assert.match(preflight.headers.get("access-control-allow-headers")!, /mcp-session-id/);
+    assert.match(preflight.headers.get("access-control-allow-headers")!, /mcp-protocol-version/);
+  }
+  const other = await request(`${proxy.origin}/mcp`, {
+    method: "OPTIONS",
+    headers: { Origin: "https://evil.example", "Access-Control-Request-Method": "POST" },
+  });
+  assert.equal(other.headers.get("access-control-allow-origin"), null);
+
+  const posted = await request(`${proxy.origin}/mcp`, {
+    method: "POST",
+    headers: { ...JSON_AND_SSE, Origin: "https://a.example" },
+    body: JSON.stringify(INITIALIZE),
+  });
+  assert.equal(posted.headers.get("access-control-allow-origin"), "https://a.example");
+  assert.equal(posted.headers.get("access-control-expose-headers"), "mcp-session-id,X-Trace");
+});
+
+Deno.test("CORS: --allow-origin '*' allows any origin", async () => {
+  await using proxy = await startProxy(["--allow-origin", "*", "--", ...FIXTURE]);
+  const preflight = await request(`${proxy.origin}/sse`, {
+    method: "OPTIONS",
+    headers: { Origin: "https://anything.example", "Access-Control-Request-Method": "GET" },
+  });
+  assert.equal(preflight.headers.get("access-control-allow-origin"), "*");
+  const status = await request(`${proxy.origin}/status`, { headers: { Origin: "https://x.example" } });
+  assert.equal(status.headers.get("access-control-allow-origin"), "*");
+  assert.equal(status.headers.get("access-control-expose-headers"), "mcp-session-id");
+});

@@ -1,0 +1,961 @@
+import assert from "node:assert/strict";
+import { getLogger } from "@logtape/logtape";
+import {
+  ErrorCode,
+  type JsonRpcMessage,
+  type JsonRpcNotification,
+  type JsonRpcRequest,
+  type JsonRpcResponse,
+  type RequestId,
+} from "../src/jsonrpc.ts";
+import { type ServerSession, type SessionPeer, SharedServer } from "../src/shared_server.ts";
+
+const SUPPORTED_PROTOCOL_VERSIONS = ["2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05"];
+const CHILD_PROTOCOL_VERSION = "2025-06-18";
+const CHILD_INITIALIZE_RESULT = {
+  protocolVersion: CHILD_PROTOCOL_VERSION,
+  capabilities: { tools: { listChanged: true }, logging: {} },
+  serverInfo: { name: "child", version: "1.2.3" },
+  instructions: "Use the tools.",
+};
+
+interface Delivery {
+  message: JsonRpcMessage;
+  relatedRequestId: RequestId | undefined;
+}
+
+/** The client at the far end of a session: records what reaches it. */
+class FakeClient implements SessionPeer {
+  readonly deliveries: Delivery[] = [];
+  readonly abandoned: RequestId[] = [];
+
+  deliver(message: JsonRpcMessage, relatedRequestId?: RequestId): void {
+    this.deliveries.push({ message: structuredClone(message), relatedRequestId });
+  }
+
+  requestAbandoned(clientId: RequestId): void {
+    this.abandoned.push(clientId);
+  }
+
+  /** What was delivered since the last call. */
+  take(): Delivery[] {
+    return this.deliveries.splice(0);
+  }
+
+  /** The one message delivered since the last call. */
+  takeOne(): Delivery {
+    const deliveries = this.take();
+    assert.equal(deliveries.length, 1, `expected one delivery, got ${JSON.stringify(deliveries)}`);
+    return deliveries[0];
+  }
+}
+
+interface Peer {
+  session: ServerSession;
+  client: FakeClient;
+}
+
+/** A SharedServer whose child is a list of the messages written to it. */
+class Harness {
+  readonly toChild: JsonRpcMessage[] = [];
+  readonly server: SharedServer = new SharedServer({
+    name: "everything",
+    sendToChild: (message) => this.toChild.push(structuredClone(message)),
+    logger: getLogger(["test"]),
+    supportedProtocolVersions: SUPPORTED_PROTOCOL_VERSIONS,
+  });
+
+  /** What the child received since the last call. */
+  takeChild(): JsonRpcMessage[] {
+    return this.toChild.splice(0);
+  }
+
+  /** The one message the child received since the last call. */
+  childReceivesOne(): JsonRpcMessage {
+    const messages = this.takeChild();
+    assert.equal(messages.length, 1, `expected one message at the child, got ${JSON.stringify(messages)}`);
+    return messages[0];
+  }
+
+  open(stateless = false): Peer {
+    const client = new FakeClient();
+    const session = this.server.openSession(client, { label: "test", stateless });
+    return { session, client };
+  }
+
+  /** Opens a session and takes it through the handshake as an MCP client would. */
+  initializedSession(capabilities: Record<string, unknown> = {}): Peer {
+    const peer = this.open();
+    peer.session.handleClientMessage(initializeRequest("init", capabilities));
+    const forwarded = this.takeChild();
+    if (forwarded.length === 1) this.childAnswers(forwarded[0], CHILD_INITIALIZE_RESULT);
+    assert.ok("result" in peer.client.takeOne().message, "initialize succeeds");
+    peer.session.handleClientMessage({ jsonrpc: "2.0", method: "notifications/initialized" });
+    this.takeChild();
+    return peer;
+  }
+
+  /** The child answers `request` (a message it received) with `result`. */
+  childAnswers(request: JsonRpcMessage, result: Record<string, unknown>): void {
+    assert.ok("id" in request && request.id !== undefined, `the child can answer only a request: ${request}`);
+    this.server.handleChildMessage({ jsonrpc: "2.0", id: request.id as RequestId, result });
+  }
+}
+
+function request(id: RequestId, method: string, params?: Record<string, unknown>): JsonRpcRequest {
+  return params === undefined ? { jsonrpc: "2.0", id, method } : { jsonrpc: "2.0", id, method, params };
+}
+
+function notification(method: string, params?: Record<string, unknown>): JsonRpcNotification {
+  return params === undefined ? { jsonrpc: "2.0", method } : { jsonrpc: "2.0", method, params };
+}
+
+function initializeRequest(
+  id: RequestId,
+  capabilities: Record<string, unknown> = {},
+  protocolVersion = CHILD_PROTOCOL_VERSION,
+): JsonRpcRequest {
+  return request(id, "initialize", {
+    protocolVersion,
+    capabilities,
+    clientInfo: { name: "test-client", version: "0.0.1" },
+  });
+}
+
+function idOf(message: JsonRpcMessage): RequestId {
+  assert.ok("id" in message && message.id !== undefined && message.id !== null, "message has an id");
+  return message.id as RequestId;
+}
+
+function isInitialize(message: JsonRpcMessage): boolean {
+  return "method" in message && message.method === "initialize";
+}
+
+// ---- ids ---------------------------------------------------------------------------------------
+
+Deno.test("SharedServer: a request reaches the child under a proxy id, unknown fields and _meta intact", () => {
+  const h = new Harness();
+  const { session } = h.initializedSession();
+  const call: JsonRpcRequest = {
+    jsonrpc: "2.0",
+    id: "call-7",
+    method: "tools/call",
+    params: { name: "echo", arguments: { text: "hi" }, _meta: { "example.com/trace": "t-1" } },
+    "x-extension": { keep: true },
+  };
+  const original = structuredClone(call);
+  session.handleClientMessage(call);
+  assert.deepEqual(call, original, "the client's message object is not modified");
+  const forwarded = h.childReceivesOne();
+  assert.notEqual(idOf(forwarded), "call-7");
+  assert.deepEqual(forwarded, { ...original, id: idOf(forwarded) });
+});
+
+Deno.test("SharedServer: the child's answer returns under the client's string id, related to that id", () => {
+  const h = new Harness();
+  const { session, client } = h.initializedSession();
+  session.handleClientMessage(request("call-7", "tools/call", { name: "echo" }));
+  const forwarded = h.childReceivesOne();
+  h.server.handleChildMessage({
+    jsonrpc: "2.0",
+    id: idOf(forwarded),
+    result: { content: [{ type: "text", text: "hi" }], _meta: { "example.com/cost": 3 } },
+    "x-extension": 1,
+  });
+  assert.deepEqual(client.take(), [{
+    message: {
+      jsonrpc: "2.0",
+      id: "call-7",
+      result: { content: [{ type: "text", text: "hi" }], _meta: { "example.com/cost": 3 } },
+      "x-extension": 1,
+    },
+    relatedRequestId: "call-7",
+  }]);
+  assert.equal(h.server.pendingRequestCount, 0);
+});
+
+Deno.test("SharedServer: numeric ids, 0 included, come back as numbers and are not confused with strings", () => {
+  const h = new Harness();
+  const { session, client } = h.initializedSession();
+  session.handleClientMessage(request(0, "tools/list"));
+  session.handleClientMessage(request(1, "tools/list"));
+  session.handleClientMessage(request("1", "tools/list"));
+  const [zero, one, oneString] = h.takeChild();
+  assert.equal(new Set([idOf(zero), idOf(one), idOf(oneString)]).size, 3, "three distinct proxy ids");
+  h.childAnswers(oneString, { which: "string one" });
+  h.childAnswers(zero, { which: "zero" });
+  h.server.handleChildMessage({ jsonrpc: "2.0", id: idOf(one), error: { code: -32602, message: "bad" } });
+  assert.deepEqual(client.take(), [
+    { message: { jsonrpc: "2.0", id: "1", result: { which: "string one" } }, relatedRequestId: "1" },
+    { message: { jsonrpc: "2.0", id: 0, result: { which: "zero" } }, relatedRequestId: 0 },
+    { message: { jsonrpc: "2.0", id: 1, error: { code: -32602, message: "bad" } }, relatedRequestId: 1 },
+  ]);
+});
+
+Deno.test("SharedServer: two sessions using the same id at once each get their own answer", () => {
+  const h = new Harness();
+  const a = h.initializedSession();
+  const b = h.initializedSession();
+  a.session.handleClientMessage(request(1, "tools/call", { name: "a" }));
+  b.session.handleClientMessage(request(1, "tools/call", { name: "b" }));
+  const [fromA, fromB] = h.takeChild();
+  assert.notEqual(idOf(fromA), idOf(fromB), "the child sees two different ids");
+  assert.deepEqual((fromA as JsonRpcRequest).params, { name: "a" });
+  h.childAnswers(fromB, { answer: "for b" });
+  h.childAnswers(fromA, { answer: "for a" });
+  assert.deepEqual(a.client.take(), [
+    { message: { jsonrpc: "2.0", id: 1, result: { answer: "for a" } }, relatedRequestId: 1 },
+  ]);
+  assert.deepEqual(b.client.take(), [
+    { message: { jsonrpc: "2.0", id: 1, result: { answer: "for b" } }, relatedRequestId: 1 },
+  ]);
+});
+
+Deno.test("SharedServer: an answer matching no waiting request, or answering one twice, is dropped", () => {
+  const h = new Harness();
+  const { session, client } = h.initializedSession();
+  session.handleClientMessage(request(1, "tools/list"));
+  const forwarded = h.childReceivesOne();
+  h.childAnswers(forwarded, { tools: [] });
+  client.take();
+  h.childAnswers(forwarded, { tools: ["again"] });
+  h.server.handleChildMessage({ jsonrpc: "2.0", id: 9999, result: {} });
+  h.server.handleChildMessage({ jsonrpc: "2.0", id: "1", result: {} });
+  assert.deepEqual(client.take(), []);
+});
+
+// ---- initialize --------------------------------------------------------------------------------
+
+Deno.test("SharedServer: the first initialize reaches the child and its answer the client", () => {
+  const h = new Harness();
+  const { session, client } = h.open();
+  assert.equal(session.initialized, false);
+  const init = initializeRequest("a-init", { sampling: {} });
+  session.handleClientMessage(init);
+  const forwarded = h.childReceivesOne();
+  assert.deepEqual(forwarded, { ...init, id: idOf(forwarded) });
+  h.childAnswers(forwarded, CHILD_INITIALIZE_RESULT);
+  assert.deepEqual(client.take(), [{
+    message: { jsonrpc: "2.0", id: "a-init", result: CHILD_INITIALIZE_RESULT },
+    relatedRequestId: "a-init",
+  }]);
+  assert.equal(session.initialized, true);
+});
+
+Deno.test("SharedServer: a later session's initialize is answered from cache under its own id", () => {
+  const h = new Harness();
+  h.initializedSession();
+  const b = h.open();
+  b.session.handleClientMessage(initializeRequest(5));
+  assert.deepEqual(h.takeChild(), [], "the child sees only the first initialize");
+  assert.deepEqual(b.client.take(), [{
+    message: { jsonrpc: "2.0", id: 5, result: CHILD_INITIALIZE_RESULT },
+    relatedRequestId: 5,
+  }]);
+  assert.equal(b.session.initialized, true);
+});
+
+Deno.test("SharedServer: an initialize arriving while the first is in flight waits for its result", () => {
+  const h = new Harness();
+  const a = h.open();
+  const b = h.open();
+  a.session.handleClientMessage(initializeRequest("a"));
+  b.session.handleClientMessage(initializeRequest("b"));
+  const forwarded = h.takeChild();
+  assert.equal(forwarded.length, 1, "only one initialize reaches the child");
+  assert.deepEqual(b.client.take(), [], "b waits");
+  h.childAnswers(forwarded[0], CHILD_INITIALIZE_RESULT);
+  assert.deepEqual(a.client.take(), [{
+    message: { jsonrpc: "2.0", id: "a", result: CHILD_INITIALIZE_RESULT },
+    relatedRequestId: "a",
+  }]);
+  assert.deepEqual(b.client.take(), [{
+    message: { jsonrpc: "2.0", id: "b", result: CHILD_INITIALIZE_RESULT },
+    relatedRequestId: "b",
+  }]);
+  assert.equal(b.session.initialized, true);
+  assert.deepEqual(h.takeChild(), []);
+});
+
+Deno.test("SharedServer: an initialize that fails is not cached; waiters get the error, the next one is forwarded", () => {
+  const h = new Harness();
+  const a = h.open();
+  const b = h.open();
+  a.session.handleClientMessage(initializeRequest("a"));
+  b.session.handleClientMessage(initializeRequest("b"));
+  const forwarded = h.childReceivesOne();
+  const error = { code: -32602, message: "Unsupported protocol version", data: { supported: ["x"] } };
+  h.server.handleChildMessage({ jsonrpc: "2.0", id: idOf(forwarded), error });
+  assert.deepEqual(a.client.take(), [{ message: { jsonrpc: "2.0", id: "a", error }, relatedRequestId: "a" }]);
+  assert.deepEqual(b.client.take(), [{ message: { jsonrpc: "2.0", id: "b", error }, relatedRequestId: "b" }]);
+  assert.equal(a.session.initialized, false);
+  assert.equal(b.session.initialized, false);
+
+  const c = h.open();
+  c.session.handleClientMessage(initializeRequest("c"));
+  const again = h.childReceivesOne();
+  assert.ok(isInitialize(again), "the next initialize reaches the child");
+  h.childAnswers(again, CHILD_INITIALIZE_RESULT);
+  assert.deepEqual(c.client.takeOne().message, { jsonrpc: "2.0", id: "c", result: CHILD_INITIALIZE_RESULT });
+});
+
+Deno.test("SharedServer: a later session keeps the protocol version it asks for if supported, else gets the child's", () => {
+  const h = new Harness();
+  h.initializedSession();
+  const versionOf = (requested: string) => {
+    const peer = h.open();
+    peer.session.handleClientMessage(initializeRequest("i", {}, requested));
+    const { message } = peer.client.takeOne();
+    return (message as JsonRpcResponse).result;
+  };
+  assert.deepEqual(versionOf("2025-03-26"), { ...CHILD_INITIALIZE_RESULT, protocolVersion: "2025-03-26" });
+  assert.deepEqual(versionOf("2024-11-05"), { ...CHILD_INITIALIZE_RESULT, protocolVersion: "2024-11-05" });
+  assert.deepEqual(versionOf("1999-01-01"), CHILD_INITIALIZE_RESULT, "unsupported: the child's version");
+  assert.deepEqual(versionOf(CHILD_PROTOCOL_VERSION), CHILD_INITIALIZE_RESULT, "the cache was not modified");
+  assert.deepEqual(h.takeChild(), []);
+});
+
+Deno.test("SharedServer: a session waiting on the first initialize also gets the version it asked for", () => {
+  const h = new Harness();
+  const a = h.open();
+  const b = h.open();
+  a.session.handleClientMessage(initializeRequest("a"));
+  b.session.handleClientMessage(initializeRequest("b", {}, "2025-11-25"));
+  h.childAnswers(h.childReceivesOne(), CHILD_INITIALIZE_RESULT);
+  assert.equal(
+    ((a.client.takeOne().message as JsonRpcResponse).result as Record<string, unknown>).protocolVersion,
+    CHILD_PROTOCOL_VERSION,
+  );
+  assert.equal(
+    ((b.client.takeOne().message as JsonRpcResponse).result as Record<string, unknown>).protocolVersion,
+    "2025-11-25",
+  );
+});
+
+Deno.test("SharedServer: notifications/initialized reaches the child once; other notifications every time", () => {
+  const h = new Harness();
+  const a = h.open();
+  a.session.handleClientMessage(initializeRequest("a"));
+  h.childAnswers(h.childReceivesOne(), CHILD_INITIALIZE_RESULT);
+  const b = h.open();
+  b.session.handleClientMessage(initializeRequest("b"));
+  const initialized = notification("notifications/initialized");
+  a.session.handleClientMessage(initialized);
+  b.session.handleClientMessage(initialized);
+  assert.deepEqual(h.takeChild(), [initialized]);
+
+  const rootsChanged = notification("notifications/roots/list_changed", { _meta: { k: 1 } });
+  a.session.handleClientMessage(rootsChanged);
+  b.session.handleClientMessage(rootsChanged);
+  assert.deepEqual(h.takeChild(), [rootsChanged, rootsChanged]);
+});
+
+// ---- progress ----------------------------------------------------------------------------------
+
+Deno.test("SharedServer: a client's progress token is replaced toward the child, other _meta kept", () => {
+  const h = new Harness();
+  const a = h.initializedSession();
+  const b = h.initializedSession();
+  const callA = request("a1", "tools/call", {
+    name: "slow",
+    _meta: { progressToken: "tok", "x/trace": "t" },
+  });
+  const original = structuredClone(callA);
+  a.session.handleClientMessage(callA);
+  b.session.handleClientMessage(
+    request("b1", "tools/call", { name: "slow", _meta: { progressToken: "tok" } }),
+  );
+  assert.deepEqual(callA, original, "the client's message object is not modified");
+  const [toChildA, toChildB] = h.takeChild() as JsonRpcRequest[];
+  const metaA = toChildA.params?._meta as Record<string, unknown>;
+  const metaB = toChildB.params?._meta as Record<string, unknown>;
+  assert.notEqual(metaA.progressToken, "tok");
+  assert.notEqual(metaA.progressToken, metaB.progressToken, "equal client tokens get distinct proxy tokens");
+  assert.deepEqual(toChildA, {
+    ...original,
+    id: toChildA.id,
+    params: { name: "slow", _meta: { progressToken: metaA.progressToken, "x/trace": "t" } },
+  });
+});
+
+Deno.test("SharedServer: the child's progress reaches only the owning session, with its own token", () => {
+  const h = new Harness();
+  const a = h.initializedSession();
+  const b = h.initializedSession();
+  a.session.handleClientMessage(request("a1", "tools/call", { _meta: { progressToken: "tok-a" } }));
+  b.session.handleClientMessage(request(7, "tools/call", { _meta: { progressToken: 42 } }));
+  const [toChildA, toChildB] = h.takeChild() as JsonRpcRequest[];
+  const tokenOf = (r: JsonRpcRequest) => (r.params?._meta as Record<string, unknown>).progressToken;
+
+  const progress = (token: unknown, value: number) =>
+    notification("notifications/progress", {
+      progressToken: token,
+      progress: value,
+      total: 10,
+      message: "m",
+    });
+  h.server.handleChildMessage(progress(tokenOf(toChildB), 3));
+  h.server.handleChildMessage(progress(tokenOf(toChildA), 5));
+  assert.deepEqual(a.client.take(), [{ message: progress("tok-a", 5), relatedRequestId: "a1" }]);
+  assert.deepEqual(b.client.take(), [{ message: progress(42, 3), relatedRequestId: 7 }]);
+});
+
+Deno.test("SharedServer: progress with an unknown token, or after the request ended, is dropped", () => {
+  const h = new Harness();
+  const a = h.initializedSession();
+  a.session.handleClientMessage(request("a1", "tools/call", { _meta: { progressToken: "tok-a" } }));
+  const toChild = h.childReceivesOne() as JsonRpcRequest;
+  const token = (toChild.params?._meta as Record<string, unknown>).progressToken;
+  h.server.handleChildMessage(
+    notification("notifications/progress", { progressToken: "tok-a", progress: 1 }),
+  );
+  h.server.handleChildMessage(notification("notifications/progress", { progressToken: 98765, progress: 1 }));
+  h.server.handleChildMessage(notification("notifications/progress", { progress: 1 }));
+  assert.deepEqual(a.client.take(), []);
+  h.childAnswers(toChild, {});
+  a.client.take();
+  h.server.handleChildMessage(notification("notifications/progress", { progressToken: token, progress: 2 }));
+  assert.deepEqual(a.client.take(), []);
+});
+
+// ---- cancellation by the client ----------------------------------------------------------------
+
+Deno.test("SharedServer: a client's cancellation reaches the child under the proxy id and ends the request", () => {
+  const h = new Harness();
+  const a = h.initializedSession();
+  a.session.handleClientMessage(request("r1", "tools/call", { name: "slow" }));
+  const forwarded = h.childReceivesOne();
+  a.session.handleClientMessage(notification("notifications/cancelled", { requestId: "r1", reason: "user" }));
+  assert.deepEqual(h.takeChild(), [
+    notification("notifications/cancelled", { requestId: idOf(forwarded), reason: "user" }),
+  ]);
+  assert.deepEqual(a.client.abandoned, ["r1"]);
+  assert.equal(h.server.pendingRequestCount, 0);
+  assert.equal(a.session.hasRequestInFlight, false);
+  h.childAnswers(forwarded, { late: true });
+  assert.deepEqual(a.client.take(), [], "a late answer is dropped");
+});
+
+Deno.test("SharedServer: cancelling an unknown, finished or other session's request is not forwarded", () => {
+  const h = new Harness();
+  const a = h.initializedSession();
+  const b = h.initializedSession();
+  a.session.handleClientMessage(request("r1", "tools/call"));
+  const forwarded = h.childReceivesOne();
+  b.session.handleClientMessage(notification("notifications/cancelled", { requestId: "r1" }));
+  b.session.handleClientMessage(notification("notifications/cancelled", { requestId: "never-sent" }));
+  b.session.handleClientMessage(notification("notifications/cancelled", {}));
+  assert.deepEqual(h.takeChild(), []);
+  assert.deepEqual(b.client.abandoned, []);
+
+  h.childAnswers(forwarded, { ok: true });
+  assert.deepEqual(a.client.takeOne().message, { jsonrpc: "2.0", id: "r1", result: { ok: true } });
+  a.session.handleClientMessage(notification("notifications/cancelled", { requestId: "r1" }));
+  assert.deepEqual(h.takeChild(), [], "a finished request is not cancelled");
+  assert.deepEqual(a.client.abandoned, []);
+});
+
+Deno.test({
+  name: "SharedServer: a cancelled initialize does not leave later sessions waiting forever",
+  fn() {
+    const h = new Harness();
+    const a = h.open();
+    a.session.handleClientMessage(initializeRequest("a"));
+    a.session.handleClientMessage(
+      notification("notifications/cancelled", { requestId: "a", reason: "timeout" }),
+    );
+    const b = h.open();
+    b.session.handleClientMessage(initializeRequest("b"));
+    // The child answers every initialize it was sent, however many that is.
+    for (const message of h.takeChild()) {
+      if (isInitialize(message)) h.childAnswers(message, CHILD_INITIALIZE_RESULT);
+    }
+    assert.deepEqual(b.client.take(), [{
+      message: { jsonrpc: "2.0", id: "b", result: CHILD_INITIALIZE_RESULT },
+      relatedRequestId: "b",
+    }]);
+  },
+});
+
+// ---- requests from the child -------------------------------------------------------------------
+
+Deno.test("SharedServer: a child request goes to a session that declared the capability it needs", () => {
+  const h = new Harness();
+  const sampler = h.initializedSession({ sampling: {} });
+  const elicitor = h.initializedSession({ elicitation: {}, roots: { listChanged: true } });
+  const plain = h.initializedSession();
+  plain.session.handleClientMessage(request("busy", "tools/call"));
+  h.takeChild();
+
+  const routedTo = (method: string) => {
+    h.server.handleChildMessage(request(`srv-${method}`, method, {}));
+    const receivers = [sampler, elicitor, plain].filter((peer) => peer.client.take().length > 0);
+    assert.equal(receivers.length, 1, `${method} reaches exactly one session`);
+    return receivers[0];
+  };
+  assert.equal(routedTo("sampling/createMessage"), sampler);
+  assert.equal(routedTo("elicitation/create"), elicitor);
+  assert.equal(routedTo("roots/list"), elicitor);
+  assert.equal(routedTo("ping"), plain, "ping needs no capability: the busy session gets it");
+  assert.deepEqual(h.takeChild(), []);
+});
+
+Deno.test("SharedServer: a child request goes to the capable session with the newest running request", () => {
+  const h = new Harness();
+  const a = h.initializedSession({ sampling: {} });
+  const b = h.initializedSession({ sampling: {} });
+  a.session.handleClientMessage(request("a1", "tools/call"));
+  b.session.handleClientMessage(request("b1", "tools/call"));
+  b.session.handleClientMessage(request("b2", "tools/call"));
+  const [, toChildB1, toChildB2] = h.takeChild();
+  const sample = (id: string) => h.server.handleChildMessage(request(id, "sampling/createMessage", {}));
+
+  sample("s1");
+  assert.deepEqual(a.client.take(), []);
+  assert.equal(b.client.takeOne().relatedRequestId, "b2", "related to b's newest running request");
+
+  h.childAnswers(toChildB2, {});
+  b.client.take();
+  sample("s2");
+  assert.equal(b.client.takeOne().relatedRequestId, "b1");
+
+  h.childAnswers(toChildB1, {});
+  b.client.take();
+  sample("s3");
+  assert.deepEqual(b.client.take(), []);
+  assert.equal(a.client.takeOne().relatedRequestId, "a1", "only a has a request running now");
+});
+
+Deno.test({
+  name: "SharedServer: a session whose newest request already ended does not outrank a newer running request",
+  fn() {
+    const h = new Harness();
+    const a = h.initializedSession({ sampling: {} });
+    const b = h.initializedSession({ sampling: {} });
+    a.session.handleClientMessage(request("a1", "tools/call"));
+    b.session.handleClientMessage(request("b1", "tools/call"));
+    a.session.handleClientMessage(request("a2", "tools/list"));
+    const [, , toChildA2] = h.takeChild();
+    h.childAnswers(toChildA2, { tools: [] });
+    a.client.take();
+    h.server.handleChildMessage(request("s1", "sampling/createMessage", {}));
+    assert.deepEqual(a.client.take(), []);
+    assert.equal(b.client.takeOne().relatedRequestId, "b1");
+  },
+});
+
+Deno.test("SharedServer: with no capable session running a request, the most recently active one gets it", () => {
+  const h = new Harness();
+  const a = h.initializedSession({ sampling: {} });
+  const b = h.initializedSession({ sampling: {} });
+  const plain = h.initializedSession();
+  plain.session.handleClientMessage(request("busy", "tools/call"));
+  h.takeChild();
+
+  a.session.handleClientMessage(notification("notifications/roots/list_changed"));
+  h.server.handleChildMessage(request("s1", "sampling/createMessage", {}));
+  assert.deepEqual(b.client.take(), []);
+  assert.deepEqual(plain.client.take(), []);
+  assert.equal(a.client.takeOne().relatedRequestId, undefined, "a has no running request to relate to");
+
+  b.session.handleClientMessage(notification("notifications/roots/list_changed"));
+  h.server.handleChildMessage(request("s2", "sampling/createMessage", {}));
+  assert.deepEqual(a.client.take(), []);
+  assert.equal(b.client.take().length, 1);
+});
+
+Deno.test("SharedServer: a child request reaches the client under a new id; the answer returns under the child's", () => {
+  const h = new Harness();
+  const a = h.initializedSession({ sampling: {} });
+  const childRequest: JsonRpcRequest = {
+    jsonrpc: "2.0",
+    id: "srv-1",
+    method: "sampling/createMessage",
+    params: { messages: [], maxTokens: 10, _meta: { "x/k": 1 } },
+    "x-extension": true,
+  };
+  h.server.handleChildMessage(childRequest);
+  const delivered = a.client.takeOne().message;
+  assert.notEqual(idOf(delivered), "srv-1");
+  assert.deepEqual(delivered, { ...childRequest, id: idOf(delivered) });
+
+  const answer = {
+    role: "assistant",
+    content: { type: "text", text: "hi" },
+    model: "m",
+    _meta: { "x/k": 2 },
+  };
+  a.session.handleClientMessage({ jsonrpc: "2.0", id: idOf(delivered), result: answer, "x-extension": 2 });
+  assert.deepEqual(h.takeChild(), [{ jsonrpc: "2.0", id: "srv-1", result: answer, "x-extension": 2 }]);
+
+  a.session.handleClientMessage({ jsonrpc: "2.0", id: idOf(delivered), result: answer });
+  assert.deepEqual(h.takeChild(), [], "a second answer is dropped");
+});
+
+Deno.test("SharedServer: concurrent child requests with numeric ids are answered under the right ids", () => {
+  const h = new Harness();
+  const a = h.initializedSession({ roots: {} });
+  h.server.handleChildMessage(request(1, "roots/list"));
+  h.server.handleChildMessage(request(2, "ping"));
+  const [first, second] = a.client.take().map((d) => idOf(d.message));
+  assert.notEqual(first, second);
+  a.session.handleClientMessage({ jsonrpc: "2.0", id: second, result: {} });
+  a.session.handleClientMessage({ jsonrpc: "2.0", id: first, error: { code: -1, message: "denied" } });
+  assert.deepEqual(h.takeChild(), [
+    { jsonrpc: "2.0", id: 2, result: {} },
+    { jsonrpc: "2.0", id: 1, error: { code: -1, message: "denied" } },
+  ]);
+});
+
+Deno.test("SharedServer: an answer from a stateful session the request was not sent to is dropped", () => {
+  const h = new Harness();
+  const a = h.initializedSession({ sampling: {} });
+  const b = h.initializedSession({ sampling: {} });
+  a.session.handleClientMessage(notification("notifications/roots/list_changed"));
+  h.takeChild();
+  h.server.handleChildMessage(request("srv-1", "sampling/createMessage", {}));
+  const proxyId = idOf(a.client.takeOne().message);
+  b.session.handleClientMessage({ jsonrpc: "2.0", id: proxyId, result: { from: "b" } });
+  assert.deepEqual(h.takeChild(), []);
+  a.session.handleClientMessage({ jsonrpc: "2.0", id: proxyId, result: { from: "a" } });
+  assert.deepEqual(h.takeChild(), [{ jsonrpc: "2.0", id: "srv-1", result: { from: "a" } }]);
+});
+
+Deno.test("SharedServer: with no session able to answer, the child gets an error response", () => {
+  const h = new Harness();
+  const isErrorFor = (message: JsonRpcMessage, id: RequestId) => {
+    const { error } = message as JsonRpcResponse;
+    return message.id === id && !("result" in message) && typeof error?.code === "number" &&
+      typeof error.message === "string";
+  };
+
+  h.server.handleChildMessage(request("p", "ping"));
+  assert.ok(isErrorFor(h.childReceivesOne(), "p"), "no session at all");
+
+  const waiting = h.open();
+  waiting.session.handleClientMessage(initializeRequest("w", { sampling: {} }));
+  const init = h.childReceivesOne();
+  const plain = h.open(); // opened, never initialized
+  h.server.handleChildMessage(request(3, "sampling/createMessage", {}));
+  assert.ok(isErrorFor(h.childReceivesOne(), 3), "sessions not yet initialized do not count");
+
+  h.childAnswers(init, CHILD_INITIALIZE_RESULT);
+  waiting.client.take();
+  const noRoots = h.initializedSession({ sampling: {} });
+  h.server.handleChildMessage(request(4, "roots/list"));
+  assert.ok(isErrorFor(h.childReceivesOne(), 4), "no session declared roots");
+  h.server.handleChildMessage(request(5, "sampling/createMessage", {}));
+  assert.deepEqual(h.takeChild(), [], "a capable session exists now");
+  assert.deepEqual(plain.client.take(), []);
+  assert.equal(waiting.client.take().length + noRoots.client.take().length, 1);
+});
+
+Deno.test("SharedServer: the child cancelling its request reaches the session under the rewritten id", () => {
+  const h = new Harness();
+  const a = h.initializedSession({ elicitation: {} });
+  h.server.handleChildMessage(request("srv-1", "elicitation/create", {}));
+  const proxyId = idOf(a.client.takeOne().message);
+  h.server.handleChildMessage(
+    notification("notifications/cancelled", { requestId: "srv-1", reason: "timeout" }),
+  );
+  assert.deepEqual(
+    a.client.takeOne().message,
+    notification("notifications/cancelled", { requestId: proxyId, reason: "timeout" }),
+  );
+  a.session.handleClientMessage({ jsonrpc: "2.0", id: proxyId, result: { action: "accept" } });
+  assert.deepEqual(h.takeChild(), [], "the answer to a cancelled request is dropped");
+
+  h.server.handleChildMessage(notification("notifications/cancelled", { requestId: "srv-unknown" }));
+  assert.deepEqual(a.client.take(), []);
+});
+
+// ---- broadcasts --------------------------------------------------------------------------------
+
+Deno.test("SharedServer: the child's other notifications reach every initialized session and no other", () => {
+  const h = new Harness();
+  const a = h.initializedSession();
+  const b = h.initializedSession();
+  const fresh = h.open();
+  const failed = h.open();
+  failed.session.handleClientMessage(request("no-init", "tools/list"));
+  h.takeChild();
+  const closed = h.initializedSession();
+  closed.session.close();
+
+  const listChanged = notification("notifications/tools/list_changed");
+  const log = notification("notifications/message", {
+    level: "info",
+    data: { text: "hello" },
+    _meta: { k: 1 },
+  });
+  h.server.handleChildMessage(listChanged);
+  h.server.handleChildMessage(log);
+  for (const peer of [a, b]) {
+    assert.deepEqual(peer.client.take().map((d) => d.message), [listChanged, log]);
+  }
+  for (const peer of [fresh, failed, closed]) assert.deepEqual(peer.client.take(), []);
+});
+
+// ---- closing a session -------------------------------------------------------------------------
+
+Deno.test("SharedServer: closing a session cancels its running requests at the child under proxy ids", () => {
+  const h = new Harness();
+  const a = h.initializedSession();
+  const b = h.initializedSession();
+  a.session.handleClientMessage(request("one", "tools/call"));
+  a.session.handleClientMessage(request(2, "tools/call"));
+  b.session.handleClientMessage(request("one", "tools/call"));
+  const [toChildA1, toChildA2, toChildB] = h.takeChild();
+  assert.equal(h.server.sessionCount, 2);
+
+  a.session.close();
+  assert.equal(a.session.closed, true);
+  assert.equal(h.server.sessionCount, 1);
+  const cancels = h.takeChild() as JsonRpcNotification[];
+  assert.deepEqual(cancels.map((m) => m.method), ["notifications/cancelled", "notifications/cancelled"]);
+  assert.deepEqual(cancels.map((m) => m.params?.requestId).sort(), [idOf(toChildA1), idOf(toChildA2)].sort());
+  assert.equal(h.server.pendingRequestCount, 1);
+
+  h.childAnswers(toChildA1, {});
+  h.childAnswers(toChildB, { for: "b" });
+  assert.deepEqual(a.client.take(), []);
+  assert.deepEqual(b.client.takeOne().message, { jsonrpc: "2.0", id: "one", result: { for: "b" } });
+  a.session.close();
+  assert.deepEqual(h.takeChild(), [], "closing twice does nothing more");
+});
+
+Deno.test("SharedServer: an initialize in flight when its session closes completes and is cached", () => {
+  const h = new Harness();
+  const a = h.open();
+  const b = h.open();
+  a.session.handleClientMessage(initializeRequest("a"));
+  b.session.handleClientMessage(initializeRequest("b"));
+  const init = h.childReceivesOne();
+  a.session.close();
+  assert.deepEqual(h.takeChild(), [], "the initialize is not cancelled");
+  h.childAnswers(init, CHILD_INITIALIZE_RESULT);
+  assert.deepEqual(a.client.take(), []);
+  assert.deepEqual(b.client.takeOne().message, { jsonrpc: "2.0", id: "b", result: CHILD_INITIALIZE_RESULT });
+
+  const c = h.open();
+  c.session.handleClientMessage(initializeRequest("c"));
+  assert.deepEqual(h.takeChild(), [], "answered from cache");
+  assert.deepEqual(c.client.takeOne().message, { jsonrpc: "2.0", id: "c", result: CHILD_INITIALIZE_RESULT });
+});
+
+Deno.test("SharedServer: a session waiting for the first initialize that closes gets nothing", () => {
+  const h = new Harness();
+  const a = h.open();
+  const b = h.open();
+  a.session.handleClientMessage(initializeRequest("a"));
+  b.session.handleClientMessage(initializeRequest("b"));
+  b.session.close();
+  h.childAnswers(h.childReceivesOne(), CHILD_INITIALIZE_RESULT);
+  assert.equal(a.client.take().length, 1);
+  assert.deepEqual(b.client.take(), []);
+});
+
+Deno.test("SharedServer: closing a session answers the child's requests waiting on it with an error", () => {
+  const h = new Harness();
+  const a = h.initializedSession({ sampling: {} });
+  const b = h.initializedSession({ sampling: {} });
+  a.session.handleClientMessage(request("a1", "tools/call"));
+  h.takeChild();
+  h.server.handleChildMessage(request("srv-1", "sampling/createMessage", {}));
+  const proxyId = idOf(a.client.takeOne().message);
+
+  a.session.close();
+  const [answer] = h.takeChild().filter((m) => !("method" in m)) as JsonRpcResponse[];
+  assert.equal(answer?.id, "srv-1");
+  assert.equal(typeof answer.error?.code, "number");
+  assert.equal("result" in answer, false);
+
+  a.session.handleClientMessage({ jsonrpc: "2.0", id: proxyId, result: {} });
+  b.session.handleClientMessage({ jsonrpc: "2.0", id: proxyId, result: {} });
+  assert.deepEqual(h.takeChild(), [], "later answers are dropped");
+});
+
+Deno.test("SharedServer: a closed session receives nothing and sends nothing", () => {
+  const h = new Harness();
+  const a = h.initializedSession({ sampling: {} });
+  const b = h.initializedSession();
+  a.session.handleClientMessage(request("a1", "tools/call", { _meta: { progressToken: "t" } }));
+  const toChild = h.childReceivesOne() as JsonRpcRequest;
+  a.session.close();
+  h.takeChild();
+
+  h.server.handleChildMessage(
+    notification("notifications/progress", {
+      progressToken: (toChild.params?._meta as { progressToken: number }).progressToken,
+      progress: 1,
+    }),
+  );
+  h.server.handleChildMessage(notification("notifications/tools/list_changed"));
+  h.server.handleChildMessage(request("srv-1", "sampling/createMessage", {}));
+  assert.deepEqual(a.client.take(), []);
+  assert.equal(b.client.take().length, 1, "b still gets the broadcast");
+  assert.equal(idOf(h.childReceivesOne()), "srv-1", "no capable session left: the child gets an error");
+
+  a.session.handleClientMessage(request("a2", "tools/list"));
+  a.session.handleClientMessage(notification("notifications/roots/list_changed"));
+  assert.deepEqual(h.takeChild(), []);
+  assert.deepEqual(a.client.take(), []);
+});
+
+// ---- the child stops -----------------------------------------------------------------------------
+
+Deno.test("SharedServer: childStopped answers every waiting request with a connection-closed error", () => {
+  const h = new Harness();
+  const a = h.initializedSession();
+  const b = h.initializedSession();
+  a.session.handleClientMessage(request("a1", "tools/call"));
+  b.session.handleClientMessage(request(3, "tools/call"));
+  h.takeChild();
+
+  h.server.childStopped("exited with code 1");
+  for (const [peer, id] of [[a, "a1"], [b, 3]] as const) {
+    const { message, relatedRequestId } = peer.client.takeOne();
+    assert.equal(relatedRequestId, id);
+    assert.equal(idOf(message), id);
+    const error = (message as JsonRpcResponse).error;
+    assert.equal(error?.code, ErrorCode.ConnectionClosed);
+    assert.equal(error?.code, -32000);
+    assert.match(error.message, /exited with code 1/);
+    assert.equal(peer.session.hasRequestInFlight, false);
+  }
+  assert.equal(h.server.pendingRequestCount, 0);
+  assert.deepEqual(h.takeChild(), []);
+});
+
+Deno.test("SharedServer: childStopped fails an initialize in flight and the ones waiting for it", () => {
+  const h = new Harness();
+  const a = h.open();
+  const b = h.open();
+  a.session.handleClientMessage(initializeRequest("a"));
+  b.session.handleClientMessage(initializeRequest("b"));
+  h.takeChild();
+  h.server.childStopped("killed by SIGKILL");
+  for (const [peer, id] of [[a, "a"], [b, "b"]] as const) {
+    const { message, relatedRequestId } = peer.client.takeOne();
+    assert.equal(relatedRequestId, id);
+    assert.equal(idOf(message), id);
+    assert.equal((message as JsonRpcResponse).error?.code, -32000);
+    assert.match((message as JsonRpcResponse).error!.message, /killed by SIGKILL/);
+    assert.equal(peer.session.initialized, false);
+  }
+});
+
+Deno.test("SharedServer: while the child is stopped, requests fail at once and nothing reaches it", () => {
+  const h = new Harness();
+  const a = h.initializedSession();
+  h.server.childStopped("exited with code 2");
+  a.session.handleClientMessage(request("a1", "tools/list"));
+  const { message, relatedRequestId } = a.client.takeOne();
+  assert.equal(relatedRequestId, "a1");
+  assert.equal((message as JsonRpcResponse).error?.code, -32000);
+  assert.match((message as JsonRpcResponse).error!.message, /exited with code 2/);
+
+  a.session.handleClientMessage(notification("notifications/roots/list_changed"));
+  const b = h.open();
+  b.session.handleClientMessage(initializeRequest("b"));
+  assert.equal((b.client.takeOne().message as JsonRpcResponse).error?.code, -32000, "the cache is gone");
+  assert.deepEqual(h.takeChild(), []);
+  assert.equal(h.server.pendingRequestCount, 0);
+});
+
+Deno.test("SharedServer: childStopped withdraws the child's requests from the sessions", () => {
+  const h = new Harness();
+  const a = h.initializedSession({ sampling: {} });
+  h.server.handleChildMessage(request("srv-1", "sampling/createMessage", {}));
+  const proxyId = idOf(a.client.takeOne().message);
+  h.server.childStopped("exited with code 0");
+  const cancel = a.client.takeOne().message as JsonRpcNotification;
+  assert.equal(cancel.method, "notifications/cancelled");
+  assert.equal(cancel.params?.requestId, proxyId);
+  a.session.handleClientMessage({ jsonrpc: "2.0", id: proxyId, result: {} });
+  assert.deepEqual(h.takeChild(), []);
+});
+
+Deno.test("SharedServer: after childStarted, initialize and notifications/initialized reach the new child", () => {
+  const h = new Harness();
+  h.initializedSession();
+  h.server.childStopped("exited with code 1");
+  h.server.childStarted();
+
+  const b = h.open();
+  b.session.handleClientMessage(initializeRequest("b"));
+  const init = h.childReceivesOne();
+  assert.ok(isInitialize(init), "the new child is initialized");
+  const newResult = { ...CHILD_INITIALIZE_RESULT, serverInfo: { name: "child", version: "2.0.0" } };
+  h.childAnswers(init, newResult);
+  assert.deepEqual(b.client.takeOne().message, { jsonrpc: "2.0", id: "b", result: newResult });
+  b.session.handleClientMessage(notification("notifications/initialized"));
+  assert.deepEqual(h.takeChild(), [notification("notifications/initialized")]);
+
+  b.session.handleClientMessage(request("b1", "tools/list"));
+  assert.equal((h.childReceivesOne() as JsonRpcRequest).method, "tools/list");
+});
+
+// ---- stateless sessions ------------------------------------------------------------------------
+
+Deno.test("SharedServer: a stateless session counts as initialized without sending initialize", () => {
+  const h = new Harness();
+  const s = h.open(true);
+  assert.equal(s.session.initialized, true);
+  s.session.handleClientMessage(request(1, "tools/list"));
+  h.childAnswers(h.childReceivesOne(), { tools: [] });
+  assert.deepEqual(s.client.takeOne().message, { jsonrpc: "2.0", id: 1, result: { tools: [] } });
+  h.server.handleChildMessage(notification("notifications/tools/list_changed"));
+  assert.deepEqual(s.client.takeOne().message, notification("notifications/tools/list_changed"));
+});
+
+Deno.test("SharedServer: a stateless session receives the child's requests whatever its capabilities", () => {
+  const h = new Harness();
+  const stateful = h.initializedSession();
+  const s = h.open(true);
+  s.session.handleClientMessage(request("s1", "tools/call"));
+  h.takeChild();
+  for (const method of ["sampling/createMessage", "elicitation/create", "roots/list"]) {
+    h.server.handleChildMessage(request(`srv-${method}`, method, {}));
+    assert.equal(s.client.takeOne().relatedRequestId, "s1", method);
+  }
+  assert.deepEqual(stateful.client.take(), []);
+  assert.deepEqual(h.takeChild(), []);
+});
+
+Deno.test("SharedServer: an answer for a stateless session may arrive through another stateless session", () => {
+  const h = new Harness();
+  const s = h.open(true);
+  s.session.handleClientMessage(request("s1", "tools/call"));
+  h.takeChild();
+  h.server.handleChildMessage(request("srv-1", "sampling/createMessage", { maxTokens: 1 }));
+  const proxyId = idOf(s.client.takeOne().message);
+
+  const t = h.open(true);
+  t.session.handleClientMessage({ jsonrpc: "2.0", id: proxyId, result: { from: "t" } });
+  assert.deepEqual(h.takeChild(), [{ jsonrpc: "2.0", id: "srv-1", result: { from: "t" } }]);
+  t.session.close();
+  s.session.handleClientMessage({ jsonrpc: "2.0", id: proxyId, result: { from: "s" } });
+  assert.deepEqual(h.takeChild(), [], "the request was answered once");
+  s.session.close();
+  assert.deepEqual(
+    h.takeChild().filter((m) => !("method" in m)),
+    [],
+    "no error for a request already answered",
+  );
+});
+
+Deno.test({
+  name: "SharedServer: a stateful session cannot answer a request sent to a stateless session",
+  fn() {
+    const h = new Harness();
+    const s = h.open(true);
+    s.session.handleClientMessage(request("s1", "tools/call"));
+    h.takeChild();
+    const stateful = h.initializedSession({ sampling: {} });
+    h.server.handleChildMessage(request("srv-1", "sampling/createMessage", {}));
+    const proxyId = idOf(s.client.takeOne().message);
+    stateful.session.handleClientMessage({ jsonrpc: "2.0", id: proxyId, result: { from: "intruder" } });
+    assert.deepEqual(h.takeChild(), []);
+  },
+});

@@ -1,0 +1,53 @@
+/**
+ * Shutdown: on SIGTERM or SIGINT, with sessions open, calls in flight and a child that started a
+ * grandchild which ignores SIGTERM, the proxy exits within 5 s and leaves no process behind.
+ */
+
+import assert from "node:assert/strict";
+import {
+  connectClient,
+  FIXTURE,
+  processExists,
+  serverPids,
+  shellJoin,
+  startProxy,
+} from "./helpers/proxy_process.ts";
+
+async function waitUntilGone(pids: number[], ms: number): Promise<number[]> {
+  const deadline = Date.now() + ms;
+  let alive = pids.filter(processExists);
+  while (alive.length > 0 && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    alive = alive.filter(processExists);
+  }
+  return alive;
+}
+
+for (const signal of ["SIGTERM", "SIGINT"] as const) {
+  Deno.test(`${signal} with open sessions and a stubborn grandchild: exit within 5 s, no process left`, async () => {
+    const proxy = await startProxy(["--named-server", "other", shellJoin(FIXTURE), "--", ...FIXTURE]);
+    const pids = serverPids(proxy.stderr());
+    assert.deepEqual(Object.keys(pids).sort(), ["default", "other"]);
+
+    const sse = await connectClient(proxy.baseUrl(), "sse");
+    const mcp = await connectClient(proxy.baseUrl("other"), "mcp");
+    const spawned = await sse.callTool({ name: "spawn_grandchild", arguments: {} });
+    const grandchild = Number((spawned.content as { text: string }[])[0].text);
+    assert.ok(processExists(grandchild));
+    // A call still running at the child when the signal arrives.
+    const inFlight = mcp.callTool({ name: "sleep", arguments: { ms: 60_000 } }).then(
+      () => "answered",
+      () => "failed",
+    );
+    await new Promise((resolve) => setTimeout(resolve, 100));
+
+    const { status, ms } = await proxy.stop(signal);
+    assert.equal(status.code, 0, proxy.stderr());
+    assert.ok(ms < 5000, `took ${ms} ms`);
+    assert.equal(await inFlight, "failed");
+    await sse.close();
+    await mcp.close();
+    const left = await waitUntilGone([pids.default, pids.other, grandchild], 1000);
+    assert.deepEqual(left, [], `still running: ${left.join(", ")}`);
+  });
+}
