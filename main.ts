@@ -16,7 +16,7 @@ import { helpText, USAGE_LINE } from "./src/cli/help_text.ts";
 import { parseCommandLine } from "./src/cli/parse_command_line.ts";
 import { proxyLogger, setupLogging } from "./src/logging.ts";
 import { ConfigError } from "./src/named_server_config.ts";
-import { ListenError, startServerMode } from "./src/server_mode.ts";
+import { ListenError, type ServerModeHandle, startServerMode } from "./src/server_mode.ts";
 import { SpawnError } from "./src/stdio_server_process.ts";
 import { VERSION } from "./src/version.ts";
 
@@ -29,8 +29,11 @@ function write(stream: { writeSync(bytes: Uint8Array): number }, text: string): 
   while (written < bytes.length) written += stream.writeSync(bytes.subarray(written));
 }
 
-/** Resolves with the first SIGINT or SIGTERM (SIGBREAK on Windows); a second one exits at once. */
-function waitForShutdownSignal(): Promise<Deno.Signal> {
+/**
+ * Resolves with the first SIGINT or SIGTERM (SIGBREAK on Windows); on a second one, `onRepeat` runs
+ * and the process exits at once.
+ */
+function waitForShutdownSignal(onRepeat: () => void): Promise<Deno.Signal> {
   const signals: Deno.Signal[] = Deno.build.os === "windows" ? ["SIGINT", "SIGBREAK"] : ["SIGINT", "SIGTERM"];
   return new Promise((resolve) => {
     let received: Deno.Signal | undefined;
@@ -39,10 +42,11 @@ function waitForShutdownSignal(): Promise<Deno.Signal> {
         if (received === undefined) {
           received = signal;
           resolve(signal);
-        } else {
-          logger.warn("second {signal}: exiting now", { signal });
-          Deno.exit(130);
+          return;
         }
+        logger.warn("second {signal}: killing the servers and exiting now", { signal });
+        onRepeat();
+        Deno.exit(130);
       });
     }
   });
@@ -86,8 +90,8 @@ export async function main(args: string[]): Promise<number> {
     return 1;
   }
 
-  const signal = waitForShutdownSignal();
-  let server;
+  let server: ServerModeHandle | undefined;
+  const signal = waitForShutdownSignal(() => server?.kill());
   try {
     server = await startServerMode(commandLine);
   } catch (error) {

@@ -88,6 +88,7 @@ async function checkTransport(origin: string, kind: "mcp" | "sse"): Promise<stri
 }
 
 let exitCode = 0;
+let interrupted = false;
 try {
   const origin = await relayLogUntilReady(proxy.stderr);
   say();
@@ -105,16 +106,18 @@ try {
     say(`Try it: npx @modelcontextprotocol/inspector, then connect to ${origin}/mcp (Streamable HTTP).`);
     say("Press Ctrl-C to stop.");
     await new Promise<void>((resolve) => Deno.addSignalListener("SIGINT", resolve));
+    // Ctrl-C reached the proxy too (same process group): let it shut down on that one signal.
+    interrupted = true;
   }
 } catch (error) {
   Deno.stderr.writeSync(encoder.encode(`demo failed: ${error instanceof Error ? error.message : error}\n`));
   exitCode = 1;
 } finally {
-  try {
-    proxy.kill("SIGTERM");
-  } catch {
-    // Already gone.
-  }
+  const exited = await Promise.race([
+    proxy.status.then(() => true),
+    new Promise((resolve) => setTimeout(() => resolve(false), interrupted ? 5000 : 0)),
+  ]);
+  if (!exited) proxy.kill("SIGTERM");
   const status = await proxy.status;
   if (exitCode === 0 && !status.success && status.signal === null) exitCode = status.code;
 }

@@ -167,10 +167,6 @@ function toServerSpec(name: string, entry: Record<string, unknown>): StdioServer
   if (!SERVER_NAME.test(name)) {
     return `the name must match ${SERVER_NAME.source} because it becomes part of the URL /servers/NAME/`;
   }
-  if ("transportType" in entry && entry.transportType !== "stdio") {
-    return `"transportType" is ${describe(entry.transportType)}, but only "stdio" servers are supported`;
-  }
-
   const { command, args = [], env = {}, cwd } = entry;
   if (command === undefined) return `"command" must be a non-empty string, but it is missing`;
   if (typeof command !== "string" || command.trim() === "") {
@@ -204,8 +200,9 @@ function toServerSpec(name: string, entry: Record<string, unknown>): StdioServer
  *
  * Entries are taken in file order (except that names which are array indices, like `"7"`, come first:
  * JavaScript orders object keys that way). `timeout` and unknown keys are ignored; `cwd` is an
- * extension of ours. A disabled entry (`"enabled": false` or `"disabled": true`), an entry whose
- * `transportType` is not `"stdio"`, and an entry with a bad field are skipped with a warning.
+ * extension of ours. `transportType` is ignored as the Python version does (every entry is run over
+ * stdio); a value other than `"stdio"` is warned about. A disabled entry (`"enabled": false` or
+ * `"disabled": true`) and an entry with a bad field are skipped with a warning.
  *
  * @throws {ConfigError} The text is empty, not JSON, not an object, or has no `mcpServers` object.
  *
@@ -258,6 +255,11 @@ export function parseNamedServerConfig(text: string, fileName: string): NamedSer
     if (typeof spec === "string") {
       warnings.push(`${where}: ${spec}; skipped`);
       continue;
+    }
+    if ("transportType" in entry && entry.transportType !== "stdio") {
+      warnings.push(
+        `${where}: "transportType" ${describe(entry.transportType)} is ignored; it is run over stdio`,
+      );
     }
     servers.push(spec);
   }

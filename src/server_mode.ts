@@ -33,6 +33,8 @@ export interface ServerModeHandle {
   readonly baseUrls: Record<string, string>;
   /** Stops accepting, ends every session, stops every child. */
   shutdown(): Promise<void>;
+  /** Kills every child and whatever it started, at once (for a second Ctrl-C). */
+  kill(): void;
 }
 
 interface RunningServer {
@@ -121,23 +123,24 @@ export async function startServerMode(options: ServerModeOptions): Promise<Serve
   let stopping = false;
   const servers: RunningServer[] = [];
   const stopChildren = () => Promise.all(servers.map(({ process }) => process.shutdown()));
-  let app: ProxyApp;
-  let httpServer: Deno.HttpServer<Deno.NetAddr>;
+  // Bind first: a port in use is reported before any server is started. Spawning is synchronous, so
+  // the app exists before the first request can be handled.
+  let app: ProxyApp | undefined;
+  const httpServer = listen(options, (request) => app!.fetch(request));
   try {
     for (const spec of specs) servers.push(startServer(spec, options, () => stopping));
-    app = createProxyApp({
-      servers: servers.map(({ shared }) => shared),
-      stateless: options.stateless,
-      allowOrigins: options.allowOrigins,
-      exposeHeaders: options.exposeHeaders,
-      logger: proxyLogger("http"),
-    });
-    httpServer = listen(options, app.fetch);
   } catch (error) {
     stopping = true;
-    await stopChildren();
+    await Promise.all([stopChildren(), httpServer.shutdown()]);
     throw error;
   }
+  app = createProxyApp({
+    servers: servers.map(({ shared }) => shared),
+    stateless: options.stateless,
+    allowOrigins: options.allowOrigins,
+    exposeHeaders: options.exposeHeaders,
+    logger: proxyLogger("http"),
+  });
 
   const address = httpServer.addr;
   const origin = `http://${formatHost(address.hostname)}:${address.port}`;
@@ -164,6 +167,9 @@ export async function startServerMode(options: ServerModeOptions): Promise<Serve
         Promise.race([httpStopped, new Promise((resolve) => setTimeout(resolve, 3000))]),
         stopChildren(),
       ]);
+    },
+    kill() {
+      for (const { process } of servers) process.kill();
     },
   };
 }

@@ -141,7 +141,7 @@ export class SharedServer {
 
   /**
    * The child is gone: every request waiting for it is answered with an error at once, and new requests
-   * are refused until {@link childStarted}. A new child must be initialized again.
+   * are refused from now on.
    */
   childStopped(reason: string): void {
     this.#downReason = reason;
@@ -166,11 +166,6 @@ export class SharedServer {
     this.#initializeResult = undefined;
     this.#initializeInFlight = false;
     this.#initializedNotificationSent = false;
-  }
-
-  /** A (new) child is running and accepts messages. */
-  childStarted(): void {
-    this.#downReason = undefined;
   }
 
   /** Routes one message the child wrote. */

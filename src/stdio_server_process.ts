@@ -160,6 +160,13 @@ export class StdioServerProcess {
     }
   }
 
+  /** Kills the child and its process group at once, without a grace period. */
+  kill(): void {
+    this.#stdinBroken = true;
+    if (Deno.build.os === "windows") this.#killChild("SIGKILL");
+    else signalGroup(this.pid, "SIGKILL");
+  }
+
   #killChild(signal: Deno.Signal): void {
     try {
       this.#child.kill(signal);

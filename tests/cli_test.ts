@@ -77,6 +77,7 @@ Deno.test("a port in use: one clear line, exit 1", async () => {
   assert.equal(result.code, 1);
   assert.match(result.stderr, new RegExp(`127\\.0\\.0\\.1:${port}.*already in use`));
   assertNoStackTrace(result.stderr);
+  assert.doesNotMatch(result.stderr, /started server/, "nothing is started when the port is taken");
 });
 
 Deno.test("bad config files exit 1 with a message naming the file", async () => {

@@ -215,11 +215,12 @@ Deno.test("parseNamedServerConfig() accepts transportType stdio and ignores time
   assert.deepEqual(warnings, []);
 });
 
-Deno.test("parseNamedServerConfig() skips an entry with a transportType other than stdio", () => {
-  assertSkipped(
-    { remote: { command: "uvx", transportType: "sse" } },
-    `${FILE}: server "remote": "transportType" is "sse", but only "stdio" servers are supported; skipped`,
-  );
+Deno.test("parseNamedServerConfig() runs an entry with another transportType over stdio, with a warning", () => {
+  const { servers, warnings } = parseServers({ remote: { command: "uvx", transportType: "sse" } });
+  assert.deepEqual(servers, [{ name: "remote", command: "uvx", args: [], env: {} }]);
+  assert.deepEqual(warnings, [
+    `${FILE}: server "remote": "transportType" "sse" is ignored; it is run over stdio`,
+  ]);
 });
 
 Deno.test("parseNamedServerConfig() ignores unknown keys silently", () => {

@@ -876,26 +876,6 @@ Deno.test("SharedServer: childStopped withdraws the child's requests from the se
   assert.deepEqual(h.takeChild(), []);
 });
 
-Deno.test("SharedServer: after childStarted, initialize and notifications/initialized reach the new child", () => {
-  const h = new Harness();
-  h.initializedSession();
-  h.server.childStopped("exited with code 1");
-  h.server.childStarted();
-
-  const b = h.open();
-  b.session.handleClientMessage(initializeRequest("b"));
-  const init = h.childReceivesOne();
-  assert.ok(isInitialize(init), "the new child is initialized");
-  const newResult = { ...CHILD_INITIALIZE_RESULT, serverInfo: { name: "child", version: "2.0.0" } };
-  h.childAnswers(init, newResult);
-  assert.deepEqual(b.client.takeOne().message, { jsonrpc: "2.0", id: "b", result: newResult });
-  b.session.handleClientMessage(notification("notifications/initialized"));
-  assert.deepEqual(h.takeChild(), [notification("notifications/initialized")]);
-
-  b.session.handleClientMessage(request("b1", "tools/list"));
-  assert.equal((h.childReceivesOne() as JsonRpcRequest).method, "tools/list");
-});
-
 // ---- stateless sessions ------------------------------------------------------------------------
 
 Deno.test("SharedServer: a stateless session counts as initialized without sending initialize", () => {

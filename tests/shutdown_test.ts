@@ -51,3 +51,24 @@ for (const signal of ["SIGTERM", "SIGINT"] as const) {
     assert.deepEqual(left, [], `still running: ${left.join(", ")}`);
   });
 }
+
+Deno.test("a second signal during shutdown kills the servers and their process groups at once", async () => {
+  const proxy = await startProxy(["--", ...FIXTURE]);
+  const pids = serverPids(proxy.stderr());
+  const client = await connectClient(proxy.baseUrl(), "mcp");
+  const spawned = await client.callTool({ name: "spawn_grandchild", arguments: {} });
+  const grandchild = Number((spawned.content as { text: string }[])[0].text);
+  // The fixture stays alive for this call, so a graceful shutdown would wait its 2 s grace period.
+  const inFlight = client.callTool({ name: "sleep", arguments: { ms: 60_000 } }).catch(() => "failed");
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  Deno.kill(proxy.pid, "SIGTERM");
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  const { status, ms } = await proxy.stop("SIGTERM");
+  assert.equal(status.code, 130);
+  assert.ok(ms < 1000, `took ${ms} ms`);
+  assert.match(proxy.stderr(), /second SIGTERM: killing the servers/);
+  await inFlight;
+  await client.close();
+  const left = await waitUntilGone([pids.default, grandchild], 1000);
+  assert.deepEqual(left, [], `still running: ${left.join(", ")}`);
+});
