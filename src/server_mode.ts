@@ -8,7 +8,7 @@
 import type { ServerModeOptions, StdioServerSpec } from "./cli/command_line.ts";
 import { UsageError } from "./cli/command_line.ts";
 import { buildChildEnvironment } from "./child_environment.ts";
-import { createProxyApp, mountPrefix, type ProxyApp } from "./http/proxy_app.ts";
+import { createProxyApp, mountPrefix } from "./http/proxy_app.ts";
 import { proxyLogger } from "./logging.ts";
 import { SUPPORTED_PROTOCOL_VERSIONS } from "./mcp_sdk.ts";
 import { loadNamedServerConfig } from "./named_server_config.ts";
@@ -125,8 +125,7 @@ export async function startServerMode(options: ServerModeOptions): Promise<Serve
   const stopChildren = () => Promise.all(servers.map(({ process }) => process.shutdown()));
   // Bind first: a port in use is reported before any server is started. Spawning is synchronous, so
   // the app exists before the first request can be handled.
-  let app: ProxyApp | undefined;
-  const httpServer = listen(options, (request) => app!.fetch(request));
+  const httpServer = listen(options, (request) => app.fetch(request));
   try {
     for (const spec of specs) servers.push(startServer(spec, options, () => stopping));
   } catch (error) {
@@ -134,7 +133,7 @@ export async function startServerMode(options: ServerModeOptions): Promise<Serve
     await Promise.all([stopChildren(), httpServer.shutdown()]);
     throw error;
   }
-  app = createProxyApp({
+  const app = createProxyApp({
     servers: servers.map(({ shared }) => shared),
     stateless: options.stateless,
     allowOrigins: options.allowOrigins,
