@@ -14,6 +14,8 @@
 import { type CommandLine, UsageError } from "./src/cli/command_line.ts";
 import { helpText, USAGE_LINE } from "./src/cli/help_text.ts";
 import { parseCommandLine } from "./src/cli/parse_command_line.ts";
+import { runClientMode } from "./src/client_mode.ts";
+import { TlsConfigError } from "./src/client/tls_fetch.ts";
 import { proxyLogger, setupLogging } from "./src/logging.ts";
 import { ConfigError } from "./src/named_server_config.ts";
 import { ListenError, type ServerModeHandle, startServerMode } from "./src/server_mode.ts";
@@ -58,7 +60,10 @@ function reportStartupFailure(error: unknown): number {
     write(Deno.stderr, `${USAGE_LINE}\nmcp-proxy: error: ${error.message}\n`);
     return error.exitCode;
   }
-  if (error instanceof ConfigError || error instanceof SpawnError || error instanceof ListenError) {
+  if (
+    error instanceof ConfigError || error instanceof SpawnError || error instanceof ListenError ||
+    error instanceof TlsConfigError
+  ) {
     logger.error("{message}", { message: error.message });
     return 1;
   }
@@ -85,13 +90,16 @@ export async function main(args: string[]): Promise<number> {
   setupLogging(commandLine.logLevel);
   for (const warning of commandLine.warnings) logger.warn("{warning}", { warning });
 
-  if (commandLine.mode === "client") {
-    logger.error("client mode is not implemented yet; this build serves stdio servers over HTTP only");
-    return 1;
-  }
-
   let server: ServerModeHandle | undefined;
   const signal = waitForShutdownSignal(() => server?.kill());
+  if (commandLine.mode === "client") {
+    try {
+      await runClientMode(commandLine, signal);
+    } catch (error) {
+      return reportStartupFailure(error);
+    }
+    return 0;
+  }
   try {
     server = await startServerMode(commandLine);
   } catch (error) {

@@ -99,6 +99,28 @@ export function validateMessage(value: unknown): JsonRpcMessage | string {
   return message as unknown as JsonRpcMessage;
 }
 
+/**
+ * Parses JSON text holding one message or a batch (an array) of them; returns the messages, or a
+ * sentence saying what is wrong (then none of them is valid to use).
+ */
+export function parseMessages(text: string): JsonRpcMessage[] | string {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    return "the text is not JSON";
+  }
+  const items = Array.isArray(value) ? value : [value];
+  if (items.length === 0) return "the batch is empty";
+  const messages: JsonRpcMessage[] = [];
+  for (const item of items) {
+    const message = validateMessage(item);
+    if (typeof message === "string") return message;
+    messages.push(message);
+  }
+  return messages;
+}
+
 /** Builds an error response to the request with `id`. */
 export function errorResponse(
   id: RequestId | null,

@@ -10,7 +10,8 @@
 
 import type { Logger } from "@logtape/logtape";
 import type { StdioServerSpec } from "./cli/command_line.ts";
-import { type JsonRpcMessage, validateMessage } from "./jsonrpc.ts";
+import { JsonLineWriter, readJsonLines } from "./json_lines.ts";
+import type { JsonRpcMessage } from "./jsonrpc.ts";
 import { LineSplitter } from "./line_splitter.ts";
 import { serverStderrLogger } from "./logging.ts";
 
@@ -36,7 +37,6 @@ export interface StdioServerProcessOptions {
   maxLineBytes?: number;
 }
 
-const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
 function delay(ms: number): Promise<"timeout"> {
@@ -79,9 +79,8 @@ export class StdioServerProcess {
   /** Resolves when the child has exited and everything it wrote to stdout was delivered. */
   readonly exited: Promise<Deno.CommandStatus>;
   readonly #child: Deno.ChildProcess;
-  readonly #stdin: WritableStreamDefaultWriter<Uint8Array>;
+  readonly #stdin: JsonLineWriter;
   readonly #logger: Logger;
-  #stdinBroken = false;
   #shutdown: Promise<void> | undefined;
 
   private constructor(child: Deno.ChildProcess, options: StdioServerProcessOptions) {
@@ -89,7 +88,10 @@ export class StdioServerProcess {
     this.pid = child.pid;
     this.#child = child;
     this.#logger = options.logger;
-    this.#stdin = child.stdin.getWriter();
+    this.#stdin = new JsonLineWriter(
+      child.stdin,
+      (error) => this.#logger.warn("cannot write to server {name}: {error}", { name: this.name, error }),
+    );
     const maxLineBytes = options.maxLineBytes ?? DEFAULT_MAX_LINE_BYTES;
     const stdoutDone = this.#readMessages(child.stdout, maxLineBytes, options.onMessage);
     const stderrDone = this.#readStderr(child.stderr, maxLineBytes);
@@ -125,12 +127,7 @@ export class StdioServerProcess {
 
   /** Writes one message to the child's stdin. Messages are written in the order of the calls. */
   send(message: JsonRpcMessage): void {
-    if (this.#stdinBroken) return;
-    this.#stdin.write(encoder.encode(JSON.stringify(message) + "\n")).catch((error) => {
-      if (this.#stdinBroken) return;
-      this.#stdinBroken = true;
-      this.#logger.warn("cannot write to server {name}: {error}", { name: this.name, error });
-    });
+    this.#stdin.write(message);
   }
 
   /**
@@ -143,8 +140,7 @@ export class StdioServerProcess {
   }
 
   async #stop(graceMs: number): Promise<void> {
-    this.#stdinBroken = true;
-    this.#stdin.close().catch(() => {});
+    this.#stdin.close();
     let exited = await Promise.race([this.exited.then(() => true), delay(graceMs)]) === true;
     if (Deno.build.os === "windows") {
       if (!exited) this.#killChild("SIGTERM");
@@ -162,7 +158,6 @@ export class StdioServerProcess {
 
   /** Kills the child and its process group at once, without a grace period. */
   kill(): void {
-    this.#stdinBroken = true;
     if (Deno.build.os === "windows") this.#killChild("SIGKILL");
     else signalGroup(this.pid, "SIGKILL");
   }
@@ -175,54 +170,31 @@ export class StdioServerProcess {
     }
   }
 
-  async #readMessages(
+  #readMessages(
     stdout: ReadableStream<Uint8Array>,
     maxLineBytes: number,
     onMessage: (message: JsonRpcMessage) => void,
   ): Promise<void> {
-    const lines = stdout.pipeThrough(
-      new LineSplitter({
-        maxLineBytes,
-        onOversizeLine: (bytes) =>
-          this.#logger.error("server {name} wrote a {bytes}-byte line, over the {max}-byte limit; skipped", {
-            name: this.name,
-            bytes,
-            max: maxLineBytes,
-          }),
-      }),
-    );
-    try {
-      for await (const line of lines) {
-        const text = decoder.decode(line);
-        let message: JsonRpcMessage | string;
-        try {
-          message = validateMessage(JSON.parse(text));
-        } catch {
-          message = "not JSON";
-        }
-        if (typeof message === "string") {
-          this.#logger.warn(
-            "server {name} wrote a line that is not a JSON-RPC message ({why}); skipped: {line}",
-            {
-              name: this.name,
-              why: message,
-              line: text.length > 200 ? text.slice(0, 200) + "…" : text,
-            },
-          );
-          continue;
-        }
-        try {
-          onMessage(message);
-        } catch (error) {
-          this.#logger.error("routing a message from server {name} failed: {error}", {
-            name: this.name,
-            error,
-          });
-        }
-      }
-    } catch (error) {
-      this.#logger.debug("reading stdout of server {name} ended: {error}", { name: this.name, error });
-    }
+    const name = this.name;
+    return readJsonLines(stdout, maxLineBytes, {
+      onMessage,
+      onInvalid: (why, line) =>
+        this.#logger.warn(
+          "server {name} wrote a line that is not a JSON-RPC message ({why}); skipped: {line}",
+          {
+            name,
+            why,
+            line,
+          },
+        ),
+      onOversize: (bytes) =>
+        this.#logger.error("server {name} wrote a {bytes}-byte line, over the {max}-byte limit; skipped", {
+          name,
+          bytes,
+          max: maxLineBytes,
+        }),
+      onError: (error) => this.#logger.error("message from server {name} failed: {error}", { name, error }),
+    });
   }
 
   async #readStderr(stderr: ReadableStream<Uint8Array>, maxLineBytes: number): Promise<void> {

@@ -54,11 +54,15 @@ Deno.test("usage errors exit 2; an unknown flag says to put server arguments aft
   }
 });
 
-Deno.test("client mode is not built yet: a URL exits 1 with a clear line", async () => {
-  const result = await runProxy(["http://127.0.0.1:9/sse"]);
-  assert.equal(result.code, 1);
-  assert.match(result.stderr, /client mode is not implemented yet/);
-  assert.equal(result.stdout, "");
+Deno.test("client mode: empty stdin exits 0 without connecting; a bad CA bundle is one line and exit 1", async () => {
+  const idle = await runProxy(["http://127.0.0.1:9/mcp"]);
+  assert.equal(idle.code, 0, idle.stderr);
+  assert.equal(idle.stdout, "");
+  const badCa = await runProxy(["--verify-ssl", "/no/such/ca.pem", "https://127.0.0.1:9/mcp"]);
+  assert.equal(badCa.code, 1);
+  assert.match(badCa.stderr, /\/no\/such\/ca\.pem/);
+  assert.equal(badCa.stdout, "");
+  assertNoStackTrace(badCa.stderr);
 });
 
 Deno.test("a command that is not found: one line naming it, suggesting an absolute path, exit 1", async () => {

@@ -302,9 +302,24 @@ Deno.test("client: defaults", () => {
     transport: "auto",
     headers: {},
     verifySsl: { kind: "verify" },
+    connectTimeoutMs: 30_000,
+    requestTimeoutMs: 0,
     logLevel: "INFO",
     warnings: [],
   });
+});
+
+Deno.test("client: --connect-timeout and --request-timeout take seconds; 0 is no limit only for requests", () => {
+  const parsed = client(["--connect-timeout", "2.5", "--request-timeout", "600", URL_SSE]);
+  assert.equal(parsed.connectTimeoutMs, 2500);
+  assert.equal(parsed.requestTimeoutMs, 600_000);
+  assert.equal(client(["--request-timeout", "0", URL_SSE]).requestTimeoutMs, 0);
+  assert.throws(
+    () => parseCommandLine(["--connect-timeout", "0", URL_SSE], {}),
+    /positive number of seconds/,
+  );
+  assert.throws(() => parseCommandLine(["--request-timeout", "-1", URL_SSE], {}), UsageError);
+  assert.throws(() => parseCommandLine(["--request-timeout", "soon", URL_SSE], {}), /0 for no limit/);
 });
 
 Deno.test("client: -H/--headers take KEY VALUE and repeat", () => {

@@ -151,6 +151,7 @@ Deno.test("the child's InitializeResult reaches clients exactly as sent, over bo
     assert.equal(client.getInstructions(), "Fixture instructions: untouched by the proxy.");
     assert.deepEqual(client.getServerCapabilities(), {
       tools: {},
+      resources: {},
       experimental: { fixture: { version: 1 } },
     });
   }

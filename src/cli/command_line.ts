@@ -45,6 +45,10 @@ export interface ClientModeOptions extends CommonOptions {
   verifySsl: VerifySsl;
   /** OAuth2 client credentials; both or neither of id and secret. */
   oauth?: { clientId: string; clientSecret: string; tokenUrl?: string };
+  /** `--connect-timeout`: how long to keep trying to reach the server before giving up, in ms. */
+  connectTimeoutMs: number;
+  /** `--request-timeout`: longest wait for one answer, in ms; 0 means no limit. */
+  requestTimeoutMs: number;
 }
 
 /** `mcp-proxy [options] [--] COMMAND ARGS…` and/or named servers: stdio servers over HTTP. */

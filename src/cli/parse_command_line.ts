@@ -33,6 +33,9 @@ interface OptionSpec {
   readonly metavars?: readonly [string, string];
 }
 
+/** How long client mode keeps trying to reach the server by default: 30 s. */
+export const DEFAULT_CONNECT_TIMEOUT_MS = 30_000;
+
 const OPTIONS = [
   { key: "help", names: ["-h", "--help"], arity: "none", scope: "common" },
   { key: "version", names: ["--version"], arity: "none", scope: "common" },
@@ -44,6 +47,8 @@ const OPTIONS = [
   { key: "clientId", names: ["--client-id"], arity: "one", scope: "client" },
   { key: "clientSecret", names: ["--client-secret"], arity: "one", scope: "client" },
   { key: "tokenUrl", names: ["--token-url"], arity: "one", scope: "client" },
+  { key: "connectTimeout", names: ["--connect-timeout"], arity: "one", scope: "client" },
+  { key: "requestTimeout", names: ["--request-timeout"], arity: "one", scope: "client" },
   { key: "env", names: ["-e", "--env"], arity: "two", scope: "server", metavars: ["KEY", "VALUE"] },
   { key: "cwd", names: ["--cwd"], arity: "one", scope: "server" },
   { key: "passEnvironment", names: ["--pass-environment"], arity: "none", scope: "server" },
@@ -166,6 +171,18 @@ function parsePort(value: string, shownAs: string): number {
   return port;
 }
 
+/** Seconds (decimals allowed) as milliseconds; 0 only where it means "no limit". */
+function parseSeconds(value: string, shownAs: string, zeroMeansNoLimit: boolean): number {
+  const seconds = Number(value);
+  if (!/^\d+(\.\d+)?$/.test(value) || (!zeroMeansNoLimit && seconds === 0)) {
+    const expected = zeroMeansNoLimit
+      ? "a number of seconds (0 for no limit)"
+      : "a positive number of seconds";
+    throw new UsageError(`${shownAs} expects ${expected}, got ${quote(value)}`);
+  }
+  return Math.round(seconds * 1000);
+}
+
 function parseChoice<T extends string>(value: string, choices: readonly T[], shownAs: string): T {
   const choice = choices.find((candidate) => candidate.toLowerCase() === value.toLowerCase());
   if (choice === undefined) {
@@ -203,6 +220,8 @@ interface Collected {
   clientId?: string;
   clientSecret?: string;
   tokenUrl?: string;
+  connectTimeoutMs: number;
+  requestTimeoutMs: number;
   env: [string, string][];
   cwd?: string;
   passEnvironment: boolean;
@@ -252,6 +271,12 @@ function applyOption(
       break;
     case "tokenUrl":
       collected.tokenUrl = value;
+      break;
+    case "connectTimeout":
+      collected.connectTimeoutMs = parseSeconds(value, shownAs, false);
+      break;
+    case "requestTimeout":
+      collected.requestTimeoutMs = parseSeconds(value, shownAs, true);
       break;
     case "env":
       collected.env.push([value, second]);
@@ -311,6 +336,8 @@ function collect(argv: readonly string[]): Collected | "help" | "version" {
     headers: [],
     transport: "auto",
     verifySsl: { kind: "verify" },
+    connectTimeoutMs: DEFAULT_CONNECT_TIMEOUT_MS,
+    requestTimeoutMs: 0,
     env: [],
     passEnvironment: false,
     namedServers: [],
@@ -459,6 +486,8 @@ function buildClientMode(
     ...(apiAccessToken === undefined ? {} : { apiAccessToken }),
     verifySsl: collected.verifySsl,
     ...(oauth === undefined ? {} : { oauth }),
+    connectTimeoutMs: collected.connectTimeoutMs,
+    requestTimeoutMs: collected.requestTimeoutMs,
     logLevel,
     warnings: [...collected.warnings, ...ignoredOptionWarnings(collected, "server", "client")],
   };

@@ -8,7 +8,7 @@
  */
 
 import type { Logger } from "@logtape/logtape";
-import { type JsonRpcMessage, validateMessage } from "../jsonrpc.ts";
+import { parseMessages } from "../jsonrpc.ts";
 import type { ServerSession, SharedServer } from "../shared_server.ts";
 import { EVENT_STREAM_HEADERS, EventStream } from "./event_stream.ts";
 
@@ -35,25 +35,6 @@ const SESSION_ID = /^[0-9a-f]{32}$/;
 
 function textResponse(status: number, text: string): Response {
   return new Response(text, { status, headers: { "Content-Type": "text/plain; charset=utf-8" } });
-}
-
-/** Parses a POST body into messages, or says what is wrong with it. */
-function parseMessages(text: string): JsonRpcMessage[] | string {
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch {
-    return "Could not parse message: the body is not JSON";
-  }
-  const values = Array.isArray(value) ? value : [value];
-  if (values.length === 0) return "Could not parse message: empty batch";
-  const messages: JsonRpcMessage[] = [];
-  for (const item of values) {
-    const message = validateMessage(item);
-    if (typeof message === "string") return `Could not parse message: ${message}`;
-    messages.push(message);
-  }
-  return messages;
 }
 
 /** Creates the legacy SSE endpoint of `server`. */
@@ -96,7 +77,7 @@ export function legacySseEndpoint(
       const entry = sessions.get(normalized);
       if (entry === undefined) return textResponse(404, "Could not find session");
       const messages = parseMessages(await request.text());
-      if (typeof messages === "string") return textResponse(400, messages);
+      if (typeof messages === "string") return textResponse(400, `Could not parse message: ${messages}`);
       for (const message of messages) entry.session.handleClientMessage(message);
       return textResponse(202, "Accepted");
     },

@@ -1,0 +1,106 @@
+/**
+ * The `fetch` client mode talks to the remote server with: the `-H` headers on every request, and
+ * `Authorization` chosen by precedence, OAuth2 token > API access token > `-H Authorization`. With
+ * OAuth2, a 401 from the server renews the token once and sends the request once more.
+ *
+ * @module
+ */
+
+import { proxyLogger } from "../logging.ts";
+import { type ClientCredentials, OAuthError } from "./oauth_client_credentials.ts";
+
+const logger = proxyLogger("oauth");
+
+const HEADER_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+const HEADER_VALUE = /^[^\0\r\n\u0100-\uffff]*$/;
+
+/**
+ * Checks a header before any request: `fetch` would reject a bad one with a message that quotes the
+ * value, and values here are often secrets.
+ */
+function checkHeader(name: string, value: string, origin: string): void {
+  if (!HEADER_NAME.test(name)) throw new TypeError(`${origin}: ${JSON.stringify(name)} is not a header name`);
+  if (!HEADER_VALUE.test(value)) {
+    throw new TypeError(
+      `${origin}: the value of ${name} contains a line break or a character it cannot hold`,
+    );
+  }
+}
+
+/** Whether the request can be sent a second time: every body but a stream can. */
+function replayable(input: RequestInfo | URL, init: RequestInit | undefined): boolean {
+  if (init?.body !== undefined && init.body !== null) return !(init.body instanceof ReadableStream);
+  return !(input instanceof Request && input.body !== null);
+}
+
+/** Options of {@link authorizedFetch}. */
+export interface AuthorizationOptions {
+  /** `-H` headers, added to every request unless the caller set the same header. */
+  headers: Record<string, string>;
+  /** `--api-access-token` or `API_ACCESS_TOKEN`: sent as `Authorization: Bearer …`. */
+  apiAccessToken?: string;
+  /** OAuth2 client credentials: their token wins over every other `Authorization`. */
+  oauth?: ClientCredentials;
+}
+
+/**
+ * Wraps `base` so that every request carries the `-H` headers and the right `Authorization`.
+ * Throws TypeError, without quoting values, when a header cannot be sent. The returned `fetch`
+ * rejects with {@link OAuthError} when no access token can be had.
+ *
+ * @example
+ * ```ts
+ * const remoteFetch = authorizedFetch(fetch, {
+ *   headers: { "X-Tenant": "acme" },
+ *   apiAccessToken: Deno.env.get("API_ACCESS_TOKEN"),
+ * });
+ * await remoteFetch("https://mcp.example.com/mcp", { method: "POST", body: "{}" });
+ * ```
+ */
+export function authorizedFetch(base: typeof fetch, options: AuthorizationOptions): typeof fetch {
+  const extra = new Headers();
+  for (const [name, value] of Object.entries(options.headers)) {
+    checkHeader(name, value, "-H");
+    extra.set(name, value);
+  }
+  if (options.apiAccessToken !== undefined) {
+    checkHeader("Authorization", options.apiAccessToken, "API_ACCESS_TOKEN");
+  }
+  const fixedAuthorization = options.apiAccessToken !== undefined
+    ? `Bearer ${options.apiAccessToken}`
+    : extra.get("Authorization") ?? undefined;
+  extra.delete("Authorization");
+
+  /** Sends the request with the `-H` headers and, if given, `authorization` in place of the caller's. */
+  const send = (
+    input: RequestInfo | URL,
+    init: RequestInit | undefined,
+    authorization: string | undefined,
+  ) => {
+    const headers = new Headers(init?.headers ?? (input instanceof Request ? input.headers : undefined));
+    for (const [name, value] of extra) if (!headers.has(name)) headers.set(name, value);
+    if (authorization !== undefined) headers.set("Authorization", authorization);
+    return base(input, { ...init, headers });
+  };
+
+  const oauth = options.oauth;
+  if (oauth === undefined) return (input, init) => send(input, init, fixedAuthorization);
+
+  return async (input, init) => {
+    let token: string | undefined;
+    try {
+      token = await oauth.accessToken();
+    } catch (error) {
+      // No token endpoint known yet: the server's 401 challenge may point to it.
+      if (!(error instanceof OAuthError && error.stage === "discovery")) throw error;
+      logger.debug("no token endpoint found yet ({error}); asking the server for its challenge", { error });
+    }
+    const response = await send(input, init, token === undefined ? undefined : `Bearer ${token}`);
+    if (response.status !== 401 || !replayable(input, init)) return response;
+    const challenge = response.headers.get("www-authenticate");
+    await response.body?.cancel();
+    logger.debug("the server answered 401; renewing the access token and retrying once");
+    const renewed = await oauth.renew(challenge, token);
+    return send(input, init, `Bearer ${renewed}`);
+  };
+}

@@ -1,0 +1,392 @@
+/**
+ * Client mode's relay: every message from the stdio client goes to the remote server unchanged, and
+ * every message from the server comes back unchanged. The relay adds only what keeps the session alive
+ * behind the client's back:
+ *
+ * - It connects on the first message, picking the transport (`auto`: Streamable HTTP, falling back to
+ *   legacy SSE when the server answers the first POST with 400, 404 or 405).
+ * - When the server forgets the session (404) or the SSE stream ends, it opens a new session and
+ *   replays the client's `initialize`, `notifications/initialized`, log level and subscriptions, then
+ *   sends again what failed. The stdio client never sees it.
+ * - While the server cannot be reached it keeps trying for `connectTimeoutMs`.
+ * - Every request the client sent gets exactly one answer: the server's, or an error saying why none
+ *   can come (server unreachable, stream broken, `--request-timeout`).
+ *
+ * @module
+ */
+
+import type { Logger } from "@logtape/logtape";
+import type { ClientTransportName } from "../cli/command_line.ts";
+import {
+  ErrorCode,
+  errorResponse,
+  isNotification,
+  isRequest,
+  isResponse,
+  type JsonRpcMessage,
+  type JsonRpcRequest,
+  type JsonRpcResponse,
+  type RequestId,
+} from "../jsonrpc.ts";
+import { backoffDelay, RemoteError, type RemoteTransport, sleep } from "./remote_transport.ts";
+
+/** Creates the wire for one session. */
+export type TransportFactory = (kind: "streamablehttp" | "sse") => RemoteTransport;
+
+/** Options of {@link ClientRelay}. */
+export interface ClientRelayOptions {
+  transport: ClientTransportName;
+  createTransport: TransportFactory;
+  /** Writes one message to the stdio client. */
+  toClient(message: JsonRpcMessage): void;
+  connectTimeoutMs: number;
+  /** 0: no limit. */
+  requestTimeoutMs: number;
+  logger: Logger;
+}
+
+/** MCP SDK's "request timeout" code. */
+const REQUEST_TIMEOUT = -32001;
+
+/** Statuses that tell a legacy SSE server from a Streamable HTTP one, per the spec's compatibility notes. */
+const NOT_STREAMABLE = [400, 404, 405];
+
+interface PendingRequest {
+  method: string;
+  timer?: ReturnType<typeof setTimeout>;
+  /** The session it was sent on. */
+  generation: number;
+}
+
+/** See the module documentation. */
+export class ClientRelay {
+  readonly #options: ClientRelayOptions;
+  readonly #logger: Logger;
+  readonly #pending = new Map<RequestId, PendingRequest>();
+  readonly #internal = new Map<string, (response: JsonRpcResponse) => void>();
+  #nextInternalId = 1;
+  /** The current session, or the one being opened; undefined until needed, and after one is lost. */
+  #session: Promise<RemoteTransport> | undefined;
+  #generation = 0;
+  /** Settled once the server answered the client's initialize: no more transport fallback after that. */
+  #kind: "streamablehttp" | "sse" | undefined;
+  #fallenBack = false;
+  #initialize: JsonRpcRequest | undefined;
+  #initialized = false;
+  #logLevel: Record<string, unknown> | undefined;
+  readonly #subscriptions = new Set<string>();
+  #closed = false;
+  #whenDrained: (() => void)[] = [];
+
+  constructor(options: ClientRelayOptions) {
+    this.#options = options;
+    this.#logger = options.logger;
+  }
+
+  /** Number of the client's requests still waiting for an answer. */
+  get pendingCount(): number {
+    return this.#pending.size;
+  }
+
+  /** Takes one message from the stdio client. */
+  handleClientMessage(message: JsonRpcMessage): void {
+    if (this.#closed) return;
+    if (isRequest(message)) this.#noteRequest(message);
+    else if (isNotification(message)) {
+      if (message.method === "notifications/initialized") this.#initialized = true;
+      if (message.method === "notifications/cancelled") this.#forget(message.params?.requestId as RequestId);
+    }
+    this.#dispatch(message).catch((error) =>
+      this.#logger.error("relaying a message failed: {error}", { error })
+    );
+  }
+
+  /** Resolves once no request of the client waits for an answer. */
+  drained(): Promise<void> {
+    if (this.#pending.size === 0) return Promise.resolve();
+    return new Promise((resolve) => this.#whenDrained.push(resolve));
+  }
+
+  /** Ends the session with the server (Streamable HTTP: DELETE) and stops every timer. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const pending of this.#pending.values()) clearTimeout(pending.timer);
+    this.#pending.clear();
+    const session = this.#session;
+    this.#session = undefined;
+    const transport = await session?.catch(() => undefined);
+    await transport?.close();
+  }
+
+  // ---- client → server --------------------------------------------------------------------------
+
+  #noteRequest(request: JsonRpcRequest): void {
+    const pending: PendingRequest = { method: request.method, generation: this.#generation };
+    const timeout = this.#options.requestTimeoutMs;
+    if (timeout > 0) pending.timer = setTimeout(() => this.#timedOut(request.id, timeout), timeout);
+    this.#pending.set(request.id, pending);
+    switch (request.method) {
+      case "initialize":
+        this.#initialize = request;
+        break;
+      case "logging/setLevel":
+        this.#logLevel = request.params;
+        break;
+      case "resources/subscribe":
+        this.#subscriptions.add(String(request.params?.uri));
+        break;
+      case "resources/unsubscribe":
+        this.#subscriptions.delete(String(request.params?.uri));
+        break;
+    }
+  }
+
+  /** Sends one message, through reconnections and re-initialization; answers a request that cannot go. */
+  async #dispatch(message: JsonRpcMessage): Promise<void> {
+    const request = isRequest(message) ? message : undefined;
+    const deadline = Date.now() + this.#options.connectTimeoutMs;
+    let reinitialized = false;
+    for (let attempt = 0;; attempt++) {
+      let transport: RemoteTransport;
+      try {
+        transport = await this.#connection();
+      } catch (error) {
+        this.#fail(message, error instanceof Error ? error.message : String(error));
+        return;
+      }
+      const generation = this.#generation;
+      const pending = request && this.#pending.get(request.id);
+      if (pending) pending.generation = generation;
+      try {
+        await transport.send(message);
+        if (isNotification(message) && message.method === "notifications/initialized") transport.listen();
+        return;
+      } catch (error) {
+        if (!(error instanceof RemoteError)) throw error;
+        if (this.#shouldFallBack(message, transport, error)) {
+          this.#fallBackToSse(error);
+          continue;
+        }
+        if (error.kind === "session-expired" && !reinitialized && request?.method !== "initialize") {
+          reinitialized = true;
+          this.#sessionLost(generation, error.message);
+          continue;
+        }
+        if (error.kind === "unreachable" && Date.now() < deadline && !this.#closed) {
+          if (attempt === 0) this.#logger.warn("{reason}; retrying", { reason: error.message });
+          await sleep(Math.min(backoffDelay(attempt), Math.max(0, deadline - Date.now())));
+          continue;
+        }
+        this.#fail(message, error.message);
+        return;
+      }
+    }
+  }
+
+  #shouldFallBack(message: JsonRpcMessage, transport: RemoteTransport, error: RemoteError): boolean {
+    return this.#options.transport === "auto" && !this.#fallenBack && this.#kind === undefined &&
+      transport.kind === "streamablehttp" && isRequest(message) && message.method === "initialize" &&
+      error.kind === "http" && NOT_STREAMABLE.includes(error.status!);
+  }
+
+  #fallBackToSse(error: RemoteError): void {
+    this.#fallenBack = true;
+    this.#logger.info(
+      "the server does not speak Streamable HTTP ({reason}); using the legacy SSE transport",
+      {
+        reason: error.message,
+      },
+    );
+    const old = this.#session;
+    this.#session = undefined;
+    this.#generation++;
+    old?.then((transport) => transport.close(false), () => {});
+  }
+
+  /** A message that cannot be delivered: a request gets an error answer, anything else a log line. */
+  #fail(message: JsonRpcMessage, reason: string): void {
+    if (isRequest(message)) {
+      if (!this.#pending.has(message.id)) return;
+      this.#answerWithError(message.id, ErrorCode.ConnectionClosed, reason);
+    } else {
+      this.#logger.warn("a message to the server was lost: {reason}", { reason });
+    }
+  }
+
+  #answerWithError(id: RequestId, code: number, reason: string): void {
+    const pending = this.#pending.get(id);
+    if (pending === undefined) return;
+    this.#forget(id);
+    this.#logger.warn("{method} ({id}) failed: {reason}", { method: pending.method, id, reason });
+    this.#options.toClient(errorResponse(id, code, `mcp-proxy: ${reason}`));
+  }
+
+  #forget(id: RequestId | undefined): void {
+    if (id === undefined) return;
+    clearTimeout(this.#pending.get(id)?.timer);
+    this.#pending.delete(id);
+    if (this.#pending.size === 0 && this.#whenDrained.length > 0) {
+      for (const resolve of this.#whenDrained.splice(0)) resolve();
+    }
+  }
+
+  #timedOut(id: RequestId, ms: number): void {
+    if (!this.#pending.has(id)) return;
+    this.#answerWithError(id, REQUEST_TIMEOUT, `no answer within ${ms / 1000} s (--request-timeout)`);
+    const cancel = {
+      jsonrpc: "2.0" as const,
+      method: "notifications/cancelled",
+      params: { requestId: id, reason: "mcp-proxy: request timed out" },
+    };
+    this.#dispatch(cancel).catch(() => {});
+  }
+
+  // ---- sessions ---------------------------------------------------------------------------------
+
+  /** The usable session: the current one, or a new one (with the client's initialize replayed). */
+  #connection(): Promise<RemoteTransport> {
+    if (this.#closed) return Promise.reject(new Error("the relay is closed"));
+    if (this.#session === undefined) {
+      const session = this.#open(this.#generation);
+      this.#session = session;
+      // A failed attempt is forgotten, so that the next message tries again.
+      session.catch(() => {
+        if (this.#session === session) this.#session = undefined;
+      });
+    }
+    return this.#session;
+  }
+
+  async #open(generation: number): Promise<RemoteTransport> {
+    const kind = this.#kind ??
+      (this.#options.transport === "sse" || this.#fallenBack ? "sse" : "streamablehttp");
+    const deadline = Date.now() + this.#options.connectTimeoutMs;
+    for (let attempt = 0;; attempt++) {
+      const transport = this.#options.createTransport(kind);
+      transport.onmessage = (message) => this.#fromServer(message, transport);
+      transport.onsessionlost = (reason) => this.#sessionLost(generation, reason);
+      try {
+        await transport.start();
+        // A session that replaces a lost one is initialized again, as the client did the first time.
+        if (this.#initialize !== undefined && this.#kind !== undefined) await this.#replay(transport);
+        if (attempt > 0 || generation > 0) this.#logger.info("connected to the server again");
+        return transport;
+      } catch (error) {
+        await transport.close(false);
+        const retry = error instanceof RemoteError && error.kind === "unreachable";
+        if (!retry || Date.now() >= deadline || this.#closed) throw error;
+        if (attempt === 0) this.#logger.warn("{reason}; retrying", { reason: (error as Error).message });
+        await sleep(Math.min(backoffDelay(attempt), Math.max(0, deadline - Date.now())));
+      }
+    }
+  }
+
+  /** Initializes a new session as the client initialized the first one, and restores its state. */
+  async #replay(transport: RemoteTransport): Promise<void> {
+    const answer = await this.#internalRequest(transport, "initialize", this.#initialize!.params);
+    if (answer.error !== undefined) {
+      throw new RemoteError(
+        "http",
+        `the server refused to initialize a new session: ${answer.error.message}`,
+      );
+    }
+    const version = answer.result?.protocolVersion;
+    if (typeof version === "string") transport.setProtocolVersion(version);
+    if (this.#initialized) {
+      await transport.send({ jsonrpc: "2.0", method: "notifications/initialized" });
+      transport.listen();
+    }
+    if (this.#logLevel !== undefined) {
+      await this.#internalRequest(transport, "logging/setLevel", this.#logLevel);
+    }
+    for (const uri of this.#subscriptions) {
+      await this.#internalRequest(transport, "resources/subscribe", { uri });
+    }
+    this.#logger.info("opened a new session with the server and initialized it again");
+  }
+
+  /** Sends a request of the proxy's own; its answer never reaches the client. */
+  async #internalRequest(
+    transport: RemoteTransport,
+    method: string,
+    params: Record<string, unknown> | undefined,
+  ): Promise<JsonRpcResponse> {
+    const id = `mcp-proxy-${this.#nextInternalId++}`;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const answer = new Promise<JsonRpcResponse>((resolve, reject) => {
+      this.#internal.set(id, resolve);
+      timer = setTimeout(
+        () => reject(new RemoteError("lost", `the server did not answer ${method} in time`)),
+        this.#options.connectTimeoutMs,
+      );
+    });
+    try {
+      await transport.send({ jsonrpc: "2.0", id, method, ...(params === undefined ? {} : { params }) });
+      return await answer;
+    } finally {
+      clearTimeout(timer);
+      this.#internal.delete(id);
+    }
+  }
+
+  /** The session of `generation` is gone: forget it; the next message (or now, if initialized) opens another. */
+  #sessionLost(generation: number, reason: string): void {
+    if (generation !== this.#generation || this.#closed) return;
+    this.#generation++;
+    const old = this.#session;
+    this.#session = undefined;
+    this.#logger.warn("lost the session with the server ({reason}); reconnecting", { reason });
+    old?.then(
+      (transport) => {
+        // Legacy SSE answers come on the stream that ended: requests sent on it cannot be answered.
+        if (transport.kind === "sse") {
+          for (const [id, pending] of this.#pending) {
+            if (pending.generation === generation) {
+              this.#answerWithError(
+                id,
+                ErrorCode.ConnectionClosed,
+                `the connection to the server broke (${reason})`,
+              );
+            }
+          }
+        }
+        return transport.close(false);
+      },
+      () => {},
+    );
+    if (this.#initialized) {
+      this.#connection().catch((error) =>
+        this.#logger.error("cannot reconnect to the server: {error}", { error: error.message })
+      );
+    }
+  }
+
+  // ---- server → client --------------------------------------------------------------------------
+
+  #fromServer(message: JsonRpcMessage, transport: RemoteTransport): void {
+    if (this.#closed) return;
+    if (!isResponse(message)) {
+      this.#options.toClient(message);
+      return;
+    }
+    const response = message as JsonRpcResponse;
+    const id = response.id;
+    if (typeof id === "string" && this.#internal.has(id)) {
+      this.#internal.get(id)!(response);
+      return;
+    }
+    if (id === null || !this.#pending.has(id)) {
+      this.#logger.debug("answer {id} from the server matches no waiting request; dropped", { id });
+      return;
+    }
+    const pending = this.#pending.get(id)!;
+    this.#forget(id);
+    if (pending.method === "initialize" && response.result !== undefined) {
+      this.#kind = transport.kind;
+      const version = response.result.protocolVersion;
+      if (typeof version === "string") transport.setProtocolVersion(version);
+    }
+    this.#options.toClient(response);
+  }
+}

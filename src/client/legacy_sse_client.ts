@@ -1,0 +1,145 @@
+/**
+ * The client side of the legacy HTTP+SSE transport (MCP 2024-11-05), for one session: a GET opens the
+ * event stream, whose first event, `endpoint`, names the URL to POST messages to; every message from
+ * the server, answers included, comes on that stream. When the stream ends, so does the session.
+ *
+ * @module
+ */
+
+import { type JsonRpcMessage, parseMessages } from "../jsonrpc.ts";
+import {
+  fetchFailure,
+  neverArrived,
+  RemoteError,
+  type RemoteTransport,
+  type RemoteTransportOptions,
+} from "./remote_transport.ts";
+import { decodeEventStream, type ServerSentEvent } from "./server_sent_events.ts";
+
+/** Options of {@link LegacySseClient}. */
+export interface LegacySseClientOptions extends RemoteTransportOptions {
+  /** Reports messages that are not JSON-RPC. */
+  onwarning?: (text: string) => void;
+}
+
+/** A legacy SSE session with the server whose event stream is at `url`. */
+export class LegacySseClient implements RemoteTransport {
+  readonly kind = "sse";
+  onmessage?: (message: JsonRpcMessage) => void;
+  onsessionlost?: (reason: string) => void;
+  readonly #url: URL;
+  readonly #fetch: typeof fetch;
+  readonly #onwarning: (text: string) => void;
+  readonly #abort = new AbortController();
+  #endpoint: URL | undefined;
+  #closed = false;
+
+  constructor(options: LegacySseClientOptions) {
+    this.#url = options.url;
+    this.#fetch = options.fetch;
+    this.#onwarning = options.onwarning ?? (() => {});
+  }
+
+  async start(): Promise<void> {
+    let response: Response;
+    try {
+      response = await this.#fetch(this.#url, {
+        headers: { Accept: "text/event-stream" },
+        signal: this.#abort.signal,
+      });
+    } catch (error) {
+      throw new RemoteError(
+        neverArrived(error) ? "unreachable" : "lost",
+        fetchFailure(error, this.#url.href),
+      );
+    }
+    const type = (response.headers.get("content-type") ?? "").toLowerCase();
+    if (!response.ok || !type.startsWith("text/event-stream")) {
+      await response.body?.cancel();
+      const what = response.ok ? `content type "${type}"` : `HTTP ${response.status}`;
+      throw new RemoteError("http", `the SSE endpoint answered with ${what}`, response.status);
+    }
+    const events = decodeEventStream(response.body!).getReader();
+    while (this.#endpoint === undefined) {
+      let next: ReadableStreamReadResult<ServerSentEvent>;
+      try {
+        next = await events.read();
+      } catch (error) {
+        throw new RemoteError("unreachable", fetchFailure(error, this.#url.href));
+      }
+      if (next.done) throw new RemoteError("unreachable", "the SSE stream ended before its endpoint event");
+      if (next.value.event === "endpoint") this.#endpoint = this.#endpointUrl(next.value.data);
+      else this.#deliver(next.value);
+    }
+    this.#readLoop(events);
+  }
+
+  async send(message: JsonRpcMessage): Promise<void> {
+    if (this.#endpoint === undefined || this.#closed) {
+      throw new RemoteError("lost", "the SSE session is not open");
+    }
+    let response: Response;
+    try {
+      response = await this.#fetch(this.#endpoint, {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify(message),
+        signal: this.#abort.signal,
+      });
+    } catch (error) {
+      throw new RemoteError("lost", fetchFailure(error, this.#endpoint.href));
+    }
+    const body = (await response.text().catch(() => "")).replace(/\s+/g, " ").trim().slice(0, 200);
+    if (response.ok) return;
+    const text = `the server answered HTTP ${response.status}${body ? `: ${body}` : ""}`;
+    if (response.status === 404) throw new RemoteError("session-expired", text, 404);
+    throw new RemoteError("http", text, response.status);
+  }
+
+  listen(): void {
+    // Every message already comes on the event stream.
+  }
+
+  setProtocolVersion(): void {
+    // The legacy transport has no protocol version header.
+  }
+
+  close(): Promise<void> {
+    this.#closed = true;
+    this.#abort.abort();
+    return Promise.resolve();
+  }
+
+  /** The endpoint event's URL, resolved against the stream's; another origin is refused. */
+  #endpointUrl(data: string): URL {
+    const endpoint = new URL(data, this.#url);
+    if (endpoint.origin !== this.#url.origin) {
+      throw new RemoteError("http", `the server named an endpoint on another origin (${endpoint.origin})`);
+    }
+    return endpoint;
+  }
+
+  #deliver(event: ServerSentEvent): void {
+    if (event.event !== "message" || event.data === "") return;
+    const messages = parseMessages(event.data);
+    if (typeof messages === "string") {
+      this.#onwarning(
+        `the server sent an invalid message (${messages}); dropped: ${event.data.slice(0, 200)}`,
+      );
+      return;
+    }
+    for (const message of messages) this.onmessage?.(message);
+  }
+
+  async #readLoop(events: ReadableStreamDefaultReader<ServerSentEvent>): Promise<void> {
+    try {
+      for (let next = await events.read(); !next.done; next = await events.read()) this.#deliver(next.value);
+    } catch {
+      // The stream broke; reported below.
+    }
+    if (!this.#closed) {
+      this.#closed = true;
+      this.onsessionlost?.("the SSE stream from the server ended");
+    }
+  }
+}

@@ -1,0 +1,262 @@
+/**
+ * The client side of Streamable HTTP (MCP 2025-03-26 and later), for one session: every message is a
+ * POST; answers come as JSON or on an SSE stream opened by that POST; messages the server sends on its
+ * own come on a GET stream. Streams that break are resumed with `Last-Event-ID` where the server gave
+ * event ids; a 404 for our session means the server forgot it.
+ *
+ * @module
+ */
+
+import { isRequest, isResponse, type JsonRpcMessage, parseMessages, type RequestId } from "../jsonrpc.ts";
+import {
+  backoffDelay,
+  fetchFailure,
+  neverArrived,
+  RemoteError,
+  type RemoteTransport,
+  type RemoteTransportOptions,
+  sleep,
+} from "./remote_transport.ts";
+import { decodeEventStream } from "./server_sent_events.ts";
+
+/** Options of {@link StreamableHttpClient}. */
+export interface StreamableHttpClientOptions extends RemoteTransportOptions {
+  /** How long a broken answer stream may take to resume before its request counts as lost. */
+  resumeWindowMs: number;
+  /** Reports messages that are not JSON-RPC, and other things worth a log line. */
+  onwarning?: (text: string) => void;
+}
+
+/** Up to 200 characters of an error response's body, on one line. */
+async function shortBody(response: Response): Promise<string> {
+  const text = (await response.text().catch(() => "")).replace(/\s+/g, " ").trim();
+  return text.length > 200 ? text.slice(0, 200) + "…" : text;
+}
+
+function isEventStream(response: Response): boolean {
+  return (response.headers.get("content-type") ?? "").toLowerCase().startsWith("text/event-stream");
+}
+
+/** A Streamable HTTP session with the server at `url`. */
+export class StreamableHttpClient implements RemoteTransport {
+  readonly kind = "streamablehttp";
+  onmessage?: (message: JsonRpcMessage) => void;
+  onsessionlost?: (reason: string) => void;
+  readonly #url: URL;
+  readonly #fetch: typeof fetch;
+  readonly #resumeWindowMs: number;
+  readonly #onwarning: (text: string) => void;
+  readonly #abort = new AbortController();
+  #sessionId: string | undefined;
+  #protocolVersion: string | undefined;
+  #listening = false;
+  #closed = false;
+
+  constructor(options: StreamableHttpClientOptions) {
+    this.#url = options.url;
+    this.#fetch = options.fetch;
+    this.#resumeWindowMs = options.resumeWindowMs;
+    this.#onwarning = options.onwarning ?? (() => {});
+  }
+
+  start(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  setProtocolVersion(version: string): void {
+    this.#protocolVersion = version;
+  }
+
+  async send(message: JsonRpcMessage): Promise<void> {
+    const response = await this.#request("POST", {
+      "Content-Type": "application/json",
+      Accept: "application/json, text/event-stream",
+    }, JSON.stringify(message));
+    const requestId = isRequest(message) ? message.id : undefined;
+    if (response.status === 202 || response.status === 204) {
+      await response.body?.cancel();
+      if (requestId !== undefined) {
+        throw new RemoteError("lost", "the server accepted the request but sent no answer");
+      }
+      return;
+    }
+    if (!response.ok) throw await this.#httpError(response);
+    if (isEventStream(response)) return await this.#readAnswerStream(response, requestId);
+    const type = response.headers.get("content-type") ?? "";
+    if (type.toLowerCase().includes("json")) {
+      const text = await response.text();
+      this.#deliverText(text);
+      return;
+    }
+    await response.body?.cancel();
+    if (requestId !== undefined) {
+      throw new RemoteError("lost", `the server answered with content type "${type}"`);
+    }
+  }
+
+  listen(): void {
+    if (this.#listening || this.#closed) return;
+    this.#listening = true;
+    this.#listenLoop();
+  }
+
+  /** Ends the session: DELETE it at the server (unless `terminate` is false) and stop every stream. */
+  async close(terminate = true): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#abort.abort();
+    if (!terminate || this.#sessionId === undefined) return;
+    try {
+      const response = await this.#fetch(this.#url, {
+        method: "DELETE",
+        headers: this.#headers({}),
+        signal: AbortSignal.timeout(2000),
+      });
+      await response.body?.cancel();
+    } catch {
+      // The server is gone or slow: the session ends with it.
+    }
+  }
+
+  // ---- internals --------------------------------------------------------------------------------
+
+  #headers(extra: Record<string, string>): Headers {
+    const headers = new Headers(extra);
+    if (this.#sessionId !== undefined) headers.set("Mcp-Session-Id", this.#sessionId);
+    if (this.#protocolVersion !== undefined) headers.set("MCP-Protocol-Version", this.#protocolVersion);
+    return headers;
+  }
+
+  async #request(method: string, headers: Record<string, string>, body?: string): Promise<Response> {
+    if (this.#closed) throw new RemoteError("lost", "the connection to the server is closed");
+    let response: Response;
+    try {
+      response = await this.#fetch(this.#url, {
+        method,
+        headers: this.#headers(headers),
+        body,
+        signal: this.#abort.signal,
+      });
+    } catch (error) {
+      const text = fetchFailure(error, this.#url.href);
+      throw new RemoteError(!this.#closed && neverArrived(error) ? "unreachable" : "lost", text);
+    }
+    const sessionId = response.headers.get("mcp-session-id");
+    if (sessionId !== null && this.#sessionId === undefined) this.#sessionId = sessionId;
+    return response;
+  }
+
+  async #httpError(response: Response): Promise<RemoteError> {
+    const body = await shortBody(response);
+    const text = `the server answered HTTP ${response.status}${body ? `: ${body}` : ""}`;
+    // The spec says 404; many servers built on the SDK's examples answer 400 "No valid session ID".
+    const forgotten = response.status === 404 || (response.status === 400 && /session/i.test(body));
+    if (forgotten && this.#sessionId !== undefined) {
+      return new RemoteError("session-expired", `the server no longer knows the session (${text})`, 404);
+    }
+    return new RemoteError("http", text, response.status);
+  }
+
+  /** Delivers the message(s) in `text`; returns the ids of the answers among them. */
+  #deliverText(text: string): RequestId[] {
+    const messages = parseMessages(text);
+    if (typeof messages === "string") {
+      this.#onwarning(`the server sent an invalid message (${messages}); dropped: ${text.slice(0, 200)}`);
+      return [];
+    }
+    const answered: RequestId[] = [];
+    for (const message of messages) {
+      if (isResponse(message) && message.id !== null) answered.push(message.id);
+      this.onmessage?.(message);
+    }
+    return answered;
+  }
+
+  /**
+   * Reads an SSE stream to its end, delivering each message; records in `cursor` the last event id and
+   * retry delay it saw, and whether the answer to `requestId` was among the messages.
+   */
+  async #readEvents(
+    body: ReadableStream<Uint8Array>,
+    requestId: RequestId | undefined,
+    cursor: { lastEventId?: string; retryMs?: number; answered: boolean },
+  ): Promise<void> {
+    try {
+      for await (const event of decodeEventStream(body)) {
+        if (event.id !== undefined) cursor.lastEventId = event.id;
+        if (event.retry !== undefined) cursor.retryMs = event.retry;
+        if (event.data === "" || event.event !== "message") continue;
+        const answered = this.#deliverText(event.data);
+        if (requestId !== undefined && answered.includes(requestId)) cursor.answered = true;
+      }
+    } catch {
+      // The stream broke: resumed below, or reported by the caller.
+    }
+  }
+
+  /** Reads the stream a POST opened; resumes it with GET and `Last-Event-ID` when it breaks early. */
+  async #readAnswerStream(response: Response, requestId: RequestId | undefined): Promise<void> {
+    const cursor: { lastEventId?: string; retryMs?: number; answered: boolean } = { answered: false };
+    await this.#readEvents(response.body!, requestId, cursor);
+    const deadline = Date.now() + this.#resumeWindowMs;
+    for (let attempt = 0; requestId !== undefined && !cursor.answered; attempt++) {
+      if (this.#closed) throw new RemoteError("lost", "the connection to the server was closed");
+      if (cursor.lastEventId === undefined) {
+        throw new RemoteError("lost", "the server ended the answer stream before answering");
+      }
+      if (Date.now() >= deadline) {
+        throw new RemoteError("lost", "the answer stream broke and could not be resumed in time");
+      }
+      await sleep(cursor.retryMs ?? backoffDelay(attempt), this.#abort.signal);
+      let resumed: Response;
+      try {
+        resumed = await this.#request("GET", {
+          Accept: "text/event-stream",
+          "Last-Event-ID": cursor.lastEventId,
+        });
+      } catch (error) {
+        if (error instanceof RemoteError && error.kind === "unreachable") continue;
+        throw error;
+      }
+      if (!resumed.ok || !isEventStream(resumed)) {
+        const error = await this.#httpError(resumed);
+        if (error.kind === "session-expired") this.onsessionlost?.(error.message);
+        throw new RemoteError("lost", `the answer stream could not be resumed (${error.message})`);
+      }
+      await this.#readEvents(resumed.body!, requestId, cursor);
+    }
+  }
+
+  /** Keeps the GET stream open for the server's own messages, reconnecting when it drops. */
+  async #listenLoop(): Promise<void> {
+    const cursor: { lastEventId?: string; retryMs?: number; answered: boolean } = { answered: false };
+    for (let attempt = 0; !this.#closed; attempt++) {
+      const headers: Record<string, string> = { Accept: "text/event-stream" };
+      if (cursor.lastEventId !== undefined) headers["Last-Event-ID"] = cursor.lastEventId;
+      let response: Response;
+      try {
+        response = await this.#request("GET", headers);
+      } catch {
+        await sleep(cursor.retryMs ?? backoffDelay(attempt), this.#abort.signal);
+        continue;
+      }
+      if (response.status === 405) {
+        // The server offers no stream of its own messages.
+        await response.body?.cancel();
+        return;
+      }
+      if (!response.ok || !isEventStream(response)) {
+        const error = await this.#httpError(response);
+        if (error.kind === "session-expired") {
+          if (!this.#closed) this.onsessionlost?.(error.message);
+          return;
+        }
+        await sleep(cursor.retryMs ?? backoffDelay(attempt), this.#abort.signal);
+        continue;
+      }
+      attempt = -1;
+      await this.#readEvents(response.body!, undefined, cursor);
+      if (!this.#closed) await sleep(cursor.retryMs ?? backoffDelay(0), this.#abort.signal);
+    }
+  }
+}

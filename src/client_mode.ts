@@ -1,0 +1,89 @@
+/**
+ * Client mode: a remote SSE or Streamable HTTP MCP server as a local stdio server. Messages read on
+ * stdin go to the server and messages from the server go to stdout, one JSON line each and unchanged;
+ * stdout carries nothing else. It runs until stdin ends, stdout breaks, or a signal.
+ *
+ * @module
+ */
+
+import type { ClientModeOptions } from "./cli/command_line.ts";
+import { authorizedFetch } from "./client/authorized_fetch.ts";
+import { ClientRelay } from "./client/client_relay.ts";
+import { LegacySseClient } from "./client/legacy_sse_client.ts";
+import { ClientCredentials } from "./client/oauth_client_credentials.ts";
+import type { RemoteTransport } from "./client/remote_transport.ts";
+import { StreamableHttpClient } from "./client/streamable_http_client.ts";
+import { createTlsFetch } from "./client/tls_fetch.ts";
+import { JsonLineWriter, readJsonLines } from "./json_lines.ts";
+import { ErrorCode, errorResponse } from "./jsonrpc.ts";
+import { proxyLogger } from "./logging.ts";
+import { DEFAULT_MAX_LINE_BYTES } from "./stdio_server_process.ts";
+
+const logger = proxyLogger("client");
+
+/** The URL without its query and fragment, which may hold secrets: what the log shows. */
+function redact(url: URL): string {
+  return `${url.origin}${url.pathname}`;
+}
+
+/**
+ * Runs client mode until stdin ends, stdout breaks or `stop` resolves; then ends the remote session.
+ * Throws `TlsConfigError` when the CA bundle cannot be read.
+ */
+export async function runClientMode(options: ClientModeOptions, stop: Promise<unknown>): Promise<void> {
+  const url = new URL(options.url);
+  const tls = createTlsFetch(options.verifySsl);
+  const oauth = options.oauth === undefined
+    ? undefined
+    : new ClientCredentials({ ...options.oauth, resourceUrl: url.href, fetch: tls.fetch });
+  const fetch = authorizedFetch(tls.fetch, {
+    headers: options.headers,
+    apiAccessToken: options.apiAccessToken,
+    oauth,
+  });
+  const onwarning = (text: string) => logger.warn("{text}", { text });
+  const createTransport = (kind: "streamablehttp" | "sse"): RemoteTransport =>
+    kind === "sse"
+      ? new LegacySseClient({ url, fetch, onwarning })
+      : new StreamableHttpClient({ url, fetch, onwarning, resumeWindowMs: options.connectTimeoutMs });
+
+  let stdoutBroken!: () => void;
+  const stdoutGone = new Promise<void>((resolve) => stdoutBroken = resolve);
+  const stdout = new JsonLineWriter(Deno.stdout.writable, (error) => {
+    logger.error("cannot write to stdout ({error}); stopping", { error });
+    stdoutBroken();
+  });
+  const relay = new ClientRelay({
+    transport: options.transport,
+    createTransport,
+    toClient: (message) => stdout.write(message),
+    connectTimeoutMs: options.connectTimeoutMs,
+    requestTimeoutMs: options.requestTimeoutMs,
+    logger,
+  });
+
+  logger.info("relaying stdio to {url} (transport: {transport})", {
+    url: redact(url),
+    transport: options.transport,
+  });
+  const stdinDone = readJsonLines(Deno.stdin.readable, DEFAULT_MAX_LINE_BYTES, {
+    onMessage: (message) => relay.handleClientMessage(message),
+    onInvalid: (why, line) => {
+      logger.warn("stdin: a line that is not a JSON-RPC message ({why}): {line}", { why, line });
+      stdout.write(errorResponse(null, ErrorCode.ParseError, `mcp-proxy: invalid message on stdin: ${why}`));
+    },
+    onOversize: (bytes) => logger.error("stdin: a {bytes}-byte line is over the limit; skipped", { bytes }),
+    onError: (error) => logger.error("stdin: {error}", { error }),
+  });
+
+  // At the end of input, the answers still on their way are delivered first.
+  const why = await Promise.race([
+    stdinDone.then(() => relay.drained()).then(() => "end of input"),
+    stdoutGone.then(() => "stdout closed"),
+    stop.then((signal) => String(signal)),
+  ]);
+  logger.info("stopping ({why})", { why });
+  await relay.close();
+  await stdout.close();
+  tls.close();
+}

@@ -1,0 +1,92 @@
+/**
+ * JSON-RPC over a byte stream, one message per line, as stdio MCP frames it: reading (a child's stdout,
+ * client mode's stdin) and writing (a child's stdin, client mode's stdout).
+ *
+ * @module
+ */
+
+import { type JsonRpcMessage, validateMessage } from "./jsonrpc.ts";
+import { LineSplitter } from "./line_splitter.ts";
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+/** Callbacks of {@link readJsonLines}. */
+export interface JsonLinesHandlers {
+  /** Every valid message, in order. An exception thrown here is reported through `onError`. */
+  onMessage(message: JsonRpcMessage): void;
+  /** A line that is not one JSON-RPC message: `why` says what is wrong, `line` is its start. */
+  onInvalid(why: string, line: string): void;
+  /** A line longer than `maxLineBytes`, dropped; `bytes` is its length. */
+  onOversize(bytes: number): void;
+  /** `onMessage` threw, or the stream failed. */
+  onError(error: unknown): void;
+}
+
+/** Reads messages from `stream` until it ends; resolves at its end (or failure, reported to `onError`). */
+export async function readJsonLines(
+  stream: ReadableStream<Uint8Array>,
+  maxLineBytes: number,
+  handlers: JsonLinesHandlers,
+): Promise<void> {
+  const lines = stream.pipeThrough(new LineSplitter({ maxLineBytes, onOversizeLine: handlers.onOversize }));
+  try {
+    for await (const line of lines) {
+      const text = decoder.decode(line);
+      let message: JsonRpcMessage | string;
+      try {
+        message = validateMessage(JSON.parse(text));
+      } catch {
+        message = "not JSON";
+      }
+      if (typeof message === "string") {
+        handlers.onInvalid(message, text.length > 200 ? text.slice(0, 200) + "…" : text);
+        continue;
+      }
+      try {
+        handlers.onMessage(message);
+      } catch (error) {
+        handlers.onError(error);
+      }
+    }
+  } catch (error) {
+    handlers.onError(error);
+  }
+}
+
+/**
+ * Writes messages to a byte stream, one JSON line each, in the order of the calls. The first failed
+ * write (a closed pipe) calls `onBroken` once; later messages are dropped.
+ */
+export class JsonLineWriter {
+  readonly #writer: WritableStreamDefaultWriter<Uint8Array>;
+  readonly #onBroken: (error: unknown) => void;
+  #broken = false;
+
+  constructor(stream: WritableStream<Uint8Array>, onBroken: (error: unknown) => void) {
+    this.#writer = stream.getWriter();
+    this.#onBroken = onBroken;
+  }
+
+  /** False once a write failed or the writer was closed. */
+  get open(): boolean {
+    return !this.#broken;
+  }
+
+  /** Queues one message. */
+  write(message: JsonRpcMessage): void {
+    if (this.#broken) return;
+    this.#writer.write(encoder.encode(JSON.stringify(message) + "\n")).catch((error) => {
+      if (this.#broken) return;
+      this.#broken = true;
+      this.#onBroken(error);
+    });
+  }
+
+  /** Flushes what is queued and closes the stream; never throws. */
+  async close(): Promise<void> {
+    if (this.#broken) return;
+    this.#broken = true;
+    await this.#writer.close().catch(() => {});
+  }
+}

@@ -1,0 +1,276 @@
+import assert from "node:assert/strict";
+import { type AuthorizationOptions, authorizedFetch } from "../src/client/authorized_fetch.ts";
+import { ClientCredentials, OAuthError } from "../src/client/oauth_client_credentials.ts";
+
+const CLIENT_ID = "proxy";
+const CLIENT_SECRET = "s3cr3t w0rd";
+const EXPECTED_BASIC = `Basic ${btoa("proxy:s3cr3t+w0rd")}`;
+
+interface McpRequest {
+  authorization: string | null;
+  headers: Headers;
+  body: string;
+}
+
+/**
+ * An MCP-ish server and its authorization server on 127.0.0.1. `/mcp` records each request and
+ * answers 401 with a `resource_metadata` challenge when `access` says so: `"tokens"`, unless the bearer
+ * token is one of `validTokens`; `"reject"`, always; `"open"`, never. `POST /token` issues `token-1`, `token-2`, … for the right Basic credentials, each
+ * valid from then on; `GET` answers the JSON documents in `documents`, by path.
+ */
+class McpServer {
+  readonly mcpRequests: McpRequest[] = [];
+  readonly tokenRequests: string[] = [];
+  readonly validTokens = new Set<string>();
+  readonly documents = new Map<string, unknown>();
+  access: "tokens" | "reject" | "open" = "tokens";
+  readonly #server: Deno.HttpServer<Deno.NetAddr>;
+
+  constructor() {
+    this.#server = Deno.serve(
+      { hostname: "127.0.0.1", port: 0, onListen() {} },
+      (request) => this.#handle(request),
+    );
+  }
+
+  url(path: string): string {
+    return `http://127.0.0.1:${this.#server.addr.port}${path}`;
+  }
+
+  get challenge(): string {
+    return `Bearer error="invalid_token", resource_metadata="${this.url("/prm")}"`;
+  }
+
+  /** Credentials for this server; `tokenUrl: undefined` leaves the token endpoint to discovery. */
+  credentials(overrides: { tokenUrl?: string; clientSecret?: string } = {}): ClientCredentials {
+    return new ClientCredentials({
+      clientId: CLIENT_ID,
+      clientSecret: CLIENT_SECRET,
+      tokenUrl: this.url("/token"),
+      resourceUrl: this.url("/mcp"),
+      fetch,
+      ...overrides,
+    });
+  }
+
+  /** Sends discovery from `/prm` (named only in the challenge) to the issuer `/as` and its `/token`. */
+  publishMetadata(): void {
+    this.documents.set("/prm", { resource: this.url("/mcp"), authorization_servers: [this.url("/as")] });
+    this.documents.set("/.well-known/oauth-authorization-server/as", {
+      issuer: this.url("/as"),
+      token_endpoint: this.url("/token"),
+    });
+  }
+
+  #handle(request: Request): Response | Promise<Response> {
+    const path = new URL(request.url).pathname;
+    if (path === "/mcp") return this.#mcp(request);
+    if (path === "/token" && request.method === "POST") return this.#token(request);
+    const document = this.documents.get(path);
+    return document === undefined ? new Response("not found", { status: 404 }) : Response.json(document);
+  }
+
+  async #mcp(request: Request): Promise<Response> {
+    const authorization = request.headers.get("authorization");
+    this.mcpRequests.push({ authorization, headers: request.headers, body: await request.text() });
+    const token = authorization?.match(/^Bearer (.+)$/)?.[1];
+    const valid = token !== undefined && this.validTokens.has(token);
+    if (this.access === "reject" || (this.access === "tokens" && !valid)) {
+      return new Response("unauthorized", { status: 401, headers: { "WWW-Authenticate": this.challenge } });
+    }
+    return Response.json({ ok: true });
+  }
+
+  async #token(request: Request): Promise<Response> {
+    const body = await request.text();
+    this.tokenRequests.push(body);
+    if (request.headers.get("authorization") !== EXPECTED_BASIC) {
+      return Response.json({ error: "invalid_client" }, { status: 401 });
+    }
+    const token = `token-${this.tokenRequests.length}`;
+    this.validTokens.add(token);
+    return Response.json({ access_token: token, token_type: "Bearer", expires_in: 3600 });
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.#server.shutdown();
+  }
+}
+
+/** POSTs `body` to the server's `/mcp` through `authorizedFetch(fetch, options)`; returns the status. */
+async function post(
+  server: McpServer,
+  options: AuthorizationOptions,
+  body: BodyInit = "{}",
+  headers: HeadersInit = {},
+): Promise<number> {
+  const response = await authorizedFetch(fetch, options)(new URL(server.url("/mcp")), {
+    method: "POST",
+    headers,
+    body,
+  });
+  await response.body?.cancel();
+  return response.status;
+}
+
+Deno.test("authorizedFetch() adds the -H headers, without overriding the caller's", async () => {
+  await using server = new McpServer();
+  server.access = "open";
+  const options = {
+    headers: { "X-Tenant": "acme", "X-Trace": "from -H", Authorization: "Basic aGk6dGhlcmU=" },
+  };
+  assert.equal(
+    await post(server, options, "{}", { "X-Trace": "from caller", Accept: "application/json" }),
+    200,
+  );
+  const [{ headers }] = server.mcpRequests;
+  assert.equal(headers.get("x-tenant"), "acme");
+  assert.equal(headers.get("x-trace"), "from caller");
+  assert.equal(headers.get("accept"), "application/json");
+  assert.equal(
+    headers.get("authorization"),
+    "Basic aGk6dGhlcmU=",
+    "-H Authorization when nothing else is set",
+  );
+});
+
+Deno.test("authorizedFetch() sends the API access token over -H Authorization", async () => {
+  await using server = new McpServer();
+  server.access = "open";
+  const options = { headers: { authorization: "Basic aGk6dGhlcmU=" }, apiAccessToken: "api-token" };
+  assert.equal(await post(server, options), 200);
+  assert.equal(server.mcpRequests[0].authorization, "Bearer api-token");
+});
+
+Deno.test("authorizedFetch() sends the OAuth2 token over the API access token and -H Authorization", async () => {
+  await using server = new McpServer();
+  const options = {
+    headers: { Authorization: "Basic aGk6dGhlcmU=", "X-Tenant": "acme" },
+    apiAccessToken: "api-token",
+    oauth: server.credentials(),
+  };
+  assert.equal(await post(server, options), 200);
+  assert.equal(server.mcpRequests.length, 1);
+  assert.equal(server.mcpRequests[0].authorization, "Bearer token-1");
+  assert.equal(server.mcpRequests[0].headers.get("x-tenant"), "acme");
+});
+
+Deno.test("authorizedFetch() without OAuth2 returns a 401 as it is", async () => {
+  await using server = new McpServer();
+  assert.equal(await post(server, { headers: {}, apiAccessToken: "stale" }), 401);
+  assert.equal(server.mcpRequests.length, 1);
+});
+
+Deno.test("authorizedFetch() renews a rejected token once and sends the request again", async () => {
+  await using server = new McpServer();
+  const options = { headers: {}, oauth: server.credentials() };
+  assert.equal(await post(server, options, '{"id":1}'), 200);
+  server.validTokens.clear();
+  assert.equal(await post(server, options, '{"id":2}'), 200);
+  assert.deepEqual(
+    server.mcpRequests.map(({ authorization, body }) => [authorization, body]),
+    [["Bearer token-1", '{"id":1}'], ["Bearer token-1", '{"id":2}'], ["Bearer token-2", '{"id":2}']],
+  );
+  assert.equal(server.tokenRequests.length, 2);
+});
+
+Deno.test("authorizedFetch() renews once for concurrent requests rejected with the same token", async () => {
+  await using server = new McpServer();
+  const options = { headers: {}, oauth: server.credentials() };
+  assert.equal(await post(server, options), 200);
+  server.validTokens.clear();
+  assert.deepEqual(await Promise.all([post(server, options), post(server, options), post(server, options)]), [
+    200,
+    200,
+    200,
+  ]);
+  assert.equal(server.tokenRequests.length, 2);
+});
+
+Deno.test("authorizedFetch() returns a second 401 instead of trying again", async () => {
+  await using server = new McpServer();
+  const fetchWithToken = authorizedFetch(fetch, { headers: {}, oauth: server.credentials() });
+  server.access = "reject";
+  const response = await fetchWithToken(server.url("/mcp"), { method: "POST", body: "{}" });
+  assert.equal(response.status, 401);
+  assert.equal(response.headers.get("www-authenticate"), server.challenge);
+  assert.equal(await response.text(), "unauthorized");
+  assert.equal(server.mcpRequests.length, 2);
+  assert.equal(server.tokenRequests.length, 2, "the first token and one renewal");
+});
+
+Deno.test("authorizedFetch() sends string, byte and form bodies again after a 401", async () => {
+  await using server = new McpServer();
+  const credentials = server.credentials();
+  await credentials.accessToken();
+  const options = { headers: {}, oauth: credentials };
+  const bodies: [BodyInit, string][] = [
+    ["text", "text"],
+    [new TextEncoder().encode("bytes"), "bytes"],
+    [new URLSearchParams({ a: "1" }), "a=1"],
+  ];
+  for (const [body, text] of bodies) {
+    server.validTokens.clear();
+    server.mcpRequests.length = 0;
+    assert.equal(await post(server, options, body), 200);
+    assert.deepEqual(server.mcpRequests.map((request) => request.body), [text, text]);
+  }
+});
+
+Deno.test("authorizedFetch() returns the 401 for a stream body, which cannot be sent again", async () => {
+  await using server = new McpServer();
+  const credentials = server.credentials();
+  await credentials.accessToken();
+  server.validTokens.clear();
+  const body = new Blob(["streamed"]).stream();
+  assert.equal(await post(server, { headers: {}, oauth: credentials }, body), 401);
+  assert.equal(server.mcpRequests.length, 1);
+  assert.equal(server.tokenRequests.length, 1, "no renewal");
+});
+
+Deno.test("authorizedFetch() discovers the token endpoint through the server's 401 challenge", async () => {
+  await using server = new McpServer();
+  server.publishMetadata();
+  const fetchWithToken = authorizedFetch(fetch, {
+    headers: { Authorization: "Basic aGk6dGhlcmU=" },
+    oauth: server.credentials({ tokenUrl: undefined }),
+  });
+  for (const id of [1, 2]) {
+    const response = await fetchWithToken(server.url("/mcp"), { method: "POST", body: `{"id":${id}}` });
+    assert.deepEqual(await response.json(), { ok: true });
+  }
+  assert.deepEqual(
+    server.mcpRequests.map(({ authorization, body }) => [authorization, body]),
+    [[null, '{"id":1}'], ["Bearer token-1", '{"id":1}'], ["Bearer token-1", '{"id":2}']],
+  );
+  assert.deepEqual(server.tokenRequests, [
+    new URLSearchParams({ grant_type: "client_credentials", resource: server.url("/mcp") }).toString(),
+  ]);
+});
+
+Deno.test("authorizedFetch() rejects with the OAuthError of a wrong secret, without the secret", async () => {
+  await using server = new McpServer();
+  const oauth = server.credentials({ clientSecret: "not the s3cret" });
+  const error = await post(server, { headers: {}, oauth }).catch((error: unknown) => error);
+  assert.ok(error instanceof OAuthError);
+  assert.match(error.message, /was refused: 401 invalid_client \(check --client-id and --client-secret\)$/);
+  for (const secret of ["not the s3cret", "not+the+s3cret", CLIENT_SECRET]) {
+    assert.ok(!error.message.includes(secret));
+  }
+  assert.equal(server.mcpRequests.length, 0);
+});
+
+Deno.test("authorizedFetch() refuses a header it cannot send without quoting its value", () => {
+  const cases: AuthorizationOptions[] = [
+    { headers: { "X-Key": "abc\r\ndef" } },
+    { headers: {}, apiAccessToken: "abc\ndef" },
+  ];
+  for (const options of cases) {
+    assert.throws(
+      () => authorizedFetch(fetch, options),
+      (error: unknown) =>
+        error instanceof TypeError && !error.message.includes("abc") && /line break/.test(error.message),
+    );
+  }
+  assert.throws(() => authorizedFetch(fetch, { headers: { "X Key": "v" } }), /"X Key" is not a header name/);
+});

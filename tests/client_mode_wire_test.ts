@@ -1,0 +1,214 @@
+/**
+ * Client mode on the wire: what reaches the remote server (headers, authorization, OAuth2 client
+ * credentials, TLS), how the transport is chosen, what happens when the remote restarts, and what the
+ * stdio client gets on stdout (JSON-RPC lines only, an error for every request that cannot be served).
+ */
+
+import assert from "node:assert/strict";
+import { connectThroughClientMode, startRemoteEverything } from "./helpers/client_mode.ts";
+import { DENO, freePort } from "./helpers/proxy_process.ts";
+
+const MAIN = new URL("../main.ts", import.meta.url).pathname;
+const TLS = new URL("./fixtures/tls/", import.meta.url).pathname;
+
+/** A minimal Streamable HTTP MCP server (JSON answers) that records every request it gets. */
+function recordingServer(options: { tls?: boolean } = {}) {
+  const requests: { method: string; headers: Headers; body?: Record<string, unknown> }[] = [];
+  const handler = async (request: Request): Promise<Response> => {
+    const body = request.method === "POST" ? await request.json() : undefined;
+    requests.push({ method: request.method, headers: request.headers, body });
+    if (request.method === "DELETE") return new Response(null, { status: 200 });
+    if (request.method !== "POST") return new Response(null, { status: 405 });
+    if (body.id === undefined) return new Response(null, { status: 202 });
+    const result = body.method === "initialize"
+      ? {
+        protocolVersion: body.params.protocolVersion,
+        capabilities: { tools: {} },
+        serverInfo: { name: "recording-server", version: "0.0.1" },
+      }
+      : body.method === "tools/list"
+      ? { tools: [{ name: "noop", inputSchema: { type: "object" } }] }
+      : {};
+    return Response.json({ jsonrpc: "2.0", id: body.id, result }, {
+      headers: { "Mcp-Session-Id": "recorded" },
+    });
+  };
+  const tls = options.tls
+    ? { cert: Deno.readTextFileSync(`${TLS}cert.pem`), key: Deno.readTextFileSync(`${TLS}key.pem`) }
+    : {};
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {}, ...tls }, handler);
+  const scheme = options.tls ? "https" : "http";
+  return {
+    url: `${scheme}://127.0.0.1:${server.addr.port}/mcp`,
+    requests,
+    [Symbol.asyncDispose]: () => server.shutdown(),
+  };
+}
+
+/** An OAuth2 token endpoint that accepts one client and counts the tokens it issued. */
+function tokenEndpoint() {
+  let issued = 0;
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, async (request) => {
+    const form = new URLSearchParams(await request.text());
+    const expected = `Basic ${btoa("proxy-client:s3cret")}`;
+    if (
+      request.headers.get("authorization") !== expected || form.get("grant_type") !== "client_credentials"
+    ) {
+      return Response.json({ error: "invalid_client" }, { status: 401 });
+    }
+    issued++;
+    return Response.json({ access_token: `oauth-token-${issued}`, token_type: "Bearer", expires_in: 3600 });
+  });
+  return {
+    url: `http://127.0.0.1:${server.addr.port}/token`,
+    issued: () => issued,
+    [Symbol.asyncDispose]: () => server.shutdown(),
+  };
+}
+
+function authorizationsOf(requests: { headers: Headers }[]): (string | null)[] {
+  return [...new Set(requests.map((request) => request.headers.get("authorization")))];
+}
+
+Deno.test("-H headers reach the server; Authorization precedence: OAuth > API_ACCESS_TOKEN > -H", async () => {
+  const header = ["-H", "X-Custom", "one", "-H", "Authorization", "Bearer from-header"];
+  {
+    await using server = recordingServer();
+    await using stdio = await connectThroughClientMode(server.url, { args: header });
+    await stdio.client.listTools();
+    assert.deepEqual(authorizationsOf(server.requests), ["Bearer from-header"]);
+    assert.ok(server.requests.every((request) => request.headers.get("x-custom") === "one"));
+  }
+  {
+    await using server = recordingServer();
+    await using stdio = await connectThroughClientMode(server.url, {
+      args: header,
+      env: { API_ACCESS_TOKEN: "env-token" },
+    });
+    await stdio.client.listTools();
+    assert.deepEqual(authorizationsOf(server.requests), ["Bearer env-token"]);
+  }
+  {
+    await using server = recordingServer();
+    await using tokens = tokenEndpoint();
+    const oauth = ["--client-id", "proxy-client", "--client-secret", "s3cret", "--token-url", tokens.url];
+    await using stdio = await connectThroughClientMode(server.url, {
+      args: [...header, ...oauth],
+      env: { API_ACCESS_TOKEN: "env-token" },
+    });
+    await stdio.client.listTools();
+    await stdio.client.listTools();
+    assert.deepEqual(authorizationsOf(server.requests), ["Bearer oauth-token-1"]);
+    assert.equal(tokens.issued(), 1, "the token is cached");
+    assert.doesNotMatch(stdio.stderr(), /s3cret|oauth-token|env-token|from-header/, "no secret is logged");
+  }
+});
+
+Deno.test("a wrong client secret: initialize fails with a clear error, the secret not shown", async () => {
+  await using server = recordingServer();
+  await using tokens = tokenEndpoint();
+  const args = ["--client-id", "proxy-client", "--client-secret", "wrong-secret", "--token-url", tokens.url];
+  await assert.rejects(
+    connectThroughClientMode(server.url, { args }),
+    (error: Error) => /invalid_client/.test(error.message) && !/wrong-secret/.test(error.message),
+  );
+});
+
+Deno.test("TLS: an untrusted certificate is a clear error; --no-verify-ssl and --verify-ssl CA.pem work", async () => {
+  await using server = recordingServer({ tls: true });
+  await assert.rejects(
+    connectThroughClientMode(server.url, { args: ["--connect-timeout", "1"] }),
+    /not trusted.*--verify-ssl/s,
+  );
+  for (const args of [["--no-verify-ssl"], ["--verify-ssl", `${TLS}ca.pem`]]) {
+    await using stdio = await connectThroughClientMode(server.url, { args });
+    assert.deepEqual((await stdio.client.listTools()).tools.map((tool) => tool.name), ["noop"]);
+  }
+});
+
+Deno.test("an explicit --transport is forced: sse against a Streamable HTTP server fails, and the reverse", async () => {
+  await using streamable = recordingServer();
+  await assert.rejects(
+    connectThroughClientMode(streamable.url, { args: ["--transport", "sse", "--connect-timeout", "1"] }),
+  );
+  await using sse = await startRemoteEverything("sse");
+  await assert.rejects(
+    connectThroughClientMode(sse.url, { args: ["--transport", "streamablehttp", "--connect-timeout", "1"] }),
+  );
+});
+
+Deno.test("an unreachable server: the stdio client's initialize gets an error after --connect-timeout", async () => {
+  const started = Date.now();
+  await assert.rejects(
+    connectThroughClientMode(`http://127.0.0.1:${freePort()}/mcp`, { args: ["--connect-timeout", "1"] }),
+    /connection refused/,
+  );
+  assert.ok(Date.now() - started < 15_000);
+});
+
+Deno.test("the remote restarts on the same port: a call in flight fails, the next ones succeed unaided", async () => {
+  const port = freePort();
+  let remote = await startRemoteEverything("streamableHttp", port);
+  try {
+    await using stdio = await connectThroughClientMode(remote.url, { args: ["--connect-timeout", "10"] });
+    const { client } = stdio;
+    assert.equal(
+      (await client.callTool({ name: "echo", arguments: { message: "before" } })).isError,
+      undefined,
+    );
+    const inFlight = client.callTool({
+      name: "trigger-long-running-operation",
+      arguments: { duration: 30, steps: 30 },
+    })
+      .then(() => "answered", (error) => `failed: ${error.message}`);
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    await remote.stop();
+    remote = await startRemoteEverything("streamableHttp", port);
+    assert.match(await inFlight, /^failed: .*mcp-proxy/);
+    const after = await client.callTool({ name: "echo", arguments: { message: "after" } });
+    assert.deepEqual(after.content, [{ type: "text", text: "Echo: after" }]);
+    assert.match(stdio.stderr(), /initialized it again/);
+    assert.deepEqual(stdio.badLines, []);
+  } finally {
+    await remote.stop();
+  }
+});
+
+Deno.test("stdout carries only JSON-RPC lines; a bad line gets a parse error; EOF ends the session with DELETE", async () => {
+  await using server = recordingServer();
+  const child = new Deno.Command(DENO, {
+    args: ["run", "-A", "--quiet", MAIN, server.url],
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const lines = [
+    {
+      jsonrpc: "2.0",
+      id: 1,
+      method: "initialize",
+      params: { protocolVersion: "2025-11-25", capabilities: {}, clientInfo: { name: "raw", version: "0" } },
+    },
+    { jsonrpc: "2.0", method: "notifications/initialized" },
+    "this is not json",
+    { jsonrpc: "2.0", id: "two", method: "tools/list", params: { _meta: { trace: "kept" } } },
+  ].map((line) => typeof line === "string" ? line : JSON.stringify(line));
+  const writer = child.stdin.getWriter();
+  await writer.write(new TextEncoder().encode(lines.join("\n") + "\n"));
+  await writer.close();
+  const [status, stdout, stderr] = await Promise.all([
+    child.status,
+    new Response(child.stdout).text(),
+    new Response(child.stderr).text(),
+  ]);
+  assert.equal(status.code, 0, stderr);
+  const messages = stdout.trimEnd().split("\n").map((line) => JSON.parse(line));
+  for (const message of messages) assert.equal(message.jsonrpc, "2.0");
+  assert.deepEqual(messages.map((message) => message.id).sort(), [1, "two", null].sort());
+  assert.equal(messages.find((message) => message.id === null).error.code, -32700);
+  assert.equal(messages.find((message) => message.id === "two").result.tools[0].name, "noop");
+  const forwarded = server.requests.find((request) => request.body?.id === "two");
+  assert.deepEqual(forwarded?.body?.params, { _meta: { trace: "kept" } });
+  assert.equal(server.requests.at(-1)?.method, "DELETE");
+  assert.equal(server.requests.at(-1)?.headers.get("mcp-session-id"), "recorded");
+});

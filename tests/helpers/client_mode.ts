@@ -1,0 +1,128 @@
+/**
+ * Client-mode test helpers: remote MCP servers on 127.0.0.1, and the SDK's `Client` talking to
+ * mcp-proxy through `StdioClientTransport`, as Claude Desktop would.
+ *
+ * @module
+ */
+
+import { Client, StdioClientTransport } from "../../src/mcp_sdk.ts";
+import { DenoStdioTransport } from "./deno_stdio_transport.ts";
+import { DENO, freePort } from "./proxy_process.ts";
+
+const MAIN = new URL("../../main.ts", import.meta.url).pathname;
+
+/** A server-everything instance serving its own HTTP transport. */
+export interface RemoteEverything extends AsyncDisposable {
+  /** `http://127.0.0.1:PORT/mcp` (Streamable HTTP) or `…/sse` (legacy SSE). */
+  readonly url: string;
+  readonly port: number;
+  stop(): Promise<void>;
+}
+
+async function waitForPort(port: number, ms: number): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline) {
+    try {
+      const connection = await Deno.connect({ hostname: "127.0.0.1", port });
+      connection.close();
+      return;
+    } catch {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  }
+  throw new Error(`nothing listens on port ${port} after ${ms} ms`);
+}
+
+/** Starts `server-everything sse|streamableHttp` on a free port (or `port`), and waits until it listens. */
+export async function startRemoteEverything(
+  transport: "sse" | "streamableHttp",
+  port = freePort(),
+): Promise<RemoteEverything> {
+  const child = new Deno.Command(DENO, {
+    args: ["run", "-A", "--quiet", "npm:@modelcontextprotocol/server-everything@2026.8.31", transport],
+    env: { PORT: String(port) },
+    stdin: "null",
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  let stopped: Promise<void> | undefined;
+  const stop = () => {
+    stopped ??= (async () => {
+      try {
+        child.kill("SIGKILL");
+      } catch {
+        // Already gone.
+      }
+      await child.status;
+    })();
+    return stopped;
+  };
+  try {
+    await waitForPort(port, 20_000);
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+  const url = `http://127.0.0.1:${port}/${transport === "sse" ? "sse" : "mcp"}`;
+  return { url, port, stop, [Symbol.asyncDispose]: stop };
+}
+
+/** An SDK client talking to mcp-proxy in client mode over stdio. */
+export interface StdioClient extends AsyncDisposable {
+  readonly client: Client;
+  /** What the proxy wrote to stderr so far. */
+  stderr(): string;
+  /** Every stdout line that was not a JSON-RPC message (only checked by the Deno transport). */
+  readonly badLines: string[];
+  close(): Promise<void>;
+}
+
+/**
+ * Starts `mcp-proxy [args] URL` as a stdio MCP server and connects the SDK's `Client` to it. By default
+ * through {@link DenoStdioTransport}, which checks every stdout line and closes all it opened; with
+ * `sdkTransport`, through the SDK's own `StdioClientTransport` (whose `close()` leaves a 2 s timer behind
+ * and reports its child closed late: tests using it cannot run the op and resource sanitizers).
+ */
+export async function connectThroughClientMode(
+  url: string,
+  options: {
+    args?: string[];
+    env?: Record<string, string>;
+    capabilities?: Record<string, unknown>;
+    /** Called before connecting, to register request handlers on the client. */
+    setup?: (client: Client) => void;
+    sdkTransport?: boolean;
+  } = {},
+): Promise<StdioClient> {
+  const command = DENO;
+  const args = ["run", "-A", "--quiet", MAIN, ...(options.args ?? []), url];
+  const env = { ...Deno.env.toObject(), ...options.env };
+  let stderr: () => string;
+  let badLines: string[] = [];
+  let transport: DenoStdioTransport | StdioClientTransport;
+  if (options.sdkTransport) {
+    const sdk = new StdioClientTransport({ command, args, env, stderr: "pipe" });
+    let text = "";
+    sdk.stderr?.on("data", (chunk: Uint8Array) => text += new TextDecoder().decode(chunk));
+    stderr = () => text;
+    transport = sdk;
+  } else {
+    const deno = new DenoStdioTransport({ command, args, env });
+    stderr = () => deno.stderr;
+    badLines = deno.badLines;
+    transport = deno;
+  }
+  const client = new Client(
+    { name: "stdio-test-client", version: "1.0.0" },
+    { capabilities: options.capabilities ?? {} },
+  );
+  options.setup?.(client);
+  try {
+    await client.connect(transport);
+  } catch (error) {
+    await client.close();
+    throw new Error(`cannot connect through client mode: ${error}\n${stderr()}`);
+  }
+  const close = () => client.close();
+  return { client, stderr, badLines, close, [Symbol.asyncDispose]: close };
+}

@@ -1,0 +1,242 @@
+import assert from "node:assert/strict";
+import {
+  decodeEventStream,
+  type ServerSentEvent,
+  ServerSentEventParser,
+} from "../src/client/server_sent_events.ts";
+
+const encoder = new TextEncoder();
+
+/** Runs text `chunks` through a parser and collects the events. */
+async function parse(chunks: string[]): Promise<ServerSentEvent[]> {
+  const events: ServerSentEvent[] = [];
+  for await (const event of ReadableStream.from(chunks).pipeThrough(new ServerSentEventParser())) {
+    events.push(event);
+  }
+  return events;
+}
+
+/** Runs byte `chunks` through `decodeEventStream` and collects the events. */
+async function decode(chunks: Uint8Array[]): Promise<ServerSentEvent[]> {
+  const events: ServerSentEvent[] = [];
+  for await (const event of decodeEventStream(ReadableStream.from(chunks))) events.push(event);
+  return events;
+}
+
+const SAMPLE = [
+  ": a comment opening the stream\r\n",
+  "id: prime-1\r\n",
+  "retry: 2500\r\n",
+  "data: \r\n",
+  "\r\n",
+  "event: ping\n",
+  "data: first line\n",
+  "data:second line\n",
+  "data:  indented\n",
+  "\n",
+  "id: 7\r",
+  'data: {"jsonrpc":"2.0","id":1,"result":{"text":"héllo ✓ 😀"}}\r',
+  "\r",
+  ": keep-alive\n",
+  "\n",
+  "data: unterminated block",
+].join("");
+
+const SAMPLE_EVENTS: ServerSentEvent[] = [
+  { event: "message", data: "", id: "prime-1", retry: 2500 },
+  { event: "ping", data: "first line\nsecond line\n indented" },
+  { event: "message", data: '{"jsonrpc":"2.0","id":1,"result":{"text":"héllo ✓ 😀"}}', id: "7" },
+];
+
+Deno.test("ServerSentEventParser: parses a sample stream in one chunk", async () => {
+  assert.deepEqual(await parse([SAMPLE]), SAMPLE_EVENTS);
+});
+
+Deno.test("ServerSentEventParser: gives the same events for a split at every position", async () => {
+  for (let at = 0; at <= SAMPLE.length; at++) {
+    assert.deepEqual(await parse([SAMPLE.slice(0, at), SAMPLE.slice(at)]), SAMPLE_EVENTS, `split at ${at}`);
+  }
+});
+
+Deno.test("ServerSentEventParser: gives the same events one character at a time", async () => {
+  assert.deepEqual(await parse([...SAMPLE]), SAMPLE_EVENTS);
+});
+
+Deno.test("decodeEventStream: gives the same events for a byte split at every position", async () => {
+  const bytes = encoder.encode(SAMPLE);
+  for (let at = 0; at <= bytes.length; at++) {
+    assert.deepEqual(
+      await decode([bytes.subarray(0, at), bytes.subarray(at)]),
+      SAMPLE_EVENTS,
+      `split at ${at}`,
+    );
+  }
+  assert.deepEqual(await decode([...bytes].map((byte) => Uint8Array.of(byte))), SAMPLE_EVENTS);
+});
+
+Deno.test("ServerSentEventParser: accepts LF, CR and CRLF line ends, mixed", async () => {
+  assert.deepEqual(await parse(["data: a\ndata: b\rdata: c\r\n\n", "data: d\r\r", "data: e\r\n\r\n"]), [
+    { event: "message", data: "a\nb\nc" },
+    { event: "message", data: "d" },
+    { event: "message", data: "e" },
+  ]);
+});
+
+Deno.test("ServerSentEventParser: a CRLF split across chunks is one line end", async () => {
+  assert.deepEqual(await parse(["data: a\r", "\ndata: b\r", "\n\r", "\n"]), [
+    { event: "message", data: "a\nb" },
+  ]);
+  assert.deepEqual(await parse(["data: a\r", "", "\ndata: b\r\n\r", "", "\n"]), [
+    { event: "message", data: "a\nb" },
+  ]);
+});
+
+Deno.test("ServerSentEventParser: ignores one byte order mark at the start only", async () => {
+  assert.deepEqual(await parse(["\uFEFFdata: a\n\n"]), [{ event: "message", data: "a" }]);
+  assert.deepEqual(await parse(["", "\uFEFF", "data: a\n\n"]), [{ event: "message", data: "a" }]);
+  // A second mark is not a field name the parser knows, so the line is ignored.
+  assert.deepEqual(await parse(["\uFEFF\uFEFFdata: a\n\ndata: b\n\n"]), [{ event: "message", data: "b" }]);
+  assert.deepEqual(await parse(["data: a\n\n\uFEFFdata: b\n\n"]), [{ event: "message", data: "a" }]);
+});
+
+Deno.test("decodeEventStream: ignores a UTF-8 byte order mark, even split across chunks", async () => {
+  const bytes = encoder.encode("\uFEFFdata: a\n\n");
+  assert.deepEqual(await decode([bytes]), [{ event: "message", data: "a" }]);
+  assert.deepEqual(await decode([bytes.subarray(0, 2), bytes.subarray(2)]), [{
+    event: "message",
+    data: "a",
+  }]);
+});
+
+Deno.test("ServerSentEventParser: strips exactly one space after the colon", async () => {
+  assert.deepEqual(await parse(["data:a\n\ndata: a\n\ndata:  a\n\ndata:\ta\n\n"]), [
+    { event: "message", data: "a" },
+    { event: "message", data: "a" },
+    { event: "message", data: " a" },
+    { event: "message", data: "\ta" },
+  ]);
+});
+
+Deno.test("ServerSentEventParser: a field without a colon has an empty value", async () => {
+  assert.deepEqual(await parse(["data\n\ndata\ndata\n\n"]), [
+    { event: "message", data: "" },
+    { event: "message", data: "\n" },
+  ]);
+});
+
+Deno.test("ServerSentEventParser: keeps colons inside values", async () => {
+  assert.deepEqual(await parse(["data: a: b:c\n\n"]), [{ event: "message", data: "a: b:c" }]);
+});
+
+Deno.test("ServerSentEventParser: joins data lines with newlines", async () => {
+  assert.deepEqual(await parse(["data: a\ndata:\ndata: c\n\n"]), [{ event: "message", data: "a\n\nc" }]);
+});
+
+Deno.test("ServerSentEventParser: takes the event type per block, defaulting to message", async () => {
+  assert.deepEqual(
+    await parse(["event: endpoint\ndata: /messages?session=1\n\ndata: x\n\nevent:\ndata: y\n\n"]),
+    [
+      { event: "endpoint", data: "/messages?session=1" },
+      { event: "message", data: "x" },
+      { event: "message", data: "y" },
+    ],
+  );
+  assert.deepEqual(await parse(["event: a\nevent: b\ndata: x\n\n"]), [{ event: "b", data: "x" }]);
+});
+
+Deno.test("ServerSentEventParser: ignores comments and comment-only blocks", async () => {
+  assert.deepEqual(await parse([":\n: ping\n\n:x\ndata: a\n: inside\ndata: b\n\n: only\n\n"]), [
+    { event: "message", data: "a\nb" },
+  ]);
+});
+
+Deno.test("ServerSentEventParser: ignores unknown fields", async () => {
+  assert.deepEqual(await parse(["foo: bar\n\nDATA: x\n\ndata: y\nid : z\n\n"]), [
+    { event: "message", data: "y" },
+  ]);
+});
+
+Deno.test("ServerSentEventParser: does not emit a block with only an event type", async () => {
+  assert.deepEqual(await parse(["event: ping\n\ndata: x\n\n"]), [{ event: "message", data: "x" }]);
+});
+
+Deno.test("ServerSentEventParser: emits priming events that have an id or retry but no data", async () => {
+  assert.deepEqual(await parse(["id: abc\ndata: \n\n", "id: def\n\n", "retry: 100\n\n", "id:\n\n"]), [
+    { event: "message", data: "", id: "abc" },
+    { event: "message", data: "", id: "def" },
+    { event: "message", data: "", retry: 100 },
+    { event: "message", data: "", id: "" },
+  ]);
+});
+
+Deno.test("ServerSentEventParser: gives each event only its own block's id", async () => {
+  assert.deepEqual(await parse(["id: 1\ndata: a\n\ndata: b\n\nid: 2\nid: 3\ndata: c\n\n"]), [
+    { event: "message", data: "a", id: "1" },
+    { event: "message", data: "b" },
+    { event: "message", data: "c", id: "3" },
+  ]);
+});
+
+Deno.test("ServerSentEventParser: ignores an id containing NUL", async () => {
+  assert.deepEqual(await parse(["id: a\0b\ndata: x\n\nid: a\0b\n\nid: 1\nid: 2\0\ndata: y\n\n"]), [
+    { event: "message", data: "x" },
+    { event: "message", data: "y", id: "1" },
+  ]);
+});
+
+Deno.test("ServerSentEventParser: takes retry only when it is all ASCII digits", async () => {
+  const blocks = [
+    "retry: 10a",
+    "retry: -1",
+    "retry: 1.5",
+    "retry:",
+    "retry:  5",
+    "retry: ١٢",
+    "retry: 0",
+    "retry:42",
+  ];
+  assert.deepEqual(await parse(blocks.map((block) => `${block}\ndata: x\n\n`)), [
+    { event: "message", data: "x" },
+    { event: "message", data: "x" },
+    { event: "message", data: "x" },
+    { event: "message", data: "x" },
+    { event: "message", data: "x" },
+    { event: "message", data: "x" },
+    { event: "message", data: "x", retry: 0 },
+    { event: "message", data: "x", retry: 42 },
+  ]);
+  assert.deepEqual(await parse(["retry: abc\n\n"]), []);
+});
+
+Deno.test("ServerSentEventParser: discards a block the stream ends inside", async () => {
+  assert.deepEqual(await parse(["data: a\n\ndata: b\n"]), [{ event: "message", data: "a" }]);
+  assert.deepEqual(await parse(["data: a\n\nid: 5\ndata: b"]), [{ event: "message", data: "a" }]);
+  assert.deepEqual(await parse(["data: a\r\n\r"]), [{ event: "message", data: "a" }]);
+  assert.deepEqual(await parse([]), []);
+});
+
+Deno.test("ServerSentEventParser: emits each event as soon as its blank line arrives", async () => {
+  const parser = new ServerSentEventParser();
+  const writer = parser.writable.getWriter();
+  const reader = parser.readable.getReader();
+  writer.write("data: one\n");
+  writer.write("\ndata: tw");
+  assert.deepEqual(await reader.read(), { done: false, value: { event: "message", data: "one" } });
+  writer.write("o\n\n");
+  assert.deepEqual(await reader.read(), { done: false, value: { event: "message", data: "two" } });
+  await writer.close();
+  assert.deepEqual(await reader.read(), { done: true, value: undefined });
+});
+
+Deno.test("ServerSentEventParser: takes time in proportion to the input", async () => {
+  const piece = "x".repeat(1024);
+  const longLine = ["data: ", ...Array.from({ length: 16 * 1024 }, () => piece), "\n\n"];
+  const manyLines = ["data: a\n".repeat(200_000) + "\n"];
+  const started = performance.now();
+  const [long] = await parse(longLine);
+  const [many] = await parse(manyLines);
+  const elapsed = performance.now() - started;
+  assert.equal(long.data.length, 16 * 1024 * 1024);
+  assert.equal(many.data.length, 200_000 * 2 - 1);
+  assert.ok(elapsed < 5_000, `took ${elapsed} ms`);
+});
