@@ -212,3 +212,18 @@ Deno.test("pagination cursors, cancellation and the InitializeResult pass throug
     assert.deepEqual(stdio.badLines, []);
   }
 });
+
+Deno.test("--request-timeout: a call without an answer in time gets error -32001 and is cancelled upstream", async () => {
+  await using proxy = await startProxy(["--", ...FIXTURE]);
+  await using stdio = await connectThroughClientMode(`${proxy.origin}/mcp`, {
+    args: ["--request-timeout", "0.5"],
+  });
+  const started = Date.now();
+  await assert.rejects(
+    stdio.client.callTool({ name: "sleep", arguments: { ms: 20_000 } }),
+    (error: Error & { code?: number }) => error.code === -32001 && /--request-timeout/.test(error.message),
+  );
+  assert.ok(Date.now() - started < 5000);
+  const seen = JSON.parse(textOf(await stdio.client.callTool({ name: "cancellations", arguments: {} })));
+  assert.equal(seen.at(-1).wasRunning, true, JSON.stringify(seen));
+});

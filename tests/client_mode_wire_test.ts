@@ -212,3 +212,30 @@ Deno.test("stdout carries only JSON-RPC lines; a bad line gets a parse error; EO
   assert.equal(server.requests.at(-1)?.method, "DELETE");
   assert.equal(server.requests.at(-1)?.headers.get("mcp-session-id"), "recorded");
 });
+
+Deno.test("SIGTERM ends the remote session with DELETE and exits 0", async () => {
+  await using server = recordingServer();
+  const child = new Deno.Command(DENO, {
+    args: ["run", "-A", "--quiet", MAIN, server.url],
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const writer = child.stdin.getWriter();
+  const initialize = {
+    jsonrpc: "2.0",
+    id: 1,
+    method: "initialize",
+    params: { protocolVersion: "2025-11-25", capabilities: {}, clientInfo: { name: "raw", version: "0" } },
+  };
+  await writer.write(new TextEncoder().encode(JSON.stringify(initialize) + "\n"));
+  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  const first = await reader.read();
+  assert.match(first.value ?? "", /recording-server/);
+  child.kill("SIGTERM");
+  const [status, stderr] = await Promise.all([child.status, new Response(child.stderr).text()]);
+  await reader.cancel();
+  await writer.close().catch(() => {});
+  assert.equal(status.code, 0, stderr);
+  assert.equal(server.requests.at(-1)?.method, "DELETE");
+});
