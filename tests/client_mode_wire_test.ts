@@ -11,6 +11,14 @@ import { DENO, freePort } from "./helpers/proxy_process.ts";
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
 const TLS = new URL("./fixtures/tls/", import.meta.url).pathname;
 
+/** What a stdio client writes first. */
+const INITIALIZE = {
+  jsonrpc: "2.0",
+  id: 1,
+  method: "initialize",
+  params: { protocolVersion: "2025-11-25", capabilities: {}, clientInfo: { name: "raw", version: "0" } },
+};
+
 /** A minimal Streamable HTTP MCP server (JSON answers) that records every request it gets. */
 function recordingServer(options: { tls?: boolean } = {}) {
   const requests: { method: string; headers: Headers; body?: Record<string, unknown> }[] = [];
@@ -183,12 +191,7 @@ Deno.test("stdout carries only JSON-RPC lines; a bad line gets a parse error; EO
     stderr: "piped",
   }).spawn();
   const lines = [
-    {
-      jsonrpc: "2.0",
-      id: 1,
-      method: "initialize",
-      params: { protocolVersion: "2025-11-25", capabilities: {}, clientInfo: { name: "raw", version: "0" } },
-    },
+    INITIALIZE,
     { jsonrpc: "2.0", method: "notifications/initialized" },
     "this is not json",
     { jsonrpc: "2.0", id: "two", method: "tools/list", params: { _meta: { trace: "kept" } } },
@@ -222,13 +225,7 @@ Deno.test("SIGTERM ends the remote session with DELETE and exits 0", async () =>
     stderr: "piped",
   }).spawn();
   const writer = child.stdin.getWriter();
-  const initialize = {
-    jsonrpc: "2.0",
-    id: 1,
-    method: "initialize",
-    params: { protocolVersion: "2025-11-25", capabilities: {}, clientInfo: { name: "raw", version: "0" } },
-  };
-  await writer.write(new TextEncoder().encode(JSON.stringify(initialize) + "\n"));
+  await writer.write(new TextEncoder().encode(JSON.stringify(INITIALIZE) + "\n"));
   const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
   const first = await reader.read();
   assert.match(first.value ?? "", /recording-server/);

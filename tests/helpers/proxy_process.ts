@@ -87,16 +87,21 @@ async function answersStatus(origin: string): Promise<boolean> {
   }
 }
 
-/** Starts `deno run main.ts ARGS` and waits until it logged its status URL (it is then serving). */
-export async function startProxy(args: string[], options: ProxyRunOptions = {}): Promise<RunningProxy> {
-  const child = new Deno.Command(DENO, {
+/** `deno run main.ts ARGS`, with stdout and stderr piped and no stdin. */
+function proxyCommand(args: string[], options: ProxyRunOptions): Deno.Command {
+  return new Deno.Command(DENO, {
     args: ["run", "-A", "--quiet", MAIN, ...args],
     env: options.env,
     cwd: options.cwd,
     stdin: "null",
     stdout: "piped",
     stderr: "piped",
-  }).spawn();
+  });
+}
+
+/** Starts `deno run main.ts ARGS` and waits until it logged its status URL (it is then serving). */
+export async function startProxy(args: string[], options: ProxyRunOptions = {}): Promise<RunningProxy> {
+  const child = proxyCommand(args, options).spawn();
   const stderr = { text: "" };
   const stdout = { text: "" };
   const reading = Promise.all([collect(child.stderr, stderr), collect(child.stdout, stdout)]);
@@ -156,14 +161,7 @@ export async function runProxy(
   args: string[],
   options: ProxyRunOptions = {},
 ): Promise<{ code: number; stdout: string; stderr: string }> {
-  const output = await new Deno.Command(DENO, {
-    args: ["run", "-A", "--quiet", MAIN, ...args],
-    env: options.env,
-    cwd: options.cwd,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
+  const output = await proxyCommand(args, options).output();
   return { code: output.code, stdout: decoder.decode(output.stdout), stderr: decoder.decode(output.stderr) };
 }
 
