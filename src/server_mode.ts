@@ -8,6 +8,7 @@
 import type { ServerModeOptions, StdioServerSpec } from "./cli/command_line.ts";
 import { UsageError } from "./cli/command_line.ts";
 import { buildChildEnvironment } from "./child_environment.ts";
+import { isLoopbackAddress, LOOPBACK_NAMES } from "./http/host_check.ts";
 import { createProxyApp, mountPrefix } from "./http/proxy_app.ts";
 import { proxyLogger } from "./logging.ts";
 import { SUPPORTED_PROTOCOL_VERSIONS } from "./mcp_sdk.ts";
@@ -95,6 +96,15 @@ function startServer(
   return { shared, process };
 }
 
+/**
+ * The host names a request may name: bound to a loopback address, the loopback names, the bound address
+ * and `--allow-host`; bound elsewhere, only `--allow-host` if given, else any (undefined).
+ */
+function allowedHosts(options: ServerModeOptions): string[] | undefined {
+  if (!isLoopbackAddress(options.host)) return options.allowHosts.length > 0 ? options.allowHosts : undefined;
+  return [...LOOPBACK_NAMES, formatHost(options.host.toLowerCase()), ...options.allowHosts];
+}
+
 function formatHost(hostname: string): string {
   return hostname.includes(":") ? `[${hostname}]` : hostname;
 }
@@ -138,6 +148,7 @@ export async function startServerMode(options: ServerModeOptions): Promise<Serve
     stateless: options.stateless,
     allowOrigins: options.allowOrigins,
     exposeHeaders: options.exposeHeaders,
+    allowedHosts: allowedHosts(options),
     logger: proxyLogger("http"),
   });
 

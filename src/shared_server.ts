@@ -75,6 +75,8 @@ interface PendingChildRequest {
   isInitialize: boolean;
   /** The client's progress token, replaced by the proxy id on the way to the child. */
   clientProgressToken?: string | number;
+  /** For `resources/subscribe`: the URI, to forget the subscription if the child refuses it. */
+  subscribeUri?: string;
 }
 
 /** A request the child sent to a session, waiting for the client's answer. */
@@ -104,6 +106,8 @@ export class SharedServer {
   readonly #sessions = new Set<ServerSession>();
   readonly #pendingChildRequests = new Map<number, PendingChildRequest>();
   readonly #pendingServerRequests = new Map<number, PendingServerRequest>();
+  /** Sessions subscribed to each resource URI; the child is subscribed while a set is not empty. */
+  readonly #subscribers = new Map<string, Set<ServerSession>>();
   #nextChildRequestId = 1;
   #nextServerRequestId = 1;
   #nextSessionSeq = 1;
@@ -196,10 +200,14 @@ export class SharedServer {
       session.deliver(errorResponse(request.id, error.code, error.message), request.id);
       return;
     }
+    if (request.method === "resources/subscribe" || request.method === "resources/unsubscribe") {
+      if (this.#answeredSubscription(session, request)) return;
+    }
     const proxyId = this.#nextChildRequestId++;
     const isInitialize = request.method === "initialize";
     if (isInitialize) this.#initializeInFlight = true;
     const pending: PendingChildRequest = { session, clientId: request.id, isInitialize };
+    if (request.method === "resources/subscribe") pending.subscribeUri = request.params?.uri as string;
     let forwarded: JsonRpcRequest = { ...request, id: proxyId };
     const meta = request.params?._meta as Record<string, unknown> | undefined;
     const progressToken = meta?.progressToken;
@@ -210,6 +218,48 @@ export class SharedServer {
     this.#pendingChildRequests.set(proxyId, pending);
     session.rememberRequest(request.id, proxyId, this.#clock);
     this.#sendToChild(forwarded);
+  }
+
+  /**
+   * Counts subscriptions per URI, so that the child is subscribed once for all sessions and unsubscribed
+   * when the last one leaves. Returns true when the request was answered here; false when it must go to
+   * the child (the first subscriber, the last unsubscriber, or a request without a URI).
+   */
+  #answeredSubscription(session: ServerSession, request: JsonRpcRequest): boolean {
+    const uri = request.params?.uri;
+    if (typeof uri !== "string") return false;
+    const subscribers = this.#subscribers.get(uri);
+    const answerHere = () => session.deliver(resultResponse(request.id, {}), request.id);
+    if (request.method === "resources/subscribe") {
+      session.subscriptions.add(uri);
+      if (subscribers !== undefined) {
+        subscribers.add(session);
+        answerHere();
+        return true;
+      }
+      this.#subscribers.set(uri, new Set([session]));
+      return false;
+    }
+    if (this.#unsubscribe(session, uri)) return false;
+    answerHere();
+    return true;
+  }
+
+  /** Removes `session` from the subscribers of `uri`; returns true when nobody is subscribed any more. */
+  #unsubscribe(session: ServerSession, uri: string): boolean {
+    session.subscriptions.delete(uri);
+    const subscribers = this.#subscribers.get(uri);
+    if (subscribers === undefined || !subscribers.delete(session) || subscribers.size > 0) return false;
+    this.#subscribers.delete(uri);
+    return true;
+  }
+
+  /** Sends a request of the proxy's own to the child; its answer is dropped. */
+  #sendOwnRequest(method: string, params: Record<string, unknown>): void {
+    if (this.#downReason !== undefined) return;
+    const proxyId = this.#nextChildRequestId++;
+    this.#pendingChildRequests.set(proxyId, { session: undefined, clientId: proxyId, isInitialize: false });
+    this.#sendToChild({ jsonrpc: "2.0", id: proxyId, method, params });
   }
 
   /** Called by {@link ServerSession.handleClientMessage} for notifications. */
@@ -267,6 +317,9 @@ export class SharedServer {
   /** Called by {@link ServerSession.close}: cancels what the session left running at the child. */
   sessionClosed(session: ServerSession, inFlight: Iterable<number>, serverRequests: Iterable<number>): void {
     this.#sessions.delete(session);
+    for (const uri of [...session.subscriptions]) {
+      if (this.#unsubscribe(session, uri)) this.#sendOwnRequest("resources/unsubscribe", { uri });
+    }
     this.#initializeWaiters = this.#initializeWaiters.filter((waiter) => waiter.session !== session);
     for (const proxyId of inFlight) {
       const pending = this.#pendingChildRequests.get(proxyId);
@@ -311,6 +364,9 @@ export class SharedServer {
     }
     this.#pendingChildRequests.delete(proxyId as number);
     pending.session?.forgetRequest(pending.clientId);
+    if (pending.subscribeUri !== undefined && response.error !== undefined && pending.session !== undefined) {
+      this.#unsubscribe(pending.session, pending.subscribeUri);
+    }
     if (pending.isInitialize) {
       if (response.result !== undefined) pending.session?.markInitialized();
       this.#settleInitialize(response);
@@ -393,6 +449,11 @@ export class SharedServer {
       }
       return;
     }
+    if (notification.method === "notifications/resources/updated") {
+      const subscribers = this.#subscribers.get(notification.params?.uri as string) ?? [];
+      for (const session of subscribers) session.deliver(notification, session.currentRequestId());
+      return;
+    }
     for (const session of this.#sessions) {
       if (session.initialized) session.deliver(notification, session.currentRequestId());
     }
@@ -431,6 +492,8 @@ export class ServerSession {
   readonly #inFlight = new Map<RequestId, { proxyId: number; at: number }>();
   /** Proxy ids of the child's requests waiting for this client's answer. */
   readonly #serverRequests = new Set<number>();
+  /** Resource URIs this session is subscribed to. */
+  readonly subscriptions = new Set<string>();
   #capabilities: Record<string, unknown> = {};
   #initialized: boolean;
   #closed = false;

@@ -503,9 +503,25 @@ Deno.test("server: defaults", () => {
     stateless: false,
     allowOrigins: [],
     exposeHeaders: ["mcp-session-id"],
+    allowHosts: [],
+    isolateSessions: false,
+    sessionIdleTimeoutMs: 0,
     logLevel: "INFO",
     warnings: [],
   });
+});
+
+Deno.test("server: --allow-host repeats (lower-cased); --isolate-sessions brings a 10-minute idle timeout", () => {
+  assert.deepEqual(server(["--allow-host", "Box.local", "--allow-host", "mcp.example", "x"]).allowHosts, [
+    "box.local",
+    "mcp.example",
+  ]);
+  const isolated = server(["--isolate-sessions", "x"]);
+  assert.equal(isolated.isolateSessions, true);
+  assert.equal(isolated.sessionIdleTimeoutMs, 600_000);
+  assert.equal(server(["--isolate-sessions", "--session-idle-timeout", "0", "x"]).sessionIdleTimeoutMs, 0);
+  assert.equal(server(["--session-idle-timeout", "1.5", "x"]).sessionIdleTimeoutMs, 1500);
+  assert.throws(() => parseCommandLine(["--session-idle-timeout", "soon", "x"], {}), UsageError);
 });
 
 Deno.test("server: -e/--env KEY VALUE repeat; a later duplicate key wins", () => {

@@ -139,7 +139,7 @@ Deno.test("raw sessions reusing the same request ids get their own answers under
       body: JSON.stringify(body),
     });
     const text = await response.text();
-    const data = /^data: (.*)$/m.exec(text)?.[1];
+    const data = /^data: (.+)$/m.exec(text)?.[1];
     return {
       sessionId: response.headers.get("mcp-session-id"),
       message: data ? JSON.parse(data) : undefined,

@@ -220,3 +220,48 @@ Deno.test("CORS: --allow-origin '*' allows any origin", async () => {
   assert.equal(status.headers.get("access-control-allow-origin"), "*");
   assert.equal(status.headers.get("access-control-expose-headers"), "mcp-session-id");
 });
+
+/** Sends one raw HTTP/1.1 request (fetch cannot set Host) and returns the status code. */
+async function rawStatus(port: number, headers: Record<string, string>): Promise<number> {
+  const body = JSON.stringify(INITIALIZE);
+  const head = [
+    "POST /mcp HTTP/1.1",
+    ...Object.entries({
+      ...JSON_AND_SSE,
+      "Content-Length": String(body.length),
+      Connection: "close",
+      ...headers,
+    })
+      .map(([name, value]) => `${name}: ${value}`),
+  ].join("\r\n");
+  const connection = await Deno.connect({ hostname: "127.0.0.1", port });
+  await connection.write(new TextEncoder().encode(`${head}\r\n\r\n${body}`));
+  const reader = connection.readable.pipeThrough(new TextDecoderStream()).getReader();
+  let text = "";
+  while (!text.includes("\r\n")) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    text += value;
+  }
+  await reader.cancel();
+  return Number(text.split(" ")[1]);
+}
+
+Deno.test("DNS-rebinding protection: bound to loopback, a foreign Host or Origin gets 403", async () => {
+  await using proxy = await startProxy([
+    "--allow-host",
+    "box.local",
+    "--allow-origin",
+    "https://app.example",
+    "--",
+    ...FIXTURE,
+  ]);
+  const port = Number(new URL(proxy.origin).port);
+  assert.equal(await rawStatus(port, { Host: "evil.example" }), 403);
+  assert.equal(await rawStatus(port, { Host: `evil.example:${port}` }), 403);
+  assert.equal(await rawStatus(port, { Host: `127.0.0.1:${port}`, Origin: "http://evil.example" }), 403);
+  assert.equal(await rawStatus(port, { Host: `localhost:${port}` }), 200);
+  assert.equal(await rawStatus(port, { Host: `[::1]:${port}`, Origin: "http://localhost:5173" }), 200);
+  assert.equal(await rawStatus(port, { Host: "box.local" }), 200);
+  assert.equal(await rawStatus(port, { Host: `127.0.0.1:${port}`, Origin: "https://app.example" }), 200);
+});

@@ -939,3 +939,81 @@ Deno.test({
     assert.deepEqual(h.takeChild(), []);
   },
 });
+
+// ---- resource subscriptions ----------------------------------------------------------------------
+
+Deno.test("SharedServer: the child is subscribed once per URI, and unsubscribed when the last session leaves", () => {
+  const h = new Harness();
+  const a = h.initializedSession();
+  const b = h.initializedSession();
+  const uri = "test://resource/1";
+
+  a.session.handleClientMessage(request("a1", "resources/subscribe", { uri }));
+  const subscribe = h.childReceivesOne() as JsonRpcRequest;
+  assert.equal(subscribe.method, "resources/subscribe");
+  h.childAnswers(subscribe, {});
+  assert.deepEqual(a.client.takeOne().message, { jsonrpc: "2.0", id: "a1", result: {} });
+
+  b.session.handleClientMessage(request("b1", "resources/subscribe", { uri }));
+  assert.deepEqual(h.takeChild(), [], "the child is already subscribed");
+  assert.deepEqual(b.client.takeOne().message, { jsonrpc: "2.0", id: "b1", result: {} });
+
+  a.session.handleClientMessage(request("a2", "resources/unsubscribe", { uri }));
+  assert.deepEqual(h.takeChild(), [], "b still listens");
+  assert.deepEqual(a.client.takeOne().message, { jsonrpc: "2.0", id: "a2", result: {} });
+
+  b.session.handleClientMessage(request("b2", "resources/unsubscribe", { uri }));
+  const unsubscribe = h.childReceivesOne() as JsonRpcRequest;
+  assert.equal(unsubscribe.method, "resources/unsubscribe");
+  assert.deepEqual(unsubscribe.params, { uri });
+});
+
+Deno.test("SharedServer: resources/updated reaches only the sessions subscribed to that URI", () => {
+  const h = new Harness();
+  const a = h.initializedSession();
+  const b = h.initializedSession();
+  a.session.handleClientMessage(request("a1", "resources/subscribe", { uri: "test://one" }));
+  h.childAnswers(h.childReceivesOne(), {});
+  a.client.take();
+  b.session.handleClientMessage(request("b1", "resources/subscribe", { uri: "test://two" }));
+  h.childAnswers(h.childReceivesOne(), {});
+  b.client.take();
+
+  h.server.handleChildMessage(notification("notifications/resources/updated", { uri: "test://one" }));
+  assert.deepEqual(a.client.take().map((d) => d.message), [
+    notification("notifications/resources/updated", { uri: "test://one" }),
+  ]);
+  assert.deepEqual(b.client.take(), []);
+  h.server.handleChildMessage(notification("notifications/resources/updated", { uri: "test://three" }));
+  assert.deepEqual([...a.client.take(), ...b.client.take()], []);
+});
+
+Deno.test("SharedServer: a closing session's subscriptions end; the child is unsubscribed if nobody is left", () => {
+  const h = new Harness();
+  const a = h.initializedSession();
+  a.session.handleClientMessage(request("a1", "resources/subscribe", { uri: "test://one" }));
+  h.childAnswers(h.childReceivesOne(), {});
+  a.client.takeOne();
+  a.session.close();
+  const unsubscribe = h.childReceivesOne() as JsonRpcRequest;
+  assert.equal(unsubscribe.method, "resources/unsubscribe");
+  assert.deepEqual(unsubscribe.params, { uri: "test://one" });
+  h.childAnswers(unsubscribe, {});
+  assert.deepEqual(a.client.take(), [], "the proxy's own request is answered to nobody");
+});
+
+Deno.test("SharedServer: a subscription the child refuses is forgotten; the next subscriber asks the child again", () => {
+  const h = new Harness();
+  const a = h.initializedSession();
+  const b = h.initializedSession();
+  a.session.handleClientMessage(request("a1", "resources/subscribe", { uri: "test://nope" }));
+  const first = h.childReceivesOne() as JsonRpcRequest;
+  h.server.handleChildMessage({
+    jsonrpc: "2.0",
+    id: first.id,
+    error: { code: -32602, message: "no such resource" },
+  });
+  assert.equal((a.client.takeOne().message as JsonRpcResponse).error?.code, -32602);
+  b.session.handleClientMessage(request("b1", "resources/subscribe", { uri: "test://nope" }));
+  assert.equal((h.childReceivesOne() as JsonRpcRequest).method, "resources/subscribe");
+});

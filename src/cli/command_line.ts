@@ -69,6 +69,15 @@ export interface ServerModeOptions extends CommonOptions {
   allowOrigins: string[];
   /** `Access-Control-Expose-Headers`; always starts with `mcp-session-id`. */
   exposeHeaders: string[];
+  /** `--allow-host`: host names accepted in `Host` and `Origin` besides the loopback names. */
+  allowHosts: string[];
+  /** `--isolate-sessions`: a child of its own for every client session instead of one shared child. */
+  isolateSessions: boolean;
+  /**
+   * `--session-idle-timeout` in ms: a Streamable HTTP session without requests for this long is closed;
+   * 0 means never. Defaults to 0, or 10 minutes with `--isolate-sessions`.
+   */
+  sessionIdleTimeoutMs: number;
 }
 
 /** What the command line asks for. */

@@ -92,6 +92,14 @@ server mode options:
                               per flag (default: no CORS headers)
   --expose-header HEADER      add HEADER to Access-Control-Expose-Headers; repeatable
                               (mcp-session-id is always exposed)
+  --allow-host HOST           also accept HOST in the Host and Origin headers; repeatable. Bound to
+                              a loopback address, only localhost, 127.0.0.1 and [::1] are accepted
+                              otherwise (DNS-rebinding protection: 403)
+  --isolate-sessions          start a server process of its own for every client session, stopped
+                              when the session ends (default: one process shared by all sessions)
+  --session-idle-timeout SECONDS
+                              close a Streamable HTTP session after this long without requests; 0 =
+                              never (default: 0, or 600 with --isolate-sessions)
   --sse-port PORT, --sse-host HOST
                               deprecated spellings of --port and --host
 

@@ -33,6 +33,9 @@ interface OptionSpec {
   readonly metavars?: readonly [string, string];
 }
 
+/** How long an isolated session may stay idle by default before its child is stopped: 10 minutes. */
+export const DEFAULT_ISOLATED_IDLE_TIMEOUT_MS = 600_000;
+
 /** How long client mode keeps trying to reach the server by default: 30 s. */
 export const DEFAULT_CONNECT_TIMEOUT_MS = 30_000;
 
@@ -69,6 +72,9 @@ const OPTIONS = [
   { key: "noStateless", names: ["--no-stateless"], arity: "none", scope: "server" },
   { key: "allowOrigin", names: ["--allow-origin"], arity: "one", scope: "server" },
   { key: "exposeHeader", names: ["--expose-header"], arity: "one", scope: "server" },
+  { key: "allowHost", names: ["--allow-host"], arity: "one", scope: "server" },
+  { key: "isolateSessions", names: ["--isolate-sessions"], arity: "none", scope: "server" },
+  { key: "sessionIdleTimeout", names: ["--session-idle-timeout"], arity: "one", scope: "server" },
   { key: "logLevel", names: ["--log-level"], arity: "one", scope: "common" },
   { key: "debug", names: ["--debug"], arity: "none", scope: "common" },
   { key: "noDebug", names: ["--no-debug"], arity: "none", scope: "common" },
@@ -232,6 +238,9 @@ interface Collected {
   stateless: boolean;
   allowOrigins: string[];
   exposeHeaders: string[];
+  allowHosts: string[];
+  isolateSessions: boolean;
+  sessionIdleTimeoutMs?: number;
   logLevel: LogLevelName;
   debug: boolean;
 }
@@ -312,6 +321,15 @@ function applyOption(
     case "exposeHeader":
       collected.exposeHeaders.push(value);
       break;
+    case "allowHost":
+      collected.allowHosts.push(value.toLowerCase());
+      break;
+    case "isolateSessions":
+      collected.isolateSessions = true;
+      break;
+    case "sessionIdleTimeout":
+      collected.sessionIdleTimeoutMs = parseSeconds(value, shownAs, true);
+      break;
     case "logLevel":
       collected.logLevel = parseChoice(value, LOG_LEVELS, shownAs);
       break;
@@ -346,6 +364,8 @@ function collect(argv: readonly string[]): Collected | "help" | "version" {
     stateless: false,
     allowOrigins: [],
     exposeHeaders: [],
+    allowHosts: [],
+    isolateSessions: false,
     logLevel: "INFO",
     debug: false,
   };
@@ -603,6 +623,10 @@ function buildServerMode(
     stateless: collected.stateless,
     allowOrigins: collected.allowOrigins,
     exposeHeaders,
+    allowHosts: collected.allowHosts,
+    isolateSessions: collected.isolateSessions,
+    sessionIdleTimeoutMs: collected.sessionIdleTimeoutMs ??
+      (collected.isolateSessions ? DEFAULT_ISOLATED_IDLE_TIMEOUT_MS : 0),
     logLevel,
     warnings,
   };

@@ -10,6 +10,7 @@ import { Hono } from "hono";
 import { cors } from "hono/cors";
 import type { Logger } from "@logtape/logtape";
 import type { SharedServer } from "../shared_server.ts";
+import { hostCheck } from "./host_check.ts";
 import { type LegacySseEndpoint, legacySseEndpoint } from "./legacy_sse_endpoint.ts";
 import { type StreamableHttpEndpoint, streamableHttpEndpoint } from "./streamable_http_endpoint.ts";
 
@@ -21,6 +22,8 @@ export interface ProxyAppOptions {
   /** `--allow-origin` values; empty: no CORS headers at all. */
   allowOrigins: string[];
   exposeHeaders: string[];
+  /** Host names accepted in `Host` and `Origin` (DNS-rebinding protection); undefined: any. */
+  allowedHosts?: readonly string[];
   logger: Logger;
 }
 
@@ -46,6 +49,9 @@ export function createProxyApp(options: ProxyAppOptions): ProxyApp {
     lastActivity = new Date();
   };
 
+  if (options.allowedHosts !== undefined) {
+    app.use("*", hostCheck({ allowedHosts: options.allowedHosts, allowedOrigins: options.allowOrigins }));
+  }
   if (options.allowOrigins.length > 0) {
     app.use(
       "*",

@@ -17,6 +17,10 @@ import type { JsonRpcMessage, RequestId } from "../jsonrpc.ts";
 import { type JSONRPCMessage, WebStandardStreamableHTTPServerTransport } from "../mcp_sdk.ts";
 import type { ServerSession, SessionPeer, SharedServer } from "../shared_server.ts";
 import { onStreamEnd } from "../stream_end.ts";
+import { BoundedEventStore } from "./event_store.ts";
+
+/** How long a client waits before reconnecting a stream the server closed (the SSE `retry` field). */
+const RETRY_INTERVAL_MS = 1000;
 
 /** Options of {@link streamableHttpEndpoint}. */
 export interface StreamableHttpEndpointOptions {
@@ -96,6 +100,9 @@ export function streamableHttpEndpoint(
     }
     const transport: Transport = new WebStandardStreamableHTTPServerTransport({
       sessionIdGenerator: () => crypto.randomUUID(),
+      // Resumability: priming events, and replay after Last-Event-ID.
+      eventStore: new BoundedEventStore(),
+      retryInterval: RETRY_INTERVAL_MS,
       onsessioninitialized: (id) => {
         sessions.set(id, transport);
         logger.debug("Streamable HTTP session {id} of {server} opened", { id, server: server.name });
