@@ -13,8 +13,9 @@ import { createProxyApp, mountPrefix } from "./http/proxy_app.ts";
 import { proxyLogger } from "./logging.ts";
 import { SUPPORTED_PROTOCOL_VERSIONS } from "./mcp_sdk.ts";
 import { loadNamedServerConfig } from "./named_server_config.ts";
-import { SharedServer } from "./shared_server.ts";
-import { StdioServerProcess } from "./stdio_server_process.ts";
+import { IsolatedServer, type RunningServer } from "./isolated_server.ts";
+import { type SessionSource, SharedServer } from "./shared_server.ts";
+import { assertCommandExists, StdioServerProcess } from "./stdio_server_process.ts";
 
 const logger = proxyLogger("server");
 
@@ -38,9 +39,15 @@ export interface ServerModeHandle {
   kill(): void;
 }
 
-interface RunningServer {
-  shared: SharedServer;
-  process: StdioServerProcess;
+/** One configured server as the HTTP side sees it, and how to stop it. */
+interface ServerUnit {
+  source: SessionSource;
+  /**
+   * Answers every running call with an error (synchronously, before this returns its promise), then
+   * stops the server's children.
+   */
+  stop(reason: string): Promise<void>;
+  kill(): void;
 }
 
 async function collectSpecs(options: ServerModeOptions): Promise<StdioServerSpec[]> {
@@ -59,23 +66,29 @@ async function collectSpecs(options: ServerModeOptions): Promise<StdioServerSpec
   return specs;
 }
 
-function startServer(
-  spec: StdioServerSpec,
-  options: ServerModeOptions,
-  isStopping: () => boolean,
-): RunningServer {
-  const env = buildChildEnvironment({
+function childEnvironment(spec: StdioServerSpec, options: ServerModeOptions): Record<string, string> {
+  return buildChildEnvironment({
     parentEnv: Deno.env.toObject(),
     platform: Deno.build.os === "windows" ? "windows" : "posix",
     passEnvironment: options.passEnvironment,
     extra: spec.env,
   });
+}
+
+function startChild(
+  spec: StdioServerSpec,
+  options: ServerModeOptions,
+  isStopping: () => boolean,
+  onLastSessionClosed?: () => void,
+): RunningServer {
+  const env = childEnvironment(spec, options);
   // The shared server and the process refer to each other; the process exists before any message flows.
   const shared = new SharedServer({
     name: spec.name,
     sendToChild: (message) => process.send(message),
     logger,
     supportedProtocolVersions: SUPPORTED_PROTOCOL_VERSIONS,
+    onLastSessionClosed,
   });
   const process = StdioServerProcess.spawn({
     spec,
@@ -94,6 +107,29 @@ function startServer(
     if (!isStopping()) logger.error("server {name} {reason}", { name: spec.name, reason });
   });
   return { shared, process };
+}
+
+/** Starts one configured server: its shared child now, or (isolated) a child per session later. */
+function startUnit(spec: StdioServerSpec, options: ServerModeOptions, isStopping: () => boolean): ServerUnit {
+  if (options.isolateSessions) {
+    // Nothing runs until a session opens: check now that the command can be found.
+    assertCommandExists(spec, childEnvironment(spec, options));
+    const isolated = new IsolatedServer({
+      name: spec.name,
+      start: (onLastSessionClosed) => startChild(spec, options, isStopping, onLastSessionClosed),
+      logger,
+    });
+    return { source: isolated, stop: (reason) => isolated.shutdown(reason), kill: () => isolated.kill() };
+  }
+  const { shared, process } = startChild(spec, options, isStopping);
+  return {
+    source: shared,
+    stop: (reason) => {
+      shared.childStopped(reason);
+      return process.shutdown();
+    },
+    kill: () => process.kill(),
+  };
 }
 
 /**
@@ -131,21 +167,22 @@ function listen(options: ServerModeOptions, handler: Deno.ServeHandler): Deno.Ht
 export async function startServerMode(options: ServerModeOptions): Promise<ServerModeHandle> {
   const specs = await collectSpecs(options);
   let stopping = false;
-  const servers: RunningServer[] = [];
-  const stopChildren = () => Promise.all(servers.map(({ process }) => process.shutdown()));
+  const units: ServerUnit[] = [];
+  const stopUnits = (reason: string) => Promise.all(units.map((unit) => unit.stop(reason)));
   // Bind first: a port in use is reported before any server is started. Spawning is synchronous, so
   // the app exists before the first request can be handled.
   const httpServer = listen(options, (request) => app.fetch(request));
   try {
-    for (const spec of specs) servers.push(startServer(spec, options, () => stopping));
+    for (const spec of specs) units.push(startUnit(spec, options, () => stopping));
   } catch (error) {
     stopping = true;
-    await Promise.all([stopChildren(), httpServer.shutdown()]);
+    await Promise.all([stopUnits("mcp-proxy could not start"), httpServer.shutdown()]);
     throw error;
   }
   const app = createProxyApp({
-    servers: servers.map(({ shared }) => shared),
+    servers: units.map(({ source }) => source),
     stateless: options.stateless,
+    sessionIdleTimeoutMs: options.sessionIdleTimeoutMs,
     allowOrigins: options.allowOrigins,
     exposeHeaders: options.exposeHeaders,
     allowedHosts: allowedHosts(options),
@@ -155,10 +192,10 @@ export async function startServerMode(options: ServerModeOptions): Promise<Serve
   const address = httpServer.addr;
   const origin = `http://${formatHost(address.hostname)}:${address.port}`;
   const baseUrls: Record<string, string> = {};
-  for (const { shared } of servers) {
-    const base = origin + mountPrefix(shared.name);
-    baseUrls[shared.name] = base;
-    logger.info("server {name}: SSE {base}/sse  Streamable HTTP {base}/mcp", { name: shared.name, base });
+  for (const { source } of units) {
+    const base = origin + mountPrefix(source.name);
+    baseUrls[source.name] = base;
+    logger.info("server {name}: SSE {base}/sse  Streamable HTTP {base}/mcp", { name: source.name, base });
   }
   logger.info("status: {origin}/status", { origin });
 
@@ -169,17 +206,18 @@ export async function startServerMode(options: ServerModeOptions): Promise<Serve
       if (stopping) return;
       stopping = true;
       logger.info("shutting down");
-      // Calls still running get an error answer now, instead of a stream that ends without one.
-      for (const { shared } of servers) shared.childStopped("mcp-proxy is shutting down");
+      // Calls still running get an error answer now, before their streams close.
+      const unitsStopped = stopUnits("mcp-proxy is shutting down");
       await app.closeAll();
-      const httpStopped = httpServer.shutdown();
+      let timer: ReturnType<typeof setTimeout> | undefined;
       await Promise.all([
-        Promise.race([httpStopped, new Promise((resolve) => setTimeout(resolve, 3000))]),
-        stopChildren(),
+        Promise.race([httpServer.shutdown(), new Promise((resolve) => timer = setTimeout(resolve, 3000))]),
+        unitsStopped,
       ]);
+      clearTimeout(timer);
     },
     kill() {
-      for (const { process } of servers) process.kill();
+      for (const unit of units) unit.kill();
     },
   };
 }

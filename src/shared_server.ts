@@ -42,6 +42,22 @@ export interface SessionPeer {
   requestAbandoned?(clientId: RequestId): void;
 }
 
+/** No server can take a new session (it could not be started): HTTP answers 503. */
+export class SessionUnavailableError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "SessionUnavailableError";
+  }
+}
+
+/** Where the HTTP endpoints open their sessions: one shared server, or a server per session. */
+export interface SessionSource {
+  /** The server's name, for logs, URLs and `/status`. */
+  readonly name: string;
+  /** Opens a session whose messages reach the client through `peer`; throws if no server can run. */
+  openSession(peer: SessionPeer, options: SessionOptions): ServerSession;
+}
+
 /** Options of {@link SharedServer}. */
 export interface SharedServerOptions {
   /** The server's name, for logs and error messages. */
@@ -54,6 +70,8 @@ export interface SharedServerOptions {
    * the first session (the child, an SDK server, would have agreed to it too).
    */
   supportedProtocolVersions: readonly string[];
+  /** Called each time the last open session closes. */
+  onLastSessionClosed?: () => void;
 }
 
 /** Options of {@link SharedServer.openSession}. */
@@ -98,11 +116,12 @@ function notRunningError(name: string, reason: string): { code: number; message:
 }
 
 /** One stdio MCP server and the sessions that share it. See the module documentation. */
-export class SharedServer {
+export class SharedServer implements SessionSource {
   readonly name: string;
   readonly #sendToChild: (message: JsonRpcMessage) => void;
   readonly #logger: Logger;
   readonly #supportedProtocolVersions: readonly string[];
+  readonly #onLastSessionClosed: (() => void) | undefined;
   readonly #sessions = new Set<ServerSession>();
   readonly #pendingChildRequests = new Map<number, PendingChildRequest>();
   readonly #pendingServerRequests = new Map<number, PendingServerRequest>();
@@ -124,6 +143,7 @@ export class SharedServer {
     this.#sendToChild = options.sendToChild;
     this.#logger = options.logger;
     this.#supportedProtocolVersions = options.supportedProtocolVersions;
+    this.#onLastSessionClosed = options.onLastSessionClosed;
   }
 
   /** Number of open sessions. */
@@ -348,6 +368,7 @@ export class SharedServer {
         );
       }
     }
+    if (this.#sessions.size === 0) this.#onLastSessionClosed?.();
   }
 
   // ---- child → client -------------------------------------------------------------------------

@@ -72,6 +72,27 @@ function describeSpawnFailure(spec: StdioServerSpec, error: unknown): string {
   return `${who}: cannot start ${spec.command}: ${error instanceof Error ? error.message : String(error)}`;
 }
 
+/**
+ * Throws {@link SpawnError} when `spec.command` cannot be found: a path that is not an executable file,
+ * or a name on no directory of `env.PATH`. For servers started later than the proxy (one per session).
+ */
+export function assertCommandExists(spec: StdioServerSpec, env: Record<string, string>): void {
+  if (Deno.build.os === "windows") return;
+  const base = spec.cwd ?? Deno.cwd();
+  const candidates = spec.command.includes("/")
+    ? [spec.command.startsWith("/") ? spec.command : `${base}/${spec.command}`]
+    : (env.PATH ?? "").split(":").filter((dir) => dir !== "").map((dir) => `${dir}/${spec.command}`);
+  for (const candidate of candidates) {
+    try {
+      const info = Deno.statSync(candidate);
+      if (info.isFile && ((info.mode ?? 0o111) & 0o111) !== 0) return;
+    } catch {
+      // Not there: try the next directory.
+    }
+  }
+  throw new SpawnError(describeSpawnFailure(spec, new Deno.errors.NotFound(spec.command)));
+}
+
 /** A running stdio MCP server. Create it with {@link StdioServerProcess.spawn}. */
 export class StdioServerProcess {
   readonly name: string;

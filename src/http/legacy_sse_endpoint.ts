@@ -9,7 +9,7 @@
 
 import type { Logger } from "@logtape/logtape";
 import { parseMessages } from "../jsonrpc.ts";
-import type { ServerSession, SharedServer } from "../shared_server.ts";
+import { type ServerSession, type SessionSource, SessionUnavailableError } from "../shared_server.ts";
 import { EVENT_STREAM_HEADERS, EventStream } from "./event_stream.ts";
 
 /** Options of {@link legacySseEndpoint}. */
@@ -39,7 +39,7 @@ function textResponse(status: number, text: string): Response {
 
 /** Creates the legacy SSE endpoint of `server`. */
 export function legacySseEndpoint(
-  server: SharedServer,
+  server: SessionSource,
   options: LegacySseEndpointOptions,
 ): LegacySseEndpoint {
   const { messagesPath, logger } = options;
@@ -59,10 +59,17 @@ export function legacySseEndpoint(
           logger.debug("SSE session {id} of {server} closed", { id, server: server.name });
         },
       });
-      const session = server.openSession(
-        { deliver: (message) => stream.send("message", JSON.stringify(message)) },
-        { label: `sse ${id.slice(0, 8)}` },
-      );
+      let session: ServerSession;
+      try {
+        session = server.openSession(
+          { deliver: (message) => stream.send("message", JSON.stringify(message)) },
+          { label: `sse ${id.slice(0, 8)}` },
+        );
+      } catch (error) {
+        stream.close();
+        if (!(error instanceof SessionUnavailableError)) throw error;
+        return textResponse(503, error.message);
+      }
       sessions.set(id, { stream, session });
       stream.send("endpoint", `${messagesPath}?session_id=${id}`);
       logger.debug("SSE session {id} of {server} opened", { id, server: server.name });

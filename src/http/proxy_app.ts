@@ -9,7 +9,7 @@
 import { Hono } from "hono";
 import { cors } from "hono/cors";
 import type { Logger } from "@logtape/logtape";
-import type { SharedServer } from "../shared_server.ts";
+import type { SessionSource } from "../shared_server.ts";
 import { hostCheck } from "./host_check.ts";
 import { type LegacySseEndpoint, legacySseEndpoint } from "./legacy_sse_endpoint.ts";
 import { type StreamableHttpEndpoint, streamableHttpEndpoint } from "./streamable_http_endpoint.ts";
@@ -17,8 +17,10 @@ import { type StreamableHttpEndpoint, streamableHttpEndpoint } from "./streamabl
 /** Options of {@link createProxyApp}. */
 export interface ProxyAppOptions {
   /** The servers to serve; the one named `"default"` is mounted at `/`, the others at `/servers/NAME/`. */
-  servers: SharedServer[];
+  servers: SessionSource[];
   stateless: boolean;
+  /** Streamable HTTP sessions idle this long are closed; 0: never. */
+  sessionIdleTimeoutMs: number;
   /** `--allow-origin` values; empty: no CORS headers at all. */
   allowOrigins: string[];
   exposeHeaders: string[];
@@ -73,7 +75,11 @@ export function createProxyApp(options: ProxyAppOptions): ProxyApp {
   for (const server of options.servers) {
     const prefix = mountPrefix(server.name);
     const sse = legacySseEndpoint(server, { messagesPath: `${prefix}/messages/`, logger });
-    const mcp = streamableHttpEndpoint(server, { stateless: options.stateless, logger });
+    const mcp = streamableHttpEndpoint(server, {
+      stateless: options.stateless,
+      idleTimeoutMs: options.sessionIdleTimeoutMs,
+      logger,
+    });
     endpoints.push({ sse, mcp });
     app.get(`${prefix}/sse`, (c) => {
       touch();

@@ -15,7 +15,12 @@
 import type { Logger } from "@logtape/logtape";
 import type { JsonRpcMessage, RequestId } from "../jsonrpc.ts";
 import { type JSONRPCMessage, WebStandardStreamableHTTPServerTransport } from "../mcp_sdk.ts";
-import type { ServerSession, SessionPeer, SharedServer } from "../shared_server.ts";
+import {
+  type ServerSession,
+  type SessionPeer,
+  type SessionSource,
+  SessionUnavailableError,
+} from "../shared_server.ts";
 import { onStreamEnd } from "../stream_end.ts";
 import { BoundedEventStore } from "./event_store.ts";
 
@@ -25,6 +30,8 @@ const RETRY_INTERVAL_MS = 1000;
 /** Options of {@link streamableHttpEndpoint}. */
 export interface StreamableHttpEndpointOptions {
   stateless: boolean;
+  /** A stateful session without requests (and none running) for this long is closed; 0: never. */
+  idleTimeoutMs: number;
   logger: Logger;
 }
 
@@ -71,11 +78,27 @@ function transportPeer(transport: Transport, logger: Logger): SessionPeer {
 
 /** Creates the Streamable HTTP endpoint of `server`. */
 export function streamableHttpEndpoint(
-  server: SharedServer,
+  server: SessionSource,
   options: StreamableHttpEndpointOptions,
 ): StreamableHttpEndpoint {
-  const { logger } = options;
-  const sessions = new Map<string, Transport>();
+  const { logger, idleTimeoutMs } = options;
+  const sessions = new Map<string, { transport: Transport; session: ServerSession; lastSeen: number }>();
+  const sweeper = idleTimeoutMs > 0
+    ? setInterval(() => closeIdleSessions(), Math.min(Math.max(idleTimeoutMs / 4, 50), 30_000))
+    : undefined;
+
+  function closeIdleSessions(): void {
+    const now = Date.now();
+    for (const [id, entry] of sessions) {
+      if (now - entry.lastSeen < idleTimeoutMs || entry.session.hasRequestInFlight) continue;
+      logger.info("Streamable HTTP session {id} of {server} idle for {seconds} s: closed", {
+        id,
+        server: server.name,
+        seconds: Math.round((now - entry.lastSeen) / 1000),
+      });
+      entry.transport.close();
+    }
+  }
   const statelessInFlight = new Set<{ transport: Transport; session: ServerSession }>();
 
   function connect(transport: Transport, stateless: boolean): ServerSession {
@@ -91,9 +114,10 @@ export function streamableHttpEndpoint(
   async function handleStateful(request: Request): Promise<Response> {
     const sessionId = request.headers.get("mcp-session-id");
     if (sessionId !== null) {
-      const transport = sessions.get(sessionId);
-      if (transport === undefined) return jsonRpcErrorResponse(404, -32001, "Session not found");
-      return await transport.handleRequest(request);
+      const entry = sessions.get(sessionId);
+      if (entry === undefined) return jsonRpcErrorResponse(404, -32001, "Session not found");
+      entry.lastSeen = Date.now();
+      return await entry.transport.handleRequest(request);
     }
     if (request.method !== "POST") {
       return jsonRpcErrorResponse(400, -32000, "Bad Request: Mcp-Session-Id header is required");
@@ -104,7 +128,7 @@ export function streamableHttpEndpoint(
       eventStore: new BoundedEventStore(),
       retryInterval: RETRY_INTERVAL_MS,
       onsessioninitialized: (id) => {
-        sessions.set(id, transport);
+        sessions.set(id, { transport, session, lastSeen: Date.now() });
         logger.debug("Streamable HTTP session {id} of {server} opened", { id, server: server.name });
       },
     });
@@ -158,13 +182,15 @@ export function streamableHttpEndpoint(
       try {
         return options.stateless ? await handleStateless(request) : await handleStateful(request);
       } catch (error) {
+        if (error instanceof SessionUnavailableError) return jsonRpcErrorResponse(503, -32000, error.message);
         logger.error("Streamable HTTP request to {server} failed: {error}", { server: server.name, error });
         return jsonRpcErrorResponse(500, -32603, "Internal error");
       }
     },
 
     async closeAll(): Promise<void> {
-      const transports = [...sessions.values(), ...[...statelessInFlight].map((entry) => entry.transport)];
+      clearInterval(sweeper);
+      const transports = [...sessions.values(), ...statelessInFlight].map((entry) => entry.transport);
       await Promise.all(transports.map((transport) => transport.close()));
     },
   };
