@@ -20,13 +20,13 @@ const INITIALIZE = {
 };
 
 /** A minimal Streamable HTTP MCP server (JSON answers) that records every request it gets. */
-function recordingServer(options: { tls?: boolean } = {}) {
+function recordingServer(options: { tls?: boolean; getStatus?: number } = {}) {
   const requests: { method: string; headers: Headers; body?: Record<string, unknown> }[] = [];
   const handler = async (request: Request): Promise<Response> => {
     const body = request.method === "POST" ? await request.json() : undefined;
     requests.push({ method: request.method, headers: request.headers, body });
     if (request.method === "DELETE") return new Response(null, { status: 200 });
-    if (request.method !== "POST") return new Response(null, { status: 405 });
+    if (request.method !== "POST") return new Response(null, { status: options.getStatus ?? 405 });
     if (body.id === undefined) return new Response(null, { status: 202 });
     const result = body.method === "initialize"
       ? {
@@ -235,4 +235,13 @@ Deno.test("SIGTERM ends the remote session with DELETE and exits 0", async () =>
   await writer.close().catch(() => {});
   assert.equal(status.code, 0, stderr);
   assert.equal(server.requests.at(-1)?.method, "DELETE");
+});
+
+Deno.test("a server that answers the GET stream with 404 is not asked again", async () => {
+  await using server = recordingServer({ getStatus: 404 });
+  await using stdio = await connectThroughClientMode(server.url);
+  await stdio.client.listTools();
+  await new Promise((resolve) => setTimeout(resolve, 1500));
+  assert.equal(server.requests.filter((request) => request.method === "GET").length, 1);
+  assert.match(stdio.stderr(), /offers no stream of its own messages/);
 });

@@ -77,6 +77,9 @@ export class ClientRelay {
   readonly #subscriptions = new Set<string>();
   #closed = false;
   #whenDrained: (() => void)[] = [];
+  /** Sessions lost in a row soon after they opened: each reconnection then waits longer. */
+  #quickLosses = 0;
+  #openedAt = 0;
 
   constructor(options: ClientRelayOptions) {
     this.#options = options;
@@ -271,6 +274,7 @@ export class ClientRelay {
         // A session that replaces a lost one is initialized again, as the client did the first time.
         if (this.#initialize !== undefined && this.#kind !== undefined) await this.#replay(transport);
         if (attempt > 0 || generation > 0) this.#logger.info("connected to the server again");
+        this.#openedAt = Date.now();
         return transport;
       } catch (error) {
         await transport.close(false);
@@ -355,11 +359,16 @@ export class ClientRelay {
       },
       () => {},
     );
-    if (this.#initialized) {
+    if (!this.#initialized) return;
+    // A session that is lost right after it opened would otherwise be reopened in a tight loop.
+    this.#quickLosses = Date.now() - this.#openedAt < 5000 ? this.#quickLosses + 1 : 0;
+    const delay = this.#quickLosses === 0 ? 0 : backoffDelay(this.#quickLosses + 1);
+    sleep(delay).then(() => {
+      if (this.#closed || this.#session !== undefined) return;
       this.#connection().catch((error) =>
         this.#logger.error("cannot reconnect to the server: {error}", { error: error.message })
       );
-    }
+    });
   }
 
   // ---- server → client --------------------------------------------------------------------------

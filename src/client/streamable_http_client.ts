@@ -230,6 +230,8 @@ export class StreamableHttpClient implements RemoteTransport {
   /** Keeps the GET stream open for the server's own messages, reconnecting when it drops. */
   async #listenLoop(): Promise<void> {
     const cursor: { lastEventId?: string; retryMs?: number; answered: boolean } = { answered: false };
+    // A 404 means the session is gone only once a stream worked: before, it means there is no stream.
+    let streamWorked = false;
     for (let attempt = 0; !this.#closed; attempt++) {
       const headers: Record<string, string> = { Accept: "text/event-stream" };
       if (cursor.lastEventId !== undefined) headers["Last-Event-ID"] = cursor.lastEventId;
@@ -247,14 +249,21 @@ export class StreamableHttpClient implements RemoteTransport {
       }
       if (!response.ok || !isEventStream(response)) {
         const error = await this.#httpError(response);
-        if (error.kind === "session-expired") {
+        if (error.kind === "session-expired" && streamWorked) {
           if (!this.#closed) this.onsessionlost?.(error.message);
+          return;
+        }
+        // A client error other than a timeout or rate limit does not go away by asking again: the server
+        // offers no stream of its own messages (the spec says 405; many answer 404 or 400).
+        if (response.status >= 400 && response.status < 500 && ![408, 429].includes(response.status)) {
+          this.#onwarning(`the server offers no stream of its own messages (GET: ${error.message})`);
           return;
         }
         await sleep(cursor.retryMs ?? backoffDelay(attempt), this.#abort.signal);
         continue;
       }
       attempt = -1;
+      streamWorked = true;
       await this.#readEvents(response.body!, undefined, cursor);
       if (!this.#closed) await sleep(cursor.retryMs ?? backoffDelay(0), this.#abort.signal);
     }
