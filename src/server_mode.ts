@@ -15,7 +15,8 @@ import { SUPPORTED_PROTOCOL_VERSIONS } from "./mcp_sdk.ts";
 import { loadNamedServerConfig } from "./named_server_config.ts";
 import { IsolatedServer, type RunningServer } from "./isolated_server.ts";
 import { type SessionSource, SharedServer } from "./shared_server.ts";
-import { assertCommandExists, StdioServerProcess } from "./stdio_server_process.ts";
+import { assertCommandExists, type SpawnError, StdioServerProcess } from "./stdio_server_process.ts";
+import { type ServerStatus, SupervisedServer } from "./supervised_server.ts";
 
 const logger = proxyLogger("server");
 
@@ -48,6 +49,7 @@ interface ServerUnit {
    */
   stop(reason: string): Promise<void>;
   kill(): void;
+  status(): ServerStatus;
 }
 
 async function collectSpecs(options: ServerModeOptions): Promise<StdioServerSpec[]> {
@@ -110,7 +112,15 @@ function startChild(
 }
 
 /** Starts one configured server: its shared child now, or (isolated) a child per session later. */
-function startUnit(spec: StdioServerSpec, options: ServerModeOptions, isStopping: () => boolean): ServerUnit {
+/**
+ * Starts one configured server: a supervised shared child now, or (isolated) a child per session later.
+ * Returns why it could not start, if it could not (a shared one is then retried in the background).
+ */
+function startUnit(
+  spec: StdioServerSpec,
+  options: ServerModeOptions,
+  isStopping: () => boolean,
+): { unit: ServerUnit; error?: SpawnError } {
   if (options.isolateSessions) {
     // Nothing runs until a session opens: check now that the command can be found.
     assertCommandExists(spec, childEnvironment(spec, options));
@@ -119,17 +129,37 @@ function startUnit(spec: StdioServerSpec, options: ServerModeOptions, isStopping
       start: (onLastSessionClosed) => startChild(spec, options, isStopping, onLastSessionClosed),
       logger,
     });
-    return { source: isolated, stop: (reason) => isolated.shutdown(reason), kill: () => isolated.kill() };
+    const status = (): ServerStatus => ({
+      state: isStopping() ? "stopped" : "running",
+      pid: null,
+      restarts: 0,
+      last_exit_code: null,
+      sessions: isolated.size,
+    });
+    return {
+      unit: {
+        source: isolated,
+        stop: (reason) => isolated.shutdown(reason),
+        kill: () => isolated.kill(),
+        status,
+      },
+    };
   }
-  const { shared, process } = startChild(spec, options, isStopping);
-  return {
-    source: shared,
-    stop: (reason) => {
-      shared.childStopped(reason);
-      return process.shutdown();
-    },
-    kill: () => process.kill(),
+  const supervised = new SupervisedServer({
+    spec,
+    env: childEnvironment(spec, options),
+    policy: options.restart,
+    supportedProtocolVersions: SUPPORTED_PROTOCOL_VERSIONS,
+    logger,
+  });
+  const error = supervised.start();
+  const unit: ServerUnit = {
+    source: supervised.shared,
+    stop: (reason) => supervised.stop(reason),
+    kill: () => supervised.kill(),
+    status: () => supervised.status(),
   };
+  return { unit, error };
 }
 
 /**
@@ -172,8 +202,15 @@ export async function startServerMode(options: ServerModeOptions): Promise<Serve
   // Bind first: a port in use is reported before any server is started. Spawning is synchronous, so
   // the app exists before the first request can be handled.
   const httpServer = listen(options, (request) => app.fetch(request));
+  const startErrors: SpawnError[] = [];
   try {
-    for (const spec of specs) units.push(startUnit(spec, options, () => stopping));
+    for (const spec of specs) {
+      const { unit, error } = startUnit(spec, options, () => stopping);
+      units.push(unit);
+      if (error !== undefined) startErrors.push(error);
+    }
+    // One server that cannot start does not take the others down; when none can, there is nothing to do.
+    if (startErrors.length === specs.length) throw startErrors[0];
   } catch (error) {
     stopping = true;
     await Promise.all([stopUnits("mcp-proxy could not start"), httpServer.shutdown()]);
@@ -186,6 +223,7 @@ export async function startServerMode(options: ServerModeOptions): Promise<Serve
     allowOrigins: options.allowOrigins,
     exposeHeaders: options.exposeHeaders,
     allowedHosts: allowedHosts(options),
+    status: () => Object.fromEntries(units.map((unit) => [unit.source.name, unit.status()])),
     logger: proxyLogger("http"),
   });
 

@@ -95,6 +95,10 @@ interface PendingChildRequest {
   clientProgressToken?: string | number;
   /** For `resources/subscribe`: the URI, to forget the subscription if the child refuses it. */
   subscribeUri?: string;
+  /** For `initialize`: its params, kept if it succeeds (replayed after a restart). */
+  initializeParams?: Record<string, unknown>;
+  /** For the proxy's own requests: what to do with the answer. */
+  onAnswer?: (response: JsonRpcResponse) => void;
 }
 
 /** A request the child sent to a session, waiting for the client's answer. */
@@ -133,6 +137,8 @@ export class SharedServer implements SessionSource {
   /** Grows with every client message: orders sessions by recent activity. */
   #clock = 0;
   #initializeResult: Record<string, unknown> | undefined;
+  /** The first successful `initialize`'s params: replayed to a restarted child. */
+  #initializeParams: Record<string, unknown> | undefined;
   #initializeInFlight = false;
   #initializeWaiters: { session: ServerSession; request: JsonRpcRequest }[] = [];
   #initializedNotificationSent = false;
@@ -187,9 +193,35 @@ export class SharedServer implements SessionSource {
         params: { requestId: proxyId, reason: `MCP server "${this.name}" stopped` },
       });
     }
-    this.#initializeResult = undefined;
+    // The result stays cached: sessions that arrive while the child restarts still get an answer.
     this.#initializeInFlight = false;
-    this.#initializedNotificationSent = false;
+  }
+
+  /**
+   * A new child runs in place of one that stopped. If the old one had been initialized, the new one is
+   * initialized the same way (the first client's `initialize`, `notifications/initialized`, and every
+   * subscription still held), and the sessions carry on; until its answer, requests are refused.
+   */
+  childStarted(): void {
+    if (this.#initializeParams === undefined) {
+      this.#downReason = undefined;
+      return;
+    }
+    this.#downReason = "it is being initialized again after a restart";
+    this.#sendOwnRequest("initialize", this.#initializeParams, (response) => {
+      if (response.result === undefined) {
+        this.#downReason = `the restarted server refused to initialize: ${response.error?.message}`;
+        this.#logger.error("server {name}: {reason}", { name: this.name, reason: this.#downReason });
+        return;
+      }
+      this.#initializeResult = response.result;
+      this.#downReason = undefined;
+      if (this.#initializedNotificationSent) {
+        this.#sendToChild({ jsonrpc: "2.0", method: "notifications/initialized" });
+      }
+      for (const uri of this.#subscribers.keys()) this.#sendOwnRequest("resources/subscribe", { uri });
+      this.#logger.info("server {name} was initialized again; its sessions carry on", { name: this.name });
+    }, true);
   }
 
   /** Routes one message the child wrote. */
@@ -228,6 +260,7 @@ export class SharedServer implements SessionSource {
     if (isInitialize) this.#initializeInFlight = true;
     const pending: PendingChildRequest = { session, clientId: request.id, isInitialize };
     if (request.method === "resources/subscribe") pending.subscribeUri = request.params?.uri as string;
+    if (isInitialize) pending.initializeParams = request.params ?? {};
     let forwarded: JsonRpcRequest = { ...request, id: proxyId };
     const meta = request.params?._meta as Record<string, unknown> | undefined;
     const progressToken = meta?.progressToken;
@@ -274,11 +307,24 @@ export class SharedServer implements SessionSource {
     return true;
   }
 
-  /** Sends a request of the proxy's own to the child; its answer is dropped. */
-  #sendOwnRequest(method: string, params: Record<string, unknown>): void {
-    if (this.#downReason !== undefined) return;
+  /**
+   * Sends a request of the proxy's own to the child; `onAnswer` gets the answer (else it is dropped).
+   * Only sent while the child is up, unless `evenIfDown` (the re-initialization of a restarted child).
+   */
+  #sendOwnRequest(
+    method: string,
+    params: Record<string, unknown>,
+    onAnswer?: (response: JsonRpcResponse) => void,
+    evenIfDown = false,
+  ): void {
+    if (this.#downReason !== undefined && !evenIfDown) return;
     const proxyId = this.#nextChildRequestId++;
-    this.#pendingChildRequests.set(proxyId, { session: undefined, clientId: proxyId, isInitialize: false });
+    this.#pendingChildRequests.set(proxyId, {
+      session: undefined,
+      clientId: proxyId,
+      isInitialize: false,
+      onAnswer,
+    });
     this.#sendToChild({ jsonrpc: "2.0", id: proxyId, method, params });
   }
 
@@ -384,12 +430,19 @@ export class SharedServer implements SessionSource {
       return;
     }
     this.#pendingChildRequests.delete(proxyId as number);
+    if (pending.onAnswer !== undefined) {
+      pending.onAnswer(response);
+      return;
+    }
     pending.session?.forgetRequest(pending.clientId);
     if (pending.subscribeUri !== undefined && response.error !== undefined && pending.session !== undefined) {
       this.#unsubscribe(pending.session, pending.subscribeUri);
     }
     if (pending.isInitialize) {
-      if (response.result !== undefined) pending.session?.markInitialized();
+      if (response.result !== undefined) {
+        pending.session?.markInitialized();
+        this.#initializeParams ??= pending.initializeParams;
+      }
       this.#settleInitialize(response);
     }
     pending.session?.deliver({ ...response, id: pending.clientId }, pending.clientId);

@@ -506,6 +506,7 @@ Deno.test("server: defaults", () => {
     allowHosts: [],
     isolateSessions: false,
     sessionIdleTimeoutMs: 0,
+    restart: { enabled: true, initialDelayMs: 1000, maxDelayMs: 30_000 },
     logLevel: "INFO",
     warnings: [],
   });
@@ -522,6 +523,17 @@ Deno.test("server: --allow-host repeats (lower-cased); --isolate-sessions brings
   assert.equal(server(["--isolate-sessions", "--session-idle-timeout", "0", "x"]).sessionIdleTimeoutMs, 0);
   assert.equal(server(["--session-idle-timeout", "1.5", "x"]).sessionIdleTimeoutMs, 1500);
   assert.throws(() => parseCommandLine(["--session-idle-timeout", "soon", "x"], {}), UsageError);
+});
+
+Deno.test("server: --no-restart, --restart-delay and --restart-delay-max (never below the first delay)", () => {
+  assert.equal(server(["--no-restart", "x"]).restart.enabled, false);
+  assert.deepEqual(server(["--restart-delay", "0.5", "--restart-delay-max", "4", "x"]).restart, {
+    enabled: true,
+    initialDelayMs: 500,
+    maxDelayMs: 4000,
+  });
+  assert.equal(server(["--restart-delay", "60", "x"]).restart.maxDelayMs, 60_000);
+  assert.throws(() => parseCommandLine(["--restart-delay", "0", "x"], {}), /positive number of seconds/);
 });
 
 Deno.test("server: -e/--env KEY VALUE repeat; a later duplicate key wins", () => {

@@ -61,7 +61,7 @@ async function initializeSession(proxy: RunningProxy): Promise<string> {
 Deno.test("/status has the reference's keys; activity moves on /mcp requests", async () => {
   await using proxy = await startProxy(["--named-server", "fx", shellJoin(FIXTURE), "--", ...FIXTURE]);
   const before = JSON.parse((await request(`${proxy.origin}/status`)).body);
-  assert.deepEqual(Object.keys(before).sort(), ["api_last_activity", "server_instances"]);
+  assert.deepEqual(Object.keys(before).sort(), ["api_last_activity", "server_instances", "servers"]);
   assert.deepEqual(before.server_instances, { default: "configured", fx: "configured" });
   assert.match(before.api_last_activity, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
   await new Promise((resolve) => setTimeout(resolve, 20));

@@ -858,7 +858,7 @@ Deno.test("SharedServer: while the child is stopped, requests fail at once and n
   a.session.handleClientMessage(notification("notifications/roots/list_changed"));
   const b = h.open();
   b.session.handleClientMessage(initializeRequest("b"));
-  assert.equal((b.client.takeOne().message as JsonRpcResponse).error?.code, -32000, "the cache is gone");
+  assert.ok("result" in b.client.takeOne().message, "a new session still learns what the server is");
   assert.deepEqual(h.takeChild(), []);
   assert.equal(h.server.pendingRequestCount, 0);
 });
@@ -1016,4 +1016,41 @@ Deno.test("SharedServer: a subscription the child refuses is forgotten; the next
   assert.equal((a.client.takeOne().message as JsonRpcResponse).error?.code, -32602);
   b.session.handleClientMessage(request("b1", "resources/subscribe", { uri: "test://nope" }));
   assert.equal((h.childReceivesOne() as JsonRpcRequest).method, "resources/subscribe");
+});
+
+Deno.test("SharedServer: a restarted child is initialized like the first one, and the sessions carry on", () => {
+  const h = new Harness();
+  const a = h.initializedSession();
+  a.session.handleClientMessage(request("a1", "resources/subscribe", { uri: "test://kept" }));
+  h.childAnswers(h.childReceivesOne(), {});
+  a.client.take();
+
+  h.server.childStopped("exited with code 1");
+  h.server.childStarted();
+  const replay = h.childReceivesOne() as JsonRpcRequest;
+  assert.equal(replay.method, "initialize");
+  assert.deepEqual(replay.params, initializeRequest("a").params, "the first client's initialize");
+
+  a.session.handleClientMessage(request("a2", "tools/list"));
+  assert.match((a.client.takeOne().message as JsonRpcResponse).error!.message, /initialized again/);
+
+  h.childAnswers(replay, CHILD_INITIALIZE_RESULT);
+  const after = h.takeChild();
+  assert.deepEqual(after[0], notification("notifications/initialized"));
+  assert.equal((after[1] as JsonRpcRequest).method, "resources/subscribe");
+  assert.deepEqual((after[1] as JsonRpcRequest).params, { uri: "test://kept" });
+  assert.deepEqual(a.client.take(), [], "the replay's answers reach no client");
+
+  a.session.handleClientMessage(request("a3", "tools/list"));
+  assert.equal((h.childReceivesOne() as JsonRpcRequest).method, "tools/list");
+});
+
+Deno.test("SharedServer: a child that was never initialized needs no replay when it restarts", () => {
+  const h = new Harness();
+  h.server.childStopped("exited with code 1");
+  h.server.childStarted();
+  assert.deepEqual(h.takeChild(), []);
+  const a = h.open();
+  a.session.handleClientMessage(initializeRequest("a"));
+  assert.ok(isInitialize(h.childReceivesOne()));
 });

@@ -26,6 +26,16 @@ export interface StdioServerSpec {
 /** TLS verification for client mode: verify with system roots, don't verify, or verify with a CA bundle. */
 export type VerifySsl = { kind: "verify" } | { kind: "no-verify" } | { kind: "ca-file"; path: string };
 
+/** When and how often a shared server's child that stopped is started again. */
+export interface RestartPolicy {
+  /** False with `--no-restart`. */
+  enabled: boolean;
+  /** `--restart-delay`: delay before the first restart, in ms; doubles with every failure in a row. */
+  initialDelayMs: number;
+  /** `--restart-delay-max`, in ms. */
+  maxDelayMs: number;
+}
+
 /** Settings both modes share. */
 export interface CommonOptions {
   logLevel: LogLevelName;
@@ -78,6 +88,7 @@ export interface ServerModeOptions extends CommonOptions {
    * 0 means never. Defaults to 0, or 10 minutes with `--isolate-sessions`.
    */
   sessionIdleTimeoutMs: number;
+  restart: RestartPolicy;
 }
 
 /** What the command line asks for. */

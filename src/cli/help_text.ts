@@ -100,6 +100,10 @@ server mode options:
   --session-idle-timeout SECONDS
                               close a Streamable HTTP session after this long without requests; 0 =
                               never (default: 0, or 600 with --isolate-sessions)
+  --no-restart                a server that exits stays down (default: restarted)
+  --restart-delay SECONDS     wait before restarting a server that exited; doubles with each failure in
+                              a row (default: 1)
+  --restart-delay-max SECONDS longest wait between restarts (default: 30)
   --sse-port PORT, --sse-host HOST
                               deprecated spellings of --port and --host
 

@@ -11,6 +11,7 @@ import {
   type ClientTransportName,
   type CommandLine,
   type LogLevelName,
+  type RestartPolicy,
   type ServerModeOptions,
   type StdioServerSpec,
   UsageError,
@@ -75,6 +76,9 @@ const OPTIONS = [
   { key: "allowHost", names: ["--allow-host"], arity: "one", scope: "server" },
   { key: "isolateSessions", names: ["--isolate-sessions"], arity: "none", scope: "server" },
   { key: "sessionIdleTimeout", names: ["--session-idle-timeout"], arity: "one", scope: "server" },
+  { key: "noRestart", names: ["--no-restart"], arity: "none", scope: "server" },
+  { key: "restartDelay", names: ["--restart-delay"], arity: "one", scope: "server" },
+  { key: "restartDelayMax", names: ["--restart-delay-max"], arity: "one", scope: "server" },
   { key: "logLevel", names: ["--log-level"], arity: "one", scope: "common" },
   { key: "debug", names: ["--debug"], arity: "none", scope: "common" },
   { key: "noDebug", names: ["--no-debug"], arity: "none", scope: "common" },
@@ -241,6 +245,7 @@ interface Collected {
   allowHosts: string[];
   isolateSessions: boolean;
   sessionIdleTimeoutMs?: number;
+  restart: RestartPolicy;
   logLevel: LogLevelName;
   debug: boolean;
 }
@@ -330,6 +335,15 @@ function applyOption(
     case "sessionIdleTimeout":
       collected.sessionIdleTimeoutMs = parseSeconds(value, shownAs, true);
       break;
+    case "noRestart":
+      collected.restart.enabled = false;
+      break;
+    case "restartDelay":
+      collected.restart.initialDelayMs = parseSeconds(value, shownAs, false);
+      break;
+    case "restartDelayMax":
+      collected.restart.maxDelayMs = parseSeconds(value, shownAs, false);
+      break;
     case "logLevel":
       collected.logLevel = parseChoice(value, LOG_LEVELS, shownAs);
       break;
@@ -366,6 +380,7 @@ function collect(argv: readonly string[]): Collected | "help" | "version" {
     exposeHeaders: [],
     allowHosts: [],
     isolateSessions: false,
+    restart: { enabled: true, initialDelayMs: 1000, maxDelayMs: 30_000 },
     logLevel: "INFO",
     debug: false,
   };
@@ -627,6 +642,10 @@ function buildServerMode(
     isolateSessions: collected.isolateSessions,
     sessionIdleTimeoutMs: collected.sessionIdleTimeoutMs ??
       (collected.isolateSessions ? DEFAULT_ISOLATED_IDLE_TIMEOUT_MS : 0),
+    restart: {
+      ...collected.restart,
+      maxDelayMs: Math.max(collected.restart.maxDelayMs, collected.restart.initialDelayMs),
+    },
     logLevel,
     warnings,
   };

@@ -10,6 +10,7 @@ import { Hono } from "hono";
 import { cors } from "hono/cors";
 import type { Logger } from "@logtape/logtape";
 import type { SessionSource } from "../shared_server.ts";
+import type { ServerStatus } from "../supervised_server.ts";
 import { hostCheck } from "./host_check.ts";
 import { type LegacySseEndpoint, legacySseEndpoint } from "./legacy_sse_endpoint.ts";
 import { type StreamableHttpEndpoint, streamableHttpEndpoint } from "./streamable_http_endpoint.ts";
@@ -26,6 +27,8 @@ export interface ProxyAppOptions {
   exposeHeaders: string[];
   /** Host names accepted in `Host` and `Origin` (DNS-rebinding protection); undefined: any. */
   allowedHosts?: readonly string[];
+  /** Each server's state, by name, for `/status` and `/health`. */
+  status(): Record<string, ServerStatus>;
   logger: Logger;
 }
 
@@ -66,11 +69,18 @@ export function createProxyApp(options: ProxyAppOptions): ProxyApp {
     );
   }
 
+  // The reference's two keys first; `servers` adds each server's state.
   app.get("/status", (c) =>
     c.json({
       api_last_activity: lastActivity.toISOString(),
       server_instances: Object.fromEntries(options.servers.map((server) => [server.name, "configured"])),
+      servers: options.status(),
     }));
+  app.get("/health", (c) => {
+    const servers = options.status();
+    const healthy = Object.values(servers).every((server) => server.state === "running");
+    return c.json({ status: healthy ? "ok" : "degraded", servers }, healthy ? 200 : 503);
+  });
 
   for (const server of options.servers) {
     const prefix = mountPrefix(server.name);

@@ -1,0 +1,151 @@
+/**
+ * A shared stdio server kept running: when its child exits or cannot start, the requests waiting for it
+ * get errors at once, and a new child is started after a delay that doubles with each failure in a row
+ * (capped). The new child is initialized as the first one was, so the sessions carry on.
+ *
+ * @module
+ */
+
+import type { Logger } from "@logtape/logtape";
+import type { RestartPolicy, StdioServerSpec } from "./cli/command_line.ts";
+import { SharedServer } from "./shared_server.ts";
+import { SpawnError, StdioServerProcess } from "./stdio_server_process.ts";
+
+/** Where a server stands, as `/status` and `/health` report it. */
+export type ServerState = "running" | "restarting" | "failed" | "stopped";
+
+/** One server's entry in `/status`. */
+export interface ServerStatus {
+  state: ServerState;
+  pid: number | null;
+  restarts: number;
+  last_exit_code: number | null;
+  sessions: number;
+}
+
+/** A child that ran at least this long counts as healthy: the next failure starts the backoff over. */
+const STABLE_AFTER_MS = 30_000;
+
+/** Options of {@link SupervisedServer}. */
+export interface SupervisedServerOptions {
+  spec: StdioServerSpec;
+  /** The child's environment. */
+  env: Record<string, string>;
+  policy: RestartPolicy;
+  supportedProtocolVersions: readonly string[];
+  logger: Logger;
+}
+
+/** See the module documentation. */
+export class SupervisedServer {
+  readonly shared: SharedServer;
+  readonly #options: SupervisedServerOptions;
+  readonly #logger: Logger;
+  #process: StdioServerProcess | undefined;
+  #state: ServerState = "stopped";
+  #restarts = 0;
+  #failuresInARow = 0;
+  #lastExitCode: number | null = null;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #stopping = false;
+
+  constructor(options: SupervisedServerOptions) {
+    this.#options = options;
+    this.#logger = options.logger;
+    this.shared = new SharedServer({
+      name: options.spec.name,
+      sendToChild: (message) => this.#process?.send(message),
+      logger: options.logger,
+      supportedProtocolVersions: options.supportedProtocolVersions,
+    });
+  }
+
+  /** Starts the first child; returns why it could not start (a restart is then scheduled, if allowed). */
+  start(): SpawnError | undefined {
+    return this.#launch();
+  }
+
+  status(): ServerStatus {
+    return {
+      state: this.#state,
+      pid: this.#state === "running" ? this.#process?.pid ?? null : null,
+      restarts: this.#restarts,
+      last_exit_code: this.#lastExitCode,
+      sessions: this.shared.sessionCount,
+    };
+  }
+
+  /** Answers what is running with an error (before returning), then stops the child for good. */
+  stop(reason: string): Promise<void> {
+    this.#stopping = true;
+    clearTimeout(this.#timer);
+    this.#state = "stopped";
+    this.shared.childStopped(reason);
+    return this.#process?.shutdown() ?? Promise.resolve();
+  }
+
+  /** Kills the child and its process group at once. */
+  kill(): void {
+    this.#stopping = true;
+    clearTimeout(this.#timer);
+    this.#process?.kill();
+  }
+
+  #launch(): SpawnError | undefined {
+    const { spec } = this.#options;
+    let process: StdioServerProcess;
+    try {
+      process = StdioServerProcess.spawn({
+        spec,
+        env: this.#options.env,
+        onMessage: (message) => this.shared.handleChildMessage(message),
+        logger: this.#logger,
+      });
+    } catch (error) {
+      if (!(error instanceof SpawnError)) throw error;
+      this.#logger.error("{message}", { message: error.message });
+      this.shared.childStopped(`it could not start: ${error.message}`);
+      this.#scheduleRestart();
+      return error;
+    }
+    this.#process = process;
+    this.#state = "running";
+    const startedAt = Date.now();
+    this.#logger.info("started server {name}: {command} (pid {pid})", {
+      name: spec.name,
+      command: [spec.command, ...spec.args].join(" "),
+      pid: process.pid,
+    });
+    if (this.#restarts > 0) this.shared.childStarted();
+    process.exited.then((status) => {
+      if (this.#stopping) return;
+      const reason = status.signal !== null
+        ? `killed by ${status.signal}`
+        : `exited with code ${status.code}`;
+      this.#lastExitCode = status.code;
+      this.shared.childStopped(reason);
+      this.#logger.error("server {name} {reason}", { name: spec.name, reason });
+      if (Date.now() - startedAt >= STABLE_AFTER_MS) this.#failuresInARow = 0;
+      this.#scheduleRestart();
+    });
+    return undefined;
+  }
+
+  #scheduleRestart(): void {
+    const { policy, spec } = this.#options;
+    if (!policy.enabled || this.#stopping) {
+      this.#state = "failed";
+      return;
+    }
+    const delay = Math.min(policy.initialDelayMs * 2 ** this.#failuresInARow, policy.maxDelayMs);
+    this.#failuresInARow++;
+    this.#state = "restarting";
+    this.#logger.info("restarting server {name} in {seconds} s", { name: spec.name, seconds: delay / 1000 });
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      if (this.#stopping) return;
+      this.#restarts++;
+      this.#launch();
+    }, delay);
+  }
+}

@@ -1,0 +1,125 @@
+/**
+ * Supervision in server mode: a child that exits is restarted with backoff and initialized again, so
+ * sessions carry on; /status reports each server's state and /health answers 503 while one is down; a
+ * named server that cannot start does not take the others down; --no-restart leaves it down.
+ */
+
+import assert from "node:assert/strict";
+import { connectClient, FIXTURE, runProxy, shellJoin, startProxy } from "./helpers/proxy_process.ts";
+
+function textOf(result: unknown): string {
+  return (result as { content: { text?: string }[] }).content.map((part) => part.text ?? "").join("\n");
+}
+
+/** The part of /status and /health these tests read. */
+interface Report {
+  status?: string;
+  servers: Record<
+    string,
+    { state: string; pid: number | null; restarts: number; last_exit_code: number | null; sessions: number }
+  >;
+}
+
+async function json(url: string): Promise<{ status: number; body: Report }> {
+  const response = await fetch(url);
+  return { status: response.status, body: await response.json() };
+}
+
+async function waitFor<T>(probe: () => Promise<T | undefined>, ms: number): Promise<T> {
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  throw new Error(`not within ${ms} ms`);
+}
+
+Deno.test("a child that exits is restarted and initialized again; the session carries on", async () => {
+  await using proxy = await startProxy(["--restart-delay", "0.2", "--", ...FIXTURE]);
+  await using client = await connectClient(proxy.baseUrl(), "mcp");
+  const before = (await json(`${proxy.origin}/status`)).body.servers.default;
+  assert.equal(before.state, "running");
+  assert.equal(before.sessions, 1);
+
+  assert.equal(textOf(await client.callTool({ name: "exit", arguments: { code: 7 } })), "exiting");
+  const down = await waitFor(async () => {
+    const health = await json(`${proxy.origin}/health`);
+    return health.status === 503 ? health : undefined;
+  }, 5000);
+  assert.equal(down.body.status, "degraded");
+  assert.equal(down.body.servers.default.last_exit_code, 7);
+
+  const after = await waitFor(async () => {
+    const { body } = await json(`${proxy.origin}/status`);
+    return body.servers.default.state === "running" && body.servers.default.restarts === 1
+      ? body.servers.default
+      : undefined;
+  }, 5000);
+  assert.notEqual(after.pid, before.pid);
+  // The same session, unaware of the restart, keeps working against a child initialized once again.
+  const initializations = await waitFor(async () => {
+    try {
+      return textOf(await client.callTool({ name: "initializations", arguments: {} }));
+    } catch {
+      return undefined;
+    }
+  }, 5000);
+  assert.equal(initializations, "1", "the new child got the first client's initialize");
+  assert.equal((await json(`${proxy.origin}/health`)).status, 200);
+  assert.match(proxy.stderr(), /server default exited with code 7/);
+  assert.match(proxy.stderr(), /initialized again; its sessions carry on/);
+});
+
+Deno.test("a named server that cannot start does not take the others down; /health says which", async () => {
+  await using proxy = await startProxy([
+    "--restart-delay",
+    "0.2",
+    "--named-server",
+    "broken",
+    "no-such-mcp-server-xyz",
+    "--named-server",
+    "fine",
+    shellJoin(FIXTURE),
+  ]);
+  await using client = await connectClient(proxy.baseUrl("fine"), "mcp");
+  assert.equal(
+    textOf(await client.callTool({ name: "echo", arguments: { text: "still here" } })),
+    "still here",
+  );
+  const health = await json(`${proxy.origin}/health`);
+  assert.equal(health.status, 503);
+  assert.equal(health.body.servers.fine.state, "running");
+  assert.equal(health.body.servers.broken.state, "restarting");
+  assert.match(proxy.stderr(), /command not found: no-such-mcp-server-xyz/);
+  const refused = await fetch(`${proxy.baseUrl("broken")}/mcp`, {
+    method: "POST",
+    headers: { "Content-Type": "application/json", Accept: "application/json, text/event-stream" },
+    body: JSON.stringify({
+      jsonrpc: "2.0",
+      id: 1,
+      method: "initialize",
+      params: { protocolVersion: "2025-11-25", capabilities: {}, clientInfo: { name: "t", version: "0" } },
+    }),
+  });
+  assert.match(await refused.text(), /could not start/);
+});
+
+Deno.test("--no-restart: a child that exits stays down and is reported failed", async () => {
+  await using proxy = await startProxy(["--no-restart", "--", ...FIXTURE]);
+  await using client = await connectClient(proxy.baseUrl(), "sse");
+  await client.callTool({ name: "exit", arguments: { code: 0 } });
+  const status = await waitFor(async () => {
+    const { body } = await json(`${proxy.origin}/status`);
+    return body.servers.default.state === "failed" ? body.servers.default : undefined;
+  }, 5000);
+  assert.equal(status.restarts, 0);
+  assert.equal(status.pid, null);
+  await assert.rejects(client.callTool({ name: "echo", arguments: { text: "x" } }), /not running/);
+});
+
+Deno.test("when no server can start at all, mcp-proxy exits 1", async () => {
+  const result = await runProxy(["--named-server", "a", "no-such-a", "--named-server", "b", "no-such-b"]);
+  assert.equal(result.code, 1);
+  assert.match(result.stderr, /command not found: no-such-a/);
+});
