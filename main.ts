@@ -87,7 +87,7 @@ export async function main(args: string[]): Promise<number> {
     return 0;
   }
 
-  setupLogging(commandLine.logLevel);
+  setupLogging(commandLine.logLevel, commandLine.logFormat);
   for (const warning of commandLine.warnings) logger.warn("{warning}", { warning });
 
   let server: ServerModeHandle | undefined;

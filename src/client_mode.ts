@@ -17,7 +17,6 @@ import { createTlsFetch } from "./client/tls_fetch.ts";
 import { JsonLineWriter, readJsonLines } from "./json_lines.ts";
 import { ErrorCode, errorResponse } from "./jsonrpc.ts";
 import { proxyLogger } from "./logging.ts";
-import { DEFAULT_MAX_LINE_BYTES } from "./stdio_server_process.ts";
 
 const logger = proxyLogger("client");
 
@@ -66,7 +65,7 @@ export async function runClientMode(options: ClientModeOptions, stop: Promise<un
     url: redact(url),
     transport: options.transport,
   });
-  const stdinDone = readJsonLines(Deno.stdin.readable, DEFAULT_MAX_LINE_BYTES, {
+  const stdinDone = readJsonLines(Deno.stdin.readable, options.maxLineBytes, {
     onMessage: (message) => relay.handleClientMessage(message),
     onInvalid: (why, line) => {
       logger.warn("stdin: a line that is not a JSON-RPC message ({why}): {line}", { why, line });

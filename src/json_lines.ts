@@ -17,8 +17,8 @@ export interface JsonLinesHandlers {
   onMessage(message: JsonRpcMessage): void;
   /** A line that is not one JSON-RPC message: `why` says what is wrong, `line` is its start. */
   onInvalid(why: string, line: string): void;
-  /** A line longer than `maxLineBytes`, dropped; `bytes` is its length. */
-  onOversize(bytes: number): void;
+  /** A line longer than `maxLineBytes`, dropped; `bytes` is its length, `head` and `tail` its ends. */
+  onOversize(bytes: number, head: Uint8Array, tail: Uint8Array): void;
   /** `onMessage` threw, or the stream failed. */
   onError(error: unknown): void;
 }

@@ -45,6 +45,8 @@ export const ErrorCode = {
   InternalError: -32603,
   /** MCP SDK's "connection closed": the server behind the proxy is gone. */
   ConnectionClosed: -32000,
+  /** MCP SDK's "request timeout": no answer in time (`--request-timeout`). */
+  RequestTimeout: -32001,
 } as const;
 
 /** True for a request (method and id). */
@@ -119,6 +121,24 @@ export function parseMessages(text: string): JsonRpcMessage[] | string {
     messages.push(message);
   }
   return messages;
+}
+
+const ID_VALUE = String.raw`(-?\d+|"(?:[^"\\]|\\.)*")`;
+const ID_FIRST = new RegExp(String.raw`^\s*\{\s*(?:"jsonrpc"\s*:\s*"2\.0"\s*,\s*)?"id"\s*:\s*` + ID_VALUE);
+const ID_LAST = new RegExp(String.raw`"id"\s*:\s*` + ID_VALUE + String.raw`\s*\}\s*$`);
+
+/**
+ * The id of a response known only by its first and last bytes (a line too long to read whole): the
+ * first member (after `"jsonrpc"`), or the last one, as serializers put it at either end.
+ */
+export function idOfTruncatedResponse(head: string, tail: string): RequestId | undefined {
+  const match = ID_FIRST.exec(head) ?? ID_LAST.exec(tail);
+  if (match === null) return undefined;
+  try {
+    return JSON.parse(match[1]) as RequestId;
+  } catch {
+    return undefined;
+  }
 }
 
 /** Builds an error response to the request with `id`. */

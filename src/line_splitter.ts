@@ -12,9 +12,15 @@
 export interface LineSplitterOptions {
   /** Longest line kept, in bytes; longer ones are dropped and reported. */
   maxLineBytes: number;
-  /** Called once for each dropped line with its length in bytes (without the newline). */
-  onOversizeLine?: (bytes: number) => void;
+  /**
+   * Called once for each dropped line with its length in bytes (without the newline), and its first and
+   * last {@link KEPT_EDGE_BYTES} bytes (enough to find a JSON-RPC id).
+   */
+  onOversizeLine?: (bytes: number, head: Uint8Array, tail: Uint8Array) => void;
 }
+
+/** How much of each end of a dropped line is kept for {@link LineSplitterOptions.onOversizeLine}. */
+export const KEPT_EDGE_BYTES = 4096;
 
 const NEWLINE = 0x0a;
 const CARRIAGE_RETURN = 0x0d;
@@ -28,6 +34,32 @@ function concat(parts: Uint8Array[], total: number): Uint8Array {
     offset += part.length;
   }
   return line;
+}
+
+/** A copy of the first `n` bytes of `pieces` joined, without joining them all. */
+function firstBytes(pieces: Uint8Array[], n: number): Uint8Array {
+  const kept: Uint8Array[] = [];
+  let total = 0;
+  for (const piece of pieces) {
+    if (total >= n) break;
+    const part = piece.subarray(0, n - total);
+    kept.push(part);
+    total += part.length;
+  }
+  return concat(kept, total).slice();
+}
+
+/** A copy of the last `n` bytes of `pieces` joined, without joining them all. */
+function lastBytes(pieces: Uint8Array[], n: number): Uint8Array {
+  const kept: Uint8Array[] = [];
+  let total = 0;
+  for (let i = pieces.length - 1; i >= 0 && total < n; i--) {
+    const piece = pieces[i];
+    const part = piece.subarray(Math.max(0, piece.length - (n - total)));
+    kept.unshift(part);
+    total += part.length;
+  }
+  return concat(kept, total).slice();
 }
 
 /**
@@ -45,10 +77,16 @@ export class LineSplitter extends TransformStream<Uint8Array, Uint8Array> {
     let parts: Uint8Array[] = [];
     let length = 0;
     let oversize = false;
+    let head: Uint8Array = new Uint8Array(0);
+    let tail: Uint8Array = new Uint8Array(0);
+    const keepTail = (piece: Uint8Array) => {
+      const joined = concat([tail, piece], tail.length + piece.length);
+      tail = joined.subarray(Math.max(0, joined.length - KEPT_EDGE_BYTES)).slice();
+    };
 
     const emit = (controller: TransformStreamDefaultController<Uint8Array>) => {
       if (oversize) {
-        onOversizeLine?.(length);
+        onOversizeLine?.(length, head, tail);
       } else if (length > 0) {
         let line = concat(parts, length);
         if (line[line.length - 1] === CARRIAGE_RETURN) line = line.subarray(0, line.length - 1);
@@ -57,14 +95,21 @@ export class LineSplitter extends TransformStream<Uint8Array, Uint8Array> {
       parts = [];
       length = 0;
       oversize = false;
+      head = tail = new Uint8Array(0);
     };
 
     const append = (piece: Uint8Array) => {
       if (piece.length === 0) return;
       length += piece.length;
-      if (oversize) return;
+      if (oversize) {
+        keepTail(piece);
+        return;
+      }
       if (length > maxLineBytes) {
         oversize = true;
+        parts.push(piece);
+        head = firstBytes(parts, KEPT_EDGE_BYTES);
+        tail = lastBytes(parts, KEPT_EDGE_BYTES);
         parts = [];
         return;
       }

@@ -9,7 +9,7 @@
  */
 
 import { configureSync, getLogger, type Logger, type LogLevel, type LogRecord } from "@logtape/logtape";
-import type { LogLevelName } from "./cli/command_line.ts";
+import type { LogFormat, LogLevelName } from "./cli/command_line.ts";
 
 const LEVELS: Record<LogLevelName, LogLevel> = {
   DEBUG: "debug",
@@ -61,11 +61,33 @@ function writeStderr(bytes: Uint8Array): void {
   }
 }
 
+/** Formats a record as one JSON object: time, level, logger (or server), message, and its properties. */
+function formatJson(record: LogRecord): string {
+  const time = new Date(record.timestamp).toISOString();
+  const level = LEVEL_LABELS[record.level];
+  if (record.category[0] === "server-stderr") {
+    return JSON.stringify({ time, level, server: record.category[1], stderr: renderMessage(record) }) + "\n";
+  }
+  const fields: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(record.properties)) {
+    fields[key] = value instanceof Error ? value.message : value;
+  }
+  return JSON.stringify({
+    time,
+    level,
+    logger: record.category.join("."),
+    message: renderMessage(record),
+    ...fields,
+  }) +
+    "\n";
+}
+
 /** Sets up logging for the whole process; call once, before anything logs. */
-export function setupLogging(level: LogLevelName): void {
+export function setupLogging(level: LogLevelName, format: LogFormat = "text"): void {
+  const formatter = format === "json" ? formatJson : formatLine;
   configureSync({
     reset: true,
-    sinks: { stderr: (record: LogRecord) => writeStderr(encoder.encode(formatLine(record))) },
+    sinks: { stderr: (record: LogRecord) => writeStderr(encoder.encode(formatter(record))) },
     loggers: [
       { category: "mcp-proxy", lowestLevel: LEVELS[level], sinks: ["stderr"] },
       { category: "server-stderr", lowestLevel: "trace", sinks: ["stderr"] },

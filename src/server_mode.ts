@@ -91,12 +91,14 @@ function startChild(
     logger,
     supportedProtocolVersions: SUPPORTED_PROTOCOL_VERSIONS,
     onLastSessionClosed,
+    requestTimeoutMs: options.requestTimeoutMs,
   });
   const process = StdioServerProcess.spawn({
     spec,
     env,
     onMessage: (message) => shared.handleChildMessage(message),
     logger,
+    maxLineBytes: options.maxLineBytes,
   });
   logger.info("started server {name}: {command} (pid {pid})", {
     name: spec.name,
@@ -149,6 +151,8 @@ function startUnit(
     spec,
     env: childEnvironment(spec, options),
     policy: options.restart,
+    requestTimeoutMs: options.requestTimeoutMs,
+    maxLineBytes: options.maxLineBytes,
     supportedProtocolVersions: SUPPORTED_PROTOCOL_VERSIONS,
     logger,
   });
@@ -224,6 +228,10 @@ export async function startServerMode(options: ServerModeOptions): Promise<Serve
     exposeHeaders: options.exposeHeaders,
     allowedHosts: allowedHosts(options),
     status: () => Object.fromEntries(units.map((unit) => [unit.source.name, unit.status()])),
+    apiKeys: options.apiKeys,
+    maxBodyBytes: options.maxBodyBytes,
+    maxSessions: options.maxSessions,
+    maxBacklogBytes: options.maxLineBytes + 16 * 1024 * 1024,
     logger: proxyLogger("http"),
   });
 

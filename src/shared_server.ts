@@ -72,6 +72,8 @@ export interface SharedServerOptions {
   supportedProtocolVersions: readonly string[];
   /** Called each time the last open session closes. */
   onLastSessionClosed?: () => void;
+  /** A request without an answer from the child for this long gets error -32001; 0: no limit. */
+  requestTimeoutMs?: number;
 }
 
 /** Options of {@link SharedServer.openSession}. */
@@ -99,6 +101,8 @@ interface PendingChildRequest {
   initializeParams?: Record<string, unknown>;
   /** For the proxy's own requests: what to do with the answer. */
   onAnswer?: (response: JsonRpcResponse) => void;
+  /** `--request-timeout`. */
+  timer?: ReturnType<typeof setTimeout>;
 }
 
 /** A request the child sent to a session, waiting for the client's answer. */
@@ -126,6 +130,7 @@ export class SharedServer implements SessionSource {
   readonly #logger: Logger;
   readonly #supportedProtocolVersions: readonly string[];
   readonly #onLastSessionClosed: (() => void) | undefined;
+  readonly #requestTimeoutMs: number;
   readonly #sessions = new Set<ServerSession>();
   readonly #pendingChildRequests = new Map<number, PendingChildRequest>();
   readonly #pendingServerRequests = new Map<number, PendingServerRequest>();
@@ -150,6 +155,7 @@ export class SharedServer implements SessionSource {
     this.#logger = options.logger;
     this.#supportedProtocolVersions = options.supportedProtocolVersions;
     this.#onLastSessionClosed = options.onLastSessionClosed;
+    this.#requestTimeoutMs = options.requestTimeoutMs ?? 0;
   }
 
   /** Number of open sessions. */
@@ -177,7 +183,7 @@ export class SharedServer implements SessionSource {
     this.#downReason = reason;
     const error = notRunningError(this.name, reason);
     for (const [proxyId, pending] of this.#pendingChildRequests) {
-      this.#pendingChildRequests.delete(proxyId);
+      this.#dropPending(proxyId);
       pending.session?.forgetRequest(pending.clientId);
       pending.session?.deliver(errorResponse(pending.clientId, error.code, error.message), pending.clientId);
     }
@@ -268,6 +274,9 @@ export class SharedServer implements SessionSource {
       pending.clientProgressToken = progressToken;
       forwarded = { ...forwarded, params: { ...request.params, _meta: { ...meta, progressToken: proxyId } } };
     }
+    if (this.#requestTimeoutMs > 0 && !isInitialize) {
+      pending.timer = setTimeout(() => this.#timedOut(proxyId), this.#requestTimeoutMs);
+    }
     this.#pendingChildRequests.set(proxyId, pending);
     session.rememberRequest(request.id, proxyId, this.#clock);
     this.#sendToChild(forwarded);
@@ -328,6 +337,56 @@ export class SharedServer implements SessionSource {
     this.#sendToChild({ jsonrpc: "2.0", id: proxyId, method, params });
   }
 
+  /**
+   * The child's answer to request `proxyId` cannot be read (over `--max-line-size`): the client gets an
+   * error answer instead. Returns false when no such request waits.
+   */
+  failRequest(proxyId: number, reason: string): boolean {
+    const pending = this.#pendingChildRequests.get(proxyId);
+    if (pending === undefined) return false;
+    this.#dropPending(proxyId);
+    pending.session?.forgetRequest(pending.clientId);
+    pending.session?.deliver(
+      errorResponse(pending.clientId, ErrorCode.InternalError, `mcp-proxy: ${reason}`),
+      pending.clientId,
+    );
+    return true;
+  }
+
+  /** Forgets a waiting request, and its time limit. */
+  #dropPending(proxyId: number): void {
+    clearTimeout(this.#pendingChildRequests.get(proxyId)?.timer);
+    this.#pendingChildRequests.delete(proxyId);
+  }
+
+  #timedOut(proxyId: number): void {
+    const pending = this.#pendingChildRequests.get(proxyId);
+    if (pending === undefined) return;
+    this.#dropPending(proxyId);
+    const seconds = this.#requestTimeoutMs / 1000;
+    this.#logger.warn("server {name} did not answer request {id} within {seconds} s; cancelled", {
+      name: this.name,
+      id: proxyId,
+      seconds,
+    });
+    pending.session?.forgetRequest(pending.clientId);
+    pending.session?.deliver(
+      errorResponse(
+        pending.clientId,
+        ErrorCode.RequestTimeout,
+        `mcp-proxy: no answer within ${seconds} s (--request-timeout)`,
+      ),
+      pending.clientId,
+    );
+    if (this.#downReason === undefined) {
+      this.#sendToChild({
+        jsonrpc: "2.0",
+        method: "notifications/cancelled",
+        params: { requestId: proxyId, reason: "mcp-proxy: request timed out" },
+      });
+    }
+  }
+
   /** Called by {@link ServerSession.handleClientMessage} for notifications. */
   forwardNotification(session: ServerSession, notification: JsonRpcNotification): void {
     session.touch(++this.#clock);
@@ -353,7 +412,7 @@ export class SharedServer implements SessionSource {
         return;
       }
       // The client ignores any later answer, and an SDK server sends none: forget the request now.
-      this.#pendingChildRequests.delete(proxyId);
+      this.#dropPending(proxyId);
       const forwarded = { ...notification, params: { ...notification.params, requestId: proxyId } };
       if (this.#downReason === undefined) this.#sendToChild(forwarded);
       return;
@@ -391,7 +450,7 @@ export class SharedServer implements SessionSource {
       const pending = this.#pendingChildRequests.get(proxyId);
       // An initialize keeps running: its result is cached for the sessions that come next.
       if (pending === undefined || pending.isInitialize) continue;
-      this.#pendingChildRequests.delete(proxyId);
+      this.#dropPending(proxyId);
       if (this.#downReason === undefined) {
         this.#sendToChild({
           jsonrpc: "2.0",
@@ -429,7 +488,7 @@ export class SharedServer implements SessionSource {
       });
       return;
     }
-    this.#pendingChildRequests.delete(proxyId as number);
+    this.#dropPending(proxyId as number);
     if (pending.onAnswer !== undefined) {
       pending.onAnswer(response);
       return;

@@ -11,12 +11,9 @@
 import type { Logger } from "@logtape/logtape";
 import type { StdioServerSpec } from "./cli/command_line.ts";
 import { JsonLineWriter, readJsonLines } from "./json_lines.ts";
-import type { JsonRpcMessage } from "./jsonrpc.ts";
+import { idOfTruncatedResponse, type JsonRpcMessage, type RequestId } from "./jsonrpc.ts";
 import { LineSplitter } from "./line_splitter.ts";
 import { serverStderrLogger } from "./logging.ts";
-
-/** Longest line read from a child by default (a message or a stderr line), in bytes. */
-export const DEFAULT_MAX_LINE_BYTES = 64 * 1024 * 1024;
 
 /** The child could not be started; `message` says why and what to do, in one line. */
 export class SpawnError extends Error {
@@ -33,8 +30,11 @@ export interface StdioServerProcessOptions {
   env: Record<string, string>;
   /** Receives every message the child writes to stdout, in order. */
   onMessage(message: JsonRpcMessage): void;
+  /** An answer over `maxLineBytes` was dropped: `id` is its id, when it could be found. */
+  onOversizeAnswer?(id: RequestId, bytes: number): void;
   logger: Logger;
-  maxLineBytes?: number;
+  /** Longest line read from the child (a message or a stderr line), in bytes. */
+  maxLineBytes: number;
 }
 
 const decoder = new TextDecoder();
@@ -113,8 +113,8 @@ export class StdioServerProcess {
       child.stdin,
       (error) => this.#logger.warn("cannot write to server {name}: {error}", { name: this.name, error }),
     );
-    const maxLineBytes = options.maxLineBytes ?? DEFAULT_MAX_LINE_BYTES;
-    const stdoutDone = this.#readMessages(child.stdout, maxLineBytes, options.onMessage);
+    const { maxLineBytes } = options;
+    const stdoutDone = this.#readMessages(child.stdout, maxLineBytes, options);
     const stderrDone = this.#readStderr(child.stderr, maxLineBytes);
     this.exited = (async () => {
       const status = await child.status;
@@ -194,7 +194,7 @@ export class StdioServerProcess {
   #readMessages(
     stdout: ReadableStream<Uint8Array>,
     maxLineBytes: number,
-    onMessage: (message: JsonRpcMessage) => void,
+    { onMessage, onOversizeAnswer }: StdioServerProcessOptions,
   ): Promise<void> {
     const name = this.name;
     return readJsonLines(stdout, maxLineBytes, {
@@ -208,12 +208,15 @@ export class StdioServerProcess {
             line,
           },
         ),
-      onOversize: (bytes) =>
+      onOversize: (bytes, head, tail) => {
         this.#logger.error("server {name} wrote a {bytes}-byte line, over the {max}-byte limit; skipped", {
           name,
           bytes,
           max: maxLineBytes,
-        }),
+        });
+        const id = idOfTruncatedResponse(decoder.decode(head), decoder.decode(tail));
+        if (id !== undefined) onOversizeAnswer?.(id, bytes);
+      },
       onError: (error) => this.#logger.error("message from server {name} failed: {error}", { name, error }),
     });
   }

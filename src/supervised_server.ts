@@ -8,6 +8,7 @@
 
 import type { Logger } from "@logtape/logtape";
 import type { RestartPolicy, StdioServerSpec } from "./cli/command_line.ts";
+import type { RequestId } from "./jsonrpc.ts";
 import { SharedServer } from "./shared_server.ts";
 import { SpawnError, StdioServerProcess } from "./stdio_server_process.ts";
 
@@ -32,7 +33,9 @@ export interface SupervisedServerOptions {
   /** The child's environment. */
   env: Record<string, string>;
   policy: RestartPolicy;
+  maxLineBytes: number;
   supportedProtocolVersions: readonly string[];
+  requestTimeoutMs: number;
   logger: Logger;
 }
 
@@ -57,6 +60,7 @@ export class SupervisedServer {
       sendToChild: (message) => this.#process?.send(message),
       logger: options.logger,
       supportedProtocolVersions: options.supportedProtocolVersions,
+      requestTimeoutMs: options.requestTimeoutMs,
     });
   }
 
@@ -99,7 +103,9 @@ export class SupervisedServer {
         spec,
         env: this.#options.env,
         onMessage: (message) => this.shared.handleChildMessage(message),
+        onOversizeAnswer: (id, bytes) => this.#answerTooLarge(id, bytes),
         logger: this.#logger,
+        maxLineBytes: this.#options.maxLineBytes,
       });
     } catch (error) {
       if (!(error instanceof SpawnError)) throw error;
@@ -129,6 +135,14 @@ export class SupervisedServer {
       this.#scheduleRestart();
     });
     return undefined;
+  }
+
+  #answerTooLarge(id: RequestId, bytes: number): void {
+    if (typeof id !== "number") return;
+    this.shared.failRequest(
+      id,
+      `the server's answer is ${bytes} bytes, over --max-line-size (${this.#options.maxLineBytes})`,
+    );
   }
 
   #scheduleRestart(): void {

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import {
   ErrorCode,
   errorResponse,
+  idOfTruncatedResponse,
   isNotification,
   isRequest,
   isResponse,
@@ -158,5 +159,13 @@ Deno.test("ErrorCode: carries the JSON-RPC and MCP codes", () => {
     MethodNotFound: -32601,
     InternalError: -32603,
     ConnectionClosed: -32000,
+    RequestTimeout: -32001,
   });
+});
+
+Deno.test("idOfTruncatedResponse: finds the id at either end of a line too long to read whole", () => {
+  assert.equal(idOfTruncatedResponse('{"jsonrpc":"2.0","id":42,"result":{"text":"xxxx', 'xxx"}}'), 42);
+  assert.equal(idOfTruncatedResponse('{"id":"a\\"b","result":{"text":"xx', 'xx"}}'), 'a"b');
+  assert.equal(idOfTruncatedResponse('{"result":{"content":[{"text":"x', 'x"}]},"jsonrpc":"2.0","id":7}'), 7);
+  assert.equal(idOfTruncatedResponse('{"result":{"nested":{"id":3},"t":"x', 'x"}}'), undefined);
 });

@@ -159,3 +159,29 @@ Deno.test("LineSplitter: a 20 MB line over the cap in 64 KiB chunks is dropped a
   assert.deepEqual(lines, ["after"]);
   assert.deepEqual(oversize, [total]);
 });
+
+Deno.test("LineSplitter: a dropped line is reported with its first and last 4 KiB", async () => {
+  const reports: { bytes: number; head: string; tail: string }[] = [];
+  const decoder = new TextDecoder();
+  const splitter = new LineSplitter({
+    maxLineBytes: 10_000,
+    onOversizeLine: (bytes, head, tail) =>
+      reports.push({ bytes, head: decoder.decode(head), tail: decoder.decode(tail) }),
+  });
+  const long = "H".repeat(5000) + "m".repeat(20_000) + "T".repeat(5000);
+  const chunks = [long.slice(0, 3000), long.slice(3000, 17_000), long.slice(17_000) + "\nok\n"];
+  const encoder = new TextEncoder();
+  const lines: string[] = [];
+  const writer = splitter.writable.getWriter();
+  const reading = (async () => {
+    for await (const line of splitter.readable) lines.push(decoder.decode(line));
+  })();
+  for (const chunk of chunks) await writer.write(encoder.encode(chunk));
+  await writer.close();
+  await reading;
+  assert.deepEqual(lines, ["ok"]);
+  assert.equal(reports.length, 1);
+  assert.equal(reports[0].bytes, 30_000);
+  assert.equal(reports[0].head, "H".repeat(4096));
+  assert.equal(reports[0].tail, "T".repeat(4096));
+});

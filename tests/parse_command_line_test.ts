@@ -304,6 +304,8 @@ Deno.test("client: defaults", () => {
     verifySsl: { kind: "verify" },
     connectTimeoutMs: 30_000,
     requestTimeoutMs: 0,
+    maxLineBytes: 64 * 1024 * 1024,
+    logFormat: "text",
     logLevel: "INFO",
     warnings: [],
   });
@@ -507,6 +509,12 @@ Deno.test("server: defaults", () => {
     isolateSessions: false,
     sessionIdleTimeoutMs: 0,
     restart: { enabled: true, initialDelayMs: 1000, maxDelayMs: 30_000 },
+    apiKeys: [],
+    maxBodyBytes: 4 * 1024 * 1024,
+    maxSessions: 0,
+    requestTimeoutMs: 0,
+    maxLineBytes: 64 * 1024 * 1024,
+    logFormat: "text",
     logLevel: "INFO",
     warnings: [],
   });
@@ -534,6 +542,23 @@ Deno.test("server: --no-restart, --restart-delay and --restart-delay-max (never 
   });
   assert.equal(server(["--restart-delay", "60", "x"]).restart.maxDelayMs, 60_000);
   assert.throws(() => parseCommandLine(["--restart-delay", "0", "x"], {}), /positive number of seconds/);
+});
+
+Deno.test("server: --api-key repeats and MCP_PROXY_API_KEY adds one; sizes and counts are checked", () => {
+  const parsed = parseCommandLine(["--api-key", "k1", "--api-key", "k2", "x"], { MCP_PROXY_API_KEY: "k3" });
+  assert.equal(parsed.mode, "server");
+  if (parsed.mode !== "server") return;
+  assert.deepEqual(parsed.apiKeys, ["k1", "k2", "k3"]);
+  assert.equal(server(["--max-body-size", "512K", "x"]).maxBodyBytes, 512 * 1024);
+  assert.equal(server(["--max-body-size", "2MiB", "x"]).maxBodyBytes, 2 * 1024 * 1024);
+  assert.equal(server(["--max-body-size", "1000", "x"]).maxBodyBytes, 1000);
+  assert.equal(server(["--max-sessions", "64", "x"]).maxSessions, 64);
+  assert.equal(server(["--max-line-size", "1M", "--request-timeout", "30", "x"]).maxLineBytes, 1024 * 1024);
+  assert.equal(server(["--log-format", "JSON", "x"]).logFormat, "json");
+  assert.throws(() => parseCommandLine(["--max-body-size", "big", "x"], {}), /size such as/);
+  assert.throws(() => parseCommandLine(["--max-sessions", "-1", "x"], {}), UsageError);
+  assert.throws(() => parseCommandLine(["--log-format", "xml", "x"], {}), /text, json/);
+  assert.doesNotMatch(JSON.stringify(server(["--api-key", "k1", "x"]).warnings), /k1/);
 });
 
 Deno.test("server: -e/--env KEY VALUE repeat; a later duplicate key wins", () => {

@@ -36,9 +36,21 @@ export interface RestartPolicy {
   maxDelayMs: number;
 }
 
+/** `--log-format`: lines for people, or one JSON object per line for log collectors. */
+export type LogFormat = "text" | "json";
+
 /** Settings both modes share. */
 export interface CommonOptions {
   logLevel: LogLevelName;
+  logFormat: LogFormat;
+  /**
+   * `--request-timeout` in ms, 0 for no limit: the longest wait for one answer (client mode: from the
+   * remote server; server mode: from the child), after which the request gets error -32001 and is
+   * cancelled upstream.
+   */
+  requestTimeoutMs: number;
+  /** `--max-line-size`: the longest stdio line read (client mode: stdin; server mode: children's stdout). */
+  maxLineBytes: number;
   /** Non-fatal remarks found while parsing (deprecated flags, ignored flags); the caller logs them. */
   warnings: string[];
 }
@@ -57,8 +69,6 @@ export interface ClientModeOptions extends CommonOptions {
   oauth?: { clientId: string; clientSecret: string; tokenUrl?: string };
   /** `--connect-timeout`: how long to keep trying to reach the server before giving up, in ms. */
   connectTimeoutMs: number;
-  /** `--request-timeout`: longest wait for one answer, in ms; 0 means no limit. */
-  requestTimeoutMs: number;
 }
 
 /** `mcp-proxy [options] [--] COMMAND ARGS…` and/or named servers: stdio servers over HTTP. */
@@ -89,6 +99,12 @@ export interface ServerModeOptions extends CommonOptions {
    */
   sessionIdleTimeoutMs: number;
   restart: RestartPolicy;
+  /** `--api-key` values and env `MCP_PROXY_API_KEY`: when any, every request must carry one of them. */
+  apiKeys: string[];
+  /** `--max-body-size`: the largest request body accepted, in bytes (larger: 413). */
+  maxBodyBytes: number;
+  /** `--max-sessions`: open sessions at most, across all servers (more: 503); 0 means no limit. */
+  maxSessions: number;
 }
 
 /** What the command line asks for. */

@@ -70,8 +70,6 @@ client mode options:
   --token-url URL             OAuth2 token endpoint (default: discovered from the server's metadata)
   --connect-timeout SECONDS   how long to keep trying to reach the server, at start and after it
                               dropped, before answering requests with an error (default: 30)
-  --request-timeout SECONDS   longest wait for one answer; 0 = no limit, so long tool calls finish
-                              (default: 0)
                               OAuth2 token > API_ACCESS_TOKEN > -H Authorization
 
 server mode options:
@@ -104,12 +102,24 @@ server mode options:
   --restart-delay SECONDS     wait before restarting a server that exited; doubles with each failure in
                               a row (default: 1)
   --restart-delay-max SECONDS longest wait between restarts (default: 30)
+  --api-key KEY               require KEY as "Authorization: Bearer KEY" or "X-API-Key: KEY" on every
+                              request but OPTIONS and /health; repeatable (rotation); also env
+                              MCP_PROXY_API_KEY (default: no key needed)
+  --max-body-size SIZE        largest request body, e.g. 4M (default: 4M; larger: 413)
+  --max-sessions N            open sessions at most, all servers together (default: 0 = no limit;
+                              more: 503)
   --sse-port PORT, --sse-host HOST
                               deprecated spellings of --port and --host
 
 common options:
   --log-level LEVEL           DEBUG, INFO, WARNING, ERROR or CRITICAL, any case (default: INFO)
   --debug, --no-debug         same as --log-level DEBUG, and wins over it (default: off)
+  --log-format FORMAT         text or json (one JSON object per line) (default: text)
+  --request-timeout SECONDS   longest wait for one answer (server mode: from the server; client mode:
+                              from the remote), then error -32001 and a cancellation; 0 = no limit
+                              (default: 0)
+  --max-line-size SIZE        longest stdio line read (default: 64M); a longer answer from a server
+                              becomes an error answer
   -h, --help                  show this help and exit
   --version                   show the version and exit
 

@@ -10,6 +10,8 @@ import {
   type ClientModeOptions,
   type ClientTransportName,
   type CommandLine,
+  type CommonOptions,
+  type LogFormat,
   type LogLevelName,
   type RestartPolicy,
   type ServerModeOptions,
@@ -37,6 +39,14 @@ interface OptionSpec {
 /** How long an isolated session may stay idle by default before its child is stopped: 10 minutes. */
 export const DEFAULT_ISOLATED_IDLE_TIMEOUT_MS = 600_000;
 
+/** The longest stdio line read by default: 64 MiB. */
+export const DEFAULT_MAX_LINE_BYTES = 64 * 1024 * 1024;
+
+/** The largest HTTP request body accepted by default: 4 MiB, as the MCP SDK's transport. */
+export const DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024;
+
+const LOG_FORMATS: readonly LogFormat[] = ["text", "json"];
+
 /** How long client mode keeps trying to reach the server by default: 30 s. */
 export const DEFAULT_CONNECT_TIMEOUT_MS = 30_000;
 
@@ -52,7 +62,12 @@ const OPTIONS = [
   { key: "clientSecret", names: ["--client-secret"], arity: "one", scope: "client" },
   { key: "tokenUrl", names: ["--token-url"], arity: "one", scope: "client" },
   { key: "connectTimeout", names: ["--connect-timeout"], arity: "one", scope: "client" },
-  { key: "requestTimeout", names: ["--request-timeout"], arity: "one", scope: "client" },
+  { key: "requestTimeout", names: ["--request-timeout"], arity: "one", scope: "common" },
+  { key: "maxLineSize", names: ["--max-line-size"], arity: "one", scope: "common" },
+  { key: "logFormat", names: ["--log-format"], arity: "one", scope: "common" },
+  { key: "apiKey", names: ["--api-key"], arity: "one", scope: "server" },
+  { key: "maxBodySize", names: ["--max-body-size"], arity: "one", scope: "server" },
+  { key: "maxSessions", names: ["--max-sessions"], arity: "one", scope: "server" },
   { key: "env", names: ["-e", "--env"], arity: "two", scope: "server", metavars: ["KEY", "VALUE"] },
   { key: "cwd", names: ["--cwd"], arity: "one", scope: "server" },
   { key: "passEnvironment", names: ["--pass-environment"], arity: "none", scope: "server" },
@@ -181,6 +196,25 @@ function parsePort(value: string, shownAs: string): number {
   return port;
 }
 
+/** A size in bytes: a whole number, optionally with a unit: K, KB, KiB, M, MB, MiB, G, GB, GiB (all 1024-based). */
+function parseSize(value: string, shownAs: string): number {
+  const match = /^(\d+)\s*(k|kb|kib|m|mb|mib|g|gb|gib)?$/i.exec(value.trim());
+  const power = { k: 1, m: 2, g: 3 }[match?.[2]?.[0].toLowerCase() as "k" | "m" | "g"] ?? 0;
+  const bytes = match === null ? NaN : Number(match[1]) * 1024 ** power;
+  if (!Number.isSafeInteger(bytes) || bytes < 1) {
+    throw new UsageError(`${shownAs} expects a size such as 1048576, 512K or 4M, got ${quote(value)}`);
+  }
+  return bytes;
+}
+
+/** A whole number, 0 or more. */
+function parseCount(value: string, shownAs: string): number {
+  if (!/^\d+$/.test(value) || !Number.isSafeInteger(Number(value))) {
+    throw new UsageError(`${shownAs} expects a whole number (0 for no limit), got ${quote(value)}`);
+  }
+  return Number(value);
+}
+
 /** Seconds (decimals allowed) as milliseconds; 0 only where it means "no limit". */
 function parseSeconds(value: string, shownAs: string, zeroMeansNoLimit: boolean): number {
   const seconds = Number(value);
@@ -232,6 +266,11 @@ interface Collected {
   tokenUrl?: string;
   connectTimeoutMs: number;
   requestTimeoutMs: number;
+  maxLineBytes: number;
+  logFormat: LogFormat;
+  apiKeys: string[];
+  maxBodyBytes: number;
+  maxSessions: number;
   env: [string, string][];
   cwd?: string;
   passEnvironment: boolean;
@@ -291,6 +330,21 @@ function applyOption(
       break;
     case "requestTimeout":
       collected.requestTimeoutMs = parseSeconds(value, shownAs, true);
+      break;
+    case "maxLineSize":
+      collected.maxLineBytes = parseSize(value, shownAs);
+      break;
+    case "logFormat":
+      collected.logFormat = parseChoice(value, LOG_FORMATS, shownAs);
+      break;
+    case "apiKey":
+      collected.apiKeys.push(value);
+      break;
+    case "maxBodySize":
+      collected.maxBodyBytes = parseSize(value, shownAs);
+      break;
+    case "maxSessions":
+      collected.maxSessions = parseCount(value, shownAs);
       break;
     case "env":
       collected.env.push([value, second]);
@@ -370,6 +424,11 @@ function collect(argv: readonly string[]): Collected | "help" | "version" {
     verifySsl: { kind: "verify" },
     connectTimeoutMs: DEFAULT_CONNECT_TIMEOUT_MS,
     requestTimeoutMs: 0,
+    maxLineBytes: DEFAULT_MAX_LINE_BYTES,
+    logFormat: "text",
+    apiKeys: [],
+    maxBodyBytes: DEFAULT_MAX_BODY_BYTES,
+    maxSessions: 0,
     env: [],
     passEnvironment: false,
     namedServers: [],
@@ -502,7 +561,7 @@ function buildClientMode(
   url: string,
   extraArgs: readonly string[],
   env: Record<string, string | undefined>,
-  logLevel: LogLevelName,
+  common: Omit<CommonOptions, "warnings">,
 ): ClientModeOptions {
   if (extraArgs.length > 0) {
     throw new UsageError(
@@ -522,8 +581,7 @@ function buildClientMode(
     verifySsl: collected.verifySsl,
     ...(oauth === undefined ? {} : { oauth }),
     connectTimeoutMs: collected.connectTimeoutMs,
-    requestTimeoutMs: collected.requestTimeoutMs,
-    logLevel,
+    ...common,
     warnings: [...collected.warnings, ...ignoredOptionWarnings(collected, "server", "client")],
   };
 }
@@ -574,7 +632,8 @@ function buildNamedServers(definitions: readonly [string, string][], warnings: s
 function buildServerMode(
   collected: Collected,
   positionals: readonly string[],
-  logLevel: LogLevelName,
+  env: Record<string, string | undefined>,
+  common: Omit<CommonOptions, "warnings">,
 ): ServerModeOptions {
   const { given } = collected;
   const warnings = [...collected.warnings, ...ignoredOptionWarnings(collected, "client", "server")];
@@ -646,7 +705,10 @@ function buildServerMode(
       ...collected.restart,
       maxDelayMs: Math.max(collected.restart.maxDelayMs, collected.restart.initialDelayMs),
     },
-    logLevel,
+    apiKeys: [...collected.apiKeys, ...(env.MCP_PROXY_API_KEY ? [env.MCP_PROXY_API_KEY] : [])],
+    maxBodyBytes: collected.maxBodyBytes,
+    maxSessions: collected.maxSessions,
+    ...common,
     warnings,
   };
 }
@@ -683,7 +745,12 @@ export function parseCommandLine(argv: string[], env: Record<string, string | un
   if (collected === "help") return { mode: "help" };
   if (collected === "version") return { mode: "version" };
 
-  const logLevel: LogLevelName = collected.debug ? "DEBUG" : collected.logLevel;
+  const common: Omit<CommonOptions, "warnings"> = {
+    logLevel: collected.debug ? "DEBUG" : collected.logLevel,
+    logFormat: collected.logFormat,
+    requestTimeoutMs: collected.requestTimeoutMs,
+    maxLineBytes: collected.maxLineBytes,
+  };
   const [first, ...rest] = collected.positionals;
   if (first === "") {
     throw new UsageError("the command is empty: give a command or an http:// or https:// URL");
@@ -702,7 +769,7 @@ export function parseCommandLine(argv: string[], env: Record<string, string | un
   }
 
   if (target !== undefined && isHttpUrl(target)) {
-    return buildClientMode(collected, target, rest, env, logLevel);
+    return buildClientMode(collected, target, rest, env, common);
   }
-  return buildServerMode(collected, collected.positionals, logLevel);
+  return buildServerMode(collected, collected.positionals, env, common);
 }

@@ -45,9 +45,6 @@ export interface ClientRelayOptions {
   logger: Logger;
 }
 
-/** MCP SDK's "request timeout" code. */
-const REQUEST_TIMEOUT = -32001;
-
 /** Statuses that tell a legacy SSE server from a Streamable HTTP one, per the spec's compatibility notes. */
 const NOT_STREAMABLE = [400, 404, 405];
 
@@ -236,7 +233,11 @@ export class ClientRelay {
 
   #timedOut(id: RequestId, ms: number): void {
     if (!this.#pending.has(id)) return;
-    this.#answerWithError(id, REQUEST_TIMEOUT, `no answer within ${ms / 1000} s (--request-timeout)`);
+    this.#answerWithError(
+      id,
+      ErrorCode.RequestTimeout,
+      `no answer within ${ms / 1000} s (--request-timeout)`,
+    );
     const cancel = {
       jsonrpc: "2.0" as const,
       method: "notifications/cancelled",

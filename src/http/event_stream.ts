@@ -15,6 +15,10 @@ export interface EventStreamOptions {
   /** Called once when the stream ends: closed by us, or the client went away. */
   onClose?: () => void;
   keepAliveMs?: number;
+  /** The most bytes that may wait for a slow client; past it the stream is closed. Default: no limit. */
+  maxBacklogBytes?: number;
+  /** Called when the stream is closed because the client fell behind by more than `maxBacklogBytes`. */
+  onSlowConsumer?: () => void;
 }
 
 /**
@@ -34,15 +38,21 @@ export class EventStream {
   #closed = false;
   #keepAlive: ReturnType<typeof setInterval>;
   #onClose: (() => void) | undefined;
+  #onSlowConsumer: (() => void) | undefined;
 
   constructor(options: EventStreamOptions = {}) {
     this.#onClose = options.onClose;
-    this.body = new ReadableStream<Uint8Array>({
-      start: (controller) => {
-        this.#controller = controller;
+    this.#onSlowConsumer = options.onSlowConsumer;
+    this.body = new ReadableStream<Uint8Array>(
+      {
+        start: (controller) => {
+          this.#controller = controller;
+        },
+        cancel: () => this.#finish(),
       },
-      cancel: () => this.#finish(),
-    });
+      // desiredSize then tells how far behind the client is: highWaterMark minus the bytes queued.
+      new ByteLengthQueuingStrategy({ highWaterMark: options.maxBacklogBytes ?? Number.MAX_SAFE_INTEGER }),
+    );
     this.#keepAlive = setInterval(
       () => this.#write(`: ping - ${new Date().toISOString()}\n\n`),
       options.keepAliveMs ?? KEEP_ALIVE_MS,
@@ -75,6 +85,12 @@ export class EventStream {
     try {
       this.#controller.enqueue(encoder.encode(text));
     } catch {
+      this.#finish();
+      return;
+    }
+    if ((this.#controller.desiredSize ?? 0) < 0) {
+      this.#onSlowConsumer?.();
+      this.#controller.error(new Error("the client fell too far behind"));
       this.#finish();
     }
   }

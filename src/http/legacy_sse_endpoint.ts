@@ -11,11 +11,15 @@ import type { Logger } from "@logtape/logtape";
 import { parseMessages } from "../jsonrpc.ts";
 import { type ServerSession, type SessionSource, SessionUnavailableError } from "../shared_server.ts";
 import { EVENT_STREAM_HEADERS, EventStream } from "./event_stream.ts";
+import type { SessionLimit } from "./session_limit.ts";
 
 /** Options of {@link legacySseEndpoint}. */
 export interface LegacySseEndpointOptions {
   /** Path of the messages endpoint as the client must use it, e.g. `/servers/fetch/messages/`. */
   messagesPath: string;
+  sessionLimit: SessionLimit;
+  /** A client that falls this many bytes behind its stream is dropped. */
+  maxBacklogBytes: number;
   logger: Logger;
 }
 
@@ -42,7 +46,7 @@ export function legacySseEndpoint(
   server: SessionSource,
   options: LegacySseEndpointOptions,
 ): LegacySseEndpoint {
-  const { messagesPath, logger } = options;
+  const { messagesPath, sessionLimit, logger } = options;
   const sessions = new Map<string, { stream: EventStream; session: ServerSession }>();
 
   return {
@@ -51,9 +55,18 @@ export function legacySseEndpoint(
     },
 
     openStream(): Response {
+      if (!sessionLimit.tryOpen()) return sessionLimit.refusal();
       const id = crypto.randomUUID().replaceAll("-", "");
       const stream = new EventStream({
+        maxBacklogBytes: options.maxBacklogBytes,
+        onSlowConsumer: () =>
+          logger.warn("SSE session {id} of {server} fell more than {bytes} bytes behind: closed", {
+            id,
+            server: server.name,
+            bytes: options.maxBacklogBytes,
+          }),
         onClose: () => {
+          sessionLimit.close();
           sessions.get(id)?.session.close();
           sessions.delete(id);
           logger.debug("SSE session {id} of {server} closed", { id, server: server.name });

@@ -7,11 +7,14 @@
  */
 
 import { Hono } from "hono";
+import { bodyLimit } from "hono/body-limit";
 import { cors } from "hono/cors";
 import type { Logger } from "@logtape/logtape";
 import type { SessionSource } from "../shared_server.ts";
 import type { ServerStatus } from "../supervised_server.ts";
+import { apiKeyAuth } from "./api_key_auth.ts";
 import { hostCheck } from "./host_check.ts";
+import { SessionLimit } from "./session_limit.ts";
 import { type LegacySseEndpoint, legacySseEndpoint } from "./legacy_sse_endpoint.ts";
 import { type StreamableHttpEndpoint, streamableHttpEndpoint } from "./streamable_http_endpoint.ts";
 
@@ -29,6 +32,13 @@ export interface ProxyAppOptions {
   allowedHosts?: readonly string[];
   /** Each server's state, by name, for `/status` and `/health`. */
   status(): Record<string, ServerStatus>;
+  /** `--api-key`: when any, every request but OPTIONS and `/health` must carry one. */
+  apiKeys: readonly string[];
+  maxBodyBytes: number;
+  /** `--max-sessions`; 0: no limit. */
+  maxSessions: number;
+  /** A legacy SSE client this many bytes behind its stream is dropped. */
+  maxBacklogBytes: number;
   logger: Logger;
 }
 
@@ -48,6 +58,7 @@ export function mountPrefix(serverName: string): string {
 export function createProxyApp(options: ProxyAppOptions): ProxyApp {
   const { logger } = options;
   const app = new Hono();
+  const sessionLimit = new SessionLimit(options.maxSessions);
   const endpoints: { sse: LegacySseEndpoint; mcp: StreamableHttpEndpoint }[] = [];
   let lastActivity = new Date();
   const touch = () => {
@@ -70,6 +81,23 @@ export function createProxyApp(options: ProxyAppOptions): ProxyApp {
   }
 
   // The reference's two keys first; `servers` adds each server's state.
+  if (options.apiKeys.length > 0) app.use("*", apiKeyAuth(options.apiKeys));
+  app.use(
+    "*",
+    bodyLimit({
+      maxSize: options.maxBodyBytes,
+      onError: () =>
+        new Response(
+          JSON.stringify({
+            jsonrpc: "2.0",
+            error: { code: -32600, message: `Payload Too Large: the limit is ${options.maxBodyBytes} bytes` },
+            id: null,
+          }),
+          { status: 413, headers: { "Content-Type": "application/json" } },
+        ),
+    }),
+  );
+
   app.get("/status", (c) =>
     c.json({
       api_last_activity: lastActivity.toISOString(),
@@ -84,10 +112,17 @@ export function createProxyApp(options: ProxyAppOptions): ProxyApp {
 
   for (const server of options.servers) {
     const prefix = mountPrefix(server.name);
-    const sse = legacySseEndpoint(server, { messagesPath: `${prefix}/messages/`, logger });
+    const sse = legacySseEndpoint(server, {
+      messagesPath: `${prefix}/messages/`,
+      sessionLimit,
+      maxBacklogBytes: options.maxBacklogBytes,
+      logger,
+    });
     const mcp = streamableHttpEndpoint(server, {
       stateless: options.stateless,
       idleTimeoutMs: options.sessionIdleTimeoutMs,
+      sessionLimit,
+      maxBodyBytes: options.maxBodyBytes,
       logger,
     });
     endpoints.push({ sse, mcp });

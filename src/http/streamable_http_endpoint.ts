@@ -23,6 +23,7 @@ import {
 } from "../shared_server.ts";
 import { onStreamEnd } from "../stream_end.ts";
 import { BoundedEventStore } from "./event_store.ts";
+import type { SessionLimit } from "./session_limit.ts";
 
 /** How long a client waits before reconnecting a stream the server closed (the SSE `retry` field). */
 const RETRY_INTERVAL_MS = 1000;
@@ -32,6 +33,8 @@ export interface StreamableHttpEndpointOptions {
   stateless: boolean;
   /** A stateful session without requests (and none running) for this long is closed; 0: never. */
   idleTimeoutMs: number;
+  sessionLimit: SessionLimit;
+  maxBodyBytes: number;
   logger: Logger;
 }
 
@@ -81,7 +84,7 @@ export function streamableHttpEndpoint(
   server: SessionSource,
   options: StreamableHttpEndpointOptions,
 ): StreamableHttpEndpoint {
-  const { logger, idleTimeoutMs } = options;
+  const { logger, idleTimeoutMs, sessionLimit, maxBodyBytes } = options;
   const sessions = new Map<string, { transport: Transport; session: ServerSession; lastSeen: number }>();
   const sweeper = idleTimeoutMs > 0
     ? setInterval(() => closeIdleSessions(), Math.min(Math.max(idleTimeoutMs / 4, 50), 30_000))
@@ -122,8 +125,10 @@ export function streamableHttpEndpoint(
     if (request.method !== "POST") {
       return jsonRpcErrorResponse(400, -32000, "Bad Request: Mcp-Session-Id header is required");
     }
+    if (!sessionLimit.tryOpen()) return sessionLimit.refusal();
     const transport: Transport = new WebStandardStreamableHTTPServerTransport({
       sessionIdGenerator: () => crypto.randomUUID(),
+      maxRequestBodySize: maxBodyBytes,
       // Resumability: priming events, and replay after Last-Event-ID.
       eventStore: new BoundedEventStore(),
       retryInterval: RETRY_INTERVAL_MS,
@@ -134,6 +139,7 @@ export function streamableHttpEndpoint(
     });
     const session = connect(transport, false);
     transport.onclose = () => {
+      sessionLimit.close();
       session.close();
       if (transport.sessionId !== undefined) sessions.delete(transport.sessionId);
       logger.debug("Streamable HTTP session {id} of {server} closed", {
@@ -141,10 +147,12 @@ export function streamableHttpEndpoint(
         server: server.name,
       });
     };
-    const response = await transport.handleRequest(request);
-    // A first POST that was not an initialize was refused by the transport: nothing to keep.
-    if (transport.sessionId === undefined) await transport.close();
-    return response;
+    try {
+      return await transport.handleRequest(request);
+    } finally {
+      // A first POST that was not an initialize was refused by the transport: nothing to keep.
+      if (transport.sessionId === undefined) await transport.close();
+    }
   }
 
   async function handleStateless(request: Request): Promise<Response> {
@@ -153,10 +161,15 @@ export function streamableHttpEndpoint(
         Allow: "POST",
       });
     }
-    const transport = new WebStandardStreamableHTTPServerTransport({ sessionIdGenerator: undefined });
+    if (!sessionLimit.tryOpen()) return sessionLimit.refusal();
+    const transport = new WebStandardStreamableHTTPServerTransport({
+      sessionIdGenerator: undefined,
+      maxRequestBodySize: maxBodyBytes,
+    });
     const entry = { transport, session: connect(transport, true) };
     statelessInFlight.add(entry);
     const finish = () => {
+      sessionLimit.close();
       statelessInFlight.delete(entry);
       entry.session.close();
       transport.close().catch(() => {});

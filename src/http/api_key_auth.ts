@@ -1,0 +1,54 @@
+/**
+ * Inbound authentication for server mode: with `--api-key` (or env `MCP_PROXY_API_KEY`), every request
+ * must carry one of the keys, as `Authorization: Bearer KEY` or `X-API-Key: KEY`. Keys are compared in
+ * constant time (as SHA-256 digests, so that their lengths do not show either); several keys allow
+ * rotation. Preflight requests (OPTIONS) and `/health` need no key.
+ *
+ * @module
+ */
+
+import { createHash, timingSafeEqual } from "node:crypto";
+import type { MiddlewareHandler } from "hono";
+
+function digest(value: string): Uint8Array {
+  return createHash("sha256").update(value).digest();
+}
+
+/** The key a request presents, if any. */
+function presentedKey(
+  authorization: string | undefined,
+  apiKeyHeader: string | undefined,
+): string | undefined {
+  const bearer = authorization === undefined ? undefined : /^Bearer\s+(\S+)\s*$/i.exec(authorization)?.[1];
+  return bearer ?? apiKeyHeader?.trim();
+}
+
+/**
+ * Answers 401 (with `WWW-Authenticate`) to a request without one of `keys`.
+ *
+ * @example
+ * ```ts
+ * app.use("*", apiKeyAuth(["k1", "k2"]));
+ * ```
+ */
+export function apiKeyAuth(keys: readonly string[]): MiddlewareHandler {
+  const digests = keys.map(digest);
+  return async (c, next) => {
+    if (c.req.method === "OPTIONS" || c.req.path === "/health") return await next();
+    const key = presentedKey(c.req.header("authorization"), c.req.header("x-api-key"));
+    if (key !== undefined) {
+      const presented = digest(key);
+      // Every key is compared, so that the time taken does not tell which one matched.
+      let accepted = false;
+      for (const known of digests) accepted = timingSafeEqual(known, presented) || accepted;
+      if (accepted) return await next();
+    }
+    const message = key === undefined
+      ? "Unauthorized: send an API key as Authorization: Bearer KEY or X-API-Key: KEY"
+      : "Unauthorized: the API key is not valid";
+    return new Response(JSON.stringify({ jsonrpc: "2.0", error: { code: -32000, message }, id: null }), {
+      status: 401,
+      headers: { "Content-Type": "application/json", "WWW-Authenticate": 'Bearer realm="mcp-proxy"' },
+    });
+  };
+}
