@@ -14,6 +14,13 @@ import { JsonLineWriter, readJsonLines } from "./json_lines.ts";
 import { idOfTruncatedResponse, type JsonRpcMessage, type RequestId } from "./jsonrpc.ts";
 import { LineSplitter } from "./line_splitter.ts";
 import { serverStderrLogger } from "./logging.ts";
+import {
+  resolveWindowsCommand,
+  windowsComspec,
+  windowsKillTreeCommand,
+  type WindowsSpawnPlan,
+  windowsSpawnPlan,
+} from "./windows_command.ts";
 
 /** The child could not be started; `message` says why and what to do, in one line. */
 export class SpawnError extends Error {
@@ -77,7 +84,10 @@ function describeSpawnFailure(spec: StdioServerSpec, error: unknown): string {
  * or a name on no directory of `env.PATH`. For servers started later than the proxy (one per session).
  */
 export function assertCommandExists(spec: StdioServerSpec, env: Record<string, string>): void {
-  if (Deno.build.os === "windows") return;
+  if (Deno.build.os === "windows") {
+    windowsPlan(spec, env);
+    return;
+  }
   const base = spec.cwd ?? Deno.cwd();
   const candidates = spec.command.includes("/")
     ? [spec.command.startsWith("/") ? spec.command : `${base}/${spec.command}`]
@@ -93,13 +103,49 @@ export function assertCommandExists(spec: StdioServerSpec, env: Record<string, s
   throw new SpawnError(describeSpawnFailure(spec, new Deno.errors.NotFound(spec.command)));
 }
 
+function isFile(path: string): boolean {
+  try {
+    return Deno.statSync(path).isFile;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * How to start `spec` on Windows, where Deno neither finds `.cmd`/`.bat` files through PATHEXT nor runs
+ * them directly: such a file runs through `cmd.exe /d /s /c` with a quoted command line.
+ */
+function windowsPlan(spec: StdioServerSpec, env: Record<string, string>): WindowsSpawnPlan {
+  const base = spec.cwd ?? Deno.cwd();
+  const relative = /[\\/]/.test(spec.command) && !/^([a-zA-Z]:)?[\\/]/.test(spec.command);
+  const command = relative ? `${base}\\${spec.command}` : spec.command;
+  const resolved = resolveWindowsCommand(command, env, isFile);
+  if (resolved === undefined) {
+    throw new SpawnError(describeSpawnFailure(spec, new Deno.errors.NotFound(spec.command)));
+  }
+  try {
+    return windowsSpawnPlan(resolved, spec.args, windowsComspec(Deno.env.toObject()));
+  } catch (error) {
+    throw new SpawnError(`server "${spec.name}": ${error instanceof Error ? error.message : error}`);
+  }
+}
+
+/** Ends a process and everything it started, on Windows (no process groups there). */
+async function windowsKillTree(pid: number): Promise<void> {
+  const { command, args } = windowsKillTreeCommand(pid);
+  try {
+    await new Deno.Command(command, { args, stdout: "null", stderr: "null" }).output();
+  } catch {
+    // Gone already, or taskkill is missing: nothing more to do.
+  }
+}
+
 /** A running stdio MCP server. Create it with {@link StdioServerProcess.spawn}. */
 export class StdioServerProcess {
   readonly name: string;
   readonly pid: number;
   /** Resolves when the child has exited and everything it wrote to stdout was delivered. */
   readonly exited: Promise<Deno.CommandStatus>;
-  readonly #child: Deno.ChildProcess;
   readonly #stdin: JsonLineWriter;
   readonly #logger: Logger;
   #shutdown: Promise<void> | undefined;
@@ -107,7 +153,6 @@ export class StdioServerProcess {
   private constructor(child: Deno.ChildProcess, options: StdioServerProcessOptions) {
     this.name = options.spec.name;
     this.pid = child.pid;
-    this.#child = child;
     this.#logger = options.logger;
     this.#stdin = new JsonLineWriter(
       child.stdin,
@@ -128,10 +173,14 @@ export class StdioServerProcess {
   /** Starts the server; throws {@link SpawnError} with a one-line explanation when it cannot. */
   static spawn(options: StdioServerProcessOptions): StdioServerProcess {
     const { spec } = options;
+    const plan = Deno.build.os === "windows"
+      ? windowsPlan(spec, options.env)
+      : { command: spec.command, args: spec.args };
     let child: Deno.ChildProcess;
     try {
-      child = new Deno.Command(spec.command, {
-        args: spec.args,
+      child = new Deno.Command(plan.command, {
+        args: plan.args,
+        windowsRawArguments: plan.windowsRawArguments,
         cwd: spec.cwd,
         env: options.env,
         clearEnv: true,
@@ -164,7 +213,7 @@ export class StdioServerProcess {
     this.#stdin.close();
     let exited = await Promise.race([this.exited.then(() => true), delay(graceMs)]) === true;
     if (Deno.build.os === "windows") {
-      if (!exited) this.#killChild("SIGTERM");
+      if (!exited) await windowsKillTree(this.pid);
     } else if (signalGroup(this.pid, "SIGTERM")) {
       // SIGCONT is harmless and fails once the whole group is gone: use it to wait for the group.
       const deadline = Date.now() + 1000;
@@ -179,16 +228,8 @@ export class StdioServerProcess {
 
   /** Kills the child and its process group at once, without a grace period. */
   kill(): void {
-    if (Deno.build.os === "windows") this.#killChild("SIGKILL");
+    if (Deno.build.os === "windows") windowsKillTree(this.pid);
     else signalGroup(this.pid, "SIGKILL");
-  }
-
-  #killChild(signal: Deno.Signal): void {
-    try {
-      this.#child.kill(signal);
-    } catch {
-      // Already gone.
-    }
   }
 
   #readMessages(

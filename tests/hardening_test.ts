@@ -1,0 +1,185 @@
+/**
+ * Server mode under pressure: inbound API keys, the request body limit, the session limit, answers over
+ * --max-line-size, --request-timeout, a legacy SSE client too slow to read, and JSON logs. Each limit
+ * answers with a clear status or JSON-RPC error and leaves everything else working.
+ */
+
+import assert from "node:assert/strict";
+import { connectClient, FIXTURE, freePort, startProxy } from "./helpers/proxy_process.ts";
+
+const JSON_AND_SSE = { "Content-Type": "application/json", Accept: "application/json, text/event-stream" };
+
+const INITIALIZE = JSON.stringify({
+  jsonrpc: "2.0",
+  id: 0,
+  method: "initialize",
+  params: { protocolVersion: "2025-11-25", capabilities: {}, clientInfo: { name: "raw", version: "0" } },
+});
+
+async function send(
+  url: string,
+  init: RequestInit = {},
+): Promise<{ status: number; headers: Headers; text: string }> {
+  const response = await fetch(url, init);
+  return { status: response.status, headers: response.headers, text: await response.text() };
+}
+
+function textOf(result: unknown): string {
+  return (result as { content: { text?: string }[] }).content.map((part) => part.text ?? "").join("\n");
+}
+
+Deno.test("--api-key and MCP_PROXY_API_KEY: Bearer or X-API-Key; 401 otherwise; OPTIONS and /health exempt", async () => {
+  await using proxy = await startProxy(
+    [
+      "--api-key",
+      "first-key",
+      "--api-key",
+      "second-key",
+      "--allow-origin",
+      "https://app.example",
+      "--",
+      ...FIXTURE,
+    ],
+    { env: { MCP_PROXY_API_KEY: "env-key" } },
+  );
+  const mcp = `${proxy.origin}/mcp`;
+  const missing = await send(mcp, { method: "POST", headers: JSON_AND_SSE, body: INITIALIZE });
+  assert.equal(missing.status, 401);
+  assert.equal(missing.headers.get("www-authenticate"), 'Bearer realm="mcp-proxy"');
+  const wrong = await send(mcp, {
+    method: "POST",
+    headers: { ...JSON_AND_SSE, Authorization: "Bearer nope" },
+    body: INITIALIZE,
+  });
+  assert.equal(wrong.status, 401);
+  const accepted: Record<string, string>[] = [
+    { Authorization: "Bearer first-key" },
+    { "X-API-Key": "second-key" },
+    { Authorization: "bearer env-key" },
+  ];
+  for (const header of accepted) {
+    const ok = await send(mcp, { method: "POST", headers: { ...JSON_AND_SSE, ...header }, body: INITIALIZE });
+    assert.equal(ok.status, 200, JSON.stringify(header));
+  }
+  assert.equal((await send(`${proxy.origin}/status`)).status, 401);
+  assert.equal((await send(`${proxy.origin}/health`)).status, 200);
+  const preflight = await send(mcp, {
+    method: "OPTIONS",
+    headers: { Origin: "https://app.example", "Access-Control-Request-Method": "POST" },
+  });
+  assert.equal(preflight.status, 204);
+  assert.equal((await send(`${proxy.origin}/sse`)).status, 401);
+  assert.doesNotMatch(proxy.stderr(), /first-key|second-key|env-key/);
+});
+
+Deno.test("--max-body-size: a larger body gets 413 and the session carries on", async () => {
+  await using proxy = await startProxy(["--max-body-size", "2K", "--", ...FIXTURE]);
+  await using client = await connectClient(proxy.baseUrl(), "mcp");
+  const big = JSON.stringify({
+    jsonrpc: "2.0",
+    id: 9,
+    method: "tools/call",
+    params: { name: "echo", arguments: { text: "y".repeat(4000) } },
+  });
+  const refused = await send(`${proxy.origin}/mcp`, { method: "POST", headers: JSON_AND_SSE, body: big });
+  assert.equal(refused.status, 413);
+  assert.equal(JSON.parse(refused.text).error.code, -32600);
+  const sseRefused = await send(`${proxy.origin}/messages/?session_id=${"0".repeat(32)}`, {
+    method: "POST",
+    body: big,
+  });
+  assert.equal(sseRefused.status, 413);
+  assert.equal(textOf(await client.callTool({ name: "echo", arguments: { text: "small" } })), "small");
+});
+
+Deno.test("--max-sessions: the next session gets 503 until one closes", async () => {
+  await using proxy = await startProxy(["--max-sessions", "2", "--", ...FIXTURE]);
+  await using a = await connectClient(proxy.baseUrl(), "mcp");
+  const b = await connectClient(proxy.baseUrl(), "sse");
+  const third = await send(`${proxy.origin}/mcp`, {
+    method: "POST",
+    headers: JSON_AND_SSE,
+    body: INITIALIZE,
+  });
+  assert.equal(third.status, 503);
+  assert.match(third.text, /--max-sessions/);
+  assert.equal((await send(`${proxy.origin}/sse`)).status, 503);
+  await b.close();
+  // The server sees the SSE stream end a moment after the client closed it.
+  const deadline = Date.now() + 5000;
+  while (Date.now() < deadline) {
+    const status = JSON.parse((await send(`${proxy.origin}/status`)).text);
+    if (status.servers.default.sessions === 1) break;
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+  await using c = await connectClient(proxy.baseUrl(), "sse");
+  assert.equal(textOf(await c.callTool({ name: "echo", arguments: { text: "room again" } })), "room again");
+  assert.equal(textOf(await a.callTool({ name: "echo", arguments: { text: "still" } })), "still");
+});
+
+Deno.test("--max-line-size: an answer over the limit becomes an error answer; the child keeps serving", async () => {
+  await using proxy = await startProxy(["--max-line-size", "64K", "--", ...FIXTURE]);
+  await using client = await connectClient(proxy.baseUrl(), "mcp");
+  await assert.rejects(
+    client.callTool({ name: "big", arguments: { bytes: 200_000 } }),
+    /over --max-line-size/,
+  );
+  assert.equal(textOf(await client.callTool({ name: "big", arguments: { bytes: 1000 } })).length, 1000);
+  assert.match(proxy.stderr(), /over the 65536-byte limit; skipped/);
+});
+
+Deno.test("--request-timeout in server mode: error -32001, and the call is cancelled at the child", async () => {
+  await using proxy = await startProxy(["--request-timeout", "0.3", "--", ...FIXTURE]);
+  await using client = await connectClient(proxy.baseUrl(), "sse");
+  await assert.rejects(
+    client.callTool({ name: "sleep", arguments: { ms: 20_000 } }),
+    (error: Error & { code?: number }) => error.code === -32001 && /--request-timeout/.test(error.message),
+  );
+  const seen = JSON.parse(textOf(await client.callTool({ name: "cancellations", arguments: {} })));
+  assert.equal(seen.at(-1).wasRunning, true);
+});
+
+Deno.test("a legacy SSE client that does not read is dropped; the proxy and other sessions are not", async () => {
+  await using proxy = await startProxy(["--max-line-size", "64K", "--", ...FIXTURE]);
+  await using other = await connectClient(proxy.baseUrl(), "mcp");
+  const response = await fetch(`${proxy.origin}/sse`);
+  const reader = response.body!.getReader();
+  let text = "";
+  while (!text.includes("\n\n")) text += new TextDecoder().decode((await reader.read()).value);
+  const endpoint = `${proxy.origin}${/data: (\S+)/.exec(text)![1]}`;
+  const post = (body: unknown) => send(endpoint, { method: "POST", body: JSON.stringify(body) });
+  await post({ jsonrpc: "2.0", id: 0, method: "initialize", params: JSON.parse(INITIALIZE).params });
+  // 40 answers of 60 KB and more, never read: far beyond what socket buffers and the backlog hold.
+  let status = 202;
+  for (let i = 1; i <= 400 && status === 202; i++) {
+    status = (await post({
+      jsonrpc: "2.0",
+      id: i,
+      method: "tools/call",
+      params: { name: "big", arguments: { bytes: 60_000 } },
+    })).status;
+    if (i % 40 === 0 && /fell more than/.test(proxy.stderr())) break;
+  }
+  assert.match(proxy.stderr(), /fell more than \d+ bytes behind: closed/);
+  await reader.cancel().catch(() => {});
+  assert.equal(textOf(await other.callTool({ name: "echo", arguments: { text: "fine" } })), "fine");
+});
+
+Deno.test("--log-format json: every stderr line is one JSON object, child lines included", async () => {
+  const port = freePort();
+  await using proxy = await startProxy(["--log-format", "json", "--port", String(port), "--", ...FIXTURE], {
+    readyOnPort: port,
+  });
+  await using client = await connectClient(proxy.baseUrl(), "mcp");
+  await client.callTool({ name: "echo", arguments: { text: "logged" } });
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  const lines = proxy.stderr().trimEnd().split("\n");
+  const records = lines.map((line) => JSON.parse(line));
+  assert.ok(
+    records.some((record) => record.level === "INFO" && /started server default/.test(record.message)),
+  );
+  assert.ok(
+    records.some((record) => record.server === "default" && record.stderr === "fixture server ready"),
+  );
+  for (const record of records) assert.match(record.time, /^\d{4}-\d\d-\d\dT/);
+});
