@@ -2,14 +2,15 @@
  * `deno task compile [--all]`: standalone binaries in `dist/`, `mcp-proxy-<target>[.exe]`, for this
  * platform or (with `--all`) every target `deno compile` supports.
  *
- * The permissions are baked in explicitly rather than with `-A`: network (serve and connect), run (start
- * the stdio servers), env (the child environment, API_ACCESS_TOKEN), read (config file, CA bundle).
+ * The permissions are baked in explicitly rather than with `-A`: see `permissions.ts`.
  *
  * `deno compile` downloads a runtime; where that download cannot be reached, this prints a `skipped:`
  * line and exits 0, so that builds on closed networks stay green.
  *
  * @module
  */
+
+import { PERMISSIONS } from "./permissions.ts";
 
 const TARGETS = [
   "x86_64-unknown-linux-gnu",
@@ -19,8 +20,6 @@ const TARGETS = [
   "x86_64-pc-windows-msvc",
   "aarch64-pc-windows-msvc",
 ];
-
-const PERMISSIONS = ["--allow-net", "--allow-run", "--allow-env", "--allow-read"];
 
 const UNREACHABLE =
   /dns error|failed to lookup address|error sending request|connection refused|network is unreachable|timed out/i;

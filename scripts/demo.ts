@@ -9,6 +9,7 @@
  */
 
 import { Client, SSEClientTransport, StreamableHTTPClientTransport } from "../src/mcp_sdk.ts";
+import { PERMISSIONS } from "./permissions.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -32,10 +33,7 @@ const denoDir = Deno.env.get("DENO_DIR");
 const proxy = new Deno.Command(Deno.execPath(), {
   args: [
     "run",
-    "--allow-net",
-    "--allow-run",
-    "--allow-env",
-    "--allow-read",
+    ...PERMISSIONS,
     MAIN,
     ...proxyOptions,
     ...(denoDir ? ["-e", "DENO_DIR", denoDir] : []),
