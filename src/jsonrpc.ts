@@ -141,6 +141,27 @@ export function idOfTruncatedResponse(head: string, tail: string): RequestId | u
   }
 }
 
+/**
+ * A request id that a batch uses twice, or that `inFlight` says is already waiting for an answer: JSON-RPC
+ * requires ids to be unique among a client's pending requests, and answers could not be told apart.
+ */
+export function reusedRequestId(
+  messages: readonly unknown[],
+  inFlight: (id: RequestId) => boolean,
+): RequestId | undefined {
+  const seen = new Set<RequestId>();
+  for (const message of messages) {
+    if (typeof message !== "object" || message === null || !("method" in message) || !("id" in message)) {
+      continue;
+    }
+    const id = (message as { id: unknown }).id;
+    if (typeof id !== "string" && typeof id !== "number") continue;
+    if (seen.has(id) || inFlight(id)) return id;
+    seen.add(id);
+  }
+  return undefined;
+}
+
 /** Builds an error response to the request with `id`. */
 export function errorResponse(
   id: RequestId | null,

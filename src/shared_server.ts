@@ -686,6 +686,11 @@ export class ServerSession {
     if (!this.#closed) this.#peer.requestAbandoned?.(clientId);
   }
 
+  /** True while the client's request `clientId` waits for the child. */
+  isInFlight(clientId: RequestId): boolean {
+    return this.#inFlight.has(clientId);
+  }
+
   /** The client id of the newest request still running, if any. */
   currentRequestId(): RequestId | undefined {
     let newest: RequestId | undefined;

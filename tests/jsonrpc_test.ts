@@ -8,6 +8,7 @@ import {
   isResponse,
   type JsonRpcMessage,
   resultResponse,
+  reusedRequestId,
   validateMessage,
 } from "../src/jsonrpc.ts";
 
@@ -168,4 +169,13 @@ Deno.test("idOfTruncatedResponse: finds the id at either end of a line too long 
   assert.equal(idOfTruncatedResponse('{"id":"a\\"b","result":{"text":"xx', 'xx"}}'), 'a"b');
   assert.equal(idOfTruncatedResponse('{"result":{"content":[{"text":"x', 'x"}]},"jsonrpc":"2.0","id":7}'), 7);
   assert.equal(idOfTruncatedResponse('{"result":{"nested":{"id":3},"t":"x', 'x"}}'), undefined);
+});
+
+Deno.test("reusedRequestId: an id twice in a batch, or already in flight; notifications and answers don't count", () => {
+  const request = (id: string | number) => ({ jsonrpc: "2.0", id, method: "ping" });
+  assert.equal(reusedRequestId([request(1), request(2)], () => false), undefined);
+  assert.equal(reusedRequestId([request(1), request(1)], () => false), 1);
+  assert.equal(reusedRequestId([request("a")], (id) => id === "a"), "a");
+  assert.equal(reusedRequestId([{ jsonrpc: "2.0", id: 1, result: {} }, request(1)], () => false), undefined);
+  assert.equal(reusedRequestId([{ jsonrpc: "2.0", method: "n" }, null, 5], () => true), undefined);
 });

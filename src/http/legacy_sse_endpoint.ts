@@ -8,7 +8,7 @@
  */
 
 import type { Logger } from "@logtape/logtape";
-import { parseMessages } from "../jsonrpc.ts";
+import { parseMessages, reusedRequestId } from "../jsonrpc.ts";
 import { type ServerSession, type SessionSource, SessionUnavailableError } from "../shared_server.ts";
 import { EVENT_STREAM_HEADERS, EventStream } from "./event_stream.ts";
 import type { SessionLimit } from "./session_limit.ts";
@@ -98,6 +98,13 @@ export function legacySseEndpoint(
       if (entry === undefined) return textResponse(404, "Could not find session");
       const messages = parseMessages(await request.text());
       if (typeof messages === "string") return textResponse(400, `Could not parse message: ${messages}`);
+      const reused = reusedRequestId(messages, (id) => entry.session.isInFlight(id));
+      if (reused !== undefined) {
+        return textResponse(
+          400,
+          `Invalid request: id ${JSON.stringify(reused)} is already used by a request in flight`,
+        );
+      }
       for (const message of messages) entry.session.handleClientMessage(message);
       return textResponse(202, "Accepted");
     },

@@ -13,7 +13,7 @@
  */
 
 import type { Logger } from "@logtape/logtape";
-import type { JsonRpcMessage, RequestId } from "../jsonrpc.ts";
+import { type JsonRpcMessage, type RequestId, reusedRequestId } from "../jsonrpc.ts";
 import { type JSONRPCMessage, WebStandardStreamableHTTPServerTransport } from "../mcp_sdk.ts";
 import {
   type ServerSession,
@@ -120,7 +120,25 @@ export function streamableHttpEndpoint(
       const entry = sessions.get(sessionId);
       if (entry === undefined) return jsonRpcErrorResponse(404, -32001, "Session not found");
       entry.lastSeen = Date.now();
-      return await entry.transport.handleRequest(request);
+      if (request.method !== "POST") return await entry.transport.handleRequest(request);
+      // Parsed here once, to refuse a request id already in flight: the transport routes answers to
+      // streams by id, so a second request with the same id would leave the first one unanswered.
+      let parsedBody: unknown;
+      try {
+        parsedBody = JSON.parse(await request.text());
+      } catch {
+        return jsonRpcErrorResponse(400, -32700, "Parse error: Invalid JSON");
+      }
+      const messages = Array.isArray(parsedBody) ? parsedBody : [parsedBody];
+      const reused = reusedRequestId(messages, (id) => entry.session.isInFlight(id));
+      if (reused !== undefined) {
+        return jsonRpcErrorResponse(
+          400,
+          -32600,
+          `Invalid Request: id ${JSON.stringify(reused)} is already used by a request in flight`,
+        );
+      }
+      return await entry.transport.handleRequest(request, { parsedBody });
     }
     if (request.method !== "POST") {
       return jsonRpcErrorResponse(400, -32000, "Bad Request: Mcp-Session-Id header is required");
