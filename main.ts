@@ -14,12 +14,8 @@
 import { type CommandLine, UsageError } from "./src/cli/command_line.ts";
 import { helpText, USAGE_LINE } from "./src/cli/help_text.ts";
 import { parseCommandLine } from "./src/cli/parse_command_line.ts";
-import { runClientMode } from "./src/client_mode.ts";
-import { TlsConfigError } from "./src/client/tls_fetch.ts";
 import { proxyLogger, setupLogging } from "./src/logging.ts";
-import { ConfigError } from "./src/named_server_config.ts";
-import { ListenError, type ServerModeHandle, startServerMode } from "./src/server_mode.ts";
-import { SpawnError } from "./src/stdio_server_process.ts";
+import type { ServerModeHandle } from "./src/server_mode.ts";
 import { VERSION } from "./src/version.ts";
 
 const logger = proxyLogger();
@@ -54,16 +50,16 @@ function waitForShutdownSignal(onRepeat: () => void): Promise<Deno.Signal> {
   });
 }
 
+/** Errors that mean "cannot start" and carry a one-line message for the user. */
+const STARTUP_FAILURES = new Set(["ConfigError", "SpawnError", "ListenError", "TlsConfigError"]);
+
 /** Turns the known start-up failures into one line on stderr and an exit code; rethrows the rest. */
 function reportStartupFailure(error: unknown): number {
   if (error instanceof UsageError) {
     write(Deno.stderr, `${USAGE_LINE}\nmcp-proxy: error: ${error.message}\n`);
     return error.exitCode;
   }
-  if (
-    error instanceof ConfigError || error instanceof SpawnError || error instanceof ListenError ||
-    error instanceof TlsConfigError
-  ) {
+  if (error instanceof Error && STARTUP_FAILURES.has(error.name)) {
     logger.error("{message}", { message: error.message });
     return 1;
   }
@@ -92,8 +88,10 @@ export async function main(args: string[]): Promise<number> {
 
   let server: ServerModeHandle | undefined;
   const signal = waitForShutdownSignal(() => server?.kill());
+  // Each mode loads only its own modules: server mode never loads client mode's, and the reverse.
   if (commandLine.mode === "client") {
     try {
+      const { runClientMode } = await import("./src/client_mode.ts");
       await runClientMode(commandLine, signal);
     } catch (error) {
       return reportStartupFailure(error);
@@ -101,6 +99,7 @@ export async function main(args: string[]): Promise<number> {
     return 0;
   }
   try {
+    const { startServerMode } = await import("./src/server_mode.ts");
     server = await startServerMode(commandLine);
   } catch (error) {
     return reportStartupFailure(error);

@@ -8,7 +8,7 @@
  * @module
  */
 
-import { Client, SSEClientTransport, StreamableHTTPClientTransport } from "../src/mcp_sdk.ts";
+import { Client, SSEClientTransport, StreamableHTTPClientTransport } from "../src/mcp_sdk_client.ts";
 import { PERMISSIONS } from "./permissions.ts";
 
 const encoder = new TextEncoder();

@@ -15,7 +15,7 @@ import {
   ListRootsRequestSchema,
   LoggingMessageNotificationSchema,
   ResourceUpdatedNotificationSchema,
-} from "../src/mcp_sdk.ts";
+} from "../src/mcp_sdk_client.ts";
 import { connectThroughClientMode, startRemoteEverything } from "./helpers/client_mode.ts";
 import { EVERYTHING, FIXTURE, startProxy } from "./helpers/proxy_process.ts";
 

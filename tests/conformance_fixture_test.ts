@@ -6,7 +6,7 @@
  */
 
 import assert from "node:assert/strict";
-import { Client, CreateMessageRequestSchema, ElicitRequestSchema } from "../src/mcp_sdk.ts";
+import { Client, CreateMessageRequestSchema, ElicitRequestSchema } from "../src/mcp_sdk_client.ts";
 import { DenoStdioTransport } from "./helpers/deno_stdio_transport.ts";
 import { DENO } from "./helpers/proxy_process.ts";
 

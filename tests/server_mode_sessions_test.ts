@@ -10,7 +10,7 @@ import {
   CreateMessageRequestSchema,
   ElicitRequestSchema,
   ResourceUpdatedNotificationSchema,
-} from "../src/mcp_sdk.ts";
+} from "../src/mcp_sdk_client.ts";
 import {
   connectClient,
   EVERYTHING,

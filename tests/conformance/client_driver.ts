@@ -24,7 +24,7 @@
  * @module
  */
 
-import { Client, ElicitRequestSchema } from "../../src/mcp_sdk.ts";
+import { Client, ElicitRequestSchema } from "../../src/mcp_sdk_client.ts";
 import { DenoStdioTransport } from "../helpers/deno_stdio_transport.ts";
 
 const MAIN = new URL("../../main.ts", import.meta.url).pathname;

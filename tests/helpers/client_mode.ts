@@ -5,7 +5,7 @@
  * @module
  */
 
-import { Client, StdioClientTransport } from "../../src/mcp_sdk.ts";
+import { Client, StdioClientTransport } from "../../src/mcp_sdk_client.ts";
 import { DenoStdioTransport } from "./deno_stdio_transport.ts";
 import { DENO, freePort } from "./proxy_process.ts";
 

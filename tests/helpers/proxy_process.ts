@@ -5,7 +5,7 @@
  * @module
  */
 
-import { Client, SSEClientTransport, StreamableHTTPClientTransport } from "../../src/mcp_sdk.ts";
+import { Client, SSEClientTransport, StreamableHTTPClientTransport } from "../../src/mcp_sdk_client.ts";
 
 /** The deno running the tests; children use it by absolute path (their PATH is minimal). */
 export const DENO = Deno.execPath();
