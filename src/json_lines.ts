@@ -55,13 +55,15 @@ export async function readJsonLines(
 }
 
 /**
- * Writes messages to a byte stream, one JSON line each, in the order of the calls. The first failed
- * write (a closed pipe) calls `onBroken` once; later messages are dropped.
+ * Writes messages to a byte stream, one JSON line each, in the order of the calls. Messages written in
+ * the same turn of the event loop go out as one write. The first failed write (a closed pipe) calls
+ * `onBroken` once; later messages are dropped.
  */
 export class JsonLineWriter {
   readonly #writer: WritableStreamDefaultWriter<Uint8Array>;
   readonly #onBroken: (error: unknown) => void;
   #broken = false;
+  #queued: string[] = [];
 
   constructor(stream: WritableStream<Uint8Array>, onBroken: (error: unknown) => void) {
     this.#writer = stream.getWriter();
@@ -76,17 +78,25 @@ export class JsonLineWriter {
   /** Queues one message. */
   write(message: JsonRpcMessage): void {
     if (this.#broken) return;
-    this.#writer.write(encoder.encode(JSON.stringify(message) + "\n")).catch((error) => {
-      if (this.#broken) return;
-      this.#broken = true;
-      this.#onBroken(error);
-    });
+    if (this.#queued.push(JSON.stringify(message)) === 1) queueMicrotask(() => this.#flush());
   }
 
   /** Flushes what is queued and closes the stream; never throws. */
   async close(): Promise<void> {
     if (this.#broken) return;
+    this.#flush();
     this.#broken = true;
     await this.#writer.close().catch(() => {});
+  }
+
+  #flush(): void {
+    if (this.#queued.length === 0 || this.#broken) return;
+    const text = this.#queued.join("\n") + "\n";
+    this.#queued = [];
+    this.#writer.write(encoder.encode(text)).catch((error) => {
+      if (this.#broken) return;
+      this.#broken = true;
+      this.#onBroken(error);
+    });
   }
 }

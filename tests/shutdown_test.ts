@@ -34,17 +34,20 @@ for (const signal of ["SIGTERM", "SIGINT"] as const) {
     const spawned = await sse.callTool({ name: "spawn_grandchild", arguments: {} });
     const grandchild = Number((spawned.content as { text: string }[])[0].text);
     assert.ok(processExists(grandchild));
-    // A call still running at the child when the signal arrives.
+    // A call still running at the child when the signal arrives: it must fail at once, not time out.
+    let settledAt = 0;
     const inFlight = mcp.callTool({ name: "sleep", arguments: { ms: 60_000 } }).then(
       () => "answered",
-      () => "failed",
-    );
+      (error) => `failed: ${error.message}`,
+    ).finally(() => settledAt = performance.now());
     await new Promise((resolve) => setTimeout(resolve, 100));
 
+    const stoppedAt = performance.now();
     const { status, ms } = await proxy.stop(signal);
     assert.equal(status.code, 0, proxy.stderr());
     assert.ok(ms < 5000, `took ${ms} ms`);
-    assert.equal(await inFlight, "failed");
+    assert.match(await inFlight, /^failed: .*shutting down/);
+    assert.ok(settledAt - stoppedAt < 3000, `the call failed only after ${settledAt - stoppedAt} ms`);
     await sse.close();
     await mcp.close();
     const left = await waitUntilGone([pids.default, pids.other, grandchild], 1000);
@@ -55,7 +58,8 @@ for (const signal of ["SIGTERM", "SIGINT"] as const) {
 Deno.test("a second signal during shutdown kills the servers and their process groups at once", async () => {
   const proxy = await startProxy(["--", ...FIXTURE]);
   const pids = serverPids(proxy.stderr());
-  const client = await connectClient(proxy.baseUrl(), "mcp");
+  // The proxy dies under this client's streams: it must not schedule reconnections that outlive the test.
+  const client = await connectClient(proxy.baseUrl(), "mcp", {}, false);
   const spawned = await client.callTool({ name: "spawn_grandchild", arguments: {} });
   const grandchild = Number((spawned.content as { text: string }[])[0].text);
   // The fixture stays alive for this call, so a graceful shutdown would wait its 2 s grace period.

@@ -62,16 +62,23 @@ function jsonRpcErrorResponse(
   });
 }
 
-/** Joins an SDK transport to a session: what the session delivers goes out through the transport. */
-function transportPeer(transport: Transport, logger: Logger): SessionPeer {
+/**
+ * Joins an SDK transport to a session: what the session delivers goes out through the transport. The
+ * transport writes after an await (its event store), so sends still under way are kept in `inFlight`
+ * for shutdown to wait for.
+ */
+function transportPeer(transport: Transport, logger: Logger, inFlight: Set<Promise<void>>): SessionPeer {
   return {
     deliver(message: JsonRpcMessage, relatedRequestId?: RequestId) {
-      transport.send(message as JSONRPCMessage, { relatedRequestId }).catch((error) =>
-        logger.debug("message for a closed stream of session {id} dropped: {error}", {
-          id: transport.sessionId ?? "(stateless)",
-          error,
-        })
-      );
+      const sent: Promise<void> = transport.send(message as JSONRPCMessage, { relatedRequestId })
+        .catch((error) =>
+          logger.debug("message for a closed stream of session {id} dropped: {error}", {
+            id: transport.sessionId ?? "(stateless)",
+            error,
+          })
+        )
+        .finally(() => inFlight.delete(sent));
+      inFlight.add(sent);
     },
     requestAbandoned(clientId: RequestId) {
       transport.closeSSEStream(clientId);
@@ -103,9 +110,10 @@ export function streamableHttpEndpoint(
     }
   }
   const statelessInFlight = new Set<{ transport: Transport; session: ServerSession }>();
+  const sendsInFlight = new Set<Promise<void>>();
 
   function connect(transport: Transport, stateless: boolean): ServerSession {
-    const session = server.openSession(transportPeer(transport, logger), {
+    const session = server.openSession(transportPeer(transport, logger, sendsInFlight), {
       label: stateless ? "mcp (stateless)" : "mcp",
       stateless,
     });
@@ -221,6 +229,13 @@ export function streamableHttpEndpoint(
 
     async closeAll(): Promise<void> {
       clearInterval(sweeper);
+      // Let the last messages (error answers at shutdown) reach their streams before they close.
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([
+        Promise.all(sendsInFlight),
+        new Promise((resolve) => timer = setTimeout(resolve, 500)),
+      ]);
+      clearTimeout(timer);
       const transports = [...sessions.values(), ...statelessInFlight].map((entry) => entry.transport);
       await Promise.all(transports.map((transport) => transport.close()));
     },

@@ -221,6 +221,8 @@ export async function connectClient(
   baseUrl: string,
   transport: "sse" | "mcp",
   capabilities: Record<string, unknown> = {},
+  /** Streamable HTTP: whether the SDK client reconnects broken streams (its close() leaves that timer). */
+  reconnect = true,
 ): Promise<Client & AsyncDisposable> {
   const client = new Client({ name: "mcp-proxy-test", version: "1.0.0" }, { capabilities });
   const url = new URL(`${baseUrl}/${transport}`);
@@ -228,7 +230,17 @@ export async function connectClient(
   await client.connect(
     transport === "sse"
       ? new SSEClientTransport(url, { fetch: tracked.fetch, eventSourceInit: { fetch: tracked.fetch } })
-      : new StreamableHTTPClientTransport(url, { fetch: tracked.fetch }),
+      : new StreamableHTTPClientTransport(url, {
+        fetch: tracked.fetch,
+        ...(reconnect ? {} : {
+          reconnectionOptions: {
+            maxRetries: 0,
+            initialReconnectionDelay: 1000,
+            maxReconnectionDelay: 1000,
+            reconnectionDelayGrowFactor: 1,
+          },
+        }),
+      }),
   );
   const close = client.close.bind(client);
   return Object.assign(client, {
