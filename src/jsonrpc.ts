@@ -79,6 +79,7 @@ export function validateMessage(value: unknown): JsonRpcMessage | string {
   if (hasId && typeof id !== "string" && typeof id !== "number" && id !== null) {
     return '"id" must be a string or a number';
   }
+  if (typeof id === "number" && !Number.isFinite(id)) return '"id" must be a finite number';
   if ("method" in message) {
     if (typeof message.method !== "string") return '"method" must be a string';
     if (id === null) return 'a request\'s "id" must not be null';

@@ -242,6 +242,19 @@ export class SharedServer implements SessionSource {
   /** Called by {@link ServerSession.handleClientMessage} for requests. */
   forwardRequest(session: ServerSession, request: JsonRpcRequest): void {
     session.touch(++this.#clock);
+    // A notification method sent as a request would reach the child with its ids unmapped (a cancellation
+    // could hit another session's call): it is no valid request, so it is refused here.
+    if (request.method.startsWith("notifications/")) {
+      session.deliver(
+        errorResponse(
+          request.id,
+          ErrorCode.InvalidRequest,
+          `Invalid Request: ${request.method} is a notification`,
+        ),
+        request.id,
+      );
+      return;
+    }
     if (request.method === "initialize") {
       session.recordInitialize(request.params);
       if (this.#initializeResult !== undefined) {

@@ -6,7 +6,7 @@
 
 import assert from "node:assert/strict";
 import { connectThroughClientMode, startRemoteEverything } from "./helpers/client_mode.ts";
-import { DENO, freePort } from "./helpers/proxy_process.ts";
+import { DENO, FIXTURE, freePort, startProxy } from "./helpers/proxy_process.ts";
 
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
 const TLS = new URL("./fixtures/tls/", import.meta.url).pathname;
@@ -244,4 +244,32 @@ Deno.test("a server that answers the GET stream with 404 is not asked again", as
   await new Promise((resolve) => setTimeout(resolve, 1500));
   assert.equal(server.requests.filter((request) => request.method === "GET").length, 1);
   assert.match(stdio.stderr(), /offers no stream of its own messages/);
+});
+
+Deno.test("messages written right after initialize wait for its answer (the session id comes with it)", async () => {
+  await using proxy = await startProxy(["--", ...FIXTURE]);
+  const child = new Deno.Command(DENO, {
+    args: ["run", "-A", "--quiet", MAIN, `${proxy.origin}/mcp`],
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const lines = [INITIALIZE, { jsonrpc: "2.0", method: "notifications/initialized" }, {
+    jsonrpc: "2.0",
+    id: "p",
+    method: "ping",
+  }];
+  const writer = child.stdin.getWriter();
+  await writer.write(new TextEncoder().encode(lines.map((line) => JSON.stringify(line)).join("\n") + "\n"));
+  await writer.close();
+  const [status, stdout, stderr] = await Promise.all([
+    child.status,
+    new Response(child.stdout).text(),
+    new Response(child.stderr).text(),
+  ]);
+  assert.equal(status.code, 0, stderr);
+  const messages = stdout.trimEnd().split("\n").map((line) => JSON.parse(line));
+  assert.deepEqual(messages.map((message) => message.id), [1, "p"]);
+  assert.deepEqual(messages[1], { jsonrpc: "2.0", id: "p", result: {} });
+  assert.doesNotMatch(stderr, /was lost/);
 });

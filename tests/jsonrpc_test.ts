@@ -179,3 +179,8 @@ Deno.test("reusedRequestId: an id twice in a batch, or already in flight; notifi
   assert.equal(reusedRequestId([{ jsonrpc: "2.0", id: 1, result: {} }, request(1)], () => false), undefined);
   assert.equal(reusedRequestId([{ jsonrpc: "2.0", method: "n" }, null, 5], () => true), undefined);
 });
+
+Deno.test("validateMessage: a numeric id must be finite (1e400 parses to Infinity)", () => {
+  const parsed = JSON.parse('{"jsonrpc":"2.0","id":1e400,"method":"ping"}');
+  assert.equal(validateMessage(parsed), '"id" must be a finite number');
+});

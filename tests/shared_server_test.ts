@@ -1054,3 +1054,11 @@ Deno.test("SharedServer: a child that was never initialized needs no replay when
   a.session.handleClientMessage(initializeRequest("a"));
   assert.ok(isInitialize(h.childReceivesOne()));
 });
+
+Deno.test("SharedServer: a request named like a notification is refused, not passed on with unmapped ids", () => {
+  const h = new Harness();
+  const a = h.initializedSession();
+  a.session.handleClientMessage(request("x", "notifications/cancelled", { requestId: 1 }));
+  assert.equal((a.client.takeOne().message as JsonRpcResponse).error?.code, -32600);
+  assert.deepEqual(h.takeChild(), []);
+});

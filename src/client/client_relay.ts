@@ -74,6 +74,11 @@ export class ClientRelay {
   readonly #subscriptions = new Set<string>();
   #closed = false;
   #whenDrained: (() => void)[] = [];
+  /**
+   * The client's `initialize` requests still waiting for their answer, by id: until then the server has
+   * no session for other messages (Streamable HTTP gives its session id with that answer), so they wait.
+   */
+  readonly #initializing = new Map<RequestId, { promise: Promise<void>; resolve: () => void }>();
   /** Sessions lost in a row soon after they opened: each reconnection then waits longer. */
   #quickLosses = 0;
   #openedAt = 0;
@@ -111,6 +116,8 @@ export class ClientRelay {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    for (const gate of this.#initializing.values()) gate.resolve();
+    this.#initializing.clear();
     for (const pending of this.#pending.values()) clearTimeout(pending.timer);
     this.#pending.clear();
     const session = this.#session;
@@ -127,9 +134,16 @@ export class ClientRelay {
     if (timeout > 0) pending.timer = setTimeout(() => this.#timedOut(request.id, timeout), timeout);
     this.#pending.set(request.id, pending);
     switch (request.method) {
-      case "initialize":
+      case "initialize": {
         this.#initialize = request;
+        // One gate per id: a client that reuses the id of an initialize still waiting must not orphan it.
+        if (!this.#initializing.has(request.id)) {
+          let resolve!: () => void;
+          const promise = new Promise<void>((done) => resolve = done);
+          this.#initializing.set(request.id, { promise, resolve });
+        }
         break;
+      }
       case "logging/setLevel":
         this.#logLevel = request.params;
         break;
@@ -145,6 +159,10 @@ export class ClientRelay {
   /** Sends one message, through reconnections and re-initialization; answers a request that cannot go. */
   async #dispatch(message: JsonRpcMessage): Promise<void> {
     const request = isRequest(message) ? message : undefined;
+    const waitFor = [...this.#initializing].filter(([id]) => id !== request?.id).map(([, gate]) =>
+      gate.promise
+    );
+    if (waitFor.length > 0) await Promise.all(waitFor);
     const deadline = Date.now() + this.#options.connectTimeoutMs;
     let reinitialized = false;
     for (let attempt = 0;; attempt++) {
@@ -224,6 +242,8 @@ export class ClientRelay {
 
   #forget(id: RequestId | undefined): void {
     if (id === undefined) return;
+    this.#initializing.get(id)?.resolve();
+    this.#initializing.delete(id);
     clearTimeout(this.#pending.get(id)?.timer);
     this.#pending.delete(id);
     if (this.#pending.size === 0 && this.#whenDrained.length > 0) {
