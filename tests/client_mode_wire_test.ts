@@ -5,7 +5,11 @@
  */
 
 import assert from "node:assert/strict";
-import { connectThroughClientMode, startRemoteEverything } from "./helpers/client_mode.ts";
+import {
+  connectThroughClientMode,
+  runClientModeWithInput,
+  startRemoteEverything,
+} from "./helpers/client_mode.ts";
 import { DENO, FIXTURE, freePort, startProxy } from "./helpers/proxy_process.ts";
 
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
@@ -184,27 +188,13 @@ Deno.test("the remote restarts on the same port: a call in flight fails, the nex
 
 Deno.test("stdout carries only JSON-RPC lines; a bad line gets a parse error; EOF ends the session with DELETE", async () => {
   await using server = recordingServer();
-  const child = new Deno.Command(DENO, {
-    args: ["run", "-A", "--quiet", MAIN, server.url],
-    stdin: "piped",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const lines = [
+  const { code, stdout, stderr } = await runClientModeWithInput(server.url, [
     INITIALIZE,
     { jsonrpc: "2.0", method: "notifications/initialized" },
     "this is not json",
     { jsonrpc: "2.0", id: "two", method: "tools/list", params: { _meta: { trace: "kept" } } },
-  ].map((line) => typeof line === "string" ? line : JSON.stringify(line));
-  const writer = child.stdin.getWriter();
-  await writer.write(new TextEncoder().encode(lines.join("\n") + "\n"));
-  await writer.close();
-  const [status, stdout, stderr] = await Promise.all([
-    child.status,
-    new Response(child.stdout).text(),
-    new Response(child.stderr).text(),
   ]);
-  assert.equal(status.code, 0, stderr);
+  assert.equal(code, 0, stderr);
   const messages = stdout.trimEnd().split("\n").map((line) => JSON.parse(line));
   for (const message of messages) assert.equal(message.jsonrpc, "2.0");
   assert.deepEqual(messages.map((message) => message.id).sort(), [1, "two", null].sort());
@@ -248,26 +238,12 @@ Deno.test("a server that answers the GET stream with 404 is not asked again", as
 
 Deno.test("messages written right after initialize wait for its answer (the session id comes with it)", async () => {
   await using proxy = await startProxy(["--", ...FIXTURE]);
-  const child = new Deno.Command(DENO, {
-    args: ["run", "-A", "--quiet", MAIN, `${proxy.origin}/mcp`],
-    stdin: "piped",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const lines = [INITIALIZE, { jsonrpc: "2.0", method: "notifications/initialized" }, {
-    jsonrpc: "2.0",
-    id: "p",
-    method: "ping",
-  }];
-  const writer = child.stdin.getWriter();
-  await writer.write(new TextEncoder().encode(lines.map((line) => JSON.stringify(line)).join("\n") + "\n"));
-  await writer.close();
-  const [status, stdout, stderr] = await Promise.all([
-    child.status,
-    new Response(child.stdout).text(),
-    new Response(child.stderr).text(),
+  const { code, stdout, stderr } = await runClientModeWithInput(`${proxy.origin}/mcp`, [
+    INITIALIZE,
+    { jsonrpc: "2.0", method: "notifications/initialized" },
+    { jsonrpc: "2.0", id: "p", method: "ping" },
   ]);
-  assert.equal(status.code, 0, stderr);
+  assert.equal(code, 0, stderr);
   const messages = stdout.trimEnd().split("\n").map((line) => JSON.parse(line));
   assert.deepEqual(messages.map((message) => message.id), [1, "p"]);
   assert.deepEqual(messages[1], { jsonrpc: "2.0", id: "p", result: {} });

@@ -7,6 +7,7 @@
 import assert from "node:assert/strict";
 import { PERMISSIONS } from "../scripts/permissions.ts";
 import denoJson from "../deno.json" with { type: "json" };
+import { runClientModeWithInput } from "./helpers/client_mode.ts";
 import { DENO, FIXTURE, freePort } from "./helpers/proxy_process.ts";
 
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
@@ -32,23 +33,12 @@ Deno.test("client mode with --no-verify-ssl runs with the binaries' permissions"
     });
   });
   try {
-    const child = new Deno.Command(DENO, {
-      args: ["run", ...PERMISSIONS, MAIN, "--no-verify-ssl", `https://127.0.0.1:${server.addr.port}/mcp`],
-      stdin: "piped",
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
-    const writer = child.stdin.getWriter();
-    await writer.write(
-      new TextEncoder().encode(JSON.stringify({ jsonrpc: "2.0", id: 1, method: "ping" }) + "\n"),
+    const { code, stdout, stderr } = await runClientModeWithInput(
+      `https://127.0.0.1:${server.addr.port}/mcp`,
+      [{ jsonrpc: "2.0", id: 1, method: "ping" }],
+      { args: ["--no-verify-ssl"], permissions: PERMISSIONS },
     );
-    await writer.close();
-    const [status, stdout, stderr] = await Promise.all([
-      child.status,
-      new Response(child.stdout).text(),
-      new Response(child.stderr).text(),
-    ]);
-    assert.equal(status.code, 0, stderr);
+    assert.equal(code, 0, stderr);
     assert.equal(JSON.parse(stdout).result.serverInfo.name, "tls", stderr);
   } finally {
     await server.shutdown();

@@ -126,3 +126,30 @@ export async function connectThroughClientMode(
   const close = () => client.close();
   return { client, stderr, badLines, close, [Symbol.asyncDispose]: close };
 }
+
+/**
+ * Runs `deno run PERMISSIONS main.ts [args] URL` with `lines` on stdin (objects as JSON), then the end of
+ * input, and returns how it ended and what it wrote.
+ */
+export async function runClientModeWithInput(
+  url: string,
+  lines: (string | Record<string, unknown>)[],
+  options: { args?: string[]; permissions?: readonly string[] } = {},
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  const child = new Deno.Command(DENO, {
+    args: ["run", ...(options.permissions ?? ["-A"]), "--quiet", MAIN, ...(options.args ?? []), url],
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const text = lines.map((line) => typeof line === "string" ? line : JSON.stringify(line)).join("\n") + "\n";
+  const writer = child.stdin.getWriter();
+  await writer.write(new TextEncoder().encode(text));
+  await writer.close();
+  const [status, stdout, stderr] = await Promise.all([
+    child.status,
+    new Response(child.stdout).text(),
+    new Response(child.stderr).text(),
+  ]);
+  return { code: status.code, stdout, stderr };
+}
