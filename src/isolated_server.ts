@@ -13,35 +13,31 @@ import {
   type SessionPeer,
   type SessionSource,
   SessionUnavailableError,
-  type SharedServer,
 } from "./shared_server.ts";
-import { SpawnError, type StdioServerProcess } from "./stdio_server_process.ts";
-
-/** A child and the shared server in front of it. */
-export interface RunningServer {
-  shared: SharedServer;
-  process: StdioServerProcess;
-}
+import type { SupervisedServer } from "./supervised_server.ts";
 
 /** Options of {@link IsolatedServer}. */
 export interface IsolatedServerOptions {
   name: string;
-  /** Starts one child; `onLastSessionClosed` is passed to its SharedServer. Throws SpawnError. */
-  start(onLastSessionClosed: () => void): RunningServer;
+  /**
+   * Creates the server of one session (not restarted: the session ends with it), to be stopped when its
+   * last session closes.
+   */
+  create(onLastSessionClosed: () => void): SupervisedServer;
   logger: Logger;
 }
 
 /** A {@link SessionSource} that starts a child for each session. */
 export class IsolatedServer implements SessionSource {
   readonly name: string;
-  readonly #start: IsolatedServerOptions["start"];
+  readonly #create: IsolatedServerOptions["create"];
   readonly #logger: Logger;
-  readonly #running = new Set<RunningServer>();
+  readonly #running = new Set<SupervisedServer>();
   #stopping = false;
 
   constructor(options: IsolatedServerOptions) {
     this.name = options.name;
-    this.#start = options.start;
+    this.#create = options.create;
     this.#logger = options.logger;
   }
 
@@ -52,20 +48,16 @@ export class IsolatedServer implements SessionSource {
 
   openSession(peer: SessionPeer, options: SessionOptions): ServerSession {
     if (this.#stopping) throw new SessionUnavailableError(`server "${this.name}" is shutting down`);
-    let running: RunningServer;
-    try {
-      running = this.#start(() => {
-        this.#running.delete(running);
-        running.process.shutdown().catch((error) =>
-          this.#logger.error("stopping a session's server {name} failed: {error}", { name: this.name, error })
-        );
-      });
-    } catch (error) {
-      if (error instanceof SpawnError) throw new SessionUnavailableError(error.message);
-      throw error;
-    }
-    this.#running.add(running);
-    return running.shared.openSession(peer, options);
+    const server: SupervisedServer = this.#create(() => {
+      this.#running.delete(server);
+      server.stop("its session ended").catch((error) =>
+        this.#logger.error("stopping a session's server {name} failed: {error}", { name: this.name, error })
+      );
+    });
+    const error = server.start();
+    if (error !== undefined) throw new SessionUnavailableError(error.message);
+    this.#running.add(server);
+    return server.shared.openSession(peer, options);
   }
 
   /** Refuses new sessions, answers what is running with an error, and stops every child. */
@@ -73,12 +65,11 @@ export class IsolatedServer implements SessionSource {
     this.#stopping = true;
     const running = [...this.#running];
     this.#running.clear();
-    for (const { shared } of running) shared.childStopped(reason);
-    await Promise.all(running.map(({ process }) => process.shutdown()));
+    await Promise.all(running.map((server) => server.stop(reason)));
   }
 
   /** Kills every child at once. */
   kill(): void {
-    for (const { process } of this.#running) process.kill();
+    for (const server of this.#running) server.kill();
   }
 }

@@ -5,7 +5,7 @@
  * @module
  */
 
-import type { ServerModeOptions, StdioServerSpec } from "./cli/command_line.ts";
+import type { RestartPolicy, ServerModeOptions, StdioServerSpec } from "./cli/command_line.ts";
 import { UsageError } from "./cli/command_line.ts";
 import { buildChildEnvironment } from "./child_environment.ts";
 import { isLoopbackAddress, LOOPBACK_NAMES } from "./http/host_check.ts";
@@ -13,9 +13,9 @@ import { createProxyApp, mountPrefix } from "./http/proxy_app.ts";
 import { proxyLogger } from "./logging.ts";
 import { SUPPORTED_PROTOCOL_VERSIONS } from "./mcp_sdk.ts";
 import { loadNamedServerConfig } from "./named_server_config.ts";
-import { IsolatedServer, type RunningServer } from "./isolated_server.ts";
-import { type SessionSource, SharedServer } from "./shared_server.ts";
-import { assertCommandExists, type SpawnError, StdioServerProcess } from "./stdio_server_process.ts";
+import { IsolatedServer } from "./isolated_server.ts";
+import type { SessionSource } from "./shared_server.ts";
+import { assertCommandExists, type SpawnError } from "./stdio_server_process.ts";
 import { type ServerStatus, SupervisedServer } from "./supervised_server.ts";
 
 const logger = proxyLogger("server");
@@ -77,43 +77,26 @@ function childEnvironment(spec: StdioServerSpec, options: ServerModeOptions): Re
   });
 }
 
-function startChild(
+/** Starts one configured server: its shared child now, or (isolated) a child per session later. */
+/** The supervisor of one child of `spec`. */
+function supervise(
   spec: StdioServerSpec,
   options: ServerModeOptions,
-  isStopping: () => boolean,
+  policy: RestartPolicy,
   onLastSessionClosed?: () => void,
-): RunningServer {
-  const env = childEnvironment(spec, options);
-  // The shared server and the process refer to each other; the process exists before any message flows.
-  const shared = new SharedServer({
-    name: spec.name,
-    sendToChild: (message) => process.send(message),
-    logger,
+): SupervisedServer {
+  return new SupervisedServer({
+    spec,
+    env: childEnvironment(spec, options),
+    policy,
+    requestTimeoutMs: options.requestTimeoutMs,
+    maxLineBytes: options.maxLineBytes,
     supportedProtocolVersions: SUPPORTED_PROTOCOL_VERSIONS,
     onLastSessionClosed,
-    requestTimeoutMs: options.requestTimeoutMs,
-  });
-  const process = StdioServerProcess.spawn({
-    spec,
-    env,
-    onMessage: (message) => shared.handleChildMessage(message),
     logger,
-    maxLineBytes: options.maxLineBytes,
   });
-  logger.info("started server {name}: {command} (pid {pid})", {
-    name: spec.name,
-    command: [spec.command, ...spec.args].join(" "),
-    pid: process.pid,
-  });
-  process.exited.then((status) => {
-    const reason = status.signal !== null ? `killed by ${status.signal}` : `exited with code ${status.code}`;
-    shared.childStopped(reason);
-    if (!isStopping()) logger.error("server {name} {reason}", { name: spec.name, reason });
-  });
-  return { shared, process };
 }
 
-/** Starts one configured server: its shared child now, or (isolated) a child per session later. */
 /**
  * Starts one configured server: a supervised shared child now, or (isolated) a child per session later.
  * Returns why it could not start, if it could not (a shared one is then retried in the background).
@@ -128,7 +111,8 @@ function startUnit(
     assertCommandExists(spec, childEnvironment(spec, options));
     const isolated = new IsolatedServer({
       name: spec.name,
-      start: (onLastSessionClosed) => startChild(spec, options, isStopping, onLastSessionClosed),
+      create: (onLastSessionClosed) =>
+        supervise(spec, options, { enabled: false, initialDelayMs: 0, maxDelayMs: 0 }, onLastSessionClosed),
       logger,
     });
     const status = (): ServerStatus => ({
@@ -147,15 +131,7 @@ function startUnit(
       },
     };
   }
-  const supervised = new SupervisedServer({
-    spec,
-    env: childEnvironment(spec, options),
-    policy: options.restart,
-    requestTimeoutMs: options.requestTimeoutMs,
-    maxLineBytes: options.maxLineBytes,
-    supportedProtocolVersions: SUPPORTED_PROTOCOL_VERSIONS,
-    logger,
-  });
+  const supervised = supervise(spec, options, options.restart);
   const error = supervised.start();
   const unit: ServerUnit = {
     source: supervised.shared,

@@ -36,6 +36,8 @@ export interface SupervisedServerOptions {
   maxLineBytes: number;
   supportedProtocolVersions: readonly string[];
   requestTimeoutMs: number;
+  /** Called each time the last open session closes (for a server per session). */
+  onLastSessionClosed?: () => void;
   logger: Logger;
 }
 
@@ -61,6 +63,7 @@ export class SupervisedServer {
       logger: options.logger,
       supportedProtocolVersions: options.supportedProtocolVersions,
       requestTimeoutMs: options.requestTimeoutMs,
+      onLastSessionClosed: options.onLastSessionClosed,
     });
   }
 
