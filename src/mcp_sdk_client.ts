@@ -1,8 +1,9 @@
 /**
- * The MCP SDK's client side, for the demo, the tests and the conformance driver: the SDK `Client`, its
- * transports and request schemas. The proxy itself never loads it (client mode has wire clients of its
- * own), which keeps the SDK's client classes out of its memory. Like `mcp_sdk.ts`, each import carries a
- * `@ts-types` line so that Deno type-checks it (SDK issue #2701).
+ * The one place `@modelcontextprotocol/sdk` is imported from, for the demo, the tests and the conformance
+ * drivers: the SDK `Client`, its transports and schemas. The proxy itself never loads the SDK: both modes
+ * speak the wire protocol with code of their own, which keeps the SDK and its schema library out of
+ * its memory and off its per-message path. The SDK's subpath imports end in `.js`, which Deno
+ * type-checks as `any` (SDK issue #2701); the `@ts-types` line above each import restores the types.
  *
  * @module
  */
@@ -22,4 +23,7 @@ export {
   ListRootsRequestSchema,
   LoggingMessageNotificationSchema,
   ResourceUpdatedNotificationSchema,
+  SUPPORTED_PROTOCOL_VERSIONS,
 } from "@modelcontextprotocol/sdk/types.js";
+// @ts-types="@modelcontextprotocol/sdk/types"
+export type { JSONRPCMessage } from "@modelcontextprotocol/sdk/types.js";

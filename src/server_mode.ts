@@ -11,7 +11,7 @@ import { buildChildEnvironment } from "./child_environment.ts";
 import { isLoopbackAddress, LOOPBACK_NAMES } from "./http/host_check.ts";
 import { createProxyApp, mountPrefix } from "./http/proxy_app.ts";
 import { proxyLogger } from "./logging.ts";
-import { SUPPORTED_PROTOCOL_VERSIONS } from "./mcp_sdk.ts";
+import { SUPPORTED_PROTOCOL_VERSIONS } from "./protocol_versions.ts";
 import { loadNamedServerConfig } from "./named_server_config.ts";
 import { IsolatedServer } from "./isolated_server.ts";
 import type { SessionSource } from "./shared_server.ts";

@@ -1,11 +1,12 @@
 /**
  * Server mode under pressure: inbound API keys, the request body limit, the session limit, answers over
- * --max-line-size, --request-timeout, a legacy SSE client too slow to read, and JSON logs. Each limit
+ * --max-line-size, --request-timeout, SSE clients too slow to read (legacy and Streamable HTTP), resumed
+ * streams, and JSON logs. Each limit
  * answers with a clear status or JSON-RPC error and leaves everything else working.
  */
 
 import assert from "node:assert/strict";
-import { connectClient, FIXTURE, freePort, startProxy } from "./helpers/proxy_process.ts";
+import { connectClient, FIXTURE, freePort, messagesInBody, startProxy } from "./helpers/proxy_process.ts";
 
 const JSON_AND_SSE = { "Content-Type": "application/json", Accept: "application/json, text/event-stream" };
 
@@ -167,6 +168,79 @@ Deno.test("a legacy SSE client that does not read is dropped; the proxy and othe
   assert.match(proxy.stderr(), /fell more than \d+ bytes behind: closed/);
   await reader.cancel().catch(() => {});
   assert.equal(textOf(await other.callTool({ name: "echo", arguments: { text: "fine" } })), "fine");
+});
+
+Deno.test("a Streamable HTTP client that does not read its stream is dropped; the proxy and others are not", async () => {
+  await using proxy = await startProxy(["--max-line-size", "64K", "--", ...FIXTURE]);
+  await using other = await connectClient(proxy.baseUrl(), "mcp");
+  const initialize = await fetch(`${proxy.origin}/mcp`, {
+    method: "POST",
+    headers: JSON_AND_SSE,
+    body: INITIALIZE,
+  });
+  await initialize.body?.cancel();
+  const sessionId = initialize.headers.get("mcp-session-id")!;
+  // 2,000 log messages of 60 KB during one call: 120 MB for a stream nobody reads.
+  const call = await fetch(`${proxy.origin}/mcp`, {
+    method: "POST",
+    headers: { ...JSON_AND_SSE, "Mcp-Session-Id": sessionId, "MCP-Protocol-Version": "2025-11-25" },
+    body: JSON.stringify({
+      jsonrpc: "2.0",
+      id: 1,
+      method: "tools/call",
+      params: { name: "flood", arguments: { count: 2000, bytes: 60_000 } },
+    }),
+  });
+  assert.equal(call.headers.get("content-type"), "text/event-stream");
+  const dropped = () => /session \S+ fell more than \d+ bytes behind: closed/.test(proxy.stderr());
+  const deadline = Date.now() + 30_000;
+  while (!dropped() && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
+  assert.match(proxy.stderr(), /Streamable HTTP session \S+ fell more than \d+ bytes behind: closed/);
+  await call.body?.cancel().catch(() => {});
+  const after = await send(`${proxy.origin}/mcp`, {
+    method: "POST",
+    headers: { ...JSON_AND_SSE, "Mcp-Session-Id": sessionId },
+    body: JSON.stringify({ jsonrpc: "2.0", id: 2, method: "ping" }),
+  });
+  assert.equal(after.status, 404, "the slow session is gone");
+  assert.equal(textOf(await other.callTool({ name: "echo", arguments: { text: "fine" } })), "fine");
+});
+
+Deno.test("Streamable HTTP: a stream that breaks mid-call resumes with Last-Event-ID and gets the answer", async () => {
+  await using proxy = await startProxy(["--", ...FIXTURE]);
+  const initialize = await fetch(`${proxy.origin}/mcp`, {
+    method: "POST",
+    headers: JSON_AND_SSE,
+    body: INITIALIZE,
+  });
+  await initialize.body?.cancel();
+  const headers = {
+    ...JSON_AND_SSE,
+    "Mcp-Session-Id": initialize.headers.get("mcp-session-id")!,
+    "MCP-Protocol-Version": "2025-11-25",
+  };
+  const call = await fetch(`${proxy.origin}/mcp`, {
+    method: "POST",
+    headers,
+    body: JSON.stringify({
+      jsonrpc: "2.0",
+      id: "slow",
+      method: "tools/call",
+      params: { name: "sleep", arguments: { ms: 400 } },
+    }),
+  });
+  assert.equal(call.headers.get("content-type"), "text/event-stream");
+  const reader = call.body!.pipeThrough(new TextDecoderStream()).getReader();
+  let text = "";
+  while (!text.includes("\n\n")) text += (await reader.read()).value;
+  const eventId = /^id: (.+)$/m.exec(text)![1];
+  assert.match(text, /^retry: \d+$/m);
+  await reader.cancel();
+  const resumed = await send(`${proxy.origin}/mcp`, { headers: { ...headers, "Last-Event-ID": eventId } });
+  assert.equal(resumed.status, 200);
+  const [answer] = messagesInBody(resumed.text);
+  assert.equal(answer.id, "slow");
+  assert.equal(textOf(answer.result), "slept");
 });
 
 Deno.test("--log-format json: every stderr line is one JSON object, child lines included", async () => {

@@ -4,14 +4,13 @@
  */
 
 import assert from "node:assert/strict";
-import { connectClient, FIXTURE, startProxy } from "./helpers/proxy_process.ts";
+import { connectClient, FIXTURE, messagesInBody, startProxy } from "./helpers/proxy_process.ts";
 
 const JSON_AND_SSE = { "Content-Type": "application/json", Accept: "application/json, text/event-stream" };
 
 /** The JSON-RPC messages in an SSE or JSON response body. */
 function messagesIn(text: string): Record<string, unknown>[] {
-  if (!text.includes("data:")) return text.trim() === "" ? [] : [JSON.parse(text)];
-  return [...text.matchAll(/^data: (.+)$/gm)].map((match) => JSON.parse(match[1]));
+  return text.trim() === "" ? [] : messagesInBody(text);
 }
 
 async function session(
@@ -46,8 +45,8 @@ Deno.test("Streamable HTTP: malformed, non-JSON-RPC, invalid UTF-8 and wrongly t
   const post = await session(proxy.origin);
   const cases: [string, BodyInit, HeadersInit, number, number | undefined][] = [
     ["malformed JSON", "{ not json", {}, 400, -32700],
-    ["not JSON-RPC", JSON.stringify({ hello: "world" }), {}, 400, -32700],
-    ["wrong jsonrpc", JSON.stringify({ jsonrpc: "1.0", id: 1, method: "ping" }), {}, 400, -32700],
+    ["not JSON-RPC", JSON.stringify({ hello: "world" }), {}, 400, -32600],
+    ["wrong jsonrpc", JSON.stringify({ jsonrpc: "1.0", id: 1, method: "ping" }), {}, 400, -32600],
     ["invalid UTF-8", new Uint8Array([0x7b, 0xff, 0xfe, 0x7d]), {}, 400, -32700],
     [
       "text/plain",

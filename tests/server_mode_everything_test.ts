@@ -9,6 +9,7 @@ import {
   connectClient,
   EVERYTHING,
   FIXTURE,
+  messagesInBody,
   type RunningProxy,
   shellJoin,
   startProxy,
@@ -139,10 +140,9 @@ Deno.test("raw sessions reusing the same request ids get their own answers under
       body: JSON.stringify(body),
     });
     const text = await response.text();
-    const data = /^data: (.+)$/m.exec(text)?.[1];
     return {
       sessionId: response.headers.get("mcp-session-id"),
-      message: data ? JSON.parse(data) : undefined,
+      message: messagesInBody(text)[0] as { id: unknown; result: { content: { text: string }[] } },
     };
   };
   const init = (id: number | string) => ({

@@ -64,9 +64,24 @@ export class EventStream {
     return this.#closed;
   }
 
-  /** Sends one event; `data` must not contain a newline (JSON text never does). */
-  send(event: string, data: string): void {
-    this.#write(`event: ${event}\ndata: ${data}\n\n`);
+  /**
+   * Sends one event; `data` must not contain a newline (JSON text never does). With `id`, a client that
+   * loses the stream can ask for what came after it (`Last-Event-ID`).
+   */
+  send(event: string, data: string, id?: string): void {
+    this.#write(
+      id === undefined
+        ? `event: ${event}\ndata: ${data}\n\n`
+        : `id: ${id}\nevent: ${event}\ndata: ${data}\n\n`,
+    );
+  }
+
+  /**
+   * Sends an event with an id and no data (a priming event), and how long a client should wait before
+   * it reconnects: from then on a broken stream can be resumed.
+   */
+  prime(id: string, retryMs: number): void {
+    this.#write(`id: ${id}\nretry: ${retryMs}\ndata: \n\n`);
   }
 
   /** Ends the stream. */

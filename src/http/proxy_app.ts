@@ -37,7 +37,7 @@ export interface ProxyAppOptions {
   maxBodyBytes: number;
   /** `--max-sessions`; 0: no limit. */
   maxSessions: number;
-  /** A legacy SSE client this many bytes behind its stream is dropped. */
+  /** An SSE client this many bytes behind its stream is dropped. */
   maxBacklogBytes: number;
   logger: Logger;
 }
@@ -122,7 +122,7 @@ export function createProxyApp(options: ProxyAppOptions): ProxyApp {
       stateless: options.stateless,
       idleTimeoutMs: options.sessionIdleTimeoutMs,
       sessionLimit,
-      maxBodyBytes: options.maxBodyBytes,
+      maxBacklogBytes: options.maxBacklogBytes,
       logger,
     });
     endpoints.push({ sse, mcp });

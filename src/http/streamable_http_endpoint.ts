@@ -1,11 +1,8 @@
 /**
- * The Streamable HTTP transport (`…/mcp`) for one shared server. Each client session is one SDK
- * `WebStandardStreamableHTTPServerTransport`, which handles the wire rules (Accept and Content-Type
- * checks, `Mcp-Session-Id`, `MCP-Protocol-Version`, the GET stream, DELETE, keep-alive); its messages are
- * relayed raw to a session of the {@link SharedServer}.
- *
- * Answers stream as SSE so that what belongs to a request (progress, log messages, the server's own
- * requests) travels on that request's stream before its answer.
+ * The Streamable HTTP transport (`…/mcp`, MCP 2025-03-26 and later) for one server: the wire rules
+ * (methods, `Accept` and `Content-Type`, `Mcp-Session-Id`, `MCP-Protocol-Version`, batches, the one
+ * `initialize` that opens a session) are checked here, and each session's traffic is handled by a
+ * {@link StreamableSession}.
  *
  * With `stateless`, every POST is a session of its own that ends with its last answer.
  *
@@ -13,20 +10,14 @@
  */
 
 import type { Logger } from "@logtape/logtape";
-import { type JsonRpcMessage, type RequestId, reusedRequestId } from "../jsonrpc.ts";
-import { type JSONRPCMessage, WebStandardStreamableHTTPServerTransport } from "../mcp_sdk.ts";
-import {
-  type ServerSession,
-  type SessionPeer,
-  type SessionSource,
-  SessionUnavailableError,
-} from "../shared_server.ts";
-import { onStreamEnd } from "../stream_end.ts";
-import { BoundedEventStore } from "./event_store.ts";
+import { isRequest, type JsonRpcMessage, parseMessages, reusedRequestId } from "../jsonrpc.ts";
+import { DEFAULT_HTTP_PROTOCOL_VERSION, SUPPORTED_PROTOCOL_VERSIONS } from "../protocol_versions.ts";
+import { type SessionSource, SessionUnavailableError } from "../shared_server.ts";
 import type { SessionLimit } from "./session_limit.ts";
+import { jsonRpcErrorResponse, StreamableSession } from "./streamable_http_session.ts";
 
-/** How long a client waits before reconnecting a stream the server closed (the SSE `retry` field). */
-const RETRY_INTERVAL_MS = 1000;
+/** The most messages one POST may carry (as the SDK allows). */
+export const MAX_BATCH_SIZE = 100;
 
 /** Options of {@link streamableHttpEndpoint}. */
 export interface StreamableHttpEndpointOptions {
@@ -34,7 +25,8 @@ export interface StreamableHttpEndpointOptions {
   /** A stateful session without requests (and none running) for this long is closed; 0: never. */
   idleTimeoutMs: number;
   sessionLimit: SessionLimit;
-  maxBodyBytes: number;
+  /** A client this many bytes behind one of its streams is dropped with its session. */
+  maxBacklogBytes: number;
   logger: Logger;
 }
 
@@ -48,97 +40,149 @@ export interface StreamableHttpEndpoint {
   readonly size: number;
 }
 
-type Transport = WebStandardStreamableHTTPServerTransport;
-
-function jsonRpcErrorResponse(
-  status: number,
-  code: number,
-  message: string,
-  headers?: HeadersInit,
-): Response {
-  return new Response(JSON.stringify({ jsonrpc: "2.0", error: { code, message }, id: null }), {
-    status,
-    headers: { "Content-Type": "application/json", ...headers },
-  });
+/** True for `application/json`, with or without parameters. */
+function isJsonContentType(header: string | null): boolean {
+  if (header === null) return false;
+  if (header === "application/json") return true;
+  return header.split(";", 1)[0].trim().toLowerCase() === "application/json";
 }
 
-/**
- * Joins an SDK transport to a session: what the session delivers goes out through the transport. The
- * transport writes after an await (its event store), so sends still under way are kept in `inFlight`
- * for shutdown to wait for.
- */
-function transportPeer(transport: Transport, logger: Logger, inFlight: Set<Promise<void>>): SessionPeer {
-  return {
-    deliver(message: JsonRpcMessage, relatedRequestId?: RequestId) {
-      const sent: Promise<void> = transport.send(message as JSONRPCMessage, { relatedRequestId })
-        .catch((error) =>
-          logger.debug("message for a closed stream of session {id} dropped: {error}", {
-            id: transport.sessionId ?? "(stateless)",
-            error,
-          })
-        )
-        .finally(() => inFlight.delete(sent));
-      inFlight.add(sent);
-    },
-    requestAbandoned(clientId: RequestId) {
-      transport.closeSSEStream(clientId);
-    },
-  };
+/** The request's `MCP-Protocol-Version`, or a 400 response when it names no supported revision. */
+function protocolVersionOf(request: Request): string | Response {
+  const version = request.headers.get("mcp-protocol-version");
+  if (version === null) return DEFAULT_HTTP_PROTOCOL_VERSION;
+  if (SUPPORTED_PROTOCOL_VERSIONS.includes(version)) return version;
+  return jsonRpcErrorResponse(
+    400,
+    -32000,
+    `Bad Request: Unsupported protocol version: ${version} (supported versions: ${
+      SUPPORTED_PROTOCOL_VERSIONS.join(", ")
+    })`,
+  );
 }
+
+const METHOD_NOT_ALLOWED = { Allow: "GET, POST, DELETE" };
 
 /** Creates the Streamable HTTP endpoint of `server`. */
 export function streamableHttpEndpoint(
   server: SessionSource,
   options: StreamableHttpEndpointOptions,
 ): StreamableHttpEndpoint {
-  const { logger, idleTimeoutMs, sessionLimit, maxBodyBytes } = options;
-  const sessions = new Map<string, { transport: Transport; session: ServerSession; lastSeen: number }>();
-  const sweeper = idleTimeoutMs > 0
+  const { logger, idleTimeoutMs, sessionLimit } = options;
+  const sessions = new Map<string, StreamableSession>();
+  const statelessSessions = new Set<StreamableSession>();
+  const sweeper = idleTimeoutMs > 0 && !options.stateless
     ? setInterval(() => closeIdleSessions(), Math.min(Math.max(idleTimeoutMs / 4, 50), 30_000))
     : undefined;
 
   function closeIdleSessions(): void {
     const now = Date.now();
-    for (const [id, entry] of sessions) {
-      if (now - entry.lastSeen < idleTimeoutMs || entry.session.hasRequestInFlight) continue;
+    for (const [id, session] of sessions) {
+      if (now - session.lastSeen < idleTimeoutMs || session.busy) continue;
       logger.info("Streamable HTTP session {id} of {server} idle for {seconds} s: closed", {
         id,
         server: server.name,
-        seconds: Math.round((now - entry.lastSeen) / 1000),
+        seconds: Math.round((now - session.lastSeen) / 1000),
       });
-      entry.transport.close();
+      session.close();
     }
   }
-  const statelessInFlight = new Set<{ transport: Transport; session: ServerSession }>();
-  const sendsInFlight = new Set<Promise<void>>();
 
-  function connect(transport: Transport, stateless: boolean): ServerSession {
-    const session = server.openSession(transportPeer(transport, logger, sendsInFlight), {
-      label: stateless ? "mcp (stateless)" : "mcp",
-      stateless,
+  /** Opens a session (the limit allowing); throws {@link SessionUnavailableError} if no server runs. */
+  function openSession(id: string | undefined): StreamableSession | Response {
+    if (!sessionLimit.tryOpen()) return sessionLimit.refusal();
+    const session = new StreamableSession({
+      id,
+      maxBacklogBytes: options.maxBacklogBytes,
+      logger,
+      onClose: () => {
+        sessionLimit.close();
+        if (id === undefined) statelessSessions.delete(session);
+        else {
+          sessions.delete(id);
+          logger.debug("Streamable HTTP session {id} of {server} closed", { id, server: server.name });
+        }
+      },
     });
-    transport.onmessage = (message) => session.handleClientMessage(message as JsonRpcMessage);
-    transport.onerror = (error) => logger.debug("Streamable HTTP: {error}", { error });
+    try {
+      session.serverSession = server.openSession(session, {
+        label: id === undefined ? "mcp (stateless)" : `mcp ${id.slice(0, 8)}`,
+        stateless: id === undefined,
+      });
+    } catch (error) {
+      sessionLimit.close();
+      throw error;
+    }
+    if (id === undefined) statelessSessions.add(session);
+    else {
+      sessions.set(id, session);
+      logger.debug("Streamable HTTP session {id} of {server} opened", { id, server: server.name });
+    }
     return session;
   }
 
-  async function handleStateful(request: Request): Promise<Response> {
-    const sessionId = request.headers.get("mcp-session-id");
+  async function handlePost(request: Request): Promise<Response> {
+    const accept = request.headers.get("accept") ?? "";
+    if (!accept.includes("application/json") || !accept.includes("text/event-stream")) {
+      return jsonRpcErrorResponse(
+        406,
+        -32000,
+        "Not Acceptable: Client must accept both application/json and text/event-stream",
+      );
+    }
+    if (!isJsonContentType(request.headers.get("content-type"))) {
+      return jsonRpcErrorResponse(
+        415,
+        -32000,
+        "Unsupported Media Type: Content-Type must be application/json",
+      );
+    }
+    const sessionId = options.stateless ? null : request.headers.get("mcp-session-id");
+    let session: StreamableSession | undefined;
     if (sessionId !== null) {
-      const entry = sessions.get(sessionId);
-      if (entry === undefined) return jsonRpcErrorResponse(404, -32001, "Session not found");
-      entry.lastSeen = Date.now();
-      if (request.method !== "POST") return await entry.transport.handleRequest(request);
-      // Parsed here once, to refuse a request id already in flight: the transport routes answers to
-      // streams by id, so a second request with the same id would leave the first one unanswered.
-      let parsedBody: unknown;
-      try {
-        parsedBody = JSON.parse(await request.text());
-      } catch {
-        return jsonRpcErrorResponse(400, -32700, "Parse error: Invalid JSON");
+      session = sessions.get(sessionId);
+      if (session === undefined) return jsonRpcErrorResponse(404, -32001, "Session not found");
+    }
+    const text = await request.text();
+    const messages = parseMessages(text);
+    if (typeof messages === "string") {
+      const code = messages === "the text is not JSON" ? -32700 : -32600;
+      const what = code === -32700 ? "Parse error: Invalid JSON" : `Invalid Request: ${messages}`;
+      return jsonRpcErrorResponse(400, code, what);
+    }
+    const batch = text.trimStart().startsWith("[");
+    if (messages.length > MAX_BATCH_SIZE) {
+      return jsonRpcErrorResponse(
+        400,
+        -32600,
+        `Invalid Request: Batch must not exceed ${MAX_BATCH_SIZE} messages`,
+      );
+    }
+    const initialize = messages.find((message) => isRequest(message) && message.method === "initialize");
+    let protocolVersion: string;
+    if (initialize !== undefined) {
+      if (session !== undefined) {
+        return jsonRpcErrorResponse(400, -32600, "Invalid Request: Server already initialized");
       }
-      const messages = Array.isArray(parsedBody) ? parsedBody : [parsedBody];
-      const reused = reusedRequestId(messages, (id) => entry.session.isInFlight(id));
+      if (messages.length > 1) {
+        return jsonRpcErrorResponse(
+          400,
+          -32600,
+          "Invalid Request: Only one initialization request is allowed",
+        );
+      }
+      const asked = (initialize as { params?: { protocolVersion?: unknown } }).params?.protocolVersion;
+      protocolVersion = typeof asked === "string" ? asked : DEFAULT_HTTP_PROTOCOL_VERSION;
+    } else {
+      const version = protocolVersionOf(request);
+      if (version instanceof Response) return version;
+      protocolVersion = version;
+      if (session === undefined && !options.stateless) {
+        return jsonRpcErrorResponse(400, -32000, "Bad Request: Mcp-Session-Id header is required");
+      }
+    }
+    if (session !== undefined) {
+      const reused = reusedRequestId(messages, (id) => session!.isInFlight(id));
       if (reused !== undefined) {
         return jsonRpcErrorResponse(
           400,
@@ -146,80 +190,63 @@ export function streamableHttpEndpoint(
           `Invalid Request: id ${JSON.stringify(reused)} is already used by a request in flight`,
         );
       }
-      return await entry.transport.handleRequest(request, { parsedBody });
+    } else {
+      if (reusedRequestId(messages, () => false) !== undefined) {
+        return jsonRpcErrorResponse(400, -32600, "Invalid Request: a batch uses a request id twice");
+      }
+      const opened = openSession(options.stateless ? undefined : crypto.randomUUID());
+      if (opened instanceof Response) return opened;
+      session = opened;
     }
-    if (request.method !== "POST") {
-      return jsonRpcErrorResponse(400, -32000, "Bad Request: Mcp-Session-Id header is required");
-    }
-    if (!sessionLimit.tryOpen()) return sessionLimit.refusal();
-    const transport: Transport = new WebStandardStreamableHTTPServerTransport({
-      sessionIdGenerator: () => crypto.randomUUID(),
-      maxRequestBodySize: maxBodyBytes,
-      // Resumability: priming events, and replay after Last-Event-ID.
-      eventStore: new BoundedEventStore(),
-      retryInterval: RETRY_INTERVAL_MS,
-      onsessioninitialized: (id) => {
-        sessions.set(id, { transport, session, lastSeen: Date.now() });
-        logger.debug("Streamable HTTP session {id} of {server} opened", { id, server: server.name });
-      },
-    });
-    const session = connect(transport, false);
-    transport.onclose = () => {
-      sessionLimit.close();
-      session.close();
-      if (transport.sessionId !== undefined) sessions.delete(transport.sessionId);
-      logger.debug("Streamable HTTP session {id} of {server} closed", {
-        id: transport.sessionId,
-        server: server.name,
-      });
-    };
-    try {
-      return await transport.handleRequest(request);
-    } finally {
-      // A first POST that was not an initialize was refused by the transport: nothing to keep.
-      if (transport.sessionId === undefined) await transport.close();
-    }
+    const response = await session.post(messages as JsonRpcMessage[], batch, protocolVersion);
+    if (options.stateless && !session.closed && response.status === 202) session.close();
+    return response;
   }
 
-  async function handleStateless(request: Request): Promise<Response> {
-    if (request.method !== "POST") {
-      return jsonRpcErrorResponse(405, -32000, "Method not allowed: this server is stateless", {
-        Allow: "POST",
-      });
+  function existingSession(request: Request): StreamableSession | Response {
+    const sessionId = request.headers.get("mcp-session-id");
+    if (sessionId === null) {
+      return jsonRpcErrorResponse(400, -32000, "Bad Request: Mcp-Session-Id header is required");
     }
-    if (!sessionLimit.tryOpen()) return sessionLimit.refusal();
-    const transport = new WebStandardStreamableHTTPServerTransport({
-      sessionIdGenerator: undefined,
-      maxRequestBodySize: maxBodyBytes,
-    });
-    const entry = { transport, session: connect(transport, true) };
-    statelessInFlight.add(entry);
-    const finish = () => {
-      sessionLimit.close();
-      statelessInFlight.delete(entry);
-      entry.session.close();
-      transport.close().catch(() => {});
-    };
-    const response = await transport.handleRequest(request);
-    if (response.body === null) {
-      finish();
-      return response;
+    return sessions.get(sessionId) ?? jsonRpcErrorResponse(404, -32001, "Session not found");
+  }
+
+  function handleGet(request: Request): Response {
+    if (!(request.headers.get("accept") ?? "").includes("text/event-stream")) {
+      return jsonRpcErrorResponse(406, -32000, "Not Acceptable: Client must accept text/event-stream");
     }
-    return new Response(onStreamEnd(response.body, finish), {
-      status: response.status,
-      statusText: response.statusText,
-      headers: response.headers,
-    });
+    const session = existingSession(request);
+    if (session instanceof Response) return session;
+    const version = protocolVersionOf(request);
+    if (version instanceof Response) return version;
+    return session.openStream(request.headers.get("last-event-id"), version);
+  }
+
+  function handleDelete(request: Request): Response {
+    const session = existingSession(request);
+    if (session instanceof Response) return session;
+    const version = protocolVersionOf(request);
+    if (version instanceof Response) return version;
+    session.close();
+    return new Response(null, { status: 200 });
   }
 
   return {
     get size() {
-      return options.stateless ? statelessInFlight.size : sessions.size;
+      return options.stateless ? statelessSessions.size : sessions.size;
     },
 
     async handle(request: Request): Promise<Response> {
       try {
-        return options.stateless ? await handleStateless(request) : await handleStateful(request);
+        if (request.method === "POST") return await handlePost(request);
+        if (options.stateless) {
+          return jsonRpcErrorResponse(405, -32000, "Method not allowed: this server is stateless", {
+            Allow: "POST",
+          });
+        }
+        if (request.method === "GET") return handleGet(request);
+        if (request.method === "DELETE") return handleDelete(request);
+        return jsonRpcErrorResponse(405, -32000, "Method not allowed.", METHOD_NOT_ALLOWED);
       } catch (error) {
         if (error instanceof SessionUnavailableError) return jsonRpcErrorResponse(503, -32000, error.message);
         logger.error("Streamable HTTP request to {server} failed: {error}", { server: server.name, error });
@@ -227,17 +254,10 @@ export function streamableHttpEndpoint(
       }
     },
 
-    async closeAll(): Promise<void> {
+    closeAll(): Promise<void> {
       clearInterval(sweeper);
-      // Let the last messages (error answers at shutdown) reach their streams before they close.
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      await Promise.race([
-        Promise.all(sendsInFlight),
-        new Promise((resolve) => timer = setTimeout(resolve, 500)),
-      ]);
-      clearTimeout(timer);
-      const transports = [...sessions.values(), ...statelessInFlight].map((entry) => entry.transport);
-      await Promise.all(transports.map((transport) => transport.close()));
+      for (const session of [...sessions.values(), ...statelessSessions]) session.close();
+      return Promise.resolve();
     },
   };
 }

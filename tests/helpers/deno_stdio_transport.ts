@@ -8,7 +8,7 @@
  */
 
 import { JsonLineWriter, readJsonLines } from "../../src/json_lines.ts";
-import type { JSONRPCMessage } from "../../src/mcp_sdk.ts";
+import type { JSONRPCMessage } from "../../src/mcp_sdk_client.ts";
 
 /** See the module documentation. */
 export class DenoStdioTransport {

@@ -279,3 +279,13 @@ export function serverPids(stderr: string): Record<string, number> {
   }
   return pids;
 }
+
+/**
+ * The JSON-RPC messages in the body of a Streamable HTTP answer: a JSON object or array (the answer came
+ * first), or the `data:` lines of an SSE stream.
+ */
+export function messagesInBody(text: string): Record<string, unknown>[] {
+  const trimmed = text.trimStart();
+  if (trimmed.startsWith("{") || trimmed.startsWith("[")) return [JSON.parse(trimmed)].flat();
+  return [...text.matchAll(/^data: (.+)$/gm)].map((match) => JSON.parse(match[1]));
+}

@@ -1,0 +1,103 @@
+/**
+ * Resumability for Streamable HTTP: the messages a session sent on its SSE streams are kept, so that a
+ * client whose stream broke can reconnect with `Last-Event-ID` and get what it missed. One log per
+ * session, bounded by a number of events and by their total size: the oldest are forgotten first.
+ *
+ * Event ids are `STREAM:SEQ`: the stream the event was sent on, and its place in the session's log.
+ *
+ * @module
+ */
+
+/** Events kept per session by default. */
+export const DEFAULT_MAX_EVENTS = 1000;
+/** Bytes (UTF-16 code units of the JSON text, close enough) kept per session by default. */
+export const DEFAULT_MAX_TEXT_LENGTH = 8 * 1024 * 1024;
+
+/** One logged event: the JSON text of a message. */
+export interface LoggedEvent {
+  readonly id: string;
+  readonly streamId: string;
+  readonly seq: number;
+  readonly data: string;
+}
+
+/** Splits an event id into its stream and sequence number; undefined if it is not one of ours. */
+export function parseEventId(eventId: string): { streamId: string; seq: number } | undefined {
+  const colon = eventId.lastIndexOf(":");
+  if (colon <= 0) return undefined;
+  const seq = Number(eventId.slice(colon + 1));
+  if (!Number.isSafeInteger(seq) || seq < 0) return undefined;
+  return { streamId: eventId.slice(0, colon), seq };
+}
+
+/**
+ * The event log of one session.
+ *
+ * @example
+ * ```ts
+ * const log = new SessionEventLog();
+ * const id = log.append("3", '{"jsonrpc":"2.0","id":1,"result":{}}');   // "3:1"
+ * log.after("3:0");   // [that event]
+ * ```
+ */
+export class SessionEventLog {
+  readonly #maxEvents: number;
+  readonly #maxTextLength: number;
+  #events: LoggedEvent[] = [];
+  #first = 0;
+  #textLength = 0;
+  #seq = 0;
+
+  constructor(maxEvents = DEFAULT_MAX_EVENTS, maxTextLength = DEFAULT_MAX_TEXT_LENGTH) {
+    this.#maxEvents = maxEvents;
+    this.#maxTextLength = maxTextLength;
+  }
+
+  /** Number of events kept. */
+  get size(): number {
+    return this.#events.length - this.#first;
+  }
+
+  /** A new event id on `streamId` that names no message (an SSE priming event). */
+  mark(streamId: string): string {
+    return `${streamId}:${++this.#seq}`;
+  }
+
+  /** Logs `data` as sent on `streamId`; returns its event id. */
+  append(streamId: string, data: string): string {
+    const seq = ++this.#seq;
+    const id = `${streamId}:${seq}`;
+    this.#events.push({ id, streamId, seq, data });
+    this.#textLength += data.length;
+    // The newest event stays, whatever its size: it is the one a broken stream most likely misses.
+    while (
+      this.size > 1 && (this.size > this.#maxEvents || this.#textLength > this.#maxTextLength)
+    ) {
+      this.#textLength -= this.#events[this.#first].data.length;
+      this.#first++;
+    }
+    // Drop forgotten events in batches, so that a full log does not shift its array on every append.
+    if (this.#first > 64 && this.#first * 2 > this.#events.length) {
+      this.#events = this.#events.slice(this.#first);
+      this.#first = 0;
+    }
+    return id;
+  }
+
+  /** The events logged on the stream of `eventId` after it, oldest first; undefined for a malformed id. */
+  after(eventId: string): LoggedEvent[] | undefined {
+    const last = parseEventId(eventId);
+    if (last === undefined) return undefined;
+    return this.since(last.streamId, last.seq);
+  }
+
+  /** The events logged on `streamId` with a sequence number above `seq`, oldest first. */
+  since(streamId: string, seq: number): LoggedEvent[] {
+    const found: LoggedEvent[] = [];
+    for (let i = this.#first; i < this.#events.length; i++) {
+      const event = this.#events[i];
+      if (event.seq > seq && event.streamId === streamId) found.push(event);
+    }
+    return found;
+  }
+}

@@ -1,0 +1,361 @@
+/**
+ * One Streamable HTTP session: what the client POSTs goes to its {@link ServerSession}, and what the
+ * server sends comes back on the right HTTP response.
+ *
+ * A POST holding requests gets one answer channel. While only answers arrive, the response waits and
+ * leaves as one `application/json` body when the last one is in: the common case costs no stream at
+ * all. The first message that is not an answer (progress, a log message, a request of the server), or a
+ * request still running after {@link STREAM_AFTER_MS}, turns the response into an SSE stream, and
+ * everything for those requests follows on it in order. Messages that belong to no request go to the
+ * session's GET stream, or wait for one.
+ *
+ * Events on streams carry ids and are kept in a bounded {@link SessionEventLog}: a client whose stream
+ * broke reconnects with `Last-Event-ID` and gets what it missed, and the answers still to come.
+ *
+ * @module
+ */
+
+import type { Logger } from "@logtape/logtape";
+import { isRequest, isResponse, type JsonRpcMessage, type RequestId } from "../jsonrpc.ts";
+import { PRIMING_PROTOCOL_VERSION } from "../protocol_versions.ts";
+import type { ServerSession, SessionPeer } from "../shared_server.ts";
+import { EVENT_STREAM_HEADERS, EventStream } from "./event_stream.ts";
+import { parseEventId, SessionEventLog } from "./session_event_log.ts";
+
+/** A request not answered this soon gets an SSE stream: keep-alives, and an event id to resume from. */
+export const STREAM_AFTER_MS = 100;
+/** How long a client waits before reconnecting a stream the server closed (the SSE `retry` field). */
+export const RETRY_INTERVAL_MS = 1000;
+/** The stream id of the GET stream in event ids. */
+const GET_STREAM = "0";
+
+/** Options of {@link StreamableSession}. */
+export interface StreamableSessionOptions {
+  /** The `Mcp-Session-Id`; undefined for a stateless session (one POST). */
+  id: string | undefined;
+  /** A client that falls this many bytes behind one of its streams is dropped with its session. */
+  maxBacklogBytes: number;
+  logger: Logger;
+  /** Called once when the session ends. */
+  onClose(): void;
+}
+
+/** The HTTP side of the requests of one POST. */
+interface AnswerChannel {
+  readonly streamId: string;
+  /** The POST's request ids, in order: a batch's answers go out in that order. */
+  readonly requestIds: readonly RequestId[];
+  readonly batch: boolean;
+  /** Requests still waiting for their answer. */
+  readonly pending: Set<RequestId>;
+  /** Whether the client expects priming events. */
+  readonly primed: boolean;
+  /** While the response waits: resolves it. */
+  resolve?: (response: Response) => void;
+  /** While the response waits: answers in, as JSON text, by request id. */
+  answers?: Map<RequestId, string>;
+  timer?: ReturnType<typeof setTimeout>;
+  /** Once the response is a stream, while the client reads it. */
+  stream?: EventStream;
+  done: boolean;
+}
+
+const JSON_CONTENT_TYPE = "application/json";
+
+/** A JSON-RPC error answer to `id`, as JSON text. */
+function errorText(id: RequestId, code: number, message: string): string {
+  return JSON.stringify({ jsonrpc: "2.0", id, error: { code, message } });
+}
+
+/** A JSON-RPC error response without id, for the HTTP-level refusals. */
+export function jsonRpcErrorResponse(
+  status: number,
+  code: number,
+  message: string,
+  headers?: Record<string, string>,
+): Response {
+  return new Response(JSON.stringify({ jsonrpc: "2.0", error: { code, message }, id: null }), {
+    status,
+    headers: { "Content-Type": JSON_CONTENT_TYPE, ...headers },
+  });
+}
+
+/** The HTTP side of one client session; the peer of its {@link ServerSession}. */
+export class StreamableSession implements SessionPeer {
+  readonly id: string | undefined;
+  /** Set right after construction: the shared server's side of the session. */
+  serverSession!: ServerSession;
+  /** When the client last sent anything (for the idle timeout). */
+  lastSeen = Date.now();
+  readonly #log: SessionEventLog | undefined;
+  readonly #logger: Logger;
+  readonly #maxBacklogBytes: number;
+  readonly #onClose: () => void;
+  /** Request id → its POST's channel, while the request waits for its answer. */
+  readonly #channels = new Map<RequestId, AnswerChannel>();
+  /** Stream id → channel, until all its answers are out (a broken stream can be resumed). */
+  readonly #streams = new Map<string, AnswerChannel>();
+  #streamSeq = 0;
+  #getStream: EventStream | undefined;
+  /** Sequence number of the last GET-stream event a connected client was sent. */
+  #getDelivered = 0;
+  #closed = false;
+
+  constructor(options: StreamableSessionOptions) {
+    this.id = options.id;
+    this.#log = options.id === undefined ? undefined : new SessionEventLog();
+    this.#logger = options.logger;
+    this.#maxBacklogBytes = options.maxBacklogBytes;
+    this.#onClose = options.onClose;
+  }
+
+  /** True after {@link close}. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** True while a request of this session waits for its answer. */
+  get busy(): boolean {
+    return this.#channels.size > 0 || this.serverSession.hasRequestInFlight;
+  }
+
+  /** Whether a request with this id waits for its answer (ids must be unique among those). */
+  isInFlight(id: RequestId): boolean {
+    return this.#channels.has(id) || this.serverSession.isInFlight(id);
+  }
+
+  /**
+   * Takes the messages of one POST (already validated) and returns its response: 202 without requests,
+   * else the answers as JSON or as an SSE stream.
+   */
+  post(messages: readonly JsonRpcMessage[], batch: boolean, protocolVersion: string): Promise<Response> {
+    this.lastSeen = Date.now();
+    const requestIds: RequestId[] = [];
+    for (const message of messages) if (isRequest(message)) requestIds.push(message.id);
+    if (requestIds.length === 0) {
+      for (const message of messages) this.serverSession.handleClientMessage(message);
+      return Promise.resolve(new Response(null, { status: 202 }));
+    }
+    const channel: AnswerChannel = {
+      streamId: String(++this.#streamSeq),
+      requestIds,
+      batch,
+      pending: new Set(requestIds),
+      primed: this.#log !== undefined && protocolVersion >= PRIMING_PROTOCOL_VERSION,
+      answers: new Map(),
+      done: false,
+    };
+    for (const id of requestIds) this.#channels.set(id, channel);
+    this.#streams.set(channel.streamId, channel);
+    const response = new Promise<Response>((resolve) => channel.resolve = resolve);
+    for (const message of messages) this.serverSession.handleClientMessage(message);
+    if (channel.resolve !== undefined) {
+      channel.timer = setTimeout(() => this.#startStream(channel), STREAM_AFTER_MS);
+    }
+    return response;
+  }
+
+  /** `GET`: the stream of the session's own messages, or the rest of a broken stream (`lastEventId`). */
+  openStream(lastEventId: string | null, protocolVersion: string): Response {
+    this.lastSeen = Date.now();
+    if (lastEventId !== null) return this.#resume(lastEventId);
+    if (this.#getStream !== undefined) {
+      return jsonRpcErrorResponse(409, -32000, "Conflict: Only one SSE stream is allowed per session");
+    }
+    const stream = this.#newStream(() => {
+      if (this.#getStream === stream) this.#getStream = undefined;
+    });
+    if (this.#log !== undefined && protocolVersion >= PRIMING_PROTOCOL_VERSION) {
+      stream.prime(this.#log.mark(GET_STREAM), RETRY_INTERVAL_MS);
+    }
+    // What came while no GET stream was open.
+    for (const event of this.#log?.since(GET_STREAM, this.#getDelivered) ?? []) {
+      stream.send("message", event.data, event.id);
+      this.#getDelivered = event.seq;
+    }
+    this.#getStream = stream;
+    return this.#streamResponse(stream);
+  }
+
+  /** Ends the session: streams close, requests still waiting get an error, the child cancels them. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const channel of new Set(this.#channels.values())) {
+      for (const id of channel.pending) {
+        this.#answer(channel, id, errorText(id, -32000, "Connection closed: the session ended"));
+      }
+    }
+    for (const channel of this.#streams.values()) channel.stream?.close();
+    this.#streams.clear();
+    this.#getStream?.close();
+    this.serverSession.close();
+    this.#onClose();
+  }
+
+  // ---- SessionPeer ------------------------------------------------------------------------------
+
+  deliver(message: JsonRpcMessage, relatedRequestId?: RequestId): void {
+    const data = JSON.stringify(message);
+    const answer = isResponse(message);
+    const key = answer ? (message.id ?? undefined) : relatedRequestId;
+    const channel = key === undefined ? undefined : this.#channels.get(key);
+    if (channel === undefined) {
+      if (!answer) this.#sendUnrelated(data);
+      else this.#logger.debug("answer to {id} has no request waiting: dropped", { id: key });
+      return;
+    }
+    if (answer) this.#answer(channel, key!, data);
+    else this.#sendOnChannel(channel, data);
+  }
+
+  requestAbandoned(clientId: RequestId): void {
+    const channel = this.#channels.get(clientId);
+    if (channel === undefined) return;
+    this.#channels.delete(clientId);
+    channel.pending.delete(clientId);
+    if (channel.pending.size > 0) return;
+    // The client cancelled: no answer will come. An empty stream ends the POST without inventing one.
+    if (channel.resolve !== undefined && channel.answers!.size === 0) this.#startStream(channel);
+    this.#finish(channel);
+  }
+
+  // ---- internals --------------------------------------------------------------------------------
+
+  #answer(channel: AnswerChannel, id: RequestId, data: string): void {
+    this.#channels.delete(id);
+    channel.pending.delete(id);
+    if (channel.resolve !== undefined) {
+      channel.answers!.set(id, data);
+      if (channel.pending.size === 0) this.#finish(channel);
+      return;
+    }
+    this.#sendOnChannel(channel, data);
+    if (channel.pending.size === 0) this.#finish(channel);
+  }
+
+  /** Sends a message on the channel's stream, starting the stream if the response still waits. */
+  #sendOnChannel(channel: AnswerChannel, data: string): void {
+    if (channel.resolve !== undefined) this.#startStream(channel);
+    const id = this.#log?.append(channel.streamId, data);
+    channel.stream?.send("message", data, id);
+  }
+
+  /** All of the channel's answers are out: a waiting response leaves as JSON; a stream ends. */
+  #finish(channel: AnswerChannel): void {
+    if (channel.done) return;
+    channel.done = true;
+    clearTimeout(channel.timer);
+    this.#streams.delete(channel.streamId);
+    if (channel.resolve !== undefined) {
+      const answers = channel.answers!;
+      const texts: string[] = [];
+      for (const id of channel.requestIds) {
+        const text = answers.get(id);
+        if (text !== undefined) texts.push(text);
+      }
+      const body = channel.batch ? `[${texts.join(",")}]` : texts[0];
+      channel.resolve(new Response(body, { headers: this.#headers(JSON_CONTENT_TYPE) }));
+      channel.resolve = undefined;
+      channel.answers = undefined;
+    } else {
+      channel.stream?.close();
+    }
+    if (this.id === undefined) this.close();
+  }
+
+  /** Turns the waiting response of `channel` into an SSE stream, with the answers already in. */
+  #startStream(channel: AnswerChannel): void {
+    const resolve = channel.resolve;
+    if (resolve === undefined || channel.done) return;
+    clearTimeout(channel.timer);
+    channel.resolve = undefined;
+    const stream = this.#newStream(() => this.#detach(channel, stream));
+    channel.stream = stream;
+    if (channel.primed) stream.prime(this.#log!.mark(channel.streamId), RETRY_INTERVAL_MS);
+    for (const data of channel.answers!.values()) {
+      stream.send("message", data, this.#log?.append(channel.streamId, data));
+    }
+    channel.answers = undefined;
+    resolve(this.#streamResponse(stream));
+  }
+
+  /** The client stopped reading a channel's stream before its last answer. */
+  #detach(channel: AnswerChannel, stream: EventStream): void {
+    if (channel.stream !== stream) return;
+    channel.stream = undefined;
+    if (channel.done || this.#closed) return;
+    // Stateless: nobody can resume, so the requests are cancelled at the child. Stateful: the answers
+    // go on into the event log; the client may come back for them with Last-Event-ID.
+    if (this.id === undefined) this.close();
+  }
+
+  /** `GET` with `Last-Event-ID`: what the client missed on that stream, then the rest of it. */
+  #resume(lastEventId: string): Response {
+    const last = parseEventId(lastEventId);
+    if (last === undefined || this.#log === undefined) {
+      return jsonRpcErrorResponse(400, -32000, "Bad Request: Invalid Last-Event-ID");
+    }
+    const { streamId, seq } = last;
+    const channel = this.#streams.get(streamId);
+    if (
+      (streamId === GET_STREAM && this.#getStream !== undefined) || channel?.stream !== undefined ||
+      channel?.resolve !== undefined
+    ) {
+      return jsonRpcErrorResponse(409, -32000, "Conflict: Stream already has an active connection");
+    }
+    const stream = this.#newStream(() => {
+      if (this.#getStream === stream) this.#getStream = undefined;
+      if (channel !== undefined) this.#detach(channel, stream);
+    });
+    for (const event of this.#log.since(streamId, seq)) {
+      stream.send("message", event.data, event.id);
+      if (streamId === GET_STREAM) this.#getDelivered = Math.max(this.#getDelivered, event.seq);
+    }
+    if (streamId === GET_STREAM) this.#getStream = stream;
+    else if (channel !== undefined && !channel.done) channel.stream = stream;
+    else stream.close(); // Every answer of that stream is out: what was missed has just been sent.
+    return this.#streamResponse(stream);
+  }
+
+  /** A message that belongs to no running request: to the GET stream, or kept until one opens. */
+  #sendUnrelated(data: string): void {
+    if (this.#log === undefined) {
+      if (this.#getStream === undefined) {
+        this.#logger.debug("message for no request of a stateless session dropped: {data}", { data });
+      }
+      return;
+    }
+    const id = this.#log.append(GET_STREAM, data);
+    if (this.#getStream !== undefined) {
+      this.#getStream.send("message", data, id);
+      this.#getDelivered = parseEventId(id)!.seq;
+    }
+  }
+
+  #newStream(onClose: () => void): EventStream {
+    return new EventStream({
+      maxBacklogBytes: this.#maxBacklogBytes,
+      onSlowConsumer: () => {
+        this.#logger.warn("Streamable HTTP session {id} fell more than {bytes} bytes behind: closed", {
+          id: this.id ?? "(stateless)",
+          bytes: this.#maxBacklogBytes,
+        });
+        queueMicrotask(() => this.close());
+      },
+      onClose,
+    });
+  }
+
+  #headers(contentType: string): Record<string, string> {
+    return this.id === undefined
+      ? { "Content-Type": contentType }
+      : { "Content-Type": contentType, "Mcp-Session-Id": this.id };
+  }
+
+  #streamResponse(stream: EventStream): Response {
+    const headers: Record<string, string> = { ...EVENT_STREAM_HEADERS as Record<string, string> };
+    if (this.id !== undefined) headers["Mcp-Session-Id"] = this.id;
+    return new Response(stream.body, { headers });
+  }
+}

@@ -1,0 +1,347 @@
+/**
+ * StreamableSession without sockets: a real SharedServer whose child is a list, and the HTTP responses
+ * the session returns read as they would be by a client.
+ */
+
+import assert from "node:assert/strict";
+import { getLogger } from "@logtape/logtape";
+import type { JsonRpcMessage, JsonRpcRequest, RequestId } from "../src/jsonrpc.ts";
+import { SUPPORTED_PROTOCOL_VERSIONS } from "../src/protocol_versions.ts";
+import { SharedServer } from "../src/shared_server.ts";
+import { parseEventId, SessionEventLog } from "../src/http/session_event_log.ts";
+import {
+  RETRY_INTERVAL_MS,
+  STREAM_AFTER_MS,
+  StreamableSession,
+} from "../src/http/streamable_http_session.ts";
+import { SUPPORTED_PROTOCOL_VERSIONS as SDK_SUPPORTED_PROTOCOL_VERSIONS } from "../src/mcp_sdk_client.ts";
+
+const LATEST = "2025-11-25";
+
+/** A shared server over a child that is a list, and one HTTP session on it. */
+class Harness {
+  readonly toChild: JsonRpcMessage[] = [];
+  closed = 0;
+  readonly server = new SharedServer({
+    name: "test",
+    sendToChild: (message) => this.toChild.push(structuredClone(message)),
+    logger: getLogger(["test"]),
+    supportedProtocolVersions: SUPPORTED_PROTOCOL_VERSIONS,
+  });
+  readonly session: StreamableSession;
+
+  constructor(options: { stateless?: boolean; maxBacklogBytes?: number } = {}) {
+    this.session = new StreamableSession({
+      id: options.stateless ? undefined : "session-1",
+      maxBacklogBytes: options.maxBacklogBytes ?? 1024 * 1024,
+      logger: getLogger(["test"]),
+      onClose: () => this.closed++,
+    });
+    this.session.serverSession = this.server.openSession(this.session, {
+      label: "test",
+      stateless: options.stateless,
+    });
+  }
+
+  /** Takes the session through initialize (answered at once by the child) and initialized. */
+  async initialize(): Promise<void> {
+    const response = this.session.post(
+      [request("init", "initialize", {
+        protocolVersion: LATEST,
+        capabilities: { sampling: {} },
+        clientInfo: { name: "t", version: "0" },
+      })],
+      false,
+      LATEST,
+    );
+    this.childAnswersLast({
+      protocolVersion: LATEST,
+      capabilities: {},
+      serverInfo: { name: "c", version: "1" },
+    });
+    assert.equal((await response).headers.get("content-type"), "application/json");
+    await this.session.post([{ jsonrpc: "2.0", method: "notifications/initialized" }], false, LATEST);
+    this.toChild.splice(0);
+  }
+
+  /** The child's id of the last request it received. */
+  lastChildRequest(): JsonRpcRequest {
+    const found = this.toChild.findLast((message) => "method" in message && "id" in message);
+    assert.ok(found, "the child received a request");
+    return found as JsonRpcRequest;
+  }
+
+  childAnswersLast(result: Record<string, unknown>): void {
+    this.server.handleChildMessage({ jsonrpc: "2.0", id: this.lastChildRequest().id, result });
+  }
+
+  childSends(message: JsonRpcMessage): void {
+    this.server.handleChildMessage(message);
+  }
+}
+
+function request(id: RequestId, method: string, params?: Record<string, unknown>): JsonRpcRequest {
+  return params === undefined ? { jsonrpc: "2.0", id, method } : { jsonrpc: "2.0", id, method, params };
+}
+
+interface SseEvent {
+  id?: string;
+  retry?: number;
+  data: string;
+}
+
+/** Reads SSE events from a response body as a client does. */
+class EventReader {
+  readonly #reader: ReadableStreamDefaultReader<string>;
+  #buffer = "";
+
+  constructor(body: ReadableStream<Uint8Array>) {
+    this.#reader = body.pipeThrough(new TextDecoderStream()).getReader();
+  }
+
+  /** The next event, or undefined at the end of the stream. */
+  async next(): Promise<SseEvent | undefined> {
+    while (!this.#buffer.includes("\n\n")) {
+      const { value, done } = await this.#reader.read();
+      if (done) return undefined;
+      this.#buffer += value;
+    }
+    const end = this.#buffer.indexOf("\n\n");
+    const block = this.#buffer.slice(0, end);
+    this.#buffer = this.#buffer.slice(end + 2);
+    const event: SseEvent = { data: "" };
+    for (const line of block.split("\n")) {
+      const colon = line.indexOf(": ");
+      const [field, value] = [line.slice(0, colon), line.slice(colon + 2)];
+      if (field === "id") event.id = value;
+      else if (field === "retry") event.retry = Number(value);
+      else if (field === "data") event.data = value;
+    }
+    return event;
+  }
+
+  /** The JSON-RPC message of the next event that has one. */
+  async nextMessage(): Promise<Record<string, unknown> & { id?: RequestId }> {
+    for (let event = await this.next(); event !== undefined; event = await this.next()) {
+      if (event.data !== "") return JSON.parse(event.data);
+    }
+    throw new Error("the stream ended");
+  }
+
+  cancel(): Promise<void> {
+    return this.#reader.cancel();
+  }
+}
+
+Deno.test("the proxy's protocol versions are the SDK's", () => {
+  assert.deepEqual([...SUPPORTED_PROTOCOL_VERSIONS], [...SDK_SUPPORTED_PROTOCOL_VERSIONS]);
+});
+
+Deno.test("SessionEventLog: ids, replay per stream, and bounds by count and by size", () => {
+  const log = new SessionEventLog(3, 100);
+  const a1 = log.append("1", "a1");
+  const b1 = log.append("2", "b1");
+  const a2 = log.append("1", "a2");
+  assert.deepEqual(parseEventId(a1), { streamId: "1", seq: 1 });
+  assert.deepEqual(log.after(a1)!.map((event) => event.data), ["a2"]);
+  assert.deepEqual(log.after(b1)!.map((event) => event.data), []);
+  assert.equal(log.after("nonsense"), undefined);
+  assert.equal(log.after("1:x"), undefined);
+  const mark = log.mark("1");
+  assert.deepEqual(log.after(mark), []);
+  log.append("1", "a3");
+  assert.equal(log.size, 3, "the oldest event is forgotten past the count");
+  assert.deepEqual(log.since("1", 0).map((event) => event.data), ["a2", "a3"]);
+  log.append("1", "x".repeat(90));
+  assert.deepEqual(log.since("1", 0).map((event) => event.data.length), [2, 2, 90]);
+  log.append("1", "x".repeat(10));
+  assert.deepEqual(log.since("1", 0).map((event) => event.data.length), [90, 10], "size bound");
+  log.append("1", "y".repeat(500));
+  assert.deepEqual(
+    log.since("1", 0).map((event) => event.data.length),
+    [500],
+    "the newest stays, whatever its size",
+  );
+  assert.equal(a2, "1:3");
+  for (let i = 0; i < 1000; i++) log.append("3", `${i}`);
+  assert.deepEqual(log.since("3", 0).map((event) => event.data), ["997", "998", "999"]);
+});
+
+Deno.test("an answer that comes first leaves as one JSON body; a batch's answers in request order", async () => {
+  const harness = new Harness();
+  await harness.initialize();
+  const single = harness.session.post([request(1, "tools/list")], false, LATEST);
+  harness.childAnswersLast({ tools: [] });
+  const response = await single;
+  assert.equal(response.status, 200);
+  assert.equal(response.headers.get("content-type"), "application/json");
+  assert.equal(response.headers.get("mcp-session-id"), "session-1");
+  assert.deepEqual(await response.json(), { jsonrpc: "2.0", id: 1, result: { tools: [] } });
+
+  const batch = harness.session.post([request("a", "ping"), request("b", "ping")], true, LATEST);
+  const [first, second] = harness.toChild.slice(-2) as JsonRpcRequest[];
+  harness.childSends({ jsonrpc: "2.0", id: second.id, result: { which: "b" } });
+  harness.childSends({ jsonrpc: "2.0", id: first.id, result: { which: "a" } });
+  assert.deepEqual(await (await batch).json(), [
+    { jsonrpc: "2.0", id: "a", result: { which: "a" } },
+    { jsonrpc: "2.0", id: "b", result: { which: "b" } },
+  ]);
+  harness.session.close();
+});
+
+Deno.test("progress before the answer turns the response into a stream, in order", async () => {
+  const harness = new Harness();
+  await harness.initialize();
+  const pending = harness.session.post(
+    [request(5, "tools/call", { name: "slow", _meta: { progressToken: "p" } })],
+    false,
+    "2025-06-18",
+  );
+  const atChild = harness.lastChildRequest();
+  const token = (atChild.params!._meta as { progressToken: string | number }).progressToken;
+  harness.childSends({
+    jsonrpc: "2.0",
+    method: "notifications/progress",
+    params: { progressToken: token, progress: 1 },
+  });
+  const response = await pending;
+  assert.equal(response.headers.get("content-type"), "text/event-stream");
+  const events = new EventReader(response.body!);
+  const progress = await events.next();
+  assert.ok(progress?.id, "events carry ids");
+  assert.deepEqual(JSON.parse(progress!.data).params, { progressToken: "p", progress: 1 });
+  harness.childSends({ jsonrpc: "2.0", id: atChild.id, result: { content: [] } });
+  assert.deepEqual(await events.nextMessage(), { jsonrpc: "2.0", id: 5, result: { content: [] } });
+  assert.equal(await events.next(), undefined, "the stream ends with the last answer");
+  harness.session.close();
+});
+
+Deno.test("a slow request gets a stream with a priming event; a broken stream resumes with Last-Event-ID", async () => {
+  const harness = new Harness();
+  await harness.initialize();
+  const started = Date.now();
+  const response = await harness.session.post([request(9, "tools/call", { name: "slow" })], false, LATEST);
+  assert.ok(Date.now() - started >= STREAM_AFTER_MS - 5);
+  assert.equal(response.headers.get("content-type"), "text/event-stream");
+  const events = new EventReader(response.body!);
+  const priming = await events.next();
+  assert.equal(priming?.data, "");
+  assert.equal(priming?.retry, RETRY_INTERVAL_MS);
+  assert.ok(priming?.id);
+  // The client loses the stream; the answer comes while it is away.
+  await events.cancel();
+  assert.equal(harness.session.closed, false);
+  const atChild = harness.lastChildRequest();
+  harness.childSends({
+    jsonrpc: "2.0",
+    method: "notifications/message",
+    params: { level: "info", data: "x" },
+  });
+  harness.childSends({ jsonrpc: "2.0", id: atChild.id, result: { late: true } });
+
+  const resumed = harness.session.openStream(priming!.id!, LATEST);
+  assert.equal(resumed.headers.get("content-type"), "text/event-stream");
+  const replay = new EventReader(resumed.body!);
+  assert.equal((await replay.nextMessage()).method, "notifications/message", "what belongs to the call");
+  assert.deepEqual(await replay.nextMessage(), { jsonrpc: "2.0", id: 9, result: { late: true } });
+  assert.equal(await replay.next(), undefined, "the resumed stream ends: its request is answered");
+
+  assert.equal(harness.session.openStream("not-an-id", LATEST).status, 400);
+  harness.session.close();
+});
+
+Deno.test("the GET stream gets what came while none was open; a second one is refused with 409", async () => {
+  const harness = new Harness();
+  await harness.initialize();
+  harness.childSends({ jsonrpc: "2.0", method: "notifications/tools/list_changed" });
+  const response = harness.session.openStream(null, LATEST);
+  assert.equal(response.status, 200);
+  assert.equal(harness.session.openStream(null, LATEST).status, 409);
+  const events = new EventReader(response.body!);
+  const priming = await events.next();
+  assert.equal(priming?.data, "");
+  assert.equal((await events.nextMessage()).method, "notifications/tools/list_changed");
+  harness.childSends({ jsonrpc: "2.0", method: "notifications/resources/list_changed" });
+  const second = await events.next();
+  assert.equal(JSON.parse(second!.data).method, "notifications/resources/list_changed");
+  await events.cancel();
+  // Reconnecting from the first event gets the second again.
+  const resumed = new EventReader(harness.session.openStream(priming!.id!, LATEST).body!);
+  const again = await resumed.next();
+  assert.equal(again?.id, second?.id);
+  await resumed.cancel();
+  harness.session.close();
+});
+
+Deno.test("closing a session answers its waiting requests with an error and cancels them at the child", async () => {
+  const harness = new Harness();
+  await harness.initialize();
+  const pending = harness.session.post([request(3, "tools/call", { name: "slow" })], false, LATEST);
+  const atChild = harness.lastChildRequest();
+  harness.session.close();
+  const answer = await (await pending).json();
+  assert.equal(answer.id, 3);
+  assert.equal(answer.error.code, -32000);
+  const cancelled = harness.toChild.at(-1) as JsonRpcMessage & { params: { requestId: RequestId } };
+  assert.equal("method" in cancelled && cancelled.method, "notifications/cancelled");
+  assert.equal(cancelled.params.requestId, atChild.id);
+  assert.equal(harness.closed, 1);
+});
+
+Deno.test("a cancelled request ends its POST with an empty stream", async () => {
+  const harness = new Harness();
+  await harness.initialize();
+  const pending = harness.session.post([request(4, "tools/call", { name: "slow" })], false, LATEST);
+  await harness.session.post(
+    [{
+      jsonrpc: "2.0",
+      method: "notifications/cancelled",
+      params: { requestId: 4 },
+    }],
+    false,
+    LATEST,
+  );
+  const response = await pending;
+  assert.equal(response.headers.get("content-type"), "text/event-stream");
+  const events = new EventReader(response.body!);
+  for (let event = await events.next(); event !== undefined; event = await events.next()) {
+    assert.equal(event.data, "", "no message: only the priming event");
+  }
+  assert.equal(harness.session.isInFlight(4), false);
+  harness.session.close();
+});
+
+Deno.test("a client that falls too far behind a stream is dropped with its session", async () => {
+  const harness = new Harness({ maxBacklogBytes: 64 * 1024 });
+  await harness.initialize();
+  const response = harness.session.openStream(null, LATEST);
+  for (let i = 0; i < 10 && !harness.session.closed; i++) {
+    harness.childSends({
+      jsonrpc: "2.0",
+      method: "notifications/message",
+      params: { level: "info", data: "z".repeat(16 * 1024) },
+    });
+  }
+  await new Promise((resolve) => setTimeout(resolve, 0));
+  assert.equal(harness.session.closed, true);
+  assert.equal(harness.closed, 1);
+  await response.body!.cancel().catch(() => {});
+});
+
+Deno.test("stateless: one POST, closed with its answer; a client that leaves cancels its request", async () => {
+  const harness = new Harness({ stateless: true });
+  const pending = harness.session.post([request(1, "ping")], false, LATEST);
+  harness.childAnswersLast({});
+  assert.deepEqual(await (await pending).json(), { jsonrpc: "2.0", id: 1, result: {} });
+  assert.equal(harness.session.closed, true);
+
+  const other = new Harness({ stateless: true });
+  const response = await other.session.post([request(2, "tools/call", { name: "slow" })], false, LATEST);
+  assert.equal(response.headers.get("mcp-session-id"), null);
+  const atChild = other.lastChildRequest();
+  await response.body!.cancel();
+  assert.equal(other.session.closed, true);
+  const cancelled = other.toChild.at(-1) as { method?: string; params?: { requestId?: RequestId } };
+  assert.equal(cancelled.method, "notifications/cancelled");
+  assert.equal(cancelled.params?.requestId, atChild.id);
+});
