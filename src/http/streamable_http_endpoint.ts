@@ -47,10 +47,13 @@ function isJsonContentType(header: string | null): boolean {
   return header.split(";", 1)[0].trim().toLowerCase() === "application/json";
 }
 
-/** The request's `MCP-Protocol-Version`, or a 400 response when it names no supported revision. */
-function protocolVersionOf(request: Request): string | Response {
+/**
+ * The request's `MCP-Protocol-Version`, or a 400 response when it names no supported revision. Without the
+ * header: the revision the session's client asked for in its `initialize`, else 2025-03-26.
+ */
+function protocolVersionOf(request: Request, session?: StreamableSession): string | Response {
   const version = request.headers.get("mcp-protocol-version");
-  if (version === null) return DEFAULT_HTTP_PROTOCOL_VERSION;
+  if (version === null) return session?.protocolVersion ?? DEFAULT_HTTP_PROTOCOL_VERSION;
   if (SUPPORTED_PROTOCOL_VERSIONS.includes(version)) return version;
   return jsonRpcErrorResponse(
     400,
@@ -174,7 +177,7 @@ export function streamableHttpEndpoint(
       const asked = (initialize as { params?: { protocolVersion?: unknown } }).params?.protocolVersion;
       protocolVersion = typeof asked === "string" ? asked : DEFAULT_HTTP_PROTOCOL_VERSION;
     } else {
-      const version = protocolVersionOf(request);
+      const version = protocolVersionOf(request, session);
       if (version instanceof Response) return version;
       protocolVersion = version;
       if (session === undefined && !options.stateless) {
@@ -197,6 +200,7 @@ export function streamableHttpEndpoint(
       const opened = openSession(options.stateless ? undefined : crypto.randomUUID());
       if (opened instanceof Response) return opened;
       session = opened;
+      if (initialize !== undefined) session.protocolVersion = protocolVersion;
     }
     const response = await session.post(messages as JsonRpcMessage[], batch, protocolVersion);
     if (options.stateless && !session.closed && response.status === 202) session.close();
@@ -217,7 +221,7 @@ export function streamableHttpEndpoint(
     }
     const session = existingSession(request);
     if (session instanceof Response) return session;
-    const version = protocolVersionOf(request);
+    const version = protocolVersionOf(request, session);
     if (version instanceof Response) return version;
     return session.openStream(request.headers.get("last-event-id"), version);
   }

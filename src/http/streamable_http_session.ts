@@ -85,6 +85,8 @@ export class StreamableSession implements SessionPeer {
   readonly id: string | undefined;
   /** Set right after construction: the shared server's side of the session. */
   serverSession!: ServerSession;
+  /** The protocol revision the client asked for in its `initialize`, once it did. */
+  protocolVersion: string | undefined;
   /** When the client last sent anything (for the idle timeout). */
   lastSeen = Date.now();
   readonly #log: SessionEventLog | undefined;
