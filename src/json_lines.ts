@@ -6,7 +6,7 @@
  */
 
 import { type JsonRpcMessage, validateMessage } from "./jsonrpc.ts";
-import { LineSplitter } from "./line_splitter.ts";
+import { LineFramer } from "./line_splitter.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -29,28 +29,38 @@ export async function readJsonLines(
   maxLineBytes: number,
   handlers: JsonLinesHandlers,
 ): Promise<void> {
-  const lines = stream.pipeThrough(new LineSplitter({ maxLineBytes, onOversizeLine: handlers.onOversize }));
-  try {
-    for await (const line of lines) {
-      const text = decoder.decode(line);
-      let message: JsonRpcMessage | string;
-      try {
-        message = validateMessage(JSON.parse(text));
-      } catch {
-        message = "not JSON";
-      }
-      if (typeof message === "string") {
-        handlers.onInvalid(message, text.length > 200 ? text.slice(0, 200) + "…" : text);
-        continue;
-      }
-      try {
-        handlers.onMessage(message);
-      } catch (error) {
-        handlers.onError(error);
-      }
+  const framer = new LineFramer({ maxLineBytes, onOversizeLine: handlers.onOversize });
+  const onLine = (line: Uint8Array) => {
+    const text = decoder.decode(line);
+    let message: JsonRpcMessage | string;
+    try {
+      message = validateMessage(JSON.parse(text));
+    } catch {
+      message = "not JSON";
     }
+    if (typeof message === "string") {
+      handlers.onInvalid(message, text.length > 200 ? text.slice(0, 200) + "…" : text);
+      return;
+    }
+    try {
+      handlers.onMessage(message);
+    } catch (error) {
+      handlers.onError(error);
+    }
+  };
+  // A plain reader loop: no stream between chunk and line, one promise per chunk.
+  const reader = stream.getReader();
+  try {
+    while (true) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      framer.push(value, onLine);
+    }
+    framer.end(onLine);
   } catch (error) {
     handlers.onError(error);
+  } finally {
+    reader.releaseLock();
   }
 }
 

@@ -63,6 +63,96 @@ function lastBytes(pieces: Uint8Array[], n: number): Uint8Array {
 }
 
 /**
+ * Splits bytes into lines (as bytes, without `\n` or a trailing `\r`), pushed a chunk at a time; empty
+ * lines are skipped. For a reader loop with no stream machinery between chunk and line.
+ *
+ * @example
+ * ```ts
+ * const framer = new LineFramer({ maxLineBytes: 1 << 20 });
+ * for await (const chunk of stream) framer.push(chunk, handleLine);
+ * framer.end(handleLine);
+ * ```
+ */
+export class LineFramer {
+  readonly #maxLineBytes: number;
+  readonly #onOversizeLine: LineSplitterOptions["onOversizeLine"];
+  #parts: Uint8Array[] = [];
+  #length = 0;
+  #oversize = false;
+  #head: Uint8Array = new Uint8Array(0);
+  #tail: Uint8Array = new Uint8Array(0);
+
+  constructor(options: LineSplitterOptions) {
+    this.#maxLineBytes = options.maxLineBytes;
+    this.#onOversizeLine = options.onOversizeLine;
+  }
+
+  /** Takes the next chunk; calls `onLine` for each line it completes. */
+  push(chunk: Uint8Array, onLine: (line: Uint8Array) => void): void {
+    let start = 0;
+    while (start < chunk.length) {
+      const end = chunk.indexOf(NEWLINE, start);
+      if (end === -1) {
+        this.#append(chunk.subarray(start));
+        return;
+      }
+      if (this.#length === 0 && end > start) {
+        // The common case: a whole line inside this chunk, not longer than the cap.
+        if (end - start <= this.#maxLineBytes) {
+          const line = chunk[end - 1] === CARRIAGE_RETURN
+            ? chunk.subarray(start, end - 1)
+            : chunk.subarray(start, end);
+          if (line.length > 0) onLine(line);
+          start = end + 1;
+          continue;
+        }
+      }
+      this.#append(chunk.subarray(start, end));
+      this.#emit(onLine);
+      start = end + 1;
+    }
+  }
+
+  /** The input ended: a last line without a newline is completed. */
+  end(onLine: (line: Uint8Array) => void): void {
+    this.#emit(onLine);
+  }
+
+  #emit(onLine: (line: Uint8Array) => void): void {
+    if (this.#oversize) {
+      this.#onOversizeLine?.(this.#length, this.#head, this.#tail);
+    } else if (this.#length > 0) {
+      let line = concat(this.#parts, this.#length);
+      if (line[line.length - 1] === CARRIAGE_RETURN) line = line.subarray(0, line.length - 1);
+      if (line.length > 0) onLine(line);
+    }
+    this.#parts = [];
+    this.#length = 0;
+    this.#oversize = false;
+    this.#head = this.#tail = new Uint8Array(0);
+  }
+
+  #append(piece: Uint8Array): void {
+    if (piece.length === 0) return;
+    this.#length += piece.length;
+    if (this.#oversize) {
+      const joined = concat([this.#tail, piece], this.#tail.length + piece.length);
+      this.#tail = joined.subarray(Math.max(0, joined.length - KEPT_EDGE_BYTES)).slice();
+      return;
+    }
+    if (this.#length > this.#maxLineBytes) {
+      this.#oversize = true;
+      this.#parts.push(piece);
+      this.#head = firstBytes(this.#parts, KEPT_EDGE_BYTES);
+      this.#tail = lastBytes(this.#parts, KEPT_EDGE_BYTES);
+      this.#parts = [];
+      return;
+    }
+    this.#parts.push(piece);
+  }
+}
+
+/**
  * A `TransformStream` from bytes to lines (as bytes, without `\n` or a trailing `\r`); empty lines are
  * skipped, and a last line without a newline is emitted at the end of the stream.
  *
@@ -73,65 +163,13 @@ function lastBytes(pieces: Uint8Array[], n: number): Uint8Array {
  */
 export class LineSplitter extends TransformStream<Uint8Array, Uint8Array> {
   constructor(options: LineSplitterOptions) {
-    const { maxLineBytes, onOversizeLine } = options;
-    let parts: Uint8Array[] = [];
-    let length = 0;
-    let oversize = false;
-    let head: Uint8Array = new Uint8Array(0);
-    let tail: Uint8Array = new Uint8Array(0);
-    const keepTail = (piece: Uint8Array) => {
-      const joined = concat([tail, piece], tail.length + piece.length);
-      tail = joined.subarray(Math.max(0, joined.length - KEPT_EDGE_BYTES)).slice();
-    };
-
-    const emit = (controller: TransformStreamDefaultController<Uint8Array>) => {
-      if (oversize) {
-        onOversizeLine?.(length, head, tail);
-      } else if (length > 0) {
-        let line = concat(parts, length);
-        if (line[line.length - 1] === CARRIAGE_RETURN) line = line.subarray(0, line.length - 1);
-        if (line.length > 0) controller.enqueue(line);
-      }
-      parts = [];
-      length = 0;
-      oversize = false;
-      head = tail = new Uint8Array(0);
-    };
-
-    const append = (piece: Uint8Array) => {
-      if (piece.length === 0) return;
-      length += piece.length;
-      if (oversize) {
-        keepTail(piece);
-        return;
-      }
-      if (length > maxLineBytes) {
-        oversize = true;
-        parts.push(piece);
-        head = firstBytes(parts, KEPT_EDGE_BYTES);
-        tail = lastBytes(parts, KEPT_EDGE_BYTES);
-        parts = [];
-        return;
-      }
-      parts.push(piece);
-    };
-
+    const framer = new LineFramer(options);
     super({
       transform(chunk, controller) {
-        let start = 0;
-        while (start < chunk.length) {
-          const end = chunk.indexOf(NEWLINE, start);
-          if (end === -1) {
-            append(chunk.subarray(start));
-            return;
-          }
-          append(chunk.subarray(start, end));
-          emit(controller);
-          start = end + 1;
-        }
+        framer.push(chunk, (line) => controller.enqueue(line));
       },
       flush(controller) {
-        emit(controller);
+        framer.end((line) => controller.enqueue(line));
       },
     });
   }

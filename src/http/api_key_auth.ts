@@ -24,6 +24,28 @@ function presentedKey(
 }
 
 /**
+ * Checks the key a request presents against `keys`: returns why it is refused, or undefined when it
+ * carries one of them.
+ */
+export function apiKeyRefusal(keys: readonly string[]): (headers: Headers) => string | undefined {
+  const digests = keys.map(digest);
+  return (headers) => {
+    const key = presentedKey(
+      headers.get("authorization") ?? undefined,
+      headers.get("x-api-key") ?? undefined,
+    );
+    if (key === undefined) {
+      return "Unauthorized: send an API key as Authorization: Bearer KEY or X-API-Key: KEY";
+    }
+    const presented = digest(key);
+    // Every key is compared, so that the time taken does not tell which one matched.
+    let accepted = false;
+    for (const known of digests) accepted = timingSafeEqual(known, presented) || accepted;
+    return accepted ? undefined : "Unauthorized: the API key is not valid";
+  };
+}
+
+/**
  * Answers 401 (with `WWW-Authenticate`) to a request without one of `keys`.
  *
  * @example
@@ -32,20 +54,11 @@ function presentedKey(
  * ```
  */
 export function apiKeyAuth(keys: readonly string[]): MiddlewareHandler {
-  const digests = keys.map(digest);
+  const refusal = apiKeyRefusal(keys);
   return async (c, next) => {
     if (c.req.method === "OPTIONS" || c.req.path === "/health") return await next();
-    const key = presentedKey(c.req.header("authorization"), c.req.header("x-api-key"));
-    if (key !== undefined) {
-      const presented = digest(key);
-      // Every key is compared, so that the time taken does not tell which one matched.
-      let accepted = false;
-      for (const known of digests) accepted = timingSafeEqual(known, presented) || accepted;
-      if (accepted) return await next();
-    }
-    const message = key === undefined
-      ? "Unauthorized: send an API key as Authorization: Bearer KEY or X-API-Key: KEY"
-      : "Unauthorized: the API key is not valid";
+    const message = refusal(c.req.raw.headers);
+    if (message === undefined) return await next();
     return new Response(JSON.stringify({ jsonrpc: "2.0", error: { code: -32000, message }, id: null }), {
       status: 401,
       headers: { "Content-Type": "application/json", "WWW-Authenticate": 'Bearer realm="mcp-proxy"' },

@@ -41,6 +41,35 @@ function forbidden(message: string): Response {
 }
 
 /**
+ * Checks `Host` and, when present, `Origin` against the allowed hosts: returns why the request is refused,
+ * or undefined when it may pass.
+ */
+export function hostRefusal(options: HostCheckOptions): (headers: Headers) => string | undefined {
+  const hosts = new Set(options.allowedHosts);
+  const anyOrigin = options.allowedOrigins.includes("*");
+  const origins = new Set(options.allowedOrigins);
+  return (headers) => {
+    const host = headers.get("host");
+    if (host !== null && !hosts.has(hostnameOf(host))) {
+      return `Forbidden: Host ${JSON.stringify(host)} is not allowed (see --allow-host)`;
+    }
+    const origin = headers.get("origin");
+    if (origin !== null && !anyOrigin && !origins.has(origin)) {
+      let hostname: string | undefined;
+      try {
+        hostname = new URL(origin).hostname;
+      } catch {
+        hostname = undefined;
+      }
+      if (hostname === undefined || !hosts.has(hostname.toLowerCase())) {
+        return `Forbidden: Origin ${JSON.stringify(origin)} is not allowed (see --allow-host)`;
+      }
+    }
+    return undefined;
+  };
+}
+
+/**
  * Answers 403 to a request whose `Host`, or `Origin` when present, names a host that is not allowed.
  *
  * @example
@@ -49,26 +78,10 @@ function forbidden(message: string): Response {
  * ```
  */
 export function hostCheck(options: HostCheckOptions): MiddlewareHandler {
-  const hosts = new Set(options.allowedHosts);
-  const anyOrigin = options.allowedOrigins.includes("*");
-  const origins = new Set(options.allowedOrigins);
+  const refusal = hostRefusal(options);
   return async (c, next) => {
-    const host = c.req.header("host");
-    if (host !== undefined && !hosts.has(hostnameOf(host))) {
-      return forbidden(`Forbidden: Host ${JSON.stringify(host)} is not allowed (see --allow-host)`);
-    }
-    const origin = c.req.header("origin");
-    if (origin !== undefined && !anyOrigin && !origins.has(origin)) {
-      let hostname: string | undefined;
-      try {
-        hostname = new URL(origin).hostname;
-      } catch {
-        hostname = undefined;
-      }
-      if (hostname === undefined || !hosts.has(hostname.toLowerCase())) {
-        return forbidden(`Forbidden: Origin ${JSON.stringify(origin)} is not allowed (see --allow-host)`);
-      }
-    }
+    const reason = refusal(c.req.raw.headers);
+    if (reason !== undefined) return forbidden(reason);
     await next();
   };
 }

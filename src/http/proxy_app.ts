@@ -12,8 +12,8 @@ import { cors } from "hono/cors";
 import type { Logger } from "@logtape/logtape";
 import type { SessionSource } from "../shared_server.ts";
 import type { ServerStatus } from "../supervised_server.ts";
-import { apiKeyAuth } from "./api_key_auth.ts";
-import { hostCheck } from "./host_check.ts";
+import { apiKeyAuth, apiKeyRefusal } from "./api_key_auth.ts";
+import { hostCheck, hostRefusal } from "./host_check.ts";
 import { SessionLimit } from "./session_limit.ts";
 import { type LegacySseEndpoint, legacySseEndpoint } from "./legacy_sse_endpoint.ts";
 import { type StreamableHttpEndpoint, streamableHttpEndpoint } from "./streamable_http_endpoint.ts";
@@ -52,6 +52,17 @@ export interface ProxyApp {
 /** Where a server's endpoints are mounted: `""` for the default server, `/servers/NAME` otherwise. */
 export function mountPrefix(serverName: string): string {
   return serverName === "default" ? "" : `/servers/${serverName}`;
+}
+
+/** The path of a request URL, without query or fragment. */
+function pathOf(url: string): string {
+  const start = url.indexOf("/", url.indexOf("//") + 2);
+  if (start === -1) return "/";
+  let end = url.indexOf("?", start);
+  if (end === -1) end = url.length;
+  const hash = url.indexOf("#", start);
+  if (hash !== -1 && hash < end) end = hash;
+  return url.slice(start, end);
 }
 
 /** Builds the Hono app of server mode. */
@@ -110,6 +121,9 @@ export function createProxyApp(options: ProxyAppOptions): ProxyApp {
     return c.json({ status: healthy ? "ok" : "degraded", servers }, healthy ? 200 : 503);
   });
 
+  // The per-message routes, also reachable without the middleware chain (see `fetch` below).
+  const direct = new Map<string, (request: Request) => Promise<Response> | undefined>();
+
   for (const server of options.servers) {
     const prefix = mountPrefix(server.name);
     const sse = legacySseEndpoint(server, {
@@ -137,6 +151,13 @@ export function createProxyApp(options: ProxyAppOptions): ProxyApp {
         touch();
         return mcp.handle(c.req.raw);
       });
+      direct.set(path, (request) => {
+        touch();
+        return mcp.handle(request);
+      });
+    }
+    for (const path of [`${prefix}/messages/`, `${prefix}/messages`]) {
+      direct.set(path, (request) => request.method === "POST" ? sse.postMessage(request) : undefined);
     }
   }
 
@@ -146,8 +167,41 @@ export function createProxyApp(options: ProxyAppOptions): ProxyApp {
     return c.text("Internal Server Error", 500);
   });
 
+  // What the middleware chain would do to a message, done inline: the same checks, and a body limit
+  // known from Content-Length. A request that fails a check, or that needs CORS headers or a streamed
+  // body limit, goes through the app, which answers it as usual.
+  const refusedHost = options.allowedHosts === undefined
+    ? undefined
+    : hostRefusal({ allowedHosts: options.allowedHosts, allowedOrigins: options.allowOrigins });
+  const refusedKey = options.apiKeys.length > 0 ? apiKeyRefusal(options.apiKeys) : undefined;
+  const directly = options.allowOrigins.length === 0;
+  function withinBodyLimit(request: Request): boolean {
+    if (request.method !== "POST") return request.body === null;
+    const length = request.headers.get("content-length");
+    return length !== null && Number(length) <= options.maxBodyBytes &&
+      !request.headers.has("transfer-encoding");
+  }
+
   return {
-    fetch: app.fetch,
+    fetch(request: Request): Response | Promise<Response> {
+      const route = directly ? direct.get(pathOf(request.url)) : undefined;
+      if (
+        route === undefined || refusedHost?.(request.headers) !== undefined ||
+        refusedKey?.(request.headers) !== undefined || !withinBodyLimit(request)
+      ) {
+        return app.fetch(request);
+      }
+      const response = route(request);
+      if (response === undefined) return app.fetch(request);
+      return response.catch((error) => {
+        logger.error("HTTP {method} {path} failed: {error}", {
+          method: request.method,
+          path: pathOf(request.url),
+          error,
+        });
+        return new Response("Internal Server Error", { status: 500 });
+      });
+    },
     async closeAll() {
       for (const { sse } of endpoints) sse.closeAll();
       await Promise.all(endpoints.map(({ mcp }) => mcp.closeAll()));
