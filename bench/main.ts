@@ -18,7 +18,7 @@
  * says which of the issue's targets are met.
  *
  * ```sh
- * deno run -A bench/main.ts [--quick] [--json FILE] [--cases a,b,c,d,e,f] [--cpu-prof DIR]
+ * deno run -A bench/main.ts [--quick] [--json FILE] [--cases a,b,c,d,e,f] [--cpu-prof DIR] [--proxy-v8-flags FLAGS]
  * ```
  *
  * @module
@@ -43,6 +43,7 @@ import {
   type TrackedProcess,
   waitForPort,
 } from "./processes.ts";
+import { V8_FLAGS } from "../scripts/permissions.ts";
 import { markdownTable, mib, micros, ms, rate, ratio, type Row } from "./report.ts";
 import {
   callEcho,
@@ -63,11 +64,14 @@ const ECHO_HTTP = new URL("./echo_http_server.ts", import.meta.url).pathname;
 const ECHO_COMMAND = [DENO, "run", "--quiet", "--no-config", ECHO_STDIO];
 
 const USAGE = `usage: deno run -A bench/main.ts [--quick] [--json FILE] [--cases a,b,c,d,e,f] [--cpu-prof DIR]
+                                 [--proxy-v8-flags FLAGS]
 
   --quick          a smaller run (under a minute)
   --json FILE      also write the raw numbers to FILE
   --cases LIST     run only these cases (default: all; CPU per call comes with a and b)
   --cpu-prof DIR   run mcp-proxy with --cpu-prof, writing its profiles to DIR
+  --proxy-v8-flags FLAGS
+                   mcp-proxy's --v8-flags (default: the shipped ones, ${V8_FLAGS.join(",")}; "" for none)
 `;
 
 const CASES = ["a", "b", "c", "d", "e", "f"] as const;
@@ -89,6 +93,8 @@ interface Settings {
   cases: Set<Case>;
   jsonFile?: string;
   cpuProfDir?: string;
+  /** `--v8-flags` of the proxy's deno; by default the ones it ships with. */
+  proxyV8Flags: string;
 }
 
 class UsageError extends Error {}
@@ -97,6 +103,7 @@ function parseArgs(args: string[]): Settings | "help" {
   let quick = false;
   let jsonFile: string | undefined;
   let cpuProfDir: string | undefined;
+  let proxyV8Flags = V8_FLAGS.join(",");
   let cases = new Set<Case>(CASES);
   for (let i = 0; i < args.length; i++) {
     const arg = args[i];
@@ -108,6 +115,7 @@ function parseArgs(args: string[]): Settings | "help" {
     if (arg === "--quick") quick = true;
     else if (arg === "--json") jsonFile = value();
     else if (arg === "--cpu-prof") cpuProfDir = value();
+    else if (arg === "--proxy-v8-flags") proxyV8Flags = value();
     else if (arg === "--cases") {
       const list = value().split(",").map((item) => item.trim()).filter((item) => item !== "");
       const unknown = list.filter((item) => !(CASES as readonly string[]).includes(item));
@@ -135,6 +143,7 @@ function parseArgs(args: string[]): Settings | "help" {
     cases,
     jsonFile,
     cpuProfDir,
+    proxyV8Flags,
   };
 }
 
@@ -174,8 +183,11 @@ interface ClientSystem {
   env?: Record<string, string>;
 }
 
+/** The proxy's own `deno run` flags: its V8 flags, and the profiler when asked for. */
 function profileFlags(settings: Settings): string[] {
-  return settings.cpuProfDir === undefined ? [] : ["--cpu-prof", `--cpu-prof-dir=${settings.cpuProfDir}`];
+  const flags = settings.proxyV8Flags === "" ? [] : [`--v8-flags=${settings.proxyV8Flags}`];
+  if (settings.cpuProfDir !== undefined) flags.push("--cpu-prof", `--cpu-prof-dir=${settings.cpuProfDir}`);
+  return flags;
 }
 
 function serverSystems(settings: Settings, peers: FoundPeer[]): ServerSystem[] {
@@ -844,7 +856,8 @@ async function run(settings: Settings): Promise<void> {
     const commit = revision();
     const heading = `mcp-proxy benchmark (${settings.quick ? "--quick" : "full"})` +
       `${commit === "" ? "" : ` at ${commit}`}: deno ${Deno.version.deno}, ` +
-      `${Deno.build.target}, ${cores} cores, ${startedAt.toISOString()}, ${seconds.toFixed(0)} s`;
+      `${Deno.build.target}, ${cores} cores, ${startedAt.toISOString()}, ${seconds.toFixed(0)} s; ` +
+      `mcp-proxy's V8 flags: ${settings.proxyV8Flags === "" ? "none" : settings.proxyV8Flags}`;
     Deno.stdout.writeSync(
       encoder.encode(
         `${heading}\n\n${markdownTable(rows)}\n\n${notes(settings)}\n\nPeers:\n${describePeers(search)}\n`,

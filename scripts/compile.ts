@@ -2,7 +2,7 @@
  * `deno task compile [--all]`: standalone binaries in `dist/`, `mcp-proxy-<target>[.exe]`, for this
  * platform or (with `--all`) every target `deno compile` supports.
  *
- * The permissions are baked in explicitly rather than with `-A`: see `permissions.ts`.
+ * The permissions (explicitly rather than with `-A`) and the V8 flags are baked in: see `permissions.ts`.
  *
  * `deno compile` downloads a runtime; where that download cannot be reached, this prints a `skipped:`
  * line and exits 0, so that builds on closed networks stay green.
@@ -10,7 +10,7 @@
  * @module
  */
 
-import { PERMISSIONS } from "./permissions.ts";
+import { PERMISSIONS, V8_FLAGS_ARGUMENT } from "./permissions.ts";
 
 const TARGETS = [
   "x86_64-unknown-linux-gnu",
@@ -31,7 +31,17 @@ function currentTarget(): string {
 async function compile(target: string): Promise<"ok" | "skipped"> {
   const output = `dist/mcp-proxy-${target}${target.includes("windows") ? ".exe" : ""}`;
   const result = await new Deno.Command(Deno.execPath(), {
-    args: ["compile", "--frozen", ...PERMISSIONS, "--target", target, "--output", output, "main.ts"],
+    args: [
+      "compile",
+      "--frozen",
+      ...PERMISSIONS,
+      V8_FLAGS_ARGUMENT,
+      "--target",
+      target,
+      "--output",
+      output,
+      "main.ts",
+    ],
     stdout: "inherit",
     stderr: "piped",
   }).output();

@@ -26,8 +26,9 @@
  * not compiled its hot paths nor sized its heap yet. The garbage collection is forced through the
  * proxy's V8 inspector (the proxy runs with `--inspect` on a loopback port), because V8 collects lazily:
  * idle RSS says more about when V8 last collected than about what the proxy keeps. The cold figures,
- * idle RSS and the V8 heap in use are printed as well. `--proxy-v8-flags FLAGS` passes `--v8-flags` to
- * the proxy's deno, e.g. `--max-semi-space-size=1` to see how much of the RSS is V8's young generation.
+ * idle RSS and the V8 heap in use are printed as well. The proxy runs with the V8 flags it ships with
+ * (`scripts/permissions.ts`); `--proxy-v8-flags FLAGS` replaces them (`""`: none), e.g. to see how much of
+ * the RSS is V8's young generation.
  *
  * Exits 0 when everything passed, 1 otherwise, 130 on Ctrl-C (after stopping the proxy).
  *
@@ -36,6 +37,7 @@
 
 import { parseArgs } from "node:util";
 import { decodeEventStream } from "../src/client/server_sent_events.ts";
+import { V8_FLAGS } from "./permissions.ts";
 
 const DENO = Deno.execPath();
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
@@ -575,8 +577,8 @@ interface SoakOptions {
   fast: boolean;
   /** `--restart-delay-max` for the proxy. */
   restartDelayMax: string;
-  /** `--v8-flags` for the proxy's deno; undefined: none. */
-  proxyV8Flags?: string;
+  /** `--v8-flags` for the proxy's deno (by default the shipped ones); "": none. */
+  proxyV8Flags: string;
 }
 
 function parseOptions(args: string[]): SoakOptions {
@@ -603,7 +605,7 @@ function parseOptions(args: string[]): SoakOptions {
     warmupCalls: positive("warmup", values.warmup, 2000),
     fast: values.fast ?? false,
     restartDelayMax: String(positive("restart-delay-max", values["restart-delay-max"], 0.5)),
-    proxyV8Flags: values["proxy-v8-flags"],
+    proxyV8Flags: values["proxy-v8-flags"] ?? V8_FLAGS.join(","),
   };
 }
 
@@ -628,7 +630,7 @@ function startProxy(options: SoakOptions): ProxyUnderTest {
     "-A",
     "--quiet",
     `--inspect=127.0.0.1:${inspectPort}`,
-    ...(options.proxyV8Flags === undefined ? [] : [`--v8-flags=${options.proxyV8Flags}`]),
+    ...(options.proxyV8Flags === "" ? [] : [`--v8-flags=${options.proxyV8Flags}`]),
     MAIN,
     "--port",
     String(port),

@@ -5,7 +5,7 @@
  */
 
 import assert from "node:assert/strict";
-import { PERMISSIONS } from "../scripts/permissions.ts";
+import { PERMISSIONS, V8_FLAGS_ARGUMENT } from "../scripts/permissions.ts";
 import denoJson from "../deno.json" with { type: "json" };
 import { runClientModeWithInput } from "./helpers/client_mode.ts";
 import { DENO, FIXTURE, freePort } from "./helpers/proxy_process.ts";
@@ -13,8 +13,8 @@ import { DENO, FIXTURE, freePort } from "./helpers/proxy_process.ts";
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
 const TLS = new URL("./fixtures/tls/", import.meta.url).pathname;
 
-Deno.test("deno task start uses exactly the binaries' permissions", () => {
-  assert.equal(denoJson.tasks.start, `deno run ${PERMISSIONS.join(" ")} main.ts`);
+Deno.test("deno task start uses exactly the binaries' permissions and V8 flags", () => {
+  assert.equal(denoJson.tasks.start, `deno run ${PERMISSIONS.join(" ")} ${V8_FLAGS_ARGUMENT} main.ts`);
 });
 
 Deno.test("client mode with --no-verify-ssl runs with the binaries' permissions", async () => {
