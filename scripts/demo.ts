@@ -9,7 +9,7 @@
  */
 
 import { Client, SSEClientTransport, StreamableHTTPClientTransport } from "../src/mcp_sdk_client.ts";
-import { PERMISSIONS } from "./permissions.ts";
+import { PERMISSIONS, V8_FLAGS_ARGUMENT } from "./permissions.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -34,6 +34,7 @@ const proxy = new Deno.Command(Deno.execPath(), {
   args: [
     "run",
     ...PERMISSIONS,
+    V8_FLAGS_ARGUMENT,
     MAIN,
     ...proxyOptions,
     ...(denoDir ? ["-e", "DENO_DIR", denoDir] : []),
