@@ -13,8 +13,11 @@ const decoder = new TextDecoder();
 
 /** Callbacks of {@link readJsonLines}. */
 export interface JsonLinesHandlers {
-  /** Every valid message, in order. An exception thrown here is reported through `onError`. */
-  onMessage(message: JsonRpcMessage): void;
+  /**
+   * Every valid message, in order, with the line it was read from (its JSON text). An exception thrown
+   * here is reported through `onError`.
+   */
+  onMessage(message: JsonRpcMessage, line: string): void;
   /** A line that is not one JSON-RPC message: `why` says what is wrong, `line` is its start. */
   onInvalid(why: string, line: string): void;
   /** A line longer than `maxLineBytes`, dropped; `bytes` is its length, `head` and `tail` its ends. */
@@ -44,7 +47,7 @@ export async function readJsonLines(
         continue;
       }
       try {
-        handlers.onMessage(message);
+        handlers.onMessage(message, text);
       } catch (error) {
         handlers.onError(error);
       }
@@ -75,10 +78,13 @@ export class JsonLineWriter {
     return !this.#broken;
   }
 
-  /** Queues one message. */
-  write(message: JsonRpcMessage): void {
+  /**
+   * Queues one message. `json`, when the caller has it, is the message's JSON text on one line (no line
+   * break in it), written as it is instead of serializing `message` again.
+   */
+  write(message: JsonRpcMessage, json?: string): void {
     if (this.#broken) return;
-    if (this.#queued.push(JSON.stringify(message)) === 1) queueMicrotask(() => this.#flush());
+    if (this.#queued.push(json ?? JSON.stringify(message)) === 1) queueMicrotask(() => this.#flush());
   }
 
   /** Flushes what is queued and closes the stream; never throws. */
