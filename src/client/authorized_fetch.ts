@@ -119,7 +119,10 @@ export function authorizedFetch(base: typeof fetch, options: AuthorizationOption
   };
 
   const oauth = options.oauth;
-  if (oauth === undefined) return (input, init) => send(input, init, fixedAuthorization);
+  if (oauth === undefined) {
+    if (extraHeaders.length === 0 && fixedAuthorization === undefined) return base;
+    return (input, init) => send(input, init, fixedAuthorization);
+  }
 
   return async (input, init) => {
     let token: string | undefined;
