@@ -60,7 +60,7 @@ export async function readJsonLines(
 /**
  * Writes messages to a byte stream, one JSON line each, in the order of the calls. One write is under
  * way at a time: messages written in the same turn of the event loop, or while the previous write is
- * still under way, go out together as the next write (under load, many answers cost one write). The
+ * still under way, go out together as the next write (under load, many messages cost one write). The
  * first failed write (a closed pipe) calls `onBroken` once; later messages are dropped.
  */
 export class JsonLineWriter {
