@@ -55,7 +55,7 @@ export async function runClientMode(options: ClientModeOptions, stop: Promise<un
   const relay = new ClientRelay({
     transport: options.transport,
     createTransport,
-    toClient: (message) => stdout.write(message),
+    toClient: (message, json) => stdout.write(message, json),
     connectTimeoutMs: options.connectTimeoutMs,
     requestTimeoutMs: options.requestTimeoutMs,
     logger,
@@ -66,7 +66,7 @@ export async function runClientMode(options: ClientModeOptions, stop: Promise<un
     transport: options.transport,
   });
   const stdinDone = readJsonLines(Deno.stdin.readable, options.maxLineBytes, {
-    onMessage: (message) => relay.handleClientMessage(message),
+    onMessage: (message, line) => relay.handleClientMessage(message, line),
     onInvalid: (why, line) => {
       logger.warn("stdin: a line that is not a JSON-RPC message ({why}): {line}", { why, line });
       stdout.write(errorResponse(null, ErrorCode.ParseError, `mcp-proxy: invalid message on stdin: ${why}`));

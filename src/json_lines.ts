@@ -13,8 +13,11 @@ const decoder = new TextDecoder();
 
 /** Callbacks of {@link readJsonLines}. */
 export interface JsonLinesHandlers {
-  /** Every valid message, in order. An exception thrown here is reported through `onError`. */
-  onMessage(message: JsonRpcMessage): void;
+  /**
+   * Every valid message, in order, with the line it was read from (its JSON text). An exception thrown
+   * here is reported through `onError`.
+   */
+  onMessage(message: JsonRpcMessage, line: string): void;
   /** A line that is not one JSON-RPC message: `why` says what is wrong, `line` is its start. */
   onInvalid(why: string, line: string): void;
   /** A line longer than `maxLineBytes`, dropped; `bytes` is its length, `head` and `tail` its ends. */
@@ -43,7 +46,7 @@ export async function readJsonLines(
       return;
     }
     try {
-      handlers.onMessage(message);
+      handlers.onMessage(message, text);
     } catch (error) {
       handlers.onError(error);
     }
@@ -65,15 +68,19 @@ export async function readJsonLines(
 }
 
 /**
- * Writes messages to a byte stream, one JSON line each, in the order of the calls. Messages written in
- * the same turn of the event loop go out as one write. The first failed write (a closed pipe) calls
- * `onBroken` once; later messages are dropped.
+ * Writes messages to a byte stream, one JSON line each, in the order of the calls. One write is under
+ * way at a time: messages written in the same turn of the event loop, or while the previous write is
+ * still under way, go out together as the next write (under load, many messages cost one write). The
+ * first failed write (a closed pipe) calls `onBroken` once; later messages are dropped.
  */
 export class JsonLineWriter {
   readonly #writer: WritableStreamDefaultWriter<Uint8Array>;
   readonly #onBroken: (error: unknown) => void;
+  /** A write failed, or `close` was called: messages are no longer taken. */
   #broken = false;
   #queued: string[] = [];
+  /** The write under way; it settles once done (never rejects: failures go to `onBroken`). */
+  #writing: Promise<void> | undefined;
 
   constructor(stream: WritableStream<Uint8Array>, onBroken: (error: unknown) => void) {
     this.#writer = stream.getWriter();
@@ -85,25 +92,38 @@ export class JsonLineWriter {
     return !this.#broken;
   }
 
-  /** Queues one message. */
-  write(message: JsonRpcMessage): void {
+  /**
+   * Queues one message. `json`, when the caller has it, is the message's JSON text on one line (no line
+   * break in it), written as it is instead of serializing `message` again.
+   */
+  write(message: JsonRpcMessage, json?: string): void {
     if (this.#broken) return;
-    if (this.#queued.push(JSON.stringify(message)) === 1) queueMicrotask(() => this.#flush());
+    const first = this.#queued.push(json ?? JSON.stringify(message)) === 1;
+    if (first && this.#writing === undefined) queueMicrotask(() => this.#flush());
   }
 
   /** Flushes what is queued and closes the stream; never throws. */
   async close(): Promise<void> {
     if (this.#broken) return;
-    this.#flush();
     this.#broken = true;
+    while (this.#writing !== undefined) await this.#writing;
+    if (this.#queued.length > 0) await this.#write();
     await this.#writer.close().catch(() => {});
   }
 
   #flush(): void {
-    if (this.#queued.length === 0 || this.#broken) return;
-    const text = this.#queued.join("\n") + "\n";
+    if (this.#queued.length === 0 || this.#broken || this.#writing !== undefined) return;
+    this.#writing = this.#write().then(() => {
+      this.#writing = undefined;
+      this.#flush();
+    });
+  }
+
+  /** Writes what is queued; a failure, unless the writer was closed meanwhile, breaks it. */
+  #write(): Promise<void> {
+    const text = this.#queued.length === 1 ? this.#queued[0] + "\n" : this.#queued.join("\n") + "\n";
     this.#queued = [];
-    this.#writer.write(encoder.encode(text)).catch((error) => {
+    return this.#writer.write(encoder.encode(text)).catch((error) => {
       if (this.#broken) return;
       this.#broken = true;
       this.#onBroken(error);

@@ -124,6 +124,17 @@ export function parseMessages(text: string): JsonRpcMessage[] | string {
   return messages;
 }
 
+/**
+ * The JSON text of one parsed message as a stdio line, so that it can go on as it was written rather
+ * than be serialized again: `text` without the whitespace around it, when it holds one message (not a
+ * batch) and no line break inside; else undefined.
+ */
+export function singleMessageLine(text: string): string | undefined {
+  const line = text.trim();
+  if (line.includes("\n") || line.includes("\r") || line.startsWith("[")) return undefined;
+  return line;
+}
+
 const ID_VALUE = String.raw`(-?\d+|"(?:[^"\\]|\\.)*")`;
 const ID_FIRST = new RegExp(String.raw`^\s*\{\s*(?:"jsonrpc"\s*:\s*"2\.0"\s*,\s*)?"id"\s*:\s*` + ID_VALUE);
 const ID_LAST = new RegExp(String.raw`"id"\s*:\s*` + ID_VALUE + String.raw`\s*\}\s*$`);

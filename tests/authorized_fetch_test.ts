@@ -134,6 +134,27 @@ Deno.test("authorizedFetch() adds the -H headers, without overriding the caller'
   );
 });
 
+Deno.test("authorizedFetch() merges the same way whatever form the caller's headers take", async () => {
+  await using server = new McpServer();
+  server.access = "open";
+  const options = { headers: { "X-Tenant": "acme", "X-Trace": "from -H" }, apiAccessToken: "api-token" };
+  const forms: HeadersInit[] = [
+    { "x-trace": "from caller", AUTHORIZATION: "Basic aGk6dGhlcmU=" },
+    new Headers({ "x-trace": "from caller", AUTHORIZATION: "Basic aGk6dGhlcmU=" }),
+    [["x-trace", "from caller"], ["AUTHORIZATION", "Basic aGk6dGhlcmU="]],
+  ];
+  for (const form of forms) assert.equal(await post(server, options, "{}", form), 200);
+  for (const { headers } of server.mcpRequests) {
+    assert.equal(headers.get("x-tenant"), "acme");
+    assert.equal(headers.get("x-trace"), "from caller");
+    assert.equal(headers.get("authorization"), "Bearer api-token");
+  }
+});
+
+Deno.test("authorizedFetch() with nothing to add is the base fetch itself", () => {
+  assert.equal(authorizedFetch(fetch, { headers: {} }), fetch);
+});
+
 Deno.test("authorizedFetch() sends the API access token over -H Authorization", async () => {
   await using server = new McpServer();
   server.access = "open";

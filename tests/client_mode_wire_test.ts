@@ -206,6 +206,43 @@ Deno.test("stdout carries only JSON-RPC lines; a bad line gets a parse error; EO
   assert.equal(server.requests.at(-1)?.headers.get("mcp-session-id"), "recorded");
 });
 
+Deno.test("lines pass through as written: the client's as POST bodies, the server's JSON answers back", async () => {
+  const bodies: string[] = [];
+  const answers: Record<string, string> = {
+    // Written by hand: serializing again would turn 1.50 into 1.5 and the escape into "é".
+    verbatim: '{"jsonrpc":"2.0","id":"verbatim","result":{"n":1.50,"s":"\\u00e9"}}\n',
+    // Pretty-printed: it must still reach stdout as one line.
+    pretty: JSON.stringify({ jsonrpc: "2.0", id: "pretty", result: { lines: ["a", "b"] } }, null, 2),
+  };
+  await using server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, async (request) => {
+    if (request.method !== "POST") return new Response(null, { status: 405 });
+    const text = await request.text();
+    bodies.push(text);
+    const body = JSON.parse(text);
+    if (body.id === undefined) return new Response(null, { status: 202 });
+    const answer = answers[body.id] ??
+      JSON.stringify({ jsonrpc: "2.0", id: body.id, result: { protocolVersion: "2025-11-25" } });
+    return new Response(answer, { headers: { "Content-Type": "application/json", "Mcp-Session-Id": "s" } });
+  });
+  const verbatimRequest = '{ "jsonrpc": "2.0", "id": "verbatim", "method": "ping", "params": {"x": 1.0} }';
+  const { code, stdout, stderr } = await runClientModeWithInput(
+    `http://127.0.0.1:${server.addr.port}/mcp`,
+    [
+      INITIALIZE,
+      { jsonrpc: "2.0", method: "notifications/initialized" },
+      verbatimRequest,
+      { jsonrpc: "2.0", id: "pretty", method: "ping" },
+    ],
+  );
+  assert.equal(code, 0, stderr);
+  assert.ok(bodies.includes(verbatimRequest), `the request was rewritten: ${bodies.join(" | ")}`);
+  const lines = stdout.trimEnd().split("\n");
+  assert.equal(lines.length, 3);
+  assert.ok(lines.includes(answers.verbatim.trimEnd()), `the answer was rewritten: ${stdout}`);
+  const pretty = lines.map((line) => JSON.parse(line)).find((message) => message.id === "pretty");
+  assert.deepEqual(pretty.result, { lines: ["a", "b"] });
+});
+
 Deno.test("SIGTERM ends the remote session with DELETE and exits 0", async () => {
   await using server = recordingServer();
   const child = new Deno.Command(DENO, {

@@ -9,6 +9,7 @@ import {
   type JsonRpcMessage,
   resultResponse,
   reusedRequestId,
+  singleMessageLine,
   validateMessage,
 } from "../src/jsonrpc.ts";
 
@@ -132,6 +133,18 @@ Deno.test("isRequest, isNotification, isResponse: tell the three kinds apart", (
     assert.equal(isNotification(message), kind === "notification", `isNotification(${label})`);
     assert.equal(isResponse(message), kind === "response", `isResponse(${label})`);
   }
+});
+
+Deno.test("singleMessageLine: one message on one line is kept as written, without surrounding whitespace", () => {
+  const text = '{"jsonrpc":"2.0","id":1,"result":{"n":1.50,"s":"\\u00e9 \\n"}}';
+  assert.equal(singleMessageLine(text), text);
+  assert.equal(singleMessageLine(` \t${text}\r\n`), text);
+});
+
+Deno.test("singleMessageLine: a line break inside, or a batch, needs serializing again", () => {
+  assert.equal(singleMessageLine('{"jsonrpc":"2.0",\n"id":1,"result":{}}'), undefined);
+  assert.equal(singleMessageLine('{"jsonrpc":"2.0",\r"id":1,"result":{}}'), undefined);
+  assert.equal(singleMessageLine(' [{"jsonrpc":"2.0","id":1,"result":{}}]'), undefined);
 });
 
 Deno.test("errorResponse: builds an error response, with data only when given", () => {

@@ -33,6 +33,33 @@ function replayable(input: RequestInfo | URL, init: RequestInit | undefined): bo
   return !(input instanceof Request && input.body !== null);
 }
 
+/** Whether `headers` is a plain name → value record, as opposed to `Headers` or pairs. */
+function isRecord(headers: HeadersInit): headers is Record<string, string> {
+  return !(headers instanceof Headers) && !(Symbol.iterator in headers);
+}
+
+/**
+ * `headers` with the `-H` headers the caller did not set and, if given, `authorization` in place of
+ * the caller's, as a plain record: `fetch` reads one faster than a `Headers` object.
+ */
+function mergeRecord(
+  headers: Record<string, string>,
+  extra: [string, string][],
+  authorization: string | undefined,
+): Record<string, string> {
+  const merged: Record<string, string> = {};
+  const present = new Set<string>();
+  for (const name of Object.keys(headers)) {
+    const lower = name.toLowerCase();
+    if (authorization !== undefined && lower === "authorization") continue;
+    merged[name] = headers[name];
+    present.add(lower);
+  }
+  for (const [name, value] of extra) if (!present.has(name)) merged[name] = value;
+  if (authorization !== undefined) merged.authorization = authorization;
+  return merged;
+}
+
 /** Options of {@link authorizedFetch}. */
 export interface AuthorizationOptions {
   /** `-H` headers, added to every request unless the caller set the same header. */
@@ -71,20 +98,31 @@ export function authorizedFetch(base: typeof fetch, options: AuthorizationOption
     : extra.get("Authorization") ?? undefined;
   extra.delete("Authorization");
 
+  // Names in lower case, as `Headers` iterates them.
+  const extraHeaders = [...extra];
+
   /** Sends the request with the `-H` headers and, if given, `authorization` in place of the caller's. */
   const send = (
     input: RequestInfo | URL,
     init: RequestInit | undefined,
     authorization: string | undefined,
   ) => {
-    const headers = new Headers(init?.headers ?? (input instanceof Request ? input.headers : undefined));
-    for (const [name, value] of extra) if (!headers.has(name)) headers.set(name, value);
+    if (extraHeaders.length === 0 && authorization === undefined) return base(input, init);
+    const own = init?.headers ?? (input instanceof Request ? input.headers : undefined);
+    if (own === undefined || isRecord(own)) {
+      return base(input, { ...init, headers: mergeRecord(own ?? {}, extraHeaders, authorization) });
+    }
+    const headers = new Headers(own);
+    for (const [name, value] of extraHeaders) if (!headers.has(name)) headers.set(name, value);
     if (authorization !== undefined) headers.set("Authorization", authorization);
     return base(input, { ...init, headers });
   };
 
   const oauth = options.oauth;
-  if (oauth === undefined) return (input, init) => send(input, init, fixedAuthorization);
+  if (oauth === undefined) {
+    if (extraHeaders.length === 0 && fixedAuthorization === undefined) return base;
+    return (input, init) => send(input, init, fixedAuthorization);
+  }
 
   return async (input, init) => {
     let token: string | undefined;

@@ -37,8 +37,11 @@ export type TransportFactory = (kind: "streamablehttp" | "sse") => RemoteTranspo
 export interface ClientRelayOptions {
   transport: ClientTransportName;
   createTransport: TransportFactory;
-  /** Writes one message to the stdio client. */
-  toClient(message: JsonRpcMessage): void;
+  /**
+   * Writes one message to the stdio client; `json`, when given, is that message on one line, as the
+   * server wrote it.
+   */
+  toClient(message: JsonRpcMessage, json?: string): void;
   connectTimeoutMs: number;
   /** 0: no limit. */
   requestTimeoutMs: number;
@@ -93,15 +96,15 @@ export class ClientRelay {
     return this.#pending.size;
   }
 
-  /** Takes one message from the stdio client. */
-  handleClientMessage(message: JsonRpcMessage): void {
+  /** Takes one message from the stdio client; `json`, when given, is its text, sent on unchanged. */
+  handleClientMessage(message: JsonRpcMessage, json?: string): void {
     if (this.#closed) return;
     if (isRequest(message)) this.#noteRequest(message);
     else if (isNotification(message)) {
       if (message.method === "notifications/initialized") this.#initialized = true;
       if (message.method === "notifications/cancelled") this.#forget(message.params?.requestId as RequestId);
     }
-    this.#dispatch(message).catch((error) =>
+    this.#dispatch(message, json).catch((error) =>
       this.#logger.error("relaying a message failed: {error}", { error })
     );
   }
@@ -157,12 +160,14 @@ export class ClientRelay {
   }
 
   /** Sends one message, through reconnections and re-initialization; answers a request that cannot go. */
-  async #dispatch(message: JsonRpcMessage): Promise<void> {
+  async #dispatch(message: JsonRpcMessage, json?: string): Promise<void> {
     const request = isRequest(message) ? message : undefined;
-    const waitFor = [...this.#initializing].filter(([id]) => id !== request?.id).map(([, gate]) =>
-      gate.promise
-    );
-    if (waitFor.length > 0) await Promise.all(waitFor);
+    if (this.#initializing.size > 0) {
+      const waitFor = [...this.#initializing].filter(([id]) => id !== request?.id).map(([, gate]) =>
+        gate.promise
+      );
+      if (waitFor.length > 0) await Promise.all(waitFor);
+    }
     const deadline = Date.now() + this.#options.connectTimeoutMs;
     let reinitialized = false;
     for (let attempt = 0;; attempt++) {
@@ -177,7 +182,7 @@ export class ClientRelay {
       const pending = request && this.#pending.get(request.id);
       if (pending) pending.generation = generation;
       try {
-        await transport.send(message);
+        await transport.send(message, json);
         if (isNotification(message) && message.method === "notifications/initialized") transport.listen();
         return;
       } catch (error) {
@@ -288,7 +293,7 @@ export class ClientRelay {
     const deadline = Date.now() + this.#options.connectTimeoutMs;
     for (let attempt = 0;; attempt++) {
       const transport = this.#options.createTransport(kind);
-      transport.onmessage = (message) => this.#fromServer(message, transport);
+      transport.onmessage = (message, json) => this.#fromServer(message, transport, json);
       transport.onsessionlost = (reason) => this.#sessionLost(generation, reason);
       try {
         await transport.start();
@@ -394,10 +399,10 @@ export class ClientRelay {
 
   // ---- server → client --------------------------------------------------------------------------
 
-  #fromServer(message: JsonRpcMessage, transport: RemoteTransport): void {
+  #fromServer(message: JsonRpcMessage, transport: RemoteTransport, json?: string): void {
     if (this.#closed) return;
     if (!isResponse(message)) {
-      this.#options.toClient(message);
+      this.#options.toClient(message, json);
       return;
     }
     const response = message as JsonRpcResponse;
@@ -417,6 +422,6 @@ export class ClientRelay {
       const version = response.result.protocolVersion;
       if (typeof version === "string") transport.setProtocolVersion(version);
     }
-    this.#options.toClient(response);
+    this.#options.toClient(response, json);
   }
 }

@@ -6,7 +6,7 @@
  * @module
  */
 
-import { type JsonRpcMessage, parseMessages } from "../jsonrpc.ts";
+import { type JsonRpcMessage, parseMessages, singleMessageLine } from "../jsonrpc.ts";
 import {
   fetchFailure,
   neverArrived,
@@ -22,10 +22,12 @@ export interface LegacySseClientOptions extends RemoteTransportOptions {
   onwarning?: (text: string) => void;
 }
 
+const POST_HEADERS: Readonly<Record<string, string>> = { "Content-Type": "application/json" };
+
 /** A legacy SSE session with the server whose event stream is at `url`. */
 export class LegacySseClient implements RemoteTransport {
   readonly kind = "sse";
-  onmessage?: (message: JsonRpcMessage) => void;
+  onmessage?: (message: JsonRpcMessage, json?: string) => void;
   onsessionlost?: (reason: string) => void;
   readonly #url: URL;
   readonly #fetch: typeof fetch;
@@ -74,7 +76,7 @@ export class LegacySseClient implements RemoteTransport {
     this.#readLoop(events);
   }
 
-  async send(message: JsonRpcMessage): Promise<void> {
+  async send(message: JsonRpcMessage, json?: string): Promise<void> {
     if (this.#endpoint === undefined || this.#closed) {
       throw new RemoteError("lost", "the SSE session is not open");
     }
@@ -82,8 +84,8 @@ export class LegacySseClient implements RemoteTransport {
     try {
       response = await this.#fetch(this.#endpoint, {
         method: "POST",
-        headers: { "Content-Type": "application/json" },
-        body: JSON.stringify(message),
+        headers: POST_HEADERS,
+        body: json ?? JSON.stringify(message),
         signal: this.#abort.signal,
       });
     } catch (error) {
@@ -128,7 +130,8 @@ export class LegacySseClient implements RemoteTransport {
       );
       return;
     }
-    for (const message of messages) this.onmessage?.(message);
+    const json = messages.length === 1 ? singleMessageLine(event.data) : undefined;
+    for (const message of messages) this.onmessage?.(message, json);
   }
 
   async #readLoop(events: ReadableStreamDefaultReader<ServerSentEvent>): Promise<void> {

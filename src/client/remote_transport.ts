@@ -38,8 +38,11 @@ export class RemoteError extends Error {
 export interface RemoteTransport {
   /** `"streamablehttp"` or `"sse"`, for logs. */
   readonly kind: "streamablehttp" | "sse";
-  /** Receives every message from the server, in order of arrival. */
-  onmessage?: (message: JsonRpcMessage) => void;
+  /**
+   * Receives every message from the server, in order of arrival; `json` is the message as the server
+   * wrote it, on one line, when it came alone (not in a batch) and without line breaks.
+   */
+  onmessage?: (message: JsonRpcMessage, json?: string) => void;
   /** The session ended on the server's side (stream gone for good, or 404): a new one is needed. */
   onsessionlost?: (reason: string) => void;
   /** Opens the session (legacy SSE: the event stream and its `endpoint`); rejects with RemoteError. */
@@ -47,9 +50,10 @@ export interface RemoteTransport {
   /**
    * Sends one message. Resolves once the exchange is over: for Streamable HTTP when the POST's response
    * (and any stream it opened) ended, with the answers delivered through `onmessage` meanwhile.
-   * Rejects with RemoteError.
+   * Rejects with RemoteError. `json`, when given, is `message` as JSON text: sent as it is, so that a
+   * message read from the client goes on unchanged and is not serialized again.
    */
-  send(message: JsonRpcMessage): Promise<void>;
+  send(message: JsonRpcMessage, json?: string): Promise<void>;
   /** Initialization is done: open the channel for messages the server sends on its own. */
   listen(): void;
   /** The protocol version agreed in initialize, sent as `MCP-Protocol-Version` from now on. */

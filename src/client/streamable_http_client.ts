@@ -7,7 +7,14 @@
  * @module
  */
 
-import { isRequest, isResponse, type JsonRpcMessage, parseMessages, type RequestId } from "../jsonrpc.ts";
+import {
+  isRequest,
+  isResponse,
+  type JsonRpcMessage,
+  parseMessages,
+  type RequestId,
+  singleMessageLine,
+} from "../jsonrpc.ts";
 import {
   backoffDelay,
   fetchFailure,
@@ -33,14 +40,23 @@ async function shortBody(response: Response): Promise<string> {
   return text.length > 200 ? text.slice(0, 200) + "…" : text;
 }
 
-function isEventStream(response: Response): boolean {
-  return (response.headers.get("content-type") ?? "").toLowerCase().startsWith("text/event-stream");
+function contentType(response: Response): string {
+  return (response.headers.get("content-type") ?? "").toLowerCase();
 }
+
+function isEventStream(response: Response): boolean {
+  return contentType(response).startsWith("text/event-stream");
+}
+
+const POST_HEADERS: Readonly<Record<string, string>> = {
+  "Content-Type": "application/json",
+  Accept: "application/json, text/event-stream",
+};
 
 /** A Streamable HTTP session with the server at `url`. */
 export class StreamableHttpClient implements RemoteTransport {
   readonly kind = "streamablehttp";
-  onmessage?: (message: JsonRpcMessage) => void;
+  onmessage?: (message: JsonRpcMessage, json?: string) => void;
   onsessionlost?: (reason: string) => void;
   readonly #url: URL;
   readonly #fetch: typeof fetch;
@@ -49,6 +65,10 @@ export class StreamableHttpClient implements RemoteTransport {
   readonly #abort = new AbortController();
   #sessionId: string | undefined;
   #protocolVersion: string | undefined;
+  /** `Mcp-Session-Id` and `MCP-Protocol-Version`, once known; replaced, never changed in place. */
+  #sessionHeaders: Readonly<Record<string, string>> = {};
+  /** The headers of every POST: built again only when the session headers change. */
+  #postHeaders = POST_HEADERS;
   #listening = false;
   #closed = false;
 
@@ -65,13 +85,11 @@ export class StreamableHttpClient implements RemoteTransport {
 
   setProtocolVersion(version: string): void {
     this.#protocolVersion = version;
+    this.#updateSessionHeaders();
   }
 
-  async send(message: JsonRpcMessage): Promise<void> {
-    const response = await this.#request("POST", {
-      "Content-Type": "application/json",
-      Accept: "application/json, text/event-stream",
-    }, JSON.stringify(message));
+  async send(message: JsonRpcMessage, json?: string): Promise<void> {
+    const response = await this.#request("POST", this.#postHeaders, json ?? JSON.stringify(message));
     const requestId = isRequest(message) ? message.id : undefined;
     if (response.status === 202 || response.status === 204) {
       await response.body?.cancel();
@@ -81,11 +99,10 @@ export class StreamableHttpClient implements RemoteTransport {
       return;
     }
     if (!response.ok) throw await this.#httpError(response);
-    if (isEventStream(response)) return await this.#readAnswerStream(response, requestId);
-    const type = response.headers.get("content-type") ?? "";
-    if (type.toLowerCase().includes("json")) {
-      const text = await response.text();
-      this.#deliverText(text);
+    const type = contentType(response);
+    if (type.startsWith("text/event-stream")) return await this.#readAnswerStream(response, requestId);
+    if (type.includes("json")) {
+      this.#deliverText(await response.text());
       return;
     }
     await response.body?.cancel();
@@ -120,29 +137,35 @@ export class StreamableHttpClient implements RemoteTransport {
 
   // ---- internals --------------------------------------------------------------------------------
 
-  #headers(extra: Record<string, string>): Headers {
-    const headers = new Headers(extra);
-    if (this.#sessionId !== undefined) headers.set("Mcp-Session-Id", this.#sessionId);
-    if (this.#protocolVersion !== undefined) headers.set("MCP-Protocol-Version", this.#protocolVersion);
-    return headers;
+  #updateSessionHeaders(): void {
+    const headers: Record<string, string> = {};
+    if (this.#sessionId !== undefined) headers["Mcp-Session-Id"] = this.#sessionId;
+    if (this.#protocolVersion !== undefined) headers["MCP-Protocol-Version"] = this.#protocolVersion;
+    this.#sessionHeaders = headers;
+    this.#postHeaders = { ...POST_HEADERS, ...headers };
   }
 
+  #headers(extra: Record<string, string>): Record<string, string> {
+    return { ...extra, ...this.#sessionHeaders };
+  }
+
+  /** Sends a request; `headers` must already hold the session's (see {@link #headers}). */
   async #request(method: string, headers: Record<string, string>, body?: string): Promise<Response> {
     if (this.#closed) throw new RemoteError("lost", "the connection to the server is closed");
     let response: Response;
     try {
-      response = await this.#fetch(this.#url, {
-        method,
-        headers: this.#headers(headers),
-        body,
-        signal: this.#abort.signal,
-      });
+      response = await this.#fetch(this.#url, { method, headers, body, signal: this.#abort.signal });
     } catch (error) {
       const text = fetchFailure(error, this.#url.href);
       throw new RemoteError(!this.#closed && neverArrived(error) ? "unreachable" : "lost", text);
     }
-    const sessionId = response.headers.get("mcp-session-id");
-    if (sessionId !== null && this.#sessionId === undefined) this.#sessionId = sessionId;
+    if (this.#sessionId === undefined) {
+      const sessionId = response.headers.get("mcp-session-id");
+      if (sessionId !== null) {
+        this.#sessionId = sessionId;
+        this.#updateSessionHeaders();
+      }
+    }
     return response;
   }
 
@@ -165,9 +188,10 @@ export class StreamableHttpClient implements RemoteTransport {
       return [];
     }
     const answered: RequestId[] = [];
+    const json = messages.length === 1 ? singleMessageLine(text) : undefined;
     for (const message of messages) {
       if (isResponse(message) && message.id !== null) answered.push(message.id);
-      this.onmessage?.(message);
+      this.onmessage?.(message, json);
     }
     return answered;
   }
@@ -210,10 +234,10 @@ export class StreamableHttpClient implements RemoteTransport {
       await sleep(cursor.retryMs ?? backoffDelay(attempt), this.#abort.signal);
       let resumed: Response;
       try {
-        resumed = await this.#request("GET", {
-          Accept: "text/event-stream",
-          "Last-Event-ID": cursor.lastEventId,
-        });
+        resumed = await this.#request(
+          "GET",
+          this.#headers({ Accept: "text/event-stream", "Last-Event-ID": cursor.lastEventId }),
+        );
       } catch (error) {
         if (error instanceof RemoteError && error.kind === "unreachable") continue;
         throw error;
@@ -237,7 +261,7 @@ export class StreamableHttpClient implements RemoteTransport {
       if (cursor.lastEventId !== undefined) headers["Last-Event-ID"] = cursor.lastEventId;
       let response: Response;
       try {
-        response = await this.#request("GET", headers);
+        response = await this.#request("GET", this.#headers(headers));
       } catch {
         await sleep(cursor.retryMs ?? backoffDelay(attempt), this.#abort.signal);
         continue;

@@ -1,0 +1,97 @@
+import assert from "node:assert/strict";
+import { JsonLineWriter } from "../src/json_lines.ts";
+import type { JsonRpcMessage } from "../src/jsonrpc.ts";
+
+const decoder = new TextDecoder();
+
+/** A byte sink that records each write and finishes it only when told to. */
+function slowSink() {
+  const writes: string[] = [];
+  const pending: (() => void)[] = [];
+  let failWith: Error | undefined;
+  let closed = false;
+  const stream = new WritableStream<Uint8Array>({
+    write(chunk) {
+      writes.push(decoder.decode(chunk));
+      if (failWith !== undefined) return Promise.reject(failWith);
+      return new Promise<void>((resolve) => pending.push(resolve));
+    },
+    close() {
+      closed = true;
+    },
+  });
+  return {
+    stream,
+    writes,
+    /** Finishes the oldest write under way. */
+    finishOne: () => pending.shift()?.(),
+    failNext: (error: Error) => failWith = error,
+    closed: () => closed,
+  };
+}
+
+function ping(id: number): JsonRpcMessage {
+  return { jsonrpc: "2.0", id, method: "ping" };
+}
+
+/** Lets queued microtasks and the stream's promise jobs run. */
+const settle = () => new Promise((resolve) => setTimeout(resolve, 0));
+
+Deno.test("JsonLineWriter: one write per turn; what comes while it is under way goes out as the next one", async () => {
+  const sink = slowSink();
+  const writer = new JsonLineWriter(sink.stream, () => assert.fail("not broken"));
+  writer.write(ping(1));
+  writer.write(ping(2));
+  await settle();
+  assert.deepEqual(sink.writes, [
+    '{"jsonrpc":"2.0","id":1,"method":"ping"}\n{"jsonrpc":"2.0","id":2,"method":"ping"}\n',
+  ]);
+  writer.write(ping(3));
+  await settle();
+  writer.write(ping(4), '{"jsonrpc":"2.0", "id":4, "method":"ping"}');
+  await settle();
+  assert.equal(sink.writes.length, 1, "nothing more while the first write is under way");
+  sink.finishOne();
+  await settle();
+  assert.deepEqual(sink.writes.slice(1), [
+    '{"jsonrpc":"2.0","id":3,"method":"ping"}\n{"jsonrpc":"2.0", "id":4, "method":"ping"}\n',
+  ]);
+  sink.finishOne();
+  await writer.close();
+  assert.ok(sink.closed());
+});
+
+Deno.test("JsonLineWriter: close() writes what is queued behind a write under way, then closes", async () => {
+  const sink = slowSink();
+  const writer = new JsonLineWriter(sink.stream, () => assert.fail("not broken"));
+  writer.write(ping(1));
+  await settle();
+  writer.write(ping(2));
+  const closing = writer.close();
+  writer.write(ping(3));
+  assert.equal(writer.open, false);
+  sink.finishOne();
+  await settle();
+  sink.finishOne();
+  await closing;
+  assert.deepEqual(sink.writes, [
+    '{"jsonrpc":"2.0","id":1,"method":"ping"}\n',
+    '{"jsonrpc":"2.0","id":2,"method":"ping"}\n',
+  ]);
+  assert.ok(sink.closed());
+});
+
+Deno.test("JsonLineWriter: a failed write calls onBroken once; later messages are dropped", async () => {
+  const sink = slowSink();
+  const failures: unknown[] = [];
+  const writer = new JsonLineWriter(sink.stream, (error) => failures.push(error));
+  sink.failNext(new Error("broken pipe"));
+  writer.write(ping(1));
+  await settle();
+  writer.write(ping(2));
+  await settle();
+  assert.equal(failures.length, 1);
+  assert.equal(writer.open, false);
+  assert.equal(sink.writes.length, 1);
+  await writer.close();
+});
