@@ -1,9 +1,14 @@
 /**
- * What server mode cannot get under on this machine: the added latency of a minimal HTTP → stdio relay
- * (`Deno.serve`, the request text written to the echo server's stdin, the answer line returned as the
- * body; no checks, no routing, no id mapping), against the echo server driven directly over stdio, in
- * the same run. mcp-proxy's added p50 (`deno task bench --cases a`) minus this floor is what the proxy's
- * own work costs.
+ * What mcp-proxy cannot get under on this machine, measured the way `bench/main.ts` measures it:
+ *
+ * - server mode: the added p50 of a minimal HTTP → stdio relay (`Deno.serve`, the request text written
+ *   to the echo server's stdin, the answer line returned as the body; no checks, no routing, no id
+ *   mapping) over the echo server driven directly over stdio;
+ * - client mode: a minimal stdio → HTTP relay (`bench/minimal_client_relay.ts`: each stdin line POSTed
+ *   with `fetch`, each answer body written to stdout) against the HTTP echo server driven directly with
+ *   `fetch`: p50 ratio, and throughput ratio with 16 requests in flight.
+ *
+ * mcp-proxy's figures (`deno task bench --cases a,b`) over these floors are what its own work costs.
  *
  * Run: `deno run -A bench/floor.ts [--calls N] [--rounds N]`.
  *
@@ -13,9 +18,11 @@
 import { parseArgs } from "node:util";
 import { initialize, StdioChannel, StreamableHttpChannel } from "./mcp_channels.ts";
 import { freePort, spawnTracked, stopAll } from "./processes.ts";
-import { sequentialLatencies } from "./workloads.ts";
+import { concurrentThroughput, sequentialLatencies } from "./workloads.ts";
 
 const ECHO_STDIO = new URL("./echo_stdio_server.ts", import.meta.url).pathname;
+const ECHO_HTTP = new URL("./echo_http_server.ts", import.meta.url).pathname;
+const CLIENT_RELAY = new URL("./minimal_client_relay.ts", import.meta.url).pathname;
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
@@ -66,36 +73,103 @@ function minimalRelay(port: number): Deno.HttpServer {
   });
 }
 
+function write(text: string): void {
+  Deno.stdout.writeSync(encoder.encode(text + "\n"));
+}
+
+async function serverModeFloor(calls: number, rounds: number): Promise<void> {
+  const direct = new StdioChannel("direct stdio", echoServer());
+  await initialize(direct);
+  const port = freePort();
+  const server = minimalRelay(port);
+  const relay = new StreamableHttpChannel("minimal relay", `http://127.0.0.1:${port}/mcp`);
+  await initialize(relay);
+  const added: number[] = [];
+  try {
+    for (let round = 1; round <= rounds; round++) {
+      const directP50 = median(await sequentialLatencies(direct, calls, 200));
+      const relayP50 = median(await sequentialLatencies(relay, calls, 200));
+      added.push(relayP50 - directP50);
+      write(
+        `server mode, round ${round}: direct stdio p50 ${directP50.toFixed(3)} ms, minimal HTTP relay p50 ` +
+          `${relayP50.toFixed(3)} ms, added ${(relayP50 - directP50).toFixed(3)} ms`,
+      );
+    }
+    write(`server-mode floor (median of ${rounds}): added p50 ${median(added).toFixed(3)} ms`);
+  } finally {
+    await relay.close();
+    await direct.close();
+    await server.shutdown();
+  }
+}
+
+async function clientModeFloor(calls: number, rounds: number): Promise<void> {
+  const echo = spawnTracked("echo HTTP server", Deno.execPath(), [
+    "run",
+    "--quiet",
+    "--no-config",
+    "--allow-net",
+    ECHO_HTTP,
+  ], { stdout: "piped" });
+  const reader = echo.child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let banner = "";
+  while (!banner.includes("\n")) banner += (await reader.read()).value ?? "";
+  reader.releaseLock();
+  const url = /listening (\S+)/.exec(banner)![1];
+  const direct = new StreamableHttpChannel("direct HTTP", url);
+  await initialize(direct);
+  const relay = new StdioChannel(
+    "minimal client relay",
+    spawnTracked("minimal client relay", Deno.execPath(), [
+      "run",
+      "--quiet",
+      "--no-config",
+      "--allow-net",
+      CLIENT_RELAY,
+      url,
+    ], {
+      stdin: "piped",
+      stdout: "piped",
+    }),
+  );
+  await initialize(relay);
+  const latency: number[] = [];
+  const throughput: number[] = [];
+  try {
+    for (let round = 1; round <= rounds; round++) {
+      const directP50 = median(await sequentialLatencies(direct, calls, 200));
+      const relayP50 = median(await sequentialLatencies(relay, calls, 200));
+      const directRate = (await concurrentThroughput(Array(16).fill(direct), 200, 20, 1)).callsPerSecond;
+      const relayRate = (await concurrentThroughput(Array(16).fill(relay), 200, 20, 1)).callsPerSecond;
+      latency.push(relayP50 / directP50);
+      throughput.push(relayRate / directRate);
+      write(
+        `client mode, round ${round}: p50 direct HTTP ${directP50.toFixed(3)} ms, minimal relay ` +
+          `${relayP50.toFixed(3)} ms (${(relayP50 / directP50).toFixed(2)}×); 16 in flight: direct ` +
+          `${directRate.toFixed(0)} calls/s, minimal relay ${relayRate.toFixed(0)} (${
+            (relayRate / directRate).toFixed(2)
+          }×)`,
+      );
+    }
+    write(
+      `client-mode floor (median of ${rounds}): p50 ${median(latency).toFixed(2)}× direct HTTP, ` +
+        `throughput ${median(throughput).toFixed(2)}× direct HTTP`,
+    );
+  } finally {
+    await relay.close();
+    await direct.close();
+  }
+}
+
 const { values } = parseArgs({
   args: Deno.args,
   options: { calls: { type: "string" }, rounds: { type: "string" } },
 });
 const calls = Number(values.calls ?? 2000);
 const rounds = Number(values.rounds ?? 3);
-
-const direct = new StdioChannel("direct stdio", echoServer());
-await initialize(direct);
-const port = freePort();
-const server = minimalRelay(port);
-const relay = new StreamableHttpChannel("minimal relay", `http://127.0.0.1:${port}/mcp`);
-await initialize(relay);
-const added: number[] = [];
 try {
-  for (let round = 1; round <= rounds; round++) {
-    const directP50 = median(await sequentialLatencies(direct, calls, 200));
-    const relayP50 = median(await sequentialLatencies(relay, calls, 200));
-    added.push(relayP50 - directP50);
-    Deno.stdout.writeSync(encoder.encode(
-      `round ${round}: direct stdio p50 ${directP50.toFixed(3)} ms, minimal HTTP relay p50 ` +
-        `${relayP50.toFixed(3)} ms, added ${(relayP50 - directP50).toFixed(3)} ms\n`,
-    ));
-  }
-  Deno.stdout.writeSync(
-    encoder.encode(`floor (median of ${rounds} rounds): added ${median(added).toFixed(3)} ms\n`),
-  );
+  await serverModeFloor(calls, rounds);
+  await clientModeFloor(calls, rounds);
 } finally {
-  await relay.close();
-  await direct.close();
-  await server.shutdown();
   await stopAll();
 }

@@ -135,6 +135,33 @@ export function singleMessageLine(text: string): string | undefined {
   return line;
 }
 
+const LEADING_ID = /^(\s*\{\s*(?:"jsonrpc"\s*:\s*"2\.0"\s*,\s*)?"id"\s*:\s*)(\d+)(?=\s*[,}])/;
+const TRAILING_ID = /([,{]\s*"id"\s*:\s*)(\d+)\s*\}\s*$/;
+/** How much of each end of a message {@link withRequestId} looks at. */
+const END_CHARS = 256;
+
+/**
+ * `json`, the text of a message whose top-level `"id"` is the integer `id`, with that id replaced by
+ * `newId` and everything else byte for byte as it was; undefined when the id is not where serializers put
+ * it (the first member, after `"jsonrpc"`, or the last), and the caller must serialize the message anew.
+ * Only the ends of `json` are looked at, so a large message costs no more than a small one.
+ */
+export function withRequestId(json: string, id: number, newId: RequestId): string | undefined {
+  const replacement = JSON.stringify(newId);
+  const leading = LEADING_ID.exec(json.length > END_CHARS ? json.slice(0, END_CHARS) : json);
+  if (leading !== null && Number(leading[2]) === id) {
+    const start = leading[1].length;
+    return json.slice(0, start) + replacement + json.slice(start + leading[2].length);
+  }
+  const tailStart = Math.max(0, json.length - END_CHARS);
+  const trailing = TRAILING_ID.exec(tailStart === 0 ? json : json.slice(tailStart));
+  if (trailing !== null && Number(trailing[2]) === id) {
+    const start = tailStart + trailing.index + trailing[1].length;
+    return json.slice(0, start) + replacement + json.slice(start + trailing[2].length);
+  }
+  return undefined;
+}
+
 const ID_VALUE = String.raw`(-?\d+|"(?:[^"\\]|\\.)*")`;
 const ID_FIRST = new RegExp(String.raw`^\s*\{\s*(?:"jsonrpc"\s*:\s*"2\.0"\s*,\s*)?"id"\s*:\s*` + ID_VALUE);
 const ID_LAST = new RegExp(String.raw`"id"\s*:\s*` + ID_VALUE + String.raw`\s*\}\s*$`);

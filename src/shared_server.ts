@@ -25,6 +25,7 @@ import {
   type JsonRpcResponse,
   type RequestId,
   resultResponse,
+  withRequestId,
 } from "./jsonrpc.ts";
 
 /** The client side of one session: how messages reach that client. */
@@ -32,9 +33,10 @@ export interface SessionPeer {
   /**
    * Delivers a message to the client. `relatedRequestId` is the client's own id of the request the
    * message belongs to (an answer, or progress and server requests made while that request runs), so
-   * that Streamable HTTP can send it on that request's stream.
+   * that Streamable HTTP can send it on that request's stream. `json`, when given, is the message's JSON
+   * text on one line (what the child wrote, its id mapped), to send instead of serializing `message`.
    */
-  deliver(message: JsonRpcMessage, relatedRequestId?: RequestId): void;
+  deliver(message: JsonRpcMessage, relatedRequestId?: RequestId, json?: string): void;
   /**
    * The client cancelled its request `clientId`: no answer will come, so whatever waits for one (an
    * HTTP response stream) can end.
@@ -230,11 +232,16 @@ export class SharedServer implements SessionSource {
     }, true);
   }
 
-  /** Routes one message the child wrote. */
-  handleChildMessage(message: JsonRpcMessage): void {
+  /**
+   * Routes one message the child wrote; `line`, when given, is its JSON text as the child wrote it (one
+   * line), which goes on unchanged where the message does, or with only its id replaced.
+   */
+  handleChildMessage(message: JsonRpcMessage, line?: string): void {
+    // JSON allows a carriage return between tokens; an SSE stream would take it for a line break.
+    if (line !== undefined && line.includes("\r")) line = undefined;
     if (isRequest(message)) this.#routeServerRequest(message);
-    else if (isNotification(message)) this.#routeServerNotification(message);
-    else this.#routeChildResponse(message as JsonRpcResponse);
+    else if (isNotification(message)) this.#routeServerNotification(message, line);
+    else this.#routeChildResponse(message as JsonRpcResponse, line);
   }
 
   // ---- client → child -------------------------------------------------------------------------
@@ -491,7 +498,7 @@ export class SharedServer implements SessionSource {
 
   // ---- child → client -------------------------------------------------------------------------
 
-  #routeChildResponse(response: JsonRpcResponse): void {
+  #routeChildResponse(response: JsonRpcResponse, line: string | undefined): void {
     const proxyId = response.id;
     const pending = typeof proxyId === "number" ? this.#pendingChildRequests.get(proxyId) : undefined;
     if (pending === undefined) {
@@ -517,7 +524,8 @@ export class SharedServer implements SessionSource {
       }
       this.#settleInitialize(response);
     }
-    pending.session?.deliver({ ...response, id: pending.clientId }, pending.clientId);
+    const json = line === undefined ? undefined : withRequestId(line, proxyId as number, pending.clientId);
+    pending.session?.deliver({ ...response, id: pending.clientId }, pending.clientId, json);
   }
 
   #settleInitialize(response: JsonRpcResponse): void {
@@ -567,7 +575,7 @@ export class SharedServer implements SessionSource {
     session.deliver({ ...request, id: proxyId }, session.currentRequestId());
   }
 
-  #routeServerNotification(notification: JsonRpcNotification): void {
+  #routeServerNotification(notification: JsonRpcNotification, line: string | undefined): void {
     if (notification.method === "notifications/progress") {
       const token = notification.params?.progressToken;
       const pending = typeof token === "number" ? this.#pendingChildRequests.get(token) : undefined;
@@ -597,11 +605,11 @@ export class SharedServer implements SessionSource {
     }
     if (notification.method === "notifications/resources/updated") {
       const subscribers = this.#subscribers.get(notification.params?.uri as string) ?? [];
-      for (const session of subscribers) session.deliver(notification, session.currentRequestId());
+      for (const session of subscribers) session.deliver(notification, session.currentRequestId(), line);
       return;
     }
     for (const session of this.#sessions) {
-      if (session.initialized) session.deliver(notification, session.currentRequestId());
+      if (session.initialized) session.deliver(notification, session.currentRequestId(), line);
     }
   }
 
@@ -689,9 +697,9 @@ export class ServerSession {
 
   // ---- used by SharedServer -------------------------------------------------------------------
 
-  /** Delivers a message to the client unless the session is closed. */
-  deliver(message: JsonRpcMessage, relatedRequestId?: RequestId): void {
-    if (!this.#closed) this.#peer.deliver(message, relatedRequestId);
+  /** Delivers a message (and its JSON text, when known) to the client unless the session is closed. */
+  deliver(message: JsonRpcMessage, relatedRequestId?: RequestId, json?: string): void {
+    if (!this.#closed) this.#peer.deliver(message, relatedRequestId, json);
   }
 
   /** Tells the peer that the client's request `clientId` will get no answer. */

@@ -35,8 +35,8 @@ export interface StdioServerProcessOptions {
   spec: StdioServerSpec;
   /** The child's complete environment (nothing else is inherited). */
   env: Record<string, string>;
-  /** Receives every message the child writes to stdout, in order. */
-  onMessage(message: JsonRpcMessage): void;
+  /** Receives every message the child writes to stdout, in order, with its line (its JSON text). */
+  onMessage(message: JsonRpcMessage, line: string): void;
   /** An answer over `maxLineBytes` was dropped: `id` is its id, when it could be found. */
   onOversizeAnswer?(id: RequestId, bytes: number): void;
   logger: Logger;

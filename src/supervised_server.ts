@@ -105,7 +105,7 @@ export class SupervisedServer {
       process = StdioServerProcess.spawn({
         spec,
         env: this.#options.env,
-        onMessage: (message) => this.shared.handleChildMessage(message),
+        onMessage: (message, line) => this.shared.handleChildMessage(message, line),
         onOversizeAnswer: (id, bytes) => this.#answerTooLarge(id, bytes),
         logger: this.#logger,
         maxLineBytes: this.#options.maxLineBytes,

@@ -11,6 +11,7 @@ import {
   reusedRequestId,
   singleMessageLine,
   validateMessage,
+  withRequestId,
 } from "../src/jsonrpc.ts";
 
 function accepts(value: Record<string, unknown>): void {
@@ -196,4 +197,30 @@ Deno.test("reusedRequestId: an id twice in a batch, or already in flight; notifi
 Deno.test("validateMessage: a numeric id must be finite (1e400 parses to Infinity)", () => {
   const parsed = JSON.parse('{"jsonrpc":"2.0","id":1e400,"method":"ping"}');
   assert.equal(validateMessage(parsed), '"id" must be a finite number');
+});
+
+Deno.test("withRequestId replaces the top-level id at either end and nothing else", () => {
+  assert.equal(
+    withRequestId('{"jsonrpc":"2.0","id":12,"result":{"id":12}}', 12, "a"),
+    '{"jsonrpc":"2.0","id":"a","result":{"id":12}}',
+  );
+  assert.equal(
+    withRequestId('{"result":{"id":12},"jsonrpc":"2.0","id":12}', 12, 7),
+    '{"result":{"id":12},"jsonrpc":"2.0","id":7}',
+  );
+  assert.equal(
+    withRequestId('{ "id" : 3 , "result": {}}', 3, 'q"uote'),
+    '{ "id" : "q\\"uote" , "result": {}}',
+  );
+  assert.equal(withRequestId('{"result":{},"id":4}\t', 4, 1), '{"result":{},"id":1}\t');
+  const big = `{"result":{"text":"${"x".repeat(100_000)}"},"jsonrpc":"2.0","id":5}`;
+  assert.equal(withRequestId(big, 5, "z"), big.slice(0, -2) + '"z"}');
+  // Not the id asked for, or not where a serializer puts it: the caller serializes anew.
+  assert.equal(withRequestId('{"jsonrpc":"2.0","id":123,"result":{}}', 12, 1), undefined);
+  assert.equal(withRequestId('{"result":{"x":{"id":12}}}', 12, 1), undefined);
+  assert.equal(withRequestId('{"result":{"a":1,"id":12},"jsonrpc":"2.0"}', 12, 1), undefined);
+  assert.equal(
+    withRequestId(`{"result":{"text":"${"y".repeat(300)}"},"id":9,"jsonrpc":"2.0"}`, 9, 1),
+    undefined,
+  );
 });

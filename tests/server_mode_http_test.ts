@@ -103,6 +103,47 @@ Deno.test("legacy SSE: endpoint event, 202 on POST, 400 and 404 for bad session 
   await sse.close();
 });
 
+Deno.test("answers reach clients as the child wrote them, only the id replaced, over /mcp and /sse", async () => {
+  await using proxy = await startProxy(["--", ...FIXTURE]);
+  // What JSON.stringify would change: number spelling, escapes, spacing, key order, a duplicate-free
+  // but unusual layout; the id first (after "jsonrpc") in one answer, last in the other.
+  const result =
+    '{ "content" : [{"type":"text","text":"caf\\u00e9 \\/ 1"}], "n": 1.50, "big": 12345678901234567890 }';
+  const forms = [
+    { before: '{"jsonrpc": "2.0", "id": ', after: `, "result": ${result}}` },
+    { before: `{"result": ${result}, "jsonrpc":"2.0","id":`, after: "}" },
+  ];
+  const call = (id: number | string, form: { before: string; after: string }) =>
+    JSON.stringify({
+      jsonrpc: "2.0",
+      id,
+      method: "tools/call",
+      params: { name: "verbatim", arguments: form },
+    });
+
+  const sessionId = await initializeSession(proxy);
+  for (const [i, form] of forms.entries()) {
+    const id = `client-${i}`;
+    const answer = await request(`${proxy.origin}/mcp`, {
+      method: "POST",
+      headers: { ...JSON_AND_SSE, "Mcp-Session-Id": sessionId },
+      body: call(id, form),
+    });
+    assert.equal(answer.status, 200);
+    assert.equal(answer.body, `${form.before}${JSON.stringify(id)}${form.after}`);
+  }
+
+  const sse = await openSse(`${proxy.origin}/sse`);
+  const post = (body: string) => request(`${proxy.origin}${sse.first.data}`, { method: "POST", body });
+  await post(JSON.stringify(INITIALIZE));
+  await sse.nextEvent();
+  for (const [i, form] of forms.entries()) {
+    assert.equal((await post(call(100 + i, form))).status, 202);
+    assert.equal((await sse.nextEvent()).data, `${form.before}${100 + i}${form.after}`);
+  }
+  await sse.close();
+});
+
 Deno.test("Streamable HTTP: status codes of the reference", async () => {
   await using proxy = await startProxy(["--", ...FIXTURE]);
   const mcp = `${proxy.origin}/mcp`;

@@ -75,7 +75,7 @@ export function legacySseEndpoint(
       let session: ServerSession;
       try {
         session = server.openSession(
-          { deliver: (message) => stream.send("message", JSON.stringify(message)) },
+          { deliver: (message, _related, json) => stream.send("message", json ?? JSON.stringify(message)) },
           { label: `sse ${id.slice(0, 8)}` },
         );
       } catch (error) {

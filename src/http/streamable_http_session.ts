@@ -197,8 +197,8 @@ export class StreamableSession implements SessionPeer {
 
   // ---- SessionPeer ------------------------------------------------------------------------------
 
-  deliver(message: JsonRpcMessage, relatedRequestId?: RequestId): void {
-    const data = JSON.stringify(message);
+  deliver(message: JsonRpcMessage, relatedRequestId?: RequestId, json?: string): void {
+    const data = json ?? JSON.stringify(message);
     const answer = isResponse(message);
     const key = answer ? (message.id ?? undefined) : relatedRequestId;
     const channel = key === undefined ? undefined : this.#channels.get(key);
