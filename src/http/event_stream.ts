@@ -36,6 +36,7 @@ export class EventStream {
   readonly body: ReadableStream<Uint8Array>;
   #controller!: ReadableStreamDefaultController<Uint8Array>;
   #closed = false;
+  #queued: string[] = [];
   #keepAlive: ReturnType<typeof setInterval>;
   #onClose: (() => void) | undefined;
   #onSlowConsumer: (() => void) | undefined;
@@ -84,8 +85,10 @@ export class EventStream {
     this.#write(`id: ${id}\nretry: ${retryMs}\ndata: \n\n`);
   }
 
-  /** Ends the stream. */
+  /** Ends the stream, after what was sent. */
   close(): void {
+    if (this.#closed) return;
+    this.#flush();
     if (this.#closed) return;
     try {
       this.#controller.close();
@@ -95,8 +98,16 @@ export class EventStream {
     this.#finish();
   }
 
+  /** Queues `text`; what is queued in one turn of the event loop goes to the client as one chunk. */
   #write(text: string): void {
     if (this.#closed) return;
+    if (this.#queued.push(text) === 1) queueMicrotask(() => this.#flush());
+  }
+
+  #flush(): void {
+    if (this.#closed || this.#queued.length === 0) return;
+    const text = this.#queued.length === 1 ? this.#queued[0] : this.#queued.join("");
+    this.#queued = [];
     try {
       this.#controller.enqueue(encoder.encode(text));
     } catch {

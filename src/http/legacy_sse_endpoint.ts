@@ -37,6 +37,21 @@ export interface LegacySseEndpoint {
 
 const SESSION_ID = /^[0-9a-f]{32}$/;
 
+/** The `session_id` query parameter of `url`, without building a URL object for every message. */
+function sessionIdOf(url: string): string | null {
+  const query = url.indexOf("?");
+  if (query === -1) return null;
+  if (!url.includes("session_id=", query)) return new URL(url).searchParams.get("session_id");
+  for (const pair of url.slice(query + 1).split("&")) {
+    if (!pair.startsWith("session_id=")) continue;
+    const value = pair.slice("session_id=".length);
+    // The common case, an id as the proxy wrote it; anything encoded is left to URLSearchParams.
+    if (/^[0-9a-fA-F-]*$/.test(value)) return value;
+    break;
+  }
+  return new URL(url).searchParams.get("session_id");
+}
+
 function textResponse(status: number, text: string): Response {
   return new Response(text, { status, headers: { "Content-Type": "text/plain; charset=utf-8" } });
 }
@@ -90,7 +105,7 @@ export function legacySseEndpoint(
     },
 
     async postMessage(request: Request): Promise<Response> {
-      const id = new URL(request.url).searchParams.get("session_id");
+      const id = sessionIdOf(request.url);
       if (id === null) return textResponse(400, "session_id is required");
       const normalized = id.replaceAll("-", "").toLowerCase();
       if (!SESSION_ID.test(normalized)) return textResponse(400, "Invalid session ID");
