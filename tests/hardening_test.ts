@@ -180,7 +180,8 @@ Deno.test("a Streamable HTTP client that does not read its stream is dropped; th
   });
   await initialize.body?.cancel();
   const sessionId = initialize.headers.get("mcp-session-id")!;
-  // 2,000 log messages of 60 KB during one call: 120 MB for a stream nobody reads.
+  // 2,000 progress notifications of 60 KB during one call: 120 MB for a stream nobody reads (progress
+  // goes to the caller only: the other session gets none of it).
   const call = await fetch(`${proxy.origin}/mcp`, {
     method: "POST",
     headers: { ...JSON_AND_SSE, "Mcp-Session-Id": sessionId, "MCP-Protocol-Version": "2025-11-25" },
@@ -188,7 +189,7 @@ Deno.test("a Streamable HTTP client that does not read its stream is dropped; th
       jsonrpc: "2.0",
       id: 1,
       method: "tools/call",
-      params: { name: "flood", arguments: { count: 2000, bytes: 60_000 } },
+      params: { name: "flood", arguments: { count: 2000, bytes: 60_000 }, _meta: { progressToken: 1 } },
     }),
   });
   assert.equal(call.headers.get("content-type"), "text/event-stream");
