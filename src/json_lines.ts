@@ -69,9 +69,9 @@ export async function readJsonLines(
 
 /**
  * Writes messages to a byte stream, one JSON line each, in the order of the calls. One write is under
- * way at a time: messages written in the same turn of the event loop, or while the previous write is
- * still under way, go out together as the next write (under load, many messages cost one write). The
- * first failed write (a closed pipe) calls `onBroken` once; later messages are dropped.
+ * way at a time: a message written while none is goes out at once; messages written while one is go out
+ * together as the next write (under load, many messages cost one write). The first failed write (a
+ * closed pipe) calls `onBroken` once; later messages are dropped.
  */
 export class JsonLineWriter {
   readonly #writer: WritableStreamDefaultWriter<Uint8Array>;
@@ -98,8 +98,10 @@ export class JsonLineWriter {
    */
   write(message: JsonRpcMessage, json?: string): void {
     if (this.#broken) return;
-    const first = this.#queued.push(json ?? JSON.stringify(message)) === 1;
-    if (first && this.#writing === undefined) queueMicrotask(() => this.#flush());
+    this.#queued.push(json ?? JSON.stringify(message));
+    // Nothing under way: out at once, without waiting for the end of the turn. Else it goes with the
+    // next write, together with whatever else queues meanwhile.
+    if (this.#writing === undefined) this.#flush();
   }
 
   /** Flushes what is queued and closes the stream; never throws. */

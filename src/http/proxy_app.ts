@@ -71,9 +71,9 @@ export function createProxyApp(options: ProxyAppOptions): ProxyApp {
   const app = new Hono();
   const sessionLimit = new SessionLimit(options.maxSessions);
   const endpoints: { sse: LegacySseEndpoint; mcp: StreamableHttpEndpoint }[] = [];
-  let lastActivity = new Date();
+  let lastActivity = Date.now();
   const touch = () => {
-    lastActivity = new Date();
+    lastActivity = Date.now();
   };
 
   if (options.allowedHosts !== undefined) {
@@ -111,7 +111,7 @@ export function createProxyApp(options: ProxyAppOptions): ProxyApp {
 
   app.get("/status", (c) =>
     c.json({
-      api_last_activity: lastActivity.toISOString(),
+      api_last_activity: new Date(lastActivity).toISOString(),
       server_instances: Object.fromEntries(options.servers.map((server) => [server.name, "configured"])),
       servers: options.status(),
     }));
