@@ -22,12 +22,13 @@ export const PERMISSIONS: readonly string[] = [
 ];
 
 /**
- * `--max-semi-space-size=2` (MiB): under load V8 grows its young generation up to 32 MiB per semi-space
+ * `--max-semi-space-size=1` (MiB): under load V8 grows its young generation up to 32 MiB per semi-space
  * (64 MiB resident) and never gives it back, not even when idle. The soak measured RSS after 50,000 calls
- * at +15% over its baseline by default, +13% with 4 MiB, +3% with 2 MiB; a proxy's live objects are few
- * and short-lived, so the smaller young generation costs little (see bench/README.md).
+ * at +15% over its baseline by default, +13% with 4 MiB, +3% to +12% with 2 MiB (over its 10% limit in
+ * two runs of four), +4% to +6% with 1 MiB; a proxy's live objects are few and short-lived, so the
+ * small young generation costs little (see bench/README.md).
  */
-export const V8_FLAGS: readonly string[] = ["--max-semi-space-size=2"];
+export const V8_FLAGS: readonly string[] = ["--max-semi-space-size=1"];
 
 /** {@link V8_FLAGS} as one `deno run` / `deno compile` argument. */
 export const V8_FLAGS_ARGUMENT = `--v8-flags=${V8_FLAGS.join(",")}`;

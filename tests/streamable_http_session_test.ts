@@ -345,3 +345,13 @@ Deno.test("stateless: one POST, closed with its answer; a client that leaves can
   assert.equal(cancelled.method, "notifications/cancelled");
   assert.equal(cancelled.params?.requestId, atChild.id);
 });
+
+Deno.test("a session closed while a POST's body was read answers it 404, as an unknown one", async () => {
+  const harness = new Harness();
+  await harness.initialize();
+  harness.session.close();
+  const response = await harness.session.post([request(1, "ping")], false, LATEST);
+  assert.equal(response.status, 404);
+  assert.equal((await response.json()).error.code, -32001);
+  assert.equal(harness.session.openStream(null, LATEST).status, 404);
+});

@@ -131,6 +131,8 @@ export class StreamableSession implements SessionPeer {
    * else the answers as JSON or as an SSE stream.
    */
   post(messages: readonly JsonRpcMessage[], batch: boolean, protocolVersion: string): Promise<Response> {
+    // Closed while its body was read (idle timeout, a slow stream, DELETE): as if it were unknown.
+    if (this.#closed) return Promise.resolve(jsonRpcErrorResponse(404, -32001, "Session not found"));
     this.lastSeen = Date.now();
     const requestIds: RequestId[] = [];
     for (const message of messages) if (isRequest(message)) requestIds.push(message.id);
@@ -159,6 +161,7 @@ export class StreamableSession implements SessionPeer {
 
   /** `GET`: the stream of the session's own messages, or the rest of a broken stream (`lastEventId`). */
   openStream(lastEventId: string | null, protocolVersion: string): Response {
+    if (this.#closed) return jsonRpcErrorResponse(404, -32001, "Session not found");
     this.lastSeen = Date.now();
     if (lastEventId !== null) return this.#resume(lastEventId);
     if (this.#getStream !== undefined) {
