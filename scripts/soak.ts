@@ -22,11 +22,13 @@
  *   counts are small, and the child is a new process with new pipes;
  * - a fresh session gets its echo at the end, and no process of the proxy's subtree outlives it.
  *
- * The baseline is taken after a warm-up (`--warmup` calls, default 2000, without kills): a cold deno has
- * not compiled its hot paths nor sized its heap yet. The garbage collection is forced through the
+ * The baseline is taken after a warm-up (`--warmup` calls, default 2000, then one child kill and 500 more
+ * calls): a cold deno has not compiled its hot paths (the restart path included) nor sized its heap yet. The garbage collection is forced through the
  * proxy's V8 inspector (the proxy runs with `--inspect` on a loopback port), because V8 collects lazily:
  * idle RSS says more about when V8 last collected than about what the proxy keeps. The cold figures,
- * idle RSS and the V8 heap in use are printed as well. The proxy runs with the V8 flags it ships with
+ * idle RSS and the V8 heap in use are printed as well, and RSS split into its private part (`RssAnon`,
+ * what the process allocated) and its file-backed part (`RssFile`, mostly pages of the deno executable,
+ * which grows as more of deno's code runs: a warm-up does not reach all of it). The proxy runs with the V8 flags it ships with
  * (`scripts/permissions.ts`); `--proxy-v8-flags FLAGS` replaces them (`""`: none), e.g. to see how much of
  * the RSS is V8's young generation.
  *
@@ -47,6 +49,8 @@ const CALL_TIMEOUT_MS = 30_000;
 /** Time kept at the end of `--seconds` for closing, restarting, idling and measuring. */
 const END_PHASE_MS = 12_000;
 const IDLE_MS = 5_000;
+/** Calls in the warm-up after its child kill. */
+const WARMUP_CALLS_AFTER_KILL = 500;
 const encoder = new TextEncoder();
 
 function say(text = ""): void {
@@ -78,6 +82,10 @@ function freePort(): number {
 /** What the proxy holds: memory, descriptors, processes. */
 interface Footprint {
   rssKb: number;
+  /** The private part of RSS (`RssAnon`): what the process allocated. */
+  anonKb: number;
+  /** The file-backed part of RSS (`RssFile`): mostly pages of the deno executable, paged in as run. */
+  fileKb: number;
   /** V8 heap in use after a forced garbage collection; undefined when no collection was forced. */
   heapKb?: number;
   fds: number;
@@ -114,8 +122,10 @@ function subtree(pid: number): number[] {
 function footprint(pid: number, heapKb?: number): Footprint {
   const status = Deno.readTextFileSync(`/proc/${pid}/status`);
   const rssKb = Number(/^VmRSS:\s+(\d+) kB/m.exec(status)?.[1]);
+  const anonKb = Number(/^RssAnon:\s+(\d+) kB/m.exec(status)?.[1]);
+  const fileKb = Number(/^RssFile:\s+(\d+) kB/m.exec(status)?.[1]);
   const fds = [...Deno.readDirSync(`/proc/${pid}/fd`)].length;
-  return { rssKb, heapKb, fds, processes: subtree(pid).length };
+  return { rssKb, anonKb, fileKb, heapKb, fds, processes: subtree(pid).length };
 }
 
 /**
@@ -724,23 +734,38 @@ async function soak(
     await sleep(500);
     measured.cold = footprint(proxy.pid);
 
-    // Warm-up: both transports, without kills; then idle, and the baseline.
+    // Warm-up: both transports; then the restart path once, as the soak takes it again and again (the
+    // child killed, restarted, re-initialized, called again); then idle, and the baseline.
     const warmupClient = Deno.createHttpClient({});
     const warmup = new Tally();
-    await runWorkload({
-      origin,
-      client: warmupClient,
-      sessions: Math.max(2, Math.round(options.warmupCalls / 50)),
-      calls: options.warmupCalls,
-      concurrency: options.concurrency,
-      deadline: started + 30_000,
-      tally: warmup,
-      label: "warmup",
-    });
+    const warmupRound = (calls: number) =>
+      runWorkload({
+        origin,
+        client: warmupClient,
+        sessions: Math.max(2, Math.round(calls / 50)),
+        calls,
+        concurrency: options.concurrency,
+        deadline: started + 45_000,
+        tally: warmup,
+        label: "warmup",
+      });
+    await warmupRound(options.warmupCalls);
+    const { pid: warmupPid } = await serverStatus(origin, control);
+    const reinitialized = proxy.reinitializations();
+    if (warmupPid !== null) Deno.kill(warmupPid, "SIGKILL");
+    await waitUntil(
+      "the child is initialized again after the warm-up kill",
+      Date.now() + 10_000,
+      async () => {
+        const status = await serverStatus(origin, control);
+        return status.state === "running" && proxy.reinitializations() > reinitialized;
+      },
+    );
+    await warmupRound(WARMUP_CALLS_AFTER_KILL);
     warmupClient.close();
-    if (warmup.ok !== options.warmupCalls) {
-      failures.push(`warm-up: only ${warmup.ok} of ${options.warmupCalls} calls ok`);
-    }
+    const warmupCalls = options.warmupCalls + WARMUP_CALLS_AFTER_KILL;
+    if (warmup.ok !== warmupCalls) failures.push(`warm-up: only ${warmup.ok} of ${warmupCalls} calls ok`);
+    const warmupRestarts = (await serverStatus(origin, control)).restarts;
     await sleep(IDLE_MS);
     [measured.baselineIdle, measured.baseline] = await measure(proxy);
     for (const pid of subtree(proxy.pid)) proxy.seenPids.add(pid);
@@ -779,7 +804,7 @@ async function soak(
       return status.state === "running" && status.sessions === 0;
     }).catch((error) => failures.push(String(error)));
     await sleep(IDLE_MS);
-    outcomes.restarts = (await serverStatus(origin, control)).restarts;
+    outcomes.restarts = (await serverStatus(origin, control)).restarts - warmupRestarts;
     control.close();
     [measured.endIdle, measured.end] = await measure(proxy);
 
@@ -845,6 +870,8 @@ function report(
     };
     row("RSS idle, KiB", baselineIdle.rssKb, endIdle.rssKb, cold.rssKb);
     row("RSS after GC, KiB", baseline.rssKb, end.rssKb, undefined, baseline.rssKb * 1.1);
+    row("  of it private (RssAnon)", baseline.anonKb, end.anonKb);
+    row("  of it file-backed (RssFile)", baseline.fileKb, end.fileKb);
     row("V8 heap after GC, KiB", baseline.heapKb!, end.heapKb!);
     row("open fds", baseline.fds, end.fds, cold.fds, Math.max(baseline.fds * 1.1, baseline.fds + 3));
     row(
