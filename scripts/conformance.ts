@@ -32,6 +32,8 @@
  * @module
  */
 
+import { say } from "./say.ts";
+
 const ROOT = new URL("..", import.meta.url).pathname;
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
 const FIXTURE = new URL("../tests/fixtures/conformance_server.ts", import.meta.url).pathname;
@@ -51,12 +53,6 @@ const TRACE_CHECKS = new Set([
 ]);
 
 const encoder = new TextEncoder();
-
-function say(line = ""): void {
-  const bytes = encoder.encode(line + "\n");
-  let written = 0;
-  while (written < bytes.length) written += Deno.stdout.writeSync(bytes.subarray(written));
-}
 
 function usageError(message: string): never {
   Deno.stderr.writeSync(encoder.encode(`conformance: ${message}\n${USAGE}\n`));

@@ -22,6 +22,8 @@
  * @module
  */
 
+import { say } from "./say.ts";
+
 const ROOT = new URL("..", import.meta.url).pathname;
 const DRIVER = new URL("../tests/conformance/client_driver.ts", import.meta.url).pathname;
 const DENO = Deno.execPath();
@@ -43,12 +45,6 @@ const USAGE =
   "usage: deno run -A scripts/conformance_client.ts [--runs N] [--scenario NAME]... [--output DIR]";
 
 const encoder = new TextEncoder();
-
-function say(line = ""): void {
-  const bytes = encoder.encode(line + "\n");
-  let written = 0;
-  while (written < bytes.length) written += Deno.stdout.writeSync(bytes.subarray(written));
-}
 
 function usageError(message: string): never {
   Deno.stderr.writeSync(encoder.encode(`conformance_client: ${message}\n${USAGE}\n`));

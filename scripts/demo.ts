@@ -10,17 +10,12 @@
 
 import { Client, SSEClientTransport, StreamableHTTPClientTransport } from "../src/mcp_sdk_client.ts";
 import { PERMISSIONS, V8_FLAGS_ARGUMENT } from "./permissions.ts";
+import { say } from "./say.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
 const EVERYTHING = "npm:@modelcontextprotocol/server-everything@2026.8.31";
-
-function say(text = ""): void {
-  const bytes = encoder.encode(text + "\n");
-  let written = 0;
-  while (written < bytes.length) written += Deno.stdout.writeSync(bytes.subarray(written));
-}
 
 const checkOnly = Deno.args.includes("--check");
 const proxyOptions = Deno.args.filter((arg) => arg !== "--check");

@@ -40,6 +40,7 @@
 import { parseArgs } from "node:util";
 import { decodeEventStream } from "../src/client/server_sent_events.ts";
 import { V8_FLAGS } from "./permissions.ts";
+import { say } from "./say.ts";
 
 const DENO = Deno.execPath();
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
@@ -51,13 +52,6 @@ const END_PHASE_MS = 12_000;
 const IDLE_MS = 5_000;
 /** Calls in the warm-up after its child kill. */
 const WARMUP_CALLS_AFTER_KILL = 500;
-const encoder = new TextEncoder();
-
-function say(text = ""): void {
-  const bytes = encoder.encode(text + "\n");
-  let written = 0;
-  while (written < bytes.length) written += Deno.stdout.writeSync(bytes.subarray(written));
-}
 
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
