@@ -144,19 +144,16 @@ export function createProxyApp(options: ProxyAppOptions): ProxyApp {
       touch();
       return sse.openStream(c.req.raw);
     });
-    app.post(`${prefix}/messages/`, (c) => sse.postMessage(c.req.raw));
-    app.post(`${prefix}/messages`, (c) => sse.postMessage(c.req.raw));
+    const handleMcp = (request: Request) => {
+      touch();
+      return mcp.handle(request);
+    };
     for (const path of [`${prefix}/mcp`, `${prefix}/mcp/`]) {
-      app.all(path, (c) => {
-        touch();
-        return mcp.handle(c.req.raw);
-      });
-      direct.set(path, (request) => {
-        touch();
-        return mcp.handle(request);
-      });
+      app.all(path, (c) => handleMcp(c.req.raw));
+      direct.set(path, handleMcp);
     }
     for (const path of [`${prefix}/messages/`, `${prefix}/messages`]) {
+      app.post(path, (c) => sse.postMessage(c.req.raw));
       direct.set(path, (request) => request.method === "POST" ? sse.postMessage(request) : undefined);
     }
   }

@@ -47,6 +47,16 @@ function isJsonContentType(header: string | null): boolean {
   return header.split(";", 1)[0].trim().toLowerCase() === "application/json";
 }
 
+/** True when the JSON text is an array (a batch): its first character past white space is `[`. */
+function isBatch(text: string): boolean {
+  for (let i = 0; i < text.length; i++) {
+    const char = text.charCodeAt(i);
+    // JSON white space: space, tab, line feed, carriage return.
+    if (char !== 0x20 && char !== 0x09 && char !== 0x0a && char !== 0x0d) return char === 0x5b;
+  }
+  return false;
+}
+
 /**
  * The request's `MCP-Protocol-Version`, or a 400 response when it names no supported revision. Without the
  * header: the revision the session's client asked for in its `initialize`, else 2025-03-26.
@@ -153,7 +163,7 @@ export function streamableHttpEndpoint(
       const what = code === -32700 ? "Parse error: Invalid JSON" : `Invalid Request: ${messages}`;
       return jsonRpcErrorResponse(400, code, what);
     }
-    const batch = text.trimStart().startsWith("[");
+    const batch = isBatch(text);
     if (messages.length > MAX_BATCH_SIZE) {
       return jsonRpcErrorResponse(
         400,
