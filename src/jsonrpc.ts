@@ -135,10 +135,43 @@ export function singleMessageLine(text: string): string | undefined {
   return line;
 }
 
-const LEADING_ID = /^(\s*\{\s*(?:"jsonrpc"\s*:\s*"2\.0"\s*,\s*)?"id"\s*:\s*)(\d+)(?=\s*[,}])/;
-const TRAILING_ID = /([,{]\s*"id"\s*:\s*)(\d+)\s*\}\s*$/;
+/** A JSON-RPC id as serializers write it: an integer or a string. */
+const ID_VALUE = String.raw`(-?\d+|"(?:[^"\\]|\\.)*")`;
+/** The id as the first member of a message (after `"jsonrpc"`); group 1 is what stands before it. */
+const LEADING_ID = new RegExp(
+  String.raw`^(\s*\{\s*(?:"jsonrpc"\s*:\s*"2\.0"\s*,\s*)?"id"\s*:\s*)` + ID_VALUE + String.raw`(?=\s*[,}])`,
+);
+/** The id as the last member of a message; group 1 is what stands before it. */
+const TRAILING_ID = new RegExp(String.raw`([,{]\s*"id"\s*:\s*)` + ID_VALUE + String.raw`\s*\}\s*$`);
 /** How much of each end of a message {@link withRequestId} looks at. */
 const END_CHARS = 256;
+
+/** A top-level id found at one end of a message's text: its JSON text and where it starts. */
+interface FoundId {
+  text: string;
+  start: number;
+}
+
+/** The id when it is the first member of the message `head` begins. */
+function leadingId(head: string): FoundId | undefined {
+  const match = LEADING_ID.exec(head);
+  return match === null ? undefined : { text: match[2], start: match[1].length };
+}
+
+/** The id when it is the last member of the message `tail` ends. */
+function trailingId(tail: string): FoundId | undefined {
+  const match = TRAILING_ID.exec(tail);
+  return match === null ? undefined : { text: match[2], start: match.index + match[1].length };
+}
+
+function parseId(found: FoundId | undefined): RequestId | undefined {
+  if (found === undefined) return undefined;
+  try {
+    return JSON.parse(found.text) as RequestId;
+  } catch {
+    return undefined;
+  }
+}
 
 /**
  * `json`, the text of a message whose top-level `"id"` is the integer `id`, with that id replaced by
@@ -147,37 +180,24 @@ const END_CHARS = 256;
  * Only the ends of `json` are looked at, so a large message costs no more than a small one.
  */
 export function withRequestId(json: string, id: number, newId: RequestId): string | undefined {
-  const replacement = JSON.stringify(newId);
-  const leading = LEADING_ID.exec(json.length > END_CHARS ? json.slice(0, END_CHARS) : json);
-  if (leading !== null && Number(leading[2]) === id) {
-    const start = leading[1].length;
-    return json.slice(0, start) + replacement + json.slice(start + leading[2].length);
-  }
+  const splice = (start: number, length: number) =>
+    json.slice(0, start) + JSON.stringify(newId) + json.slice(start + length);
+  const leading = leadingId(json.length > END_CHARS ? json.slice(0, END_CHARS) : json);
+  if (leading !== undefined && parseId(leading) === id) return splice(leading.start, leading.text.length);
   const tailStart = Math.max(0, json.length - END_CHARS);
-  const trailing = TRAILING_ID.exec(tailStart === 0 ? json : json.slice(tailStart));
-  if (trailing !== null && Number(trailing[2]) === id) {
-    const start = tailStart + trailing.index + trailing[1].length;
-    return json.slice(0, start) + replacement + json.slice(start + trailing[2].length);
+  const trailing = trailingId(tailStart === 0 ? json : json.slice(tailStart));
+  if (trailing !== undefined && parseId(trailing) === id) {
+    return splice(tailStart + trailing.start, trailing.text.length);
   }
   return undefined;
 }
-
-const ID_VALUE = String.raw`(-?\d+|"(?:[^"\\]|\\.)*")`;
-const ID_FIRST = new RegExp(String.raw`^\s*\{\s*(?:"jsonrpc"\s*:\s*"2\.0"\s*,\s*)?"id"\s*:\s*` + ID_VALUE);
-const ID_LAST = new RegExp(String.raw`"id"\s*:\s*` + ID_VALUE + String.raw`\s*\}\s*$`);
 
 /**
  * The id of a response known only by its first and last bytes (a line too long to read whole): the
  * first member (after `"jsonrpc"`), or the last one, as serializers put it at either end.
  */
 export function idOfTruncatedResponse(head: string, tail: string): RequestId | undefined {
-  const match = ID_FIRST.exec(head) ?? ID_LAST.exec(tail);
-  if (match === null) return undefined;
-  try {
-    return JSON.parse(match[1]) as RequestId;
-  } catch {
-    return undefined;
-  }
+  return parseId(leadingId(head)) ?? parseId(trailingId(tail));
 }
 
 /**
