@@ -16,6 +16,7 @@ import https from "node:https";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import type { VerifySsl } from "../cli/command_line.ts";
+import { createHttp1Fetch } from "./http1_fetch.ts";
 
 /** A `fetch` with the TLS settings of `--verify-ssl`, and the way to release its connections. */
 export interface TlsFetch {
@@ -138,8 +139,10 @@ function readCaFile(path: string): string {
   return pem;
 }
 
-/** The global `fetch`, trusting the certificates in `path` besides Deno's default root store. */
-function caFileFetch(path: string): TlsFetch {
+/**
+ * The certificates in `path`, and the global `fetch` trusting them besides Deno's default root store.
+ */
+function caFileFetch(path: string): { pem: string; fallback: TlsFetch } {
   const pem = readCaFile(path);
   let client: Deno.HttpClient;
   try {
@@ -154,8 +157,8 @@ function caFileFetch(path: string): TlsFetch {
     );
   }
   return {
-    fetch: (input, init) => fetch(input, { ...init, client }),
-    close: () => client.close(),
+    pem,
+    fallback: { fetch: (input, init) => fetch(input, { ...init, client }), close: () => client.close() },
   };
 }
 
@@ -399,9 +402,18 @@ function unverifiedFetch(): TlsFetch {
 export function createTlsFetch(verify: VerifySsl): TlsFetch {
   switch (verify.kind) {
     case "verify":
-      return { fetch: globalThis.fetch, close() {} };
-    case "ca-file":
-      return caFileFetch(verify.path);
+      return createHttp1Fetch({ fallback: globalThis.fetch });
+    case "ca-file": {
+      const { pem, fallback } = caFileFetch(verify.path);
+      const http1 = createHttp1Fetch({ fallback: fallback.fetch, caCerts: [pem] });
+      return {
+        fetch: http1.fetch,
+        close() {
+          http1.close();
+          fallback.close();
+        },
+      };
+    }
     case "no-verify":
       return unverifiedFetch();
   }

@@ -1,0 +1,623 @@
+/**
+ * The `fetch` client mode sends its own requests with: HTTP/1.1 written and read by hand over
+ * `Deno.connect` / `Deno.connectTls`, with connections kept for reuse per origin. On this machine class
+ * Deno's `fetch` costs about as much per request as the rest of a relayed call together (`deno task
+ * bench`, client mode rows and `bench/floor.ts`); this one costs a fraction of that.
+ *
+ * It covers what client mode sends: GET, POST and DELETE with a string or byte body, any headers, an
+ * abort signal; responses with a length, chunked or read to the close, streamed as they arrive,
+ * gzip/deflate undone. Everything else is passed to `fallback` unchanged: a `Request` object, another
+ * kind of body, URL credentials, a URL that is not http or https, and every request while a proxy is
+ * set in the environment (`HTTP_PROXY`, `HTTPS_PROXY`, `ALL_PROXY`: the fallback honours them). A
+ * redirect is sent again through `fallback`, which follows it as `fetch` does.
+ *
+ * A request that fails on a reused connection before any byte of an answer came back (the server had
+ * closed the idle connection) is sent once more on a new one.
+ *
+ * @module
+ */
+
+import { VERSION } from "../version.ts";
+import {
+  type BodyFraming,
+  HttpWireError,
+  latin1,
+  parseChunkSize,
+  parseResponseHead,
+  requestHead,
+  type ResponseHead,
+  validHeader,
+} from "./http1_wire.ts";
+
+/** Options of {@link createHttp1Fetch}. */
+export interface Http1FetchOptions {
+  /** Sends what this `fetch` does not: see the module documentation. */
+  fallback: typeof fetch;
+  /** PEM certificates to trust besides the default root store, for https. */
+  caCerts?: string[];
+  /** Connections kept idle per origin; more are closed once their response is read. Default 32. */
+  maxIdlePerOrigin?: number;
+}
+
+/** A `fetch`, and the way to close the connections it keeps. */
+export interface Http1Fetch {
+  fetch: typeof fetch;
+  /** Closes the idle connections, and those of requests still running (which fail). */
+  close(): void;
+}
+
+const READ_SIZE = 64 * 1024;
+const MAX_HEAD_BYTES = 64 * 1024;
+const MAX_LINE_BYTES = 8 * 1024;
+/** Free space below which the read buffer is compacted or grown before a read. */
+const MIN_READ_BYTES = 4 * 1024;
+const SMALL_BODY_BYTES = 64 * 1024;
+const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308]);
+const NULL_BODY_STATUSES = new Set([204, 205, 304]);
+/** Headers this `fetch` writes itself. */
+const OWN_HEADERS = new Set(["host", "content-length", "transfer-encoding", "connection", "keep-alive"]);
+const PROXY_VARIABLES = ["HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"];
+const USER_AGENT = `mcp-proxy/${VERSION}`;
+const encoder = new TextEncoder();
+
+/** `fetch`'s error for a request that failed below HTTP, with the cause attached. */
+function networkError(cause: unknown): TypeError {
+  return new TypeError("fetch failed", { cause });
+}
+
+/** `fetch`'s error for a body that broke while it was read. */
+function bodyError(cause: unknown): TypeError {
+  return new TypeError("terminated", { cause });
+}
+
+function proxyConfigured(): boolean {
+  try {
+    return PROXY_VARIABLES.some((name) => (Deno.env.get(name) ?? "") !== "");
+  } catch {
+    // Without --allow-env the fallback cannot read them either.
+    return false;
+  }
+}
+
+/** The request's header pairs, or undefined when one cannot be written as it is (the fallback decides). */
+function headerPairs(init: HeadersInit | undefined): [string, string][] | undefined {
+  const pairs: [string, string][] = [];
+  let accept = false;
+  let userAgent = false;
+  const add = (name: string, value: string) => {
+    const lower = name.toLowerCase();
+    if (OWN_HEADERS.has(lower)) return true;
+    if (lower === "accept") accept = true;
+    else if (lower === "user-agent") userAgent = true;
+    pairs.push([name, value]);
+    return validHeader(name, value);
+  };
+  if (init instanceof Headers || Array.isArray(init)) {
+    for (const [name, value] of init as Iterable<[string, string]>) if (!add(name, value)) return undefined;
+  } else if (init !== undefined) {
+    for (const name of Object.keys(init)) {
+      if (!add(name, (init as Record<string, string>)[name])) return undefined;
+    }
+  }
+  if (!accept) pairs.push(["accept", "*/*"]);
+  if (!userAgent) pairs.push(["user-agent", USER_AGENT]);
+  return pairs;
+}
+
+/** The body's bytes, undefined for none, or null when it is of a kind left to the fallback. */
+function bodyBytes(body: BodyInit | null | undefined): Uint8Array | undefined | null {
+  if (body === undefined || body === null) return undefined;
+  if (typeof body === "string") return encoder.encode(body);
+  if (body instanceof Uint8Array) return body;
+  if (body instanceof ArrayBuffer) return new Uint8Array(body);
+  return null;
+}
+
+/** One connection to a server: a read buffer over it, and the state of reuse. */
+class Connection {
+  readonly origin: string;
+  readonly #conn: Deno.Conn;
+  #buffer: Uint8Array<ArrayBuffer> = new Uint8Array(READ_SIZE);
+  #start = 0;
+  #end = 0;
+  /** A read made while the connection is idle, to learn at once when the server closes it. */
+  #watch: Promise<number | null> | undefined;
+  #idle = false;
+  #onIdleEnd: (() => void) | undefined;
+  /** Whether a request has been answered on it: a failure before the next answer may be a stale close. */
+  used = false;
+  closed = false;
+
+  constructor(origin: string, conn: Deno.Conn) {
+    this.origin = origin;
+    this.#conn = conn;
+  }
+
+  async write(bytes: Uint8Array): Promise<void> {
+    for (let written = 0; written < bytes.length;) {
+      written += await this.#conn.write(bytes.subarray(written));
+    }
+  }
+
+  /** Reads more bytes into the buffer; false at the end of the connection. */
+  async #fill(): Promise<boolean> {
+    const watch = this.#watch;
+    if (watch !== undefined) {
+      // The read made while idle fills the buffer from its start, where the next response begins.
+      this.#watch = undefined;
+      const count = await watch;
+      if (count === null) return false;
+      this.#end += count;
+      return true;
+    }
+    if (this.#start === this.#end) this.#start = this.#end = 0;
+    if (this.#buffer.length - this.#end < MIN_READ_BYTES) {
+      const buffered = this.#end - this.#start;
+      if (buffered * 2 > this.#buffer.length) {
+        const bigger = new Uint8Array(this.#buffer.length * 2);
+        bigger.set(this.#buffer.subarray(this.#start, this.#end));
+        this.#buffer = bigger;
+      } else {
+        this.#buffer.copyWithin(0, this.#start, this.#end);
+      }
+      this.#start = 0;
+      this.#end = buffered;
+    }
+    const count = await this.#conn.read(this.#buffer.subarray(this.#end));
+    if (count === null) return false;
+    this.#end += count;
+    return true;
+  }
+
+  get buffered(): number {
+    return this.#end - this.#start;
+  }
+
+  /** Reads a response head: its Latin-1 text without the blank line, or null if the connection ended first. */
+  async readHead(): Promise<string | null> {
+    let from = this.#start;
+    for (;;) {
+      const at = this.#indexOf(from, 13, 10, 13, 10);
+      if (at !== -1) {
+        const text = latin1(this.#buffer.subarray(this.#start, at));
+        this.#start = at + 4;
+        return text;
+      }
+      if (this.buffered > MAX_HEAD_BYTES) throw new HttpWireError("the response head is over 64 KiB");
+      from = Math.max(this.#start, this.#end - 3);
+      const offset = from - this.#start;
+      if (!await this.#fill()) {
+        if (this.buffered === 0) return null;
+        throw new HttpWireError("the connection closed inside the response head");
+      }
+      from = this.#start + offset;
+    }
+  }
+
+  /** Reads a line ending in CRLF (chunked framing), without it. */
+  async readLine(): Promise<string> {
+    let from = this.#start;
+    for (;;) {
+      const at = this.#indexOf(from, 13, 10);
+      if (at !== -1) {
+        const text = latin1(this.#buffer.subarray(this.#start, at));
+        this.#start = at + 2;
+        return text;
+      }
+      if (this.buffered > MAX_LINE_BYTES) throw new HttpWireError("a chunk line is over 8 KiB");
+      const offset = Math.max(0, this.#end - 1 - this.#start);
+      if (!await this.#fill()) throw new HttpWireError("the connection closed inside the body");
+      from = this.#start + offset;
+    }
+  }
+
+  /** Up to `max` bytes of the body, as a copy; null at the end of the connection. */
+  async readSome(max: number): Promise<Uint8Array<ArrayBuffer> | null> {
+    if (this.buffered === 0 && !await this.#fill()) return null;
+    const count = Math.min(max, this.buffered);
+    const bytes = this.#buffer.slice(this.#start, this.#start + count);
+    this.#start += count;
+    return bytes;
+  }
+
+  /** Exactly `count` buffered bytes, as a copy, if that many are buffered already. */
+  takeBuffered(count: number): Uint8Array<ArrayBuffer> | undefined {
+    if (this.buffered < count) return undefined;
+    const bytes = this.#buffer.slice(this.#start, this.#start + count);
+    this.#start += count;
+    return bytes;
+  }
+
+  #indexOf(from: number, ...pattern: number[]): number {
+    const buffer = this.#buffer;
+    const last = this.#end - pattern.length;
+    for (
+      let at = buffer.indexOf(pattern[0], from);
+      at !== -1 && at <= last;
+      at = buffer.indexOf(pattern[0], at + 1)
+    ) {
+      let match = true;
+      for (let k = 1; k < pattern.length; k++) {
+        if (buffer[at + k] !== pattern[k]) {
+          match = false;
+          break;
+        }
+      }
+      if (match) return at;
+    }
+    return -1;
+  }
+
+  /**
+   * Parks the connection for reuse, watching for the server closing it; `onEnd` runs if it does.
+   * False if it cannot be reused (bytes beyond the response).
+   */
+  park(onEnd: () => void): boolean {
+    if (this.closed || this.buffered !== 0) return false;
+    this.#start = this.#end = 0;
+    this.#idle = true;
+    this.#onIdleEnd = onEnd;
+    const watch = this.#conn.read(this.#buffer);
+    this.#watch = watch;
+    watch.then(
+      (count) => {
+        if (!this.#idle) return;
+        if (count !== null) this.#end = count;
+        // The server closed it, or spoke out of turn: either way it cannot carry a request.
+        this.#endIdle();
+      },
+      () => {
+        if (this.#idle) this.#endIdle();
+      },
+    );
+    try {
+      this.#conn.unref();
+    } catch {
+      // Not every connection kind can be unreferenced; it then keeps the process alive while idle.
+    }
+    return true;
+  }
+
+  /** Takes a parked connection for a request. */
+  unpark(): void {
+    this.#idle = false;
+    this.#onIdleEnd = undefined;
+    try {
+      this.#conn.ref();
+    } catch {
+      // See park().
+    }
+  }
+
+  #endIdle(): void {
+    const onEnd = this.#onIdleEnd;
+    this.#idle = false;
+    this.#onIdleEnd = undefined;
+    this.close();
+    onEnd?.();
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    try {
+      this.#conn.close();
+    } catch {
+      // Already closed by the other side.
+    }
+  }
+}
+
+/** The body of one response as a stream, chunk by chunk as it arrives. */
+function bodyStream(
+  connection: Connection,
+  framing: BodyFraming,
+  finished: (reusable: boolean) => void,
+  signal: AbortSignal | undefined,
+): ReadableStream<Uint8Array<ArrayBuffer>> {
+  let remaining = framing.kind === "length" ? framing.length : 0;
+  let chunkLeft = 0;
+  let done = false;
+  let onAbort = () => {};
+  const finish = (reusable: boolean) => {
+    if (done) return;
+    done = true;
+    signal?.removeEventListener("abort", onAbort);
+    finished(reusable);
+  };
+
+  /** The next piece of the body, or null at its end. */
+  const next = async (): Promise<Uint8Array<ArrayBuffer> | null> => {
+    switch (framing.kind) {
+      case "none":
+        return null;
+      case "length": {
+        if (remaining === 0) return null;
+        const bytes = await connection.readSome(Math.min(remaining, READ_SIZE));
+        if (bytes === null) throw new HttpWireError("the connection closed before the body was complete");
+        remaining -= bytes.length;
+        return bytes;
+      }
+      case "close":
+        return await connection.readSome(READ_SIZE);
+      case "chunked": {
+        if (chunkLeft === 0) {
+          chunkLeft = parseChunkSize(await connection.readLine());
+          if (chunkLeft === 0) {
+            // Trailers, up to the blank line: read and dropped, as fetch does.
+            while ((await connection.readLine()) !== "");
+            return null;
+          }
+        }
+        const bytes = await connection.readSome(Math.min(chunkLeft, READ_SIZE));
+        if (bytes === null) throw new HttpWireError("the connection closed before the body was complete");
+        chunkLeft -= bytes.length;
+        if (chunkLeft === 0 && (await connection.readLine()) !== "") {
+          throw new HttpWireError("a chunk is longer than its size line says");
+        }
+        return bytes;
+      }
+    }
+  };
+
+  return new ReadableStream<Uint8Array<ArrayBuffer>>({
+    start(controller) {
+      onAbort = () => {
+        if (done) return;
+        finish(false);
+        controller.error(signal!.reason);
+      };
+      signal?.addEventListener("abort", onAbort, { once: true });
+    },
+    async pull(controller) {
+      if (done) return;
+      try {
+        for (;;) {
+          const bytes = await next();
+          if (done) return;
+          if (bytes === null) {
+            finish(framing.kind !== "close");
+            controller.close();
+            return;
+          }
+          if (bytes.length > 0) {
+            controller.enqueue(bytes);
+            return;
+          }
+        }
+      } catch (error) {
+        if (done) return;
+        finish(false);
+        controller.error(bodyError(error));
+      }
+    },
+    cancel() {
+      finish(false);
+    },
+  });
+}
+
+/** The response body decoded from its `Content-Encoding`, or a network error for one it cannot undo. */
+function decoded(
+  body: ReadableStream<Uint8Array<ArrayBuffer>>,
+  encoding: string,
+): ReadableStream<Uint8Array<ArrayBuffer>> {
+  switch (encoding) {
+    case "":
+    case "identity":
+      return body;
+    case "gzip":
+    case "x-gzip":
+      return body.pipeThrough(new DecompressionStream("gzip"));
+    case "deflate":
+      return body.pipeThrough(new DecompressionStream("deflate"));
+  }
+  body.cancel();
+  throw networkError(new Error(`unsupported Content-Encoding: ${encoding}`));
+}
+
+/**
+ * Returns a `fetch` on hand-written HTTP/1.1 with connections kept per origin (see the module
+ * documentation for what it leaves to `fallback`).
+ *
+ * @example
+ * ```ts
+ * const http = createHttp1Fetch({ fallback: fetch });
+ * try {
+ *   const response = await http.fetch("http://127.0.0.1:8080/mcp", { method: "POST", body: "{}" });
+ *   console.error(response.status, await response.text());
+ * } finally {
+ *   http.close();
+ * }
+ * ```
+ */
+export function createHttp1Fetch(options: Http1FetchOptions): Http1Fetch {
+  const { fallback, caCerts } = options;
+  const maxIdle = options.maxIdlePerOrigin ?? 32;
+  const idle = new Map<string, Connection[]>();
+  const busy = new Set<Connection>();
+  let closed = false;
+
+  const removeIdle = (connection: Connection) => {
+    const list = idle.get(connection.origin);
+    const at = list?.indexOf(connection) ?? -1;
+    if (at !== -1) list!.splice(at, 1);
+  };
+
+  const release = (connection: Connection, reusable: boolean) => {
+    busy.delete(connection);
+    connection.used = true;
+    if (!reusable || closed) return connection.close();
+    let list = idle.get(connection.origin);
+    if (list === undefined) idle.set(connection.origin, list = []);
+    if (list.length >= maxIdle || !connection.park(() => removeIdle(connection))) return connection.close();
+    list.push(connection);
+  };
+
+  const connect = async (url: URL, signal: AbortSignal | undefined): Promise<Connection> => {
+    const reused = idle.get(url.origin)?.pop();
+    if (reused !== undefined) {
+      reused.unpark();
+      busy.add(reused);
+      return reused;
+    }
+    const hostname = url.hostname.startsWith("[") ? url.hostname.slice(1, -1) : url.hostname;
+    const secure = url.protocol === "https:";
+    const port = Number(url.port || (secure ? 443 : 80));
+    let conn: Deno.Conn;
+    try {
+      conn = secure
+        ? await Deno.connectTls({ hostname, port, caCerts, alpnProtocols: ["http/1.1"] })
+        : await Deno.connect({ hostname, port });
+    } catch (error) {
+      throw networkError(error);
+    }
+    const connection = new Connection(url.origin, conn);
+    if (closed || signal?.aborted) {
+      connection.close();
+      throw signal?.aborted ? signal.reason : networkError(new Error("the client is closed"));
+    }
+    busy.add(connection);
+    if (!secure) (conn as Deno.TcpConn).setNoDelay(true);
+    return connection;
+  };
+
+  /** Sends the request on one connection and reads the response head; null if a reused one was stale. */
+  const exchange = async (
+    url: URL,
+    method: string,
+    head: Uint8Array,
+    body: Uint8Array | undefined,
+    signal: AbortSignal | undefined,
+  ): Promise<{ connection: Connection; head: ResponseHead } | null> => {
+    const connection = await connect(url, signal);
+    const stale = connection.used;
+    const onAbort = () => connection.close();
+    signal?.addEventListener("abort", onAbort, { once: true });
+    try {
+      if (body === undefined || body.length > SMALL_BODY_BYTES) {
+        await connection.write(head);
+        if (body !== undefined) await connection.write(body);
+      } else {
+        const message = new Uint8Array(head.length + body.length);
+        message.set(head);
+        message.set(body, head.length);
+        await connection.write(message);
+      }
+      for (;;) {
+        const text = await connection.readHead();
+        if (text === null) {
+          if (stale) {
+            release(connection, false);
+            return null;
+          }
+          throw new HttpWireError("the server closed the connection without answering");
+        }
+        const response = parseResponseHead(text, method);
+        // 1xx answers (100 Continue, 103 Early Hints) come before the real one.
+        if (response.status >= 100 && response.status < 200) {
+          if (response.status === 101) throw new HttpWireError("the server switched protocols");
+          continue;
+        }
+        return { connection, head: response };
+      }
+    } catch (error) {
+      release(connection, false);
+      if (signal?.aborted) throw signal.reason;
+      // Nothing came back on a reused connection: the server had closed it, so it never saw the request.
+      if (stale && connection.buffered === 0 && !(error instanceof HttpWireError)) return null;
+      throw error instanceof TypeError ? error : networkError(error);
+    } finally {
+      signal?.removeEventListener("abort", onAbort);
+    }
+  };
+
+  const http1Fetch = async (input: RequestInfo | URL, init?: RequestInit): Promise<Response> => {
+    if (input instanceof Request || closed) return fallback(input, init);
+    let url: URL;
+    try {
+      url = input instanceof URL ? input : new URL(input);
+    } catch {
+      return fallback(input, init);
+    }
+    const method = (init?.method ?? "GET").toUpperCase();
+    const body = bodyBytes(init?.body);
+    const headers = headerPairs(init?.headers);
+    if (
+      (url.protocol !== "http:" && url.protocol !== "https:") || url.username !== "" || url.password !== "" ||
+      body === null || headers === undefined ||
+      (init as { client?: unknown } | undefined)?.client !== undefined ||
+      proxyConfigured()
+    ) {
+      return fallback(input, init);
+    }
+    const signal = init?.signal ?? undefined;
+    signal?.throwIfAborted();
+    const head = encoder.encode(requestHead(method, url, headers, body?.length));
+
+    let answered = await exchange(url, method, head, body, signal);
+    // A reused connection the server had closed: once more, on a new one.
+    if (answered === null) answered = await exchange(url, method, head, body, signal);
+    if (answered === null) {
+      throw networkError(new Error("the server closed the connection without answering"));
+    }
+    const { connection, head: response } = answered;
+
+    if (REDIRECT_STATUSES.has(response.status) && init?.redirect !== "manual" && hasLocation(response)) {
+      release(connection, false);
+      return fallback(input, init);
+    }
+
+    let responseBody: ReadableStream<Uint8Array<ArrayBuffer>> | Uint8Array<ArrayBuffer> | null = null;
+    const { framing } = response;
+    const small = framing.kind === "length" && framing.length <= SMALL_BODY_BYTES
+      ? connection.takeBuffered(framing.length)
+      : undefined;
+    if (framing.kind === "none" || small !== undefined) {
+      release(connection, response.keepAlive);
+      if (small !== undefined && response.contentEncoding === "") responseBody = small;
+      else if (small !== undefined) {
+        responseBody = decoded(new Response(small).body!, response.contentEncoding);
+      }
+    } else {
+      const stream = bodyStream(
+        connection,
+        framing,
+        (reusable) => release(connection, reusable && response.keepAlive),
+        signal,
+      );
+      responseBody = decoded(stream, response.contentEncoding);
+    }
+    if (NULL_BODY_STATUSES.has(response.status) || method === "HEAD") {
+      if (responseBody instanceof ReadableStream) await responseBody.cancel();
+      responseBody = null;
+    }
+    let headersObject: Headers;
+    try {
+      headersObject = new Headers(response.headers);
+    } catch (error) {
+      if (responseBody instanceof ReadableStream) await responseBody.cancel();
+      throw networkError(error);
+    }
+    return new Response(responseBody, {
+      status: response.status,
+      statusText: response.statusText,
+      headers: headersObject,
+    });
+  };
+
+  return {
+    fetch: http1Fetch,
+    close() {
+      closed = true;
+      for (const list of idle.values()) for (const connection of list) connection.close();
+      idle.clear();
+      for (const connection of busy) connection.close();
+      busy.clear();
+    },
+  };
+}
+
+function hasLocation(head: ResponseHead): boolean {
+  return head.headers.some(([name]) => name.toLowerCase() === "location");
+}

@@ -1,0 +1,502 @@
+import assert from "node:assert/strict";
+import { createHttp1Fetch } from "../src/client/http1_fetch.ts";
+import {
+  HttpWireError,
+  parseChunkSize,
+  parseResponseHead,
+  requestHead,
+  validHeader,
+} from "../src/client/http1_wire.ts";
+import { neverArrived } from "../src/client/remote_transport.ts";
+import { decodeEventStream } from "../src/client/server_sent_events.ts";
+import { describeFetchError } from "../src/client/tls_fetch.ts";
+
+const FIXTURES = new URL("./fixtures/tls/", import.meta.url);
+const caCert = Deno.readTextFileSync(new URL("ca.pem", FIXTURES));
+const cert = Deno.readTextFileSync(new URL("cert.pem", FIXTURES));
+const key = Deno.readTextFileSync(new URL("key.pem", FIXTURES));
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+// ---- the wire, without I/O -------------------------------------------------------------------------
+
+Deno.test("http1_wire: response heads and their body framing", () => {
+  const head = parseResponseHead(
+    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 12\r\nX-A: 1\r\nX-A: 2",
+    "POST",
+  );
+  assert.equal(head.status, 200);
+  assert.equal(head.statusText, "OK");
+  assert.deepEqual(head.headers, [["Content-Type", "application/json"], ["Content-Length", "12"], [
+    "X-A",
+    "1",
+  ], [
+    "X-A",
+    "2",
+  ]]);
+  assert.deepEqual(head.framing, { kind: "length", length: 12 });
+  assert.equal(head.keepAlive, true);
+
+  const chunked = parseResponseHead(
+    "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 5",
+    "GET",
+  );
+  assert.deepEqual(chunked.framing, { kind: "chunked" });
+  const closing = parseResponseHead("HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 1", "GET");
+  assert.equal(closing.keepAlive, false);
+  const toTheEnd = parseResponseHead("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream", "GET");
+  assert.deepEqual([toTheEnd.framing, toTheEnd.keepAlive], [{ kind: "close" }, false]);
+  const old = parseResponseHead("HTTP/1.0 200 OK\r\nContent-Length: 1", "GET");
+  assert.equal(old.keepAlive, false);
+  const oldKept = parseResponseHead("HTTP/1.0 200 OK\r\nConnection: Keep-Alive\r\nContent-Length: 1", "GET");
+  assert.equal(oldKept.keepAlive, true);
+  assert.deepEqual(parseResponseHead("HTTP/1.1 204 No Content", "DELETE").framing, { kind: "none" });
+  assert.deepEqual(parseResponseHead("HTTP/1.1 200 OK\r\nContent-Length: 9", "HEAD").framing, {
+    kind: "none",
+  });
+  assert.deepEqual(parseResponseHead("HTTP/1.1 202 Accepted\r\nContent-Length: 0", "POST").framing, {
+    kind: "none",
+  });
+  assert.equal(parseResponseHead("HTTP/1.1 404", "GET").statusText, "");
+  assert.equal(parseResponseHead("HTTP/1.1 200 OK\r\nContent-Encoding: GZIP", "GET").contentEncoding, "gzip");
+});
+
+Deno.test("http1_wire: heads that cannot be read are HttpWireError", () => {
+  for (
+    const text of [
+      "SSH-2.0-OpenSSH_9.6",
+      "HTTP/2 200",
+      "HTTP/1.1 200 OK\r\nno colon here",
+      "HTTP/1.1 200 OK\r\nBad Name: x",
+      "HTTP/1.1 200 OK\r\nContent-Length: -1",
+      "HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2",
+      "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked",
+    ]
+  ) {
+    assert.throws(() => parseResponseHead(text, "GET"), HttpWireError, text);
+  }
+});
+
+Deno.test("http1_wire: chunk sizes, request heads, header checks", () => {
+  assert.equal(parseChunkSize("1a"), 26);
+  assert.equal(parseChunkSize("0"), 0);
+  assert.equal(parseChunkSize("FF;name=value"), 255);
+  assert.throws(() => parseChunkSize("zz"), HttpWireError);
+  assert.throws(() => parseChunkSize(""), HttpWireError);
+  assert.equal(
+    requestHead("POST", new URL("http://example.com/mcp?x=1#frag"), [["accept", "*/*"]], 2),
+    "POST /mcp?x=1 HTTP/1.1\r\nhost: example.com\r\naccept: */*\r\ncontent-length: 2\r\n\r\n",
+  );
+  assert.equal(
+    requestHead("DELETE", new URL("https://example.com:8443/"), [], undefined),
+    "DELETE / HTTP/1.1\r\nhost: example.com:8443\r\n\r\n",
+  );
+  assert.match(requestHead("POST", new URL("http://a/"), [], undefined), /content-length: 0\r\n/);
+  assert.equal(validHeader("Mcp-Session-Id", "abc"), true);
+  assert.equal(validHeader("X", "a\r\nInjected: 1"), false);
+  assert.equal(validHeader("X Y", "a"), false);
+  assert.equal(validHeader("X", "€"), false);
+});
+
+// ---- against real servers --------------------------------------------------------------------------
+
+/** Runs `test` with a fetch whose fallback records what it was given, closing both afterwards. */
+async function withFetch(
+  test: (fetch: typeof globalThis.fetch, fallbackCalls: unknown[]) => Promise<void>,
+  caCerts?: string[],
+): Promise<void> {
+  const fallbackCalls: unknown[] = [];
+  const fallbackClient = Deno.createHttpClient({ caCerts });
+  const http = createHttp1Fetch({
+    fallback: (input, init) => {
+      fallbackCalls.push(input);
+      return fetch(input, { ...init, client: fallbackClient });
+    },
+    caCerts,
+  });
+  try {
+    await test(http.fetch, fallbackCalls);
+  } finally {
+    http.close();
+    fallbackClient.close();
+  }
+}
+
+/** A Deno.serve server on 127.0.0.1 that echoes requests and records each connection's port. */
+async function withEchoServer(
+  test: (origin: string, ports: Set<number>, cancelled: Promise<void>) => Promise<void>,
+  { secure = false } = {},
+): Promise<void> {
+  const ports = new Set<number>();
+  const cancelled = Promise.withResolvers<void>();
+  const release = Promise.withResolvers<void>();
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen() {}, ...(secure ? { cert, key } : {}) },
+    async (request, info) => {
+      ports.add(info.remoteAddr.port);
+      const url = new URL(request.url);
+      switch (url.pathname) {
+        case "/echo":
+          return Response.json({
+            method: request.method,
+            path: url.pathname + url.search,
+            headers: Object.fromEntries(request.headers),
+            body: await request.text(),
+          });
+        case "/big":
+          return new Response("x".repeat(Number(url.searchParams.get("bytes"))));
+        case "/accepted":
+          return new Response(null, { status: 202 });
+        case "/nothing":
+          return new Response(null, { status: 204 });
+        case "/redirect":
+          return new Response(null, { status: 307, headers: { location: "/echo" } });
+        case "/slow":
+          await release.promise;
+          return new Response("late");
+        case "/events":
+          return new Response(
+            new ReadableStream<Uint8Array>({
+              start(controller) {
+                controller.enqueue(encoder.encode("id: 1\ndata: \n\n"));
+                controller.enqueue(encoder.encode('event: message\ndata: {"first":true}\n\n'));
+              },
+              cancel: () => cancelled.resolve(),
+            }),
+            { headers: { "content-type": "text/event-stream" } },
+          );
+      }
+      return new Response("not found", { status: 404 });
+    },
+  );
+  try {
+    await test(`${secure ? "https" : "http"}://127.0.0.1:${server.addr.port}`, ports, cancelled.promise);
+  } finally {
+    release.resolve();
+    await server.shutdown();
+  }
+}
+
+/**
+ * A TCP server on 127.0.0.1 that reads each request head (and its Content-Length body) and lets
+ * `respond` write raw bytes back; `respond` returns false to close the connection.
+ */
+async function withRawServer(
+  respond: (conn: Deno.Conn, request: string, index: number) => Promise<boolean>,
+  test: (origin: string, counts: { connections: number; requests: number }) => Promise<void>,
+): Promise<void> {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const counts = { connections: 0, requests: 0 };
+  const conns = new Set<Deno.Conn>();
+  const handlers: Promise<void>[] = [];
+  const serve = async (conn: Deno.Conn) => {
+    conns.add(conn);
+    let text = "";
+    const buffer = new Uint8Array(65536);
+    try {
+      for (;;) {
+        const end = text.indexOf("\r\n\r\n");
+        if (end !== -1) {
+          const length = Number(/content-length: (\d+)/i.exec(text.slice(0, end))?.[1] ?? 0);
+          if (text.length >= end + 4 + length) {
+            const request = text.slice(0, end + 4 + length);
+            text = text.slice(end + 4 + length);
+            if (!await respond(conn, request, counts.requests++)) break;
+            continue;
+          }
+        }
+        const count = await conn.read(buffer);
+        if (count === null) break;
+        text += decoder.decode(buffer.subarray(0, count));
+      }
+    } catch {
+      // The client went away.
+    } finally {
+      conns.delete(conn);
+      try {
+        conn.close();
+      } catch {
+        // Closed already.
+      }
+    }
+  };
+  const accepting = (async () => {
+    for await (const conn of listener) {
+      counts.connections++;
+      handlers.push(serve(conn));
+    }
+  })();
+  try {
+    await test(`http://127.0.0.1:${(listener.addr as Deno.NetAddr).port}`, counts);
+  } finally {
+    listener.close();
+    await accepting.catch(() => {});
+    for (const conn of conns) conn.close();
+    await Promise.all(handlers);
+  }
+}
+
+async function writeText(conn: Deno.Conn, text: string | Uint8Array): Promise<void> {
+  const bytes = typeof text === "string" ? encoder.encode(text) : text;
+  for (let written = 0; written < bytes.length;) written += await conn.write(bytes.subarray(written));
+}
+
+Deno.test("http1_fetch: GET and POST with headers in every form, on one kept-alive connection", async () => {
+  await withEchoServer(async (origin, ports) => {
+    await withFetch(async (fetch, fallbackCalls) => {
+      const get = await fetch(new URL(`${origin}/echo?x=1#fragment`));
+      assert.equal(get.status, 200);
+      assert.equal(get.statusText, "OK");
+      assert.match(get.headers.get("content-type") ?? "", /^application\/json/);
+      const echo = await get.json();
+      assert.deepEqual([echo.method, echo.path, echo.headers.accept], ["GET", "/echo?x=1", "*/*"]);
+      assert.match(echo.headers["user-agent"], /^mcp-proxy\//);
+
+      const body = JSON.stringify({ jsonrpc: "2.0", id: 1, method: "ping", text: "héllo" });
+      const headerForms: HeadersInit[] = [
+        new Headers({ "Content-Type": "application/json", "Mcp-Session-Id": "s1" }),
+        [["Content-Type", "application/json"], ["Mcp-Session-Id", "s1"]],
+        { "Content-Type": "application/json", "Mcp-Session-Id": "s1", "Content-Length": "999" },
+      ];
+      for (const headers of headerForms) {
+        const echo = await (await fetch(`${origin}/echo`, { method: "POST", headers, body })).json();
+        assert.deepEqual([echo.method, echo.body], ["POST", body]);
+        assert.equal(echo.headers["mcp-session-id"], "s1");
+        assert.equal(echo.headers["content-length"], String(encoder.encode(body).length));
+      }
+      const bytes = await (await fetch(`${origin}/echo`, { method: "POST", body: encoder.encode("bytes") }))
+        .json();
+      assert.equal(bytes.body, "bytes");
+      const deleted = await (await fetch(`${origin}/echo`, { method: "DELETE" })).json();
+      assert.equal(deleted.method, "DELETE");
+      assert.equal(ports.size, 1, "every request went on the same connection");
+      assert.deepEqual(fallbackCalls, []);
+    });
+  });
+});
+
+Deno.test("http1_fetch: bodies of every size and status, and 16 requests at once", async () => {
+  await withEchoServer(async (origin, ports) => {
+    await withFetch(async (fetch) => {
+      for (const bytes of [1, 65_536, 65_537, 1_048_576]) {
+        const text = await (await fetch(`${origin}/big?bytes=${bytes}`)).text();
+        assert.equal(text.length, bytes);
+      }
+      const big = "y".repeat(3 * 1024 * 1024);
+      const echoed = await (await fetch(`${origin}/echo`, { method: "POST", body: big })).json();
+      assert.equal(echoed.body.length, big.length);
+      const accepted = await fetch(`${origin}/accepted`, { method: "POST", body: "{}" });
+      assert.deepEqual([accepted.status, await accepted.text()], [202, ""]);
+      const nothing = await fetch(`${origin}/nothing`);
+      assert.deepEqual([nothing.status, nothing.body], [204, null]);
+      const missing = await fetch(`${origin}/nowhere`);
+      assert.deepEqual([missing.status, await missing.text()], [404, "not found"]);
+      const answers = await Promise.all(
+        Array.from(
+          { length: 16 },
+          (_, i) => fetch(`${origin}/echo`, { method: "POST", body: `call ${i}` }).then((r) => r.json()),
+        ),
+      );
+      assert.deepEqual(
+        answers.map((answer) => answer.body),
+        Array.from({ length: 16 }, (_, i) => `call ${i}`),
+      );
+      assert.ok(ports.size <= 16, `${ports.size} connections`);
+    });
+  });
+});
+
+Deno.test("http1_fetch: an event stream arrives as it is sent; cancelling it closes the connection", async () => {
+  await withEchoServer(async (origin, _ports, cancelled) => {
+    await withFetch(async (fetch) => {
+      const response = await fetch(`${origin}/events`, { headers: { accept: "text/event-stream" } });
+      assert.equal(response.headers.get("content-type"), "text/event-stream");
+      const events = decodeEventStream(response.body!).getReader();
+      assert.deepEqual((await events.read()).value, { event: "message", data: "", id: "1" });
+      assert.deepEqual((await events.read()).value, { event: "message", data: '{"first":true}' });
+      await events.cancel();
+      await cancelled;
+    });
+  });
+});
+
+Deno.test("http1_fetch: an abort rejects with the signal's reason, before, during and after the head", async () => {
+  await withEchoServer(async (origin, _ports, cancelled) => {
+    await withFetch(async (fetch) => {
+      const reason = new Error("stop");
+      await assert.rejects(
+        fetch(`${origin}/echo`, { signal: AbortSignal.abort(reason) }),
+        (e) => e === reason,
+      );
+      const waiting = new AbortController();
+      const pending = fetch(`${origin}/slow`, { signal: waiting.signal });
+      setTimeout(() => waiting.abort(), 50);
+      await assert.rejects(pending, (error) => error instanceof DOMException && error.name === "AbortError");
+      const streaming = new AbortController();
+      const response = await fetch(`${origin}/events`, { signal: streaming.signal });
+      const reader = response.body!.getReader();
+      assert.equal((await reader.read()).done, false);
+      streaming.abort();
+      await assert.rejects(
+        reader.read(),
+        (error) => error instanceof DOMException && error.name === "AbortError",
+      );
+      await cancelled;
+      // The connections of aborted requests are not reused: the next request still works.
+      assert.equal((await (await fetch(`${origin}/echo`)).json()).method, "GET");
+    });
+  });
+});
+
+Deno.test("http1_fetch: chunked bodies with extensions and trailers, bodies read to the close, gzip", async () => {
+  const gzipped = new Uint8Array(
+    await new Response(new Blob(["compressed text"]).stream().pipeThrough(new CompressionStream("gzip")))
+      .arrayBuffer(),
+  );
+  await withRawServer(async (conn, request) => {
+    if (request.includes("/chunked")) {
+      await writeText(conn, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5;ext=1\r\nhello\r\n");
+      await writeText(conn, "6\r\n world\r\n0\r\nX-Trailer: t\r\n\r\n");
+      return true;
+    }
+    if (request.includes("/gzip")) {
+      await writeText(
+        conn,
+        `HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: ${gzipped.length}\r\n\r\n`,
+      );
+      await writeText(conn, gzipped);
+      return true;
+    }
+    await writeText(conn, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nuntil the end");
+    return false;
+  }, async (origin, counts) => {
+    await withFetch(async (fetch) => {
+      assert.equal(await (await fetch(`${origin}/chunked`)).text(), "hello world");
+      assert.equal(await (await fetch(`${origin}/chunked`)).text(), "hello world");
+      assert.equal(await (await fetch(`${origin}/gzip`)).text(), "compressed text");
+      assert.equal(counts.connections, 1, "chunked and sized bodies leave the connection reusable");
+      assert.equal(await (await fetch(`${origin}/close`)).text(), "until the end");
+      assert.equal(await (await fetch(`${origin}/chunked`)).text(), "hello world");
+      assert.equal(counts.connections, 2, "a body read to the close ends its connection");
+    });
+  });
+});
+
+Deno.test("http1_fetch: a kept-alive connection the server closed is replaced, the request sent once", async () => {
+  await withRawServer(async (conn) => {
+    await writeText(conn, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+    return false;
+  }, async (origin, counts) => {
+    await withFetch(async (fetch) => {
+      assert.equal(await (await fetch(`${origin}/a`, { method: "POST", body: "1" })).text(), "ok");
+      // The server closes each connection after its answer, without saying so: the parked one is stale.
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      assert.equal(await (await fetch(`${origin}/b`, { method: "POST", body: "2" })).text(), "ok");
+      assert.equal(await (await fetch(`${origin}/c`, { method: "POST", body: "3" })).text(), "ok");
+      assert.deepEqual(counts, { connections: 3, requests: 3 });
+    });
+  });
+});
+
+Deno.test("http1_fetch: a request sent at the moment the server closes is sent again on a new connection", async () => {
+  // The server reads the second request on each connection and closes without answering, the way a
+  // server does when its keep-alive timeout ends just as the request arrives.
+  await withRawServer(async (conn, request) => {
+    if (request.includes("/second")) return false;
+    await writeText(conn, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+    return true;
+  }, async (origin, counts) => {
+    await withFetch(async (fetch) => {
+      assert.equal(await (await fetch(`${origin}/first`)).text(), "ok");
+      await assert.rejects(fetch(`${origin}/second`), TypeError);
+      // /second was sent on the kept connection, then once more on a new one; both closed unanswered.
+      assert.deepEqual(counts, { connections: 2, requests: 3 });
+    });
+  });
+});
+
+Deno.test("http1_fetch: a broken answer is a network error, never sent again", async () => {
+  await withRawServer(async (conn, request) => {
+    if (request.includes("/garbage")) await writeText(conn, "SSH-2.0-OpenSSH\r\n\r\n");
+    else if (request.includes("/half")) await writeText(conn, "HTTP/1.1 200 OK\r\nContent-Len");
+    else await writeText(conn, "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort");
+    return false;
+  }, async (origin, counts) => {
+    await withFetch(async (fetch) => {
+      const garbage = await fetch(`${origin}/garbage`).then(() => undefined, (error) => error);
+      assert.ok(garbage instanceof TypeError && garbage.cause instanceof HttpWireError);
+      assert.match(describeFetchError(garbage, `${origin}/garbage`), /not an HTTP\/1\.x status line/);
+      await assert.rejects(fetch(`${origin}/half`), TypeError);
+      const short = await fetch(`${origin}/short`);
+      await assert.rejects(short.text(), TypeError);
+      assert.equal(counts.requests, 3);
+    });
+  });
+});
+
+Deno.test("http1_fetch: redirects, proxies and other requests go to the fallback", async () => {
+  await withEchoServer(async (origin) => {
+    await withFetch(async (fetch, fallbackCalls) => {
+      const redirected = await fetch(`${origin}/redirect`, { method: "POST", body: "again" });
+      assert.equal((await redirected.json()).body, "again");
+      assert.equal(fallbackCalls.length, 1);
+      const form = await fetch(`${origin}/echo`, { method: "POST", body: new URLSearchParams({ a: "b" }) });
+      assert.equal((await form.json()).body, "a=b");
+      const request = await fetch(new Request(`${origin}/echo`));
+      await request.body?.cancel();
+      assert.equal(fallbackCalls.length, 3);
+      Deno.env.set("HTTP_PROXY", "http://127.0.0.1:1");
+      try {
+        const viaProxy = await fetch(`${origin}/echo`).catch(() => undefined);
+        await viaProxy?.body?.cancel();
+      } finally {
+        Deno.env.delete("HTTP_PROXY");
+      }
+      assert.equal(fallbackCalls.length, 4);
+    });
+  });
+});
+
+Deno.test("http1_fetch: https with a trusted CA, connections kept", async () => {
+  await withEchoServer(async (origin, ports) => {
+    await withFetch(async (fetch, fallbackCalls) => {
+      for (let i = 0; i < 3; i++) {
+        const echo = await (await fetch(`${origin}/echo`, { method: "POST", body: `secure ${i}` })).json();
+        assert.equal(echo.body, `secure ${i}`);
+      }
+      assert.equal(ports.size, 1);
+      assert.deepEqual(fallbackCalls, []);
+    }, [caCert]);
+    await withFetch(async (fetch) => {
+      const error = await fetch(`${origin}/echo`).then(() => undefined, (error) => error);
+      assert.match(describeFetchError(error, origin), /not trusted \(unknown issuer\)/);
+    });
+  }, { secure: true });
+});
+
+Deno.test("http1_fetch: connection refused is a network error that never arrived", async () => {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const { port } = listener.addr as Deno.NetAddr;
+  listener.close();
+  await withFetch(async (fetch) => {
+    const url = `http://127.0.0.1:${port}/mcp?token=secret`;
+    const error = await fetch(url, { method: "POST", body: "{}" }).then(() => undefined, (error) => error);
+    assert.ok(error instanceof TypeError);
+    assert.equal(neverArrived(error), true);
+    assert.equal(
+      describeFetchError(error, url),
+      `cannot connect to http://127.0.0.1:${port}: connection refused`,
+    );
+  });
+});
+
+Deno.test("http1_fetch: close() ends requests under way and kept connections", async () => {
+  await withEchoServer(async (origin) => {
+    const http = createHttp1Fetch({ fallback: fetch });
+    await (await http.fetch(`${origin}/echo`)).text();
+    const pending = http.fetch(`${origin}/slow`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    http.close();
+    await assert.rejects(pending, TypeError);
+  });
+});
