@@ -4,9 +4,10 @@
  * - server mode: the added p50 of a minimal HTTP → stdio relay (`Deno.serve`, the request text written
  *   to the echo server's stdin, the answer line returned as the body; no checks, no routing, no id
  *   mapping) over the echo server driven directly over stdio;
- * - client mode: a minimal stdio → HTTP relay (`bench/minimal_client_relay.ts`: each stdin line POSTed
- *   with `fetch`, each answer body written to stdout) against the HTTP echo server driven directly with
- *   `fetch`: p50 ratio, and throughput ratio with 16 requests in flight.
+ * - client mode: a minimal stdio → HTTP relay (`bench/minimal_client_relay.ts`: each stdin line POSTed,
+ *   each answer body written to stdout), once with `fetch` and once with a bare HTTP/1.1 exchange,
+ *   against the HTTP echo server driven directly with `fetch`: p50 ratio, and throughput ratio with 16
+ *   requests in flight.
  *
  * mcp-proxy's figures (`deno task bench --cases a,b`) over these floors are what its own work costs.
  *
@@ -103,29 +104,20 @@ async function serverModeFloor(calls: number, rounds: number): Promise<void> {
   }
 }
 
-async function clientModeFloor(calls: number, rounds: number): Promise<void> {
-  const echo = spawnTracked("echo HTTP server", Deno.execPath(), [
-    "run",
-    "--quiet",
-    "--no-config",
-    "--allow-net",
-    ECHO_HTTP,
-  ], { stdout: "piped" });
-  const reader = echo.child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  let banner = "";
-  while (!banner.includes("\n")) banner += (await reader.read()).value ?? "";
-  reader.releaseLock();
-  const url = /listening (\S+)/.exec(banner)![1];
+/** The client-mode floor of one minimal relay (`http1`: its bare HTTP/1.1 exchange instead of `fetch`). */
+async function clientModeFloor(url: string, calls: number, rounds: number, http1: boolean): Promise<void> {
+  const name = http1 ? "minimal HTTP/1.1 relay" : "minimal fetch relay";
   const direct = new StreamableHttpChannel("direct HTTP", url);
   await initialize(direct);
   const relay = new StdioChannel(
-    "minimal client relay",
-    spawnTracked("minimal client relay", Deno.execPath(), [
+    name,
+    spawnTracked(name, Deno.execPath(), [
       "run",
       "--quiet",
       "--no-config",
       "--allow-net",
       CLIENT_RELAY,
+      ...(http1 ? ["--http1"] : []),
       url,
     ], {
       stdin: "piped",
@@ -144,21 +136,37 @@ async function clientModeFloor(calls: number, rounds: number): Promise<void> {
       latency.push(relayP50 / directP50);
       throughput.push(relayRate / directRate);
       write(
-        `client mode, round ${round}: p50 direct HTTP ${directP50.toFixed(3)} ms, minimal relay ` +
+        `client mode, ${name}, round ${round}: p50 direct HTTP ${directP50.toFixed(3)} ms, relay ` +
           `${relayP50.toFixed(3)} ms (${(relayP50 / directP50).toFixed(2)}×); 16 in flight: direct ` +
-          `${directRate.toFixed(0)} calls/s, minimal relay ${relayRate.toFixed(0)} (${
+          `${directRate.toFixed(0)} calls/s, relay ${relayRate.toFixed(0)} (${
             (relayRate / directRate).toFixed(2)
           }×)`,
       );
     }
     write(
-      `client-mode floor (median of ${rounds}): p50 ${median(latency).toFixed(2)}× direct HTTP, ` +
+      `client-mode floor, ${name} (median of ${rounds}): p50 ${median(latency).toFixed(2)}× direct HTTP, ` +
         `throughput ${median(throughput).toFixed(2)}× direct HTTP`,
     );
   } finally {
     await relay.close();
     await direct.close();
   }
+}
+
+/** Starts the HTTP echo server; resolves with its URL. */
+async function echoHttpServer(): Promise<string> {
+  const echo = spawnTracked("echo HTTP server", Deno.execPath(), [
+    "run",
+    "--quiet",
+    "--no-config",
+    "--allow-net",
+    ECHO_HTTP,
+  ], { stdout: "piped" });
+  const reader = echo.child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let banner = "";
+  while (!banner.includes("\n")) banner += (await reader.read()).value ?? "";
+  reader.releaseLock();
+  return /listening (\S+)/.exec(banner)![1];
 }
 
 const { values } = parseArgs({
@@ -169,7 +177,9 @@ const calls = Number(values.calls ?? 2000);
 const rounds = Number(values.rounds ?? 3);
 try {
   await serverModeFloor(calls, rounds);
-  await clientModeFloor(calls, rounds);
+  const url = await echoHttpServer();
+  await clientModeFloor(url, calls, rounds, false);
+  await clientModeFloor(url, calls, rounds, true);
 } finally {
   await stopAll();
 }

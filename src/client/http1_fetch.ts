@@ -437,6 +437,8 @@ export function createHttp1Fetch(options: Http1FetchOptions): Http1Fetch {
   const idle = new Map<string, Connection[]>();
   const busy = new Set<Connection>();
   let closed = false;
+  // Read once, as Deno's fetch reads them once for its client.
+  const viaProxy = proxyConfigured();
 
   const removeIdle = (connection: Connection) => {
     const list = idle.get(connection.origin);
@@ -547,7 +549,7 @@ export function createHttp1Fetch(options: Http1FetchOptions): Http1Fetch {
       (url.protocol !== "http:" && url.protocol !== "https:") || url.username !== "" || url.password !== "" ||
       body === null || headers === undefined ||
       (init as { client?: unknown } | undefined)?.client !== undefined ||
-      proxyConfigured()
+      viaProxy
     ) {
       return fallback(input, init);
     }
@@ -592,18 +594,17 @@ export function createHttp1Fetch(options: Http1FetchOptions): Http1Fetch {
       if (responseBody instanceof ReadableStream) await responseBody.cancel();
       responseBody = null;
     }
-    let headersObject: Headers;
     try {
-      headersObject = new Headers(response.headers);
+      return new Response(responseBody, {
+        status: response.status,
+        statusText: response.statusText,
+        headers: response.headers,
+      });
     } catch (error) {
+      // A header value `Headers` refuses.
       if (responseBody instanceof ReadableStream) await responseBody.cancel();
       throw networkError(error);
     }
-    return new Response(responseBody, {
-      status: response.status,
-      statusText: response.statusText,
-      headers: headersObject,
-    });
   };
 
   return {
