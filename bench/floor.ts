@@ -3,7 +3,7 @@
  *
  * - server mode: the added p50 of a minimal HTTP → stdio relay (`Deno.serve`, the request text written
  *   to the echo server's stdin, the answer line returned as the body; no checks, no routing, no id
- *   mapping) over the echo server driven directly over stdio;
+ *   mapping) over the echo server driven directly over stdio, and its p50 ratio for a 1 MiB answer;
  * - client mode: a minimal stdio → HTTP relay (`bench/minimal_client_relay.ts`: each stdin line POSTed,
  *   each answer body written to stdout), once with `fetch` and once with a bare HTTP/1.1 exchange,
  *   against the HTTP echo server driven directly with `fetch`: p50 ratio, and throughput ratio with 16
@@ -19,7 +19,7 @@
 import { parseArgs } from "node:util";
 import { initialize, StdioChannel, StreamableHttpChannel } from "./mcp_channels.ts";
 import { freePort, spawnTracked, stopAll } from "./processes.ts";
-import { concurrentThroughput, sequentialLatencies } from "./workloads.ts";
+import { concurrentThroughput, largeLatencies, sequentialLatencies } from "./workloads.ts";
 
 const ECHO_STDIO = new URL("./echo_stdio_server.ts", import.meta.url).pathname;
 const ECHO_HTTP = new URL("./echo_http_server.ts", import.meta.url).pathname;
@@ -45,12 +45,15 @@ function minimalRelay(port: number): Deno.HttpServer {
   const writer = child.child.stdin.getWriter();
   const waiting = new Map<unknown, (line: string) => void>();
   (async () => {
+    // Only the new text is searched for a newline: a long line costs time in proportion to its length.
     let buffer = "";
     for await (const chunk of child.child.stdout) {
+      let from = buffer.length;
       buffer += decoder.decode(chunk, { stream: true });
-      for (let newline = buffer.indexOf("\n"); newline !== -1; newline = buffer.indexOf("\n")) {
+      for (let newline = buffer.indexOf("\n", from); newline !== -1; newline = buffer.indexOf("\n")) {
         const line = buffer.slice(0, newline);
         buffer = buffer.slice(newline + 1);
+        from = 0;
         if (line === "") continue;
         const id = JSON.parse(line).id;
         waiting.get(id)?.(line);
@@ -86,17 +89,27 @@ async function serverModeFloor(calls: number, rounds: number): Promise<void> {
   const relay = new StreamableHttpChannel("minimal relay", `http://127.0.0.1:${port}/mcp`);
   await initialize(relay);
   const added: number[] = [];
+  const large: number[] = [];
   try {
     for (let round = 1; round <= rounds; round++) {
       const directP50 = median(await sequentialLatencies(direct, calls, 200));
       const relayP50 = median(await sequentialLatencies(relay, calls, 200));
       added.push(relayP50 - directP50);
+      const directLarge = median(await largeLatencies(direct, "blob", 50, 5));
+      const relayLarge = median(await largeLatencies(relay, "blob", 50, 5));
+      large.push(relayLarge / directLarge);
       write(
         `server mode, round ${round}: direct stdio p50 ${directP50.toFixed(3)} ms, minimal HTTP relay p50 ` +
-          `${relayP50.toFixed(3)} ms, added ${(relayP50 - directP50).toFixed(3)} ms`,
+          `${relayP50.toFixed(3)} ms, added ${(relayP50 - directP50).toFixed(3)} ms; 1 MiB answer p50 ` +
+          `${directLarge.toFixed(3)} ms direct, ${relayLarge.toFixed(3)} ms relayed (${
+            (relayLarge / directLarge).toFixed(2)
+          }×)`,
       );
     }
-    write(`server-mode floor (median of ${rounds}): added p50 ${median(added).toFixed(3)} ms`);
+    write(
+      `server-mode floor (median of ${rounds}): added p50 ${median(added).toFixed(3)} ms; 1 MiB answer p50 ` +
+        `${median(large).toFixed(2)}× direct stdio`,
+    );
   } finally {
     await relay.close();
     await direct.close();
