@@ -220,9 +220,11 @@ class Connection {
     return bytes;
   }
 
-  /** Exactly `count` buffered bytes, as a copy, if that many are buffered already. */
-  takeBuffered(count: number): Uint8Array<ArrayBuffer> | undefined {
-    if (this.buffered < count) return undefined;
+  /** The next `count` bytes, as a copy; null if the connection ends first. */
+  async readExactly(count: number): Promise<Uint8Array<ArrayBuffer> | null> {
+    while (this.buffered < count) {
+      if (!await this.#fill()) return null;
+    }
     const bytes = this.#buffer.slice(this.#start, this.#start + count);
     this.#start += count;
     return bytes;
@@ -484,16 +486,20 @@ export function createHttp1Fetch(options: Http1FetchOptions): Http1Fetch {
     return connection;
   };
 
-  /** Sends the request on one connection and reads the response head; null if a reused one was stale. */
+  /**
+   * Sends the request on one connection and reads the response head, and a small body with a length
+   * (one more read, saving a stream); null if a reused connection was stale.
+   */
   const exchange = async (
     url: URL,
     method: string,
     head: Uint8Array,
     body: Uint8Array | undefined,
     signal: AbortSignal | undefined,
-  ): Promise<{ connection: Connection; head: ResponseHead } | null> => {
+  ): Promise<{ connection: Connection; head: ResponseHead; small?: Uint8Array<ArrayBuffer> } | null> => {
     const connection = await connect(url, signal);
     const stale = connection.used;
+    let answering = false;
     const onAbort = () => connection.close();
     signal?.addEventListener("abort", onAbort, { once: true });
     try {
@@ -515,19 +521,26 @@ export function createHttp1Fetch(options: Http1FetchOptions): Http1Fetch {
           }
           throw new HttpWireError("the server closed the connection without answering");
         }
+        answering = true;
         const response = parseResponseHead(text, method);
         // 1xx answers (100 Continue, 103 Early Hints) come before the real one.
         if (response.status >= 100 && response.status < 200) {
           if (response.status === 101) throw new HttpWireError("the server switched protocols");
           continue;
         }
-        return { connection, head: response };
+        const { framing } = response;
+        if (framing.kind !== "length" || framing.length > SMALL_BODY_BYTES) {
+          return { connection, head: response };
+        }
+        const small = await connection.readExactly(framing.length);
+        if (small === null) throw new HttpWireError("the connection closed before the body was complete");
+        return { connection, head: response, small };
       }
     } catch (error) {
       release(connection, false);
       if (signal?.aborted) throw signal.reason;
       // Nothing came back on a reused connection: the server had closed it, so it never saw the request.
-      if (stale && connection.buffered === 0 && !(error instanceof HttpWireError)) return null;
+      if (stale && !answering && connection.buffered === 0 && !(error instanceof HttpWireError)) return null;
       throw error instanceof TypeError ? error : networkError(error);
     } finally {
       signal?.removeEventListener("abort", onAbort);
@@ -563,7 +576,7 @@ export function createHttp1Fetch(options: Http1FetchOptions): Http1Fetch {
     if (answered === null) {
       throw networkError(new Error("the server closed the connection without answering"));
     }
-    const { connection, head: response } = answered;
+    const { connection, head: response, small } = answered;
 
     if (REDIRECT_STATUSES.has(response.status) && init?.redirect !== "manual" && hasLocation(response)) {
       release(connection, false);
@@ -572,9 +585,6 @@ export function createHttp1Fetch(options: Http1FetchOptions): Http1Fetch {
 
     let responseBody: ReadableStream<Uint8Array<ArrayBuffer>> | Uint8Array<ArrayBuffer> | null = null;
     const { framing } = response;
-    const small = framing.kind === "length" && framing.length <= SMALL_BODY_BYTES
-      ? connection.takeBuffered(framing.length)
-      : undefined;
     if (framing.kind === "none" || small !== undefined) {
       release(connection, response.keepAlive);
       if (small !== undefined && response.contentEncoding === "") responseBody = small;
