@@ -10,11 +10,10 @@ import {
 import { neverArrived } from "../src/client/remote_transport.ts";
 import { decodeEventStream } from "../src/client/server_sent_events.ts";
 import { describeFetchError } from "../src/client/tls_fetch.ts";
+import { withServer } from "./helpers/fetch_test_server.ts";
 
 const FIXTURES = new URL("./fixtures/tls/", import.meta.url);
 const caCert = Deno.readTextFileSync(new URL("ca.pem", FIXTURES));
-const cert = Deno.readTextFileSync(new URL("cert.pem", FIXTURES));
-const key = Deno.readTextFileSync(new URL("key.pem", FIXTURES));
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
@@ -122,61 +121,6 @@ async function withFetch(
   }
 }
 
-/** A Deno.serve server on 127.0.0.1 that echoes requests and records each connection's port. */
-async function withEchoServer(
-  test: (origin: string, ports: Set<number>, cancelled: Promise<void>) => Promise<void>,
-  { secure = false } = {},
-): Promise<void> {
-  const ports = new Set<number>();
-  const cancelled = Promise.withResolvers<void>();
-  const release = Promise.withResolvers<void>();
-  const server = Deno.serve(
-    { hostname: "127.0.0.1", port: 0, onListen() {}, ...(secure ? { cert, key } : {}) },
-    async (request, info) => {
-      ports.add(info.remoteAddr.port);
-      const url = new URL(request.url);
-      switch (url.pathname) {
-        case "/echo":
-          return Response.json({
-            method: request.method,
-            path: url.pathname + url.search,
-            headers: Object.fromEntries(request.headers),
-            body: await request.text(),
-          });
-        case "/big":
-          return new Response("x".repeat(Number(url.searchParams.get("bytes"))));
-        case "/accepted":
-          return new Response(null, { status: 202 });
-        case "/nothing":
-          return new Response(null, { status: 204 });
-        case "/redirect":
-          return new Response(null, { status: 307, headers: { location: "/echo" } });
-        case "/slow":
-          await release.promise;
-          return new Response("late");
-        case "/events":
-          return new Response(
-            new ReadableStream<Uint8Array>({
-              start(controller) {
-                controller.enqueue(encoder.encode("id: 1\ndata: \n\n"));
-                controller.enqueue(encoder.encode('event: message\ndata: {"first":true}\n\n'));
-              },
-              cancel: () => cancelled.resolve(),
-            }),
-            { headers: { "content-type": "text/event-stream" } },
-          );
-      }
-      return new Response("not found", { status: 404 });
-    },
-  );
-  try {
-    await test(`${secure ? "https" : "http"}://127.0.0.1:${server.addr.port}`, ports, cancelled.promise);
-  } finally {
-    release.resolve();
-    await server.shutdown();
-  }
-}
-
 /**
  * A TCP server on 127.0.0.1 that reads each request head (and its Content-Length body) and lets
  * `respond` write raw bytes back; `respond` returns false to close the connection.
@@ -242,7 +186,7 @@ async function writeText(conn: Deno.Conn, text: string | Uint8Array): Promise<vo
 }
 
 Deno.test("http1_fetch: GET and POST with headers in every form, on one kept-alive connection", async () => {
-  await withEchoServer(async (origin, ports) => {
+  await withServer(async (origin, { ports }) => {
     await withFetch(async (fetch, fallbackCalls) => {
       const get = await fetch(new URL(`${origin}/echo?x=1#fragment`));
       assert.equal(get.status, 200);
@@ -272,11 +216,11 @@ Deno.test("http1_fetch: GET and POST with headers in every form, on one kept-ali
       assert.equal(ports.size, 1, "every request went on the same connection");
       assert.deepEqual(fallbackCalls, []);
     });
-  });
+  }, { secure: false });
 });
 
 Deno.test("http1_fetch: bodies of every size and status, and 16 requests at once", async () => {
-  await withEchoServer(async (origin, ports) => {
+  await withServer(async (origin, { ports }) => {
     await withFetch(async (fetch) => {
       for (const bytes of [1, 65_536, 65_537, 1_048_576]) {
         const text = await (await fetch(`${origin}/big?bytes=${bytes}`)).text();
@@ -303,11 +247,11 @@ Deno.test("http1_fetch: bodies of every size and status, and 16 requests at once
       );
       assert.ok(ports.size <= 16, `${ports.size} connections`);
     });
-  });
+  }, { secure: false });
 });
 
 Deno.test("http1_fetch: an event stream arrives as it is sent; cancelling it closes the connection", async () => {
-  await withEchoServer(async (origin, _ports, cancelled) => {
+  await withServer(async (origin, { eventsCancelled }) => {
     await withFetch(async (fetch) => {
       const response = await fetch(`${origin}/events`, { headers: { accept: "text/event-stream" } });
       assert.equal(response.headers.get("content-type"), "text/event-stream");
@@ -315,13 +259,13 @@ Deno.test("http1_fetch: an event stream arrives as it is sent; cancelling it clo
       assert.deepEqual((await events.read()).value, { event: "message", data: "", id: "1" });
       assert.deepEqual((await events.read()).value, { event: "message", data: '{"first":true}' });
       await events.cancel();
-      await cancelled;
+      await eventsCancelled;
     });
-  });
+  }, { secure: false });
 });
 
 Deno.test("http1_fetch: an abort rejects with the signal's reason, before, during and after the head", async () => {
-  await withEchoServer(async (origin, _ports, cancelled) => {
+  await withServer(async (origin, { eventsCancelled }) => {
     await withFetch(async (fetch) => {
       const reason = new Error("stop");
       await assert.rejects(
@@ -341,11 +285,11 @@ Deno.test("http1_fetch: an abort rejects with the signal's reason, before, durin
         reader.read(),
         (error) => error instanceof DOMException && error.name === "AbortError",
       );
-      await cancelled;
+      await eventsCancelled;
       // The connections of aborted requests are not reused: the next request still works.
       assert.equal((await (await fetch(`${origin}/echo`)).json()).method, "GET");
     });
-  });
+  }, { secure: false });
 });
 
 Deno.test("http1_fetch: chunked bodies with extensions and trailers, bodies read to the close, gzip", async () => {
@@ -435,9 +379,12 @@ Deno.test("http1_fetch: a broken answer is a network error, never sent again", a
 });
 
 Deno.test("http1_fetch: redirects, proxies and other requests go to the fallback", async () => {
-  await withEchoServer(async (origin) => {
+  await withServer(async (origin) => {
     await withFetch(async (fetch, fallbackCalls) => {
-      const redirected = await fetch(`${origin}/redirect`, { method: "POST", body: "again" });
+      const redirected = await fetch(`${origin}/redirect?status=307&to=/echo`, {
+        method: "POST",
+        body: "again",
+      });
       assert.equal((await redirected.json()).body, "again");
       assert.equal(fallbackCalls.length, 1);
       const form = await fetch(`${origin}/echo`, { method: "POST", body: new URLSearchParams({ a: "b" }) });
@@ -457,11 +404,11 @@ Deno.test("http1_fetch: redirects, proxies and other requests go to the fallback
     } finally {
       Deno.env.delete("HTTP_PROXY");
     }
-  });
+  }, { secure: false });
 });
 
 Deno.test("http1_fetch: https with a trusted CA, connections kept", async () => {
-  await withEchoServer(async (origin, ports) => {
+  await withServer(async (origin, { ports }) => {
     await withFetch(async (fetch, fallbackCalls) => {
       for (let i = 0; i < 3; i++) {
         const echo = await (await fetch(`${origin}/echo`, { method: "POST", body: `secure ${i}` })).json();
@@ -494,12 +441,12 @@ Deno.test("http1_fetch: connection refused is a network error that never arrived
 });
 
 Deno.test("http1_fetch: close() ends requests under way and kept connections", async () => {
-  await withEchoServer(async (origin) => {
+  await withServer(async (origin) => {
     const http = createHttp1Fetch({ fallback: fetch });
     await (await http.fetch(`${origin}/echo`)).text();
     const pending = http.fetch(`${origin}/slow`);
     await new Promise((resolve) => setTimeout(resolve, 20));
     http.close();
     await assert.rejects(pending, TypeError);
-  });
+  }, { secure: false });
 });

@@ -1,85 +1,11 @@
 import assert from "node:assert/strict";
 import { decodeEventStream } from "../src/client/server_sent_events.ts";
 import { createTlsFetch, describeFetchError, TlsConfigError } from "../src/client/tls_fetch.ts";
+import { withServer } from "./helpers/fetch_test_server.ts";
 
 const FIXTURES = new URL("./fixtures/tls/", import.meta.url);
 const CA_FILE = new URL("ca.pem", FIXTURES).pathname;
-const cert = Deno.readTextFileSync(new URL("cert.pem", FIXTURES));
-const key = Deno.readTextFileSync(new URL("key.pem", FIXTURES));
 const encoder = new TextEncoder();
-
-/** What the test server saw of streams it was serving when the client went away. */
-interface ServerState {
-  /** Resolves when the client cancels the `/events` stream (its connection closed). */
-  eventsCancelled: Promise<void>;
-}
-
-/** The test server's routes; `/slow` answers only once `released` resolves. */
-function handler(state: { onEventsCancelled: () => void; released: Promise<void> }) {
-  return async (request: Request): Promise<Response> => {
-    const url = new URL(request.url);
-    switch (url.pathname) {
-      case "/echo":
-        return Response.json({
-          method: request.method,
-          path: url.pathname + url.search,
-          headers: Object.fromEntries(request.headers),
-          body: await request.text(),
-        });
-      case "/accepted":
-        return new Response(null, { status: 202 });
-      case "/multi": {
-        const headers = new Headers({ "x-multi": "a" });
-        headers.append("x-multi", "b");
-        return new Response("ok", { headers });
-      }
-      case "/redirect":
-        return new Response(null, {
-          status: Number(url.searchParams.get("status")),
-          headers: { location: url.searchParams.get("to") ?? "echo" },
-        });
-      case "/loop":
-        return new Response(null, { status: 302, headers: { location: "/loop" } });
-      case "/slow":
-        await state.released;
-        return new Response("too late");
-      case "/events": {
-        const body = new ReadableStream<Uint8Array>({
-          start(controller) {
-            controller.enqueue(encoder.encode("id: 1\ndata: \n\n"));
-            controller.enqueue(encoder.encode('event: message\ndata: {"first":true}\n\n'));
-          },
-          cancel: () => state.onEventsCancelled(),
-        });
-        return new Response(body, { headers: { "content-type": "text/event-stream" } });
-      }
-      default:
-        return new Response("not found", { status: 404 });
-    }
-  };
-}
-
-/** Runs `test` against an HTTPS server on 127.0.0.1 (or plain HTTP), shutting it down afterwards. */
-async function withServer(
-  test: (origin: string, state: ServerState) => Promise<void>,
-  { secure = true } = {},
-): Promise<void> {
-  const cancelled = Promise.withResolvers<void>();
-  const release = Promise.withResolvers<void>();
-  const tls = secure ? { cert, key } : {};
-  const server = Deno.serve(
-    { hostname: "127.0.0.1", port: 0, ...tls, onListen() {} },
-    handler({ onEventsCancelled: cancelled.resolve, released: release.promise }),
-  );
-  try {
-    await test(`${secure ? "https" : "http"}://127.0.0.1:${server.addr.port}`, {
-      eventsCancelled: cancelled.promise,
-    });
-  } finally {
-    release.resolve();
-    await server.shutdown();
-  }
-}
 
 /** Runs `test` with the fetch of `createTlsFetch(verify)`, closing it afterwards. */
 async function withFetch(
