@@ -450,3 +450,42 @@ Deno.test("http1_fetch: close() ends requests under way and kept connections", a
     await assert.rejects(pending, TypeError);
   }, { secure: false });
 });
+
+Deno.test("http1_fetch: a server that speaks only HTTP/2 is left to the fallback, which speaks it", async () => {
+  const cert = Deno.readTextFileSync(new URL("cert.pem", FIXTURES));
+  const key = Deno.readTextFileSync(new URL("key.pem", FIXTURES));
+  const listener = Deno.listenTls({ hostname: "127.0.0.1", port: 0, cert, key, alpnProtocols: ["h2"] });
+  const accepted: Deno.TlsConn[] = [];
+  const accepting = (async () => {
+    for await (const conn of listener) {
+      accepted.push(conn);
+      // The handshake fails on the server side too: no protocol in common.
+      conn.handshake().catch(() => {}).finally(() => conn.close());
+    }
+  })();
+  const origin = `https://127.0.0.1:${(listener.addr as Deno.NetAddr).port}`;
+  const fallbackCalls: unknown[] = [];
+  const http = createHttp1Fetch({
+    fallback: (input) => {
+      fallbackCalls.push(input);
+      return Promise.resolve(new Response("from the fallback"));
+    },
+    caCerts: [caCert],
+  });
+  try {
+    assert.equal(
+      await (await http.fetch(`${origin}/mcp`, { method: "POST", body: "{}" })).text(),
+      "from the fallback",
+    );
+    assert.equal(
+      await (await http.fetch(`${origin}/mcp`, { method: "POST", body: "{}" })).text(),
+      "from the fallback",
+    );
+    assert.equal(fallbackCalls.length, 2);
+    assert.equal(accepted.length, 1, "the second request went straight to the fallback");
+  } finally {
+    http.close();
+    listener.close();
+    await accepting.catch(() => {});
+  }
+});

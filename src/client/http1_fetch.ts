@@ -9,7 +9,8 @@
  * gzip/deflate undone. Everything else is passed to `fallback` unchanged: a `Request` object, another
  * kind of body, URL credentials, a URL that is not http or https, and every request while a proxy is
  * set in the environment (`HTTP_PROXY`, `HTTPS_PROXY`, `ALL_PROXY`: the fallback honours them). A
- * redirect is sent again through `fallback`, which follows it as `fetch` does.
+ * redirect is sent again through `fallback`, which follows it as `fetch` does, and so are the requests to
+ * an origin whose TLS handshake refused HTTP/1.1 (a server that speaks only HTTP/2).
  *
  * A request that fails on a reused connection before any byte of an answer came back (the server had
  * closed the idle connection) is sent once more on a new one.
@@ -77,6 +78,12 @@ function proxyConfigured(): boolean {
     // Without --allow-env the fallback cannot read them either.
     return false;
   }
+}
+
+/** Whether `error` is a TLS handshake the server ended for want of a protocol it speaks (HTTP/2 only). */
+function refusesHttp1(error: unknown): boolean {
+  const cause = error instanceof TypeError ? error.cause : undefined;
+  return /NoApplicationProtocol|no_application_protocol/i.test(String(cause));
 }
 
 /** The request's header pairs, or undefined when one cannot be written as it is (the fallback decides). */
@@ -441,6 +448,8 @@ export function createHttp1Fetch(options: Http1FetchOptions): Http1Fetch {
   let closed = false;
   // Read once, as Deno's fetch reads them once for its client.
   const viaProxy = proxyConfigured();
+  /** Origins whose TLS handshake refused HTTP/1.1: their requests go to the fallback. */
+  const http2Origins = new Set<string>();
 
   const removeIdle = (connection: Connection) => {
     const list = idle.get(connection.origin);
@@ -562,7 +571,7 @@ export function createHttp1Fetch(options: Http1FetchOptions): Http1Fetch {
       (url.protocol !== "http:" && url.protocol !== "https:") || url.username !== "" || url.password !== "" ||
       body === null || headers === undefined ||
       (init as { client?: unknown } | undefined)?.client !== undefined ||
-      viaProxy
+      viaProxy || http2Origins.has(url.origin)
     ) {
       return fallback(input, init);
     }
@@ -570,9 +579,17 @@ export function createHttp1Fetch(options: Http1FetchOptions): Http1Fetch {
     signal?.throwIfAborted();
     const head = encoder.encode(requestHead(method, url, headers, body?.length));
 
-    let answered = await exchange(url, method, head, body, signal);
-    // A reused connection the server had closed: once more, on a new one.
-    if (answered === null) answered = await exchange(url, method, head, body, signal);
+    let answered: Awaited<ReturnType<typeof exchange>>;
+    try {
+      answered = await exchange(url, method, head, body, signal);
+      // A reused connection the server had closed: once more, on a new one.
+      if (answered === null) answered = await exchange(url, method, head, body, signal);
+    } catch (error) {
+      if (!refusesHttp1(error)) throw error;
+      // A server that speaks only HTTP/2 refused the TLS handshake: fetch speaks it.
+      http2Origins.add(url.origin);
+      return fallback(input, init);
+    }
     if (answered === null) {
       throw networkError(new Error("the server closed the connection without answering"));
     }
