@@ -250,6 +250,48 @@ Deno.test("a slow request gets a stream with a priming event; a broken stream re
   harness.session.close();
 });
 
+Deno.test("a resume takes the stream over from a connection the server still holds; nothing is lost", async () => {
+  const harness = new Harness();
+  await harness.initialize();
+  const response = await harness.session.post([request(9, "tools/call", { name: "slow" })], false, LATEST);
+  const old = new EventReader(response.body!);
+  const priming = await old.next();
+  assert.ok(priming?.id);
+  const atChild = harness.lastChildRequest();
+  // Sent on the old connection, which the client no longer reads (half-open: the server cannot know).
+  harness.childSends({
+    jsonrpc: "2.0",
+    method: "notifications/message",
+    params: { level: "info", data: "x" },
+  });
+
+  const resumed = harness.session.openStream(priming!.id!, LATEST);
+  assert.equal(resumed.status, 200, "not 409: the resuming client has left the old connection");
+  const replay = new EventReader(resumed.body!);
+  assert.equal((await replay.nextMessage()).method, "notifications/message", "sent again from the log");
+  harness.childSends({ jsonrpc: "2.0", id: atChild.id, result: { late: true } });
+  assert.deepEqual(await replay.nextMessage(), { jsonrpc: "2.0", id: 9, result: { late: true } });
+  assert.equal(await replay.next(), undefined);
+  // The old connection was ended by the takeover, after what it had been sent.
+  assert.equal((await old.nextMessage()).method, "notifications/message");
+  assert.equal(await old.next(), undefined);
+
+  // The GET stream too: a resume replaces the open one; a plain second GET is still refused.
+  const get = harness.session.openStream(null, LATEST);
+  const getEvents = new EventReader(get.body!);
+  const getPriming = await getEvents.next();
+  assert.equal(harness.session.openStream(null, LATEST).status, 409);
+  const getResumed = harness.session.openStream(getPriming!.id!, LATEST);
+  assert.equal(getResumed.status, 200);
+  assert.equal(await getEvents.next(), undefined, "the old GET stream ended");
+  harness.childSends({ jsonrpc: "2.0", method: "notifications/tools/list_changed" });
+  assert.equal(
+    (await new EventReader(getResumed.body!).nextMessage()).method,
+    "notifications/tools/list_changed",
+  );
+  harness.session.close();
+});
+
 Deno.test("the GET stream gets what came while none was open; a second one is refused with 409", async () => {
   const harness = new Harness();
   await harness.initialize();

@@ -303,12 +303,15 @@ export class StreamableSession implements SessionPeer {
     }
     const { streamId, seq } = last;
     const channel = this.#streams.get(streamId);
-    if (
-      (streamId === GET_STREAM && this.#getStream !== undefined) || channel?.stream !== undefined ||
-      channel?.resolve !== undefined
-    ) {
+    if (channel?.resolve !== undefined) {
       return jsonRpcErrorResponse(409, -32000, "Conflict: Stream already has an active connection");
     }
+    // A client that resumes a stream has left its old connection, even when the server has not noticed
+    // yet (a connection closed a moment ago, or one left half-open by a network change, which only the
+    // next keep-alive write would find): the new connection takes the stream over. Whatever the old one
+    // was sent after `lastEventId` is in the log, and is sent again below.
+    if (streamId === GET_STREAM) this.#getStream?.close();
+    else channel?.stream?.close();
     const stream = this.#newStream(() => {
       if (this.#getStream === stream) this.#getStream = undefined;
       if (channel !== undefined) this.#detach(channel, stream);
