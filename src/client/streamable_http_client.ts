@@ -48,6 +48,9 @@ function isEventStream(response: Response): boolean {
   return contentType(response).startsWith("text/event-stream");
 }
 
+/** How long requests wait for the GET stream's head after `listen()`; see `#streamOpening`. */
+const STREAM_OPEN_WAIT_MS = 200;
+
 const POST_HEADERS: Readonly<Record<string, string>> = {
   "Content-Type": "application/json",
   Accept: "application/json, text/event-stream",
@@ -70,6 +73,12 @@ export class StreamableHttpClient implements RemoteTransport {
   /** The headers of every POST: built again only when the session headers change. */
   #postHeaders = POST_HEADERS;
   #listening = false;
+  /**
+   * Set from `listen()` until the GET stream's first response head arrives (or fails, or a short wait
+   * ends): requests wait for it, so that the stream of the server's own messages is open before the
+   * requests that may lead to them. A server can tell that GET from a resumption only by its order.
+   */
+  #streamOpening: Promise<void> | undefined;
   #closed = false;
 
   constructor(options: StreamableHttpClientOptions) {
@@ -89,6 +98,7 @@ export class StreamableHttpClient implements RemoteTransport {
   }
 
   async send(message: JsonRpcMessage, json?: string): Promise<void> {
+    if (this.#streamOpening !== undefined) await this.#streamOpening;
     const response = await this.#request("POST", this.#postHeaders, json ?? JSON.stringify(message));
     const requestId = isRequest(message) ? message.id : undefined;
     if (response.status === 202 || response.status === 204) {
@@ -114,7 +124,16 @@ export class StreamableHttpClient implements RemoteTransport {
   listen(): void {
     if (this.#listening || this.#closed) return;
     this.#listening = true;
-    this.#listenLoop();
+    const opening = Promise.withResolvers<void>();
+    const opened = () => {
+      clearTimeout(timer);
+      if (this.#streamOpening === opening.promise) this.#streamOpening = undefined;
+      opening.resolve();
+    };
+    // A server may hold the head of the GET until it has something to send: wait only a moment.
+    const timer = setTimeout(opened, STREAM_OPEN_WAIT_MS);
+    this.#streamOpening = opening.promise;
+    this.#listenLoop(opened);
   }
 
   /** Ends the session: DELETE it at the server (unless `terminate` is false) and stop every stream. */
@@ -251,8 +270,11 @@ export class StreamableHttpClient implements RemoteTransport {
     }
   }
 
-  /** Keeps the GET stream open for the server's own messages, reconnecting when it drops. */
-  async #listenLoop(): Promise<void> {
+  /**
+   * Keeps the GET stream open for the server's own messages, reconnecting when it drops; `opened` is
+   * called once the first attempt has an answer (of any kind) or failed.
+   */
+  async #listenLoop(opened: () => void): Promise<void> {
     const cursor: { lastEventId?: string; retryMs?: number; answered: boolean } = { answered: false };
     // A 404 means the session is gone only once a stream worked: before, it means there is no stream.
     let streamWorked = false;
@@ -263,9 +285,11 @@ export class StreamableHttpClient implements RemoteTransport {
       try {
         response = await this.#request("GET", this.#headers(headers));
       } catch {
+        opened();
         await sleep(cursor.retryMs ?? backoffDelay(attempt), this.#abort.signal);
         continue;
       }
+      opened();
       if (response.status === 405) {
         // The server offers no stream of its own messages.
         await response.body?.cancel();
