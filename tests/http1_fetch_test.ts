@@ -8,9 +8,13 @@ import {
   validHeader,
 } from "../src/client/http1_wire.ts";
 import { neverArrived } from "../src/client/remote_transport.ts";
-import { decodeEventStream } from "../src/client/server_sent_events.ts";
 import { describeFetchError } from "../src/client/tls_fetch.ts";
-import { withServer } from "./helpers/fetch_test_server.ts";
+import {
+  checkAbortBeforeAnswer,
+  checkAbortWhileStreaming,
+  checkEventStream,
+  withServer,
+} from "./helpers/fetch_test_server.ts";
 
 const FIXTURES = new URL("./fixtures/tls/", import.meta.url);
 const caCert = Deno.readTextFileSync(new URL("ca.pem", FIXTURES));
@@ -251,41 +255,16 @@ Deno.test("http1_fetch: bodies of every size and status, and 16 requests at once
 });
 
 Deno.test("http1_fetch: an event stream arrives as it is sent; cancelling it closes the connection", async () => {
-  await withServer(async (origin, { eventsCancelled }) => {
-    await withFetch(async (fetch) => {
-      const response = await fetch(`${origin}/events`, { headers: { accept: "text/event-stream" } });
-      assert.equal(response.headers.get("content-type"), "text/event-stream");
-      const events = decodeEventStream(response.body!).getReader();
-      assert.deepEqual((await events.read()).value, { event: "message", data: "", id: "1" });
-      assert.deepEqual((await events.read()).value, { event: "message", data: '{"first":true}' });
-      await events.cancel();
-      await eventsCancelled;
-    });
+  await withServer(async (origin, server) => {
+    await withFetch((fetch) => checkEventStream(fetch, origin, server));
   }, { secure: false });
 });
 
 Deno.test("http1_fetch: an abort rejects with the signal's reason, before, during and after the head", async () => {
-  await withServer(async (origin, { eventsCancelled }) => {
+  await withServer(async (origin, server) => {
     await withFetch(async (fetch) => {
-      const reason = new Error("stop");
-      await assert.rejects(
-        fetch(`${origin}/echo`, { signal: AbortSignal.abort(reason) }),
-        (e) => e === reason,
-      );
-      const waiting = new AbortController();
-      const pending = fetch(`${origin}/slow`, { signal: waiting.signal });
-      setTimeout(() => waiting.abort(), 50);
-      await assert.rejects(pending, (error) => error instanceof DOMException && error.name === "AbortError");
-      const streaming = new AbortController();
-      const response = await fetch(`${origin}/events`, { signal: streaming.signal });
-      const reader = response.body!.getReader();
-      assert.equal((await reader.read()).done, false);
-      streaming.abort();
-      await assert.rejects(
-        reader.read(),
-        (error) => error instanceof DOMException && error.name === "AbortError",
-      );
-      await eventsCancelled;
+      await checkAbortBeforeAnswer(fetch, origin);
+      await checkAbortWhileStreaming(fetch, origin, server);
       // The connections of aborted requests are not reused: the next request still works.
       assert.equal((await (await fetch(`${origin}/echo`)).json()).method, "GET");
     });

@@ -1,7 +1,12 @@
 import assert from "node:assert/strict";
 import { decodeEventStream } from "../src/client/server_sent_events.ts";
 import { createTlsFetch, describeFetchError, TlsConfigError } from "../src/client/tls_fetch.ts";
-import { withServer } from "./helpers/fetch_test_server.ts";
+import {
+  checkAbortBeforeAnswer,
+  checkAbortWhileStreaming,
+  checkEventStream,
+  withServer,
+} from "./helpers/fetch_test_server.ts";
 
 const FIXTURES = new URL("./fixtures/tls/", import.meta.url);
 const CA_FILE = new URL("ca.pem", FIXTURES).pathname;
@@ -218,48 +223,19 @@ Deno.test("tls_fetch: no-verify follows redirects as fetch does", async () => {
 
 Deno.test("tls_fetch: no-verify streams an event stream as it arrives; cancelling closes it", async () => {
   await withServer(async (origin, server) => {
-    await withFetch(NO_VERIFY, async (fetch) => {
-      const response = await fetch(`${origin}/events`, { headers: { accept: "text/event-stream" } });
-      assert.equal(response.headers.get("content-type"), "text/event-stream");
-      const events = decodeEventStream(response.body!).getReader();
-      assert.deepEqual((await events.read()).value, { event: "message", data: "", id: "1" });
-      assert.deepEqual((await events.read()).value, { event: "message", data: '{"first":true}' });
-      await events.cancel();
-      await server.eventsCancelled;
-    });
+    await withFetch(NO_VERIFY, (fetch) => checkEventStream(fetch, origin, server));
   });
 });
 
 Deno.test("tls_fetch: no-verify aborts while the body streams", async () => {
   await withServer(async (origin, server) => {
-    await withFetch(NO_VERIFY, async (fetch) => {
-      const controller = new AbortController();
-      const response = await fetch(`${origin}/events`, { signal: controller.signal });
-      const reader = response.body!.getReader();
-      assert.equal((await reader.read()).done, false);
-      controller.abort();
-      await assert.rejects(
-        reader.read(),
-        (error) => error instanceof DOMException && error.name === "AbortError",
-      );
-      await server.eventsCancelled;
-    });
+    await withFetch(NO_VERIFY, (fetch) => checkAbortWhileStreaming(fetch, origin, server));
   });
 });
 
 Deno.test("tls_fetch: no-verify rejects with the signal's reason when aborted before or during the request", async () => {
   await withServer(async (origin) => {
-    await withFetch(NO_VERIFY, async (fetch) => {
-      const reason = new Error("stop");
-      await assert.rejects(
-        fetch(`${origin}/echo`, { signal: AbortSignal.abort(reason) }),
-        (error) => error === reason,
-      );
-      const controller = new AbortController();
-      const pending = fetch(`${origin}/slow`, { signal: controller.signal });
-      setTimeout(() => controller.abort(), 50);
-      await assert.rejects(pending, (error) => error instanceof DOMException && error.name === "AbortError");
-    });
+    await withFetch(NO_VERIFY, (fetch) => checkAbortBeforeAnswer(fetch, origin));
   });
 });
 

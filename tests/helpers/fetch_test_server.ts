@@ -5,6 +5,9 @@
  * @module
  */
 
+import assert from "node:assert/strict";
+import { decodeEventStream } from "../../src/client/server_sent_events.ts";
+
 const FIXTURES = new URL("../fixtures/tls/", import.meta.url);
 const cert = Deno.readTextFileSync(new URL("cert.pem", FIXTURES));
 const key = Deno.readTextFileSync(new URL("key.pem", FIXTURES));
@@ -99,4 +102,48 @@ export async function withServer(
     release.resolve();
     await server.shutdown();
   }
+}
+
+// ---- what every fetch of client mode must do, checked against this server -----------------------------
+
+/** An event stream arrives as it is sent; cancelling it closes the connection. */
+export async function checkEventStream(fetch: typeof globalThis.fetch, origin: string, server: ServerState) {
+  const response = await fetch(`${origin}/events`, { headers: { accept: "text/event-stream" } });
+  assert.equal(response.headers.get("content-type"), "text/event-stream");
+  const events = decodeEventStream(response.body!).getReader();
+  assert.deepEqual((await events.read()).value, { event: "message", data: "", id: "1" });
+  assert.deepEqual((await events.read()).value, { event: "message", data: '{"first":true}' });
+  await events.cancel();
+  await server.eventsCancelled;
+}
+
+/** An abort while the body streams errors the body with an AbortError and closes the connection. */
+export async function checkAbortWhileStreaming(
+  fetch: typeof globalThis.fetch,
+  origin: string,
+  server: ServerState,
+) {
+  const controller = new AbortController();
+  const response = await fetch(`${origin}/events`, { signal: controller.signal });
+  const reader = response.body!.getReader();
+  assert.equal((await reader.read()).done, false);
+  controller.abort();
+  await assert.rejects(
+    reader.read(),
+    (error) => error instanceof DOMException && error.name === "AbortError",
+  );
+  await server.eventsCancelled;
+}
+
+/** An abort before or while the request waits for its answer rejects with the signal's reason. */
+export async function checkAbortBeforeAnswer(fetch: typeof globalThis.fetch, origin: string) {
+  const reason = new Error("stop");
+  await assert.rejects(
+    fetch(`${origin}/echo`, { signal: AbortSignal.abort(reason) }),
+    (error) => error === reason,
+  );
+  const controller = new AbortController();
+  const pending = fetch(`${origin}/slow`, { signal: controller.signal });
+  setTimeout(() => controller.abort(), 50);
+  await assert.rejects(pending, (error) => error instanceof DOMException && error.name === "AbortError");
 }
