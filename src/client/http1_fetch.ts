@@ -23,8 +23,10 @@ import {
   type BodyFraming,
   HttpWireError,
   latin1,
+  NULL_BODY_STATUSES,
   parseChunkSize,
   parseResponseHead,
+  REDIRECT_STATUSES,
   requestHead,
   type ResponseHead,
   validHeader,
@@ -53,8 +55,8 @@ const MAX_LINE_BYTES = 8 * 1024;
 /** Free space below which the read buffer is compacted or grown before a read. */
 const MIN_READ_BYTES = 4 * 1024;
 const SMALL_BODY_BYTES = 64 * 1024;
-const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308]);
-const NULL_BODY_STATUSES = new Set([204, 205, 304]);
+const HEAD_END = [13, 10, 13, 10];
+const LINE_END = [13, 10];
 /** Headers this `fetch` writes itself. */
 const OWN_HEADERS = new Set(["host", "content-length", "transfer-encoding", "connection", "keep-alive"]);
 const PROXY_VARIABLES = ["HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"];
@@ -62,7 +64,7 @@ const USER_AGENT = `mcp-proxy/${VERSION}`;
 const encoder = new TextEncoder();
 
 /** `fetch`'s error for a request that failed below HTTP, with the cause attached. */
-function networkError(cause: unknown): TypeError {
+export function networkError(cause: unknown): TypeError {
   return new TypeError("fetch failed", { cause });
 }
 
@@ -129,7 +131,7 @@ class Connection {
   #end = 0;
   /** A read made while the connection is idle, to learn at once when the server closes it. */
   #watch: Promise<number | null> | undefined;
-  #idle = false;
+  /** Set while the connection is parked: what to do if the server closes it then. */
   #onIdleEnd: (() => void) | undefined;
   /** Whether a request has been answered on it: a failure before the next answer may be a stale close. */
   used = false;
@@ -181,39 +183,37 @@ class Connection {
   }
 
   /** Reads a response head: its Latin-1 text without the blank line, or null if the connection ended first. */
-  async readHead(): Promise<string | null> {
-    let from = this.#start;
-    for (;;) {
-      const at = this.#indexOf(from, 13, 10, 13, 10);
-      if (at !== -1) {
-        const text = latin1(this.#buffer.subarray(this.#start, at));
-        this.#start = at + 4;
-        return text;
-      }
-      if (this.buffered > MAX_HEAD_BYTES) throw new HttpWireError("the response head is over 64 KiB");
-      from = Math.max(this.#start, this.#end - 3);
-      const offset = from - this.#start;
-      if (!await this.#fill()) {
-        if (this.buffered === 0) return null;
-        throw new HttpWireError("the connection closed inside the response head");
-      }
-      from = this.#start + offset;
-    }
+  readHead(): Promise<string | null> {
+    return this.#readUntil(HEAD_END, MAX_HEAD_BYTES, "the response head");
   }
 
   /** Reads a line ending in CRLF (chunked framing), without it. */
   async readLine(): Promise<string> {
+    const line = await this.#readUntil(LINE_END, MAX_LINE_BYTES, "a chunk line");
+    if (line === null) throw new HttpWireError("the connection closed inside the body");
+    return line;
+  }
+
+  /**
+   * The Latin-1 text up to `delimiter`, which is consumed too; null if the connection ended before any
+   * byte. `what` names the text in errors (too long, or cut off).
+   */
+  async #readUntil(delimiter: readonly number[], maxBytes: number, what: string): Promise<string | null> {
     let from = this.#start;
     for (;;) {
-      const at = this.#indexOf(from, 13, 10);
+      const at = this.#indexOf(from, delimiter);
       if (at !== -1) {
         const text = latin1(this.#buffer.subarray(this.#start, at));
-        this.#start = at + 2;
+        this.#start = at + delimiter.length;
         return text;
       }
-      if (this.buffered > MAX_LINE_BYTES) throw new HttpWireError("a chunk line is over 8 KiB");
-      const offset = Math.max(0, this.#end - 1 - this.#start);
-      if (!await this.#fill()) throw new HttpWireError("the connection closed inside the body");
+      if (this.buffered > maxBytes) throw new HttpWireError(`${what} is over ${maxBytes / 1024} KiB`);
+      // The delimiter may straddle the end: search again from just before it.
+      const offset = Math.max(0, this.#end - (delimiter.length - 1) - this.#start);
+      if (!await this.#fill()) {
+        if (this.buffered === 0) return null;
+        throw new HttpWireError(`the connection closed inside ${what}`);
+      }
       from = this.#start + offset;
     }
   }
@@ -237,7 +237,7 @@ class Connection {
     return bytes;
   }
 
-  #indexOf(from: number, ...pattern: number[]): number {
+  #indexOf(from: number, pattern: readonly number[]): number {
     const buffer = this.#buffer;
     const last = this.#end - pattern.length;
     for (
@@ -264,19 +264,18 @@ class Connection {
   park(onEnd: () => void): boolean {
     if (this.closed || this.buffered !== 0) return false;
     this.#start = this.#end = 0;
-    this.#idle = true;
     this.#onIdleEnd = onEnd;
     const watch = this.#conn.read(this.#buffer);
     this.#watch = watch;
     watch.then(
       (count) => {
-        if (!this.#idle) return;
+        if (this.#onIdleEnd === undefined) return;
         if (count !== null) this.#end = count;
         // The server closed it, or spoke out of turn: either way it cannot carry a request.
         this.#endIdle();
       },
       () => {
-        if (this.#idle) this.#endIdle();
+        if (this.#onIdleEnd !== undefined) this.#endIdle();
       },
     );
     try {
@@ -289,7 +288,6 @@ class Connection {
 
   /** Takes a parked connection for a request. */
   unpark(): void {
-    this.#idle = false;
     this.#onIdleEnd = undefined;
     try {
       this.#conn.ref();
@@ -300,7 +298,6 @@ class Connection {
 
   #endIdle(): void {
     const onEnd = this.#onIdleEnd;
-    this.#idle = false;
     this.#onIdleEnd = undefined;
     this.close();
     onEnd?.();

@@ -5,6 +5,11 @@
  * @module
  */
 
+/** Statuses `fetch` follows as redirects when the response has a `Location`. */
+export const REDIRECT_STATUSES: ReadonlySet<number> = new Set([301, 302, 303, 307, 308]);
+/** Statuses whose response has no body (a `Response` with one cannot be made). */
+export const NULL_BODY_STATUSES: ReadonlySet<number> = new Set([101, 103, 204, 205, 304]);
+
 /** A response head, read. */
 export interface ResponseHead {
   status: number;

@@ -16,7 +16,8 @@ import https from "node:https";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import type { VerifySsl } from "../cli/command_line.ts";
-import { createHttp1Fetch } from "./http1_fetch.ts";
+import { createHttp1Fetch, networkError } from "./http1_fetch.ts";
+import { NULL_BODY_STATUSES, REDIRECT_STATUSES } from "./http1_wire.ts";
 
 /** A `fetch` with the TLS settings of `--verify-ssl`, and the way to release its connections. */
 export interface TlsFetch {
@@ -34,8 +35,6 @@ export class TlsConfigError extends Error {
 }
 
 const PEM_CERTIFICATE = "-----BEGIN CERTIFICATE-----";
-const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308]);
-const NULL_BODY_STATUSES = new Set([101, 103, 204, 205, 304]);
 const MAX_REDIRECTS = 20;
 /** Headers that describe a request body, dropped when a redirect turns the request into a GET. */
 const BODY_HEADERS = [
@@ -174,11 +173,6 @@ interface Hop {
 interface Agents {
   http: http.Agent;
   https: https.Agent;
-}
-
-/** `fetch`'s error for a request that failed below HTTP, with Node's error as the cause. */
-function networkError(cause: unknown): TypeError {
-  return new TypeError("fetch failed", { cause });
 }
 
 function nodeHeaders(hop: Hop): Record<string, string> {
