@@ -1,6 +1,7 @@
 /**
- * The `fetch` client mode talks to the remote server with, honouring `--verify-ssl`: the global `fetch`
- * (Deno's default root store), a `fetch` that also trusts the certificates of a CA file, or a `fetch`
+ * The `fetch` client mode talks to the remote server with, honouring `--verify-ssl`: the HTTP/1.1
+ * `fetch` of `http1_fetch.ts` on Deno's default root store, the same also trusting the certificates of a
+ * CA file (each with the global `fetch`, or one trusting that CA file, as its fallback), or a `fetch`
  * that trusts any certificate.
  *
  * Deno's `fetch` cannot skip verification for one client (only the process-wide
