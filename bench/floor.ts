@@ -18,7 +18,7 @@
 
 import { parseArgs } from "node:util";
 import { initialize, StdioChannel, StreamableHttpChannel } from "./mcp_channels.ts";
-import { freePort, spawnTracked, stopAll } from "./processes.ts";
+import { freePort, spawnTracked, stopAll, waitForPort } from "./processes.ts";
 import { concurrentThroughput, largeLatencies, sequentialLatencies } from "./workloads.ts";
 
 const ECHO_STDIO = new URL("./echo_stdio_server.ts", import.meta.url).pathname;
@@ -166,20 +166,20 @@ async function clientModeFloor(url: string, calls: number, rounds: number, http1
   }
 }
 
-/** Starts the HTTP echo server; resolves with its URL. */
+/** Starts the HTTP echo server, as `bench/main.ts` does; resolves with its URL once it listens. */
 async function echoHttpServer(): Promise<string> {
+  const port = freePort();
   const echo = spawnTracked("echo HTTP server", Deno.execPath(), [
     "run",
     "--quiet",
     "--no-config",
     "--allow-net",
     ECHO_HTTP,
-  ], { stdout: "piped" });
-  const reader = echo.child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  let banner = "";
-  while (!banner.includes("\n")) banner += (await reader.read()).value ?? "";
-  reader.releaseLock();
-  return /listening (\S+)/.exec(banner)![1];
+    "--port",
+    `${port}`,
+  ]);
+  await waitForPort(port, echo);
+  return `http://127.0.0.1:${port}/mcp`;
 }
 
 const { values } = parseArgs({
