@@ -18,11 +18,10 @@
 
 import { parseArgs } from "node:util";
 import { initialize, StdioChannel, StreamableHttpChannel } from "./mcp_channels.ts";
-import { freePort, spawnTracked, stopAll, waitForPort } from "./processes.ts";
+import { freePort, spawnTracked, startEchoHttpServer, stopAll } from "./processes.ts";
 import { concurrentThroughput, largeLatencies, sequentialLatencies } from "./workloads.ts";
 
 const ECHO_STDIO = new URL("./echo_stdio_server.ts", import.meta.url).pathname;
-const ECHO_HTTP = new URL("./echo_http_server.ts", import.meta.url).pathname;
 const CLIENT_RELAY = new URL("./minimal_client_relay.ts", import.meta.url).pathname;
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -166,22 +165,6 @@ async function clientModeFloor(url: string, calls: number, rounds: number, http1
   }
 }
 
-/** Starts the HTTP echo server, as `bench/main.ts` does; resolves with its URL once it listens. */
-async function echoHttpServer(): Promise<string> {
-  const port = freePort();
-  const echo = spawnTracked("echo HTTP server", Deno.execPath(), [
-    "run",
-    "--quiet",
-    "--no-config",
-    "--allow-net",
-    ECHO_HTTP,
-    "--port",
-    `${port}`,
-  ]);
-  await waitForPort(port, echo);
-  return `http://127.0.0.1:${port}/mcp`;
-}
-
 const { values } = parseArgs({
   args: Deno.args,
   options: { calls: { type: "string" }, rounds: { type: "string" } },
@@ -190,7 +173,7 @@ const calls = Number(values.calls ?? 2000);
 const rounds = Number(values.rounds ?? 3);
 try {
   await serverModeFloor(calls, rounds);
-  const url = await echoHttpServer();
+  const { url } = await startEchoHttpServer();
   await clientModeFloor(url, calls, rounds, false);
   await clientModeFloor(url, calls, rounds, true);
 } finally {

@@ -38,6 +38,7 @@ import {
   freePort,
   residentKiB,
   spawnTracked,
+  startEchoHttpServer,
   stopAll,
   stopTracked,
   type TrackedProcess,
@@ -59,7 +60,6 @@ const ROOT = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
 const MAIN = `${ROOT}/main.ts`;
 const DENO = Deno.execPath();
 const ECHO_STDIO = new URL("./echo_stdio_server.ts", import.meta.url).pathname;
-const ECHO_HTTP = new URL("./echo_http_server.ts", import.meta.url).pathname;
 /** The stdio echo server, as every path starts it. */
 const ECHO_COMMAND = [DENO, "run", "--quiet", "--no-config", ECHO_STDIO];
 
@@ -455,18 +455,7 @@ async function measureClientSystems(
   settings: Settings,
   systems: ClientSystem[],
 ): Promise<Record<string, PathResults>> {
-  const port = freePort();
-  const server = spawnTracked("echo HTTP server", DENO, [
-    "run",
-    "--quiet",
-    "--no-config",
-    "--allow-net",
-    ECHO_HTTP,
-    "--port",
-    `${port}`,
-  ]);
-  await waitForPort(port, server);
-  const url = `http://127.0.0.1:${port}/mcp`;
+  const { process: server, url } = await startEchoHttpServer();
   const results: Record<string, PathResults> = {};
 
   const direct = new StreamableHttpChannel("direct HTTP", url);

@@ -232,3 +232,26 @@ export async function waitForPort(port: number, process: TrackedProcess, timeout
     }
   }
 }
+
+/** The benchmark's HTTP echo server (`bench/echo_http_server.ts`), started and listening. */
+export interface EchoHttpServer {
+  process: TrackedProcess;
+  /** Its MCP endpoint, `http://127.0.0.1:PORT/mcp`. */
+  url: string;
+}
+
+/** Starts `bench/echo_http_server.ts` on a free port; resolves once it accepts connections. */
+export async function startEchoHttpServer(): Promise<EchoHttpServer> {
+  const port = freePort();
+  const process = spawnTracked("echo HTTP server", Deno.execPath(), [
+    "run",
+    "--quiet",
+    "--no-config",
+    "--allow-net",
+    new URL("./echo_http_server.ts", import.meta.url).pathname,
+    "--port",
+    `${port}`,
+  ]);
+  await waitForPort(port, process);
+  return { process, url: `http://127.0.0.1:${port}/mcp` };
+}
