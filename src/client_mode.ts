@@ -48,7 +48,8 @@ export async function runClientMode(options: ClientModeOptions, stop: Promise<un
 
   let stdoutBroken!: () => void;
   const stdoutGone = new Promise<void>((resolve) => stdoutBroken = resolve);
-  const stdout = new JsonLineWriter(Deno.stdout.writable, (error) => {
+  // Read and written directly, not through streams: one op per chunk, and no stream machinery per line.
+  const stdout = new JsonLineWriter(Deno.stdout, (error) => {
     logger.error("cannot write to stdout ({error}); stopping", { error });
     stdoutBroken();
   });
@@ -65,7 +66,7 @@ export async function runClientMode(options: ClientModeOptions, stop: Promise<un
     url: redact(url),
     transport: options.transport,
   });
-  const stdinDone = readJsonLines(Deno.stdin.readable, options.maxLineBytes, {
+  const stdinDone = readJsonLines(Deno.stdin, options.maxLineBytes, {
     onMessage: (message, line) => relay.handleClientMessage(message, line),
     onInvalid: (why, line) => {
       logger.warn("stdin: a line that is not a JSON-RPC message ({why}): {line}", { why, line });

@@ -11,6 +11,49 @@ import { LineFramer } from "./line_splitter.ts";
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
+/** Size of each read from a {@link ByteReader}. */
+const READ_BYTES = 64 * 1024;
+
+/** A file read directly, without a stream's machinery between the read and the line: `Deno.stdin`. */
+export interface ByteReader {
+  read(buffer: Uint8Array): Promise<number | null>;
+}
+
+/** A file written directly, without a stream's machinery: `Deno.stdout`. */
+export interface ByteWriter {
+  /** Writes some of `bytes`; resolves with how many. */
+  write(bytes: Uint8Array): Promise<number>;
+  close(): void;
+}
+
+/** Passes each chunk of `stream` to `onChunk`; resolves at its end. */
+async function pumpStream(stream: ReadableStream<Uint8Array>, onChunk: (chunk: Uint8Array) => void) {
+  const reader = stream.getReader();
+  try {
+    while (true) {
+      const { value, done } = await reader.read();
+      if (done) return;
+      onChunk(value);
+    }
+  } finally {
+    reader.releaseLock();
+  }
+}
+
+/**
+ * Passes each chunk read from `file` to `onChunk`; resolves at its end. One buffer is read into again
+ * and again, while `reusable()` says that nothing keeps a view of the last chunk.
+ */
+async function pumpFile(file: ByteReader, onChunk: (chunk: Uint8Array) => void, reusable: () => boolean) {
+  let buffer = new Uint8Array(READ_BYTES);
+  while (true) {
+    if (!reusable()) buffer = new Uint8Array(READ_BYTES);
+    const count = await file.read(buffer);
+    if (count === null) return;
+    onChunk(buffer.subarray(0, count));
+  }
+}
+
 /** Callbacks of {@link readJsonLines}. */
 export interface JsonLinesHandlers {
   /**
@@ -26,9 +69,13 @@ export interface JsonLinesHandlers {
   onError(error: unknown): void;
 }
 
-/** Reads messages from `stream` until it ends; resolves at its end (or failure, reported to `onError`). */
+/**
+ * Reads messages from `source` until it ends; resolves at its end (or failure, reported to `onError`).
+ * `handlers` get each line as text; they keep no view of the bytes, so a {@link ByteReader} is read
+ * into one buffer again and again.
+ */
 export async function readJsonLines(
-  stream: ReadableStream<Uint8Array>,
+  source: ReadableStream<Uint8Array> | ByteReader,
   maxLineBytes: number,
   handlers: JsonLinesHandlers,
 ): Promise<void> {
@@ -52,18 +99,13 @@ export async function readJsonLines(
     }
   };
   // A plain reader loop: no stream between chunk and line, one promise per chunk.
-  const reader = stream.getReader();
+  const onChunk = (chunk: Uint8Array) => framer.push(chunk, onLine);
   try {
-    while (true) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      framer.push(value, onLine);
-    }
+    if (source instanceof ReadableStream) await pumpStream(source, onChunk);
+    else await pumpFile(source, onChunk, () => !framer.holding);
     framer.end(onLine);
   } catch (error) {
     handlers.onError(error);
-  } finally {
-    reader.releaseLock();
   }
 }
 
@@ -74,7 +116,9 @@ export async function readJsonLines(
  * closed pipe) calls `onBroken` once; later messages are dropped.
  */
 export class JsonLineWriter {
-  readonly #writer: WritableStreamDefaultWriter<Uint8Array>;
+  /** Writes all of the bytes. */
+  readonly #writeAll: (bytes: Uint8Array) => Promise<void>;
+  readonly #close: () => Promise<void>;
   readonly #onBroken: (error: unknown) => void;
   /** A write failed, or `close` was called: messages are no longer taken. */
   #broken = false;
@@ -82,8 +126,19 @@ export class JsonLineWriter {
   /** The write under way; it settles once done (never rejects: failures go to `onBroken`). */
   #writing: Promise<void> | undefined;
 
-  constructor(stream: WritableStream<Uint8Array>, onBroken: (error: unknown) => void) {
-    this.#writer = stream.getWriter();
+  /** `sink` is a stream, or a file written directly (`Deno.stdout`). */
+  constructor(sink: WritableStream<Uint8Array> | ByteWriter, onBroken: (error: unknown) => void) {
+    if (sink instanceof WritableStream) {
+      const writer = sink.getWriter();
+      this.#writeAll = (bytes) => writer.write(bytes);
+      this.#close = () => writer.close();
+    } else {
+      this.#writeAll = async (bytes) => {
+        for (let written = 0; written < bytes.length;) written += await sink.write(bytes.subarray(written));
+      };
+      // A file already closed throws: the promise rejects, as a stream's close would.
+      this.#close = () => new Promise((resolve) => resolve(sink.close()));
+    }
     this.#onBroken = onBroken;
   }
 
@@ -110,7 +165,7 @@ export class JsonLineWriter {
     this.#broken = true;
     while (this.#writing !== undefined) await this.#writing;
     if (this.#queued.length > 0) await this.#write();
-    await this.#writer.close().catch(() => {});
+    await this.#close().catch(() => {});
   }
 
   #flush(): void {
@@ -125,7 +180,7 @@ export class JsonLineWriter {
   #write(): Promise<void> {
     const text = this.#queued.length === 1 ? this.#queued[0] + "\n" : this.#queued.join("\n") + "\n";
     this.#queued = [];
-    return this.#writer.write(encoder.encode(text)).catch((error) => {
+    return this.#writeAll(encoder.encode(text)).catch((error) => {
       if (this.#broken) return;
       this.#broken = true;
       this.#onBroken(error);

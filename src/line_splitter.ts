@@ -87,6 +87,14 @@ export class LineFramer {
     this.#onOversizeLine = options.onOversizeLine;
   }
 
+  /**
+   * Whether views of pushed chunks are kept (the start of a line not yet complete): until it is false,
+   * a chunk's bytes must not be overwritten.
+   */
+  get holding(): boolean {
+    return this.#parts.length > 0;
+  }
+
   /** Takes the next chunk; calls `onLine` for each line it completes. */
   push(chunk: Uint8Array, onLine: (line: Uint8Array) => void): void {
     let start = 0;

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { JsonLineWriter } from "../src/json_lines.ts";
+import { type ByteReader, type ByteWriter, JsonLineWriter, readJsonLines } from "../src/json_lines.ts";
 import type { JsonRpcMessage } from "../src/jsonrpc.ts";
 
 const decoder = new TextDecoder();
@@ -93,4 +93,67 @@ Deno.test("JsonLineWriter: a failed write calls onBroken once; later messages ar
   assert.equal(writer.open, false);
   assert.equal(sink.writes.length, 1);
   await writer.close();
+});
+
+/** A file that hands out `pieces` one read at a time, each copied into the caller's buffer. */
+function fileOf(pieces: string[]): ByteReader & { buffers: Set<ArrayBufferLike> } {
+  const encoded = pieces.map((piece) => new TextEncoder().encode(piece));
+  const buffers = new Set<ArrayBufferLike>();
+  return {
+    buffers,
+    read(buffer) {
+      buffers.add(buffer.buffer);
+      const next = encoded.shift();
+      if (next === undefined) return Promise.resolve(null);
+      buffer.set(next);
+      return Promise.resolve(next.length);
+    },
+  };
+}
+
+async function linesRead(file: ByteReader): Promise<string[]> {
+  const lines: string[] = [];
+  await readJsonLines(file, 1 << 20, {
+    onMessage: (_message, line) => lines.push(line),
+    onInvalid: (why, line) => assert.fail(`invalid (${why}): ${line}`),
+    onOversize: () => assert.fail("oversize"),
+    onError: (error) => assert.fail(String(error)),
+  });
+  return lines;
+}
+
+Deno.test("readJsonLines from a file: a line split across reads survives the reads after it", async () => {
+  const a = JSON.stringify(ping(1));
+  const b = JSON.stringify(ping(22));
+  const c = JSON.stringify(ping(333));
+  // b starts in the first read and ends in the third: its bytes must not be overwritten meanwhile.
+  const file = fileOf([`${a}\n${b.slice(0, 9)}`, b.slice(9, 20), `${b.slice(20)}\n${c}\n`]);
+  assert.deepEqual(await linesRead(file), [a, b, c]);
+  // A read while a line is open gets a new buffer (two here); a read with none open reuses the last.
+  assert.equal(file.buffers.size, 3);
+  const whole = fileOf([`${a}\n`, `${b}\n`, `${c}\n`, `${a}\n`]);
+  assert.deepEqual(await linesRead(whole), [a, b, c, a]);
+  assert.equal(whole.buffers.size, 1);
+});
+
+Deno.test("JsonLineWriter to a file: a write that takes only some bytes is continued; close() closes the file", async () => {
+  const written: number[] = [];
+  let closed = false;
+  const file: ByteWriter = {
+    write(bytes) {
+      const count = Math.min(5, bytes.length);
+      written.push(...bytes.subarray(0, count));
+      return Promise.resolve(count);
+    },
+    close: () => closed = true,
+  };
+  const writer = new JsonLineWriter(file, () => assert.fail("not broken"));
+  writer.write(ping(1));
+  writer.write(ping(2));
+  await writer.close();
+  assert.equal(
+    decoder.decode(new Uint8Array(written)),
+    `${JSON.stringify(ping(1))}\n${JSON.stringify(ping(2))}\n`,
+  );
+  assert.equal(closed, true);
 });
