@@ -23,6 +23,11 @@ export interface ByteReader {
 export interface ByteWriter {
   /** Writes some of `bytes`; resolves with how many. */
   write(bytes: Uint8Array): Promise<number>;
+  /**
+   * Writes some of `bytes` at once; returns how many. When the file has it, it is used first, and
+   * `write` only for what would block (a file opened non-blocking with its buffer full).
+   */
+  writeSync?(bytes: Uint8Array): number;
   close(): void;
 }
 
@@ -126,7 +131,12 @@ export class JsonLineWriter {
   /** The write under way; it settles once done (never rejects: failures go to `onBroken`). */
   #writing: Promise<void> | undefined;
 
-  /** `sink` is a stream, or a file written directly (`Deno.stdout`). */
+  /**
+   * `sink` is a stream, or a file written directly (`Deno.stdout`), at once where it can be: Deno runs
+   * an asynchronous write to a stdio file on a thread of its blocking pool, about 25 µs a write on a
+   * 2-core machine against about 1 µs for a direct one. A pipe whose reader stops reading then blocks
+   * the writer until it reads again, as Node's stdout to a pipe does on Linux.
+   */
   constructor(sink: WritableStream<Uint8Array> | ByteWriter, onBroken: (error: unknown) => void) {
     if (sink instanceof WritableStream) {
       const writer = sink.getWriter();
@@ -134,7 +144,16 @@ export class JsonLineWriter {
       this.#close = () => writer.close();
     } else {
       this.#writeAll = async (bytes) => {
-        for (let written = 0; written < bytes.length;) written += await sink.write(bytes.subarray(written));
+        let written = 0;
+        if (sink.writeSync !== undefined) {
+          try {
+            while (written < bytes.length) written += sink.writeSync(bytes.subarray(written));
+            return;
+          } catch (error) {
+            if (!(error instanceof Deno.errors.WouldBlock)) throw error;
+          }
+        }
+        while (written < bytes.length) written += await sink.write(bytes.subarray(written));
       };
       // A file already closed throws: the promise rejects, as a stream's close would.
       this.#close = () => new Promise((resolve) => resolve(sink.close()));

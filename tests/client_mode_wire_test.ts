@@ -286,3 +286,27 @@ Deno.test("messages written right after initialize wait for its answer (the sess
   assert.deepEqual(messages[1], { jsonrpc: "2.0", id: "p", result: {} });
   assert.doesNotMatch(stderr, /was lost/);
 });
+
+Deno.test("the stdio client closes its end of stdout: mcp-proxy stops at the next answer and ends the session", async () => {
+  await using server = recordingServer();
+  const child = new Deno.Command(DENO, {
+    args: ["run", "-A", "--quiet", MAIN, server.url],
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const stderr = new Response(child.stderr).text();
+  const stdin = child.stdin.getWriter();
+  const encoder = new TextEncoder();
+  await stdin.write(encoder.encode(JSON.stringify(INITIALIZE) + "\n"));
+  const stdout = child.stdout.getReader();
+  const first = await stdout.read();
+  assert.match(new TextDecoder().decode(first.value), /"recording-server"/);
+  await stdout.cancel();
+  await stdin.write(encoder.encode(JSON.stringify({ jsonrpc: "2.0", id: 2, method: "tools/list" }) + "\n"));
+  const status = await child.status;
+  await stdin.close().catch(() => {});
+  assert.equal(status.code, 0);
+  assert.match(await stderr, /cannot write to stdout.*stopping \(stdout closed\)/s);
+  assert.deepEqual(server.requests.map((request) => request.method), ["POST", "POST", "DELETE"]);
+});

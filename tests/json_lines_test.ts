@@ -157,3 +157,52 @@ Deno.test("JsonLineWriter to a file: a write that takes only some bytes is conti
   );
   assert.equal(closed, true);
 });
+
+Deno.test("JsonLineWriter to a file: writeSync first; what would block goes on with write", async () => {
+  const calls: string[] = [];
+  const written: number[] = [];
+  let syncLeft = 7;
+  const file: ByteWriter = {
+    writeSync(bytes) {
+      if (syncLeft === 0) {
+        calls.push("writeSync: would block");
+        throw new Deno.errors.WouldBlock("full");
+      }
+      const count = Math.min(syncLeft, bytes.length);
+      syncLeft -= count;
+      calls.push(`writeSync ${count}`);
+      written.push(...bytes.subarray(0, count));
+      return count;
+    },
+    write(bytes) {
+      calls.push(`write ${bytes.length}`);
+      written.push(...bytes);
+      return Promise.resolve(bytes.length);
+    },
+    close() {},
+  };
+  const writer = new JsonLineWriter(file, () => assert.fail("not broken"));
+  writer.write(ping(1));
+  await writer.close();
+  const line = `${JSON.stringify(ping(1))}\n`;
+  assert.equal(decoder.decode(new Uint8Array(written)), line);
+  assert.deepEqual(calls, ["writeSync 7", "writeSync: would block", `write ${line.length - 7}`]);
+});
+
+Deno.test("JsonLineWriter to a file: a failed writeSync (a closed pipe) breaks the writer", async () => {
+  const failures: unknown[] = [];
+  const file: ByteWriter = {
+    writeSync: () => {
+      throw new Deno.errors.BrokenPipe("closed");
+    },
+    write: () => assert.fail("no asynchronous write after a broken pipe"),
+    close() {},
+  };
+  const writer = new JsonLineWriter(file, (error) => failures.push(error));
+  writer.write(ping(1));
+  await settle();
+  writer.write(ping(2));
+  await writer.close();
+  assert.equal(failures.length, 1);
+  assert.ok(failures[0] instanceof Deno.errors.BrokenPipe);
+});
