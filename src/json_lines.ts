@@ -31,17 +31,45 @@ export interface ByteWriter {
   close(): void;
 }
 
-/** Passes each chunk of `stream` to `onChunk`; resolves at its end. */
-async function pumpStream(stream: ReadableStream<Uint8Array>, onChunk: (chunk: Uint8Array) => void) {
-  const reader = stream.getReader();
+/**
+ * Passes each chunk of `stream` to `onChunk`; resolves at its end. A byte stream (a child's stdout) is
+ * read into one buffer again and again while `reusable()` says that nothing keeps a view of the last
+ * chunk, where its default reader would allocate 64 KiB for every read.
+ */
+async function pumpStream(
+  stream: ReadableStream<Uint8Array>,
+  onChunk: (chunk: Uint8Array) => void,
+  reusable: () => boolean,
+) {
+  let byob: ReadableStreamBYOBReader | undefined;
   try {
+    byob = stream.getReader({ mode: "byob" });
+  } catch {
+    // Not a byte stream: read it as it comes.
+  }
+  if (byob === undefined) {
+    const reader = stream.getReader();
+    try {
+      while (true) {
+        const { value, done } = await reader.read();
+        if (done) return;
+        onChunk(value);
+      }
+    } finally {
+      reader.releaseLock();
+    }
+  }
+  try {
+    let buffer = new Uint8Array(READ_BYTES);
     while (true) {
-      const { value, done } = await reader.read();
-      if (done) return;
+      // The read takes the buffer over and hands it back as `value`.
+      const { value, done } = await byob.read(buffer);
+      if (done || value === undefined) return;
       onChunk(value);
+      buffer = reusable() ? new Uint8Array(value.buffer) : new Uint8Array(READ_BYTES);
     }
   } finally {
-    reader.releaseLock();
+    byob.releaseLock();
   }
 }
 
@@ -76,8 +104,8 @@ export interface JsonLinesHandlers {
 
 /**
  * Reads messages from `source` until it ends; resolves at its end (or failure, reported to `onError`).
- * `handlers` get each line as text; they keep no view of the bytes, so a {@link ByteReader} is read
- * into one buffer again and again.
+ * `handlers` get each line as text; they keep no view of the bytes, so the source is read into one
+ * buffer again and again.
  */
 export async function readJsonLines(
   source: ReadableStream<Uint8Array> | ByteReader,
@@ -106,7 +134,7 @@ export async function readJsonLines(
   // A plain reader loop: no stream between chunk and line, one promise per chunk.
   const onChunk = (chunk: Uint8Array) => framer.push(chunk, onLine);
   try {
-    if (source instanceof ReadableStream) await pumpStream(source, onChunk);
+    if (source instanceof ReadableStream) await pumpStream(source, onChunk, () => !framer.holding);
     else await pumpFile(source, onChunk, () => !framer.holding);
     framer.end(onLine);
   } catch (error) {

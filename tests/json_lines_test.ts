@@ -206,3 +206,41 @@ Deno.test("JsonLineWriter to a file: a failed writeSync (a closed pipe) breaks t
   assert.equal(failures.length, 1);
   assert.ok(failures[0] instanceof Deno.errors.BrokenPipe);
 });
+
+/** A byte stream (as a child's stdout is) that hands out `pieces` one read at a time. */
+function byteStreamOf(pieces: string[]): ReadableStream<Uint8Array> {
+  const encoded = pieces.map((piece) => new TextEncoder().encode(piece));
+  return new ReadableStream({
+    type: "bytes",
+    pull(controller) {
+      const request = controller.byobRequest!;
+      const next = encoded.shift();
+      if (next === undefined) {
+        controller.close();
+        request.respond(0);
+        return;
+      }
+      const view = request.view!;
+      new Uint8Array(view.buffer, view.byteOffset, view.byteLength).set(next);
+      request.respond(next.length);
+    },
+  });
+}
+
+Deno.test("readJsonLines from a byte stream: one buffer is read into again, never under a line still open", async () => {
+  const a = JSON.stringify(ping(1));
+  const b = JSON.stringify(ping(22));
+  const c = JSON.stringify(ping(333));
+  const lines: string[] = [];
+  await readJsonLines(
+    byteStreamOf([`${a}\n${b.slice(0, 9)}`, b.slice(9, 20), `${b.slice(20)}\n${c}\n`, `${a}\n`]),
+    1 << 20,
+    {
+      onMessage: (_message, line) => lines.push(line),
+      onInvalid: (why, line) => assert.fail(`invalid (${why}): ${line}`),
+      onOversize: () => assert.fail("oversize"),
+      onError: (error) => assert.fail(String(error)),
+    },
+  );
+  assert.deepEqual(lines, [a, b, c, a]);
+});

@@ -19,6 +19,7 @@ import type { Logger } from "@logtape/logtape";
 import { isRequest, isResponse, type JsonRpcMessage, type RequestId } from "../jsonrpc.ts";
 import { PRIMING_PROTOCOL_VERSION } from "../protocol_versions.ts";
 import type { ServerSession, SessionPeer } from "../shared_server.ts";
+import { DelayQueue } from "./delay_queue.ts";
 import { EVENT_STREAM_HEADERS, EventStream } from "./event_stream.ts";
 import { parseEventId, SessionEventLog } from "./session_event_log.ts";
 
@@ -54,7 +55,6 @@ interface AnswerChannel {
   resolve?: (response: Response) => void;
   /** While the response waits: answers in, as JSON text, by request id. */
   answers?: Map<RequestId, string>;
-  timer?: ReturnType<typeof setTimeout>;
   /** Once the response is a stream, while the client reads it. */
   stream?: EventStream;
   done: boolean;
@@ -97,6 +97,11 @@ export class StreamableSession implements SessionPeer {
   readonly #channels = new Map<RequestId, AnswerChannel>();
   /** Stream id → channel, until all its answers are out (a broken stream can be resumed). */
   readonly #streams = new Map<string, AnswerChannel>();
+  /** Waiting responses, each turned into a stream {@link STREAM_AFTER_MS} after its POST. */
+  readonly #streamAfter = new DelayQueue<AnswerChannel>(
+    STREAM_AFTER_MS,
+    (channel) => this.#startStream(channel),
+  );
   #streamSeq = 0;
   #getStream: EventStream | undefined;
   /** Sequence number of the last GET-stream event a connected client was sent. */
@@ -153,9 +158,7 @@ export class StreamableSession implements SessionPeer {
     this.#streams.set(channel.streamId, channel);
     const response = new Promise<Response>((resolve) => channel.resolve = resolve);
     for (const message of messages) this.serverSession.handleClientMessage(message);
-    if (channel.resolve !== undefined) {
-      channel.timer = setTimeout(() => this.#startStream(channel), STREAM_AFTER_MS);
-    }
+    if (channel.resolve !== undefined) this.#streamAfter.add(channel);
     return response;
   }
 
@@ -194,6 +197,7 @@ export class StreamableSession implements SessionPeer {
     for (const channel of this.#streams.values()) channel.stream?.close();
     this.#streams.clear();
     this.#getStream?.close();
+    this.#streamAfter.clear();
     this.serverSession.close();
     this.#onClose();
   }
@@ -250,7 +254,7 @@ export class StreamableSession implements SessionPeer {
   #finish(channel: AnswerChannel): void {
     if (channel.done) return;
     channel.done = true;
-    clearTimeout(channel.timer);
+    this.#streamAfter.delete(channel);
     this.#streams.delete(channel.streamId);
     if (channel.resolve !== undefined) {
       const answers = channel.answers!;
@@ -260,7 +264,7 @@ export class StreamableSession implements SessionPeer {
         if (text !== undefined) texts.push(text);
       }
       const body = channel.batch ? `[${texts.join(",")}]` : texts[0];
-      channel.resolve(new Response(body, { headers: this.#headers(JSON_CONTENT_TYPE) }));
+      channel.resolve(this.#jsonResponse(body));
       channel.resolve = undefined;
       channel.answers = undefined;
     } else {
@@ -273,7 +277,7 @@ export class StreamableSession implements SessionPeer {
   #startStream(channel: AnswerChannel): void {
     const resolve = channel.resolve;
     if (resolve === undefined || channel.done) return;
-    clearTimeout(channel.timer);
+    this.#streamAfter.delete(channel);
     channel.resolve = undefined;
     const stream = this.#newStream(() => this.#detach(channel, stream));
     channel.stream = stream;
@@ -355,10 +359,15 @@ export class StreamableSession implements SessionPeer {
     });
   }
 
-  #headers(contentType: string): Record<string, string> {
-    return this.id === undefined
-      ? { "Content-Type": contentType }
-      : { "Content-Type": contentType, "Mcp-Session-Id": this.id };
+  /**
+   * A 200 response with a JSON body. Its headers are set one by one: `new Response` converts the headers
+   * of its `init` at several times the cost, which shows on the per-message path.
+   */
+  #jsonResponse(body: string): Response {
+    const response = new Response(body);
+    response.headers.set("Content-Type", JSON_CONTENT_TYPE);
+    if (this.id !== undefined) response.headers.set("Mcp-Session-Id", this.id);
+    return response;
   }
 
   #streamResponse(stream: EventStream): Response {

@@ -1,0 +1,100 @@
+/**
+ * Paired comparison of two mcp-proxy checkouts in server mode: both run at once over their own echo
+ * server, and their calls alternate (one on A, one on B), so that both see the same machine at the same
+ * moment. On a machine whose speed drifts from run to run, this shows a change of a few µs that separate
+ * runs of `bench/main.ts` cannot.
+ *
+ * Run: `deno run -A bench/compare.ts DIR_A DIR_B [--calls N] [--rounds N]` (each DIR holds a main.ts).
+ *
+ * @module
+ */
+
+import { parseArgs } from "node:util";
+import { V8_FLAGS } from "../scripts/permissions.ts";
+import { initialize, LegacySseChannel, type McpChannel, StreamableHttpChannel } from "./mcp_channels.ts";
+import { cpuMicros, freePort, spawnTracked, stopAll, type TrackedProcess, waitForPort } from "./processes.ts";
+import { callEcho, percentile, smallText } from "./workloads.ts";
+
+const ECHO_STDIO = new URL("./echo_stdio_server.ts", import.meta.url).pathname;
+const encoder = new TextEncoder();
+
+interface Side {
+  name: string;
+  process: TrackedProcess;
+  base: string;
+}
+
+async function start(dir: string): Promise<Side> {
+  const port = freePort();
+  const process = spawnTracked(dir, Deno.execPath(), [
+    "run",
+    "-A",
+    `--v8-flags=${V8_FLAGS.join(",")}`,
+    `${dir}/main.ts`,
+    "--port",
+    `${port}`,
+    "--",
+    Deno.execPath(),
+    "run",
+    "--quiet",
+    "--no-config",
+    ECHO_STDIO,
+  ]);
+  await waitForPort(port, process);
+  return { name: dir, process, base: `http://127.0.0.1:${port}` };
+}
+
+async function open(side: Side, transport: "/mcp" | "/sse"): Promise<McpChannel> {
+  const channel = transport === "/mcp"
+    ? new StreamableHttpChannel(side.name, `${side.base}/mcp`)
+    : await LegacySseChannel.open(side.name, `${side.base}/sse`);
+  await initialize(channel);
+  return channel;
+}
+
+async function timed(channel: McpChannel, text: string): Promise<number> {
+  const start = performance.now();
+  await callEcho(channel, text);
+  return performance.now() - start;
+}
+
+const { values, positionals } = parseArgs({
+  args: Deno.args,
+  allowPositionals: true,
+  options: { calls: { type: "string" }, rounds: { type: "string" } },
+});
+if (positionals.length !== 2) {
+  Deno.stderr.writeSync(
+    encoder.encode("usage: deno run -A bench/compare.ts DIR_A DIR_B [--calls N] [--rounds N]\n"),
+  );
+  Deno.exit(2);
+}
+const calls = Number(values.calls ?? 3000);
+const rounds = Number(values.rounds ?? 3);
+try {
+  const sides = [await start(positionals[0]), await start(positionals[1])];
+  for (const transport of ["/mcp", "/sse"] as const) {
+    const channels = [await open(sides[0], transport), await open(sides[1], transport)];
+    for (let i = 0; i < 300; i++) for (const channel of channels) await callEcho(channel, smallText(`w${i}`));
+    for (let round = 1; round <= rounds; round++) {
+      const latencies: number[][] = [[], []];
+      const cpuBefore = sides.map((side) => cpuMicros(side.process.pid));
+      for (let i = 0; i < calls; i++) {
+        const text = smallText(`s${i}`);
+        // Which side goes first alternates too.
+        const order = i % 2 === 0 ? [0, 1] : [1, 0];
+        for (const k of order) latencies[k].push(await timed(channels[k], text));
+      }
+      const cpu = sides.map((side, k) => (cpuMicros(side.process.pid) - cpuBefore[k]) / calls);
+      const p50 = latencies.map((values) => percentile(values, 50) * 1000);
+      Deno.stdout.writeSync(encoder.encode(
+        `${transport} round ${round}: p50 A ${p50[0].toFixed(1)} µs, B ${p50[1].toFixed(1)} µs (B−A ${
+          (p50[1] - p50[0]).toFixed(1)
+        }); CPU per call A ${cpu[0].toFixed(0)} µs, B ${cpu[1].toFixed(0)} µs\n`,
+      ));
+    }
+    for (const channel of channels) await channel.close();
+  }
+} finally {
+  await stopAll();
+}
