@@ -4,7 +4,9 @@
  * moment. On a machine whose speed drifts from run to run, this shows a change of a few µs that separate
  * runs of `bench/main.ts` cannot.
  *
- * Run: `deno run -A bench/compare.ts DIR_A DIR_B [--calls N] [--rounds N]` (each DIR holds a main.ts).
+ * Run: `deno run -A bench/compare.ts DIR_A DIR_B [--calls N] [--rounds N] [--v8-flags-a F] [--v8-flags-b F]`
+ * (each DIR holds a main.ts; DIR_A and DIR_B may be the same, to compare V8 flags; by default each runs
+ * with the flags mcp-proxy ships with).
  *
  * @module
  */
@@ -24,12 +26,12 @@ interface Side {
   base: string;
 }
 
-async function start(dir: string): Promise<Side> {
+async function start(dir: string, v8Flags: string): Promise<Side> {
   const port = freePort();
   const process = spawnTracked(dir, Deno.execPath(), [
     "run",
     "-A",
-    `--v8-flags=${V8_FLAGS.join(",")}`,
+    ...(v8Flags === "" ? [] : [`--v8-flags=${v8Flags}`]),
     `${dir}/main.ts`,
     "--port",
     `${port}`,
@@ -61,18 +63,29 @@ async function timed(channel: McpChannel, text: string): Promise<number> {
 const { values, positionals } = parseArgs({
   args: Deno.args,
   allowPositionals: true,
-  options: { calls: { type: "string" }, rounds: { type: "string" } },
+  options: {
+    calls: { type: "string" },
+    rounds: { type: "string" },
+    "v8-flags-a": { type: "string" },
+    "v8-flags-b": { type: "string" },
+  },
 });
 if (positionals.length !== 2) {
   Deno.stderr.writeSync(
-    encoder.encode("usage: deno run -A bench/compare.ts DIR_A DIR_B [--calls N] [--rounds N]\n"),
+    encoder.encode(
+      "usage: deno run -A bench/compare.ts DIR_A DIR_B [--calls N] [--rounds N] [--v8-flags-a F] [--v8-flags-b F]\n",
+    ),
   );
   Deno.exit(2);
 }
 const calls = Number(values.calls ?? 3000);
 const rounds = Number(values.rounds ?? 3);
 try {
-  const sides = [await start(positionals[0]), await start(positionals[1])];
+  const shipped = V8_FLAGS.join(",");
+  const sides = [
+    await start(positionals[0], values["v8-flags-a"] ?? shipped),
+    await start(positionals[1], values["v8-flags-b"] ?? shipped),
+  ];
   for (const transport of ["/mcp", "/sse"] as const) {
     const channels = [await open(sides[0], transport), await open(sides[1], transport)];
     for (let i = 0; i < 300; i++) for (const channel of channels) await callEcho(channel, smallText(`w${i}`));
