@@ -174,12 +174,12 @@ function parseId(found: FoundId | undefined): RequestId | undefined {
 }
 
 /**
- * `json`, the text of a message whose top-level `"id"` is the integer `id`, with that id replaced by
+ * `json`, the text of a message whose top-level `"id"` is `id`, with that id replaced by
  * `newId` and everything else byte for byte as it was; undefined when the id is not where serializers put
  * it (the first member, after `"jsonrpc"`, or the last), and the caller must serialize the message anew.
  * Only the ends of `json` are looked at, so a large message costs no more than a small one.
  */
-export function withRequestId(json: string, id: number, newId: RequestId): string | undefined {
+export function withRequestId(json: string, id: RequestId, newId: RequestId): string | undefined {
   const splice = (start: number, length: number) =>
     json.slice(0, start) + JSON.stringify(newId) + json.slice(start + length);
   const leading = leadingId(json.length > END_CHARS ? json.slice(0, END_CHARS) : json);
@@ -190,6 +190,22 @@ export function withRequestId(json: string, id: number, newId: RequestId): strin
     return splice(tailStart + trailing.start, trailing.text.length);
   }
   return undefined;
+}
+
+/**
+ * {@link withRequestId} for a message from a client, which the proxy does not trust: only when `json` can
+ * be read one way only. It must name `"id"` once and `"method"` at most once, and hold no escape that could
+ * spell either: a duplicate key is read by one parser and ignored by another, and the server must read the
+ * id the proxy gave and the method the proxy routed. Otherwise the caller serializes the message anew.
+ */
+export function withClientRequestId(json: string, id: RequestId, newId: RequestId): string | undefined {
+  const idAt = json.indexOf('"id"');
+  if (idAt === -1 || json.indexOf('"id"', idAt + 4) !== -1) return undefined;
+  const methodAt = json.indexOf('"method"');
+  if (methodAt !== -1 && json.indexOf('"method"', methodAt + 8) !== -1) return undefined;
+  // \u0060 to \u007f: the escapes of the lower-case letters, those of both names among them.
+  if (json.includes("\\u006") || json.includes("\\u007")) return undefined;
+  return withRequestId(json, id, newId);
 }
 
 /**

@@ -25,6 +25,7 @@ import {
   type JsonRpcResponse,
   type RequestId,
   resultResponse,
+  withClientRequestId,
   withRequestId,
 } from "./jsonrpc.ts";
 
@@ -64,8 +65,11 @@ export interface SessionSource {
 export interface SharedServerOptions {
   /** The server's name, for logs and error messages. */
   name: string;
-  /** Writes one message to the child. */
-  sendToChild(message: JsonRpcMessage): void;
+  /**
+   * Writes one message to the child; `json`, when given, is its JSON text on one line, to be written as
+   * it is instead of serializing `message`.
+   */
+  sendToChild(message: JsonRpcMessage, json?: string): void;
   logger: Logger;
   /**
    * Protocol versions a later session may keep when it asks for one other than the child agreed with
@@ -128,7 +132,7 @@ function notRunningError(name: string, reason: string): { code: number; message:
 /** One stdio MCP server and the sessions that share it. See the module documentation. */
 export class SharedServer implements SessionSource {
   readonly name: string;
-  readonly #sendToChild: (message: JsonRpcMessage) => void;
+  readonly #sendToChild: (message: JsonRpcMessage, json?: string) => void;
   readonly #logger: Logger;
   readonly #supportedProtocolVersions: readonly string[];
   readonly #onLastSessionClosed: (() => void) | undefined;
@@ -246,8 +250,8 @@ export class SharedServer implements SessionSource {
 
   // ---- client → child -------------------------------------------------------------------------
 
-  /** Called by {@link ServerSession.handleClientMessage} for requests. */
-  forwardRequest(session: ServerSession, request: JsonRpcRequest): void {
+  /** Called by {@link ServerSession.handleClientMessage} for requests; `json` as there. */
+  forwardRequest(session: ServerSession, request: JsonRpcRequest, json: string | undefined): void {
     session.touch(++this.#clock);
     // A notification method sent as a request would reach the child with its ids unmapped (a cancellation
     // could hit another session's call): it is no valid request, so it is refused here.
@@ -288,18 +292,21 @@ export class SharedServer implements SessionSource {
     if (request.method === "resources/subscribe") pending.subscribeUri = request.params?.uri as string;
     if (isInitialize) pending.initializeParams = request.params ?? {};
     let forwarded: JsonRpcRequest = { ...request, id: proxyId };
+    // The client's own text goes on, with only its id replaced, where nothing else changes.
+    let line = json === undefined ? undefined : withClientRequestId(json, request.id, proxyId);
     const meta = request.params?._meta as Record<string, unknown> | undefined;
     const progressToken = meta?.progressToken;
     if (typeof progressToken === "string" || typeof progressToken === "number") {
       pending.clientProgressToken = progressToken;
       forwarded = { ...forwarded, params: { ...request.params, _meta: { ...meta, progressToken: proxyId } } };
+      line = undefined;
     }
     if (this.#requestTimeoutMs > 0 && !isInitialize) {
       pending.timer = setTimeout(() => this.#timedOut(proxyId), this.#requestTimeoutMs);
     }
     this.#pendingChildRequests.set(proxyId, pending);
     session.rememberRequest(request.id, proxyId, this.#clock);
-    this.#sendToChild(forwarded);
+    this.#sendToChild(forwarded, line);
   }
 
   /**
@@ -440,8 +447,8 @@ export class SharedServer implements SessionSource {
     if (this.#downReason === undefined) this.#sendToChild(notification);
   }
 
-  /** Called by {@link ServerSession.handleClientMessage} for answers to the child's requests. */
-  forwardResponse(session: ServerSession, response: JsonRpcResponse): void {
+  /** Called by {@link ServerSession.handleClientMessage} for answers to the child's requests; `json` as there. */
+  forwardResponse(session: ServerSession, response: JsonRpcResponse, json: string | undefined): void {
     session.touch(++this.#clock);
     const proxyId = response.id;
     const pending = typeof proxyId === "number" ? this.#pendingServerRequests.get(proxyId) : undefined;
@@ -456,7 +463,12 @@ export class SharedServer implements SessionSource {
     }
     this.#pendingServerRequests.delete(proxyId as number);
     pending.session.forgetServerRequest(proxyId as number);
-    if (this.#downReason === undefined) this.#sendToChild({ ...response, id: pending.childId });
+    if (this.#downReason === undefined) {
+      const line = json === undefined
+        ? undefined
+        : withClientRequestId(json, proxyId as number, pending.childId);
+      this.#sendToChild({ ...response, id: pending.childId }, line);
+    }
   }
 
   /** Called by {@link ServerSession.close}: cancels what the session left running at the child. */
@@ -677,12 +689,16 @@ export class ServerSession {
     return this.#inFlight.size > 0;
   }
 
-  /** Routes one message from the client to the shared child. */
-  handleClientMessage(message: JsonRpcMessage): void {
+  /**
+   * Routes one message from the client to the shared child. `json`, when the caller has it, is the
+   * message's JSON text as the client sent it, on one line: a request or an answer goes on as that text
+   * with only its id replaced, where it can, instead of being serialized again.
+   */
+  handleClientMessage(message: JsonRpcMessage, json?: string): void {
     if (this.#closed) return;
-    if (isRequest(message)) this.#server.forwardRequest(this, message);
+    if (isRequest(message)) this.#server.forwardRequest(this, message, json);
     else if (isNotification(message)) this.#server.forwardNotification(this, message);
-    else this.#server.forwardResponse(this, message as JsonRpcResponse);
+    else this.#server.forwardResponse(this, message as JsonRpcResponse, json);
   }
 
   /** Ends the session: its requests still running at the child are cancelled there. */

@@ -195,9 +195,12 @@ export class StdioServerProcess {
     return new StdioServerProcess(child, options);
   }
 
-  /** Writes one message to the child's stdin. Messages are written in the order of the calls. */
-  send(message: JsonRpcMessage): void {
-    this.#stdin.write(message);
+  /**
+   * Writes one message to the child's stdin (`json`, when given, is its JSON text on one line, written
+   * as it is). Messages are written in the order of the calls.
+   */
+  send(message: JsonRpcMessage, json?: string): void {
+    this.#stdin.write(message, json);
   }
 
   /**

@@ -59,7 +59,7 @@ export class SupervisedServer {
     this.#logger = options.logger;
     this.shared = new SharedServer({
       name: options.spec.name,
-      sendToChild: (message) => this.#process?.send(message),
+      sendToChild: (message, json) => this.#process?.send(message, json),
       logger: options.logger,
       supportedProtocolVersions: options.supportedProtocolVersions,
       requestTimeoutMs: options.requestTimeoutMs,

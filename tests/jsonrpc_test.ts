@@ -11,6 +11,7 @@ import {
   reusedRequestId,
   singleMessageLine,
   validateMessage,
+  withClientRequestId,
   withRequestId,
 } from "../src/jsonrpc.ts";
 
@@ -223,4 +224,27 @@ Deno.test("withRequestId replaces the top-level id at either end and nothing els
     withRequestId(`{"result":{"text":"${"y".repeat(300)}"},"id":9,"jsonrpc":"2.0"}`, 9, 1),
     undefined,
   );
+});
+
+Deno.test("withClientRequestId: only a text that names its id and method once, and spells no key with escapes", () => {
+  assert.equal(
+    withClientRequestId('{"jsonrpc":"2.0","id":"a","method":"m","params":{"x":[1,2]}}', "a", 9),
+    '{"jsonrpc":"2.0","id":9,"method":"m","params":{"x":[1,2]}}',
+  );
+  assert.equal(
+    withClientRequestId('{"jsonrpc":"2.0","result":{},"id":3}', 3, "s"),
+    '{"jsonrpc":"2.0","result":{},"id":"s"}',
+  );
+  for (
+    const text of [
+      '{"jsonrpc":"2.0","id":1,"method":"m","params":{"id":1}}', // an "id" in params
+      '{"jsonrpc":"2.0","id":1,"method":"m","id":1}', // a duplicate id
+      '{"jsonrpc":"2.0","id":1,"method":"m","method":"n"}', // a duplicate method
+      '{"jsonrpc":"2.0","id":1,"method":"m","\\u0069d":1}', // an escaped duplicate
+      '{"jsonrpc":"2.0","id":1,"method":"m","params":{"t":"\\u0074"}}', // any such escape
+      '{"jsonrpc":"2.0","method":"m"}', // no id
+    ]
+  ) {
+    assert.equal(withClientRequestId(text, 1, 2), undefined, text);
+  }
 });

@@ -58,16 +58,30 @@ interface Peer {
 /** A SharedServer whose child is a list of the messages written to it. */
 class Harness {
   readonly toChild: JsonRpcMessage[] = [];
+  /** The text given with each message written to the child (undefined: the message is serialized). */
+  readonly toChildJson: (string | undefined)[] = [];
   readonly server: SharedServer = new SharedServer({
     name: "everything",
-    sendToChild: (message) => this.toChild.push(structuredClone(message)),
+    sendToChild: (message, json) => {
+      // A text, when given, must say exactly what the message says: it is what the child reads.
+      if (json !== undefined) assert.deepEqual(JSON.parse(json), message);
+      this.toChild.push(structuredClone(message));
+      this.toChildJson.push(json);
+    },
     logger: getLogger(["test"]),
     supportedProtocolVersions: SUPPORTED_PROTOCOL_VERSIONS,
   });
 
   /** What the child received since the last call. */
   takeChild(): JsonRpcMessage[] {
+    this.toChildJson.length = 0;
     return this.toChild.splice(0);
+  }
+
+  /** The texts given with what the child received since the last call (and that since takeChild). */
+  takeChildJson(): (string | undefined)[] {
+    this.toChild.length = 0;
+    return this.toChildJson.splice(0);
   }
 
   /** The one message the child received since the last call. */
@@ -149,6 +163,31 @@ Deno.test("SharedServer: a request reaches the child under a proxy id, unknown f
   const forwarded = h.childReceivesOne();
   assert.notEqual(idOf(forwarded), "call-7");
   assert.deepEqual(forwarded, { ...original, id: idOf(forwarded) });
+});
+
+Deno.test("SharedServer: a request's own text goes to the child with only its id replaced, where that is safe", () => {
+  const h = new Harness();
+  const { session } = h.initializedSession();
+  const send = (text: string) => {
+    session.handleClientMessage(JSON.parse(text), text);
+    const [json] = h.takeChildJson();
+    return json;
+  };
+  // Byte for byte as the client wrote it (spacing, number spelling, key order), but for the id.
+  const text = '{"jsonrpc":"2.0","id":"c-1","method":"tools/call","params":{"name":"echo","n":1.50, "z":1}}';
+  const json = send(text);
+  assert.ok(json !== undefined);
+  const proxyId = JSON.parse(json).id;
+  assert.equal(json, text.replace('"c-1"', String(proxyId)));
+  // Where the text could be read two ways, or the proxy changes more than the id: serialized anew.
+  const ambiguous = [
+    '{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"arguments":{"id":7}}}',
+    '{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{},"id":3}',
+    '{"jsonrpc":"2.0","id":4,"method":"initialize","params":{},"method":"tools/call"}',
+    '{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{},"\\u0069d":5}',
+    '{"jsonrpc":"2.0","id":6,"method":"tools/call","params":{"_meta":{"progressToken":"p"}}}',
+  ];
+  for (const text of ambiguous) assert.equal(send(text), undefined, text);
 });
 
 Deno.test("SharedServer: the child's answer returns under the client's string id, related to that id", () => {
@@ -617,7 +656,10 @@ Deno.test("SharedServer: an answer from a stateful session the request was not s
   const proxyId = idOf(a.client.takeOne().message);
   b.session.handleClientMessage({ jsonrpc: "2.0", id: proxyId, result: { from: "b" } });
   assert.deepEqual(h.takeChild(), []);
-  a.session.handleClientMessage({ jsonrpc: "2.0", id: proxyId, result: { from: "a" } });
+  const answer = `{"jsonrpc":"2.0","id":${proxyId},"result":{"from":"a"}}`;
+  a.session.handleClientMessage(JSON.parse(answer), answer);
+  // The answer's own text goes to the child, under the child's id.
+  assert.deepEqual(h.toChildJson, ['{"jsonrpc":"2.0","id":"srv-1","result":{"from":"a"}}']);
   assert.deepEqual(h.takeChild(), [{ jsonrpc: "2.0", id: "srv-1", result: { from: "a" } }]);
 });
 

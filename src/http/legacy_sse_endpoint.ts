@@ -8,7 +8,7 @@
  */
 
 import type { Logger } from "@logtape/logtape";
-import { parseMessages, reusedRequestId } from "../jsonrpc.ts";
+import { parseMessages, reusedRequestId, singleMessageLine } from "../jsonrpc.ts";
 import { type ServerSession, type SessionSource, SessionUnavailableError } from "../shared_server.ts";
 import { EVENT_STREAM_HEADERS, EventStream } from "./event_stream.ts";
 import type { SessionLimit } from "./session_limit.ts";
@@ -111,7 +111,8 @@ export function legacySseEndpoint(
       if (!SESSION_ID.test(normalized)) return textResponse(400, "Invalid session ID");
       const entry = sessions.get(normalized);
       if (entry === undefined) return textResponse(404, "Could not find session");
-      const messages = parseMessages(await request.text());
+      const text = await request.text();
+      const messages = parseMessages(text);
       if (typeof messages === "string") return textResponse(400, `Could not parse message: ${messages}`);
       const reused = reusedRequestId(messages, (id) => entry.session.isInFlight(id));
       if (reused !== undefined) {
@@ -120,7 +121,8 @@ export function legacySseEndpoint(
           `Invalid request: id ${JSON.stringify(reused)} is already used by a request in flight`,
         );
       }
-      for (const message of messages) entry.session.handleClientMessage(message);
+      if (messages.length === 1) entry.session.handleClientMessage(messages[0], singleMessageLine(text));
+      else for (const message of messages) entry.session.handleClientMessage(message);
       return textResponse(202, "Accepted");
     },
 

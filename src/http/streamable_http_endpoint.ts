@@ -10,7 +10,13 @@
  */
 
 import type { Logger } from "@logtape/logtape";
-import { isRequest, type JsonRpcMessage, parseMessages, reusedRequestId } from "../jsonrpc.ts";
+import {
+  isRequest,
+  type JsonRpcMessage,
+  parseMessages,
+  reusedRequestId,
+  singleMessageLine,
+} from "../jsonrpc.ts";
 import { DEFAULT_HTTP_PROTOCOL_VERSION, SUPPORTED_PROTOCOL_VERSIONS } from "../protocol_versions.ts";
 import { type SessionSource, SessionUnavailableError } from "../shared_server.ts";
 import type { SessionLimit } from "./session_limit.ts";
@@ -212,7 +218,8 @@ export function streamableHttpEndpoint(
       session = opened;
       if (initialize !== undefined) session.protocolVersion = protocolVersion;
     }
-    const response = await session.post(messages as JsonRpcMessage[], batch, protocolVersion);
+    const json = batch ? undefined : singleMessageLine(text);
+    const response = await session.post(messages as JsonRpcMessage[], batch, protocolVersion, json);
     if (options.stateless && !session.closed && response.status === 202) session.close();
     return response;
   }
