@@ -4,9 +4,11 @@
  * moment. On a machine whose speed drifts from run to run, this shows a change of a few µs that separate
  * runs of `bench/main.ts` cannot.
  *
- * Run: `deno run -A bench/compare.ts DIR_A DIR_B [--calls N] [--rounds N] [--v8-flags-a F] [--v8-flags-b F]`
+ * Run: `deno run -A bench/compare.ts DIR_A DIR_B [--calls N] [--rounds N] [--large] [--v8-flags-a F]
+ * [--v8-flags-b F]` (`--large`: 1 MiB answers, as case (f), instead of 1 KiB calls)
  * (each DIR holds a main.ts; DIR_A and DIR_B may be the same, to compare V8 flags; by default each runs
- * with the flags mcp-proxy ships with).
+ * with the flags mcp-proxy ships with). `floor` in place of a DIR is `bench/minimal_server_relay.ts`, the
+ * least a relay can do (`/mcp` only): against it, B−A is what mcp-proxy's own work costs.
  *
  * @module
  */
@@ -15,9 +17,11 @@ import { parseArgs } from "node:util";
 import { V8_FLAGS } from "../scripts/permissions.ts";
 import { initialize, LegacySseChannel, type McpChannel, StreamableHttpChannel } from "./mcp_channels.ts";
 import { cpuMicros, freePort, spawnTracked, stopAll, type TrackedProcess, waitForPort } from "./processes.ts";
-import { callEcho, percentile, smallText } from "./workloads.ts";
+import { callBlob, callEcho, LARGE_BYTES, percentile, smallText } from "./workloads.ts";
 
 const ECHO_STDIO = new URL("./echo_stdio_server.ts", import.meta.url).pathname;
+const SERVER_RELAY = new URL("./minimal_server_relay.ts", import.meta.url).pathname;
+const FLOOR = "floor";
 const encoder = new TextEncoder();
 
 interface Side {
@@ -28,20 +32,15 @@ interface Side {
 
 async function start(dir: string, v8Flags: string): Promise<Side> {
   const port = freePort();
-  const process = spawnTracked(dir, Deno.execPath(), [
-    "run",
-    "-A",
-    ...(v8Flags === "" ? [] : [`--v8-flags=${v8Flags}`]),
-    `${dir}/main.ts`,
-    "--port",
-    `${port}`,
-    "--",
+  const echo = [Deno.execPath(), "run", "--quiet", "--no-config", ECHO_STDIO];
+  const flags = v8Flags === "" ? [] : [`--v8-flags=${v8Flags}`];
+  const process = spawnTracked(
+    dir,
     Deno.execPath(),
-    "run",
-    "--quiet",
-    "--no-config",
-    ECHO_STDIO,
-  ]);
+    dir === FLOOR
+      ? ["run", "-A", "--no-config", ...flags, SERVER_RELAY, `${port}`, ...echo]
+      : ["run", "-A", ...flags, `${dir}/main.ts`, "--port", `${port}`, "--", ...echo],
+  );
   await waitForPort(port, process);
   return { name: dir, process, base: `http://127.0.0.1:${port}` };
 }
@@ -54,9 +53,11 @@ async function open(side: Side, transport: "/mcp" | "/sse"): Promise<McpChannel>
   return channel;
 }
 
-async function timed(channel: McpChannel, text: string): Promise<number> {
+/** One call, checked: a 1 KiB echo, or with `large` a 1 MiB answer (case (f)); its latency in ms. */
+async function timed(channel: McpChannel, i: number, large: boolean): Promise<number> {
   const start = performance.now();
-  await callEcho(channel, text);
+  if (large) await callBlob(channel, LARGE_BYTES);
+  else await callEcho(channel, smallText(`s${i}`));
   return performance.now() - start;
 }
 
@@ -68,17 +69,19 @@ const { values, positionals } = parseArgs({
     rounds: { type: "string" },
     "v8-flags-a": { type: "string" },
     "v8-flags-b": { type: "string" },
+    large: { type: "boolean" },
   },
 });
 if (positionals.length !== 2) {
   Deno.stderr.writeSync(
     encoder.encode(
-      "usage: deno run -A bench/compare.ts DIR_A DIR_B [--calls N] [--rounds N] [--v8-flags-a F] [--v8-flags-b F]\n",
+      "usage: deno run -A bench/compare.ts DIR_A DIR_B [--calls N] [--rounds N] [--large] [--v8-flags-a F] [--v8-flags-b F]\n",
     ),
   );
   Deno.exit(2);
 }
-const calls = Number(values.calls ?? 3000);
+const large = values.large ?? false;
+const calls = Number(values.calls ?? (large ? 100 : 3000));
 const rounds = Number(values.rounds ?? 3);
 try {
   const shipped = V8_FLAGS.join(",");
@@ -86,17 +89,19 @@ try {
     await start(positionals[0], values["v8-flags-a"] ?? shipped),
     await start(positionals[1], values["v8-flags-b"] ?? shipped),
   ];
-  for (const transport of ["/mcp", "/sse"] as const) {
+  const transports = positionals.includes(FLOOR) ? ["/mcp"] as const : ["/mcp", "/sse"] as const;
+  for (const transport of transports) {
     const channels = [await open(sides[0], transport), await open(sides[1], transport)];
-    for (let i = 0; i < 300; i++) for (const channel of channels) await callEcho(channel, smallText(`w${i}`));
+    for (let i = 0; i < (large ? 10 : 300); i++) {
+      for (const channel of channels) await timed(channel, i, large);
+    }
     for (let round = 1; round <= rounds; round++) {
       const latencies: number[][] = [[], []];
       const cpuBefore = sides.map((side) => cpuMicros(side.process.pid));
       for (let i = 0; i < calls; i++) {
-        const text = smallText(`s${i}`);
         // Which side goes first alternates too.
         const order = i % 2 === 0 ? [0, 1] : [1, 0];
-        for (const k of order) latencies[k].push(await timed(channels[k], text));
+        for (const k of order) latencies[k].push(await timed(channels[k], i, large));
       }
       const cpu = sides.map((side, k) => (cpuMicros(side.process.pid) - cpuBefore[k]) / calls);
       const p50 = latencies.map((values) => percentile(values, 50) * 1000);

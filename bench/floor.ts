@@ -1,9 +1,10 @@
 /**
  * What mcp-proxy cannot get under on this machine, measured the way `bench/main.ts` measures it:
  *
- * - server mode: the added p50 of a minimal HTTP → stdio relay (`Deno.serve`, the request text written
- *   to the echo server's stdin, the answer line returned as the body; no checks, no routing, no id
- *   mapping) over the echo server driven directly over stdio, and its p50 ratio for a 1 MiB answer;
+ * - server mode: the added p50 of a minimal HTTP → stdio relay (`bench/minimal_server_relay.ts`:
+ *   `Deno.serve`, the request text written to the echo server's stdin, the answer line returned as the
+ *   body; no checks, no routing, no id mapping) over the echo server driven directly over stdio, and its
+ *   p50 ratio for a 1 MiB answer;
  * - client mode: a minimal stdio → HTTP relay (`bench/minimal_client_relay.ts`: each stdin line POSTed,
  *   each answer body written to stdout), once with `fetch` and once with a bare HTTP/1.1 exchange,
  *   against the HTTP echo server driven directly with `fetch`: p50 ratio, and throughput ratio with 16
@@ -18,13 +19,20 @@
 
 import { parseArgs } from "node:util";
 import { initialize, StdioChannel, StreamableHttpChannel } from "./mcp_channels.ts";
-import { freePort, spawnTracked, startEchoHttpServer, stopAll } from "./processes.ts";
+import {
+  freePort,
+  spawnTracked,
+  startEchoHttpServer,
+  stopAll,
+  stopTracked,
+  waitForPort,
+} from "./processes.ts";
 import { concurrentThroughput, largeLatencies, sequentialLatencies } from "./workloads.ts";
 
 const ECHO_STDIO = new URL("./echo_stdio_server.ts", import.meta.url).pathname;
 const CLIENT_RELAY = new URL("./minimal_client_relay.ts", import.meta.url).pathname;
+const SERVER_RELAY = new URL("./minimal_server_relay.ts", import.meta.url).pathname;
 const encoder = new TextEncoder();
-const decoder = new TextDecoder();
 
 function echoServer() {
   return spawnTracked("echo stdio server", Deno.execPath(), ["run", "--quiet", "--no-config", ECHO_STDIO], {
@@ -38,44 +46,6 @@ function median(values: number[]): number {
   return sorted[Math.floor(sorted.length / 2)];
 }
 
-/** Serves `POST /mcp` by writing the body to the child and answering with the line that has its id. */
-function minimalRelay(port: number): Deno.HttpServer {
-  const child = echoServer();
-  const writer = child.child.stdin.getWriter();
-  const waiting = new Map<unknown, (line: string) => void>();
-  (async () => {
-    // Only the new text is searched for a newline: a long line costs time in proportion to its length.
-    let buffer = "";
-    for await (const chunk of child.child.stdout) {
-      let from = buffer.length;
-      buffer += decoder.decode(chunk, { stream: true });
-      for (let newline = buffer.indexOf("\n", from); newline !== -1; newline = buffer.indexOf("\n")) {
-        const line = buffer.slice(0, newline);
-        buffer = buffer.slice(newline + 1);
-        from = 0;
-        if (line === "") continue;
-        const id = JSON.parse(line).id;
-        waiting.get(id)?.(line);
-        waiting.delete(id);
-      }
-    }
-  })();
-  return Deno.serve({ hostname: "127.0.0.1", port, onListen() {} }, async (request) => {
-    if (request.method !== "POST") return new Response(null, { status: 200 });
-    const text = await request.text();
-    const message = JSON.parse(text);
-    if (message.id === undefined) {
-      writer.write(encoder.encode(text + "\n"));
-      return new Response(null, { status: 202 });
-    }
-    const answer = new Promise<string>((resolve) => waiting.set(message.id, resolve));
-    writer.write(encoder.encode(text + "\n"));
-    return new Response(await answer, {
-      headers: { "Content-Type": "application/json", "Mcp-Session-Id": "floor" },
-    });
-  });
-}
-
 function write(text: string): void {
   Deno.stdout.writeSync(encoder.encode(text + "\n"));
 }
@@ -84,7 +54,20 @@ async function serverModeFloor(calls: number, rounds: number): Promise<void> {
   const direct = new StdioChannel("direct stdio", echoServer());
   await initialize(direct);
   const port = freePort();
-  const server = minimalRelay(port);
+  const server = spawnTracked("minimal HTTP relay", Deno.execPath(), [
+    "run",
+    "--quiet",
+    "--no-config",
+    "-A",
+    SERVER_RELAY,
+    `${port}`,
+    Deno.execPath(),
+    "run",
+    "--quiet",
+    "--no-config",
+    ECHO_STDIO,
+  ]);
+  await waitForPort(port, server);
   const relay = new StreamableHttpChannel("minimal relay", `http://127.0.0.1:${port}/mcp`);
   await initialize(relay);
   const added: number[] = [];
@@ -112,7 +95,7 @@ async function serverModeFloor(calls: number, rounds: number): Promise<void> {
   } finally {
     await relay.close();
     await direct.close();
-    await server.shutdown();
+    await stopTracked(server);
   }
 }
 
