@@ -6,6 +6,7 @@
  */
 
 import { type JsonRpcMessage, validateMessage } from "./jsonrpc.ts";
+import { LARGE_ANSWER_BYTES } from "./large_answer.ts";
 import { LineFramer } from "./line_splitter.ts";
 
 const encoder = new TextEncoder();
@@ -32,15 +33,11 @@ export interface ByteWriter {
 }
 
 /**
- * Passes each chunk of `stream` to `onChunk`; resolves at its end. A byte stream (a child's stdout) is
- * read into one buffer again and again while `reusable()` says that nothing keeps a view of the last
- * chunk, where its default reader would allocate 64 KiB for every read.
+ * Passes each chunk of `stream` to `onChunk`, which keeps no view of it; resolves at its end. A byte
+ * stream (a child's stdout) is read into one buffer again and again, where its default reader would
+ * allocate 64 KiB for every read.
  */
-async function pumpStream(
-  stream: ReadableStream<Uint8Array>,
-  onChunk: (chunk: Uint8Array) => void,
-  reusable: () => boolean,
-) {
+async function pumpStream(stream: ReadableStream<Uint8Array>, onChunk: (chunk: Uint8Array) => void) {
   let byob: ReadableStreamBYOBReader | undefined;
   try {
     byob = stream.getReader({ mode: "byob" });
@@ -66,7 +63,7 @@ async function pumpStream(
       const { value, done } = await byob.read(buffer);
       if (done || value === undefined) return;
       onChunk(value);
-      buffer = reusable() ? new Uint8Array(value.buffer) : new Uint8Array(READ_BYTES);
+      buffer = new Uint8Array(value.buffer);
     }
   } finally {
     byob.releaseLock();
@@ -74,13 +71,12 @@ async function pumpStream(
 }
 
 /**
- * Passes each chunk read from `file` to `onChunk`; resolves at its end. One buffer is read into again
- * and again, while `reusable()` says that nothing keeps a view of the last chunk.
+ * Passes each chunk read from `file` to `onChunk`, which keeps no view of it; resolves at its end. One
+ * buffer is read into again and again.
  */
-async function pumpFile(file: ByteReader, onChunk: (chunk: Uint8Array) => void, reusable: () => boolean) {
-  let buffer = new Uint8Array(READ_BYTES);
+async function pumpFile(file: ByteReader, onChunk: (chunk: Uint8Array) => void) {
+  const buffer = new Uint8Array(READ_BYTES);
   while (true) {
-    if (!reusable()) buffer = new Uint8Array(READ_BYTES);
     const count = await file.read(buffer);
     if (count === null) return;
     onChunk(buffer.subarray(0, count));
@@ -100,6 +96,12 @@ export interface JsonLinesHandlers {
   onOversize(bytes: number, head: Uint8Array, tail: Uint8Array): void;
   /** `onMessage` threw, or the stream failed. */
   onError(error: unknown): void;
+  /**
+   * A line of {@link LARGE_ANSWER_BYTES} or more that ended with its newline, before it is decoded:
+   * returns true when it took the line as it is (see `large_answer.ts`), false to have it parsed as
+   * usual. The bytes may be read into again after the call: what is kept must be copied.
+   */
+  onLargeLine?(line: Uint8Array): boolean;
 }
 
 /**
@@ -113,7 +115,16 @@ export async function readJsonLines(
   handlers: JsonLinesHandlers,
 ): Promise<void> {
   const framer = new LineFramer({ maxLineBytes, onOversizeLine: handlers.onOversize });
+  let ended = false;
   const onLine = (line: Uint8Array) => {
+    if (line.length >= LARGE_ANSWER_BYTES && handlers.onLargeLine !== undefined && !ended) {
+      try {
+        if (handlers.onLargeLine(line)) return;
+      } catch (error) {
+        handlers.onError(error);
+        return;
+      }
+    }
     const text = decoder.decode(line);
     let message: JsonRpcMessage | string;
     try {
@@ -134,8 +145,10 @@ export async function readJsonLines(
   // A plain reader loop: no stream between chunk and line, one promise per chunk.
   const onChunk = (chunk: Uint8Array) => framer.push(chunk, onLine);
   try {
-    if (source instanceof ReadableStream) await pumpStream(source, onChunk, () => !framer.holding);
-    else await pumpFile(source, onChunk, () => !framer.holding);
+    if (source instanceof ReadableStream) await pumpStream(source, onChunk);
+    else await pumpFile(source, onChunk);
+    // A last line without its newline may have been cut short: it is parsed, never taken as it is.
+    ended = true;
     framer.end(onLine);
   } catch (error) {
     handlers.onError(error);

@@ -25,46 +25,27 @@ export const KEPT_EDGE_BYTES = 4096;
 const NEWLINE = 0x0a;
 const CARRIAGE_RETURN = 0x0d;
 
-function concat(parts: Uint8Array[], total: number): Uint8Array {
-  if (parts.length === 1) return parts[0];
-  const line = new Uint8Array(total);
-  let offset = 0;
-  for (const part of parts) {
-    line.set(part, offset);
-    offset += part.length;
-  }
-  return line;
-}
+/** A line buffer up to this size is kept for the next line; a larger one is let go after its line. */
+const KEPT_BUFFER_BYTES = 4 * 1024 * 1024;
+/** The first size of the line buffer. */
+const FIRST_BUFFER_BYTES = 64 * 1024;
 
-/** A copy of the first `n` bytes of `pieces` joined, without joining them all. */
-function firstBytes(pieces: Uint8Array[], n: number): Uint8Array {
-  const kept: Uint8Array[] = [];
-  let total = 0;
-  for (const piece of pieces) {
-    if (total >= n) break;
-    const part = piece.subarray(0, n - total);
-    kept.push(part);
-    total += part.length;
-  }
-  return concat(kept, total).slice();
-}
-
-/** A copy of the last `n` bytes of `pieces` joined, without joining them all. */
-function lastBytes(pieces: Uint8Array[], n: number): Uint8Array {
-  const kept: Uint8Array[] = [];
-  let total = 0;
-  for (let i = pieces.length - 1; i >= 0 && total < n; i--) {
-    const piece = pieces[i];
-    const part = piece.subarray(Math.max(0, piece.length - (n - total)));
-    kept.unshift(part);
-    total += part.length;
-  }
-  return concat(kept, total).slice();
+/** `a` and then `b`, as one new array. */
+function joined(a: Uint8Array, b: Uint8Array): Uint8Array {
+  const both = new Uint8Array(a.length + b.length);
+  both.set(a);
+  both.set(b, a.length);
+  return both;
 }
 
 /**
  * Splits bytes into lines (as bytes, without `\n` or a trailing `\r`), pushed a chunk at a time; empty
  * lines are skipped. For a reader loop with no stream machinery between chunk and line.
+ *
+ * A line is a view that is good only during its `onLine` call: one inside a chunk is a view of the
+ * chunk, and one that spans chunks is a view of the framer's own buffer, which the next line fills
+ * again. The framer keeps no view of a chunk after `push` returns, so the reader can read into the same
+ * buffer again and again.
  *
  * @example
  * ```ts
@@ -76,7 +57,8 @@ function lastBytes(pieces: Uint8Array[], n: number): Uint8Array {
 export class LineFramer {
   readonly #maxLineBytes: number;
   readonly #onOversizeLine: LineSplitterOptions["onOversizeLine"];
-  #parts: Uint8Array[] = [];
+  /** The start of a line not yet complete, in `#buffer[0, #length)`. */
+  #buffer = new Uint8Array(0);
   #length = 0;
   #oversize = false;
   #head: Uint8Array = new Uint8Array(0);
@@ -85,14 +67,6 @@ export class LineFramer {
   constructor(options: LineSplitterOptions) {
     this.#maxLineBytes = options.maxLineBytes;
     this.#onOversizeLine = options.onOversizeLine;
-  }
-
-  /**
-   * Whether views of pushed chunks are kept (the start of a line not yet complete): until it is false,
-   * a chunk's bytes must not be overwritten.
-   */
-  get holding(): boolean {
-    return this.#parts.length > 0;
   }
 
   /** Takes the next chunk; calls `onLine` for each line it completes. */
@@ -104,7 +78,7 @@ export class LineFramer {
         this.#append(chunk.subarray(start));
         return;
       }
-      if (this.#length === 0 && end > start) {
+      if (this.#length === 0 && !this.#oversize && end > start) {
         // The common case: a whole line inside this chunk, not longer than the cap.
         if (end - start <= this.#maxLineBytes) {
           const line = chunk[end - 1] === CARRIAGE_RETURN
@@ -130,11 +104,11 @@ export class LineFramer {
     if (this.#oversize) {
       this.#onOversizeLine?.(this.#length, this.#head, this.#tail);
     } else if (this.#length > 0) {
-      let line = concat(this.#parts, this.#length);
+      let line = this.#buffer.subarray(0, this.#length);
       if (line[line.length - 1] === CARRIAGE_RETURN) line = line.subarray(0, line.length - 1);
       if (line.length > 0) onLine(line);
     }
-    this.#parts = [];
+    if (this.#buffer.length > KEPT_BUFFER_BYTES) this.#buffer = new Uint8Array(0);
     this.#length = 0;
     this.#oversize = false;
     this.#head = this.#tail = new Uint8Array(0);
@@ -142,21 +116,31 @@ export class LineFramer {
 
   #append(piece: Uint8Array): void {
     if (piece.length === 0) return;
-    this.#length += piece.length;
     if (this.#oversize) {
-      const joined = concat([this.#tail, piece], this.#tail.length + piece.length);
-      this.#tail = joined.subarray(Math.max(0, joined.length - KEPT_EDGE_BYTES)).slice();
+      this.#length += piece.length;
+      const kept = joined(this.#tail, piece);
+      this.#tail = kept.subarray(Math.max(0, kept.length - KEPT_EDGE_BYTES)).slice();
       return;
     }
-    if (this.#length > this.#maxLineBytes) {
+    const length = this.#length + piece.length;
+    if (length > this.#maxLineBytes) {
+      // From here on only the ends are kept.
+      const start = this.#buffer.subarray(0, this.#length);
+      this.#head = joined(start.subarray(0, KEPT_EDGE_BYTES), piece).slice(0, KEPT_EDGE_BYTES);
+      const kept = joined(start.subarray(Math.max(0, start.length - KEPT_EDGE_BYTES)), piece);
+      this.#tail = kept.subarray(Math.max(0, kept.length - KEPT_EDGE_BYTES)).slice();
       this.#oversize = true;
-      this.#parts.push(piece);
-      this.#head = firstBytes(this.#parts, KEPT_EDGE_BYTES);
-      this.#tail = lastBytes(this.#parts, KEPT_EDGE_BYTES);
-      this.#parts = [];
+      this.#length = length;
+      if (this.#buffer.length > KEPT_BUFFER_BYTES) this.#buffer = new Uint8Array(0);
       return;
     }
-    this.#parts.push(piece);
+    if (length > this.#buffer.length) {
+      const grown = new Uint8Array(Math.max(length, this.#buffer.length * 2, FIRST_BUFFER_BYTES));
+      grown.set(this.#buffer.subarray(0, this.#length));
+      this.#buffer = grown;
+    }
+    this.#buffer.set(piece, this.#length);
+    this.#length = length;
   }
 }
 
@@ -173,11 +157,12 @@ export class LineSplitter extends TransformStream<Uint8Array, Uint8Array> {
   constructor(options: LineSplitterOptions) {
     const framer = new LineFramer(options);
     super({
+      // Each line is copied: it is read after the framer has gone on.
       transform(chunk, controller) {
-        framer.push(chunk, (line) => controller.enqueue(line));
+        framer.push(chunk, (line) => controller.enqueue(line.slice()));
       },
       flush(controller) {
-        framer.end((line) => controller.enqueue(line));
+        framer.end((line) => controller.enqueue(line.slice()));
       },
     });
   }

@@ -28,6 +28,7 @@ import {
   withClientRequestId,
   withRequestId,
 } from "./jsonrpc.ts";
+import { answerIdOf, withAnswerId } from "./large_answer.ts";
 
 /** The client side of one session: how messages reach that client. */
 export interface SessionPeer {
@@ -38,6 +39,12 @@ export interface SessionPeer {
    * text on one line (what the child wrote, its id mapped), to send instead of serializing `message`.
    */
   deliver(message: JsonRpcMessage, relatedRequestId?: RequestId, json?: string): void;
+  /**
+   * Delivers the answer to the client's request `clientId` as UTF-8 JSON bytes, on one line: a large
+   * answer relayed as the child wrote it (see `large_answer.ts`). A peer without it gets every answer
+   * through {@link deliver}.
+   */
+  deliverAnswer?(clientId: RequestId, json: Uint8Array<ArrayBuffer>): void;
   /**
    * The client cancelled its request `clientId`: no answer will come, so whatever waits for one (an
    * HTTP response stream) can end.
@@ -510,6 +517,29 @@ export class SharedServer implements SessionSource {
 
   // ---- child → client -------------------------------------------------------------------------
 
+  /**
+   * Offered each large line of the child before it is decoded: when its ends say it is the answer to a
+   * request a client sent, and that client's session takes answers as bytes, it goes there with only its
+   * id replaced, and true is returned. Else false: the line is to be parsed and routed as usual (the
+   * answers the proxy itself reads, to `initialize`, to a subscription, to its own requests, among them).
+   */
+  relayLargeAnswer(line: Uint8Array): boolean {
+    const at = answerIdOf(line);
+    if (at === undefined) return false;
+    const pending = this.#pendingChildRequests.get(at.id);
+    const session = pending?.session;
+    if (
+      pending === undefined || session === undefined || !session.takesAnswerBytes ||
+      pending.onAnswer !== undefined || pending.isInitialize || pending.subscribeUri !== undefined
+    ) {
+      return false;
+    }
+    this.#dropPending(at.id);
+    session.forgetRequest(pending.clientId);
+    session.deliverAnswer(pending.clientId, withAnswerId(line, at, pending.clientId));
+    return true;
+  }
+
   #routeChildResponse(response: JsonRpcResponse, line: string | undefined): void {
     const proxyId = response.id;
     const pending = typeof proxyId === "number" ? this.#pendingChildRequests.get(proxyId) : undefined;
@@ -712,6 +742,16 @@ export class ServerSession {
   }
 
   // ---- used by SharedServer -------------------------------------------------------------------
+
+  /** Whether the client takes answers as bytes ({@link SessionPeer.deliverAnswer}). */
+  get takesAnswerBytes(): boolean {
+    return this.#peer.deliverAnswer !== undefined;
+  }
+
+  /** Delivers an answer as bytes (see {@link SessionPeer.deliverAnswer}) unless the session is closed. */
+  deliverAnswer(clientId: RequestId, json: Uint8Array<ArrayBuffer>): void {
+    if (!this.#closed) this.#peer.deliverAnswer!(clientId, json);
+  }
 
   /** Delivers a message (and its JSON text, when known) to the client unless the session is closed. */
   deliver(message: JsonRpcMessage, relatedRequestId?: RequestId, json?: string): void {

@@ -37,6 +37,11 @@ export interface StdioServerProcessOptions {
   env: Record<string, string>;
   /** Receives every message the child writes to stdout, in order, with its line (its JSON text). */
   onMessage(message: JsonRpcMessage, line: string): void;
+  /**
+   * Offered each line of `LARGE_ANSWER_BYTES` or more before it is decoded: true when it took the line
+   * as it is; the line is then not given to `onMessage`. The bytes must be copied to be kept.
+   */
+  onLargeLine?(line: Uint8Array): boolean;
   /** An answer over `maxLineBytes` was dropped: `id` is its id, when it could be found. */
   onOversizeAnswer?(id: RequestId, bytes: number): void;
   logger: Logger;
@@ -238,11 +243,12 @@ export class StdioServerProcess {
   #readMessages(
     stdout: ReadableStream<Uint8Array>,
     maxLineBytes: number,
-    { onMessage, onOversizeAnswer }: StdioServerProcessOptions,
+    { onMessage, onLargeLine, onOversizeAnswer }: StdioServerProcessOptions,
   ): Promise<void> {
     const name = this.name;
     return readJsonLines(stdout, maxLineBytes, {
       onMessage,
+      onLargeLine,
       onInvalid: (why, line) =>
         this.#logger.warn(
           "server {name} wrote a line that is not a JSON-RPC message ({why}); skipped: {line}",

@@ -106,6 +106,7 @@ export class SupervisedServer {
         spec,
         env: this.#options.env,
         onMessage: (message, line) => this.shared.handleChildMessage(message, line),
+        onLargeLine: (line) => this.shared.relayLargeAnswer(line),
         onOversizeAnswer: (id, bytes) => this.#answerTooLarge(id, bytes),
         logger: this.#logger,
         maxLineBytes: this.#options.maxLineBytes,

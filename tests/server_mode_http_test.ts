@@ -144,6 +144,55 @@ Deno.test("answers reach clients as the child wrote them, only the id replaced, 
   await sse.close();
 });
 
+Deno.test("large answers go on as the child wrote them, only the id replaced: /mcp, a batch, /sse", async () => {
+  await using proxy = await startProxy(["--", ...FIXTURE]);
+  // Over 64 KiB, with the ends the SDKs write, so relayed without being parsed; one with a carriage
+  // return between tokens, which must not reach an SSE stream as such.
+  const text = "é-".repeat(40_000);
+  const result = `{"content":[{"type":"text","text":"${text}"}],"n":1.50}`;
+  const forms = [
+    { before: '{"jsonrpc":"2.0","id":', after: `,"result":${result}}` },
+    { before: `{"result":${result},"jsonrpc":"2.0","id":`, after: "}" },
+    { before: `{"result":{"n":1.50,\r"content":[]},"pad":"${text}","jsonrpc":"2.0","id":`, after: "}" },
+  ];
+  const call = (id: number | string, form: { before: string; after: string }) => ({
+    jsonrpc: "2.0",
+    id,
+    method: "tools/call",
+    params: { name: "verbatim", arguments: form },
+  });
+  const sessionId = await initializeSession(proxy);
+  const post = (body: unknown) =>
+    request(`${proxy.origin}/mcp`, {
+      method: "POST",
+      headers: { ...JSON_AND_SSE, "Mcp-Session-Id": sessionId },
+      body: JSON.stringify(body),
+    });
+  for (const [i, form] of forms.entries()) {
+    const id = `client-${i}`;
+    const answer = await post(call(id, form));
+    assert.equal(answer.status, 200);
+    assert.equal(answer.body, `${form.before}${JSON.stringify(id)}${form.after}`, `form ${i}`);
+  }
+  const batch = await post([call("b-0", forms[1]), { jsonrpc: "2.0", id: "b-1", method: "ping" }]);
+  assert.equal(
+    batch.body,
+    `[${forms[1].before}"b-0"${forms[1].after},{"jsonrpc":"2.0","id":"b-1","result":{}}]`,
+  );
+
+  const sse = await openSse(`${proxy.origin}/sse`);
+  const ssePost = (body: unknown) =>
+    request(`${proxy.origin}${sse.first.data}`, { method: "POST", body: JSON.stringify(body) });
+  await ssePost(INITIALIZE);
+  await sse.nextEvent();
+  for (const [i, form] of forms.entries()) {
+    assert.equal((await ssePost(call(100 + i, form))).status, 202);
+    const expected = `${form.before}${100 + i}${form.after}`.replaceAll("\r", " ");
+    assert.equal((await sse.nextEvent()).data, expected, `form ${i}`);
+  }
+  await sse.close();
+});
+
 Deno.test("Streamable HTTP: status codes of the reference", async () => {
   await using proxy = await startProxy(["--", ...FIXTURE]);
   const mcp = `${proxy.origin}/mcp`;

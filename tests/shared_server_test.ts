@@ -663,6 +663,39 @@ Deno.test("SharedServer: an answer from a stateful session the request was not s
   assert.deepEqual(h.takeChild(), [{ jsonrpc: "2.0", id: "srv-1", result: { from: "a" } }]);
 });
 
+Deno.test("SharedServer: a large answer goes as bytes, id replaced, to a session that takes bytes; else it is parsed", () => {
+  const h = new Harness();
+  const { session, client } = h.initializedSession();
+  const received: { clientId: RequestId; json: string }[] = [];
+  const bytesClient = Object.assign(client, {
+    deliverAnswer: (clientId: RequestId, json: Uint8Array) =>
+      received.push({ clientId, json: new TextDecoder().decode(json) }),
+  });
+  assert.ok(bytesClient.deliverAnswer !== undefined);
+  session.handleClientMessage(request("big-1", "tools/call", { name: "big" }));
+  const proxyId = idOf(h.childReceivesOne());
+  const line = (id: RequestId) =>
+    new TextEncoder().encode(`{"result":{"text":"${"x".repeat(70_000)}"},"jsonrpc":"2.0","id":${id}}`);
+  assert.equal(h.server.relayLargeAnswer(line(proxyId)), true);
+  assert.equal(received.length, 1);
+  assert.equal(received[0].clientId, "big-1");
+  assert.equal(received[0].json, new TextDecoder().decode(line('"big-1"')));
+  assert.deepEqual(client.take(), []);
+  assert.equal(session.isInFlight("big-1"), false, "the request is done");
+  // An answer nobody waits for, one the proxy must read itself, or one for a peer without bytes: parsed.
+  assert.equal(h.server.relayLargeAnswer(line(proxyId)), false);
+  const fresh = new Harness();
+  const first = fresh.open();
+  Object.assign(first.client, {
+    deliverAnswer: () => assert.fail("an initialize answer is read by the proxy"),
+  });
+  first.session.handleClientMessage(initializeRequest("init-1"));
+  assert.equal(fresh.server.relayLargeAnswer(line(idOf(fresh.childReceivesOne()))), false);
+  const plain = h.initializedSession();
+  plain.session.handleClientMessage(request("p-1", "tools/call", { name: "big" }));
+  assert.equal(h.server.relayLargeAnswer(line(idOf(h.childReceivesOne()))), false);
+});
+
 Deno.test("SharedServer: with no session able to answer, the child gets an error response", () => {
   const h = new Harness();
   const isErrorFor = (message: JsonRpcMessage, id: RequestId) => {

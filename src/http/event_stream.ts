@@ -36,7 +36,8 @@ export class EventStream {
   readonly body: ReadableStream<Uint8Array>;
   #controller!: ReadableStreamDefaultController<Uint8Array>;
   #closed = false;
-  #queued: string[] = [];
+  /** What to send at the end of this turn: text, and bytes (large data, sent as they are). */
+  #queued: (string | Uint8Array)[] = [];
   #keepAlive: ReturnType<typeof setInterval>;
   #onClose: (() => void) | undefined;
   #onSlowConsumer: (() => void) | undefined;
@@ -66,15 +67,19 @@ export class EventStream {
   }
 
   /**
-   * Sends one event; `data` must not contain a newline (JSON text never does). With `id`, a client that
-   * loses the stream can ask for what came after it (`Last-Event-ID`).
+   * Sends one event; `data` (text, or UTF-8 bytes sent as they are) must not contain a line break (JSON
+   * text on one line never does). With `id`, a client that loses the stream can ask for what came after
+   * it (`Last-Event-ID`).
    */
-  send(event: string, data: string, id?: string): void {
-    this.#write(
-      id === undefined
-        ? `event: ${event}\ndata: ${data}\n\n`
-        : `id: ${id}\nevent: ${event}\ndata: ${data}\n\n`,
-    );
+  send(event: string, data: string | Uint8Array, id?: string): void {
+    const head = id === undefined ? `event: ${event}\ndata: ` : `id: ${id}\nevent: ${event}\ndata: `;
+    if (typeof data === "string") {
+      this.#write(`${head}${data}\n\n`);
+      return;
+    }
+    this.#write(head);
+    this.#write(data);
+    this.#write("\n\n");
   }
 
   /**
@@ -98,18 +103,21 @@ export class EventStream {
     this.#finish();
   }
 
-  /** Queues `text`; what is queued in one turn of the event loop goes to the client as one chunk. */
-  #write(text: string): void {
+  /**
+   * Queues `piece`; what is queued in one turn of the event loop goes to the client as one chunk (text
+   * and small bytes), and bytes of {@link BYTES_ON_THEIR_OWN} or more as chunks of their own, not copied.
+   */
+  #write(piece: string | Uint8Array): void {
     if (this.#closed) return;
-    if (this.#queued.push(text) === 1) queueMicrotask(() => this.#flush());
+    if (this.#queued.push(piece) === 1) queueMicrotask(() => this.#flush());
   }
 
   #flush(): void {
     if (this.#closed || this.#queued.length === 0) return;
-    const text = this.#queued.length === 1 ? this.#queued[0] : this.#queued.join("");
+    const queued = this.#queued;
     this.#queued = [];
     try {
-      this.#controller.enqueue(encoder.encode(text));
+      for (const chunk of chunksOf(queued)) this.#controller.enqueue(chunk);
     } catch {
       this.#finish();
       return;
@@ -127,6 +135,41 @@ export class EventStream {
     clearInterval(this.#keepAlive);
     this.#onClose?.();
   }
+}
+
+/** Bytes this long go out as a chunk of their own rather than be copied into one with the rest. */
+const BYTES_ON_THEIR_OWN = 16 * 1024;
+
+/** The pieces as chunks of UTF-8 bytes: as few as can be without copying large bytes. */
+function chunksOf(pieces: (string | Uint8Array)[]): Uint8Array[] {
+  if (pieces.every((piece) => typeof piece === "string")) {
+    return [encoder.encode(pieces.length === 1 ? pieces[0] as string : pieces.join(""))];
+  }
+  const chunks: Uint8Array[] = [];
+  let run: Uint8Array[] = [];
+  const endRun = () => {
+    if (run.length === 1) chunks.push(run[0]);
+    else if (run.length > 1) {
+      const chunk = new Uint8Array(run.reduce((total, part) => total + part.length, 0));
+      let offset = 0;
+      for (const part of run) {
+        chunk.set(part, offset);
+        offset += part.length;
+      }
+      chunks.push(chunk);
+    }
+    run = [];
+  };
+  for (const piece of pieces) {
+    if (typeof piece === "string") run.push(encoder.encode(piece));
+    else if (piece.length < BYTES_ON_THEIR_OWN) run.push(piece);
+    else {
+      endRun();
+      chunks.push(piece);
+    }
+  }
+  endRun();
+  return chunks;
 }
 
 /** Response headers of an SSE stream. */

@@ -9,6 +9,7 @@
 
 import type { Logger } from "@logtape/logtape";
 import { parseMessages, reusedRequestId, singleMessageLine } from "../jsonrpc.ts";
+import { asEventData } from "../large_answer.ts";
 import { type ServerSession, type SessionSource, SessionUnavailableError } from "../shared_server.ts";
 import { EVENT_STREAM_HEADERS, EventStream } from "./event_stream.ts";
 import type { SessionLimit } from "./session_limit.ts";
@@ -90,7 +91,10 @@ export function legacySseEndpoint(
       let session: ServerSession;
       try {
         session = server.openSession(
-          { deliver: (message, _related, json) => stream.send("message", json ?? JSON.stringify(message)) },
+          {
+            deliver: (message, _related, json) => stream.send("message", json ?? JSON.stringify(message)),
+            deliverAnswer: (_clientId, json) => stream.send("message", asEventData(json)),
+          },
           { label: `sse ${id.slice(0, 8)}` },
         );
       } catch (error) {

@@ -10,7 +10,7 @@
 
 /** Events kept per session by default. */
 export const DEFAULT_MAX_EVENTS = 1000;
-/** Bytes (UTF-16 code units of the JSON text, close enough) kept per session by default. */
+/** Bytes kept per session by default (of a text, its UTF-16 code units: close enough). */
 export const DEFAULT_MAX_TEXT_LENGTH = 8 * 1024 * 1024;
 
 /** One logged event: the JSON text of a message. */
@@ -18,7 +18,8 @@ export interface LoggedEvent {
   readonly id: string;
   readonly streamId: string;
   readonly seq: number;
-  readonly data: string;
+  /** The message's JSON text, or its UTF-8 bytes. */
+  readonly data: string | Uint8Array;
 }
 
 /** Splits an event id into its stream and sequence number; undefined if it is not one of ours. */
@@ -64,7 +65,7 @@ export class SessionEventLog {
   }
 
   /** Logs `data` as sent on `streamId`; returns its event id. */
-  append(streamId: string, data: string): string {
+  append(streamId: string, data: string | Uint8Array): string {
     const seq = ++this.#seq;
     const id = `${streamId}:${seq}`;
     this.#events.push({ id, streamId, seq, data });

@@ -19,6 +19,7 @@ import type { Logger } from "@logtape/logtape";
 import { isRequest, isResponse, type JsonRpcMessage, type RequestId } from "../jsonrpc.ts";
 import { PRIMING_PROTOCOL_VERSION } from "../protocol_versions.ts";
 import type { ServerSession, SessionPeer } from "../shared_server.ts";
+import { asEventData } from "../large_answer.ts";
 import { DelayQueue } from "./delay_queue.ts";
 import { EVENT_STREAM_HEADERS, EventStream } from "./event_stream.ts";
 import { parseEventId, SessionEventLog } from "./session_event_log.ts";
@@ -53,14 +54,26 @@ interface AnswerChannel {
   readonly primed: boolean;
   /** While the response waits: resolves it. */
   resolve?: (response: Response) => void;
-  /** While the response waits: answers in, as JSON text, by request id. */
-  answers?: Map<RequestId, string>;
+  /** While the response waits: answers in, as JSON text (or its bytes), by request id. */
+  answers?: Map<RequestId, string | Uint8Array<ArrayBuffer>>;
   /** Once the response is a stream, while the client reads it. */
   stream?: EventStream;
   done: boolean;
 }
 
 const JSON_CONTENT_TYPE = "application/json";
+
+const decoder = new TextDecoder();
+
+/** JSON text given as a string or as its UTF-8 bytes, as a string. */
+function asText(json: string | Uint8Array<ArrayBuffer>): string {
+  return typeof json === "string" ? json : decoder.decode(json);
+}
+
+/** JSON text, or its bytes, as the data of an SSE event. */
+function eventData(json: string | Uint8Array<ArrayBuffer>): string | Uint8Array<ArrayBuffer> {
+  return typeof json === "string" ? json : asEventData(json);
+}
 
 /** A JSON-RPC error answer to `id`, as JSON text. */
 function errorText(id: RequestId, code: number, message: string): string {
@@ -225,6 +238,13 @@ export class StreamableSession implements SessionPeer {
     else this.#sendOnChannel(channel, data);
   }
 
+  deliverAnswer(clientId: RequestId, json: Uint8Array<ArrayBuffer>): void {
+    const channel = this.#channels.get(clientId);
+    if (channel === undefined) {
+      this.#logger.debug("answer to {id} has no request waiting: dropped", { id: clientId });
+    } else this.#answer(channel, clientId, json);
+  }
+
   requestAbandoned(clientId: RequestId): void {
     const channel = this.#channels.get(clientId);
     if (channel === undefined) return;
@@ -238,7 +258,7 @@ export class StreamableSession implements SessionPeer {
 
   // ---- internals --------------------------------------------------------------------------------
 
-  #answer(channel: AnswerChannel, id: RequestId, data: string): void {
+  #answer(channel: AnswerChannel, id: RequestId, data: string | Uint8Array<ArrayBuffer>): void {
     this.#channels.delete(id);
     channel.pending.delete(id);
     if (channel.resolve !== undefined) {
@@ -251,8 +271,9 @@ export class StreamableSession implements SessionPeer {
   }
 
   /** Sends a message on the channel's stream, starting the stream if the response still waits. */
-  #sendOnChannel(channel: AnswerChannel, data: string): void {
+  #sendOnChannel(channel: AnswerChannel, json: string | Uint8Array<ArrayBuffer>): void {
     if (channel.resolve !== undefined) this.#startStream(channel);
+    const data = eventData(json);
     const id = this.#log?.append(channel.streamId, data);
     channel.stream?.send("message", data, id);
   }
@@ -265,12 +286,12 @@ export class StreamableSession implements SessionPeer {
     this.#streams.delete(channel.streamId);
     if (channel.resolve !== undefined) {
       const answers = channel.answers!;
-      const texts: string[] = [];
+      const texts: (string | Uint8Array<ArrayBuffer>)[] = [];
       for (const id of channel.requestIds) {
         const text = answers.get(id);
         if (text !== undefined) texts.push(text);
       }
-      const body = channel.batch ? `[${texts.join(",")}]` : texts[0];
+      const body = channel.batch ? `[${texts.map(asText).join(",")}]` : texts[0];
       channel.resolve(this.#jsonResponse(body));
       channel.resolve = undefined;
       channel.answers = undefined;
@@ -289,7 +310,8 @@ export class StreamableSession implements SessionPeer {
     const stream = this.#newStream(() => this.#detach(channel, stream));
     channel.stream = stream;
     if (channel.primed) stream.prime(this.#log!.mark(channel.streamId), RETRY_INTERVAL_MS);
-    for (const data of channel.answers!.values()) {
+    for (const json of channel.answers!.values()) {
+      const data = eventData(json);
       stream.send("message", data, this.#log?.append(channel.streamId, data));
     }
     channel.answers = undefined;
@@ -370,7 +392,7 @@ export class StreamableSession implements SessionPeer {
    * A 200 response with a JSON body. Its headers are set one by one: `new Response` converts the headers
    * of its `init` at several times the cost, which shows on the per-message path.
    */
-  #jsonResponse(body: string): Response {
+  #jsonResponse(body: string | Uint8Array<ArrayBuffer>): Response {
     const response = new Response(body);
     response.headers.set("Content-Type", JSON_CONTENT_TYPE);
     if (this.id !== undefined) response.headers.set("Mcp-Session-Id", this.id);

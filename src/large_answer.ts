@@ -1,0 +1,109 @@
+/**
+ * Large answers relayed as the server wrote them. An answer of a megabyte would otherwise be decoded,
+ * parsed, and encoded again on its way to the client: three passes over it that cost more than the
+ * relay's own work. When the ends of the line say what it is, the answer to request `id`, in one of the
+ * two ways the MCP SDKs write one, its bytes go on with only the id replaced, and the client parses
+ * them once.
+ *
+ * - TypeScript SDK: `{"result":…,"jsonrpc":"2.0","id":7}`
+ * - Python SDK: `{"jsonrpc":"2.0","id":7,"result":…}`
+ *
+ * Only the ends are looked at: such a line is not checked to be valid JSON in between, as a line that
+ * is parsed is. A server that writes a broken answer of this size gets it to its client broken, where a
+ * smaller one would be dropped and logged. A last line without its newline (a server that died while
+ * writing it) is always parsed.
+ *
+ * @module
+ */
+
+import type { RequestId } from "./jsonrpc.ts";
+
+/** Lines from this long on are offered to the large-answer path before they are decoded. */
+export const LARGE_ANSWER_BYTES = 64 * 1024;
+
+const encoder = new TextEncoder();
+const LEADING = encoder.encode('{"jsonrpc":"2.0","id":');
+const LEADING_AFTER_ID = encoder.encode(',"result":');
+const TRAILING_START = encoder.encode('{"result":');
+const TRAILING = encoder.encode(',"jsonrpc":"2.0","id":');
+const CLOSING_BRACE = 0x7d;
+const CARRIAGE_RETURN = 0x0d;
+const SPACE = 0x20;
+/** The most digits of an id the proxy gives (a safe integer). */
+const MAX_ID_DIGITS = 15;
+
+/** Where the id of an answer stands in its line, and its value. */
+export interface AnswerIdAt {
+  id: number;
+  /** Offset of the id's first digit. */
+  start: number;
+  /** Offset past its last digit. */
+  end: number;
+}
+
+function bytesAt(line: Uint8Array, offset: number, expected: Uint8Array): boolean {
+  if (offset < 0 || offset + expected.length > line.length) return false;
+  for (let i = 0; i < expected.length; i++) if (line[offset + i] !== expected[i]) return false;
+  return true;
+}
+
+function isDigit(byte: number): boolean {
+  return byte >= 0x30 && byte <= 0x39;
+}
+
+/** The integer written in `line` from `start` to `end`, if it is one as JSON writes it. */
+function integerAt(line: Uint8Array, start: number, end: number): number | undefined {
+  const digits = end - start;
+  if (digits < 1 || digits > MAX_ID_DIGITS || (digits > 1 && line[start] === 0x30)) return undefined;
+  let value = 0;
+  for (let i = start; i < end; i++) {
+    if (!isDigit(line[i])) return undefined;
+    value = value * 10 + (line[i] - 0x30);
+  }
+  return value;
+}
+
+/**
+ * The id of the answer `line` holds, when its ends are those an SDK writes for an answer with a result
+ * and an integer id; else undefined, and the line is to be parsed as usual.
+ */
+export function answerIdOf(line: Uint8Array): AnswerIdAt | undefined {
+  if (line[line.length - 1] !== CLOSING_BRACE) return undefined;
+  let found: AnswerIdAt | undefined;
+  if (bytesAt(line, 0, LEADING)) {
+    const start = LEADING.length;
+    let end = start;
+    while (end < line.length && end - start <= MAX_ID_DIGITS && isDigit(line[end])) end++;
+    const id = integerAt(line, start, end);
+    // The result is an object: the line ends with its brace and the message's.
+    const closed = line[line.length - 2] === CLOSING_BRACE;
+    if (id !== undefined && closed && bytesAt(line, end, LEADING_AFTER_ID)) found = { id, start, end };
+  } else if (bytesAt(line, 0, TRAILING_START)) {
+    const end = line.length - 1;
+    let start = end;
+    while (start > 0 && end - start <= MAX_ID_DIGITS && isDigit(line[start - 1])) start--;
+    const id = integerAt(line, start, end);
+    if (id !== undefined && bytesAt(line, start - TRAILING.length, TRAILING)) found = { id, start, end };
+  }
+  return found;
+}
+
+/** A copy of `line` with the id `at` names replaced by `newId`, everything else byte for byte. */
+export function withAnswerId(line: Uint8Array, at: AnswerIdAt, newId: RequestId): Uint8Array<ArrayBuffer> {
+  const id = encoder.encode(JSON.stringify(newId));
+  const copy = new Uint8Array(line.length - (at.end - at.start) + id.length);
+  copy.set(line.subarray(0, at.start));
+  copy.set(id, at.start);
+  copy.set(line.subarray(at.end), at.start + id.length);
+  return copy;
+}
+
+/**
+ * `json` as the data of an SSE event: as it is, unless it holds a carriage return, which an SSE parser
+ * takes for the end of the line. In JSON text that is valid, a raw carriage return can only be white
+ * space between tokens (in a string it is escaped), so a copy with each one made a space means the same.
+ */
+export function asEventData(json: Uint8Array<ArrayBuffer>): Uint8Array<ArrayBuffer> {
+  if (json.indexOf(CARRIAGE_RETURN) === -1) return json;
+  return json.map((byte) => byte === CARRIAGE_RETURN ? SPACE : byte);
+}

@@ -1,0 +1,55 @@
+import assert from "node:assert/strict";
+import { answerIdOf, asEventData, withAnswerId } from "../src/large_answer.ts";
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+const bytes = (text: string) => encoder.encode(text);
+
+Deno.test("answerIdOf: the id of an answer written as the TypeScript or the Python SDK writes one", () => {
+  assert.deepEqual(answerIdOf(bytes('{"jsonrpc":"2.0","id":42,"result":{"a":1}}')), {
+    id: 42,
+    start: 22,
+    end: 24,
+  });
+  const ts = '{"result":{"a":[1,2]},"jsonrpc":"2.0","id":7}';
+  assert.deepEqual(answerIdOf(bytes(ts)), { id: 7, start: ts.length - 2, end: ts.length - 1 });
+  assert.deepEqual(answerIdOf(bytes('{"jsonrpc":"2.0","id":0,"result":{}}')), { id: 0, start: 22, end: 23 });
+});
+
+Deno.test("answerIdOf: anything else is left to be parsed", () => {
+  for (
+    const text of [
+      '{"jsonrpc":"2.0","id":"s","result":{}}', // a string id: never one the proxy gave
+      '{"jsonrpc":"2.0","id":07,"result":{}}', // not a JSON number
+      '{"jsonrpc":"2.0","id":1,"error":{"code":1,"message":"m"}}', // an error: small, parsed
+      '{"jsonrpc":"2.0","id":1,"method":"m","params":{}}', // a request
+      '{"jsonrpc": "2.0", "id": 1, "result": {}}', // spaced: no SDK writes it
+      '{"result":{"x":{"jsonrpc":"2.0","id":7}}}', // the id of a nested object
+      '{"result":{},"jsonrpc":"2.0","id":7} ', // something after the object
+      '{"result":{},"jsonrpc":"2.0","id":1234567890123456}', // longer than a safe integer may be
+      '{"jsonrpc":"2.0","id":1,"result":[]}', // a result that is not an object
+    ]
+  ) {
+    assert.equal(answerIdOf(bytes(text)), undefined, text);
+  }
+});
+
+Deno.test("withAnswerId replaces the id and keeps every other byte, in a copy", () => {
+  const text = '{"jsonrpc":"2.0","id":42,"result":{"n":1.50,"s":"é"}}';
+  const line = bytes(text);
+  const copy = withAnswerId(line, answerIdOf(line)!, "client-é");
+  assert.equal(decoder.decode(copy), text.replace("42", '"client-é"'));
+  assert.equal(decoder.decode(line), text, "the line itself is not changed");
+  const ts = bytes('{"result":{},"jsonrpc":"2.0","id":7}');
+  assert.equal(
+    decoder.decode(withAnswerId(ts, answerIdOf(ts)!, 123456)),
+    '{"result":{},"jsonrpc":"2.0","id":123456}',
+  );
+});
+
+Deno.test("asEventData: carriage returns between tokens become spaces; without one, the same bytes", () => {
+  const plain = bytes('{"result":{},"jsonrpc":"2.0","id":1}');
+  assert.equal(asEventData(plain), plain);
+  const spaced = bytes('{"result":{\r"a":1},"jsonrpc":"2.0","id":1}');
+  assert.equal(decoder.decode(asEventData(spaced)), '{"result":{ "a":1},"jsonrpc":"2.0","id":1}');
+});
