@@ -18,6 +18,9 @@
 
 import type { RequestId } from "./jsonrpc.ts";
 
+/** A message's JSON text on one line: a string, or its UTF-8 bytes (a large answer, never decoded). */
+export type JsonText = string | Uint8Array<ArrayBuffer>;
+
 /** Lines from this long on are offered to the large-answer path before they are decoded. */
 export const LARGE_ANSWER_BYTES = 64 * 1024;
 

@@ -8,6 +8,8 @@
  * @module
  */
 
+import type { JsonText } from "../large_answer.ts";
+
 /** Events kept per session by default. */
 export const DEFAULT_MAX_EVENTS = 1000;
 /** Bytes kept per session by default (of a text, its UTF-16 code units: close enough). */
@@ -19,7 +21,7 @@ export interface LoggedEvent {
   readonly streamId: string;
   readonly seq: number;
   /** The message's JSON text, or its UTF-8 bytes. */
-  readonly data: string | Uint8Array;
+  readonly data: JsonText;
 }
 
 /** Splits an event id into its stream and sequence number; undefined if it is not one of ours. */
@@ -65,7 +67,7 @@ export class SessionEventLog {
   }
 
   /** Logs `data` as sent on `streamId`; returns its event id. */
-  append(streamId: string, data: string | Uint8Array): string {
+  append(streamId: string, data: JsonText): string {
     const seq = ++this.#seq;
     const id = `${streamId}:${seq}`;
     this.#events.push({ id, streamId, seq, data });

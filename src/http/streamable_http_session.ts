@@ -19,7 +19,7 @@ import type { Logger } from "@logtape/logtape";
 import { isRequest, isResponse, type JsonRpcMessage, type RequestId } from "../jsonrpc.ts";
 import { PRIMING_PROTOCOL_VERSION } from "../protocol_versions.ts";
 import type { ServerSession, SessionPeer } from "../shared_server.ts";
-import { asEventData } from "../large_answer.ts";
+import { asEventData, type JsonText } from "../large_answer.ts";
 import { DelayQueue } from "./delay_queue.ts";
 import { EVENT_STREAM_HEADERS, EventStream } from "./event_stream.ts";
 import { parseEventId, SessionEventLog } from "./session_event_log.ts";
@@ -55,7 +55,7 @@ interface AnswerChannel {
   /** While the response waits: resolves it. */
   resolve?: (response: Response) => void;
   /** While the response waits: answers in, as JSON text (or its bytes), by request id. */
-  answers?: Map<RequestId, string | Uint8Array<ArrayBuffer>>;
+  answers?: Map<RequestId, JsonText>;
   /** Once the response is a stream, while the client reads it. */
   stream?: EventStream;
   done: boolean;
@@ -66,12 +66,12 @@ const JSON_CONTENT_TYPE = "application/json";
 const decoder = new TextDecoder();
 
 /** JSON text given as a string or as its UTF-8 bytes, as a string. */
-function asText(json: string | Uint8Array<ArrayBuffer>): string {
+function asText(json: JsonText): string {
   return typeof json === "string" ? json : decoder.decode(json);
 }
 
 /** JSON text, or its bytes, as the data of an SSE event. */
-function eventData(json: string | Uint8Array<ArrayBuffer>): string | Uint8Array<ArrayBuffer> {
+function eventData(json: JsonText): JsonText {
   return typeof json === "string" ? json : asEventData(json);
 }
 
@@ -258,7 +258,7 @@ export class StreamableSession implements SessionPeer {
 
   // ---- internals --------------------------------------------------------------------------------
 
-  #answer(channel: AnswerChannel, id: RequestId, data: string | Uint8Array<ArrayBuffer>): void {
+  #answer(channel: AnswerChannel, id: RequestId, data: JsonText): void {
     this.#channels.delete(id);
     channel.pending.delete(id);
     if (channel.resolve !== undefined) {
@@ -271,7 +271,7 @@ export class StreamableSession implements SessionPeer {
   }
 
   /** Sends a message on the channel's stream, starting the stream if the response still waits. */
-  #sendOnChannel(channel: AnswerChannel, json: string | Uint8Array<ArrayBuffer>): void {
+  #sendOnChannel(channel: AnswerChannel, json: JsonText): void {
     if (channel.resolve !== undefined) this.#startStream(channel);
     const data = eventData(json);
     const id = this.#log?.append(channel.streamId, data);
@@ -286,7 +286,7 @@ export class StreamableSession implements SessionPeer {
     this.#streams.delete(channel.streamId);
     if (channel.resolve !== undefined) {
       const answers = channel.answers!;
-      const texts: (string | Uint8Array<ArrayBuffer>)[] = [];
+      const texts: (JsonText)[] = [];
       for (const id of channel.requestIds) {
         const text = answers.get(id);
         if (text !== undefined) texts.push(text);
@@ -392,7 +392,7 @@ export class StreamableSession implements SessionPeer {
    * A 200 response with a JSON body. Its headers are set one by one: `new Response` converts the headers
    * of its `init` at several times the cost, which shows on the per-message path.
    */
-  #jsonResponse(body: string | Uint8Array<ArrayBuffer>): Response {
+  #jsonResponse(body: JsonText): Response {
     const response = new Response(body);
     response.headers.set("Content-Type", JSON_CONTENT_TYPE);
     if (this.id !== undefined) response.headers.set("Mcp-Session-Id", this.id);
