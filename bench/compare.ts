@@ -1,33 +1,56 @@
 /**
- * Paired comparison of two mcp-proxy checkouts in server mode: both run at once over their own echo
- * server, and their calls alternate (one on A, one on B), so that both see the same machine at the same
- * moment. On a machine whose speed drifts from run to run, this shows a change of a few µs that separate
- * runs of `bench/main.ts` cannot.
+ * Paired comparison of two mcp-proxy checkouts: both run at once, and their calls alternate (one on A,
+ * one on B), so that both see the same machine at the same moment. On a machine whose speed drifts from
+ * run to run, this shows a change of a few µs that separate runs of `bench/main.ts` cannot.
  *
- * Run: `deno run -A bench/compare.ts DIR_A DIR_B [--calls N] [--rounds N] [--large] [--v8-flags-a F]
- * [--v8-flags-b F]` (`--large`: 1 MiB answers, as case (f), instead of 1 KiB calls)
- * (each DIR holds a main.ts; DIR_A and DIR_B may be the same, to compare V8 flags; by default each runs
- * with the flags mcp-proxy ships with). `floor` in place of a DIR is `bench/minimal_server_relay.ts`, the
- * least a relay can do (`/mcp` only): against it, B−A is what mcp-proxy's own work costs.
+ * Run: `deno run -A bench/compare.ts DIR_A DIR_B [--calls N] [--rounds N] [--large] [--client]
+ * [--v8-flags-a F] [--v8-flags-b F]`
+ *
+ * - Each DIR holds a main.ts; DIR_A and DIR_B may be the same, to compare V8 flags (by default each runs
+ *   with the flags mcp-proxy ships with).
+ * - Server mode (the default): each side over its own echo server, on `/mcp` and then `/sse`. With
+ *   `--client`: client mode, both sides in front of one HTTP echo server.
+ * - `--large`: 1 MiB answers, as case (f), instead of 1 KiB calls.
+ * - `floor` in place of a DIR is the least a relay can do: `bench/minimal_server_relay.ts` (`/mcp` only),
+ *   or with `--client` `bench/minimal_client_relay.ts --http1`. Against it, B−A is what mcp-proxy's own
+ *   work costs.
  *
  * @module
  */
 
 import { parseArgs } from "node:util";
 import { V8_FLAGS } from "../scripts/permissions.ts";
-import { initialize, LegacySseChannel, type McpChannel, StreamableHttpChannel } from "./mcp_channels.ts";
-import { cpuMicros, freePort, spawnTracked, stopAll, type TrackedProcess, waitForPort } from "./processes.ts";
+import {
+  initialize,
+  LegacySseChannel,
+  type McpChannel,
+  StdioChannel,
+  StreamableHttpChannel,
+} from "./mcp_channels.ts";
+import {
+  cpuMicros,
+  freePort,
+  spawnTracked,
+  startEchoHttpServer,
+  stopAll,
+  type TrackedProcess,
+  waitForPort,
+} from "./processes.ts";
 import { callBlob, callEcho, LARGE_BYTES, percentile, smallText } from "./workloads.ts";
 
 const ECHO_STDIO = new URL("./echo_stdio_server.ts", import.meta.url).pathname;
 const SERVER_RELAY = new URL("./minimal_server_relay.ts", import.meta.url).pathname;
+const CLIENT_RELAY = new URL("./minimal_client_relay.ts", import.meta.url).pathname;
 const FLOOR = "floor";
 const encoder = new TextEncoder();
 
 interface Side {
   name: string;
   process: TrackedProcess;
-  base: string;
+  /** Server mode: the proxy's origin. */
+  base?: string;
+  /** Client mode: the proxy's stdio. */
+  stdio?: StdioChannel;
 }
 
 async function start(dir: string, v8Flags: string): Promise<Side> {
@@ -45,8 +68,26 @@ async function start(dir: string, v8Flags: string): Promise<Side> {
   return { name: dir, process, base: `http://127.0.0.1:${port}` };
 }
 
-async function open(side: Side, transport: "/mcp" | "/sse"): Promise<McpChannel> {
-  const channel = transport === "/mcp"
+/** A client-mode side in front of the HTTP echo server at `url`. */
+async function startClient(dir: string, v8Flags: string, url: string): Promise<Side> {
+  const flags = v8Flags === "" ? [] : [`--v8-flags=${v8Flags}`];
+  const process = spawnTracked(
+    dir,
+    Deno.execPath(),
+    dir === FLOOR
+      ? ["run", "-A", "--no-config", ...flags, CLIENT_RELAY, "--http1", url]
+      : ["run", "-A", ...flags, `${dir}/main.ts`, url],
+    { stdin: "piped", stdout: "piped" },
+  );
+  return { name: dir, process, stdio: new StdioChannel(dir, process) };
+}
+
+type Transport = "/mcp" | "/sse" | "client";
+
+async function open(side: Side, transport: Transport): Promise<McpChannel> {
+  const channel = transport === "client"
+    ? side.stdio!
+    : transport === "/mcp"
     ? new StreamableHttpChannel(side.name, `${side.base}/mcp`)
     : await LegacySseChannel.open(side.name, `${side.base}/sse`);
   await initialize(channel);
@@ -70,12 +111,13 @@ const { values, positionals } = parseArgs({
     "v8-flags-a": { type: "string" },
     "v8-flags-b": { type: "string" },
     large: { type: "boolean" },
+    client: { type: "boolean" },
   },
 });
 if (positionals.length !== 2) {
   Deno.stderr.writeSync(
     encoder.encode(
-      "usage: deno run -A bench/compare.ts DIR_A DIR_B [--calls N] [--rounds N] [--large] [--v8-flags-a F] [--v8-flags-b F]\n",
+      "usage: deno run -A bench/compare.ts DIR_A DIR_B [--calls N] [--rounds N] [--large] [--client] [--v8-flags-a F] [--v8-flags-b F]\n",
     ),
   );
   Deno.exit(2);
@@ -85,11 +127,17 @@ const calls = Number(values.calls ?? (large ? 100 : 3000));
 const rounds = Number(values.rounds ?? 3);
 try {
   const shipped = V8_FLAGS.join(",");
-  const sides = [
-    await start(positionals[0], values["v8-flags-a"] ?? shipped),
-    await start(positionals[1], values["v8-flags-b"] ?? shipped),
-  ];
-  const transports = positionals.includes(FLOOR) ? ["/mcp"] as const : ["/mcp", "/sse"] as const;
+  const flags = [values["v8-flags-a"] ?? shipped, values["v8-flags-b"] ?? shipped];
+  const echo = values.client ? await startEchoHttpServer() : undefined;
+  const sides: Side[] = [];
+  for (const [k, dir] of positionals.entries()) {
+    sides.push(echo === undefined ? await start(dir, flags[k]) : await startClient(dir, flags[k], echo.url));
+  }
+  const transports: Transport[] = values.client
+    ? ["client"]
+    : positionals.includes(FLOOR)
+    ? ["/mcp"]
+    : ["/mcp", "/sse"];
   for (const transport of transports) {
     const channels = [await open(sides[0], transport), await open(sides[1], transport)];
     for (let i = 0; i < (large ? 10 : 300); i++) {

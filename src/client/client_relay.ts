@@ -67,6 +67,8 @@ export class ClientRelay {
   #nextInternalId = 1;
   /** The current session, or the one being opened; undefined until needed, and after one is lost. */
   #session: Promise<RemoteTransport> | undefined;
+  /** `#session` once it is open, with its transport: a message is then sent without waiting a turn. */
+  #opened: { session: Promise<RemoteTransport>; transport: RemoteTransport } | undefined;
   #generation = 0;
   /** Settled once the server answered the client's initialize: no more transport fallback after that. */
   #kind: "streamablehttp" | "sse" | undefined;
@@ -173,7 +175,8 @@ export class ClientRelay {
     for (let attempt = 0;; attempt++) {
       let transport: RemoteTransport;
       try {
-        transport = await this.#connection();
+        // Without waiting a turn when the session is open: the request leaves before the next read.
+        transport = this.#openTransport() ?? await this.#connection();
       } catch (error) {
         this.#fail(message, error instanceof Error ? error.message : String(error));
         return;
@@ -279,12 +282,25 @@ export class ClientRelay {
     if (this.#session === undefined) {
       const session = this.#open(this.#generation);
       this.#session = session;
-      // A failed attempt is forgotten, so that the next message tries again.
-      session.catch(() => {
-        if (this.#session === session) this.#session = undefined;
-      });
+      session.then(
+        (transport) => {
+          if (this.#session === session) this.#opened = { session, transport };
+        },
+        // A failed attempt is forgotten, so that the next message tries again.
+        () => {
+          if (this.#session === session) this.#session = undefined;
+        },
+      );
     }
     return this.#session;
+  }
+
+  /** The transport of the current session if it is open; else undefined, and {@link #connection} waits. */
+  #openTransport(): RemoteTransport | undefined {
+    const opened = this.#opened;
+    return opened !== undefined && opened.session === this.#session && !this.#closed
+      ? opened.transport
+      : undefined;
   }
 
   async #open(generation: number): Promise<RemoteTransport> {
