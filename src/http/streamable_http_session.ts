@@ -75,6 +75,17 @@ function eventData(json: JsonText): JsonText {
   return typeof json === "string" ? json : asEventData(json);
 }
 
+/** A stream of `bytes` as one chunk, which it takes over (no copy). */
+function oneChunk(bytes: Uint8Array<ArrayBuffer>): ReadableStream<Uint8Array<ArrayBuffer>> {
+  return new ReadableStream({
+    type: "bytes",
+    start(controller) {
+      controller.enqueue(bytes);
+      controller.close();
+    },
+  });
+}
+
 /** A JSON-RPC error answer to `id`, as JSON text. */
 function errorText(id: RequestId, code: number, message: string): string {
   return JSON.stringify({ jsonrpc: "2.0", id, error: { code, message } });
@@ -390,10 +401,17 @@ export class StreamableSession implements SessionPeer {
 
   /**
    * A 200 response with a JSON body. Its headers are set one by one: `new Response` converts the headers
-   * of its `init` at several times the cost, which shows on the per-message path.
+   * of its `init` at several times the cost, which shows on the per-message path. Bytes (a large answer)
+   * go as a stream of one chunk with their length: `new Response` would copy them first.
    */
   #jsonResponse(body: JsonText): Response {
-    const response = new Response(body);
+    let response: Response;
+    if (typeof body === "string") response = new Response(body);
+    else {
+      const length = body.length; // Taken first: the stream takes the bytes over, leaving none here.
+      response = new Response(oneChunk(body));
+      response.headers.set("Content-Length", String(length));
+    }
     response.headers.set("Content-Type", JSON_CONTENT_TYPE);
     if (this.id !== undefined) response.headers.set("Mcp-Session-Id", this.id);
     return response;
