@@ -193,6 +193,36 @@ Deno.test("large answers go on as the child wrote them, only the id replaced: /m
   await sse.close();
 });
 
+Deno.test("a large answer sent on a Streamable HTTP stream is replayed byte for byte when the stream resumes", async () => {
+  await using proxy = await startProxy(["--", ...FIXTURE]);
+  const sessionId = await initializeSession(proxy);
+  const headers = { ...JSON_AND_SSE, "Mcp-Session-Id": sessionId };
+  const result = `{"content":[{"type":"text","text":"${"ü".repeat(50_000)}"}]}`;
+  const form = { before: '{"jsonrpc":"2.0","id":', after: `,"result":${result}}` };
+  // With a request still running after 100 ms the answer goes on an SSE stream, and into the event log.
+  const call = await fetch(`${proxy.origin}/mcp`, {
+    method: "POST",
+    headers,
+    body: JSON.stringify([
+      { jsonrpc: "2.0", id: "slow", method: "tools/call", params: { name: "sleep", arguments: { ms: 300 } } },
+      { jsonrpc: "2.0", id: "large", method: "tools/call", params: { name: "verbatim", arguments: form } },
+    ]),
+  });
+  assert.equal(call.headers.get("content-type"), "text/event-stream");
+  const reader = call.body!.pipeThrough(new TextDecoderStream()).getReader();
+  let text = "";
+  while (!text.includes("\n\n")) text += (await reader.read()).value;
+  const primingId = /^id: (.+)$/m.exec(text)![1];
+  await reader.cancel();
+  const resumed = await request(`${proxy.origin}/mcp`, {
+    headers: { ...headers, Accept: "text/event-stream", "Last-Event-ID": primingId },
+  });
+  assert.equal(resumed.status, 200);
+  const data = [...resumed.body.matchAll(/^data: (.+)$/gm)].map((match) => match[1]);
+  assert.ok(data.includes(`${form.before}"large"${form.after}`), "the large answer, replayed whole");
+  assert.ok(data.some((line) => line.includes('"id":"slow"')), "then the rest of the stream");
+});
+
 Deno.test("Streamable HTTP: status codes of the reference", async () => {
   await using proxy = await startProxy(["--", ...FIXTURE]);
   const mcp = `${proxy.origin}/mcp`;
