@@ -69,7 +69,7 @@ async function start(dir: string, v8Flags: string): Promise<Side> {
 }
 
 /** A client-mode side in front of the HTTP echo server at `url`. */
-async function startClient(dir: string, v8Flags: string, url: string): Promise<Side> {
+function startClient(dir: string, v8Flags: string, url: string): Side {
   const flags = v8Flags === "" ? [] : [`--v8-flags=${v8Flags}`];
   const process = spawnTracked(
     dir,
@@ -131,7 +131,7 @@ try {
   const echo = values.client ? await startEchoHttpServer() : undefined;
   const sides: Side[] = [];
   for (const [k, dir] of positionals.entries()) {
-    sides.push(echo === undefined ? await start(dir, flags[k]) : await startClient(dir, flags[k], echo.url));
+    sides.push(echo === undefined ? await start(dir, flags[k]) : startClient(dir, flags[k], echo.url));
   }
   const transports: Transport[] = values.client
     ? ["client"]
