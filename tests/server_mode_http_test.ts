@@ -193,6 +193,28 @@ Deno.test("large answers go on as the child wrote them, only the id replaced: /m
   await sse.close();
 });
 
+Deno.test("--stateless: a large answer goes as the child wrote it, and the one-POST session ends with it", async () => {
+  await using proxy = await startProxy(["--stateless", "--", ...FIXTURE]);
+  const form = { before: `{"result":{"text":"${"s".repeat(100_000)}"},"jsonrpc":"2.0","id":`, after: "}" };
+  for (const id of [1, 2]) {
+    const answer = await request(`${proxy.origin}/mcp`, {
+      method: "POST",
+      headers: JSON_AND_SSE,
+      body: JSON.stringify({
+        jsonrpc: "2.0",
+        id,
+        method: "tools/call",
+        params: { name: "verbatim", arguments: form },
+      }),
+    });
+    assert.equal(answer.status, 200);
+    assert.equal(answer.headers.get("content-length"), String(form.before.length + 1 + form.after.length));
+    assert.equal(answer.body, `${form.before}${id}${form.after}`);
+  }
+  const status = JSON.parse((await request(`${proxy.origin}/status`)).body);
+  assert.equal(status.servers.default.sessions, 0, "each POST's session ended with its answer");
+});
+
 Deno.test("a large answer sent on a Streamable HTTP stream is replayed byte for byte when the stream resumes", async () => {
   await using proxy = await startProxy(["--", ...FIXTURE]);
   const sessionId = await initializeSession(proxy);

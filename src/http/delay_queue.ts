@@ -10,7 +10,8 @@
 export class DelayQueue<T> {
   readonly #delayMs: number;
   readonly #onDue: (entry: T) => void;
-  /** Entry → when it falls due (ms since the epoch), in the order added, which is the order due. */
+  /** Entry → when it falls due (`performance.now()` ms: a clock that never goes back), in the order
+   * added, which is the order due. */
   readonly #due = new Map<T, number>();
   #timer: ReturnType<typeof setTimeout> | undefined;
 
@@ -27,7 +28,7 @@ export class DelayQueue<T> {
   /** Starts the delay of `entry` (again, if it was waiting). */
   add(entry: T): void {
     this.#due.delete(entry);
-    this.#due.set(entry, Date.now() + this.#delayMs);
+    this.#due.set(entry, performance.now() + this.#delayMs);
     if (this.#timer === undefined) this.#arm(this.#delayMs);
   }
 
@@ -49,7 +50,7 @@ export class DelayQueue<T> {
   }
 
   #fire(): void {
-    const now = Date.now();
+    const now = performance.now();
     for (const [entry, due] of this.#due) {
       if (due > now) break;
       this.#due.delete(entry);
