@@ -299,14 +299,15 @@ export class SharedServer implements SessionSource {
     if (request.method === "resources/subscribe") pending.subscribeUri = request.params?.uri as string;
     if (isInitialize) pending.initializeParams = request.params ?? {};
     let forwarded: JsonRpcRequest = { ...request, id: proxyId };
-    // The client's own text goes on, with only its id replaced, where nothing else changes.
-    let line = json === undefined ? undefined : withClientRequestId(json, request.id, proxyId);
+    let line: string | undefined;
     const meta = request.params?._meta as Record<string, unknown> | undefined;
     const progressToken = meta?.progressToken;
     if (typeof progressToken === "string" || typeof progressToken === "number") {
       pending.clientProgressToken = progressToken;
       forwarded = { ...forwarded, params: { ...request.params, _meta: { ...meta, progressToken: proxyId } } };
-      line = undefined;
+    } else if (json !== undefined) {
+      // Nothing but the id changes: the client's own text goes on, with only its id replaced.
+      line = withClientRequestId(json, request.id, proxyId);
     }
     if (this.#requestTimeoutMs > 0 && !isInitialize) {
       pending.timer = setTimeout(() => this.#timedOut(proxyId), this.#requestTimeoutMs);
