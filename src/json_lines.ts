@@ -7,10 +7,13 @@
 
 import { type JsonRpcMessage, validateMessage } from "./jsonrpc.ts";
 import { LARGE_ANSWER_BYTES } from "./large_answer.ts";
-import { LineFramer } from "./line_splitter.ts";
+import { LineFramer, type LineSink } from "./line_splitter.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
+
+/** The least line cap under which long lines are offered to `onLongLine` (see {@link readJsonLines}). */
+export const STREAMING_MIN_CAP_BYTES = 16 * 1024 * 1024;
 
 /** Size of each read from a {@link ByteReader}. */
 const READ_BYTES = 64 * 1024;
@@ -102,6 +105,13 @@ export interface JsonLinesHandlers {
    * usual. The bytes may be read into again after the call: what is kept must be copied.
    */
   onLargeLine?(line: Uint8Array): boolean;
+  /**
+   * A line that has {@link LARGE_ANSWER_BYTES} in and its newline not yet: a sink returned takes it as it
+   * streams in (see `LineFramerOptions.onLongLine`), and it reaches no other handler; undefined, and the
+   * line is gathered and handled as usual. Asked only under a line cap of {@link STREAMING_MIN_CAP_BYTES}
+   * or more.
+   */
+  onLongLine?(start: Uint8Array): LineSink | undefined;
 }
 
 /**
@@ -114,7 +124,14 @@ export async function readJsonLines(
   maxLineBytes: number,
   handlers: JsonLinesHandlers,
 ): Promise<void> {
-  const framer = new LineFramer({ maxLineBytes, onOversizeLine: handlers.onOversize });
+  const framer = new LineFramer({
+    maxLineBytes,
+    onOversizeLine: handlers.onOversize,
+    // Under a small cap, a line over it must still become an error answer, which it cannot once part of
+    // it is out: long lines stream only where the cap leaves them room.
+    onLongLine: maxLineBytes >= STREAMING_MIN_CAP_BYTES ? handlers.onLongLine : undefined,
+    longLineBytes: LARGE_ANSWER_BYTES,
+  });
   let ended = false;
   const onLine = (line: Uint8Array) => {
     if (line.length >= LARGE_ANSWER_BYTES && handlers.onLargeLine !== undefined && !ended) {

@@ -8,10 +8,16 @@
  * - TypeScript SDK: `{"result":…,"jsonrpc":"2.0","id":7}`
  * - Python SDK: `{"jsonrpc":"2.0","id":7,"result":…}`
  *
+ * Where the id comes first (the Python SDK's way), the answer does not even wait for its end: its start
+ * tells whose it is, and it is passed on while the server still writes it (`LineFramer`'s long lines,
+ * `SharedServer.streamLargeAnswer`), when the client's session can take it so: the body of the POST
+ * that asked (Streamable HTTP), or one event sent in pieces (legacy SSE).
+ *
  * Only the ends are looked at: such a line is not checked to be valid JSON in between, as a line that
  * is parsed is. A server that writes a broken answer of this size gets it to its client broken, where a
  * smaller one would be dropped and logged. A last line without its newline (a server that died while
- * writing it) is always parsed.
+ * writing it) is never taken as it is; one already being passed on is cut off: the POST's body breaks
+ * off, and an SSE client gets what came of it as an event of another type, then an error answer.
  *
  * @module
  */
@@ -74,13 +80,8 @@ export function answerIdOf(line: Uint8Array): AnswerIdAt | undefined {
   if (line[line.length - 1] !== CLOSING_BRACE) return undefined;
   let found: AnswerIdAt | undefined;
   if (bytesAt(line, 0, LEADING)) {
-    const start = LEADING.length;
-    let end = start;
-    while (end < line.length && end - start <= MAX_ID_DIGITS && isDigit(line[end])) end++;
-    const id = integerAt(line, start, end);
     // The result is an object: the line ends with its brace and the message's.
-    const closed = line[line.length - 2] === CLOSING_BRACE;
-    if (id !== undefined && closed && bytesAt(line, end, LEADING_AFTER_ID)) found = { id, start, end };
+    if (line[line.length - 2] === CLOSING_BRACE) found = leadingAnswerIdOf(line);
   } else if (bytesAt(line, 0, TRAILING_START)) {
     const end = line.length - 1;
     let start = end;
@@ -89,6 +90,22 @@ export function answerIdOf(line: Uint8Array): AnswerIdAt | undefined {
     if (id !== undefined && bytesAt(line, start - TRAILING.length, TRAILING)) found = { id, start, end };
   }
   return found;
+}
+
+/**
+ * The id of the answer whose line begins with `start`, when it begins as the Python SDK writes an answer
+ * with a result (the id first); else undefined. Only this shape tells whose answer a line is before its
+ * end has come.
+ */
+export function leadingAnswerIdOf(start: Uint8Array): AnswerIdAt | undefined {
+  if (!bytesAt(start, 0, LEADING)) return undefined;
+  const idStart = LEADING.length;
+  let idEnd = idStart;
+  while (idEnd < start.length && idEnd - idStart <= MAX_ID_DIGITS && isDigit(start[idEnd])) idEnd++;
+  const id = integerAt(start, idStart, idEnd);
+  return id !== undefined && bytesAt(start, idEnd, LEADING_AFTER_ID)
+    ? { id, start: idStart, end: idEnd }
+    : undefined;
 }
 
 /** A copy of `line` with the id `at` names replaced by `newId`, everything else byte for byte. */
@@ -109,4 +126,13 @@ export function withAnswerId(line: Uint8Array, at: AnswerIdAt, newId: RequestId)
 export function asEventData(json: Uint8Array<ArrayBuffer>): Uint8Array<ArrayBuffer> {
   if (json.indexOf(CARRIAGE_RETURN) === -1) return json;
   return json.map((byte) => byte === CARRIAGE_RETURN ? SPACE : byte);
+}
+
+/**
+ * The error answer a client gets, where it can, for a request whose answer was cut short after part of
+ * it had been passed on (the server stopped, or the line grew over the limit), as JSON text.
+ */
+export function cutShortAnswer(clientId: RequestId, reason: string): string {
+  const message = `mcp-proxy: the server's answer was cut short (${reason})`;
+  return JSON.stringify({ jsonrpc: "2.0", id: clientId, error: { code: -32603, message } });
 }

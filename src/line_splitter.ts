@@ -3,7 +3,8 @@
  *
  * Each chunk is scanned once, only where it is new, so a long line costs time in proportion to its
  * length (scanning the whole buffer on every chunk is quadratic: 18 s for a 60 MB line). A line longer
- * than the cap is dropped as it streams in, never held in memory, and reported.
+ * than the cap is dropped as it streams in, never held in memory, and reported. A long line can also be
+ * passed on while it streams in, piece by piece, to a {@link LineSink} (see {@link LineFramerOptions}).
  *
  * @module
  */
@@ -19,11 +20,34 @@ export interface LineSplitterOptions {
   onOversizeLine?: (bytes: number, head: Uint8Array, tail: Uint8Array) => void;
 }
 
+/** Where a long line goes while it streams in, instead of being gathered. */
+export interface LineSink {
+  /** The next bytes of the line: a view that is good only during the call. */
+  write(bytes: Uint8Array): void;
+  /** The line ended with its newline (which, with a `\r` before it, is not written). */
+  end(): void;
+  /** The line will not end well: it grew over the cap, or the input ended before its newline. */
+  abort(reason: string): void;
+}
+
+/** Options of {@link LineFramer}. */
+export interface LineFramerOptions extends LineSplitterOptions {
+  /**
+   * Called once for a line that spans chunks when {@link longLineBytes} of it are in and its newline is
+   * not, with those bytes (a view good only during the call). A sink returned takes the line from there:
+   * first those bytes, then the rest as it comes. Undefined: the line is gathered as usual.
+   */
+  onLongLine?: (start: Uint8Array) => LineSink | undefined;
+  /** When {@link onLongLine} is asked. */
+  longLineBytes?: number;
+}
+
 /** How much of each end of a dropped line is kept for {@link LineSplitterOptions.onOversizeLine}. */
 export const KEPT_EDGE_BYTES = 4096;
 
 const NEWLINE = 0x0a;
 const CARRIAGE_RETURN = 0x0d;
+const RETURN = new Uint8Array([CARRIAGE_RETURN]);
 
 /** A line buffer up to this size is kept for the next line; a larger one is let go after its line. */
 const KEPT_BUFFER_BYTES = 4 * 1024 * 1024;
@@ -57,6 +81,14 @@ function joined(a: Uint8Array, b: Uint8Array): Uint8Array {
 export class LineFramer {
   readonly #maxLineBytes: number;
   readonly #onOversizeLine: LineSplitterOptions["onOversizeLine"];
+  readonly #onLongLine: LineFramerOptions["onLongLine"];
+  readonly #longLineBytes: number;
+  /** Set while a long line streams to a sink. */
+  #sink: LineSink | undefined;
+  /** A `\r` that ended the last piece written to the sink: written before the next, dropped at the end. */
+  #heldReturn = false;
+  /** The line was offered to `onLongLine`, taken or not. */
+  #offered = false;
   /** The start of a line not yet complete, in `#buffer[0, #length)`. */
   #buffer = new Uint8Array(0);
   #length = 0;
@@ -64,9 +96,11 @@ export class LineFramer {
   #head: Uint8Array = new Uint8Array(0);
   #tail: Uint8Array = new Uint8Array(0);
 
-  constructor(options: LineSplitterOptions) {
+  constructor(options: LineFramerOptions) {
     this.#maxLineBytes = options.maxLineBytes;
     this.#onOversizeLine = options.onOversizeLine;
+    this.#onLongLine = options.onLongLine;
+    this.#longLineBytes = options.longLineBytes ?? Infinity;
   }
 
   /** Takes the next chunk; calls `onLine` for each line it completes. */
@@ -95,12 +129,24 @@ export class LineFramer {
     }
   }
 
-  /** The input ended: a last line without a newline is completed. */
+  /** The input ended: a last line without a newline is completed (one going to a sink is aborted). */
   end(onLine: (line: Uint8Array) => void): void {
+    if (this.#sink !== undefined) {
+      const sink = this.#sink;
+      this.#reset();
+      sink.abort("the input ended before the line did");
+      return;
+    }
     this.#emit(onLine);
   }
 
   #emit(onLine: (line: Uint8Array) => void): void {
+    if (this.#sink !== undefined) {
+      const sink = this.#sink;
+      this.#reset();
+      sink.end();
+      return;
+    }
     if (this.#oversize) {
       this.#onOversizeLine?.(this.#length, this.#head, this.#tail);
     } else if (this.#length > 0) {
@@ -108,14 +154,41 @@ export class LineFramer {
       if (line[line.length - 1] === CARRIAGE_RETURN) line = line.subarray(0, line.length - 1);
       if (line.length > 0) onLine(line);
     }
+    this.#reset();
+  }
+
+  #reset(): void {
     if (this.#buffer.length > KEPT_BUFFER_BYTES) this.#buffer = new Uint8Array(0);
     this.#length = 0;
     this.#oversize = false;
     this.#head = this.#tail = new Uint8Array(0);
+    this.#sink = undefined;
+    this.#heldReturn = false;
+    this.#offered = false;
+  }
+
+  /** Writes `piece` to the sink, holding back a last `\r` until it is known not to end the line. */
+  #toSink(sink: LineSink, piece: Uint8Array): void {
+    if (this.#heldReturn) sink.write(RETURN);
+    this.#heldReturn = piece[piece.length - 1] === CARRIAGE_RETURN;
+    sink.write(this.#heldReturn ? piece.subarray(0, piece.length - 1) : piece);
   }
 
   #append(piece: Uint8Array): void {
     if (piece.length === 0) return;
+    if (this.#sink !== undefined) {
+      this.#length += piece.length;
+      if (this.#length <= this.#maxLineBytes) {
+        this.#toSink(this.#sink, piece);
+        return;
+      }
+      // Over the cap: the sink's line is cut off, and the rest is dropped as for any line that long.
+      const sink = this.#sink;
+      this.#sink = undefined;
+      this.#oversize = true;
+      sink.abort(`the line is longer than ${this.#maxLineBytes} bytes`);
+      return;
+    }
     if (this.#oversize) {
       this.#length += piece.length;
       const kept = joined(this.#tail, piece);
@@ -141,6 +214,19 @@ export class LineFramer {
     }
     this.#buffer.set(piece, this.#length);
     this.#length = length;
+    if (length >= this.#longLineBytes && !this.#offered && this.#onLongLine !== undefined) {
+      this.#offer(this.#onLongLine);
+    }
+  }
+
+  /** Offers the long line gathered so far; from then on it goes to the sink, if one takes it. */
+  #offer(onLongLine: (start: Uint8Array) => LineSink | undefined): void {
+    this.#offered = true;
+    const start = this.#buffer.subarray(0, this.#length);
+    const sink = onLongLine(start);
+    if (sink === undefined) return;
+    this.#sink = sink;
+    this.#toSink(sink, start);
   }
 }
 

@@ -28,7 +28,8 @@ import {
   withClientRequestId,
   withRequestId,
 } from "./jsonrpc.ts";
-import { answerIdOf, withAnswerId } from "./large_answer.ts";
+import { answerIdOf, leadingAnswerIdOf, withAnswerId } from "./large_answer.ts";
+import type { LineSink } from "./line_splitter.ts";
 
 /** The client side of one session: how messages reach that client. */
 export interface SessionPeer {
@@ -46,10 +47,26 @@ export interface SessionPeer {
    */
   deliverAnswer?(clientId: RequestId, json: Uint8Array<ArrayBuffer>): void;
   /**
+   * Starts the answer to the client's request `clientId` as UTF-8 JSON bytes that come in pieces: a large
+   * answer passed on while the child still writes it (see `large_answer.ts`). Returns where the pieces
+   * go, or undefined when the answer cannot go that way now (it is then gathered and delivered whole).
+   */
+  streamAnswer?(clientId: RequestId): AnswerSink | undefined;
+  /**
    * The client cancelled its request `clientId`: no answer will come, so whatever waits for one (an
    * HTTP response stream) can end.
    */
   requestAbandoned?(clientId: RequestId): void;
+}
+
+/** Where the pieces of an answer streamed to a client go ({@link SessionPeer.streamAnswer}). */
+export interface AnswerSink {
+  /** The next piece, which the sink takes over. */
+  write(bytes: Uint8Array<ArrayBuffer>): void;
+  /** The answer is complete. */
+  end(): void;
+  /** The answer was cut short (`reason` says how): what was sent of it is no valid message. */
+  abort(reason: string): void;
 }
 
 /** No server can take a new session (it could not be started): HTTP answers 503. */
@@ -541,6 +558,47 @@ export class SharedServer implements SessionSource {
     return true;
   }
 
+  /**
+   * Offered each long line of the child while it is still being written: when its start says it is the
+   * answer to a request a client sent (the id first, as the Python SDK writes), and that client's session
+   * can take it in pieces now, the rest of the line follows it there as it comes, with only the id
+   * replaced. Returns the sink for the line's pieces, or undefined: the line is gathered as usual.
+   */
+  streamLargeAnswer(start: Uint8Array): LineSink | undefined {
+    const at = leadingAnswerIdOf(start);
+    if (at === undefined) return undefined;
+    const pending = this.#pendingChildRequests.get(at.id);
+    const session = pending?.session;
+    if (
+      pending === undefined || session === undefined || pending.onAnswer !== undefined ||
+      pending.isInitialize || pending.subscribeUri !== undefined
+    ) {
+      return undefined;
+    }
+    const sink = session.streamAnswer(pending.clientId);
+    if (sink === undefined) return undefined;
+    this.#dropPending(at.id);
+    session.forgetRequest(pending.clientId);
+    const clientId = pending.clientId;
+    let first = true;
+    return {
+      write: (bytes) => {
+        // The first piece is the start, which holds the id.
+        sink.write(first ? withAnswerId(bytes, at, clientId) : bytes.slice());
+        first = false;
+      },
+      end: () => sink.end(),
+      abort: (reason) => {
+        this.#logger.error("server {name}: its answer to {id} was cut short ({reason})", {
+          name: this.name,
+          id: at.id,
+          reason,
+        });
+        sink.abort(reason);
+      },
+    };
+  }
+
   #routeChildResponse(response: JsonRpcResponse, line: string | undefined): void {
     const proxyId = response.id;
     const pending = typeof proxyId === "number" ? this.#pendingChildRequests.get(proxyId) : undefined;
@@ -743,6 +801,11 @@ export class ServerSession {
   }
 
   // ---- used by SharedServer -------------------------------------------------------------------
+
+  /** Starts an answer in pieces (see {@link SessionPeer.streamAnswer}); undefined when it cannot go so. */
+  streamAnswer(clientId: RequestId): AnswerSink | undefined {
+    return this.#closed ? undefined : this.#peer.streamAnswer?.(clientId);
+  }
 
   /** Whether the client takes answers as bytes ({@link SessionPeer.deliverAnswer}). */
   get takesAnswerBytes(): boolean {

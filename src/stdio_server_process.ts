@@ -12,7 +12,7 @@ import type { Logger } from "@logtape/logtape";
 import type { StdioServerSpec } from "./cli/command_line.ts";
 import { JsonLineWriter, readJsonLines } from "./json_lines.ts";
 import { idOfTruncatedResponse, type JsonRpcMessage, type RequestId } from "./jsonrpc.ts";
-import { LineSplitter } from "./line_splitter.ts";
+import { type LineSink, LineSplitter } from "./line_splitter.ts";
 import { serverStderrLogger } from "./logging.ts";
 import {
   resolveWindowsCommand,
@@ -42,6 +42,8 @@ export interface StdioServerProcessOptions {
    * as it is; the line is then not given to `onMessage`. The bytes must be copied to be kept.
    */
   onLargeLine?(line: Uint8Array): boolean;
+  /** Offered each long line while it streams in (see `JsonLinesHandlers.onLongLine`). */
+  onLongLine?(start: Uint8Array): LineSink | undefined;
   /** An answer over `maxLineBytes` was dropped: `id` is its id, when it could be found. */
   onOversizeAnswer?(id: RequestId, bytes: number): void;
   logger: Logger;
@@ -243,12 +245,13 @@ export class StdioServerProcess {
   #readMessages(
     stdout: ReadableStream<Uint8Array>,
     maxLineBytes: number,
-    { onMessage, onLargeLine, onOversizeAnswer }: StdioServerProcessOptions,
+    { onMessage, onLargeLine, onLongLine, onOversizeAnswer }: StdioServerProcessOptions,
   ): Promise<void> {
     const name = this.name;
     return readJsonLines(stdout, maxLineBytes, {
       onMessage,
       onLargeLine,
+      onLongLine,
       onInvalid: (why, line) =>
         this.#logger.warn(
           "server {name} wrote a line that is not a JSON-RPC message ({why}); skipped: {line}",

@@ -107,6 +107,7 @@ export class SupervisedServer {
         env: this.#options.env,
         onMessage: (message, line) => this.shared.handleChildMessage(message, line),
         onLargeLine: (line) => this.shared.relayLargeAnswer(line),
+        onLongLine: (start) => this.shared.streamLargeAnswer(start),
         onOversizeAnswer: (id, bytes) => this.#answerTooLarge(id, bytes),
         logger: this.#logger,
         maxLineBytes: this.#options.maxLineBytes,

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { LineSplitter } from "../src/line_splitter.ts";
+import { LineFramer, LineSplitter } from "../src/line_splitter.ts";
 
 const encoder = new TextEncoder();
 
@@ -184,4 +184,67 @@ Deno.test("LineSplitter: a dropped line is reported with its first and last 4 Ki
   assert.equal(reports[0].bytes, 30_000);
   assert.equal(reports[0].head, "H".repeat(4096));
   assert.equal(reports[0].tail, "T".repeat(4096));
+});
+
+/** A LineFramer fed `chunks`, with a long-line sink that takes lines when `take` says so. */
+function frameLong(chunks: string[], take: (start: string) => boolean, maxLineBytes = 1 << 20) {
+  const decoder = new TextDecoder();
+  const events: string[] = [];
+  const lines: string[] = [];
+  const oversize: number[] = [];
+  const framer = new LineFramer({
+    maxLineBytes,
+    longLineBytes: 10,
+    onOversizeLine: (bytes) => oversize.push(bytes),
+    onLongLine: (start) => {
+      events.push(`offer ${decoder.decode(start)}`);
+      if (!take(decoder.decode(start))) return undefined;
+      return {
+        write: (bytes) => events.push(`write ${decoder.decode(bytes)}`),
+        end: () => events.push("end"),
+        abort: (reason) => events.push(`abort ${reason}`),
+      };
+    },
+  });
+  for (const chunk of chunks) framer.push(encoder.encode(chunk), (line) => lines.push(decoder.decode(line)));
+  framer.end((line) => lines.push(decoder.decode(line)));
+  return { events, lines, oversize };
+}
+
+Deno.test("LineFramer: a long line is offered once, then streams to the sink piece by piece", () => {
+  const { events, lines } = frameLong(["a\nlong-line-", "goes-on-", "and-ends\nb\n"], () => true);
+  assert.deepEqual(events, [
+    "offer long-line-",
+    "write long-line-",
+    "write goes-on-",
+    "write and-ends",
+    "end",
+  ]);
+  assert.deepEqual(lines, ["a", "b"]);
+});
+
+Deno.test("LineFramer: a long line the sink refuses is gathered and delivered whole", () => {
+  const { events, lines } = frameLong(["long-line-", "goes-on-", "and-ends\n"], () => false);
+  assert.deepEqual(events, ["offer long-line-"]);
+  assert.deepEqual(lines, ["long-line-goes-on-and-ends"]);
+});
+
+Deno.test("LineFramer: the \\r of a \\r\\n never reaches the sink; a \\r inside the line does", () => {
+  const { events } = frameLong(["long-line-\r", "in\r", "\n"], () => true);
+  assert.deepEqual(events, ["offer long-line-\r", "write long-line-", "write \r", "write in", "end"]);
+});
+
+Deno.test("LineFramer: a streaming line cut off by the end of input or by the cap is aborted", () => {
+  const ended = frameLong(["long-line-", "no-newline"], () => true);
+  assert.deepEqual(ended.events.slice(-1), ["abort the input ended before the line did"]);
+  assert.deepEqual(ended.lines, []);
+  const capped = frameLong(["long-line-", "0123456789", "0123456789\nnext\n"], () => true, 25);
+  assert.deepEqual(capped.events, [
+    "offer long-line-",
+    "write long-line-",
+    "write 0123456789",
+    "abort the line is longer than 25 bytes",
+  ]);
+  assert.deepEqual(capped.oversize, [30]);
+  assert.deepEqual(capped.lines, ["next"]);
 });

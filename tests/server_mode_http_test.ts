@@ -40,7 +40,8 @@ async function openSse(url: string) {
     const end = buffer.indexOf("\n\n");
     const block = buffer.slice(0, end);
     buffer = buffer.slice(end + 2);
-    const event = /^event: (.*)$/m.exec(block)?.[1] ?? "";
+    // As an SSE client reads it: the last `event:` line of the block names the event.
+    const event = [...block.matchAll(/^event: (.*)$/gm)].at(-1)?.[1] ?? "";
     const data = /^data: (.*)$/m.exec(block)?.[1] ?? "";
     return { event, data };
   };
@@ -190,6 +191,45 @@ Deno.test("large answers go on as the child wrote them, only the id replaced: /m
     const expected = `${form.before}${100 + i}${form.after}`.replaceAll("\r", " ");
     assert.equal((await sse.nextEvent()).data, expected, `form ${i}`);
   }
+  await sse.close();
+});
+
+Deno.test("a large answer cut short by the server's death: /mcp breaks off, /sse gets an error answer", async () => {
+  await using proxy = await startProxy(["--", ...FIXTURE]);
+  // The Python SDK's shape (the id first): passed on while the child still writes it.
+  const form = {
+    before: '{"jsonrpc":"2.0","id":',
+    after: `,"result":{"text":"${"c".repeat(300_000)}"}}`,
+    cut: 200_000,
+  };
+  const call = (id: number | string) =>
+    JSON.stringify({
+      jsonrpc: "2.0",
+      id,
+      method: "tools/call",
+      params: { name: "verbatim", arguments: form },
+    });
+  const sessionId = await initializeSession(proxy);
+  const response = await fetch(`${proxy.origin}/mcp`, {
+    method: "POST",
+    headers: { ...JSON_AND_SSE, "Mcp-Session-Id": sessionId },
+    body: call("mcp-cut"),
+  });
+  assert.equal(response.status, 200);
+  await assert.rejects(response.text(), "the body breaks off: no half answer reads as a whole one");
+
+  // The same over /sse, on a proxy whose child is alive.
+  await using other = await startProxy(["--", ...FIXTURE]);
+  const sse = await openSse(`${other.origin}/sse`);
+  const post = (body: string) => request(`${other.origin}${sse.first.data}`, { method: "POST", body });
+  await post(JSON.stringify(INITIALIZE));
+  await sse.nextEvent();
+  assert.equal((await post(call("sse-cut"))).status, 202);
+  // What was sent of it ends as an event of another type, which a client listening for messages ignores.
+  assert.equal((await sse.nextEvent()).event, "mcp-proxy-aborted");
+  const answer = JSON.parse((await sse.nextEvent()).data);
+  assert.equal(answer.id, "sse-cut");
+  assert.match(answer.error.message, /cut short/);
   await sse.close();
 });
 

@@ -696,6 +696,43 @@ Deno.test("SharedServer: a large answer goes as bytes, id replaced, to a session
   assert.equal(h.server.relayLargeAnswer(line(idOf(h.childReceivesOne()))), false);
 });
 
+Deno.test("SharedServer: a long answer that starts with its id streams to a session that takes it in pieces", () => {
+  const h = new Harness();
+  const { session, client } = h.initializedSession();
+  const events: string[] = [];
+  const decoder = new TextDecoder();
+  Object.assign(client, {
+    streamAnswer: (clientId: RequestId) => {
+      events.push(`start ${clientId}`);
+      return {
+        write: (bytes: Uint8Array) => events.push(`write ${decoder.decode(bytes)}`),
+        end: () => events.push("end"),
+        abort: (reason: string) => events.push(`abort ${reason}`),
+      };
+    },
+  });
+  session.handleClientMessage(request("s-1", "tools/call", { name: "big" }));
+  const proxyId = idOf(h.childReceivesOne());
+  const encoder = new TextEncoder();
+  const start = `{"jsonrpc":"2.0","id":${proxyId},"result":{"text":"abc`;
+  const sink = h.server.streamLargeAnswer(encoder.encode(start))!;
+  assert.ok(sink !== undefined);
+  assert.equal(session.isInFlight("s-1"), false, "the request is answered from here on");
+  sink.write(encoder.encode(start));
+  sink.write(encoder.encode('def"}}'));
+  sink.end();
+  assert.deepEqual(events, [
+    "start s-1",
+    'write {"jsonrpc":"2.0","id":"s-1","result":{"text":"abc',
+    'write def"}}',
+    "end",
+  ]);
+  assert.deepEqual(client.take(), []);
+  // Not the shape that names the id first, or no request waiting: gathered as usual.
+  assert.equal(h.server.streamLargeAnswer(encoder.encode(`{"result":{"text":"abc`)), undefined);
+  assert.equal(h.server.streamLargeAnswer(encoder.encode(start)), undefined);
+});
+
 Deno.test("SharedServer: with no session able to answer, the child gets an error response", () => {
   const h = new Harness();
   const isErrorFor = (message: JsonRpcMessage, id: RequestId) => {

@@ -38,6 +38,8 @@ export class EventStream {
   #closed = false;
   /** What to send at the end of this turn: text, and bytes (large data, sent as they are). */
   #queued: (string | Uint8Array)[] = [];
+  /** While an event's data comes in pieces: the other events, which wait for its end. */
+  #held: (string | Uint8Array)[] | undefined;
   #keepAlive: ReturnType<typeof setInterval>;
   #onClose: (() => void) | undefined;
   #onSlowConsumer: (() => void) | undefined;
@@ -66,6 +68,11 @@ export class EventStream {
     return this.#closed;
   }
 
+  /** True while an event's data is being sent in pieces ({@link sendInPieces}). */
+  get sendingInPieces(): boolean {
+    return this.#held !== undefined;
+  }
+
   /**
    * Sends one event; `data` (text, or UTF-8 bytes sent as they are) must not contain a line break (JSON
    * text on one line never does). With `id`, a client that loses the stream can ask for what came after
@@ -80,6 +87,31 @@ export class EventStream {
     this.#write(head);
     this.#write(data);
     this.#write("\n\n");
+  }
+
+  /**
+   * Starts an event whose data comes in pieces (UTF-8 bytes without line breaks) and returns where they
+   * go. Other events wait until it ends, so that none lands inside it. An event cut short is given
+   * another type ({@link ABORTED_EVENT}): a client that listens for `event` ignores what came of it.
+   */
+  sendInPieces(event: string): { write(bytes: Uint8Array): void; end(): void; abort(): void } {
+    if (this.#held !== undefined) throw new Error("an event in pieces is already being sent");
+    this.#push(`event: ${event}\ndata: `);
+    const held: (string | Uint8Array)[] = [];
+    this.#held = held;
+    const finish = (tail: string) => {
+      if (this.#held !== held) return;
+      this.#held = undefined;
+      this.#push(tail);
+      for (const piece of held) this.#push(piece);
+    };
+    return {
+      write: (bytes) => {
+        if (this.#held === held) this.#push(bytes);
+      },
+      end: () => finish("\n\n"),
+      abort: () => finish(`\nevent: ${ABORTED_EVENT}\n\n`),
+    };
   }
 
   /**
@@ -103,11 +135,17 @@ export class EventStream {
     this.#finish();
   }
 
+  /** Queues `piece`, or holds it while an event in pieces is being sent. */
+  #write(piece: string | Uint8Array): void {
+    if (this.#held !== undefined) this.#held.push(piece);
+    else this.#push(piece);
+  }
+
   /**
    * Queues `piece`; what is queued in one turn of the event loop goes to the client as one chunk (text
    * and small bytes), and bytes of {@link BYTES_ON_THEIR_OWN} or more as chunks of their own, not copied.
    */
-  #write(piece: string | Uint8Array): void {
+  #push(piece: string | Uint8Array): void {
     if (this.#closed) return;
     if (this.#queued.push(piece) === 1) queueMicrotask(() => this.#flush());
   }
@@ -136,6 +174,9 @@ export class EventStream {
     this.#onClose?.();
   }
 }
+
+/** The type an event sent in pieces gets when it is cut short. */
+export const ABORTED_EVENT = "mcp-proxy-aborted";
 
 /** Bytes this long go out as a chunk of their own rather than be copied into one with the rest. */
 const BYTES_ON_THEIR_OWN = 16 * 1024;

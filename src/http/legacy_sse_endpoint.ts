@@ -9,7 +9,7 @@
 
 import type { Logger } from "@logtape/logtape";
 import { parseMessages, reusedRequestId, singleMessageLine } from "../jsonrpc.ts";
-import { asEventData } from "../large_answer.ts";
+import { asEventData, cutShortAnswer } from "../large_answer.ts";
 import { type ServerSession, type SessionSource, SessionUnavailableError } from "../shared_server.ts";
 import { EVENT_STREAM_HEADERS, EventStream } from "./event_stream.ts";
 import type { SessionLimit } from "./session_limit.ts";
@@ -94,6 +94,18 @@ export function legacySseEndpoint(
           {
             deliver: (message, _related, json) => stream.send("message", json ?? JSON.stringify(message)),
             deliverAnswer: (_clientId, json) => stream.send("message", asEventData(json)),
+            streamAnswer: (clientId) => {
+              if (stream.closed || stream.sendingInPieces) return undefined;
+              const pieces = stream.sendInPieces("message");
+              return {
+                write: (bytes) => pieces.write(asEventData(bytes)),
+                end: () => pieces.end(),
+                abort: (reason) => {
+                  pieces.abort();
+                  stream.send("message", cutShortAnswer(clientId, reason));
+                },
+              };
+            },
           },
           { label: `sse ${id.slice(0, 8)}` },
         );

@@ -18,7 +18,7 @@
 import type { Logger } from "@logtape/logtape";
 import { isRequest, isResponse, type JsonRpcMessage, type RequestId } from "../jsonrpc.ts";
 import { PRIMING_PROTOCOL_VERSION } from "../protocol_versions.ts";
-import type { ServerSession, SessionPeer } from "../shared_server.ts";
+import type { AnswerSink, ServerSession, SessionPeer } from "../shared_server.ts";
 import { asEventData, type JsonText } from "../large_answer.ts";
 import { DelayQueue } from "./delay_queue.ts";
 import { EVENT_STREAM_HEADERS, EventStream } from "./event_stream.ts";
@@ -249,6 +249,36 @@ export class StreamableSession implements SessionPeer {
     else this.#sendOnChannel(channel, data);
   }
 
+  streamAnswer(clientId: RequestId): AnswerSink | undefined {
+    const channel = this.#channels.get(clientId);
+    // Only the answer of a POST of this one request whose response still waits: it is then the body.
+    if (channel === undefined || channel.resolve === undefined || channel.requestIds.length !== 1) {
+      return undefined;
+    }
+    let controller!: ReadableStreamDefaultController<Uint8Array>;
+    const body = new ReadableStream<Uint8Array>({ start: (it) => controller = it });
+    const resolve = channel.resolve;
+    channel.resolve = undefined;
+    this.#channels.delete(clientId);
+    channel.pending.delete(clientId);
+    this.#finish(channel);
+    resolve(this.#jsonResponse(body));
+    // A client that left has cancelled the body: what is still to come is dropped.
+    const attempt = (step: () => void) => {
+      try {
+        step();
+      } catch {
+        // The body is cancelled.
+      }
+    };
+    return {
+      write: (bytes) => attempt(() => controller.enqueue(bytes)),
+      end: () => attempt(() => controller.close()),
+      // The client sees the body break off: no answer can be given once part of one is out.
+      abort: (reason) => attempt(() => controller.error(new Error(reason))),
+    };
+  }
+
   deliverAnswer(clientId: RequestId, json: Uint8Array<ArrayBuffer>): void {
     const channel = this.#channels.get(clientId);
     if (channel === undefined) {
@@ -297,7 +327,7 @@ export class StreamableSession implements SessionPeer {
     this.#streams.delete(channel.streamId);
     if (channel.resolve !== undefined) {
       const answers = channel.answers!;
-      const texts: (JsonText)[] = [];
+      const texts: JsonText[] = [];
       for (const id of channel.requestIds) {
         const text = answers.get(id);
         if (text !== undefined) texts.push(text);
@@ -402,11 +432,12 @@ export class StreamableSession implements SessionPeer {
   /**
    * A 200 response with a JSON body. Its headers are set one by one: `new Response` converts the headers
    * of its `init` at several times the cost, which shows on the per-message path. Bytes (a large answer)
-   * go as a stream of one chunk with their length: `new Response` would copy them first.
+   * go as a stream of one chunk with their length: `new Response` would copy them first. A stream (a
+   * large answer still coming in) goes chunked.
    */
-  #jsonResponse(body: JsonText): Response {
+  #jsonResponse(body: JsonText | ReadableStream<Uint8Array>): Response {
     let response: Response;
-    if (typeof body === "string") response = new Response(body);
+    if (typeof body === "string" || body instanceof ReadableStream) response = new Response(body);
     else {
       const length = body.length; // Taken first: the stream takes the bytes over, leaving none here.
       response = new Response(oneChunk(body));
