@@ -581,21 +581,39 @@ export class SharedServer implements SessionSource {
     session.forgetRequest(pending.clientId);
     const clientId = pending.clientId;
     let first = true;
+    let open = true;
+    const cutShort = (reason: string) => {
+      if (!open) return;
+      open = false;
+      clearTimeout(timer);
+      this.#logger.error("server {name}: its answer to {id} was cut short ({reason})", {
+        name: this.name,
+        id: at.id,
+        reason,
+      });
+      sink.abort(reason);
+    };
+    // `--request-timeout` holds for the rest of the answer too, counted anew from its start.
+    const timer = this.#requestTimeoutMs > 0
+      ? setTimeout(
+        () => cutShort(`no end within --request-timeout (${this.#requestTimeoutMs / 1000} s)`),
+        this.#requestTimeoutMs,
+      )
+      : undefined;
     return {
       write: (bytes) => {
+        if (!open) return;
         // The first piece is the start, which holds the id.
         sink.write(first ? withAnswerId(bytes, at, clientId) : bytes.slice());
         first = false;
       },
-      end: () => sink.end(),
-      abort: (reason) => {
-        this.#logger.error("server {name}: its answer to {id} was cut short ({reason})", {
-          name: this.name,
-          id: at.id,
-          reason,
-        });
-        sink.abort(reason);
+      end: () => {
+        if (!open) return;
+        open = false;
+        clearTimeout(timer);
+        sink.end();
       },
+      abort: cutShort,
     };
   }
 

@@ -60,17 +60,22 @@ class Harness {
   readonly toChild: JsonRpcMessage[] = [];
   /** The text given with each message written to the child (undefined: the message is serialized). */
   readonly toChildJson: (string | undefined)[] = [];
-  readonly server: SharedServer = new SharedServer({
-    name: "everything",
-    sendToChild: (message, json) => {
-      // A text, when given, must say exactly what the message says: it is what the child reads.
-      if (json !== undefined) assert.deepEqual(JSON.parse(json), message);
-      this.toChild.push(structuredClone(message));
-      this.toChildJson.push(json);
-    },
-    logger: getLogger(["test"]),
-    supportedProtocolVersions: SUPPORTED_PROTOCOL_VERSIONS,
-  });
+  readonly server: SharedServer;
+
+  constructor(requestTimeoutMs = 0) {
+    this.server = new SharedServer({
+      name: "everything",
+      sendToChild: (message, json) => {
+        // A text, when given, must say exactly what the message says: it is what the child reads.
+        if (json !== undefined) assert.deepEqual(JSON.parse(json), message);
+        this.toChild.push(structuredClone(message));
+        this.toChildJson.push(json);
+      },
+      logger: getLogger(["test"]),
+      supportedProtocolVersions: SUPPORTED_PROTOCOL_VERSIONS,
+      requestTimeoutMs,
+    });
+  }
 
   /** What the child received since the last call. */
   takeChild(): JsonRpcMessage[] {
@@ -731,6 +736,28 @@ Deno.test("SharedServer: a long answer that starts with its id streams to a sess
   // Not the shape that names the id first, or no request waiting: gathered as usual.
   assert.equal(h.server.streamLargeAnswer(encoder.encode(`{"result":{"text":"abc`)), undefined);
   assert.equal(h.server.streamLargeAnswer(encoder.encode(start)), undefined);
+});
+
+Deno.test("SharedServer: a streamed answer that does not end within --request-timeout is cut short", async () => {
+  const h = new Harness(40);
+  const { session, client } = h.initializedSession();
+  const events: string[] = [];
+  Object.assign(client, {
+    streamAnswer: () => ({
+      write: () => events.push("write"),
+      end: () => events.push("end"),
+      abort: (reason: string) => events.push(`abort ${reason}`),
+    }),
+  });
+  session.handleClientMessage(request("slow-1", "tools/call", { name: "big" }));
+  const proxyId = idOf(h.childReceivesOne());
+  const start = new TextEncoder().encode(`{"jsonrpc":"2.0","id":${proxyId},"result":{"text":"abc`);
+  const sink = h.server.streamLargeAnswer(start)!;
+  sink.write(start);
+  await new Promise((resolve) => setTimeout(resolve, 80));
+  sink.write(start);
+  sink.end();
+  assert.deepEqual(events, ["write", "abort no end within --request-timeout (0.04 s)"]);
 });
 
 Deno.test("SharedServer: with no session able to answer, the child gets an error response", () => {
