@@ -167,11 +167,15 @@ export class LineFramer {
     this.#offered = false;
   }
 
-  /** Writes `piece` to the sink, holding back a last `\r` until it is known not to end the line. */
+  /**
+   * Writes `piece` to the sink, holding back a last `\r` until it is known not to end the line. Nothing
+   * empty is written: a sink may take an empty piece for an end (an empty chunk ends a chunked body).
+   */
   #toSink(sink: LineSink, piece: Uint8Array): void {
     if (this.#heldReturn) sink.write(RETURN);
     this.#heldReturn = piece[piece.length - 1] === CARRIAGE_RETURN;
-    sink.write(this.#heldReturn ? piece.subarray(0, piece.length - 1) : piece);
+    const bytes = this.#heldReturn ? piece.subarray(0, piece.length - 1) : piece;
+    if (bytes.length > 0) sink.write(bytes);
   }
 
   #append(piece: Uint8Array): void {
