@@ -259,6 +259,13 @@ Deno.test("--stateless: a large answer goes as the child wrote it, and the one-P
   }
   const status = JSON.parse((await request(`${proxy.origin}/status`)).body);
   assert.equal(status.servers.default.sessions, 0, "each POST's session ended with its answer");
+  // Ending a session cancels at the child what it still has running: an answer it gave counts as done.
+  const cancellations = await request(`${proxy.origin}/mcp`, {
+    method: "POST",
+    headers: JSON_AND_SSE,
+    body: JSON.stringify({ jsonrpc: "2.0", id: 9, method: "tools/call", params: { name: "cancellations" } }),
+  });
+  assert.equal(JSON.parse(cancellations.body).result.content[0].text, "[]");
 });
 
 Deno.test("a large answer sent on a Streamable HTTP stream is replayed byte for byte when the stream resumes", async () => {

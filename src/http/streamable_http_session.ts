@@ -259,9 +259,12 @@ export class StreamableSession implements SessionPeer {
     const body = new ReadableStream<Uint8Array>({ start: (it) => controller = it });
     const resolve = channel.resolve;
     channel.resolve = undefined;
+    channel.answers = undefined;
+    channel.done = true;
     this.#channels.delete(clientId);
     channel.pending.delete(clientId);
-    this.#finish(channel);
+    this.#streamAfter.delete(channel);
+    this.#streams.delete(channel.streamId);
     resolve(this.#jsonResponse(body));
     // A client that left has cancelled the body: what is still to come is dropped.
     const attempt = (step: () => void) => {
@@ -271,11 +274,16 @@ export class StreamableSession implements SessionPeer {
         // The body is cancelled.
       }
     };
+    // A stateless session ends with its answer; not sooner: closing it cancels what it still has running.
+    const finish = (step: () => void) => {
+      attempt(step);
+      if (this.id === undefined) this.close();
+    };
     return {
       write: (bytes) => attempt(() => controller.enqueue(bytes)),
-      end: () => attempt(() => controller.close()),
+      end: () => finish(() => controller.close()),
       // The client sees the body break off: no answer can be given once part of one is out.
-      abort: (reason) => attempt(() => controller.error(new Error(reason))),
+      abort: (reason) => finish(() => controller.error(new Error(reason))),
     };
   }
 
