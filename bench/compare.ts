@@ -11,6 +11,8 @@
  * - Server mode (the default): each side over its own echo server, on `/mcp` and then `/sse`. With
  *   `--client`: client mode, both sides in front of one HTTP echo server.
  * - `--large`: 1 MiB answers, as case (f), instead of 1 KiB calls.
+ * - `--concurrent`: throughput as case (b), 16 sessions of 200 calls, A and B in turns (alternating which
+ *   goes first), instead of latency.
  * - `floor` in place of a DIR is the least a relay can do: `bench/minimal_server_relay.ts` (`/mcp` only),
  *   or with `--client` `bench/minimal_client_relay.ts --http1`. Against it, B−A is what mcp-proxy's own
  *   work costs.
@@ -36,7 +38,7 @@ import {
   type TrackedProcess,
   waitForPort,
 } from "./processes.ts";
-import { callBlob, callEcho, LARGE_BYTES, percentile, smallText } from "./workloads.ts";
+import { callBlob, callEcho, concurrentThroughput, LARGE_BYTES, percentile, smallText } from "./workloads.ts";
 
 const ECHO_STDIO = new URL("./echo_stdio_server.ts", import.meta.url).pathname;
 const SERVER_RELAY = new URL("./minimal_server_relay.ts", import.meta.url).pathname;
@@ -102,6 +104,24 @@ async function timed(channel: McpChannel, i: number, large: boolean): Promise<nu
   return performance.now() - start;
 }
 
+/** Case (b) on both sides in turns: 16 sessions each, 200 calls per session and round. */
+async function compareThroughput(sides: Side[], transport: Transport, rounds: number): Promise<void> {
+  const sessions = await Promise.all(
+    sides.map((side) => Promise.all(Array.from({ length: 16 }, () => open(side, transport)))),
+  );
+  for (let round = 1; round <= rounds; round++) {
+    const rates: number[] = [0, 0];
+    for (const k of round % 2 === 1 ? [0, 1] : [1, 0]) {
+      rates[k] = (await concurrentThroughput(sessions[k], 200, 20, 1)).callsPerSecond;
+    }
+    Deno.stdout.writeSync(encoder.encode(
+      `${transport} throughput round ${round}: A ${rates[0].toFixed(0)} calls/s, B ${rates[1].toFixed(0)} ` +
+        `calls/s (B/A ${(rates[1] / rates[0]).toFixed(3)})\n`,
+    ));
+  }
+  for (const channels of sessions) for (const channel of channels) await channel.close();
+}
+
 const { values, positionals } = parseArgs({
   args: Deno.args,
   allowPositionals: true,
@@ -112,12 +132,13 @@ const { values, positionals } = parseArgs({
     "v8-flags-b": { type: "string" },
     large: { type: "boolean" },
     client: { type: "boolean" },
+    concurrent: { type: "boolean" },
   },
 });
 if (positionals.length !== 2) {
   Deno.stderr.writeSync(
     encoder.encode(
-      "usage: deno run -A bench/compare.ts DIR_A DIR_B [--calls N] [--rounds N] [--large] [--client] [--v8-flags-a F] [--v8-flags-b F]\n",
+      "usage: deno run -A bench/compare.ts DIR_A DIR_B [--calls N] [--rounds N] [--large] [--client] [--concurrent] [--v8-flags-a F] [--v8-flags-b F]\n",
     ),
   );
   Deno.exit(2);
@@ -139,6 +160,10 @@ try {
     ? ["/mcp"]
     : ["/mcp", "/sse"];
   for (const transport of transports) {
+    if (values.concurrent && transport !== "client") {
+      await compareThroughput(sides, transport, rounds);
+      continue;
+    }
     const channels = [await open(sides[0], transport), await open(sides[1], transport)];
     for (let i = 0; i < (large ? 10 : 300); i++) {
       for (const channel of channels) await timed(channel, i, large);
