@@ -53,8 +53,15 @@ function sessionIdOf(url: string): string | null {
   return new URL(url).searchParams.get("session_id");
 }
 
+/**
+ * A plain-text response, as the reference gives one (every message gets `202 Accepted`). The header is set
+ * on the response made without it: `new Response` converts the headers of its `init` at several times
+ * the cost.
+ */
 function textResponse(status: number, text: string): Response {
-  return new Response(text, { status, headers: { "Content-Type": "text/plain; charset=utf-8" } });
+  const response = new Response(text, { status });
+  response.headers.set("Content-Type", "text/plain; charset=utf-8");
+  return response;
 }
 
 /** Creates the legacy SSE endpoint of `server`. */
