@@ -543,13 +543,9 @@ export class SharedServer implements SessionSource {
    */
   relayLargeAnswer(line: Uint8Array): boolean {
     const at = answerIdOf(line);
-    if (at === undefined) return false;
-    const pending = this.#pendingChildRequests.get(at.id);
+    const pending = at === undefined ? undefined : this.#passedOnAsItIs(at.id);
     const session = pending?.session;
-    if (
-      pending === undefined || session === undefined || !session.takesAnswerBytes ||
-      pending.onAnswer !== undefined || pending.isInitialize || pending.subscribeUri !== undefined
-    ) {
+    if (at === undefined || pending === undefined || session === undefined || !session.takesAnswerBytes) {
       return false;
     }
     this.#dropPending(at.id);
@@ -566,15 +562,9 @@ export class SharedServer implements SessionSource {
    */
   streamLargeAnswer(start: Uint8Array): LineSink | undefined {
     const at = leadingAnswerIdOf(start);
-    if (at === undefined) return undefined;
-    const pending = this.#pendingChildRequests.get(at.id);
+    const pending = at === undefined ? undefined : this.#passedOnAsItIs(at.id);
     const session = pending?.session;
-    if (
-      pending === undefined || session === undefined || pending.onAnswer !== undefined ||
-      pending.isInitialize || pending.subscribeUri !== undefined
-    ) {
-      return undefined;
-    }
+    if (at === undefined || pending === undefined || session === undefined) return undefined;
     const sink = session.streamAnswer(pending.clientId);
     if (sink === undefined) return undefined;
     this.#dropPending(at.id);
@@ -615,6 +605,22 @@ export class SharedServer implements SessionSource {
       },
       abort: cutShort,
     };
+  }
+
+  /**
+   * The request `proxyId` names, when its answer may go to its client without the proxy reading it: a
+   * client's request, still waiting, that is none of those whose answer the proxy uses (`initialize`, a
+   * subscription, its own).
+   */
+  #passedOnAsItIs(proxyId: number): PendingChildRequest | undefined {
+    const pending = this.#pendingChildRequests.get(proxyId);
+    if (
+      pending === undefined || pending.session === undefined || pending.onAnswer !== undefined ||
+      pending.isInitialize || pending.subscribeUri !== undefined
+    ) {
+      return undefined;
+    }
+    return pending;
   }
 
   #routeChildResponse(response: JsonRpcResponse, line: string | undefined): void {

@@ -260,11 +260,9 @@ export class StreamableSession implements SessionPeer {
     const resolve = channel.resolve;
     channel.resolve = undefined;
     channel.answers = undefined;
-    channel.done = true;
     this.#channels.delete(clientId);
     channel.pending.delete(clientId);
-    this.#streamAfter.delete(channel);
-    this.#streams.delete(channel.streamId);
+    this.#retire(channel);
     resolve(this.#jsonResponse(body));
     // A client that left has cancelled the body: what is still to come is dropped.
     const attempt = (step: () => void) => {
@@ -328,11 +326,16 @@ export class StreamableSession implements SessionPeer {
   }
 
   /** All of the channel's answers are out: a waiting response leaves as JSON; a stream ends. */
-  #finish(channel: AnswerChannel): void {
-    if (channel.done) return;
+  /** The channel has no answer to wait for any more: no stream is to start for it, none to resume. */
+  #retire(channel: AnswerChannel): void {
     channel.done = true;
     this.#streamAfter.delete(channel);
     this.#streams.delete(channel.streamId);
+  }
+
+  #finish(channel: AnswerChannel): void {
+    if (channel.done) return;
+    this.#retire(channel);
     if (channel.resolve !== undefined) {
       const answers = channel.answers!;
       const texts: JsonText[] = [];
