@@ -49,6 +49,14 @@ async function openSse(url: string) {
   return { first, nextEvent, close: () => reader.cancel() };
 }
 
+/**
+ * A `tools/call` of the fixture's `verbatim`, which answers with the line `before` + its id + `after` as
+ * given (with `cut`: only that many bytes of it, and then the fixture dies).
+ */
+function verbatimCall(id: number | string, args: { before: string; after: string; cut?: number }) {
+  return { jsonrpc: "2.0", id, method: "tools/call", params: { name: "verbatim", arguments: args } };
+}
+
 async function initializeSession(proxy: RunningProxy): Promise<string> {
   const response = await request(`${proxy.origin}/mcp`, {
     method: "POST",
@@ -115,12 +123,7 @@ Deno.test("answers reach clients as the child wrote them, only the id replaced, 
     { before: `{"result": ${result}, "jsonrpc":"2.0","id":`, after: "}" },
   ];
   const call = (id: number | string, form: { before: string; after: string }) =>
-    JSON.stringify({
-      jsonrpc: "2.0",
-      id,
-      method: "tools/call",
-      params: { name: "verbatim", arguments: form },
-    });
+    JSON.stringify(verbatimCall(id, form));
 
   const sessionId = await initializeSession(proxy);
   for (const [i, form] of forms.entries()) {
@@ -156,12 +159,6 @@ Deno.test("large answers go on as the child wrote them, only the id replaced: /m
     { before: `{"result":${result},"jsonrpc":"2.0","id":`, after: "}" },
     { before: `{"result":{"n":1.50,\r"content":[]},"pad":"${text}","jsonrpc":"2.0","id":`, after: "}" },
   ];
-  const call = (id: number | string, form: { before: string; after: string }) => ({
-    jsonrpc: "2.0",
-    id,
-    method: "tools/call",
-    params: { name: "verbatim", arguments: form },
-  });
   const sessionId = await initializeSession(proxy);
   const post = (body: unknown) =>
     request(`${proxy.origin}/mcp`, {
@@ -171,11 +168,11 @@ Deno.test("large answers go on as the child wrote them, only the id replaced: /m
     });
   for (const [i, form] of forms.entries()) {
     const id = `client-${i}`;
-    const answer = await post(call(id, form));
+    const answer = await post(verbatimCall(id, form));
     assert.equal(answer.status, 200);
     assert.equal(answer.body, `${form.before}${JSON.stringify(id)}${form.after}`, `form ${i}`);
   }
-  const batch = await post([call("b-0", forms[1]), { jsonrpc: "2.0", id: "b-1", method: "ping" }]);
+  const batch = await post([verbatimCall("b-0", forms[1]), { jsonrpc: "2.0", id: "b-1", method: "ping" }]);
   assert.equal(
     batch.body,
     `[${forms[1].before}"b-0"${forms[1].after},{"jsonrpc":"2.0","id":"b-1","result":{}}]`,
@@ -187,7 +184,7 @@ Deno.test("large answers go on as the child wrote them, only the id replaced: /m
   await ssePost(INITIALIZE);
   await sse.nextEvent();
   for (const [i, form] of forms.entries()) {
-    assert.equal((await ssePost(call(100 + i, form))).status, 202);
+    assert.equal((await ssePost(verbatimCall(100 + i, form))).status, 202);
     const expected = `${form.before}${100 + i}${form.after}`.replaceAll("\r", " ");
     assert.equal((await sse.nextEvent()).data, expected, `form ${i}`);
   }
@@ -202,13 +199,7 @@ Deno.test("a large answer cut short by the server's death: /mcp breaks off, /sse
     after: `,"result":{"text":"${"c".repeat(300_000)}"}}`,
     cut: 200_000,
   };
-  const call = (id: number | string) =>
-    JSON.stringify({
-      jsonrpc: "2.0",
-      id,
-      method: "tools/call",
-      params: { name: "verbatim", arguments: form },
-    });
+  const call = (id: number | string) => JSON.stringify(verbatimCall(id, form));
   const sessionId = await initializeSession(proxy);
   const response = await fetch(`${proxy.origin}/mcp`, {
     method: "POST",
@@ -245,12 +236,7 @@ Deno.test("--stateless: a large answer goes as the child wrote it, and the one-P
     const answer = await request(`${proxy.origin}/mcp`, {
       method: "POST",
       headers: JSON_AND_SSE,
-      body: JSON.stringify({
-        jsonrpc: "2.0",
-        id,
-        method: "tools/call",
-        params: { name: "verbatim", arguments: { before: form.before, after: form.after } },
-      }),
+      body: JSON.stringify(verbatimCall(id, { before: form.before, after: form.after })),
     });
     assert.equal(answer.status, 200);
     const length = form.whole ? String(form.before.length + 1 + form.after.length) : null;
@@ -280,7 +266,7 @@ Deno.test("a large answer sent on a Streamable HTTP stream is replayed byte for 
     headers,
     body: JSON.stringify([
       { jsonrpc: "2.0", id: "slow", method: "tools/call", params: { name: "sleep", arguments: { ms: 300 } } },
-      { jsonrpc: "2.0", id: "large", method: "tools/call", params: { name: "verbatim", arguments: form } },
+      verbatimCall("large", form),
     ]),
   });
   assert.equal(call.headers.get("content-type"), "text/event-stream");
