@@ -12,7 +12,7 @@
  *   `--client`: client mode, both sides in front of one HTTP echo server.
  * - `--large`: 1 MiB answers, as case (f), instead of 1 KiB calls.
  * - `--concurrent`: throughput as case (b), 16 sessions of 200 calls, A and B in turns (alternating which
- *   goes first), instead of latency.
+ *   goes first), instead of latency; server mode and two checkouts only (the floor maps no ids).
  * - `floor` in place of a DIR is the least a relay can do: `bench/minimal_server_relay.ts` (`/mcp` only),
  *   or with `--client` `bench/minimal_client_relay.ts --http1`. Against it, B−A is what mcp-proxy's own
  *   work costs.
@@ -140,6 +140,13 @@ if (positionals.length !== 2) {
     encoder.encode(
       "usage: deno run -A bench/compare.ts DIR_A DIR_B [--calls N] [--rounds N] [--large] [--client] [--concurrent] [--v8-flags-a F] [--v8-flags-b F]\n",
     ),
+  );
+  Deno.exit(2);
+}
+if (values.concurrent && (values.client || positionals.includes(FLOOR))) {
+  // The floor relay maps no ids: 16 sessions at once would mix up their answers, and it would hang.
+  Deno.stderr.writeSync(
+    encoder.encode("--concurrent compares two checkouts in server mode: not with --client, nor with floor\n"),
   );
   Deno.exit(2);
 }

@@ -35,6 +35,7 @@ import { findPeers, type FoundPeer, INSTALL_COMMAND, type PeerSearch } from "./p
 import {
   cpuMicros,
   cpuTickMicros,
+  descendantsOf,
   freePort,
   residentKiB,
   spawnTracked,
@@ -275,6 +276,12 @@ interface PathResults {
   concurrent?: Throughput;
   /** CPU µs per call during (b). */
   concurrentCpuMicros?: number;
+  /**
+   * CPU µs per call during (b) of every process the calls pass through, which share the machine's
+   * cores: this benchmark (the client), the proxy and what it started, and in client mode the HTTP echo
+   * server.
+   */
+  concurrentPathCpuMicros?: number;
   largeEcho?: Latencies;
   largeAnswer?: Latencies;
   /** A peer's cases that failed (a wrong or missing answer), by letter: what went wrong. */
@@ -303,7 +310,8 @@ interface SessionSource {
 }
 
 /**
- * (a), (b), (c), (f) on sessions of `sessions`; the CPU time per call of `cpuPid`. A wrong or missing
+ * (a), (b), (c), (f) on sessions of `sessions`; the CPU time per call of `cpuPid`, and in (b) also of
+ * the whole path: this process, `cpuPid`, its descendants and `alsoOnPath`. A wrong or missing
  * answer stops the run, except on a peer's path (`peer`): there the case is recorded as failed, and the
  * run goes on.
  */
@@ -313,13 +321,15 @@ async function measurePath(
   cpuPid: number,
   sessions: SessionSource,
   peer = false,
+  alsoOnPath: number[] = [],
 ): Promise<PathResults> {
   const results: PathResults = {};
-  if (!peer) return await measureCases(settings, label, cpuPid, sessions, results, settings.cases);
+  const where = { label, cpuPid, alsoOnPath };
+  if (!peer) return await measureCases(settings, where, sessions, results, settings.cases);
   for (const letter of CASES) {
     if (!settings.cases.has(letter) || ["d", "e"].includes(letter)) continue;
     try {
-      await measureCases(settings, label, cpuPid, sessions, results, new Set([letter]));
+      await measureCases(settings, where, sessions, results, new Set([letter]));
     } catch (error) {
       const message = error instanceof Error ? error.message : String(error);
       (results.failures ??= {})[letter] = message;
@@ -331,8 +341,7 @@ async function measurePath(
 
 async function measureCases(
   settings: Settings,
-  label: string,
-  cpuPid: number,
+  { label, cpuPid, alsoOnPath }: { label: string; cpuPid: number; alsoOnPath: number[] },
   sessions: SessionSource,
   results: PathResults,
   cases: Set<Case>,
@@ -371,16 +380,23 @@ async function measureCases(
         "concurrent 1 KiB calls",
     );
     const channels = await sessions.openMany();
+    const pathPids = [Deno.pid, cpuPid, ...descendantsOf(cpuPid), ...alsoOnPath];
+    const pathCpu = () => pathPids.reduce((sum, pid) => sum + cpuMicros(pid), 0);
     let cpuBefore = 0;
+    let pathCpuBefore = 0;
     const throughput = await concurrentThroughput(
       channels,
       settings.callsPerSession,
       settings.warmupPerSession,
       settings.concurrentRounds,
-      () => cpuBefore = cpuMicros(cpuPid),
+      () => {
+        cpuBefore = cpuMicros(cpuPid);
+        pathCpuBefore = pathCpu();
+      },
     );
-    results.concurrentCpuMicros = (cpuMicros(cpuPid) - cpuBefore) /
-      (throughput.calls * settings.concurrentRounds);
+    const calls = throughput.calls * settings.concurrentRounds;
+    results.concurrentCpuMicros = (cpuMicros(cpuPid) - cpuBefore) / calls;
+    results.concurrentPathCpuMicros = (pathCpu() - pathCpuBefore) / calls;
     results.concurrent = throughput;
     if (sessions.owned) await Promise.all(channels.map((channel) => channel.close()));
   }
@@ -483,6 +499,7 @@ async function measureClientSystems(
       process.pid,
       sharedSession(settings, channel),
       system.peer,
+      [server.pid],
     );
     await channel.close();
     await stopTracked(process);
@@ -596,6 +613,14 @@ const RSS_IDLE_TARGET_KIB = 60 * 1024;
 const RSS_SESSIONS_TARGET_KIB = 8 * 1024;
 const CLIENT_P50_TARGET = 1.3;
 const CLIENT_THROUGHPUT_TARGET = 0.8;
+
+/** How many cores `cpuMicrosPerCall` kept busy over the rounds of `throughput`, on average. */
+function coresBusy(cpuMicrosPerCall: number, throughput: Throughput): number {
+  // Total CPU time over total wall time: the rounds' calls per second, harmonic mean.
+  const secondsPerCall = throughput.rounds.reduce((sum, rate) => sum + 1 / rate, 0) /
+    throughput.rounds.length;
+  return cpuMicrosPerCall / 1e6 / secondsPerCall;
+}
 
 function buildRows(
   settings: Settings,
@@ -793,6 +818,24 @@ function buildRows(
       });
     }
   }
+  for (const { key } of cpuPaths) {
+    const path = m.paths[key];
+    if (path?.concurrentPathCpuMicros === undefined || path.concurrent === undefined) continue;
+    const direct = m.paths[key.endsWith("/mcp") || key.endsWith("/sse") ? "direct stdio" : "direct HTTP"];
+    const busy = (results: PathResults | undefined) =>
+      results?.concurrentPathCpuMicros === undefined || results.concurrent === undefined
+        ? "—"
+        : `${micros(results.concurrentPathCpuMicros)} (${
+          coresBusy(results.concurrentPathCpuMicros, results.concurrent).toFixed(2)
+        } cores busy)`;
+    rows.push({
+      case: `CPU per call during (b), whole path · ${key}`,
+      direct: busy(direct),
+      proxy: busy(path),
+      ratio: "—",
+      target: "—",
+    });
+  }
   const failedPaths = [...serverPaths.map(({ key }) => key), ...clients.map((system) => system.label)];
   for (const key of failedPaths) {
     for (const [letter, message] of Object.entries(m.paths[key]?.failures ?? {})) {
@@ -848,6 +891,11 @@ function notes(settings: Settings): string {
     `- CPU per call: utime + stime of the proxy's own process from /proc/PID/stat (direct column: the echo ` +
     `server's); resolution one tick, ±${sequential.toFixed(0)} µs per call in (a), ` +
     `±${(concurrent / settings.concurrentRounds).toFixed(0)} µs in (b).`,
+    "- CPU per call during (b), whole path: the same, summed over every process the calls pass through " +
+    "(this benchmark as the client, the proxy and the processes it started, and the echo server), and how " +
+    `many of the ${navigator.hardwareConcurrency} cores that kept busy on average. They all share the cores: ` +
+    "where the direct path keeps them busier, a proxy's throughput is bound by CPU; where not, by the " +
+    "hand-offs between processes.",
     "- (e): VmRSS of the proxy's process (its child not included), 1 s after the first call's session " +
     "ended, then 1 s after the sessions opened (each: initialize, initialized, GET stream held open).",
   ].join("\n");
