@@ -110,7 +110,7 @@ export class EventStream {
         if (this.#held === held) this.#push(bytes);
       },
       end: () => finish("\n\n"),
-      abort: () => finish(`\nevent: ${ABORTED_EVENT}\n\n`),
+      abort: () => finish(ABORTED_TAIL),
     };
   }
 
@@ -122,9 +122,18 @@ export class EventStream {
     this.#write(`id: ${id}\nretry: ${retryMs}\ndata: \n\n`);
   }
 
-  /** Ends the stream, after what was sent. */
+  /**
+   * Ends the stream, after what was sent. An event still coming in pieces is cut short there (as its
+   * `abort` would), and the events held behind it go out before the end.
+   */
   close(): void {
     if (this.#closed) return;
+    const held = this.#held;
+    if (held !== undefined) {
+      this.#held = undefined;
+      this.#push(ABORTED_TAIL);
+      for (const piece of held) this.#push(piece);
+    }
     this.#flush();
     if (this.#closed) return;
     try {
@@ -177,6 +186,9 @@ export class EventStream {
 
 /** The type an event sent in pieces gets when it is cut short. */
 export const ABORTED_EVENT = "mcp-proxy-aborted";
+
+/** What ends an event sent in pieces that was cut short: it gives the event {@link ABORTED_EVENT}. */
+const ABORTED_TAIL = `\nevent: ${ABORTED_EVENT}\n\n`;
 
 /** Bytes this long go out as a chunk of their own rather than be copied into one with the rest. */
 const BYTES_ON_THEIR_OWN = 16 * 1024;

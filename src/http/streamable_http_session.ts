@@ -131,6 +131,8 @@ export class StreamableSession implements SessionPeer {
   /** Sequence number of the last GET-stream event a connected client was sent. */
   #getDelivered = 0;
   #closed = false;
+  /** Answers being streamed as POST bodies ({@link streamAnswer}) that have not ended yet. */
+  #streaming = 0;
 
   constructor(options: StreamableSessionOptions) {
     this.id = options.id;
@@ -145,9 +147,9 @@ export class StreamableSession implements SessionPeer {
     return this.#closed;
   }
 
-  /** True while a request of this session waits for its answer. */
+  /** True while a request of this session waits for its answer, or its answer is being streamed. */
   get busy(): boolean {
-    return this.#channels.size > 0 || this.serverSession.hasRequestInFlight;
+    return this.#channels.size > 0 || this.#streaming > 0 || this.serverSession.hasRequestInFlight;
   }
 
   /** Whether a request with this id waits for its answer (ids must be unique among those). */
@@ -251,8 +253,12 @@ export class StreamableSession implements SessionPeer {
 
   streamAnswer(clientId: RequestId): AnswerSink | undefined {
     const channel = this.#channels.get(clientId);
-    // Only the answer of a POST of this one request whose response still waits: it is then the body.
-    if (channel === undefined || channel.resolve === undefined || channel.requestIds.length !== 1) {
+    // Only the answer of a POST of this one request (not in a batch: that one's body is an array) whose
+    // response still waits: it is then the body.
+    if (
+      channel === undefined || channel.resolve === undefined || channel.requestIds.length !== 1 ||
+      channel.batch
+    ) {
       return undefined;
     }
     let controller!: ReadableStreamDefaultController<Uint8Array>;
@@ -272,8 +278,11 @@ export class StreamableSession implements SessionPeer {
         // The body is cancelled.
       }
     };
+    // Busy until the answer has ended, so that the idle sweep leaves the session alone meanwhile.
+    this.#streaming++;
     // A stateless session ends with its answer; not sooner: closing it cancels what it still has running.
     const finish = (step: () => void) => {
+      this.#streaming--;
       attempt(step);
       if (this.id === undefined) this.close();
     };
