@@ -199,18 +199,22 @@ function parseEvent(block: string): { event: string; data: string } {
   return { event, data: data.join("\n") };
 }
 
+/** An `initialize` request of this file's client. */
+function initializeRequest(id: unknown, protocolVersion: string, capabilities: Record<string, unknown> = {}) {
+  return {
+    jsonrpc: "2.0",
+    id,
+    method: "initialize",
+    params: { protocolVersion, capabilities, clientInfo: { name: "edges", version: "0" } },
+  };
+}
+
 /** A Streamable HTTP session. */
 async function mcpSession(origin: string, capabilities: Record<string, unknown> = {}) {
-  const initialize = {
-    jsonrpc: "2.0",
-    id: 0,
-    method: "initialize",
-    params: { protocolVersion: PROTOCOL_VERSION, capabilities, clientInfo: { name: "edges", version: "0" } },
-  };
   const response = await fetch(`${origin}/mcp`, {
     method: "POST",
     headers: JSON_AND_SSE,
-    body: JSON.stringify(initialize),
+    body: JSON.stringify(initializeRequest(0, PROTOCOL_VERSION, capabilities)),
   });
   assert.equal(response.status, 200);
   await response.text();
@@ -267,13 +271,7 @@ async function sseSession(origin: string, capabilities: Record<string, unknown> 
     await answer.text();
     return answer.status;
   };
-  const initialize = {
-    jsonrpc: "2.0",
-    id: 0,
-    method: "initialize",
-    params: { protocolVersion: "2024-11-05", capabilities, clientInfo: { name: "edges", version: "0" } },
-  };
-  assert.equal(await post(initialize), 202);
+  assert.equal(await post(initializeRequest(0, "2024-11-05", capabilities)), 202);
   assert.equal(JSON.parse((await next()).data).id, 0);
   assert.equal(await post({ jsonrpc: "2.0", method: "notifications/initialized" }), 202);
   return {
@@ -1039,16 +1037,7 @@ Deno.test("through the app's middleware (--allow-origin): large answers of both 
 
 Deno.test("a large initialize answer is read, not passed on: every session gets it, then large answers", async () => {
   await using proxy = await startProxy(["--", ...child(200_000)]);
-  const initialize = (id: string) => ({
-    jsonrpc: "2.0",
-    id,
-    method: "initialize",
-    params: {
-      protocolVersion: PROTOCOL_VERSION,
-      capabilities: {},
-      clientInfo: { name: "edges", version: "0" },
-    },
-  });
+  const initialize = (id: string) => initializeRequest(id, PROTOCOL_VERSION);
   for (const id of ["first", "second"]) {
     const response = await fetch(`${proxy.origin}/mcp`, {
       method: "POST",

@@ -100,10 +100,7 @@ export class EventStream {
     const held: (string | Uint8Array)[] = [];
     this.#held = held;
     const finish = (tail: string) => {
-      if (this.#held !== held) return;
-      this.#held = undefined;
-      this.#push(tail);
-      for (const piece of held) this.#push(piece);
+      if (this.#held === held) this.#endPieces(tail);
     };
     return {
       write: (bytes) => {
@@ -128,12 +125,7 @@ export class EventStream {
    */
   close(): void {
     if (this.#closed) return;
-    const held = this.#held;
-    if (held !== undefined) {
-      this.#held = undefined;
-      this.#push(ABORTED_TAIL);
-      for (const piece of held) this.#push(piece);
-    }
+    if (this.#held !== undefined) this.#endPieces(ABORTED_TAIL);
     this.#flush();
     if (this.#closed) return;
     try {
@@ -142,6 +134,14 @@ export class EventStream {
       // Already errored by the client going away.
     }
     this.#finish();
+  }
+
+  /** Ends the event being sent in pieces with `tail`, then queues the pieces held behind it. */
+  #endPieces(tail: string): void {
+    const held = this.#held!;
+    this.#held = undefined;
+    this.#push(tail);
+    for (const piece of held) this.#push(piece);
   }
 
   /** Queues `piece`, or holds it while an event in pieces is being sent. */
