@@ -9,6 +9,8 @@
  * @module
  */
 
+import { indexOfLineBreak, searchableText } from "./line_break_search.ts";
+
 /** Options of {@link LineSplitter}. */
 export interface LineSplitterOptions {
   /** Longest line kept, in bytes; longer ones are dropped and reported. */
@@ -22,8 +24,11 @@ export interface LineSplitterOptions {
 
 /** Where a long line goes while it streams in, instead of being gathered. */
 export interface LineSink {
-  /** The next bytes of the line: a view that is good only during the call. */
-  write(bytes: Uint8Array): void;
+  /**
+   * The next bytes of the line: a view that is good only during the call. `noCarriageReturn` is true
+   * when the framer knows they hold no `\r` (a sink that must look for one can skip the search).
+   */
+  write(bytes: Uint8Array, noCarriageReturn?: boolean): void;
   /** The line ended with its newline (which, with a `\r` before it, is not written). */
   end(): void;
   /** The line will not end well: it grew over the cap, or the input ended before its newline. */
@@ -45,7 +50,6 @@ export interface LineFramerOptions extends LineSplitterOptions {
 /** How much of each end of a dropped line is kept for {@link LineSplitterOptions.onOversizeLine}. */
 export const KEPT_EDGE_BYTES = 4096;
 
-const NEWLINE = 0x0a;
 const CARRIAGE_RETURN = 0x0d;
 const RETURN = new Uint8Array([CARRIAGE_RETURN]);
 
@@ -105,11 +109,12 @@ export class LineFramer {
 
   /** Takes the next chunk; calls `onLine` for each line it completes. */
   push(chunk: Uint8Array, onLine: (line: Uint8Array) => void): void {
+    const text = searchableText(chunk);
     let start = 0;
     while (start < chunk.length) {
-      const end = chunk.indexOf(NEWLINE, start);
+      const end = indexOfLineBreak(chunk, text, "\n", start);
       if (end === -1) {
-        this.#append(chunk.subarray(start));
+        this.#append(chunk.subarray(start), text);
         return;
       }
       if (this.#length === 0 && !this.#oversize && end > start) {
@@ -123,7 +128,7 @@ export class LineFramer {
           continue;
         }
       }
-      this.#append(chunk.subarray(start, end));
+      this.#append(chunk.subarray(start, end), text);
       this.#emit(onLine);
       start = end + 1;
     }
@@ -171,19 +176,22 @@ export class LineFramer {
    * Writes `piece` to the sink, holding back a last `\r` until it is known not to end the line. Nothing
    * empty is written: a sink may take an empty piece for an end (an empty chunk ends a chunked body).
    */
-  #toSink(sink: LineSink, piece: Uint8Array): void {
+  #toSink(sink: LineSink, piece: Uint8Array, noCarriageReturn: boolean): void {
     if (this.#heldReturn) sink.write(RETURN);
     this.#heldReturn = piece[piece.length - 1] === CARRIAGE_RETURN;
     const bytes = this.#heldReturn ? piece.subarray(0, piece.length - 1) : piece;
-    if (bytes.length > 0) sink.write(bytes);
+    if (bytes.length > 0) sink.write(bytes, noCarriageReturn);
   }
 
-  #append(piece: Uint8Array): void {
+  /** Adds `piece` of a chunk to the line; `chunkText` is the chunk's {@link searchableText}, if it has one. */
+  #append(piece: Uint8Array, chunkText: string | undefined): void {
     if (piece.length === 0) return;
     if (this.#sink !== undefined) {
       this.#length += piece.length;
       if (this.#length <= this.#maxLineBytes) {
-        this.#toSink(this.#sink, piece);
+        // Where the chunk's text holds no `\r`, neither does the piece: the text says so even where its
+        // offsets are not the bytes' (see line_break_search.ts).
+        this.#toSink(this.#sink, piece, chunkText !== undefined && !chunkText.includes("\r"));
         return;
       }
       // Over the cap: the sink's line is cut off, and the rest is dropped as for any line that long.
@@ -230,7 +238,7 @@ export class LineFramer {
     const sink = onLongLine(start);
     if (sink === undefined) return;
     this.#sink = sink;
-    this.#toSink(sink, start);
+    this.#toSink(sink, start, false);
   }
 }
 

@@ -61,8 +61,8 @@ export interface SessionPeer {
 
 /** Where the pieces of an answer streamed to a client go ({@link SessionPeer.streamAnswer}). */
 export interface AnswerSink {
-  /** The next piece, which the sink takes over. */
-  write(bytes: Uint8Array<ArrayBuffer>): void;
+  /** The next piece, which the sink takes over; `noCarriageReturn` as in `LineSink.write`. */
+  write(bytes: Uint8Array<ArrayBuffer>, noCarriageReturn?: boolean): void;
   /** The answer is complete. */
   end(): void;
   /** The answer was cut short (`reason` says how): what was sent of it is no valid message. */
@@ -591,10 +591,10 @@ export class SharedServer implements SessionSource {
       )
       : undefined;
     return {
-      write: (bytes) => {
+      write: (bytes, noCarriageReturn) => {
         if (!open) return;
-        // The first piece is the start, which holds the id.
-        sink.write(first ? withAnswerId(bytes, at, clientId) : bytes.slice());
+        // The first piece is the start, which holds the id (JSON.stringify writes none with a `\r`).
+        sink.write(first ? withAnswerId(bytes, at, clientId) : bytes.slice(), noCarriageReturn);
         first = false;
       },
       end: () => {

@@ -783,6 +783,26 @@ Deno.test("bytes split anywhere by the child's writes arrive intact; a carriage 
   await c.close();
 });
 
+Deno.test("SSE: a carriage return inside a long write of a streamed answer becomes a space, beside ASCII or not", async () => {
+  await using proxy = await startProxy(["--", ...child()]);
+  const c = await sseSession(proxy.origin);
+  // The proxy reads the middle write in chunks of several KiB, whose text it searches for line breaks;
+  // the "é" filler makes that text shorter than the bytes.
+  for (const filler of ["x", "é"]) {
+    const parts: Part[] = [
+      { text: '{"jsonrpc":"2.0","id":$ID,"result":{"text":"' },
+      { text: "z", repeat: 70_000, pauseMs: 60 },
+      { text: `${filler.repeat(40_000)}",\r\r"more":"${filler.repeat(40_000)}` },
+      { text: '"}}' },
+    ];
+    const id = `cr-${filler}`;
+    assert.equal(await c.post(linesCall(id, [parts])), 202);
+    const expected = lineText(parts, id).replaceAll("\r", " ");
+    assertText((await c.next()).data, expected, `/sse, ${filler}`);
+  }
+  await c.close();
+});
+
 /** A POST of `body` to a stateless proxy. */
 function statelessPost(origin: string, body: unknown): Promise<Response> {
   return fetch(`${origin}/mcp`, {

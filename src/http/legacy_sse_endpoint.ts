@@ -105,7 +105,8 @@ export function legacySseEndpoint(
               if (stream.closed || stream.sendingInPieces) return undefined;
               const pieces = stream.sendInPieces("message");
               return {
-                write: (bytes) => pieces.write(asEventData(bytes)),
+                write: (bytes, noCarriageReturn) =>
+                  pieces.write(noCarriageReturn ? bytes : asEventData(bytes)),
                 end: () => pieces.end(),
                 abort: (reason) => {
                   pieces.abort();
