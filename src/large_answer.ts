@@ -23,7 +23,7 @@
  */
 
 import type { RequestId } from "./jsonrpc.ts";
-import { indexOfLineBreak, searchableText } from "./line_break_search.ts";
+import { includesLineBreak } from "./line_break_search.ts";
 
 /** A message's JSON text on one line: a string, or its UTF-8 bytes (a large answer, never decoded). */
 export type JsonText = string | Uint8Array<ArrayBuffer>;
@@ -125,7 +125,7 @@ export function withAnswerId(line: Uint8Array, at: AnswerIdAt, newId: RequestId)
  * space between tokens (in a string it is escaped), so a copy with each one made a space means the same.
  */
 export function asEventData(json: Uint8Array<ArrayBuffer>): Uint8Array<ArrayBuffer> {
-  if (indexOfLineBreak(json, searchableText(json), "\r") === -1) return json;
+  if (!includesLineBreak(json, "\r")) return json;
   return json.map((byte) => byte === CARRIAGE_RETURN ? SPACE : byte);
 }
 

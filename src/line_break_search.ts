@@ -4,9 +4,9 @@
  * on a megabyte answer these searches were most of the proxy's own work. `Uint8Array.prototype.indexOf`
  * compares a byte at a time (about 18 µs for 64 KiB on a 2-core machine); decoding the bytes and
  * searching the text, which V8 does with `memchr`, takes 5 µs in a microbenchmark and 7–15 µs on the
- * chunks of a child's stdout. (Reading the bytes as 32-bit words
- * in JavaScript does not help: once any buffer has been detached, as every read of a byte stream does,
- * V8 checks each access, and the word loop is no faster than `indexOf`.)
+ * chunks of a child's stdout. (Reading the bytes as 32-bit words in JavaScript does not help: once any
+ * buffer has been detached, as every read of a byte stream does, V8 checks each access, and the word
+ * loop is no faster than `indexOf`.)
  *
  * The text's offsets are the bytes' when each byte became one character, as ASCII does. Where not, the
  * text still says whether a line break is there at all: in UTF-8 a line break is a byte of its own,
@@ -51,4 +51,10 @@ export function indexOfLineBreak(
   if (text === undefined) return bytes.indexOf(BYTE_OF[lineBreak], from);
   if (text.length === bytes.length) return text.indexOf(lineBreak, from);
   return text.includes(lineBreak) ? bytes.indexOf(BYTE_OF[lineBreak], from) : -1;
+}
+
+/** Whether `bytes` hold `lineBreak` anywhere: by way of their text when they are many. */
+export function includesLineBreak(bytes: Uint8Array, lineBreak: LineBreak): boolean {
+  const text = searchableText(bytes);
+  return text === undefined ? bytes.includes(BYTE_OF[lineBreak]) : text.includes(lineBreak);
 }

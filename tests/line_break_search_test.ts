@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { indexOfLineBreak, searchableText } from "../src/line_break_search.ts";
+import { includesLineBreak, indexOfLineBreak, searchableText } from "../src/line_break_search.ts";
 
 const encoder = new TextEncoder();
 
@@ -8,6 +8,13 @@ function assertSameAsIndexOf(bytes: Uint8Array, what: string): void {
   const text = searchableText(bytes);
   for (const [lineBreak, byte] of [["\n", 0x0a], ["\r", 0x0d]] as const) {
     for (let from = 0; from <= bytes.length; from += Math.max(1, Math.floor(bytes.length / 97))) {
+      if (from === 0) {
+        assert.equal(
+          includesLineBreak(bytes, lineBreak),
+          bytes.includes(byte),
+          `${what}: has ${JSON.stringify(lineBreak)}`,
+        );
+      }
       assert.equal(
         indexOfLineBreak(bytes, text, lineBreak, from),
         bytes.indexOf(byte, from),
