@@ -6,7 +6,16 @@
  */
 
 /** A request id. `null` appears only in error responses to unparseable requests. */
-export type RequestId = string | number;
+export type RequestId = string | number | ExactInteger;
+
+/**
+ * An integer beyond 2^53 (JavaScript numbers hold integers exactly only up to there), kept as the client
+ * wrote it: `JSON.stringify` writes its digits as they came. Made by {@link parseClientMessages}, one
+ * object for each spelling while any is in use, so that it works as a `Map` key as a number would.
+ */
+export interface ExactInteger {
+  readonly rawJSON: string;
+}
 
 /** A request: has `method` and `id`. */
 export interface JsonRpcRequest {
@@ -76,7 +85,7 @@ export function validateMessage(value: unknown): JsonRpcMessage | string {
   if (message.jsonrpc !== "2.0") return 'a JSON-RPC message must have "jsonrpc": "2.0"';
   const id = message.id;
   const hasId = "id" in message;
-  if (hasId && typeof id !== "string" && typeof id !== "number" && id !== null) {
+  if (hasId && typeof id !== "string" && typeof id !== "number" && id !== null && !isExactInteger(id)) {
     return '"id" must be a string or a number';
   }
   if (typeof id === "number" && !Number.isFinite(id)) return '"id" must be a finite number';
@@ -122,6 +131,73 @@ export function parseMessages(text: string): JsonRpcMessage[] | string {
     messages.push(message);
   }
   return messages;
+}
+
+/**
+ * {@link parseMessages} for what a client sends to server mode, where the proxy keeps the ids and writes
+ * them back: an integer beyond 2^53 as a request's id, a cancellation's `requestId` or a progress token is
+ * read as an {@link ExactInteger}, and so is every other such integer in that text, so that the message
+ * goes on, and its answer comes back, with the digits the client wrote. Text without one costs a check of
+ * those three places in each message.
+ */
+export function parseClientMessages(text: string): JsonRpcMessage[] | string {
+  const messages = parseMessages(text);
+  if (typeof messages === "string" || !messages.some(holdsUnsafeInteger)) return messages;
+  const value = (JSON as unknown as JsonWithSource).parse(
+    text,
+    (_key, value, context) =>
+      typeof value === "number" && !Number.isSafeInteger(value) && INTEGER.test(context.source)
+        ? exactInteger(context.source)
+        : value,
+  );
+  return (Array.isArray(value) ? value : [value]) as JsonRpcMessage[];
+}
+
+/** A JSON integer as it is written (no fraction, no exponent). */
+const INTEGER = /^-?\d+$/;
+
+/** `JSON` with the parts of ES2025's source text access that lib.es types lack. */
+interface JsonWithSource {
+  parse(
+    text: string,
+    reviver: (key: string, value: unknown, context: { source: string }) => unknown,
+  ): unknown;
+  rawJSON(text: string): ExactInteger;
+  isRawJSON(value: unknown): boolean;
+}
+
+/** The {@link ExactInteger}s in use, by spelling: one object per spelling keeps `Map` keys working. */
+const exactIntegers = new Map<string, WeakRef<ExactInteger>>();
+const forgetExactInteger = new FinalizationRegistry<string>((source) => {
+  if (exactIntegers.get(source)?.deref() === undefined) exactIntegers.delete(source);
+});
+
+function exactInteger(source: string): ExactInteger {
+  const known = exactIntegers.get(source)?.deref();
+  if (known !== undefined) return known;
+  const integer = (JSON as unknown as JsonWithSource).rawJSON(source);
+  exactIntegers.set(source, new WeakRef(integer));
+  forgetExactInteger.register(integer, source);
+  return integer;
+}
+
+/** True for an integer kept as it was written ({@link ExactInteger}). */
+export function isExactInteger(value: unknown): value is ExactInteger {
+  return typeof value === "object" && value !== null && (JSON as unknown as JsonWithSource).isRawJSON(value);
+}
+
+function isUnsafeInteger(value: unknown): boolean {
+  return typeof value === "number" && Number.isInteger(value) && !Number.isSafeInteger(value);
+}
+
+/** Whether an id the proxy keeps or rewrites in `message` is an integer a JS number rounds. */
+function holdsUnsafeInteger(message: JsonRpcMessage): boolean {
+  if (isUnsafeInteger(message.id)) return true;
+  const params = message.params as Record<string, unknown> | undefined;
+  if (typeof params !== "object" || params === null) return false;
+  const meta = params._meta as Record<string, unknown> | undefined;
+  return isUnsafeInteger(params.requestId) || (typeof meta === "object" && meta !== null &&
+    isUnsafeInteger(meta.progressToken));
 }
 
 /**
@@ -173,6 +249,12 @@ function parseId(found: FoundId | undefined): RequestId | undefined {
   }
 }
 
+/** Whether the id `found` is `id`: an {@link ExactInteger} is compared as it is written. */
+function isId(found: FoundId | undefined, id: RequestId): boolean {
+  if (found === undefined) return false;
+  return isExactInteger(id) ? found.text === id.rawJSON : parseId(found) === id;
+}
+
 /**
  * `json`, the text of a message whose top-level `"id"` is `id`, with that id replaced by
  * `newId` and everything else byte for byte as it was; undefined when the id is not where serializers put
@@ -183,11 +265,11 @@ export function withRequestId(json: string, id: RequestId, newId: RequestId): st
   const splice = (start: number, length: number) =>
     json.slice(0, start) + JSON.stringify(newId) + json.slice(start + length);
   const leading = leadingId(json.length > END_CHARS ? json.slice(0, END_CHARS) : json);
-  if (leading !== undefined && parseId(leading) === id) return splice(leading.start, leading.text.length);
+  if (isId(leading, id)) return splice(leading!.start, leading!.text.length);
   const tailStart = Math.max(0, json.length - END_CHARS);
   const trailing = trailingId(tailStart === 0 ? json : json.slice(tailStart));
-  if (trailing !== undefined && parseId(trailing) === id) {
-    return splice(tailStart + trailing.start, trailing.text.length);
+  if (isId(trailing, id)) {
+    return splice(tailStart + trailing!.start, trailing!.text.length);
   }
   return undefined;
 }
@@ -230,7 +312,7 @@ export function reusedRequestId(
       continue;
     }
     const id = (message as { id: unknown }).id;
-    if (typeof id !== "string" && typeof id !== "number") continue;
+    if (typeof id !== "string" && typeof id !== "number" && !isExactInteger(id)) continue;
     if (seen.has(id) || inFlight(id)) return id;
     seen.add(id);
   }

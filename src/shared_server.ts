@@ -17,6 +17,7 @@ import type { Logger } from "@logtape/logtape";
 import {
   ErrorCode,
   errorResponse,
+  isExactInteger,
   isNotification,
   isRequest,
   type JsonRpcMessage,
@@ -124,7 +125,7 @@ interface PendingChildRequest {
   clientId: RequestId;
   isInitialize: boolean;
   /** The client's progress token, replaced by the proxy id on the way to the child. */
-  clientProgressToken?: string | number;
+  clientProgressToken?: RequestId;
   /** For `resources/subscribe`: the URI, to forget the subscription if the child refuses it. */
   subscribeUri?: string;
   /** For `initialize`: its params, kept if it succeeds (replayed after a restart). */
@@ -319,7 +320,9 @@ export class SharedServer implements SessionSource {
     let line: string | undefined;
     const meta = request.params?._meta as Record<string, unknown> | undefined;
     const progressToken = meta?.progressToken;
-    if (typeof progressToken === "string" || typeof progressToken === "number") {
+    if (
+      typeof progressToken === "string" || typeof progressToken === "number" || isExactInteger(progressToken)
+    ) {
       pending.clientProgressToken = progressToken;
       forwarded = { ...forwarded, params: { ...request.params, _meta: { ...meta, progressToken: proxyId } } };
     } else if (json !== undefined) {

@@ -3,10 +3,14 @@ import {
   ErrorCode,
   errorResponse,
   idOfTruncatedResponse,
+  isExactInteger,
   isNotification,
   isRequest,
   isResponse,
   type JsonRpcMessage,
+  parseClientMessages,
+  parseMessages,
+  type RequestId,
   resultResponse,
   reusedRequestId,
   singleMessageLine,
@@ -246,5 +250,58 @@ Deno.test("withClientRequestId: only a text that names its id and method once, a
     ]
   ) {
     assert.equal(withClientRequestId(text, 1, 2), undefined, text);
+  }
+});
+
+Deno.test("parseClientMessages: text without an integer beyond 2^53 in an id reads as parseMessages reads it", () => {
+  for (
+    const text of [
+      '{"jsonrpc":"2.0","id":9007199254740991,"method":"ping"}',
+      '{"jsonrpc":"2.0","id":"12345678901234567891","method":"ping","params":{"n":12345678901234567891}}',
+      '[{"jsonrpc":"2.0","id":1.5,"method":"a"},{"jsonrpc":"2.0","id":1e300,"method":"b"}]',
+      '{"jsonrpc":"2.0","id":1}',
+      "[]",
+      "{",
+    ]
+  ) {
+    assert.deepEqual(parseClientMessages(text), parseMessages(text), text);
+  }
+});
+
+Deno.test("parseClientMessages: an integer beyond 2^53 in an id is kept as written, one object per spelling", () => {
+  const big = "12345678901234567891";
+  const text = `{"jsonrpc":"2.0","id":${big},"method":"tools/call","params":{"n":-${big},"x":1e+30,"y":0.5}}`;
+  const [message] = parseClientMessages(text) as JsonRpcMessage[];
+  assert.ok(isExactInteger(message.id));
+  assert.equal(JSON.stringify(message), text, "every integer beyond 2^53 in it, written as it came");
+  const [again] = parseClientMessages(text) as JsonRpcMessage[];
+  assert.equal(again.id, message.id, "the same spelling is the same key");
+  const near = parseClientMessages(text.replace(big, "12345678901234567892")) as JsonRpcMessage[];
+  assert.notEqual(near[0].id, message.id, "digits a JS number would lose still tell ids apart");
+  assert.equal(reusedRequestId([message, again], () => false), message.id);
+  assert.equal(reusedRequestId([message, near[0]], () => false), undefined);
+  // Only the id changes on the way to the child, and back.
+  assert.equal(withClientRequestId(text, message.id, 7), text.replace(big, "7"));
+  assert.equal(
+    withRequestId(`{"jsonrpc":"2.0","id":7,"result":{}}`, 7, message.id),
+    `{"jsonrpc":"2.0","id":${big},"result":{}}`,
+  );
+  assert.equal(
+    JSON.stringify(errorResponse(message.id as RequestId, -1, "no")).includes(`"id":${big}`),
+    true,
+  );
+});
+
+Deno.test("parseClientMessages: a cancellation's requestId and a progress token beyond 2^53 are kept too", () => {
+  const big = "-98765432109876543211";
+  for (
+    const text of [
+      `{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":${big}}}`,
+      `[{"jsonrpc":"2.0","id":1,"method":"a","params":{"_meta":{"progressToken":${big}}}}]`,
+    ]
+  ) {
+    const messages = parseClientMessages(text) as JsonRpcMessage[];
+    const written = JSON.stringify(text.startsWith("[") ? messages : messages[0]);
+    assert.equal(written, text);
   }
 });
