@@ -5,7 +5,7 @@
  * @module
  */
 
-import { type JsonRpcMessage, validateMessage } from "./jsonrpc.ts";
+import { type JsonRpcMessage, validateMessage, withExactIntegers } from "./jsonrpc.ts";
 import { LARGE_ANSWER_BYTES } from "./large_answer.ts";
 import { LineFramer, type LineSink } from "./line_splitter.ts";
 
@@ -146,6 +146,7 @@ export async function readJsonLines(
     let message: JsonRpcMessage | string;
     try {
       message = validateMessage(JSON.parse(text));
+      if (typeof message !== "string") message = withExactIntegers(message, text);
     } catch {
       message = "not JSON";
     }

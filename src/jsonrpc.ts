@@ -10,7 +10,7 @@ export type RequestId = string | number | ExactInteger;
 
 /**
  * An integer beyond 2^53 (JavaScript numbers hold integers exactly only up to there), kept as the client
- * wrote it: `JSON.stringify` writes its digits as they came. Made by {@link parseClientMessages}, one
+ * wrote it: `JSON.stringify` writes its digits as they came. Made by {@link withExactIntegers}, one
  * object for each spelling while any is in use, so that it works as a `Map` key as a number would.
  */
 export interface ExactInteger {
@@ -113,7 +113,8 @@ export function validateMessage(value: unknown): JsonRpcMessage | string {
 
 /**
  * Parses JSON text holding one message or a batch (an array) of them; returns the messages, or a
- * sentence saying what is wrong (then none of them is valid to use).
+ * sentence saying what is wrong (then none of them is valid to use). Ids beyond 2^53 are kept exact
+ * ({@link withExactIntegers}).
  */
 export function parseMessages(text: string): JsonRpcMessage[] | string {
   let value: unknown;
@@ -130,27 +131,31 @@ export function parseMessages(text: string): JsonRpcMessage[] | string {
     if (typeof message === "string") return message;
     messages.push(message);
   }
-  return messages;
+  if (!messages.some(holdsUnsafeInteger)) return messages;
+  const exact = parseExactly(text);
+  return (Array.isArray(exact) ? exact : [exact]) as JsonRpcMessage[];
 }
 
 /**
- * {@link parseMessages} for what a client sends to server mode, where the proxy keeps the ids and writes
- * them back: an integer beyond 2^53 as a request's id, a cancellation's `requestId` or a progress token is
- * read as an {@link ExactInteger}, and so is every other such integer in that text, so that the message
- * goes on, and its answer comes back, with the digits the client wrote. Text without one costs a check of
- * those three places in each message.
+ * `message`, parsed from `text`; or, when an id in it is an integer a JS number rounds (beyond 2^53: a
+ * request's or response's `id`, a cancellation's `requestId`, a progress token), `text` parsed again
+ * with every such integer in it as an {@link ExactInteger}. The proxy keeps those ids and writes them back
+ * (mapped per session, or in its own error answers): they then keep the digits they came with. A message
+ * without one costs a look at those three places.
  */
-export function parseClientMessages(text: string): JsonRpcMessage[] | string {
-  const messages = parseMessages(text);
-  if (typeof messages === "string" || !messages.some(holdsUnsafeInteger)) return messages;
-  const value = (JSON as unknown as JsonWithSource).parse(
+export function withExactIntegers(message: JsonRpcMessage, text: string): JsonRpcMessage {
+  return holdsUnsafeInteger(message) ? parseExactly(text) as JsonRpcMessage : message;
+}
+
+/** `text` parsed with each integer a JS number rounds as an {@link ExactInteger}. */
+function parseExactly(text: string): unknown {
+  return (JSON as unknown as JsonWithSource).parse(
     text,
     (_key, value, context) =>
       typeof value === "number" && !Number.isSafeInteger(value) && INTEGER.test(context.source)
         ? exactInteger(context.source)
         : value,
   );
-  return (Array.isArray(value) ? value : [value]) as JsonRpcMessage[];
 }
 
 /** A JSON integer as it is written (no fraction, no exponent). */

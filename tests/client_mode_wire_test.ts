@@ -243,6 +243,47 @@ Deno.test("lines pass through as written: the client's as POST bodies, the serve
   assert.deepEqual(pretty.result, { lines: ["a", "b"] });
 });
 
+Deno.test("ids beyond 2^53 stay exact: the server's answer, and mcp-proxy's own error when none comes in time", async () => {
+  const big = "12345678901234567891";
+  const bodies: string[] = [];
+  await using server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, async (request) => {
+    if (request.method !== "POST") return new Response(null, { status: 405 });
+    const text = await request.text();
+    bodies.push(text);
+    const id = /"id":(\d+)/.exec(text)?.[1];
+    if (id === undefined) return new Response(null, { status: 202 });
+    // The one ending in 2 gets no answer in time; the one ending in 1 (a JS number cannot tell them apart)
+    // gets its answer at once.
+    if (id.endsWith("2")) await new Promise((resolve) => setTimeout(resolve, 1500));
+    const result = id === "1" ? '{"protocolVersion":"2025-11-25"}' : "{}";
+    return new Response(`{"jsonrpc":"2.0","id":${id},"result":${result}}`, {
+      headers: { "Content-Type": "application/json", "Mcp-Session-Id": "s" },
+    });
+  });
+  const { code, stdout, stderr } = await runClientModeWithInput(
+    `http://127.0.0.1:${server.addr.port}/mcp`,
+    [
+      INITIALIZE,
+      { jsonrpc: "2.0", method: "notifications/initialized" },
+      `{"jsonrpc":"2.0","id":${big.slice(0, -1)}2,"method":"ping"}`,
+      `{"jsonrpc":"2.0","id":${big},"method":"ping"}`,
+    ],
+    { args: ["--request-timeout", "0.5"] },
+  );
+  assert.equal(code, 0, stderr);
+  const lines = stdout.trimEnd().split("\n");
+  assert.equal(lines.length, 3, stdout);
+  assert.equal(lines[1], `{"jsonrpc":"2.0","id":${big},"result":{}}`);
+  assert.match(
+    lines[2],
+    new RegExp(`^\\{"jsonrpc":"2\\.0","id":${big.slice(0, -1)}2,"error":\\{"code":-32001,`),
+  );
+  assert.ok(
+    bodies.some((body) => body.includes(`"requestId":${big.slice(0, -1)}2`)),
+    `the server was told of the cancellation: ${bodies.join(" | ")}`,
+  );
+});
+
 Deno.test("SIGTERM ends the remote session with DELETE and exits 0", async () => {
   await using server = recordingServer();
   const child = new Deno.Command(DENO, {

@@ -16,13 +16,14 @@ import { DENO, startProxy } from "./helpers/proxy_process.ts";
  * The child. `tools/call` of `lines` writes `arguments.lines`, each line as its parts (`text` repeated
  * `repeat` times, with `$ID` made its request id and `$TOKEN` its progress token; or raw `bytes`), pausing
  * `pauseMs` after a part, or exiting with `exit`; one call's lines at a time, in the order of the calls.
- * `tools/call` of `received` answers with the answers and cancellations it got. Its `initialize` result
+ * `tools/call` of `received` answers with the answers (parsed, and as their lines) and cancellations it got. Its `initialize` result
  * carries instructions of `Deno.args[0]` bytes.
  */
 const CHILD_SOURCE = `
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 const received = [];
+const receivedLines = [];
 const cancellations = [];
 let chain = Promise.resolve();
 function writeAll(bytes) {
@@ -54,11 +55,15 @@ for await (const chunk of Deno.stdin.readable) {
   buffer += decoder.decode(chunk, { stream: true });
   let newline;
   while ((newline = buffer.indexOf("\\n")) !== -1) {
-    const message = JSON.parse(buffer.slice(0, newline));
+    const line = buffer.slice(0, newline);
+    const message = JSON.parse(line);
     buffer = buffer.slice(newline + 1);
     const { id, method } = message;
     const params = message.params ?? {};
-    if (method === undefined) received.push(message);
+    if (method === undefined) {
+      received.push(message);
+      receivedLines.push(line);
+    }
     else if (method === "notifications/cancelled") cancellations.push(params.requestId);
     else if (id === undefined) continue;
     else if (method === "initialize") {
@@ -69,7 +74,7 @@ for await (const chunk of Deno.stdin.readable) {
       const { lines } = params.arguments;
       chain = chain.then(() => writeLines(lines, id, params._meta?.progressToken));
     } else if (method === "tools/call" && params.name === "received") {
-      const text = JSON.stringify({ received, cancellations });
+      const text = JSON.stringify({ received, receivedLines, cancellations });
       writeMessage({ jsonrpc: "2.0", id, result: { content: [{ type: "text", text }] } });
     } else writeMessage({ jsonrpc: "2.0", id, error: { code: -32601, message: "no such method" } });
   }
@@ -310,7 +315,9 @@ async function status(origin: string): Promise<{ sessions: number; state: string
 }
 
 /** What the child got: answers to its requests, and cancellations (as its own ids). */
-async function childReceived(origin: string): Promise<{ received: unknown[]; cancellations: unknown[] }> {
+async function childReceived(
+  origin: string,
+): Promise<{ received: unknown[]; receivedLines: string[]; cancellations: unknown[] }> {
   const response = await fetch(`${origin}/mcp`, {
     method: "POST",
     headers: JSON_AND_SSE,
@@ -618,6 +625,35 @@ Deno.test("integers beyond 2^53 as a progress token, a reused id and a cancelled
     "the near id's answer",
   );
   assert.equal((await childReceived(proxy.origin)).cancellations.length, 1, "the child got the cancellation");
+});
+
+Deno.test("the child's request with an id beyond 2^53: the answer, and its cancellation, name it exactly", async () => {
+  await using proxy = await startProxy(["--", ...child()]);
+  const a = await mcpSession(proxy.origin, { sampling: {} });
+  const big = "12345678901234567891";
+  const request = (
+    id: string,
+  ) => [{ text: `{"jsonrpc":"2.0","id":${id},"method":"sampling/createMessage","params":{}}` }];
+  const cancelled = [{
+    text: `{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":${big}2}}`,
+  }];
+  const response = await a.post(linesCall(1, [request(big), request(`${big}2`), cancelled, small("done")]));
+  const messages = messagesIn(response.headers.get("content-type"), await response.text()).map((text) =>
+    JSON.parse(text)
+  );
+  const [first, second, done] = messages;
+  assert.equal(first.method, "sampling/createMessage");
+  assert.equal(second.method, "sampling/createMessage");
+  assert.notEqual(first.id, second.id, "two ids a JS number cannot tell apart are two requests");
+  assert.equal(done.id, 1);
+  // The child cancelled the second: an answer to it goes nowhere; the first one's reaches the child.
+  for (const id of [second.id, first.id]) {
+    const replied = await a.post({ jsonrpc: "2.0", id, result: { role: "assistant" } });
+    assert.equal(replied.status, 202);
+    await replied.body?.cancel();
+  }
+  const { receivedLines } = await childReceived(proxy.origin);
+  assert.deepEqual(receivedLines, [`{"jsonrpc":"2.0","id":${big},"result":{"role":"assistant"}}`]);
 });
 
 Deno.test('a result holding "method", "id" and whole answers of other requests: only its client gets it', async () => {

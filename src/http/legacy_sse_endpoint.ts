@@ -8,7 +8,7 @@
  */
 
 import type { Logger } from "@logtape/logtape";
-import { parseClientMessages, reusedRequestId, singleMessageLine } from "../jsonrpc.ts";
+import { parseMessages, reusedRequestId, singleMessageLine } from "../jsonrpc.ts";
 import { asEventData, cutShortAnswer } from "../large_answer.ts";
 import { type ServerSession, type SessionSource, SessionUnavailableError } from "../shared_server.ts";
 import { EVENT_STREAM_HEADERS, EventStream } from "./event_stream.ts";
@@ -136,7 +136,7 @@ export function legacySseEndpoint(
       const entry = sessions.get(normalized);
       if (entry === undefined) return textResponse(404, "Could not find session");
       const text = await request.text();
-      const messages = parseClientMessages(text);
+      const messages = parseMessages(text);
       if (typeof messages === "string") return textResponse(400, `Could not parse message: ${messages}`);
       const reused = reusedRequestId(messages, (id) => entry.session.isInFlight(id));
       if (reused !== undefined) {

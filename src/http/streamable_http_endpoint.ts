@@ -13,7 +13,7 @@ import type { Logger } from "@logtape/logtape";
 import {
   isRequest,
   type JsonRpcMessage,
-  parseClientMessages,
+  parseMessages,
   reusedRequestId,
   singleMessageLine,
 } from "../jsonrpc.ts";
@@ -163,7 +163,7 @@ export function streamableHttpEndpoint(
       if (session === undefined) return jsonRpcErrorResponse(404, -32001, "Session not found");
     }
     const text = await request.text();
-    const messages = parseClientMessages(text);
+    const messages = parseMessages(text);
     if (typeof messages === "string") {
       const code = messages === "the text is not JSON" ? -32700 : -32600;
       const what = code === -32700 ? "Parse error: Invalid JSON" : `Invalid Request: ${messages}`;
