@@ -9,8 +9,8 @@
 export type RequestId = string | number | ExactInteger;
 
 /**
- * An integer beyond 2^53 (JavaScript numbers hold integers exactly only up to there), kept as the client
- * wrote it: `JSON.stringify` writes its digits as they came. Made by {@link withExactIntegers}, one
+ * An integer beyond 2^53 (JavaScript numbers hold integers exactly only up to there), kept as it was
+ * written: `JSON.stringify` writes its digits as they came. Made by {@link withExactIntegers}, one
  * object for each spelling while any is in use, so that it works as a `Map` key as a number would.
  */
 export interface ExactInteger {
@@ -255,7 +255,7 @@ function parseId(found: FoundId | undefined): RequestId | undefined {
 }
 
 /** Whether the id `found` is `id`: an {@link ExactInteger} is compared as it is written. */
-function isId(found: FoundId | undefined, id: RequestId): boolean {
+function isId(found: FoundId | undefined, id: RequestId): found is FoundId {
   if (found === undefined) return false;
   return isExactInteger(id) ? found.text === id.rawJSON : parseId(found) === id;
 }
@@ -270,11 +270,11 @@ export function withRequestId(json: string, id: RequestId, newId: RequestId): st
   const splice = (start: number, length: number) =>
     json.slice(0, start) + JSON.stringify(newId) + json.slice(start + length);
   const leading = leadingId(json.length > END_CHARS ? json.slice(0, END_CHARS) : json);
-  if (isId(leading, id)) return splice(leading!.start, leading!.text.length);
+  if (isId(leading, id)) return splice(leading.start, leading.text.length);
   const tailStart = Math.max(0, json.length - END_CHARS);
   const trailing = trailingId(tailStart === 0 ? json : json.slice(tailStart));
   if (isId(trailing, id)) {
-    return splice(tailStart + trailing!.start, trailing!.text.length);
+    return splice(tailStart + trailing.start, trailing.text.length);
   }
   return undefined;
 }
