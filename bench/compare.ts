@@ -12,10 +12,10 @@
  *   `--client`: client mode, both sides in front of one HTTP echo server.
  * - `--large`: 1 MiB answers, as case (f), instead of 1 KiB calls.
  * - `--concurrent`: throughput as case (b), 16 sessions of 200 calls, A and B in turns (alternating which
- *   goes first), instead of latency; server mode and two checkouts only (the floor maps no ids).
- * - `floor` in place of a DIR is the least a relay can do: `bench/minimal_server_relay.ts` (`/mcp` only),
- *   or with `--client` `bench/minimal_client_relay.ts --http1`. Against it, B−A is what mcp-proxy's own
- *   work costs.
+ *   goes first), instead of latency; server mode only.
+ * - `floor` in place of a DIR is the least a relay can do: `bench/minimal_server_relay.ts`, or with
+ *   `--client` `bench/minimal_client_relay.ts --http1`. Against it, B−A is what mcp-proxy's own work
+ *   costs.
  *
  * @module
  */
@@ -111,12 +111,24 @@ async function compareThroughput(sides: Side[], transport: Transport, rounds: nu
   );
   for (let round = 1; round <= rounds; round++) {
     const rates: number[] = [0, 0];
+    const cpu: number[] = [0, 0];
     for (const k of round % 2 === 1 ? [0, 1] : [1, 0]) {
-      rates[k] = (await concurrentThroughput(sessions[k], 200, 20, 1)).callsPerSecond;
+      let before = 0;
+      const { calls, callsPerSecond } = await concurrentThroughput(
+        sessions[k],
+        200,
+        20,
+        1,
+        () => before = cpuMicros(sides[k].process.pid),
+      );
+      rates[k] = callsPerSecond;
+      cpu[k] = (cpuMicros(sides[k].process.pid) - before) / calls;
     }
     Deno.stdout.writeSync(encoder.encode(
       `${transport} throughput round ${round}: A ${rates[0].toFixed(0)} calls/s, B ${rates[1].toFixed(0)} ` +
-        `calls/s (B/A ${(rates[1] / rates[0]).toFixed(3)})\n`,
+        `calls/s (B/A ${(rates[1] / rates[0]).toFixed(3)}); CPU per call A ${cpu[0].toFixed(0)} µs, B ${
+          cpu[1].toFixed(0)
+        } µs\n`,
     ));
   }
   for (const channels of sessions) for (const channel of channels) await channel.close();
@@ -143,11 +155,8 @@ if (positionals.length !== 2) {
   );
   Deno.exit(2);
 }
-if (values.concurrent && (values.client || positionals.includes(FLOOR))) {
-  // The floor relay maps no ids: 16 sessions at once would mix up their answers, and it would hang.
-  Deno.stderr.writeSync(
-    encoder.encode("--concurrent compares two checkouts in server mode: not with --client, nor with floor\n"),
-  );
+if (values.concurrent && values.client) {
+  Deno.stderr.writeSync(encoder.encode("--concurrent compares server mode: not with --client\n"));
   Deno.exit(2);
 }
 const large = values.large ?? false;
@@ -161,11 +170,7 @@ try {
   for (const [k, dir] of positionals.entries()) {
     sides.push(echo === undefined ? await start(dir, flags[k]) : startClient(dir, flags[k], echo.url));
   }
-  const transports: Transport[] = values.client
-    ? ["client"]
-    : positionals.includes(FLOOR)
-    ? ["/mcp"]
-    : ["/mcp", "/sse"];
+  const transports: Transport[] = values.client ? ["client"] : ["/mcp", "/sse"];
   for (const transport of transports) {
     if (values.concurrent && transport !== "client") {
       await compareThroughput(sides, transport, rounds);

@@ -13,12 +13,14 @@
  * - (e) the proxy's resident memory idle and with 64 open Streamable HTTP sessions;
  * - the proxy's CPU time per call during (a) and (b).
  *
- * Installed peers (supergateway, the npm mcp-proxy, mcp-remote) get rows of their own. Every answer is
+ * Installed peers (supergateway, the npm mcp-proxy, mcp-remote) get rows of their own, and with `--floor`
+ * so does the least an HTTP → stdio relay can do (`bench/minimal_server_relay.ts`). Every answer is
  * checked: a wrong or missing one stops the run with an error. There are no timing assertions: the table
  * says which of the issue's targets are met.
  *
  * ```sh
- * deno run -A bench/main.ts [--quick] [--json FILE] [--cases a,b,c,d,e,f] [--cpu-prof DIR] [--proxy-v8-flags FLAGS]
+ * deno run -A bench/main.ts [--quick] [--json FILE] [--cases a,b,c,d,e,f] [--floor] [--cpu-prof DIR]
+ *                           [--proxy-v8-flags FLAGS]
  * ```
  *
  * @module
@@ -61,15 +63,17 @@ const ROOT = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
 const MAIN = `${ROOT}/main.ts`;
 const DENO = Deno.execPath();
 const ECHO_STDIO = new URL("./echo_stdio_server.ts", import.meta.url).pathname;
+const SERVER_RELAY = new URL("./minimal_server_relay.ts", import.meta.url).pathname;
 /** The stdio echo server, as every path starts it. */
 const ECHO_COMMAND = [DENO, "run", "--quiet", "--no-config", ECHO_STDIO];
 
-const USAGE = `usage: deno run -A bench/main.ts [--quick] [--json FILE] [--cases a,b,c,d,e,f] [--cpu-prof DIR]
-                                 [--proxy-v8-flags FLAGS]
+const USAGE = `usage: deno run -A bench/main.ts [--quick] [--json FILE] [--cases a,b,c,d,e,f] [--floor]
+                                 [--cpu-prof DIR] [--proxy-v8-flags FLAGS]
 
   --quick          a smaller run (under a minute)
   --json FILE      also write the raw numbers to FILE
   --cases LIST     run only these cases (default: all; CPU per call comes with a and b)
+  --floor          add rows for the least an HTTP → stdio relay can do (bench/minimal_server_relay.ts)
   --cpu-prof DIR   run mcp-proxy with --cpu-prof, writing its profiles to DIR
   --proxy-v8-flags FLAGS
                    mcp-proxy's --v8-flags (default: the shipped ones, ${V8_FLAGS.join(",")}; "" for none)
@@ -92,6 +96,8 @@ interface Settings {
   starts: number;
   openSessions: number;
   cases: Set<Case>;
+  /** Whether the minimal relay (`bench/minimal_server_relay.ts`) gets rows, as the floor. */
+  floor: boolean;
   jsonFile?: string;
   cpuProfDir?: string;
   /** `--v8-flags` of the proxy's deno; by default the ones it ships with. */
@@ -102,6 +108,7 @@ class UsageError extends Error {}
 
 function parseArgs(args: string[]): Settings | "help" {
   let quick = false;
+  let floor = false;
   let jsonFile: string | undefined;
   let cpuProfDir: string | undefined;
   let proxyV8Flags = V8_FLAGS.join(",");
@@ -114,6 +121,7 @@ function parseArgs(args: string[]): Settings | "help" {
       return next;
     };
     if (arg === "--quick") quick = true;
+    else if (arg === "--floor") floor = true;
     else if (arg === "--json") jsonFile = value();
     else if (arg === "--cpu-prof") cpuProfDir = value();
     else if (arg === "--proxy-v8-flags") proxyV8Flags = value();
@@ -142,6 +150,7 @@ function parseArgs(args: string[]): Settings | "help" {
     starts: quick ? 3 : 5,
     openSessions: 64,
     cases,
+    floor,
     jsonFile,
     cpuProfDir,
     proxyV8Flags,
@@ -168,10 +177,13 @@ function shellJoin(words: string[]): string {
 
 type Transport = "/mcp" | "/sse";
 
-/** Something that serves the echo server over HTTP: mcp-proxy's server mode, or a peer. */
+/** Something that serves the echo server over HTTP: mcp-proxy's server mode, a peer, or the floor. */
 interface ServerSystem {
   label: string;
+  /** A peer, or the floor: measured, but with no target, and a wrong answer does not stop the run. */
   peer: boolean;
+  /** The minimal relay: what no relay gets under; not a peer to be ahead of. */
+  floor?: boolean;
   transports: Transport[];
   command(port: number): [string, string[]];
 }
@@ -184,9 +196,14 @@ interface ClientSystem {
   env?: Record<string, string>;
 }
 
+/** The V8 flags mcp-proxy runs with, as `deno run` flags. */
+function v8Flags(settings: Settings): string[] {
+  return settings.proxyV8Flags === "" ? [] : [`--v8-flags=${settings.proxyV8Flags}`];
+}
+
 /** The proxy's own `deno run` flags: its V8 flags, and the profiler when asked for. */
 function profileFlags(settings: Settings): string[] {
-  const flags = settings.proxyV8Flags === "" ? [] : [`--v8-flags=${settings.proxyV8Flags}`];
+  const flags = v8Flags(settings);
   if (settings.cpuProfDir !== undefined) flags.push("--cpu-prof", `--cpu-prof-dir=${settings.cpuProfDir}`);
   return flags;
 }
@@ -200,6 +217,26 @@ function serverSystems(settings: Settings, peers: FoundPeer[]): ServerSystem[] {
       port,
     ) => [DENO, ["run", "-A", ...profileFlags(settings), MAIN, "--port", `${port}`, "--", ...ECHO_COMMAND]],
   }];
+  if (settings.floor) {
+    systems.push({
+      label: "floor (minimal relay)",
+      peer: true,
+      floor: true,
+      transports: ["/mcp", "/sse"],
+      // With mcp-proxy's V8 flags: the same runtime, doing the least.
+      command: (
+        port,
+      ) => [DENO, [
+        "run",
+        "-A",
+        "--no-config",
+        ...v8Flags(settings),
+        SERVER_RELAY,
+        `${port}`,
+        ...ECHO_COMMAND,
+      ]],
+    });
+  }
   for (const peer of peers) {
     if (peer.name === "supergateway") {
       // stdio → SSE: GET /sse, POST /message?sessionId=… (the endpoint event names it).
@@ -622,6 +659,11 @@ function coresBusy(cpuMicrosPerCall: number, throughput: Throughput): number {
   return cpuMicrosPerCall / 1e6 / secondsPerCall;
 }
 
+/** What a row with no target is: the floor's, or a peer's. */
+function standing(floor: boolean | undefined): string {
+  return floor ? "floor" : "peer";
+}
+
 function buildRows(
   settings: Settings,
   servers: ServerSystem[],
@@ -630,13 +672,17 @@ function buildRows(
 ): Row[] {
   const rows: Row[] = [];
   const serverPaths = servers.flatMap((system) =>
-    system.transports.map((transport) => ({ key: `${system.label} ${transport}`, peer: system.peer }))
+    system.transports.map((transport) => ({
+      key: `${system.label} ${transport}`,
+      peer: system.peer,
+      floor: system.floor ?? false,
+    }))
   );
   const direct = m.paths["direct stdio"];
   const directHttp = m.paths["direct HTTP"];
   const n = settings.sequentialCalls;
 
-  for (const { key, peer } of serverPaths) {
+  for (const { key, peer, floor } of serverPaths) {
     const path = m.paths[key]?.sequential;
     if (path === undefined || direct?.sequential === undefined) continue;
     const added = path.p50 - direct.sequential.p50;
@@ -646,7 +692,7 @@ function buildRows(
       proxy: ms(path.p50),
       ratio: ratio(path.p50, direct.sequential.p50),
       target: peer
-        ? `peer (added ${added.toFixed(3)} ms)`
+        ? `${standing(floor)} (added ${added.toFixed(3)} ms)`
         : `added ≤ ${ADDED_P50_TARGET_MS} ms: ${added.toFixed(3)} ms`,
       met: peer ? undefined : added <= ADDED_P50_TARGET_MS,
     });
@@ -655,7 +701,7 @@ function buildRows(
       direct: ms(direct.sequential.p99),
       proxy: ms(path.p99),
       ratio: ratio(path.p99, direct.sequential.p99),
-      target: peer ? "peer" : "—",
+      target: peer ? standing(floor) : "—",
     });
   }
   for (const system of clients) {
@@ -681,11 +727,11 @@ function buildRows(
 
   const concurrency =
     `${settings.sessions}×${settings.callsPerSession}, median of ${settings.concurrentRounds}`;
-  const peerThroughputs = serverPaths.filter((path) => path.peer)
+  const peerThroughputs = serverPaths.filter((path) => path.peer && !path.floor)
     .map((path) => m.paths[path.key]?.concurrent?.callsPerSecond)
     .filter((value): value is number => value !== undefined);
   const bestPeer = peerThroughputs.length > 0 ? Math.max(...peerThroughputs) : undefined;
-  for (const { key, peer } of serverPaths) {
+  for (const { key, peer, floor } of serverPaths) {
     const path = m.paths[key]?.concurrent;
     if (path === undefined || direct?.concurrent === undefined) continue;
     let target = `≥ ${THROUGHPUT_TARGET.toLocaleString("en-US")} calls/s`;
@@ -701,7 +747,7 @@ function buildRows(
       direct: rate(direct.concurrent.callsPerSecond),
       proxy: rate(path.callsPerSecond),
       ratio: ratio(path.callsPerSecond, direct.concurrent.callsPerSecond),
-      target: peer ? "peer" : target,
+      target: peer ? standing(floor) : target,
       met: peer ? undefined : met,
     });
   }
@@ -736,7 +782,7 @@ function buildRows(
   for (const { letter, what, pick, target } of large) {
     const base = direct === undefined ? undefined : pick(direct);
     if (base === undefined) continue;
-    for (const { key, peer } of serverPaths) {
+    for (const { key, peer, floor } of serverPaths) {
       const path = m.paths[key] === undefined ? undefined : pick(m.paths[key]);
       if (path === undefined) continue;
       rows.push({
@@ -744,7 +790,7 @@ function buildRows(
         direct: ms(base.p50),
         proxy: ms(path.p50),
         ratio: ratio(path.p50, base.p50),
-        target: peer ? "peer" : target === undefined ? "—" : `≤ ${target.toFixed(2)}× direct stdio`,
+        target: peer ? standing(floor) : target === undefined ? "—" : `≤ ${target.toFixed(2)}× direct stdio`,
         met: peer || target === undefined ? undefined : path.p50 / base.p50 <= target,
       });
     }
@@ -771,7 +817,7 @@ function buildRows(
       direct: ms(directStart?.medianMs),
       proxy: ms(start.medianMs),
       ratio: ratio(start.medianMs, directStart?.medianMs),
-      target: system.peer ? "peer" : `≤ ${START_TARGET_MS} ms`,
+      target: system.peer ? standing(system.floor) : `≤ ${START_TARGET_MS} ms`,
       met: system.peer ? undefined : start.medianMs <= START_TARGET_MS,
     });
   }
@@ -784,7 +830,7 @@ function buildRows(
       direct: "—",
       proxy: mib(start.rssIdleKiB),
       ratio: "—",
-      target: system.peer ? "peer" : `≤ ${mib(RSS_IDLE_TARGET_KIB)}`,
+      target: system.peer ? standing(system.floor) : `≤ ${mib(RSS_IDLE_TARGET_KIB)}`,
       met: system.peer ? undefined : start.rssIdleKiB <= RSS_IDLE_TARGET_KIB,
     });
     rows.push({
@@ -792,7 +838,7 @@ function buildRows(
       direct: "—",
       proxy: `${mib(start.rssSessionsKiB)} (${mib(grown, true)})`,
       ratio: "—",
-      target: system.peer ? "peer" : `≤ ${mib(RSS_SESSIONS_TARGET_KIB, true)}`,
+      target: system.peer ? standing(system.floor) : `≤ ${mib(RSS_SESSIONS_TARGET_KIB, true)}`,
       met: system.peer ? undefined : grown <= RSS_SESSIONS_TARGET_KIB,
     });
   }
@@ -836,15 +882,18 @@ function buildRows(
       target: "—",
     });
   }
-  const failedPaths = [...serverPaths.map(({ key }) => key), ...clients.map((system) => system.label)];
-  for (const key of failedPaths) {
+  const failedPaths = [
+    ...serverPaths,
+    ...clients.map((system) => ({ key: system.label, floor: false })),
+  ];
+  for (const { key, floor } of failedPaths) {
     for (const [letter, message] of Object.entries(m.paths[key]?.failures ?? {})) {
       rows.push({
         case: `(${letter}) · ${key}`,
         direct: "—",
         proxy: "failed",
         ratio: "—",
-        target: `peer: ${message.length > 90 ? message.slice(0, 90) + "…" : message}`,
+        target: `${standing(floor)}: ${message.length > 90 ? message.slice(0, 90) + "…" : message}`,
       });
     }
   }
