@@ -13,6 +13,10 @@
  * - (e) the proxy's resident memory idle and with 64 open Streamable HTTP sessions;
  * - the proxy's CPU time per call during (a) and (b).
  *
+ * (a), (b), (c) and (f) run on every path of a mode in turns (the direct path, mcp-proxy, the floor, the
+ * peers: all started and their sessions open), a block of calls on each at a time, so that the ratios of
+ * one run compare paths that saw the machine alike.
+ *
  * Installed peers (supergateway, the npm mcp-proxy, mcp-remote) get rows of their own, and with `--floor`
  * so does the least an HTTP → stdio relay can do (`bench/minimal_server_relay.ts`). Every answer is
  * checked: a wrong or missing one stops the run with an error. There are no timing assertions: the table
@@ -144,7 +148,7 @@ function parseArgs(args: string[]): Settings | "help" {
     sessions: 16,
     callsPerSession: quick ? 50 : 200,
     warmupPerSession: quick ? 10 : 20,
-    concurrentRounds: 3,
+    concurrentRounds: quick ? 3 : 5,
     largeIterations: quick ? 10 : 50,
     largeWarmup: quick ? 2 : 3,
     starts: quick ? 3 : 5,
@@ -336,131 +340,63 @@ interface StartResults {
 
 // ---- the paths ------------------------------------------------------------------------------------
 
-/** How {@link measurePath} gets its sessions. */
-interface SessionSource {
-  /** A session for (a), (c) and (f). */
-  open(): Promise<McpChannel>;
+/** One path the calls can take: direct, or through a proxy and a transport. */
+interface Path {
+  key: string;
+  /** A peer's or the floor's path: a wrong answer drops it from the case, not the run. */
+  peer: boolean;
+  /** The session of (a), (c) and (f). */
+  channel?: McpChannel;
   /** The sessions of (b), one per worker (the same one several times: requests in flight on one). */
-  openMany(): Promise<McpChannel[]>;
-  /** Whether the sessions are made for the case and closed after it (not one shared session). */
-  owned: boolean;
+  channels?: McpChannel[];
+  /** The proxy's process (on a direct path, the echo server's): its CPU time per call is reported. */
+  cpuPid: number;
+  /** Every process the calls pass through: this one, `cpuPid`, what it started, and any other. */
+  pathPids: number[];
 }
 
-/**
- * (a), (b), (c), (f) on sessions of `sessions`; the CPU time per call of `cpuPid`, and in (b) also of
- * the whole path: this process, `cpuPid`, its descendants and `alsoOnPath`. A wrong or missing
- * answer stops the run, except on a peer's path (`peer`): there the case is recorded as failed, and the
- * run goes on.
- */
-async function measurePath(
-  settings: Settings,
-  label: string,
-  cpuPid: number,
-  sessions: SessionSource,
-  peer = false,
-  alsoOnPath: number[] = [],
-): Promise<PathResults> {
-  const results: PathResults = {};
-  const where = { label, cpuPid, alsoOnPath };
-  if (!peer) return await measureCases(settings, where, sessions, results, settings.cases);
-  for (const letter of CASES) {
-    if (!settings.cases.has(letter) || ["d", "e"].includes(letter)) continue;
-    try {
-      await measureCases(settings, where, sessions, results, new Set([letter]));
-    } catch (error) {
-      const message = error instanceof Error ? error.message : String(error);
-      (results.failures ??= {})[letter] = message;
-      progress(`${label}: (${letter}) failed: ${message}`);
-    }
-  }
-  return results;
+/** Paths made ready for the cases, and how to end them once they are measured. */
+interface OpenPaths {
+  paths: Path[];
+  close(): Promise<void>;
 }
 
-async function measureCases(
+/** The sessions `open` makes for a path: one for (a), (c), (f), and one per worker of (b) if asked. */
+async function openSessions(
   settings: Settings,
-  { label, cpuPid, alsoOnPath }: { label: string; cpuPid: number; alsoOnPath: number[] },
-  sessions: SessionSource,
-  results: PathResults,
-  cases: Set<Case>,
-): Promise<PathResults> {
-  if (cases.has("a") || cases.has("c") || cases.has("f")) {
-    const channel = await sessions.open();
-    if (cases.has("a")) {
-      progress(`${label}: (a) ${settings.sequentialCalls} sequential 1 KiB calls`);
-      let cpuBefore = 0;
-      const samples = await sequentialLatencies(
-        channel,
-        settings.sequentialCalls,
-        settings.sequentialWarmup,
-        () => cpuBefore = cpuMicros(cpuPid),
-      );
-      results.sequentialCpuMicros = (cpuMicros(cpuPid) - cpuBefore) / settings.sequentialCalls;
-      results.sequential = latencies(samples);
-    }
-    if (cases.has("c")) {
-      progress(`${label}: (c) ${settings.largeIterations} × 1 MiB request and answer`);
-      results.largeEcho = latencies(
-        await largeLatencies(channel, "echo", settings.largeIterations, settings.largeWarmup),
-      );
-    }
-    if (cases.has("f")) {
-      progress(`${label}: (f) ${settings.largeIterations} × 1 MiB answer`);
-      results.largeAnswer = latencies(
-        await largeLatencies(channel, "blob", settings.largeIterations, settings.largeWarmup),
-      );
-    }
-    if (sessions.owned) await channel.close();
-  }
-  if (cases.has("b")) {
-    progress(
-      `${label}: (b) ${settings.concurrentRounds} rounds of ${settings.sessions} × ${settings.callsPerSession} ` +
-        "concurrent 1 KiB calls",
-    );
-    const channels = await sessions.openMany();
-    const pathPids = [Deno.pid, cpuPid, ...descendantsOf(cpuPid), ...alsoOnPath];
-    const pathCpu = () => pathPids.reduce((sum, pid) => sum + cpuMicros(pid), 0);
-    let cpuBefore = 0;
-    let pathCpuBefore = 0;
-    const throughput = await concurrentThroughput(
-      channels,
-      settings.callsPerSession,
-      settings.warmupPerSession,
-      settings.concurrentRounds,
-      () => {
-        cpuBefore = cpuMicros(cpuPid);
-        pathCpuBefore = pathCpu();
-      },
-    );
-    const calls = throughput.calls * settings.concurrentRounds;
-    results.concurrentCpuMicros = (cpuMicros(cpuPid) - cpuBefore) / calls;
-    results.concurrentPathCpuMicros = (pathCpu() - pathCpuBefore) / calls;
-    results.concurrent = throughput;
-    if (sessions.owned) await Promise.all(channels.map((channel) => channel.close()));
-  }
-  return results;
+  open: () => Promise<McpChannel>,
+): Promise<{ channel?: McpChannel; channels?: McpChannel[] }> {
+  const { cases } = settings;
+  const channel = cases.has("a") || cases.has("c") || cases.has("f") ? await open() : undefined;
+  const channels = cases.has("b")
+    ? await Promise.all(Array.from({ length: settings.sessions }, open))
+    : undefined;
+  return { channel, channels };
 }
 
 function spawnEchoServer(name: string): TrackedProcess {
   return spawnTracked(name, ECHO_COMMAND[0], ECHO_COMMAND.slice(1), { stdin: "piped", stdout: "piped" });
 }
 
-/** One session for everything; (b) runs its workers on it at once. */
-function sharedSession(settings: Settings, channel: McpChannel): SessionSource {
-  return {
-    open: () => Promise.resolve(channel),
-    openMany: () => Promise.resolve(Array.from({ length: settings.sessions }, () => channel)),
-    owned: false,
-  };
-}
-
-async function measureDirectStdio(settings: Settings): Promise<PathResults> {
+/** The echo server driven directly over stdio: one session; (b) has 16 requests in flight on it. */
+async function openDirectStdio(settings: Settings): Promise<OpenPaths> {
   const server = spawnEchoServer("echo server (direct)");
   const channel = new StdioChannel("direct stdio", server);
   await initialize(channel);
-  const results = await measurePath(settings, "direct stdio", server.pid, sharedSession(settings, channel));
-  await channel.close();
-  await stopTracked(server);
-  return results;
+  return {
+    paths: [{
+      key: "direct stdio",
+      peer: false,
+      channel,
+      channels: Array(settings.sessions).fill(channel),
+      cpuPid: server.pid,
+      pathPids: [Deno.pid, server.pid],
+    }],
+    close: async () => {
+      await channel.close();
+      await stopTracked(server);
+    },
+  };
 }
 
 async function openSession(system: ServerSystem, transport: Transport, base: string): Promise<McpChannel> {
@@ -477,50 +413,67 @@ function startServerSystem(system: ServerSystem, port: number): TrackedProcess {
   return spawnTracked(system.label, command, args);
 }
 
-async function measureServerSystem(
+/**
+ * A server-mode system, one path per transport, with sessions of its own. A peer whose sessions fail to
+ * open gets failed cases and no path, and the run goes on.
+ */
+async function openServerSystem(
   settings: Settings,
   system: ServerSystem,
-): Promise<Record<string, PathResults>> {
+  results: Record<string, PathResults>,
+): Promise<OpenPaths> {
   const port = freePort();
   const process = startServerSystem(system, port);
   await waitForPort(port, process);
   const base = `http://127.0.0.1:${port}`;
-  const results: Record<string, PathResults> = {};
+  const paths: Path[] = [];
   for (const transport of system.transports) {
-    const open = () => openSession(system, transport, base);
-    results[`${system.label} ${transport}`] = await measurePath(
-      settings,
-      `${system.label} ${transport}`,
-      process.pid,
-      {
-        open,
-        openMany: () => Promise.all(Array.from({ length: settings.sessions }, open)),
-        owned: true,
-      },
-      system.peer,
-    );
+    const key = `${system.label} ${transport}`;
+    try {
+      paths.push({
+        key,
+        peer: system.peer,
+        ...await openSessions(settings, () => openSession(system, transport, base)),
+        cpuPid: process.pid,
+        pathPids: [Deno.pid, process.pid, ...descendantsOf(process.pid)],
+      });
+    } catch (error) {
+      if (!system.peer) throw error;
+      const message = `opening its sessions: ${error instanceof Error ? error.message : error}`;
+      const failures = (results[key] ??= {}).failures ??= {};
+      for (const letter of ["a", "b", "c", "f"] as const) {
+        if (settings.cases.has(letter)) failures[letter] = message;
+      }
+      progress(`${key}: failed: ${message}`);
+    }
   }
-  await stopTracked(process);
-  return results;
+  return {
+    paths,
+    close: async () => {
+      const channels = new Set(paths.flatMap((path) => [path.channel, ...path.channels ?? []]));
+      await Promise.all([...channels].map((channel) => channel?.close()));
+      await stopTracked(process);
+    },
+  };
 }
 
-async function measureClientSystems(
-  settings: Settings,
-  systems: ClientSystem[],
-): Promise<Record<string, PathResults>> {
+/**
+ * The HTTP echo server driven directly, and each client-mode system in front of it; one session each,
+ * (b) has 16 requests in flight on it.
+ */
+async function openClientSystems(settings: Settings, systems: ClientSystem[]): Promise<OpenPaths> {
   const { process: server, url } = await startEchoHttpServer();
-  const results: Record<string, PathResults> = {};
-
   const direct = new StreamableHttpChannel("direct HTTP", url);
   await initialize(direct);
-  results["direct HTTP"] = await measurePath(
-    settings,
-    "direct HTTP",
-    server.pid,
-    sharedSession(settings, direct),
-  );
-  await direct.close();
-
+  const paths: Path[] = [{
+    key: "direct HTTP",
+    peer: false,
+    channel: direct,
+    channels: Array(settings.sessions).fill(direct),
+    cpuPid: server.pid,
+    pathPids: [Deno.pid, server.pid],
+  }];
+  const running: { channel: StdioChannel; process: TrackedProcess }[] = [];
   for (const system of systems) {
     const [command, args] = system.command(url);
     const process = spawnTracked(system.label, command, args, {
@@ -529,20 +482,174 @@ async function measureClientSystems(
       env: system.env,
     });
     const channel = new StdioChannel(system.label, process);
+    running.push({ channel, process });
     await initialize(channel);
-    results[system.label] = await measurePath(
-      settings,
-      system.label,
-      process.pid,
-      sharedSession(settings, channel),
-      system.peer,
-      [server.pid],
-    );
-    await channel.close();
-    await stopTracked(process);
+    paths.push({
+      key: system.label,
+      peer: system.peer,
+      channel,
+      channels: Array(settings.sessions).fill(channel),
+      cpuPid: process.pid,
+      pathPids: [Deno.pid, process.pid, ...descendantsOf(process.pid), server.pid],
+    });
   }
-  await stopTracked(server);
-  return results;
+  return {
+    paths,
+    close: async () => {
+      await direct.close();
+      for (const { channel, process } of running) {
+        await channel.close();
+        await stopTracked(process);
+      }
+      await stopTracked(server);
+    },
+  };
+}
+
+// ---- the cases, every path in turns ------------------------------------------------------------
+
+/**
+ * Runs a case on `paths` in turns: `warm` once on each, then `blocks` blocks of `block` on each, which
+ * path goes first moving on by one each time. A shared VM's speed drifts by tens of percent within a
+ * minute: paths measured minutes apart would not compare, paths measured in turns see the machine alike.
+ * A peer's path that fails is recorded (`failures`) and left out from then on; any other stops the run.
+ */
+async function inTurns(
+  letter: Case,
+  paths: Path[],
+  results: Record<string, PathResults>,
+  blocks: number,
+  warm: (path: Path) => Promise<void>,
+  block: (path: Path) => Promise<void>,
+): Promise<void> {
+  let live = paths;
+  const attempt = async (path: Path, step: (path: Path) => Promise<void>) => {
+    try {
+      await step(path);
+    } catch (error) {
+      if (!path.peer) throw error;
+      const message = error instanceof Error ? error.message : String(error);
+      ((results[path.key] ??= {}).failures ??= {})[letter] = message;
+      progress(`${path.key}: (${letter}) failed: ${message}`);
+      live = live.filter((other) => other !== path);
+    }
+  };
+  for (const path of paths) await attempt(path, warm);
+  for (let round = 0; round < blocks; round++) {
+    const order = live.map((_, k) => live[(k + round) % live.length]);
+    for (const path of order) await attempt(path, block);
+  }
+}
+
+/** The cases (a), (c), (f) and (b) on `paths`, each in turns ({@link inTurns}). */
+async function measurePaths(
+  settings: Settings,
+  paths: Path[],
+  results: Record<string, PathResults>,
+): Promise<void> {
+  const { cases } = settings;
+  const keys = paths.map((path) => path.key).join(", ");
+  const entry = (path: Path) => results[path.key] ??= {};
+  const failed = (path: Path, letter: Case) => results[path.key]?.failures?.[letter] !== undefined;
+
+  if (cases.has("a")) {
+    const blocks = settings.sequentialCalls / SEQUENTIAL_BLOCK;
+    progress(`(a) ${settings.sequentialCalls} sequential 1 KiB calls, ${blocks} blocks in turns, on ${keys}`);
+    const samples = new Map<Path, number[]>();
+    const cpu = new Map<Path, number>();
+    await inTurns("a", paths, results, blocks, async (path) => {
+      await sequentialLatencies(path.channel!, 0, settings.sequentialWarmup);
+    }, async (path) => {
+      let before = 0;
+      const taken = await sequentialLatencies(path.channel!, SEQUENTIAL_BLOCK, 0, () => {
+        before = cpuMicros(path.cpuPid);
+      });
+      cpu.set(path, (cpu.get(path) ?? 0) + cpuMicros(path.cpuPid) - before);
+      samples.set(path, [...samples.get(path) ?? [], ...taken]);
+    });
+    for (const path of paths) {
+      if (failed(path, "a")) continue;
+      entry(path).sequential = latencies(samples.get(path)!);
+      entry(path).sequentialCpuMicros = cpu.get(path)! / settings.sequentialCalls;
+    }
+  }
+  for (
+    const [letter, kind, what] of [["c", "echo", "request and answer"], ["f", "blob", "answer"]] as const
+  ) {
+    if (!cases.has(letter)) continue;
+    const blocks = settings.largeIterations / LARGE_BLOCK;
+    progress(
+      `(${letter}) ${settings.largeIterations} × 1 MiB ${what}, ${blocks} blocks in turns, on ${keys}`,
+    );
+    const samples = new Map<Path, number[]>();
+    await inTurns(letter, paths, results, blocks, async (path) => {
+      await largeLatencies(path.channel!, kind, 0, settings.largeWarmup);
+    }, async (path) => {
+      const taken = await largeLatencies(path.channel!, kind, LARGE_BLOCK, 0);
+      samples.set(path, [...samples.get(path) ?? [], ...taken]);
+    });
+    for (const path of paths) {
+      if (failed(path, letter)) continue;
+      entry(path)[letter === "c" ? "largeEcho" : "largeAnswer"] = latencies(samples.get(path)!);
+    }
+  }
+  if (cases.has("b")) {
+    const { sessions, callsPerSession, concurrentRounds } = settings;
+    progress(
+      `(b) ${concurrentRounds} rounds of ${sessions} × ${callsPerSession} concurrent 1 KiB calls in turns, on ` +
+        keys,
+    );
+    const pathCpu = (path: Path) => path.pathPids.reduce((sum, pid) => sum + cpuMicros(pid), 0);
+    const tally = new Map<Path, { rates: number[]; cpu: number; pathCpu: number; calls: number }>();
+    await inTurns("b", paths, results, concurrentRounds, async (path) => {
+      await concurrentThroughput(path.channels!, 0, settings.warmupPerSession, 0);
+    }, async (path) => {
+      let cpuBefore = 0;
+      let pathCpuBefore = 0;
+      const { calls, callsPerSecond } = await concurrentThroughput(
+        path.channels!,
+        callsPerSession,
+        0,
+        1,
+        () => {
+          cpuBefore = cpuMicros(path.cpuPid);
+          pathCpuBefore = pathCpu(path);
+        },
+      );
+      const counts = tally.get(path) ?? { rates: [], cpu: 0, pathCpu: 0, calls: 0 };
+      counts.cpu += cpuMicros(path.cpuPid) - cpuBefore;
+      counts.pathCpu += pathCpu(path) - pathCpuBefore;
+      counts.calls += calls;
+      counts.rates.push(callsPerSecond);
+      tally.set(path, counts);
+    });
+    for (const path of paths) {
+      const counts = tally.get(path);
+      if (failed(path, "b") || counts === undefined) continue;
+      entry(path).concurrent = {
+        calls: sessions * callsPerSession,
+        rounds: counts.rates,
+        callsPerSecond: percentile(counts.rates, 50),
+      };
+      entry(path).concurrentCpuMicros = counts.cpu / counts.calls;
+      entry(path).concurrentPathCpuMicros = counts.pathCpu / counts.calls;
+    }
+  }
+}
+
+/** Opens the paths of `groups`, one group at a time, measures them all in turns, then ends them. */
+async function measureGroups(
+  settings: Settings,
+  open: (() => Promise<OpenPaths>)[],
+  results: Record<string, PathResults>,
+): Promise<void> {
+  const groups: OpenPaths[] = [];
+  try {
+    for (const openGroup of open) groups.push(await openGroup());
+    await measurePaths(settings, groups.flatMap((group) => group.paths), results);
+  } finally {
+    for (const group of groups) await group.close();
+  }
 }
 
 // ---- start-up and memory ----------------------------------------------------------------------
@@ -640,6 +747,11 @@ interface Measurements {
   paths: Record<string, PathResults>;
   starts: Record<string, StartResults>;
 }
+
+/** Calls in a block of (a): the paths take turns block by block. */
+const SEQUENTIAL_BLOCK = 50;
+/** Round trips in a block of (c) and (f). */
+const LARGE_BLOCK = 5;
 
 const ADDED_P50_TARGET_MS = 0.25;
 const THROUGHPUT_TARGET = 3000;
@@ -937,6 +1049,9 @@ function notes(settings: Settings): string {
     "- direct: the echo server without a proxy, over stdio (server mode rows) or HTTP (client mode rows, " +
     "marked HTTP); (b) direct: 16 requests in flight on one session.",
     "- ratio: proxy / direct. (a) latency is a full round trip, answer stream read to its end.",
+    `- (a), (b), (c), (f): the paths of each mode in turns, a block at a time (${SEQUENTIAL_BLOCK} calls of ` +
+    `(a), a round of (b), ${LARGE_BLOCK} of (c) and (f)), which goes first moving on each time, so that all ` +
+    "see the machine alike. (b): the median round.",
     `- CPU per call: utime + stime of the proxy's own process from /proc/PID/stat (direct column: the echo ` +
     `server's); resolution one tick, ±${sequential.toFixed(0)} µs per call in (a), ` +
     `±${(concurrent / settings.concurrentRounds).toFixed(0)} µs in (b).`,
@@ -967,11 +1082,11 @@ async function run(settings: Settings): Promise<void> {
 
     const m: Measurements = { paths: {}, starts: {} };
     if (cases.has("a") || cases.has("b") || cases.has("c") || cases.has("f")) {
-      m.paths["direct stdio"] = await measureDirectStdio(settings);
-      for (const system of servers) Object.assign(m.paths, await measureServerSystem(settings, system));
-    }
-    if (cases.has("a") || cases.has("b")) {
-      Object.assign(m.paths, await measureClientSystems(settings, clients));
+      await measureGroups(settings, [
+        () => openDirectStdio(settings),
+        ...servers.map((system) => () => openServerSystem(settings, system, m.paths)),
+      ], m.paths);
+      await measureGroups(settings, [() => openClientSystems(settings, clients)], m.paths);
     }
     if (cases.has("d") || cases.has("e")) {
       if (cases.has("d")) m.starts["direct stdio"] = await measureDirectStart(settings);

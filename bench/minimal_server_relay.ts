@@ -4,12 +4,16 @@
  * their ids collide), its text written to the child's stdin; the child's answer, its id swapped back, goes
  * to the session that asked:
  *
- * - `POST /mcp`: a request is answered with its answer line as a JSON body; a POST without an id, 202;
+ * - `POST /mcp`: a request is answered with its answer as a JSON body; a POST without an id, 202;
  * - `GET /sse`: a stream whose first event names `/messages/?session_id=N`; a POST there is answered 202,
  *   and its answer is sent on the stream as a `message` event.
  *
+ * An answer that spans reads of the child's stdout is streamed as its bytes come, as mcp-proxy does: its
+ * start (where the child writes the id) is rewritten, the rest passed on untouched and uncopied.
+ *
  * No checks, no routing beyond that, no sessions on `/mcp`: a measuring stick, not a relay to use. It
- * serves only the benchmark's clients (`bench/mcp_channels.ts`), whose ids are numbers written `"id":N`.
+ * serves only the benchmark's clients (`bench/mcp_channels.ts`) and echo server, whose ids are numbers
+ * written `"id":N`, the answer's right after `{"jsonrpc":"2.0",`.
  *
  * Run: `deno run -A bench/minimal_server_relay.ts PORT COMMAND [ARGS…]`.
  *
@@ -19,11 +23,21 @@
 const [port, command, ...args] = Deno.args;
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
+const NEWLINE = 0x0a;
+const ANSWER_START = /^\{"jsonrpc":"2\.0","id":(\d+)/;
+
+/** Where an answer goes: whole, or in pieces as it comes. */
+interface Destination {
+  /** The answer line, its id already its client's. */
+  deliver(line: string): void;
+  /** Opens the answer to bytes as they come; `first` is its start, its id already its client's. */
+  stream(first: Uint8Array): { write(bytes: Uint8Array): void; end(): void };
+}
 
 const child = new Deno.Command(command, { args, stdin: "piped", stdout: "piped" }).spawn();
 const writer = child.stdin.getWriter();
-/** The relay's id of each request under way → its own id and where its answer goes. */
-const waiting = new Map<number, { id: unknown; deliver: (line: string) => void }>();
+/** The relay's id of each request under way → its client's id and where its answer goes. */
+const waiting = new Map<number, { id: unknown; to: Destination }>();
 let lastId = 0;
 const streams = new Map<string, ReadableStreamDefaultController<Uint8Array>>();
 let lastStream = 0;
@@ -35,34 +49,80 @@ function withId(text: string, id: unknown, newId: unknown): string {
   return text.slice(0, at) + `"id":${JSON.stringify(newId)}` + text.slice(at + member.length);
 }
 
-/** Writes the message `text` to the child; a request's answer goes to `deliver`. */
-function relay(text: string, deliver: (line: string) => void): boolean {
+/** Writes the message `text` to the child; a request's answer goes to `to`. */
+function relay(text: string, to: Destination): boolean {
   const { id } = JSON.parse(text);
   if (id === undefined) {
     writer.write(encoder.encode(text + "\n"));
     return false;
   }
-  waiting.set(++lastId, { id, deliver });
+  waiting.set(++lastId, { id, to });
   writer.write(encoder.encode(withId(text, id, lastId) + "\n"));
   return true;
 }
 
+function answerLine(line: string): void {
+  const id = JSON.parse(line).id;
+  const request = waiting.get(id);
+  if (request === undefined) return;
+  waiting.delete(id);
+  request.to.deliver(withId(line, id, request.id));
+}
+
+/** The start of a long answer line: its destination's sink, with the start written, or undefined. */
+function answerStream(start: Uint8Array): ReturnType<Destination["stream"]> | undefined {
+  const found = ANSWER_START.exec(decoder.decode(start.subarray(0, 64)));
+  const request = found === null ? undefined : waiting.get(Number(found[1]));
+  if (found === null || request === undefined) return undefined;
+  waiting.delete(Number(found[1]));
+  const head = encoder.encode(`{"jsonrpc":"2.0","id":${JSON.stringify(request.id)}`);
+  const first = new Uint8Array(head.length + start.length - found[0].length);
+  first.set(head);
+  first.set(start.subarray(found[0].length), head.length);
+  return request.to.stream(first);
+}
+
+/** Where the next newline is in `chunk` from `from`: by way of its text when it is long (`memchr`). */
+function newlineIn(chunk: Uint8Array, text: string | undefined, from: number): number {
+  if (text === undefined || text.length !== chunk.length) return chunk.indexOf(NEWLINE, from);
+  return text.indexOf("\n", from);
+}
+
 (async () => {
-  // Only the new text is searched for a newline: a long line costs time in proportion to its length.
-  let buffer = "";
+  /** The start of a line that spans reads and is being gathered. */
+  let parts: Uint8Array[] = [];
+  /** Where the rest of a long answer goes, while it streams. */
+  let sink: ReturnType<Destination["stream"]> | undefined;
+  // The default reader hands over a new buffer with every read: views of it may be kept.
   for await (const chunk of child.stdout) {
-    let from = buffer.length;
-    buffer += decoder.decode(chunk, { stream: true });
-    for (let newline = buffer.indexOf("\n", from); newline !== -1; newline = buffer.indexOf("\n")) {
-      const line = buffer.slice(0, newline);
-      buffer = buffer.slice(newline + 1);
-      from = 0;
-      if (line === "") continue;
-      const id = JSON.parse(line).id;
-      const request = waiting.get(id);
-      if (request === undefined) continue;
-      waiting.delete(id);
-      request.deliver(withId(line, id, request.id));
+    const text = chunk.length >= 4096 ? decoder.decode(chunk) : undefined;
+    let start = 0;
+    while (start < chunk.length) {
+      const newline = newlineIn(chunk, text, start);
+      const end = newline === -1 ? chunk.length : newline;
+      if (sink !== undefined) {
+        if (end > start) sink.write(chunk.subarray(start, end));
+        if (newline !== -1) {
+          sink.end();
+          sink = undefined;
+        }
+      } else if (newline === -1) {
+        const rest = chunk.subarray(start);
+        if (parts.length > 0 || (sink = answerStream(rest)) === undefined) parts.push(rest);
+      } else if (parts.length === 0) {
+        if (end > start) answerLine(decoder.decode(chunk.subarray(start, end)));
+      } else {
+        parts.push(chunk.subarray(start, end));
+        const line = new Uint8Array(parts.reduce((total, part) => total + part.length, 0));
+        let offset = 0;
+        for (const part of parts) {
+          line.set(part, offset);
+          offset += part.length;
+        }
+        parts = [];
+        answerLine(decoder.decode(line));
+      }
+      start = end + 1;
     }
   }
 })();
@@ -81,20 +141,39 @@ function openStream(): Response {
   return new Response(body, { headers: { "Content-Type": "text/event-stream" } });
 }
 
+const EVENT_HEAD = encoder.encode("event: message\ndata: ");
+const EVENT_END = encoder.encode("\n\n");
+
 async function postMessage(request: Request, session: string): Promise<Response> {
   const stream = streams.get(session);
   if (stream === undefined) return new Response(null, { status: 404 });
-  relay(await request.text(), (line) => stream.enqueue(encoder.encode(`event: message\ndata: ${line}\n\n`)));
+  relay(await request.text(), {
+    deliver: (line) => stream.enqueue(encoder.encode(`event: message\ndata: ${line}\n\n`)),
+    stream: (first) => {
+      stream.enqueue(EVENT_HEAD);
+      stream.enqueue(first);
+      return { write: (bytes) => stream.enqueue(bytes), end: () => stream.enqueue(EVENT_END) };
+    },
+  });
   return new Response("Accepted", { status: 202 });
 }
 
+const JSON_HEADERS = { "Content-Type": "application/json", "Mcp-Session-Id": "floor" };
+
 async function postMcp(request: Request): Promise<Response> {
-  let deliver!: (line: string) => void;
-  const answer = new Promise<string>((resolve) => deliver = resolve);
-  if (!relay(await request.text(), deliver)) return new Response(null, { status: 202 });
-  return new Response(await answer, {
-    headers: { "Content-Type": "application/json", "Mcp-Session-Id": "floor" },
-  });
+  let respond!: (response: Response) => void;
+  const response = new Promise<Response>((resolve) => respond = resolve);
+  const to: Destination = {
+    deliver: (line) => respond(new Response(line, { headers: JSON_HEADERS })),
+    stream: (first) => {
+      let body!: ReadableStreamDefaultController<Uint8Array>;
+      respond(new Response(new ReadableStream({ start: (it) => body = it }), { headers: JSON_HEADERS }));
+      body.enqueue(first);
+      return { write: (bytes) => body.enqueue(bytes), end: () => body.close() };
+    },
+  };
+  if (!relay(await request.text(), to)) return new Response(null, { status: 202 });
+  return await response;
 }
 
 Deno.serve({ hostname: "127.0.0.1", port: Number(port), onListen() {} }, (request) => {
