@@ -98,11 +98,13 @@ async function postFetch(line: string): Promise<string> {
 }
 
 const post = http1 ? postHttp1 : postFetch;
-const stdout = Deno.stdout.writable.getWriter();
 
 async function relay(line: string): Promise<void> {
   const text = await post(line);
-  if (text !== "") await stdout.write(encoder.encode(text + "\n"));
+  if (text === "") return;
+  // At once, as mcp-proxy writes its stdout: an asynchronous write goes through a thread of Deno's pool.
+  const bytes = encoder.encode(text + "\n");
+  for (let written = 0; written < bytes.length;) written += Deno.stdout.writeSync(bytes.subarray(written));
 }
 
 let buffer = "";
