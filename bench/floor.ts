@@ -3,9 +3,9 @@
  *
  * - server mode: the added p50 of a minimal HTTP → stdio relay (`bench/minimal_server_relay.ts`:
  *   `Deno.serve`, the request's id swapped for its own and its text written to the echo server's stdin,
- *   the answer line returned as the body; no checks, no sessions) on `/mcp` over the echo server driven
- *   directly over stdio, and its p50 ratio for a 1 MiB answer (`deno task bench --floor` measures it on
- *   every server-mode case);
+ *   the answer returned as the body, streamed when it is long; no checks, no sessions) on `/mcp` over the
+ *   echo server driven directly over stdio, and its p50 ratio for a 1 MiB answer (`deno task bench
+ *   --floor` measures it on every server-mode case);
  * - client mode: a minimal stdio → HTTP relay (`bench/minimal_client_relay.ts`: each stdin line POSTed,
  *   each answer body written to stdout), once with `fetch` and once with a bare HTTP/1.1 exchange,
  *   against the HTTP echo server driven directly with `fetch`: p50 ratio, and throughput ratio with 16

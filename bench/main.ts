@@ -18,7 +18,8 @@
  * one run compare paths that saw the machine alike.
  *
  * Installed peers (supergateway, the npm mcp-proxy, mcp-remote) get rows of their own, and with `--floor`
- * so does the least an HTTP → stdio relay can do (`bench/minimal_server_relay.ts`). Every answer is
+ * so does the least a relay can do (`bench/minimal_server_relay.ts`, `bench/minimal_client_relay.ts`).
+ * Every answer is
  * checked: a wrong or missing one stops the run with an error. There are no timing assertions: the table
  * says which of the issue's targets are met.
  *
@@ -78,7 +79,8 @@ const USAGE = `usage: deno run -A bench/main.ts [--quick] [--json FILE] [--cases
   --quick          a smaller run (under a minute)
   --json FILE      also write the raw numbers to FILE
   --cases LIST     run only these cases (default: all; CPU per call comes with a and b)
-  --floor          add rows for the least an HTTP → stdio relay can do (bench/minimal_server_relay.ts)
+  --floor          add rows for the least a relay can do (bench/minimal_server_relay.ts, and
+                   bench/minimal_client_relay.ts --http1)
   --cpu-prof DIR   run mcp-proxy with --cpu-prof, writing its profiles to DIR
   --proxy-v8-flags FLAGS
                    mcp-proxy's --v8-flags (default: the shipped ones, ${V8_FLAGS.join(",")}; "" for none)
@@ -101,7 +103,7 @@ interface Settings {
   starts: number;
   openSessions: number;
   cases: Set<Case>;
-  /** Whether the minimal relay (`bench/minimal_server_relay.ts`) gets rows, as the floor. */
+  /** Whether the minimal relays (`bench/minimal_*_relay.ts`) get rows, as the floor. */
   floor: boolean;
   jsonFile?: string;
   cpuProfDir?: string;
@@ -393,20 +395,27 @@ function spawnEchoServer(name: string): TrackedProcess {
   return spawnTracked(name, ECHO_COMMAND[0], ECHO_COMMAND.slice(1), { stdin: "piped", stdout: "piped" });
 }
 
+/** A path with one session for every case: (b) has its workers' requests in flight on it at once. */
+function oneSessionPath(
+  settings: Settings,
+  path: { key: string; peer: boolean; channel: McpChannel; cpuPid: number; pathPids: number[] },
+): Path {
+  return { ...path, channels: Array(settings.sessions).fill(path.channel) };
+}
+
 /** The echo server driven directly over stdio: one session; (b) has 16 requests in flight on it. */
 async function openDirectStdio(settings: Settings): Promise<OpenPaths> {
   const server = spawnEchoServer("echo server (direct)");
   const channel = new StdioChannel("direct stdio", server);
   await initialize(channel);
   return {
-    paths: [{
+    paths: [oneSessionPath(settings, {
       key: "direct stdio",
       peer: false,
       channel,
-      channels: Array(settings.sessions).fill(channel),
       cpuPid: server.pid,
       pathPids: [Deno.pid, server.pid],
-    }],
+    })],
     close: async () => {
       await channel.close();
       await stopTracked(server);
@@ -480,14 +489,13 @@ async function openClientSystems(settings: Settings, systems: ClientSystem[]): P
   const { process: server, url } = await startEchoHttpServer();
   const direct = new StreamableHttpChannel("direct HTTP", url);
   await initialize(direct);
-  const paths: Path[] = [{
+  const paths = [oneSessionPath(settings, {
     key: "direct HTTP",
     peer: false,
     channel: direct,
-    channels: Array(settings.sessions).fill(direct),
     cpuPid: server.pid,
     pathPids: [Deno.pid, server.pid],
-  }];
+  })];
   const running: { channel: StdioChannel; process: TrackedProcess }[] = [];
   for (const system of systems) {
     const [command, args] = system.command(url);
@@ -499,14 +507,13 @@ async function openClientSystems(settings: Settings, systems: ClientSystem[]): P
     const channel = new StdioChannel(system.label, process);
     running.push({ channel, process });
     await initialize(channel);
-    paths.push({
+    paths.push(oneSessionPath(settings, {
       key: system.label,
       peer: system.peer,
       channel,
-      channels: Array(settings.sessions).fill(channel),
       cpuPid: process.pid,
       pathPids: [Deno.pid, process.pid, ...descendantsOf(process.pid), server.pid],
-    });
+    }));
   }
   return {
     paths,

@@ -20,10 +20,11 @@
  * @module
  */
 
+import { indexOfLineBreak, searchableText } from "../src/line_break_search.ts";
+
 const [port, command, ...args] = Deno.args;
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
-const NEWLINE = 0x0a;
 const ANSWER_START = /^\{"jsonrpc":"2\.0","id":(\d+)/;
 
 /** Where an answer goes: whole, or in pieces as it comes. */
@@ -82,12 +83,6 @@ function answerStream(start: Uint8Array): ReturnType<Destination["stream"]> | un
   return request.to.stream(first);
 }
 
-/** Where the next newline is in `chunk` from `from`: by way of its text when it is long (`memchr`). */
-function newlineIn(chunk: Uint8Array, text: string | undefined, from: number): number {
-  if (text === undefined || text.length !== chunk.length) return chunk.indexOf(NEWLINE, from);
-  return text.indexOf("\n", from);
-}
-
 (async () => {
   /** The start of a line that spans reads and is being gathered. */
   let parts: Uint8Array[] = [];
@@ -95,10 +90,11 @@ function newlineIn(chunk: Uint8Array, text: string | undefined, from: number): n
   let sink: ReturnType<Destination["stream"]> | undefined;
   // The default reader hands over a new buffer with every read: views of it may be kept.
   for await (const chunk of child.stdout) {
-    const text = chunk.length >= 4096 ? decoder.decode(chunk) : undefined;
+    // The newline search mcp-proxy uses: by way of the chunk's text when it is long.
+    const text = searchableText(chunk);
     let start = 0;
     while (start < chunk.length) {
-      const newline = newlineIn(chunk, text, start);
+      const newline = indexOfLineBreak(chunk, text, "\n", start);
       const end = newline === -1 ? chunk.length : newline;
       if (sink !== undefined) {
         if (end > start) sink.write(chunk.subarray(start, end));
