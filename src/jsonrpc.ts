@@ -260,6 +260,26 @@ function isId(found: FoundId | undefined, id: RequestId): found is FoundId {
   return isExactInteger(id) ? found.text === id.rawJSON : parseId(found) === id;
 }
 
+/** How serializers without whitespace begin a message: its id comes right after one of these. */
+const COMPACT_STARTS = ['{"jsonrpc":"2.0","id":', '{"id":'];
+
+/**
+ * Where the id whose JSON text is `text` stands in `json` when serializers without whitespace wrote it,
+ * as the first member (after `"jsonrpc"`) or the last: a shorter way to what {@link withRequestId} finds
+ * with its patterns, for the messages nearly all of them are.
+ */
+function compactIdAt(json: string, text: string): number | undefined {
+  for (const start of COMPACT_STARTS) {
+    if (!json.startsWith(start) || !json.startsWith(text, start.length)) continue;
+    const after = json.charCodeAt(start.length + text.length);
+    if (after === 0x2c || after === 0x7d) return start.length; // , or }
+  }
+  const member = `"id":${text}}`;
+  if (!json.endsWith(member)) return undefined;
+  const before = json.charCodeAt(json.length - member.length - 1);
+  return before === 0x2c || before === 0x7b ? json.length - text.length - 1 : undefined; // , or {
+}
+
 /**
  * `json`, the text of a message whose top-level `"id"` is `id`, with that id replaced by
  * `newId` and everything else byte for byte as it was; undefined when the id is not where serializers put
@@ -269,6 +289,11 @@ function isId(found: FoundId | undefined, id: RequestId): found is FoundId {
 export function withRequestId(json: string, id: RequestId, newId: RequestId): string | undefined {
   const splice = (start: number, length: number) =>
     json.slice(0, start) + JSON.stringify(newId) + json.slice(start + length);
+  if (typeof id === "number" || typeof id === "string") {
+    const text = JSON.stringify(id);
+    const at = compactIdAt(json, text);
+    if (at !== undefined) return splice(at, text.length);
+  }
   const leading = leadingId(json.length > END_CHARS ? json.slice(0, END_CHARS) : json);
   if (isId(leading, id)) return splice(leading.start, leading.text.length);
   const tailStart = Math.max(0, json.length - END_CHARS);
@@ -280,19 +305,29 @@ export function withRequestId(json: string, id: RequestId, newId: RequestId): st
 }
 
 /**
+ * What {@link withClientRequestId} looks for: the two names, and the escapes `\u0060` to `\u007f` (those of
+ * the lower-case letters, with which either name could be spelled).
+ */
+const CLIENT_KEYS = /"id"|"method"|\\u00[67]/g;
+
+/**
  * {@link withRequestId} for a message from a client, which the proxy does not trust: only when `json` can
  * be read one way only. It must name `"id"` once and `"method"` at most once, and hold no escape that could
  * spell either: a duplicate key is read by one parser and ignored by another, and the server must read the
  * id the proxy gave and the method the proxy routed. Otherwise the caller serializes the message anew.
  */
 export function withClientRequestId(json: string, id: RequestId, newId: RequestId): string | undefined {
-  const idAt = json.indexOf('"id"');
-  if (idAt === -1 || json.indexOf('"id"', idAt + 4) !== -1) return undefined;
-  const methodAt = json.indexOf('"method"');
-  if (methodAt !== -1 && json.indexOf('"method"', methodAt + 8) !== -1) return undefined;
-  // \u0060 to \u007f: the escapes of the lower-case letters, those of both names among them.
-  if (json.includes("\\u006") || json.includes("\\u007")) return undefined;
-  return withRequestId(json, id, newId);
+  // One pass over the text (several `indexOf`s took three times as long on a 1 KiB call).
+  CLIENT_KEYS.lastIndex = 0;
+  let ids = 0;
+  let methods = 0;
+  for (let found = CLIENT_KEYS.exec(json); found !== null; found = CLIENT_KEYS.exec(json)) {
+    if (found[0] === '"id"') ids++;
+    else if (found[0] === '"method"') methods++;
+    else return undefined;
+    if (ids > 1 || methods > 1) return undefined;
+  }
+  return ids === 1 ? withRequestId(json, id, newId) : undefined;
 }
 
 /**
@@ -311,15 +346,16 @@ export function reusedRequestId(
   messages: readonly unknown[],
   inFlight: (id: RequestId) => boolean,
 ): RequestId | undefined {
-  const seen = new Set<RequestId>();
+  // One message, the common case, needs no set.
+  const seen = messages.length > 1 ? new Set<RequestId>() : undefined;
   for (const message of messages) {
     if (typeof message !== "object" || message === null || !("method" in message) || !("id" in message)) {
       continue;
     }
     const id = (message as { id: unknown }).id;
     if (typeof id !== "string" && typeof id !== "number" && !isExactInteger(id)) continue;
-    if (seen.has(id) || inFlight(id)) return id;
-    seen.add(id);
+    if (seen?.has(id) || inFlight(id)) return id;
+    seen?.add(id);
   }
   return undefined;
 }

@@ -229,6 +229,27 @@ Deno.test("withRequestId replaces the top-level id at either end and nothing els
   );
 });
 
+Deno.test("withRequestId: ids written without whitespace at either end, and the near misses its shorter way must leave to the patterns", () => {
+  const cases: [string, RequestId, string | undefined][] = [
+    ['{"jsonrpc":"2.0","id":1,"result":{}}', 1, '{"jsonrpc":"2.0","id":"n","result":{}}'],
+    ['{"id":1}', 1, '{"id":"n"}'],
+    ['{"jsonrpc":"2.0","id":"a\\"b","result":{}}', 'a"b', '{"jsonrpc":"2.0","id":"n","result":{}}'],
+    ['{"result":{},"jsonrpc":"2.0","id":"x"}', "x", '{"result":{},"jsonrpc":"2.0","id":"n"}'],
+    ['{"result":"}","id":7}', 7, '{"result":"}","id":"n"}'],
+    // The same id written another way: found by the patterns, which read it.
+    ['{"jsonrpc":"2.0","id":"\\u0061","result":{}}', "a", '{"jsonrpc":"2.0","id":"n","result":{}}'],
+    ['{"jsonrpc":"2.0","id":-0,"result":{}}', 0, '{"jsonrpc":"2.0","id":"n","result":{}}'],
+    // Another id that begins like it, an id inside the result, a string that looks like the id.
+    ['{"jsonrpc":"2.0","id":12,"result":{}}', 1, undefined],
+    ['{"jsonrpc":"2.0","id":1.5,"result":{}}', 1, undefined],
+    ['{"jsonrpc":"2.0","id":"1","result":{}}', 1, undefined],
+    ['{"jsonrpc":"2.0","result":{"id":1}}', 1, undefined],
+    ['{"jsonrpc":"2.0","result":{"x":"\\"id\\":1"}}', 1, undefined],
+    ['{"jsonrpc":"2.0","result":{},"x\\"id":1}', 1, undefined], // a key that ends like "id"
+  ];
+  for (const [json, id, expected] of cases) assert.equal(withRequestId(json, id, "n"), expected, json);
+});
+
 Deno.test("withClientRequestId: only a text that names its id and method once, and spells no key with escapes", () => {
   assert.equal(
     withClientRequestId('{"jsonrpc":"2.0","id":"a","method":"m","params":{"x":[1,2]}}', "a", 9),

@@ -104,6 +104,20 @@ Deno.test("legacy SSE: endpoint event, 202 on POST, 400 and 404 for bad session 
   assert.deepEqual(JSON.parse((await sse.nextEvent()).data), { jsonrpc: "2.0", id: "p", result: {} });
 
   const post = (url: string, body = JSON.stringify(ping)) => request(url, { method: "POST", body });
+  // The id spelled another way (a UUID's dashes and capitals, a percent-escape), or not the first
+  // parameter: the same session.
+  const id = new URL(endpoint).searchParams.get("session_id")!;
+  const dashed = id.replace(/^(.{8})(.{4})(.{4})(.{4})/, "$1-$2-$3-$4-");
+  for (
+    const query of [
+      `session_id=${dashed.toUpperCase()}`,
+      `x=1&session_id=${id}`,
+      `session_id=%${id.charCodeAt(0).toString(16)}${id.slice(1)}&x=%41`,
+    ]
+  ) {
+    assert.equal((await post(`${proxy.origin}/messages/?${query}`)).status, 202, query);
+    assert.deepEqual(JSON.parse((await sse.nextEvent()).data), { jsonrpc: "2.0", id: "p", result: {} });
+  }
   assert.equal((await post(`${proxy.origin}/messages/`)).status, 400);
   assert.equal((await post(`${proxy.origin}/messages/?session_id=not-hex`)).status, 400);
   assert.equal((await post(`${proxy.origin}/messages/?session_id=${"0".repeat(32)}`)).status, 404);

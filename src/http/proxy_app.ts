@@ -176,7 +176,7 @@ export function createProxyApp(options: ProxyAppOptions): ProxyApp {
     if (request.method !== "POST") return request.body === null;
     const length = request.headers.get("content-length");
     return length !== null && Number(length) <= options.maxBodyBytes &&
-      !request.headers.has("transfer-encoding");
+      request.headers.get("transfer-encoding") === null;
   }
 
   return {
