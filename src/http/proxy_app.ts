@@ -174,6 +174,7 @@ export function createProxyApp(options: ProxyAppOptions): ProxyApp {
   const directly = options.allowOrigins.length === 0;
   function withinBodyLimit(request: Request): boolean {
     if (request.method !== "POST") return request.body === null;
+    // Each header by `get`, which Deno reads alone: `has` first lists every header by its lower-cased name.
     const length = request.headers.get("content-length");
     return length !== null && Number(length) <= options.maxBodyBytes &&
       request.headers.get("transfer-encoding") === null;
