@@ -152,7 +152,7 @@ function parseArgs(args: string[]): Settings | "help" {
     callsPerSession: quick ? 50 : 200,
     warmupPerSession: quick ? 10 : 20,
     concurrentRounds: quick ? 3 : 5,
-    largeIterations: quick ? 10 : 50,
+    largeIterations: quick ? 10 : 150,
     largeWarmup: quick ? 2 : 3,
     starts: quick ? 3 : 5,
     openSessions: 64,

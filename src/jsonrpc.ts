@@ -317,14 +317,16 @@ const CLIENT_KEYS = /"id"|"method"|\\u00[67]/g;
  * id the proxy gave and the method the proxy routed. Otherwise the caller serializes the message anew.
  */
 export function withClientRequestId(json: string, id: RequestId, newId: RequestId): string | undefined {
-  // One pass over the text (several `indexOf`s took three times as long on a 1 KiB call).
+  // One pass over the text (several `indexOf`s took three times as long on a 1 KiB call), told apart by
+  // how each find ends, without a match array: `"id"` in `id"`, `"method"` in `od"`, an escape in a digit.
   CLIENT_KEYS.lastIndex = 0;
   let ids = 0;
   let methods = 0;
-  for (let found = CLIENT_KEYS.exec(json); found !== null; found = CLIENT_KEYS.exec(json)) {
-    if (found[0] === '"id"') ids++;
-    else if (found[0] === '"method"') methods++;
-    else return undefined;
+  while (CLIENT_KEYS.test(json)) {
+    const end = CLIENT_KEYS.lastIndex;
+    if (json.charCodeAt(end - 1) !== 0x22) return undefined; // an escape
+    if (json.charCodeAt(end - 3) === 0x69) ids++; // "id"
+    else methods++;
     if (ids > 1 || methods > 1) return undefined;
   }
   return ids === 1 ? withRequestId(json, id, newId) : undefined;
