@@ -41,7 +41,12 @@ async function writeLines(lines, id, token) {
       if (part.text !== undefined) {
         const text = part.text.replaceAll("$ID", JSON.stringify(id))
           .replaceAll("$TOKEN", JSON.stringify(token));
-        writeAll(encoder.encode(text.repeat(part.repeat ?? 1)));
+        // In pieces of about 64 KiB, as a server writing a long answer does: its start comes at once,
+        // however busy the machine, not after the whole of it was built.
+        const per = Math.max(1, Math.floor(65536 / Math.max(1, text.length)));
+        for (let left = part.repeat ?? 1; left > 0; left -= per) {
+          writeAll(encoder.encode(text.repeat(Math.min(per, left))));
+        }
       }
       if (part.pauseMs !== undefined) await sleep(part.pauseMs);
       if (part.exit !== undefined) Deno.exit(part.exit);
