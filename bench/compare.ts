@@ -4,10 +4,10 @@
  * run to run, this shows a change of a few µs that separate runs of `bench/main.ts` cannot.
  *
  * Run: `deno run -A bench/compare.ts DIR_A DIR_B [--calls N] [--rounds N] [--large] [--client]
- * [--v8-flags-a F] [--v8-flags-b F]`
+ * [--concurrent] [--v8-flags-a=F] [--v8-flags-b=F]`
  *
  * - Each DIR holds a main.ts; DIR_A and DIR_B may be the same, to compare V8 flags (by default each runs
- *   with the flags mcp-proxy ships with).
+ *   with the flags mcp-proxy ships with). F is comma-separated and starts with `--`, so it takes the `=`.
  * - Server mode (the default): each side over its own echo server, on `/mcp` and then `/sse`. With
  *   `--client`: client mode, both sides in front of one HTTP echo server.
  * - `--large`: 1 MiB answers, as case (f), instead of 1 KiB calls.
@@ -150,7 +150,7 @@ const { values, positionals } = parseArgs({
 if (positionals.length !== 2) {
   Deno.stderr.writeSync(
     encoder.encode(
-      "usage: deno run -A bench/compare.ts DIR_A DIR_B [--calls N] [--rounds N] [--large] [--client] [--concurrent] [--v8-flags-a F] [--v8-flags-b F]\n",
+      "usage: deno run -A bench/compare.ts DIR_A DIR_B [--calls N] [--rounds N] [--large] [--client] [--concurrent] [--v8-flags-a=F] [--v8-flags-b=F]\n",
     ),
   );
   Deno.exit(2);
