@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { DelayQueue } from "../src/http/delay_queue.ts";
+import { DelayQueue } from "../src/delay_queue.ts";
 
 const delay = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 

@@ -1201,3 +1201,49 @@ Deno.test("SharedServer: a request named like a notification is refused, not pas
   assert.equal((a.client.takeOne().message as JsonRpcResponse).error?.code, -32600);
   assert.deepEqual(h.takeChild(), []);
 });
+
+Deno.test("SharedServer: --request-timeout answers -32001 to the requests still waiting, each its time after it was sent", async () => {
+  const h = new Harness(60);
+  const { session, client } = h.initializedSession();
+  const sentAt = new Map<RequestId, number>();
+  const send = (id: RequestId) => {
+    sentAt.set(id, performance.now());
+    session.handleClientMessage(request(id, "tools/call", { name: "slow" }));
+    return h.childReceivesOne();
+  };
+  const first = send("first");
+  await new Promise((resolve) => setTimeout(resolve, 25));
+  const answered = send("answered");
+  const second = send(2);
+  h.childAnswers(answered, { ok: true });
+  assert.deepEqual(client.take().map(({ message }) => message.id), ["answered"]);
+
+  const timedOut: { id: RequestId; after: number }[] = [];
+  for (const giveUp = performance.now() + 2000; timedOut.length < 2 && performance.now() < giveUp;) {
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    for (const { message } of client.take()) {
+      const { id, error } = message as JsonRpcResponse;
+      assert.equal(error?.code, -32001, JSON.stringify(message));
+      assert.match(error!.message, /--request-timeout/);
+      timedOut.push({ id: id!, after: performance.now() - sentAt.get(id!)! });
+    }
+  }
+  assert.deepEqual(timedOut.map(({ id }) => id), ["first", 2]);
+  for (const { id, after } of timedOut) assert.ok(after >= 59, `${id} timed out after ${after} ms`);
+  // The child is told to stop working on them, under its own ids.
+  const cancelled = h.takeChild().map((message) => (message as JsonRpcNotification).params?.requestId);
+  assert.deepEqual(cancelled, [idOf(first), idOf(second)]);
+  // A late answer finds nothing waiting.
+  h.childAnswers(first, { late: true });
+  assert.deepEqual(client.take(), []);
+});
+
+Deno.test("SharedServer: requests cut off by the child stopping leave no --request-timeout timer behind", () => {
+  const h = new Harness(60_000);
+  const { session, client } = h.initializedSession();
+  session.handleClientMessage(request(1, "tools/call", { name: "slow" }));
+  h.childReceivesOne();
+  h.server.childStopped("it crashed");
+  assert.equal(client.takeOne().message.id, 1);
+  // The test ends here: a timer still armed for a minute would fail the sanitizer.
+});

@@ -17,6 +17,7 @@
 
 import type { Logger } from "@logtape/logtape";
 import type { ClientTransportName } from "../cli/command_line.ts";
+import { DelayQueue } from "../delay_queue.ts";
 import {
   ErrorCode,
   errorResponse,
@@ -53,7 +54,6 @@ const NOT_STREAMABLE = [400, 404, 405];
 
 interface PendingRequest {
   method: string;
-  timer?: ReturnType<typeof setTimeout>;
   /** The session it was sent on. */
   generation: number;
 }
@@ -63,6 +63,11 @@ export class ClientRelay {
   readonly #options: ClientRelayOptions;
   readonly #logger: Logger;
   readonly #pending = new Map<RequestId, PendingRequest>();
+  /**
+   * `--request-timeout`: the ids of the requests waiting, on one timer (a `setTimeout` and `clearTimeout`
+   * per request cost about 10 µs of each call's latency).
+   */
+  readonly #timeouts: DelayQueue<RequestId> | undefined;
   readonly #internal = new Map<string, (response: JsonRpcResponse) => void>();
   #nextInternalId = 1;
   /** The current session, or the one being opened; undefined until needed, and after one is lost. */
@@ -91,6 +96,8 @@ export class ClientRelay {
   constructor(options: ClientRelayOptions) {
     this.#options = options;
     this.#logger = options.logger;
+    const timeout = options.requestTimeoutMs;
+    this.#timeouts = timeout > 0 ? new DelayQueue(timeout, (id) => this.#timedOut(id, timeout)) : undefined;
   }
 
   /** Number of the client's requests still waiting for an answer. */
@@ -123,7 +130,7 @@ export class ClientRelay {
     this.#closed = true;
     for (const gate of this.#initializing.values()) gate.resolve();
     this.#initializing.clear();
-    for (const pending of this.#pending.values()) clearTimeout(pending.timer);
+    this.#timeouts?.clear();
     this.#pending.clear();
     const session = this.#session;
     this.#session = undefined;
@@ -135,8 +142,7 @@ export class ClientRelay {
 
   #noteRequest(request: JsonRpcRequest): void {
     const pending: PendingRequest = { method: request.method, generation: this.#generation };
-    const timeout = this.#options.requestTimeoutMs;
-    if (timeout > 0) pending.timer = setTimeout(() => this.#timedOut(request.id, timeout), timeout);
+    this.#timeouts?.add(request.id);
     this.#pending.set(request.id, pending);
     switch (request.method) {
       case "initialize": {
@@ -252,7 +258,7 @@ export class ClientRelay {
     if (id === undefined) return;
     this.#initializing.get(id)?.resolve();
     this.#initializing.delete(id);
-    clearTimeout(this.#pending.get(id)?.timer);
+    this.#timeouts?.delete(id);
     this.#pending.delete(id);
     if (this.#pending.size === 0 && this.#whenDrained.length > 0) {
       for (const resolve of this.#whenDrained.splice(0)) resolve();

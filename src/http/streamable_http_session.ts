@@ -20,7 +20,7 @@ import { isRequest, isResponse, type JsonRpcMessage, type RequestId } from "../j
 import { PRIMING_PROTOCOL_VERSION } from "../protocol_versions.ts";
 import type { AnswerSink, ServerSession, SessionPeer } from "../shared_server.ts";
 import { asEventData, type JsonText } from "../large_answer.ts";
-import { DelayQueue } from "./delay_queue.ts";
+import { DelayQueue } from "../delay_queue.ts";
 import { EVENT_STREAM_HEADERS, EventStream } from "./event_stream.ts";
 import { parseEventId, SessionEventLog } from "./session_event_log.ts";
 
