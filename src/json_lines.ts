@@ -36,11 +36,12 @@ export interface ByteWriter {
 }
 
 /**
- * Passes each chunk of `stream` to `onChunk`, which keeps no view of it; resolves at its end. A byte
- * stream (a child's stdout) is read into one buffer again and again, where its default reader would
- * allocate 64 KiB for every read.
+ * Passes each chunk of `stream` to `onChunk`, which returns true when it kept a view of it (a piece of a
+ * long line gone to its sink); resolves at its end. A byte stream (a child's stdout) is read into one
+ * buffer again and again, where its default reader would allocate 64 KiB for every read; into a new one
+ * only after a chunk was kept.
  */
-async function pumpStream(stream: ReadableStream<Uint8Array>, onChunk: (chunk: Uint8Array) => void) {
+async function pumpStream(stream: ReadableStream<Uint8Array>, onChunk: (chunk: Uint8Array) => boolean) {
   let byob: ReadableStreamBYOBReader | undefined;
   try {
     byob = stream.getReader({ mode: "byob" });
@@ -65,8 +66,7 @@ async function pumpStream(stream: ReadableStream<Uint8Array>, onChunk: (chunk: U
       // The read takes the buffer over and hands it back as `value`.
       const { value, done } = await byob.read(buffer);
       if (done || value === undefined) return;
-      onChunk(value);
-      buffer = new Uint8Array(value.buffer);
+      buffer = onChunk(value) ? new Uint8Array(READ_BYTES) : new Uint8Array(value.buffer);
     }
   } finally {
     byob.releaseLock();
@@ -74,15 +74,15 @@ async function pumpStream(stream: ReadableStream<Uint8Array>, onChunk: (chunk: U
 }
 
 /**
- * Passes each chunk read from `file` to `onChunk`, which keeps no view of it; resolves at its end. One
- * buffer is read into again and again.
+ * Passes each chunk read from `file` to `onChunk`, which returns true when it kept a view of it; resolves
+ * at its end. One buffer is read into again and again, a new one only after a chunk was kept.
  */
-async function pumpFile(file: ByteReader, onChunk: (chunk: Uint8Array) => void) {
-  const buffer = new Uint8Array(READ_BYTES);
+async function pumpFile(file: ByteReader, onChunk: (chunk: Uint8Array) => boolean) {
+  let buffer = new Uint8Array(READ_BYTES);
   while (true) {
     const count = await file.read(buffer);
     if (count === null) return;
-    onChunk(buffer.subarray(0, count));
+    if (onChunk(buffer.subarray(0, count))) buffer = new Uint8Array(READ_BYTES);
   }
 }
 

@@ -25,10 +25,12 @@ export interface LineSplitterOptions {
 /** Where a long line goes while it streams in, instead of being gathered. */
 export interface LineSink {
   /**
-   * The next bytes of the line: a view that is good only during the call. `noCarriageReturn` is true
-   * when the framer knows they hold no `\r` (a sink that must look for one can skip the search).
+   * The next bytes of the line. `noCarriageReturn` is true when the framer knows they hold no `\r` (a
+   * sink that must look for one can skip the search). `yours` is true when they are a view of the chunk
+   * being pushed, which the sink may keep: the framer's `push` then tells its caller not to read into
+   * that chunk's memory again. Else they are a view good only during the call.
    */
-  write(bytes: Uint8Array, noCarriageReturn?: boolean): void;
+  write(bytes: Uint8Array, noCarriageReturn?: boolean, yours?: boolean): void;
   /** The line ended with its newline (which, with a `\r` before it, is not written). */
   end(): void;
   /** The line will not end well: it grew over the cap, or the input ended before its newline. */
@@ -93,6 +95,8 @@ export class LineFramer {
   #heldReturn = false;
   /** The line was offered to `onLongLine`, taken or not. */
   #offered = false;
+  /** The chunk being pushed: a piece of it went to the sink, which may keep it. */
+  #chunkGiven = false;
   /** The start of a line not yet complete, in `#buffer[0, #length)`. */
   #buffer = new Uint8Array(0);
   #length = 0;
@@ -107,15 +111,20 @@ export class LineFramer {
     this.#longLineBytes = options.longLineBytes ?? Infinity;
   }
 
-  /** Takes the next chunk; calls `onLine` for each line it completes. */
-  push(chunk: Uint8Array, onLine: (line: Uint8Array) => void): void {
+  /**
+   * Takes the next chunk; calls `onLine` for each line it completes. Returns true when a piece of the
+   * chunk went to a long line's sink, which may keep it (see {@link LineSink.write}): the caller must not
+   * read into the chunk's memory again. False: the framer kept no view of it.
+   */
+  push(chunk: Uint8Array, onLine: (line: Uint8Array) => void): boolean {
+    this.#chunkGiven = false;
     const text = searchableText(chunk);
     let start = 0;
     while (start < chunk.length) {
       const end = indexOfLineBreak(chunk, text, "\n", start);
       if (end === -1) {
         this.#append(chunk.subarray(start), text);
-        return;
+        return this.#chunkGiven;
       }
       if (this.#length === 0 && !this.#oversize && end > start) {
         // The common case: a whole line inside this chunk, not longer than the cap.
@@ -132,6 +141,7 @@ export class LineFramer {
       this.#emit(onLine);
       start = end + 1;
     }
+    return this.#chunkGiven;
   }
 
   /** The input ended: a last line without a newline is completed (one going to a sink is aborted). */
@@ -175,12 +185,19 @@ export class LineFramer {
   /**
    * Writes `piece` to the sink, holding back a last `\r` until it is known not to end the line. Nothing
    * empty is written: a sink may take an empty piece for an end (an empty chunk ends a chunked body).
+   * `ofChunk`: the piece is a view of the chunk being pushed (else of the framer's own buffer). It is
+   * the sink's to keep only where it fills at least half of its memory: a sink that keeps small pieces
+   * of a child that writes a little at a time, for a client that reads slowly, would otherwise hold a
+   * whole read buffer for each.
    */
-  #toSink(sink: LineSink, piece: Uint8Array, noCarriageReturn: boolean): void {
-    if (this.#heldReturn) sink.write(RETURN);
+  #toSink(sink: LineSink, piece: Uint8Array, noCarriageReturn: boolean, ofChunk: boolean): void {
+    if (this.#heldReturn) sink.write(RETURN, false, false);
     this.#heldReturn = piece[piece.length - 1] === CARRIAGE_RETURN;
     const bytes = this.#heldReturn ? piece.subarray(0, piece.length - 1) : piece;
-    if (bytes.length > 0) sink.write(bytes, noCarriageReturn);
+    if (bytes.length === 0) return;
+    const yours = ofChunk && bytes.length * 2 >= bytes.buffer.byteLength;
+    if (yours) this.#chunkGiven = true;
+    sink.write(bytes, noCarriageReturn, yours);
   }
 
   /** Adds `piece` of a chunk to the line; `chunkText` is the chunk's {@link searchableText}, if it has one. */
@@ -191,7 +208,7 @@ export class LineFramer {
       if (this.#length <= this.#maxLineBytes) {
         // Where the chunk's text holds no `\r`, neither does the piece: the text says so even where its
         // offsets are not the bytes' (see line_break_search.ts).
-        this.#toSink(this.#sink, piece, chunkText !== undefined && !chunkText.includes("\r"));
+        this.#toSink(this.#sink, piece, chunkText !== undefined && !chunkText.includes("\r"), true);
         return;
       }
       // Over the cap: the sink's line is cut off, and the rest is dropped as for any line that long.
@@ -238,7 +255,7 @@ export class LineFramer {
     const sink = onLongLine(start);
     if (sink === undefined) return;
     this.#sink = sink;
-    this.#toSink(sink, start, false);
+    this.#toSink(sink, start, false, false);
   }
 }
 

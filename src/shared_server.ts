@@ -601,10 +601,19 @@ export class SharedServer implements SessionSource {
       )
       : undefined;
     return {
-      write: (bytes, noCarriageReturn) => {
+      write: (bytes, noCarriageReturn, yours) => {
         if (!open) return;
         // The first piece is the start, which holds the id (JSON.stringify writes none with a `\r`).
-        sink.write(first ? withAnswerId(bytes, at, clientId) : bytes.slice(), noCarriageReturn);
+        // The others go on as they are where they are the sink's to keep, which saves a copy of most of
+        // the answer (about 0.1–0.2 ms of CPU per MiB).
+        sink.write(
+          first
+            ? withAnswerId(bytes, at, clientId)
+            : yours
+            ? bytes as Uint8Array<ArrayBuffer>
+            : bytes.slice(),
+          noCarriageReturn,
+        );
         first = false;
       },
       end: () => {

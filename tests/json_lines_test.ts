@@ -269,3 +269,45 @@ Deno.test("readJsonLines: large lines are offered before they are decoded; a las
   assert.deepEqual(offered, [big(1).length, big(2).length]);
   assert.deepEqual(parsed, [2, 3, 4]);
 });
+
+/** Reads `source` with a long-line sink that keeps the pieces it may keep as they are; returns them joined. */
+async function keptLongLine(
+  source: ReadableStream<Uint8Array> | ByteReader,
+): Promise<{ long: string; lines: string[] }> {
+  const kept: Uint8Array[] = [];
+  const lines: string[] = [];
+  let ended = false;
+  await readJsonLines(source, 1 << 24, {
+    onMessage: (_message, line) => lines.push(line),
+    onInvalid: (why, line) => assert.fail(`invalid (${why}): ${line}`),
+    onOversize: () => assert.fail("oversize"),
+    onError: (error) => assert.fail(String(error)),
+    onLongLine: () => ({
+      write: (bytes, _noCarriageReturn, yours) => kept.push(yours ? bytes : bytes.slice()),
+      end: () => ended = true,
+      abort: (reason) => assert.fail(reason),
+    }),
+  });
+  assert.ok(ended);
+  const decoder = new TextDecoder();
+  return { long: kept.map((piece) => decoder.decode(piece)).join(""), lines };
+}
+
+Deno.test("readJsonLines: pieces a long line's sink keeps are never read into again (byte stream and file)", async () => {
+  const long = JSON.stringify({ jsonrpc: "2.0", id: 1, result: { text: "0123456789abcdef".repeat(20_000) } });
+  const after = JSON.stringify(ping(2));
+  // Reads of many sizes (up to the 64 KiB a read takes), ending inside the line, the next starting in one.
+  const pieces: string[] = [];
+  const all = `${long}\n${after}\n${after}\n`;
+  for (let at = 0, size = 1000; at < all.length; at += size, size = (size * 7) % 60_001 + 2000) {
+    pieces.push(all.slice(at, at + size));
+  }
+  const fromStream = await keptLongLine(byteStreamOf(pieces));
+  assert.ok(fromStream.long === long, "the streamed line is the line, byte for byte");
+  assert.deepEqual(fromStream.lines, [after, after]);
+  const file = fileOf(pieces);
+  const fromFile = await keptLongLine(file);
+  assert.ok(fromFile.long === long, "the streamed line is the line, byte for byte (file)");
+  assert.deepEqual(fromFile.lines, [after, after]);
+  assert.ok(file.buffers.size > 1, "a read after a kept chunk goes into a new buffer");
+});

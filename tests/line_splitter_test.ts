@@ -256,3 +256,56 @@ Deno.test("LineFramer: a streaming line cut off by the end of input or by the ca
   assert.deepEqual(capped.oversize, [30]);
   assert.deepEqual(capped.lines, ["next"]);
 });
+
+Deno.test("LineFramer: pieces of the chunk pushed are the sink's to keep, and push says so; its own buffer and a held \\r are not", () => {
+  const writes: { text: string; yours: boolean | undefined; buffer: ArrayBufferLike }[] = [];
+  const framer = new LineFramer({
+    maxLineBytes: 1 << 20,
+    longLineBytes: 10,
+    onLongLine: () => ({
+      write: (bytes, _noCarriageReturn, yours) =>
+        writes.push({ text: new TextDecoder().decode(bytes), yours, buffer: bytes.buffer }),
+      end: () => {},
+      abort: () => {},
+    }),
+  });
+  const noLine = () => assert.fail("no line is complete");
+  // The start of the line is gathered in the framer's buffer: a view good only during the call.
+  assert.equal(framer.push(encoder.encode("long-line-"), noLine), false);
+  const second = encoder.encode("goes-on-\r");
+  assert.equal(framer.push(second, noLine), true);
+  // The \r held back from the last piece is written later, and is not the chunk's.
+  const lines: string[] = [];
+  const third = encoder.encode("\rends-here\nnext\n");
+  assert.equal(framer.push(third, (line) => lines.push(new TextDecoder().decode(line))), true);
+  assert.deepEqual(writes.map(({ text, yours }) => [text, yours]), [
+    ["long-line-", false],
+    ["goes-on-", true],
+    ["\r", false],
+    ["\rends-here", true],
+  ]);
+  assert.equal(writes[1].buffer, second.buffer, "the chunk's own memory, not a copy");
+  assert.equal(writes[3].buffer, third.buffer);
+  assert.deepEqual(lines, ["next"]);
+});
+
+Deno.test("LineFramer: a piece that fills less than half of its chunk's memory is not the sink's to keep", () => {
+  const writes: (boolean | undefined)[] = [];
+  const framer = new LineFramer({
+    maxLineBytes: 1 << 20,
+    longLineBytes: 10,
+    onLongLine: () => ({
+      write: (_bytes, _noCarriageReturn, yours) => writes.push(yours),
+      end: () => {},
+      abort: () => {},
+    }),
+  });
+  framer.push(encoder.encode("long-line-"), () => {});
+  // A read of 8 bytes into a 64-byte buffer: keeping it would keep all 64.
+  const buffer = new Uint8Array(64);
+  buffer.set(encoder.encode("goes-on-"));
+  assert.equal(framer.push(buffer.subarray(0, 8), () => {}), false);
+  buffer.set(encoder.encode("x".repeat(32)));
+  assert.equal(framer.push(buffer.subarray(0, 32), () => {}), true);
+  assert.deepEqual(writes, [false, false, true]);
+});

@@ -1247,3 +1247,33 @@ Deno.test("SharedServer: requests cut off by the child stopping leave no --reque
   assert.equal(client.takeOne().message.id, 1);
   // The test ends here: a timer still armed for a minute would fail the sanitizer.
 });
+
+Deno.test("SharedServer: a streamed answer's pieces go on as they are where they are the sink's to keep, else copied", () => {
+  const h = new Harness();
+  const { session, client } = h.initializedSession();
+  const written: Uint8Array[] = [];
+  Object.assign(client, {
+    streamAnswer: () => ({
+      write: (bytes: Uint8Array) => written.push(bytes),
+      end: () => {},
+      abort: () => {},
+    }),
+  });
+  session.handleClientMessage(request("s-1", "tools/call", { name: "big" }));
+  const proxyId = idOf(h.childReceivesOne());
+  const encoder = new TextEncoder();
+  const start = encoder.encode(`{"jsonrpc":"2.0","id":${proxyId},"result":{"text":"abc`);
+  const sink = h.server.streamLargeAnswer(start)!;
+  sink.write(start, false, false);
+  const kept = encoder.encode("defghi");
+  const borrowed = encoder.encode("jkl");
+  sink.write(kept, true, true);
+  sink.write(borrowed, true, false);
+  sink.end();
+  assert.equal(written.length, 3);
+  assert.notEqual(written[0].buffer, start.buffer, "the start is rewritten into a new array");
+  assert.equal(written[1], kept, "the same bytes, not a copy");
+  assert.notEqual(written[2].buffer, borrowed.buffer, "a view good only during the call is copied");
+  assert.deepEqual(written[2], borrowed);
+  assert.deepEqual(client.take(), []);
+});
