@@ -26,7 +26,10 @@ export const PERMISSIONS: readonly string[] = [
  * (64 MiB resident) and never gives it back, not even when idle. The soak measured RSS after 50,000 calls
  * at +15% over its baseline by default, +13% with 4 MiB, +3% to +12% with 2 MiB (over its 10% limit in
  * two runs of four), +4% to +6% with 1 MiB; a proxy's live objects are few and short-lived, so the
- * small young generation costs little (see bench/README.md).
+ * small young generation costs little (see bench/README.md). Measured again with less allocated per
+ * message: 2 MiB gives about 10% more calls a second in case (b) and now passes the soak (+5% to +6%),
+ * but in client mode a 1 MiB answer then costs twice the CPU (about +1.1 ms p50, paired
+ * `bench/compare.ts --client --large`), and case (e) grows from +6.7 to +7.4 MiB of its +8.
  */
 export const V8_FLAGS: readonly string[] = ["--max-semi-space-size=1"];
 
