@@ -6,7 +6,7 @@
  */
 
 import { type JsonRpcMessage, validateMessage, withExactIntegers } from "./jsonrpc.ts";
-import { LARGE_ANSWER_BYTES } from "./large_answer.ts";
+import { type JsonText, LARGE_ANSWER_BYTES } from "./large_answer.ts";
 import { LineFramer, type LineSink } from "./line_splitter.ts";
 
 const encoder = new TextEncoder();
@@ -186,7 +186,9 @@ export class JsonLineWriter {
   readonly #onBroken: (error: unknown) => void;
   /** A write failed, or `close` was called: messages are no longer taken. */
   #broken = false;
-  #queued: string[] = [];
+  #queued: JsonText[] = [];
+  /** Some of what is queued is bytes. */
+  #queuedBytes = false;
   /** The write under way; it settles once done (never rejects: failures go to `onBroken`). */
   #writing: Promise<void> | undefined;
 
@@ -227,11 +229,13 @@ export class JsonLineWriter {
 
   /**
    * Queues one message. `json`, when the caller has it, is the message's JSON text on one line (no line
-   * break in it), written as it is instead of serializing `message` again.
+   * break in it), or its UTF-8 bytes, written as it is instead of serializing `message` again.
    */
-  write(message: JsonRpcMessage, json?: string): void {
+  write(message: JsonRpcMessage, json?: JsonText): void {
     if (this.#broken) return;
-    this.#queued.push(json ?? JSON.stringify(message));
+    if (json === undefined) json = JSON.stringify(message);
+    else if (typeof json !== "string") this.#queuedBytes = true;
+    this.#queued.push(json);
     // Nothing under way: out at once, without waiting for the end of the turn. Else it goes with the
     // next write, together with whatever else queues meanwhile.
     if (this.#writing === undefined) this.#flush();
@@ -256,12 +260,44 @@ export class JsonLineWriter {
 
   /** Writes what is queued; a failure, unless the writer was closed meanwhile, breaks it. */
   #write(): Promise<void> {
-    const text = this.#queued.length === 1 ? this.#queued[0] + "\n" : this.#queued.join("\n") + "\n";
+    const queued = this.#queued;
     this.#queued = [];
-    return this.#writeAll(encoder.encode(text)).catch((error) => {
+    let written: Promise<void>;
+    if (!this.#queuedBytes) {
+      const text = queued.length === 1 ? (queued[0] as string) + "\n" : queued.join("\n") + "\n";
+      written = this.#writeAll(encoder.encode(text));
+    } else {
+      this.#queuedBytes = false;
+      written = this.#writeInTurn(piecesOf(queued));
+    }
+    return written.catch((error) => {
       if (this.#broken) return;
       this.#broken = true;
       this.#onBroken(error);
     });
   }
+
+  async #writeInTurn(pieces: Uint8Array[]): Promise<void> {
+    for (const piece of pieces) await this.#writeAll(piece);
+  }
+}
+
+/**
+ * The lines of `queued` as pieces to write in turn: texts together, encoded once; bytes (a large message)
+ * as they are, not copied, each followed by its newline.
+ */
+function piecesOf(queued: readonly JsonText[]): Uint8Array[] {
+  const pieces: Uint8Array[] = [];
+  let text = "";
+  for (const json of queued) {
+    if (typeof json === "string") {
+      text += json + "\n";
+      continue;
+    }
+    if (text !== "") pieces.push(encoder.encode(text));
+    pieces.push(json);
+    text = "\n";
+  }
+  pieces.push(encoder.encode(text));
+  return pieces;
 }

@@ -19,6 +19,10 @@
  * writing it) is never taken as it is; one already being passed on is cut off: the POST's body breaks
  * off, and an SSE client gets what came of it as an event of another type, then an error answer.
  *
+ * In client mode a large body from the remote server is parsed, as every message is, but its bytes are
+ * what is written to stdout when they are the message's line as it is ({@link bodyAsLine}): the text is
+ * not encoded again.
+ *
  * @module
  */
 
@@ -36,6 +40,7 @@ const LEADING = encoder.encode('{"jsonrpc":"2.0","id":');
 const LEADING_AFTER_ID = encoder.encode(',"result":');
 const TRAILING_START = encoder.encode('{"result":');
 const TRAILING = encoder.encode(',"jsonrpc":"2.0","id":');
+const OPENING_BRACE = 0x7b;
 const CLOSING_BRACE = 0x7d;
 const CARRIAGE_RETURN = 0x0d;
 const SPACE = 0x20;
@@ -127,6 +132,26 @@ export function withAnswerId(line: Uint8Array, at: AnswerIdAt, newId: RequestId)
 export function asEventData(json: Uint8Array<ArrayBuffer>): Uint8Array<ArrayBuffer> {
   if (!includesLineBreak(json, "\r")) return json;
   return json.map((byte) => byte === CARRIAGE_RETURN ? SPACE : byte);
+}
+
+/**
+ * A large body of one message from a remote server (client mode), read and checked as text, as the line
+ * to write for it: its own bytes, which are that line exactly when they start and end with the message's
+ * braces (no white space or byte-order mark around it) and hold no line break and no byte the text had
+ * to replace (invalid UTF-8 becomes U+FFFD). Writing them saves encoding the text again, about 0.5 ms a
+ * megabyte. Else, or when the body is small, undefined: the text is written.
+ */
+export function bodyAsLine(
+  bytes: Uint8Array<ArrayBuffer>,
+  text: string,
+): Uint8Array<ArrayBuffer> | undefined {
+  if (
+    bytes.length < LARGE_ANSWER_BYTES || bytes[0] !== OPENING_BRACE ||
+    bytes[bytes.length - 1] !== CLOSING_BRACE
+  ) {
+    return undefined;
+  }
+  return text.includes("\n") || text.includes("\r") || text.includes("\uFFFD") ? undefined : bytes;
 }
 
 /**

@@ -351,3 +351,61 @@ Deno.test("the stdio client closes its end of stdout: mcp-proxy stops at the nex
   assert.match(await stderr, /cannot write to stdout.*stopping \(stdout closed\)/s);
   assert.deepEqual(server.requests.map((request) => request.method), ["POST", "POST", "DELETE"]);
 });
+
+Deno.test("client mode: large JSON bodies reach stdout as one line each, byte for byte where they are one already", async () => {
+  const text = "0123456789abcdef".repeat(8192) + "é";
+  const encoder = new TextEncoder();
+  const bodies: Record<string, (id: number) => Uint8Array<ArrayBuffer>> = {
+    // As the Python SDK writes it: the line as it is.
+    plain: (id) =>
+      encoder.encode(`{"jsonrpc":"2.0","id":${id},"result":{"content":[{"type":"text","text":"${text}"}]}}`),
+    pretty: (id) => encoder.encode(JSON.stringify({ jsonrpc: "2.0", id, result: { text } }, null, 2)),
+    bom: (id) =>
+      new Uint8Array([
+        0xef,
+        0xbb,
+        0xbf,
+        ...encoder.encode(JSON.stringify({ jsonrpc: "2.0", id, result: { text } })),
+      ]),
+    invalid: (id) => {
+      const body = encoder.encode(JSON.stringify({ jsonrpc: "2.0", id, result: { text: text + "?" } }));
+      body[body.length - 4] = 0xff; // The "?": not UTF-8.
+      return body;
+    },
+  };
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, async (request) => {
+    if (request.method !== "POST") return new Response(null, { status: 405 });
+    const body = await request.json();
+    if (body.id === undefined) return new Response(null, { status: 202 });
+    const headers = { "Content-Type": "application/json", "Mcp-Session-Id": "large" };
+    if (body.method === "initialize") {
+      const result = {
+        protocolVersion: body.params.protocolVersion,
+        capabilities: {},
+        serverInfo: { name: "l", version: "0" },
+      };
+      return Response.json({ jsonrpc: "2.0", id: body.id, result }, { headers });
+    }
+    return new Response(bodies[body.params.name](body.id), { headers });
+  });
+  try {
+    const names = Object.keys(bodies);
+    const { code, stdout } = await runClientModeWithInput(`http://127.0.0.1:${server.addr.port}/mcp`, [
+      INITIALIZE,
+      { jsonrpc: "2.0", method: "notifications/initialized" },
+      ...names.map((name, i) => ({ jsonrpc: "2.0", id: 2 + i, method: "tools/call", params: { name } })),
+    ]);
+    assert.equal(code, 0);
+    const lines = stdout.split("\n");
+    assert.equal(lines.pop(), "", "stdout ends with a newline");
+    assert.equal(lines.length, 1 + names.length, "one line per answer");
+    const answers = new Map(lines.slice(1).map((line) => [JSON.parse(line).id, line]));
+    // (Compared with ===: a failed assert.equal would print the megabyte.)
+    assert.ok(answers.get(2) === new TextDecoder().decode(bodies.plain(2)), "the server's own bytes");
+    assert.ok(JSON.parse(answers.get(3)!).result.text === text, "pretty-printed, on one line");
+    assert.ok(JSON.parse(answers.get(4)!).result.text === text, "without the byte-order mark");
+    assert.ok(JSON.parse(answers.get(5)!).result.text === text + "\uFFFD", "invalid UTF-8 replaced");
+  } finally {
+    await server.shutdown();
+  }
+});

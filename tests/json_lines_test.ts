@@ -311,3 +311,32 @@ Deno.test("readJsonLines: pieces a long line's sink keeps are never read into ag
   assert.deepEqual(fromFile.lines, [after, after]);
   assert.ok(file.buffers.size > 1, "a read after a kept chunk goes into a new buffer");
 });
+
+Deno.test("JsonLineWriter: a message given as bytes is written as they are, in its place among the texts", async () => {
+  const written: Uint8Array[] = [];
+  let release!: () => void;
+  const blocked = new Promise<void>((resolve) => release = resolve);
+  const writer = new JsonLineWriter(
+    new WritableStream<Uint8Array>({
+      async write(chunk) {
+        written.push(chunk);
+        if (written.length === 1) await blocked;
+      },
+    }),
+    () => assert.fail("no write fails"),
+  );
+  const large = new TextEncoder().encode(JSON.stringify(ping(2)));
+  writer.write(ping(1)); // Goes out at once; the rest queues behind it.
+  writer.write(ping(2), large);
+  writer.write(ping(3));
+  writer.write(ping(4), JSON.stringify(ping(4)));
+  writer.write(ping(5), large);
+  release();
+  await writer.close();
+  const decoder = new TextDecoder();
+  assert.equal(
+    written.map((chunk) => decoder.decode(chunk)).join(""),
+    [1, 2, 3, 4, 2].map((id) => JSON.stringify(ping(id)) + "\n").join(""),
+  );
+  assert.ok(written.includes(large), "the bytes themselves, not a copy");
+});

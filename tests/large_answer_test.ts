@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { answerIdOf, asEventData, withAnswerId } from "../src/large_answer.ts";
+import { answerIdOf, asEventData, bodyAsLine, withAnswerId } from "../src/large_answer.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -52,4 +52,28 @@ Deno.test("asEventData: carriage returns between tokens become spaces; without o
   assert.equal(asEventData(plain), plain);
   const spaced = bytes('{"result":{\r"a":1},"jsonrpc":"2.0","id":1}');
   assert.equal(decoder.decode(asEventData(spaced)), '{"result":{ "a":1},"jsonrpc":"2.0","id":1}');
+});
+
+Deno.test("bodyAsLine: a large body that is its message's line exactly is written as it is; else its text is", () => {
+  const big = "x".repeat(70_000);
+  const asLine = (body: Uint8Array<ArrayBuffer>) => bodyAsLine(body, decoder.decode(body));
+  const plain = bytes(`{"jsonrpc":"2.0","id":"a","result":{"text":"${big}é"}}`);
+  assert.equal(asLine(plain), plain, "the same bytes, not a copy");
+  const withBom = new Uint8Array([0xef, 0xbb, 0xbf, ...plain]);
+  const invalid = bytes(`{"jsonrpc":"2.0","id":"a","result":{"text":"${big}?"}}`);
+  invalid[invalid.length - 4] = 0xff; // Not UTF-8: the text holds U+FFFD there.
+  for (
+    const body of [
+      bytes(`{"jsonrpc":"2.0","id":1,"result":{"text":"small"}}`),
+      bytes(` {"jsonrpc":"2.0","id":1,"result":{"text":"${big}"}}`),
+      bytes(`{"jsonrpc":"2.0","id":1,"result":{"text":"${big}"}}\n`),
+      bytes(`{"jsonrpc":"2.0",\n"id":1,"result":{"text":"${big}"}}`),
+      bytes(`{"jsonrpc":"2.0",\r"id":1,"result":{"text":"${big}"}}`),
+      bytes(`[{"jsonrpc":"2.0","id":1,"result":{"text":"${big}"}}]`),
+      withBom,
+      invalid,
+    ]
+  ) {
+    assert.equal(asLine(body), undefined, decoder.decode(body.subarray(0, 40)));
+  }
 });

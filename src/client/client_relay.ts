@@ -29,6 +29,7 @@ import {
   type JsonRpcResponse,
   type RequestId,
 } from "../jsonrpc.ts";
+import type { JsonText } from "../large_answer.ts";
 import { backoffDelay, RemoteError, type RemoteTransport, sleep } from "./remote_transport.ts";
 
 /** Creates the wire for one session. */
@@ -40,9 +41,9 @@ export interface ClientRelayOptions {
   createTransport: TransportFactory;
   /**
    * Writes one message to the stdio client; `json`, when given, is that message on one line, as the
-   * server wrote it.
+   * server wrote it (text, or UTF-8 bytes).
    */
-  toClient(message: JsonRpcMessage, json?: string): void;
+  toClient(message: JsonRpcMessage, json?: JsonText): void;
   connectTimeoutMs: number;
   /** 0: no limit. */
   requestTimeoutMs: number;
@@ -421,7 +422,7 @@ export class ClientRelay {
 
   // ---- server → client --------------------------------------------------------------------------
 
-  #fromServer(message: JsonRpcMessage, transport: RemoteTransport, json?: string): void {
+  #fromServer(message: JsonRpcMessage, transport: RemoteTransport, json?: JsonText): void {
     if (this.#closed) return;
     if (!isResponse(message)) {
       this.#options.toClient(message, json);

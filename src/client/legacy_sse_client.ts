@@ -7,6 +7,7 @@
  */
 
 import { type JsonRpcMessage, parseMessages, singleMessageLine } from "../jsonrpc.ts";
+import type { JsonText } from "../large_answer.ts";
 import {
   fetchFailure,
   neverArrived,
@@ -27,7 +28,7 @@ const POST_HEADERS: Readonly<Record<string, string>> = { "Content-Type": "applic
 /** A legacy SSE session with the server whose event stream is at `url`. */
 export class LegacySseClient implements RemoteTransport {
   readonly kind = "sse";
-  onmessage?: (message: JsonRpcMessage, json?: string) => void;
+  onmessage?: (message: JsonRpcMessage, json?: JsonText) => void;
   onsessionlost?: (reason: string) => void;
   readonly #url: URL;
   readonly #fetch: typeof fetch;

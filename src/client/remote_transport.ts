@@ -7,6 +7,7 @@
  */
 
 import type { JsonRpcMessage } from "../jsonrpc.ts";
+import type { JsonText } from "../large_answer.ts";
 import { describeFetchError } from "./tls_fetch.ts";
 
 /** Why a send failed, which decides what the relay does next. */
@@ -40,9 +41,10 @@ export interface RemoteTransport {
   readonly kind: "streamablehttp" | "sse";
   /**
    * Receives every message from the server, in order of arrival; `json` is the message as the server
-   * wrote it, on one line, when it came alone (not in a batch) and without line breaks.
+   * wrote it, on one line, when it came alone (not in a batch) and without line breaks: its text, or
+   * for a large one its UTF-8 bytes.
    */
-  onmessage?: (message: JsonRpcMessage, json?: string) => void;
+  onmessage?: (message: JsonRpcMessage, json?: JsonText) => void;
   /** The session ended on the server's side (stream gone for good, or 404): a new one is needed. */
   onsessionlost?: (reason: string) => void;
   /** Opens the session (legacy SSE: the event stream and its `endpoint`); rejects with RemoteError. */

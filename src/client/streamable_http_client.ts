@@ -24,6 +24,7 @@ import {
   type RemoteTransportOptions,
   sleep,
 } from "./remote_transport.ts";
+import { bodyAsLine, type JsonText } from "../large_answer.ts";
 import { decodeEventStream } from "./server_sent_events.ts";
 
 /** Options of {@link StreamableHttpClient}. */
@@ -51,6 +52,8 @@ function isEventStream(response: Response): boolean {
 /** How long requests wait for the GET stream's head after `listen()`; see `#streamOpening`. */
 const STREAM_OPEN_WAIT_MS = 200;
 
+const decoder = new TextDecoder();
+
 const POST_HEADERS: Readonly<Record<string, string>> = {
   "Content-Type": "application/json",
   Accept: "application/json, text/event-stream",
@@ -59,7 +62,7 @@ const POST_HEADERS: Readonly<Record<string, string>> = {
 /** A Streamable HTTP session with the server at `url`. */
 export class StreamableHttpClient implements RemoteTransport {
   readonly kind = "streamablehttp";
-  onmessage?: (message: JsonRpcMessage, json?: string) => void;
+  onmessage?: (message: JsonRpcMessage, json?: JsonText) => void;
   onsessionlost?: (reason: string) => void;
   readonly #url: URL;
   readonly #fetch: typeof fetch;
@@ -112,7 +115,9 @@ export class StreamableHttpClient implements RemoteTransport {
     const type = contentType(response);
     if (type.startsWith("text/event-stream")) return await this.#readAnswerStream(response, requestId);
     if (type.includes("json")) {
-      this.#deliverText(await response.text());
+      const bytes = await response.bytes();
+      const text = decoder.decode(bytes);
+      this.#deliverText(text, bodyAsLine(bytes, text));
       return;
     }
     await response.body?.cancel();
@@ -199,15 +204,18 @@ export class StreamableHttpClient implements RemoteTransport {
     return new RemoteError("http", text, response.status);
   }
 
-  /** Delivers the message(s) in `text`; returns the ids of the answers among them. */
-  #deliverText(text: string): RequestId[] {
+  /**
+   * Delivers the message(s) in `text`; returns the ids of the answers among them. `line`, when given, is
+   * the one message's line as bytes (see `bodyAsLine`).
+   */
+  #deliverText(text: string, line?: Uint8Array<ArrayBuffer>): RequestId[] {
     const messages = parseMessages(text);
     if (typeof messages === "string") {
       this.#onwarning(`the server sent an invalid message (${messages}); dropped: ${text.slice(0, 200)}`);
       return [];
     }
     const answered: RequestId[] = [];
-    const json = messages.length === 1 ? singleMessageLine(text) : undefined;
+    const json: JsonText | undefined = messages.length !== 1 ? undefined : line ?? singleMessageLine(text);
     for (const message of messages) {
       if (isResponse(message) && message.id !== null) answered.push(message.id);
       this.onmessage?.(message, json);
