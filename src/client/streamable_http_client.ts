@@ -15,6 +15,7 @@ import {
   type RequestId,
   singleMessageLine,
 } from "../jsonrpc.ts";
+import { bodyAsLine, type JsonText } from "../large_answer.ts";
 import {
   backoffDelay,
   fetchFailure,
@@ -24,7 +25,6 @@ import {
   type RemoteTransportOptions,
   sleep,
 } from "./remote_transport.ts";
-import { bodyAsLine, type JsonText } from "../large_answer.ts";
 import { decodeEventStream } from "./server_sent_events.ts";
 
 /** Options of {@link StreamableHttpClient}. */
