@@ -26,7 +26,7 @@
  * @module
  */
 
-import type { RequestId } from "./jsonrpc.ts";
+import type { IdSpan, RequestId } from "./jsonrpc.ts";
 import { includesLineBreak } from "./line_break_search.ts";
 
 /** A message's JSON text on one line: a string, or its UTF-8 bytes (a large answer, never decoded). */
@@ -152,6 +152,39 @@ export function bodyAsLine(
     return undefined;
   }
   return text.includes("\n") || text.includes("\r") || text.includes("\uFFFD") ? undefined : bytes;
+}
+
+/**
+ * `line`, the UTF-8 bytes of the text `json` (its {@link bodyAsLine}), with the id that `span` finds in the
+ * text replaced by `newId`, in a copy; undefined when the bytes' offsets cannot be told from the text's
+ * (characters beyond ASCII both before the id and in or after it). Encoding the text anew would cost
+ * about 0.7 ms a megabyte.
+ */
+export function lineWithId(
+  line: Uint8Array<ArrayBuffer>,
+  json: string,
+  span: IdSpan,
+  newId: RequestId,
+): Uint8Array<ArrayBuffer> | undefined {
+  const end = span.start + span.length;
+  let start: number;
+  // The id is near one end: where all from that end to past the id is ASCII, bytes and characters agree.
+  if (isAscii(json, 0, end)) start = span.start;
+  else if (isAscii(json, span.start, json.length)) start = line.length - (json.length - span.start);
+  else return undefined;
+  const id = encoder.encode(JSON.stringify(newId));
+  const copy = new Uint8Array(line.length - span.length + id.length);
+  copy.set(line.subarray(0, start));
+  copy.set(id, start);
+  copy.set(line.subarray(start + span.length), start + id.length);
+  return copy;
+}
+
+/** Whether the characters of `text` from `start` to `end` are all ASCII (looked at only up to 512). */
+function isAscii(text: string, start: number, end: number): boolean {
+  if (end - start > 512) return false;
+  for (let i = start; i < end; i++) if (text.charCodeAt(i) > 0x7f) return false;
+  return true;
 }
 
 /**

@@ -15,6 +15,7 @@
 
 import type { Logger } from "@logtape/logtape";
 import {
+  clientRequestIdSpan,
   ErrorCode,
   errorResponse,
   isExactInteger,
@@ -27,10 +28,11 @@ import {
   type RequestId,
   resultResponse,
   withClientRequestId,
+  withIdAt,
   withRequestId,
 } from "./jsonrpc.ts";
 import { DelayQueue } from "./delay_queue.ts";
-import { answerIdOf, leadingAnswerIdOf, withAnswerId } from "./large_answer.ts";
+import { answerIdOf, type JsonText, leadingAnswerIdOf, lineWithId, withAnswerId } from "./large_answer.ts";
 import type { LineSink } from "./line_splitter.ts";
 
 /** The client side of one session: how messages reach that client. */
@@ -92,10 +94,10 @@ export interface SharedServerOptions {
   /** The server's name, for logs and error messages. */
   name: string;
   /**
-   * Writes one message to the child; `json`, when given, is its JSON text on one line, to be written as
-   * it is instead of serializing `message`.
+   * Writes one message to the child; `json`, when given, is its JSON text on one line (or that text's
+   * UTF-8 bytes), to be written as it is instead of serializing `message`.
    */
-  sendToChild(message: JsonRpcMessage, json?: string): void;
+  sendToChild(message: JsonRpcMessage, json?: JsonText): void;
   logger: Logger;
   /**
    * Protocol versions a later session may keep when it asks for one other than the child agreed with
@@ -156,7 +158,7 @@ function notRunningError(name: string, reason: string): { code: number; message:
 /** One stdio MCP server and the sessions that share it. See the module documentation. */
 export class SharedServer implements SessionSource {
   readonly name: string;
-  readonly #sendToChild: (message: JsonRpcMessage, json?: string) => void;
+  readonly #sendToChild: (message: JsonRpcMessage, json?: JsonText) => void;
   readonly #logger: Logger;
   readonly #supportedProtocolVersions: readonly string[];
   readonly #onLastSessionClosed: (() => void) | undefined;
@@ -284,8 +286,13 @@ export class SharedServer implements SessionSource {
 
   // ---- client → child -------------------------------------------------------------------------
 
-  /** Called by {@link ServerSession.handleClientMessage} for requests; `json` as there. */
-  forwardRequest(session: ServerSession, request: JsonRpcRequest, json: string | undefined): void {
+  /** Called by {@link ServerSession.handleClientMessage} for requests; `json` and `bytes` as there. */
+  forwardRequest(
+    session: ServerSession,
+    request: JsonRpcRequest,
+    json: string | undefined,
+    bytes?: Uint8Array<ArrayBuffer>,
+  ): void {
     session.touch(++this.#clock);
     // A notification method sent as a request would reach the child with its ids unmapped (a cancellation
     // could hit another session's call): it is no valid request, so it is refused here.
@@ -326,7 +333,7 @@ export class SharedServer implements SessionSource {
     if (request.method === "resources/subscribe") pending.subscribeUri = request.params?.uri as string;
     if (isInitialize) pending.initializeParams = request.params ?? {};
     let forwarded: JsonRpcRequest = { ...request, id: proxyId };
-    let line: string | undefined;
+    let line: JsonText | undefined;
     const meta = request.params?._meta as Record<string, unknown> | undefined;
     const progressToken = meta?.progressToken;
     if (
@@ -335,8 +342,13 @@ export class SharedServer implements SessionSource {
       pending.clientProgressToken = progressToken;
       forwarded = { ...forwarded, params: { ...request.params, _meta: { ...meta, progressToken: proxyId } } };
     } else if (json !== undefined) {
-      // Nothing but the id changes: the client's own text goes on, with only its id replaced.
-      line = withClientRequestId(json, request.id, proxyId);
+      // Nothing but the id changes: the client's own text goes on, with only its id replaced (a large one
+      // as its bytes, not encoded again).
+      const span = clientRequestIdSpan(json, request.id);
+      if (span !== undefined) {
+        line = (bytes === undefined ? undefined : lineWithId(bytes, json, span, proxyId)) ??
+          withIdAt(json, span, proxyId);
+      }
     }
     if (!isInitialize) this.#timeouts?.add(proxyId);
     this.#pendingChildRequests.set(proxyId, pending);
@@ -824,11 +836,13 @@ export class ServerSession {
   /**
    * Routes one message from the client to the shared child. `json`, when the caller has it, is the
    * message's JSON text as the client sent it, on one line: a request or an answer goes on as that text
-   * with only its id replaced, where it can, instead of being serialized again.
+   * with only its id replaced, where it can, instead of being serialized again. `bytes`, for a large
+   * request, are that text's UTF-8 bytes as the client sent them (see `bodyAsLine`): they go on instead,
+   * with only the id replaced, where they can.
    */
-  handleClientMessage(message: JsonRpcMessage, json?: string): void {
+  handleClientMessage(message: JsonRpcMessage, json?: string, bytes?: Uint8Array<ArrayBuffer>): void {
     if (this.#closed) return;
-    if (isRequest(message)) this.#server.forwardRequest(this, message, json);
+    if (isRequest(message)) this.#server.forwardRequest(this, message, json, bytes);
     else if (isNotification(message)) this.#server.forwardNotification(this, message);
     else this.#server.forwardResponse(this, message as JsonRpcResponse, json);
   }

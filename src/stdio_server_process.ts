@@ -12,6 +12,7 @@ import type { Logger } from "@logtape/logtape";
 import type { StdioServerSpec } from "./cli/command_line.ts";
 import { JsonLineWriter, readJsonLines } from "./json_lines.ts";
 import { idOfTruncatedResponse, type JsonRpcMessage, type RequestId } from "./jsonrpc.ts";
+import type { JsonText } from "./large_answer.ts";
 import { type LineSink, LineSplitter } from "./line_splitter.ts";
 import { serverStderrLogger } from "./logging.ts";
 import {
@@ -203,10 +204,10 @@ export class StdioServerProcess {
   }
 
   /**
-   * Writes one message to the child's stdin (`json`, when given, is its JSON text on one line, written
-   * as it is). Messages are written in the order of the calls.
+   * Writes one message to the child's stdin (`json`, when given, is its JSON text on one line, or that
+   * text's UTF-8 bytes, written as it is). Messages are written in the order of the calls.
    */
-  send(message: JsonRpcMessage, json?: string): void {
+  send(message: JsonRpcMessage, json?: JsonText): void {
     this.#stdin.write(message, json);
   }
 

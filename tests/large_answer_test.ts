@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { answerIdOf, asEventData, bodyAsLine, withAnswerId } from "../src/large_answer.ts";
+import { clientRequestIdSpan, withIdAt } from "../src/jsonrpc.ts";
+import { answerIdOf, asEventData, bodyAsLine, lineWithId, withAnswerId } from "../src/large_answer.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -75,5 +76,39 @@ Deno.test("bodyAsLine: a large body that is its message's line exactly is writte
     ]
   ) {
     assert.equal(asLine(body), undefined, decoder.decode(body.subarray(0, 40)));
+  }
+});
+
+Deno.test("lineWithId: the id replaced in the bytes, as in the text, wherever the text's offsets tell the bytes'", () => {
+  const wide = "ü€😀".repeat(20_000);
+  const cases: { json: string; id: string | number; bytes: boolean }[] = [
+    // ASCII up to past the id: the offsets from the start agree.
+    { json: `{"jsonrpc":"2.0","id":5,"method":"m","params":{"t":"${wide}"}}`, id: 5, bytes: true },
+    {
+      json: `{ "jsonrpc" : "2.0", "id" : "a-1" , "method":"m","params":{"t":"${wide}"}}`,
+      id: "a-1",
+      bytes: true,
+    },
+    // ASCII from the id to the end: the offsets from the end agree.
+    { json: `{"method":"m","params":{"t":"${wide}"},"jsonrpc":"2.0","id":77}`, id: 77, bytes: true },
+    { json: `{"method":"m","params":{"t":"${wide}"},"id":"x" }`, id: "x", bytes: true },
+    // Beyond ASCII on both sides of the id's start: the text is used.
+    { json: `{"jsonrpc":"2.0","id":"é","method":"m","params":{"t":"${wide}"}}`, id: "é", bytes: false },
+    { json: `{"method":"m","params":{"t":"${wide}"},"id":"é"}`, id: "é", bytes: false },
+  ];
+  for (const { json, id, bytes: asBytes } of cases) {
+    const span = clientRequestIdSpan(json, id)!;
+    assert.ok(span !== undefined, json.slice(0, 40));
+    const line = lineWithId(bytes(json), json, span, 123);
+    if (!asBytes) {
+      assert.equal(line, undefined, json.slice(0, 40));
+      continue;
+    }
+    assert.ok(line !== undefined, json.slice(0, 40));
+    assert.ok(
+      decoder.decode(line) === withIdAt(json, span, 123),
+      `the same as the text's: ${json.slice(0, 40)}`,
+    );
+    assert.equal(JSON.parse(decoder.decode(line)).id, 123);
   }
 });

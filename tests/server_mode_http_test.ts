@@ -205,6 +205,44 @@ Deno.test("large answers go on as the child wrote them, only the id replaced: /m
   await sse.close();
 });
 
+Deno.test("large requests reach the child whole, only the id replaced, wherever the id and wide characters stand", async () => {
+  // A request the child cannot read would get no answer: the time limit makes that a failure, not a hang.
+  await using proxy = await startProxy(["--request-timeout", "5", "--", ...FIXTURE]);
+  const text = "ü€😀-".repeat(30_000);
+  const params = `{"name":"echo","arguments":{"text":"${text}"}}`;
+  // As raw bodies: the id first or last, ASCII or not, with white space; each over 64 KiB.
+  const bodies = [
+    (id: string) => `{"jsonrpc":"2.0","id":${id},"method":"tools/call","params":${params}}`,
+    (id: string) => `{"method":"tools/call","params":${params},"jsonrpc":"2.0","id":${id}}`,
+    (id: string) => `{ "method" : "tools/call", "params" : ${params}, "jsonrpc" : "2.0", "id" : ${id} }`,
+  ];
+  const ids = ['"é-1"', "17", '"x"'];
+  const sessionId = await initializeSession(proxy);
+  for (const [i, body] of bodies.entries()) {
+    for (const id of ids) {
+      const answer = await request(`${proxy.origin}/mcp`, {
+        method: "POST",
+        headers: { ...JSON_AND_SSE, "Mcp-Session-Id": sessionId },
+        body: body(id),
+      });
+      const message = JSON.parse(answer.body);
+      assert.equal(message.id, JSON.parse(id), `form ${i}, id ${id}`);
+      assert.ok(message.result.content[0].text === text, `form ${i}, id ${id}: the text whole`);
+    }
+  }
+  const sse = await openSse(`${proxy.origin}/sse`);
+  const ssePost = (body: string) => request(`${proxy.origin}${sse.first.data}`, { method: "POST", body });
+  await ssePost(JSON.stringify(INITIALIZE));
+  await sse.nextEvent();
+  for (const [i, body] of bodies.entries()) {
+    assert.equal((await ssePost(body('"s"'))).status, 202);
+    const message = JSON.parse((await sse.nextEvent()).data);
+    assert.equal(message.id, "s");
+    assert.ok(message.result.content[0].text === text, `form ${i} over /sse: the text whole`);
+  }
+  await sse.close();
+});
+
 Deno.test("a large answer cut short by the server's death: /mcp breaks off, /sse gets an error answer", async () => {
   await using proxy = await startProxy(["--", ...FIXTURE]);
   // The Python SDK's shape (the id first): passed on while the child still writes it.

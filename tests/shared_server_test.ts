@@ -60,12 +60,18 @@ class Harness {
   readonly toChild: JsonRpcMessage[] = [];
   /** The text given with each message written to the child (undefined: the message is serialized). */
   readonly toChildJson: (string | undefined)[] = [];
+  /** The bytes given with each message written to the child, when they were given as bytes. */
+  readonly toChildBytes: Uint8Array[] = [];
   readonly server: SharedServer;
 
   constructor(requestTimeoutMs = 0) {
     this.server = new SharedServer({
       name: "everything",
       sendToChild: (message, json) => {
+        if (json !== undefined && typeof json !== "string") {
+          this.toChildBytes.push(json);
+          json = new TextDecoder().decode(json);
+        }
         // A text, when given, must say exactly what the message says: it is what the child reads.
         if (json !== undefined) assert.deepEqual(JSON.parse(json), message);
         this.toChild.push(structuredClone(message));
@@ -1276,4 +1282,31 @@ Deno.test("SharedServer: a streamed answer's pieces go on as they are where they
   assert.notEqual(written[2].buffer, borrowed.buffer, "a view good only during the call is copied");
   assert.deepEqual(written[2], borrowed);
   assert.deepEqual(client.take(), []);
+});
+
+Deno.test("SharedServer: a large request's bytes go to the child with only the id replaced; else its text or itself", () => {
+  const h = new Harness();
+  const { session } = h.initializedSession();
+  const encoder = new TextEncoder();
+  const text = "ü€".repeat(40_000);
+  const send = (message: JsonRpcRequest) => {
+    const json = JSON.stringify(message);
+    session.handleClientMessage(message, json, encoder.encode(json));
+    return { message: h.childReceivesOne(), bytes: h.toChildBytes.splice(0) };
+  };
+  const plain = send(request("big-1", "tools/call", { name: "echo", arguments: { text } }));
+  assert.equal(plain.bytes.length, 1, "written as bytes");
+  const written = JSON.parse(new TextDecoder().decode(plain.bytes[0]));
+  assert.equal(typeof written.id, "number");
+  assert.ok(written.params.arguments.text === text);
+  assert.deepEqual(written, plain.message);
+  // A progress token is replaced too: the message is serialized anew.
+  const withToken = send(
+    request("big-2", "tools/call", { name: "echo", arguments: { text }, _meta: { progressToken: "p" } }),
+  );
+  assert.equal(withToken.bytes.length, 0);
+  // Where the text holds "id" twice it is not trusted: serialized anew.
+  const twice = send(request("big-3", "tools/call", { name: "echo", arguments: { text, id: 1 } }));
+  assert.deepEqual(twice.bytes, []);
+  assert.equal(h.toChild.length, 0);
 });

@@ -9,10 +9,12 @@
 
 import type { Logger } from "@logtape/logtape";
 import { parseMessages, reusedRequestId, singleMessageLine } from "../jsonrpc.ts";
-import { asEventData, cutShortAnswer } from "../large_answer.ts";
+import { asEventData, bodyAsLine, cutShortAnswer } from "../large_answer.ts";
 import { type ServerSession, type SessionSource, SessionUnavailableError } from "../shared_server.ts";
 import { EVENT_STREAM_HEADERS, EventStream } from "./event_stream.ts";
 import type { SessionLimit } from "./session_limit.ts";
+
+const decoder = new TextDecoder();
 
 /** Options of {@link legacySseEndpoint}. */
 export interface LegacySseEndpointOptions {
@@ -138,7 +140,8 @@ export function legacySseEndpoint(
         entry = sessions.get(normalized);
         if (entry === undefined) return textResponse(404, "Could not find session");
       }
-      const text = await request.text();
+      const bytes = await request.bytes();
+      const text = decoder.decode(bytes);
       const messages = parseMessages(text);
       if (typeof messages === "string") return textResponse(400, `Could not parse message: ${messages}`);
       const reused = reusedRequestId(messages, (id) => entry.session.isInFlight(id));
@@ -148,8 +151,9 @@ export function legacySseEndpoint(
           `Invalid request: id ${JSON.stringify(reused)} is already used by a request in flight`,
         );
       }
-      if (messages.length === 1) entry.session.handleClientMessage(messages[0], singleMessageLine(text));
-      else for (const message of messages) entry.session.handleClientMessage(message);
+      if (messages.length === 1) {
+        entry.session.handleClientMessage(messages[0], singleMessageLine(text), bodyAsLine(bytes, text));
+      } else for (const message of messages) entry.session.handleClientMessage(message);
       return textResponse(202, "Accepted");
     },
 

@@ -17,10 +17,13 @@ import {
   reusedRequestId,
   singleMessageLine,
 } from "../jsonrpc.ts";
+import { bodyAsLine } from "../large_answer.ts";
 import { DEFAULT_HTTP_PROTOCOL_VERSION, SUPPORTED_PROTOCOL_VERSIONS } from "../protocol_versions.ts";
 import { type SessionSource, SessionUnavailableError } from "../shared_server.ts";
 import type { SessionLimit } from "./session_limit.ts";
 import { jsonRpcErrorResponse, StreamableSession } from "./streamable_http_session.ts";
+
+const decoder = new TextDecoder();
 
 /** The most messages one POST may carry (as the SDK allows). */
 export const MAX_BATCH_SIZE = 100;
@@ -162,7 +165,8 @@ export function streamableHttpEndpoint(
       session = sessions.get(sessionId);
       if (session === undefined) return jsonRpcErrorResponse(404, -32001, "Session not found");
     }
-    const text = await request.text();
+    const bytes = await request.bytes();
+    const text = decoder.decode(bytes);
     const messages = parseMessages(text);
     if (typeof messages === "string") {
       const code = messages === "the text is not JSON" ? -32700 : -32600;
@@ -219,7 +223,8 @@ export function streamableHttpEndpoint(
       if (initialize !== undefined) session.protocolVersion = protocolVersion;
     }
     const json = batch ? undefined : singleMessageLine(text);
-    const response = await session.post(messages as JsonRpcMessage[], batch, protocolVersion, json);
+    const line = json === undefined ? undefined : bodyAsLine(bytes, text);
+    const response = await session.post(messages as JsonRpcMessage[], batch, protocolVersion, json, line);
     if (options.stateless && !session.closed && response.status === 202) session.close();
     return response;
   }

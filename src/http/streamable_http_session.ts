@@ -160,22 +160,23 @@ export class StreamableSession implements SessionPeer {
   /**
    * Takes the messages of one POST (already validated) and returns its response: 202 without requests,
    * else the answers as JSON or as an SSE stream. `json`, for a POST of one message, is its text on one
-   * line (see {@link ServerSession.handleClientMessage}).
+   * line, and `bytes`, for a large one, that text's bytes (see {@link ServerSession.handleClientMessage}).
    */
   post(
     messages: readonly JsonRpcMessage[],
     batch: boolean,
     protocolVersion: string,
     json?: string,
+    bytes?: Uint8Array<ArrayBuffer>,
   ): Promise<Response> {
     // Closed while its body was read (idle timeout, a slow stream, DELETE): as if it were unknown.
     if (this.#closed) return Promise.resolve(jsonRpcErrorResponse(404, -32001, "Session not found"));
     this.lastSeen = Date.now();
     const requestIds: RequestId[] = [];
     for (const message of messages) if (isRequest(message)) requestIds.push(message.id);
-    if (messages.length !== 1) json = undefined;
+    if (messages.length !== 1) json = bytes = undefined;
     if (requestIds.length === 0) {
-      for (const message of messages) this.serverSession.handleClientMessage(message, json);
+      for (const message of messages) this.serverSession.handleClientMessage(message, json, bytes);
       return Promise.resolve(new Response(null, { status: 202 }));
     }
     const channel: AnswerChannel = {
@@ -190,7 +191,7 @@ export class StreamableSession implements SessionPeer {
     for (const id of requestIds) this.#channels.set(id, channel);
     this.#streams.set(channel.streamId, channel);
     const response = new Promise<Response>((resolve) => channel.resolve = resolve);
-    for (const message of messages) this.serverSession.handleClientMessage(message, json);
+    for (const message of messages) this.serverSession.handleClientMessage(message, json, bytes);
     if (channel.resolve !== undefined) this.#streamAfter.add(channel);
     return response;
   }
