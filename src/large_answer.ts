@@ -29,7 +29,7 @@
 import type { IdSpan, RequestId } from "./jsonrpc.ts";
 import { includesLineBreak } from "./line_break_search.ts";
 
-/** A message's JSON text on one line: a string, or its UTF-8 bytes (a large answer, never decoded). */
+/** A message's JSON text on one line: a string, or its UTF-8 bytes (a large message, written as it came). */
 export type JsonText = string | Uint8Array<ArrayBuffer>;
 
 /** Lines from this long on are offered to the large-answer path before they are decoded. */
