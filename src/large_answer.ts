@@ -116,11 +116,21 @@ export function leadingAnswerIdOf(start: Uint8Array): AnswerIdAt | undefined {
 
 /** A copy of `line` with the id `at` names replaced by `newId`, everything else byte for byte. */
 export function withAnswerId(line: Uint8Array, at: AnswerIdAt, newId: RequestId): Uint8Array<ArrayBuffer> {
+  return withIdBetween(line, at.start, at.end, newId);
+}
+
+/** A copy of `line` with the bytes from `start` to `end` (an id) replaced by `newId`'s JSON text. */
+function withIdBetween(
+  line: Uint8Array,
+  start: number,
+  end: number,
+  newId: RequestId,
+): Uint8Array<ArrayBuffer> {
   const id = encoder.encode(JSON.stringify(newId));
-  const copy = new Uint8Array(line.length - (at.end - at.start) + id.length);
-  copy.set(line.subarray(0, at.start));
-  copy.set(id, at.start);
-  copy.set(line.subarray(at.end), at.start + id.length);
+  const copy = new Uint8Array(line.length - (end - start) + id.length);
+  copy.set(line.subarray(0, start));
+  copy.set(id, start);
+  copy.set(line.subarray(end), start + id.length);
   return copy;
 }
 
@@ -135,15 +145,16 @@ export function asEventData(json: Uint8Array<ArrayBuffer>): Uint8Array<ArrayBuff
 }
 
 /**
- * A large body of one message from a remote server (client mode), read and checked as text, as the line
- * to write for it: its own bytes, which are that line exactly when they start and end with the message's
- * braces (no white space or byte-order mark around it) and hold no line break and no byte the text had
- * to replace (invalid UTF-8 becomes U+FFFD). Writing them saves encoding the text again, about 0.5 ms a
- * megabyte. Else, or when the body is small, undefined: the text is written.
+ * A large body of one message (a client's request, a remote server's answer in client mode), decoded and
+ * found to be one line, `line` (`singleMessageLine`, which rules out line breaks), as that line's bytes:
+ * the body's own, which are exactly that when they start and end with the message's braces (no white
+ * space or byte-order mark around it) and decoding replaced no byte (invalid UTF-8 becomes U+FFFD).
+ * Writing them saves encoding the text again, about 0.5 ms a megabyte. Else, or when the body is small,
+ * undefined: the text is written.
  */
 export function bodyAsLine(
   bytes: Uint8Array<ArrayBuffer>,
-  text: string,
+  line: string,
 ): Uint8Array<ArrayBuffer> | undefined {
   if (
     bytes.length < LARGE_ANSWER_BYTES || bytes[0] !== OPENING_BRACE ||
@@ -151,7 +162,7 @@ export function bodyAsLine(
   ) {
     return undefined;
   }
-  return text.includes("\n") || text.includes("\r") || text.includes("\uFFFD") ? undefined : bytes;
+  return line.includes("\uFFFD") ? undefined : bytes;
 }
 
 /**
@@ -172,12 +183,7 @@ export function lineWithId(
   if (isAscii(json, 0, end)) start = span.start;
   else if (isAscii(json, span.start, json.length)) start = line.length - (json.length - span.start);
   else return undefined;
-  const id = encoder.encode(JSON.stringify(newId));
-  const copy = new Uint8Array(line.length - span.length + id.length);
-  copy.set(line.subarray(0, start));
-  copy.set(id, start);
-  copy.set(line.subarray(start + span.length), start + id.length);
-  return copy;
+  return withIdBetween(line, start, start + span.length, newId);
 }
 
 /** Whether the characters of `text` from `start` to `end` are all ASCII (looked at only up to 512). */

@@ -117,7 +117,7 @@ export class StreamableHttpClient implements RemoteTransport {
     if (type.includes("json")) {
       const bytes = await response.bytes();
       const text = decoder.decode(bytes);
-      this.#deliverText(text, bodyAsLine(bytes, text));
+      this.#deliverText(text, bytes);
       return;
     }
     await response.body?.cancel();
@@ -205,17 +205,20 @@ export class StreamableHttpClient implements RemoteTransport {
   }
 
   /**
-   * Delivers the message(s) in `text`; returns the ids of the answers among them. `line`, when given, is
-   * the one message's line as bytes (see `bodyAsLine`).
+   * Delivers the message(s) in `text`; returns the ids of the answers among them. `bytes`, when given, are
+   * what `text` was decoded from, written for one large message as they are (see `bodyAsLine`).
    */
-  #deliverText(text: string, line?: Uint8Array<ArrayBuffer>): RequestId[] {
+  #deliverText(text: string, bytes?: Uint8Array<ArrayBuffer>): RequestId[] {
     const messages = parseMessages(text);
     if (typeof messages === "string") {
       this.#onwarning(`the server sent an invalid message (${messages}); dropped: ${text.slice(0, 200)}`);
       return [];
     }
     const answered: RequestId[] = [];
-    const json: JsonText | undefined = messages.length !== 1 ? undefined : line ?? singleMessageLine(text);
+    const line = messages.length === 1 ? singleMessageLine(text) : undefined;
+    const json: JsonText | undefined = line === undefined || bytes === undefined
+      ? line
+      : bodyAsLine(bytes, line) ?? line;
     for (const message of messages) {
       if (isResponse(message) && message.id !== null) answered.push(message.id);
       this.onmessage?.(message, json);

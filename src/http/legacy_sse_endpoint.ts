@@ -152,7 +152,12 @@ export function legacySseEndpoint(
         );
       }
       if (messages.length === 1) {
-        entry.session.handleClientMessage(messages[0], singleMessageLine(text), bodyAsLine(bytes, text));
+        const json = singleMessageLine(text);
+        entry.session.handleClientMessage(
+          messages[0],
+          json,
+          json === undefined ? undefined : bodyAsLine(bytes, json),
+        );
       } else for (const message of messages) entry.session.handleClientMessage(message);
       return textResponse(202, "Accepted");
     },

@@ -223,7 +223,7 @@ export function streamableHttpEndpoint(
       if (initialize !== undefined) session.protocolVersion = protocolVersion;
     }
     const json = batch ? undefined : singleMessageLine(text);
-    const line = json === undefined ? undefined : bodyAsLine(bytes, text);
+    const line = json === undefined ? undefined : bodyAsLine(bytes, json);
     const response = await session.post(messages as JsonRpcMessage[], batch, protocolVersion, json, line);
     if (options.stateless && !session.closed && response.status === 202) session.close();
     return response;
