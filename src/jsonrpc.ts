@@ -322,23 +322,19 @@ export function withRequestId(json: string, id: RequestId, newId: RequestId): st
 }
 
 /**
- * What {@link withClientRequestId} looks for: the two names, and the escapes `\u0060` to `\u007f` (those of
+ * What {@link clientRequestIdSpan} looks for: the two names, and the escapes `\u0060` to `\u007f` (those of
  * the lower-case letters, with which either name could be spelled).
  */
 const CLIENT_KEYS = /"id"|"method"|\\u00[67]/g;
 
 /**
- * {@link withRequestId} for a message from a client, which the proxy does not trust: only when `json` can
- * be read one way only. It must name `"id"` once and `"method"` at most once, and hold no escape that could
- * spell either: a duplicate key is read by one parser and ignored by another, and the server must read the
- * id the proxy gave and the method the proxy routed. Otherwise the caller serializes the message anew.
+ * Where the top-level `"id"` of a message from a client, whose value is `id`, stands in `json`, its text,
+ * for {@link withIdAt}: as {@link withRequestId} finds it, but only when `json` can be read one way only,
+ * as the proxy does not trust a client. It must name `"id"` once and `"method"` at most once, and hold no
+ * escape that could spell either: a duplicate key is read by one parser and ignored by another, and the
+ * server must read the id the proxy gave and the method the proxy routed. Otherwise undefined, and the
+ * caller serializes the message anew.
  */
-export function withClientRequestId(json: string, id: RequestId, newId: RequestId): string | undefined {
-  const span = clientRequestIdSpan(json, id);
-  return span === undefined ? undefined : withIdAt(json, span, newId);
-}
-
-/** Where {@link withClientRequestId} replaces the id in `json`; undefined where it does not. */
 export function clientRequestIdSpan(json: string, id: RequestId): IdSpan | undefined {
   // One pass over the text (several `indexOf`s took three times as long on a 1 KiB call), told apart by
   // how each find ends, without a match array: `"id"` in `id"`, `"method"` in `od"`, an escape in a digit.

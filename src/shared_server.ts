@@ -27,7 +27,6 @@ import {
   type JsonRpcResponse,
   type RequestId,
   resultResponse,
-  withClientRequestId,
   withIdAt,
   withRequestId,
 } from "./jsonrpc.ts";
@@ -153,6 +152,23 @@ const REQUIRED_CAPABILITY: Record<string, string> = {
 /** The error every request gets while the child is not running. */
 function notRunningError(name: string, reason: string): { code: number; message: string } {
   return { code: ErrorCode.ConnectionClosed, message: `MCP server "${name}" is not running (${reason})` };
+}
+
+/**
+ * A client's request or answer, `json` its text on one line, as it goes to the child: that text with only
+ * its id `id` replaced by `newId` (a large one as its `bytes`, not encoded again), where that is safe;
+ * else undefined, and the message is serialized anew.
+ */
+function withNewId(
+  json: string,
+  bytes: Uint8Array<ArrayBuffer> | undefined,
+  id: RequestId,
+  newId: RequestId,
+): JsonText | undefined {
+  const span = clientRequestIdSpan(json, id);
+  if (span === undefined) return undefined;
+  return (bytes === undefined ? undefined : lineWithId(bytes, json, span, newId)) ??
+    withIdAt(json, span, newId);
 }
 
 /** One stdio MCP server and the sessions that share it. See the module documentation. */
@@ -342,13 +358,7 @@ export class SharedServer implements SessionSource {
       pending.clientProgressToken = progressToken;
       forwarded = { ...forwarded, params: { ...request.params, _meta: { ...meta, progressToken: proxyId } } };
     } else if (json !== undefined) {
-      // Nothing but the id changes: the client's own text goes on, with only its id replaced (a large one
-      // as its bytes, not encoded again).
-      const span = clientRequestIdSpan(json, request.id);
-      if (span !== undefined) {
-        line = (bytes === undefined ? undefined : lineWithId(bytes, json, span, proxyId)) ??
-          withIdAt(json, span, proxyId);
-      }
+      line = withNewId(json, bytes, request.id, proxyId);
     }
     if (!isInitialize) this.#timeouts?.add(proxyId);
     this.#pendingChildRequests.set(proxyId, pending);
@@ -495,7 +505,12 @@ export class SharedServer implements SessionSource {
   }
 
   /** Called by {@link ServerSession.handleClientMessage} for answers to the child's requests; `json` as there. */
-  forwardResponse(session: ServerSession, response: JsonRpcResponse, json: string | undefined): void {
+  forwardResponse(
+    session: ServerSession,
+    response: JsonRpcResponse,
+    json: string | undefined,
+    bytes: Uint8Array<ArrayBuffer> | undefined,
+  ): void {
     session.touch(++this.#clock);
     const proxyId = response.id;
     const pending = typeof proxyId === "number" ? this.#pendingServerRequests.get(proxyId) : undefined;
@@ -511,10 +526,10 @@ export class SharedServer implements SessionSource {
     this.#pendingServerRequests.delete(proxyId as number);
     pending.session.forgetServerRequest(proxyId as number);
     if (this.#downReason === undefined) {
-      const line = json === undefined
-        ? undefined
-        : withClientRequestId(json, proxyId as number, pending.childId);
-      this.#sendToChild({ ...response, id: pending.childId }, line);
+      this.#sendToChild(
+        { ...response, id: pending.childId },
+        json === undefined ? undefined : withNewId(json, bytes, proxyId as number, pending.childId),
+      );
     }
   }
 
@@ -837,14 +852,14 @@ export class ServerSession {
    * Routes one message from the client to the shared child. `json`, when the caller has it, is the
    * message's JSON text as the client sent it, on one line: a request or an answer goes on as that text
    * with only its id replaced, where it can, instead of being serialized again. `bytes`, for a large
-   * request, are that text's UTF-8 bytes as the client sent them (see `bodyAsLine`): they go on instead,
+   * message, are that text's UTF-8 bytes as the client sent them (see `bodyAsLine`): they go on instead,
    * with only the id replaced, where they can.
    */
   handleClientMessage(message: JsonRpcMessage, json?: string, bytes?: Uint8Array<ArrayBuffer>): void {
     if (this.#closed) return;
     if (isRequest(message)) this.#server.forwardRequest(this, message, json, bytes);
     else if (isNotification(message)) this.#server.forwardNotification(this, message);
-    else this.#server.forwardResponse(this, message as JsonRpcResponse, json);
+    else this.#server.forwardResponse(this, message as JsonRpcResponse, json, bytes);
   }
 
   /** Ends the session: its requests still running at the child are cancelled there. */

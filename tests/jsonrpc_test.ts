@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import {
+  clientRequestIdSpan,
   ErrorCode,
   errorResponse,
   idOfTruncatedResponse,
@@ -14,7 +15,7 @@ import {
   reusedRequestId,
   singleMessageLine,
   validateMessage,
-  withClientRequestId,
+  withIdAt,
   withRequestId,
 } from "../src/jsonrpc.ts";
 
@@ -250,7 +251,13 @@ Deno.test("withRequestId: ids written without whitespace at either end, and the 
   for (const [json, id, expected] of cases) assert.equal(withRequestId(json, id, "n"), expected, json);
 });
 
-Deno.test("withClientRequestId: only a text that names its id and method once, and spells no key with escapes", () => {
+/** A client's message with its id replaced, as the proxy sends it on: its text where it may, else undefined. */
+function withClientRequestId(json: string, id: RequestId, newId: RequestId): string | undefined {
+  const span = clientRequestIdSpan(json, id);
+  return span === undefined ? undefined : withIdAt(json, span, newId);
+}
+
+Deno.test("clientRequestIdSpan: only a text that names its id and method once, and spells no key with escapes", () => {
   assert.equal(
     withClientRequestId('{"jsonrpc":"2.0","id":"a","method":"m","params":{"x":[1,2]}}', "a", 9),
     '{"jsonrpc":"2.0","id":9,"method":"m","params":{"x":[1,2]}}',

@@ -661,6 +661,43 @@ Deno.test("the child's request with an id beyond 2^53: the answer, and its cance
   assert.deepEqual(receivedLines, [`{"jsonrpc":"2.0","id":${big},"result":{"role":"assistant"}}`]);
 });
 
+Deno.test("a large answer to the child's request reaches it as the client wrote it, only the id replaced", async () => {
+  await using proxy = await startProxy(["--", ...child()]);
+  const a = await mcpSession(proxy.origin, { sampling: {} });
+  const c = await sseSession(proxy.origin, { sampling: {} });
+  const text = "ü€😀-".repeat(30_000);
+  // Raw bodies over 64 KiB: the id first or last, with white space the child must get as it was.
+  const bodies = [
+    (id: string) => `{"jsonrpc":"2.0","id":${id},"result":{"role":"assistant","model":"m","text":"${text}"}}`,
+    (id: string) => `{ "result" : { "text" : "${text}", "n" : 1.50 }, "jsonrpc" : "2.0", "id" : ${id} }`,
+  ];
+  const ask = (
+    id: string,
+  ) => [{ text: `{"jsonrpc":"2.0","id":"${id}","method":"sampling/createMessage","params":{}}` }];
+  const expected: string[] = [];
+  for (const [i, body] of bodies.entries()) {
+    const asked = await a.post(linesCall(`a${i}`, [ask(`srv-a${i}`), small("a")]));
+    const [request] = messagesIn(asked.headers.get("content-type"), await asked.text()).map((m) =>
+      JSON.parse(m)
+    );
+    assert.equal(request.method, "sampling/createMessage");
+    const replied = await a.post(body(JSON.stringify(request.id)));
+    assert.equal(replied.status, 202);
+    await replied.body?.cancel();
+    expected.push(body(`"srv-a${i}"`));
+
+    assert.equal(await c.post(linesCall(i, [ask(`srv-${i}`), small("c")])), 202);
+    const [event] = await c.collect((events) => events.length === 2);
+    const sseRequest = JSON.parse(event.data);
+    assert.equal(await c.post(body(JSON.stringify(sseRequest.id))), 202);
+    expected.push(body(`"srv-${i}"`));
+  }
+  const { receivedLines } = await childReceived(proxy.origin);
+  assert.equal(receivedLines.length, expected.length);
+  for (const [i, line] of receivedLines.entries()) assert.ok(line === expected[i], `answer ${i} as written`);
+  await c.close();
+});
+
 Deno.test('a result holding "method", "id" and whole answers of other requests: only its client gets it', async () => {
   await using proxy = await startProxy(["--", ...child()]);
   const [a, b] = [await mcpSession(proxy.origin), await mcpSession(proxy.origin)];

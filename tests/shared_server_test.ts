@@ -1310,3 +1310,37 @@ Deno.test("SharedServer: a large request's bytes go to the child with only the i
   assert.deepEqual(twice.bytes, []);
   assert.equal(h.toChild.length, 0);
 });
+
+Deno.test("SharedServer: a large answer to a child's request goes to it as the client's bytes, id replaced", () => {
+  const h = new Harness();
+  const a = h.initializedSession({ sampling: {} });
+  const encoder = new TextEncoder();
+  const text = "ü€".repeat(40_000);
+  const ask = (childId: RequestId) => {
+    h.server.handleChildMessage({
+      jsonrpc: "2.0",
+      id: childId,
+      method: "sampling/createMessage",
+      params: {},
+    });
+    return idOf(a.client.takeOne().message);
+  };
+  const answer = (id: RequestId, result: Record<string, unknown>) => {
+    const message: JsonRpcMessage = { jsonrpc: "2.0", id, result };
+    const json = JSON.stringify(message);
+    a.session.handleClientMessage(message, json, encoder.encode(json));
+    return { message: h.childReceivesOne(), bytes: h.toChildBytes.splice(0) };
+  };
+  const result = { role: "assistant", content: { type: "text", text }, model: "m" };
+  const plain = answer(ask("srv-1"), result);
+  assert.equal(plain.bytes.length, 1, "written as bytes");
+  assert.deepEqual(JSON.parse(new TextDecoder().decode(plain.bytes[0])), {
+    jsonrpc: "2.0",
+    id: "srv-1",
+    result,
+  });
+  // An answer that names "id" twice is not trusted: serialized anew, under the child's id.
+  const twice = answer(ask(7), { ...result, id: 1 });
+  assert.deepEqual(twice.bytes, []);
+  assert.deepEqual(twice.message, { jsonrpc: "2.0", id: 7, result: { ...result, id: 1 } });
+});
