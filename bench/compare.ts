@@ -4,12 +4,13 @@
  * run to run, this shows a change of a few µs that separate runs of `bench/main.ts` cannot.
  *
  * Run: `deno run -A bench/compare.ts DIR_A DIR_B [--calls N] [--rounds N] [--large] [--client]
- * [--concurrent] [--v8-flags-a=F] [--v8-flags-b=F]`
+ * [--event-stream] [--concurrent] [--v8-flags-a=F] [--v8-flags-b=F]`
  *
  * - Each DIR holds a main.ts; DIR_A and DIR_B may be the same, to compare V8 flags (by default each runs
  *   with the flags mcp-proxy ships with). F is comma-separated and starts with `--`, so it takes the `=`.
  * - Server mode (the default): each side over its own echo server, on `/mcp` and then `/sse`. With
- *   `--client`: client mode, both sides in front of one HTTP echo server.
+ *   `--client`: client mode, both sides in front of one HTTP echo server (with `--event-stream`, one that
+ *   answers each POST with an SSE stream).
  * - `--large`: 1 MiB answers, as case (f), instead of 1 KiB calls.
  * - `--concurrent`: throughput as case (b), 16 sessions of 200 calls, A and B in turns (alternating which
  *   goes first), instead of latency; server mode only.
@@ -144,13 +145,14 @@ const { values, positionals } = parseArgs({
     "v8-flags-b": { type: "string" },
     large: { type: "boolean" },
     client: { type: "boolean" },
+    "event-stream": { type: "boolean" },
     concurrent: { type: "boolean" },
   },
 });
 if (positionals.length !== 2) {
   Deno.stderr.writeSync(
     encoder.encode(
-      "usage: deno run -A bench/compare.ts DIR_A DIR_B [--calls N] [--rounds N] [--large] [--client] [--concurrent] [--v8-flags-a=F] [--v8-flags-b=F]\n",
+      "usage: deno run -A bench/compare.ts DIR_A DIR_B [--calls N] [--rounds N] [--large] [--client] [--event-stream] [--concurrent] [--v8-flags-a=F] [--v8-flags-b=F]\n",
     ),
   );
   Deno.exit(2);
@@ -165,7 +167,7 @@ const rounds = Number(values.rounds ?? 3);
 try {
   const shipped = V8_FLAGS.join(",");
   const flags = [values["v8-flags-a"] ?? shipped, values["v8-flags-b"] ?? shipped];
-  const echo = values.client ? await startEchoHttpServer() : undefined;
+  const echo = values.client ? await startEchoHttpServer(values["event-stream"]) : undefined;
   const sides: Side[] = [];
   for (const [k, dir] of positionals.entries()) {
     sides.push(echo === undefined ? await start(dir, flags[k]) : startClient(dir, flags[k], echo.url));

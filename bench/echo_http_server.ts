@@ -1,10 +1,12 @@
 /**
  * The benchmark's Streamable HTTP MCP server, the remote end of client mode and its baseline: `POST /mcp`
- * answers requests with `application/json` (as {@link answerMessage} says) and notifications with 202;
+ * answers requests with `application/json` (as {@link answerMessage} says), or with `--event-stream` as an
+ * SSE stream of one event per answer (as servers built on the TypeScript SDK do by default), and
+ * notifications with 202;
  * `initialize` opens a session whose id comes back in `Mcp-Session-Id`, which later POSTs must send;
  * `GET /mcp` answers 405 (no stream of its own messages); `DELETE /mcp` ends the session.
  *
- * Run: `deno run --allow-net bench/echo_http_server.ts [--port PORT]`. Once it listens, it writes one line
+ * Run: `deno run --allow-net bench/echo_http_server.ts [--port PORT] [--event-stream]`. Once it listens, it writes one line
  * to stdout: `listening http://127.0.0.1:PORT/mcp`.
  *
  * @module
@@ -13,6 +15,7 @@
 import { answerMessage } from "./echo_handler.ts";
 
 const JSON_HEADERS = { "Content-Type": "application/json" };
+const EVENT_STREAM = Deno.args.includes("--event-stream");
 const sessions = new Set<string>();
 
 function jsonRpcError(status: number, code: number, message: string): Response {
@@ -44,6 +47,10 @@ async function handlePost(request: Request): Promise<Response> {
   }
   const answers = messages.map(answerMessage).filter((answer) => answer !== undefined);
   if (answers.length === 0) return new Response(null, { status: 202 });
+  if (EVENT_STREAM) {
+    const events = answers.map((answer) => `event: message\ndata: ${JSON.stringify(answer)}\n\n`).join("");
+    return new Response(events, { headers: { ...headers, "Content-Type": "text/event-stream" } });
+  }
   return new Response(JSON.stringify(Array.isArray(body) ? answers : answers[0]), { headers });
 }
 

@@ -25,7 +25,7 @@
  *
  * ```sh
  * deno run -A bench/main.ts [--quick] [--json FILE] [--cases a,b,c,d,e,f] [--floor] [--cpu-prof DIR]
- *                           [--proxy-v8-flags FLAGS]
+ *                           [--proxy-v8-flags FLAGS] [--event-stream]
  * ```
  *
  * @module
@@ -74,7 +74,7 @@ const CLIENT_RELAY = new URL("./minimal_client_relay.ts", import.meta.url).pathn
 const ECHO_COMMAND = [DENO, "run", "--quiet", "--no-config", ECHO_STDIO];
 
 const USAGE = `usage: deno run -A bench/main.ts [--quick] [--json FILE] [--cases a,b,c,d,e,f] [--floor]
-                                 [--cpu-prof DIR] [--proxy-v8-flags FLAGS]
+                                 [--cpu-prof DIR] [--proxy-v8-flags FLAGS] [--event-stream]
 
   --quick          a smaller run (under a minute)
   --json FILE      also write the raw numbers to FILE
@@ -84,6 +84,8 @@ const USAGE = `usage: deno run -A bench/main.ts [--quick] [--json FILE] [--cases
   --cpu-prof DIR   run mcp-proxy with --cpu-prof, writing its profiles to DIR
   --proxy-v8-flags FLAGS
                    mcp-proxy's --v8-flags (default: the shipped ones, ${V8_FLAGS.join(",")}; "" for none)
+  --event-stream   client mode's HTTP echo server answers each POST with an SSE stream, as servers
+                   built on the TypeScript SDK do by default (else with JSON)
 `;
 
 const CASES = ["a", "b", "c", "d", "e", "f"] as const;
@@ -109,6 +111,8 @@ interface Settings {
   cpuProfDir?: string;
   /** `--v8-flags` of the proxy's deno; by default the ones it ships with. */
   proxyV8Flags: string;
+  /** Client mode's echo server answers with SSE streams instead of JSON. */
+  eventStream: boolean;
 }
 
 class UsageError extends Error {}
@@ -116,6 +120,7 @@ class UsageError extends Error {}
 function parseArgs(args: string[]): Settings | "help" {
   let quick = false;
   let floor = false;
+  let eventStream = false;
   let jsonFile: string | undefined;
   let cpuProfDir: string | undefined;
   let proxyV8Flags = V8_FLAGS.join(",");
@@ -129,6 +134,7 @@ function parseArgs(args: string[]): Settings | "help" {
     };
     if (arg === "--quick") quick = true;
     else if (arg === "--floor") floor = true;
+    else if (arg === "--event-stream") eventStream = true;
     else if (arg === "--json") jsonFile = value();
     else if (arg === "--cpu-prof") cpuProfDir = value();
     else if (arg === "--proxy-v8-flags") proxyV8Flags = value();
@@ -161,6 +167,7 @@ function parseArgs(args: string[]): Settings | "help" {
     jsonFile,
     cpuProfDir,
     proxyV8Flags,
+    eventStream,
   };
 }
 
@@ -486,7 +493,7 @@ async function openServerSystem(
  * (b) has 16 requests in flight on it.
  */
 async function openClientSystems(settings: Settings, systems: ClientSystem[]): Promise<OpenPaths> {
-  const { process: server, url } = await startEchoHttpServer();
+  const { process: server, url } = await startEchoHttpServer(settings.eventStream);
   const direct = new StreamableHttpChannel("direct HTTP", url);
   await initialize(direct);
   const paths = [oneSessionPath(settings, {
@@ -1069,7 +1076,10 @@ function notes(settings: Settings): string {
   return [
     "Notes:",
     "- direct: the echo server without a proxy, over stdio (server mode rows) or HTTP (client mode rows, " +
-    "marked HTTP); (b) direct: 16 requests in flight on one session.",
+    "marked HTTP); (b) direct: 16 requests in flight on one session." +
+    (settings.eventStream
+      ? " The HTTP echo server answers each POST with an SSE stream (--event-stream)."
+      : ""),
     "- ratio: proxy / direct. (a) latency is a full round trip, answer stream read to its end.",
     `- (a), (b), (c), (f): the paths of each mode in turns, a block at a time (${SEQUENTIAL_BLOCK} calls of ` +
     `(a), a round of (b), ${LARGE_BLOCK} of (c) and (f)), which goes first moving on each time, so that all ` +

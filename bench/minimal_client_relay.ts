@@ -1,8 +1,8 @@
 /**
  * The client-mode half of `bench/floor.ts`: the least a stdio → Streamable HTTP relay can do. Each stdin
  * line is POSTed as it is to the URL given as the argument (with the session id the first answer
- * brought), and each answer body is written to stdout as one line. No checks, no validation, no errors
- * handled: a measuring stick, not a relay to use.
+ * brought), and each answer body is written to stdout as one line (an SSE body: the `data` of each of its
+ * lines that has one). No checks, no validation, no errors handled: a measuring stick, not a relay to use.
  *
  * Two ways to send: Deno's `fetch` (the default), or with `--http1` a bare HTTP/1.1 exchange over
  * kept-alive `Deno.connect` connections (bodies with Content-Length only), as mcp-proxy's client mode
@@ -99,8 +99,14 @@ async function postFetch(line: string): Promise<string> {
 
 const post = http1 ? postHttp1 : postFetch;
 
+/** The JSON texts of an SSE body: each `data: ` line's (one line per event, as the echo server writes). */
+function eventData(text: string): string {
+  return text.split("\n").filter((line) => line.startsWith("data: ")).map((line) => line.slice(6)).join("\n");
+}
+
 async function relay(line: string): Promise<void> {
-  const text = await post(line);
+  let text = await post(line);
+  if (text.startsWith("event:") || text.startsWith("data:")) text = eventData(text);
   if (text === "") return;
   // At once, as mcp-proxy writes its stdout: an asynchronous write goes through a thread of Deno's pool.
   const bytes = encoder.encode(text + "\n");

@@ -240,8 +240,11 @@ export interface EchoHttpServer {
   url: string;
 }
 
-/** Starts `bench/echo_http_server.ts` on a free port; resolves once it accepts connections. */
-export async function startEchoHttpServer(): Promise<EchoHttpServer> {
+/**
+ * Starts `bench/echo_http_server.ts` on a free port (`eventStream`: answering with SSE streams); resolves
+ * once it accepts connections.
+ */
+export async function startEchoHttpServer(eventStream = false): Promise<EchoHttpServer> {
   const port = freePort();
   const process = spawnTracked("echo HTTP server", Deno.execPath(), [
     "run",
@@ -251,6 +254,7 @@ export async function startEchoHttpServer(): Promise<EchoHttpServer> {
     new URL("./echo_http_server.ts", import.meta.url).pathname,
     "--port",
     `${port}`,
+    ...(eventStream ? ["--event-stream"] : []),
   ]);
   await waitForPort(port, process);
   return { process, url: `http://127.0.0.1:${port}/mcp` };

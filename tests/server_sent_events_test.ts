@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import {
   decodeEventStream,
+  readEventStream,
   type ServerSentEvent,
   ServerSentEventParser,
 } from "../src/client/server_sent_events.ts";
@@ -16,10 +17,13 @@ async function parse(chunks: string[]): Promise<ServerSentEvent[]> {
   return events;
 }
 
-/** Runs byte `chunks` through `decodeEventStream` and collects the events. */
+/** Runs byte `chunks` through `decodeEventStream`, and `readEventStream`, which must agree; the events. */
 async function decode(chunks: Uint8Array[]): Promise<ServerSentEvent[]> {
   const events: ServerSentEvent[] = [];
   for await (const event of decodeEventStream(ReadableStream.from(chunks))) events.push(event);
+  const read: ServerSentEvent[] = [];
+  await readEventStream(ReadableStream.from(chunks), (event) => read.push(event));
+  assert.deepEqual(read, events, "readEventStream reads what decodeEventStream decodes");
   return events;
 }
 
@@ -106,6 +110,9 @@ Deno.test("decodeEventStream: ignores a UTF-8 byte order mark, even split across
     event: "message",
     data: "a",
   }]);
+  // A second mark is content: it spoils the first line's field name.
+  const twice = encoder.encode("\uFEFF\uFEFFdata: a\n\ndata: b\n\n");
+  assert.deepEqual(await decode([twice]), [{ event: "message", data: "b" }]);
 });
 
 Deno.test("ServerSentEventParser: strips exactly one space after the colon", async () => {
@@ -239,4 +246,35 @@ Deno.test("ServerSentEventParser: takes time in proportion to the input", async 
   assert.equal(long.data.length, 16 * 1024 * 1024);
   assert.equal(many.data.length, 200_000 * 2 - 1);
   assert.ok(elapsed < 5_000, `took ${elapsed} ms`);
+});
+
+Deno.test("readEventStream: each event as its blank line arrives; a broken body rejects it", async () => {
+  let pull!: ReadableStreamDefaultController<Uint8Array>;
+  const body = new ReadableStream<Uint8Array>({ start: (controller) => void (pull = controller) });
+  const events: string[] = [];
+  const reading = readEventStream(body, (event) => events.push(event.data));
+  pull.enqueue(encoder.encode("data: one\n\ndata: tw"));
+  await new Promise((resolve) => setTimeout(resolve, 10));
+  assert.deepEqual(events, ["one"]);
+  pull.enqueue(encoder.encode("o\n\n"));
+  await new Promise((resolve) => setTimeout(resolve, 10));
+  assert.deepEqual(events, ["one", "two"]);
+  pull.error(new Error("connection reset"));
+  await assert.rejects(reading, /connection reset/);
+});
+
+Deno.test("readEventStream: a throwing onEvent rejects it and cancels the body", async () => {
+  let cancelled: unknown;
+  const body = new ReadableStream<Uint8Array>({
+    start: (controller) => controller.enqueue(encoder.encode("data: a\n\n")),
+    cancel: (reason) => void (cancelled = reason),
+  });
+  const failure = new Error("no thanks");
+  await assert.rejects(
+    readEventStream(body, () => {
+      throw failure;
+    }),
+    (error) => error === failure,
+  );
+  assert.equal(cancelled, failure);
 });

@@ -15,7 +15,7 @@ import {
   type RemoteTransport,
   type RemoteTransportOptions,
 } from "./remote_transport.ts";
-import { decodeEventStream, type ServerSentEvent } from "./server_sent_events.ts";
+import { readEventStream, type ServerSentEvent } from "./server_sent_events.ts";
 
 /** Options of {@link LegacySseClient}. */
 export interface LegacySseClientOptions extends RemoteTransportOptions {
@@ -62,19 +62,10 @@ export class LegacySseClient implements RemoteTransport {
       const what = response.ok ? `content type "${type}"` : `HTTP ${response.status}`;
       throw new RemoteError("http", `the SSE endpoint answered with ${what}`, response.status);
     }
-    const events = decodeEventStream(response.body!).getReader();
-    while (this.#endpoint === undefined) {
-      let next: ReadableStreamReadResult<ServerSentEvent>;
-      try {
-        next = await events.read();
-      } catch (error) {
-        throw new RemoteError("unreachable", fetchFailure(error, this.#url.href));
-      }
-      if (next.done) throw new RemoteError("unreachable", "the SSE stream ended before its endpoint event");
-      if (next.value.event === "endpoint") this.#endpoint = this.#endpointUrl(next.value.data);
-      else this.#deliver(next.value);
-    }
-    this.#readLoop(events);
+    // The stream is read from here on; `start` is done once its endpoint event has come.
+    const opened = Promise.withResolvers<void>();
+    this.#readLoop(response.body!, opened);
+    return opened.promise;
   }
 
   async send(message: JsonRpcMessage, json?: string): Promise<void> {
@@ -135,11 +126,32 @@ export class LegacySseClient implements RemoteTransport {
     for (const message of messages) this.onmessage?.(message, json);
   }
 
-  async #readLoop(events: ReadableStreamDefaultReader<ServerSentEvent>): Promise<void> {
+  /** Reads the event stream to its end: first its endpoint (then `opened` resolves), then messages. */
+  async #readLoop(body: ReadableStream<Uint8Array>, opened: PromiseWithResolvers<void>): Promise<void> {
+    let failure: unknown;
     try {
-      for (let next = await events.read(); !next.done; next = await events.read()) this.#deliver(next.value);
-    } catch {
+      await readEventStream(body, (event) => {
+        if (this.#endpoint !== undefined || event.event !== "endpoint") {
+          this.#deliver(event);
+          return;
+        }
+        this.#endpoint = this.#endpointUrl(event.data);
+        opened.resolve();
+      });
+    } catch (error) {
       // The stream broke; reported below.
+      failure = error;
+    }
+    if (this.#endpoint === undefined) {
+      opened.reject(
+        failure instanceof RemoteError ? failure : new RemoteError(
+          "unreachable",
+          failure === undefined
+            ? "the SSE stream ended before its endpoint event"
+            : fetchFailure(failure, this.#url.href),
+        ),
+      );
+      return;
     }
     if (!this.#closed) {
       this.#closed = true;

@@ -68,9 +68,72 @@ function toEvent(block: PendingBlock): ServerSentEvent | undefined {
 }
 
 /**
- * A `TransformStream` from decoded text (split anywhere, even inside a CRLF) to the events it
- * dispatches. Lines end with CRLF, LF or CR; a leading byte order mark is ignored; a block not closed
- * by a blank line when the stream ends is discarded.
+ * Reads decoded text (split anywhere, even inside a CRLF) into the events it dispatches, a chunk at a
+ * time, with no stream between chunk and event. Lines end with CRLF, LF or CR; a leading byte order mark
+ * is ignored; a block not closed by a blank line is never dispatched.
+ *
+ * @example
+ * ```ts
+ * const parser = new EventStreamParser();
+ * parser.push("data: one\n", console.log);
+ * parser.push("\n", console.log); // { event: "message", data: "one" }
+ * ```
+ */
+export class EventStreamParser {
+  #partialLine: string[] = [];
+  #block = emptyBlock();
+  #atStart = true;
+  #afterCarriageReturn = false;
+  readonly #lineEnd = /[\r\n]/g;
+
+  /** Takes the next piece of text; calls `onEvent` for each event it completes. */
+  push(chunk: string, onEvent: (event: ServerSentEvent) => void): void {
+    let start = 0;
+    if (this.#atStart && chunk.length > 0) {
+      this.#atStart = false;
+      if (chunk.startsWith(BYTE_ORDER_MARK)) start = 1;
+    }
+    if (this.#afterCarriageReturn && start < chunk.length) {
+      this.#afterCarriageReturn = false;
+      if (chunk[start] === "\n") start++;
+    }
+    const lineEnd = this.#lineEnd;
+    lineEnd.lastIndex = start;
+    for (let match = lineEnd.exec(chunk); match; match = lineEnd.exec(chunk)) {
+      this.#endLine(chunk.slice(start, match.index), onEvent);
+      start = match.index + 1;
+      if (match[0] === "\r") {
+        if (start === chunk.length) {
+          this.#afterCarriageReturn = true;
+        } else if (chunk[start] === "\n") {
+          start++;
+        }
+        lineEnd.lastIndex = start;
+      }
+    }
+    if (start < chunk.length) this.#partialLine.push(chunk.slice(start));
+  }
+
+  #endLine(tail: string, onEvent: (event: ServerSentEvent) => void): void {
+    const partialLine = this.#partialLine;
+    let line = tail;
+    if (partialLine.length > 0) {
+      partialLine.push(tail);
+      line = partialLine.join("");
+      this.#partialLine = [];
+    }
+    if (line !== "") {
+      applyField(this.#block, line);
+      return;
+    }
+    const event = toEvent(this.#block);
+    this.#block = emptyBlock();
+    if (event) onEvent(event);
+  }
+}
+
+/**
+ * A `TransformStream` from decoded text to the events it dispatches (an {@link EventStreamParser}).
  *
  * @example
  * ```ts
@@ -82,50 +145,10 @@ function toEvent(block: PendingBlock): ServerSentEvent | undefined {
  */
 export class ServerSentEventParser extends TransformStream<string, ServerSentEvent> {
   constructor() {
-    let partialLine: string[] = [];
-    let block = emptyBlock();
-    let atStart = true;
-    let afterCarriageReturn = false;
-    const lineEnd = /[\r\n]/g;
-
-    const endLine = (tail: string, controller: TransformStreamDefaultController<ServerSentEvent>) => {
-      partialLine.push(tail);
-      const line = partialLine.length === 1 ? partialLine[0] : partialLine.join("");
-      partialLine = [];
-      if (line !== "") {
-        applyField(block, line);
-        return;
-      }
-      const event = toEvent(block);
-      block = emptyBlock();
-      if (event) controller.enqueue(event);
-    };
-
+    const parser = new EventStreamParser();
     super({
       transform(chunk, controller) {
-        let start = 0;
-        if (atStart && chunk.length > 0) {
-          atStart = false;
-          if (chunk.startsWith(BYTE_ORDER_MARK)) start = 1;
-        }
-        if (afterCarriageReturn && start < chunk.length) {
-          afterCarriageReturn = false;
-          if (chunk[start] === "\n") start++;
-        }
-        lineEnd.lastIndex = start;
-        for (let match = lineEnd.exec(chunk); match; match = lineEnd.exec(chunk)) {
-          endLine(chunk.slice(start, match.index), controller);
-          start = match.index + 1;
-          if (match[0] === "\r") {
-            if (start === chunk.length) {
-              afterCarriageReturn = true;
-            } else if (chunk[start] === "\n") {
-              start++;
-            }
-            lineEnd.lastIndex = start;
-          }
-        }
-        if (start < chunk.length) partialLine.push(chunk.slice(start));
+        parser.push(chunk, (event) => controller.enqueue(event));
       },
     });
   }
@@ -147,4 +170,33 @@ export function decodeEventStream(body: ReadableStream<Uint8Array>): ReadableStr
   return body
     .pipeThrough(new TextDecoderStream("utf-8", { ignoreBOM: true }))
     .pipeThrough(new ServerSentEventParser());
+}
+
+/**
+ * Reads a `text/event-stream` body (UTF-8) to its end, calling `onEvent` for each event as its blank line
+ * arrives: {@link decodeEventStream} without the two streams between chunk and event, whose machinery
+ * costs more than the parsing on a stream of small answers. Rejects when the body breaks (or `onEvent`
+ * throws: the body is then cancelled).
+ *
+ * @example
+ * ```ts
+ * await readEventStream(response.body!, (event) => handle(JSON.parse(event.data)));
+ * ```
+ */
+export async function readEventStream(
+  body: ReadableStream<Uint8Array>,
+  onEvent: (event: ServerSentEvent) => void,
+): Promise<void> {
+  const reader = body.getReader();
+  // As in decodeEventStream: the parser, not the decoder, drops the byte order mark.
+  const decoder = new TextDecoder("utf-8", { ignoreBOM: true });
+  const parser = new EventStreamParser();
+  try {
+    for (let next = await reader.read(); !next.done; next = await reader.read()) {
+      parser.push(decoder.decode(next.value, { stream: true }), onEvent);
+    }
+  } catch (error) {
+    await reader.cancel(error).catch(() => {});
+    throw error;
+  }
 }

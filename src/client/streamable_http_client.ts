@@ -25,7 +25,7 @@ import {
   type RemoteTransportOptions,
   sleep,
 } from "./remote_transport.ts";
-import { decodeEventStream } from "./server_sent_events.ts";
+import { readEventStream } from "./server_sent_events.ts";
 
 /** Options of {@link StreamableHttpClient}. */
 export interface StreamableHttpClientOptions extends RemoteTransportOptions {
@@ -236,13 +236,13 @@ export class StreamableHttpClient implements RemoteTransport {
     cursor: { lastEventId?: string; retryMs?: number; answered: boolean },
   ): Promise<void> {
     try {
-      for await (const event of decodeEventStream(body)) {
+      await readEventStream(body, (event) => {
         if (event.id !== undefined) cursor.lastEventId = event.id;
         if (event.retry !== undefined) cursor.retryMs = event.retry;
-        if (event.data === "" || event.event !== "message") continue;
+        if (event.data === "" || event.event !== "message") return;
         const answered = this.#deliverText(event.data);
         if (requestId !== undefined && answered.includes(requestId)) cursor.answered = true;
-      }
+      });
     } catch {
       // The stream broke: resumed below, or reported by the caller.
     }
