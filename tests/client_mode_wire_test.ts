@@ -409,3 +409,88 @@ Deno.test("client mode: large JSON bodies reach stdout as one line each, byte fo
     await server.shutdown();
   }
 });
+
+Deno.test("client mode: large answers on SSE streams reach stdout as one line each, as the server wrote them", async () => {
+  const text = "0123456789abcdef".repeat(8192) + "é";
+  const encoder = new TextEncoder();
+  const answers: Record<string, (id: number) => string> = {
+    // As the TypeScript SDK's server sends an answer: one event, its data one line.
+    plain: (id) => `{"result":{"content":[{"type":"text","text":"${text}"}]},"jsonrpc":"2.0","id":${id}}`,
+    // Data of several lines is one message too, with line feeds between its tokens.
+    pretty: (id) => JSON.stringify({ jsonrpc: "2.0", id, result: { text } }, null, 2),
+    // Escapes a serializer would not write: kept, as the server's own bytes.
+    escaped: (id) => `{"jsonrpc":"2.0","id":${id},"result":{"text":"\\u0030${text}\\/"}}`,
+  };
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, async (request) => {
+    if (request.method !== "POST") return new Response(null, { status: 405 });
+    const body = await request.json();
+    if (body.id === undefined) return new Response(null, { status: 202 });
+    const headers = { "Content-Type": "text/event-stream", "Mcp-Session-Id": "large" };
+    const json = body.method === "initialize"
+      ? JSON.stringify({
+        jsonrpc: "2.0",
+        id: body.id,
+        result: { protocolVersion: body.params.protocolVersion, capabilities: {}, serverInfo: { name: "l" } },
+      })
+      : answers[body.params.name](body.id);
+    const data = json.split("\n").map((line) => `data: ${line}\r\n`).join("");
+    // In pieces, as a server writes a long stream: the parser sees lines cut anywhere.
+    const bytes = encoder.encode(`id: 1\r\n${data}\r\n`);
+    const stream = new ReadableStream<Uint8Array>({
+      start(controller) {
+        for (let at = 0; at < bytes.length; at += 10_007) controller.enqueue(bytes.slice(at, at + 10_007));
+        controller.close();
+      },
+    });
+    return new Response(stream, { headers });
+  });
+  try {
+    const names = Object.keys(answers);
+    const { code, stdout, stderr } = await runClientModeWithInput(
+      `http://127.0.0.1:${server.addr.port}/mcp`,
+      [
+        INITIALIZE,
+        { jsonrpc: "2.0", method: "notifications/initialized" },
+        ...names.map((name, i) => ({ jsonrpc: "2.0", id: 2 + i, method: "tools/call", params: { name } })),
+      ],
+    );
+    assert.equal(code, 0, stderr);
+    const lines = stdout.split("\n");
+    assert.equal(lines.pop(), "", "stdout ends with a newline");
+    assert.equal(lines.length, 1 + names.length, "one line per answer");
+    const written = new Map(lines.slice(1).map((line) => [JSON.parse(line).id, line]));
+    // (Compared with ===: a failed assert.equal would print the megabyte.)
+    assert.ok(written.get(2) === answers.plain(2), "the server's own bytes");
+    assert.ok(JSON.parse(written.get(3)!).result.text === text, "several data lines, on one line");
+    assert.ok(written.get(4) === answers.escaped(4), "escapes as the server wrote them");
+  } finally {
+    await server.shutdown();
+  }
+});
+
+Deno.test("client mode over legacy SSE: large answers reach stdout as the server wrote them", async () => {
+  await using proxy = await startProxy(["--", ...FIXTURE]);
+  const text = "é-".repeat(40_000);
+  // The child's own line, escapes and all; the proxy in front of it passes it on as it is.
+  const forms = [
+    { before: '{"jsonrpc":"2.0","id":', after: `,"result":{"text":"\\u0030${text}","n":1.50}}` },
+    { before: `{"result":{"text":"${text}\\/"},"jsonrpc":"2.0","id":`, after: "}" },
+  ];
+  const { code, stdout, stderr } = await runClientModeWithInput(`${proxy.origin}/sse`, [
+    INITIALIZE,
+    { jsonrpc: "2.0", method: "notifications/initialized" },
+    ...forms.map((form, i) => ({
+      jsonrpc: "2.0",
+      id: 2 + i,
+      method: "tools/call",
+      params: { name: "verbatim", arguments: form },
+    })),
+  ], { args: ["--transport", "sse"] });
+  assert.equal(code, 0, stderr);
+  const lines = stdout.split("\n");
+  assert.equal(lines.pop(), "", "stdout ends with a newline");
+  const written = new Map(lines.slice(1).map((line) => [JSON.parse(line).id, line]));
+  for (const [i, form] of forms.entries()) {
+    assert.ok(written.get(2 + i) === `${form.before}${2 + i}${form.after}`, `form ${i} as written`);
+  }
+});

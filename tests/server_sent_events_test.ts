@@ -8,13 +8,9 @@ import {
 
 const encoder = new TextEncoder();
 
-/** Runs text `chunks` through a parser and collects the events. */
-async function parse(chunks: string[]): Promise<ServerSentEvent[]> {
-  const events: ServerSentEvent[] = [];
-  for await (const event of ReadableStream.from(chunks).pipeThrough(new ServerSentEventParser())) {
-    events.push(event);
-  }
-  return events;
+/** Runs text `chunks`, each encoded, through a parser and collects the events. */
+function parse(chunks: string[]): Promise<ServerSentEvent[]> {
+  return decode(chunks.map((chunk) => encoder.encode(chunk)));
 }
 
 /** Runs byte `chunks` through `decodeEventStream`, and `readEventStream`, which must agree; the events. */
@@ -58,6 +54,8 @@ Deno.test("ServerSentEventParser: parses a sample stream in one chunk", async ()
 
 Deno.test("ServerSentEventParser: gives the same events for a split at every position", async () => {
   for (let at = 0; at <= SAMPLE.length; at++) {
+    // Not inside a character: the split of its bytes is the next test's.
+    if (at > 0 && SAMPLE.codePointAt(at - 1)! > 0xffff) continue;
     assert.deepEqual(await parse([SAMPLE.slice(0, at), SAMPLE.slice(at)]), SAMPLE_EVENTS, `split at ${at}`);
   }
 });
@@ -226,10 +224,10 @@ Deno.test("ServerSentEventParser: emits each event as soon as its blank line arr
   const parser = new ServerSentEventParser();
   const writer = parser.writable.getWriter();
   const reader = parser.readable.getReader();
-  writer.write("data: one\n");
-  writer.write("\ndata: tw");
+  writer.write(encoder.encode("data: one\n"));
+  writer.write(encoder.encode("\ndata: tw"));
   assert.deepEqual(await reader.read(), { done: false, value: { event: "message", data: "one" } });
-  writer.write("o\n\n");
+  writer.write(encoder.encode("o\n\n"));
   assert.deepEqual(await reader.read(), { done: false, value: { event: "message", data: "two" } });
   await writer.close();
   assert.deepEqual(await reader.read(), { done: true, value: undefined });
@@ -277,4 +275,61 @@ Deno.test("readEventStream: a throwing onEvent rejects it and cancels the body",
     (error) => error === failure,
   );
   assert.equal(cancelled, failure);
+});
+
+Deno.test("EventStreamParser: large data of one line comes with its bytes, as they came, split anywhere", async () => {
+  const json = JSON.stringify({ jsonrpc: "2.0", id: 1, result: { text: "é✓😀-".repeat(20_000) } });
+  const bytes = encoder.encode(`event: message\r\ndata: ${json}\r\n\r\ndata: a\ndata: ${json}\n\n`);
+  for (const size of [1, 4095, 4096, 65_536, 100_003, bytes.length]) {
+    const chunks = [];
+    for (let at = 0; at < bytes.length; at += size) chunks.push(bytes.slice(at, at + size));
+    const events = await decode(chunks);
+    assert.equal(events.length, 2, `chunks of ${size}`);
+    assert.ok(events[0].data === json, `chunks of ${size}: the data whole`);
+    assert.deepEqual(events[0].dataBytes, encoder.encode(json), `chunks of ${size}: its bytes`);
+    assert.ok(events[1].data === `a\n${json}`, "two lines joined");
+    assert.equal(events[1].dataBytes, undefined, "data of two lines: no bytes");
+  }
+  const [small] = await parse([`data: ${json.slice(0, 1000)}\n\n`]);
+  assert.equal(small.dataBytes, undefined, "small data: no bytes");
+});
+
+Deno.test("EventStreamParser: a byte order mark split across chunks is dropped; the start of one is content", async () => {
+  const mark = [0xef, 0xbb, 0xbf];
+  const rest = encoder.encode("data: a\n\n");
+  assert.deepEqual(
+    await decode([Uint8Array.of(mark[0]), Uint8Array.of(mark[1]), Uint8Array.of(mark[2]), rest]),
+    [
+      { event: "message", data: "a" },
+    ],
+  );
+  assert.deepEqual(await decode([Uint8Array.of(...mark.slice(0, 2)), Uint8Array.of(mark[2], ...rest)]), [
+    { event: "message", data: "a" },
+  ]);
+  // Two bytes of a mark, then a line: they spoil its field name, as any other bytes would.
+  assert.deepEqual(
+    await decode([Uint8Array.of(mark[0], mark[1]), encoder.encode("data: a\n\ndata: b\n\n")]),
+    [
+      { event: "message", data: "b" },
+    ],
+  );
+  // In the data, the start of a mark is invalid UTF-8: it decodes to U+FFFD.
+  assert.deepEqual(
+    await decode([encoder.encode("data: "), Uint8Array.of(mark[0], mark[1]), encoder.encode("\n\n")]),
+    [
+      { event: "message", data: "\uFFFD" },
+    ],
+  );
+});
+
+Deno.test("EventStreamParser: large chunks, wide characters and every kind of line end", async () => {
+  const many = SAMPLE.replace("data: unterminated block", "").repeat(400);
+  const bytes = encoder.encode(many);
+  assert.ok(bytes.length > 16 * 4096);
+  const expected = Array.from({ length: 400 }, () => SAMPLE_EVENTS).flat();
+  for (const size of [4096, 5000, 65_536, bytes.length]) {
+    const chunks = [];
+    for (let at = 0; at < bytes.length; at += size) chunks.push(bytes.slice(at, at + size));
+    assert.deepEqual(await decode(chunks), expected, `chunks of ${size}`);
+  }
 });

@@ -7,7 +7,7 @@
  */
 
 import { type JsonRpcMessage, parseMessages, singleMessageLine } from "../jsonrpc.ts";
-import type { JsonText } from "../large_answer.ts";
+import { bodyAsLine, type JsonText } from "../large_answer.ts";
 import {
   fetchFailure,
   neverArrived,
@@ -122,7 +122,11 @@ export class LegacySseClient implements RemoteTransport {
       );
       return;
     }
-    const json = messages.length === 1 ? singleMessageLine(event.data) : undefined;
+    const line = messages.length === 1 ? singleMessageLine(event.data) : undefined;
+    // A large message goes on as the server's own bytes (see `bodyAsLine`), not encoded again.
+    const json: JsonText | undefined = line === undefined || event.dataBytes === undefined
+      ? line
+      : bodyAsLine(event.dataBytes, line) ?? line;
     for (const message of messages) this.onmessage?.(message, json);
   }
 

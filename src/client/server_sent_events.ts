@@ -4,10 +4,16 @@
  * HTTP "priming event", `id: X\ndata: \n\n`) is still emitted, with empty data, so the consumer learns the
  * id to resume from and the retry delay.
  *
- * Each chunk is scanned once, only where it is new, so parsing costs time in proportion to the input.
+ * The stream is parsed as bytes, and only the values the events carry are decoded (UTF-8): a large answer's
+ * data is decoded once, and its bytes come with it, so that a relay writes them instead of encoding the
+ * text again. Each chunk is scanned once, only where it is new, so parsing costs time in proportion to the
+ * input.
  *
  * @module
  */
+
+import { LARGE_ANSWER_BYTES } from "../large_answer.ts";
+import { indexOfLineBreak, searchableText } from "../line_break_search.ts";
 
 /** One dispatched event of an event stream. */
 export interface ServerSentEvent {
@@ -19,15 +25,32 @@ export interface ServerSentEvent {
   id?: string;
   /** The block's `retry` field in milliseconds, if it had one made of ASCII digits only. */
   retry?: number;
+  /**
+   * For data of one line and {@link LARGE_ANSWER_BYTES} or more, the bytes `data` was decoded from, as they
+   * came (see `bodyAsLine`).
+   */
+  dataBytes?: Uint8Array<ArrayBuffer>;
 }
 
+const LINE_FEED = 0x0a;
+const CARRIAGE_RETURN = 0x0d;
+const COLON = 0x3a;
+const SPACE = 0x20;
+const BYTE_ORDER_MARK = [0xef, 0xbb, 0xbf];
+const encoder = new TextEncoder();
+const FIELD_EVENT = encoder.encode("event");
+const FIELD_DATA = encoder.encode("data");
+const FIELD_ID = encoder.encode("id");
+const FIELD_RETRY = encoder.encode("retry");
 const DIGITS = /^[0-9]+$/;
-const BYTE_ORDER_MARK = "\uFEFF";
+/** Decodes UTF-8 as `TextDecoderStream` would (invalid bytes become U+FFFD); a byte order mark is content. */
+const decoder = new TextDecoder("utf-8", { ignoreBOM: true });
 
 /** The fields of the block being read, up to its blank line. */
 interface PendingBlock {
   event: string;
-  data: string[];
+  /** The values of its `data` lines, as bytes. */
+  data: Uint8Array<ArrayBuffer>[];
   id?: string;
   retry?: number;
 }
@@ -36,93 +59,142 @@ function emptyBlock(): PendingBlock {
   return { event: "", data: [] };
 }
 
-function applyField(block: PendingBlock, line: string): void {
-  if (line.startsWith(":")) return;
-  const colon = line.indexOf(":");
-  const field = colon === -1 ? line : line.slice(0, colon);
-  let value = colon === -1 ? "" : line.slice(colon + 1);
-  if (value.startsWith(" ")) value = value.slice(1);
-  switch (field) {
-    case "event":
-      block.event = value;
-      break;
-    case "data":
-      block.data.push(value);
-      break;
-    case "id":
-      if (!value.includes("\0")) block.id = value;
-      break;
-    case "retry":
-      if (DIGITS.test(value)) block.retry = Number(value);
-      break;
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+/** `pieces` as one array (the only piece itself). */
+function concatenated(pieces: readonly Uint8Array<ArrayBuffer>[], length: number): Uint8Array<ArrayBuffer> {
+  if (pieces.length === 1) return pieces[0];
+  const whole = new Uint8Array(length);
+  let at = 0;
+  for (const piece of pieces) {
+    whole.set(piece, at);
+    at += piece.length;
+  }
+  return whole;
+}
+
+function applyField(block: PendingBlock, line: Uint8Array<ArrayBuffer>): void {
+  if (line[0] === COLON) return;
+  const colon = line.indexOf(COLON);
+  const field = colon === -1 ? line : line.subarray(0, colon);
+  let value = colon === -1 ? line.subarray(line.length) : line.subarray(colon + 1);
+  if (value[0] === SPACE) value = value.subarray(1);
+  if (sameBytes(field, FIELD_DATA)) block.data.push(value);
+  else if (sameBytes(field, FIELD_EVENT)) block.event = decoder.decode(value);
+  else if (sameBytes(field, FIELD_ID)) {
+    if (!value.includes(0)) block.id = decoder.decode(value);
+  } else if (sameBytes(field, FIELD_RETRY)) {
+    const text = decoder.decode(value);
+    if (DIGITS.test(text)) block.retry = Number(text);
   }
 }
 
 /** The event a finished block dispatches, or `undefined` when it has nothing to say. */
 function toEvent(block: PendingBlock): ServerSentEvent | undefined {
-  if (block.data.length === 0 && block.id === undefined && block.retry === undefined) return undefined;
-  const event: ServerSentEvent = { event: block.event || "message", data: block.data.join("\n") };
+  const lines = block.data;
+  if (lines.length === 0 && block.id === undefined && block.retry === undefined) return undefined;
+  let bytes: Uint8Array<ArrayBuffer>;
+  if (lines.length <= 1) bytes = lines[0] ?? new Uint8Array(0);
+  else {
+    // The lines joined with line feeds.
+    const pieces: Uint8Array<ArrayBuffer>[] = [];
+    let length = 0;
+    for (const line of lines) {
+      if (pieces.length > 0) pieces.push(Uint8Array.of(LINE_FEED));
+      pieces.push(line);
+      length += line.length;
+    }
+    bytes = concatenated(pieces, length + lines.length - 1);
+  }
+  const event: ServerSentEvent = { event: block.event || "message", data: decoder.decode(bytes) };
   if (block.id !== undefined) event.id = block.id;
   if (block.retry !== undefined) event.retry = block.retry;
+  if (lines.length === 1 && bytes.length >= LARGE_ANSWER_BYTES) event.dataBytes = bytes;
   return event;
 }
 
 /**
- * Reads decoded text (split anywhere, even inside a CRLF) into the events it dispatches, a chunk at a
- * time, with no stream between chunk and event. Lines end with CRLF, LF or CR; a leading byte order mark
- * is ignored; a block not closed by a blank line is never dispatched.
+ * Reads the bytes of an event stream (split anywhere, even inside a CRLF or a character) into the events
+ * it dispatches, a chunk at a time, with no stream between chunk and event. Lines end with CRLF, LF or CR;
+ * a leading UTF-8 byte order mark is ignored; a block not closed by a blank line is never dispatched.
+ * The parser keeps views of the chunks it is given: they must not be written to again.
  *
  * @example
  * ```ts
  * const parser = new EventStreamParser();
- * parser.push("data: one\n", console.log);
- * parser.push("\n", console.log); // { event: "message", data: "one" }
+ * const encoder = new TextEncoder();
+ * parser.push(encoder.encode("data: one\n"), console.log);
+ * parser.push(encoder.encode("\n"), console.log); // { event: "message", data: "one" }
  * ```
  */
 export class EventStreamParser {
-  #partialLine: string[] = [];
+  /** The start of a line not yet complete, in pieces. */
+  #partialLine: Uint8Array<ArrayBuffer>[] = [];
+  #partialBytes = 0;
   #block = emptyBlock();
+  /** How many bytes of a byte order mark the stream has begun with, while that is all it has. */
+  #markBytes = 0;
   #atStart = true;
   #afterCarriageReturn = false;
-  readonly #lineEnd = /[\r\n]/g;
 
-  /** Takes the next piece of text; calls `onEvent` for each event it completes. */
-  push(chunk: string, onEvent: (event: ServerSentEvent) => void): void {
+  /** Takes the next bytes; calls `onEvent` for each event they complete. */
+  push(chunk: Uint8Array<ArrayBuffer>, onEvent: (event: ServerSentEvent) => void): void {
     let start = 0;
-    if (this.#atStart && chunk.length > 0) {
+    if (this.#atStart) {
+      while (
+        start < chunk.length && this.#markBytes < 3 && chunk[start] === BYTE_ORDER_MARK[this.#markBytes]
+      ) {
+        start++;
+        this.#markBytes++;
+      }
+      if (start === chunk.length && this.#markBytes < 3) return;
       this.#atStart = false;
-      if (chunk.startsWith(BYTE_ORDER_MARK)) start = 1;
+      // The start of a mark and then something else: those bytes were content.
+      if (this.#markBytes < 3 && this.#markBytes > 0) {
+        this.#addPiece(Uint8Array.from(BYTE_ORDER_MARK.slice(0, this.#markBytes)));
+      }
     }
     if (this.#afterCarriageReturn && start < chunk.length) {
       this.#afterCarriageReturn = false;
-      if (chunk[start] === "\n") start++;
+      if (chunk[start] === LINE_FEED) start++;
     }
-    const lineEnd = this.#lineEnd;
-    lineEnd.lastIndex = start;
-    for (let match = lineEnd.exec(chunk); match; match = lineEnd.exec(chunk)) {
-      this.#endLine(chunk.slice(start, match.index), onEvent);
-      start = match.index + 1;
-      if (match[0] === "\r") {
-        if (start === chunk.length) {
-          this.#afterCarriageReturn = true;
-        } else if (chunk[start] === "\n") {
-          start++;
-        }
-        lineEnd.lastIndex = start;
+    const text = searchableText(chunk);
+    let feed = indexOfLineBreak(chunk, text, "\n", start);
+    let carriageReturn = indexOfLineBreak(chunk, text, "\r", start);
+    while (feed !== -1 || carriageReturn !== -1) {
+      const end = carriageReturn === -1 || (feed !== -1 && feed < carriageReturn) ? feed : carriageReturn;
+      this.#endLine(chunk.subarray(start, end), onEvent);
+      start = end + 1;
+      if (end === carriageReturn) {
+        if (start === chunk.length) this.#afterCarriageReturn = true;
+        else if (chunk[start] === LINE_FEED) start++;
+      }
+      if (feed !== -1 && feed < start) feed = indexOfLineBreak(chunk, text, "\n", start);
+      if (carriageReturn !== -1 && carriageReturn < start) {
+        carriageReturn = indexOfLineBreak(chunk, text, "\r", start);
       }
     }
-    if (start < chunk.length) this.#partialLine.push(chunk.slice(start));
+    if (start < chunk.length) this.#addPiece(chunk.subarray(start));
   }
 
-  #endLine(tail: string, onEvent: (event: ServerSentEvent) => void): void {
-    const partialLine = this.#partialLine;
+  #addPiece(piece: Uint8Array<ArrayBuffer>): void {
+    this.#partialLine.push(piece);
+    this.#partialBytes += piece.length;
+  }
+
+  #endLine(tail: Uint8Array<ArrayBuffer>, onEvent: (event: ServerSentEvent) => void): void {
     let line = tail;
-    if (partialLine.length > 0) {
-      partialLine.push(tail);
-      line = partialLine.join("");
+    if (this.#partialLine.length > 0) {
+      this.#addPiece(tail);
+      line = concatenated(this.#partialLine, this.#partialBytes);
       this.#partialLine = [];
+      this.#partialBytes = 0;
     }
-    if (line !== "") {
+    if (line.length > 0) {
       applyField(this.#block, line);
       return;
     }
@@ -133,22 +205,22 @@ export class EventStreamParser {
 }
 
 /**
- * A `TransformStream` from decoded text to the events it dispatches (an {@link EventStreamParser}).
+ * A `TransformStream` from the bytes of an event stream to the events it dispatches (an
+ * {@link EventStreamParser}).
  *
  * @example
  * ```ts
- * const events = response.body!
- *   .pipeThrough(new TextDecoderStream("utf-8", { ignoreBOM: true }))
- *   .pipeThrough(new ServerSentEventParser());
- * for await (const { event, data } of events) console.log(event, data);
+ * for await (const { event, data } of response.body!.pipeThrough(new ServerSentEventParser())) {
+ *   console.log(event, data);
+ * }
  * ```
  */
-export class ServerSentEventParser extends TransformStream<string, ServerSentEvent> {
+export class ServerSentEventParser extends TransformStream<Uint8Array, ServerSentEvent> {
   constructor() {
     const parser = new EventStreamParser();
     super({
       transform(chunk, controller) {
-        parser.push(chunk, (event) => controller.enqueue(event));
+        parser.push(chunk as Uint8Array<ArrayBuffer>, (event) => controller.enqueue(event));
       },
     });
   }
@@ -165,18 +237,14 @@ export class ServerSentEventParser extends TransformStream<string, ServerSentEve
  * ```
  */
 export function decodeEventStream(body: ReadableStream<Uint8Array>): ReadableStream<ServerSentEvent> {
-  // The parser drops the one byte order mark the spec allows; the decoder must leave it in place so that
-  // a second one, which is content, survives.
-  return body
-    .pipeThrough(new TextDecoderStream("utf-8", { ignoreBOM: true }))
-    .pipeThrough(new ServerSentEventParser());
+  return body.pipeThrough(new ServerSentEventParser());
 }
 
 /**
  * Reads a `text/event-stream` body (UTF-8) to its end, calling `onEvent` for each event as its blank line
- * arrives: {@link decodeEventStream} without the two streams between chunk and event, whose machinery
- * costs more than the parsing on a stream of small answers. Rejects when the body breaks (or `onEvent`
- * throws: the body is then cancelled).
+ * arrives: {@link decodeEventStream} without a stream between chunk and event, whose machinery costs more
+ * than the parsing on a stream of small answers. Rejects when the body breaks (or `onEvent` throws: the
+ * body is then cancelled).
  *
  * @example
  * ```ts
@@ -188,12 +256,10 @@ export async function readEventStream(
   onEvent: (event: ServerSentEvent) => void,
 ): Promise<void> {
   const reader = body.getReader();
-  // As in decodeEventStream: the parser, not the decoder, drops the byte order mark.
-  const decoder = new TextDecoder("utf-8", { ignoreBOM: true });
   const parser = new EventStreamParser();
   try {
     for (let next = await reader.read(); !next.done; next = await reader.read()) {
-      parser.push(decoder.decode(next.value, { stream: true }), onEvent);
+      parser.push(next.value as Uint8Array<ArrayBuffer>, onEvent);
     }
   } catch (error) {
     await reader.cancel(error).catch(() => {});

@@ -240,7 +240,7 @@ export class StreamableHttpClient implements RemoteTransport {
         if (event.id !== undefined) cursor.lastEventId = event.id;
         if (event.retry !== undefined) cursor.retryMs = event.retry;
         if (event.data === "" || event.event !== "message") return;
-        const answered = this.#deliverText(event.data);
+        const answered = this.#deliverText(event.data, event.dataBytes);
         if (requestId !== undefined && answered.includes(requestId)) cursor.answered = true;
       });
     } catch {
