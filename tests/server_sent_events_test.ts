@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import {
   decodeEventStream,
+  EventStreamParser,
   readEventStream,
   type ServerSentEvent,
   ServerSentEventParser,
@@ -280,7 +281,7 @@ Deno.test("readEventStream: a throwing onEvent rejects it and cancels the body",
 Deno.test("EventStreamParser: large data of one line comes with its bytes, as they came, split anywhere", async () => {
   const json = JSON.stringify({ jsonrpc: "2.0", id: 1, result: { text: "é✓😀-".repeat(20_000) } });
   const bytes = encoder.encode(`event: message\r\ndata: ${json}\r\n\r\ndata: a\ndata: ${json}\n\n`);
-  for (const size of [1, 4095, 4096, 65_536, 100_003, bytes.length]) {
+  for (const size of [1, 700, 1023, 4095, 4096, 65_536, 100_003, bytes.length]) {
     const chunks = [];
     for (let at = 0; at < bytes.length; at += size) chunks.push(bytes.slice(at, at + size));
     const events = await decode(chunks);
@@ -332,4 +333,22 @@ Deno.test("EventStreamParser: large chunks, wide characters and every kind of li
     for (let at = 0; at < bytes.length; at += size) chunks.push(bytes.slice(at, at + size));
     assert.deepEqual(await decode(chunks), expected, `chunks of ${size}`);
   }
+});
+
+Deno.test("EventStreamParser: a line trickled a few bytes at a time costs about its bytes in memory", () => {
+  const parser = new EventStreamParser();
+  const events: ServerSentEvent[] = [];
+  parser.push(encoder.encode("data: "), (event) => events.push(event));
+  const line = encoder.encode("0123456789".repeat(200_000));
+  const before = Deno.memoryUsage().heapUsed;
+  // 2 MB in a million pieces: kept as they come, they would take over 100 MiB of heap. (What the pieces
+  // leave behind, once gathered, is garbage, of which the heap holds a few tens of MiB at most.)
+  for (let at = 0; at < line.length; at += 2) {
+    parser.push(line.subarray(at, at + 2), (event) => events.push(event));
+  }
+  const grown = Deno.memoryUsage().heapUsed - before;
+  assert.ok(grown < 48 * 1024 * 1024, `the heap grew ${(grown / 1024 / 1024).toFixed(1)} MiB`);
+  parser.push(encoder.encode("\n\n"), (event) => events.push(event));
+  assert.equal(events.length, 1);
+  assert.ok(events[0].data === "0123456789".repeat(200_000));
 });

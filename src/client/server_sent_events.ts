@@ -43,6 +43,10 @@ const FIELD_DATA = encoder.encode("data");
 const FIELD_ID = encoder.encode("id");
 const FIELD_RETRY = encoder.encode("retry");
 const DIGITS = /^[0-9]+$/;
+/** A piece of a line shorter than this is gathered with others in a buffer of up to this many bytes. */
+const SMALL_PIECE_BYTES = 1024;
+const GATHERING_BYTES = 16 * 1024;
+const MIN_GATHERING_BYTES = 256;
 /** Decodes UTF-8 as `TextDecoderStream` would (invalid bytes become U+FFFD); a byte order mark is content. */
 const decoder = new TextDecoder("utf-8", { ignoreBOM: true });
 
@@ -135,6 +139,8 @@ export class EventStreamParser {
   /** The start of a line not yet complete, in pieces. */
   #partialLine: Uint8Array<ArrayBuffer>[] = [];
   #partialBytes = 0;
+  /** The parser's own buffer that small pieces of the line are gathered in (see {@link #addPiece}). */
+  #gathering: Uint8Array<ArrayBuffer> | undefined;
   #block = emptyBlock();
   /** How many bytes of a byte order mark the stream has begun with, while that is all it has. */
   #markBytes = 0;
@@ -181,9 +187,35 @@ export class EventStreamParser {
     if (start < chunk.length) this.#addPiece(chunk.subarray(start));
   }
 
+  /**
+   * Adds `piece` to the line not yet complete: a large one as it is; a small one copied into the last
+   * of the line's pieces where that is a buffer of the parser's own with room, so that a server that
+   * trickles its stream a few bytes at a time costs a few bytes of memory for each, not an array each.
+   */
   #addPiece(piece: Uint8Array<ArrayBuffer>): void {
-    this.#partialLine.push(piece);
     this.#partialBytes += piece.length;
+    if (piece.length >= SMALL_PIECE_BYTES) {
+      this.#partialLine.push(piece);
+      return;
+    }
+    const last = this.#partialLine.length - 1;
+    const gathered = this.#partialLine[last];
+    if (
+      gathered !== undefined && gathered.buffer === this.#gathering?.buffer &&
+      gathered.length + piece.length <= this.#gathering.length
+    ) {
+      this.#gathering.set(piece, gathered.length);
+      this.#partialLine[last] = this.#gathering.subarray(0, gathered.length + piece.length);
+      return;
+    }
+    // The line's first such buffer is small (most lines split between chunks are short); each next one,
+    // twice the last.
+    const size = gathered !== undefined && gathered.buffer === this.#gathering?.buffer
+      ? 2 * this.#gathering.length
+      : 4 * piece.length;
+    this.#gathering = new Uint8Array(Math.min(GATHERING_BYTES, Math.max(MIN_GATHERING_BYTES, size)));
+    this.#gathering.set(piece);
+    this.#partialLine.push(this.#gathering.subarray(0, piece.length));
   }
 
   #endLine(tail: Uint8Array<ArrayBuffer>, onEvent: (event: ServerSentEvent) => void): void {
