@@ -3,7 +3,7 @@
  * one on B), so that both see the same machine at the same moment. On a machine whose speed drifts from
  * run to run, this shows a change of a few µs that separate runs of `bench/main.ts` cannot.
  *
- * Run: `deno run -A bench/compare.ts DIR_A DIR_B [--calls N] [--rounds N] [--large] [--client]
+ * Run: `deno run -A bench/compare.ts DIR_A DIR_B [--calls N] [--rounds N] [--large | --large-echo] [--client]
  * [--event-stream] [--concurrent] [--v8-flags-a=F] [--v8-flags-b=F]`
  *
  * - Each DIR holds a main.ts; DIR_A and DIR_B may be the same, to compare V8 flags (by default each runs
@@ -11,7 +11,8 @@
  * - Server mode (the default): each side over its own echo server, on `/mcp` and then `/sse`. With
  *   `--client`: client mode, both sides in front of one HTTP echo server (with `--event-stream`, one that
  *   answers each POST with an SSE stream).
- * - `--large`: 1 MiB answers, as case (f), instead of 1 KiB calls.
+ * - `--large`: 1 MiB answers, as case (f), instead of 1 KiB calls; `--large-echo`: 1 MiB requests with
+ *   1 MiB answers, as case (c).
  * - `--concurrent`: throughput as case (b), 16 sessions of 200 calls, A and B in turns (alternating which
  *   goes first), instead of latency; server mode only.
  * - `floor` in place of a DIR is the least a relay can do: `bench/minimal_server_relay.ts`, or with
@@ -39,7 +40,15 @@ import {
   type TrackedProcess,
   waitForPort,
 } from "./processes.ts";
-import { callBlob, callEcho, concurrentThroughput, LARGE_BYTES, percentile, smallText } from "./workloads.ts";
+import {
+  callBlob,
+  callEcho,
+  concurrentThroughput,
+  LARGE_BYTES,
+  largeText,
+  percentile,
+  smallText,
+} from "./workloads.ts";
 
 const ECHO_STDIO = new URL("./echo_stdio_server.ts", import.meta.url).pathname;
 const SERVER_RELAY = new URL("./minimal_server_relay.ts", import.meta.url).pathname;
@@ -97,11 +106,14 @@ async function open(side: Side, transport: Transport): Promise<McpChannel> {
   return channel;
 }
 
-/** One call, checked: a 1 KiB echo, or with `large` a 1 MiB answer (case (f)); its latency in ms. */
-async function timed(channel: McpChannel, i: number, large: boolean): Promise<number> {
+/** What one call is: a 1 KiB echo, a 1 MiB answer (case (f)), or a 1 MiB echo (case (c)). */
+type CallSize = "small" | "large" | "large-echo";
+
+/** One call, checked; its latency in ms. */
+async function timed(channel: McpChannel, i: number, size: CallSize): Promise<number> {
   const start = performance.now();
-  if (large) await callBlob(channel, LARGE_BYTES);
-  else await callEcho(channel, smallText(`s${i}`));
+  if (size === "large") await callBlob(channel, LARGE_BYTES);
+  else await callEcho(channel, size === "large-echo" ? largeText(`l${i}`) : smallText(`s${i}`));
   return performance.now() - start;
 }
 
@@ -144,6 +156,7 @@ const { values, positionals } = parseArgs({
     "v8-flags-a": { type: "string" },
     "v8-flags-b": { type: "string" },
     large: { type: "boolean" },
+    "large-echo": { type: "boolean" },
     client: { type: "boolean" },
     "event-stream": { type: "boolean" },
     concurrent: { type: "boolean" },
@@ -152,7 +165,7 @@ const { values, positionals } = parseArgs({
 if (positionals.length !== 2) {
   Deno.stderr.writeSync(
     encoder.encode(
-      "usage: deno run -A bench/compare.ts DIR_A DIR_B [--calls N] [--rounds N] [--large] [--client] [--event-stream] [--concurrent] [--v8-flags-a=F] [--v8-flags-b=F]\n",
+      "usage: deno run -A bench/compare.ts DIR_A DIR_B [--calls N] [--rounds N] [--large | --large-echo] [--client] [--event-stream] [--concurrent] [--v8-flags-a=F] [--v8-flags-b=F]\n",
     ),
   );
   Deno.exit(2);
@@ -161,7 +174,8 @@ if (values.concurrent && values.client) {
   Deno.stderr.writeSync(encoder.encode("--concurrent compares server mode: not with --client\n"));
   Deno.exit(2);
 }
-const large = values.large ?? false;
+const size: CallSize = values["large-echo"] ? "large-echo" : values.large ? "large" : "small";
+const large = size !== "small";
 const calls = Number(values.calls ?? (large ? 100 : 3000));
 const rounds = Number(values.rounds ?? 3);
 try {
@@ -180,7 +194,7 @@ try {
     }
     const channels = [await open(sides[0], transport), await open(sides[1], transport)];
     for (let i = 0; i < (large ? 10 : 300); i++) {
-      for (const channel of channels) await timed(channel, i, large);
+      for (const channel of channels) await timed(channel, i, size);
     }
     for (let round = 1; round <= rounds; round++) {
       const latencies: number[][] = [[], []];
@@ -188,7 +202,7 @@ try {
       for (let i = 0; i < calls; i++) {
         // Which side goes first alternates too.
         const order = i % 2 === 0 ? [0, 1] : [1, 0];
-        for (const k of order) latencies[k].push(await timed(channels[k], i, large));
+        for (const k of order) latencies[k].push(await timed(channels[k], i, size));
       }
       const cpu = sides.map((side, k) => (cpuMicros(side.process.pid) - cpuBefore[k]) / calls);
       const p50 = latencies.map((values) => percentile(values, 50) * 1000);

@@ -6,7 +6,7 @@
  */
 
 import { type JsonRpcMessage, validateMessage, withExactIntegers } from "./jsonrpc.ts";
-import { type JsonText, LARGE_ANSWER_BYTES } from "./large_answer.ts";
+import { type JsonText, LARGE_ANSWER_BYTES, type LinePieces } from "./large_answer.ts";
 import { LineFramer, type LineSink } from "./line_splitter.ts";
 
 const encoder = new TextEncoder();
@@ -186,7 +186,7 @@ export class JsonLineWriter {
   readonly #onBroken: (error: unknown) => void;
   /** A write failed, or `close` was called: messages are no longer taken. */
   #broken = false;
-  #queued: JsonText[] = [];
+  #queued: (JsonText | LinePieces)[] = [];
   /** Some of what is queued is bytes. */
   #queuedBytes = false;
   /** The write under way; it settles once done (never rejects: failures go to `onBroken`). */
@@ -229,9 +229,10 @@ export class JsonLineWriter {
 
   /**
    * Queues one message. `json`, when the caller has it, is the message's JSON text on one line (no line
-   * break in it), or its UTF-8 bytes, written as it is instead of serializing `message` again.
+   * break in it), or its UTF-8 bytes, whole or in pieces, written as it is instead of serializing
+   * `message` again.
    */
-  write(message: JsonRpcMessage, json?: JsonText): void {
+  write(message: JsonRpcMessage, json?: JsonText | LinePieces): void {
     if (this.#broken) return;
     if (json === undefined) json = JSON.stringify(message);
     else if (typeof json !== "string") this.#queuedBytes = true;
@@ -283,10 +284,10 @@ export class JsonLineWriter {
 }
 
 /**
- * The lines of `queued` as pieces to write in turn: texts together, encoded once; bytes (a large message)
- * as they are, not copied, each followed by its newline.
+ * The lines of `queued` as pieces to write in turn: texts together, encoded once; bytes (a large message,
+ * whole or in pieces) as they are, not copied, each followed by its newline.
  */
-function piecesOf(queued: readonly JsonText[]): Uint8Array[] {
+function piecesOf(queued: readonly (JsonText | LinePieces)[]): Uint8Array[] {
   const pieces: Uint8Array[] = [];
   let text = "";
   for (const json of queued) {
@@ -295,7 +296,8 @@ function piecesOf(queued: readonly JsonText[]): Uint8Array[] {
       continue;
     }
     if (text !== "") pieces.push(encoder.encode(text));
-    pieces.push(json);
+    if (json instanceof Uint8Array) pieces.push(json);
+    else pieces.push(...json);
     text = "\n";
   }
   pieces.push(encoder.encode(text));

@@ -32,6 +32,12 @@ import { includesLineBreak } from "./line_break_search.ts";
 /** A message's JSON text on one line: a string, or its UTF-8 bytes (a large message, written as it came). */
 export type JsonText = string | Uint8Array<ArrayBuffer>;
 
+/**
+ * A large message's line as pieces of bytes, written one after the other: a client's bytes around its id,
+ * uncopied, and the id that replaces it ({@link lineWithId}).
+ */
+export type LinePieces = readonly Uint8Array<ArrayBuffer>[];
+
 /** Lines from this long on are offered to the large-answer path before they are decoded. */
 export const LARGE_ANSWER_BYTES = 64 * 1024;
 
@@ -167,23 +173,28 @@ export function bodyAsLine(
 
 /**
  * `line`, the UTF-8 bytes of the text `json` (its {@link bodyAsLine}), with the id that `span` finds in the
- * text replaced by `newId`, in a copy; undefined when the bytes' offsets cannot be told from the text's
- * (characters beyond ASCII both before the id and in or after it). Encoding the text anew would cost
- * about 0.7 ms a megabyte.
+ * text replaced by `newId`, as two pieces: the bytes of the shorter end copied with the new id, and the rest
+ * as they are; undefined when the bytes' offsets cannot be told from the text's (characters beyond ASCII
+ * both before the id and in or after it). Encoding the text anew would cost about 0.7 ms a megabyte, and
+ * a copy of it all with the id replaced about 0.2 ms.
  */
 export function lineWithId(
   line: Uint8Array<ArrayBuffer>,
   json: string,
   span: IdSpan,
   newId: RequestId,
-): Uint8Array<ArrayBuffer> | undefined {
+): LinePieces | undefined {
   const end = span.start + span.length;
   let start: number;
   // The id is near one end: where all from that end to past the id is ASCII, bytes and characters agree.
   if (isAscii(json, 0, end)) start = span.start;
   else if (isAscii(json, span.start, json.length)) start = line.length - (json.length - span.start);
   else return undefined;
-  return withIdBetween(line, start, start + span.length, newId);
+  const idEnd = start + span.length;
+  // The shorter end (a few bytes: the id stands near one end) is copied with the new id; the rest is not.
+  return start <= line.length - idEnd
+    ? [withIdBetween(line.subarray(0, idEnd), start, idEnd, newId), line.subarray(idEnd)]
+    : [line.subarray(0, start), withIdBetween(line.subarray(start), 0, span.length, newId)];
 }
 
 /** Whether the characters of `text` from `start` to `end` are all ASCII (looked at only up to 512). */

@@ -31,7 +31,14 @@ import {
   withRequestId,
 } from "./jsonrpc.ts";
 import { DelayQueue } from "./delay_queue.ts";
-import { answerIdOf, type JsonText, leadingAnswerIdOf, lineWithId, withAnswerId } from "./large_answer.ts";
+import {
+  answerIdOf,
+  type JsonText,
+  leadingAnswerIdOf,
+  type LinePieces,
+  lineWithId,
+  withAnswerId,
+} from "./large_answer.ts";
 import type { LineSink } from "./line_splitter.ts";
 
 /** The client side of one session: how messages reach that client. */
@@ -96,7 +103,7 @@ export interface SharedServerOptions {
    * Writes one message to the child; `json`, when given, is its JSON text on one line (or that text's
    * UTF-8 bytes), to be written as it is instead of serializing `message`.
    */
-  sendToChild(message: JsonRpcMessage, json?: JsonText): void;
+  sendToChild(message: JsonRpcMessage, json?: JsonText | LinePieces): void;
   logger: Logger;
   /**
    * Protocol versions a later session may keep when it asks for one other than the child agreed with
@@ -164,7 +171,7 @@ function withNewId(
   bytes: Uint8Array<ArrayBuffer> | undefined,
   id: RequestId,
   newId: RequestId,
-): JsonText | undefined {
+): JsonText | LinePieces | undefined {
   const span = clientRequestIdSpan(json, id);
   if (span === undefined) return undefined;
   return (bytes === undefined ? undefined : lineWithId(bytes, json, span, newId)) ??
@@ -174,7 +181,7 @@ function withNewId(
 /** One stdio MCP server and the sessions that share it. See the module documentation. */
 export class SharedServer implements SessionSource {
   readonly name: string;
-  readonly #sendToChild: (message: JsonRpcMessage, json?: JsonText) => void;
+  readonly #sendToChild: (message: JsonRpcMessage, json?: JsonText | LinePieces) => void;
   readonly #logger: Logger;
   readonly #supportedProtocolVersions: readonly string[];
   readonly #onLastSessionClosed: (() => void) | undefined;
@@ -349,7 +356,7 @@ export class SharedServer implements SessionSource {
     if (request.method === "resources/subscribe") pending.subscribeUri = request.params?.uri as string;
     if (isInitialize) pending.initializeParams = request.params ?? {};
     let forwarded: JsonRpcRequest = { ...request, id: proxyId };
-    let line: JsonText | undefined;
+    let line: JsonText | LinePieces | undefined;
     const meta = request.params?._meta as Record<string, unknown> | undefined;
     const progressToken = meta?.progressToken;
     if (

@@ -12,7 +12,7 @@ import type { Logger } from "@logtape/logtape";
 import type { StdioServerSpec } from "./cli/command_line.ts";
 import { JsonLineWriter, readJsonLines } from "./json_lines.ts";
 import { idOfTruncatedResponse, type JsonRpcMessage, type RequestId } from "./jsonrpc.ts";
-import type { JsonText } from "./large_answer.ts";
+import type { JsonText, LinePieces } from "./large_answer.ts";
 import { type LineSink, LineSplitter } from "./line_splitter.ts";
 import { serverStderrLogger } from "./logging.ts";
 import {
@@ -205,9 +205,10 @@ export class StdioServerProcess {
 
   /**
    * Writes one message to the child's stdin (`json`, when given, is its JSON text on one line, or that
-   * text's UTF-8 bytes, written as it is). Messages are written in the order of the calls.
+   * text's UTF-8 bytes, whole or in pieces, written as it is). Messages are written in the order of the
+   * calls.
    */
-  send(message: JsonRpcMessage, json?: JsonText): void {
+  send(message: JsonRpcMessage, json?: JsonText | LinePieces): void {
     this.#stdin.write(message, json);
   }
 

@@ -331,12 +331,17 @@ Deno.test("JsonLineWriter: a message given as bytes is written as they are, in i
   writer.write(ping(3));
   writer.write(ping(4), JSON.stringify(ping(4)));
   writer.write(ping(5), large);
+  // In pieces, one after the other, each as it is.
+  const pieces = [large.subarray(0, 10), large.subarray(10)];
+  writer.write(ping(2), pieces);
+  writer.write(ping(6));
   release();
   await writer.close();
   const decoder = new TextDecoder();
   assert.equal(
     written.map((chunk) => decoder.decode(chunk)).join(""),
-    [1, 2, 3, 4, 2].map((id) => JSON.stringify(ping(id)) + "\n").join(""),
+    [1, 2, 3, 4, 2, 2, 6].map((id) => JSON.stringify(ping(id)) + "\n").join(""),
   );
   assert.ok(written.includes(large), "the bytes themselves, not a copy");
+  assert.ok(pieces.every((piece) => written.includes(piece)), "the pieces themselves");
 });

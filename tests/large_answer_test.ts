@@ -6,6 +6,17 @@ const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 const bytes = (text: string) => encoder.encode(text);
 
+/** `pieces` as one array. */
+function joined(pieces: readonly Uint8Array[]): Uint8Array {
+  const whole = new Uint8Array(pieces.reduce((sum, piece) => sum + piece.length, 0));
+  let at = 0;
+  for (const piece of pieces) {
+    whole.set(piece, at);
+    at += piece.length;
+  }
+  return whole;
+}
+
 Deno.test("answerIdOf: the id of an answer written as the TypeScript or the Python SDK writes one", () => {
   assert.deepEqual(answerIdOf(bytes('{"jsonrpc":"2.0","id":42,"result":{"a":1}}')), {
     id: 42,
@@ -102,16 +113,26 @@ Deno.test("lineWithId: the id replaced in the bytes, as in the text, wherever th
   for (const { json, id, bytes: asBytes } of cases) {
     const span = clientRequestIdSpan(json, id)!;
     assert.ok(span !== undefined, json.slice(0, 40));
-    const line = lineWithId(bytes(json), json, span, 123);
+    const original = bytes(json);
+    const line = lineWithId(original, json, span, 123);
     if (!asBytes) {
       assert.equal(line, undefined, json.slice(0, 40));
       continue;
     }
     assert.ok(line !== undefined, json.slice(0, 40));
+    const whole = joined(line);
     assert.ok(
-      decoder.decode(line) === withIdAt(json, span, 123),
+      decoder.decode(whole) === withIdAt(json, span, 123),
       `the same as the text's: ${json.slice(0, 40)}`,
     );
-    assert.equal(JSON.parse(decoder.decode(line)).id, 123);
+    assert.equal(JSON.parse(decoder.decode(whole)).id, 123);
+    // The long end is not copied: a view of the client's bytes.
+    const [first, second] = line;
+    assert.equal(line.length, 2);
+    assert.ok(Math.min(first.length, second.length) < 100, "the short end copied with the id");
+    assert.ok(
+      (first.length > second.length ? first : second).buffer === original.buffer,
+      "the rest uncopied",
+    );
   }
 });

@@ -25,6 +25,17 @@ interface Delivery {
 }
 
 /** The client at the far end of a session: records what reaches it. */
+/** `pieces` as one array. */
+function joined(pieces: readonly Uint8Array[]): Uint8Array {
+  const whole = new Uint8Array(pieces.reduce((sum, piece) => sum + piece.length, 0));
+  let at = 0;
+  for (const piece of pieces) {
+    whole.set(piece, at);
+    at += piece.length;
+  }
+  return whole;
+}
+
 class FakeClient implements SessionPeer {
   readonly deliveries: Delivery[] = [];
   readonly abandoned: RequestId[] = [];
@@ -69,8 +80,9 @@ class Harness {
       name: "everything",
       sendToChild: (message, json) => {
         if (json !== undefined && typeof json !== "string") {
-          this.toChildBytes.push(json);
-          json = new TextDecoder().decode(json);
+          const bytes = json instanceof Uint8Array ? json : joined(json);
+          this.toChildBytes.push(bytes);
+          json = new TextDecoder().decode(bytes);
         }
         // A text, when given, must say exactly what the message says: it is what the child reads.
         if (json !== undefined) assert.deepEqual(JSON.parse(json), message);
