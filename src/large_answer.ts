@@ -33,8 +33,8 @@ import { includesLineBreak } from "./line_break_search.ts";
 export type JsonText = string | Uint8Array<ArrayBuffer>;
 
 /**
- * A large message's line as pieces of bytes, written one after the other: a client's bytes around its id,
- * uncopied, and the id that replaces it ({@link lineWithId}).
+ * A large message's line as pieces of bytes, written one after the other: a client's bytes with a new id,
+ * most of them uncopied ({@link lineWithId}).
  */
 export type LinePieces = readonly Uint8Array<ArrayBuffer>[];
 
