@@ -4,13 +4,14 @@
  * run to run, this shows a change of a few µs that separate runs of `bench/main.ts` cannot.
  *
  * Run: `deno run -A bench/compare.ts DIR_A DIR_B [--calls N] [--rounds N] [--large | --large-echo] [--client]
- * [--event-stream] [--concurrent] [--v8-flags-a=F] [--v8-flags-b=F]`
+ * [--event-stream] [--id-last] [--concurrent] [--v8-flags-a=F] [--v8-flags-b=F]`
  *
  * - Each DIR holds a main.ts; DIR_A and DIR_B may be the same, to compare V8 flags (by default each runs
  *   with the flags mcp-proxy ships with). F is comma-separated and starts with `--`, so it takes the `=`.
  * - Server mode (the default): each side over its own echo server, on `/mcp` and then `/sse`. With
  *   `--client`: client mode, both sides in front of one HTTP echo server (with `--event-stream`, one that
- *   answers each POST with an SSE stream).
+ *   answers each POST with an SSE stream). `--id-last`: the stdio echo server writes the id of its answers
+ *   last, as the TypeScript SDK does.
  * - `--large`: 1 MiB answers, as case (f), instead of 1 KiB calls; `--large-echo`: 1 MiB requests with
  *   1 MiB answers, as case (c).
  * - `--concurrent`: throughput as case (b), 16 sessions of 200 calls, A and B in turns (alternating which
@@ -67,7 +68,14 @@ interface Side {
 
 async function start(dir: string, v8Flags: string): Promise<Side> {
   const port = freePort();
-  const echo = [Deno.execPath(), "run", "--quiet", "--no-config", ECHO_STDIO];
+  const echo = [
+    Deno.execPath(),
+    "run",
+    "--quiet",
+    "--no-config",
+    ECHO_STDIO,
+    ...(values["id-last"] ? ["--id-last"] : []),
+  ];
   const flags = v8Flags === "" ? [] : [`--v8-flags=${v8Flags}`];
   const process = spawnTracked(
     dir,
@@ -159,13 +167,14 @@ const { values, positionals } = parseArgs({
     "large-echo": { type: "boolean" },
     client: { type: "boolean" },
     "event-stream": { type: "boolean" },
+    "id-last": { type: "boolean" },
     concurrent: { type: "boolean" },
   },
 });
 if (positionals.length !== 2) {
   Deno.stderr.writeSync(
     encoder.encode(
-      "usage: deno run -A bench/compare.ts DIR_A DIR_B [--calls N] [--rounds N] [--large | --large-echo] [--client] [--event-stream] [--concurrent] [--v8-flags-a=F] [--v8-flags-b=F]\n",
+      "usage: deno run -A bench/compare.ts DIR_A DIR_B [--calls N] [--rounds N] [--large | --large-echo] [--client] [--event-stream] [--id-last] [--concurrent] [--v8-flags-a=F] [--v8-flags-b=F]\n",
     ),
   );
   Deno.exit(2);

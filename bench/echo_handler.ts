@@ -39,8 +39,11 @@ const TOOLS = [
 
 type Message = Record<string, unknown>;
 
+/** How answers are written: the id first, as the Python SDK does, or last, as the TypeScript SDK does. */
+export const answerShape = { idLast: false };
+
 function result(id: unknown, value: unknown): Message {
-  return { jsonrpc: "2.0", id, result: value };
+  return answerShape.idLast ? { result: value, jsonrpc: "2.0", id } : { jsonrpc: "2.0", id, result: value };
 }
 
 function error(id: unknown, code: number, message: string): Message {

@@ -1,14 +1,18 @@
 /**
  * The benchmark's stdio MCP server: raw JSON-RPC, one message per line, answers as
- * {@link answerMessage} says (`echo`, `blob`). Reads stdin linearly (each byte is looked at once, however
+ * {@link answerMessage} says (`echo`, `blob`), the id first (`{"jsonrpc":"2.0","id":N,"result":…}`, as the
+ * Python SDK writes), or with `--id-last` last (`{"result":…,"jsonrpc":"2.0","id":N}`, as the TypeScript
+ * SDK writes). Reads stdin linearly (each byte is looked at once, however
  * long the line) and writes each answer, newline included, with one write.
  *
- * Run: `deno run bench/echo_stdio_server.ts` (it needs no permissions).
+ * Run: `deno run bench/echo_stdio_server.ts [--id-last]` (it needs no permissions).
  *
  * @module
  */
 
-import { answerMessage } from "./echo_handler.ts";
+import { answerMessage, answerShape } from "./echo_handler.ts";
+
+answerShape.idLast = Deno.args.includes("--id-last");
 
 const NEWLINE = 0x0a;
 const encoder = new TextEncoder();

@@ -25,7 +25,7 @@
  *
  * ```sh
  * deno run -A bench/main.ts [--quick] [--json FILE] [--cases a,b,c,d,e,f] [--floor] [--cpu-prof DIR]
- *                           [--proxy-v8-flags FLAGS] [--event-stream]
+ *                           [--proxy-v8-flags FLAGS] [--event-stream] [--id-last]
  * ```
  *
  * @module
@@ -71,10 +71,13 @@ const ECHO_STDIO = new URL("./echo_stdio_server.ts", import.meta.url).pathname;
 const SERVER_RELAY = new URL("./minimal_server_relay.ts", import.meta.url).pathname;
 const CLIENT_RELAY = new URL("./minimal_client_relay.ts", import.meta.url).pathname;
 /** The stdio echo server, as every path starts it. */
-const ECHO_COMMAND = [DENO, "run", "--quiet", "--no-config", ECHO_STDIO];
+/** The command of the stdio echo server. */
+function echoCommand(settings: Settings): string[] {
+  return [DENO, "run", "--quiet", "--no-config", ECHO_STDIO, ...(settings.idLast ? ["--id-last"] : [])];
+}
 
 const USAGE = `usage: deno run -A bench/main.ts [--quick] [--json FILE] [--cases a,b,c,d,e,f] [--floor]
-                                 [--cpu-prof DIR] [--proxy-v8-flags FLAGS] [--event-stream]
+                                 [--cpu-prof DIR] [--proxy-v8-flags FLAGS] [--event-stream] [--id-last]
 
   --quick          a smaller run (under a minute)
   --json FILE      also write the raw numbers to FILE
@@ -86,6 +89,8 @@ const USAGE = `usage: deno run -A bench/main.ts [--quick] [--json FILE] [--cases
                    mcp-proxy's --v8-flags (default: the shipped ones, ${V8_FLAGS.join(",")}; "" for none)
   --event-stream   client mode's HTTP echo server answers each POST with an SSE stream, as servers
                    built on the TypeScript SDK do by default (else with JSON)
+  --id-last        the stdio echo server writes the id of its answers last, as the TypeScript SDK does
+                   (else first, as the Python SDK does)
 `;
 
 const CASES = ["a", "b", "c", "d", "e", "f"] as const;
@@ -113,6 +118,8 @@ interface Settings {
   proxyV8Flags: string;
   /** Client mode's echo server answers with SSE streams instead of JSON. */
   eventStream: boolean;
+  /** The stdio echo server writes its answers' ids last. */
+  idLast: boolean;
 }
 
 class UsageError extends Error {}
@@ -121,6 +128,7 @@ function parseArgs(args: string[]): Settings | "help" {
   let quick = false;
   let floor = false;
   let eventStream = false;
+  let idLast = false;
   let jsonFile: string | undefined;
   let cpuProfDir: string | undefined;
   let proxyV8Flags = V8_FLAGS.join(",");
@@ -135,6 +143,7 @@ function parseArgs(args: string[]): Settings | "help" {
     if (arg === "--quick") quick = true;
     else if (arg === "--floor") floor = true;
     else if (arg === "--event-stream") eventStream = true;
+    else if (arg === "--id-last") idLast = true;
     else if (arg === "--json") jsonFile = value();
     else if (arg === "--cpu-prof") cpuProfDir = value();
     else if (arg === "--proxy-v8-flags") proxyV8Flags = value();
@@ -168,6 +177,7 @@ function parseArgs(args: string[]): Settings | "help" {
     cpuProfDir,
     proxyV8Flags,
     eventStream,
+    idLast,
   };
 }
 
@@ -232,7 +242,16 @@ function serverSystems(settings: Settings, peers: FoundPeer[]): ServerSystem[] {
     transports: ["/mcp", "/sse"],
     command: (
       port,
-    ) => [DENO, ["run", "-A", ...profileFlags(settings), MAIN, "--port", `${port}`, "--", ...ECHO_COMMAND]],
+    ) => [DENO, [
+      "run",
+      "-A",
+      ...profileFlags(settings),
+      MAIN,
+      "--port",
+      `${port}`,
+      "--",
+      ...echoCommand(settings),
+    ]],
   }];
   if (settings.floor) {
     systems.push({
@@ -250,7 +269,7 @@ function serverSystems(settings: Settings, peers: FoundPeer[]): ServerSystem[] {
         ...v8Flags(settings),
         SERVER_RELAY,
         `${port}`,
-        ...ECHO_COMMAND,
+        ...echoCommand(settings),
       ]],
     });
   }
@@ -263,14 +282,21 @@ function serverSystems(settings: Settings, peers: FoundPeer[]): ServerSystem[] {
         transports: ["/sse"],
         command: (
           port,
-        ) => [peer.bin, ["--stdio", shellJoin(ECHO_COMMAND), "--port", `${port}`, "--logLevel", "none"]],
+        ) => [peer.bin, [
+          "--stdio",
+          shellJoin(echoCommand(settings)),
+          "--port",
+          `${port}`,
+          "--logLevel",
+          "none",
+        ]],
       });
     } else if (peer.name === "mcp-proxy") {
       systems.push({
         label: peer.label,
         peer: true,
         transports: ["/mcp", "/sse"],
-        command: (port) => [peer.bin, ["--port", `${port}`, "--", ...ECHO_COMMAND]],
+        command: (port) => [peer.bin, ["--port", `${port}`, "--", ...echoCommand(settings)]],
       });
     }
   }
@@ -398,8 +424,9 @@ async function openSessions(
   return { channel, channels };
 }
 
-function spawnEchoServer(name: string): TrackedProcess {
-  return spawnTracked(name, ECHO_COMMAND[0], ECHO_COMMAND.slice(1), { stdin: "piped", stdout: "piped" });
+function spawnEchoServer(settings: Settings, name: string): TrackedProcess {
+  const [command, ...args] = echoCommand(settings);
+  return spawnTracked(name, command, args, { stdin: "piped", stdout: "piped" });
 }
 
 /** A path with one session for every case: (b) has its workers' requests in flight on it at once. */
@@ -412,7 +439,7 @@ function oneSessionPath(
 
 /** The echo server driven directly over stdio: one session; (b) has 16 requests in flight on it. */
 async function openDirectStdio(settings: Settings): Promise<OpenPaths> {
-  const server = spawnEchoServer("echo server (direct)");
+  const server = spawnEchoServer(settings, "echo server (direct)");
   const channel = new StdioChannel("direct stdio", server);
   await initialize(channel);
   return {
@@ -721,7 +748,7 @@ async function measureDirectStart(settings: Settings): Promise<StartResults> {
   const startMs: number[] = [];
   for (let i = -1; i < settings.starts; i++) {
     const start = performance.now();
-    const server = spawnEchoServer("echo server (start)");
+    const server = spawnEchoServer(settings, "echo server (start)");
     const channel = new StdioChannel("direct stdio", server);
     await initialize(channel);
     await callEcho(channel, smallText("start"));
@@ -1079,7 +1106,8 @@ function notes(settings: Settings): string {
     "marked HTTP); (b) direct: 16 requests in flight on one session." +
     (settings.eventStream
       ? " The HTTP echo server answers each POST with an SSE stream (--event-stream)."
-      : ""),
+      : "") +
+    (settings.idLast ? " The stdio echo server writes its answers' ids last (--id-last)." : ""),
     "- ratio: proxy / direct. (a) latency is a full round trip, answer stream read to its end.",
     `- (a), (b), (c), (f): the paths of each mode in turns, a block at a time (${SEQUENTIAL_BLOCK} calls of ` +
     `(a), a round of (b), ${LARGE_BLOCK} of (c) and (f)), which goes first moving on each time, so that all ` +

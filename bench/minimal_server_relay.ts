@@ -9,7 +9,8 @@
  *   and its answer is sent on the stream as a `message` event.
  *
  * An answer that spans reads of the child's stdout is streamed as its bytes come, as mcp-proxy does: its
- * start (where the child writes the id) is rewritten, the rest passed on untouched and uncopied.
+ * start (where the child writes the id) is rewritten, the rest passed on untouched and uncopied. One whose
+ * id comes last is held, uncopied, until its end names its destination, then passed on the same way.
  *
  * No checks, no routing beyond that, no sessions on `/mcp`: a measuring stick, not a relay to use. It
  * serves only the benchmark's clients (`bench/mcp_channels.ts`) and echo server, whose ids are numbers
@@ -26,6 +27,7 @@ const [port, command, ...args] = Deno.args;
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 const ANSWER_START = /^\{"jsonrpc":"2\.0","id":(\d+)/;
+const ANSWER_END = /"id":(\d+)\}$/;
 
 /** Where an answer goes: whole, or in pieces as it comes. */
 interface Destination {
@@ -83,6 +85,29 @@ function answerStream(start: Uint8Array): ReturnType<Destination["stream"]> | un
   return request.to.stream(first);
 }
 
+/**
+ * A long answer line in `parts` whose id comes last, as the TypeScript SDK writes it, with the whole
+ * `"id":N}` in its last part: it goes to its destination as those parts, uncopied but for the last, its
+ * id swapped. False for any other line.
+ */
+function answerInParts(parts: Uint8Array[]): boolean {
+  const last = parts[parts.length - 1];
+  const found = ANSWER_END.exec(decoder.decode(last.subarray(Math.max(0, last.length - 64))));
+  const request = found === null ? undefined : waiting.get(Number(found[1]));
+  if (found === null || request === undefined) return false;
+  waiting.delete(Number(found[1]));
+  const sink = request.to.stream(parts[0]);
+  for (const part of parts.slice(1, -1)) sink.write(part);
+  const tail = encoder.encode(`"id":${JSON.stringify(request.id)}}`);
+  const keep = last.subarray(0, last.length - found[0].length);
+  const lastPart = new Uint8Array(keep.length + tail.length);
+  lastPart.set(keep);
+  lastPart.set(tail, keep.length);
+  sink.write(lastPart);
+  sink.end();
+  return true;
+}
+
 (async () => {
   /** The start of a line that spans reads and is being gathered. */
   let parts: Uint8Array[] = [];
@@ -107,7 +132,7 @@ function answerStream(start: Uint8Array): ReturnType<Destination["stream"]> | un
         if (parts.length > 0 || (sink = answerStream(rest)) === undefined) parts.push(rest);
       } else if (parts.length === 0) {
         if (end > start) answerLine(decoder.decode(chunk.subarray(start, end)));
-      } else {
+      } else if (!answerInParts([...parts, chunk.subarray(start, end)])) {
         parts.push(chunk.subarray(start, end));
         const line = new Uint8Array(parts.reduce((total, part) => total + part.length, 0));
         let offset = 0;
@@ -117,6 +142,8 @@ function answerStream(start: Uint8Array): ReturnType<Destination["stream"]> | un
         }
         parts = [];
         answerLine(decoder.decode(line));
+      } else {
+        parts = [];
       }
       start = end + 1;
     }
