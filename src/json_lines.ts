@@ -103,8 +103,9 @@ export interface JsonLinesHandlers {
    * A line of {@link LARGE_ANSWER_BYTES} or more that ended with its newline, before it is decoded:
    * returns true when it took the line as it is (see `large_answer.ts`), false to have it parsed as
    * usual. The bytes may be read into again after the call: what is kept must be copied.
+   * `noCarriageReturn` is true when the line is known to hold no `\r` (see `LineFramer.push`).
    */
-  onLargeLine?(line: Uint8Array): boolean;
+  onLargeLine?(line: Uint8Array, noCarriageReturn?: boolean): boolean;
   /**
    * A line that has {@link LARGE_ANSWER_BYTES} in and its newline not yet: a sink returned takes it as it
    * streams in (see `LineFramerOptions.onLongLine`), and it reaches no other handler; undefined, and the
@@ -133,10 +134,10 @@ export async function readJsonLines(
     longLineBytes: LARGE_ANSWER_BYTES,
   });
   let ended = false;
-  const onLine = (line: Uint8Array) => {
+  const onLine = (line: Uint8Array, noCarriageReturn?: boolean) => {
     if (line.length >= LARGE_ANSWER_BYTES && handlers.onLargeLine !== undefined && !ended) {
       try {
-        if (handlers.onLargeLine(line)) return;
+        if (handlers.onLargeLine(line, noCarriageReturn)) return;
       } catch (error) {
         handlers.onError(error);
         return;

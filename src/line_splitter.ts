@@ -49,6 +49,9 @@ export interface LineFramerOptions extends LineSplitterOptions {
   longLineBytes?: number;
 }
 
+/** Called with each line: a view good only during the call (see {@link LineFramer.push}). */
+export type OnLine = (line: Uint8Array, noCarriageReturn?: boolean) => void;
+
 /** How much of each end of a dropped line is kept for {@link LineSplitterOptions.onOversizeLine}. */
 export const KEPT_EDGE_BYTES = 4096;
 
@@ -97,6 +100,8 @@ export class LineFramer {
   #offered = false;
   /** The chunk being pushed: a piece of it went to the sink, which may keep it. */
   #chunkGiven = false;
+  /** No chunk that a piece of the line being gathered came from holds a `\r`, as far as the framer knows. */
+  #noCarriageReturn = true;
   /** The start of a line not yet complete, in `#buffer[0, #length)`. */
   #buffer = new Uint8Array(0);
   #length = 0;
@@ -112,11 +117,13 @@ export class LineFramer {
   }
 
   /**
-   * Takes the next chunk; calls `onLine` for each line it completes. Returns true when a piece of the
-   * chunk went to a long line's sink, which may keep it (see {@link LineSink.write}): the caller must not
-   * read into the chunk's memory again. False: the framer kept no view of it.
+   * Takes the next chunk; calls `onLine` for each line it completes (for one gathered across chunks,
+   * `noCarriageReturn` is true when the framer knows it holds no `\r`, as for {@link LineSink.write}).
+   * Returns true when a piece of the chunk went to a long line's sink, which may keep it (see
+   * {@link LineSink.write}): the caller must not read into the chunk's memory again. False: the framer
+   * kept no view of it.
    */
-  push(chunk: Uint8Array, onLine: (line: Uint8Array) => void): boolean {
+  push(chunk: Uint8Array, onLine: OnLine): boolean {
     this.#chunkGiven = false;
     const text = searchableText(chunk);
     let start = 0;
@@ -145,7 +152,7 @@ export class LineFramer {
   }
 
   /** The input ended: a last line without a newline is completed (one going to a sink is aborted). */
-  end(onLine: (line: Uint8Array) => void): void {
+  end(onLine: OnLine): void {
     if (this.#sink !== undefined) {
       const sink = this.#sink;
       this.#reset();
@@ -155,7 +162,7 @@ export class LineFramer {
     this.#emit(onLine);
   }
 
-  #emit(onLine: (line: Uint8Array) => void): void {
+  #emit(onLine: OnLine): void {
     if (this.#sink !== undefined) {
       const sink = this.#sink;
       this.#reset();
@@ -167,7 +174,7 @@ export class LineFramer {
     } else if (this.#length > 0) {
       let line = this.#buffer.subarray(0, this.#length);
       if (line[line.length - 1] === CARRIAGE_RETURN) line = line.subarray(0, line.length - 1);
-      if (line.length > 0) onLine(line);
+      if (line.length > 0) onLine(line, this.#noCarriageReturn);
     }
     this.#reset();
   }
@@ -180,6 +187,7 @@ export class LineFramer {
     this.#sink = undefined;
     this.#heldReturn = false;
     this.#offered = false;
+    this.#noCarriageReturn = true;
   }
 
   /**
@@ -223,6 +231,11 @@ export class LineFramer {
       const kept = joined(this.#tail, piece);
       this.#tail = kept.subarray(Math.max(0, kept.length - KEPT_EDGE_BYTES)).slice();
       return;
+    }
+    // Where the chunk's text holds no `\r`, neither does the piece (see line_break_search.ts); a small
+    // chunk, never decoded, is not known to hold none.
+    if (this.#noCarriageReturn && (chunkText === undefined || chunkText.includes("\r"))) {
+      this.#noCarriageReturn = false;
     }
     const length = this.#length + piece.length;
     if (length > this.#maxLineBytes) {

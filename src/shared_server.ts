@@ -52,10 +52,11 @@ export interface SessionPeer {
   deliver(message: JsonRpcMessage, relatedRequestId?: RequestId, json?: string): void;
   /**
    * Delivers the answer to the client's request `clientId` as UTF-8 JSON bytes, on one line: a large
-   * answer relayed as the child wrote it (see `large_answer.ts`). A peer without it gets every answer
+   * answer relayed as the child wrote it (see `large_answer.ts`); `noCarriageReturn` is true when they
+   * are known to hold no `\r` (an SSE stream need not look for one). A peer without it gets every answer
    * through {@link deliver}.
    */
-  deliverAnswer?(clientId: RequestId, json: Uint8Array<ArrayBuffer>): void;
+  deliverAnswer?(clientId: RequestId, json: Uint8Array<ArrayBuffer>, noCarriageReturn?: boolean): void;
   /**
    * Starts the answer to the client's request `clientId` as UTF-8 JSON bytes that come in pieces: a large
    * answer passed on while the child still writes it (see `large_answer.ts`). Returns where the pieces
@@ -584,8 +585,9 @@ export class SharedServer implements SessionSource {
    * request a client sent, and that client's session takes answers as bytes, it goes there with only its
    * id replaced, and true is returned. Else false: the line is to be parsed and routed as usual (the
    * answers the proxy itself reads, to `initialize`, to a subscription, to its own requests, among them).
+   * `noCarriageReturn`: the line is known to hold no `\r`.
    */
-  relayLargeAnswer(line: Uint8Array): boolean {
+  relayLargeAnswer(line: Uint8Array, noCarriageReturn?: boolean): boolean {
     const at = answerIdOf(line);
     const pending = at === undefined ? undefined : this.#passedOnAsItIs(at.id);
     const session = pending?.session;
@@ -594,7 +596,8 @@ export class SharedServer implements SessionSource {
     }
     this.#dropPending(at.id);
     session.forgetRequest(pending.clientId);
-    session.deliverAnswer(pending.clientId, withAnswerId(line, at, pending.clientId));
+    // The new id, as JSON writes it, adds no raw `\r`.
+    session.deliverAnswer(pending.clientId, withAnswerId(line, at, pending.clientId), noCarriageReturn);
     return true;
   }
 
@@ -892,8 +895,8 @@ export class ServerSession {
   }
 
   /** Delivers an answer as bytes (see {@link SessionPeer.deliverAnswer}) unless the session is closed. */
-  deliverAnswer(clientId: RequestId, json: Uint8Array<ArrayBuffer>): void {
-    if (!this.#closed) this.#peer.deliverAnswer!(clientId, json);
+  deliverAnswer(clientId: RequestId, json: Uint8Array<ArrayBuffer>, noCarriageReturn?: boolean): void {
+    if (!this.#closed) this.#peer.deliverAnswer!(clientId, json, noCarriageReturn);
   }
 
   /** Delivers a message (and its JSON text, when known) to the client unless the session is closed. */

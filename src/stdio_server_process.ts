@@ -42,7 +42,7 @@ export interface StdioServerProcessOptions {
    * Offered each line of `LARGE_ANSWER_BYTES` or more before it is decoded: true when it took the line
    * as it is; the line is then not given to `onMessage`. The bytes must be copied to be kept.
    */
-  onLargeLine?(line: Uint8Array): boolean;
+  onLargeLine?(line: Uint8Array, noCarriageReturn?: boolean): boolean;
   /** Offered each long line while it streams in (see `JsonLinesHandlers.onLongLine`). */
   onLongLine?(start: Uint8Array): LineSink | undefined;
   /** An answer over `maxLineBytes` was dropped: `id` is its id, when it could be found. */

@@ -106,7 +106,7 @@ export class SupervisedServer {
         spec,
         env: this.#options.env,
         onMessage: (message, line) => this.shared.handleChildMessage(message, line),
-        onLargeLine: (line) => this.shared.relayLargeAnswer(line),
+        onLargeLine: (line, noCarriageReturn) => this.shared.relayLargeAnswer(line, noCarriageReturn),
         onLongLine: (start) => this.shared.streamLargeAnswer(start),
         onOversizeAnswer: (id, bytes) => this.#answerTooLarge(id, bytes),
         logger: this.#logger,

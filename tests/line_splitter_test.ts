@@ -309,3 +309,26 @@ Deno.test("LineFramer: a piece that fills less than half of its chunk's memory i
   assert.equal(framer.push(buffer.subarray(0, 32), () => {}), true);
   assert.deepEqual(writes, [false, false, true]);
 });
+
+Deno.test("LineFramer: a line gathered from chunks that hold no \\r says so; a \\r or a small chunk, not", () => {
+  const encoder = new TextEncoder();
+  const lines = (chunks: string[]) => {
+    const framer = new LineFramer({ maxLineBytes: 1 << 22 });
+    const seen: [number, boolean | undefined][] = [];
+    for (const chunk of chunks) {
+      framer.push(encoder.encode(chunk), (line, clean) => seen.push([line.length, clean]));
+    }
+    return seen;
+  };
+  const big = "x".repeat(10_000);
+  // Gathered from large chunks without a `\r`: known clean. A small chunk is never decoded, so not known
+  // clean; nor is a line that ends with `\r\n`.
+  assert.deepEqual(lines([big, big + "\n"]), [[20_000, true]]);
+  assert.deepEqual(lines([big, big, "y\n"]), [[20_001, false]]);
+  assert.deepEqual(lines([big, big + "\r\n"]), [[20_000, false]]);
+  // A `\r` in the line, or in another line of a chunk it came from: not known clean.
+  assert.deepEqual(lines([big, "a\rb" + big + "\n"]), [[20_003, false]]);
+  assert.deepEqual(lines(["a\r\n" + big, big + "\n"]), [[1, undefined], [20_000, false]]);
+  // The next line starts clean again.
+  assert.deepEqual(lines([big + "\r", "\n" + big, big + "\n"]), [[10_000, false], [20_000, true]]);
+});

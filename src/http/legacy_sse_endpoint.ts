@@ -100,7 +100,8 @@ export function legacySseEndpoint(
         session = server.openSession(
           {
             deliver: (message, _related, json) => stream.send("message", json ?? JSON.stringify(message)),
-            deliverAnswer: (_clientId, json) => stream.send("message", asEventData(json)),
+            deliverAnswer: (_clientId, json, noCarriageReturn) =>
+              stream.send("message", noCarriageReturn ? json : asEventData(json)),
             streamAnswer: (clientId) => {
               if (stream.closed || stream.sendingInPieces) return undefined;
               const pieces = stream.sendInPieces("message");
