@@ -53,6 +53,21 @@ const SPACE = 0x20;
 /** The most digits of an id the proxy gives (a safe integer). */
 const MAX_ID_DIGITS = 15;
 
+/** `pieces` as one array of `length` bytes (their sum): the only piece itself, else a copy. */
+export function concatenated(
+  pieces: readonly Uint8Array<ArrayBuffer>[],
+  length: number = pieces.reduce((sum, piece) => sum + piece.length, 0),
+): Uint8Array<ArrayBuffer> {
+  if (pieces.length === 1) return pieces[0];
+  const whole = new Uint8Array(length);
+  let at = 0;
+  for (const piece of pieces) {
+    whole.set(piece, at);
+    at += piece.length;
+  }
+  return whole;
+}
+
 /** Where the id of an answer stands in its line, and its value. */
 export interface AnswerIdAt {
   id: number;

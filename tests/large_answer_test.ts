@@ -1,21 +1,17 @@
 import assert from "node:assert/strict";
 import { clientRequestIdSpan, singleMessageLine, withIdAt } from "../src/jsonrpc.ts";
-import { answerIdOf, asEventData, bodyAsLine, lineWithId, withAnswerId } from "../src/large_answer.ts";
+import {
+  answerIdOf,
+  asEventData,
+  bodyAsLine,
+  concatenated,
+  lineWithId,
+  withAnswerId,
+} from "../src/large_answer.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 const bytes = (text: string) => encoder.encode(text);
-
-/** `pieces` as one array. */
-function joined(pieces: readonly Uint8Array[]): Uint8Array {
-  const whole = new Uint8Array(pieces.reduce((sum, piece) => sum + piece.length, 0));
-  let at = 0;
-  for (const piece of pieces) {
-    whole.set(piece, at);
-    at += piece.length;
-  }
-  return whole;
-}
 
 Deno.test("answerIdOf: the id of an answer written as the TypeScript or the Python SDK writes one", () => {
   assert.deepEqual(answerIdOf(bytes('{"jsonrpc":"2.0","id":42,"result":{"a":1}}')), {
@@ -120,7 +116,7 @@ Deno.test("lineWithId: the id replaced in the bytes, as in the text, wherever th
       continue;
     }
     assert.ok(line !== undefined, json.slice(0, 40));
-    const whole = joined(line);
+    const whole = concatenated(line);
     assert.ok(
       decoder.decode(whole) === withIdAt(json, span, 123),
       `the same as the text's: ${json.slice(0, 40)}`,

@@ -8,6 +8,7 @@ import {
   type JsonRpcResponse,
   type RequestId,
 } from "../src/jsonrpc.ts";
+import { concatenated } from "../src/large_answer.ts";
 import { type ServerSession, type SessionPeer, SharedServer } from "../src/shared_server.ts";
 
 const SUPPORTED_PROTOCOL_VERSIONS = ["2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05"];
@@ -25,17 +26,6 @@ interface Delivery {
 }
 
 /** The client at the far end of a session: records what reaches it. */
-/** `pieces` as one array. */
-function joined(pieces: readonly Uint8Array[]): Uint8Array {
-  const whole = new Uint8Array(pieces.reduce((sum, piece) => sum + piece.length, 0));
-  let at = 0;
-  for (const piece of pieces) {
-    whole.set(piece, at);
-    at += piece.length;
-  }
-  return whole;
-}
-
 class FakeClient implements SessionPeer {
   readonly deliveries: Delivery[] = [];
   readonly abandoned: RequestId[] = [];
@@ -80,7 +70,7 @@ class Harness {
       name: "everything",
       sendToChild: (message, json) => {
         if (json !== undefined && typeof json !== "string") {
-          const bytes = json instanceof Uint8Array ? json : joined(json);
+          const bytes = json instanceof Uint8Array ? json : concatenated(json);
           this.toChildBytes.push(bytes);
           json = new TextDecoder().decode(bytes);
         }

@@ -12,7 +12,7 @@
  * @module
  */
 
-import { LARGE_ANSWER_BYTES } from "../large_answer.ts";
+import { concatenated, LARGE_ANSWER_BYTES } from "../large_answer.ts";
 import { indexOfLineBreak, searchableText } from "../line_break_search.ts";
 
 /** One dispatched event of an event stream. */
@@ -33,7 +33,6 @@ export interface ServerSentEvent {
 }
 
 const LINE_FEED = 0x0a;
-const CARRIAGE_RETURN = 0x0d;
 const COLON = 0x3a;
 const SPACE = 0x20;
 const BYTE_ORDER_MARK = [0xef, 0xbb, 0xbf];
@@ -67,18 +66,6 @@ function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
   if (a.length !== b.length) return false;
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
   return true;
-}
-
-/** `pieces` as one array (the only piece itself). */
-function concatenated(pieces: readonly Uint8Array<ArrayBuffer>[], length: number): Uint8Array<ArrayBuffer> {
-  if (pieces.length === 1) return pieces[0];
-  const whole = new Uint8Array(length);
-  let at = 0;
-  for (const piece of pieces) {
-    whole.set(piece, at);
-    at += piece.length;
-  }
-  return whole;
 }
 
 function applyField(block: PendingBlock, line: Uint8Array<ArrayBuffer>): void {
