@@ -14,6 +14,7 @@
 import assert from "node:assert/strict";
 import { decodeEventStream } from "../src/client/server_sent_events.ts";
 import { connectClient, DENO, FIXTURE, processExists, startProxy } from "./helpers/proxy_process.ts";
+import { Random } from "./helpers/random.ts";
 
 const SEED = Number(Deno.env.get("FUZZ_SEED") ?? 20261121);
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
@@ -25,39 +26,6 @@ const decoder = new TextDecoder();
 
 /** How many inputs each target gets: 10,000 HTTP requests and 2,000 lines on stdin. */
 const COUNTS = { mcpWithoutSession: 3400, mcpWithSession: 3300, messages: 3300, stdin: 2000 };
-
-/** mulberry32: small, fast, and the same sequence for the same seed everywhere. */
-class Random {
-  #state: number;
-
-  constructor(seed: number) {
-    this.#state = seed >>> 0;
-  }
-
-  next(): number {
-    this.#state = (this.#state + 0x6d2b79f5) >>> 0;
-    let t = this.#state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  }
-
-  int(below: number): number {
-    return Math.floor(this.next() * below);
-  }
-
-  pick<T>(items: readonly T[]): T {
-    return items[this.int(items.length)];
-  }
-
-  chance(probability: number): boolean {
-    return this.next() < probability;
-  }
-
-  bytes(length: number): Uint8Array<ArrayBuffer> {
-    return Uint8Array.from({ length }, () => this.int(256));
-  }
-}
 
 // ---- the inputs -------------------------------------------------------------------------------------
 

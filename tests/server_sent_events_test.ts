@@ -6,6 +6,7 @@ import {
   type ServerSentEvent,
   ServerSentEventParser,
 } from "../src/client/server_sent_events.ts";
+import { Random } from "./helpers/random.ts";
 
 const encoder = new TextEncoder();
 
@@ -351,4 +352,94 @@ Deno.test("EventStreamParser: a line trickled a few bytes at a time costs about 
   parser.push(encoder.encode("\n\n"), (event) => events.push(event));
   assert.equal(events.length, 1);
   assert.ok(events[0].data === "0123456789".repeat(200_000));
+});
+
+/**
+ * The WHATWG event stream rules, as plainly as they can be written, on the whole stream at once: decode
+ * it, drop one leading byte order mark, split it into lines (a last one without its end is no line), and
+ * dispatch a block at each blank line (with MCP's deviation: a block with only an id or retry counts).
+ */
+function referenceEvents(bytes: Uint8Array): ServerSentEvent[] {
+  let text = new TextDecoder("utf-8", { ignoreBOM: true }).decode(bytes);
+  if (text.startsWith("\uFEFF")) text = text.slice(1);
+  const lines = text.split(/\r\n|\r|\n/);
+  lines.pop();
+  const events: ServerSentEvent[] = [];
+  let block: { event: string; data: string[]; id?: string; retry?: number } = { event: "", data: [] };
+  for (const line of lines) {
+    if (line === "") {
+      if (block.data.length > 0 || block.id !== undefined || block.retry !== undefined) {
+        const event: ServerSentEvent = { event: block.event || "message", data: block.data.join("\n") };
+        if (block.id !== undefined) event.id = block.id;
+        if (block.retry !== undefined) event.retry = block.retry;
+        events.push(event);
+      }
+      block = { event: "", data: [] };
+      continue;
+    }
+    if (line.startsWith(":")) continue;
+    const colon = line.indexOf(":");
+    const field = colon === -1 ? line : line.slice(0, colon);
+    let value = colon === -1 ? "" : line.slice(colon + 1);
+    if (value.startsWith(" ")) value = value.slice(1);
+    if (field === "event") block.event = value;
+    else if (field === "data") block.data.push(value);
+    else if (field === "id" && !value.includes("\0")) block.id = value;
+    else if (field === "retry" && /^[0-9]+$/.test(value)) block.retry = Number(value);
+  }
+  return events;
+}
+
+Deno.test("EventStreamParser: generated streams, cut anywhere, give the events the plain rules give", () => {
+  const seed = Number(Deno.env.get("FUZZ_SEED") ?? 20261206);
+  const random = new Random(seed);
+  const pieces = [
+    "data",
+    "event",
+    "id",
+    "retry",
+    "dat",
+    ":",
+    ": ",
+    " ",
+    "  ",
+    "\r",
+    "\n",
+    "\r\n",
+    "\n\n",
+    "\r\r",
+    "x",
+    "message",
+    "é",
+    "😀",
+    "\0",
+    "7",
+    "12",
+    '{"a":1}',
+    "\uFEFF",
+  ].map((piece) => encoder.encode(piece));
+  const odd = [[0xef, 0xbb, 0xbf], [0xef, 0xbb], [0xff], [0xc3], [0xe2, 0x82], [0xf0, 0x9f, 0x98]];
+  for (let round = 0; round < 2000; round++) {
+    const parts: number[] = [];
+    // Now and then a stream that starts with a byte order mark, or with the start of one.
+    if (random.chance(0.2)) parts.push(...random.pick(odd.slice(0, 2)));
+    for (let n = random.int(60); n > 0; n--) {
+      parts.push(...(random.chance(0.1) ? random.pick(odd) : random.pick(pieces)));
+    }
+    const bytes = Uint8Array.from(parts);
+    const chunks: Uint8Array<ArrayBuffer>[] = [];
+    for (let at = 0; at < bytes.length;) {
+      const size = 1 + random.int(random.chance(0.5) ? 4 : 40);
+      chunks.push(bytes.slice(at, at + size));
+      at += size;
+    }
+    const parser = new EventStreamParser();
+    const events: ServerSentEvent[] = [];
+    for (const chunk of chunks) parser.push(chunk, (event) => events.push(event));
+    assert.deepEqual(
+      events,
+      referenceEvents(bytes),
+      `seed ${seed}, round ${round}: ${JSON.stringify(new TextDecoder().decode(bytes))}`,
+    );
+  }
 });
