@@ -26,7 +26,7 @@
  * @module
  */
 
-import type { IdSpan, RequestId } from "./jsonrpc.ts";
+import { type IdSpan, type RequestId, singleMessageLine } from "./jsonrpc.ts";
 import { includesLineBreak } from "./line_break_search.ts";
 
 /** A message's JSON text on one line: a string, or its UTF-8 bytes (a large message, written as it came). */
@@ -184,6 +184,22 @@ export function bodyAsLine(
     return undefined;
   }
   return line.includes("\uFFFD") ? undefined : bytes;
+}
+
+/**
+ * What to write for the message a remote server sent as `text` (client mode), decoded from `bytes` when
+ * given: its line, or those bytes when they are that line as it is ({@link bodyAsLine}); undefined when
+ * `text` is not one message on one line (`messageCount` messages were parsed from it), which then are
+ * serialized again.
+ */
+export function receivedLine(
+  messageCount: number,
+  text: string,
+  bytes: Uint8Array<ArrayBuffer> | undefined,
+): JsonText | undefined {
+  const line = messageCount === 1 ? singleMessageLine(text) : undefined;
+  if (line === undefined || bytes === undefined) return line;
+  return bodyAsLine(bytes, line) ?? line;
 }
 
 /**

@@ -6,6 +6,7 @@ import {
   bodyAsLine,
   concatenated,
   lineWithId,
+  receivedLine,
   withAnswerId,
 } from "../src/large_answer.ts";
 
@@ -87,6 +88,22 @@ Deno.test("bodyAsLine: a large body that is its message's line exactly is writte
   ) {
     assert.equal(asLine(body), undefined, decoder.decode(body.subarray(0, 40)));
   }
+});
+
+Deno.test("receivedLine: one message on one line goes as its line, or as its bytes when large; else nothing", () => {
+  const big = "x".repeat(70_000);
+  const large = `{"jsonrpc":"2.0","id":1,"result":{"text":"${big}"}}`;
+  const largeBytes = bytes(large);
+  assert.equal(receivedLine(1, large, largeBytes), largeBytes, "the server's bytes, not a copy");
+  assert.equal(receivedLine(1, large, undefined), large);
+  const small = '{"jsonrpc":"2.0","id":1,"result":{}}';
+  assert.equal(receivedLine(1, small, bytes(small)), small, "a small message goes as text");
+  const spaced = ` ${large}`;
+  assert.equal(receivedLine(1, spaced, bytes(spaced)), large, "white space around it: the line, trimmed");
+  const broken = '{"jsonrpc":"2.0",\n"id":1,"result":{}}';
+  assert.equal(receivedLine(1, broken, bytes(broken)), undefined, "a line break inside: serialized again");
+  const batch = `[${small},${small}]`;
+  assert.equal(receivedLine(2, batch, bytes(batch)), undefined, "a batch: each serialized again");
 });
 
 Deno.test("lineWithId: the id replaced in the bytes, as in the text, wherever the text's offsets tell the bytes'", () => {

@@ -6,8 +6,8 @@
  * @module
  */
 
-import { type JsonRpcMessage, parseMessages, singleMessageLine } from "../jsonrpc.ts";
-import { bodyAsLine, type JsonText } from "../large_answer.ts";
+import { type JsonRpcMessage, parseMessages } from "../jsonrpc.ts";
+import { type JsonText, receivedLine } from "../large_answer.ts";
 import {
   fetchFailure,
   neverArrived,
@@ -122,11 +122,8 @@ export class LegacySseClient implements RemoteTransport {
       );
       return;
     }
-    const line = messages.length === 1 ? singleMessageLine(event.data) : undefined;
     // A large message goes on as the server's own bytes (see `bodyAsLine`), not encoded again.
-    const json: JsonText | undefined = line === undefined || event.dataBytes === undefined
-      ? line
-      : bodyAsLine(event.dataBytes, line) ?? line;
+    const json = receivedLine(messages.length, event.data, event.dataBytes);
     for (const message of messages) this.onmessage?.(message, json);
   }
 

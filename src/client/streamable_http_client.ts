@@ -7,15 +7,8 @@
  * @module
  */
 
-import {
-  isRequest,
-  isResponse,
-  type JsonRpcMessage,
-  parseMessages,
-  type RequestId,
-  singleMessageLine,
-} from "../jsonrpc.ts";
-import { bodyAsLine, type JsonText } from "../large_answer.ts";
+import { isRequest, isResponse, type JsonRpcMessage, parseMessages, type RequestId } from "../jsonrpc.ts";
+import { type JsonText, receivedLine } from "../large_answer.ts";
 import {
   backoffDelay,
   fetchFailure,
@@ -215,10 +208,7 @@ export class StreamableHttpClient implements RemoteTransport {
       return [];
     }
     const answered: RequestId[] = [];
-    const line = messages.length === 1 ? singleMessageLine(text) : undefined;
-    const json: JsonText | undefined = line === undefined || bytes === undefined
-      ? line
-      : bodyAsLine(bytes, line) ?? line;
+    const json = receivedLine(messages.length, text, bytes);
     for (const message of messages) {
       if (isResponse(message) && message.id !== null) answered.push(message.id);
       this.onmessage?.(message, json);
