@@ -223,6 +223,80 @@ Deno.test("http1_fetch: GET and POST with headers in every form, on one kept-ali
   }, { secure: false });
 });
 
+Deno.test("http1_fetch: a header record written once when frozen, and as it is now when not", async () => {
+  await withServer(async (origin) => {
+    await withFetch(async (fetch) => {
+      const seen = async (url: string, init: RequestInit) => {
+        const echo = await (await fetch(url, init)).json();
+        return [echo.method, echo.path, echo.headers["x-tag"], echo.body];
+      };
+      // The same frozen record for other URLs and methods: each head is its own.
+      const frozen = Object.freeze({ "X-Tag": "frozen" });
+      assert.deepEqual(await seen(`${origin}/echo?a`, { method: "POST", headers: frozen, body: "1" }), [
+        "POST",
+        "/echo?a",
+        "frozen",
+        "1",
+      ]);
+      assert.deepEqual(await seen(`${origin}/echo?b`, { method: "POST", headers: frozen, body: "22" }), [
+        "POST",
+        "/echo?b",
+        "frozen",
+        "22",
+      ]);
+      assert.deepEqual(await seen(`${origin}/echo?b`, { method: "DELETE", headers: frozen }), [
+        "DELETE",
+        "/echo?b",
+        "frozen",
+        "",
+      ]);
+      // A URL object changed in place is a new URL.
+      const url = new URL(`${origin}/echo?c`);
+      await seen(url.href, { method: "POST", headers: frozen, body: "x" });
+      assert.deepEqual((await seen(url.href, { method: "POST", headers: frozen, body: "x" }))[1], "/echo?c");
+      url.search = "?d";
+      assert.deepEqual(
+        (await (await fetch(url, { method: "POST", headers: frozen, body: "x" })).json()).path,
+        "/echo?d",
+      );
+      // A record that is not frozen may change between requests: each is written as it is then.
+      const open: Record<string, string> = { "X-Tag": "one" };
+      assert.equal((await seen(`${origin}/echo`, { method: "POST", headers: open, body: "x" }))[2], "one");
+      open["X-Tag"] = "two";
+      assert.equal((await seen(`${origin}/echo`, { method: "POST", headers: open, body: "x" }))[2], "two");
+    });
+  }, { secure: false });
+});
+
+Deno.test("http1_fetch: one signal over many requests aborts those waiting, not the connections kept", async () => {
+  await withServer(async (origin, { ports }) => {
+    await withFetch(async (fetch) => {
+      const controller = new AbortController();
+      const { signal } = controller;
+      // Four connections, kept once their answers are read.
+      const answers = await Promise.all(
+        Array.from({ length: 4 }, () => fetch(`${origin}/echo`, { signal }).then((r) => r.json())),
+      );
+      assert.deepEqual(answers.map((answer) => answer.method), ["GET", "GET", "GET", "GET"]);
+      assert.equal(ports.size, 4);
+      // Two of them carry requests that wait; the abort closes those two only.
+      const waiting = [fetch(`${origin}/slow`, { signal }), fetch(`${origin}/slow`, { signal })];
+      setTimeout(() => controller.abort(), 50);
+      for (const pending of waiting) {
+        await assert.rejects(
+          pending,
+          (error) => error instanceof DOMException && error.name === "AbortError",
+        );
+      }
+      const again = await Promise.all(
+        Array.from({ length: 2 }, () => fetch(`${origin}/echo`).then((r) => r.json())),
+      );
+      assert.deepEqual(again.map((answer) => answer.method), ["GET", "GET"]);
+      assert.equal(ports.size, 4, "the two kept connections the abort did not concern carried them");
+    });
+  }, { secure: false });
+});
+
 Deno.test("http1_fetch: bodies of every size and status, and 16 requests at once", async () => {
   await withServer(async (origin, { ports }) => {
     await withFetch(async (fetch) => {

@@ -27,7 +27,8 @@ import {
   parseChunkSize,
   parseResponseHead,
   REDIRECT_STATUSES,
-  requestHead,
+  requestHeadEnd,
+  requestHeadStart,
   type ResponseHead,
   validHeader,
 } from "./http1_wire.ts";
@@ -314,12 +315,40 @@ class Connection {
   }
 }
 
+/**
+ * What to do when a signal aborts, with one listener per signal: a listener added and removed per
+ * request costs about 3 µs of it, and client mode gives every request of a session the same signal.
+ */
+class AbortWatch {
+  readonly #callbacks = new WeakMap<AbortSignal, Set<() => void>>();
+
+  /** Runs `callback` when `signal` aborts, unless {@link forget} takes it back first. */
+  watch(signal: AbortSignal, callback: () => void): void {
+    let callbacks = this.#callbacks.get(signal);
+    if (callbacks === undefined) {
+      const set = callbacks = new Set();
+      this.#callbacks.set(signal, set);
+      signal.addEventListener("abort", () => {
+        const due = [...set];
+        set.clear();
+        for (const run of due) run();
+      }, { once: true });
+    }
+    callbacks.add(callback);
+  }
+
+  forget(signal: AbortSignal, callback: () => void): void {
+    this.#callbacks.get(signal)?.delete(callback);
+  }
+}
+
 /** The body of one response as a stream, chunk by chunk as it arrives. */
 function bodyStream(
   connection: Connection,
   framing: BodyFraming,
   finished: (reusable: boolean) => void,
   signal: AbortSignal | undefined,
+  aborts: AbortWatch,
 ): ReadableStream<Uint8Array<ArrayBuffer>> {
   let remaining = framing.kind === "length" ? framing.length : 0;
   let chunkLeft = 0;
@@ -328,7 +357,7 @@ function bodyStream(
   const finish = (reusable: boolean) => {
     if (done) return;
     done = true;
-    signal?.removeEventListener("abort", onAbort);
+    if (signal !== undefined) aborts.forget(signal, onAbort);
     finished(reusable);
   };
 
@@ -373,7 +402,7 @@ function bodyStream(
         finish(false);
         controller.error(signal!.reason);
       };
-      signal?.addEventListener("abort", onAbort, { once: true });
+      if (signal !== undefined) aborts.watch(signal, onAbort);
     },
     async pull(controller) {
       if (done) return;
@@ -447,6 +476,33 @@ export function createHttp1Fetch(options: Http1FetchOptions): Http1Fetch {
   const viaProxy = proxyConfigured();
   /** Origins whose TLS handshake refused HTTP/1.1: their requests go to the fallback. */
   const http2Origins = new Set<string>();
+  const aborts = new AbortWatch();
+
+  /**
+   * The start of the request head ({@link requestHeadStart}) made last for each frozen header record a
+   * caller sends with, and for which method and URL: a record that cannot change need not be checked and
+   * written out again (client mode sends every POST of a session with the same one).
+   */
+  const frozenHeads = new WeakMap<object, { method: string; href: string; start: string }>();
+
+  /** The start of the request head, or undefined when a header cannot be written as it is. */
+  const headStart = (method: string, url: URL, init: HeadersInit | undefined): string | undefined => {
+    // Only a plain record: a frozen array may hold pairs that are not, and `Headers` changes inside.
+    const frozen = init !== undefined && !(init instanceof Headers) && !Array.isArray(init) &&
+        Object.isFrozen(init)
+      ? init
+      : undefined;
+    const href = url.href;
+    if (frozen !== undefined) {
+      const kept = frozenHeads.get(frozen);
+      if (kept !== undefined && kept.method === method && kept.href === href) return kept.start;
+    }
+    const pairs = headerPairs(init);
+    if (pairs === undefined) return undefined;
+    const start = requestHeadStart(method, url, pairs);
+    if (frozen !== undefined) frozenHeads.set(frozen, { method, href, start });
+    return start;
+  };
 
   const removeIdle = (connection: Connection) => {
     const list = idle.get(connection.origin);
@@ -513,7 +569,7 @@ export function createHttp1Fetch(options: Http1FetchOptions): Http1Fetch {
     const stale = connection.used;
     let answering = false;
     const onAbort = () => connection.close();
-    signal?.addEventListener("abort", onAbort, { once: true });
+    if (signal !== undefined) aborts.watch(signal, onAbort);
     try {
       if (body === undefined || body.length > SMALL_BODY_BYTES) {
         await connection.write(head);
@@ -555,7 +611,7 @@ export function createHttp1Fetch(options: Http1FetchOptions): Http1Fetch {
       if (stale && !answering && connection.buffered === 0 && !(error instanceof HttpWireError)) return null;
       throw error instanceof TypeError ? error : networkError(error);
     } finally {
-      signal?.removeEventListener("abort", onAbort);
+      if (signal !== undefined) aborts.forget(signal, onAbort);
     }
   };
 
@@ -569,10 +625,10 @@ export function createHttp1Fetch(options: Http1FetchOptions): Http1Fetch {
     }
     const method = (init?.method ?? "GET").toUpperCase();
     const body = bodyBytes(init?.body);
-    const headers = headerPairs(init?.headers);
+    const start = headStart(method, url, init?.headers);
     if (
       (url.protocol !== "http:" && url.protocol !== "https:") || url.username !== "" || url.password !== "" ||
-      body === null || headers === undefined ||
+      body === null || start === undefined ||
       (init as { client?: unknown } | undefined)?.client !== undefined ||
       viaProxy || http2Origins.has(url.origin)
     ) {
@@ -580,7 +636,7 @@ export function createHttp1Fetch(options: Http1FetchOptions): Http1Fetch {
     }
     const signal = init?.signal ?? undefined;
     signal?.throwIfAborted();
-    const head = encoder.encode(requestHead(method, url, headers, body?.length));
+    const head = encoder.encode(start + requestHeadEnd(method, body?.length));
 
     let answered: Awaited<ReturnType<typeof exchange>>;
     try {
@@ -617,6 +673,7 @@ export function createHttp1Fetch(options: Http1FetchOptions): Http1Fetch {
         framing,
         (reusable) => release(connection, reusable && response.keepAlive),
         signal,
+        aborts,
       );
       responseBody = decoded(stream, response.contentEncoding);
     }

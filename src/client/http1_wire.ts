@@ -166,11 +166,21 @@ export function requestHead(
   headers: Iterable<[string, string]>,
   bodyLength: number | undefined,
 ): string {
+  return requestHeadStart(method, url, headers) + requestHeadEnd(method, bodyLength);
+}
+
+/** The part of {@link requestHead} that does not depend on the body: all but its `Content-Length`. */
+export function requestHeadStart(method: string, url: URL, headers: Iterable<[string, string]>): string {
   let head = `${method} ${url.pathname}${url.search} HTTP/1.1\r\nhost: ${url.host}\r\n`;
   for (const [name, value] of headers) head += `${name}: ${value}\r\n`;
-  if (bodyLength !== undefined) head += `content-length: ${bodyLength}\r\n`;
-  else if (method !== "GET" && method !== "HEAD" && method !== "DELETE") head += "content-length: 0\r\n";
-  return head + "\r\n";
+  return head;
+}
+
+/** The rest of {@link requestHead}: the `Content-Length` line, if any, and the blank line. */
+export function requestHeadEnd(method: string, bodyLength: number | undefined): string {
+  if (bodyLength !== undefined) return `content-length: ${bodyLength}\r\n\r\n`;
+  if (method !== "GET" && method !== "HEAD" && method !== "DELETE") return "content-length: 0\r\n\r\n";
+  return "\r\n";
 }
 
 /** Whether `name`/`value` can be written into a request head as they are. */

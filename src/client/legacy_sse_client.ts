@@ -23,7 +23,8 @@ export interface LegacySseClientOptions extends RemoteTransportOptions {
   onwarning?: (text: string) => void;
 }
 
-const POST_HEADERS: Readonly<Record<string, string>> = { "Content-Type": "application/json" };
+/** Frozen: the `fetch` of `http1_fetch.ts` then writes their head once. */
+const POST_HEADERS: Readonly<Record<string, string>> = Object.freeze({ "Content-Type": "application/json" });
 
 /** A legacy SSE session with the server whose event stream is at `url`. */
 export class LegacySseClient implements RemoteTransport {

@@ -47,10 +47,11 @@ const STREAM_OPEN_WAIT_MS = 200;
 
 const decoder = new TextDecoder();
 
-const POST_HEADERS: Readonly<Record<string, string>> = {
+/** Frozen, as `#postHeaders`: the `fetch` of `http1_fetch.ts` then writes their head once. */
+const POST_HEADERS: Readonly<Record<string, string>> = Object.freeze({
   "Content-Type": "application/json",
   Accept: "application/json, text/event-stream",
-};
+});
 
 /** A Streamable HTTP session with the server at `url`. */
 export class StreamableHttpClient implements RemoteTransport {
@@ -159,7 +160,7 @@ export class StreamableHttpClient implements RemoteTransport {
     if (this.#sessionId !== undefined) headers["Mcp-Session-Id"] = this.#sessionId;
     if (this.#protocolVersion !== undefined) headers["MCP-Protocol-Version"] = this.#protocolVersion;
     this.#sessionHeaders = headers;
-    this.#postHeaders = { ...POST_HEADERS, ...headers };
+    this.#postHeaders = Object.freeze({ ...POST_HEADERS, ...headers });
   }
 
   #headers(extra: Record<string, string>): Record<string, string> {
