@@ -492,15 +492,17 @@ export function createHttp1Fetch(options: Http1FetchOptions): Http1Fetch {
         Object.isFrozen(init)
       ? init
       : undefined;
-    const href = url.href;
-    if (frozen !== undefined) {
-      const kept = frozenHeads.get(frozen);
-      if (kept !== undefined && kept.method === method && kept.href === href) return kept.start;
+    if (frozen === undefined) {
+      const pairs = headerPairs(init);
+      return pairs === undefined ? undefined : requestHeadStart(method, url, pairs);
     }
-    const pairs = headerPairs(init);
+    const href = url.href;
+    const kept = frozenHeads.get(frozen);
+    if (kept !== undefined && kept.method === method && kept.href === href) return kept.start;
+    const pairs = headerPairs(frozen);
     if (pairs === undefined) return undefined;
     const start = requestHeadStart(method, url, pairs);
-    if (frozen !== undefined) frozenHeads.set(frozen, { method, href, start });
+    frozenHeads.set(frozen, { method, href, start });
     return start;
   };
 

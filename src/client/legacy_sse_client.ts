@@ -23,7 +23,7 @@ export interface LegacySseClientOptions extends RemoteTransportOptions {
   onwarning?: (text: string) => void;
 }
 
-/** Frozen: the `fetch` of `http1_fetch.ts` then writes their head once. */
+/** Frozen: the `fetch` of `http1_fetch.ts` then builds the request head they make once. */
 const POST_HEADERS: Readonly<Record<string, string>> = Object.freeze({ "Content-Type": "application/json" });
 
 /** A legacy SSE session with the server whose event stream is at `url`. */

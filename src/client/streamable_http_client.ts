@@ -47,7 +47,7 @@ const STREAM_OPEN_WAIT_MS = 200;
 
 const decoder = new TextDecoder();
 
-/** Frozen, as `#postHeaders`: the `fetch` of `http1_fetch.ts` then writes their head once. */
+/** Frozen, as `#postHeaders`: the `fetch` of `http1_fetch.ts` then builds the request head they make once. */
 const POST_HEADERS: Readonly<Record<string, string>> = Object.freeze({
   "Content-Type": "application/json",
   Accept: "application/json, text/event-stream",
