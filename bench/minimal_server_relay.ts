@@ -12,6 +12,9 @@
  * start (where the child writes the id) is rewritten, the rest passed on untouched and uncopied. One whose
  * id comes last is held, uncopied, until its end names its destination, then passed on the same way.
  *
+ * While the child has other requests under way, what is written to it waits for the end of the event
+ * loop's turn, to go in one write with the rest of that turn, as mcp-proxy does.
+ *
  * No checks, no routing beyond that, no sessions on `/mcp`: a measuring stick, not a relay to use. It
  * serves only the benchmark's clients (`bench/mcp_channels.ts`) and echo server, whose ids are numbers
  * written `"id":N`, the answer's right after `{"jsonrpc":"2.0",`.
@@ -21,6 +24,7 @@
  * @module
  */
 
+import { setImmediate } from "node:timers";
 import { indexOfLineBreak, searchableText } from "../src/line_break_search.ts";
 
 const [port, command, ...args] = Deno.args;
@@ -52,15 +56,35 @@ function withId(text: string, id: unknown, newId: unknown): string {
   return text.slice(0, at) + `"id":${JSON.stringify(newId)}` + text.slice(at + member.length);
 }
 
+/** Lines for the child held to the end of the event loop's turn. */
+let held: string[] = [];
+
+/**
+ * Writes `line` to the child: at once while it has no other request under way; else at the end of the
+ * turn, together with the others of that turn, as mcp-proxy does (see its `JsonLineWriter`).
+ */
+function toChild(line: string): void {
+  if (held.push(line) > 1) return;
+  if (waiting.size <= 1) {
+    held = [];
+    writer.write(encoder.encode(line + "\n"));
+    return;
+  }
+  setImmediate(() => {
+    writer.write(encoder.encode(held.join("\n") + "\n"));
+    held = [];
+  });
+}
+
 /** Writes the message `text` to the child; a request's answer goes to `to`. */
 function relay(text: string, to: Destination): boolean {
   const { id } = JSON.parse(text);
   if (id === undefined) {
-    writer.write(encoder.encode(text + "\n"));
+    toChild(text);
     return false;
   }
   waiting.set(++lastId, { id, to });
-  writer.write(encoder.encode(withId(text, id, lastId) + "\n"));
+  toChild(withId(text, id, lastId));
   return true;
 }
 

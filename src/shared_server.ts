@@ -232,6 +232,14 @@ export class SharedServer implements SessionSource {
     return this.#pendingChildRequests.size;
   }
 
+  /**
+   * True while the child has more than one request under way. A request counts from just before it is
+   * sent: while it is being sent, true means that others are under way too.
+   */
+  get childIsBusy(): boolean {
+    return this.#pendingChildRequests.size > 1;
+  }
+
   /** Opens a session whose messages reach the client through `peer`. */
   openSession(peer: SessionPeer, options: SessionOptions): ServerSession {
     const session = new ServerSession(this, peer, this.#nextSessionSeq++, options);

@@ -50,6 +50,11 @@ export interface StdioServerProcessOptions {
   logger: Logger;
   /** Longest line read from the child (a message or a stderr line), in bytes. */
   maxLineBytes: number;
+  /**
+   * True while the child has work already: a message to it may then wait for the end of the event
+   * loop's turn, to be written with the others of that turn (see `JsonLineWriter`).
+   */
+  busy?: () => boolean;
 }
 
 const decoder = new TextDecoder();
@@ -165,6 +170,7 @@ export class StdioServerProcess {
     this.#stdin = new JsonLineWriter(
       child.stdin,
       (error) => this.#logger.warn("cannot write to server {name}: {error}", { name: this.name, error }),
+      options.busy,
     );
     const { maxLineBytes } = options;
     const stdoutDone = this.#readMessages(child.stdout, maxLineBytes, options);

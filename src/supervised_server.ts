@@ -111,6 +111,7 @@ export class SupervisedServer {
         onOversizeAnswer: (id, bytes) => this.#answerTooLarge(id, bytes),
         logger: this.#logger,
         maxLineBytes: this.#options.maxLineBytes,
+        busy: () => this.shared.childIsBusy,
       });
     } catch (error) {
       if (!(error instanceof SpawnError)) throw error;

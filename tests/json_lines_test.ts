@@ -95,6 +95,66 @@ Deno.test("JsonLineWriter: a failed write calls onBroken once; later messages ar
   await writer.close();
 });
 
+/** A file written at once, recording each write as text. */
+function syncFile(): ByteWriter & { writes: string[] } {
+  const writes: string[] = [];
+  return {
+    writes,
+    writeSync(bytes) {
+      writes.push(decoder.decode(bytes));
+      return bytes.length;
+    },
+    write: () => assert.fail("a file written at once"),
+    close() {},
+  };
+}
+
+/** Resolves at the end of the event loop's turn after the ones already asked for. */
+const endOfTurn = () => new Promise((resolve) => setImmediate(resolve));
+
+Deno.test("JsonLineWriter: while the reader is busy, the messages of a turn wait for its end and go out as one write", async () => {
+  const file = syncFile();
+  let busy = true;
+  const writer = new JsonLineWriter(file, () => assert.fail("not broken"), () => busy);
+  writer.write(ping(1));
+  writer.write(ping(2));
+  await Promise.resolve();
+  writer.write(ping(3), '{"jsonrpc":"2.0", "id":3, "method":"ping"}');
+  assert.deepEqual(file.writes, [], "held to the end of the turn");
+  await endOfTurn();
+  assert.deepEqual(file.writes, [
+    '{"jsonrpc":"2.0","id":1,"method":"ping"}\n{"jsonrpc":"2.0","id":2,"method":"ping"}\n' +
+    '{"jsonrpc":"2.0", "id":3, "method":"ping"}\n',
+  ]);
+  // The reader idle again: the next message is not held, nor one that comes behind it.
+  busy = false;
+  writer.write(ping(4));
+  assert.deepEqual(file.writes.slice(1), ['{"jsonrpc":"2.0","id":4,"method":"ping"}\n']);
+  busy = true;
+  writer.write(ping(5));
+  busy = false;
+  writer.write(ping(6));
+  assert.equal(file.writes.length, 2, "behind a held message, one that would not be held waits its turn");
+  await endOfTurn();
+  assert.deepEqual(file.writes.slice(2), [
+    '{"jsonrpc":"2.0","id":5,"method":"ping"}\n{"jsonrpc":"2.0","id":6,"method":"ping"}\n',
+  ]);
+  await writer.close();
+});
+
+Deno.test("JsonLineWriter: close() writes the messages held to the end of the turn", async () => {
+  const file = syncFile();
+  const writer = new JsonLineWriter(file, () => assert.fail("not broken"), () => true);
+  writer.write(ping(1));
+  writer.write(ping(2));
+  await writer.close();
+  assert.deepEqual(file.writes, [
+    '{"jsonrpc":"2.0","id":1,"method":"ping"}\n{"jsonrpc":"2.0","id":2,"method":"ping"}\n',
+  ]);
+  await endOfTurn();
+  assert.equal(file.writes.length, 1, "nothing written twice at the end of the turn");
+});
+
 /** A file that hands out `pieces` one read at a time, each copied into the caller's buffer. */
 function fileOf(pieces: string[]): ByteReader & { buffers: Set<ArrayBufferLike> } {
   const encoded = pieces.map((piece) => new TextEncoder().encode(piece));

@@ -63,6 +63,8 @@ class Harness {
   readonly toChildJson: (string | undefined)[] = [];
   /** The bytes given with each message written to the child, when they were given as bytes. */
   readonly toChildBytes: Uint8Array[] = [];
+  /** `server.childIsBusy` as each message was written to the child. */
+  readonly childBusyAtSend: boolean[] = [];
   readonly server: SharedServer;
 
   constructor(requestTimeoutMs = 0) {
@@ -78,6 +80,7 @@ class Harness {
         if (json !== undefined) assert.deepEqual(JSON.parse(json), message);
         this.toChild.push(structuredClone(message));
         this.toChildJson.push(json);
+        this.childBusyAtSend.push(this.server.childIsBusy);
       },
       logger: getLogger(["test"]),
       supportedProtocolVersions: SUPPORTED_PROTOCOL_VERSIONS,
@@ -841,6 +844,27 @@ Deno.test("SharedServer: the child's other notifications reach every initialized
     assert.deepEqual(peer.client.take().map((d) => d.message), [listChanged, log]);
   }
   for (const peer of [fresh, failed, closed]) assert.deepEqual(peer.client.take(), []);
+});
+
+Deno.test("SharedServer: the child is busy while it has another request under way than the one being sent", () => {
+  const h = new Harness();
+  const a = h.initializedSession();
+  const b = h.initializedSession();
+  h.childBusyAtSend.length = 0;
+  a.session.handleClientMessage(request(1, "tools/call"));
+  b.session.handleClientMessage(request(1, "tools/call"));
+  a.session.handleClientMessage({ jsonrpc: "2.0", method: "notifications/roots/list_changed" });
+  const [first, second] = h.takeChild();
+  assert.deepEqual(h.childBusyAtSend.splice(0), [false, true, true]);
+  h.childAnswers(first, {});
+  assert.equal(h.server.childIsBusy, false, "one request under way");
+  a.session.handleClientMessage(request(2, "tools/call"));
+  assert.deepEqual(h.childBusyAtSend.splice(0), [true]);
+  h.childAnswers(second, {});
+  h.childAnswers(h.takeChild()[0], {});
+  assert.equal(h.server.childIsBusy, false);
+  b.session.handleClientMessage(request(2, "tools/call"));
+  assert.deepEqual(h.childBusyAtSend, [false], "a lone request is not held");
 });
 
 // ---- closing a session -------------------------------------------------------------------------
