@@ -151,6 +151,49 @@ Deno.test("authorizedFetch() merges the same way whatever form the caller's head
   }
 });
 
+Deno.test("authorizedFetch() merges a frozen record once per Authorization, and any other record every time", async () => {
+  const sent: Record<string, string>[] = [];
+  const base = (_input: RequestInfo | URL, init?: RequestInit) => {
+    sent.push(init!.headers as Record<string, string>);
+    return Promise.resolve(new Response("ok"));
+  };
+  let token = "token-1";
+  const oauth = { accessToken: () => Promise.resolve(token) } as unknown as ClientCredentials;
+  const remoteFetch = authorizedFetch(base, { headers: { "X-Tenant": "acme" }, oauth });
+  const send = async (headers: Record<string, string>) => {
+    await (await remoteFetch("http://127.0.0.1:9/mcp", { method: "POST", headers, body: "{}" })).text();
+    return sent.at(-1)!;
+  };
+  const frozen = Object.freeze({ Accept: "application/json", Authorization: "Basic aGk6dGhlcmU=" });
+  const first = await send(frozen);
+  assert.deepEqual(first, {
+    Accept: "application/json",
+    "x-tenant": "acme",
+    authorization: "Bearer token-1",
+  });
+  assert.ok(Object.isFrozen(first));
+  assert.equal(await send(frozen), first, "the same record again");
+  const other = Object.freeze({ Accept: "text/event-stream" });
+  assert.deepEqual(await send(other), {
+    Accept: "text/event-stream",
+    "x-tenant": "acme",
+    authorization: "Bearer token-1",
+  });
+  assert.equal(await send(frozen), first, "each frozen record keeps its own");
+  token = "token-2";
+  const renewed = await send(frozen);
+  assert.notEqual(renewed, first);
+  assert.equal(renewed.authorization, "Bearer token-2");
+  assert.equal(await send(frozen), renewed);
+  const open: Record<string, string> = { Accept: "application/json" };
+  const before = await send(open);
+  open.Accept = "text/event-stream";
+  const after = await send(open);
+  assert.notEqual(after, before);
+  assert.equal(after.Accept, "text/event-stream", "a record that can change is read on every request");
+  assert.ok(!Object.isFrozen(after));
+});
+
 Deno.test("authorizedFetch() with nothing to add is the base fetch itself", () => {
   assert.equal(authorizedFetch(fetch, { headers: {} }), fetch);
 });

@@ -101,6 +101,25 @@ export function authorizedFetch(base: typeof fetch, options: AuthorizationOption
   // Names in lower case, as `Headers` iterates them.
   const extraHeaders = [...extra];
 
+  /**
+   * For each frozen record a caller sent, the merged record made last, frozen too, and with which
+   * `Authorization`: the next request with both the same gets the same record, whose request head the
+   * `fetch` of `http1_fetch.ts` has written out already (client mode sends every POST of a session with
+   * one frozen record).
+   */
+  const mergedFrozen = new WeakMap<
+    Record<string, string>,
+    { authorization: string | undefined; merged: Readonly<Record<string, string>> }
+  >();
+  const merged = (own: Record<string, string>, authorization: string | undefined) => {
+    if (!Object.isFrozen(own)) return mergeRecord(own, extraHeaders, authorization);
+    const kept = mergedFrozen.get(own);
+    if (kept !== undefined && kept.authorization === authorization) return kept.merged;
+    const made = Object.freeze(mergeRecord(own, extraHeaders, authorization));
+    mergedFrozen.set(own, { authorization, merged: made });
+    return made;
+  };
+
   /** Sends the request with the `-H` headers and, if given, `authorization` in place of the caller's. */
   const send = (
     input: RequestInfo | URL,
@@ -110,7 +129,7 @@ export function authorizedFetch(base: typeof fetch, options: AuthorizationOption
     if (extraHeaders.length === 0 && authorization === undefined) return base(input, init);
     const own = init?.headers ?? (input instanceof Request ? input.headers : undefined);
     if (own === undefined || isRecord(own)) {
-      return base(input, { ...init, headers: mergeRecord(own ?? {}, extraHeaders, authorization) });
+      return base(input, { ...init, headers: merged(own ?? {}, authorization) });
     }
     const headers = new Headers(own);
     for (const [name, value] of extraHeaders) if (!headers.has(name)) headers.set(name, value);
