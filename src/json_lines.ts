@@ -175,6 +175,14 @@ export async function readJsonLines(
   }
 }
 
+/** When {@link JsonLineWriter} may hold a message to the end of the event loop's turn. */
+export interface HoldOptions {
+  /** True while the reader has work already (for a child: other requests under way). */
+  mayHold: () => boolean;
+  /** Only within this many ms of the last write (a burst). Default: 1. */
+  burstMs?: number;
+}
+
 /**
  * Writes messages to a byte stream, one JSON line each, in the order of the calls. One write is under
  * way at a time: a message written while none is goes out at once; messages written while one is go out
@@ -182,12 +190,13 @@ export async function readJsonLines(
  * messages are dropped.
  *
  * A write rarely stays under way past the call, though, and a write that wakes the reader costs some
- * 30 µs on a 2-core VM. So while `mayHold` says the reader has work already (a child with other requests
- * under way), a message waits for the end of the event loop's turn (`setImmediate`), and goes out with
- * the others of that turn as one write, as Nagle's algorithm holds data while some is unacknowledged.
- * A message to an idle reader is never held: calls made one at a time see no delay. (With a long request
- * under way they are held too, to the end of the turn only: with every message held, p50 grew some 5 µs
- * on `/mcp` and 15–30 µs on `/sse`, whose `202` then leaves before the message does.)
+ * 30 µs on a 2-core VM. So in a burst of writes (the last one less than `burstMs` ago) and while
+ * `mayHold` says the reader has work already (a child with other requests under way), a message waits
+ * for the end of the event loop's turn (`setImmediate`), and goes out with the others of that turn as
+ * one write, as Nagle's algorithm holds data while some is unacknowledged. A message to an idle reader,
+ * or after a quiet spell, is never held: calls made one at a time see no delay. (Calls less than a
+ * millisecond apart while a long request is under way are held, to the end of the turn only: with every
+ * message held, p50 grew some 5 µs on `/mcp` and 15–30 µs on `/sse`, whose `202` then leaves first.)
  */
 export class JsonLineWriter {
   /** Writes all of the bytes. */
@@ -201,8 +210,9 @@ export class JsonLineWriter {
   #queuedBytes = false;
   /** The write under way; it settles once done (never rejects: failures go to `onBroken`). */
   #writing: Promise<void> | undefined;
-  /** True while messages may be held to the end of the turn (see the class documentation). */
-  readonly #mayHold: (() => boolean) | undefined;
+  readonly #hold: Required<HoldOptions> | undefined;
+  /** When the last write started (`performance.now()`). */
+  #lastWriteAt = -Infinity;
 
   /**
    * `sink` is a stream, or a file written directly (`Deno.stdout`), at once where it can be: Deno runs
@@ -213,7 +223,7 @@ export class JsonLineWriter {
   constructor(
     sink: WritableStream<Uint8Array> | ByteWriter,
     onBroken: (error: unknown) => void,
-    mayHold?: () => boolean,
+    hold?: HoldOptions,
   ) {
     if (sink instanceof WritableStream) {
       const writer = sink.getWriter();
@@ -236,7 +246,7 @@ export class JsonLineWriter {
       this.#close = () => new Promise((resolve) => resolve(sink.close()));
     }
     this.#onBroken = onBroken;
-    this.#mayHold = mayHold;
+    this.#hold = hold === undefined ? undefined : { burstMs: 1, ...hold };
   }
 
   /** False once a write failed or the writer was closed. */
@@ -255,8 +265,10 @@ export class JsonLineWriter {
     else if (typeof json !== "string") this.#queuedBytes = true;
     // Behind a write under way, or messages held to the end of the turn: it goes with the next write.
     if (this.#queued.push(json) > 1 || this.#writing !== undefined) return;
-    if (this.#mayHold?.() === true) setImmediate(() => this.#flush());
-    else this.#flush();
+    const hold = this.#hold;
+    if (hold !== undefined && performance.now() - this.#lastWriteAt < hold.burstMs && hold.mayHold()) {
+      setImmediate(() => this.#flush());
+    } else this.#flush();
   }
 
   /** Flushes what is queued and closes the stream; never throws. */
@@ -280,6 +292,7 @@ export class JsonLineWriter {
   #write(): Promise<void> {
     const queued = this.#queued;
     this.#queued = [];
+    this.#lastWriteAt = performance.now();
     let written: Promise<void>;
     if (!this.#queuedBytes) {
       const text = queued.length === 1 ? (queued[0] as string) + "\n" : queued.join("\n") + "\n";

@@ -170,7 +170,7 @@ export class StdioServerProcess {
     this.#stdin = new JsonLineWriter(
       child.stdin,
       (error) => this.#logger.warn("cannot write to server {name}: {error}", { name: this.name, error }),
-      options.busy,
+      options.busy === undefined ? undefined : { mayHold: options.busy },
     );
     const { maxLineBytes } = options;
     const stdoutDone = this.#readMessages(child.stdout, maxLineBytes, options);

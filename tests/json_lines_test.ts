@@ -109,50 +109,77 @@ function syncFile(): ByteWriter & { writes: string[] } {
   };
 }
 
+/** Lets the microtasks queued so far run, and those they queue, but not the end of the turn. */
+async function microtasks(): Promise<void> {
+  for (let i = 0; i < 20; i++) await Promise.resolve();
+}
+
 /** Resolves at the end of the event loop's turn after the ones already asked for. */
 const endOfTurn = () => new Promise((resolve) => setImmediate(resolve));
 
-Deno.test("JsonLineWriter: while the reader is busy, the messages of a turn wait for its end and go out as one write", async () => {
+/** The line `ping(id)` is written as. */
+const pingLine = (id: number) => `${JSON.stringify(ping(id))}\n`;
+
+Deno.test("JsonLineWriter: in a burst, while the reader is busy, the messages of a turn wait for its end and go out as one write", async () => {
   const file = syncFile();
   let busy = true;
-  const writer = new JsonLineWriter(file, () => assert.fail("not broken"), () => busy);
+  // A burst as long as the test: every write is in it.
+  const writer = new JsonLineWriter(file, () => assert.fail("not broken"), {
+    mayHold: () => busy,
+    burstMs: 3_600_000,
+  });
   writer.write(ping(1));
+  assert.deepEqual(file.writes, [pingLine(1)], "the first write starts the burst: out at once");
+  await microtasks();
   writer.write(ping(2));
-  await Promise.resolve();
+  await microtasks();
   writer.write(ping(3), '{"jsonrpc":"2.0", "id":3, "method":"ping"}');
-  assert.deepEqual(file.writes, [], "held to the end of the turn");
+  await microtasks();
+  assert.equal(file.writes.length, 1, "held to the end of the turn, with no write under way");
   await endOfTurn();
-  assert.deepEqual(file.writes, [
-    '{"jsonrpc":"2.0","id":1,"method":"ping"}\n{"jsonrpc":"2.0","id":2,"method":"ping"}\n' +
-    '{"jsonrpc":"2.0", "id":3, "method":"ping"}\n',
-  ]);
-  // The reader idle again: the next message is not held, nor one that comes behind it.
+  assert.deepEqual(file.writes.slice(1), [pingLine(2) + '{"jsonrpc":"2.0", "id":3, "method":"ping"}\n']);
+  // The reader idle again: the next message is not held.
   busy = false;
   writer.write(ping(4));
-  assert.deepEqual(file.writes.slice(1), ['{"jsonrpc":"2.0","id":4,"method":"ping"}\n']);
+  assert.deepEqual(file.writes.slice(2), [pingLine(4)]);
+  await microtasks();
   busy = true;
   writer.write(ping(5));
   busy = false;
   writer.write(ping(6));
-  assert.equal(file.writes.length, 2, "behind a held message, one that would not be held waits its turn");
+  await microtasks();
+  assert.equal(file.writes.length, 3, "behind a held message, one that would not be held waits its turn");
   await endOfTurn();
-  assert.deepEqual(file.writes.slice(2), [
-    '{"jsonrpc":"2.0","id":5,"method":"ping"}\n{"jsonrpc":"2.0","id":6,"method":"ping"}\n',
-  ]);
+  assert.deepEqual(file.writes.slice(3), [pingLine(5) + pingLine(6)]);
+  await writer.close();
+});
+
+Deno.test("JsonLineWriter: after a quiet spell, a message to a busy reader goes out at once", async () => {
+  const file = syncFile();
+  const writer = new JsonLineWriter(file, () => assert.fail("not broken"), {
+    mayHold: () => true,
+    burstMs: 1,
+  });
+  writer.write(ping(1));
+  await new Promise((resolve) => setTimeout(resolve, 20));
+  writer.write(ping(2));
+  assert.deepEqual(file.writes, [pingLine(1), pingLine(2)]);
   await writer.close();
 });
 
 Deno.test("JsonLineWriter: close() writes the messages held to the end of the turn", async () => {
   const file = syncFile();
-  const writer = new JsonLineWriter(file, () => assert.fail("not broken"), () => true);
+  const writer = new JsonLineWriter(file, () => assert.fail("not broken"), {
+    mayHold: () => true,
+    burstMs: 3_600_000,
+  });
   writer.write(ping(1));
   writer.write(ping(2));
+  writer.write(ping(3));
   await writer.close();
-  assert.deepEqual(file.writes, [
-    '{"jsonrpc":"2.0","id":1,"method":"ping"}\n{"jsonrpc":"2.0","id":2,"method":"ping"}\n',
-  ]);
+  assert.deepEqual(file.writes, [pingLine(1), pingLine(2) + pingLine(3)]);
   await endOfTurn();
-  assert.equal(file.writes.length, 1, "nothing written twice at the end of the turn");
+  assert.equal(file.writes.length, 2, "nothing written twice at the end of the turn");
 });
 
 /** A file that hands out `pieces` one read at a time, each copied into the caller's buffer. */
