@@ -120,14 +120,15 @@ const endOfTurn = () => new Promise((resolve) => setImmediate(resolve));
 /** The line `ping(id)` is written as. */
 const pingLine = (id: number) => `${JSON.stringify(ping(id))}\n`;
 
+/** A writer to `file` that may hold messages while `mayHold` says so; by default every write is in a burst. */
+function holdingWriter(file: ByteWriter, mayHold: () => boolean, burstMs = 3_600_000): JsonLineWriter {
+  return new JsonLineWriter(file, () => assert.fail("not broken"), { mayHold, burstMs });
+}
+
 Deno.test("JsonLineWriter: in a burst, while the reader is busy, the messages of a turn wait for its end and go out as one write", async () => {
   const file = syncFile();
   let busy = true;
-  // A burst as long as the test: every write is in it.
-  const writer = new JsonLineWriter(file, () => assert.fail("not broken"), {
-    mayHold: () => busy,
-    burstMs: 3_600_000,
-  });
+  const writer = holdingWriter(file, () => busy);
   writer.write(ping(1));
   assert.deepEqual(file.writes, [pingLine(1)], "the first write starts the burst: out at once");
   await microtasks();
@@ -156,10 +157,7 @@ Deno.test("JsonLineWriter: in a burst, while the reader is busy, the messages of
 
 Deno.test("JsonLineWriter: after a quiet spell, a message to a busy reader goes out at once", async () => {
   const file = syncFile();
-  const writer = new JsonLineWriter(file, () => assert.fail("not broken"), {
-    mayHold: () => true,
-    burstMs: 1,
-  });
+  const writer = holdingWriter(file, () => true, 1);
   writer.write(ping(1));
   await new Promise((resolve) => setTimeout(resolve, 20));
   writer.write(ping(2));
@@ -169,13 +167,13 @@ Deno.test("JsonLineWriter: after a quiet spell, a message to a busy reader goes 
 
 Deno.test("JsonLineWriter: close() writes the messages held to the end of the turn", async () => {
   const file = syncFile();
-  const writer = new JsonLineWriter(file, () => assert.fail("not broken"), {
-    mayHold: () => true,
-    burstMs: 3_600_000,
-  });
+  const writer = holdingWriter(file, () => true);
   writer.write(ping(1));
+  await microtasks();
   writer.write(ping(2));
   writer.write(ping(3));
+  await microtasks();
+  assert.equal(file.writes.length, 1, "held");
   await writer.close();
   assert.deepEqual(file.writes, [pingLine(1), pingLine(2) + pingLine(3)]);
   await endOfTurn();
