@@ -12,8 +12,9 @@
  * start (where the child writes the id) is rewritten, the rest passed on untouched and uncopied. One whose
  * id comes last is held, uncopied, until its end names its destination, then passed on the same way.
  *
- * While the child has other requests under way, what is written to it waits for the end of the event
- * loop's turn, to go in one write with the rest of that turn, as mcp-proxy does.
+ * Under load (the child has other requests under way, and the last write to it was less than 1 ms ago),
+ * what is written to it waits for the end of the event loop's turn, to go in one write with the rest of
+ * that turn, as mcp-proxy does.
  *
  * No checks, no routing beyond that, no sessions on `/mcp`: a measuring stick, not a relay to use. It
  * serves only the benchmark's clients (`bench/mcp_channels.ts`) and echo server, whose ids are numbers
@@ -58,20 +59,28 @@ function withId(text: string, id: unknown, newId: unknown): string {
 
 /** Lines for the child held to the end of the event loop's turn. */
 let held: string[] = [];
+/** When the last write to the child was made (`performance.now()`). */
+let lastWriteAt = -Infinity;
+
+function writeToChild(text: string): void {
+  lastWriteAt = performance.now();
+  writer.write(encoder.encode(text + "\n"));
+}
 
 /**
- * Writes `line` to the child: at once while it has no other request under way; else at the end of the
- * turn, together with the others of that turn, as mcp-proxy does (see its `JsonLineWriter`).
+ * Writes `line` to the child: at once after a quiet spell (no write for 1 ms) or while it has no other
+ * request under way; else at the end of the turn, together with the others of that turn, as mcp-proxy
+ * does (see its `JsonLineWriter`).
  */
 function toChild(line: string): void {
   if (held.push(line) > 1) return;
-  if (waiting.size <= 1) {
+  if (performance.now() - lastWriteAt >= 1 || waiting.size <= 1) {
     held = [];
-    writer.write(encoder.encode(line + "\n"));
+    writeToChild(line);
     return;
   }
   setImmediate(() => {
-    writer.write(encoder.encode(held.join("\n") + "\n"));
+    writeToChild(held.join("\n"));
     held = [];
   });
 }

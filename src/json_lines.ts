@@ -210,6 +210,7 @@ export class JsonLineWriter {
   #queuedBytes = false;
   /** The write under way; it settles once done (never rejects: failures go to `onBroken`). */
   #writing: Promise<void> | undefined;
+  /** When messages may be held to the end of the turn; undefined: never. */
   readonly #hold: Required<HoldOptions> | undefined;
   /** When the last write started (`performance.now()`). */
   #lastWriteAt = -Infinity;
