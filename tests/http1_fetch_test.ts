@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { createHttp1Fetch } from "../src/client/http1_fetch.ts";
+import { bodyInMemory, createHttp1Fetch } from "../src/client/http1_fetch.ts";
 import {
   HttpWireError,
   parseChunkSize,
@@ -375,6 +375,41 @@ Deno.test("http1_fetch: chunked bodies with extensions and trailers, bodies read
       assert.equal(await (await fetch(`${origin}/close`)).text(), "until the end");
       assert.equal(await (await fetch(`${origin}/chunked`)).text(), "hello world");
       assert.equal(counts.connections, 2, "a body read to the close ends its connection");
+    });
+  });
+});
+
+Deno.test("http1_fetch: bodyInMemory gives the bytes of a small body with a length, and nothing for others", async () => {
+  const gzipped = new Uint8Array(
+    await new Response(new Blob(["compressed text"]).stream().pipeThrough(new CompressionStream("gzip")))
+      .arrayBuffer(),
+  );
+  await withRawServer(async (conn, request) => {
+    if (request.includes("/sized")) {
+      await writeText(conn, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello");
+    } else if (request.includes("/chunked")) {
+      await writeText(conn, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n");
+    } else if (request.includes("/gzip")) {
+      await writeText(
+        conn,
+        `HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: ${gzipped.length}\r\n\r\n`,
+      );
+      await writeText(conn, gzipped);
+    } else {
+      await writeText(conn, `HTTP/1.1 200 OK\r\nContent-Length: 70000\r\n\r\n${"z".repeat(70_000)}`);
+    }
+    return true;
+  }, async (origin) => {
+    await withFetch(async (fetch) => {
+      const sized = await fetch(`${origin}/sized`);
+      assert.equal(decoder.decode(bodyInMemory(sized)), "hello");
+      assert.equal(await sized.text(), "hello", "the body can still be read");
+      for (const path of ["/chunked", "/gzip", "/large"]) {
+        const response = await fetch(`${origin}${path}`);
+        assert.equal(bodyInMemory(response), undefined, path);
+        await response.body?.cancel();
+      }
+      assert.equal(bodyInMemory(new Response("hello")), undefined);
     });
   });
 });

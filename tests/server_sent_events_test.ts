@@ -3,9 +3,11 @@ import {
   decodeEventStream,
   EventStreamParser,
   readEventStream,
+  readEventStreamBytes,
   type ServerSentEvent,
   ServerSentEventParser,
 } from "../src/client/server_sent_events.ts";
+import { concatenated } from "../src/large_answer.ts";
 import { Random } from "./helpers/random.ts";
 
 const encoder = new TextEncoder();
@@ -15,13 +17,22 @@ function parse(chunks: string[]): Promise<ServerSentEvent[]> {
   return decode(chunks.map((chunk) => encoder.encode(chunk)));
 }
 
-/** Runs byte `chunks` through `decodeEventStream`, and `readEventStream`, which must agree; the events. */
+/**
+ * Runs byte `chunks` through `decodeEventStream`, `readEventStream`, and (joined) `readEventStreamBytes`,
+ * which must agree; the events.
+ */
 async function decode(chunks: Uint8Array[]): Promise<ServerSentEvent[]> {
   const events: ServerSentEvent[] = [];
   for await (const event of decodeEventStream(ReadableStream.from(chunks))) events.push(event);
   const read: ServerSentEvent[] = [];
   await readEventStream(ReadableStream.from(chunks), (event) => read.push(event));
   assert.deepEqual(read, events, "readEventStream reads what decodeEventStream decodes");
+  const whole: ServerSentEvent[] = [];
+  readEventStreamBytes(
+    concatenated(chunks as Uint8Array<ArrayBuffer>[]),
+    (event) => whole.push(event),
+  );
+  assert.deepEqual(whole, events, "readEventStreamBytes reads what decodeEventStream decodes");
   return events;
 }
 

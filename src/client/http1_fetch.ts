@@ -43,6 +43,18 @@ export interface Http1FetchOptions {
   maxIdlePerOrigin?: number;
 }
 
+/** The bodies of the responses made here whose bytes were read whole before the response was made. */
+const bodiesInMemory = new WeakMap<Response, Uint8Array<ArrayBuffer>>();
+
+/**
+ * The body of `response` if a `fetch` of this module read it whole before answering (a small body with a
+ * length and no content coding): its bytes, to be used without a stream between them and the caller,
+ * instead of reading the body. Undefined for any other response.
+ */
+export function bodyInMemory(response: Response): Uint8Array<ArrayBuffer> | undefined {
+  return bodiesInMemory.get(response);
+}
+
 /** A `fetch`, and the way to close the connections it keeps. */
 export interface Http1Fetch {
   fetch: typeof fetch;
@@ -687,6 +699,7 @@ export function createHttp1Fetch(options: Http1FetchOptions): Http1Fetch {
       // Headers appended one by one: `new Response` converts those of its `init` at twice the cost.
       const answer = new Response(responseBody, { status: response.status, statusText: response.statusText });
       for (const [name, value] of response.headers) answer.headers.append(name, value);
+      if (responseBody !== null && responseBody === small) bodiesInMemory.set(answer, small);
       return answer;
     } catch (error) {
       // A header value `Headers` refuses.

@@ -260,6 +260,18 @@ export function decodeEventStream(body: ReadableStream<Uint8Array>): ReadableStr
 }
 
 /**
+ * Reads a whole `text/event-stream` body already in memory (UTF-8), calling `onEvent` for each event:
+ * {@link readEventStream} without a stream. An event without its blank line at the end is dropped, as at
+ * the end of a stream.
+ */
+export function readEventStreamBytes(
+  body: Uint8Array<ArrayBuffer>,
+  onEvent: (event: ServerSentEvent) => void,
+): void {
+  new EventStreamParser().push(body, onEvent);
+}
+
+/**
  * Reads a `text/event-stream` body (UTF-8) to its end, calling `onEvent` for each event as its blank line
  * arrives: {@link decodeEventStream} without a stream between chunk and event, whose machinery costs more
  * than the parsing on a stream of small answers. Rejects when the body breaks (or `onEvent` throws: the

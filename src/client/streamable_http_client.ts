@@ -18,7 +18,8 @@ import {
   type RemoteTransportOptions,
   sleep,
 } from "./remote_transport.ts";
-import { readEventStream } from "./server_sent_events.ts";
+import { bodyInMemory } from "./http1_fetch.ts";
+import { readEventStream, readEventStreamBytes, type ServerSentEvent } from "./server_sent_events.ts";
 
 /** Options of {@link StreamableHttpClient}. */
 export interface StreamableHttpClientOptions extends RemoteTransportOptions {
@@ -109,7 +110,7 @@ export class StreamableHttpClient implements RemoteTransport {
     const type = contentType(response);
     if (type.startsWith("text/event-stream")) return await this.#readAnswerStream(response, requestId);
     if (type.includes("json")) {
-      const bytes = await response.bytes();
+      const bytes = bodyInMemory(response) ?? await response.bytes();
       const text = decoder.decode(bytes);
       this.#deliverText(text, bytes);
       return;
@@ -222,18 +223,21 @@ export class StreamableHttpClient implements RemoteTransport {
    * retry delay it saw, and whether the answer to `requestId` was among the messages.
    */
   async #readEvents(
-    body: ReadableStream<Uint8Array>,
+    response: Response,
     requestId: RequestId | undefined,
     cursor: { lastEventId?: string; retryMs?: number; answered: boolean },
   ): Promise<void> {
+    const onEvent = (event: ServerSentEvent) => {
+      if (event.id !== undefined) cursor.lastEventId = event.id;
+      if (event.retry !== undefined) cursor.retryMs = event.retry;
+      if (event.data === "" || event.event !== "message") return;
+      const answered = this.#deliverText(event.data, event.dataBytes);
+      if (requestId !== undefined && answered.includes(requestId)) cursor.answered = true;
+    };
     try {
-      await readEventStream(body, (event) => {
-        if (event.id !== undefined) cursor.lastEventId = event.id;
-        if (event.retry !== undefined) cursor.retryMs = event.retry;
-        if (event.data === "" || event.event !== "message") return;
-        const answered = this.#deliverText(event.data, event.dataBytes);
-        if (requestId !== undefined && answered.includes(requestId)) cursor.answered = true;
-      });
+      const whole = bodyInMemory(response);
+      if (whole !== undefined) readEventStreamBytes(whole, onEvent);
+      else await readEventStream(response.body!, onEvent);
     } catch {
       // The stream broke: resumed below, or reported by the caller.
     }
@@ -242,7 +246,7 @@ export class StreamableHttpClient implements RemoteTransport {
   /** Reads the stream a POST opened; resumes it with GET and `Last-Event-ID` when it breaks early. */
   async #readAnswerStream(response: Response, requestId: RequestId | undefined): Promise<void> {
     const cursor: { lastEventId?: string; retryMs?: number; answered: boolean } = { answered: false };
-    await this.#readEvents(response.body!, requestId, cursor);
+    await this.#readEvents(response, requestId, cursor);
     const deadline = Date.now() + this.#resumeWindowMs;
     for (let attempt = 0; requestId !== undefined && !cursor.answered; attempt++) {
       if (this.#closed) throw new RemoteError("lost", "the connection to the server was closed");
@@ -268,7 +272,7 @@ export class StreamableHttpClient implements RemoteTransport {
         if (error.kind === "session-expired") this.onsessionlost?.(error.message);
         throw new RemoteError("lost", `the answer stream could not be resumed (${error.message})`);
       }
-      await this.#readEvents(resumed.body!, requestId, cursor);
+      await this.#readEvents(resumed, requestId, cursor);
     }
   }
 
@@ -314,7 +318,7 @@ export class StreamableHttpClient implements RemoteTransport {
       }
       attempt = -1;
       streamWorked = true;
-      await this.#readEvents(response.body!, undefined, cursor);
+      await this.#readEvents(response, undefined, cursor);
       if (!this.#closed) await sleep(cursor.retryMs ?? backoffDelay(0), this.#abort.signal);
     }
   }
