@@ -189,6 +189,18 @@ async function writeText(conn: Deno.Conn, text: string | Uint8Array): Promise<vo
   for (let written = 0; written < bytes.length;) written += await conn.write(bytes.subarray(written));
 }
 
+/** Writes a response whose body is `text`, gzip-encoded, with its length. */
+async function writeGzipped(conn: Deno.Conn, text: string): Promise<void> {
+  const gzipped = new Uint8Array(
+    await new Response(new Blob([text]).stream().pipeThrough(new CompressionStream("gzip"))).arrayBuffer(),
+  );
+  await writeText(
+    conn,
+    `HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: ${gzipped.length}\r\n\r\n`,
+  );
+  await writeText(conn, gzipped);
+}
+
 Deno.test("http1_fetch: GET and POST with headers in every form, on one kept-alive connection", async () => {
   await withServer(async (origin, { ports }) => {
     await withFetch(async (fetch, fallbackCalls) => {
@@ -346,10 +358,6 @@ Deno.test("http1_fetch: an abort rejects with the signal's reason, before, durin
 });
 
 Deno.test("http1_fetch: chunked bodies with extensions and trailers, bodies read to the close, gzip", async () => {
-  const gzipped = new Uint8Array(
-    await new Response(new Blob(["compressed text"]).stream().pipeThrough(new CompressionStream("gzip")))
-      .arrayBuffer(),
-  );
   await withRawServer(async (conn, request) => {
     if (request.includes("/chunked")) {
       await writeText(conn, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5;ext=1\r\nhello\r\n");
@@ -357,11 +365,7 @@ Deno.test("http1_fetch: chunked bodies with extensions and trailers, bodies read
       return true;
     }
     if (request.includes("/gzip")) {
-      await writeText(
-        conn,
-        `HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: ${gzipped.length}\r\n\r\n`,
-      );
-      await writeText(conn, gzipped);
+      await writeGzipped(conn, "compressed text");
       return true;
     }
     await writeText(conn, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nuntil the end");
@@ -380,21 +384,13 @@ Deno.test("http1_fetch: chunked bodies with extensions and trailers, bodies read
 });
 
 Deno.test("http1_fetch: bodyInMemory gives the bytes of a small body with a length, and nothing for others", async () => {
-  const gzipped = new Uint8Array(
-    await new Response(new Blob(["compressed text"]).stream().pipeThrough(new CompressionStream("gzip")))
-      .arrayBuffer(),
-  );
   await withRawServer(async (conn, request) => {
     if (request.includes("/sized")) {
       await writeText(conn, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello");
     } else if (request.includes("/chunked")) {
       await writeText(conn, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n");
     } else if (request.includes("/gzip")) {
-      await writeText(
-        conn,
-        `HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: ${gzipped.length}\r\n\r\n`,
-      );
-      await writeText(conn, gzipped);
+      await writeGzipped(conn, "compressed text");
     } else {
       await writeText(conn, `HTTP/1.1 200 OK\r\nContent-Length: 70000\r\n\r\n${"z".repeat(70_000)}`);
     }
