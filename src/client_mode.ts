@@ -17,6 +17,7 @@ import { createTlsFetch } from "./client/tls_fetch.ts";
 import { JsonLineWriter, readJsonLines } from "./json_lines.ts";
 import { ErrorCode, errorResponse } from "./jsonrpc.ts";
 import { proxyLogger } from "./logging.ts";
+import { standardInput } from "./standard_input.ts";
 
 const logger = proxyLogger("client");
 
@@ -66,7 +67,9 @@ export async function runClientMode(options: ClientModeOptions, stop: Promise<un
     url: redact(url),
     transport: options.transport,
   });
-  const stdinDone = readJsonLines(Deno.stdin, options.maxLineBytes, {
+  const stdin = standardInput();
+  logger.debug("reading stdin {how}", { how: stdin.fromEventLoop ? "from the event loop" : "as a file" });
+  const stdinDone = readJsonLines(stdin.source, options.maxLineBytes, {
     onMessage: (message, line) => relay.handleClientMessage(message, line),
     onInvalid: (why, line) => {
       logger.warn("stdin: a line that is not a JSON-RPC message ({why}): {line}", { why, line });

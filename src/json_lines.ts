@@ -24,6 +24,15 @@ export interface ByteReader {
   read(buffer: Uint8Array): Promise<number | null>;
 }
 
+/**
+ * A source that hands over each chunk as it comes, in memory of its own that is never read into again:
+ * client mode's stdin read through `node:net` (see `standard_input.ts`).
+ */
+export interface ChunkSource {
+  /** Calls `onChunk` with each chunk; resolves at the end of input, rejects when reading fails. */
+  pump(onChunk: (chunk: Uint8Array) => void): Promise<void>;
+}
+
 /** A file written directly, without a stream's machinery: `Deno.stdout`. */
 export interface ByteWriter {
   /** Writes some of `bytes`; resolves with how many. */
@@ -122,7 +131,7 @@ export interface JsonLinesHandlers {
  * buffer again and again.
  */
 export async function readJsonLines(
-  source: ReadableStream<Uint8Array> | ByteReader,
+  source: ReadableStream<Uint8Array> | ByteReader | ChunkSource,
   maxLineBytes: number,
   handlers: JsonLinesHandlers,
 ): Promise<void> {
@@ -166,6 +175,7 @@ export async function readJsonLines(
   const onChunk = (chunk: Uint8Array) => framer.push(chunk, onLine);
   try {
     if (source instanceof ReadableStream) await pumpStream(source, onChunk);
+    else if ("pump" in source) await source.pump(onChunk);
     else await pumpFile(source, onChunk);
     // A last line without its newline may have been cut short: it is parsed, never taken as it is.
     ended = true;

@@ -206,6 +206,19 @@ Deno.test("stdout carries only JSON-RPC lines; a bad line gets a parse error; EO
   assert.equal(server.requests.at(-1)?.headers.get("mcp-session-id"), "recorded");
 });
 
+Deno.test("a piped stdin is read from the event loop (not through Deno's blocking pool)", async () => {
+  await using server = recordingServer();
+  const { code, stdout, stderr } = await runClientModeWithInput(server.url, [INITIALIZE], {
+    args: ["--debug"],
+  });
+  assert.equal(code, 0, stderr);
+  assert.equal(JSON.parse(stdout).id, 1);
+  assert.match(
+    stderr,
+    Deno.build.os === "windows" ? /reading stdin as a file/ : /reading stdin from the event loop/,
+  );
+});
+
 Deno.test("lines pass through as written: the client's as POST bodies, the server's JSON answers back", async () => {
   const bodies: string[] = [];
   const answers: Record<string, string> = {

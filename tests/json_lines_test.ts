@@ -1,5 +1,11 @@
 import assert from "node:assert/strict";
-import { type ByteReader, type ByteWriter, JsonLineWriter, readJsonLines } from "../src/json_lines.ts";
+import {
+  type ByteReader,
+  type ByteWriter,
+  type ChunkSource,
+  JsonLineWriter,
+  readJsonLines,
+} from "../src/json_lines.ts";
 import type { JsonRpcMessage } from "../src/jsonrpc.ts";
 
 const decoder = new TextDecoder();
@@ -196,7 +202,20 @@ function fileOf(pieces: string[]): ByteReader & { buffers: Set<ArrayBufferLike> 
   };
 }
 
-async function linesRead(file: ByteReader): Promise<string[]> {
+/** A source that pushes `pieces` one chunk each, from a later turn of the event loop; then fails with `failure` if given. */
+function chunksOf(pieces: string[], failure?: Error): ChunkSource {
+  return {
+    pump: async (onChunk) => {
+      for (const piece of pieces) {
+        await new Promise((resolve) => setTimeout(resolve, 0));
+        onChunk(new TextEncoder().encode(piece));
+      }
+      if (failure !== undefined) throw failure;
+    },
+  };
+}
+
+async function linesRead(file: ByteReader | ChunkSource): Promise<string[]> {
   const lines: string[] = [];
   await readJsonLines(file, 1 << 20, {
     onMessage: (_message, line) => lines.push(line),
@@ -357,7 +376,7 @@ Deno.test("readJsonLines: large lines are offered before they are decoded; a las
 
 /** Reads `source` with a long-line sink that keeps the pieces it may keep as they are; returns them joined. */
 async function keptLongLine(
-  source: ReadableStream<Uint8Array> | ByteReader,
+  source: ReadableStream<Uint8Array> | ByteReader | ChunkSource,
 ): Promise<{ long: string; lines: string[] }> {
   const kept: Uint8Array[] = [];
   const lines: string[] = [];
@@ -378,7 +397,7 @@ async function keptLongLine(
   return { long: kept.map((piece) => decoder.decode(piece)).join(""), lines };
 }
 
-Deno.test("readJsonLines: pieces a long line's sink keeps are never read into again (byte stream and file)", async () => {
+Deno.test("readJsonLines: pieces a long line's sink keeps are never read into again (byte stream, file, chunks)", async () => {
   const long = JSON.stringify({ jsonrpc: "2.0", id: 1, result: { text: "0123456789abcdef".repeat(20_000) } });
   const after = JSON.stringify(ping(2));
   // Reads of many sizes (up to the 64 KiB a read takes), ending inside the line, the next starting in one.
@@ -395,6 +414,37 @@ Deno.test("readJsonLines: pieces a long line's sink keeps are never read into ag
   assert.ok(fromFile.long === long, "the streamed line is the line, byte for byte (file)");
   assert.deepEqual(fromFile.lines, [after, after]);
   assert.ok(file.buffers.size > 1, "a read after a kept chunk goes into a new buffer");
+  const fromChunks = await keptLongLine(chunksOf(pieces));
+  assert.ok(fromChunks.long === long, "the streamed line is the line, byte for byte (chunk source)");
+  assert.deepEqual(fromChunks.lines, [after, after]);
+});
+
+Deno.test("readJsonLines from a chunk source: lines split across chunks, the last one unterminated", async () => {
+  const a = JSON.stringify(ping(1));
+  const b = JSON.stringify(ping(22));
+  const c = JSON.stringify(ping(333));
+  assert.deepEqual(
+    await linesRead(chunksOf([`${a}\n${b.slice(0, 9)}`, b.slice(9, 20), `${b.slice(20)}\n${c}`])),
+    [
+      a,
+      b,
+      c,
+    ],
+  );
+});
+
+Deno.test("readJsonLines from a chunk source: a failed read is reported once, after the lines before it", async () => {
+  const lines: string[] = [];
+  const errors: unknown[] = [];
+  const failure = new Error("connection reset");
+  await readJsonLines(chunksOf([`${JSON.stringify(ping(1))}\n`], failure), 1 << 20, {
+    onMessage: (_message, line) => lines.push(line),
+    onInvalid: (why, line) => assert.fail(`invalid (${why}): ${line}`),
+    onOversize: () => assert.fail("oversize"),
+    onError: (error) => errors.push(error),
+  });
+  assert.deepEqual(lines, [JSON.stringify(ping(1))]);
+  assert.deepEqual(errors, [failure]);
 });
 
 Deno.test("JsonLineWriter: a message given as bytes is written as they are, in its place among the texts", async () => {
