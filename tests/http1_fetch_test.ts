@@ -426,6 +426,28 @@ Deno.test("http1_fetch: a kept-alive connection the server closed is replaced, t
   });
 });
 
+Deno.test("http1_fetch: bytes a server sends on an idle connection drop it; the next request takes a new one", async () => {
+  await withRawServer(async (conn, request) => {
+    await writeText(
+      conn,
+      `HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n${request.includes("/first") ? "ok" : "OK"}`,
+    );
+    // Out of turn, once the connection is idle: a response to no request.
+    if (request.includes("/first")) {
+      await new Promise((resolve) => setTimeout(resolve, 10));
+      await writeText(conn, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nstale");
+    }
+    return true;
+  }, async (origin, counts) => {
+    await withFetch(async (fetch) => {
+      assert.equal(await (await fetch(`${origin}/first`)).text(), "ok");
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      assert.equal(await (await fetch(`${origin}/second`)).text(), "OK", "not the bytes sent out of turn");
+      assert.deepEqual(counts, { connections: 2, requests: 2 });
+    });
+  });
+});
+
 Deno.test("http1_fetch: a request sent at the moment the server closes is sent again on a new connection", async () => {
   // The server reads the second request on each connection and closes without answering, the way a
   // server does when its keep-alive timeout ends just as the request arrives.

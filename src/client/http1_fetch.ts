@@ -18,6 +18,7 @@
  * @module
  */
 
+import { setImmediate } from "node:timers";
 import { VERSION } from "../version.ts";
 import {
   type BodyFraming,
@@ -71,6 +72,10 @@ const SMALL_BODY_BYTES = 64 * 1024;
 const HEAD_END = [13, 10, 13, 10];
 const LINE_END = [13, 10];
 /** Headers this `fetch` writes itself. */
+/** URLs whose {@link Target} is kept; past that, the cache starts again. */
+const MAX_TARGETS = 64;
+/** A string with a character outside ASCII: its UTF-8 length is not its length. */
+const NOT_ASCII = /[^\0-\x7f]/;
 const OWN_HEADERS = new Set(["host", "content-length", "transfer-encoding", "connection", "keep-alive"]);
 const PROXY_VARIABLES = ["HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"];
 const USER_AGENT = `mcp-proxy/${VERSION}`;
@@ -126,13 +131,44 @@ function headerPairs(init: HeadersInit | undefined): [string, string][] | undefi
   return pairs;
 }
 
+/**
+ * The request as written: head and body as one piece when small, else in turn. A small ASCII text body
+ * is encoded with the head, at once; others are encoded first, for their length.
+ */
+function requestParts(
+  method: string,
+  start: string,
+  text: string | undefined,
+  body: Uint8Array | undefined,
+): Uint8Array[] {
+  if (text !== undefined) {
+    if (text.length <= SMALL_BODY_BYTES && !NOT_ASCII.test(text)) {
+      return [encoder.encode(start + requestHeadEnd(method, text.length) + text)];
+    }
+    body = encoder.encode(text);
+  }
+  const head = encoder.encode(start + requestHeadEnd(method, body?.length));
+  if (body === undefined) return [head];
+  if (body.length > SMALL_BODY_BYTES) return [head, body];
+  const message = new Uint8Array(head.length + body.length);
+  message.set(head);
+  message.set(body, head.length);
+  return [message];
+}
+
 /** The body's bytes, undefined for none, or null when it is of a kind left to the fallback. */
 function bodyBytes(body: BodyInit | null | undefined): Uint8Array | undefined | null {
   if (body === undefined || body === null) return undefined;
-  if (typeof body === "string") return encoder.encode(body);
   if (body instanceof Uint8Array) return body;
   if (body instanceof ArrayBuffer) return new Uint8Array(body);
   return null;
+}
+
+/** What a request needs of its URL: read once per URL text, as each of a URL's getters costs a µs or two. */
+interface Target {
+  /** An `http:` or `https:` URL without credentials: sent here, not left to the fallback. */
+  direct: boolean;
+  origin: string;
 }
 
 /** One connection to a server: a read buffer over it, and the state of reuse. */
@@ -146,6 +182,10 @@ class Connection {
   #watch: Promise<number | null> | undefined;
   /** Set while the connection is parked: what to do if the server closes it then. */
   #onIdleEnd: (() => void) | undefined;
+  /** Counts the times the connection was parked: a watch due from an earlier one is not started. */
+  #parkings = 0;
+  /** The connection was unreferenced for its watch. */
+  #unreferenced = false;
   /** Whether a request has been answered on it: a failure before the next answer may be a stale close. */
   used = false;
   closed = false;
@@ -240,6 +280,14 @@ class Connection {
     return bytes;
   }
 
+  /** The next `count` bytes, as a copy, if they are read already; else undefined, and nothing is taken. */
+  take(count: number): Uint8Array<ArrayBuffer> | undefined {
+    if (this.buffered < count) return undefined;
+    const bytes = this.#buffer.slice(this.#start, this.#start + count);
+    this.#start += count;
+    return bytes;
+  }
+
   /** The next `count` bytes, as a copy; null if the connection ends first. */
   async readExactly(count: number): Promise<Uint8Array<ArrayBuffer> | null> {
     while (this.buffered < count) {
@@ -272,12 +320,21 @@ class Connection {
 
   /**
    * Parks the connection for reuse, watching for the server closing it; `onEnd` runs if it does.
-   * False if it cannot be reused (bytes beyond the response).
+   * False if it cannot be reused (bytes beyond the response). The watch starts once the event loop's
+   * turn is over: starting a read costs some µs, which the response just read need not wait for.
    */
   park(onEnd: () => void): boolean {
     if (this.closed || this.buffered !== 0) return false;
     this.#start = this.#end = 0;
     this.#onIdleEnd = onEnd;
+    const parking = ++this.#parkings;
+    setImmediate(() => {
+      if (parking === this.#parkings && this.#onIdleEnd !== undefined && !this.closed) this.#startWatch();
+    });
+    return true;
+  }
+
+  #startWatch(): void {
     const watch = this.#conn.read(this.#buffer);
     this.#watch = watch;
     watch.then(
@@ -293,19 +350,21 @@ class Connection {
     );
     try {
       this.#conn.unref();
+      this.#unreferenced = true;
     } catch {
       // Not every connection kind can be unreferenced; it then keeps the process alive while idle.
     }
-    return true;
   }
 
   /** Takes a parked connection for a request. */
   unpark(): void {
     this.#onIdleEnd = undefined;
+    if (!this.#unreferenced) return;
+    this.#unreferenced = false;
     try {
       this.#conn.ref();
     } catch {
-      // See park().
+      // See #startWatch().
     }
   }
 
@@ -489,6 +548,20 @@ export function createHttp1Fetch(options: Http1FetchOptions): Http1Fetch {
   /** Origins whose TLS handshake refused HTTP/1.1: their requests go to the fallback. */
   const http2Origins = new Set<string>();
   const aborts = new AbortWatch();
+  /** By URL text (`href`, which a URL holds as it is); see {@link Target}. */
+  const targets = new Map<string, Target>();
+
+  const targetOf = (url: URL, href: string): Target => {
+    let target = targets.get(href);
+    if (target === undefined) {
+      if (targets.size >= MAX_TARGETS) targets.clear();
+      const { protocol } = url;
+      const direct = (protocol === "http:" || protocol === "https:") && url.username === "" &&
+        url.password === "";
+      targets.set(href, target = { direct, origin: url.origin });
+    }
+    return target;
+  };
 
   /**
    * The start of the request head ({@link requestHeadStart}) made last for each frozen header record a
@@ -498,7 +571,12 @@ export function createHttp1Fetch(options: Http1FetchOptions): Http1Fetch {
   const frozenHeads = new WeakMap<object, { method: string; href: string; start: string }>();
 
   /** The start of the request head, or undefined when a header cannot be written as it is. */
-  const headStart = (method: string, url: URL, init: HeadersInit | undefined): string | undefined => {
+  const headStart = (
+    method: string,
+    url: URL,
+    href: string,
+    init: HeadersInit | undefined,
+  ): string | undefined => {
     // Only a plain record: a frozen array may hold pairs that are not, and `Headers` changes inside.
     const frozen = init !== undefined && !(init instanceof Headers) && !Array.isArray(init) &&
         Object.isFrozen(init)
@@ -508,7 +586,6 @@ export function createHttp1Fetch(options: Http1FetchOptions): Http1Fetch {
       const pairs = headerPairs(init);
       return pairs === undefined ? undefined : requestHeadStart(method, url, pairs);
     }
-    const href = url.href;
     const kept = frozenHeads.get(frozen);
     if (kept !== undefined && kept.method === method && kept.href === href) return kept.start;
     const pairs = headerPairs(frozen);
@@ -534,9 +611,9 @@ export function createHttp1Fetch(options: Http1FetchOptions): Http1Fetch {
     list.push(connection);
   };
 
-  /** An idle connection to the origin of `url`, taken for a request; undefined when there is none. */
-  const reuse = (url: URL): Connection | undefined => {
-    const reused = idle.get(url.origin)?.pop();
+  /** An idle connection to `origin`, taken for a request; undefined when there is none. */
+  const reuse = (origin: string): Connection | undefined => {
+    const reused = idle.get(origin)?.pop();
     if (reused !== undefined) {
       reused.unpark();
       busy.add(reused);
@@ -544,8 +621,8 @@ export function createHttp1Fetch(options: Http1FetchOptions): Http1Fetch {
     return reused;
   };
 
-  /** A new connection to the origin of `url`. */
-  const connect = async (url: URL, signal: AbortSignal | undefined): Promise<Connection> => {
+  /** A new connection to the origin of `url` (`origin`). */
+  const connect = async (url: URL, origin: string, signal: AbortSignal | undefined): Promise<Connection> => {
     const hostname = url.hostname.startsWith("[") ? url.hostname.slice(1, -1) : url.hostname;
     const secure = url.protocol === "https:";
     const port = Number(url.port || (secure ? 443 : 80));
@@ -557,7 +634,7 @@ export function createHttp1Fetch(options: Http1FetchOptions): Http1Fetch {
     } catch (error) {
       throw networkError(error);
     }
-    const connection = new Connection(url.origin, conn);
+    const connection = new Connection(origin, conn);
     if (closed || signal?.aborted) {
       connection.close();
       throw signal?.aborted ? signal.reason : networkError(new Error("the client is closed"));
@@ -568,32 +645,24 @@ export function createHttp1Fetch(options: Http1FetchOptions): Http1Fetch {
   };
 
   /**
-   * Sends the request on one connection and reads the response head, and a small body with a length
-   * (one more read, saving a stream); null if a reused connection was stale.
+   * Sends the request (`parts`, written in turn) on one connection and reads the response head, and a
+   * small body with a length (saving a stream); null if a reused connection was stale.
    */
   const exchange = async (
     url: URL,
+    origin: string,
     method: string,
-    head: Uint8Array,
-    body: Uint8Array | undefined,
+    parts: readonly Uint8Array[],
     signal: AbortSignal | undefined,
   ): Promise<{ connection: Connection; head: ResponseHead; small?: Uint8Array<ArrayBuffer> } | null> => {
     // An idle connection is taken at once: the request leaves before anything else runs.
-    const connection = reuse(url) ?? await connect(url, signal);
+    const connection = reuse(origin) ?? await connect(url, origin, signal);
     const stale = connection.used;
     let answering = false;
     const onAbort = () => connection.close();
     if (signal !== undefined) aborts.watch(signal, onAbort);
     try {
-      if (body === undefined || body.length > SMALL_BODY_BYTES) {
-        await connection.write(head);
-        if (body !== undefined) await connection.write(body);
-      } else {
-        const message = new Uint8Array(head.length + body.length);
-        message.set(head);
-        message.set(body, head.length);
-        await connection.write(message);
-      }
+      for (const part of parts) await connection.write(part);
       for (;;) {
         const text = await connection.readHead();
         if (text === null) {
@@ -614,7 +683,7 @@ export function createHttp1Fetch(options: Http1FetchOptions): Http1Fetch {
         if (framing.kind !== "length" || framing.length > SMALL_BODY_BYTES) {
           return { connection, head: response };
         }
-        const small = await connection.readExactly(framing.length);
+        const small = connection.take(framing.length) ?? await connection.readExactly(framing.length);
         if (small === null) throw new HttpWireError("the connection closed before the body was complete");
         return { connection, head: response, small };
       }
@@ -638,29 +707,31 @@ export function createHttp1Fetch(options: Http1FetchOptions): Http1Fetch {
       return fallback(input, init);
     }
     const method = (init?.method ?? "GET").toUpperCase();
-    const body = bodyBytes(init?.body);
-    const start = headStart(method, url, init?.headers);
+    const text = typeof init?.body === "string" ? init.body : undefined;
+    const body = text === undefined ? bodyBytes(init?.body) : undefined;
+    const href = url.href;
+    const { direct, origin } = targetOf(url, href);
+    const start = headStart(method, url, href, init?.headers);
     if (
-      (url.protocol !== "http:" && url.protocol !== "https:") || url.username !== "" || url.password !== "" ||
-      body === null || start === undefined ||
+      !direct || body === null || start === undefined ||
       (init as { client?: unknown } | undefined)?.client !== undefined ||
-      viaProxy || http2Origins.has(url.origin)
+      viaProxy || http2Origins.has(origin)
     ) {
       return fallback(input, init);
     }
     const signal = init?.signal ?? undefined;
     signal?.throwIfAborted();
-    const head = encoder.encode(start + requestHeadEnd(method, body?.length));
+    const parts = requestParts(method, start, text, body);
 
     let answered: Awaited<ReturnType<typeof exchange>>;
     try {
-      answered = await exchange(url, method, head, body, signal);
+      answered = await exchange(url, origin, method, parts, signal);
       // A reused connection the server had closed: once more, on a new one.
-      if (answered === null) answered = await exchange(url, method, head, body, signal);
+      if (answered === null) answered = await exchange(url, origin, method, parts, signal);
     } catch (error) {
       if (!refusesHttp1(error)) throw error;
       // A server that speaks only HTTP/2 refused the TLS handshake: fetch speaks it.
-      http2Origins.add(url.origin);
+      http2Origins.add(origin);
       return fallback(input, init);
     }
     if (answered === null) {
