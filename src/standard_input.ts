@@ -50,7 +50,10 @@ function socketSource(): ChunkSource {
             reject(error);
           }
         });
-        socket.on("end", () => resolve());
+        socket.on("end", () => {
+          socket.destroy();
+          resolve();
+        });
         socket.on("error", reject);
       }),
   };
