@@ -71,11 +71,11 @@ const MIN_READ_BYTES = 4 * 1024;
 const SMALL_BODY_BYTES = 64 * 1024;
 const HEAD_END = [13, 10, 13, 10];
 const LINE_END = [13, 10];
-/** Headers this `fetch` writes itself. */
 /** URLs whose {@link Target} is kept; past that, the cache starts again. */
 const MAX_TARGETS = 64;
 /** A string with a character outside ASCII: its UTF-8 length is not its length. */
 const NOT_ASCII = /[^\0-\x7f]/;
+/** Headers this `fetch` writes itself. */
 const OWN_HEADERS = new Set(["host", "content-length", "transfer-encoding", "connection", "keep-alive"]);
 const PROXY_VARIABLES = ["HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"];
 const USER_AGENT = `mcp-proxy/${VERSION}`;
