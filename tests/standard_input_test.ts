@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { concatenated } from "../src/large_answer.ts";
 import { DENO } from "./helpers/proxy_process.ts";
 
 const COPY = new URL("./helpers/stdin_copy.ts", import.meta.url).pathname;
@@ -33,16 +34,6 @@ async function copied(
   return { from: stderr.split("\n")[0], bytes };
 }
 
-function concat(pieces: Uint8Array[]): Uint8Array {
-  const all = new Uint8Array(pieces.reduce((sum, piece) => sum + piece.length, 0));
-  let at = 0;
-  for (const piece of pieces) {
-    all.set(piece, at);
-    at += piece.length;
-  }
-  return all;
-}
-
 Deno.test("standardInput: a pipe is read from the event loop, every byte in order", async () => {
   // Pieces of many sizes, some over the 64 KiB a read takes, each of different bytes.
   const pieces = [1, 70_000, 3, 65_536, 200_000, 17].map((size, k) =>
@@ -50,7 +41,7 @@ Deno.test("standardInput: a pipe is read from the event loop, every byte in orde
   );
   const { from, bytes } = await copied("piped", pieces);
   assert.equal(from, WINDOWS ? "file" : "event loop");
-  assert.deepEqual(bytes, concat(pieces));
+  assert.deepEqual(bytes, concatenated(pieces));
 });
 
 Deno.test("standardInput: a file and /dev/null are read as files", { ignore: WINDOWS }, async () => {
