@@ -49,7 +49,7 @@ export async function runClientMode(options: ClientModeOptions, stop: Promise<un
 
   let stdoutBroken!: () => void;
   const stdoutGone = new Promise<void>((resolve) => stdoutBroken = resolve);
-  // Read and written directly, not through streams: one op per chunk, and no stream machinery per line.
+  // Written directly, not through a stream: one op per write, and no stream machinery per line.
   const stdout = new JsonLineWriter(Deno.stdout, (error) => {
     logger.error("cannot write to stdout ({error}); stopping", { error });
     stdoutBroken();
