@@ -274,10 +274,7 @@ class Connection {
   /** Up to `max` bytes of the body, as a copy; null at the end of the connection. */
   async readSome(max: number): Promise<Uint8Array<ArrayBuffer> | null> {
     if (this.buffered === 0 && !await this.#fill()) return null;
-    const count = Math.min(max, this.buffered);
-    const bytes = this.#buffer.slice(this.#start, this.#start + count);
-    this.#start += count;
-    return bytes;
+    return this.take(Math.min(max, this.buffered))!;
   }
 
   /** The next `count` bytes, as a copy, if they are read already; else undefined, and nothing is taken. */
@@ -293,9 +290,7 @@ class Connection {
     while (this.buffered < count) {
       if (!await this.#fill()) return null;
     }
-    const bytes = this.#buffer.slice(this.#start, this.#start + count);
-    this.#start += count;
-    return bytes;
+    return this.take(count)!;
   }
 
   #indexOf(from: number, pattern: readonly number[]): number {
