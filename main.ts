@@ -28,11 +28,15 @@ function write(stream: { writeSync(bytes: Uint8Array): number }, text: string): 
 }
 
 /**
- * Resolves with the first SIGINT or SIGTERM (SIGBREAK on Windows); on a second one, `onRepeat` runs
- * and the process exits at once.
+ * Resolves with the first SIGINT, SIGTERM or SIGHUP (SIGINT or SIGBREAK on Windows); on a second one,
+ * `onRepeat` runs and the process exits at once. SIGHUP (the terminal closed) is a shutdown too: left to
+ * its default, it would end the proxy at once, and the children, in process groups of their own, would
+ * outlive it.
  */
 function waitForShutdownSignal(onRepeat: () => void): Promise<Deno.Signal> {
-  const signals: Deno.Signal[] = Deno.build.os === "windows" ? ["SIGINT", "SIGBREAK"] : ["SIGINT", "SIGTERM"];
+  const signals: Deno.Signal[] = Deno.build.os === "windows"
+    ? ["SIGINT", "SIGBREAK"]
+    : ["SIGINT", "SIGTERM", "SIGHUP"];
   return new Promise((resolve) => {
     let received: Deno.Signal | undefined;
     for (const signal of signals) {

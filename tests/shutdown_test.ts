@@ -1,5 +1,5 @@
 /**
- * Shutdown: on SIGTERM or SIGINT, with sessions open, calls in flight and a child that started a
+ * Shutdown: on SIGTERM, SIGINT or SIGHUP, with sessions open, calls in flight and a child that started a
  * grandchild which ignores SIGTERM, the proxy exits within 5 s and leaves no process behind.
  */
 
@@ -23,7 +23,7 @@ async function waitUntilGone(pids: number[], ms: number): Promise<number[]> {
   return alive;
 }
 
-for (const signal of ["SIGTERM", "SIGINT"] as const) {
+for (const signal of ["SIGTERM", "SIGINT", "SIGHUP"] as const) {
   Deno.test(`${signal} with open sessions and a stubborn grandchild: exit within 5 s, no process left`, async () => {
     const proxy = await startProxy(["--named-server", "other", shellJoin(FIXTURE), "--", ...FIXTURE]);
     const pids = serverPids(proxy.stderr());
