@@ -155,3 +155,30 @@ Deno.test("legacy SSE: bad POST bodies get 400 and the session carries on", asyn
     { type: "text", text: "x" },
   ]);
 });
+
+/** Sends `path` a POST head that promises 1,000 bytes of body, and 10 of them; then goes away. */
+async function abortedUpload(origin: string, path: string): Promise<void> {
+  const { hostname, port } = new URL(origin);
+  const connection = await Deno.connect({ hostname, port: Number(port) });
+  const head = `POST ${path} HTTP/1.1\r\nHost: ${hostname}:${port}\r\nContent-Type: application/json\r\n` +
+    "Accept: application/json, text/event-stream\r\nContent-Length: 1000\r\n\r\n";
+  await connection.write(new TextEncoder().encode(`${head}{"jsonrpc"`));
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  connection.close();
+}
+
+Deno.test("a client that goes away mid-body is no error of the proxy: no ERROR line, sessions carry on", async () => {
+  await using proxy = await startProxy(["--", ...FIXTURE]);
+  await using mcp = await connectClient(proxy.baseUrl(), "mcp");
+  const response = await fetch(`${proxy.origin}/sse`);
+  const reader = response.body!.pipeThrough(new TextDecoderStream()).getReader();
+  let text = "";
+  while (!text.includes("\n\n")) text += (await reader.read()).value;
+  await abortedUpload(proxy.origin, "/mcp");
+  await abortedUpload(proxy.origin, /data: (\S+)/.exec(text)![1]);
+  await reader.cancel();
+  assert.deepEqual((await mcp.callTool({ name: "echo", arguments: { text: "x" } })).content, [
+    { type: "text", text: "x" },
+  ]);
+  assert.doesNotMatch(proxy.stderr(), /ERROR/);
+});

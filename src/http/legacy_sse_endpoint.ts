@@ -12,6 +12,7 @@ import { parseMessages, reusedRequestId, singleMessageLine } from "../jsonrpc.ts
 import { asEventData, bodyAsLine, cutShortAnswer } from "../large_answer.ts";
 import { type ServerSession, type SessionSource, SessionUnavailableError } from "../shared_server.ts";
 import { EVENT_STREAM_HEADERS, EventStream } from "./event_stream.ts";
+import { requestBody, UNREADABLE_BODY } from "./request_body.ts";
 import type { SessionLimit } from "./session_limit.ts";
 
 const decoder = new TextDecoder();
@@ -141,7 +142,8 @@ export function legacySseEndpoint(
         entry = sessions.get(normalized);
         if (entry === undefined) return textResponse(404, "Could not find session");
       }
-      const bytes = await request.bytes();
+      const bytes = await requestBody(request, logger);
+      if (bytes === undefined) return textResponse(400, UNREADABLE_BODY);
       const text = decoder.decode(bytes);
       const messages = parseMessages(text);
       if (typeof messages === "string") return textResponse(400, `Could not parse message: ${messages}`);

@@ -20,6 +20,7 @@ import {
 import { bodyAsLine } from "../large_answer.ts";
 import { DEFAULT_HTTP_PROTOCOL_VERSION, SUPPORTED_PROTOCOL_VERSIONS } from "../protocol_versions.ts";
 import { type SessionSource, SessionUnavailableError } from "../shared_server.ts";
+import { requestBody, UNREADABLE_BODY } from "./request_body.ts";
 import type { SessionLimit } from "./session_limit.ts";
 import { jsonRpcErrorResponse, StreamableSession } from "./streamable_http_session.ts";
 
@@ -165,7 +166,8 @@ export function streamableHttpEndpoint(
       session = sessions.get(sessionId);
       if (session === undefined) return jsonRpcErrorResponse(404, -32001, "Session not found");
     }
-    const bytes = await request.bytes();
+    const bytes = await requestBody(request, logger);
+    if (bytes === undefined) return jsonRpcErrorResponse(400, -32600, UNREADABLE_BODY);
     const text = decoder.decode(bytes);
     const messages = parseMessages(text);
     if (typeof messages === "string") {

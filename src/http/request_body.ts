@@ -1,0 +1,33 @@
+/**
+ * Reading a POST's body, which fails when the client goes away before it has sent all of it: a client's
+ * doing, logged at DEBUG, not an error of the proxy.
+ *
+ * @module
+ */
+
+import type { Logger } from "@logtape/logtape";
+
+/**
+ * The body of `request`; undefined when it could not be read (the client closed the connection or
+ * reset it mid-body), which `logger` notes at DEBUG. The caller answers 400: no one will read it.
+ *
+ * @example
+ * ```ts
+ * const bytes = await requestBody(request, logger);
+ * if (bytes === undefined) return new Response("The request body could not be read", { status: 400 });
+ * ```
+ */
+export async function requestBody(
+  request: Request,
+  logger: Logger,
+): Promise<Uint8Array<ArrayBuffer> | undefined> {
+  try {
+    return await request.bytes();
+  } catch (error) {
+    logger.debug("the body of a request could not be read (the client went away?): {error}", { error });
+    return undefined;
+  }
+}
+
+/** What a request whose body could not be read is answered, should its client still be there. */
+export const UNREADABLE_BODY = "Bad Request: the request body could not be read";
