@@ -20,10 +20,10 @@ import type { SupervisedServer } from "./supervised_server.ts";
 export interface IsolatedServerOptions {
   name: string;
   /**
-   * Creates the server of one session (not restarted: the session ends with it), to be stopped when its
-   * last session closes.
+   * Creates the server of one session, to be stopped when its last session closes; not restarted:
+   * `onGone` is called when its child exits, and the session ends with it.
    */
-  create(onLastSessionClosed: () => void): SupervisedServer;
+  create(onLastSessionClosed: () => void, onGone: (reason: string) => void): SupervisedServer;
   logger: Logger;
 }
 
@@ -48,12 +48,18 @@ export class IsolatedServer implements SessionSource {
 
   openSession(peer: SessionPeer, options: SessionOptions): ServerSession {
     if (this.#stopping) throw new SessionUnavailableError(`server "${this.name}" is shutting down`);
-    const server: SupervisedServer = this.#create(() => {
-      this.#running.delete(server);
-      server.stop("its session ended").catch((error) =>
-        this.#logger.error("stopping a session's server {name} failed: {error}", { name: this.name, error })
-      );
-    });
+    const server: SupervisedServer = this.#create(
+      () => {
+        this.#running.delete(server);
+        server.stop("its session ended").catch((error) =>
+          this.#logger.error("stopping a session's server {name} failed: {error}", { name: this.name, error })
+        );
+      },
+      (reason) => {
+        this.#logger.info("a session of {name} ends: its server {reason}", { name: this.name, reason });
+        peer.end?.(reason);
+      },
+    );
     const error = server.start();
     if (error !== undefined) throw new SessionUnavailableError(error.message);
     this.#running.add(server);

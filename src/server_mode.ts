@@ -15,7 +15,7 @@ import { SUPPORTED_PROTOCOL_VERSIONS } from "./protocol_versions.ts";
 import { loadNamedServerConfig } from "./named_server_config.ts";
 import { IsolatedServer } from "./isolated_server.ts";
 import type { SessionSource } from "./shared_server.ts";
-import { assertCommandExists, type SpawnError } from "./stdio_server_process.ts";
+import { assertCommandExists, SpawnError } from "./stdio_server_process.ts";
 import { type ServerStatus, SupervisedServer } from "./supervised_server.ts";
 
 const logger = proxyLogger("server");
@@ -84,6 +84,7 @@ function supervise(
   options: ServerModeOptions,
   policy: RestartPolicy,
   onLastSessionClosed?: () => void,
+  onGone?: (reason: string) => void,
 ): SupervisedServer {
   return new SupervisedServer({
     spec,
@@ -93,26 +94,33 @@ function supervise(
     maxLineBytes: options.maxLineBytes,
     supportedProtocolVersions: SUPPORTED_PROTOCOL_VERSIONS,
     onLastSessionClosed,
+    onGone,
     logger,
   });
 }
 
 /**
  * Starts one configured server: a supervised shared child now, or (isolated) a child per session later.
- * Returns why it could not start, if it could not (a shared one is then retried in the background).
+ * Returns why it could not start, if it could not, and how to have it retried in the background.
  */
 function startUnit(
   spec: StdioServerSpec,
   options: ServerModeOptions,
   isStopping: () => boolean,
-): { unit: ServerUnit; error?: SpawnError } {
+): { unit: ServerUnit; error?: SpawnError; retryLater?: () => void } {
   if (options.isolateSessions) {
     // Nothing runs until a session opens: check now that the command can be found.
     assertCommandExists(spec, childEnvironment(spec, options));
     const isolated = new IsolatedServer({
       name: spec.name,
-      create: (onLastSessionClosed) =>
-        supervise(spec, options, { enabled: false, initialDelayMs: 0, maxDelayMs: 0 }, onLastSessionClosed),
+      create: (onLastSessionClosed, onGone) =>
+        supervise(
+          spec,
+          options,
+          { enabled: false, initialDelayMs: 0, maxDelayMs: 0 },
+          onLastSessionClosed,
+          onGone,
+        ),
       logger,
     });
     const status = (): ServerStatus => ({
@@ -139,7 +147,7 @@ function startUnit(
     kill: () => supervised.kill(),
     status: () => supervised.status(),
   };
-  return { unit, error };
+  return { unit, error, retryLater: error && (() => supervised.retryLater(error)) };
 }
 
 /**
@@ -183,14 +191,22 @@ export async function startServerMode(options: ServerModeOptions): Promise<Serve
   // the app exists before the first request can be handled.
   const httpServer = listen(options, (request) => app.fetch(request));
   const startErrors: SpawnError[] = [];
+  const retries: (() => void)[] = [];
   try {
     for (const spec of specs) {
-      const { unit, error } = startUnit(spec, options, () => stopping);
+      const { unit, error, retryLater } = startUnit(spec, options, () => stopping);
       units.push(unit);
       if (error !== undefined) startErrors.push(error);
+      if (retryLater !== undefined) retries.push(retryLater);
     }
-    // One server that cannot start does not take the others down; when none can, there is nothing to do.
-    if (startErrors.length === specs.length) throw startErrors[0];
+    // One server that cannot start does not take the others down (it is retried in the background);
+    // when none can, there is nothing to do, and no retry to announce.
+    if (startErrors.length === specs.length) {
+      if (startErrors.length === 1) throw startErrors[0];
+      for (const error of startErrors) logger.error("{message}", { message: error.message });
+      throw new SpawnError(`none of the ${specs.length} servers could start`);
+    }
+    for (const retry of retries) retry();
   } catch (error) {
     stopping = true;
     await Promise.all([stopUnits("mcp-proxy could not start"), httpServer.shutdown()]);

@@ -68,6 +68,13 @@ export interface SessionPeer {
    * HTTP response stream) can end.
    */
   requestAbandoned?(clientId: RequestId): void;
+  /**
+   * The server behind the session is gone for good (`--isolate-sessions`: the session's own child
+   * exited, and is not restarted): the session ends, so that its client opens a new one (Streamable
+   * HTTP: its next request gets 404; legacy SSE: the stream closes). The requests it had waiting have
+   * had their error answers first.
+   */
+  end?(reason: string): void;
 }
 
 /** Where the pieces of an answer streamed to a client go ({@link SessionPeer.streamAnswer}). */

@@ -38,6 +38,8 @@ export interface SupervisedServerOptions {
   requestTimeoutMs: number;
   /** Called each time the last open session closes (for a server per session). */
   onLastSessionClosed?: () => void;
+  /** Called when the child exited and is not restarted (restarts off), with why; not after `stop()`. */
+  onGone?: (reason: string) => void;
   logger: Logger;
 }
 
@@ -67,9 +69,18 @@ export class SupervisedServer {
     });
   }
 
-  /** Starts the first child; returns why it could not start (a restart is then scheduled, if allowed). */
+  /**
+   * Starts the first child; returns why it could not start, and does nothing more then: the caller says
+   * so, and calls {@link retryLater} to have it tried again in the background.
+   */
   start(): SpawnError | undefined {
-    return this.#launch();
+    return this.#launch(true);
+  }
+
+  /** After `start()` failed with `error`: logs it, and retries as the restart policy allows. */
+  retryLater(error: SpawnError): void {
+    this.#logger.error("{message}", { message: error.message });
+    this.#scheduleRestart(`it could not start: ${error.message}`);
   }
 
   status(): ServerStatus {
@@ -98,7 +109,7 @@ export class SupervisedServer {
     this.#process?.kill();
   }
 
-  #launch(): SpawnError | undefined {
+  #launch(first = false): SpawnError | undefined {
     const { spec } = this.#options;
     let process: StdioServerProcess;
     try {
@@ -115,9 +126,9 @@ export class SupervisedServer {
       });
     } catch (error) {
       if (!(error instanceof SpawnError)) throw error;
-      this.#logger.error("{message}", { message: error.message });
       this.shared.childStopped(`it could not start: ${error.message}`);
-      this.#scheduleRestart();
+      if (first) this.#state = "failed";
+      else this.retryLater(error);
       return error;
     }
     this.#process = process;
@@ -138,7 +149,7 @@ export class SupervisedServer {
       this.shared.childStopped(reason);
       this.#logger.error("server {name} {reason}", { name: spec.name, reason });
       if (Date.now() - startedAt >= STABLE_AFTER_MS) this.#failuresInARow = 0;
-      this.#scheduleRestart();
+      this.#scheduleRestart(reason);
     });
     return undefined;
   }
@@ -151,10 +162,12 @@ export class SupervisedServer {
     );
   }
 
-  #scheduleRestart(): void {
+  /** After the child exited or could not start (`reason`): a restart later, or none. */
+  #scheduleRestart(reason: string): void {
     const { policy, spec } = this.#options;
     if (!policy.enabled || this.#stopping) {
       this.#state = "failed";
+      if (!this.#stopping) this.#options.onGone?.(reason);
       return;
     }
     const delay = Math.min(policy.initialDelayMs * 2 ** this.#failuresInARow, policy.maxDelayMs);

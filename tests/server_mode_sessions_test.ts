@@ -168,6 +168,44 @@ Deno.test("--isolate-sessions: a child per session, stopped when the session end
   await a.close();
 });
 
+Deno.test("--isolate-sessions: a session whose child exits ends (404, or its SSE stream closes); others go on", async () => {
+  await using proxy = await startProxy(["--isolate-sessions", "--", ...FIXTURE]);
+  const mcp = await connectClient(proxy.baseUrl(), "mcp", {}, false);
+  const other = await connectClient(proxy.baseUrl(), "mcp");
+  const [pidMcp, pidOther] = [await sessionPid(mcp), await sessionPid(other)];
+  await mcp.callTool({ name: "exit", arguments: { code: 3 } });
+  const ended = /a session of default ends: its server exited with code 3/;
+  assert.ok(await waitUntil(() => ended.test(proxy.stderr()), 5000), "the session ended with its child");
+  assert.ok(!processExists(pidMcp));
+  await assert.rejects(mcp.callTool({ name: "echo", arguments: { text: "x" } }), /Session not found/);
+
+  // Legacy SSE, by hand (the SDK's EventSource would open a new session at once): the stream ends.
+  const stream = await fetch(`${proxy.origin}/sse`, { signal: AbortSignal.timeout(10_000) });
+  const reader = stream.body!.pipeThrough(new TextDecoderStream()).getReader();
+  let text = "";
+  while (!text.includes("\n\n")) text += (await reader.read()).value;
+  const endpoint = `${proxy.origin}${/data: (\S+)/.exec(text)![1]}`;
+  const post = async (message: Record<string, unknown>) =>
+    (await fetch(endpoint, { method: "POST", body: JSON.stringify({ jsonrpc: "2.0", ...message }) })).body
+      ?.cancel();
+  await post({
+    id: 1,
+    method: "initialize",
+    params: { protocolVersion: "2024-11-05", capabilities: {}, clientInfo: { name: "t", version: "1" } },
+  });
+  await post({ method: "notifications/initialized" });
+  await post({ id: 2, method: "tools/call", params: { name: "exit", arguments: { code: 3 } } });
+  for (let chunk = await reader.read(); !chunk.done; chunk = await reader.read()) text += chunk.value;
+  assert.match(text, /"id":2,"result"/, "the answer came before the stream ended");
+
+  assert.equal(await sessionPid(other), pidOther, "the other session keeps its child");
+  const next = await connectClient(proxy.baseUrl(), "mcp");
+  assert.notEqual(await sessionPid(next), pidMcp, "a new session gets a new child");
+  await next.close();
+  await other.close();
+  await mcp.close();
+});
+
 Deno.test("--isolate-sessions checks the command at start", async () => {
   const result = await runProxy(["--isolate-sessions", "--", "no-such-mcp-server-xyz"]);
   assert.equal(result.code, 1);

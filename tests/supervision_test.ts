@@ -118,8 +118,16 @@ Deno.test("--no-restart: a child that exits stays down and is reported failed", 
   await assert.rejects(client.callTool({ name: "echo", arguments: { text: "x" } }), /not running/);
 });
 
-Deno.test("when no server can start at all, mcp-proxy exits 1", async () => {
+Deno.test("when no server can start at all, mcp-proxy says why once for each and exits 1, announcing no restart", async () => {
   const result = await runProxy(["--named-server", "a", "no-such-a", "--named-server", "b", "no-such-b"]);
   assert.equal(result.code, 1);
-  assert.match(result.stderr, /command not found: no-such-a/);
+  assert.equal(result.stderr.match(/command not found: no-such-a/g)?.length, 1, result.stderr);
+  assert.equal(result.stderr.match(/command not found: no-such-b/g)?.length, 1, result.stderr);
+  assert.match(result.stderr, /none of the 2 servers could start/);
+  assert.doesNotMatch(result.stderr, /restarting/);
+
+  const one = await runProxy(["--", "no-such-mcp-server-xyz"]);
+  assert.equal(one.code, 1);
+  assert.equal(one.stderr.match(/command not found/g)?.length, 1, one.stderr);
+  assert.doesNotMatch(one.stderr, /restarting/);
 });

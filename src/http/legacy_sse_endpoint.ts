@@ -116,6 +116,7 @@ export function legacySseEndpoint(
                 },
               };
             },
+            end: () => stream.close(),
           },
           { label: `sse ${id.slice(0, 8)}` },
         );

@@ -302,6 +302,11 @@ export class StreamableSession implements SessionPeer {
     } else this.#answer(channel, clientId, json);
   }
 
+  end(reason: string): void {
+    this.#logger.debug("session {id} ends: {reason}", { id: this.id ?? "(stateless)", reason });
+    this.close();
+  }
+
   requestAbandoned(clientId: RequestId): void {
     const channel = this.#channels.get(clientId);
     if (channel === undefined) return;
