@@ -12,7 +12,7 @@ import { isLoopbackAddress, LOOPBACK_NAMES } from "./http/host_check.ts";
 import { createProxyApp, mountPrefix } from "./http/proxy_app.ts";
 import { proxyLogger } from "./logging.ts";
 import { SUPPORTED_PROTOCOL_VERSIONS } from "./protocol_versions.ts";
-import { loadNamedServerConfig } from "./named_server_config.ts";
+import { ConfigError, loadNamedServerConfig } from "./named_server_config.ts";
 import { IsolatedServer } from "./isolated_server.ts";
 import type { SessionSource } from "./shared_server.ts";
 import { assertCommandExists, SpawnError } from "./stdio_server_process.ts";
@@ -58,6 +58,14 @@ async function collectSpecs(options: ServerModeOptions): Promise<StdioServerSpec
   if (options.namedServerConfig !== undefined) {
     const config = await loadNamedServerConfig(options.namedServerConfig);
     for (const warning of config.warnings) logger.warn("{warning}", { warning });
+    const clash = options.defaultServer &&
+      config.servers.find(({ name }) => name === options.defaultServer!.name);
+    if (clash !== undefined) {
+      throw new ConfigError(
+        `${options.namedServerConfig}: server "${clash.name}": that name is the default server's (the command ` +
+          `given without a name, served at /); rename the entry`,
+      );
+    }
     specs.push(...config.servers);
   } else {
     specs.push(...options.namedServers);
@@ -214,6 +222,7 @@ export async function startServerMode(options: ServerModeOptions): Promise<Serve
   }
   const app = createProxyApp({
     servers: units.map(({ source }) => source),
+    rootServer: options.defaultServer?.name,
     stateless: options.stateless,
     sessionIdleTimeoutMs: options.sessionIdleTimeoutMs,
     allowOrigins: options.allowOrigins,
@@ -231,7 +240,7 @@ export async function startServerMode(options: ServerModeOptions): Promise<Serve
   const origin = `http://${formatHost(address.hostname)}:${address.port}`;
   const baseUrls: Record<string, string> = {};
   for (const { source } of units) {
-    const base = origin + mountPrefix(source.name);
+    const base = origin + mountPrefix(source.name, options.defaultServer?.name);
     baseUrls[source.name] = base;
     logger.info("server {name}: SSE {base}/sse  Streamable HTTP {base}/mcp", { name: source.name, base });
   }

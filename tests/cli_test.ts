@@ -101,6 +101,13 @@ Deno.test("bad config files exit 1 with a message naming the file", async () => 
       assert.match(result.stderr, expected);
       assertNoStackTrace(result.stderr);
     }
+    const withDefault = `${dir}/with-default.json`;
+    await Deno.writeTextFile(withDefault, JSON.stringify({ mcpServers: { default: { command: "x" } } }));
+    const clash = await runProxy(["--named-server-config", withDefault, "--", "y"]);
+    assert.equal(clash.code, 1, clash.stderr);
+    assert.match(clash.stderr, /with-default\.json: server "default": that name is the default server's/);
+    assert.doesNotMatch(clash.stderr, /started server/);
+    assertNoStackTrace(clash.stderr);
     const allBad = `${dir}/all-bad.json`;
     await Deno.writeTextFile(allBad, JSON.stringify({ mcpServers: { a: { args: ["x"] }, b: "nope" } }));
     const result = await runProxy(["--named-server-config", allBad]);

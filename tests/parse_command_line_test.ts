@@ -619,6 +619,16 @@ Deno.test("server: --named-server alongside a default command", () => {
   assert.deepEqual(parsed.namedServers.map((s) => s.command), ["cmd"]);
 });
 
+Deno.test("server: --named-server default is a named server, unless a command is given: then a usage error", () => {
+  assert.deepEqual(server(["--named-server", "default", "cmd a"]).namedServers.map((s) => s.name), [
+    "default",
+  ]);
+  assert.equal(server(["--named-server", "default", "cmd a"]).defaultServer, undefined);
+  usageError(["--named-server", "default", "cmd a", "uvx", "srv"], [
+    /--named-server default: that name is the default server's/,
+  ]);
+});
+
 Deno.test("server: a later --named-server with the same NAME replaces the earlier, with a warning", () => {
   const parsed = server([
     "--named-server",

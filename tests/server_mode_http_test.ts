@@ -79,6 +79,22 @@ Deno.test("/status has the reference's keys; activity moves on /mcp requests", a
   assert.ok(Date.parse(after.api_last_activity) > Date.parse(before.api_last_activity));
 });
 
+Deno.test("a named server called default, with no command given, is served under /servers/default/ only", async () => {
+  await using proxy = await startProxy(["--named-server", "default", shellJoin(FIXTURE)]);
+  const named = await fetch(`${proxy.origin}/servers/default/mcp`, {
+    method: "POST",
+    headers: { "Content-Type": "application/json", Accept: "application/json, text/event-stream" },
+    body: JSON.stringify(INITIALIZE),
+  });
+  assert.equal(named.status, 200);
+  assert.match(await named.text(), /fixture-server/);
+  assert.equal((await request(`${proxy.origin}/mcp`, { method: "POST", body: "{}" })).status, 404);
+  assert.deepEqual(JSON.parse((await request(`${proxy.origin}/status`)).body).server_instances, {
+    default: "configured",
+  });
+  assert.match(proxy.stderr(), /server default: SSE http:\/\/[^ ]+\/servers\/default\/sse/);
+});
+
 Deno.test("legacy SSE: endpoint event, 202 on POST, 400 and 404 for bad session ids", async () => {
   await using proxy = await startProxy(["--named-server", "fx", shellJoin(FIXTURE), "--", ...FIXTURE]);
   const named = await openSse(`${proxy.baseUrl("fx")}/sse`);

@@ -667,6 +667,13 @@ function buildServerMode(
     namedServers = buildNamedServers(collected.namedServers, warnings);
   }
 
+  if (defaultServer !== undefined && namedServers.some(({ name }) => name === defaultServer.name)) {
+    throw new UsageError(
+      `--named-server ${defaultServer.name}: that name is the default server's (the command given without a ` +
+        `name, served at /); choose another`,
+    );
+  }
+
   if (defaultServer === undefined && namedServers.length === 0 && namedServerConfig === undefined) {
     throw new UsageError(
       "nothing to run: give a command, --named-server, --named-server-config, or a URL",

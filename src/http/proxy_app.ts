@@ -20,8 +20,10 @@ import { type StreamableHttpEndpoint, streamableHttpEndpoint } from "./streamabl
 
 /** Options of {@link createProxyApp}. */
 export interface ProxyAppOptions {
-  /** The servers to serve; the one named `"default"` is mounted at `/`, the others at `/servers/NAME/`. */
+  /** The servers to serve: the one named {@link rootServer} at `/`, the others at `/servers/NAME/`. */
   servers: SessionSource[];
+  /** The name of the server given as the command (the default server), if one was; see {@link mountPrefix}. */
+  rootServer?: string;
   stateless: boolean;
   /** Streamable HTTP sessions idle this long are closed; 0: never. */
   sessionIdleTimeoutMs: number;
@@ -49,9 +51,13 @@ export interface ProxyApp {
   closeAll(): Promise<void>;
 }
 
-/** Where a server's endpoints are mounted: `""` for the default server, `/servers/NAME` otherwise. */
-export function mountPrefix(serverName: string): string {
-  return serverName === "default" ? "" : `/servers/${serverName}`;
+/**
+ * Where a server's endpoints are mounted: `""` for the default server (`rootServer`, the name of the one
+ * given as the command), `/servers/NAME` for a named one, even one named "default" when no command was
+ * given.
+ */
+export function mountPrefix(serverName: string, rootServer: string | undefined): string {
+  return serverName === rootServer ? "" : `/servers/${serverName}`;
 }
 
 /** The path of a request URL, without query or fragment. */
@@ -125,7 +131,7 @@ export function createProxyApp(options: ProxyAppOptions): ProxyApp {
   const direct = new Map<string, (request: Request) => Promise<Response> | undefined>();
 
   for (const server of options.servers) {
-    const prefix = mountPrefix(server.name);
+    const prefix = mountPrefix(server.name, options.rootServer);
     const sse = legacySseEndpoint(server, {
       messagesPath: `${prefix}/messages/`,
       sessionLimit,
