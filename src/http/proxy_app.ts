@@ -99,21 +99,22 @@ export function createProxyApp(options: ProxyAppOptions): ProxyApp {
 
   // The reference's two keys first; `servers` adds each server's state.
   if (options.apiKeys.length > 0) app.use("*", apiKeyAuth(options.apiKeys));
-  app.use(
-    "*",
-    bodyLimit({
-      maxSize: options.maxBodyBytes,
-      onError: () =>
-        new Response(
-          JSON.stringify({
-            jsonrpc: "2.0",
-            error: { code: -32600, message: `Payload Too Large: the limit is ${options.maxBodyBytes} bytes` },
-            id: null,
-          }),
-          { status: 413, headers: { "Content-Type": "application/json" } },
-        ),
-    }),
-  );
+  // Only a POST's body is ever read. On another method (a DELETE, whose body Deno gives as a stream even when
+  // there is none) the middleware would read the body and make the request again, and Deno then warns on
+  // stderr about its request signal: plain text in a JSON log.
+  const limitBody = bodyLimit({
+    maxSize: options.maxBodyBytes,
+    onError: () =>
+      new Response(
+        JSON.stringify({
+          jsonrpc: "2.0",
+          error: { code: -32600, message: `Payload Too Large: the limit is ${options.maxBodyBytes} bytes` },
+          id: null,
+        }),
+        { status: 413, headers: { "Content-Type": "application/json" } },
+      ),
+  });
+  app.use("*", (c, next) => c.req.method === "POST" ? limitBody(c, next) : next());
 
   app.get("/status", (c) =>
     c.json({
@@ -179,7 +180,8 @@ export function createProxyApp(options: ProxyAppOptions): ProxyApp {
   const refusedKey = options.apiKeys.length > 0 ? apiKeyRefusal(options.apiKeys) : undefined;
   const directly = options.allowOrigins.length === 0;
   function withinBodyLimit(request: Request): boolean {
-    if (request.method !== "POST") return request.body === null;
+    // Only a POST's body is ever read (see `limitBody`).
+    if (request.method !== "POST") return true;
     // Each header by `get`, which Deno reads alone: `has` first lists every header by its lower-cased name.
     const length = request.headers.get("content-length");
     return length !== null && Number(length) <= options.maxBodyBytes &&
