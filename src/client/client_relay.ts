@@ -84,6 +84,8 @@ export class ClientRelay {
   #logLevel: Record<string, unknown> | undefined;
   readonly #subscriptions = new Set<string>();
   #closed = false;
+  /** Messages of the client still being sent (a request until its answer came, when it comes back with it). */
+  #sending = 0;
   #whenDrained: (() => void)[] = [];
   /**
    * The client's `initialize` requests still waiting for their answer, by id: until then the server has
@@ -114,15 +116,26 @@ export class ClientRelay {
       if (message.method === "notifications/initialized") this.#initialized = true;
       if (message.method === "notifications/cancelled") this.#forget(message.params?.requestId as RequestId);
     }
-    this.#dispatch(message, json).catch((error) =>
-      this.#logger.error("relaying a message failed: {error}", { error })
-    );
+    this.#dispatch(message, json);
   }
 
-  /** Resolves once no request of the client waits for an answer. */
+  /**
+   * Resolves once no request of the client waits for an answer and every message it sent is out: at the
+   * end of input, a notification or an answer to the server's request written last still reaches it.
+   */
   drained(): Promise<void> {
-    if (this.#pending.size === 0) return Promise.resolve();
+    if (this.#isDrained()) return Promise.resolve();
     return new Promise((resolve) => this.#whenDrained.push(resolve));
+  }
+
+  #isDrained(): boolean {
+    return this.#pending.size === 0 && this.#sending === 0;
+  }
+
+  #checkDrained(): void {
+    if (this.#whenDrained.length > 0 && this.#isDrained()) {
+      for (const resolve of this.#whenDrained.splice(0)) resolve();
+    }
   }
 
   /** Ends the session with the server (Streamable HTTP: DELETE) and stops every timer. */
@@ -170,6 +183,21 @@ export class ClientRelay {
 
   /** Sends one message, through reconnections and re-initialization; answers a request that cannot go. */
   async #dispatch(message: JsonRpcMessage, json?: string): Promise<void> {
+    this.#sending++;
+    try {
+      await this.#send(message, json);
+    } catch (error) {
+      // Not a failure of the wire that `#send` knows (a bug, or an error of a kind not foreseen): the
+      // request still gets its answer.
+      this.#logger.error("relaying a message failed: {error}", { error });
+      this.#fail(message, error instanceof Error ? error.message : String(error));
+    } finally {
+      this.#sending--;
+      this.#checkDrained();
+    }
+  }
+
+  async #send(message: JsonRpcMessage, json?: string): Promise<void> {
     const request = isRequest(message) ? message : undefined;
     if (this.#initializing.size > 0) {
       const waitFor = [...this.#initializing].filter(([id]) => id !== request?.id).map(([, gate]) =>
@@ -261,9 +289,7 @@ export class ClientRelay {
     this.#initializing.delete(id);
     this.#timeouts?.delete(id);
     this.#pending.delete(id);
-    if (this.#pending.size === 0 && this.#whenDrained.length > 0) {
-      for (const resolve of this.#whenDrained.splice(0)) resolve();
-    }
+    this.#checkDrained();
   }
 
   #timedOut(id: RequestId, ms: number): void {

@@ -39,6 +39,24 @@ function contentType(response: Response): string {
   return (response.headers.get("content-type") ?? "").toLowerCase();
 }
 
+/** Why a JSON body (`text`) the server sent for a request answered it not, for the error answer. */
+function unansweredBy(text: string): string {
+  const messages = parseMessages(text);
+  if (typeof messages === "string") {
+    const start = text.replace(/\s+/g, " ").trim().slice(0, 100);
+    return `the server's answer is not JSON-RPC (${messages})${
+      start === "" ? ": the body is empty" : `: ${start}`
+    }`;
+  }
+  const error = messages.find((message) => isResponse(message) && message.error !== undefined) as
+    | { error: { code: number; message: string } }
+    | undefined;
+  if (error !== undefined) {
+    return `the server answered with an error (${error.error.code}): ${error.error.message}`;
+  }
+  return "the server's answer is not the answer to this request";
+}
+
 function isEventStream(response: Response): boolean {
   return contentType(response).startsWith("text/event-stream");
 }
@@ -110,9 +128,19 @@ export class StreamableHttpClient implements RemoteTransport {
     const type = contentType(response);
     if (type.startsWith("text/event-stream")) return await this.#readAnswerStream(response, requestId);
     if (type.includes("json")) {
-      const bytes = bodyInMemory(response) ?? await response.bytes();
+      let bytes = bodyInMemory(response);
+      if (bytes === undefined) {
+        try {
+          bytes = await response.bytes();
+        } catch (error) {
+          throw new RemoteError("lost", `the answer broke off: ${fetchFailure(error, this.#url.href)}`);
+        }
+      }
       const text = decoder.decode(bytes);
-      this.#deliverText(text, bytes);
+      const answered = this.#deliverText(text, bytes);
+      if (requestId !== undefined && !answered.includes(requestId)) {
+        throw new RemoteError("lost", unansweredBy(text));
+      }
       return;
     }
     await response.body?.cancel();

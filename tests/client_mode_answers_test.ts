@@ -1,0 +1,163 @@
+/**
+ * Client mode keeps its two promises against servers that do not keep theirs: every request of the
+ * stdio client gets exactly one answer (a 200 JSON body that answers something else, or is no JSON-RPC at
+ * all, or breaks off mid-body, gets an error answer), and every message the client wrote before the end
+ * of its input reaches the server before the session ends.
+ */
+
+import assert from "node:assert/strict";
+import { runClientModeWithInput } from "./helpers/client_mode.ts";
+
+const INITIALIZE = {
+  jsonrpc: "2.0",
+  id: 1,
+  method: "initialize",
+  params: { protocolVersion: "2025-11-25", capabilities: {}, clientInfo: { name: "raw", version: "0" } },
+};
+
+/** A Streamable HTTP server whose answer to each `ping` is `bodies[id]`, as given, with status 200. */
+function misanswering(bodies: Record<string, string>) {
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, async (request) => {
+    if (request.method !== "POST") return new Response(null, { status: 405 });
+    const body = await request.json();
+    if (body.id === undefined) return new Response(null, { status: 202 });
+    const answer = body.method === "initialize"
+      ? JSON.stringify({ jsonrpc: "2.0", id: body.id, result: { protocolVersion: "2025-11-25" } })
+      : bodies[body.id];
+    return new Response(answer, { headers: { "Content-Type": "application/json", "Mcp-Session-Id": "s" } });
+  });
+  return { url: `http://127.0.0.1:${server.addr.port}/mcp`, [Symbol.asyncDispose]: () => server.shutdown() };
+}
+
+/** The time limit makes a request left unanswered fail the test (-32001) rather than hang it. */
+const ARGS = ["--transport", "streamablehttp", "--request-timeout", "10"];
+
+function ping(id: string) {
+  return { jsonrpc: "2.0", id, method: "ping" };
+}
+
+Deno.test("a 200 JSON body that does not answer the request gets an error answer; EOF still ends the run", async () => {
+  await using server = misanswering({
+    "null-id": '{"jsonrpc":"2.0","id":null,"error":{"code":-32600,"message":"Invalid Request"}}',
+    "not-json": "{not json",
+    empty: "",
+    "not-json-rpc": "{}",
+    "other-id": '{"jsonrpc":"2.0","id":"someone-else","result":{}}',
+  });
+  const ids = ["null-id", "not-json", "empty", "not-json-rpc", "other-id"];
+  const { code, stdout, stderr } = await runClientModeWithInput(server.url, [
+    INITIALIZE,
+    { jsonrpc: "2.0", method: "notifications/initialized" },
+    ...ids.map(ping),
+  ], { args: ARGS });
+  assert.equal(code, 0, stderr);
+  const answers = new Map(
+    stdout.trimEnd().split("\n").map((line) => JSON.parse(line)).map((message) => [message.id, message]),
+  );
+  assert.deepEqual([...answers.keys()].sort(), [1, ...ids].sort(), stdout);
+  const message = (id: string) => answers.get(id).error.message as string;
+  for (const id of ids) assert.equal(answers.get(id).error.code, -32000, id);
+  assert.match(message("null-id"), /the server answered with an error \(-32600\): Invalid Request/);
+  assert.match(message("not-json"), /not JSON-RPC \(the text is not JSON\): \{not json/);
+  assert.match(message("empty"), /the body is empty/);
+  assert.match(message("not-json-rpc"), /not JSON-RPC/);
+  assert.match(message("other-id"), /not the answer to this request/);
+});
+
+/**
+ * An HTTP/1.1 server by hand, one request per connection: initialize is answered, a notification gets
+ * 202, and any other request a head that promises 2 MB of body, 300 KB of it, and the connection closed.
+ */
+function cuttingServer() {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const encoder = new TextEncoder();
+  const serve = async (conn: Deno.Conn) => {
+    let text = "";
+    const buffer = new Uint8Array(65536);
+    for (let n = await conn.read(buffer); n !== null; n = await conn.read(buffer)) {
+      text += new TextDecoder().decode(buffer.subarray(0, n));
+      const end = text.indexOf("\r\n\r\n");
+      const length = Number(/content-length: *(\d+)/i.exec(text)?.[1] ?? 0);
+      if (end !== -1 && text.length >= end + 4 + length) break;
+    }
+    const body = JSON.parse(text.slice(text.indexOf("\r\n\r\n") + 4));
+    const head = (status: string, length: number) =>
+      `HTTP/1.1 ${status}\r\nContent-Type: application/json\r\nMcp-Session-Id: s\r\nConnection: close\r\n` +
+      `Content-Length: ${length}\r\n\r\n`;
+    if (body.id === undefined) await conn.write(encoder.encode(head("202 Accepted", 0)));
+    else if (body.method === "initialize") {
+      const answer = JSON.stringify({
+        jsonrpc: "2.0",
+        id: body.id,
+        result: { protocolVersion: "2025-11-25" },
+      });
+      await conn.write(encoder.encode(head("200 OK", answer.length) + answer));
+    } else {
+      const part = `{"jsonrpc":"2.0","id":${JSON.stringify(body.id)},"result":{"text":"${
+        "x".repeat(300_000)
+      }`;
+      await conn.write(encoder.encode(head("200 OK", 2_000_000) + part));
+    }
+    conn.close();
+  };
+  const accepting = (async () => {
+    for await (const conn of listener) serve(conn).catch(() => conn.close());
+  })();
+  return {
+    url: `http://127.0.0.1:${(listener.addr as Deno.NetAddr).port}/mcp`,
+    async [Symbol.asyncDispose]() {
+      listener.close();
+      await accepting;
+    },
+  };
+}
+
+Deno.test("an answer that breaks off mid-body gets an error answer", async () => {
+  await using server = cuttingServer();
+  const { code, stdout, stderr } = await runClientModeWithInput(server.url, [
+    INITIALIZE,
+    { jsonrpc: "2.0", method: "notifications/initialized" },
+    ping("cut"),
+  ], { args: ARGS });
+  assert.equal(code, 0, stderr);
+  const messages = stdout.trimEnd().split("\n").map((line) => JSON.parse(line));
+  const answer = messages.find((message) => message.id === "cut");
+  assert.equal(answer?.error?.code, -32000, stdout.slice(0, 500));
+  assert.match(answer.error.message, /the answer broke off/);
+});
+
+Deno.test("messages written just before the end of input reach the server before the session ends", async () => {
+  const received: string[] = [];
+  await using server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, async (request) => {
+    if (request.method === "DELETE") {
+      received.push("DELETE");
+      return new Response(null, { status: 200 });
+    }
+    if (request.method !== "POST") return new Response(null, { status: 405 });
+    const body = await request.json();
+    received.push(String(body.method ?? `answer ${body.id}`));
+    if (body.method === "initialize") {
+      return Response.json({ jsonrpc: "2.0", id: body.id, result: { protocolVersion: "2025-11-25" } }, {
+        headers: { "Mcp-Session-Id": "s" },
+      });
+    }
+    // Slow to take them: without waiting for them, the end of input would cut them off.
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    return new Response(null, { status: 202 });
+  });
+  const { code, stderr } = await runClientModeWithInput(`http://127.0.0.1:${server.addr.port}/mcp`, [
+    INITIALIZE,
+    { jsonrpc: "2.0", method: "notifications/initialized" },
+    { jsonrpc: "2.0", method: "notifications/cancelled", params: { requestId: 7, reason: "user" } },
+    { jsonrpc: "2.0", id: "server-req-1", result: { roots: [] } },
+    { jsonrpc: "2.0", method: "notifications/roots/list_changed" },
+  ], { args: ARGS });
+  assert.equal(code, 0, stderr);
+  assert.doesNotMatch(stderr, /lost/);
+  assert.deepEqual(received.slice(0, 2), ["initialize", "notifications/initialized"]);
+  assert.deepEqual(
+    received.slice(2, 5).sort(),
+    ["answer server-req-1", "notifications/cancelled", "notifications/roots/list_changed"],
+  );
+  assert.equal(received.at(-1), "DELETE");
+});
