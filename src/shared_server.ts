@@ -31,6 +31,7 @@ import {
   withRequestId,
 } from "./jsonrpc.ts";
 import { DelayQueue } from "./delay_queue.ts";
+import { VERSION } from "./version.ts";
 import {
   answerIdOf,
   type JsonText,
@@ -215,6 +216,16 @@ export class SharedServer implements SessionSource {
   #initializeInFlight = false;
   #initializeWaiters: { session: ServerSession; request: JsonRpcRequest }[] = [];
   #initializedNotificationSent = false;
+  /**
+   * Requests of stateless sessions that came before any client initialized the child: they wait for the
+   * proxy's own `initialize` (see `#initializeForStateless`).
+   */
+  #waitingForOwnInitialize: {
+    session: ServerSession;
+    request: JsonRpcRequest;
+    json: string | undefined;
+    bytes: Uint8Array<ArrayBuffer> | undefined;
+  }[] = [];
   #downReason: string | undefined;
 
   constructor(options: SharedServerOptions) {
@@ -272,6 +283,9 @@ export class SharedServer implements SessionSource {
       session.deliver(errorResponse(request.id, error.code, error.message), request.id);
     }
     this.#initializeWaiters = [];
+    for (const { session, request } of this.#waitingForOwnInitialize.splice(0)) {
+      session.deliver(errorResponse(request.id, error.code, error.message), request.id);
+    }
     for (const [proxyId, pending] of this.#pendingServerRequests) {
       this.#pendingServerRequests.delete(proxyId);
       pending.session.deliver({
@@ -362,6 +376,10 @@ export class SharedServer implements SessionSource {
       session.deliver(errorResponse(request.id, error.code, error.message), request.id);
       return;
     }
+    if (session.stateless && this.#initializeResult === undefined && request.method !== "initialize") {
+      this.#initializeForStateless(session, request, json, bytes);
+      return;
+    }
     if (request.method === "resources/subscribe" || request.method === "resources/unsubscribe") {
       if (this.#answeredSubscription(session, request)) return;
     }
@@ -387,6 +405,36 @@ export class SharedServer implements SessionSource {
     this.#pendingChildRequests.set(proxyId, pending);
     session.rememberRequest(request.id, proxyId, this.#clock);
     this.#sendToChild(forwarded, line);
+  }
+
+  /**
+   * A stateless session sends no `initialize`, and a child must have one (and `notifications/initialized`)
+   * before any other request: servers built on the Python SDK fail otherwise. Until a client has
+   * initialized the child, the proxy does, as the Python mcp-proxy does at its start, with the latest
+   * protocol revision and no capabilities; `request` waits for it, then goes on as usual. A restarted
+   * child is initialized again the same way.
+   */
+  #initializeForStateless(
+    session: ServerSession,
+    request: JsonRpcRequest,
+    json: string | undefined,
+    bytes: Uint8Array<ArrayBuffer> | undefined,
+  ): void {
+    this.#waitingForOwnInitialize.push({ session, request, json, bytes });
+    if (this.#initializeInFlight) return;
+    this.#initializeInFlight = true;
+    const params = {
+      protocolVersion: this.#supportedProtocolVersions[0],
+      capabilities: {},
+      clientInfo: { name: "mcp-proxy", version: VERSION },
+    };
+    this.#logger.info("server {name}: initialized by mcp-proxy itself, for stateless requests", {
+      name: this.name,
+    });
+    this.#sendOwnRequest("initialize", params, (response) => {
+      if (response.result !== undefined) this.#initializeParams ??= params;
+      this.#settleInitialize(response);
+    });
   }
 
   /**
@@ -735,6 +783,23 @@ export class SharedServer implements SessionSource {
       for (const { session, request } of waiters) {
         session.deliver({ ...response, id: request.id }, request.id);
       }
+    }
+    const stateless = this.#waitingForOwnInitialize.splice(0);
+    if (stateless.length === 0) return;
+    if (response.result === undefined) {
+      const reason = `MCP server "${this.name}" refused to initialize: ${response.error?.message}`;
+      for (const { session, request } of stateless) {
+        session.deliver(errorResponse(request.id, ErrorCode.InternalError, reason), request.id);
+      }
+      return;
+    }
+    // Their requests go now, so the child must hear that initialization is complete first.
+    if (!this.#initializedNotificationSent) {
+      this.#initializedNotificationSent = true;
+      this.#sendToChild({ jsonrpc: "2.0", method: "notifications/initialized" });
+    }
+    for (const { session, request, json, bytes } of stateless) {
+      if (!session.closed) this.forwardRequest(session, request, json, bytes);
     }
   }
 

@@ -79,6 +79,26 @@ Deno.test("/status has the reference's keys; activity moves on /mcp requests", a
   assert.ok(Date.parse(after.api_last_activity) > Date.parse(before.api_last_activity));
 });
 
+Deno.test("--stateless: a POST with no initialize finds the child initialized, by the proxy itself, once", async () => {
+  await using proxy = await startProxy(["--stateless", "--", ...FIXTURE]);
+  const call = async (id: number) => {
+    const response = await fetch(`${proxy.origin}/mcp`, {
+      method: "POST",
+      headers: { "Content-Type": "application/json", Accept: "application/json, text/event-stream" },
+      body: JSON.stringify({
+        jsonrpc: "2.0",
+        id,
+        method: "tools/call",
+        params: { name: "initializations", arguments: {} },
+      }),
+    });
+    return JSON.parse(await response.text()).result.content[0].text;
+  };
+  assert.equal(await call(1), "1");
+  assert.equal(await call(2), "1");
+  assert.match(proxy.stderr(), /initialized by mcp-proxy itself, for stateless requests/);
+});
+
 Deno.test("a named server called default, with no command given, is served under /servers/default/ only", async () => {
   await using proxy = await startProxy(["--named-server", "default", shellJoin(FIXTURE)]);
   const named = await fetch(`${proxy.origin}/servers/default/mcp`, {

@@ -113,6 +113,18 @@ class Harness {
     return { session, client };
   }
 
+  /**
+   * The child answers the proxy's own `initialize`, the one a stateless session's first request brings
+   * when no client initialized the child; returns what it received after (the notification, the requests).
+   */
+  childAnswersOwnInitialize(): JsonRpcMessage[] {
+    const [own, ...rest] = this.takeChild();
+    assert.ok(own !== undefined && isInitialize(own), `the proxy's initialize first: ${JSON.stringify(own)}`);
+    assert.deepEqual(rest, [], "nothing before its answer");
+    this.childAnswers(own, CHILD_INITIALIZE_RESULT);
+    return this.takeChild();
+  }
+
   /** Opens a session and takes it through the handshake as an MCP client would. */
   initializedSession(capabilities: Record<string, unknown> = {}): Peer {
     const peer = this.open();
@@ -1054,7 +1066,9 @@ Deno.test("SharedServer: a stateless session counts as initialized without sendi
   const s = h.open(true);
   assert.equal(s.session.initialized, true);
   s.session.handleClientMessage(request(1, "tools/list"));
-  h.childAnswers(h.childReceivesOne(), { tools: [] });
+  const [initialized, list] = h.childAnswersOwnInitialize();
+  assert.deepEqual(initialized, notification("notifications/initialized"));
+  h.childAnswers(list, { tools: [] });
   assert.deepEqual(s.client.takeOne().message, { jsonrpc: "2.0", id: 1, result: { tools: [] } });
   h.server.handleChildMessage(notification("notifications/tools/list_changed"));
   assert.deepEqual(s.client.takeOne().message, notification("notifications/tools/list_changed"));
@@ -1102,13 +1116,91 @@ Deno.test({
     const h = new Harness();
     const s = h.open(true);
     s.session.handleClientMessage(request("s1", "tools/call"));
-    h.takeChild();
+    h.childAnswersOwnInitialize();
     const stateful = h.initializedSession({ sampling: {} });
     h.server.handleChildMessage(request("srv-1", "sampling/createMessage", {}));
     const proxyId = idOf(s.client.takeOne().message);
     stateful.session.handleClientMessage({ jsonrpc: "2.0", id: proxyId, result: { from: "intruder" } });
     assert.deepEqual(h.takeChild(), []);
   },
+});
+
+Deno.test("SharedServer: before any client initialized the child, the proxy does for stateless requests, once", () => {
+  const h = new Harness();
+  const a = h.open(true);
+  const b = h.open(true);
+  a.session.handleClientMessage(request("a1", "tools/list"));
+  b.session.handleClientMessage(request("b1", "tools/call", { name: "echo" }));
+  const [own] = h.toChild;
+  assert.equal(h.toChild.length, 1, "one initialize for both, and their requests wait for it");
+  assert.deepEqual((own as JsonRpcRequest).params, {
+    protocolVersion: SUPPORTED_PROTOCOL_VERSIONS[0],
+    capabilities: {},
+    clientInfo: {
+      name: "mcp-proxy",
+      version: (own as JsonRpcRequest).params!.clientInfo!["version" as never],
+    },
+  });
+  const after = h.childAnswersOwnInitialize();
+  assert.deepEqual(after.map((m) => "method" in m ? m.method : "answer"), [
+    "notifications/initialized",
+    "tools/list",
+    "tools/call",
+  ]);
+  assert.deepEqual(a.client.take(), [], "the proxy's own initialize is answered to nobody");
+  h.childAnswers(after[2], { content: [] });
+  assert.deepEqual(b.client.takeOne().message, { jsonrpc: "2.0", id: "b1", result: { content: [] } });
+
+  // Initialized now: the next stateless request goes at once, and a later client's initialize is answered
+  // from the child's result.
+  const c = h.open(true);
+  c.session.handleClientMessage(request("c1", "ping"));
+  assert.equal((h.childReceivesOne() as JsonRpcRequest).method, "ping");
+  const d = h.open();
+  d.session.handleClientMessage(initializeRequest("d0"));
+  assert.deepEqual(h.takeChild(), []);
+  assert.equal((d.client.takeOne().message as JsonRpcResponse).result?.serverInfo !== undefined, true);
+});
+
+Deno.test("SharedServer: a child that refuses the proxy's own initialize: the waiting stateless requests get an error", () => {
+  const h = new Harness();
+  const s = h.open(true);
+  s.session.handleClientMessage(request("s1", "tools/list"));
+  const own = h.childReceivesOne();
+  h.server.handleChildMessage({ jsonrpc: "2.0", id: idOf(own), error: { code: -32602, message: "no" } });
+  const answer = s.client.takeOne().message as JsonRpcResponse;
+  assert.equal(answer.id, "s1");
+  assert.match(answer.error!.message, /refused to initialize: no/);
+  assert.deepEqual(h.takeChild(), [], "no request reached an uninitialized child");
+});
+
+Deno.test("SharedServer: a child that stops during the proxy's own initialize: the waiting requests get an error", () => {
+  const h = new Harness();
+  const s = h.open(true);
+  s.session.handleClientMessage(request("s1", "tools/list"));
+  h.takeChild();
+  h.server.childStopped("exited with code 1");
+  const answer = s.client.takeOne().message as JsonRpcResponse;
+  assert.equal(answer.id, "s1");
+  assert.match(answer.error!.message, /not running \(exited with code 1\)/);
+});
+
+Deno.test("SharedServer: stateless requests that come while a client's initialize is under way go after it", () => {
+  const h = new Harness();
+  const stateful = h.open();
+  stateful.session.handleClientMessage(initializeRequest("init"));
+  const init = h.childReceivesOne();
+  const s = h.open(true);
+  s.session.handleClientMessage(request("s1", "tools/list"));
+  assert.deepEqual(h.takeChild(), [], "it waits for the client's initialize");
+  h.childAnswers(init, CHILD_INITIALIZE_RESULT);
+  assert.deepEqual(h.takeChild().map((m) => "method" in m ? m.method : "answer"), [
+    "notifications/initialized",
+    "tools/list",
+  ]);
+  // The client's own notification is not sent twice.
+  stateful.session.handleClientMessage(notification("notifications/initialized"));
+  assert.deepEqual(h.takeChild(), []);
 });
 
 // ---- resource subscriptions ----------------------------------------------------------------------
