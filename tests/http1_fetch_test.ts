@@ -101,6 +101,31 @@ Deno.test("http1_wire: chunk sizes, request heads, header checks", () => {
   assert.equal(validHeader("X", "€"), false);
 });
 
+Deno.test("http1_wire: head lines end in CRLF or a bare LF, mixed; a bare CR ends none", () => {
+  const bare = parseResponseHead(
+    "HTTP/1.1 200 OK\nContent-Type: application/json\nContent-Length: 2",
+    "POST",
+  );
+  assert.deepEqual([bare.status, bare.statusText], [200, "OK"]);
+  assert.deepEqual(bare.headers, [["Content-Type", "application/json"], ["Content-Length", "2"]]);
+  assert.deepEqual(bare.framing, { kind: "length", length: 2 });
+  const mixed = parseResponseHead(
+    "HTTP/1.1 201 Created\r\nX-A: 1\nX-B: 2 \r\nTransfer-Encoding: chunked",
+    "GET",
+  );
+  assert.deepEqual([mixed.status, mixed.statusText], [201, "Created"]);
+  assert.deepEqual(mixed.headers, [["X-A", "1"], ["X-B", "2"], ["Transfer-Encoding", "chunked"]]);
+  assert.deepEqual(mixed.framing, { kind: "chunked" });
+  assert.equal(parseResponseHead("HTTP/1.1 404\nX-A: 1", "GET").statusText, "");
+  // A CR not followed by LF is no line break: in the status line it is invalid, in a value it stays.
+  assert.throws(() => parseResponseHead("HTTP/1.1 200 OK\rContent-Length: 2", "GET"), HttpWireError);
+  assert.deepEqual(parseResponseHead("HTTP/1.1 200 OK\nX-A: 1\rX-B: 2", "GET").headers, [[
+    "X-A",
+    "1\rX-B: 2",
+  ]]);
+  assert.throws(() => parseResponseHead("HTTP/1.1 200 OK\n\nX-A: 1", "GET"), HttpWireError);
+});
+
 // ---- against real servers --------------------------------------------------------------------------
 
 /** Runs `test` with a fetch whose fallback records what it was given, closing both afterwards. */
@@ -480,6 +505,138 @@ Deno.test("http1_fetch: a broken answer is a network error, never sent again", a
       // A small body is read before fetch resolves: a short one rejects the fetch itself.
       await assert.rejects(fetch(`${origin}/short`).then((response) => response.text()), TypeError);
       assert.equal(counts.requests, 3);
+    });
+  });
+});
+
+/**
+ * How long a request of the tests of bare LF line breaks may wait: a client that misses a line break
+ * waits for the bytes after it without end.
+ */
+const LINE_BREAK_DEADLINE_MS = 10_000;
+
+/** Writes `pieces` one after another, with a pause after each for the client to read it apart. */
+async function writePieces(conn: Deno.Conn, pieces: string[], pauseMs: number): Promise<void> {
+  (conn as Deno.TcpConn).setNoDelay(true);
+  for (const piece of pieces) {
+    await writeText(conn, piece);
+    await new Promise((resolve) => setTimeout(resolve, pauseMs));
+  }
+}
+
+Deno.test("http1_fetch: a head whose lines end in a bare LF is read, and its connection kept", async () => {
+  await withRawServer(async (conn, request) => {
+    const body = request.includes("/first") ? "{}" : '{"second":true}';
+    await writeText(
+      conn,
+      `HTTP/1.1 200 OK\nContent-Type: application/json\nX-Tag: bare\nContent-Length: ${body.length}\n\n${body}`,
+    );
+    return true;
+  }, async (origin, counts) => {
+    await withFetch(async (fetch) => {
+      const signal = AbortSignal.timeout(LINE_BREAK_DEADLINE_MS);
+      const first = await fetch(`${origin}/first`, { method: "POST", body: "{}", signal });
+      assert.deepEqual(
+        [first.status, first.statusText, first.headers.get("content-type"), first.headers.get("x-tag")],
+        [200, "OK", "application/json", "bare"],
+      );
+      assert.equal(await first.text(), "{}");
+      const second = await fetch(`${origin}/second`, { method: "POST", body: "{}", signal });
+      assert.deepEqual(await second.json(), { second: true });
+      assert.deepEqual(
+        counts,
+        { connections: 1, requests: 2 },
+        "the second request took the same connection",
+      );
+    });
+  });
+});
+
+Deno.test("http1_fetch: a head of CRLF and bare LF lines ends at its first blank line, however written", async () => {
+  const blankLines = ["\r\n\r\n", "\n\n", "\r\n\n", "\n\r\n"];
+  await withRawServer(async (conn, request, index) => {
+    if (request.includes("/bare-cr")) {
+      await writeText(conn, "HTTP/1.1 200 OK\nX-A: 1\rX-B: 2\nContent-Length: 2\n\nok");
+    } else if (request.includes("/too-long")) {
+      await writeText(conn, `HTTP/1.1 200 OK\n${`X-Pad: ${"a".repeat(100)}\n`.repeat(700)}`);
+    } else if (request.includes("/cut")) {
+      await writeText(conn, "HTTP/1.1 200 OK\nContent-Length: 2\n");
+      return false;
+    } else {
+      // The body starts with a line break: it is the body's, after the first blank line.
+      await writeText(
+        conn,
+        `HTTP/1.1 200 OK\r\nX-A: 1\nX-B: 2\r\nContent-Length: 4${blankLines[index]}\r\nok`,
+      );
+    }
+    return true;
+  }, async (origin, counts) => {
+    await withFetch(async (fetch) => {
+      const signal = AbortSignal.timeout(LINE_BREAK_DEADLINE_MS);
+      for (const blankLine of blankLines) {
+        const response = await fetch(`${origin}/mixed`, { signal });
+        assert.deepEqual(
+          [response.status, response.headers.get("x-a"), response.headers.get("x-b"), await response.text()],
+          [200, "1", "2", "\r\nok"],
+          JSON.stringify(blankLine),
+        );
+      }
+      assert.equal(counts.connections, 1, "each head and body was read to its end, no further");
+      // A CR without an LF breaks no line: the header value holding it is refused.
+      const bareCr = await fetch(`${origin}/bare-cr`, { signal }).then(() => undefined, (error) => error);
+      assert.ok(bareCr instanceof TypeError, String(bareCr));
+      const tooLong = await fetch(`${origin}/too-long`, { signal }).then(() => undefined, (error) => error);
+      assert.ok(tooLong instanceof TypeError && tooLong.cause instanceof HttpWireError, String(tooLong));
+      assert.equal(tooLong.cause.message, "the response head is over 64 KiB");
+      const cut = await fetch(`${origin}/cut`, { signal }).then(() => undefined, (error) => error);
+      assert.ok(cut instanceof TypeError && cut.cause instanceof HttpWireError, String(cut));
+      assert.equal(cut.cause.message, "the connection closed inside the response head");
+    });
+  });
+});
+
+Deno.test("http1_fetch: chunked framing whose size lines, trailers and last line end in a bare LF", async () => {
+  await withRawServer(async (conn, request) => {
+    if (request.includes("/crlf-head")) {
+      await writeText(conn, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n");
+      await writeText(conn, "5;ext=1\nli\nne\n6\r\n works\n0\nX-Trailer: t\nX-Other: u\r\n\n");
+    } else {
+      await writeText(conn, "HTTP/1.1 200 OK\nTransfer-Encoding: chunked\n\n3\nabc\r\n0\n\n");
+    }
+    return true;
+  }, async (origin, counts) => {
+    await withFetch(async (fetch) => {
+      const signal = AbortSignal.timeout(LINE_BREAK_DEADLINE_MS);
+      assert.equal(await (await fetch(`${origin}/crlf-head`, { signal })).text(), "li\nne works");
+      assert.equal(await (await fetch(`${origin}/bare-head`, { signal })).text(), "abc");
+      assert.equal(await (await fetch(`${origin}/crlf-head`, { signal })).text(), "li\nne works");
+      assert.deepEqual(counts, { connections: 1, requests: 3 }, "each body was read to its last line");
+    });
+  });
+});
+
+Deno.test("http1_fetch: heads and chunk lines with bare LFs read as they arrive, a byte at a time or split at LFs", async () => {
+  const chunked = "HTTP/1.1 200 OK\nX-A: 1\r\nTransfer-Encoding: chunked\n\r\n3\nabc\r\n0\nX-T: t\n\n";
+  const splits = [
+    ["HTTP/1.1 200 OK\r", "\n", "X-A: 1\n", "Content-Length: 2\r", "\n", "\r", "\nok"],
+    ["HTTP/1.1 200 OK\n", "X-A: 1\n", "Content-Length: 2\n", "\n", "ok"],
+    ["HTTP/1.1 200 OK\nX-A: 1\r\nContent-Length: 2\r\n", "\n", "ok"],
+    ["HTTP/1.1 200 OK\nX-A: 1\nContent-Length: 2\n", "\r\nok"],
+    ["HTTP/1.1 200 OK\nX-A: 1\nContent-Length: 2\n\r", "\nok"],
+  ];
+  await withRawServer(async (conn, request, index) => {
+    await writePieces(conn, request.includes("/bytes") ? [...chunked] : splits[index - 1], 2);
+    return true;
+  }, async (origin, counts) => {
+    await withFetch(async (fetch) => {
+      const signal = AbortSignal.timeout(LINE_BREAK_DEADLINE_MS);
+      const bytes = await fetch(`${origin}/bytes`, { signal });
+      assert.deepEqual([bytes.headers.get("x-a"), await bytes.text()], ["1", "abc"]);
+      for (const pieces of splits) {
+        const split = await fetch(`${origin}/split`, { signal });
+        assert.deepEqual([split.headers.get("x-a"), await split.text()], ["1", "ok"], JSON.stringify(pieces));
+      }
+      assert.equal(counts.connections, 1);
     });
   });
 });

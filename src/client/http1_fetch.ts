@@ -69,8 +69,8 @@ const MAX_LINE_BYTES = 8 * 1024;
 /** Free space below which the read buffer is compacted or grown before a read. */
 const MIN_READ_BYTES = 4 * 1024;
 const SMALL_BODY_BYTES = 64 * 1024;
-const HEAD_END = [13, 10, 13, 10];
-const LINE_END = [13, 10];
+const CR = 13;
+const LF = 10;
 /** URLs whose {@link Target} is kept; past that, the cache starts again. */
 const MAX_TARGETS = 64;
 /** A string with a character outside ASCII: its UTF-8 length is not its length. */
@@ -237,32 +237,36 @@ class Connection {
 
   /** Reads a response head: its Latin-1 text without the blank line, or null if the connection ended first. */
   readHead(): Promise<string | null> {
-    return this.#readUntil(HEAD_END, MAX_HEAD_BYTES, "the response head");
+    return this.#readUntil(true, MAX_HEAD_BYTES, "the response head");
   }
 
-  /** Reads a line ending in CRLF (chunked framing), without it. */
+  /** Reads a line of chunked framing, without its line break. */
   async readLine(): Promise<string> {
-    const line = await this.#readUntil(LINE_END, MAX_LINE_BYTES, "a chunk line");
+    const line = await this.#readUntil(false, MAX_LINE_BYTES, "a chunk line");
     if (line === null) throw new HttpWireError("the connection closed inside the body");
     return line;
   }
 
   /**
-   * The Latin-1 text up to `delimiter`, which is consumed too; null if the connection ended before any
-   * byte. `what` names the text in errors (too long, or cut off).
+   * The Latin-1 text up to the next line break, or with `toBlankLine` up to the next blank line and the
+   * line break before it; what ends the text is consumed too. A line break is an LF with or without a CR
+   * before it: RFC 9112 §2.2 lets a recipient accept a bare LF, and some servers send one. Null if the
+   * connection ended before any byte; `what` names the text in errors (too long, or cut off).
    */
-  async #readUntil(delimiter: readonly number[], maxBytes: number, what: string): Promise<string | null> {
+  async #readUntil(toBlankLine: boolean, maxBytes: number, what: string): Promise<string | null> {
     let from = this.#start;
     for (;;) {
-      const at = this.#indexOf(from, delimiter);
-      if (at !== -1) {
-        const text = latin1(this.#buffer.subarray(this.#start, at));
-        this.#start = at + delimiter.length;
+      const newline = this.#indexOfLineEnd(from, toBlankLine);
+      if (newline !== -1) {
+        let end = this.#beforeLineBreak(newline);
+        if (toBlankLine) end = this.#beforeLineBreak(end - 1);
+        const text = latin1(this.#buffer.subarray(this.#start, end));
+        this.#start = newline + 1;
         return text;
       }
       if (this.buffered > maxBytes) throw new HttpWireError(`${what} is over ${maxBytes / 1024} KiB`);
-      // The delimiter may straddle the end: search again from just before it.
-      const offset = Math.max(0, this.#end - (delimiter.length - 1) - this.#start);
+      // Whether an LF ends the line is decided by the bytes before it: search again from the new ones.
+      const offset = this.#end - this.#start;
       if (!await this.#fill()) {
         if (this.buffered === 0) return null;
         throw new HttpWireError(`the connection closed inside ${what}`);
@@ -293,24 +297,24 @@ class Connection {
     return this.take(count)!;
   }
 
-  #indexOf(from: number, pattern: readonly number[]): number {
+  /**
+   * The index of the first LF at or after `from` that ends a line, or with `toBlankLine` a blank line
+   * after another line's break (`\r\n\r\n`, `\n\n`, `\r\n\n`, `\n\r\n`); -1 if none was read yet.
+   */
+  #indexOfLineEnd(from: number, toBlankLine: boolean): number {
     const buffer = this.#buffer;
-    const last = this.#end - pattern.length;
-    for (
-      let at = buffer.indexOf(pattern[0], from);
-      at !== -1 && at <= last;
-      at = buffer.indexOf(pattern[0], at + 1)
-    ) {
-      let match = true;
-      for (let k = 1; k < pattern.length; k++) {
-        if (buffer[at + k] !== pattern[k]) {
-          match = false;
-          break;
-        }
-      }
-      if (match) return at;
+    const end = this.#end;
+    for (let at = buffer.indexOf(LF, from); at !== -1 && at < end; at = buffer.indexOf(LF, at + 1)) {
+      if (!toBlankLine) return at;
+      const lineStart = this.#beforeLineBreak(at);
+      if (lineStart > this.#start && buffer[lineStart - 1] === LF) return at;
     }
     return -1;
+  }
+
+  /** Where the line that the LF at `newline` ends stops: before that LF, and before a CR just before it. */
+  #beforeLineBreak(newline: number): number {
+    return newline > this.#start && this.#buffer[newline - 1] === CR ? newline - 1 : newline;
   }
 
   /**

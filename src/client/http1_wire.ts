@@ -39,6 +39,7 @@ export class HttpWireError extends Error {
   }
 }
 
+const CR = 13;
 const STATUS_LINE = /^HTTP\/1\.([01]) (\d{3})(?: (.*))?$/;
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 /** A request's field value is written as Latin-1: no character above U+00FF. */
@@ -58,8 +59,19 @@ function hasToken(list: string, token: string): boolean {
 }
 
 /**
+ * Where the line that `newline` ends in `text` stops: before that LF and a CR just before it, or at the
+ * end of `text` when `newline` is -1 (the last line, which has no line break).
+ */
+function lineEnd(text: string, newline: number): number {
+  if (newline === -1) return text.length;
+  return newline > 0 && text.charCodeAt(newline - 1) === CR ? newline - 1 : newline;
+}
+
+/**
  * Reads a response head (`text`: its bytes as Latin-1, without the blank line that ends it), for a
- * request made with `method`. Throws {@link HttpWireError} for anything that is not a valid head.
+ * request made with `method`. Its lines end in CRLF or in a bare LF, which RFC 9112 §2.2 lets a
+ * recipient accept (some servers send it). Throws {@link HttpWireError} for anything that is not a
+ * valid head.
  *
  * @example
  * ```ts
@@ -68,11 +80,11 @@ function hasToken(list: string, token: string): boolean {
  * ```
  */
 export function parseResponseHead(text: string, method: string): ResponseHead {
-  let lineEnd = text.indexOf("\r\n");
-  if (lineEnd === -1) lineEnd = text.length;
-  const statusLine = STATUS_LINE.exec(text.slice(0, lineEnd));
+  let newline = text.indexOf("\n");
+  const statusEnd = lineEnd(text, newline);
+  const statusLine = STATUS_LINE.exec(text.slice(0, statusEnd));
   if (statusLine === null) {
-    throw new HttpWireError(`not an HTTP/1.x status line: ${text.slice(0, Math.min(lineEnd, 80))}`);
+    throw new HttpWireError(`not an HTTP/1.x status line: ${text.slice(0, Math.min(statusEnd, 80))}`);
   }
   const minor = statusLine[1];
   const status = Number(statusLine[2]);
@@ -81,16 +93,16 @@ export function parseResponseHead(text: string, method: string): ResponseHead {
   let transferEncoding = "";
   let connection = "";
   let contentEncoding = "";
-  while (lineEnd < text.length) {
-    const lineStart = lineEnd + 2;
-    lineEnd = text.indexOf("\r\n", lineStart);
-    if (lineEnd === -1) lineEnd = text.length;
+  while (newline !== -1) {
+    const lineStart = newline + 1;
+    newline = text.indexOf("\n", lineStart);
+    const end = lineEnd(text, newline);
     const colon = text.indexOf(":", lineStart);
-    const name = colon > lineStart && colon < lineEnd ? text.slice(lineStart, colon) : "";
+    const name = colon > lineStart && colon < end ? text.slice(lineStart, colon) : "";
     if (!TOKEN.test(name)) {
       throw new HttpWireError(`not a header line: ${text.slice(lineStart, lineStart + 80)}`);
     }
-    const value = text.slice(colon + 1, lineEnd).trim();
+    const value = text.slice(colon + 1, end).trim();
     headers.push([name, value]);
     // Only a few headers matter here; a name of another length is none of them.
     if (name.length < 10 || name.length > 17) continue;
@@ -140,8 +152,8 @@ export function parseResponseHead(text: string, method: string): ResponseHead {
 }
 
 /**
- * The size of the chunk that `line` (a chunk-size line without its CRLF) announces; chunk extensions
- * are ignored. Throws {@link HttpWireError} for a line that is not one.
+ * The size of the chunk that `line` (a chunk-size line without its line break) announces; chunk
+ * extensions are ignored. Throws {@link HttpWireError} for a line that is not one.
  */
 export function parseChunkSize(line: string): number {
   const size = /^([0-9A-Fa-f]{1,12})[ \t]*(?:;.*)?$/.exec(line);
