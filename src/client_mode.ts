@@ -15,15 +15,31 @@ import type { RemoteTransport } from "./client/remote_transport.ts";
 import { StreamableHttpClient } from "./client/streamable_http_client.ts";
 import { createTlsFetch } from "./client/tls_fetch.ts";
 import { JsonLineWriter, readJsonLines } from "./json_lines.ts";
-import { ErrorCode, errorResponse } from "./jsonrpc.ts";
+import { ErrorCode, errorResponse, type TruncatedMessage, truncatedMessageKind } from "./jsonrpc.ts";
 import { proxyLogger } from "./logging.ts";
 import { standardInput } from "./standard_input.ts";
 
 const logger = proxyLogger("client");
+const decoder = new TextDecoder();
 
 /** The URL without its query and fragment, which may hold secrets: what the log shows. */
 function redact(url: URL): string {
   return `${url.origin}${url.pathname}`;
+}
+
+/** What the log says of a stdin line dropped for its length, as its ends tell. */
+function describeDropped(message: TruncatedMessage | undefined): string {
+  const json = JSON.stringify;
+  switch (message?.kind) {
+    case "request":
+      return `request ${json(message.id)} (${json(message.method)}); answered with an error`;
+    case "notification":
+      return `notification ${json(message.method)} (no "id" at either end)`;
+    case "response":
+      return `answer ${json(message.id)} to a request from the server`;
+    default:
+      return 'a line whose "id" and "method" cannot be read from its ends; unanswered';
+  }
 }
 
 /**
@@ -75,7 +91,19 @@ export async function runClientMode(options: ClientModeOptions, stop: Promise<un
       logger.warn("stdin: a line that is not a JSON-RPC message ({why}): {line}", { why, line });
       stdout.write(errorResponse(null, ErrorCode.ParseError, `mcp-proxy: invalid message on stdin: ${why}`));
     },
-    onOversize: (bytes) => logger.error("stdin: a {bytes}-byte line is over the limit; skipped", { bytes }),
+    onOversize: (bytes, head, tail) => {
+      // Every request gets an answer: one too long to read gets an error, if its id can be found.
+      const max = options.maxLineBytes;
+      const dropped = truncatedMessageKind(decoder.decode(head), decoder.decode(tail));
+      logger.error("stdin: a {bytes}-byte line is over the limit (--max-line-size {max}); skipped: {what}", {
+        bytes,
+        max,
+        what: describeDropped(dropped),
+      });
+      if (dropped?.kind !== "request") return;
+      const why = `mcp-proxy: the request is ${bytes} bytes, over --max-line-size (${max})`;
+      stdout.write(errorResponse(dropped.id, ErrorCode.InvalidRequest, why));
+    },
     onError: (error) => logger.error("stdin: {error}", { error }),
   });
 

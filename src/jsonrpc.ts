@@ -359,6 +359,99 @@ export function idOfTruncatedResponse(head: string, tail: string): RequestId | u
   return parseId(leadingId(head)) ?? parseId(trailingId(tail));
 }
 
+/** What the ends of a message too long to read whole tell of it ({@link truncatedMessageKind}). */
+export type TruncatedMessage =
+  | { kind: "request"; id: RequestId; method: string }
+  | { kind: "notification"; method: string }
+  | { kind: "response"; id: RequestId };
+
+/** A JSON string, escapes and all. */
+const JSON_STRING = String.raw`"(?:[^"\\]|\\.)*"`;
+/** A value that holds no other: a string, a number, `true`, `false` or `null`. */
+const SCALAR = String.raw`${JSON_STRING}|-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?|true|false|null`;
+/** A member's name where one is due (sticky: from `lastIndex`). */
+const MEMBER_NAME = new RegExp(String.raw`\s*(${JSON_STRING})\s*:\s*`, "y");
+/** A member's scalar value, where it ends (sticky: from `lastIndex`). */
+const SCALAR_VALUE = new RegExp(String.raw`(${SCALAR})\s*[,}]`, "y");
+/**
+ * The last member of what is left of an object, when its value is a scalar. `[,{]` before a `"` is
+ * never inside a string (a quote in a string is escaped), so the match starts at a member's name.
+ */
+const LAST_SCALAR_MEMBER = new RegExp(String.raw`([,{])\s*(${JSON_STRING})\s*:\s*(${SCALAR})\s*$`);
+
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
+
+/** A member's JSON text as an id, integers beyond 2^53 as written; undefined if it cannot be one. */
+function idFromJson(text: string): RequestId | undefined {
+  const value = parseJson(text);
+  if (isUnsafeInteger(value) && INTEGER.test(text)) return exactInteger(text);
+  return typeof value === "string" || (typeof value === "number" && Number.isFinite(value))
+    ? value
+    : undefined;
+}
+
+/**
+ * The top-level members of an object whose first bytes are `head` and last bytes `tail`, as far as they
+ * can be read: from each end up to the first value that holds others (`params`, `result`), which is where
+ * a nested `"id"` could be. Values are JSON text; a member whose value is not read maps to undefined. Of
+ * a name given twice, the member nearer the end wins, as `JSON.parse` has it (`head` and `tail` may be the
+ * same bytes).
+ */
+function membersAtEnds(head: string, tail: string): Map<string, string | undefined> {
+  const leading = new Map<string, string | undefined>();
+  let at = /^\s*\{/.exec(head)?.[0].length;
+  while (at !== undefined) {
+    MEMBER_NAME.lastIndex = at;
+    const name = MEMBER_NAME.exec(head);
+    const key = name === null ? undefined : parseJson(name[1]);
+    if (typeof key !== "string") break;
+    SCALAR_VALUE.lastIndex = MEMBER_NAME.lastIndex;
+    const value = SCALAR_VALUE.exec(head);
+    leading.set(key, value?.[1]);
+    at = value === null || value[0].endsWith("}") ? undefined : SCALAR_VALUE.lastIndex;
+  }
+  const trailing = new Map<string, string | undefined>();
+  let rest = /\}\s*$/.test(tail) ? tail.slice(0, tail.lastIndexOf("}")) : "";
+  for (let member = LAST_SCALAR_MEMBER.exec(rest); member !== null; member = LAST_SCALAR_MEMBER.exec(rest)) {
+    const key = parseJson(member[2]);
+    if (typeof key !== "string") break;
+    if (!trailing.has(key)) trailing.set(key, member[3]);
+    if (member[1] === "{") break;
+    rest = rest.slice(0, member.index);
+  }
+  for (const [key, value] of trailing) leading.set(key, value);
+  return leading;
+}
+
+/**
+ * What a message known only by its first and last bytes (a line too long to read whole) is: a request
+ * (its id and method), a notification (a method, and no `"id"` at either end) or a response (an id, and
+ * `"result"` or `"error"`); undefined when its ends do not tell. Only top-level members are read, from
+ * each end up to the first value that holds others, where serializers put `jsonrpc`, `id` and `method`:
+ * an `"id"` inside `params` is never taken. An id beyond 2^53 is kept as written ({@link ExactInteger}).
+ */
+export function truncatedMessageKind(head: string, tail: string): TruncatedMessage | undefined {
+  const members = membersAtEnds(head, tail);
+  const methodJson = members.get("method");
+  const method = methodJson === undefined ? undefined : parseJson(methodJson);
+  const idJson = members.get("id");
+  const id = idJson === undefined ? undefined : idFromJson(idJson);
+  if (typeof method === "string") {
+    if (id !== undefined) return { kind: "request", id, method };
+    return members.has("id") ? undefined : { kind: "notification", method };
+  }
+  if (id !== undefined && !members.has("method") && (members.has("result") || members.has("error"))) {
+    return { kind: "response", id };
+  }
+  return undefined;
+}
+
 /**
  * A request id that a batch uses twice, or that `inFlight` says is already waiting for an answer: JSON-RPC
  * requires ids to be unique among a client's pending requests, and answers could not be told apart.

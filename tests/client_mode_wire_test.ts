@@ -507,3 +507,75 @@ Deno.test("client mode over legacy SSE: large answers reach stdout as the server
     assert.ok(written.get(2 + i) === `${form.before}${2 + i}${form.after}`, `form ${i} as written`);
   }
 });
+
+Deno.test("a request over --max-line-size gets error -32600 under its id; the answers around it still come", async () => {
+  await using server = recordingServer();
+  const tooLong = JSON.stringify({
+    jsonrpc: "2.0",
+    id: 2,
+    method: "ping",
+    params: { _meta: { pad: "x".repeat(2000) } },
+  });
+  const { code, stdout, stderr } = await runClientModeWithInput(server.url, [
+    INITIALIZE,
+    { jsonrpc: "2.0", method: "notifications/initialized" },
+    tooLong,
+    { jsonrpc: "2.0", id: 3, method: "ping" },
+  ], { args: ["--max-line-size", "1K"] });
+  assert.equal(code, 0, stderr);
+  const messages = stdout.trimEnd().split("\n").map((line) => JSON.parse(line));
+  const answers = new Map(messages.map((message) => [message.id, message]));
+  assert.equal(messages.length, 3, stdout);
+  assert.deepEqual([...answers.keys()].sort(), [1, 2, 3]);
+  assert.equal(answers.get(1).result.serverInfo.name, "recording-server");
+  assert.deepEqual(answers.get(2), {
+    jsonrpc: "2.0",
+    id: 2,
+    error: {
+      code: -32600,
+      message: `mcp-proxy: the request is ${tooLong.length} bytes, over --max-line-size (1024)`,
+    },
+  });
+  assert.deepEqual(answers.get(3).result, {});
+  assert.ok(!server.requests.some((request) => request.body?.id === 2), "the long request is not forwarded");
+  assert.match(
+    stderr,
+    new RegExp(`stdin: a ${tooLong.length}-byte line is over the limit .*skipped: request 2 \\("ping"\\)`),
+  );
+});
+
+Deno.test("lines over --max-line-size: ids kept exactly; a notification, an answer, an unreadable line get nothing", async () => {
+  await using server = recordingServer();
+  const pad = "x".repeat(2000);
+  const big = "12345678901234567891";
+  const { code, stdout, stderr } = await runClientModeWithInput(server.url, [
+    INITIALIZE,
+    { jsonrpc: "2.0", method: "notifications/initialized" },
+    // As the Python SDK writes a request, its id a string with escapes in it.
+    `{"jsonrpc":"2.0","id":"s \\"1\\" \\u00e9","method":"tools/call","params":{"id":99,"pad":"${pad}"}}`,
+    // As the TypeScript SDK writes it: the id last, here an integer a JS number would round.
+    `{"method":"ping","params":{"_meta":{"pad":"${pad}"}},"jsonrpc":"2.0","id":${big}}`,
+    `{"jsonrpc":"2.0","method":"notifications/progress","params":{"id":5,"pad":"${pad}"}}`,
+    `{"jsonrpc":"2.0","id":6,"result":{"pad":"${pad}"}}`,
+    `{"jsonrpc":"2.0","params":{"pad":"${pad}"},"id":7,"method":"ping","extra":{}}`,
+    { jsonrpc: "2.0", id: 3, method: "ping" },
+  ], { args: ["--max-line-size", "1K"] });
+  assert.equal(code, 0, stderr);
+  const lines = stdout.trimEnd().split("\n");
+  assert.equal(lines.length, 4, stdout);
+  const errorOf = (id: string) =>
+    new RegExp(
+      `^\\{"jsonrpc":"2\\.0","id":${id},"error":\\{"code":-32600,"message":"mcp-proxy: the request is`,
+    );
+  assert.equal(lines.filter((line) => errorOf(String.raw`"s \\"1\\" é"`).test(line)).length, 1, stdout);
+  assert.equal(lines.filter((line) => errorOf(big).test(line)).length, 1, stdout);
+  assert.deepEqual(JSON.parse(lines.at(-1)!), { jsonrpc: "2.0", id: 3, result: {} });
+  assert.match(stderr, /skipped: notification "notifications\/progress" \(no "id" at either end\)/);
+  assert.match(stderr, /skipped: answer 6 to a request from the server/);
+  assert.match(stderr, /skipped: a line whose "id" and "method" cannot be read from its ends; unanswered/);
+  assert.deepEqual(
+    server.requests.filter((request) => request.method === "POST").map((request) => request.body?.id),
+    [1, undefined, 3],
+    "only the short lines reach the server",
+  );
+});

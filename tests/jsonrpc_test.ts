@@ -14,6 +14,7 @@ import {
   resultResponse,
   reusedRequestId,
   singleMessageLine,
+  truncatedMessageKind,
   validateMessage,
   withIdAt,
   withRequestId,
@@ -188,6 +189,82 @@ Deno.test("idOfTruncatedResponse: finds the id at either end of a line too long 
   assert.equal(idOfTruncatedResponse('{"id":"a\\"b","result":{"text":"xx', 'xx"}}'), 'a"b');
   assert.equal(idOfTruncatedResponse('{"result":{"content":[{"text":"x', 'x"}]},"jsonrpc":"2.0","id":7}'), 7);
   assert.equal(idOfTruncatedResponse('{"result":{"nested":{"id":3},"t":"x', 'x"}}'), undefined);
+});
+
+/** `line`'s first and last `edge` characters, as a line too long to read whole is known. */
+function ends(line: string, edge = 64): [string, string] {
+  return [line.slice(0, edge), line.slice(-edge)];
+}
+
+const PAD = "x".repeat(500);
+
+Deno.test("truncatedMessageKind: a request's id and method at either end, as serializers write them", () => {
+  const python = `{"jsonrpc":"2.0","id":2,"method":"ping","params":{"pad":"${PAD}"}}`;
+  assert.deepEqual(truncatedMessageKind(...ends(python)), { kind: "request", id: 2, method: "ping" });
+  const typescript = `{"method":"tools/call","params":{"pad":"${PAD}"},"jsonrpc":"2.0","id":"a\\"b"}`;
+  assert.deepEqual(truncatedMessageKind(...ends(typescript)), {
+    kind: "request",
+    id: 'a"b',
+    method: "tools/call",
+  });
+  const go = `{ "jsonrpc": "2.0", "method": "ping", "params": {"pad": "${PAD}"}, "id": -7 }`;
+  assert.deepEqual(truncatedMessageKind(...ends(go)), { kind: "request", id: -7, method: "ping" });
+  // The whole line in both ends, as when it is shorter than what is kept of each.
+  assert.deepEqual(truncatedMessageKind(python, python), { kind: "request", id: 2, method: "ping" });
+});
+
+Deno.test("truncatedMessageKind: an id beyond 2^53 is kept as written", () => {
+  const big = "12345678901234567891";
+  for (
+    const line of [
+      `{"jsonrpc":"2.0","id":${big},"method":"ping","params":{"pad":"${PAD}"}}`,
+      `{"method":"ping","params":{"pad":"${PAD}"},"jsonrpc":"2.0","id":${big}}`,
+    ]
+  ) {
+    const found = truncatedMessageKind(...ends(line));
+    assert.equal(found?.kind, "request");
+    const id = (found as { id: RequestId }).id;
+    assert.ok(isExactInteger(id));
+    assert.equal(JSON.stringify({ id }), `{"id":${big}}`);
+  }
+});
+
+Deno.test("truncatedMessageKind: an id inside params is never taken", () => {
+  const notification = `{"jsonrpc":"2.0","method":"notifications/x","params":{"id":5,"pad":"${PAD}","id":6}}`;
+  assert.deepEqual(truncatedMessageKind(...ends(notification)), {
+    kind: "notification",
+    method: "notifications/x",
+  });
+  const request = `{"jsonrpc":"2.0","method":"tools/call","params":{"id":99,"pad":"${PAD}"},"id":4}`;
+  assert.deepEqual(truncatedMessageKind(...ends(request)), { kind: "request", id: 4, method: "tools/call" });
+  // Quotes and commas inside a string at the end are not members.
+  const inString = `{"jsonrpc":"2.0","method":"n","params":{"text":"${PAD},\\"id\\":3,\\"x\\":\\"y"}}`;
+  assert.deepEqual(truncatedMessageKind(...ends(inString)), { kind: "notification", method: "n" });
+});
+
+Deno.test("truncatedMessageKind: answers, and lines whose ends do not tell", () => {
+  const answer = `{"jsonrpc":"2.0","id":7,"result":{"pad":"${PAD}"}}`;
+  assert.deepEqual(truncatedMessageKind(...ends(answer)), { kind: "response", id: 7 });
+  const error = `{"error":{"code":1,"message":"${PAD}"},"jsonrpc":"2.0","id":"s"}`;
+  assert.deepEqual(truncatedMessageKind(...ends(error)), { kind: "response", id: "s" });
+  for (
+    const line of [
+      `{"jsonrpc":"2.0","params":{"pad":"${PAD}"},"method":"m","extra":{},"id":1,"more":[]}`, // id in the middle
+      `{"jsonrpc":"2.0","id":null,"method":"ping","params":{"pad":"${PAD}"}}`, // a request may not have null
+      `{"jsonrpc":"2.0","id":{"x":1},"method":"ping","params":{"pad":"${PAD}"}}`,
+      `{"jsonrpc":"2.0","id":3,"params":{"pad":"${PAD}"},"x":1}`, // neither method nor result
+      `[{"jsonrpc":"2.0","id":3,"method":"ping","params":{"pad":"${PAD}"}}]`, // a batch
+      `not json at all ${PAD}`,
+    ]
+  ) {
+    assert.equal(truncatedMessageKind(...ends(line)), undefined, line.slice(0, 60));
+  }
+});
+
+Deno.test("truncatedMessageKind: of a member given twice, the last one counts, as JSON.parse has it", () => {
+  const twice = `{"jsonrpc":"2.0","id":1,"method":"ping","params":{"pad":"${PAD}"},"id":2}`;
+  assert.deepEqual(truncatedMessageKind(...ends(twice)), { kind: "request", id: 2, method: "ping" });
+  assert.deepEqual(truncatedMessageKind(twice, twice), { kind: "request", id: 2, method: "ping" });
 });
 
 Deno.test("reusedRequestId: an id twice in a batch, or already in flight; notifications and answers don't count", () => {
