@@ -24,7 +24,7 @@ const INITIALIZE = {
 };
 
 /** A minimal Streamable HTTP MCP server (JSON answers) that records every request it gets. */
-function recordingServer(options: { tls?: boolean; getStatus?: number } = {}) {
+function recordingServer(options: { tls?: boolean | "self-signed-ca"; getStatus?: number } = {}) {
   const requests: { method: string; headers: Headers; body?: Record<string, unknown> }[] = [];
   const handler = async (request: Request): Promise<Response> => {
     const body = request.method === "POST" ? await request.json() : undefined;
@@ -45,8 +45,11 @@ function recordingServer(options: { tls?: boolean; getStatus?: number } = {}) {
       headers: { "Mcp-Session-Id": "recorded" },
     });
   };
+  const [cert, key] = options.tls === "self-signed-ca"
+    ? ["self-signed-ca.pem", "self-signed-ca-key.pem"]
+    : ["cert.pem", "key.pem"];
   const tls = options.tls
-    ? { cert: Deno.readTextFileSync(`${TLS}cert.pem`), key: Deno.readTextFileSync(`${TLS}key.pem`) }
+    ? { cert: Deno.readTextFileSync(`${TLS}${cert}`), key: Deno.readTextFileSync(`${TLS}${key}`) }
     : {};
   const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {}, ...tls }, handler);
   const scheme = options.tls ? "https" : "http";
@@ -128,14 +131,26 @@ Deno.test("a wrong client secret: initialize fails with a clear error, the secre
 
 Deno.test("TLS: an untrusted certificate is a clear error; --no-verify-ssl and --verify-ssl CA.pem work", async () => {
   await using server = recordingServer({ tls: true });
-  await assert.rejects(
-    connectThroughClientMode(server.url, { args: ["--connect-timeout", "1"] }),
-    /not trusted.*--verify-ssl/s,
-  );
+  // At once: a certificate refused is not tried again until --connect-timeout (30 s by default).
+  const started = performance.now();
+  await assert.rejects(connectThroughClientMode(server.url), /not trusted.*--verify-ssl/s);
+  assert.ok(performance.now() - started < 10_000, `took ${performance.now() - started} ms`);
   for (const args of [["--no-verify-ssl"], ["--verify-ssl", `${TLS}ca.pem`]]) {
     await using stdio = await connectThroughClientMode(server.url, { args });
     assert.deepEqual((await stdio.client.listTools()).tools.map((tool) => tool.name), ["noop"]);
   }
+});
+
+Deno.test("TLS: a self-signed CA certificate as the server's own is refused at once, saying why", async () => {
+  await using server = recordingServer({ tls: "self-signed-ca" });
+  const started = performance.now();
+  await assert.rejects(
+    connectThroughClientMode(server.url, { args: ["--verify-ssl", `${TLS}self-signed-ca.pem`] }),
+    /is a CA certificate \(CA:TRUE\) used as the server's own.*--no-verify-ssl/s,
+  );
+  assert.ok(performance.now() - started < 10_000, `took ${performance.now() - started} ms`);
+  await using stdio = await connectThroughClientMode(server.url, { args: ["--no-verify-ssl"] });
+  assert.deepEqual((await stdio.client.listTools()).tools.map((tool) => tool.name), ["noop"]);
 });
 
 Deno.test("an explicit --transport is forced: sse against a Streamable HTTP server fails, and the reverse", async () => {

@@ -348,7 +348,8 @@ export class ClientRelay {
         await transport.start();
         // A session that replaces a lost one is initialized again, as the client did the first time.
         if (this.#initialize !== undefined && this.#kind !== undefined) await this.#replay(transport);
-        if (attempt > 0 || generation > 0) this.#logger.info("connected to the server again");
+        if (this.#openedAt > 0) this.#logger.info("connected to the server again");
+        else if (attempt > 0) this.#logger.info("connected to the server");
         this.#openedAt = Date.now();
         return transport;
       } catch (error) {

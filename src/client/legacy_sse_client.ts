@@ -10,7 +10,7 @@ import { type JsonRpcMessage, parseMessages } from "../jsonrpc.ts";
 import { type JsonText, receivedLine } from "../large_answer.ts";
 import {
   fetchFailure,
-  neverArrived,
+  fetchFailureKind,
   RemoteError,
   type RemoteTransport,
   type RemoteTransportOptions,
@@ -53,7 +53,7 @@ export class LegacySseClient implements RemoteTransport {
       });
     } catch (error) {
       throw new RemoteError(
-        neverArrived(error) ? "unreachable" : "lost",
+        fetchFailureKind(error),
         fetchFailure(error, this.#url.href),
       );
     }

@@ -8,7 +8,7 @@
 
 import type { JsonRpcMessage } from "../jsonrpc.ts";
 import type { JsonText } from "../large_answer.ts";
-import { describeFetchError } from "./tls_fetch.ts";
+import { certificateRefused, describeFetchError } from "./tls_fetch.ts";
 
 /** Why a send failed, which decides what the relay does next. */
 export type RemoteErrorKind =
@@ -19,7 +19,9 @@ export type RemoteErrorKind =
   /** The request may have reached the server, but its answer cannot arrive (stream broke): answer with an error. */
   | "lost"
   /** The server refused the request with an HTTP status. */
-  | "http";
+  | "http"
+  /** The server's TLS certificate was refused: never sent, and trying again would fail the same way. */
+  | "refused";
 
 /** A failed exchange with the remote server; `message` is one line for the user. */
 export class RemoteError extends Error {
@@ -83,6 +85,15 @@ const UNDELIVERED =
  */
 export function neverArrived(error: unknown): boolean {
   return error instanceof TypeError && UNDELIVERED.test(`${error.message} ${String(error.cause ?? "")}`);
+}
+
+/**
+ * The kind of a failed fetch: `"refused"` for a certificate refused (no use trying again), else
+ * `"unreachable"` when it never reached the server (see {@link neverArrived}), else `"lost"`.
+ */
+export function fetchFailureKind(error: unknown): RemoteErrorKind {
+  if (!neverArrived(error)) return "lost";
+  return certificateRefused(error) ? "refused" : "unreachable";
 }
 
 /** One line for the user about a failed fetch: network failures described, other errors as they are. */

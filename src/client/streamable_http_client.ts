@@ -12,7 +12,7 @@ import { type JsonText, receivedLine } from "../large_answer.ts";
 import {
   backoffDelay,
   fetchFailure,
-  neverArrived,
+  fetchFailureKind,
   RemoteError,
   type RemoteTransport,
   type RemoteTransportOptions,
@@ -204,7 +204,7 @@ export class StreamableHttpClient implements RemoteTransport {
       response = await this.#fetch(this.#url, { method, headers, body, signal: this.#abort.signal });
     } catch (error) {
       const text = fetchFailure(error, this.#url.href);
-      throw new RemoteError(!this.#closed && neverArrived(error) ? "unreachable" : "lost", text);
+      throw new RemoteError(this.#closed ? "lost" : fetchFailureKind(error), text);
     }
     if (this.#sessionId === undefined) {
       const sessionId = response.headers.get("mcp-session-id");

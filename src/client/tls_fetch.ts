@@ -72,6 +72,9 @@ const RUSTLS_CERTIFICATE_ERRORS: [RegExp, string][] = [
   [/^BadEncoding/, "malformed certificate"],
 ];
 
+/** What a CA certificate used as the server's own (rustls: `CaUsedAsEndEntity`) is said to be. */
+const CA_AS_SERVER_CERTIFICATE = "a CA certificate (CA:TRUE) used as the server's own";
+
 function firstLine(error: unknown): string {
   const text = error instanceof Error ? error.message : String(error);
   return text.split("\n", 1)[0].trim();
@@ -112,6 +115,7 @@ function certificateReason(codes: string[], text: string): string | undefined {
     if (code in NODE_CERTIFICATE_ERRORS) return NODE_CERTIFICATE_ERRORS[code];
   }
   const rustls = text.match(/invalid peer certificate: (\S+)/);
+  if (rustls && /CaUsedAsEndEntity/.test(rustls[1])) return CA_AS_SERVER_CERTIFICATE;
   if (rustls) {
     const found = RUSTLS_CERTIFICATE_ERRORS.find(([pattern]) => pattern.test(rustls[1]));
     return found ? found[1] : rustls[1].replace(/[^A-Za-z].*$/, "");
@@ -415,6 +419,16 @@ export function createTlsFetch(verify: VerifySsl): TlsFetch {
 }
 
 /**
+ * Whether `error` (a failed fetch) is the server's certificate refused: sent again, the request would fail
+ * the same way.
+ */
+export function certificateRefused(error: unknown): boolean {
+  const chain = causeChain(error);
+  const codes = chain.map(errorCode).filter((code) => code !== undefined);
+  return certificateReason(codes, chain.map(coreMessage).join(": ")) !== undefined;
+}
+
+/**
  * One line telling the user why a request to `url` failed, naming only the server's origin (never the
  * path, query or headers), with a hint for a certificate that is not trusted.
  *
@@ -446,6 +460,11 @@ export function describeFetchError(error: unknown, url: string): string {
   const name = error instanceof Error || error instanceof DOMException ? error.name : "";
 
   const certificate = certificateReason(codes, text);
+  if (certificate === CA_AS_SERVER_CERTIFICATE) {
+    // Trusting it does not help: rustls refuses such a certificate even when it is in the CA file.
+    return `TLS certificate of ${origin} is not accepted: it is ${certificate}, which Deno's TLS (rustls) ` +
+      "refuses even when trusted; give the server a certificate issued by a CA (CA:FALSE), or use --no-verify-ssl";
+  }
   if (certificate) {
     return `TLS certificate of ${origin} is not trusted (${certificate}); use --verify-ssl CA.pem to trust its CA, ` +
       "or --no-verify-ssl";
