@@ -15,7 +15,13 @@ import type { RemoteTransport } from "./client/remote_transport.ts";
 import { StreamableHttpClient } from "./client/streamable_http_client.ts";
 import { createTlsFetch } from "./client/tls_fetch.ts";
 import { JsonLineWriter, readJsonLines } from "./json_lines.ts";
-import { ErrorCode, errorResponse, type TruncatedMessage, truncatedMessageKind } from "./jsonrpc.ts";
+import {
+  answerToInvalid,
+  ErrorCode,
+  errorResponse,
+  type TruncatedMessage,
+  truncatedMessageKind,
+} from "./jsonrpc.ts";
 import { proxyLogger } from "./logging.ts";
 import { standardInput } from "./standard_input.ts";
 
@@ -87,9 +93,13 @@ export async function runClientMode(options: ClientModeOptions, stop: Promise<un
   logger.debug("reading stdin {how}", { how: stdin.fromEventLoop ? "from the event loop" : "as a file" });
   const stdinDone = readJsonLines(stdin.source, options.maxLineBytes, {
     onMessage: (message, line) => relay.handleClientMessage(message, line),
-    onInvalid: (why, line) => {
+    onInvalid: (why, line, value) => {
       logger.warn("stdin: a line that is not a JSON-RPC message ({why}): {line}", { why, line });
-      stdout.write(errorResponse(null, ErrorCode.ParseError, `mcp-proxy: invalid message on stdin: ${why}`));
+      const answer = answerToInvalid(why, value);
+      if (answer === undefined) return;
+      // A batch's answers go as one line, an array, as JSON-RPC answers a batch.
+      if (Array.isArray(answer)) stdout.write(answer[0], JSON.stringify(answer));
+      else stdout.write(answer);
     },
     onOversize: (bytes, head, tail) => {
       // Every request gets an answer: one too long to read gets an error, if its id can be found.

@@ -103,8 +103,11 @@ export interface JsonLinesHandlers {
    * here is reported through `onError`.
    */
   onMessage(message: JsonRpcMessage, line: string): void;
-  /** A line that is not one JSON-RPC message: `why` says what is wrong, `line` is its start. */
-  onInvalid(why: string, line: string): void;
+  /**
+   * A line that is not one JSON-RPC message: `why` says what is wrong, `line` is its start, `value` the
+   * JSON value it holds (undefined when it is not JSON).
+   */
+  onInvalid(why: string, line: string, value: unknown): void;
   /** A line longer than `maxLineBytes`, dropped; `bytes` is its length, `head` and `tail` its ends. */
   onOversize(bytes: number, head: Uint8Array, tail: Uint8Array): void;
   /** `onMessage` threw, or the stream failed. */
@@ -155,14 +158,16 @@ export async function readJsonLines(
     }
     const text = decoder.decode(line);
     let message: JsonRpcMessage | string;
+    let value: unknown;
     try {
-      message = validateMessage(JSON.parse(text));
+      value = JSON.parse(text);
+      message = validateMessage(value);
       if (typeof message !== "string") message = withExactIntegers(message, text);
     } catch {
       message = "not JSON";
     }
     if (typeof message === "string") {
-      handlers.onInvalid(message, text.length > 200 ? text.slice(0, 200) + "…" : text);
+      handlers.onInvalid(message, text.length > 200 ? text.slice(0, 200) + "…" : text, value);
       return;
     }
     try {

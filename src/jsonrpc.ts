@@ -485,6 +485,48 @@ export function errorResponse(
   return { jsonrpc: "2.0", id, error };
 }
 
+/** An id read by `JSON.parse` that is the id as written: a string, or a number it holds exactly. */
+function usableId(value: unknown): RequestId | null {
+  if (typeof value === "string") return value;
+  if (typeof value !== "number" || !Number.isFinite(value)) return null;
+  return Number.isInteger(value) && !Number.isSafeInteger(value) ? null : value;
+}
+
+/**
+ * What to answer a client's line that is not one JSON-RPC message: `why` is what {@link validateMessage}
+ * said (or "not JSON"), `value` what the line held when it was JSON. Not JSON: -32700 with id null.
+ * JSON, but no valid message: -32600, under the request's id when it has one that can be read exactly.
+ * A batch (a JSON array), which is not relayed: an array of -32600 answers, one for each request in it,
+ * as JSON-RPC answers a batch; none for a batch of notifications only; one for an empty batch.
+ *
+ * @example
+ * ```ts
+ * answerToInvalid('"method" must be a string', { jsonrpc: "2.0", id: 4, method: 7 });
+ * // { jsonrpc: "2.0", id: 4, error: { code: -32600, message: "mcp-proxy: invalid message: …" } }
+ * ```
+ */
+export function answerToInvalid(
+  why: string,
+  value: unknown,
+): JsonRpcResponse | JsonRpcResponse[] | undefined {
+  if (value === undefined) {
+    return errorResponse(null, ErrorCode.ParseError, `mcp-proxy: invalid message: ${why}`);
+  }
+  const idOf = (item: unknown) =>
+    typeof item === "object" && item !== null && "id" in item ? usableId(item.id) : null;
+  if (!Array.isArray(value)) {
+    return errorResponse(idOf(value), ErrorCode.InvalidRequest, `mcp-proxy: invalid message: ${why}`);
+  }
+  const batch = "mcp-proxy: batches are not relayed; send each message on a line of its own";
+  if (value.length === 0) {
+    return errorResponse(null, ErrorCode.InvalidRequest, `${batch} (this one is empty)`);
+  }
+  const answers = value
+    .filter((item) => typeof item !== "object" || item === null || "id" in item)
+    .map((item) => errorResponse(idOf(item), ErrorCode.InvalidRequest, batch));
+  return answers.length === 0 ? undefined : answers;
+}
+
 /** Builds a result response to the request with `id`. */
 export function resultResponse(id: RequestId, result: Record<string, unknown>): JsonRpcResponse {
   return { jsonrpc: "2.0", id, result };

@@ -161,3 +161,28 @@ Deno.test("messages written just before the end of input reach the server before
   );
   assert.equal(received.at(-1), "DELETE");
 });
+
+Deno.test("stdin lines that are JSON but no message get -32600 under their id; a batch, an array of them", async () => {
+  await using server = misanswering({});
+  const { code, stdout, stderr } = await runClientModeWithInput(server.url, [
+    INITIALIZE,
+    { jsonrpc: "2.0", method: "notifications/initialized" },
+    '{"jsonrpc":"2.0","id":4,"method":7}',
+    '{"id":"five","method":"ping"}',
+    "not json",
+    '[{"jsonrpc":"2.0","id":6,"method":"ping"},{"jsonrpc":"2.0","method":"notifications/x"}]',
+  ], { args: ARGS });
+  assert.equal(code, 0, stderr);
+  const lines = stdout.trimEnd().split("\n").map((line) => JSON.parse(line));
+  const errors = lines.flat().filter((message) => message.error !== undefined);
+  assert.deepEqual(
+    errors.map((message) => [message.id, message.error.code]).sort(),
+    [[4, -32600], ["five", -32600], [null, -32700], [6, -32600]].sort(),
+  );
+  const batch = lines.find(Array.isArray);
+  assert.deepEqual(
+    batch?.map((message: { id: unknown }) => message.id),
+    [6],
+    "the batch's answer is an array",
+  );
+});

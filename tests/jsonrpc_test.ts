@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import {
+  answerToInvalid,
   clientRequestIdSpan,
   ErrorCode,
   errorResponse,
@@ -9,6 +10,7 @@ import {
   isRequest,
   isResponse,
   type JsonRpcMessage,
+  type JsonRpcResponse,
   parseMessages,
   type RequestId,
   resultResponse,
@@ -406,4 +408,37 @@ Deno.test("parseMessages: a cancellation's requestId and a progress token beyond
     const written = JSON.stringify(text.startsWith("[") ? messages : messages[0]);
     assert.equal(written, text);
   }
+});
+
+Deno.test("answerToInvalid: -32700 for no JSON; -32600 under a readable id; a batch gets an array", () => {
+  const message = (answer: unknown) => (answer as { error: { message: string } }).error.message;
+  const notJson = answerToInvalid("not JSON", undefined) as JsonRpcResponse;
+  assert.deepEqual([notJson.id, notJson.error?.code], [null, -32700]);
+  assert.match(message(notJson), /invalid message: not JSON/);
+
+  const wrongMethod = answerToInvalid('"method" must be a string', { jsonrpc: "2.0", id: 4, method: 7 });
+  assert.deepEqual(wrongMethod, {
+    jsonrpc: "2.0",
+    id: 4,
+    error: { code: -32600, message: 'mcp-proxy: invalid message: "method" must be a string' },
+  });
+  for (const [id, expected] of [["s", "s"], [1.5, 1.5], [2 ** 53 + 2, null], [{}, null], [true, null]]) {
+    assert.equal((answerToInvalid("x", { id, method: "ping" }) as JsonRpcResponse).id, expected, String(id));
+  }
+  assert.equal((answerToInvalid("x", "a string") as JsonRpcResponse).id, null);
+
+  const batch = answerToInvalid("x", [
+    { jsonrpc: "2.0", id: 2, method: "ping" },
+    { method: "n" },
+    { id: "3" },
+    7,
+  ]);
+  assert.ok(Array.isArray(batch));
+  assert.deepEqual(batch.map((answer) => [answer.id, answer.error?.code]), [[2, -32600], ["3", -32600], [
+    null,
+    -32600,
+  ]]);
+  assert.match(message(batch[0]), /batches are not relayed/);
+  assert.equal(answerToInvalid("x", [{ jsonrpc: "2.0", method: "notifications/a" }]), undefined);
+  assert.match(message(answerToInvalid("x", [])), /this one is empty/);
 });
