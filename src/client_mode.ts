@@ -66,7 +66,7 @@ export async function runClientMode(options: ClientModeOptions, stop: Promise<un
   const onwarning = (text: string) => logger.warn("{text}", { text });
   const createTransport = (kind: "streamablehttp" | "sse"): RemoteTransport =>
     kind === "sse"
-      ? new LegacySseClient({ url, fetch, onwarning })
+      ? new LegacySseClient({ url, fetch, onwarning, endpointTimeoutMs: options.connectTimeoutMs })
       : new StreamableHttpClient({ url, fetch, onwarning, resumeWindowMs: options.connectTimeoutMs });
 
   let stdoutBroken!: () => void;

@@ -167,6 +167,8 @@ export async function readJsonLines(
       message = "not JSON";
     }
     if (typeof message === "string") {
+      // A line of spaces and tabs is an empty line, which the framer skips.
+      if (value === undefined && text.trim() === "") return;
       handlers.onInvalid(message, text.length > 200 ? text.slice(0, 200) + "…" : text, value);
       return;
     }

@@ -186,3 +186,33 @@ Deno.test("stdin lines that are JSON but no message get -32600 under their id; a
     "the batch's answer is an array",
   );
 });
+
+Deno.test("legacy SSE: a stream that never names its endpoint fails initialize after --connect-timeout", async () => {
+  const streams: ReadableStreamDefaultController<Uint8Array>[] = [];
+  await using server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen() {} },
+    () =>
+      new Response(new ReadableStream({ start: (controller) => void streams.push(controller) }), {
+        headers: { "Content-Type": "text/event-stream" },
+      }),
+  );
+  const started = performance.now();
+  const { code, stdout, stderr } = await runClientModeWithInput(
+    `http://127.0.0.1:${server.addr.port}/sse`,
+    [INITIALIZE, "   ", "\t"],
+    { args: ["--transport", "sse", "--connect-timeout", "1", "--request-timeout", "5"] },
+  );
+  for (const stream of streams) {
+    try {
+      stream.close();
+    } catch {
+      // Cancelled already: client mode closed its end.
+    }
+  }
+  assert.equal(code, 0, stderr);
+  assert.ok(performance.now() - started < 10_000, `took ${performance.now() - started} ms`);
+  const answers = stdout.trimEnd().split("\n").map((line) => JSON.parse(line));
+  assert.equal(answers.length, 1, `one answer, none for the blank lines: ${stdout}`);
+  assert.equal(answers[0].id, 1);
+  assert.match(answers[0].error.message, /no endpoint event within 1 s/);
+});

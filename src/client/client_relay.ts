@@ -279,7 +279,12 @@ export class ClientRelay {
     const pending = this.#pending.get(id);
     if (pending === undefined) return;
     this.#forget(id);
-    this.#logger.warn("{method} ({id}) failed: {reason}", { method: pending.method, id, reason });
+    // The id as written: an integer beyond 2^53 is an object that keeps its digits.
+    this.#logger.warn("{method} ({id}) failed: {reason}", {
+      method: pending.method,
+      id: JSON.stringify(id),
+      reason,
+    });
     this.#options.toClient(errorResponse(id, code, `mcp-proxy: ${reason}`));
   }
 
@@ -462,7 +467,9 @@ export class ClientRelay {
       return;
     }
     if (id === null || !this.#pending.has(id)) {
-      this.#logger.debug("answer {id} from the server matches no waiting request; dropped", { id });
+      this.#logger.debug("answer {id} from the server matches no waiting request; dropped", {
+        id: JSON.stringify(id),
+      });
       return;
     }
     const pending = this.#pending.get(id)!;

@@ -21,6 +21,8 @@ import { readEventStream, type ServerSentEvent } from "./server_sent_events.ts";
 export interface LegacySseClientOptions extends RemoteTransportOptions {
   /** Reports messages that are not JSON-RPC. */
   onwarning?: (text: string) => void;
+  /** How long `start()` waits for the stream's `endpoint` event once the stream is open. Default: 30 s. */
+  endpointTimeoutMs?: number;
 }
 
 /** Frozen: the `fetch` of `http1_fetch.ts` then builds the request head they make once. */
@@ -34,6 +36,7 @@ export class LegacySseClient implements RemoteTransport {
   readonly #url: URL;
   readonly #fetch: typeof fetch;
   readonly #onwarning: (text: string) => void;
+  readonly #endpointTimeoutMs: number;
   readonly #abort = new AbortController();
   #endpoint: URL | undefined;
   #closed = false;
@@ -42,6 +45,7 @@ export class LegacySseClient implements RemoteTransport {
     this.#url = options.url;
     this.#fetch = options.fetch;
     this.#onwarning = options.onwarning ?? (() => {});
+    this.#endpointTimeoutMs = options.endpointTimeoutMs ?? 30_000;
   }
 
   async start(): Promise<void> {
@@ -63,10 +67,17 @@ export class LegacySseClient implements RemoteTransport {
       const what = response.ok ? `content type "${type}"` : `HTTP ${response.status}`;
       throw new RemoteError("http", `the SSE endpoint answered with ${what}`, response.status);
     }
-    // The stream is read from here on; `start` is done once its endpoint event has come.
+    // The stream is read from here on; `start` is done once its endpoint event has come, or fails when it
+    // does not come in time (a server that opens the stream and says nothing).
     const opened = Promise.withResolvers<void>();
     this.#readLoop(response.body!, opened);
-    return opened.promise;
+    const seconds = this.#endpointTimeoutMs / 1000;
+    const timer = setTimeout(
+      () =>
+        opened.reject(new RemoteError("lost", `the SSE stream sent no endpoint event within ${seconds} s`)),
+      this.#endpointTimeoutMs,
+    );
+    return opened.promise.finally(() => clearTimeout(timer));
   }
 
   async send(message: JsonRpcMessage, json?: string): Promise<void> {
