@@ -24,7 +24,22 @@ class Harness {
   closed = 0;
   readonly server = new SharedServer({
     name: "test",
-    sendToChild: (message) => this.toChild.push(structuredClone(message)),
+    sendToChild: (message) => {
+      // The proxy's own initialize, which a stateless session's first request brings: answered at once.
+      if ("method" in message && message.method === "initialize" && "id" in message) {
+        const clientInfo = (message.params as { clientInfo?: { name?: string } } | undefined)?.clientInfo;
+        if (clientInfo?.name === "mcp-proxy") {
+          const result = {
+            protocolVersion: LATEST,
+            capabilities: {},
+            serverInfo: { name: "c", version: "1" },
+          };
+          this.server.handleChildMessage({ jsonrpc: "2.0", id: message.id as RequestId, result });
+          return;
+        }
+      }
+      this.toChild.push(structuredClone(message));
+    },
     logger: getLogger(["test"]),
     supportedProtocolVersions: SUPPORTED_PROTOCOL_VERSIONS,
   });
