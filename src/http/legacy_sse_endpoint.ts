@@ -152,7 +152,9 @@ export function legacySseEndpoint(
       if (reused !== undefined) {
         return textResponse(
           400,
-          `Invalid request: id ${JSON.stringify(reused)} is already used by a request in flight`,
+          `Invalid request: id ${
+            JSON.stringify(reused)
+          } is already used by a request in flight, or twice in this batch`,
         );
       }
       if (messages.length === 1) {

@@ -212,7 +212,9 @@ export function streamableHttpEndpoint(
         return jsonRpcErrorResponse(
           400,
           -32600,
-          `Invalid Request: id ${JSON.stringify(reused)} is already used by a request in flight`,
+          `Invalid Request: id ${
+            JSON.stringify(reused)
+          } is already used by a request in flight, or twice in this batch`,
         );
       }
     } else {
