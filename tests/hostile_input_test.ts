@@ -132,14 +132,22 @@ Deno.test("a child's non-JSON stdout lines are logged and skipped; its answers s
   assert.match(proxy.stderr(), /not a JSON-RPC message \(a JSON-RPC message needs "method"/);
 });
 
-Deno.test("legacy SSE: bad POST bodies get 400 and the session carries on", async () => {
-  await using proxy = await startProxy(["--", ...FIXTURE]);
-  await using other = await connectClient(proxy.baseUrl(), "sse");
-  const response = await fetch(`${proxy.origin}/sse`);
+/** A legacy SSE stream opened by hand: its reader, what it read so far, and the path its endpoint named. */
+async function rawSseStream(origin: string) {
+  const response = await fetch(`${origin}/sse`);
   const reader = response.body!.pipeThrough(new TextDecoderStream()).getReader();
   let text = "";
   while (!text.includes("\n\n")) text += (await reader.read()).value;
-  const endpoint = `${proxy.origin}${/data: (\S+)/.exec(text)![1]}`;
+  return { reader, text, path: /data: (\S+)/.exec(text)![1] };
+}
+
+Deno.test("legacy SSE: bad POST bodies get 400 and the session carries on", async () => {
+  await using proxy = await startProxy(["--", ...FIXTURE]);
+  await using other = await connectClient(proxy.baseUrl(), "sse");
+  const stream = await rawSseStream(proxy.origin);
+  const { reader } = stream;
+  let { text } = stream;
+  const endpoint = `${proxy.origin}${stream.path}`;
   const post = async (body: BodyInit) => {
     const answer = await fetch(endpoint, { method: "POST", body });
     await answer.body?.cancel();
@@ -170,12 +178,9 @@ async function abortedUpload(origin: string, path: string): Promise<void> {
 Deno.test("a client that goes away mid-body is no error of the proxy: no ERROR line, sessions carry on", async () => {
   await using proxy = await startProxy(["--", ...FIXTURE]);
   await using mcp = await connectClient(proxy.baseUrl(), "mcp");
-  const response = await fetch(`${proxy.origin}/sse`);
-  const reader = response.body!.pipeThrough(new TextDecoderStream()).getReader();
-  let text = "";
-  while (!text.includes("\n\n")) text += (await reader.read()).value;
+  const { reader, path } = await rawSseStream(proxy.origin);
   await abortedUpload(proxy.origin, "/mcp");
-  await abortedUpload(proxy.origin, /data: (\S+)/.exec(text)![1]);
+  await abortedUpload(proxy.origin, path);
   await reader.cancel();
   assert.deepEqual((await mcp.callTool({ name: "echo", arguments: { text: "x" } })).content, [
     { type: "text", text: "x" },
