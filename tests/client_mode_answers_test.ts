@@ -216,3 +216,39 @@ Deno.test("legacy SSE: a stream that never names its endpoint fails initialize a
   assert.equal(answers[0].id, 1);
   assert.match(answers[0].error.message, /no endpoint event within 1 s/);
 });
+
+Deno.test("a request answered by --request-timeout does not hold the end of input up, though its POST hangs on", async () => {
+  const held = Promise.withResolvers<void>();
+  await using server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, async (request) => {
+    if (request.method !== "POST") {
+      return new Response(null, { status: request.method === "DELETE" ? 200 : 405 });
+    }
+    const body = await request.json();
+    if (body.id === undefined) return new Response(null, { status: 202 });
+    if (body.method !== "initialize") await held.promise;
+    return Response.json({ jsonrpc: "2.0", id: body.id, result: { protocolVersion: "2025-11-25" } }, {
+      headers: { "Mcp-Session-Id": "s" },
+    });
+  });
+  // Let go after 15 s, so that a proxy that waits for the POST fails the test rather than hangs it.
+  const release = setTimeout(() => held.resolve(), 15_000);
+  const started = performance.now();
+  try {
+    const { code, stdout, stderr } = await runClientModeWithInput(
+      `http://127.0.0.1:${server.addr.port}/mcp`,
+      [
+        INITIALIZE,
+        { jsonrpc: "2.0", method: "notifications/initialized" },
+        ping("held"),
+      ],
+      { args: ["--transport", "streamablehttp", "--request-timeout", "1"] },
+    );
+    assert.equal(code, 0, stderr);
+    const answer = stdout.trimEnd().split("\n").map((line) => JSON.parse(line)).find((m) => m.id === "held");
+    assert.equal(answer?.error?.code, -32001, stdout);
+    assert.ok(performance.now() - started < 10_000, `exited only after ${performance.now() - started} ms`);
+  } finally {
+    clearTimeout(release);
+    held.resolve();
+  }
+});

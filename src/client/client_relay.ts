@@ -84,7 +84,10 @@ export class ClientRelay {
   #logLevel: Record<string, unknown> | undefined;
   readonly #subscriptions = new Set<string>();
   #closed = false;
-  /** Messages of the client still being sent (a request until its answer came, when it comes back with it). */
+  /**
+   * Notifications and answers of the client still being sent. (A request counts in `#pending` until it is
+   * answered: its POST may outlast it, when `--request-timeout` answered it first.)
+   */
   #sending = 0;
   #whenDrained: (() => void)[] = [];
   /**
@@ -183,7 +186,8 @@ export class ClientRelay {
 
   /** Sends one message, through reconnections and re-initialization; answers a request that cannot go. */
   async #dispatch(message: JsonRpcMessage, json?: string): Promise<void> {
-    this.#sending++;
+    const counted = !isRequest(message);
+    if (counted) this.#sending++;
     try {
       await this.#send(message, json);
     } catch (error) {
@@ -192,8 +196,10 @@ export class ClientRelay {
       this.#logger.error("relaying a message failed: {error}", { error });
       this.#fail(message, error instanceof Error ? error.message : String(error));
     } finally {
-      this.#sending--;
-      this.#checkDrained();
+      if (counted) {
+        this.#sending--;
+        this.#checkDrained();
+      }
     }
   }
 
