@@ -361,7 +361,7 @@ export class SharedServer implements SessionSource {
       return;
     }
     if (request.method === "initialize") {
-      session.recordInitialize(request.params);
+      session.recordInitialize(request.id, request.params);
       if (this.#initializeResult !== undefined) {
         this.#answerInitialize(session, request, this.#initializeResult);
         return;
@@ -911,6 +911,8 @@ export class ServerSession {
   readonly subscriptions = new Set<string>();
   #capabilities: Record<string, unknown> = {};
   #initialized: boolean;
+  /** The id of the client's `initialize` while it waits for its answer. */
+  #initializeId: RequestId | undefined;
   #closed = false;
   lastActiveAt = 0;
 
@@ -979,9 +981,17 @@ export class ServerSession {
     if (!this.#closed) this.#peer.deliverAnswer!(clientId, json, noCarriageReturn);
   }
 
-  /** Delivers a message (and its JSON text, when known) to the client unless the session is closed. */
+  /**
+   * Delivers a message (and its JSON text, when known) to the client unless the session is closed. An
+   * error answer to the client's `initialize` ends the session after it: the client counts it as not
+   * connected and will open another, so this one would only hold a place of `--max-sessions` for good.
+   */
   deliver(message: JsonRpcMessage, relatedRequestId?: RequestId, json?: string): void {
-    if (!this.#closed) this.#peer.deliver(message, relatedRequestId, json);
+    if (this.#closed) return;
+    this.#peer.deliver(message, relatedRequestId, json);
+    if (this.#initializeId === undefined || relatedRequestId !== this.#initializeId) return;
+    this.#initializeId = undefined;
+    if (!this.#initialized && "error" in message) this.#peer.end?.("its initialize failed");
   }
 
   /** Tells the peer that the client's request `clientId` will get no answer. */
@@ -1005,7 +1015,8 @@ export class ServerSession {
     this.lastActiveAt = clock;
   }
 
-  recordInitialize(params: Record<string, unknown> | undefined): void {
+  recordInitialize(id: RequestId, params: Record<string, unknown> | undefined): void {
+    this.#initializeId = id;
     const capabilities = params?.capabilities;
     if (typeof capabilities === "object" && capabilities !== null) {
       this.#capabilities = capabilities as Record<string, unknown>;

@@ -6,7 +6,14 @@
  */
 
 import assert from "node:assert/strict";
-import { connectClient, FIXTURE, freePort, messagesInBody, startProxy } from "./helpers/proxy_process.ts";
+import {
+  connectClient,
+  FIXTURE,
+  freePort,
+  messagesInBody,
+  shellJoin,
+  startProxy,
+} from "./helpers/proxy_process.ts";
 
 const JSON_AND_SSE = { "Content-Type": "application/json", Accept: "application/json, text/event-stream" };
 
@@ -91,6 +98,33 @@ Deno.test("--max-body-size: a larger body gets 413 and the session carries on", 
   });
   assert.equal(sseRefused.status, 413);
   assert.equal(textOf(await client.callTool({ name: "echo", arguments: { text: "small" } })), "small");
+});
+
+Deno.test("a failed initialize leaves no session behind to hold a place of --max-sessions", async () => {
+  await using proxy = await startProxy([
+    "--max-sessions",
+    "2",
+    "--named-server",
+    "bad",
+    "no-such-mcp-server-xyz",
+    "--named-server",
+    "ok",
+    shellJoin(FIXTURE),
+  ]);
+  for (let i = 0; i < 3; i++) {
+    const failed = await send(`${proxy.origin}/servers/bad/mcp`, {
+      method: "POST",
+      headers: JSON_AND_SSE,
+      body: INITIALIZE,
+    });
+    assert.match(failed.text, /could not start/);
+  }
+  for (const transport of ["mcp", "sse"] as const) {
+    await using client = await connectClient(`${proxy.origin}/servers/ok`, transport);
+    assert.equal(textOf(await client.callTool({ name: "echo", arguments: { text: transport } })), transport);
+  }
+  const status = JSON.parse((await send(`${proxy.origin}/status`)).text);
+  assert.equal(status.servers.bad.sessions, 0);
 });
 
 Deno.test("--max-sessions: the next session gets 503 until one closes", async () => {
