@@ -201,6 +201,36 @@ Deno.test("the remote restarts on the same port: a call in flight fails, the nex
   }
 });
 
+Deno.test("calls made while the remote is down wait it out, and all are answered once it is back", async () => {
+  const port = freePort();
+  let remote = await startRemoteEverything("streamableHttp", port);
+  try {
+    await using stdio = await connectThroughClientMode(remote.url, { args: ["--connect-timeout", "20"] });
+    const { client } = stdio;
+    assert.equal(
+      (await client.callTool({ name: "echo", arguments: { message: "before" } })).isError,
+      undefined,
+    );
+    await remote.stop();
+    // Sent while nothing listens; the first to reach the server back learns that the session is gone, and
+    // the others, on their way meanwhile, go again on the new session with it.
+    const calls = Array.from(
+      { length: 8 },
+      (_, i) => client.callTool({ name: "echo", arguments: { message: `during ${i}` } }),
+    );
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    remote = await startRemoteEverything("streamableHttp", port);
+    const answers = await Promise.all(calls);
+    assert.deepEqual(
+      answers.map((answer) => (answer.content as { text: string }[])[0].text),
+      Array.from({ length: 8 }, (_, i) => `Echo: during ${i}`),
+    );
+    assert.equal(stdio.stderr().match(/; retrying/g)?.length, 1, "one retry line for the outage");
+  } finally {
+    await remote.stop();
+  }
+});
+
 Deno.test("stdout carries only JSON-RPC lines; a bad line gets a parse error; EOF ends the session with DELETE", async () => {
   await using server = recordingServer();
   const { code, stdout, stderr } = await runClientModeWithInput(server.url, [

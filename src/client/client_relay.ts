@@ -98,6 +98,8 @@ export class ClientRelay {
   /** Sessions lost in a row soon after they opened: each reconnection then waits longer. */
   #quickLosses = 0;
   #openedAt = 0;
+  /** "…; retrying" was logged for the outage under way. */
+  #warnedUnreachable = false;
 
   constructor(options: ClientRelayOptions) {
     this.#options = options;
@@ -213,6 +215,7 @@ export class ClientRelay {
     }
     const deadline = Date.now() + this.#options.connectTimeoutMs;
     let reinitialized = false;
+    let resent = 0;
     for (let attempt = 0;; attempt++) {
       let transport: RemoteTransport;
       try {
@@ -227,6 +230,7 @@ export class ClientRelay {
       if (pending) pending.generation = generation;
       try {
         await transport.send(message, json);
+        this.#warnedUnreachable = false;
         if (isNotification(message) && message.method === "notifications/initialized") transport.listen();
         return;
       } catch (error) {
@@ -240,8 +244,15 @@ export class ClientRelay {
           this.#sessionLost(generation, error.message);
           continue;
         }
+        // Another message learned first that the session was gone, and its transport was closed under this
+        // one (say, many calls waiting out a restart of the server): it goes again on the new session.
+        if (error.kind === "closed" && !this.#closed && generation !== this.#generation && resent++ < 3) {
+          continue;
+        }
         if (error.kind === "unreachable" && Date.now() < deadline && !this.#closed) {
-          if (attempt === 0) this.#logger.warn("{reason}; retrying", { reason: error.message });
+          // Once for an outage, not once for each message that waits it out.
+          if (!this.#warnedUnreachable) this.#logger.warn("{reason}; retrying", { reason: error.message });
+          this.#warnedUnreachable = true;
           await sleep(Math.min(backoffDelay(attempt), Math.max(0, deadline - Date.now())));
           continue;
         }
@@ -259,6 +270,8 @@ export class ClientRelay {
 
   #fallBackToSse(error: RemoteError): void {
     this.#fallenBack = true;
+    // No session was open: the first POST found the server speaks the other transport.
+    this.#openedAt = 0;
     this.#logger.info(
       "the server does not speak Streamable HTTP ({reason}); using the legacy SSE transport",
       {

@@ -21,7 +21,13 @@ export type RemoteErrorKind =
   /** The server refused the request with an HTTP status. */
   | "http"
   /** The server's TLS certificate was refused: never sent, and trying again would fail the same way. */
-  | "refused";
+  | "refused"
+  /**
+   * The transport was closed while the request was on its way, before any answer began (Streamable HTTP):
+   * the session was replaced, or the relay is closing. The old session is gone at the server, which so
+   * never ran the request: it may go again on the new one.
+   */
+  | "closed";
 
 /** A failed exchange with the remote server; `message` is one line for the user. */
 export class RemoteError extends Error {

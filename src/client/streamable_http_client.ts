@@ -198,13 +198,13 @@ export class StreamableHttpClient implements RemoteTransport {
 
   /** Sends a request; `headers` must already hold the session's (see {@link #headers}). */
   async #request(method: string, headers: Record<string, string>, body?: string): Promise<Response> {
-    if (this.#closed) throw new RemoteError("lost", "the connection to the server is closed");
+    if (this.#closed) throw new RemoteError("closed", "the session with the server was closed");
     let response: Response;
     try {
       response = await this.#fetch(this.#url, { method, headers, body, signal: this.#abort.signal });
     } catch (error) {
-      const text = fetchFailure(error, this.#url.href);
-      throw new RemoteError(this.#closed ? "lost" : fetchFailureKind(error), text);
+      if (this.#closed) throw new RemoteError("closed", "the session with the server was closed");
+      throw new RemoteError(fetchFailureKind(error), fetchFailure(error, this.#url.href));
     }
     if (this.#sessionId === undefined) {
       const sessionId = response.headers.get("mcp-session-id");
