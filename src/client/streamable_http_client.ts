@@ -293,6 +293,13 @@ export class StreamableHttpClient implements RemoteTransport {
         );
       } catch (error) {
         if (error instanceof RemoteError && error.kind === "unreachable") continue;
+        // The request reached the server, which was answering it: it is lost, not to be sent again.
+        if (error instanceof RemoteError && error.kind === "closed") {
+          throw new RemoteError(
+            "lost",
+            "the answer stream broke, and the session ended before it was resumed",
+          );
+        }
         throw error;
       }
       if (!resumed.ok || !isEventStream(resumed)) {
