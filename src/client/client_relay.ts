@@ -186,23 +186,28 @@ export class ClientRelay {
     }
   }
 
-  /** Sends one message, through reconnections and re-initialization; answers a request that cannot go. */
-  async #dispatch(message: JsonRpcMessage, json?: string): Promise<void> {
-    const counted = !isRequest(message);
-    if (counted) this.#sending++;
-    try {
-      await this.#send(message, json);
-    } catch (error) {
-      // Not a failure of the wire that `#send` knows (a bug, or an error of a kind not foreseen): the
-      // request still gets its answer.
-      this.#logger.error("relaying a message failed: {error}", { error });
-      this.#fail(message, error instanceof Error ? error.message : String(error));
-    } finally {
-      if (counted) {
-        this.#sending--;
-        this.#checkDrained();
-      }
-    }
+  /**
+   * Sends one message, through reconnections and re-initialization; answers a request that cannot go.
+   * Never rejects. A notification or an answer counts in `#sending` until it is out (a request, in
+   * `#pending` until it is answered): one promise more for those, none for requests.
+   */
+  #dispatch(message: JsonRpcMessage, json?: string): Promise<void> {
+    const sent = this.#send(message, json).catch((error) => this.#unforeseen(message, error));
+    if (isRequest(message)) return sent;
+    this.#sending++;
+    return sent.finally(() => {
+      this.#sending--;
+      this.#checkDrained();
+    });
+  }
+
+  /**
+   * `#send` failed with an error that is no failure of the wire it knows (a bug, or a kind not foreseen):
+   * a request still gets its answer.
+   */
+  #unforeseen(message: JsonRpcMessage, error: unknown): void {
+    this.#logger.error("relaying a message failed: {error}", { error });
+    this.#fail(message, error instanceof Error ? error.message : String(error));
   }
 
   async #send(message: JsonRpcMessage, json?: string): Promise<void> {
