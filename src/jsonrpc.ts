@@ -489,7 +489,7 @@ export function errorResponse(
 function usableId(value: unknown): RequestId | null {
   if (typeof value === "string") return value;
   if (typeof value !== "number" || !Number.isFinite(value)) return null;
-  return Number.isInteger(value) && !Number.isSafeInteger(value) ? null : value;
+  return isUnsafeInteger(value) ? null : value;
 }
 
 /**

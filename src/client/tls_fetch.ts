@@ -110,6 +110,17 @@ function coreMessage(error: unknown): string {
   });
 }
 
+/** A failed fetch read once: the error codes and the messages of its cause chain, the latter joined. */
+function failureOf(error: unknown): { codes: string[]; messages: string[]; text: string } {
+  const chain = causeChain(error);
+  const messages = chain.map(coreMessage);
+  return {
+    codes: chain.map(errorCode).filter((code) => code !== undefined),
+    messages,
+    text: messages.join(": "),
+  };
+}
+
 function certificateReason(codes: string[], text: string): string | undefined {
   for (const code of codes) {
     if (code in NODE_CERTIFICATE_ERRORS) return NODE_CERTIFICATE_ERRORS[code];
@@ -423,9 +434,8 @@ export function createTlsFetch(verify: VerifySsl): TlsFetch {
  * the same way.
  */
 export function certificateRefused(error: unknown): boolean {
-  const chain = causeChain(error);
-  const codes = chain.map(errorCode).filter((code) => code !== undefined);
-  return certificateReason(codes, chain.map(coreMessage).join(": ")) !== undefined;
+  const { codes, text } = failureOf(error);
+  return certificateReason(codes, text) !== undefined;
 }
 
 /**
@@ -452,10 +462,7 @@ export function describeFetchError(error: unknown, url: string): string {
   } catch {
     // Describe the error without naming the server.
   }
-  const chain = causeChain(error);
-  const codes = chain.map(errorCode).filter((code) => code !== undefined);
-  const messages = chain.map(coreMessage);
-  const text = messages.join(": ");
+  const { codes, messages, text } = failureOf(error);
   const has = (...wanted: string[]) => codes.some((code) => wanted.includes(code));
   const name = error instanceof Error || error instanceof DOMException ? error.name : "";
 

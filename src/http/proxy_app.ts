@@ -17,6 +17,7 @@ import { hostCheck, hostRefusal } from "./host_check.ts";
 import { SessionLimit } from "./session_limit.ts";
 import { type LegacySseEndpoint, legacySseEndpoint } from "./legacy_sse_endpoint.ts";
 import { type StreamableHttpEndpoint, streamableHttpEndpoint } from "./streamable_http_endpoint.ts";
+import { jsonRpcErrorResponse } from "./streamable_http_session.ts";
 
 /** Options of {@link createProxyApp}. */
 export interface ProxyAppOptions {
@@ -105,14 +106,7 @@ export function createProxyApp(options: ProxyAppOptions): ProxyApp {
   const limitBody = bodyLimit({
     maxSize: options.maxBodyBytes,
     onError: () =>
-      new Response(
-        JSON.stringify({
-          jsonrpc: "2.0",
-          error: { code: -32600, message: `Payload Too Large: the limit is ${options.maxBodyBytes} bytes` },
-          id: null,
-        }),
-        { status: 413, headers: { "Content-Type": "application/json" } },
-      ),
+      jsonRpcErrorResponse(413, -32600, `Payload Too Large: the limit is ${options.maxBodyBytes} bytes`),
   });
   app.use("*", (c, next) => c.req.method === "POST" ? limitBody(c, next) : next());
 
