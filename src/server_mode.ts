@@ -8,6 +8,7 @@
 import type { RestartPolicy, ServerModeOptions, StdioServerSpec } from "./cli/command_line.ts";
 import { UsageError } from "./cli/command_line.ts";
 import { buildChildEnvironment } from "./child_environment.ts";
+import { BodyCutShort } from "./http/event_stream.ts";
 import { isLoopbackAddress, LOOPBACK_NAMES } from "./http/host_check.ts";
 import { createProxyApp, mountPrefix } from "./http/proxy_app.ts";
 import { proxyLogger } from "./logging.ts";
@@ -171,9 +172,24 @@ function formatHost(hostname: string): string {
   return hostname.includes(":") ? `[${hostname}]` : hostname;
 }
 
+/**
+ * What Deno.serve reports: a response body that ended in error, or a handler that threw. Its default
+ * prints a stack trace on stderr, plain text in a JSON log; a body the proxy cut short on purpose (a client
+ * too far behind, an answer that broke off) was logged where it happened.
+ */
+function onServeError(error: unknown): Response {
+  if (error instanceof BodyCutShort) {
+    logger.debug("response body cut short: {reason}", { reason: error.message });
+  } else logger.error("HTTP request failed: {error}", { error });
+  return new Response("Internal Server Error", { status: 500 });
+}
+
 function listen(options: ServerModeOptions, handler: Deno.ServeHandler): Deno.HttpServer<Deno.NetAddr> {
   try {
-    return Deno.serve({ hostname: options.host, port: options.port, onListen: () => {} }, handler);
+    return Deno.serve(
+      { hostname: options.host, port: options.port, onListen: () => {}, onError: onServeError },
+      handler,
+    );
   } catch (error) {
     const where = `${formatHost(options.host)}:${options.port}`;
     if (error instanceof Deno.errors.AddrInUse) {

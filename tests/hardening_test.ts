@@ -174,8 +174,21 @@ Deno.test("--request-timeout in server mode: error -32001, and the call is cance
   assert.equal(seen.at(-1).wasRunning, true);
 });
 
+/** Every line of `stderr` is one JSON object: no plain-text trace from the runtime among them. */
+function assertJsonLog(stderr: string): void {
+  for (const line of stderr.trimEnd().split("\n")) {
+    assert.doesNotThrow(() => JSON.parse(line), `not a JSON log line: ${line}`);
+  }
+}
+
+/** The proxy with `--log-format json` and `args`. */
+function startJsonLogProxy(args: string[]) {
+  const port = freePort();
+  return startProxy(["--log-format", "json", "--port", String(port), ...args], { readyOnPort: port });
+}
+
 Deno.test("a legacy SSE client that does not read is dropped; the proxy and other sessions are not", async () => {
-  await using proxy = await startProxy(["--max-line-size", "64K", "--", ...FIXTURE]);
+  await using proxy = await startJsonLogProxy(["--max-line-size", "64K", "--", ...FIXTURE]);
   await using other = await connectClient(proxy.baseUrl(), "mcp");
   const response = await fetch(`${proxy.origin}/sse`);
   const reader = response.body!.getReader();
@@ -202,10 +215,11 @@ Deno.test("a legacy SSE client that does not read is dropped; the proxy and othe
   assert.match(proxy.stderr(), /fell more than \d+ bytes behind: closed/);
   await reader.cancel().catch(() => {});
   assert.equal(textOf(await other.callTool({ name: "echo", arguments: { text: "fine" } })), "fine");
+  assertJsonLog(proxy.stderr());
 });
 
 Deno.test("a Streamable HTTP client that does not read its stream is dropped; the proxy and others are not", async () => {
-  await using proxy = await startProxy(["--max-line-size", "64K", "--", ...FIXTURE]);
+  await using proxy = await startJsonLogProxy(["--max-line-size", "64K", "--", ...FIXTURE]);
   await using other = await connectClient(proxy.baseUrl(), "mcp");
   const initialize = await fetch(`${proxy.origin}/mcp`, {
     method: "POST",
@@ -239,6 +253,7 @@ Deno.test("a Streamable HTTP client that does not read its stream is dropped; th
   });
   assert.equal(after.status, 404, "the slow session is gone");
   assert.equal(textOf(await other.callTool({ name: "echo", arguments: { text: "fine" } })), "fine");
+  assertJsonLog(proxy.stderr());
 });
 
 Deno.test("Streamable HTTP: a stream that breaks mid-call resumes with Last-Event-ID and gets the answer", async () => {

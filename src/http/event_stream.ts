@@ -10,6 +10,14 @@ const encoder = new TextEncoder();
 /** How often an idle stream gets a keep-alive comment, as the Python version does. */
 export const KEEP_ALIVE_MS = 15_000;
 
+/**
+ * What a response body is errored with when the proxy cuts it short on purpose (a client too far behind,
+ * an answer that broke off): the HTTP server's `onError` notes it quietly, as no fault of the proxy.
+ */
+export class BodyCutShort extends Error {
+  override name = "BodyCutShort";
+}
+
 /** Options of {@link EventStream}. */
 export interface EventStreamOptions {
   /** Called once when the stream ends: closed by us, or the client went away. */
@@ -171,7 +179,7 @@ export class EventStream {
     }
     if ((this.#controller.desiredSize ?? 0) < 0) {
       this.#onSlowConsumer?.();
-      this.#controller.error(new Error("the client fell too far behind"));
+      this.#controller.error(new BodyCutShort("the client fell too far behind"));
       this.#finish();
     }
   }

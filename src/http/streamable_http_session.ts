@@ -21,7 +21,7 @@ import { PRIMING_PROTOCOL_VERSION } from "../protocol_versions.ts";
 import type { AnswerSink, ServerSession, SessionPeer } from "../shared_server.ts";
 import { asEventData, type JsonText } from "../large_answer.ts";
 import { DelayQueue } from "../delay_queue.ts";
-import { EVENT_STREAM_HEADERS, EventStream } from "./event_stream.ts";
+import { BodyCutShort, EVENT_STREAM_HEADERS, EventStream } from "./event_stream.ts";
 import { parseEventId, SessionEventLog } from "./session_event_log.ts";
 
 /** A request not answered this soon gets an SSE stream: keep-alives, and an event id to resume from. */
@@ -291,7 +291,7 @@ export class StreamableSession implements SessionPeer {
       write: (bytes) => attempt(() => controller.enqueue(bytes)),
       end: () => finish(() => controller.close()),
       // The client sees the body break off: no answer can be given once part of one is out.
-      abort: (reason) => finish(() => controller.error(new Error(reason))),
+      abort: (reason) => finish(() => controller.error(new BodyCutShort(reason))),
     };
   }
 
