@@ -42,7 +42,7 @@ function describeDropped(message: TruncatedMessage | undefined): string {
     case "notification":
       return `notification ${json(message.method)} (no "id" at either end)`;
     case "response":
-      return `answer ${json(message.id)} to a request from the server`;
+      return `answer ${json(message.id)} to a request from the server; an error sent in its place`;
     default:
       return 'a line whose "id" and "method" cannot be read from its ends; unanswered';
   }
@@ -110,9 +110,14 @@ export async function runClientMode(options: ClientModeOptions, stop: Promise<un
         max,
         what: describeDropped(dropped),
       });
-      if (dropped?.kind !== "request") return;
-      const why = `mcp-proxy: the request is ${bytes} bytes, over --max-line-size (${max})`;
-      stdout.write(errorResponse(dropped.id, ErrorCode.InvalidRequest, why));
+      if (dropped?.kind === "request") {
+        const why = `mcp-proxy: the request is ${bytes} bytes, over --max-line-size (${max})`;
+        stdout.write(errorResponse(dropped.id, ErrorCode.InvalidRequest, why));
+      } else if (dropped?.kind === "response") {
+        // The server's request gets an answer too, rather than wait for one that never comes.
+        const why = `mcp-proxy: the client's answer is ${bytes} bytes, over --max-line-size (${max})`;
+        relay.handleClientMessage(errorResponse(dropped.id, ErrorCode.InternalError, why));
+      }
     },
     onError: (error) => logger.error("stdin: {error}", { error }),
   });

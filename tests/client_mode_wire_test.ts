@@ -589,7 +589,7 @@ Deno.test("a request over --max-line-size gets error -32600 under its id; the an
   );
 });
 
-Deno.test("lines over --max-line-size: ids kept exactly; a notification, an answer, an unreadable line get nothing", async () => {
+Deno.test("lines over --max-line-size: ids kept exactly; the server gets an error for an answer; others nothing", async () => {
   await using server = recordingServer();
   const pad = "x".repeat(2000);
   const big = "12345678901234567891";
@@ -616,11 +616,22 @@ Deno.test("lines over --max-line-size: ids kept exactly; a notification, an answ
   assert.equal(lines.filter((line) => errorOf(big).test(line)).length, 1, stdout);
   assert.deepEqual(JSON.parse(lines.at(-1)!), { jsonrpc: "2.0", id: 3, result: {} });
   assert.match(stderr, /skipped: notification "notifications\/progress" \(no "id" at either end\)/);
-  assert.match(stderr, /skipped: answer 6 to a request from the server/);
+  assert.match(stderr, /skipped: answer 6 to a request from the server; an error sent in its place/);
   assert.match(stderr, /skipped: a line whose "id" and "method" cannot be read from its ends; unanswered/);
-  assert.deepEqual(
-    server.requests.filter((request) => request.method === "POST").map((request) => request.body?.id),
-    [1, undefined, 3],
-    "only the short lines reach the server",
+  const posted = server.requests.filter((request) => request.method === "POST").map((request) =>
+    request.body
   );
+  assert.deepEqual(
+    posted.map((body) => body?.id),
+    [1, undefined, 6, 3],
+    "the short lines reach the server, and an error in place of the long answer",
+  );
+  assert.deepEqual(posted[2], {
+    jsonrpc: "2.0",
+    id: 6,
+    error: {
+      code: -32603,
+      message: "mcp-proxy: the client's answer is 2044 bytes, over --max-line-size (1024)",
+    },
+  });
 });
