@@ -5,6 +5,8 @@
  * @module
  */
 
+import { memberSpan } from "./json_members.ts";
+
 /** A request id. `null` appears only in error responses to unparseable requests. */
 export type RequestId = string | number | ExactInteger;
 
@@ -12,6 +14,8 @@ export type RequestId = string | number | ExactInteger;
  * An integer beyond 2^53 (JavaScript numbers hold integers exactly only up to there), kept as it was
  * written: `JSON.stringify` writes its digits as they came. Made by {@link withExactIntegers}, one
  * object for each spelling while any is in use, so that it works as a `Map` key as a number would.
+ * {@link parseLosslessly} makes one of every number that a JS number would not write back as it came
+ * (`1.0`, `-0`, `1e-400`) too.
  */
 export interface ExactInteger {
   readonly rawJSON: string;
@@ -155,6 +159,20 @@ function parseExactly(text: string): unknown {
       typeof value === "number" && !Number.isSafeInteger(value) && INTEGER.test(context.source)
         ? exactInteger(context.source)
         : value,
+  );
+}
+
+/**
+ * `text` (valid JSON) parsed so that `JSON.stringify` writes every number in it back as it came: each one a
+ * JS number would write otherwise (an integer beyond 2^53, `1.0`, `-0`, `1e3`, `1e-400`) is an
+ * {@link ExactInteger} of its spelling. For a message the proxy must serialize anew with a member changed,
+ * when that member cannot be replaced in its text (`json_members.ts`): the rest of it keeps its values.
+ */
+export function parseLosslessly(text: string): unknown {
+  return (JSON as unknown as JsonWithSource).parse(
+    text,
+    (_key, value, context) =>
+      typeof value === "number" && String(value) !== context.source ? exactInteger(context.source) : value,
   );
 }
 
@@ -343,12 +361,24 @@ export function clientRequestIdSpan(json: string, id: RequestId): IdSpan | undef
   let methods = 0;
   while (CLIENT_KEYS.test(json)) {
     const end = CLIENT_KEYS.lastIndex;
-    if (json.charCodeAt(end - 1) !== 0x22) return undefined; // an escape
+    if (json.charCodeAt(end - 1) !== 0x22) return readIdSpan(json, id); // an escape
     if (json.charCodeAt(end - 3) === 0x69) ids++; // "id"
     else methods++;
-    if (ids > 1 || methods > 1) return undefined;
+    if (ids > 1 || methods > 1) return readIdSpan(json, id);
   }
-  return ids === 1 ? requestIdSpan(json, id) : undefined;
+  return ids === 1 ? requestIdSpan(json, id) ?? readIdSpan(json, id) : undefined;
+}
+
+/**
+ * {@link clientRequestIdSpan} the long way, for a message with other members named `"id"` or `"method"`
+ * inside it, escapes, or its id in the middle: the text read member by member (`json_members.ts`), with
+ * the same demand that the top level name each of them at most once.
+ */
+function readIdSpan(json: string, id: RequestId): IdSpan | undefined {
+  const span = memberSpan(json, ["id"]);
+  if (span == null || memberSpan(json, ["method"]) === undefined) return undefined;
+  const text = json.slice(span.start, span.start + span.length);
+  return isId({ text, start: span.start }, id) ? span : undefined;
 }
 
 /**

@@ -25,11 +25,13 @@ import {
   type JsonRpcNotification,
   type JsonRpcRequest,
   type JsonRpcResponse,
+  parseLosslessly,
   type RequestId,
   resultResponse,
   withIdAt,
   withRequestId,
 } from "./jsonrpc.ts";
+import { memberSpan, withMemberReplaced, withSpansReplaced } from "./json_members.ts";
 import { DelayQueue } from "./delay_queue.ts";
 import { VERSION } from "./version.ts";
 import {
@@ -187,6 +189,54 @@ function withNewId(
     withIdAt(json, span, newId);
 }
 
+/** Where a request's progress token stands. */
+const PROGRESS_TOKEN_PATH = ["params", "_meta", "progressToken"];
+/** Where a progress notification's token stands. */
+const PROGRESS_PATH = ["params", "progressToken"];
+/** Where a cancellation names its request. */
+const CANCELLED_PATH = ["params", "requestId"];
+
+/**
+ * A client's request with a progress token, `json` its text on one line, as it goes to the child: that
+ * text with only its id and its token replaced by `proxyId`, where both can be read one way only; else
+ * undefined.
+ */
+function withNewIdAndToken(json: string, id: RequestId, proxyId: number): string | undefined {
+  const idSpan = clientRequestIdSpan(json, id);
+  const tokenSpan = idSpan === undefined ? undefined : memberSpan(json, PROGRESS_TOKEN_PATH);
+  if (idSpan === undefined || tokenSpan == null) return undefined;
+  const text = String(proxyId);
+  return withSpansReplaced(json, [[idSpan, text], [tokenSpan, text]]);
+}
+
+/**
+ * A client's notification, `json` its text on one line, as it goes to the child: that text, with the
+ * member at `path` replaced by `value` when given, where the method the proxy routed on (and that member)
+ * can be read one way only; else undefined. A member named twice is read by one parser and ignored by
+ * another, and the child must read the method (and a cancellation the request) the proxy saw.
+ */
+function clientNotificationLine(json: string, path?: readonly string[], value?: unknown): string | undefined {
+  if (memberSpan(json, ["method"]) == null) return undefined;
+  return path === undefined ? json : withMemberReplaced(json, path, value);
+}
+
+/**
+ * A line of the child, a message whose id is `id`, with only that id replaced by `newId`: found at either
+ * end where serializers put it, else read member by member; undefined when the text cannot be read one
+ * way only.
+ */
+function childLineWithId(line: string, id: RequestId, newId: RequestId): string | undefined {
+  return withRequestId(line, id, newId) ?? withMemberReplaced(line, ["id"], newId);
+}
+
+/**
+ * `message` to be serialized anew with some member changed, when that member cannot be replaced in its
+ * text `json`: read again from that text so that every number in it keeps its value and spelling.
+ */
+function reread<T extends JsonRpcMessage>(message: T, json: string | undefined): T {
+  return json === undefined ? message : parseLosslessly(json) as T;
+}
+
 /** One stdio MCP server and the sessions that share it. See the module documentation. */
 export class SharedServer implements SessionSource {
   readonly name: string;
@@ -331,8 +381,9 @@ export class SharedServer implements SessionSource {
    */
   handleChildMessage(message: JsonRpcMessage, line?: string): void {
     // JSON allows a carriage return between tokens; an SSE stream would take it for a line break.
-    if (line !== undefined && line.includes("\r")) line = undefined;
-    if (isRequest(message)) this.#routeServerRequest(message);
+    // In valid JSON a raw one is white space (in a string it is escaped): a space means the same.
+    if (line?.includes("\r")) line = line.replaceAll("\r", " ");
+    if (isRequest(message)) this.#routeServerRequest(message, line);
     else if (isNotification(message)) this.#routeServerNotification(message, line);
     else this.#routeChildResponse(message as JsonRpcResponse, line);
   }
@@ -389,18 +440,22 @@ export class SharedServer implements SessionSource {
     const pending: PendingChildRequest = { session, clientId: request.id, isInitialize };
     if (request.method === "resources/subscribe") pending.subscribeUri = request.params?.uri as string;
     if (isInitialize) pending.initializeParams = request.params ?? {};
-    let forwarded: JsonRpcRequest = { ...request, id: proxyId };
+    let forwarded: JsonRpcRequest = request;
     let line: JsonText | LinePieces | undefined;
-    const meta = request.params?._meta as Record<string, unknown> | undefined;
-    const progressToken = meta?.progressToken;
+    const progressToken = (request.params?._meta as Record<string, unknown> | undefined)?.progressToken;
     if (
       typeof progressToken === "string" || typeof progressToken === "number" || isExactInteger(progressToken)
     ) {
       pending.clientProgressToken = progressToken;
-      forwarded = { ...forwarded, params: { ...request.params, _meta: { ...meta, progressToken: proxyId } } };
+      line = json === undefined ? undefined : withNewIdAndToken(json, request.id, proxyId);
+      const exact = line === undefined ? reread(request, json) : request;
+      const meta = exact.params?._meta as Record<string, unknown>;
+      forwarded = { ...exact, params: { ...exact.params, _meta: { ...meta, progressToken: proxyId } } };
     } else if (json !== undefined) {
       line = withNewId(json, bytes, request.id, proxyId);
+      if (line === undefined) forwarded = reread(request, json);
     }
+    forwarded = { ...forwarded, id: proxyId };
     if (!isInitialize) this.#timeouts?.add(proxyId);
     this.#pendingChildRequests.set(proxyId, pending);
     session.rememberRequest(request.id, proxyId, this.#clock);
@@ -543,7 +598,7 @@ export class SharedServer implements SessionSource {
   }
 
   /** Called by {@link ServerSession.handleClientMessage} for notifications. */
-  forwardNotification(session: ServerSession, notification: JsonRpcNotification): void {
+  forwardNotification(session: ServerSession, notification: JsonRpcNotification, json?: string): void {
     session.touch(++this.#clock);
     if (notification.method === "notifications/initialized") {
       if (this.#initializedNotificationSent) return;
@@ -568,11 +623,15 @@ export class SharedServer implements SessionSource {
       }
       // The client ignores any later answer, and an SDK server sends none: forget the request now.
       this.#dropPending(proxyId);
-      const forwarded = { ...notification, params: { ...notification.params, requestId: proxyId } };
-      if (this.#downReason === undefined) this.#sendToChild(forwarded);
+      if (this.#downReason !== undefined) return;
+      const line = json === undefined ? undefined : clientNotificationLine(json, CANCELLED_PATH, proxyId);
+      const exact = line === undefined ? reread(notification, json) : notification;
+      this.#sendToChild({ ...exact, params: { ...exact.params, requestId: proxyId } }, line);
       return;
     }
-    if (this.#downReason === undefined) this.#sendToChild(notification);
+    if (this.#downReason !== undefined) return;
+    const line = json === undefined ? undefined : clientNotificationLine(json);
+    this.#sendToChild(line === undefined ? reread(notification, json) : notification, line);
   }
 
   /** Called by {@link ServerSession.handleClientMessage} for answers to the child's requests; `json` as there. */
@@ -597,9 +656,12 @@ export class SharedServer implements SessionSource {
     this.#pendingServerRequests.delete(proxyId as number);
     pending.session.forgetServerRequest(proxyId as number);
     if (this.#downReason === undefined) {
+      const line = json === undefined
+        ? undefined
+        : withNewId(json, bytes, proxyId as number, pending.childId);
       this.#sendToChild(
-        { ...response, id: pending.childId },
-        json === undefined ? undefined : withNewId(json, bytes, proxyId as number, pending.childId),
+        { ...(line === undefined ? reread(response, json) : response), id: pending.childId },
+        line,
       );
     }
   }
@@ -768,8 +830,9 @@ export class SharedServer implements SessionSource {
       }
       this.#settleInitialize(response);
     }
-    const json = line === undefined ? undefined : withRequestId(line, proxyId as number, pending.clientId);
-    pending.session?.deliver({ ...response, id: pending.clientId }, pending.clientId, json);
+    const json = line === undefined ? undefined : childLineWithId(line, proxyId as number, pending.clientId);
+    const exact = json === undefined && pending.session !== undefined ? reread(response, line) : response;
+    pending.session?.deliver({ ...exact, id: pending.clientId }, pending.clientId, json);
   }
 
   #settleInitialize(response: JsonRpcResponse): void {
@@ -816,7 +879,7 @@ export class SharedServer implements SessionSource {
     session.deliver(resultResponse(request.id, result), request.id);
   }
 
-  #routeServerRequest(request: JsonRpcRequest): void {
+  #routeServerRequest(request: JsonRpcRequest, line: string | undefined): void {
     const session = this.#chooseSessionFor(request.method);
     if (session === undefined) {
       const why = this.#sessions.size === 0
@@ -833,7 +896,9 @@ export class SharedServer implements SessionSource {
     const proxyId = this.#nextServerRequestId++;
     this.#pendingServerRequests.set(proxyId, { session, childId: request.id });
     session.rememberServerRequest(proxyId);
-    session.deliver({ ...request, id: proxyId }, session.currentRequestId());
+    const json = line === undefined ? undefined : childLineWithId(line, request.id, proxyId);
+    const forwarded = { ...(json === undefined ? reread(request, line) : request), id: proxyId };
+    session.deliver(forwarded, session.currentRequestId(), json);
   }
 
   #routeServerNotification(notification: JsonRpcNotification, line: string | undefined): void {
@@ -847,9 +912,13 @@ export class SharedServer implements SessionSource {
         });
         return;
       }
+      const clientToken = pending.clientProgressToken;
+      const json = line === undefined ? undefined : withMemberReplaced(line, PROGRESS_PATH, clientToken);
+      const exact = json === undefined ? reread(notification, line) : notification;
       pending.session.deliver(
-        { ...notification, params: { ...notification.params, progressToken: pending.clientProgressToken } },
+        { ...exact, params: { ...exact.params, progressToken: clientToken } },
         pending.clientId,
+        json,
       );
       return;
     }
@@ -859,7 +928,13 @@ export class SharedServer implements SessionSource {
         if (pending.childId !== childId) continue;
         this.#pendingServerRequests.delete(proxyId);
         pending.session.forgetServerRequest(proxyId);
-        pending.session.deliver({ ...notification, params: { ...notification.params, requestId: proxyId } });
+        const json = line === undefined ? undefined : withMemberReplaced(line, CANCELLED_PATH, proxyId);
+        const exact = json === undefined ? reread(notification, line) : notification;
+        pending.session.deliver(
+          { ...exact, params: { ...exact.params, requestId: proxyId } },
+          undefined,
+          json,
+        );
         return;
       }
       return;
@@ -950,7 +1025,7 @@ export class ServerSession {
   handleClientMessage(message: JsonRpcMessage, json?: string, bytes?: Uint8Array<ArrayBuffer>): void {
     if (this.#closed) return;
     if (isRequest(message)) this.#server.forwardRequest(this, message, json, bytes);
-    else if (isNotification(message)) this.#server.forwardNotification(this, message);
+    else if (isNotification(message)) this.#server.forwardNotification(this, message, json);
     else this.#server.forwardResponse(this, message as JsonRpcResponse, json, bytes);
   }
 

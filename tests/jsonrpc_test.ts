@@ -336,7 +336,7 @@ function withClientRequestId(json: string, id: RequestId, newId: RequestId): str
   return span === undefined ? undefined : withIdAt(json, span, newId);
 }
 
-Deno.test("clientRequestIdSpan: only a text that names its id and method once, and spells no key with escapes", () => {
+Deno.test("clientRequestIdSpan: only a text whose top level names its id and method once, escapes read", () => {
   assert.equal(
     withClientRequestId('{"jsonrpc":"2.0","id":"a","method":"m","params":{"x":[1,2]}}', "a", 9),
     '{"jsonrpc":"2.0","id":9,"method":"m","params":{"x":[1,2]}}',
@@ -345,14 +345,34 @@ Deno.test("clientRequestIdSpan: only a text that names its id and method once, a
     withClientRequestId('{"jsonrpc":"2.0","result":{},"id":3}', 3, "s"),
     '{"jsonrpc":"2.0","result":{},"id":"s"}',
   );
+  // Read member by member: names inside, escapes, the id in the middle.
+  for (
+    const [text, expected] of [
+      [
+        '{"jsonrpc":"2.0","id":1,"method":"m","params":{"id":1}}',
+        '{"jsonrpc":"2.0","id":2,"method":"m","params":{"id":1}}',
+      ],
+      [
+        '{"jsonrpc":"2.0","id":1,"method":"m","params":{"t":"\\u0074"}}',
+        '{"jsonrpc":"2.0","id":2,"method":"m","params":{"t":"\\u0074"}}',
+      ],
+      [
+        '{"method":"m", "id" : 1 ,"params":{"method":"x"}}',
+        '{"method":"m", "id" : 2 ,"params":{"method":"x"}}',
+      ],
+      ['{"jsonrpc":"2.0","\\u0069d":1,"method":"m"}', '{"jsonrpc":"2.0","\\u0069d":2,"method":"m"}'],
+    ]
+  ) {
+    assert.equal(withClientRequestId(text, 1, 2), expected, text);
+  }
   for (
     const text of [
-      '{"jsonrpc":"2.0","id":1,"method":"m","params":{"id":1}}', // an "id" in params
       '{"jsonrpc":"2.0","id":1,"method":"m","id":1}', // a duplicate id
       '{"jsonrpc":"2.0","id":1,"method":"m","method":"n"}', // a duplicate method
       '{"jsonrpc":"2.0","id":1,"method":"m","\\u0069d":1}', // an escaped duplicate
-      '{"jsonrpc":"2.0","id":1,"method":"m","params":{"t":"\\u0074"}}', // any such escape
+      '{"jsonrpc":"2.0","id":1,"method":"m","\\u006dethod":"n"}', // an escaped duplicate method
       '{"jsonrpc":"2.0","method":"m"}', // no id
+      '{"jsonrpc":"2.0","id":3,"method":"m"}', // another id
     ]
   ) {
     assert.equal(withClientRequestId(text, 1, 2), undefined, text);

@@ -6,6 +6,8 @@ import {
   type JsonRpcNotification,
   type JsonRpcRequest,
   type JsonRpcResponse,
+  parseLosslessly,
+  parseMessages,
   type RequestId,
 } from "../src/jsonrpc.ts";
 import { concatenated } from "../src/large_answer.ts";
@@ -28,10 +30,23 @@ interface Delivery {
 /** The client at the far end of a session: records what reaches it. */
 class FakeClient implements SessionPeer {
   readonly deliveries: Delivery[] = [];
+  /** The text given with each delivery (undefined: the message is to be serialized). */
+  readonly texts: (string | undefined)[] = [];
   readonly abandoned: RequestId[] = [];
 
-  deliver(message: JsonRpcMessage, relatedRequestId?: RequestId): void {
-    this.deliveries.push({ message: structuredClone(message), relatedRequestId });
+  deliver(message: JsonRpcMessage, relatedRequestId?: RequestId, json?: string): void {
+    // Read as it would be written (numbers kept as written are no plain values to clone).
+    this.deliveries.push({
+      message: parseLosslessly(JSON.stringify(message)) as JsonRpcMessage,
+      relatedRequestId,
+    });
+    this.texts.push(json);
+  }
+
+  /** The texts given with the deliveries since the last call (and that since `take`). */
+  takeTexts(): (string | undefined)[] {
+    this.deliveries.length = 0;
+    return this.texts.splice(0);
   }
 
   requestAbandoned(clientId: RequestId): void {
@@ -40,6 +55,7 @@ class FakeClient implements SessionPeer {
 
   /** What was delivered since the last call. */
   take(): Delivery[] {
+    this.texts.length = 0;
     return this.deliveries.splice(0);
   }
 
@@ -77,8 +93,12 @@ class Harness {
           json = new TextDecoder().decode(bytes);
         }
         // A text, when given, must say exactly what the message says: it is what the child reads.
-        if (json !== undefined) assert.deepEqual(JSON.parse(json), message);
-        this.toChild.push(structuredClone(message));
+        if (json !== undefined) {
+          const normal = (text: string) => JSON.parse(JSON.stringify(JSON.parse(text))); // -0 as 0
+          assert.deepEqual(normal(json), normal(JSON.stringify(message)));
+        }
+        // Read as it would be written (numbers kept as written are no plain values to clone).
+        this.toChild.push(parseLosslessly(JSON.stringify(message)) as JsonRpcMessage);
         this.toChildJson.push(json);
         this.childBusyAtSend.push(this.server.childIsBusy);
       },
@@ -207,13 +227,25 @@ Deno.test("SharedServer: a request's own text goes to the child with only its id
   assert.ok(json !== undefined);
   const proxyId = JSON.parse(json).id;
   assert.equal(json, text.replace('"c-1"', String(proxyId)));
-  // Where the text could be read two ways, or the proxy changes more than the id: serialized anew.
+  // Read member by member where "id" or "method" stand elsewhere too, or the id in the middle; a progress
+  // token is replaced as well.
+  const nested = '{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"arguments":{"id":7,"n":1.0}}}';
+  const middle = '{"jsonrpc":"2.0","method":"tools/call","id":3,"params":{"method":"x","n":-0}}';
+  const token =
+    '{"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"_meta":{"progressToken":"p"},"n":1e3}}';
+  for (const [text, at] of [[nested, '"id":2'], [middle, '"id":3'], [token, '"id":4']]) {
+    const json = send(text)!;
+    const id = JSON.parse(json).id;
+    let expected = text.replace(at, `"id":${id}`);
+    if (text === token) expected = expected.replace('"p"', String(id));
+    assert.equal(json, expected);
+  }
+  // Where the text could be read two ways: serialized anew.
   const ambiguous = [
-    '{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"arguments":{"id":7}}}',
     '{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{},"id":3}',
     '{"jsonrpc":"2.0","id":4,"method":"initialize","params":{},"method":"tools/call"}',
     '{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{},"\\u0069d":5}',
-    '{"jsonrpc":"2.0","id":6,"method":"tools/call","params":{"_meta":{"progressToken":"p"}}}',
+    '{"jsonrpc":"2.0","id":6,"method":"tools/call","params":{"_meta":{"progressToken":"p","progressToken":"q"}}}',
   ];
   for (const text of ambiguous) assert.equal(send(text), undefined, text);
 });
@@ -1418,15 +1450,35 @@ Deno.test("SharedServer: a large request's bytes go to the child with only the i
   assert.equal(typeof written.id, "number");
   assert.ok(written.params.arguments.text === text);
   assert.deepEqual(written, plain.message);
-  // A progress token is replaced too: the message is serialized anew.
-  const withToken = send(
-    request("big-2", "tools/call", { name: "echo", arguments: { text }, _meta: { progressToken: "p" } }),
+  // A progress token is replaced too, in the text.
+  const tokenRequest = request("big-2", "tools/call", {
+    name: "echo",
+    arguments: { text },
+    _meta: { progressToken: "p" },
+  });
+  const tokenJson = JSON.stringify(tokenRequest);
+  session.handleClientMessage(tokenRequest, tokenJson, encoder.encode(tokenJson));
+  assert.equal(h.toChildBytes.length, 0);
+  const proxyId = idOf(h.toChild[0]);
+  const [tokenLine] = h.takeChildJson();
+  assert.ok(
+    tokenLine === tokenJson.replace('"big-2"', String(proxyId)).replace('"p"', String(proxyId)),
+    "the text with only the id and the token replaced",
   );
-  assert.equal(withToken.bytes.length, 0);
-  // Where the text holds "id" twice it is not trusted: serialized anew.
+  // Where the text holds "id" twice, read member by member: still the bytes, with only the id replaced.
   const twice = send(request("big-3", "tools/call", { name: "echo", arguments: { text, id: 1 } }));
-  assert.deepEqual(twice.bytes, []);
-  assert.equal(h.toChild.length, 0);
+  assert.equal(twice.bytes.length, 1);
+  const twiceWritten = JSON.parse(new TextDecoder().decode(twice.bytes[0]));
+  assert.ok(twiceWritten.params.arguments.id === 1 && twiceWritten.id === idOf(twice.message));
+  // Where the text names the id twice at its top, it is not trusted: serialized anew.
+  const json = JSON.stringify(request("big-4", "tools/call", { arguments: { text } })).replace(
+    /}$/,
+    ',"id":"big-4"}',
+  );
+  session.handleClientMessage(JSON.parse(json), json, encoder.encode(json));
+  assert.deepEqual(h.toChildBytes.splice(0), []);
+  assert.equal(typeof idOf(h.toChild[0]), "number");
+  assert.deepEqual(h.takeChildJson(), [undefined]);
 });
 
 Deno.test("SharedServer: a large answer to a child's request goes to it as the client's bytes, id replaced", () => {
@@ -1457,8 +1509,105 @@ Deno.test("SharedServer: a large answer to a child's request goes to it as the c
     id: "srv-1",
     result,
   });
-  // An answer that names "id" twice is not trusted: serialized anew, under the child's id.
-  const twice = answer(ask(7), { ...result, id: 1 });
-  assert.deepEqual(twice.bytes, []);
-  assert.deepEqual(twice.message, { jsonrpc: "2.0", id: 7, result: { ...result, id: 1 } });
+  // An "id" inside the result: read member by member, still the bytes with only the id replaced.
+  const inside = answer(ask(7), { ...result, id: 1 });
+  assert.equal(inside.bytes.length, 1);
+  assert.deepEqual(inside.message, { jsonrpc: "2.0", id: 7, result: { ...result, id: 1 } });
+  // An answer that names its id twice is not trusted: serialized anew, under the child's id.
+  const proxyId = ask(8);
+  const json = JSON.stringify({ jsonrpc: "2.0", id: proxyId, result }).replace(/}$/, `,"id":${proxyId}}`);
+  a.session.handleClientMessage(JSON.parse(json), json, encoder.encode(json));
+  assert.equal(h.toChildBytes.splice(0).length, 0);
+  assert.deepEqual(h.childReceivesOne(), { jsonrpc: "2.0", id: 8, result });
+});
+
+// ---- every value kept: only what the proxy maps changes --------------------------------------------
+
+/** Numbers a JS number would write otherwise, and an escape, as a client or server may write them. */
+const ODD_NUMBERS = '"big":12345678901234567891,"one":1.0,"zero":-0,"tiny":1e-400,"e":1E3,"s":"\\u00e9"';
+
+Deno.test("SharedServer: a request with a progress token reaches the child with only its id and token replaced", () => {
+  const h = new Harness();
+  const { session } = h.initializedSession();
+  const text =
+    `{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"x","arguments":{${ODD_NUMBERS}},` +
+    `"_meta":{"progressToken":"tok"}}}`;
+  session.handleClientMessage(JSON.parse(text), text);
+  const proxyId = idOf(h.toChild[0]);
+  assert.deepEqual(h.takeChildJson(), [
+    text.replace('"id":5', `"id":${proxyId}`).replace('"tok"', String(proxyId)),
+  ]);
+  // Named twice, the token is not trusted to be read one way: serialized anew, every number as written.
+  const twice = text.replace('"id":5', '"id":6').replace(
+    '"progressToken":"tok"',
+    '"progressToken":"a","progressToken":"b"',
+  );
+  session.handleClientMessage(JSON.parse(twice), twice);
+  assert.deepEqual(h.takeChildJson(), [undefined]);
+  session.handleClientMessage(JSON.parse(twice), twice.replace('"id":6', '"id":7'));
+  const serialized = JSON.stringify(h.takeChild()[0]);
+  assert.ok(serialized.includes(ODD_NUMBERS.replace('"s":"\\u00e9"', '"s":"é"')), serialized);
+});
+
+Deno.test("SharedServer: a client's notifications reach the child as written; a cancellation with only its id mapped", () => {
+  const h = new Harness();
+  const { session } = h.initializedSession();
+  const custom = `{"jsonrpc":"2.0","method":"notifications/x-custom","params":{${ODD_NUMBERS}}}`;
+  session.handleClientMessage(JSON.parse(custom), custom);
+  assert.deepEqual(h.takeChildJson(), [custom]);
+  // The answer to the child's request, with the token the child gave (beyond 2^53), comes back as written.
+  const progress =
+    '{"jsonrpc":"2.0","method":"notifications/progress","params":{"progressToken":12345678901234567891,' +
+    '"progress":1.0}}';
+  session.handleClientMessage(JSON.parse(progress), progress);
+  assert.deepEqual(h.takeChildJson(), [progress]);
+  session.handleClientMessage(request("c1", "tools/call", { name: "slow" }));
+  const proxyId = idOf(h.childReceivesOne());
+  const cancel =
+    `{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":"c1","reason":"r",${ODD_NUMBERS}}}`;
+  session.handleClientMessage(JSON.parse(cancel), cancel);
+  assert.deepEqual(h.takeChildJson(), [cancel.replace('"c1"', String(proxyId))]);
+  // A method named twice: serialized anew from the text, every number as written.
+  const twice =
+    `{"jsonrpc":"2.0","method":"notifications/a","method":"notifications/b","params":{${ODD_NUMBERS}}}`;
+  session.handleClientMessage(JSON.parse(twice), twice);
+  const [message] = h.takeChild();
+  assert.equal((message as JsonRpcNotification).method, "notifications/b");
+  assert.ok(JSON.stringify(message).includes('"big":12345678901234567891,"one":1.0,"zero":-0,"tiny":1e-400'));
+});
+
+Deno.test("SharedServer: the child's requests, progress and cancellations reach the client with only ids replaced", () => {
+  const h = new Harness();
+  const { session, client } = h.initializedSession({ sampling: {}, roots: {} });
+  const ask =
+    `{"jsonrpc":"2.0","id":"s1","method":"sampling/createMessage","params":{"maxTokens":12345678901234567891,` +
+    `${ODD_NUMBERS}}}`;
+  h.server.handleChildMessage(JSON.parse(ask), ask);
+  const [asked] = client.deliveries;
+  const proxyId = idOf(asked.message);
+  assert.deepEqual(client.takeTexts(), [ask.replace('"s1"', String(proxyId))]);
+  // Its id in the middle: found member by member.
+  const middle = `{"jsonrpc":"2.0","method":"roots/list","id":"s2","params":{${ODD_NUMBERS}}}`;
+  h.server.handleChildMessage(JSON.parse(middle), middle);
+  const secondId = idOf(client.deliveries[0].message);
+  assert.deepEqual(client.takeTexts(), [middle.replace('"s2"', String(secondId))]);
+  const cancelled =
+    `{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":"s1",${ODD_NUMBERS}}}`;
+  h.server.handleChildMessage(JSON.parse(cancelled), cancelled);
+  assert.deepEqual(client.takeTexts(), [cancelled.replace('"s1"', String(proxyId))]);
+  // Progress of the client's call, under the client's own token (beyond 2^53, as written).
+  const call =
+    '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"_meta":{"progressToken":98765432109876543210}}}';
+  session.handleClientMessage(parseMessages(call)[0] as JsonRpcRequest, call);
+  const callId = idOf(h.childReceivesOne());
+  const progress = `{"jsonrpc":"2.0","method":"notifications/progress","params":{"progressToken":${callId},` +
+    `"progress":1.0,"total":12345678901234567891,"_meta":{${ODD_NUMBERS}}}}`;
+  h.server.handleChildMessage(JSON.parse(progress), progress);
+  assert.deepEqual(client.takeTexts(), [
+    progress.replace(`"progressToken":${callId}`, '"progressToken":98765432109876543210'),
+  ]);
+  // An answer whose id stands in the middle: found member by member too.
+  const answer = `{"jsonrpc":"2.0","result":{${ODD_NUMBERS}},"id":${callId},"x":1}`;
+  h.server.handleChildMessage(JSON.parse(answer), answer);
+  assert.deepEqual(client.takeTexts(), [answer.replace(`"id":${callId}`, '"id":1')]);
 });
