@@ -60,6 +60,17 @@ Deno.test("--api-key and MCP_PROXY_API_KEY: Bearer or X-API-Key; 401 otherwise; 
     body: INITIALIZE,
   });
   assert.equal(wrong.status, 401);
+  const empties: Record<string, string>[] = [{ "X-API-Key": "" }, { "X-API-Key": "  " }, {
+    Authorization: "Bearer ",
+  }];
+  for (const empty of empties) {
+    const refused = await send(mcp, {
+      method: "POST",
+      headers: { ...JSON_AND_SSE, ...empty },
+      body: INITIALIZE,
+    });
+    assert.equal(refused.status, 401, JSON.stringify(empty));
+  }
   const accepted: Record<string, string>[] = [
     { Authorization: "Bearer first-key" },
     { "X-API-Key": "second-key" },

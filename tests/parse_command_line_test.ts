@@ -1,3 +1,4 @@
+import { apiKeyRefusal } from "../src/http/api_key_auth.ts";
 import assert from "node:assert/strict";
 import { helpText, USAGE_LINE } from "../src/cli/help_text.ts";
 import { parseCommandLine } from "../src/cli/parse_command_line.ts";
@@ -559,6 +560,18 @@ Deno.test("server: --api-key repeats and MCP_PROXY_API_KEY adds one; sizes and c
   assert.throws(() => parseCommandLine(["--max-sessions", "-1", "x"], {}), UsageError);
   assert.throws(() => parseCommandLine(["--log-format", "xml", "x"], {}), /text, json/);
   assert.doesNotMatch(JSON.stringify(server(["--api-key", "k1", "x"]).warnings), /k1/);
+  // An empty key (an unset variable) would let in whoever sends an empty header: refused, never echoed.
+  assert.throws(
+    () => parseCommandLine(["--api-key", "k1", "--api-key", "", "x"], {}),
+    /--api-key expects a non-empty value/,
+  );
+  assert.throws(() => parseCommandLine(["--api-key=", "x"], {}), /non-empty/);
+  assert.throws(() => parseCommandLine(["--api-key", "two words", "x"], {}), /white space/);
+  assert.throws(
+    () => parseCommandLine(["x"], { MCP_PROXY_API_KEY: " k " }),
+    /MCP_PROXY_API_KEY must not contain white space/,
+  );
+  assert.deepEqual(server(["x"], { MCP_PROXY_API_KEY: "" }).apiKeys, []);
 });
 
 Deno.test("server: -e/--env KEY VALUE repeat; a later duplicate key wins", () => {
@@ -859,4 +872,11 @@ Deno.test("help text: names every option, the endpoints, the version and example
 
 Deno.test("help text: the usage line is one argparse-like line", () => {
   assert.equal(USAGE_LINE, "usage: mcp-proxy [options] [command_or_url] [args ...]");
+});
+
+Deno.test("apiKeyRefusal: an empty key given by mistake lets no empty header in", () => {
+  const refusal = apiKeyRefusal(["", "k1"]);
+  assert.match(refusal(new Headers({ "X-API-Key": "" }))!, /send an API key/);
+  assert.match(refusal(new Headers({ "X-API-Key": "   " }))!, /send an API key/);
+  assert.equal(refusal(new Headers({ "X-API-Key": "k1" })), undefined);
 });

@@ -251,6 +251,16 @@ function requireNonEmpty(value: string | undefined, shownAs: string): void {
   if (value === "") throw new UsageError(`${shownAs} expects a non-empty value`);
 }
 
+/** `MCP_PROXY_API_KEY`, when set and not empty; never echoed. */
+function apiKeyFromEnvironment(env: Record<string, string | undefined>): string[] {
+  const key = env.MCP_PROXY_API_KEY;
+  if (key === undefined || key === "") return [];
+  if (/\s/.test(key)) {
+    throw new UsageError("MCP_PROXY_API_KEY must not contain white space: a key is sent as one token");
+  }
+  return [key];
+}
+
 /** Everything the token scan collected, before the mode is known; defaults applied. */
 interface Collected {
   positionals: string[];
@@ -338,6 +348,10 @@ function applyOption(
       collected.logFormat = parseChoice(value, LOG_FORMATS, shownAs);
       break;
     case "apiKey":
+      requireNonEmpty(value, shownAs);
+      if (/\s/.test(value)) {
+        throw new UsageError(`${shownAs} must not contain white space: a key is sent as one token`);
+      }
       collected.apiKeys.push(value);
       break;
     case "maxBodySize":
@@ -712,7 +726,7 @@ function buildServerMode(
       ...collected.restart,
       maxDelayMs: Math.max(collected.restart.maxDelayMs, collected.restart.initialDelayMs),
     },
-    apiKeys: [...collected.apiKeys, ...(env.MCP_PROXY_API_KEY ? [env.MCP_PROXY_API_KEY] : [])],
+    apiKeys: [...collected.apiKeys, ...apiKeyFromEnvironment(env)],
     maxBodyBytes: collected.maxBodyBytes,
     maxSessions: collected.maxSessions,
     ...common,

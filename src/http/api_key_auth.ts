@@ -28,13 +28,14 @@ function presentedKey(
  * carries one of them.
  */
 export function apiKeyRefusal(keys: readonly string[]): (headers: Headers) => string | undefined {
-  const digests = keys.map(digest);
+  // An empty key would let in whoever sends an empty header: the command line refuses one, and so does this.
+  const digests = keys.filter((key) => key !== "").map(digest);
   return (headers) => {
     const key = presentedKey(
       headers.get("authorization") ?? undefined,
       headers.get("x-api-key") ?? undefined,
     );
-    if (key === undefined) {
+    if (key === undefined || key === "") {
       return "Unauthorized: send an API key as Authorization: Bearer KEY or X-API-Key: KEY";
     }
     const presented = digest(key);
