@@ -343,6 +343,15 @@ Deno.test("client: header values may be empty; bad header names and values are u
   usageError(["--headers", "", "v", URL_SSE], [/--headers expects an HTTP header name/]);
   const message = usageError(["-H", "X-Key", "sec\r\nret", URL_SSE], [/X-Key/, /line breaks/]);
   assert.doesNotMatch(message, /sec|ret/);
+  // What fetch would throw at, a stack trace and all, is a usage error at once; Latin-1 and tabs pass.
+  usageError(["-H", "X-Note", "café ☕", URL_SSE], [/-H X-Note: the VALUE must hold only printable/]);
+  usageError(["-H", "X-Note", "a\x01b", URL_SSE], [/control characters/]);
+  assert.deepEqual(client(["-H", "X-Note", "café\tok", URL_SSE]).headers, { "X-Note": "café\tok" });
+  usageError(["--api-access-token", "tok\nx", URL_SSE], [/--api-access-token must hold only printable/]);
+  const fromEnvironment = usageError([URL_SSE], [/API_ACCESS_TOKEN must hold only printable/], 2, {
+    API_ACCESS_TOKEN: "tok€",
+  });
+  assert.doesNotMatch(fromEnvironment, /tok/);
 });
 
 Deno.test("client: --transport accepts sse, streamablehttp, auto in any case", () => {

@@ -526,6 +526,21 @@ function ignoredOptionWarnings(collected: Collected, scope: Scope, mode: string)
     .map(([, shownAs]) => `${shownAs} is ignored in ${mode} mode`);
 }
 
+/**
+ * What an HTTP header value may hold (RFC 9110 §5.5): tabs, visible characters and spaces, and bytes 0x80 to
+ * 0xFF; `fetch` throws at any other (a line break, a control character, `€`).
+ */
+const HEADER_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
+const HEADER_VALUE_RULE =
+  "must hold only printable characters of ISO-8859-1: no line breaks, control characters or characters such as € (an HTTP header cannot carry them)";
+
+/** Rejects a token sent in an HTTP header that cannot be; never echoes it. */
+function requireHeaderValue(value: string | undefined, shownAs: string): void {
+  if (value !== undefined && !HEADER_VALUE.test(value)) {
+    throw new UsageError(`${shownAs} ${HEADER_VALUE_RULE}`);
+  }
+}
+
 function buildHeaders(pairs: readonly [string, string][], shownAs: string): Record<string, string> {
   const entries: [string, string][] = [];
   const indexByLowerName = new Map<string, number>();
@@ -533,9 +548,7 @@ function buildHeaders(pairs: readonly [string, string][], shownAs: string): Reco
     if (!HEADER_NAME.test(name)) {
       throw new UsageError(`${shownAs} expects an HTTP header name as KEY, got ${quote(name)}`);
     }
-    if (/[\r\n\0]/.test(value)) {
-      throw new UsageError(`${shownAs} ${name}: the VALUE must not contain line breaks or NUL characters`);
-    }
+    if (!HEADER_VALUE.test(value)) throw new UsageError(`${shownAs} ${name}: the VALUE ${HEADER_VALUE_RULE}`);
     const index = indexByLowerName.get(name.toLowerCase());
     if (index === undefined) {
       indexByLowerName.set(name.toLowerCase(), entries.length);
@@ -584,6 +597,8 @@ function buildClientMode(
   }
   if (!URL.canParse(url)) throw new UsageError(`${quote(url)} is not a valid URL`);
   requireNonEmpty(collected.apiAccessToken, "--api-access-token");
+  requireHeaderValue(collected.apiAccessToken, "--api-access-token");
+  if (collected.apiAccessToken === undefined) requireHeaderValue(env.API_ACCESS_TOKEN, "API_ACCESS_TOKEN");
   const apiAccessToken = collected.apiAccessToken ?? (env.API_ACCESS_TOKEN || undefined);
   const oauth = buildOAuth(collected);
   return {
