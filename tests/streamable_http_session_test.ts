@@ -311,13 +311,20 @@ Deno.test("the GET stream gets what came while none was open; a second one is re
   const harness = new Harness();
   await harness.initialize();
   harness.childSends({ jsonrpc: "2.0", method: "notifications/tools/list_changed" });
+  harness.childSends({ jsonrpc: "2.0", method: "notifications/prompts/list_changed" });
   const response = harness.session.openStream(null, LATEST);
   assert.equal(response.status, 200);
   assert.equal(harness.session.openStream(null, LATEST).status, 409);
   const events = new EventReader(response.body!);
+  // What came before, then the priming event: ids that grow along the stream, so that a client resuming
+  // from the last one it got misses nothing.
+  const first = await events.next();
+  assert.equal(JSON.parse(first!.data).method, "notifications/tools/list_changed");
+  assert.equal((await events.nextMessage()).method, "notifications/prompts/list_changed");
   const priming = await events.next();
   assert.equal(priming?.data, "");
-  assert.equal((await events.nextMessage()).method, "notifications/tools/list_changed");
+  const seq = (event: { id?: string } | undefined) => Number(event!.id!.split(":")[1]);
+  assert.ok(seq(priming) > seq(first));
   harness.childSends({ jsonrpc: "2.0", method: "notifications/resources/list_changed" });
   const second = await events.next();
   assert.equal(JSON.parse(second!.data).method, "notifications/resources/list_changed");
@@ -327,6 +334,11 @@ Deno.test("the GET stream gets what came while none was open; a second one is re
   const again = await resumed.next();
   assert.equal(again?.id, second?.id);
   await resumed.cancel();
+  // From the first event: the second of those that came before, and what followed.
+  const fromFirst = new EventReader(harness.session.openStream(first!.id!, LATEST).body!);
+  assert.equal((await fromFirst.nextMessage()).method, "notifications/prompts/list_changed");
+  assert.equal((await fromFirst.nextMessage()).method, "notifications/resources/list_changed");
+  await fromFirst.cancel();
   harness.session.close();
 });
 

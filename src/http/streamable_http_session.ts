@@ -207,13 +207,14 @@ export class StreamableSession implements SessionPeer {
     const stream = this.#newStream(() => {
       if (this.#getStream === stream) this.#getStream = undefined;
     });
-    if (this.#log !== undefined && protocolVersion >= PRIMING_PROTOCOL_VERSION) {
-      stream.prime(this.#log.mark(GET_STREAM), RETRY_INTERVAL_MS);
-    }
-    // What came while no GET stream was open.
+    // What came while no GET stream was open, then the priming event: its id comes after theirs, so that
+    // a client that resumes from the last id it got, whichever that is, misses none of them.
     for (const event of this.#log?.since(GET_STREAM, this.#getDelivered) ?? []) {
       stream.send("message", event.data, event.id);
       this.#getDelivered = event.seq;
+    }
+    if (this.#log !== undefined && protocolVersion >= PRIMING_PROTOCOL_VERSION) {
+      stream.prime(this.#log.mark(GET_STREAM), RETRY_INTERVAL_MS);
     }
     this.#getStream = stream;
     return this.#streamResponse(stream);
