@@ -97,6 +97,9 @@ function describeSpawnFailure(spec: StdioServerSpec, error: unknown): string {
  * or a name on no directory of `env.PATH`. For servers started later than the proxy (one per session).
  */
 export function assertCommandExists(spec: StdioServerSpec, env: Record<string, string>): void {
+  if (spec.cwd !== undefined && !isDirectory(spec.cwd)) {
+    throw new SpawnError(describeSpawnFailure(spec, new Deno.errors.NotFound(spec.cwd)));
+  }
   if (Deno.build.os === "windows") {
     windowsPlan(spec, env);
     return;
@@ -105,15 +108,29 @@ export function assertCommandExists(spec: StdioServerSpec, env: Record<string, s
   const candidates = spec.command.includes("/")
     ? [spec.command.startsWith("/") ? spec.command : `${base}/${spec.command}`]
     : (env.PATH ?? "").split(":").filter((dir) => dir !== "").map((dir) => `${dir}/${spec.command}`);
+  // A file there that cannot run is named as such, as a spawn would: unless one further on can.
+  let notExecutable = false;
   for (const candidate of candidates) {
     try {
       const info = Deno.statSync(candidate);
       if (info.isFile && ((info.mode ?? 0o111) & 0o111) !== 0) return;
+      notExecutable = true;
     } catch {
       // Not there: try the next directory.
     }
   }
-  throw new SpawnError(describeSpawnFailure(spec, new Deno.errors.NotFound(spec.command)));
+  const error = notExecutable
+    ? new Deno.errors.PermissionDenied(spec.command)
+    : new Deno.errors.NotFound(spec.command);
+  throw new SpawnError(describeSpawnFailure(spec, error));
+}
+
+function isDirectory(path: string): boolean {
+  try {
+    return Deno.statSync(path).isDirectory;
+  } catch {
+    return false;
+  }
 }
 
 function isFile(path: string): boolean {

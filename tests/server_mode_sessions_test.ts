@@ -206,8 +206,22 @@ Deno.test("--isolate-sessions: a session whose child exits ends (404, or its SSE
   await mcp.close();
 });
 
-Deno.test("--isolate-sessions checks the command at start", async () => {
+Deno.test("--isolate-sessions checks the command and its --cwd at start, as a shared child's start would", async () => {
   const result = await runProxy(["--isolate-sessions", "--", "no-such-mcp-server-xyz"]);
   assert.equal(result.code, 1);
   assert.match(result.stderr, /command not found: no-such-mcp-server-xyz/);
+  // A command found on PATH, in a working directory that is not there.
+  const cwd = await runProxy(["--isolate-sessions", "--cwd", "/no/such/directory", "--", "cat"]);
+  assert.equal(cwd.code, 1);
+  assert.match(cwd.stderr, /working directory \/no\/such\/directory does not exist/);
+  // A file that is there but cannot run.
+  const dir = await Deno.makeTempDir();
+  try {
+    await Deno.writeTextFile(`${dir}/server.sh`, "#!/bin/sh\n");
+    const notExecutable = await runProxy(["--isolate-sessions", "--", `${dir}/server.sh`]);
+    assert.equal(notExecutable.code, 1);
+    assert.match(notExecutable.stderr, /permission denied running .*server\.sh: is it executable\?/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });
