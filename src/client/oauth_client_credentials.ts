@@ -11,6 +11,7 @@
  */
 
 import { proxyLogger } from "../logging.ts";
+import { describeFetchError } from "./tls_fetch.ts";
 
 const logger = proxyLogger("oauth");
 
@@ -263,7 +264,8 @@ export class ClientCredentials {
       return { response, text: await response.text() };
     } catch (error) {
       if (controller.signal.aborted) throw new Error(`no answer within ${this.#timeoutMs / 1000} s`);
-      throw new Error(this.#scrub(error instanceof Error ? error.message : String(error), url));
+      // What went wrong below HTTP (a certificate, a refused connection, a name), not fetch's "fetch failed".
+      throw new Error(this.#scrub(describeFetchError(error, url.href), url));
     } finally {
       clearTimeout(timer);
     }
