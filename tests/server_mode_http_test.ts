@@ -384,6 +384,15 @@ Deno.test("Streamable HTTP: status codes of the reference", async () => {
   assert.equal((await request(mcp, { method: "POST", headers: unknown, body: ping })).status, 404);
   const jsonOnly = { ...withSession, Accept: "text/event-stream" };
   assert.equal((await request(mcp, { method: "POST", headers: jsonOnly, body: ping })).status, 406);
+  // Media types in any case, and wildcards, are accepted (RFC 9110); q=0 refuses one.
+  for (const accept of ["APPLICATION/JSON, TEXT/EVENT-STREAM", "*/*", "application/*, text/*"]) {
+    const status =
+      (await request(mcp, { method: "POST", headers: { ...withSession, Accept: accept }, body: ping }))
+        .status;
+    assert.equal(status, 200, accept);
+  }
+  const refused = { ...withSession, Accept: "*/*, text/event-stream;q=0" };
+  assert.equal((await request(mcp, { method: "POST", headers: refused, body: ping })).status, 406);
   const textBody = { ...withSession, "Content-Type": "text/plain" };
   assert.equal((await request(mcp, { method: "POST", headers: textBody, body: ping })).status, 415);
   const badVersion = { ...withSession, "MCP-Protocol-Version": "1999-01-01" };

@@ -146,7 +146,9 @@ export function streamableHttpEndpoint(
 
   async function handlePost(request: Request): Promise<Response> {
     const accept = request.headers.get("accept") ?? "";
-    if (!accept.includes("application/json") || !accept.includes("text/event-stream")) {
+    // As clients write it, looked at quickly; else read as RFC 9110 says (any case, wildcards).
+    const both = accept.includes("application/json") && accept.includes("text/event-stream");
+    if (!both && !(accepts(accept, "application/json") && accepts(accept, "text/event-stream"))) {
       return jsonRpcErrorResponse(
         406,
         -32000,
@@ -242,7 +244,7 @@ export function streamableHttpEndpoint(
   }
 
   function handleGet(request: Request): Response {
-    if (!(request.headers.get("accept") ?? "").includes("text/event-stream")) {
+    if (!accepts(request.headers.get("accept") ?? "", "text/event-stream")) {
       return jsonRpcErrorResponse(406, -32000, "Not Acceptable: Client must accept text/event-stream");
     }
     const session = existingSession(request);
@@ -290,4 +292,22 @@ export function streamableHttpEndpoint(
       return Promise.resolve();
     },
   };
+}
+
+/**
+ * Whether an `Accept` header value takes the media type `type` (lower case): named in any case, or through
+ * `type/*` or `*\/*`, the most specific range that matches deciding, refused by `q=0` (RFC 9110 §12.5.1).
+ */
+export function accepts(accept: string, type: string): boolean {
+  const main = type.slice(0, type.indexOf("/"));
+  let best = -1;
+  let taken = false;
+  for (const range of accept.toLowerCase().split(",")) {
+    const [media, ...parameters] = range.split(";").map((part) => part.trim());
+    const specificity = media === type ? 2 : media === `${main}/*` ? 1 : media === "*/*" ? 0 : -1;
+    if (specificity <= best) continue;
+    best = specificity;
+    taken = !parameters.some((parameter) => /^q\s*=\s*0(\.0*)?$/.test(parameter));
+  }
+  return taken;
 }
