@@ -234,6 +234,16 @@ export function singleMessageLine(text: string): string | undefined {
   return line;
 }
 
+/**
+ * The JSON text of one parsed message (not a batch) as a stdio line, however it was laid out: `text`
+ * without the white space around it, each raw line break in it made a space. In valid JSON text a raw
+ * `\r` or `\n` can only be white space between tokens (in a string it is escaped), so the line means the
+ * same, every value kept as written; serializing the message anew would round its numbers.
+ */
+export function oneMessageLine(text: string): string {
+  return singleMessageLine(text) ?? text.trim().replace(/[\r\n]/g, " ");
+}
+
 /** A JSON-RPC id as serializers write it: an integer or a string. */
 const ID_VALUE = String.raw`(-?\d+|"(?:[^"\\]|\\.)*")`;
 /** The id as the first member of a message (after `"jsonrpc"`); group 1 is what stands before it. */

@@ -26,7 +26,7 @@
  * @module
  */
 
-import { type IdSpan, type RequestId, singleMessageLine } from "./jsonrpc.ts";
+import { type IdSpan, oneMessageLine, type RequestId, singleMessageLine } from "./jsonrpc.ts";
 import { includesLineBreak } from "./line_break_search.ts";
 
 /** A message's JSON text on one line: a string, or its UTF-8 bytes (a large message, written as it came). */
@@ -197,9 +197,11 @@ export function receivedLine(
   text: string,
   bytes: Uint8Array<ArrayBuffer> | undefined,
 ): JsonText | undefined {
-  const line = messageCount === 1 ? singleMessageLine(text) : undefined;
-  if (line === undefined || bytes === undefined) return line;
-  return bodyAsLine(bytes, line) ?? line;
+  if (messageCount !== 1) return undefined;
+  const line = singleMessageLine(text);
+  // Laid out on several lines: one line of it (its bytes are not that line).
+  if (line === undefined) return oneMessageLine(text);
+  return bytes === undefined ? line : bodyAsLine(bytes, line) ?? line;
 }
 
 /**

@@ -16,6 +16,7 @@ import { DENO, startProxy } from "./helpers/proxy_process.ts";
  * The child. `tools/call` of `lines` writes `arguments.lines`, each line as its parts (`text` repeated
  * `repeat` times, with `$ID` made its request id and `$TOKEN` its progress token; or raw `bytes`), pausing
  * `pauseMs` after a part, or exiting with `exit`; one call's lines at a time, in the order of the calls.
+ * `tools/call` of `own_line` answers with the line of its own request as the child read it.
  * `tools/call` of `received` answers with the answers (parsed, and as their lines) and cancellations it got. Its `initialize` result
  * carries instructions of `Deno.args[0]` bytes.
  */
@@ -78,6 +79,8 @@ for await (const chunk of Deno.stdin.readable) {
     else if (method === "tools/call" && params.name === "lines") {
       const { lines } = params.arguments;
       chain = chain.then(() => writeLines(lines, id, params._meta?.progressToken));
+    } else if (method === "tools/call" && params.name === "own_line") {
+      writeMessage({ jsonrpc: "2.0", id, result: { content: [{ type: "text", text: line }] } });
     } else if (method === "tools/call" && params.name === "received") {
       const text = JSON.stringify({ received, receivedLines, cancellations });
       writeMessage({ jsonrpc: "2.0", id, result: { content: [{ type: "text", text }] } });
@@ -1219,5 +1222,27 @@ Deno.test("by design: a child writing a large answer slowly holds up every sessi
     assert.equal(await c.post({ jsonrpc: "2.0", id: 1, method: "ping" }), 202);
     assert.equal((await c.next()).data, '{"jsonrpc":"2.0","id":1,"result":{}}');
   }
+  await c.close();
+});
+
+Deno.test("a request reaches the child as the client wrote it, only the id and token replaced, over /mcp and /sse", async () => {
+  await using proxy = await startProxy(["--", ...child()]);
+  const a = await mcpSession(proxy.origin);
+  const c = await sseSession(proxy.origin);
+  // Laid out on several lines, numbers a JS number would write otherwise, an escape, a progress token.
+  const body = '{\r\n "jsonrpc": "2.0", "id": 7, "method": "tools/call",\n "params": {"name": "own_line",' +
+    ' "arguments": {"big": 12345678901234567891, "one": 1.0, "tiny": 1e-400, "s": "\\u00e9"},' +
+    ' "_meta": {"progressToken": "tok"}}\n}\n';
+  // What the child read, with the proxy's id and token put back as the client's.
+  const asSent = (text: string) =>
+    JSON.parse(text).result.content[0].text.replace(/"id": \d+/, '"id": 7').replace(
+      /"progressToken": \d+/,
+      '"progressToken": "tok"',
+    );
+  const expected = body.trim().replace(/[\r\n]/g, " ");
+  const [answer] = await a.call(body);
+  assert.equal(asSent(answer), expected);
+  assert.equal(await c.post(body), 202);
+  assert.equal(asSent((await c.next()).data), expected);
   await c.close();
 });

@@ -90,7 +90,7 @@ Deno.test("bodyAsLine: a large body that is its message's line exactly is writte
   }
 });
 
-Deno.test("receivedLine: one message on one line goes as its line, or as its bytes when large; else nothing", () => {
+Deno.test("receivedLine: one message goes as its line (made one), or as its bytes when large; a batch as nothing", () => {
   const big = "x".repeat(70_000);
   const large = `{"jsonrpc":"2.0","id":1,"result":{"text":"${big}"}}`;
   const largeBytes = bytes(large);
@@ -100,8 +100,12 @@ Deno.test("receivedLine: one message on one line goes as its line, or as its byt
   assert.equal(receivedLine(1, small, bytes(small)), small, "a small message goes as text");
   const spaced = ` ${large}`;
   assert.equal(receivedLine(1, spaced, bytes(spaced)), large, "white space around it: the line, trimmed");
-  const broken = '{"jsonrpc":"2.0",\n"id":1,"result":{}}';
-  assert.equal(receivedLine(1, broken, bytes(broken)), undefined, "a line break inside: serialized again");
+  const broken = '{"jsonrpc":"2.0",\r\n"id":1,"result":{"n":1.0}}\n';
+  assert.equal(
+    receivedLine(1, broken, bytes(broken)),
+    '{"jsonrpc":"2.0",  "id":1,"result":{"n":1.0}}',
+    "a line break inside: made a space",
+  );
   const batch = `[${small},${small}]`;
   assert.equal(receivedLine(2, batch, bytes(batch)), undefined, "a batch: each serialized again");
 });

@@ -8,7 +8,7 @@
  */
 
 import type { Logger } from "@logtape/logtape";
-import { parseMessages, reusedRequestId, singleMessageLine } from "../jsonrpc.ts";
+import { oneMessageLine, parseMessages, reusedRequestId, singleMessageLine } from "../jsonrpc.ts";
 import { asEventData, bodyAsLine, cutShortAnswer } from "../large_answer.ts";
 import { type ServerSession, type SessionSource, SessionUnavailableError } from "../shared_server.ts";
 import { EVENT_STREAM_HEADERS, EventStream } from "./event_stream.ts";
@@ -157,12 +157,13 @@ export function legacySseEndpoint(
           } is already used by a request in flight, or twice in this batch`,
         );
       }
-      if (messages.length === 1) {
-        const json = singleMessageLine(text);
+      if (messages.length === 1 && !text.trimStart().startsWith("[")) {
+        const asIs = singleMessageLine(text);
+        // Laid out on several lines: one line of it, every value as written (its bytes are not that line).
         entry.session.handleClientMessage(
           messages[0],
-          json,
-          json === undefined ? undefined : bodyAsLine(bytes, json),
+          asIs ?? oneMessageLine(text),
+          asIs === undefined ? undefined : bodyAsLine(bytes, asIs),
         );
       } else for (const message of messages) entry.session.handleClientMessage(message);
       return textResponse(202, "Accepted");

@@ -13,6 +13,7 @@ import type { Logger } from "@logtape/logtape";
 import {
   isRequest,
   type JsonRpcMessage,
+  oneMessageLine,
   parseMessages,
   reusedRequestId,
   singleMessageLine,
@@ -228,8 +229,10 @@ export function streamableHttpEndpoint(
       session = opened;
       if (initialize !== undefined) session.protocolVersion = protocolVersion;
     }
-    const json = batch ? undefined : singleMessageLine(text);
-    const line = json === undefined ? undefined : bodyAsLine(bytes, json);
+    const asIs = batch ? undefined : singleMessageLine(text);
+    // Laid out on several lines: one line of it, every value as written (its bytes are not that line).
+    const json = asIs ?? (batch ? undefined : oneMessageLine(text));
+    const line = asIs === undefined ? undefined : bodyAsLine(bytes, asIs);
     const response = await session.post(messages as JsonRpcMessage[], batch, protocolVersion, json, line);
     if (options.stateless && !session.closed && response.status === 202) session.close();
     return response;
