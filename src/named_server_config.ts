@@ -182,6 +182,17 @@ function toServerSpec(name: string, entry: Record<string, unknown>): StdioServer
       describe(badVariable[1])
     }`;
   }
+  // A name with "=" or NUL, or a NUL in a value or an argument, cannot reach a process: the spawn would
+  // fail again at each restart.
+  const badName = Object.keys(env).find((key) => key === "" || /[=\0]/.test(key));
+  if (badName !== undefined) {
+    return `"env" names a variable ${describe(badName)}: a name must be non-empty, without "=" or NUL`;
+  }
+  const nulValue = Object.keys(env).find((key) => (env[key] as string).includes("\0"));
+  if (nulValue !== undefined) return `"env" ${describe(nulValue)}: the value must not contain NUL characters`;
+  if ([command, ...args].some((arg) => arg.includes("\0"))) {
+    return `"command" and "args" must not contain NUL characters`;
+  }
   if (cwd !== undefined && (typeof cwd !== "string" || cwd === "")) {
     return `"cwd" must be a non-empty string, got ${describe(cwd)}`;
   }

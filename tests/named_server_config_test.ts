@@ -307,3 +307,22 @@ Deno.test("loadNamedServerConfig() rejects a missing file with a ConfigError nam
     await Deno.remove(dir);
   }
 });
+
+Deno.test("parseNamedServerConfig() skips an entry whose env or arguments cannot reach a process", () => {
+  assertSkipped(
+    { s: { command: "x", env: { "FOO=BAR": "x" } } },
+    `${FILE}: server "s": "env" names a variable "FOO=BAR": a name must be non-empty, without "=" or NUL; skipped`,
+  );
+  assertSkipped(
+    { s: { command: "x", env: { "": "y" } } },
+    `${FILE}: server "s": "env" names a variable "": a name must be non-empty, without "=" or NUL; skipped`,
+  );
+  assertSkipped(
+    { s: { command: "x", env: { A: "a\0b" } } },
+    `${FILE}: server "s": "env" "A": the value must not contain NUL characters; skipped`,
+  );
+  assertSkipped(
+    { s: { command: "x", args: ["a\0b"] } },
+    `${FILE}: server "s": "command" and "args" must not contain NUL characters; skipped`,
+  );
+});

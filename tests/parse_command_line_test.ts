@@ -482,8 +482,7 @@ Deno.test("client: each server-mode option given warns once that it is ignored",
     "--named-server",
     "n",
     "bad 'quote",
-    "--allow-origin",
-    "*",
+    "--allow-origin=*",
     URL_SSE,
   ]);
   assert.deepEqual(parsed.warnings, [
@@ -742,6 +741,12 @@ Deno.test("server: --allow-origin takes one value per flag and accumulates", () 
   assert.equal(parsed.defaultServer?.command, "uvx");
   assert.deepEqual(parsed.defaultServer?.args, ["srv"]);
   usageError(["--allow-origin", "", "x"], [/--allow-origin expects a non-empty value/]);
+  // The Python version's `--allow-origin A B`: the second would be taken as a server's URL.
+  usageError(
+    ["--named-server-config", "s.json", "--allow-origin", "https://a.example", "http://localhost:5173"],
+    [/"http:\/\/localhost:5173" follows --allow-origin's value: give each origin its own --allow-origin/],
+  );
+  assert.equal(client(["--allow-origin=https://a.example", URL_SSE]).url, URL_SSE);
 });
 
 Deno.test("server: --expose-header starts with mcp-session-id and dedupes case-insensitively", () => {
@@ -888,4 +893,39 @@ Deno.test("apiKeyRefusal: an empty key given by mistake lets no empty header in"
   assert.match(refusal(new Headers({ "X-API-Key": "" }))!, /send an API key/);
   assert.match(refusal(new Headers({ "X-API-Key": "   " }))!, /send an API key/);
   assert.equal(refusal(new Headers({ "X-API-Key": "k1" })), undefined);
+});
+
+Deno.test("warnings and errors for values that cannot work: -H headers set by mcp-proxy, origins, hosts, delays", () => {
+  const parsed = client(["-H", "Host", "vhost", "-H", "Accept", "x/y", "-H", "X-Ok", "1", URL_SSE]);
+  assert.deepEqual(parsed.warnings, [
+    "-H Host is not sent: mcp-proxy sets this header itself",
+    "-H Accept is not sent: mcp-proxy sets this header itself",
+  ]);
+  const origins = server([
+    "--allow-origin=https://app.example/",
+    "--allow-origin=https://App.Example",
+    "--allow-origin=https://a.example,https://b.example",
+    "--allow-origin=https://fine.example:8443",
+    "--allow-host",
+    "box.test:8080",
+    "--allow-host",
+    "[::1]",
+    "--restart-delay",
+    "10",
+    "--restart-delay-max",
+    "2",
+    "x",
+  ]);
+  assert.deepEqual(origins.warnings, [
+    "--allow-origin https://app.example/ can never match: browsers send https://app.example (no path, no trailing slash, lower case)",
+    "--allow-origin https://App.Example can never match: browsers send https://app.example (no path, no trailing slash, lower case)",
+    "--allow-origin https://a.example,https://b.example can never match: give each origin its own --allow-origin",
+    "--allow-host box.test:8080 can never match: give a host name alone, without a scheme or port (IPv6 in brackets)",
+    "--restart-delay-max is below --restart-delay: restarts wait 10 s",
+  ]);
+  const message = usageError(
+    ["--client-id", "i", "--client-secret", "s", "--token-url", "https://u:hush@auth.example/token", URL_SSE],
+    [/--token-url must not hold credentials/],
+  );
+  assert.doesNotMatch(message, /hush/);
 });

@@ -261,6 +261,23 @@ function apiKeyFromEnvironment(env: Record<string, string | undefined>): string[
   return [key];
 }
 
+/**
+ * Why an `--allow-origin` value can never equal a browser's `Origin` header (scheme, host and port alone,
+ * in lower case), or undefined when it can.
+ */
+function originProblem(origin: string): string | undefined {
+  if (origin === "*") return undefined;
+  if (origin.includes(",")) return "can never match: give each origin its own --allow-origin";
+  if (!URL.canParse(origin)) {
+    return "can never match: an origin is a scheme, a host and a port, e.g. https://app.example";
+  }
+  const parsed = new URL(origin);
+  if (parsed.origin !== "null" && parsed.origin !== origin) {
+    return `can never match: browsers send ${parsed.origin} (no path, no trailing slash, lower case)`;
+  }
+  return undefined;
+}
+
 /** Everything the token scan collected, before the mode is known; defaults applied. */
 interface Collected {
   positionals: string[];
@@ -460,6 +477,8 @@ function collect(argv: readonly string[]): Collected | "help" | "version" {
   let unknownOption: string | undefined;
   let afterSeparator = false;
   let i = 0;
+  /** The option just read, when its value was the token before this one. */
+  let lastOption: OptionKey | undefined;
 
   const takeValue = (shownAs: string, what: string): string => {
     const next = argv[i];
@@ -471,9 +490,21 @@ function collect(argv: readonly string[]): Collected | "help" | "version" {
   while (i < argv.length) {
     const token = argv[i++];
     if (afterSeparator || !isOptionLike(token)) {
+      if (
+        !afterSeparator && lastOption === "allowOrigin" && collected.positionals.length === 0 &&
+        isHttpUrl(token)
+      ) {
+        // The Python version's --allow-origin takes several values; here the second would run client mode.
+        throw new UsageError(
+          `${quote(token)} follows --allow-origin's value: give each origin its own --allow-origin ` +
+            "(mcp-proxy takes one per flag); a URL there would be taken as the server to connect to",
+        );
+      }
+      lastOption = undefined;
       collected.positionals.push(token);
       continue;
     }
+    lastOption = undefined;
     if (token === "--") {
       afterSeparator = true;
       continue;
@@ -511,6 +542,7 @@ function collect(argv: readonly string[]): Collected | "help" | "version" {
     }
     const finished = applyOption(collected, option.key, shownAs, values);
     if (finished) return finished;
+    if (inlineValue === undefined) lastOption = option.key;
   }
 
   if (unknownOption !== undefined) {
@@ -560,6 +592,24 @@ function buildHeaders(pairs: readonly [string, string][], shownAs: string): Reco
   return Object.fromEntries(entries);
 }
 
+/** Headers client mode writes itself, whatever `-H` says: the wire's, and the media types of MCP's. */
+const OWN_HEADERS = new Set([
+  "host",
+  "content-length",
+  "transfer-encoding",
+  "connection",
+  "keep-alive",
+  "content-type",
+  "accept",
+]);
+
+/** A warning for each `-H` header client mode does not send as given. */
+function ownHeaderWarnings(headers: Record<string, string>, shownAs: string): string[] {
+  return Object.keys(headers).filter((name) => OWN_HEADERS.has(name.toLowerCase())).map((name) =>
+    `${shownAs} ${name} is not sent: mcp-proxy sets this header itself`
+  );
+}
+
 function buildOAuth(collected: Collected): ClientModeOptions["oauth"] {
   const { clientId, clientSecret, tokenUrl } = collected;
   if (clientId === undefined && clientSecret === undefined) {
@@ -579,6 +629,13 @@ function buildOAuth(collected: Collected): ClientModeOptions["oauth"] {
   if (tokenUrl === undefined) return { clientId, clientSecret };
   if (!isHttpUrl(tokenUrl) || !URL.canParse(tokenUrl)) {
     throw new UsageError(`--token-url expects an http:// or https:// URL, got ${quote(tokenUrl)}`);
+  }
+  const parsed = new URL(tokenUrl);
+  if (parsed.username !== "" || parsed.password !== "") {
+    // Never echoed: it holds a secret.
+    throw new UsageError(
+      "--token-url must not hold credentials (user:password@): --client-id and --client-secret are sent with HTTP Basic",
+    );
   }
   return { clientId, clientSecret, tokenUrl };
 }
@@ -601,17 +658,23 @@ function buildClientMode(
   if (collected.apiAccessToken === undefined) requireHeaderValue(env.API_ACCESS_TOKEN, "API_ACCESS_TOKEN");
   const apiAccessToken = collected.apiAccessToken ?? (env.API_ACCESS_TOKEN || undefined);
   const oauth = buildOAuth(collected);
+  const headersShownAs = collected.given.get("headers") ?? "--headers";
+  const headers = buildHeaders(collected.headers, headersShownAs);
   return {
     mode: "client",
     url,
     transport: collected.transport,
-    headers: buildHeaders(collected.headers, collected.given.get("headers") ?? "--headers"),
+    headers,
     ...(apiAccessToken === undefined ? {} : { apiAccessToken }),
     verifySsl: collected.verifySsl,
     ...(oauth === undefined ? {} : { oauth }),
     connectTimeoutMs: collected.connectTimeoutMs,
     ...common,
-    warnings: [...collected.warnings, ...ignoredOptionWarnings(collected, "server", "client")],
+    warnings: [
+      ...collected.warnings,
+      ...ownHeaderWarnings(headers, headersShownAs),
+      ...ignoredOptionWarnings(collected, "server", "client"),
+    ],
   };
 }
 
@@ -712,6 +775,24 @@ function buildServerMode(
 
   requireNonEmpty(collected.host, given.get("host") ?? given.get("sseHost") ?? "--host");
   collected.allowOrigins.forEach((origin) => requireNonEmpty(origin, "--allow-origin"));
+  for (const origin of collected.allowOrigins) {
+    const problem = originProblem(origin);
+    if (problem !== undefined) warnings.push(`--allow-origin ${origin} ${problem}`);
+  }
+  for (const host of collected.allowHosts) {
+    if (/[:/]/.test(host) && !/^\[[0-9a-f:.]+\]$/i.test(host)) {
+      warnings.push(
+        `--allow-host ${host} can never match: give a host name alone, without a scheme or port (IPv6 in brackets)`,
+      );
+    }
+  }
+  if (given.has("restartDelayMax") && collected.restart.maxDelayMs < collected.restart.initialDelayMs) {
+    warnings.push(
+      `--restart-delay-max is below --restart-delay: restarts wait ${
+        collected.restart.initialDelayMs / 1000
+      } s`,
+    );
+  }
   const exposeHeaders = [SESSION_ID_HEADER];
   for (const header of collected.exposeHeaders) {
     if (!HEADER_NAME.test(header)) {

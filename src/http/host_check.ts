@@ -62,7 +62,7 @@ export function hostRefusal(options: HostCheckOptions): (headers: Headers) => st
         hostname = undefined;
       }
       if (hostname === undefined || !hosts.has(hostname.toLowerCase())) {
-        return `Forbidden: Origin ${JSON.stringify(origin)} is not allowed (see --allow-host)`;
+        return `Forbidden: Origin ${JSON.stringify(origin)} is not allowed (see --allow-origin)`;
       }
     }
     return undefined;
