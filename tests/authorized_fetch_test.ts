@@ -23,6 +23,8 @@ class McpServer {
   readonly tokenRequests: string[] = [];
   readonly validTokens = new Set<string>();
   readonly documents = new Map<string, unknown>();
+  /** The paths of the GETs other than `/mcp`: metadata lookups. */
+  readonly lookups: string[] = [];
   access: "tokens" | "reject" | "open" = "tokens";
   readonly #server: Deno.HttpServer<Deno.NetAddr>;
 
@@ -66,6 +68,7 @@ class McpServer {
     const path = new URL(request.url).pathname;
     if (path === "/mcp") return this.#mcp(request);
     if (path === "/token" && request.method === "POST") return this.#token(request);
+    this.lookups.push(path);
     const document = this.documents.get(path);
     return document === undefined ? new Response("not found", { status: 404 }) : Response.json(document);
   }
@@ -310,6 +313,27 @@ Deno.test("authorizedFetch() discovers the token endpoint through the server's 4
   assert.deepEqual(server.tokenRequests, [
     new URLSearchParams({ grant_type: "client_credentials", resource: server.url("/mcp") }).toString(),
   ]);
+});
+
+Deno.test("authorizedFetch() looks for metadata once for a server that asks no token, until it answers 401", async () => {
+  await using server = new McpServer();
+  server.access = "open";
+  const fetchWithToken = authorizedFetch(fetch, {
+    headers: {},
+    oauth: server.credentials({ tokenUrl: undefined }),
+  });
+  for (const id of [1, 2, 3]) {
+    const response = await fetchWithToken(server.url("/mcp"), { method: "POST", body: `{"id":${id}}` });
+    assert.deepEqual(await response.json(), { ok: true });
+  }
+  assert.equal(server.lookups.length, 2, `one look at each well-known URL: ${server.lookups}`);
+  assert.deepEqual(server.mcpRequests.map(({ authorization }) => authorization), [null, null, null]);
+  // Once the server asks for a token, its challenge leads to one.
+  server.access = "tokens";
+  server.publishMetadata();
+  const response = await fetchWithToken(server.url("/mcp"), { method: "POST", body: '{"id":4}' });
+  assert.deepEqual(await response.json(), { ok: true });
+  assert.equal(server.mcpRequests.at(-1)?.authorization, "Bearer token-1");
 });
 
 Deno.test("authorizedFetch() rejects with the OAuthError of a wrong secret, without the secret", async () => {

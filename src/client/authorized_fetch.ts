@@ -143,14 +143,20 @@ export function authorizedFetch(base: typeof fetch, options: AuthorizationOption
     return (input, init) => send(input, init, fixedAuthorization);
   }
 
+  // Set once discovery found no token endpoint: requests then go without a token, and without looking for
+  // one again each time, until the server answers 401, whose challenge may point to one.
+  let noTokenEndpoint = false;
   return async (input, init) => {
     let token: string | undefined;
-    try {
-      token = await oauth.accessToken();
-    } catch (error) {
-      // No token endpoint known yet: the server's 401 challenge may point to it.
-      if (!(error instanceof OAuthError && error.stage === "discovery")) throw error;
-      logger.debug("no token endpoint found yet ({error}); asking the server for its challenge", { error });
+    if (!noTokenEndpoint) {
+      try {
+        token = await oauth.accessToken();
+      } catch (error) {
+        // No token endpoint known yet: the server's 401 challenge may point to it.
+        if (!(error instanceof OAuthError && error.stage === "discovery")) throw error;
+        noTokenEndpoint = true;
+        logger.debug("no token endpoint found yet ({error}); asking the server for its challenge", { error });
+      }
     }
     const response = await send(input, init, token === undefined ? undefined : `Bearer ${token}`);
     if (response.status !== 401 || !replayable(input, init)) return response;
@@ -158,6 +164,7 @@ export function authorizedFetch(base: typeof fetch, options: AuthorizationOption
     await response.body?.cancel();
     logger.debug("the server answered 401; renewing the access token and retrying once");
     const renewed = await oauth.renew(challenge, token);
+    noTokenEndpoint = false;
     return send(input, init, `Bearer ${renewed}`);
   };
 }
