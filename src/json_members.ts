@@ -164,3 +164,26 @@ export function withMemberReplaced(
   const span = memberSpan(json, path);
   return span == null ? undefined : withSpansReplaced(json, [[span, JSON.stringify(value)]]);
 }
+
+/**
+ * The texts of the items of the JSON array `json` (a JSON-RPC batch), each as it was written; undefined
+ * when `json` is not an array or breaks off.
+ */
+export function arrayItems(json: string): string[] | undefined {
+  let i = skipSpace(json, 0);
+  if (json.charCodeAt(i) !== OPEN_BRACKET) return undefined;
+  const items: string[] = [];
+  i = skipSpace(json, i + 1);
+  if (json.charCodeAt(i) === CLOSE_BRACKET) return items;
+  while (i < json.length) {
+    const end = valueEnd(json, i);
+    if (end === -1) return undefined;
+    items.push(json.slice(i, end));
+    i = skipSpace(json, end);
+    const next = json.charCodeAt(i);
+    if (next === CLOSE_BRACKET) return items;
+    if (next !== COMMA) return undefined;
+    i = skipSpace(json, i + 1);
+  }
+  return undefined;
+}

@@ -5,7 +5,7 @@
  * @module
  */
 
-import { memberSpan } from "./json_members.ts";
+import { arrayItems, memberSpan } from "./json_members.ts";
 
 /** A request id. `null` appears only in error responses to unparseable requests. */
 export type RequestId = string | number | ExactInteger;
@@ -242,6 +242,15 @@ export function singleMessageLine(text: string): string | undefined {
  */
 export function oneMessageLine(text: string): string {
   return singleMessageLine(text) ?? text.trim().replace(/[\r\n]/g, " ");
+}
+
+/**
+ * The text of each message of a batch (`text`, a JSON array of `count` messages) as a stdio line, every
+ * value as written ({@link oneMessageLine}); undefined when the array cannot be read item by item.
+ */
+export function batchLines(text: string, count: number): string[] | undefined {
+  const items = arrayItems(text);
+  return items?.length === count ? items.map(oneMessageLine) : undefined;
 }
 
 /** A JSON-RPC id as serializers write it: an integer or a string. */

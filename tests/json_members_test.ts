@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { memberSpan, withMemberReplaced, withSpansReplaced } from "../src/json_members.ts";
+import { arrayItems, memberSpan, withMemberReplaced, withSpansReplaced } from "../src/json_members.ts";
 
 const at = (json: string, path: string[]) => {
   const span = memberSpan(json, path);
@@ -43,4 +43,12 @@ Deno.test("withMemberReplaced and withSpansReplaced: only the values change", ()
     withSpansReplaced(json, [[token, "9"], [id, "8"]]),
     '{"id":8, "params":{"n":1.0,"_meta":{"progressToken":9},"big":12345678901234567891}}',
   );
+});
+
+Deno.test("arrayItems: each item of an array as written; undefined for no array or one cut short", () => {
+  assert.deepEqual(arrayItems(' [ {"a":[1,"]"]} ,\n2.50, "x\\"]" ] '), ['{"a":[1,"]"]}', "2.50", '"x\\"]"']);
+  assert.deepEqual(arrayItems("[]"), []);
+  assert.equal(arrayItems('{"a":1}'), undefined);
+  assert.equal(arrayItems("[1,2"), undefined);
+  assert.equal(arrayItems("[1 2]"), undefined);
 });

@@ -1244,5 +1244,12 @@ Deno.test("a request reaches the child as the client wrote it, only the id and t
   assert.equal(asSent(answer), expected);
   assert.equal(await c.post(body), 202);
   assert.equal(asSent((await c.next()).data), expected);
+  // The same two in a batch (MCP 2025-03-26), laid out on several lines: each goes on as written.
+  const batch = `[\n${body.trim()},\n${body.trim().replace('"id": 7', '"id": 8')}\n]`;
+  const batchAnswers = JSON.parse((await a.call(batch))[0]) as unknown[];
+  assert.deepEqual(batchAnswers.map((answer) => asSent(JSON.stringify(answer))), [expected, expected]);
+  assert.equal(await c.post(batch), 202);
+  assert.equal(asSent((await c.next()).data), expected);
+  assert.equal(asSent((await c.next()).data), expected);
   await c.close();
 });

@@ -8,7 +8,7 @@
  */
 
 import type { Logger } from "@logtape/logtape";
-import { oneMessageLine, parseMessages, reusedRequestId, singleMessageLine } from "../jsonrpc.ts";
+import { batchLines, oneMessageLine, parseMessages, reusedRequestId, singleMessageLine } from "../jsonrpc.ts";
 import { asEventData, bodyAsLine, cutShortAnswer } from "../large_answer.ts";
 import { type ServerSession, type SessionSource, SessionUnavailableError } from "../shared_server.ts";
 import { EVENT_STREAM_HEADERS, EventStream } from "./event_stream.ts";
@@ -165,7 +165,10 @@ export function legacySseEndpoint(
           asIs ?? oneMessageLine(text),
           asIs === undefined ? undefined : bodyAsLine(bytes, asIs),
         );
-      } else for (const message of messages) entry.session.handleClientMessage(message);
+      } else {
+        const lines = batchLines(text, messages.length);
+        messages.forEach((message, i) => entry.session.handleClientMessage(message, lines?.[i]));
+      }
       return textResponse(202, "Accepted");
     },
 

@@ -11,6 +11,7 @@
 
 import type { Logger } from "@logtape/logtape";
 import {
+  batchLines,
   isRequest,
   type JsonRpcMessage,
   oneMessageLine,
@@ -231,7 +232,7 @@ export function streamableHttpEndpoint(
     }
     const asIs = batch ? undefined : singleMessageLine(text);
     // Laid out on several lines: one line of it, every value as written (its bytes are not that line).
-    const json = asIs ?? (batch ? undefined : oneMessageLine(text));
+    const json = asIs ?? (batch ? batchLines(text, messages.length) : oneMessageLine(text));
     const line = asIs === undefined ? undefined : bodyAsLine(bytes, asIs);
     const response = await session.post(messages as JsonRpcMessage[], batch, protocolVersion, json, line);
     if (options.stateless && !session.closed && response.status === 202) session.close();

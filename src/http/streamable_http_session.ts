@@ -160,13 +160,14 @@ export class StreamableSession implements SessionPeer {
   /**
    * Takes the messages of one POST (already validated) and returns its response: 202 without requests,
    * else the answers as JSON or as an SSE stream. `json`, for a POST of one message, is its text on one
-   * line, and `bytes`, for a large one, that text's bytes (see {@link ServerSession.handleClientMessage}).
+   * line, and `bytes`, for a large one, that text's bytes (see {@link ServerSession.handleClientMessage});
+   * for a batch, the text of each message on one line, when known.
    */
   post(
     messages: readonly JsonRpcMessage[],
     batch: boolean,
     protocolVersion: string,
-    json?: string,
+    json?: string | readonly string[],
     bytes?: Uint8Array<ArrayBuffer>,
   ): Promise<Response> {
     // Closed while its body was read (idle timeout, a slow stream, DELETE): as if it were unknown.
@@ -174,9 +175,15 @@ export class StreamableSession implements SessionPeer {
     this.lastSeen = Date.now();
     const requestIds: RequestId[] = [];
     for (const message of messages) if (isRequest(message)) requestIds.push(message.id);
-    if (messages.length !== 1) json = bytes = undefined;
+    const texts = typeof json === "string" || json === undefined ? undefined : json;
+    if (messages.length !== 1 || texts !== undefined) json = bytes = undefined;
+    const handle = () => {
+      for (let i = 0; i < messages.length; i++) {
+        this.serverSession.handleClientMessage(messages[i], texts?.[i] ?? json as string | undefined, bytes);
+      }
+    };
     if (requestIds.length === 0) {
-      for (const message of messages) this.serverSession.handleClientMessage(message, json, bytes);
+      handle();
       return Promise.resolve(new Response(null, { status: 202 }));
     }
     const channel: AnswerChannel = {
@@ -191,7 +198,7 @@ export class StreamableSession implements SessionPeer {
     for (const id of requestIds) this.#channels.set(id, channel);
     this.#streams.set(channel.streamId, channel);
     const response = new Promise<Response>((resolve) => channel.resolve = resolve);
-    for (const message of messages) this.serverSession.handleClientMessage(message, json, bytes);
+    handle();
     if (channel.resolve !== undefined) this.#streamAfter.add(channel);
     return response;
   }
