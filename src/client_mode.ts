@@ -57,7 +57,13 @@ export async function runClientMode(options: ClientModeOptions, stop: Promise<un
   const tls = createTlsFetch(options.verifySsl);
   const oauth = options.oauth === undefined
     ? undefined
-    : new ClientCredentials({ ...options.oauth, resourceUrl: url.href, fetch: tls.fetch });
+    : new ClientCredentials({
+      ...options.oauth,
+      resourceUrl: url.href,
+      fetch: tls.fetch,
+      // A token is fetched on the way to the server: it gets no longer than reaching it does.
+      requestTimeoutMs: options.connectTimeoutMs,
+    });
   const fetch = authorizedFetch(tls.fetch, {
     headers: options.headers,
     apiAccessToken: options.apiAccessToken,

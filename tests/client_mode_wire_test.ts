@@ -129,6 +129,21 @@ Deno.test("a wrong client secret: initialize fails with a clear error, the secre
   );
 });
 
+Deno.test("a token endpoint that never answers: initialize gets an error after --connect-timeout", async () => {
+  await using server = recordingServer();
+  const held = Promise.withResolvers<Response>();
+  await using silent = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, () => held.promise);
+  const started = performance.now();
+  const args = ["--connect-timeout", "1", "--client-id", "c", "--client-secret", "s"];
+  const { code, stdout, stderr } = await runClientModeWithInput(server.url, [INITIALIZE], {
+    args: [...args, "--token-url", `http://127.0.0.1:${silent.addr.port}/token`],
+  });
+  held.resolve(new Response("late"));
+  assert.equal(code, 0, stderr);
+  assert.match(JSON.parse(stdout).error.message, /token endpoint .*no answer within 1 s/);
+  assert.ok(performance.now() - started < 10_000, "not the 30 s default");
+});
+
 Deno.test("TLS: an untrusted certificate is a clear error; --no-verify-ssl and --verify-ssl CA.pem work", async () => {
   await using server = recordingServer({ tls: true });
   // At once: a certificate refused is not tried again until --connect-timeout (30 s by default).
