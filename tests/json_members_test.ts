@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { Random } from "./helpers/random.ts";
 import { arrayItems, memberSpan, withMemberReplaced, withSpansReplaced } from "../src/json_members.ts";
 
 const at = (json: string, path: string[]) => {
@@ -51,4 +52,87 @@ Deno.test("arrayItems: each item of an array as written; undefined for no array 
   assert.equal(arrayItems('{"a":1}'), undefined);
   assert.equal(arrayItems("[1,2"), undefined);
   assert.equal(arrayItems("[1 2]"), undefined);
+});
+
+// ---- generated texts, JSON.parse as the reference -----------------------------------------------------
+
+const NAMES = [
+  "id",
+  "method",
+  "params",
+  "_meta",
+  "progressToken",
+  "requestId",
+  "x",
+  "\\u0069d",
+  "\\u005fmeta",
+];
+const SCALARS = [
+  "1",
+  "-0",
+  "1.0",
+  "1e-400",
+  "12345678901234567891",
+  "true",
+  "null",
+  '""',
+  '"a\\"b"',
+  '"]}{["',
+  '"\\\\"',
+];
+const SPACES = ["", " ", "\n", "\r\n ", "\t"];
+
+/** A random JSON text: objects whose names repeat now and then, with escapes, arrays, odd spacing. */
+function randomJson(random: Random, depth: number): string {
+  const space = () => random.pick(SPACES);
+  if (depth > 3 || random.chance(0.35)) return random.pick(SCALARS);
+  if (random.chance(0.25)) {
+    const items = Array.from(
+      { length: random.int(4) },
+      () => space() + randomJson(random, depth + 1) + space(),
+    );
+    return `[${items.join(",")}]`;
+  }
+  const members = Array.from(
+    { length: random.int(5) },
+    () => `${space()}"${random.pick(NAMES)}"${space()}:${space()}${randomJson(random, depth + 1)}${space()}`,
+  );
+  return `{${members.join(",")}}`;
+}
+
+Deno.test("memberSpan on generated texts: what it finds is what JSON.parse reads there, and only that is replaced", () => {
+  const random = new Random(20261207);
+  const paths = [["id"], ["method"], ["params", "_meta", "progressToken"], ["params", "requestId"], [
+    "x",
+    "x",
+  ]];
+  let found = 0;
+  for (let round = 0; round < 20_000; round++) {
+    const json = randomJson(random, 0);
+    const path = random.pick(paths);
+    const span = memberSpan(json, path);
+    const parsed = JSON.parse(json);
+    let value: unknown = parsed;
+    for (const name of path) {
+      value = typeof value === "object" && value !== null && !Array.isArray(value) &&
+          Object.hasOwn(value, name)
+        ? (value as Record<string, unknown>)[name]
+        : undefined;
+    }
+    if (span === undefined) continue; // Refused: the caller writes the message anew from its parse.
+    if (span === null) {
+      assert.equal(value, undefined, `${json}: ${path} is there`);
+      continue;
+    }
+    found++;
+    const text = json.slice(span.start, span.start + span.length);
+    assert.deepEqual(JSON.parse(text), value, `${json}: ${path}`);
+    // Replaced there, the text reads as the original with only that value changed.
+    const replaced = JSON.parse(withSpansReplaced(json, [[span, '"NEW"']]));
+    let target = parsed;
+    for (const name of path.slice(0, -1)) target = target[name];
+    target[path.at(-1)!] = "NEW";
+    assert.deepEqual(replaced, parsed, `${json}: ${path} replaced`);
+  }
+  assert.ok(found > 500, `only ${found} spans found`);
 });
