@@ -55,15 +55,13 @@ function describeDropped(message: TruncatedMessage | undefined): string {
 export async function runClientMode(options: ClientModeOptions, stop: Promise<unknown>): Promise<void> {
   const url = new URL(options.url);
   const tls = createTlsFetch(options.verifySsl);
-  const oauth = options.oauth === undefined
-    ? undefined
-    : new ClientCredentials({
-      ...options.oauth,
-      resourceUrl: url.href,
-      fetch: tls.fetch,
-      // A token is fetched on the way to the server: it gets no longer than reaching it does.
-      requestTimeoutMs: options.connectTimeoutMs,
-    });
+  const oauth = options.oauth === undefined ? undefined : new ClientCredentials({
+    ...options.oauth,
+    resourceUrl: url.href,
+    fetch: tls.fetch,
+    // A token is fetched on the way to the server: it gets no longer than reaching it does.
+    requestTimeoutMs: options.connectTimeoutMs,
+  });
   const fetch = authorizedFetch(tls.fetch, {
     headers: options.headers,
     apiAccessToken: options.apiAccessToken,

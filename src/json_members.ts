@@ -187,3 +187,39 @@ export function arrayItems(json: string): string[] | undefined {
   }
   return undefined;
 }
+
+/**
+ * Whether the object at `path` in `json` names each member once (as JSON reads names, escapes undone):
+ * true when it does, or when there is no object there; false when a name repeats, on the way too, or the
+ * text cannot be read.
+ */
+export function namesEachMemberOnce(json: string, path: readonly string[]): boolean {
+  let at = skipSpace(json, 0);
+  if (path.length > 0) {
+    const span = memberSpan(json, path);
+    if (span === undefined) return false;
+    if (span === null) return true;
+    at = span.start;
+  }
+  if (json.charCodeAt(at) !== OPEN_BRACE) return path.length > 0;
+  const names = new Set<string>();
+  let i = skipSpace(json, at + 1);
+  if (json.charCodeAt(i) === CLOSE_BRACE) return true;
+  while (i < json.length) {
+    if (json.charCodeAt(i) !== QUOTE) return false;
+    const nameEnd = stringEnd(json, i);
+    const name = nameEnd === -1 ? undefined : memberName(json, i, nameEnd);
+    if (name === undefined || names.has(name)) return false;
+    names.add(name);
+    i = skipSpace(json, nameEnd);
+    if (json.charCodeAt(i) !== COLON) return false;
+    const end = valueEnd(json, skipSpace(json, i + 1));
+    if (end === -1) return false;
+    i = skipSpace(json, end);
+    const next = json.charCodeAt(i);
+    if (next === CLOSE_BRACE) return true;
+    if (next !== COMMA) return false;
+    i = skipSpace(json, i + 1);
+  }
+  return false;
+}

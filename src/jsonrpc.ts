@@ -5,7 +5,7 @@
  * @module
  */
 
-import { arrayItems, memberSpan } from "./json_members.ts";
+import { arrayItems, memberSpan, namesEachMemberOnce } from "./json_members.ts";
 
 /** A request id. `null` appears only in error responses to unparseable requests. */
 export type RequestId = string | number | ExactInteger;
@@ -136,7 +136,7 @@ export function parseMessages(text: string): JsonRpcMessage[] | string {
     messages.push(message);
   }
   if (!messages.some(holdsUnsafeInteger)) return messages;
-  const exact = parseExactly(text);
+  const exact = parseExactly(text, value);
   return (Array.isArray(exact) ? exact : [exact]) as JsonRpcMessage[];
 }
 
@@ -148,18 +148,23 @@ export function parseMessages(text: string): JsonRpcMessage[] | string {
  * without one costs a look at those three places.
  */
 export function withExactIntegers(message: JsonRpcMessage, text: string): JsonRpcMessage {
-  return holdsUnsafeInteger(message) ? parseExactly(text) as JsonRpcMessage : message;
+  return holdsUnsafeInteger(message) ? parseExactly(text, message) as JsonRpcMessage : message;
 }
 
-/** `text` parsed with each integer a JS number rounds as an {@link ExactInteger}. */
-function parseExactly(text: string): unknown {
-  return (JSON as unknown as JsonWithSource).parse(
-    text,
-    (_key, value, context) =>
-      typeof value === "number" && !Number.isSafeInteger(value) && INTEGER.test(context.source)
-        ? exactInteger(context.source)
-        : value,
-  );
+/**
+ * `text` parsed with each integer a JS number rounds (however written: `12345678901234567891`, `…891.0`,
+ * `…891e0`) as an {@link ExactInteger}; `fallback` when `text` nests too deep for a reviver (thousands of
+ * levels), which the plain parse that made it handles.
+ */
+function parseExactly(text: string, fallback: unknown): unknown {
+  try {
+    return (JSON as unknown as JsonWithSource).parse(
+      text,
+      (_key, value, context) => isUnsafeInteger(value) ? exactInteger(context.source) : value,
+    );
+  } catch {
+    return fallback;
+  }
 }
 
 /**
@@ -174,6 +179,18 @@ export function parseLosslessly(text: string): unknown {
     (_key, value, context) =>
       typeof value === "number" && String(value) !== context.source ? exactInteger(context.source) : value,
   );
+}
+
+/**
+ * {@link parseLosslessly}, or `fallback` (the message as a plain parse read it, its numbers as JS numbers)
+ * when `text` nests too deep for a reviver (thousands of levels): the message still goes on.
+ */
+export function parseLosslesslyOr<T>(text: string, fallback: T): T {
+  try {
+    return parseLosslessly(text) as T;
+  } catch {
+    return fallback;
+  }
 }
 
 /** A JSON integer as it is written (no fraction, no exponent). */
@@ -359,45 +376,61 @@ export function withRequestId(json: string, id: RequestId, newId: RequestId): st
 }
 
 /**
- * What {@link clientRequestIdSpan} looks for: the two names, and the escapes `\u0060` to `\u007f` (those of
- * the lower-case letters, with which either name could be spelled).
+ * The member names the proxy reads in a client's message (or that hold what it reads), and any escape `\u`
+ * (with which a name could be spelled otherwise): what {@link readsOneWay} looks for in one pass.
  */
-const CLIENT_KEYS = /"id"|"method"|\\u00[67]/g;
+const CLIENT_NAMES = /"(?:id|method|params|_meta|progressToken|requestId|uri|capabilities)"|\\u/g;
+
+/** The objects of a client's message whose members the proxy reads. */
+const READ_OBJECTS: readonly (readonly string[])[] = [[], ["params"], ["params", "_meta"]];
 
 /**
- * Where the top-level `"id"` of a message from a client, whose value is `id`, stands in `json`, its text,
- * for {@link withIdAt}: as {@link withRequestId} finds it, but only when `json` can be read one way only,
- * as the proxy does not trust a client. It must name `"id"` once and `"method"` at most once, and hold no
- * escape that could spell either: a duplicate key is read by one parser and ignored by another, and the
- * server must read the id the proxy gave and the method the proxy routed. Otherwise undefined, and the
- * caller serializes the message anew.
+ * Whether a client's message, `json` its text, reads one way only where the proxy reads it: no member it
+ * reads or looks into (`id`, `method`, `params`, `_meta`, `progressToken`, `requestId`, `uri`,
+ * `capabilities`) named twice in the same object, however spelled. A parser that keeps the first of two
+ * would read another method, id, token or request than the proxy routed on, the last: such a text must not
+ * go on as it is, only serialized anew from what the proxy read.
+ *
+ * Nearly every message names each of them at most once in all its text, and spells none with an escape:
+ * one pass tells. Others are read member by member (`json_members.ts`).
  */
-export function clientRequestIdSpan(json: string, id: RequestId): IdSpan | undefined {
-  // One pass over the text (several `indexOf`s took three times as long on a 1 KiB call), told apart by
-  // how each find ends, without a match array: `"id"` in `id"`, `"method"` in `od"`, an escape in a digit.
-  CLIENT_KEYS.lastIndex = 0;
-  let ids = 0;
-  let methods = 0;
-  while (CLIENT_KEYS.test(json)) {
-    const end = CLIENT_KEYS.lastIndex;
-    if (json.charCodeAt(end - 1) !== 0x22) return readIdSpan(json, id); // an escape
-    if (json.charCodeAt(end - 3) === 0x69) ids++; // "id"
-    else methods++;
-    if (ids > 1 || methods > 1) return readIdSpan(json, id);
+export function readsOneWay(json: string): boolean {
+  // Told apart without a match array, by the two letters before the closing quote (a hash of them that
+  // gives each of the eight names a bit of its own); an escape ends in `u`, not in a quote.
+  CLIENT_NAMES.lastIndex = 0;
+  let seen = 0;
+  let once = true;
+  while (CLIENT_NAMES.test(json)) {
+    const end = CLIENT_NAMES.lastIndex;
+    if (json.charCodeAt(end - 1) !== 0x22) {
+      once = false;
+      break;
+    }
+    const bit = 1 << (((json.charCodeAt(end - 3) * 5 + json.charCodeAt(end - 2)) >> 1) & 31);
+    if ((seen & bit) !== 0) {
+      once = false;
+      break;
+    }
+    seen |= bit;
   }
-  return ids === 1 ? requestIdSpan(json, id) ?? readIdSpan(json, id) : undefined;
+  return once || READ_OBJECTS.every((path) => namesEachMemberOnce(json, path));
 }
 
 /**
- * {@link clientRequestIdSpan} the long way, for a message with other members named `"id"` or `"method"`
- * inside it, escapes, or its id in the middle: the text read member by member (`json_members.ts`), with
- * the same demand that the top level name each of them at most once.
+ * Where the top-level `"id"` of a message from a client, whose value is `id`, stands in `json`, its text,
+ * for {@link withIdAt}: as {@link withRequestId} finds it, else member by member; but only when `json`
+ * reads one way only ({@link readsOneWay}), as the proxy does not trust a client. Otherwise undefined, and
+ * the caller serializes the message anew.
  */
-function readIdSpan(json: string, id: RequestId): IdSpan | undefined {
+export function clientRequestIdSpan(json: string, id: RequestId): IdSpan | undefined {
+  if (!readsOneWay(json)) return undefined;
+  const atAnEnd = requestIdSpan(json, id);
+  if (atAnEnd !== undefined) return atAnEnd;
   const span = memberSpan(json, ["id"]);
-  if (span == null || memberSpan(json, ["method"]) === undefined) return undefined;
-  const text = json.slice(span.start, span.start + span.length);
-  return isId({ text, start: span.start }, id) ? span : undefined;
+  if (span == null) return undefined;
+  return isId({ text: json.slice(span.start, span.start + span.length), start: span.start }, id)
+    ? span
+    : undefined;
 }
 
 /**

@@ -25,7 +25,8 @@ import {
   type JsonRpcNotification,
   type JsonRpcRequest,
   type JsonRpcResponse,
-  parseLosslessly,
+  parseLosslesslyOr,
+  readsOneWay,
   type RequestId,
   resultResponse,
   withIdAt,
@@ -211,12 +212,12 @@ function withNewIdAndToken(json: string, id: RequestId, proxyId: number): string
 
 /**
  * A client's notification, `json` its text on one line, as it goes to the child: that text, with the
- * member at `path` replaced by `value` when given, where the method the proxy routed on (and that member)
- * can be read one way only; else undefined. A member named twice is read by one parser and ignored by
- * another, and the child must read the method (and a cancellation the request) the proxy saw.
+ * member at `path` replaced by `value` when given, where it reads one way only (`readsOneWay`); else
+ * undefined. A member named twice is read by one parser and ignored by another, and the child must read
+ * the method (and a cancellation the request) the proxy saw.
  */
 function clientNotificationLine(json: string, path?: readonly string[], value?: unknown): string | undefined {
-  if (memberSpan(json, ["method"]) == null) return undefined;
+  if (!readsOneWay(json)) return undefined;
   return path === undefined ? json : withMemberReplaced(json, path, value);
 }
 
@@ -234,7 +235,7 @@ function childLineWithId(line: string, id: RequestId, newId: RequestId): string 
  * text `json`: read again from that text so that every number in it keeps its value and spelling.
  */
 function reread<T extends JsonRpcMessage>(message: T, json: string | undefined): T {
-  return json === undefined ? message : parseLosslessly(json) as T;
+  return json === undefined ? message : parseLosslesslyOr(json, message);
 }
 
 /** One stdio MCP server and the sessions that share it. See the module documentation. */

@@ -12,6 +12,7 @@ import {
   type JsonRpcMessage,
   type JsonRpcResponse,
   parseMessages,
+  readsOneWay,
   type RequestId,
   resultResponse,
   reusedRequestId,
@@ -384,12 +385,15 @@ Deno.test("parseMessages: integers beyond 2^53 outside the ids, and ids that are
     const text of [
       '{"jsonrpc":"2.0","id":9007199254740991,"method":"ping"}',
       '{"jsonrpc":"2.0","id":"12345678901234567891","method":"a","params":{"n":12345678901234567891}}',
-      '[{"jsonrpc":"2.0","id":1.5,"method":"a"},{"jsonrpc":"2.0","id":1e300,"method":"b"}]',
+      '[{"jsonrpc":"2.0","id":1.5,"method":"a"},{"jsonrpc":"2.0","id":-0.25,"method":"b"}]',
     ]
   ) {
     const messages = parseMessages(text) as JsonRpcMessage[];
     assert.deepEqual(messages, [JSON.parse(text)].flat(), text);
   }
+  // An id of an integer's value beyond 2^53, however written, is kept as written.
+  const [exponent] = parseMessages('{"jsonrpc":"2.0","id":1e300,"method":"b"}') as JsonRpcMessage[];
+  assert.equal(JSON.stringify(exponent.id), "1e300");
 });
 
 Deno.test("parseMessages: an integer beyond 2^53 in an id is kept as written, one object per spelling", () => {
@@ -461,4 +465,37 @@ Deno.test("answerToInvalid: -32700 for no JSON; -32600 under a readable id; a ba
   assert.match(message(batch[0]), /batches are not relayed/);
   assert.equal(answerToInvalid("x", [{ jsonrpc: "2.0", method: "notifications/a" }]), undefined);
   assert.match(message(answerToInvalid("x", [])), /this one is empty/);
+});
+
+Deno.test("readsOneWay: a name the proxy reads, twice in one object, however spelled, makes a text untrusted", () => {
+  const ok = [
+    '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"x","_meta":{"progressToken":1}}}',
+    // Twice in the text, but in different objects, or where the proxy reads nothing.
+    '{"jsonrpc":"2.0","id":1,"method":"m","params":{"arguments":{"id":2,"method":"n","params":{}}}}',
+    '{"jsonrpc":"2.0","id":1,"method":"m","params":{"arguments":{"a":1,"a":2}},"x":"\\u00e9"}',
+  ];
+  for (const text of ok) assert.equal(readsOneWay(text), true, text);
+  const twice = [
+    '{"id":1,"method":"m","params":{"_meta":{"progressToken":1}},"params":{}}',
+    '{"id":1,"method":"m","params":{"_meta":{"progressToken":1},"_meta":{}}}',
+    '{"id":1,"method":"m","params":{"_meta":{"progressToken":1,"progressToken":null}}}',
+    '{"id":1,"method":"m","params":{},"par\\u0061ms":{}}',
+    '{"id":1,"method":"m","params":{"uri":"a","uri":"b"}}',
+    '{"id":1,"method":"initialize","params":{"capabilities":{},"capabilities":{"sampling":{}}}}',
+    '{"method":"notifications/cancelled","params":{"requestId":1,"requestId":2}}',
+  ];
+  for (const text of twice) assert.equal(readsOneWay(text), false, text);
+});
+
+Deno.test("parseMessages: an id beyond 2^53 written with a fraction or exponent is kept as written", () => {
+  for (const spelling of ["12345678901234567891.0", "12345678901234567891e0", "-12345678901234567891"]) {
+    const [message] = parseMessages(`{"jsonrpc":"2.0","id":${spelling},"method":"ping"}`) as JsonRpcMessage[];
+    assert.equal(JSON.stringify(message.id), spelling);
+  }
+  // Thousands of levels deep: a reviver cannot read it, the plain parse can; the message is not lost.
+  const deep = "[".repeat(10_000) + "]".repeat(10_000);
+  const messages = parseMessages(
+    `{"jsonrpc":"2.0","id":12345678901234567891,"method":"m","params":{"d":${deep}}}`,
+  );
+  assert.ok(Array.isArray(messages) && messages.length === 1);
 });
