@@ -82,37 +82,52 @@ function memberName(json: string, start: number, end: number): string | undefine
 }
 
 /**
+ * Calls `visit` with the name (as JSON reads it, escapes undone) and the value's place of each member of
+ * the object that starts at `at` (at its `{`), in order, while it returns true; returns false when the text
+ * is not an object there or breaks off, or `visit` returned false.
+ */
+function eachMember(
+  json: string,
+  at: number,
+  visit: (name: string, start: number, end: number) => boolean,
+): boolean {
+  if (json.charCodeAt(at) !== OPEN_BRACE) return false;
+  let i = skipSpace(json, at + 1);
+  if (json.charCodeAt(i) === CLOSE_BRACE) return true;
+  while (i < json.length) {
+    if (json.charCodeAt(i) !== QUOTE) return false;
+    const nameEnd = stringEnd(json, i);
+    if (nameEnd === -1) return false;
+    const name = memberName(json, i, nameEnd);
+    if (name === undefined) return false;
+    i = skipSpace(json, nameEnd);
+    if (json.charCodeAt(i) !== COLON) return false;
+    const start = skipSpace(json, i + 1);
+    const end = valueEnd(json, start);
+    if (end === -1 || !visit(name, start, end)) return false;
+    i = skipSpace(json, end);
+    const next = json.charCodeAt(i);
+    if (next === CLOSE_BRACE) return true;
+    if (next !== COMMA) return false;
+    i = skipSpace(json, i + 1);
+  }
+  return false;
+}
+
+/**
  * Where the value of the member `name` stands in the object that starts at `at` (at its `{`); null when
  * the object has no such member; undefined when the text is not an object there, breaks off, or names the
  * member twice (parsers differ on which one counts: the caller must not guess).
  */
 function memberIn(json: string, at: number, name: string): TextSpan | null | undefined {
-  if (json.charCodeAt(at) !== OPEN_BRACE) return undefined;
   let found: TextSpan | null = null;
-  let i = skipSpace(json, at + 1);
-  if (json.charCodeAt(i) === CLOSE_BRACE) return null;
-  while (i < json.length) {
-    if (json.charCodeAt(i) !== QUOTE) return undefined;
-    const nameEnd = stringEnd(json, i);
-    if (nameEnd === -1) return undefined;
-    const key = memberName(json, i, nameEnd);
-    if (key === undefined) return undefined;
-    i = skipSpace(json, nameEnd);
-    if (json.charCodeAt(i) !== COLON) return undefined;
-    const start = skipSpace(json, i + 1);
-    const end = valueEnd(json, start);
-    if (end === -1) return undefined;
-    if (key === name) {
-      if (found !== null) return undefined;
-      found = { start, length: end - start };
-    }
-    i = skipSpace(json, end);
-    const next = json.charCodeAt(i);
-    if (next === CLOSE_BRACE) return found;
-    if (next !== COMMA) return undefined;
-    i = skipSpace(json, i + 1);
-  }
-  return undefined;
+  const read = eachMember(json, at, (key, start, end) => {
+    if (key !== name) return true;
+    if (found !== null) return false;
+    found = { start, length: end - start };
+    return true;
+  });
+  return read ? found : undefined;
 }
 
 /**
@@ -200,26 +215,8 @@ export function namesEachMemberOnce(json: string, path: readonly string[]): bool
     if (span === undefined) return false;
     if (span === null) return true;
     at = span.start;
+    if (json.charCodeAt(at) !== OPEN_BRACE) return true;
   }
-  if (json.charCodeAt(at) !== OPEN_BRACE) return path.length > 0;
   const names = new Set<string>();
-  let i = skipSpace(json, at + 1);
-  if (json.charCodeAt(i) === CLOSE_BRACE) return true;
-  while (i < json.length) {
-    if (json.charCodeAt(i) !== QUOTE) return false;
-    const nameEnd = stringEnd(json, i);
-    const name = nameEnd === -1 ? undefined : memberName(json, i, nameEnd);
-    if (name === undefined || names.has(name)) return false;
-    names.add(name);
-    i = skipSpace(json, nameEnd);
-    if (json.charCodeAt(i) !== COLON) return false;
-    const end = valueEnd(json, skipSpace(json, i + 1));
-    if (end === -1) return false;
-    i = skipSpace(json, end);
-    const next = json.charCodeAt(i);
-    if (next === CLOSE_BRACE) return true;
-    if (next !== COMMA) return false;
-    i = skipSpace(json, i + 1);
-  }
-  return false;
+  return eachMember(json, at, (name) => !names.has(name) && names.add(name) !== undefined);
 }
