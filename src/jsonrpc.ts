@@ -372,7 +372,22 @@ export function withIdAt(json: string, span: IdSpan, newId: RequestId): string {
  */
 export function withRequestId(json: string, id: RequestId, newId: RequestId): string | undefined {
   const span = requestIdSpan(json, id);
-  return span === undefined ? undefined : withIdAt(json, span, newId);
+  return span === undefined || idAtOtherEnd(json, span) ? undefined : withIdAt(json, span, newId);
+}
+
+/**
+ * Whether `json` names a top-level id at its other end too, besides the one at `span`: JSON.parse reads the
+ * last of two, which replacing the first would leave as it was. Only that end is looked at.
+ */
+function idAtOtherEnd(json: string, span: IdSpan): boolean {
+  const end = span.start + span.length;
+  const atTheEnd = json.length - end < 16 && /^\s*\}\s*$/.test(json.slice(end));
+  if (!atTheEnd) {
+    const tail = json.slice(Math.max(end, json.length - END_CHARS));
+    return tail.includes('"id"') && trailingId(tail) !== undefined;
+  }
+  const head = json.slice(0, Math.min(span.start, END_CHARS));
+  return head.includes('"id"') && leadingId(head) !== undefined;
 }
 
 /**

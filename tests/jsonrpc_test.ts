@@ -499,3 +499,17 @@ Deno.test("parseMessages: an id beyond 2^53 written with a fraction or exponent 
   );
   assert.ok(Array.isArray(messages) && messages.length === 1);
 });
+
+Deno.test("withRequestId: a text naming its id at both ends is left to be read member by member", () => {
+  assert.equal(withRequestId('{"jsonrpc":"2.0","id":5,"result":{},"id":5}', 5, "x"), undefined);
+  assert.equal(withRequestId('{"jsonrpc":"2.0","id":5,"result":{},"id":7}', 7, "x"), undefined);
+  assert.equal(
+    withRequestId('{"jsonrpc":"2.0","id":5,"result":{"id":5}}', 5, "x"),
+    '{"jsonrpc":"2.0","id":"x","result":{"id":5}}',
+    "an id inside is no other end",
+  );
+  assert.equal(
+    withRequestId('{"result":{"id":1},"jsonrpc":"2.0","id":5}', 5, 6),
+    '{"result":{"id":1},"jsonrpc":"2.0","id":6}',
+  );
+});

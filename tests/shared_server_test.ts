@@ -1652,3 +1652,19 @@ Deno.test("SharedServer: the child's requests, progress and cancellations reach 
   h.server.handleChildMessage(JSON.parse(answer), answer);
   assert.deepEqual(client.takeTexts(), [answer.replace(`"id":${callId}`, '"id":1')]);
 });
+
+Deno.test("SharedServer: a child's answer naming its id twice reaches the client under the client's id", () => {
+  const h = new Harness();
+  const { session, client } = h.initializedSession();
+  session.handleClientMessage(request("mine", "tools/call", { name: "x" }));
+  const proxyId = idOf(h.childReceivesOne());
+  const line = `{"jsonrpc":"2.0","id":${proxyId},"result":{"ok":1.0},"id":${proxyId}}`;
+  h.server.handleChildMessage(JSON.parse(line), line);
+  const [text] = client.texts;
+  const [delivered] = client.take();
+  assert.equal(delivered.message.id, "mine");
+  assert.ok(
+    text === undefined || JSON.parse(text).id === "mine",
+    `the client would read another id: ${text}`,
+  );
+});
