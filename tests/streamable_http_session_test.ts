@@ -424,3 +424,22 @@ Deno.test("a session closed while a POST's body was read answers it 404, as an u
   assert.equal((await response.json()).error.code, -32001);
   assert.equal(harness.session.openStream(null, LATEST).status, 404);
 });
+
+Deno.test("a failed initialize is answered without a session id: the session ends with it", async () => {
+  const harness = new Harness();
+  const response = harness.session.post(
+    [request("init", "initialize", {
+      protocolVersion: LATEST,
+      capabilities: {},
+      clientInfo: { name: "t", version: "0" },
+    })],
+    false,
+    LATEST,
+  );
+  const forwarded = harness.toChild.at(-1) as JsonRpcRequest;
+  harness.childSends({ jsonrpc: "2.0", id: forwarded.id, error: { code: -32602, message: "unsupported" } });
+  const answer = await response;
+  assert.equal(answer.headers.get("mcp-session-id"), null);
+  assert.equal((await answer.json()).error.message, "unsupported");
+  assert.equal(harness.session.closed, true);
+});

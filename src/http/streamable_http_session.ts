@@ -131,6 +131,10 @@ export class StreamableSession implements SessionPeer {
   /** Sequence number of the last GET-stream event a connected client was sent. */
   #getDelivered = 0;
   #closed = false;
+  /** The id of the client's `initialize` while it waits for its answer. */
+  #initializeId: RequestId | undefined;
+  /** Set when the answer to `initialize` is an error: the session ends with it, so it names no session. */
+  #initializeFailed = false;
   /** Answers being streamed as POST bodies ({@link streamAnswer}) that have not ended yet. */
   #streaming = 0;
 
@@ -174,7 +178,11 @@ export class StreamableSession implements SessionPeer {
     if (this.#closed) return Promise.resolve(jsonRpcErrorResponse(404, -32001, "Session not found"));
     this.lastSeen = Date.now();
     const requestIds: RequestId[] = [];
-    for (const message of messages) if (isRequest(message)) requestIds.push(message.id);
+    for (const message of messages) {
+      if (!isRequest(message)) continue;
+      requestIds.push(message.id);
+      if (message.method === "initialize") this.#initializeId = message.id;
+    }
     const texts = typeof json === "string" || json === undefined ? undefined : json;
     if (messages.length !== 1 || texts !== undefined) json = bytes = undefined;
     const handle = () => {
@@ -255,6 +263,10 @@ export class StreamableSession implements SessionPeer {
       if (!answer) this.#sendUnrelated(data);
       else this.#logger.debug("answer to {id} has no request waiting: dropped", { id: key });
       return;
+    }
+    if (answer && key === this.#initializeId) {
+      this.#initializeId = undefined;
+      this.#initializeFailed = "error" in message;
     }
     if (answer) this.#answer(channel, key!, data);
     else this.#sendOnChannel(channel, data);
@@ -478,7 +490,7 @@ export class StreamableSession implements SessionPeer {
       response.headers.set("Content-Length", String(length));
     }
     response.headers.set("Content-Type", JSON_CONTENT_TYPE);
-    if (this.id !== undefined) response.headers.set("Mcp-Session-Id", this.id);
+    if (this.id !== undefined && !this.#initializeFailed) response.headers.set("Mcp-Session-Id", this.id);
     return response;
   }
 
