@@ -14,7 +14,7 @@
 import { type CommandLine, UsageError } from "./src/cli/command_line.ts";
 import { helpText, USAGE_LINE } from "./src/cli/help_text.ts";
 import { parseCommandLine } from "./src/cli/parse_command_line.ts";
-import { proxyLogger, setupLogging } from "./src/logging.ts";
+import { flushLogs, proxyLogger, setupLogging } from "./src/logging.ts";
 import type { ServerModeHandle } from "./src/server_mode.ts";
 import { VERSION } from "./src/version.ts";
 
@@ -114,5 +114,8 @@ export async function main(args: string[]): Promise<number> {
 }
 
 if (import.meta.main) {
-  Deno.exit(await main(Deno.args));
+  const code = await main(Deno.args);
+  // The last lines of a child's stderr, still on their way out.
+  await flushLogs();
+  Deno.exit(code);
 }

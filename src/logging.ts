@@ -51,14 +51,84 @@ function formatLine(record: LogRecord): string {
   return `${time} ${LEVEL_LABELS[record.level].padEnd(8)} ${renderMessage(record)}\n`;
 }
 
-/** Writes the whole buffer to stderr; a closed stderr is not the proxy's problem. */
-function writeStderr(bytes: Uint8Array): void {
+/**
+ * Log lines waiting for stderr. A child's stderr lines always go through this queue, written by
+ * asynchronous writes that leave the event loop free: a synchronous write blocks the whole proxy (its HTTP
+ * side, its shutdown) while stderr is read slowly, as a pipe nobody drains is, and a child can write faster
+ * than that. The proxy's own lines are written at once while nothing waits, else queued behind, in order.
+ */
+const stderrQueue: Uint8Array[] = [];
+let stderrQueuedBytes = 0;
+let stderrWriting: Promise<void> | undefined;
+/** Lines dropped because the queue was full, not yet reported. */
+let stderrDropped = 0;
+/** The most a slow stderr holds queued; a child's lines beyond it are dropped and counted. */
+const MAX_STDERR_QUEUE_BYTES = 1024 * 1024;
+/** The proxy's own lines are dropped only well beyond that. */
+const MAX_OWN_QUEUE_BYTES = 4 * MAX_STDERR_QUEUE_BYTES;
+
+/** Writes a log line to stderr: see {@link stderrQueue}. A closed stderr is not the proxy's problem. */
+function writeStderr(bytes: Uint8Array, childLine: boolean): void {
+  if (!childLine && stderrWriting === undefined) {
+    try {
+      let written = 0;
+      while (written < bytes.length) written += Deno.stderr.writeSync(bytes.subarray(written));
+    } catch {
+      // stderr closed or broken: nowhere left to report it.
+    }
+    return;
+  }
+  if (stderrQueuedBytes + bytes.length > (childLine ? MAX_STDERR_QUEUE_BYTES : MAX_OWN_QUEUE_BYTES)) {
+    stderrDropped++;
+    return;
+  }
+  stderrQueue.push(bytes);
+  stderrQueuedBytes += bytes.length;
+  stderrWriting ??= drainStderr();
+}
+
+async function drainStderr(): Promise<void> {
   try {
-    let written = 0;
-    while (written < bytes.length) written += Deno.stderr.writeSync(bytes.subarray(written));
+    while (stderrQueue.length > 0) {
+      const chunk = joined(stderrQueue.splice(0));
+      stderrQueuedBytes = 0;
+      let written = 0;
+      while (written < chunk.length) written += await Deno.stderr.write(chunk.subarray(written));
+      if (stderrDropped > 0 && stderrQueue.length === 0) {
+        const note = `mcp-proxy: ${stderrDropped} log lines dropped: stderr was not read fast enough\n`;
+        stderrDropped = 0;
+        stderrQueue.push(encoder.encode(note));
+      }
+    }
   } catch {
     // stderr closed or broken: nowhere left to report it.
+    stderrQueue.length = 0;
+    stderrQueuedBytes = 0;
+  } finally {
+    stderrWriting = undefined;
   }
+}
+
+function joined(chunks: Uint8Array[]): Uint8Array {
+  if (chunks.length === 1) return chunks[0];
+  const all = new Uint8Array(chunks.reduce((total, chunk) => total + chunk.length, 0));
+  let offset = 0;
+  for (const chunk of chunks) {
+    all.set(chunk, offset);
+    offset += chunk.length;
+  }
+  return all;
+}
+
+/**
+ * Resolves once the queued log lines are written, or after `timeoutMs` (stderr may never be read): for the
+ * last lines before the process exits.
+ */
+export async function flushLogs(timeoutMs = 1000): Promise<void> {
+  if (stderrWriting === undefined) return;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  await Promise.race([stderrWriting, new Promise<void>((resolve) => timer = setTimeout(resolve, timeoutMs))]);
+  clearTimeout(timer);
 }
 
 /** Formats a record as one JSON object: time, level, logger (or server), message, and its properties. */
@@ -87,7 +157,10 @@ export function setupLogging(level: LogLevelName, format: LogFormat = "text"): v
   const formatter = format === "json" ? formatJson : formatLine;
   configureSync({
     reset: true,
-    sinks: { stderr: (record: LogRecord) => writeStderr(encoder.encode(formatter(record))) },
+    sinks: {
+      stderr: (record: LogRecord) =>
+        writeStderr(encoder.encode(formatter(record)), record.category[0] === "server-stderr"),
+    },
     loggers: [
       { category: "mcp-proxy", lowestLevel: LEVELS[level], sinks: ["stderr"] },
       { category: "server-stderr", lowestLevel: "trace", sinks: ["stderr"] },

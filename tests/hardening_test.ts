@@ -8,6 +8,7 @@
 import assert from "node:assert/strict";
 import {
   connectClient,
+  DENO,
   FIXTURE,
   freePort,
   messagesInBody,
@@ -327,4 +328,59 @@ Deno.test("--log-format json: every stderr line is one JSON object, child lines 
     records.some((record) => record.server === "default" && record.stderr === "fixture server ready"),
   );
   for (const record of records) assert.match(record.time, /^\d{4}-\d\d-\d\dT/);
+});
+
+Deno.test("a child flooding stderr while the proxy's stderr is not read blocks neither HTTP nor shutdown", async () => {
+  const port = freePort();
+  const proxy = new Deno.Command(DENO, {
+    args: [
+      "run",
+      "-A",
+      "--quiet",
+      new URL("../main.ts", import.meta.url).pathname,
+      "--port",
+      String(port),
+      "--",
+      "sh",
+      "-c",
+      'yes "$(printf %1000s)" >&2',
+    ],
+    stdin: "null",
+    stdout: "null",
+    stderr: "piped", // Never read: the pipe fills and stays full.
+  }).spawn();
+  try {
+    let answered = 0;
+    const deadline = Date.now() + 15_000;
+    while (answered < 5 && Date.now() < deadline) {
+      try {
+        const response = await fetch(`http://127.0.0.1:${port}/health`, {
+          signal: AbortSignal.timeout(2000),
+        });
+        await response.body?.cancel();
+        answered++;
+      } catch (error) {
+        // Not listening yet; or blocked, which the count below tells.
+        if (error instanceof DOMException && error.name === "TimeoutError" && answered > 0) break;
+      }
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+    assert.equal(answered, 5, "/health answered throughout");
+    const started = Date.now();
+    proxy.kill("SIGTERM");
+    const status = await Promise.race([
+      proxy.status,
+      new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), 10_000)),
+    ]);
+    assert.ok(status !== undefined, "exited after SIGTERM");
+    assert.ok(Date.now() - started < 10_000);
+  } finally {
+    try {
+      proxy.kill("SIGKILL");
+    } catch {
+      // Already gone.
+    }
+    await proxy.stderr.cancel();
+    await proxy.status;
+  }
 });
