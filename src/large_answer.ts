@@ -26,7 +26,7 @@
  * @module
  */
 
-import { type IdSpan, oneMessageLine, type RequestId, singleMessageLine } from "./jsonrpc.ts";
+import { batchLines, type IdSpan, oneMessageLine, type RequestId, singleMessageLine } from "./jsonrpc.ts";
 import { includesLineBreak } from "./line_break_search.ts";
 
 /** A message's JSON text on one line: a string, or its UTF-8 bytes (a large message, written as it came). */
@@ -187,21 +187,23 @@ export function bodyAsLine(
 }
 
 /**
- * What to write for the message a remote server sent as `text` (client mode), decoded from `bytes` when
- * given: its line, or those bytes when they are that line as it is ({@link bodyAsLine}); undefined when
- * `text` is not one message on one line (`messageCount` messages were parsed from it), which then are
- * serialized again.
+ * What to write for each of the `messageCount` messages a remote server sent as `text` (client mode),
+ * decoded from `bytes` when given: for one message its line, or those bytes when they are that line as it
+ * is ({@link bodyAsLine}), or its text made one line when it was laid out on several; for a batch, each
+ * message's own text as one line. An entry is undefined where a message's text cannot be told apart: it
+ * is then serialized again.
  */
-export function receivedLine(
+export function receivedLines(
   messageCount: number,
   text: string,
   bytes: Uint8Array<ArrayBuffer> | undefined,
-): JsonText | undefined {
-  if (messageCount !== 1) return undefined;
+): (JsonText | undefined)[] {
   const line = singleMessageLine(text);
+  if (line === undefined && text.trimStart().startsWith("[")) return batchLines(text, messageCount) ?? [];
+  if (messageCount !== 1) return [];
   // Laid out on several lines: one line of it (its bytes are not that line).
-  if (line === undefined) return oneMessageLine(text);
-  return bytes === undefined ? line : bodyAsLine(bytes, line) ?? line;
+  if (line === undefined) return [oneMessageLine(text)];
+  return [bytes === undefined ? line : bodyAsLine(bytes, line) ?? line];
 }
 
 /**

@@ -284,6 +284,8 @@ Deno.test("lines pass through as written: the client's as POST bodies, the serve
   const answers: Record<string, string> = {
     // Written by hand: serializing again would turn 1.50 into 1.5 and the escape into "é".
     verbatim: '{"jsonrpc":"2.0","id":"verbatim","result":{"n":1.50,"s":"\\u00e9"}}\n',
+    // A batch of one (stdio has no batches): the message alone, as written.
+    batch: '[{"jsonrpc":"2.0","id":"batch","result":{"n":1.0,"big":12345678901234567891}}]',
     // Pretty-printed: it must still reach stdout as one line, every value as written.
     pretty:
       '{\r\n  "jsonrpc": "2.0",\n  "id": "pretty",\n  "result": {"lines": ["a", "b"], "big": 12345678901234567891, "one": 1.0}\n}\n',
@@ -306,12 +308,14 @@ Deno.test("lines pass through as written: the client's as POST bodies, the serve
       { jsonrpc: "2.0", method: "notifications/initialized" },
       verbatimRequest,
       { jsonrpc: "2.0", id: "pretty", method: "ping" },
+      { jsonrpc: "2.0", id: "batch", method: "ping" },
     ],
   );
   assert.equal(code, 0, stderr);
   assert.ok(bodies.includes(verbatimRequest), `the request was rewritten: ${bodies.join(" | ")}`);
   const lines = stdout.trimEnd().split("\n");
-  assert.equal(lines.length, 3);
+  assert.equal(lines.length, 4);
+  assert.ok(lines.includes(answers.batch.slice(1, -1)), `the batch's message as written, alone: ${stdout}`);
   assert.ok(lines.includes(answers.verbatim.trimEnd()), `the answer was rewritten: ${stdout}`);
   const pretty = lines.find((line) => JSON.parse(line).id === "pretty")!;
   assert.equal(pretty, answers.pretty.trim().replace(/[\r\n]/g, " "));

@@ -6,7 +6,7 @@ import {
   bodyAsLine,
   concatenated,
   lineWithId,
-  receivedLine,
+  receivedLines,
   withAnswerId,
 } from "../src/large_answer.ts";
 
@@ -90,7 +90,12 @@ Deno.test("bodyAsLine: a large body that is its message's line exactly is writte
   }
 });
 
-Deno.test("receivedLine: one message goes as its line (made one), or as its bytes when large; a batch as nothing", () => {
+Deno.test("receivedLines: one message as its line (made one) or its bytes when large; a batch, each as written", () => {
+  const receivedLine = (count: number, text: string, bytes?: Uint8Array<ArrayBuffer>) => {
+    const lines = receivedLines(count, text, bytes);
+    assert.ok(lines.length <= 1);
+    return lines[0];
+  };
   const big = "x".repeat(70_000);
   const large = `{"jsonrpc":"2.0","id":1,"result":{"text":"${big}"}}`;
   const largeBytes = bytes(large);
@@ -106,8 +111,10 @@ Deno.test("receivedLine: one message goes as its line (made one), or as its byte
     '{"jsonrpc":"2.0",  "id":1,"result":{"n":1.0}}',
     "a line break inside: made a space",
   );
-  const batch = `[${small},${small}]`;
-  assert.equal(receivedLine(2, batch, bytes(batch)), undefined, "a batch: each serialized again");
+  // A batch, of one message too (never written as an array: stdio has no batches), each as written.
+  const odd = '{"jsonrpc":"2.0","id":2,"result":{"n":1.0,"big":12345678901234567891}}';
+  assert.deepEqual(receivedLines(2, `[${small},\n ${odd}]`, undefined), [small, odd]);
+  assert.deepEqual(receivedLines(1, `[${odd}]`, bytes(`[${odd}]`)), [odd]);
 });
 
 Deno.test("lineWithId: the id replaced in the bytes, as in the text, wherever the text's offsets tell the bytes'", () => {

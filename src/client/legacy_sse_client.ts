@@ -7,7 +7,7 @@
  */
 
 import { type JsonRpcMessage, parseMessages } from "../jsonrpc.ts";
-import { type JsonText, receivedLine } from "../large_answer.ts";
+import { type JsonText, receivedLines } from "../large_answer.ts";
 import {
   fetchFailure,
   fetchFailureKind,
@@ -135,8 +135,8 @@ export class LegacySseClient implements RemoteTransport {
       return;
     }
     // A large message goes on as the server's own bytes (see `bodyAsLine`), not encoded again.
-    const json = receivedLine(messages.length, event.data, event.dataBytes);
-    for (const message of messages) this.onmessage?.(message, json);
+    const lines = receivedLines(messages.length, event.data, event.dataBytes);
+    messages.forEach((message, i) => this.onmessage?.(message, lines[i]));
   }
 
   /** Reads the event stream to its end: first its endpoint (then `opened` resolves), then messages. */

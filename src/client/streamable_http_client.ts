@@ -8,7 +8,7 @@
  */
 
 import { isRequest, isResponse, type JsonRpcMessage, parseMessages, type RequestId } from "../jsonrpc.ts";
-import { type JsonText, receivedLine } from "../large_answer.ts";
+import { type JsonText, receivedLines } from "../large_answer.ts";
 import {
   backoffDelay,
   fetchFailure,
@@ -238,10 +238,11 @@ export class StreamableHttpClient implements RemoteTransport {
       return [];
     }
     const answered: RequestId[] = [];
-    const json = receivedLine(messages.length, text, bytes);
-    for (const message of messages) {
+    const lines = receivedLines(messages.length, text, bytes);
+    for (let i = 0; i < messages.length; i++) {
+      const message = messages[i];
       if (isResponse(message) && message.id !== null) answered.push(message.id);
-      this.onmessage?.(message, json);
+      this.onmessage?.(message, lines[i]);
     }
     return answered;
   }
