@@ -148,6 +148,9 @@ export class SupervisedServer {
       this.#lastExitCode = status.code;
       this.shared.childStopped(reason);
       this.#logger.error("server {name} {reason}", { name: spec.name, reason });
+      // What it started and left running (a wrapper's helper, an `npx` child) goes with it: a restarted
+      // child leads a process group of its own, and shutdown stops only the current one.
+      process.shutdown(0);
       if (Date.now() - startedAt >= STABLE_AFTER_MS) this.#failuresInARow = 0;
       this.#scheduleRestart(reason);
     });

@@ -131,3 +131,27 @@ Deno.test("when no server can start at all, mcp-proxy says why once for each and
   assert.equal(one.stderr.match(/command not found/g)?.length, 1, one.stderr);
   assert.doesNotMatch(one.stderr, /restarting/);
 });
+
+/** The processes whose command line is exactly `command`. */
+async function processesRunning(command: string): Promise<number> {
+  const { stdout } = await new Deno.Command("pgrep", { args: ["-xf", command], stdout: "piped" }).output();
+  return new TextDecoder().decode(stdout).trim().split("\n").filter((line) => line !== "").length;
+}
+
+Deno.test({
+  name: "what a child that exits left running is stopped before it restarts, not piled up through restarts",
+  ignore: Deno.build.os === "windows",
+  fn: async () => {
+    const helper = "sleep 787.25";
+    await using proxy = await startProxy(["--restart-delay", "0.2", "--", "sh", "-c", `${helper} & exit 3`]);
+    // Several exits and restarts.
+    for (let restarts = 0; restarts < 3;) {
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      restarts = (proxy.stderr().match(/exited with code 3/g) ?? []).length;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    assert.ok(await processesRunning(helper) <= 1, "at most the newest child's helper is left");
+    await proxy.stop();
+    assert.equal(await processesRunning(helper), 0);
+  },
+});
