@@ -192,6 +192,16 @@ export class StdioServerProcess {
     const { maxLineBytes } = options;
     const stdoutDone = this.#readMessages(child.stdout, maxLineBytes, options);
     const stderrDone = this.#readStderr(child.stderr, maxLineBytes);
+    // A child that closes its stdout can answer nothing more: if it does not exit with it, it is stopped,
+    // so that it counts as gone (its calls get errors, it is restarted) rather than hang every call.
+    stdoutDone.then(async () => {
+      const exited = await Promise.race([child.status.then(() => true), delay(1000)]);
+      if (exited === true || this.#shutdown !== undefined) return;
+      this.#logger.error("server {name} closed its stdout but keeps running: stopping it", {
+        name: this.name,
+      });
+      this.shutdown(0);
+    });
     this.exited = (async () => {
       const status = await child.status;
       // Output written just before exit is routed before the exit is reported, unless a grandchild

@@ -155,3 +155,17 @@ Deno.test({
     assert.equal(await processesRunning(helper), 0);
   },
 });
+
+Deno.test({
+  name: "a child that closes its stdout but keeps running is stopped and restarted, not left to hang calls",
+  ignore: Deno.build.os === "windows",
+  fn: async () => {
+    await using proxy = await startProxy(["--restart-delay", "0.2", "--", "sh", "-c", "exec 1>&-; sleep 30"]);
+    const deadline = Date.now() + 10_000;
+    while (!/killed by SIGTERM/.test(proxy.stderr()) && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    assert.match(proxy.stderr(), /server default closed its stdout but keeps running: stopping it/);
+    assert.match(proxy.stderr(), /server default killed by SIGTERM/);
+  },
+});
