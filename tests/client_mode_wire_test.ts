@@ -24,12 +24,17 @@ const INITIALIZE = {
 };
 
 /** A minimal Streamable HTTP MCP server (JSON answers) that records every request it gets. */
-function recordingServer(options: { tls?: boolean | "self-signed-ca"; getStatus?: number } = {}) {
+function recordingServer(
+  options: { tls?: boolean | "self-signed-ca"; getStatus?: number; emptyGetStream?: boolean } = {},
+) {
   const requests: { method: string; headers: Headers; body?: Record<string, unknown> }[] = [];
   const handler = async (request: Request): Promise<Response> => {
     const body = request.method === "POST" ? await request.json() : undefined;
     requests.push({ method: request.method, headers: request.headers, body });
     if (request.method === "DELETE") return new Response(null, { status: 200 });
+    if (request.method === "GET" && options.emptyGetStream) {
+      return new Response("", { headers: { "Content-Type": "text/event-stream" } });
+    }
     if (request.method !== "POST") return new Response(null, { status: options.getStatus ?? 405 });
     if (body.id === undefined) return new Response(null, { status: 202 });
     const result = body.method === "initialize"
@@ -390,6 +395,16 @@ Deno.test("a server that answers the GET stream with 404 is not asked again", as
   await new Promise((resolve) => setTimeout(resolve, 1500));
   assert.equal(server.requests.filter((request) => request.method === "GET").length, 1);
   assert.match(stdio.stderr(), /offers no stream of its own messages/);
+});
+
+Deno.test("a GET stream the server ends at once is asked for less and less often", async () => {
+  await using server = recordingServer({ emptyGetStream: true });
+  await using stdio = await connectThroughClientMode(server.url);
+  await stdio.client.listTools();
+  await new Promise((resolve) => setTimeout(resolve, 3000));
+  // Backing off 250 ms, 500 ms, 1 s, 2 s: a handful in 3 s, where a fixed 250 ms made a dozen.
+  const gets = server.requests.filter((request) => request.method === "GET").length;
+  assert.ok(gets >= 2 && gets <= 6, `${gets} GETs`);
 });
 
 Deno.test("messages written right after initialize wait for its answer (the session id comes with it)", async () => {

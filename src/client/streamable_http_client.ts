@@ -61,6 +61,9 @@ function isEventStream(response: Response): boolean {
   return contentType(response).startsWith("text/event-stream");
 }
 
+/** A GET stream that ends sooner than this counts as ended at once (see `#listenLoop`). */
+const SHORT_STREAM_MS = 5000;
+
 /** How long requests wait for the GET stream's head after `listen()`; see `#streamOpening`. */
 const STREAM_OPEN_WAIT_MS = 200;
 
@@ -320,6 +323,8 @@ export class StreamableHttpClient implements RemoteTransport {
     const cursor: { lastEventId?: string; retryMs?: number; answered: boolean } = { answered: false };
     // A 404 means the session is gone only once a stream worked: before, it means there is no stream.
     let streamWorked = false;
+    /** GET streams in a row that ended within {@link SHORT_STREAM_MS}. */
+    let shortStreams = 0;
     for (let attempt = 0; !this.#closed; attempt++) {
       const headers: Record<string, string> = { Accept: "text/event-stream" };
       if (cursor.lastEventId !== undefined) headers["Last-Event-ID"] = cursor.lastEventId;
@@ -354,8 +359,11 @@ export class StreamableHttpClient implements RemoteTransport {
       }
       attempt = -1;
       streamWorked = true;
+      const openedAt = Date.now();
       await this.#readEvents(response, undefined, cursor);
-      if (!this.#closed) await sleep(cursor.retryMs ?? backoffDelay(0), this.#abort.signal);
+      // A stream the server ends at once, again and again, is asked for less and less often.
+      shortStreams = Date.now() - openedAt < SHORT_STREAM_MS ? shortStreams + 1 : 0;
+      if (!this.#closed) await sleep(cursor.retryMs ?? backoffDelay(shortStreams), this.#abort.signal);
     }
   }
 }
