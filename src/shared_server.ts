@@ -278,6 +278,8 @@ export class SharedServer implements SessionSource {
     bytes: Uint8Array<ArrayBuffer> | undefined;
   }[] = [];
   #downReason: string | undefined;
+  /** How to cut short each answer streaming to its client now (see `streamLargeAnswer`). */
+  readonly #streaming = new Set<(reason: string) => void>();
 
   constructor(options: SharedServerOptions) {
     this.name = options.name;
@@ -322,6 +324,9 @@ export class SharedServer implements SessionSource {
    */
   childStopped(reason: string): void {
     this.#downReason = reason;
+    // An answer on its way ends here too, with an error where the transport can still give one (at
+    // shutdown, before the streams close; when the child dies, before its stdout's end says so).
+    for (const cutShort of [...this.#streaming]) cutShort(reason);
     const error = notRunningError(this.name, reason);
     for (const [proxyId, pending] of this.#pendingChildRequests) {
       this.#dropPending(proxyId);
@@ -748,6 +753,7 @@ export class SharedServer implements SessionSource {
     const cutShort = (reason: string) => {
       if (!open) return;
       open = false;
+      this.#streaming.delete(cutShort);
       clearTimeout(timer);
       this.#logger.error("server {name}: its answer to {id} was cut short ({reason})", {
         name: this.name,
@@ -763,6 +769,7 @@ export class SharedServer implements SessionSource {
         this.#requestTimeoutMs,
       )
       : undefined;
+    this.#streaming.add(cutShort);
     return {
       write: (bytes, noCarriageReturn, yours) => {
         if (!open) return;
@@ -782,6 +789,7 @@ export class SharedServer implements SessionSource {
       end: () => {
         if (!open) return;
         open = false;
+        this.#streaming.delete(cutShort);
         clearTimeout(timer);
         sink.end();
       },
