@@ -225,6 +225,9 @@ export class JsonLineWriter {
   #queued: (JsonText | LinePieces)[] = [];
   /** Some of what is queued is bytes. */
   #queuedBytes = false;
+  /** About how many bytes are queued (a text's length), and in the write under way. */
+  #queuedSize = 0;
+  #writingSize = 0;
   /** The write under way; it settles once done (never rejects: failures go to `onBroken`). */
   #writing: Promise<void> | undefined;
   /** When messages may be held to the end of the turn; undefined: never. */
@@ -272,6 +275,11 @@ export class JsonLineWriter {
     return !this.#broken;
   }
 
+  /** About how many bytes wait to be written: queued, or in the write under way. */
+  get pendingBytes(): number {
+    return this.#queuedSize + this.#writingSize;
+  }
+
   /**
    * Queues one message. `json`, when the caller has it, is the message's JSON text on one line (no line
    * break in it), or its UTF-8 bytes, whole or in pieces, written as it is instead of serializing
@@ -281,6 +289,7 @@ export class JsonLineWriter {
     if (this.#broken) return;
     if (json === undefined) json = JSON.stringify(message);
     else if (typeof json !== "string") this.#queuedBytes = true;
+    this.#queuedSize += typeof json === "string" || json instanceof Uint8Array ? json.length : sizeOf(json);
     // Behind a write under way, or messages held to the end of the turn: it goes with the next write.
     if (this.#queued.push(json) > 1 || this.#writing !== undefined) return;
     const hold = this.#hold;
@@ -300,8 +309,11 @@ export class JsonLineWriter {
 
   #flush(): void {
     if (this.#queued.length === 0 || this.#broken || this.#writing !== undefined) return;
+    this.#writingSize = this.#queuedSize;
+    this.#queuedSize = 0;
     this.#writing = this.#write().then(() => {
       this.#writing = undefined;
+      this.#writingSize = 0;
       this.#flush();
     });
   }
@@ -329,6 +341,12 @@ export class JsonLineWriter {
   async #writeInTurn(pieces: Uint8Array[]): Promise<void> {
     for (const piece of pieces) await this.#writeAll(piece);
   }
+}
+
+function sizeOf(pieces: LinePieces): number {
+  let size = 0;
+  for (const piece of pieces) size += piece.length;
+  return size;
 }
 
 /**

@@ -126,6 +126,11 @@ export interface SharedServerOptions {
   onLastSessionClosed?: () => void;
   /** A request without an answer from the child for this long gets error -32001; 0: no limit. */
   requestTimeoutMs?: number;
+  /**
+   * How many bytes wait for the child to read them, and the most that may: beyond, a request gets an
+   * error at once rather than wait in memory for a child that does not read (none grows without limit).
+   */
+  childBacklog?: { bytes(): number; maxBytes: number };
 }
 
 /** Options of {@link SharedServer.openSession}. */
@@ -246,6 +251,9 @@ export class SharedServer implements SessionSource {
   readonly #supportedProtocolVersions: readonly string[];
   readonly #onLastSessionClosed: (() => void) | undefined;
   readonly #requestTimeoutMs: number;
+  readonly #childBacklog: SharedServerOptions["childBacklog"];
+  /** Set while requests are refused for the child's backlog: said once, not for each. */
+  #backlogSaid = false;
   /**
    * `--request-timeout`: the proxy ids of the requests it applies to, on one timer (a `setTimeout` and
    * `clearTimeout` per request cost about 10 µs of each call's latency).
@@ -288,6 +296,7 @@ export class SharedServer implements SessionSource {
     this.#supportedProtocolVersions = options.supportedProtocolVersions;
     this.#onLastSessionClosed = options.onLastSessionClosed;
     this.#requestTimeoutMs = options.requestTimeoutMs ?? 0;
+    this.#childBacklog = options.childBacklog;
     this.#timeouts = this.#requestTimeoutMs > 0
       ? new DelayQueue(this.#requestTimeoutMs, (proxyId) => this.#timedOut(proxyId))
       : undefined;
@@ -437,6 +446,7 @@ export class SharedServer implements SessionSource {
       this.#initializeForStateless(session, request, json, bytes);
       return;
     }
+    if (this.#refusedForBacklog(session, request)) return;
     if (request.method === "resources/subscribe" || request.method === "resources/unsubscribe") {
       if (this.#answeredSubscription(session, request)) return;
     }
@@ -466,6 +476,33 @@ export class SharedServer implements SessionSource {
     this.#pendingChildRequests.set(proxyId, pending);
     session.rememberRequest(request.id, proxyId, this.#clock);
     this.#sendToChild(forwarded, line);
+  }
+
+  /**
+   * Whether `request` is refused, with an error answer, because the child has not read what waits for it
+   * beyond {@link SharedServerOptions.childBacklog}'s limit: a child that stopped reading its input.
+   */
+  #refusedForBacklog(session: ServerSession, request: JsonRpcRequest): boolean {
+    const backlog = this.#childBacklog;
+    if (backlog === undefined) return false;
+    const waiting = backlog.bytes();
+    if (waiting <= backlog.maxBytes) {
+      this.#backlogSaid = false;
+      return false;
+    }
+    if (!this.#backlogSaid) {
+      this.#backlogSaid = true;
+      this.#logger.error(
+        "server {name} does not read its input: {bytes} bytes wait for it; requests refused",
+        {
+          name: this.name,
+          bytes: waiting,
+        },
+      );
+    }
+    const message = `MCP server "${this.name}" does not read its input (${waiting} bytes wait for it)`;
+    session.deliver(errorResponse(request.id, ErrorCode.InternalError, message), request.id);
+    return true;
   }
 
   /**

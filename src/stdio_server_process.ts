@@ -245,6 +245,11 @@ export class StdioServerProcess {
     this.#stdin.write(message, json);
   }
 
+  /** About how many bytes of messages wait for the child to read them. */
+  get backlogBytes(): number {
+    return this.#stdin.pendingBytes;
+  }
+
   /**
    * Stops the child and everything it started: close its stdin, wait up to `graceMs` for it to exit,
    * then SIGTERM its process group, wait up to a second, then SIGKILL the group. Safe to call twice.

@@ -66,6 +66,11 @@ export class SupervisedServer {
       supportedProtocolVersions: options.supportedProtocolVersions,
       requestTimeoutMs: options.requestTimeoutMs,
       onLastSessionClosed: options.onLastSessionClosed,
+      // As much as a slow client may fall behind: a line, and 16 MiB more.
+      childBacklog: {
+        bytes: () => this.#process?.backlogBytes ?? 0,
+        maxBytes: options.maxLineBytes + 16 * 1024 * 1024,
+      },
     });
   }
 

@@ -480,3 +480,20 @@ Deno.test("JsonLineWriter: a message given as bytes is written as they are, in i
   assert.ok(written.includes(large), "the bytes themselves, not a copy");
   assert.ok(pieces.every((piece) => written.includes(piece)), "the pieces themselves");
 });
+
+Deno.test("JsonLineWriter: pendingBytes counts what is queued and under way, none once written", async () => {
+  const sink = slowSink();
+  const writer = new JsonLineWriter(sink.stream, () => {});
+  assert.equal(writer.pendingBytes, 0);
+  writer.write(ping(1));
+  writer.write(ping(2), '{"jsonrpc":"2.0","id":2,"method":"ping"}');
+  const one = JSON.stringify(ping(1)).length;
+  assert.equal(writer.pendingBytes, 2 * one);
+  await settle();
+  sink.finishOne();
+  await settle();
+  sink.finishOne();
+  await settle();
+  assert.equal(writer.pendingBytes, 0);
+  await writer.close();
+});

@@ -88,6 +88,9 @@ class Harness {
   readonly childBusyAtSend: boolean[] = [];
   readonly server: SharedServer;
 
+  /** What the child has not read yet, as the server is told (see `childBacklog`). */
+  childBacklogBytes = 0;
+
   constructor(requestTimeoutMs = 0) {
     this.server = new SharedServer({
       name: "everything",
@@ -109,6 +112,7 @@ class Harness {
       logger: getLogger(["test"]),
       supportedProtocolVersions: SUPPORTED_PROTOCOL_VERSIONS,
       requestTimeoutMs,
+      childBacklog: { bytes: () => this.childBacklogBytes, maxBytes: 1000 },
     });
   }
 
@@ -1667,4 +1671,20 @@ Deno.test("SharedServer: a child's answer naming its id twice reaches the client
     text === undefined || JSON.parse(text).id === "mine",
     `the client would read another id: ${text}`,
   );
+});
+
+Deno.test("SharedServer: a child that does not read its input gets no more requests; they are answered with an error", () => {
+  const h = new Harness();
+  const { session, client } = h.initializedSession();
+  h.childBacklogBytes = 5000;
+  session.handleClientMessage(request(1, "tools/call", { name: "x" }));
+  session.handleClientMessage(request(2, "tools/call", { name: "x" }));
+  assert.deepEqual(h.takeChild(), [], "nothing more queued for the child");
+  const answers = client.take().map(({ message }) => message as JsonRpcResponse);
+  assert.deepEqual(answers.map((answer) => [answer.id, answer.error?.code]), [[1, -32603], [2, -32603]]);
+  assert.match(answers[0].error!.message, /does not read its input \(5000 bytes wait for it\)/);
+  // Once it reads again, requests go again.
+  h.childBacklogBytes = 0;
+  session.handleClientMessage(request(3, "tools/call", { name: "x" }));
+  assert.equal(h.takeChild().length, 1);
 });
