@@ -397,6 +397,27 @@ Deno.test("a server that answers the GET stream with 404 is not asked again", as
   assert.match(stdio.stderr(), /offers no stream of its own messages/);
 });
 
+Deno.test("auto: a server refusing initialize over Streamable HTTP, then SSE too, has its own error said", async () => {
+  await using server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, async (request) => {
+    if (request.method !== "POST") return new Response(null, { status: 405 });
+    const body = await request.json();
+    return Response.json(
+      { jsonrpc: "2.0", id: body.id, error: { code: -32602, message: "Unsupported protocol version" } },
+      { status: 400 },
+    );
+  });
+  const { code, stdout, stderr } = await runClientModeWithInput(`http://127.0.0.1:${server.addr.port}/mcp`, [
+    INITIALIZE,
+  ]);
+  assert.equal(code, 0, stderr);
+  const message = JSON.parse(stdout).error.message;
+  assert.match(message, /HTTP 405/);
+  assert.match(
+    message,
+    /before that, over Streamable HTTP, the server answered HTTP 400: .*Unsupported protocol version/,
+  );
+});
+
 Deno.test("a GET stream the server ends at once is asked for less and less often", async () => {
   await using server = recordingServer({ emptyGetStream: true });
   await using stdio = await connectThroughClientMode(server.url);

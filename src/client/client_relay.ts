@@ -79,6 +79,8 @@ export class ClientRelay {
   /** Settled once the server answered the client's initialize: no more transport fallback after that. */
   #kind: "streamablehttp" | "sse" | undefined;
   #fallenBack = false;
+  /** What Streamable HTTP answered that made the relay fall back: said too if the fallback fails. */
+  #fallbackReason: string | undefined;
   #initialize: JsonRpcRequest | undefined;
   #initialized = false;
   #logLevel: Record<string, unknown> | undefined;
@@ -275,6 +277,7 @@ export class ClientRelay {
 
   #fallBackToSse(error: RemoteError): void {
     this.#fallenBack = true;
+    this.#fallbackReason = error.message;
     // No session was open: the first POST found the server speaks the other transport.
     this.#openedAt = 0;
     this.#logger.info(
@@ -291,6 +294,10 @@ export class ClientRelay {
 
   /** A message that cannot be delivered: a request gets an error answer, anything else a log line. */
   #fail(message: JsonRpcMessage, reason: string): void {
+    // A server that speaks neither transport: what it answered first (its own error, often) counts too.
+    if (this.#fallbackReason !== undefined && isRequest(message) && message.method === "initialize") {
+      reason = `${reason}; before that, over Streamable HTTP, ${this.#fallbackReason}`;
+    }
     if (isRequest(message)) {
       if (!this.#pending.has(message.id)) return;
       this.#answerWithError(message.id, ErrorCode.ConnectionClosed, reason);
