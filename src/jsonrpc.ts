@@ -251,6 +251,16 @@ export function singleMessageLine(text: string): string | undefined {
   return line;
 }
 
+/** True when the JSON text is an array (a batch): its first character past white space is `[`. */
+export function isBatch(text: string): boolean {
+  for (let i = 0; i < text.length; i++) {
+    const char = text.charCodeAt(i);
+    // JSON white space: space, tab, line feed, carriage return.
+    if (char !== 0x20 && char !== 0x09 && char !== 0x0a && char !== 0x0d) return char === 0x5b;
+  }
+  return false;
+}
+
 /**
  * The JSON text of one parsed message (not a batch) as a stdio line, however it was laid out: `text`
  * without the white space around it, each raw line break in it made a space. In valid JSON text a raw

@@ -26,7 +26,14 @@
  * @module
  */
 
-import { batchLines, type IdSpan, oneMessageLine, type RequestId, singleMessageLine } from "./jsonrpc.ts";
+import {
+  batchLines,
+  type IdSpan,
+  isBatch,
+  oneMessageLine,
+  type RequestId,
+  singleMessageLine,
+} from "./jsonrpc.ts";
 import { includesLineBreak } from "./line_break_search.ts";
 
 /** A message's JSON text on one line: a string, or its UTF-8 bytes (a large message, written as it came). */
@@ -199,7 +206,7 @@ export function receivedLines(
   bytes: Uint8Array<ArrayBuffer> | undefined,
 ): (JsonText | undefined)[] {
   const line = singleMessageLine(text);
-  if (line === undefined && text.trimStart().startsWith("[")) return batchLines(text, messageCount) ?? [];
+  if (line === undefined && isBatch(text)) return batchLines(text, messageCount) ?? [];
   if (messageCount !== 1) return [];
   // Laid out on several lines: one line of it (its bytes are not that line).
   if (line === undefined) return [oneMessageLine(text)];

@@ -10,6 +10,7 @@
 
 import { configureSync, getLogger, type Logger, type LogLevel, type LogRecord } from "@logtape/logtape";
 import type { LogFormat, LogLevelName } from "./cli/command_line.ts";
+import { concatenated } from "./large_answer.ts";
 
 const LEVELS: Record<LogLevelName, LogLevel> = {
   DEBUG: "debug",
@@ -57,7 +58,7 @@ function formatLine(record: LogRecord): string {
  * side, its shutdown) while stderr is read slowly, as a pipe nobody drains is, and a child can write faster
  * than that. The proxy's own lines are written at once while nothing waits, else queued behind, in order.
  */
-const stderrQueue: Uint8Array[] = [];
+const stderrQueue: Uint8Array<ArrayBuffer>[] = [];
 let stderrQueuedBytes = 0;
 let stderrWriting: Promise<void> | undefined;
 /** Lines dropped because the queue was full, not yet reported. */
@@ -68,7 +69,7 @@ const MAX_STDERR_QUEUE_BYTES = 1024 * 1024;
 const MAX_OWN_QUEUE_BYTES = 4 * MAX_STDERR_QUEUE_BYTES;
 
 /** Writes a log line to stderr: see {@link stderrQueue}. A closed stderr is not the proxy's problem. */
-function writeStderr(bytes: Uint8Array, childLine: boolean): void {
+function writeStderr(bytes: Uint8Array<ArrayBuffer>, childLine: boolean): void {
   if (!childLine && stderrWriting === undefined) {
     try {
       let written = 0;
@@ -90,7 +91,7 @@ function writeStderr(bytes: Uint8Array, childLine: boolean): void {
 async function drainStderr(): Promise<void> {
   try {
     while (stderrQueue.length > 0) {
-      const chunk = joined(stderrQueue.splice(0));
+      const chunk = concatenated(stderrQueue.splice(0));
       stderrQueuedBytes = 0;
       let written = 0;
       while (written < chunk.length) written += await Deno.stderr.write(chunk.subarray(written));
@@ -107,17 +108,6 @@ async function drainStderr(): Promise<void> {
   } finally {
     stderrWriting = undefined;
   }
-}
-
-function joined(chunks: Uint8Array[]): Uint8Array {
-  if (chunks.length === 1) return chunks[0];
-  const all = new Uint8Array(chunks.reduce((total, chunk) => total + chunk.length, 0));
-  let offset = 0;
-  for (const chunk of chunks) {
-    all.set(chunk, offset);
-    offset += chunk.length;
-  }
-  return all;
 }
 
 /**

@@ -243,6 +243,21 @@ function reread<T extends JsonRpcMessage>(message: T, json: string | undefined):
   return json === undefined ? message : parseLosslesslyOr(json, message);
 }
 
+/**
+ * A notification with `params[name]` set to `value`, to go on with `replaced`: its text `original` with that
+ * value replaced in it; or, without such a text, read again from `original` (every number as written).
+ */
+function withParam<T extends JsonRpcNotification>(
+  message: T,
+  original: string | undefined,
+  replaced: string | undefined,
+  name: string,
+  value: unknown,
+): T {
+  const exact = replaced === undefined ? reread(message, original) : message;
+  return { ...exact, params: { ...exact.params, [name]: value } };
+}
+
 /** One stdio MCP server and the sessions that share it. See the module documentation. */
 export class SharedServer implements SessionSource {
   readonly name: string;
@@ -668,8 +683,7 @@ export class SharedServer implements SessionSource {
       this.#dropPending(proxyId);
       if (this.#downReason !== undefined) return;
       const line = json === undefined ? undefined : clientNotificationLine(json, CANCELLED_PATH, proxyId);
-      const exact = line === undefined ? reread(notification, json) : notification;
-      this.#sendToChild({ ...exact, params: { ...exact.params, requestId: proxyId } }, line);
+      this.#sendToChild(withParam(notification, json, line, "requestId", proxyId), line);
       return;
     }
     if (this.#downReason !== undefined) return;
@@ -960,12 +974,8 @@ export class SharedServer implements SessionSource {
       }
       const clientToken = pending.clientProgressToken;
       const json = line === undefined ? undefined : withMemberReplaced(line, PROGRESS_PATH, clientToken);
-      const exact = json === undefined ? reread(notification, line) : notification;
-      pending.session.deliver(
-        { ...exact, params: { ...exact.params, progressToken: clientToken } },
-        pending.clientId,
-        json,
-      );
+      const forwarded = withParam(notification, line, json, "progressToken", clientToken);
+      pending.session.deliver(forwarded, pending.clientId, json);
       return;
     }
     if (notification.method === "notifications/cancelled") {
@@ -975,12 +985,7 @@ export class SharedServer implements SessionSource {
         this.#pendingServerRequests.delete(proxyId);
         pending.session.forgetServerRequest(proxyId);
         const json = line === undefined ? undefined : withMemberReplaced(line, CANCELLED_PATH, proxyId);
-        const exact = json === undefined ? reread(notification, line) : notification;
-        pending.session.deliver(
-          { ...exact, params: { ...exact.params, requestId: proxyId } },
-          undefined,
-          json,
-        );
+        pending.session.deliver(withParam(notification, line, json, "requestId", proxyId), undefined, json);
         return;
       }
       return;

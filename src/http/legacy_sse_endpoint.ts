@@ -8,7 +8,14 @@
  */
 
 import type { Logger } from "@logtape/logtape";
-import { batchLines, oneMessageLine, parseMessages, reusedRequestId, singleMessageLine } from "../jsonrpc.ts";
+import {
+  batchLines,
+  isBatch,
+  oneMessageLine,
+  parseMessages,
+  reusedRequestId,
+  singleMessageLine,
+} from "../jsonrpc.ts";
 import { asEventData, bodyAsLine, cutShortAnswer } from "../large_answer.ts";
 import { type ServerSession, type SessionSource, SessionUnavailableError } from "../shared_server.ts";
 import { EVENT_STREAM_HEADERS, EventStream } from "./event_stream.ts";
@@ -157,7 +164,7 @@ export function legacySseEndpoint(
           } is already used by a request in flight, or twice in this batch`,
         );
       }
-      if (messages.length === 1 && !text.trimStart().startsWith("[")) {
+      if (messages.length === 1 && !isBatch(text)) {
         const asIs = singleMessageLine(text);
         // Laid out on several lines: one line of it, every value as written (its bytes are not that line).
         entry.session.handleClientMessage(

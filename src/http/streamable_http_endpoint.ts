@@ -12,6 +12,7 @@
 import type { Logger } from "@logtape/logtape";
 import {
   batchLines,
+  isBatch,
   isRequest,
   type JsonRpcMessage,
   oneMessageLine,
@@ -57,16 +58,6 @@ function isJsonContentType(header: string | null): boolean {
   if (header === null) return false;
   if (header === "application/json") return true;
   return header.split(";", 1)[0].trim().toLowerCase() === "application/json";
-}
-
-/** True when the JSON text is an array (a batch): its first character past white space is `[`. */
-function isBatch(text: string): boolean {
-  for (let i = 0; i < text.length; i++) {
-    const char = text.charCodeAt(i);
-    // JSON white space: space, tab, line feed, carriage return.
-    if (char !== 0x20 && char !== 0x09 && char !== 0x0a && char !== 0x0d) return char === 0x5b;
-  }
-  return false;
 }
 
 /**
