@@ -6,6 +6,7 @@
  */
 
 import assert from "node:assert/strict";
+import { retryAfterMs } from "../src/client/remote_transport.ts";
 import { runClientModeWithInput } from "./helpers/client_mode.ts";
 
 const INITIALIZE = {
@@ -13,6 +14,12 @@ const INITIALIZE = {
   id: 1,
   method: "initialize",
   params: { protocolVersion: "2025-11-25", capabilities: {}, clientInfo: { name: "raw", version: "0" } },
+};
+
+const INITIALIZE_RESULT = {
+  protocolVersion: "2025-11-25",
+  capabilities: {},
+  serverInfo: { name: "test", version: "0" },
 };
 
 /** A Streamable HTTP server whose answer to each `ping` is `bodies[id]`, as given, with status 200. */
@@ -251,4 +258,168 @@ Deno.test("a request answered by --request-timeout does not hold the end of inpu
     clearTimeout(release);
     held.resolve();
   }
+});
+
+Deno.test("legacy SSE: a request the server refuses with 404 goes again on a new session, and is answered once", async () => {
+  const streams = new Map<string, ReadableStreamDefaultController<Uint8Array>>();
+  const ran: string[] = [];
+  const encoder = new TextEncoder();
+  await using server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, async (request) => {
+    const url = new URL(request.url);
+    if (request.method === "GET") {
+      const session = String(streams.size + 1);
+      const body = new ReadableStream<Uint8Array>({
+        start(controller) {
+          streams.set(session, controller);
+          controller.enqueue(encoder.encode(`event: endpoint\ndata: /messages?session_id=${session}\n\n`));
+        },
+      });
+      return new Response(body, { headers: { "Content-Type": "text/event-stream" } });
+    }
+    const session = url.searchParams.get("session_id")!;
+    const message = await request.json();
+    // The server forgot the first session by the time the client's ping came.
+    if (session === "1" && message.method === "ping") return new Response("no such session", { status: 404 });
+    if (message.id === undefined) return new Response(null, { status: 202 });
+    ran.push(`${message.method} on ${session}`);
+    const answer = {
+      jsonrpc: "2.0",
+      id: message.id,
+      result: message.method === "ping" ? {} : INITIALIZE_RESULT,
+    };
+    streams.get(session)!.enqueue(encoder.encode(`event: message\ndata: ${JSON.stringify(answer)}\n\n`));
+    return new Response(null, { status: 202 });
+  });
+  const { code, stdout, stderr } = await runClientModeWithInput(
+    `http://127.0.0.1:${server.addr.port}/sse`,
+    [INITIALIZE, { jsonrpc: "2.0", method: "notifications/initialized" }, ping("p")],
+    { args: ["--transport", "sse", "--request-timeout", "10"] },
+  );
+  for (const stream of streams.values()) {
+    try {
+      stream.close();
+    } catch {
+      // Cancelled already: client mode closed its end.
+    }
+  }
+  assert.equal(code, 0, stderr);
+  const answers = stdout.trimEnd().split("\n").map((line) => JSON.parse(line));
+  assert.deepEqual(answers.map((answer) => answer.id), [1, "p"], stdout);
+  assert.deepEqual(answers[1].result, {}, stdout);
+  assert.deepEqual(ran, ["initialize on 1", "initialize on 2", "ping on 2"]);
+});
+
+Deno.test("Retry-After is read as seconds or an HTTP date; anything else is no answer", () => {
+  const now = Date.parse("Sun, 06 Nov 1994 08:49:37 GMT");
+  assert.equal(retryAfterMs("2", now), 2000);
+  assert.equal(retryAfterMs(" 0 ", now), 0);
+  assert.equal(retryAfterMs("Sun, 06 Nov 1994 08:49:40 GMT", now), 3000);
+  assert.equal(retryAfterMs("Sunday, 06-Nov-94 08:49:39 GMT", now), 2000);
+  assert.equal(retryAfterMs("Sat, 05 Nov 1994 08:49:37 GMT", now), 0, "a date past is now");
+  for (const value of [null, "", "1.5", "-1", "soon", "Tomorrow"]) {
+    assert.equal(retryAfterMs(value, now), undefined, String(value));
+  }
+});
+
+/**
+ * A Streamable HTTP server that answers the first `busy` POSTs (of any message) with `status` and
+ * `Retry-After: retryAfter`, then serves; `ran` lists the requests it ran.
+ */
+function busyServer(busy: number, status: number, retryAfter?: string) {
+  const ran: string[] = [];
+  let refused = 0;
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, async (request) => {
+    if (request.method !== "POST") return new Response(null, { status: 405 });
+    const body = await request.json();
+    if (refused < busy) {
+      refused++;
+      const headers: Record<string, string> = retryAfter === undefined ? {} : { "Retry-After": retryAfter };
+      return new Response("busy", { status, headers });
+    }
+    if (body.id === undefined) return new Response(null, { status: 202 });
+    ran.push(body.method);
+    const result = body.method === "initialize" ? INITIALIZE_RESULT : {};
+    return Response.json({ jsonrpc: "2.0", id: body.id, result }, { headers: { "Mcp-Session-Id": "s" } });
+  });
+  return {
+    url: `http://127.0.0.1:${server.addr.port}/mcp`,
+    ran,
+    [Symbol.asyncDispose]: () => server.shutdown(),
+  };
+}
+
+for (const [status, retryAfter] of [[503, "1"], [429, undefined]] as const) {
+  Deno.test(`HTTP ${status}${retryAfter ? ` with Retry-After: ${retryAfter}` : ""}: the message goes again, once it may`, async () => {
+    await using server = busyServer(2, status, retryAfter);
+    const started = performance.now();
+    const { code, stdout, stderr } = await runClientModeWithInput(
+      server.url,
+      [INITIALIZE, { jsonrpc: "2.0", method: "notifications/initialized" }, ping("p")],
+      { args: ["--transport", "auto", "--request-timeout", "20"] },
+    );
+    assert.equal(code, 0, stderr);
+    const answers = stdout.trimEnd().split("\n").map((line) => JSON.parse(line));
+    assert.deepEqual(
+      answers.map((answer) => [answer.id, answer.error]),
+      [[1, undefined], ["p", undefined]],
+      stdout,
+    );
+    assert.deepEqual(server.ran, ["initialize", "ping"]);
+    assert.match(stderr, new RegExp(`HTTP ${status}: busy; trying again in`));
+    // Two refusals, each waited out: 1 s as asked, or the back-off (250 ms, then 500 ms).
+    if (retryAfter !== undefined) {
+      assert.ok(performance.now() - started >= 2000, "Retry-After was not waited");
+    }
+  });
+}
+
+Deno.test("a Retry-After beyond --connect-timeout: the request gets an error at once, saying so", async () => {
+  await using server = busyServer(1, 503, "3600");
+  const { code, stdout, stderr } = await runClientModeWithInput(server.url, [INITIALIZE], {
+    args: ["--connect-timeout", "5", "--request-timeout", "20"],
+  });
+  assert.equal(code, 0, stderr);
+  const answer = JSON.parse(stdout);
+  assert.equal(answer.id, 1);
+  assert.match(answer.error.message, /HTTP 503: busy; it asked to wait 3600 s, beyond --connect-timeout/);
+  assert.deepEqual(server.ran, []);
+});
+
+Deno.test("legacy SSE: an event stream refused for now (503) is asked for again", async () => {
+  let refused = 0;
+  const streams: ReadableStreamDefaultController<Uint8Array>[] = [];
+  const encoder = new TextEncoder();
+  await using server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, async (request) => {
+    if (request.method === "GET") {
+      if (refused++ === 0) return new Response("starting", { status: 503, headers: { "Retry-After": "0" } });
+      const body = new ReadableStream<Uint8Array>({
+        start(controller) {
+          streams.push(controller);
+          controller.enqueue(encoder.encode("event: endpoint\ndata: /messages\n\n"));
+        },
+      });
+      return new Response(body, { headers: { "Content-Type": "text/event-stream" } });
+    }
+    const message = await request.json();
+    if (message.id !== undefined) {
+      const answer = { jsonrpc: "2.0", id: message.id, result: INITIALIZE_RESULT };
+      streams[0].enqueue(encoder.encode(`event: message\ndata: ${JSON.stringify(answer)}\n\n`));
+    }
+    return new Response(null, { status: 202 });
+  });
+  const { code, stdout, stderr } = await runClientModeWithInput(
+    `http://127.0.0.1:${server.addr.port}/sse`,
+    [INITIALIZE],
+    { args: ["--transport", "sse", "--request-timeout", "10"] },
+  );
+  for (const stream of streams) {
+    try {
+      stream.close();
+    } catch {
+      // Cancelled already: client mode closed its end.
+    }
+  }
+  assert.equal(code, 0, stderr);
+  assert.deepEqual(JSON.parse(stdout).result, INITIALIZE_RESULT, stdout);
+  assert.equal(refused, 2);
 });

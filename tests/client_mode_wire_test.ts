@@ -442,6 +442,90 @@ Deno.test("messages written right after initialize wait for its answer (the sess
   assert.doesNotMatch(stderr, /was lost/);
 });
 
+for (const transport of ["streamablehttp", "sse"]) {
+  Deno.test(`${transport}: a long request is not overtaken by the short messages written after it`, async () => {
+    // Each message is its own POST: the server records them in the order their bodies came in whole.
+    const arrived: string[] = [];
+    let stream: ReadableStreamDefaultController<Uint8Array> | undefined;
+    const send = (message: unknown) =>
+      stream?.enqueue(new TextEncoder().encode(`event: message\ndata: ${JSON.stringify(message)}\n\n`));
+    await using server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, async (request) => {
+      if (request.method === "GET" && transport === "sse") {
+        const body = new ReadableStream<Uint8Array>({
+          start(controller) {
+            stream = controller;
+            controller.enqueue(new TextEncoder().encode("event: endpoint\ndata: /messages\n\n"));
+          },
+        });
+        return new Response(body, { headers: { "Content-Type": "text/event-stream" } });
+      }
+      if (request.method !== "POST") return new Response(null, { status: 405 });
+      const message = JSON.parse(await request.text());
+      arrived.push(message.method ?? `answer ${message.id}`);
+      if (message.id === undefined) return new Response(null, { status: 202 });
+      const answer = { jsonrpc: "2.0", id: message.id, result: { protocolVersion: "2025-11-25" } };
+      if (transport === "sse") {
+        send(answer);
+        return new Response(null, { status: 202 });
+      }
+      return Response.json(answer, { headers: { "Mcp-Session-Id": "s" } });
+    });
+    const long = {
+      jsonrpc: "2.0",
+      id: 2,
+      method: "tools/call",
+      params: { name: "x", arguments: { a: "x".repeat(300_000) } },
+    };
+    const { code, stdout, stderr } = await runClientModeWithInput(
+      `http://127.0.0.1:${server.addr.port}/${transport === "sse" ? "sse" : "mcp"}`,
+      [
+        INITIALIZE,
+        { jsonrpc: "2.0", method: "notifications/initialized" },
+        long,
+        { jsonrpc: "2.0", method: "notifications/cancelled", params: { requestId: 2 } },
+        { jsonrpc: "2.0", id: 3, method: "ping" },
+      ],
+      { args: ["--transport", transport] },
+    );
+    assert.equal(code, 0, stderr);
+    assert.deepEqual(arrived, [
+      "initialize",
+      "notifications/initialized",
+      "tools/call",
+      "notifications/cancelled",
+      "ping",
+    ]);
+    assert.equal(stdout.trimEnd().split("\n").length, 2, stdout);
+  });
+}
+
+Deno.test("a long request whose JSON answer takes long holds the messages after it only a moment", async () => {
+  await using server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, async (request) => {
+    if (request.method !== "POST") return new Response(null, { status: 405 });
+    const message = JSON.parse(await request.text());
+    if (message.id === undefined) return new Response(null, { status: 202 });
+    // The head of a JSON answer comes only with the answer.
+    if (message.method === "tools/call") await new Promise((resolve) => setTimeout(resolve, 3000));
+    const answer = { jsonrpc: "2.0", id: message.id, result: { protocolVersion: "2025-11-25" } };
+    return Response.json(answer, { headers: { "Mcp-Session-Id": "s" } });
+  });
+  const long = {
+    jsonrpc: "2.0",
+    id: 2,
+    method: "tools/call",
+    params: { name: "x", arguments: { a: "x".repeat(300_000) } },
+  };
+  const { code, stdout, stderr } = await runClientModeWithInput(`http://127.0.0.1:${server.addr.port}/mcp`, [
+    INITIALIZE,
+    { jsonrpc: "2.0", method: "notifications/initialized" },
+    long,
+    { jsonrpc: "2.0", id: 3, method: "ping" },
+  ]);
+  assert.equal(code, 0, stderr);
+  const ids = stdout.trimEnd().split("\n").map((line) => JSON.parse(line).id);
+  assert.deepEqual(ids, [1, 3, 2], "the ping waited for the long call's answer");
+});
+
 Deno.test("the stdio client closes its end of stdout: mcp-proxy stops at the next answer and ends the session", async () => {
   await using server = recordingServer();
   const child = new Deno.Command(DENO, {

@@ -30,7 +30,14 @@ import {
   type RequestId,
 } from "../jsonrpc.ts";
 import type { JsonText } from "../large_answer.ts";
-import { backoffDelay, RemoteError, type RemoteTransport, sleep } from "./remote_transport.ts";
+import {
+  backoffDelay,
+  busyDelay,
+  RemoteError,
+  type RemoteTransport,
+  type SendOrder,
+  sleep,
+} from "./remote_transport.ts";
 
 /** Creates the wire for one session. */
 export type TransportFactory = (kind: "streamablehttp" | "sse") => RemoteTransport;
@@ -49,6 +56,15 @@ export interface ClientRelayOptions {
   requestTimeoutMs: number;
   logger: Logger;
 }
+
+/**
+ * A message longer than this (in UTF-16 units; its UTF-8 may be 3× as long) may reach the server after a
+ * short one sent later, as each message is its own POST: the messages after it wait until the server
+ * answered its POST, or for {@link LONG_MESSAGE_HOLD_MS} once its body is written (a server that answers
+ * with JSON answers only when done).
+ */
+const LONG_MESSAGE = 16 * 1024;
+const LONG_MESSAGE_HOLD_MS = 250;
 
 /** Statuses that tell a legacy SSE server from a Streamable HTTP one, per the spec's compatibility notes. */
 const NOT_STREAMABLE = [400, 404, 405];
@@ -100,8 +116,10 @@ export class ClientRelay {
   /** Sessions lost in a row soon after they opened: each reconnection then waits longer. */
   #quickLosses = 0;
   #openedAt = 0;
-  /** "…; retrying" was logged for the outage under way. */
+  /** "…; retrying" was logged for the outage (or the server's refusals for now) under way. */
   #warnedUnreachable = false;
+  /** Settled once the server has the last long message sent: see {@link LONG_MESSAGE}. */
+  #longMessageOnItsWay: Promise<void> | undefined;
 
   constructor(options: ClientRelayOptions) {
     this.#options = options;
@@ -224,6 +242,7 @@ export class ClientRelay {
     let reinitialized = false;
     let resent = 0;
     for (let attempt = 0;; attempt++) {
+      while (this.#longMessageOnItsWay !== undefined) await this.#longMessageOnItsWay;
       let transport: RemoteTransport;
       try {
         // Without waiting a turn when the session is open: the request leaves before the next read.
@@ -235,12 +254,15 @@ export class ClientRelay {
       const generation = this.#generation;
       const pending = request && this.#pending.get(request.id);
       if (pending) pending.generation = generation;
+      const order = json !== undefined && json.length > LONG_MESSAGE ? this.#holdFollowers() : undefined;
       try {
-        await transport.send(message, json);
+        await transport.send(message, json, order);
+        order?.received();
         this.#warnedUnreachable = false;
         if (isNotification(message) && message.method === "notifications/initialized") transport.listen();
         return;
       } catch (error) {
+        order?.received();
         if (!(error instanceof RemoteError)) throw error;
         if (this.#shouldFallBack(message, transport, error)) {
           this.#fallBackToSse(error);
@@ -249,6 +271,8 @@ export class ClientRelay {
         if (error.kind === "session-expired" && !reinitialized && request?.method !== "initialize") {
           reinitialized = true;
           this.#sessionLost(generation, error.message);
+          // It never reached the lost session: not among the requests answered with its loss, but sent again.
+          if (pending) pending.generation = this.#generation;
           continue;
         }
         // Another message learned first that the session was gone, and its transport was closed under this
@@ -256,17 +280,49 @@ export class ClientRelay {
         if (error.kind === "closed" && !this.#closed && generation !== this.#generation && resent++ < 3) {
           continue;
         }
+        let reason = error.message;
         if (error.kind === "unreachable" && Date.now() < deadline && !this.#closed) {
           // Once for an outage, not once for each message that waits it out.
-          if (!this.#warnedUnreachable) this.#logger.warn("{reason}; retrying", { reason: error.message });
+          if (!this.#warnedUnreachable) this.#logger.warn("{reason}; retrying", { reason });
           this.#warnedUnreachable = true;
           await sleep(Math.min(backoffDelay(attempt), Math.max(0, deadline - Date.now())));
+          // Answered meanwhile (--request-timeout), or cancelled by the client: it goes no more.
+          if (request !== undefined && !this.#pending.has(request.id)) return;
           continue;
         }
-        this.#fail(message, error.message);
+        if (error.kind === "busy" && !this.#closed) {
+          const wait = busyDelay(error, attempt);
+          if (Date.now() + wait < deadline) {
+            if (!this.#warnedUnreachable) {
+              this.#logger.warn("{reason}; trying again in {seconds} s", { reason, seconds: wait / 1000 });
+            }
+            this.#warnedUnreachable = true;
+            await sleep(wait);
+            if (request !== undefined && !this.#pending.has(request.id)) return;
+            continue;
+          }
+          reason += `; it asked to wait ${wait / 1000} s, beyond --connect-timeout`;
+        }
+        this.#fail(message, reason);
         return;
       }
     }
+  }
+
+  /** Holds the messages after a long one until the server has it: see {@link LONG_MESSAGE}. */
+  #holdFollowers(): SendOrder {
+    const { promise, resolve } = Promise.withResolvers<void>();
+    this.#longMessageOnItsWay = promise;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const received = () => {
+      clearTimeout(timer);
+      if (this.#longMessageOnItsWay === promise) this.#longMessageOnItsWay = undefined;
+      resolve();
+    };
+    const written = () => {
+      if (timer === undefined) timer = setTimeout(received, LONG_MESSAGE_HOLD_MS);
+    };
+    return { written, received };
   }
 
   #shouldFallBack(message: JsonRpcMessage, transport: RemoteTransport, error: RemoteError): boolean {
@@ -390,10 +446,13 @@ export class ClientRelay {
         return transport;
       } catch (error) {
         await transport.close(false);
-        const retry = error instanceof RemoteError && error.kind === "unreachable";
+        const kind = error instanceof RemoteError ? error.kind : undefined;
+        // A server that refuses for now (429, 503) says how long to wait, or is given the back-off.
+        const wait = kind === "busy" ? busyDelay(error as RemoteError, attempt) : backoffDelay(attempt);
+        const retry = kind === "unreachable" || (kind === "busy" && Date.now() + wait < deadline);
         if (!retry || Date.now() >= deadline || this.#closed) throw error;
         if (attempt === 0) this.#logger.warn("{reason}; retrying", { reason: (error as Error).message });
-        await sleep(Math.min(backoffDelay(attempt), Math.max(0, deadline - Date.now())));
+        await sleep(Math.min(wait, Math.max(0, deadline - Date.now())));
       }
     }
   }

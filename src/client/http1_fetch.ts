@@ -56,6 +56,15 @@ export function bodyInMemory(response: Response): Uint8Array<ArrayBuffer> | unde
   return bodiesInMemory.get(response);
 }
 
+/**
+ * What a caller may add to `fetch`'s `init`: `onwritten` is called once the request's body is written
+ * whole to the connection (or at once, for a request left to the fallback, which cannot tell), so that
+ * the next request can wait for it and reach the server after it. `fetch` itself ignores the member.
+ */
+export interface WrittenNotice {
+  onwritten?: () => void;
+}
+
 /** A `fetch`, and the way to close the connections it keeps. */
 export interface Http1Fetch {
   fetch: typeof fetch;
@@ -653,6 +662,7 @@ export function createHttp1Fetch(options: Http1FetchOptions): Http1Fetch {
     method: string,
     parts: readonly Uint8Array[],
     signal: AbortSignal | undefined,
+    onwritten: (() => void) | undefined,
   ): Promise<{ connection: Connection; head: ResponseHead; small?: Uint8Array<ArrayBuffer> } | null> => {
     // An idle connection is taken at once: the request leaves before anything else runs.
     const connection = reuse(origin) ?? await connect(url, origin, signal);
@@ -662,6 +672,7 @@ export function createHttp1Fetch(options: Http1FetchOptions): Http1Fetch {
     if (signal !== undefined) aborts.watch(signal, onAbort);
     try {
       for (const part of parts) await connection.write(part);
+      onwritten?.();
       for (;;) {
         const text = await connection.readHead();
         if (text === null) {
@@ -698,12 +709,18 @@ export function createHttp1Fetch(options: Http1FetchOptions): Http1Fetch {
   };
 
   const http1Fetch = async (input: RequestInfo | URL, init?: RequestInit): Promise<Response> => {
-    if (input instanceof Request || closed) return fallback(input, init);
+    const onwritten = (init as WrittenNotice | undefined)?.onwritten;
+    /** The fallback cannot tell when it has written the body: it counts as written now. */
+    const viaFallback = () => {
+      onwritten?.();
+      return fallback(input, init);
+    };
+    if (input instanceof Request || closed) return viaFallback();
     let url: URL;
     try {
       url = input instanceof URL ? input : new URL(input);
     } catch {
-      return fallback(input, init);
+      return viaFallback();
     }
     const method = (init?.method ?? "GET").toUpperCase();
     const text = typeof init?.body === "string" ? init.body : undefined;
@@ -716,7 +733,7 @@ export function createHttp1Fetch(options: Http1FetchOptions): Http1Fetch {
       (init as { client?: unknown } | undefined)?.client !== undefined ||
       viaProxy || http2Origins.has(origin)
     ) {
-      return fallback(input, init);
+      return viaFallback();
     }
     const signal = init?.signal ?? undefined;
     signal?.throwIfAborted();
@@ -724,14 +741,14 @@ export function createHttp1Fetch(options: Http1FetchOptions): Http1Fetch {
 
     let answered: Awaited<ReturnType<typeof exchange>>;
     try {
-      answered = await exchange(url, origin, method, parts, signal);
+      answered = await exchange(url, origin, method, parts, signal, onwritten);
       // A reused connection the server had closed: once more, on a new one.
-      if (answered === null) answered = await exchange(url, origin, method, parts, signal);
+      if (answered === null) answered = await exchange(url, origin, method, parts, signal, onwritten);
     } catch (error) {
       if (!refusesHttp1(error)) throw error;
       // A server that speaks only HTTP/2 refused the TLS handshake: fetch speaks it.
       http2Origins.add(origin);
-      return fallback(input, init);
+      return viaFallback();
     }
     if (answered === null) {
       throw networkError(new Error("the server closed the connection without answering"));

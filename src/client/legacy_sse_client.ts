@@ -11,10 +11,13 @@ import { type JsonText, receivedLines } from "../large_answer.ts";
 import {
   fetchFailure,
   fetchFailureKind,
+  refusedWith,
   RemoteError,
   type RemoteTransport,
   type RemoteTransportOptions,
+  type SendOrder,
 } from "./remote_transport.ts";
+import type { WrittenNotice } from "./http1_fetch.ts";
 import { readEventStream, type ServerSentEvent } from "./server_sent_events.ts";
 
 /** Options of {@link LegacySseClient}. */
@@ -65,7 +68,7 @@ export class LegacySseClient implements RemoteTransport {
     if (!response.ok || !type.startsWith("text/event-stream")) {
       await response.body?.cancel();
       const what = response.ok ? `content type "${type}"` : `HTTP ${response.status}`;
-      throw new RemoteError("http", `the SSE endpoint answered with ${what}`, response.status);
+      throw refusedWith(response, `the SSE endpoint answered with ${what}`);
     }
     // The stream is read from here on; `start` is done once its endpoint event has come, or fails when it
     // does not come in time (a server that opens the stream and says nothing).
@@ -80,18 +83,21 @@ export class LegacySseClient implements RemoteTransport {
     return opened.promise.finally(() => clearTimeout(timer));
   }
 
-  async send(message: JsonRpcMessage, json?: string): Promise<void> {
+  async send(message: JsonRpcMessage, json?: string, order?: SendOrder): Promise<void> {
     if (this.#endpoint === undefined || this.#closed) {
       throw new RemoteError("lost", "the SSE session is not open");
     }
     let response: Response;
     try {
-      response = await this.#fetch(this.#endpoint, {
+      const init: RequestInit & WrittenNotice = {
         method: "POST",
         headers: POST_HEADERS,
         body: json ?? JSON.stringify(message),
         signal: this.#abort.signal,
-      });
+        onwritten: order?.written,
+      };
+      response = await this.#fetch(this.#endpoint, init);
+      order?.received();
     } catch (error) {
       throw new RemoteError("lost", fetchFailure(error, this.#endpoint.href));
     }
@@ -99,7 +105,7 @@ export class LegacySseClient implements RemoteTransport {
     if (response.ok) return;
     const text = `the server answered HTTP ${response.status}${body ? `: ${body}` : ""}`;
     if (response.status === 404) throw new RemoteError("session-expired", text, 404);
-    throw new RemoteError("http", text, response.status);
+    throw refusedWith(response, text);
   }
 
   listen(): void {

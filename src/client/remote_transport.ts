@@ -20,6 +20,11 @@ export type RemoteErrorKind =
   | "lost"
   /** The server refused the request with an HTTP status. */
   | "http"
+  /**
+   * The server refused for now (HTTP 429 or 503): the message did not run, and may go again, after
+   * `retryAfterMs` when the server said (`Retry-After`).
+   */
+  | "busy"
   /** The server's TLS certificate was refused: never sent, and trying again would fail the same way. */
   | "refused"
   /**
@@ -32,15 +37,55 @@ export type RemoteErrorKind =
 /** A failed exchange with the remote server; `message` is one line for the user. */
 export class RemoteError extends Error {
   readonly kind: RemoteErrorKind;
-  /** The HTTP status, for kind `"http"` and `"session-expired"`. */
+  /** The HTTP status, for kind `"http"`, `"busy"` and `"session-expired"`. */
   readonly status?: number;
+  /** For kind `"busy"`: how long the server asked to wait, in ms. */
+  readonly retryAfterMs?: number;
 
-  constructor(kind: RemoteErrorKind, message: string, status?: number) {
+  constructor(kind: RemoteErrorKind, message: string, status?: number, retryAfterMs?: number) {
     super(message);
     this.name = "RemoteError";
     this.kind = kind;
     this.status = status;
+    this.retryAfterMs = retryAfterMs;
   }
+}
+
+/** Statuses that say "not now": the request did not run, and may be sent again. */
+const BUSY_STATUSES = new Set([429, 503]);
+
+/**
+ * The error for a response that refused a request with its `status`; `text` says so for the user. A 429
+ * or 503 is kind `"busy"`, with the wait its `Retry-After` asks for; any other status is `"http"`.
+ */
+export function refusedWith(response: Response, text: string): RemoteError {
+  if (!BUSY_STATUSES.has(response.status)) return new RemoteError("http", text, response.status);
+  return new RemoteError("busy", text, response.status, retryAfterMs(response.headers.get("retry-after")));
+}
+
+/**
+ * A `Retry-After` value (RFC 9110 §10.2.3: seconds, or an HTTP date) as ms from `now`; undefined when
+ * absent or unreadable. A date in the past is 0.
+ */
+export function retryAfterMs(value: string | null, now = Date.now()): number | undefined {
+  if (value === null) return undefined;
+  const text = value.trim();
+  if (/^\d+$/.test(text)) return Number(text) * 1000;
+  // Every HTTP date starts with its weekday: `Date.parse` would read a bare "1.5" as a date.
+  if (!/^[A-Za-z]{3}/.test(text)) return undefined;
+  const at = Date.parse(text);
+  return Number.isNaN(at) ? undefined : Math.max(0, at - now);
+}
+
+/**
+ * How far a message got on its way, for the messages after it to wait (each message is its own POST, and
+ * a short one sent later could otherwise reach the server first). Either may be called more than once.
+ */
+export interface SendOrder {
+  /** Its body is written to the connection (or, for a `fetch` that cannot tell, about to be). */
+  written(): void;
+  /** The server answered the POST (its head): it has read the message. */
+  received(): void;
 }
 
 /** One session with the remote server over one transport. */
@@ -61,9 +106,10 @@ export interface RemoteTransport {
    * Sends one message. Resolves once the exchange is over: for Streamable HTTP when the POST's response
    * (and any stream it opened) ended, with the answers delivered through `onmessage` meanwhile.
    * Rejects with RemoteError. `json`, when given, is `message` as JSON text: sent as it is, so that a
-   * message read from the client goes on unchanged and is not serialized again.
+   * message read from the client goes on unchanged and is not serialized again. `order`, when given, learns
+   * how far the message got: see {@link SendOrder}.
    */
-  send(message: JsonRpcMessage, json?: string): Promise<void>;
+  send(message: JsonRpcMessage, json?: string, order?: SendOrder): Promise<void>;
   /** Initialization is done: open the channel for messages the server sends on its own. */
   listen(): void;
   /** The protocol version agreed in initialize, sent as `MCP-Protocol-Version` from now on. */
@@ -121,6 +167,14 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
       resolve();
     }
   });
+}
+
+/**
+ * How long to wait before asking again a server that refused for now (kind `"busy"`): as long as it asked
+ * (at least 100 ms, for a `Retry-After: 0` said again and again), else the back-off of `attempt`.
+ */
+export function busyDelay(error: RemoteError, attempt: number): number {
+  return error.retryAfterMs === undefined ? backoffDelay(attempt) : Math.max(100, error.retryAfterMs);
 }
 
 /** Delays between reconnection attempts: 250 ms, doubling, at most 5 s. */

@@ -11,14 +11,17 @@ import { isRequest, isResponse, type JsonRpcMessage, parseMessages, type Request
 import { type JsonText, receivedLines } from "../large_answer.ts";
 import {
   backoffDelay,
+  busyDelay,
   fetchFailure,
   fetchFailureKind,
+  refusedWith,
   RemoteError,
   type RemoteTransport,
   type RemoteTransportOptions,
+  type SendOrder,
   sleep,
 } from "./remote_transport.ts";
-import { bodyInMemory } from "./http1_fetch.ts";
+import { bodyInMemory, type WrittenNotice } from "./http1_fetch.ts";
 import { readEventStream, readEventStreamBytes, type ServerSentEvent } from "./server_sent_events.ts";
 
 /** Options of {@link StreamableHttpClient}. */
@@ -116,9 +119,15 @@ export class StreamableHttpClient implements RemoteTransport {
     this.#updateSessionHeaders();
   }
 
-  async send(message: JsonRpcMessage, json?: string): Promise<void> {
+  async send(message: JsonRpcMessage, json?: string, order?: SendOrder): Promise<void> {
     if (this.#streamOpening !== undefined) await this.#streamOpening;
-    const response = await this.#request("POST", this.#postHeaders, json ?? JSON.stringify(message));
+    const response = await this.#request(
+      "POST",
+      this.#postHeaders,
+      json ?? JSON.stringify(message),
+      order?.written,
+    );
+    order?.received();
     const requestId = isRequest(message) ? message.id : undefined;
     if (response.status === 202 || response.status === 204) {
       await response.body?.cancel();
@@ -200,11 +209,23 @@ export class StreamableHttpClient implements RemoteTransport {
   }
 
   /** Sends a request; `headers` must already hold the session's (see {@link #headers}). */
-  async #request(method: string, headers: Record<string, string>, body?: string): Promise<Response> {
+  async #request(
+    method: string,
+    headers: Record<string, string>,
+    body?: string,
+    onwritten?: () => void,
+  ): Promise<Response> {
     if (this.#closed) throw new RemoteError("closed", "the session with the server was closed");
     let response: Response;
     try {
-      response = await this.#fetch(this.#url, { method, headers, body, signal: this.#abort.signal });
+      const init: RequestInit & WrittenNotice = {
+        method,
+        headers,
+        body,
+        signal: this.#abort.signal,
+        onwritten,
+      };
+      response = await this.#fetch(this.#url, init);
     } catch (error) {
       if (this.#closed) throw new RemoteError("closed", "the session with the server was closed");
       throw new RemoteError(fetchFailureKind(error), fetchFailure(error, this.#url.href));
@@ -227,7 +248,7 @@ export class StreamableHttpClient implements RemoteTransport {
     if (forgotten && this.#sessionId !== undefined) {
       return new RemoteError("session-expired", `the server no longer knows the session (${text})`, 404);
     }
-    return new RemoteError("http", text, response.status);
+    return refusedWith(response, text);
   }
 
   /**
@@ -354,7 +375,10 @@ export class StreamableHttpClient implements RemoteTransport {
           this.#onwarning(`the server offers no stream of its own messages (GET: ${error.message})`);
           return;
         }
-        await sleep(cursor.retryMs ?? backoffDelay(attempt), this.#abort.signal);
+        const delay = error.kind === "busy"
+          ? busyDelay(error, attempt)
+          : cursor.retryMs ?? backoffDelay(attempt);
+        await sleep(delay, this.#abort.signal);
         continue;
       }
       attempt = -1;
