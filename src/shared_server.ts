@@ -379,6 +379,14 @@ export class SharedServer implements SessionSource {
   }
 
   /**
+   * The child that stopped is not restarted (restarts off): a new session's `initialize` is refused
+   * too, not answered from the cache, as no call of that session could be served.
+   */
+  childGoneForGood(): void {
+    this.#initializeResult = undefined;
+  }
+
+  /**
    * A new child runs in place of one that stopped. If the old one had been initialized, the new one is
    * initialized the same way (the first client's `initialize`, `notifications/initialized`, and every
    * subscription still held), and the sessions carry on; until its answer, requests are refused.

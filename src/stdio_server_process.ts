@@ -265,10 +265,26 @@ export class StdioServerProcess {
     if (Deno.build.os === "windows") {
       if (!exited) await windowsKillTree(this.pid);
     } else if (signalGroup(this.pid, "SIGTERM")) {
+      // Only the child's own lingering is worth a line: what it left running is stopped silently.
+      if (!exited) {
+        this.#logger.info(
+          "server {name} (pid {pid}) did not exit within {seconds} s of its input closing: SIGTERM",
+          {
+            name: this.name,
+            pid: this.pid,
+            seconds: graceMs / 1000,
+          },
+        );
+      }
       // SIGCONT is harmless and fails once the whole group is gone: use it to wait for the group.
       const deadline = Date.now() + 1000;
       while (Date.now() < deadline && signalGroup(this.pid, "SIGCONT")) await delay(25);
-      signalGroup(this.pid, "SIGKILL");
+      if (signalGroup(this.pid, "SIGKILL")) {
+        this.#logger.warn("server {name} (pid {pid}) or what it started outlived SIGTERM by 1 s: SIGKILL", {
+          name: this.name,
+          pid: this.pid,
+        });
+      }
     }
     exited = await Promise.race([this.exited.then(() => true), delay(2000)]) === true;
     if (!exited) {

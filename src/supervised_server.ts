@@ -175,7 +175,9 @@ export class SupervisedServer {
     const { policy, spec } = this.#options;
     if (!policy.enabled || this.#stopping) {
       this.#state = "failed";
-      if (!this.#stopping) this.#options.onGone?.(reason);
+      if (this.#stopping) return;
+      this.shared.childGoneForGood();
+      this.#options.onGone?.(reason);
       return;
     }
     const delay = Math.min(policy.initialDelayMs * 2 ** this.#failuresInARow, policy.maxDelayMs);

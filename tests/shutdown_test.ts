@@ -52,6 +52,13 @@ for (const signal of ["SIGTERM", "SIGINT", "SIGHUP"] as const) {
     await mcp.close();
     const left = await waitUntilGone([pids.default, pids.other, grandchild], 1000);
     assert.deepEqual(left, [], `still running: ${left.join(", ")}`);
+    // The escalation is said, for the child whose group needed it.
+    assert.match(
+      proxy.stderr(),
+      new RegExp(
+        `server default \\(pid ${pids.default}\\) or what it started outlived SIGTERM by 1 s: SIGKILL`,
+      ),
+    );
   });
 }
 

@@ -116,6 +116,8 @@ Deno.test("--no-restart: a child that exits stays down and is reported failed", 
   assert.equal(status.restarts, 0);
   assert.equal(status.pid, null);
   await assert.rejects(client.callTool({ name: "echo", arguments: { text: "x" } }), /not running/);
+  // A new session is refused at its initialize, not answered from the cache and then failed call by call.
+  await assert.rejects(connectClient(proxy.baseUrl(), "mcp"), /not running \(exited with code 0\)/);
 });
 
 Deno.test("when no server can start at all, mcp-proxy says why once for each and exits 1, announcing no restart", async () => {
