@@ -459,6 +459,20 @@ export function clientRequestIdSpan(json: string, id: RequestId): IdSpan | undef
 }
 
 /**
+ * The id `id` of a client's request as `json` spells it at `span` (from {@link clientRequestIdSpan}), when
+ * `JSON.stringify` would write its value otherwise (`1e3`, `1.50`, `-0`, `"\u00e9"`, `"\/"`): an
+ * {@link ExactInteger} of that spelling, for the answer to carry back as the client wrote it. Undefined
+ * when the value is written as JSON writes it, as nearly every id is.
+ */
+export function idAsWritten(json: string, span: IdSpan, id: RequestId): ExactInteger | undefined {
+  if (isExactInteger(id)) return undefined;
+  const written = json.slice(span.start, span.start + span.length);
+  return written === (typeof id === "number" ? String(id) : JSON.stringify(id))
+    ? undefined
+    : exactInteger(written);
+}
+
+/**
  * The id of a response known only by its first and last bytes (a line too long to read whole): the
  * first member (after `"jsonrpc"`), or the last one, as serializers put it at either end.
  */

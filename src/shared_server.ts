@@ -18,6 +18,8 @@ import {
   clientRequestIdSpan,
   ErrorCode,
   errorResponse,
+  idAsWritten,
+  type IdSpan,
   isExactInteger,
   isNotification,
   isRequest,
@@ -149,6 +151,8 @@ export interface SessionOptions {
 interface PendingChildRequest {
   session: ServerSession | undefined;
   clientId: RequestId;
+  /** The client's id as it wrote it, when JSON would write its value otherwise (`idAsWritten`). */
+  answerId?: RequestId;
   isInitialize: boolean;
   /** The client's progress token, replaced by the proxy id on the way to the child. */
   clientProgressToken?: RequestId;
@@ -158,6 +162,11 @@ interface PendingChildRequest {
   initializeParams?: Record<string, unknown>;
   /** For the proxy's own requests: what to do with the answer. */
   onAnswer?: (response: JsonRpcResponse) => void;
+}
+
+/** The id an answer to `pending` carries back to its client: as the client wrote it. */
+function writtenId(pending: PendingChildRequest): RequestId {
+  return pending.answerId ?? pending.clientId;
 }
 
 /** A request the child sent to a session, waiting for the client's answer. */
@@ -188,8 +197,8 @@ function withNewId(
   bytes: Uint8Array<ArrayBuffer> | undefined,
   id: RequestId,
   newId: RequestId,
+  span = clientRequestIdSpan(json, id),
 ): JsonText | LinePieces | undefined {
-  const span = clientRequestIdSpan(json, id);
   if (span === undefined) return undefined;
   return (bytes === undefined ? undefined : lineWithId(bytes, json, span, newId)) ??
     withIdAt(json, span, newId);
@@ -204,11 +213,10 @@ const CANCELLED_PATH = ["params", "requestId"];
 
 /**
  * A client's request with a progress token, `json` its text on one line, as it goes to the child: that
- * text with only its id and its token replaced by `proxyId`, where both can be read one way only; else
- * undefined.
+ * text with only its id (at `idSpan`, from `clientRequestIdSpan`) and its token replaced by `proxyId`,
+ * where both can be read one way only; else undefined.
  */
-function withNewIdAndToken(json: string, id: RequestId, proxyId: number): string | undefined {
-  const idSpan = clientRequestIdSpan(json, id);
+function withNewIdAndToken(json: string, idSpan: IdSpan | undefined, proxyId: number): string | undefined {
   const tokenSpan = idSpan === undefined ? undefined : memberSpan(json, PROGRESS_TOKEN_PATH);
   if (idSpan === undefined || tokenSpan == null) return undefined;
   const text = String(proxyId);
@@ -355,7 +363,10 @@ export class SharedServer implements SessionSource {
     for (const [proxyId, pending] of this.#pendingChildRequests) {
       this.#dropPending(proxyId);
       pending.session?.forgetRequest(pending.clientId);
-      pending.session?.deliver(errorResponse(pending.clientId, error.code, error.message), pending.clientId);
+      pending.session?.deliver(
+        errorResponse(writtenId(pending), error.code, error.message),
+        pending.clientId,
+      );
     }
     // No request waits any more: the timer stops with the child rather than go off for nothing.
     this.#timeouts?.clear();
@@ -481,17 +492,19 @@ export class SharedServer implements SessionSource {
     if (isInitialize) pending.initializeParams = request.params ?? {};
     let forwarded: JsonRpcRequest = request;
     let line: JsonText | LinePieces | undefined;
+    const idSpan = json === undefined ? undefined : clientRequestIdSpan(json, request.id);
+    if (idSpan !== undefined) pending.answerId = idAsWritten(json!, idSpan, request.id);
     const progressToken = (request.params?._meta as Record<string, unknown> | undefined)?.progressToken;
     if (
       typeof progressToken === "string" || typeof progressToken === "number" || isExactInteger(progressToken)
     ) {
       pending.clientProgressToken = progressToken;
-      line = json === undefined ? undefined : withNewIdAndToken(json, request.id, proxyId);
+      line = json === undefined ? undefined : withNewIdAndToken(json, idSpan, proxyId);
       const exact = line === undefined ? reread(request, json) : request;
       const meta = exact.params?._meta as Record<string, unknown>;
       forwarded = { ...exact, params: { ...exact.params, _meta: { ...meta, progressToken: proxyId } } };
     } else if (json !== undefined) {
-      line = withNewId(json, bytes, request.id, proxyId);
+      line = withNewId(json, bytes, request.id, proxyId, idSpan);
       if (line === undefined) forwarded = reread(request, json);
     }
     forwarded = { ...forwarded, id: proxyId };
@@ -623,7 +636,7 @@ export class SharedServer implements SessionSource {
     this.#dropPending(proxyId);
     pending.session?.forgetRequest(pending.clientId);
     pending.session?.deliver(
-      errorResponse(pending.clientId, ErrorCode.InternalError, `mcp-proxy: ${reason}`),
+      errorResponse(writtenId(pending), ErrorCode.InternalError, `mcp-proxy: ${reason}`),
       pending.clientId,
     );
     return true;
@@ -648,7 +661,7 @@ export class SharedServer implements SessionSource {
     pending.session?.forgetRequest(pending.clientId);
     pending.session?.deliver(
       errorResponse(
-        pending.clientId,
+        writtenId(pending),
         ErrorCode.RequestTimeout,
         `mcp-proxy: no answer within ${seconds} s (--request-timeout)`,
       ),
@@ -787,7 +800,7 @@ export class SharedServer implements SessionSource {
     this.#dropPending(at.id);
     session.forgetRequest(pending.clientId);
     // The new id, as JSON writes it, adds no raw `\r`.
-    session.deliverAnswer(pending.clientId, withAnswerId(line, at, pending.clientId), noCarriageReturn);
+    session.deliverAnswer(pending.clientId, withAnswerId(line, at, writtenId(pending)), noCarriageReturn);
     return true;
   }
 
@@ -806,7 +819,7 @@ export class SharedServer implements SessionSource {
     if (sink === undefined) return undefined;
     this.#dropPending(at.id);
     session.forgetRequest(pending.clientId);
-    const clientId = pending.clientId;
+    const answerId = writtenId(pending);
     let first = true;
     let open = true;
     const cutShort = (reason: string) => {
@@ -837,7 +850,7 @@ export class SharedServer implements SessionSource {
         // the answer (about 0.1–0.2 ms of CPU per MiB).
         sink.write(
           first
-            ? withAnswerId(bytes, at, clientId)
+            ? withAnswerId(bytes, at, answerId)
             : yours
             ? bytes as Uint8Array<ArrayBuffer>
             : bytes.slice(),
@@ -898,9 +911,10 @@ export class SharedServer implements SessionSource {
       }
       this.#settleInitialize(response);
     }
-    const json = line === undefined ? undefined : childLineWithId(line, proxyId as number, pending.clientId);
+    const answerId = writtenId(pending);
+    const json = line === undefined ? undefined : childLineWithId(line, proxyId as number, answerId);
     const exact = json === undefined && pending.session !== undefined ? reread(response, line) : response;
-    pending.session?.deliver({ ...exact, id: pending.clientId }, pending.clientId, json);
+    pending.session?.deliver({ ...exact, id: answerId }, pending.clientId, json);
   }
 
   #settleInitialize(response: JsonRpcResponse): void {

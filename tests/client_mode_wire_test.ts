@@ -367,6 +367,22 @@ Deno.test("ids beyond 2^53 stay exact: the server's answer, and mcp-proxy's own 
   );
 });
 
+Deno.test("mcp-proxy's own error answers spell the id as the client did", async () => {
+  // Nothing listens there: every request is answered by mcp-proxy itself.
+  const port = await freePort();
+  const ids = ["1e3", "1.50", "-0", '"\\u00e9\\/"'];
+  const { code, stdout, stderr } = await runClientModeWithInput(
+    `http://127.0.0.1:${port}/mcp`,
+    ids.map((id) => `{"jsonrpc":"2.0","id":${id},"method":"initialize","params":{}}`),
+    { args: ["--connect-timeout", "0.2"] },
+  );
+  assert.equal(code, 0, stderr);
+  const written = stdout.trimEnd().split("\n").map((line) =>
+    /^\{"jsonrpc":"2\.0","id":(.*?),"error"/.exec(line)?.[1]
+  );
+  assert.deepEqual(written.sort(), [...ids].sort(), stdout);
+});
+
 Deno.test("SIGTERM ends the remote session with DELETE and exits 0", async () => {
   await using server = recordingServer();
   const child = new Deno.Command(DENO, {

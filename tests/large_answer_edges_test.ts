@@ -1261,3 +1261,20 @@ Deno.test("a request reaches the child as the client wrote it, only the id and t
   assert.equal(asSent((await c.next()).data), expected);
   await c.close();
 });
+
+Deno.test("an answer carries its request's id back as the client spelled it, over /mcp and /sse", async () => {
+  await using proxy = await startProxy(["--", ...child()]);
+  const a = await mcpSession(proxy.origin);
+  const c = await sseSession(proxy.origin);
+  // Ids whose value JSON writes otherwise (found by QA: `1e3` came back as `1000`).
+  for (
+    const id of ["1e3", "1E+2", "1.50", "-0", '"a\\ud83d\\ude00\\/"', '"\\u00e9"', "12345678901234567891.0"]
+  ) {
+    const body = `{"jsonrpc":"2.0","id":${id},"method":"ping"}`;
+    const expected = `{"jsonrpc":"2.0","id":${id},"result":{}}`;
+    assert.deepEqual(await a.call(body), [expected]);
+    assert.equal(await c.post(body), 202);
+    assert.equal((await c.next()).data, expected);
+  }
+  await c.close();
+});

@@ -19,8 +19,10 @@ import type { Logger } from "@logtape/logtape";
 import type { ClientTransportName } from "../cli/command_line.ts";
 import { DelayQueue } from "../delay_queue.ts";
 import {
+  clientRequestIdSpan,
   ErrorCode,
   errorResponse,
+  idAsWritten,
   isNotification,
   isRequest,
   isResponse,
@@ -73,7 +75,12 @@ interface PendingRequest {
   method: string;
   /** The session it was sent on. */
   generation: number;
+  /** Its text, when short: for an error answer of the relay's own to spell the id as the client did. */
+  json?: string;
 }
+
+/** The longest request text kept for its id's spelling ({@link PendingRequest.json}). */
+const KEPT_REQUEST_CHARS = 4096;
 
 /** See the module documentation. */
 export class ClientRelay {
@@ -136,7 +143,7 @@ export class ClientRelay {
   /** Takes one message from the stdio client; `json`, when given, is its text, sent on unchanged. */
   handleClientMessage(message: JsonRpcMessage, json?: string): void {
     if (this.#closed) return;
-    if (isRequest(message)) this.#noteRequest(message);
+    if (isRequest(message)) this.#noteRequest(message, json);
     else if (isNotification(message)) {
       if (message.method === "notifications/initialized") this.#initialized = true;
       if (message.method === "notifications/cancelled") this.#forget(message.params?.requestId as RequestId);
@@ -179,8 +186,9 @@ export class ClientRelay {
 
   // ---- client → server --------------------------------------------------------------------------
 
-  #noteRequest(request: JsonRpcRequest): void {
+  #noteRequest(request: JsonRpcRequest, json: string | undefined): void {
     const pending: PendingRequest = { method: request.method, generation: this.#generation };
+    if (json !== undefined && json.length <= KEPT_REQUEST_CHARS) pending.json = json;
     this.#timeouts?.add(request.id);
     this.#pending.set(request.id, pending);
     switch (request.method) {
@@ -372,7 +380,10 @@ export class ClientRelay {
       id: JSON.stringify(id),
       reason,
     });
-    this.#options.toClient(errorResponse(id, code, `mcp-proxy: ${reason}`));
+    // The id as the client spelled it (`1e3`, `"\u00e9"`), where its text says.
+    const span = pending.json === undefined ? undefined : clientRequestIdSpan(pending.json, id);
+    const written = span === undefined ? undefined : idAsWritten(pending.json!, span, id);
+    this.#options.toClient(errorResponse(written ?? id, code, `mcp-proxy: ${reason}`));
   }
 
   #forget(id: RequestId | undefined): void {

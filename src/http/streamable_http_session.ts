@@ -257,7 +257,9 @@ export class StreamableSession implements SessionPeer {
   deliver(message: JsonRpcMessage, relatedRequestId?: RequestId, json?: string): void {
     const data = json ?? JSON.stringify(message);
     const answer = isResponse(message);
-    const key = answer ? (message.id ?? undefined) : relatedRequestId;
+    // An answer's own id may be the client's spelling of it (`idAsWritten`): the request it answers is
+    // named by value, as its channel is.
+    const key = answer ? (relatedRequestId ?? message.id ?? undefined) : relatedRequestId;
     const channel = key === undefined ? undefined : this.#channels.get(key);
     if (channel === undefined) {
       if (!answer) this.#sendUnrelated(data);
