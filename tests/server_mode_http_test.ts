@@ -162,6 +162,47 @@ Deno.test("legacy SSE: endpoint event, 202 on POST, 400 and 404 for bad session 
   await sse.close();
 });
 
+Deno.test("HEAD /sse opens no session; a method a path does not take gets 405 with Allow", async () => {
+  await using proxy = await startProxy([
+    "--max-sessions",
+    "1",
+    "--named-server",
+    "fx",
+    shellJoin(FIXTURE),
+    "--",
+    ...FIXTURE,
+  ]);
+  // Found by QA: each HEAD opened a session that stayed, and two filled --max-sessions for good.
+  for (const url of [`${proxy.origin}/sse`, `${proxy.origin}/sse`, `${proxy.baseUrl("fx")}/sse`]) {
+    const head = await request(url, { method: "HEAD" });
+    assert.equal(head.status, 200, url);
+    assert.match(head.headers.get("content-type") ?? "", /^text\/event-stream/);
+  }
+  const { servers } = JSON.parse((await request(`${proxy.origin}/status`)).body);
+  assert.deepEqual([servers.default.sessions, servers.fx.sessions], [0, 0]);
+  const sse = await openSse(`${proxy.origin}/sse`);
+  assert.equal(sse.first.event, "endpoint");
+  await sse.close();
+
+  const cases: [string, string, string][] = [
+    ["POST", "/sse", "GET, HEAD"],
+    ["DELETE", "/sse", "GET, HEAD"],
+    ["GET", "/messages/", "POST"],
+    ["GET", "/messages", "POST"],
+    ["POST", "/status", "GET, HEAD"],
+    ["PUT", "/health", "GET, HEAD"],
+    ["POST", "/servers/fx/sse", "GET, HEAD"],
+  ];
+  for (const [method, path, allow] of cases) {
+    const answer = await request(`${proxy.origin}${path}`, {
+      method,
+      body: method === "GET" ? undefined : "{}",
+    });
+    assert.equal(answer.status, 405, `${method} ${path}`);
+    assert.equal(answer.headers.get("allow"), allow, `${method} ${path}`);
+  }
+});
+
 Deno.test("answers reach clients as the child wrote them, only the id replaced, over /mcp and /sse", async () => {
   await using proxy = await startProxy(["--", ...FIXTURE]);
   // What JSON.stringify would change: number spelling, escapes, spacing, key order, a duplicate-free
@@ -391,8 +432,17 @@ Deno.test("Streamable HTTP: status codes of the reference", async () => {
         .status;
     assert.equal(status, 200, accept);
   }
-  const refused = { ...withSession, Accept: "*/*, text/event-stream;q=0" };
-  assert.equal((await request(mcp, { method: "POST", headers: refused, body: ping })).status, 406);
+  // q=0 refuses one, even where both are named; a longer name is another type (found by QA).
+  for (
+    const accept of [
+      "*/*, text/event-stream;q=0",
+      "application/json;q=0, text/event-stream",
+      "application/jsonx, text/event-streamx",
+    ]
+  ) {
+    const refused = { ...withSession, Accept: accept };
+    assert.equal((await request(mcp, { method: "POST", headers: refused, body: ping })).status, 406, accept);
+  }
   const textBody = { ...withSession, "Content-Type": "text/plain" };
   assert.equal((await request(mcp, { method: "POST", headers: textBody, body: ping })).status, 415);
   const badVersion = { ...withSession, "MCP-Protocol-Version": "1999-01-01" };

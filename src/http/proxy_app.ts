@@ -52,6 +52,17 @@ export interface ProxyApp {
   closeAll(): Promise<void>;
 }
 
+/** The head of `/sse`'s answer, for a HEAD. */
+const SSE_HEAD: Readonly<Record<string, string>> = {
+  "Content-Type": "text/event-stream",
+  "Cache-Control": "no-cache",
+};
+
+/** 405, with the methods the path takes. */
+function methodNotAllowed(allow: string): Response {
+  return new Response("Method Not Allowed", { status: 405, headers: { Allow: allow } });
+}
+
 /**
  * Where a server's endpoints are mounted: `""` for the default server (`rootServer`, the name of the one
  * given as the command), `/servers/NAME` for a named one, even one named "default" when no command was
@@ -121,6 +132,7 @@ export function createProxyApp(options: ProxyAppOptions): ProxyApp {
     const healthy = Object.values(servers).every((server) => server.state === "running");
     return c.json({ status: healthy ? "ok" : "degraded", servers }, healthy ? 200 : 503);
   });
+  for (const path of ["/status", "/health"]) app.all(path, () => methodNotAllowed("GET, HEAD"));
 
   // The per-message routes, also reachable without the middleware chain (see `fetch` below).
   const direct = new Map<string, (request: Request) => Promise<Response> | undefined>();
@@ -142,9 +154,13 @@ export function createProxyApp(options: ProxyAppOptions): ProxyApp {
     });
     endpoints.push({ sse, mcp });
     app.get(`${prefix}/sse`, (c) => {
+      // A HEAD says what a GET would get, and opens no session: its stream would have no reader, and
+      // the session would stay until the proxy stops (found by QA: HEADs filled --max-sessions).
+      if (c.req.method === "HEAD") return new Response(null, { headers: SSE_HEAD });
       touch();
       return sse.openStream(c.req.raw);
     });
+    app.all(`${prefix}/sse`, () => methodNotAllowed("GET, HEAD"));
     const handleMcp = (request: Request) => {
       touch();
       return mcp.handle(request);
@@ -155,6 +171,7 @@ export function createProxyApp(options: ProxyAppOptions): ProxyApp {
     }
     for (const path of [`${prefix}/messages/`, `${prefix}/messages`]) {
       app.post(path, (c) => sse.postMessage(c.req.raw));
+      app.all(path, () => methodNotAllowed("POST"));
       direct.set(path, (request) => request.method === "POST" ? sse.postMessage(request) : undefined);
     }
   }

@@ -139,9 +139,11 @@ export function streamableHttpEndpoint(
 
   async function handlePost(request: Request): Promise<Response> {
     const accept = request.headers.get("accept") ?? "";
-    // As clients write it, looked at quickly; else read as RFC 9110 says (any case, wildcards).
-    const both = accept.includes("application/json") && accept.includes("text/event-stream");
-    if (!both && !(accepts(accept, "application/json") && accepts(accept, "text/event-stream"))) {
+    // As clients write it, told at once; else read as RFC 9110 says (any case, wildcards, `q=0`).
+    if (
+      !COMMON_ACCEPT.has(accept) &&
+      !(accepts(accept, "application/json") && accepts(accept, "text/event-stream"))
+    ) {
       return jsonRpcErrorResponse(
         406,
         -32000,
@@ -288,6 +290,14 @@ export function streamableHttpEndpoint(
     },
   };
 }
+
+/** `Accept` values as clients write them, taking both media types a POST needs. */
+const COMMON_ACCEPT = new Set([
+  "application/json, text/event-stream",
+  "text/event-stream, application/json",
+  "application/json,text/event-stream",
+  "text/event-stream,application/json",
+]);
 
 /**
  * Whether an `Accept` header value takes the media type `type` (lower case): named in any case, or through
