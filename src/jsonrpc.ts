@@ -448,7 +448,11 @@ export function readsOneWay(json: string): boolean {
  * the caller serializes the message anew.
  */
 export function clientRequestIdSpan(json: string, id: RequestId): IdSpan | undefined {
-  if (!readsOneWay(json)) return undefined;
+  return readsOneWay(json) ? anyIdSpan(json, id) : undefined;
+}
+
+/** Where the top-level `"id"`, whose value is `id`, stands in `json`: at an end, else member by member. */
+function anyIdSpan(json: string, id: RequestId): IdSpan | undefined {
   const atAnEnd = requestIdSpan(json, id);
   if (atAnEnd !== undefined) return atAnEnd;
   const span = memberSpan(json, ["id"]);
@@ -470,6 +474,17 @@ export function idAsWritten(json: string, span: IdSpan, id: RequestId): ExactInt
   return written === (typeof id === "number" ? String(id) : JSON.stringify(id))
     ? undefined
     : exactInteger(written);
+}
+
+/**
+ * How `json`, the text of a message whose id is `id`, spells that id, when `JSON.stringify` would write its
+ * value otherwise: see {@link idAsWritten}. Where the id stands first (after `"jsonrpc"`) or last, as JSON
+ * writes it, only the ends of `json` are looked at; else it is read member by member.
+ */
+export function idSpelling(json: string, id: RequestId): ExactInteger | undefined {
+  if (isExactInteger(id)) return undefined;
+  const span = anyIdSpan(json, id);
+  return span === undefined ? undefined : idAsWritten(json, span, id);
 }
 
 /**

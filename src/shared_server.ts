@@ -296,7 +296,8 @@ export class SharedServer implements SessionSource {
   /** The first successful `initialize`'s params: replayed to a restarted child. */
   #initializeParams: Record<string, unknown> | undefined;
   #initializeInFlight = false;
-  #initializeWaiters: { session: ServerSession; request: JsonRpcRequest }[] = [];
+  /** Later sessions' `initialize` requests, waiting for the first one's answer; `replyId` as in `forwardRequest`. */
+  #initializeWaiters: { session: ServerSession; request: JsonRpcRequest; replyId: RequestId }[] = [];
   #initializedNotificationSent = false;
   /**
    * Requests of stateless sessions that came before any client initialized the child: they wait for the
@@ -305,6 +306,7 @@ export class SharedServer implements SessionSource {
   #waitingForOwnInitialize: {
     session: ServerSession;
     request: JsonRpcRequest;
+    replyId: RequestId;
     json: string | undefined;
     bytes: Uint8Array<ArrayBuffer> | undefined;
   }[] = [];
@@ -370,12 +372,12 @@ export class SharedServer implements SessionSource {
     }
     // No request waits any more: the timer stops with the child rather than go off for nothing.
     this.#timeouts?.clear();
-    for (const { session, request } of this.#initializeWaiters) {
-      session.deliver(errorResponse(request.id, error.code, error.message), request.id);
+    for (const { session, request, replyId } of this.#initializeWaiters) {
+      session.deliver(errorResponse(replyId, error.code, error.message), request.id);
     }
     this.#initializeWaiters = [];
-    for (const { session, request } of this.#waitingForOwnInitialize.splice(0)) {
-      session.deliver(errorResponse(request.id, error.code, error.message), request.id);
+    for (const { session, request, replyId } of this.#waitingForOwnInitialize.splice(0)) {
+      session.deliver(errorResponse(replyId, error.code, error.message), request.id);
     }
     for (const [proxyId, pending] of this.#pendingServerRequests) {
       this.#pendingServerRequests.delete(proxyId);
@@ -447,12 +449,16 @@ export class SharedServer implements SessionSource {
     bytes?: Uint8Array<ArrayBuffer>,
   ): void {
     session.touch(++this.#clock);
+    // Where the id stands in the text, and how the client spelled it: every answer carries it back so.
+    const idSpan = json === undefined ? undefined : clientRequestIdSpan(json, request.id);
+    const spelled = idSpan === undefined ? undefined : idAsWritten(json!, idSpan, request.id);
+    const replyId = spelled ?? request.id;
     // A notification method sent as a request would reach the child with its ids unmapped (a cancellation
     // could hit another session's call): it is no valid request, so it is refused here.
     if (request.method.startsWith("notifications/")) {
       session.deliver(
         errorResponse(
-          request.id,
+          replyId,
           ErrorCode.InvalidRequest,
           `Invalid Request: ${request.method} is a notification`,
         ),
@@ -463,37 +469,36 @@ export class SharedServer implements SessionSource {
     if (request.method === "initialize") {
       session.recordInitialize(request.id, request.params);
       if (this.#initializeResult !== undefined) {
-        this.#answerInitialize(session, request, this.#initializeResult);
+        this.#answerInitialize(session, request, replyId, this.#initializeResult);
         return;
       }
       if (this.#initializeInFlight) {
-        this.#initializeWaiters.push({ session, request });
+        this.#initializeWaiters.push({ session, request, replyId });
         return;
       }
     }
     if (this.#downReason !== undefined) {
       const error = notRunningError(this.name, this.#downReason);
-      session.deliver(errorResponse(request.id, error.code, error.message), request.id);
+      session.deliver(errorResponse(replyId, error.code, error.message), request.id);
       return;
     }
     if (session.stateless && this.#initializeResult === undefined && request.method !== "initialize") {
-      this.#initializeForStateless(session, request, json, bytes);
+      this.#initializeForStateless(session, request, replyId, json, bytes);
       return;
     }
-    if (this.#refusedForBacklog(session, request)) return;
+    if (this.#refusedForBacklog(session, request, replyId)) return;
     if (request.method === "resources/subscribe" || request.method === "resources/unsubscribe") {
-      if (this.#answeredSubscription(session, request)) return;
+      if (this.#answeredSubscription(session, request, replyId)) return;
     }
     const proxyId = this.#nextChildRequestId++;
     const isInitialize = request.method === "initialize";
     if (isInitialize) this.#initializeInFlight = true;
     const pending: PendingChildRequest = { session, clientId: request.id, isInitialize };
+    if (spelled !== undefined) pending.answerId = spelled;
     if (request.method === "resources/subscribe") pending.subscribeUri = request.params?.uri as string;
     if (isInitialize) pending.initializeParams = request.params ?? {};
     let forwarded: JsonRpcRequest = request;
     let line: JsonText | LinePieces | undefined;
-    const idSpan = json === undefined ? undefined : clientRequestIdSpan(json, request.id);
-    if (idSpan !== undefined) pending.answerId = idAsWritten(json!, idSpan, request.id);
     const progressToken = (request.params?._meta as Record<string, unknown> | undefined)?.progressToken;
     if (
       typeof progressToken === "string" || typeof progressToken === "number" || isExactInteger(progressToken)
@@ -518,7 +523,7 @@ export class SharedServer implements SessionSource {
    * Whether `request` is refused, with an error answer, because the child has not read what waits for it
    * beyond {@link SharedServerOptions.childBacklog}'s limit: a child that stopped reading its input.
    */
-  #refusedForBacklog(session: ServerSession, request: JsonRpcRequest): boolean {
+  #refusedForBacklog(session: ServerSession, request: JsonRpcRequest, replyId: RequestId): boolean {
     const backlog = this.#childBacklog;
     if (backlog === undefined) return false;
     const waiting = backlog.bytes();
@@ -537,7 +542,7 @@ export class SharedServer implements SessionSource {
       );
     }
     const message = `MCP server "${this.name}" does not read its input (${waiting} bytes wait for it)`;
-    session.deliver(errorResponse(request.id, ErrorCode.InternalError, message), request.id);
+    session.deliver(errorResponse(replyId, ErrorCode.InternalError, message), request.id);
     return true;
   }
 
@@ -551,10 +556,11 @@ export class SharedServer implements SessionSource {
   #initializeForStateless(
     session: ServerSession,
     request: JsonRpcRequest,
+    replyId: RequestId,
     json: string | undefined,
     bytes: Uint8Array<ArrayBuffer> | undefined,
   ): void {
-    this.#waitingForOwnInitialize.push({ session, request, json, bytes });
+    this.#waitingForOwnInitialize.push({ session, request, replyId, json, bytes });
     if (this.#initializeInFlight) return;
     this.#initializeInFlight = true;
     const params = {
@@ -576,11 +582,11 @@ export class SharedServer implements SessionSource {
    * when the last one leaves. Returns true when the request was answered here; false when it must go to
    * the child (the first subscriber, the last unsubscriber, or a request without a URI).
    */
-  #answeredSubscription(session: ServerSession, request: JsonRpcRequest): boolean {
+  #answeredSubscription(session: ServerSession, request: JsonRpcRequest, replyId: RequestId): boolean {
     const uri = request.params?.uri;
     if (typeof uri !== "string") return false;
     const subscribers = this.#subscribers.get(uri);
-    const answerHere = () => session.deliver(resultResponse(request.id, {}), request.id);
+    const answerHere = () => session.deliver(resultResponse(replyId, {}), request.id);
     if (request.method === "resources/subscribe") {
       session.subscriptions.add(uri);
       if (subscribers !== undefined) {
@@ -923,18 +929,20 @@ export class SharedServer implements SessionSource {
     this.#initializeWaiters = [];
     if (response.result !== undefined) {
       this.#initializeResult = response.result;
-      for (const { session, request } of waiters) this.#answerInitialize(session, request, response.result);
+      for (const { session, request, replyId } of waiters) {
+        this.#answerInitialize(session, request, replyId, response.result);
+      }
     } else {
-      for (const { session, request } of waiters) {
-        session.deliver({ ...response, id: request.id }, request.id);
+      for (const { session, request, replyId } of waiters) {
+        session.deliver({ ...response, id: replyId }, request.id);
       }
     }
     const stateless = this.#waitingForOwnInitialize.splice(0);
     if (stateless.length === 0) return;
     if (response.result === undefined) {
       const reason = `MCP server "${this.name}" refused to initialize: ${response.error?.message}`;
-      for (const { session, request } of stateless) {
-        session.deliver(errorResponse(request.id, ErrorCode.InternalError, reason), request.id);
+      for (const { session, request, replyId } of stateless) {
+        session.deliver(errorResponse(replyId, ErrorCode.InternalError, reason), request.id);
       }
       return;
     }
@@ -948,8 +956,13 @@ export class SharedServer implements SessionSource {
     }
   }
 
-  /** Answers a later session's `initialize` with the child's own result. */
-  #answerInitialize(session: ServerSession, request: JsonRpcRequest, result: Record<string, unknown>): void {
+  /** Answers a later session's `initialize` with the child's own result, under `replyId`. */
+  #answerInitialize(
+    session: ServerSession,
+    request: JsonRpcRequest,
+    replyId: RequestId,
+    result: Record<string, unknown>,
+  ): void {
     const requested = request.params?.protocolVersion;
     if (
       typeof requested === "string" && requested !== result.protocolVersion &&
@@ -958,7 +971,7 @@ export class SharedServer implements SessionSource {
       result = { ...result, protocolVersion: requested };
     }
     session.markInitialized();
-    session.deliver(resultResponse(request.id, result), request.id);
+    session.deliver(resultResponse(replyId, result), request.id);
   }
 
   #routeServerRequest(request: JsonRpcRequest, line: string | undefined): void {

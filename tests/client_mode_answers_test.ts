@@ -6,7 +6,7 @@
  */
 
 import assert from "node:assert/strict";
-import { retryAfterMs } from "../src/client/remote_transport.ts";
+import { busyDelay, RemoteError, retryAfterMs } from "../src/client/remote_transport.ts";
 import { runClientModeWithInput } from "./helpers/client_mode.ts";
 
 const INITIALIZE = {
@@ -319,6 +319,13 @@ Deno.test("Retry-After is read as seconds or an HTTP date; anything else is no a
   for (const value of [null, "", "1.5", "-1", "soon", "Tomorrow"]) {
     assert.equal(retryAfterMs(value, now), undefined, String(value));
   }
+  // Waited at least 100 ms, and at most 5 min: a longer wait would overflow setTimeout into none at all.
+  const busy = (ms: number | undefined) => new RemoteError("busy", "HTTP 503", 503, ms);
+  assert.equal(busyDelay(busy(0), 0), 100);
+  assert.equal(busyDelay(busy(2000), 3), 2000);
+  assert.equal(busyDelay(busy(99999999 * 1000), 0), 300_000);
+  assert.equal(busyDelay(busy(Infinity), 0), 300_000);
+  assert.equal(busyDelay(busy(undefined), 1), 500);
 });
 
 /**

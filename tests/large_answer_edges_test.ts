@@ -1276,5 +1276,13 @@ Deno.test("an answer carries its request's id back as the client spelled it, ove
     assert.equal(await c.post(body), 202);
     assert.equal((await c.next()).data, expected);
   }
+  // Answers mcp-proxy makes itself too: a later session's initialize is answered from the first one's.
+  const initialize = await fetch(`${proxy.origin}/mcp`, {
+    method: "POST",
+    headers: { "Content-Type": "application/json", Accept: "application/json, text/event-stream" },
+    body: '{"jsonrpc":"2.0","id":1e3,"method":"initialize","params":{"protocolVersion":"2025-06-18",' +
+      '"capabilities":{},"clientInfo":{"name":"x","version":"0"}}}',
+  });
+  assert.match(await initialize.text(), /^\{"jsonrpc":"2\.0","id":1e3,"result":/);
   await c.close();
 });

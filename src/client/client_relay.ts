@@ -19,10 +19,9 @@ import type { Logger } from "@logtape/logtape";
 import type { ClientTransportName } from "../cli/command_line.ts";
 import { DelayQueue } from "../delay_queue.ts";
 import {
-  clientRequestIdSpan,
   ErrorCode,
   errorResponse,
-  idAsWritten,
+  idSpelling,
   isNotification,
   isRequest,
   isResponse,
@@ -61,9 +60,10 @@ export interface ClientRelayOptions {
 
 /**
  * A message longer than this (in UTF-16 units; its UTF-8 may be 3× as long) may reach the server after a
- * short one sent later, as each message is its own POST: the messages after it wait until the server
- * answered its POST, or for {@link LONG_MESSAGE_HOLD_MS} once its body is written (a server that answers
- * with JSON answers only when done).
+ * short one sent later, as each message is its own POST. The notifications and answers after it (its own
+ * cancellation, say) wait until the server answered its POST, or for {@link LONG_MESSAGE_HOLD_MS} once its
+ * body is written (a server that answers with JSON answers only when done). Requests do not wait: those in
+ * flight together run in no order the client can count on.
  */
 const LONG_MESSAGE = 16 * 1024;
 const LONG_MESSAGE_HOLD_MS = 250;
@@ -75,12 +75,16 @@ interface PendingRequest {
   method: string;
   /** The session it was sent on. */
   generation: number;
-  /** Its text, when short: for an error answer of the relay's own to spell the id as the client did. */
-  json?: string;
+  /** Its id as the client spelled it, when JSON would write its value otherwise (`idSpelling`). */
+  answerId?: RequestId;
+  /**
+   * The server took it on the session it was sent on (legacy SSE: 202). One not yet taken when that
+   * session is lost is sent again; one taken is answered with an error, as its answer cannot come.
+   */
+  accepted?: boolean;
+  /** The relay answered it itself (an error): it is not sent, or not again. */
+  abandoned?: boolean;
 }
-
-/** The longest request text kept for its id's spelling ({@link PendingRequest.json}). */
-const KEPT_REQUEST_CHARS = 4096;
 
 /** See the module documentation. */
 export class ClientRelay {
@@ -109,6 +113,8 @@ export class ClientRelay {
   #logLevel: Record<string, unknown> | undefined;
   readonly #subscriptions = new Set<string>();
   #closed = false;
+  /** Aborted by `close()`: ends every wait, so that nothing of the relay outlives it. */
+  readonly #stop = new AbortController();
   /**
    * Notifications and answers of the client still being sent. (A request counts in `#pending` until it is
    * answered: its POST may outlast it, when `--request-timeout` answered it first.)
@@ -174,6 +180,7 @@ export class ClientRelay {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    this.#stop.abort();
     for (const gate of this.#initializing.values()) gate.resolve();
     this.#initializing.clear();
     this.#timeouts?.clear();
@@ -188,7 +195,8 @@ export class ClientRelay {
 
   #noteRequest(request: JsonRpcRequest, json: string | undefined): void {
     const pending: PendingRequest = { method: request.method, generation: this.#generation };
-    if (json !== undefined && json.length <= KEPT_REQUEST_CHARS) pending.json = json;
+    const spelled = json === undefined ? undefined : idSpelling(json, request.id);
+    if (spelled !== undefined) pending.answerId = spelled;
     this.#timeouts?.add(request.id);
     this.#pending.set(request.id, pending);
     switch (request.method) {
@@ -240,6 +248,7 @@ export class ClientRelay {
 
   async #send(message: JsonRpcMessage, json?: string): Promise<void> {
     const request = isRequest(message) ? message : undefined;
+    const pending = request && this.#pending.get(request.id);
     if (this.#initializing.size > 0) {
       const waitFor = [...this.#initializing].filter(([id]) => id !== request?.id).map(([, gate]) =>
         gate.promise
@@ -250,7 +259,6 @@ export class ClientRelay {
     let reinitialized = false;
     let resent = 0;
     for (let attempt = 0;; attempt++) {
-      while (this.#longMessageOnItsWay !== undefined) await this.#longMessageOnItsWay;
       let transport: RemoteTransport;
       try {
         // Without waiting a turn when the session is open: the request leaves before the next read.
@@ -259,13 +267,23 @@ export class ClientRelay {
         this.#fail(message, error instanceof Error ? error.message : String(error));
         return;
       }
+      // Answered by the relay meanwhile (--request-timeout): it goes no more. (One the client cancelled
+      // goes, and its cancellation after it, as the client wrote them.)
+      if (pending?.abandoned) return;
+      // A notification or an answer goes after the long message before it (see LONG_MESSAGE).
+      if (request === undefined) {
+        while (this.#longMessageOnItsWay !== undefined) await this.#longMessageOnItsWay;
+      }
       const generation = this.#generation;
-      const pending = request && this.#pending.get(request.id);
-      if (pending) pending.generation = generation;
+      if (pending !== undefined) {
+        pending.generation = generation;
+        pending.accepted = false;
+      }
       const order = json !== undefined && json.length > LONG_MESSAGE ? this.#holdFollowers() : undefined;
       try {
         await transport.send(message, json, order);
         order?.received();
+        if (pending !== undefined) this.#accepted(request!.id, pending, transport, generation);
         this.#warnedUnreachable = false;
         if (isNotification(message) && message.method === "notifications/initialized") transport.listen();
         return;
@@ -278,9 +296,8 @@ export class ClientRelay {
         }
         if (error.kind === "session-expired" && !reinitialized && request?.method !== "initialize") {
           reinitialized = true;
+          // It never reached the lost session (not `accepted`): it goes again on the new one.
           this.#sessionLost(generation, error.message);
-          // It never reached the lost session: not among the requests answered with its loss, but sent again.
-          if (pending) pending.generation = this.#generation;
           continue;
         }
         // Another message learned first that the session was gone, and its transport was closed under this
@@ -293,9 +310,7 @@ export class ClientRelay {
           // Once for an outage, not once for each message that waits it out.
           if (!this.#warnedUnreachable) this.#logger.warn("{reason}; retrying", { reason });
           this.#warnedUnreachable = true;
-          await sleep(Math.min(backoffDelay(attempt), Math.max(0, deadline - Date.now())));
-          // Answered meanwhile (--request-timeout), or cancelled by the client: it goes no more.
-          if (request !== undefined && !this.#pending.has(request.id)) return;
+          await sleep(Math.min(backoffDelay(attempt), Math.max(0, deadline - Date.now())), this.#stop.signal);
           continue;
         }
         if (error.kind === "busy" && !this.#closed) {
@@ -305,15 +320,25 @@ export class ClientRelay {
               this.#logger.warn("{reason}; trying again in {seconds} s", { reason, seconds: wait / 1000 });
             }
             this.#warnedUnreachable = true;
-            await sleep(wait);
-            if (request !== undefined && !this.#pending.has(request.id)) return;
+            await sleep(wait, this.#stop.signal);
             continue;
           }
-          reason += `; it asked to wait ${wait / 1000} s, beyond --connect-timeout`;
+          reason += `; it asked to wait ${(error.retryAfterMs ?? wait) / 1000} s, beyond --connect-timeout`;
         }
         this.#fail(message, reason);
         return;
       }
+    }
+  }
+
+  /**
+   * The server took the request `id` (`pending`) on `transport`, of session `generation`. Over legacy SSE
+   * its answer is to come on that session's stream: if the session was lost meanwhile, none can come.
+   */
+  #accepted(id: RequestId, pending: PendingRequest, transport: RemoteTransport, generation: number): void {
+    pending.accepted = true;
+    if (transport.kind === "sse" && generation !== this.#generation && this.#pending.get(id) === pending) {
+      this.#answerWithError(id, ErrorCode.ConnectionClosed, "the connection to the server broke");
     }
   }
 
@@ -373,6 +398,7 @@ export class ClientRelay {
   #answerWithError(id: RequestId, code: number, reason: string): void {
     const pending = this.#pending.get(id);
     if (pending === undefined) return;
+    pending.abandoned = true;
     this.#forget(id);
     // The id as written: an integer beyond 2^53 is an object that keeps its digits.
     this.#logger.warn("{method} ({id}) failed: {reason}", {
@@ -380,10 +406,8 @@ export class ClientRelay {
       id: JSON.stringify(id),
       reason,
     });
-    // The id as the client spelled it (`1e3`, `"\u00e9"`), where its text says.
-    const span = pending.json === undefined ? undefined : clientRequestIdSpan(pending.json, id);
-    const written = span === undefined ? undefined : idAsWritten(pending.json!, span, id);
-    this.#options.toClient(errorResponse(written ?? id, code, `mcp-proxy: ${reason}`));
+    // The id as the client spelled it (`1e3`, `"\u00e9"`).
+    this.#options.toClient(errorResponse(pending.answerId ?? id, code, `mcp-proxy: ${reason}`));
   }
 
   #forget(id: RequestId | undefined): void {
@@ -444,6 +468,7 @@ export class ClientRelay {
       (this.#options.transport === "sse" || this.#fallenBack ? "sse" : "streamablehttp");
     const deadline = Date.now() + this.#options.connectTimeoutMs;
     for (let attempt = 0;; attempt++) {
+      if (this.#closed) throw new Error("the relay is closed");
       const transport = this.#options.createTransport(kind);
       transport.onmessage = (message, json) => this.#fromServer(message, transport, json);
       transport.onsessionlost = (reason) => this.#sessionLost(generation, reason);
@@ -463,7 +488,7 @@ export class ClientRelay {
         const retry = kind === "unreachable" || (kind === "busy" && Date.now() + wait < deadline);
         if (!retry || Date.now() >= deadline || this.#closed) throw error;
         if (attempt === 0) this.#logger.warn("{reason}; retrying", { reason: (error as Error).message });
-        await sleep(Math.min(wait, Math.max(0, deadline - Date.now())));
+        await sleep(Math.min(wait, Math.max(0, deadline - Date.now())), this.#stop.signal);
       }
     }
   }
@@ -528,7 +553,7 @@ export class ClientRelay {
         // Legacy SSE answers come on the stream that ended: requests sent on it cannot be answered.
         if (transport.kind === "sse") {
           for (const [id, pending] of this.#pending) {
-            if (pending.generation === generation) {
+            if (pending.generation === generation && pending.accepted) {
               this.#answerWithError(
                 id,
                 ErrorCode.ConnectionClosed,
@@ -545,7 +570,7 @@ export class ClientRelay {
     // A session that is lost right after it opened would otherwise be reopened in a tight loop.
     this.#quickLosses = Date.now() - this.#openedAt < 5000 ? this.#quickLosses + 1 : 0;
     const delay = this.#quickLosses === 0 ? 0 : backoffDelay(this.#quickLosses + 1);
-    sleep(delay).then(() => {
+    sleep(delay, this.#stop.signal).then(() => {
       if (this.#closed || this.#session !== undefined) return;
       this.#connection().catch((error) =>
         this.#logger.error("cannot reconnect to the server: {error}", { error: error.message })

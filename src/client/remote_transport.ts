@@ -171,11 +171,19 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
 
 /**
  * How long to wait before asking again a server that refused for now (kind `"busy"`): as long as it asked
- * (at least 100 ms, for a `Retry-After: 0` said again and again), else the back-off of `attempt`.
+ * (at least 100 ms, for a `Retry-After: 0` said again and again; at most 5 min), else the back-off of
+ * `attempt`.
  */
 export function busyDelay(error: RemoteError, attempt: number): number {
-  return error.retryAfterMs === undefined ? backoffDelay(attempt) : Math.max(100, error.retryAfterMs);
+  if (error.retryAfterMs === undefined) return backoffDelay(attempt);
+  return Math.min(Math.max(100, error.retryAfterMs), MAX_BUSY_DELAY_MS);
 }
+
+/**
+ * The longest wait {@link busyDelay} gives: a `Retry-After` of days (or beyond what `setTimeout` takes,
+ * 2^31 ms, which it would run at once) is asked again after this.
+ */
+const MAX_BUSY_DELAY_MS = 5 * 60_000;
 
 /** Delays between reconnection attempts: 250 ms, doubling, at most 5 s. */
 export function backoffDelay(attempt: number): number {

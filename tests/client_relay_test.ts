@@ -1,0 +1,172 @@
+/**
+ * The client relay's promises when sessions are lost and found, over transports scripted here: every
+ * request gets exactly one answer, one the server never took goes again, one the relay answered itself
+ * goes no more, and the notifications after a long message do not overtake it.
+ */
+
+import assert from "node:assert/strict";
+import { configure, getLogger, reset } from "@logtape/logtape";
+import { ClientRelay } from "../src/client/client_relay.ts";
+import { RemoteError, type RemoteTransport, type SendOrder } from "../src/client/remote_transport.ts";
+import type { JsonRpcMessage, JsonRpcRequest } from "../src/jsonrpc.ts";
+
+const delay = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/** The error of an answer, if it is one. */
+function errorOf(message: JsonRpcMessage): { code: number; message: string } | undefined {
+  return (message as { error?: { code: number; message: string } }).error;
+}
+
+/** What a scripted server does with one message on session `session` (1, 2, …). */
+type Script = (transport: ScriptedTransport, message: JsonRpcMessage, order?: SendOrder) => Promise<void>;
+
+class ScriptedTransport implements RemoteTransport {
+  onmessage?: (message: JsonRpcMessage) => void;
+  onsessionlost?: (reason: string) => void;
+  constructor(
+    readonly kind: "streamablehttp" | "sse",
+    readonly session: number,
+    readonly script: Script,
+    readonly startMs = 0,
+  ) {}
+  start(): Promise<void> {
+    return delay(this.startMs);
+  }
+  send(message: JsonRpcMessage, _json?: string, order?: SendOrder): Promise<void> {
+    return this.script(this, message, order);
+  }
+  /** The server answers `request` on this session. */
+  answer(request: JsonRpcMessage, result: Record<string, unknown> = {}): void {
+    const { id } = request as JsonRpcRequest;
+    this.onmessage?.({ jsonrpc: "2.0", id, result });
+  }
+  listen(): void {}
+  setProtocolVersion(): void {}
+  close(): Promise<void> {
+    return Promise.resolve();
+  }
+}
+
+/** A relay over `kind`, whose sessions follow `script`; what reaches the client is in `out`. */
+function relayOver(
+  kind: "streamablehttp" | "sse",
+  script: Script,
+  { requestTimeoutMs = 0, startMs = (_session: number): number => 0 } = {},
+) {
+  const out: JsonRpcMessage[] = [];
+  let sessions = 0;
+  const relay = new ClientRelay({
+    transport: kind,
+    createTransport: (kind) => new ScriptedTransport(kind, ++sessions, script, startMs(sessions)),
+    toClient: (message) => out.push(message),
+    connectTimeoutMs: 3000,
+    requestTimeoutMs,
+    logger: getLogger(["relay-test"]),
+  });
+  const send = (message: Record<string, unknown>) => {
+    const json = JSON.stringify(message);
+    relay.handleClientMessage(JSON.parse(json), json);
+  };
+  return { relay, out, send, sessions: () => sessions };
+}
+
+const INITIALIZE = { jsonrpc: "2.0", id: 1, method: "initialize", params: {} };
+const INITIALIZED = { jsonrpc: "2.0", method: "notifications/initialized" };
+
+/** Answers initialize at once (on the session's stream or its POST); accepts notifications. */
+function handshake(transport: ScriptedTransport, message: JsonRpcMessage): boolean {
+  if ("method" in message && message.method === "initialize") {
+    setTimeout(() => transport.answer(message, { protocolVersion: "2025-11-25" }), 1);
+    return true;
+  }
+  return "method" in message && !("id" in message);
+}
+
+async function quietly(test: () => Promise<void>): Promise<void> {
+  // The relay logs its warnings; nothing needs to see them here.
+  await configure({
+    sinks: {},
+    loggers: [{ category: ["logtape", "meta"], lowestLevel: "fatal", sinks: [] }],
+  });
+  try {
+    await test();
+  } finally {
+    await reset();
+  }
+}
+
+Deno.test("legacy SSE: requests the lost session never took (404) go again, and each is answered once", () =>
+  quietly(async () => {
+    const ran: string[] = [];
+    const { relay, out, send } = relayOver("sse", async (transport, message) => {
+      if (handshake(transport, message)) return;
+      const { id } = message as JsonRpcRequest;
+      // The first session is forgotten by the time the calls come: both get 404 (found in review).
+      if (transport.session === 1) {
+        await delay(id === "a" ? 5 : 20);
+        throw new RemoteError("session-expired", "HTTP 404", 404);
+      }
+      ran.push(`${id} on ${transport.session}`);
+      setTimeout(() => transport.answer(message, { ok: transport.session }), 1);
+    });
+    send(INITIALIZE);
+    await delay(20);
+    send(INITIALIZED);
+    send({ jsonrpc: "2.0", id: "a", method: "tools/call", params: {} });
+    send({ jsonrpc: "2.0", id: "b", method: "tools/call", params: {} });
+    await relay.drained();
+    await relay.close();
+    assert.deepEqual(out.slice(1).map((m) => [m.id, "result" in m ? m.result : errorOf(m)]), [
+      ["a", { ok: 2 }],
+      ["b", { ok: 2 }],
+    ]);
+    assert.deepEqual(ran.sort(), ["a on 2", "b on 2"]);
+  }));
+
+Deno.test("legacy SSE: a request the server took as its session was lost gets an error, and is not sent again", () =>
+  quietly(async () => {
+    const sent: string[] = [];
+    const { relay, out, send } = relayOver("sse", async (transport, message) => {
+      if (handshake(transport, message)) return;
+      sent.push(`${(message as JsonRpcRequest).id} on ${transport.session}`);
+      // The stream ends while the POST is on its way; then the server takes it (202).
+      transport.onsessionlost?.("the SSE stream from the server ended");
+      await delay(10);
+    });
+    send(INITIALIZE);
+    await delay(20);
+    send(INITIALIZED);
+    send({ jsonrpc: "2.0", id: "c", method: "tools/call", params: {} });
+    await relay.drained();
+    await relay.close();
+    assert.equal(out.length, 2);
+    assert.equal(out[1].id, "c");
+    assert.match(
+      errorOf(out[1])?.message ?? "",
+      /connection to the server broke/,
+    );
+    assert.deepEqual(sent, ["c on 1"]);
+  }));
+
+Deno.test("a request answered by --request-timeout while a new session opens is not sent again", () =>
+  quietly(async () => {
+    const sent: string[] = [];
+    const { relay, out, send } = relayOver("streamablehttp", async (transport, message) => {
+      if ("method" in message) sent.push(`${message.method} on ${transport.session}`);
+      if (handshake(transport, message)) return;
+      // The first session is forgotten; the next one takes 500 ms to open.
+      if (transport.session === 1) throw new RemoteError("session-expired", "HTTP 404", 404);
+      transport.answer(message);
+    }, { requestTimeoutMs: 200, startMs: (session) => session === 1 ? 0 : 500 });
+    send(INITIALIZE);
+    await delay(20);
+    send(INITIALIZED);
+    send({ jsonrpc: "2.0", id: "charge", method: "tools/call", params: {} });
+    await relay.drained();
+    // The new session opens after the request timed out (found in review: it was sent there).
+    await delay(600);
+    await relay.close();
+    assert.equal(out[1].id, "charge");
+    assert.equal(errorOf(out[1])?.code, -32001);
+    assert.deepEqual(sent.filter((entry) => entry.startsWith("tools/call")), ["tools/call on 1"]);
+  }));
