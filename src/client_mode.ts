@@ -48,11 +48,31 @@ function describeDropped(message: TruncatedMessage | undefined): string {
   }
 }
 
+/** How often, once stdin has ended, mcp-proxy looks whether its parent process is still there. */
+const PARENT_WATCH_MS = 500;
+
+/**
+ * Calls `gone` once the parent process, `parent` at the start, has exited (on Unix the process is then handed to another parent,
+ * init or a subreaper, and its parent pid changes): a client that died, a `kill -9` say, ended stdin too,
+ * and nobody reads the answers still awaited. Returns the interval, to clear.
+ */
+function watchParent(parent: number, gone: () => void): ReturnType<typeof setInterval> | undefined {
+  if (Deno.build.os === "windows") return undefined;
+  const timer = setInterval(() => {
+    if (Deno.ppid === parent) return;
+    clearInterval(timer);
+    gone();
+  }, PARENT_WATCH_MS);
+  return timer;
+}
+
 /**
  * Runs client mode until stdin ends, stdout breaks or `stop` resolves; then ends the remote session.
  * Throws `TlsConfigError` when the CA bundle cannot be read.
  */
 export async function runClientMode(options: ClientModeOptions, stop: Promise<unknown>): Promise<void> {
+  // Read now: once the parent has died, this process has another.
+  const parent = Deno.ppid;
   const url = new URL(options.url);
   const tls = createTlsFetch(options.verifySsl);
   const oauth = options.oauth === undefined ? undefined : new ClientCredentials({
@@ -126,12 +146,23 @@ export async function runClientMode(options: ClientModeOptions, stop: Promise<un
     onError: (error) => logger.error("stdin: {error}", { error }),
   });
 
-  // At the end of input, the answers still on their way are delivered first.
+  // At the end of input, the answers still on their way are delivered first, unless the process that
+  // started mcp-proxy is gone (nobody is left to read them).
+  const parentGone = Promise.withResolvers<string>();
+  let parentWatch: ReturnType<typeof setInterval> | undefined;
   const why = await Promise.race([
-    stdinDone.then(() => relay.drained()).then(() => "end of input"),
+    stdinDone.then(() => {
+      parentWatch = watchParent(
+        parent,
+        () => parentGone.resolve("the process that started mcp-proxy is gone"),
+      );
+      return relay.drained();
+    }).then(() => "end of input"),
     stdoutGone.then(() => "stdout closed"),
     stop.then((signal) => String(signal)),
+    parentGone.promise,
   ]);
+  clearInterval(parentWatch);
   logger.info("stopping ({why})", { why });
   await relay.close();
   await stdout.close();

@@ -10,7 +10,7 @@ import {
   runClientModeWithInput,
   startRemoteEverything,
 } from "./helpers/client_mode.ts";
-import { DENO, FIXTURE, freePort, startProxy } from "./helpers/proxy_process.ts";
+import { DENO, FIXTURE, freePort, processExists, startProxy } from "./helpers/proxy_process.ts";
 
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
 const TLS = new URL("./fixtures/tls/", import.meta.url).pathname;
@@ -549,6 +549,63 @@ Deno.test("a long request whose JSON answer takes long holds the notifications a
     "notifications/roots/list_changed",
     "tools/call answered",
   ]);
+});
+
+Deno.test("the client dies (SIGKILL) while a call waits: mcp-proxy stops at once and ends the session", async () => {
+  const release = Promise.withResolvers<void>();
+  const deleted = Promise.withResolvers<void>();
+  await using server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, async (request) => {
+    if (request.method === "DELETE") {
+      deleted.resolve();
+      return new Response(null, { status: 200 });
+    }
+    if (request.method !== "POST") return new Response(null, { status: 405 });
+    const message = await request.json();
+    if (message.id === undefined) return new Response(null, { status: 202 });
+    // The call is never answered while the test runs.
+    if (message.method === "tools/call") await release.promise;
+    const answer = { jsonrpc: "2.0", id: message.id, result: { protocolVersion: "2025-11-25" } };
+    return Response.json(answer, { headers: { "Mcp-Session-Id": "s" } });
+  });
+  // The client: starts mcp-proxy, initializes, makes the call, says mcp-proxy's pid, and waits.
+  const client = `
+    const proxy = new Deno.Command(${JSON.stringify(DENO)}, {
+      args: ["run", "-A", "--quiet", ${JSON.stringify(MAIN)}, Deno.args[0]],
+      stdin: "piped", stdout: "piped", stderr: "inherit",
+    }).spawn();
+    const writer = proxy.stdin.getWriter();
+    const lines = [${JSON.stringify(JSON.stringify(INITIALIZE))},
+      '{"jsonrpc":"2.0","method":"notifications/initialized"}',
+      '{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"wait"}}'];
+    await writer.write(new TextEncoder().encode(lines.join("\\n") + "\\n"));
+    const reader = proxy.stdout.getReader();
+    await reader.read();
+    console.log(proxy.pid);
+    await new Promise(() => {});
+  `;
+  const parent = new Deno.Command(DENO, {
+    args: ["eval", client, `http://127.0.0.1:${server.addr.port}/mcp`],
+    stdout: "piped",
+    stderr: "null",
+  }).spawn();
+  const reader = parent.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let said = "";
+  while (!said.includes("\n")) said += (await reader.read()).value ?? "";
+  const proxyPid = Number(said.trim());
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  parent.kill("SIGKILL");
+  await parent.status;
+  await reader.cancel();
+  const started = Date.now();
+  while (processExists(proxyPid) && Date.now() - started < 10_000) {
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  const gone = !processExists(proxyPid);
+  if (!gone) Deno.kill(proxyPid, "SIGKILL");
+  release.resolve();
+  assert.ok(gone, "mcp-proxy outlived its client");
+  assert.ok(Date.now() - started < 3000, `it took ${Date.now() - started} ms`);
+  await deleted.promise;
 });
 
 Deno.test("the stdio client closes its end of stdout: mcp-proxy stops at the next answer and ends the session", async () => {

@@ -163,9 +163,37 @@ Deno.test("--isolate-sessions: a child per session, stopped when the session end
   assert.ok(processExists(pidA), "the other session's child runs on");
   assert.equal(await sessionPid(a), pidA, "a session keeps its own child");
 
-  // Idle for over a second: the session is closed and its child stopped.
-  assert.ok(await waitUntil(() => !processExists(pidA), 5000), "the idle session's child stopped");
+  // Over a second with no request, but its GET stream open: a client still there (found by QA: a client
+  // mode in front re-initialized every period, and its child's state was lost each time).
+  await new Promise((resolve) => setTimeout(resolve, 2500));
+  assert.ok(processExists(pidA), "a session listening on its GET stream is kept");
+  assert.equal(await sessionPid(a), pidA);
   await a.close();
+  assert.ok(await waitUntil(() => !processExists(pidA), 5000), "the session's child stopped with DELETE");
+
+  // A session with no GET stream and no request for over a second: closed, and its child stopped.
+  const headers = { "Content-Type": "application/json", Accept: "application/json, text/event-stream" };
+  const post = async (body: Record<string, unknown>, sessionId?: string) => {
+    const response = await fetch(`${proxy.origin}/mcp`, {
+      method: "POST",
+      headers: sessionId === undefined ? headers : { ...headers, "Mcp-Session-Id": sessionId },
+      body: JSON.stringify({ jsonrpc: "2.0", ...body }),
+    });
+    return { sessionId: response.headers.get("mcp-session-id") ?? undefined, text: await response.text() };
+  };
+  const opened = await post({
+    id: 1,
+    method: "initialize",
+    params: { protocolVersion: "2025-11-25", capabilities: {}, clientInfo: { name: "t", version: "1" } },
+  });
+  await post({ method: "notifications/initialized" }, opened.sessionId);
+  const call = await post(
+    { id: 2, method: "tools/call", params: { name: "environment", arguments: {} } },
+    opened.sessionId,
+  );
+  const pidC = JSON.parse(JSON.parse(/\{.*\}/.exec(call.text)![0]).result.content[0].text).pid;
+  assert.ok(processExists(pidC));
+  assert.ok(await waitUntil(() => !processExists(pidC), 5000), "the idle session's child stopped");
 });
 
 Deno.test("--isolate-sessions: a session whose child exits ends (404, or its SSE stream closes); others go on", async () => {

@@ -111,7 +111,7 @@ export class StreamableSession implements SessionPeer {
   serverSession!: ServerSession;
   /** The protocol revision the client asked for in its `initialize`, once it did. */
   protocolVersion: string | undefined;
-  /** When the client last sent anything (for the idle timeout). */
+  /** When the client last sent anything, or its GET stream closed (for the idle timeout). */
   lastSeen = Date.now();
   readonly #log: SessionEventLog | undefined;
   readonly #logger: Logger;
@@ -153,7 +153,9 @@ export class StreamableSession implements SessionPeer {
 
   /** True while a request of this session waits for its answer, or its answer is being streamed. */
   get busy(): boolean {
-    return this.#channels.size > 0 || this.#streaming > 0 || this.serverSession.hasRequestInFlight;
+    // An open GET stream is a client still there, listening: only a session nobody listens to idles out.
+    return this.#channels.size > 0 || this.#streaming > 0 || this.#getStream !== undefined ||
+      this.serverSession.hasRequestInFlight;
   }
 
   /** Whether a request with this id waits for its answer (ids must be unique among those). */
@@ -220,7 +222,10 @@ export class StreamableSession implements SessionPeer {
       return jsonRpcErrorResponse(409, -32000, "Conflict: Only one SSE stream is allowed per session");
     }
     const stream = this.#newStream(() => {
-      if (this.#getStream === stream) this.#getStream = undefined;
+      if (this.#getStream !== stream) return;
+      this.#getStream = undefined;
+      // Idle from now on, if nothing else comes.
+      this.lastSeen = Date.now();
     });
     // What came while no GET stream was open, then the priming event: its id comes after theirs, so that
     // a client that resumes from the last id it got, whichever that is, misses none of them.
@@ -435,7 +440,10 @@ export class StreamableSession implements SessionPeer {
     if (streamId === GET_STREAM) this.#getStream?.close();
     else channel?.stream?.close();
     const stream = this.#newStream(() => {
-      if (this.#getStream === stream) this.#getStream = undefined;
+      if (this.#getStream === stream) {
+        this.#getStream = undefined;
+        this.lastSeen = Date.now();
+      }
       if (channel !== undefined) this.#detach(channel, stream);
     });
     for (const event of this.#log.since(streamId, seq)) {
