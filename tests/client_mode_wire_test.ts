@@ -608,6 +608,24 @@ Deno.test("the client dies (SIGKILL) while a call waits: mcp-proxy stops at once
   await deleted.promise;
 });
 
+Deno.test("a server that never answers initialize: said after --connect-timeout, failed by --request-timeout", async () => {
+  const release = Promise.withResolvers<void>();
+  await using server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, async (request) => {
+    await request.body?.cancel();
+    await release.promise;
+    return new Response(null, { status: 503 });
+  });
+  const { code, stdout, stderr } = await runClientModeWithInput(
+    `http://127.0.0.1:${server.addr.port}/mcp`,
+    [INITIALIZE],
+    { args: ["--connect-timeout", "0.5", "--request-timeout", "2"] },
+  );
+  release.resolve();
+  assert.equal(code, 0, stderr);
+  assert.match(stderr, /the server has not answered initialize within 0\.5 s; still waiting/);
+  assert.equal(JSON.parse(stdout).error.code, -32001);
+});
+
 Deno.test("the stdio client closes its end of stdout: mcp-proxy stops at the next answer and ends the session", async () => {
   await using server = recordingServer();
   const child = new Deno.Command(DENO, {

@@ -204,8 +204,20 @@ export class ClientRelay {
         this.#initialize = request;
         // One gate per id: a client that reuses the id of an initialize still waiting must not orphan it.
         if (!this.#initializing.has(request.id)) {
-          let resolve!: () => void;
-          const promise = new Promise<void>((done) => resolve = done);
+          // A server that takes the connection and never answers would leave the client waiting with no
+          // word: it is said once --connect-timeout has passed (--request-timeout bounds the wait).
+          const seconds = this.#options.connectTimeoutMs / 1000;
+          const timer = setTimeout(() =>
+            this.#logger.warn(
+              "the server has not answered initialize within {seconds} s; still waiting (--request-timeout bounds the wait)",
+              { seconds },
+            ), this.#options.connectTimeoutMs);
+          let done!: () => void;
+          const promise = new Promise<void>((resolve) => done = resolve);
+          const resolve = () => {
+            clearTimeout(timer);
+            done();
+          };
           this.#initializing.set(request.id, { promise, resolve });
         }
         break;
