@@ -66,9 +66,9 @@ function recordingServer(
 }
 
 /** An OAuth2 token endpoint that accepts one client and counts the tokens it issued. */
-function tokenEndpoint() {
+function tokenEndpoint(port = 0) {
   let issued = 0;
-  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, async (request) => {
+  const server = Deno.serve({ hostname: "127.0.0.1", port, onListen() {} }, async (request) => {
     const form = new URLSearchParams(await request.text());
     const expected = `Basic ${btoa("proxy-client:s3cret")}`;
     if (
@@ -132,6 +132,24 @@ Deno.test("a wrong client secret: initialize fails with a clear error, the secre
     connectThroughClientMode(server.url, { args }),
     (error: Error) => /invalid_client/.test(error.message) && !/wrong-secret/.test(error.message),
   );
+});
+
+Deno.test("a token endpoint down at first: initialize waits it out within --connect-timeout", async () => {
+  await using server = recordingServer();
+  const port = await freePort();
+  // Found by QA: a refused connection to the token endpoint failed initialize at once.
+  const late = new Promise<ReturnType<typeof tokenEndpoint>>((resolve) =>
+    setTimeout(() => resolve(tokenEndpoint(port)), 1000)
+  );
+  const args = ["--connect-timeout", "10", "--client-id", "proxy-client", "--client-secret", "s3cret"];
+  const { code, stdout, stderr } = await runClientModeWithInput(server.url, [INITIALIZE], {
+    args: [...args, "--token-url", `http://127.0.0.1:${port}/token`],
+  });
+  await using tokens = await late;
+  assert.equal(code, 0, stderr);
+  assert.equal(JSON.parse(stdout).result.serverInfo.name, "recording-server", stdout);
+  assert.match(stderr, /cannot reach the token endpoint .*; retrying/);
+  assert.equal(tokens.issued(), 1);
 });
 
 Deno.test("a token endpoint that never answers: initialize gets an error after --connect-timeout", async () => {

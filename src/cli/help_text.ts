@@ -68,9 +68,10 @@ client mode options:
   --client-id ID              OAuth2 client-credentials client id (needs --client-secret)
   --client-secret SECRET      OAuth2 client secret (needs --client-id)
   --token-url URL             OAuth2 token endpoint (default: discovered from the server's metadata)
-  --connect-timeout SECONDS   how long to keep trying to reach the server, at start and after it
-                              dropped, before answering requests with an error (default: 30)
-                              OAuth2 token > API_ACCESS_TOKEN > -H Authorization
+  --connect-timeout SECONDS   how long to keep trying to reach the server (and its token endpoint),
+                              at start and after it dropped, before answering requests with an error
+                              (default: 30)
+  Authorization, strongest first: OAuth2 token > API_ACCESS_TOKEN > -H Authorization
 
 server mode options:
   -e, --env KEY VALUE         environment variable for the default server; repeatable

@@ -100,7 +100,8 @@ function bodyError(cause: unknown): TypeError {
   return new TypeError("terminated", { cause });
 }
 
-function proxyConfigured(): boolean {
+/** Whether `HTTP_PROXY`, `HTTPS_PROXY` or `ALL_PROXY` (either case) names a proxy. */
+export function proxyConfigured(): boolean {
   try {
     return PROXY_VARIABLES.some((name) => (Deno.env.get(name) ?? "") !== "");
   } catch {

@@ -11,7 +11,8 @@
  */
 
 import { proxyLogger } from "../logging.ts";
-import { describeFetchError } from "./tls_fetch.ts";
+import { neverArrived } from "./remote_transport.ts";
+import { certificateRefused, describeFetchError } from "./tls_fetch.ts";
 
 const logger = proxyLogger("oauth");
 
@@ -124,11 +125,24 @@ export class OAuthError extends Error {
    * from the server may still do so); `"token"`: the token endpoint failed or refused.
    */
   readonly stage: "discovery" | "token";
+  /**
+   * The token endpoint could not be reached (a refused connection, a name not found): it may be back in
+   * a moment, so the request is worth sending again (see `fetchFailureKind`).
+   */
+  readonly unreachable: boolean;
 
-  constructor(message: string, stage: "discovery" | "token" = "token") {
+  constructor(message: string, stage: "discovery" | "token" = "token", unreachable = false) {
     super(message);
     this.name = "OAuthError";
     this.stage = stage;
+    this.unreachable = unreachable;
+  }
+}
+
+/** A request of {@link ClientCredentials} that failed below HTTP, or got no answer in time. */
+class ExchangeError extends Error {
+  constructor(message: string, readonly unreachable: boolean) {
+    super(message);
   }
 }
 
@@ -263,9 +277,12 @@ export class ClientCredentials {
       const response = await this.#fetch(url, { ...init, signal: controller.signal });
       return { response, text: await response.text() };
     } catch (error) {
-      if (controller.signal.aborted) throw new Error(`no answer within ${this.#timeoutMs / 1000} s`);
+      if (controller.signal.aborted) {
+        throw new ExchangeError(`no answer within ${this.#timeoutMs / 1000} s`, false);
+      }
       // What went wrong below HTTP (a certificate, a refused connection, a name), not fetch's "fetch failed".
-      throw new Error(this.#scrub(describeFetchError(error, url.href), url));
+      const unreachable = neverArrived(error) && !certificateRefused(error);
+      throw new ExchangeError(this.#scrub(describeFetchError(error, url.href), url), unreachable);
     } finally {
       clearTimeout(timer);
     }
@@ -295,7 +312,11 @@ export class ClientCredentials {
         body: body.toString(),
       });
     } catch (error) {
-      throw new OAuthError(`cannot reach the token endpoint ${where}: ${(error as Error).message}`);
+      throw new OAuthError(
+        `cannot reach the token endpoint ${where}: ${(error as Error).message}`,
+        "token",
+        (error as ExchangeError).unreachable,
+      );
     }
     const { response, text } = answer;
     let json: unknown;

@@ -141,9 +141,12 @@ export function neverArrived(error: unknown): boolean {
 
 /**
  * The kind of a failed fetch: `"refused"` for a certificate refused (no use trying again), else
- * `"unreachable"` when it never reached the server (see {@link neverArrived}), else `"lost"`.
+ * `"unreachable"` when it never reached the server (see {@link neverArrived}) or the token endpoint on its
+ * way (an error with `unreachable: true`), else `"lost"`.
  */
 export function fetchFailureKind(error: unknown): RemoteErrorKind {
+  // A token endpoint that could not be reached on the way (`OAuthError`): the request never left either.
+  if ((error as { unreachable?: unknown } | undefined)?.unreachable === true) return "unreachable";
   if (!neverArrived(error)) return "lost";
   return certificateRefused(error) ? "refused" : "unreachable";
 }
