@@ -177,6 +177,11 @@ Deno.test("TLS: an untrusted certificate is a clear error; --no-verify-ssl and -
     await using stdio = await connectThroughClientMode(server.url, { args });
     assert.deepEqual((await stdio.client.listTools()).tools.map((tool) => tool.name), ["noop"]);
   }
+  // node:https, which does not verify, takes no proxy: said, not done silently (found by QA).
+  const proxied = { HTTPS_PROXY: "http://127.0.0.1:9", NO_PROXY: "" };
+  await using stdio = await connectThroughClientMode(server.url, { args: ["--no-verify-ssl"], env: proxied });
+  await stdio.client.listTools();
+  assert.match(stdio.stderr(), /--no-verify-ssl: requests go straight to the server, not through HTTP_PROXY/);
 });
 
 Deno.test("TLS: a self-signed CA certificate as the server's own is refused at once, saying why", async () => {
