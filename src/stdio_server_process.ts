@@ -83,6 +83,8 @@ function describeSpawnFailure(spec: StdioServerSpec, error: unknown): string {
     }
   }
   if (error instanceof Deno.errors.NotFound) {
+    // A path is not looked up on PATH: the advice below would not help (found by QA).
+    if (/[/\\]/.test(spec.command)) return `${who}: command not found: ${spec.command} (no such file)`;
     return `${who}: command not found: ${spec.command}. Give its absolute path, or use --pass-environment ` +
       `if it is found through your own PATH (children get a minimal environment by default).`;
   }

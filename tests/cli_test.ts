@@ -72,6 +72,11 @@ Deno.test("a command that is not found: one line naming it, suggesting an absolu
   assert.match(result.stderr, /absolute path/);
   assert.match(result.stderr, /--pass-environment/);
   assertNoStackTrace(result.stderr);
+  // A path is not looked up on PATH: no advice about it (found by QA).
+  const path = await runProxy(["--", "/no/such/mcp-server"]);
+  assert.equal(path.code, 1);
+  assert.match(path.stderr, /command not found: \/no\/such\/mcp-server \(no such file\)/);
+  assert.doesNotMatch(path.stderr, /absolute path|--pass-environment/);
 });
 
 Deno.test("a port in use: one clear line, exit 1", async () => {

@@ -40,6 +40,12 @@ async function session(
     });
 }
 
+/** `before`, the raw bytes `bytes`, then `after`, as UTF-8 around them. */
+function withBytes(before: string, bytes: number[], after: string): Uint8Array<ArrayBuffer> {
+  const encoder = new TextEncoder();
+  return new Uint8Array([...encoder.encode(before), ...bytes, ...encoder.encode(after)]);
+}
+
 Deno.test("Streamable HTTP: malformed, non-JSON-RPC, invalid UTF-8 and wrongly typed bodies are refused", async () => {
   await using proxy = await startProxy(["--", ...FIXTURE]);
   const post = await session(proxy.origin);
@@ -48,6 +54,14 @@ Deno.test("Streamable HTTP: malformed, non-JSON-RPC, invalid UTF-8 and wrongly t
     ["not JSON-RPC", JSON.stringify({ hello: "world" }), {}, 400, -32600],
     ["wrong jsonrpc", JSON.stringify({ jsonrpc: "1.0", id: 1, method: "ping" }), {}, 400, -32600],
     ["invalid UTF-8", new Uint8Array([0x7b, 0xff, 0xfe, 0x7d]), {}, 400, -32700],
+    // Inside a string of a valid message: refused, not passed on as U+FFFD (found by QA).
+    [
+      "invalid UTF-8 in a string",
+      withBytes('{"jsonrpc":"2.0","id":1,"method":"ping","params":{"s":"', [0xff, 0xfe], '"}}'),
+      {},
+      400,
+      -32700,
+    ],
     [
       "text/plain",
       JSON.stringify({ jsonrpc: "2.0", id: 1, method: "ping" }),
@@ -153,7 +167,10 @@ Deno.test("legacy SSE: bad POST bodies get 400 and the session carries on", asyn
     await answer.body?.cancel();
     return answer.status;
   };
-  for (const body of ["{ nope", "[]", JSON.stringify({ id: 1 }), new Uint8Array([0xc3, 0x28]), "null"]) {
+  const notUtf8 = withBytes('{"jsonrpc":"2.0","id":1,"method":"ping","params":{"s":"', [0xff], '"}}');
+  for (
+    const body of ["{ nope", "[]", JSON.stringify({ id: 1 }), new Uint8Array([0xc3, 0x28]), "null", notUtf8]
+  ) {
     assert.equal(await post(body), 400, String(body));
   }
   assert.equal(await post(JSON.stringify({ jsonrpc: "2.0", id: "alive", method: "ping" })), 202);

@@ -579,7 +579,11 @@ Deno.test("server: --api-key repeats and MCP_PROXY_API_KEY adds one; sizes and c
     () => parseCommandLine(["x"], { MCP_PROXY_API_KEY: " k " }),
     /MCP_PROXY_API_KEY must not contain white space/,
   );
-  assert.deepEqual(server(["x"], { MCP_PROXY_API_KEY: "" }).apiKeys, []);
+  // Set but empty (found by QA: `MCP_PROXY_API_KEY=${KEY}` with KEY unset ran with no key at all).
+  assert.throws(
+    () => parseCommandLine(["x"], { MCP_PROXY_API_KEY: "" }),
+    /MCP_PROXY_API_KEY is set but empty: give it a key, or unset it to need none/,
+  );
 });
 
 Deno.test("server: -e/--env KEY VALUE repeat; a later duplicate key wins", () => {

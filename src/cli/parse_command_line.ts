@@ -251,10 +251,16 @@ function requireNonEmpty(value: string | undefined, shownAs: string): void {
   if (value === "") throw new UsageError(`${shownAs} expects a non-empty value`);
 }
 
-/** `MCP_PROXY_API_KEY`, when set and not empty; never echoed. */
+/**
+ * `MCP_PROXY_API_KEY`, when set; never echoed. Set but empty is a usage error, as an empty `--api-key` is:
+ * `MCP_PROXY_API_KEY=${KEY}` with `KEY` unset (a compose file, a unit) must not run with no key at all.
+ */
 function apiKeyFromEnvironment(env: Record<string, string | undefined>): string[] {
   const key = env.MCP_PROXY_API_KEY;
-  if (key === undefined || key === "") return [];
+  if (key === undefined) return [];
+  if (key === "") {
+    throw new UsageError("MCP_PROXY_API_KEY is set but empty: give it a key, or unset it to need none");
+  }
   if (/\s/.test(key)) {
     throw new UsageError("MCP_PROXY_API_KEY must not contain white space: a key is sent as one token");
   }

@@ -19,10 +19,8 @@ import {
 import { asEventData, bodyAsLine, cutShortAnswer } from "../large_answer.ts";
 import { type ServerSession, type SessionSource, SessionUnavailableError } from "../shared_server.ts";
 import { EVENT_STREAM_HEADERS, EventStream } from "./event_stream.ts";
-import { requestBody, UNREADABLE_BODY } from "./request_body.ts";
+import { bodyText, NOT_UTF8, requestBody, UNREADABLE_BODY } from "./request_body.ts";
 import type { SessionLimit } from "./session_limit.ts";
-
-const decoder = new TextDecoder();
 
 /** Options of {@link legacySseEndpoint}. */
 export interface LegacySseEndpointOptions {
@@ -152,7 +150,8 @@ export function legacySseEndpoint(
       }
       const bytes = await requestBody(request, logger);
       if (bytes === undefined) return textResponse(400, UNREADABLE_BODY);
-      const text = decoder.decode(bytes);
+      const text = bodyText(bytes);
+      if (text === undefined) return textResponse(400, `Could not parse message: ${NOT_UTF8}`);
       const messages = parseMessages(text);
       if (typeof messages === "string") return textResponse(400, `Could not parse message: ${messages}`);
       const reused = reusedRequestId(messages, (id) => entry.session.isInFlight(id));

@@ -31,3 +31,18 @@ export async function requestBody(
 
 /** What a request whose body could not be read is answered, should its client still be there. */
 export const UNREADABLE_BODY = "Bad Request: the request body could not be read";
+
+/** Fatal: a body that is not UTF-8 is refused, not passed on with its bytes replaced by U+FFFD. */
+const decoder = new TextDecoder("utf-8", { fatal: true });
+
+/** What the client is told of a body that is not UTF-8. */
+export const NOT_UTF8 = "Parse error: the body is not valid UTF-8";
+
+/** A request body's text, or undefined when it is not UTF-8 (JSON is, RFC 8259 §8.1). */
+export function bodyText(bytes: Uint8Array): string | undefined {
+  try {
+    return decoder.decode(bytes);
+  } catch {
+    return undefined;
+  }
+}

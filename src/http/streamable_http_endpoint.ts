@@ -23,11 +23,9 @@ import {
 import { bodyAsLine } from "../large_answer.ts";
 import { DEFAULT_HTTP_PROTOCOL_VERSION, SUPPORTED_PROTOCOL_VERSIONS } from "../protocol_versions.ts";
 import { type SessionSource, SessionUnavailableError } from "../shared_server.ts";
-import { requestBody, UNREADABLE_BODY } from "./request_body.ts";
+import { bodyText, NOT_UTF8, requestBody, UNREADABLE_BODY } from "./request_body.ts";
 import type { SessionLimit } from "./session_limit.ts";
 import { jsonRpcErrorResponse, StreamableSession } from "./streamable_http_session.ts";
-
-const decoder = new TextDecoder();
 
 /** The most messages one POST may carry (as the SDK allows). */
 export const MAX_BATCH_SIZE = 100;
@@ -165,7 +163,8 @@ export function streamableHttpEndpoint(
     }
     const bytes = await requestBody(request, logger);
     if (bytes === undefined) return jsonRpcErrorResponse(400, -32600, UNREADABLE_BODY);
-    const text = decoder.decode(bytes);
+    const text = bodyText(bytes);
+    if (text === undefined) return jsonRpcErrorResponse(400, -32700, NOT_UTF8);
     const messages = parseMessages(text);
     if (typeof messages === "string") {
       const code = messages === "the text is not JSON" ? -32700 : -32600;
