@@ -773,8 +773,12 @@ function buildServerMode(
   }
 
   if (defaultServer === undefined && namedServers.length === 0 && namedServerConfig === undefined) {
+    // The warnings are not printed when parsing fails: one that explains it goes with the error.
+    const ignored = collected.warnings.find((warning) => warning.startsWith("the SSE_URL"));
     throw new UsageError(
-      "nothing to run: give a command, --named-server, --named-server-config, or a URL",
+      `nothing to run: give a command, --named-server, --named-server-config, or a URL${
+        ignored === undefined ? "" : ` (${ignored})`
+      }`,
       1,
     );
   }
