@@ -54,6 +54,14 @@ Deno.test("Streamable HTTP: malformed, non-JSON-RPC, invalid UTF-8 and wrongly t
     ["not JSON-RPC", JSON.stringify({ hello: "world" }), {}, 400, -32600],
     ["wrong jsonrpc", JSON.stringify({ jsonrpc: "1.0", id: 1, method: "ping" }), {}, 400, -32600],
     ["invalid UTF-8", new Uint8Array([0x7b, 0xff, 0xfe, 0x7d]), {}, 400, -32700],
+    // U+FFFD itself, as UTF-8, is a character like any other.
+    [
+      "U+FFFD",
+      JSON.stringify({ jsonrpc: "2.0", id: "fffd", method: "ping", params: { s: "\uFFFD" } }),
+      {},
+      200,
+      undefined,
+    ],
     // Inside a string of a valid message: refused, not passed on as U+FFFD (found by QA).
     [
       "invalid UTF-8 in a string",
