@@ -154,7 +154,8 @@ Deno.test("a request answered by --request-timeout while a new session opens is 
     const { relay, out, send } = relayOver("streamablehttp", async (transport, message) => {
       if ("method" in message) sent.push(`${message.method} on ${transport.session}`);
       if (handshake(transport, message)) return;
-      // The first session is forgotten; the next one takes 500 ms to open.
+      // The first session is forgotten a moment later; the next one takes 500 ms to open.
+      await delay(1);
       if (transport.session === 1) throw new RemoteError("session-expired", "HTTP 404", 404);
       transport.answer(message);
     }, { requestTimeoutMs: 200, startMs: (session) => session === 1 ? 0 : 500 });
