@@ -7,6 +7,7 @@
  */
 
 import type { ClientModeOptions } from "./cli/command_line.ts";
+import { fstatSync } from "node:fs";
 import { authorizedFetch } from "./client/authorized_fetch.ts";
 import { proxyConfigured } from "./client/http1_fetch.ts";
 import { ClientRelay } from "./client/client_relay.ts";
@@ -49,16 +50,28 @@ function describeDropped(message: TruncatedMessage | undefined): string {
   }
 }
 
+/** Whether stdout is a pipe or a socket, whose reader may be the process that started mcp-proxy. */
+function stdoutIsPipe(): boolean {
+  try {
+    const output = fstatSync(1);
+    return output.isFIFO() || output.isSocket();
+  } catch {
+    return false;
+  }
+}
+
 /** How often, once stdin has ended, mcp-proxy looks whether its parent process is still there. */
 const PARENT_WATCH_MS = 500;
 
 /**
  * Calls `gone` once the parent process, `parent` at the start, has exited (on Unix the process is then handed to another parent,
  * init or a subreaper, and its parent pid changes): a client that died, a `kill -9` say, ended stdin too,
- * and nobody reads the answers still awaited. Returns the interval, to clear.
+ * and nobody reads the answers still awaited. Only while stdout is a pipe or a socket: answers written to a
+ * file or a terminal still land where they should (`mcp-proxy URL < requests > answers &`, its shell gone).
+ * Returns the interval, to clear.
  */
 function watchParent(parent: number, gone: () => void): ReturnType<typeof setInterval> | undefined {
-  if (Deno.build.os === "windows") return undefined;
+  if (Deno.build.os === "windows" || !stdoutIsPipe()) return undefined;
   const timer = setInterval(() => {
     if (Deno.ppid === parent) return;
     clearInterval(timer);

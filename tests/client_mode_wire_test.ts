@@ -574,10 +574,11 @@ Deno.test("a long request whose JSON answer takes long holds the notifications a
   ]);
 });
 
-Deno.test("the client dies (SIGKILL) while a call waits: mcp-proxy stops at once and ends the session", async () => {
+/** A remote whose `tools/call` is answered only once `release` resolves; `deleted` resolves on DELETE. */
+function holdingServer() {
   const release = Promise.withResolvers<void>();
   const deleted = Promise.withResolvers<void>();
-  await using server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, async (request) => {
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, async (request) => {
     if (request.method === "DELETE") {
       deleted.resolve();
       return new Response(null, { status: 200 });
@@ -585,50 +586,93 @@ Deno.test("the client dies (SIGKILL) while a call waits: mcp-proxy stops at once
     if (request.method !== "POST") return new Response(null, { status: 405 });
     const message = await request.json();
     if (message.id === undefined) return new Response(null, { status: 202 });
-    // The call is never answered while the test runs.
     if (message.method === "tools/call") await release.promise;
     const answer = { jsonrpc: "2.0", id: message.id, result: { protocolVersion: "2025-11-25" } };
     return Response.json(answer, { headers: { "Mcp-Session-Id": "s" } });
   });
-  // The client: starts mcp-proxy, initializes, makes the call, says mcp-proxy's pid, and waits.
+  return {
+    url: `http://127.0.0.1:${server.addr.port}/mcp`,
+    release: () => release.resolve(),
+    deleted: deleted.promise,
+    [Symbol.asyncDispose]: () => server.shutdown(),
+  };
+}
+
+/**
+ * A client that starts mcp-proxy in front of `url` (its stdout a pipe to the client, or the file `outFile`),
+ * initializes, makes a call, and is then killed with SIGKILL. Returns mcp-proxy's pid.
+ */
+async function clientKilledWhileWaiting(url: string, outFile?: string): Promise<number> {
+  const command = outFile === undefined
+    ? `[${JSON.stringify(DENO)}, "run", "-A", "--quiet", ${JSON.stringify(MAIN)}, ${JSON.stringify(url)}]`
+    : `["sh", "-c", 'exec "$0" run -A --quiet "$1" "$2" > "$3"', ${JSON.stringify(DENO)}, ${
+      JSON.stringify(MAIN)
+    }, ${JSON.stringify(url)}, ${JSON.stringify(outFile)}]`;
   const client = `
-    const proxy = new Deno.Command(${JSON.stringify(DENO)}, {
-      args: ["run", "-A", "--quiet", ${JSON.stringify(MAIN)}, Deno.args[0]],
-      stdin: "piped", stdout: "piped", stderr: "inherit",
-    }).spawn();
+    const [program, ...args] = ${command};
+    const proxy = new Deno.Command(program, { args, stdin: "piped", stdout: "piped", stderr: "null" }).spawn();
     const writer = proxy.stdin.getWriter();
     const lines = [${JSON.stringify(JSON.stringify(INITIALIZE))},
       '{"jsonrpc":"2.0","method":"notifications/initialized"}',
       '{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"wait"}}'];
     await writer.write(new TextEncoder().encode(lines.join("\\n") + "\\n"));
-    const reader = proxy.stdout.getReader();
-    await reader.read();
+    // The answer to initialize: on stdout, or in the file.
+    if (${outFile === undefined}) await proxy.stdout.getReader().read();
+    else while (!Deno.readTextFileSync(${JSON.stringify(outFile ?? "")}).includes("\\n")) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
     console.log(proxy.pid);
     await new Promise(() => {});
   `;
-  const parent = new Deno.Command(DENO, {
-    args: ["eval", client, `http://127.0.0.1:${server.addr.port}/mcp`],
-    stdout: "piped",
-    stderr: "null",
-  }).spawn();
+  const parent = new Deno.Command(DENO, { args: ["eval", client], stdout: "piped", stderr: "null" }).spawn();
   const reader = parent.stdout.pipeThrough(new TextDecoderStream()).getReader();
   let said = "";
   while (!said.includes("\n")) said += (await reader.read()).value ?? "";
-  const proxyPid = Number(said.trim());
   await new Promise((resolve) => setTimeout(resolve, 300));
   parent.kill("SIGKILL");
   await parent.status;
   await reader.cancel();
+  return Number(said.trim());
+}
+
+/** Waits up to `ms` for the process `pid` to end; true if it did. */
+async function endsWithin(pid: number, ms: number): Promise<boolean> {
+  const deadline = Date.now() + ms;
+  while (processExists(pid) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
+  return !processExists(pid);
+}
+
+Deno.test("the client dies (SIGKILL) while a call waits: mcp-proxy stops at once and ends the session", async () => {
+  await using server = holdingServer();
+  const proxyPid = await clientKilledWhileWaiting(server.url);
   const started = Date.now();
-  while (processExists(proxyPid) && Date.now() - started < 10_000) {
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-  const gone = !processExists(proxyPid);
+  const gone = await endsWithin(proxyPid, 10_000);
   if (!gone) Deno.kill(proxyPid, "SIGKILL");
-  release.resolve();
+  server.release();
   assert.ok(gone, "mcp-proxy outlived its client");
   assert.ok(Date.now() - started < 3000, `it took ${Date.now() - started} ms`);
-  await deleted.promise;
+  await server.deleted;
+});
+
+Deno.test("the client dies, but stdout is a file: mcp-proxy still writes the answer there, then stops", async () => {
+  await using server = holdingServer();
+  const outFile = await Deno.makeTempFile();
+  try {
+    const proxyPid = await clientKilledWhileWaiting(server.url, outFile);
+    // Still there a second later: the answer is awaited, and has somewhere to go.
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    const waited = processExists(proxyPid);
+    server.release();
+    const gone = await endsWithin(proxyPid, 10_000);
+    if (!gone) Deno.kill(proxyPid, "SIGKILL");
+    assert.ok(waited, "mcp-proxy stopped before the answer came");
+    assert.ok(gone, "mcp-proxy did not stop after the answer");
+    const ids = Deno.readTextFileSync(outFile).trimEnd().split("\n").map((line) => JSON.parse(line).id);
+    assert.deepEqual(ids, [1, 2]);
+    await server.deleted;
+  } finally {
+    await Deno.remove(outFile);
+  }
 });
 
 Deno.test("a server that never answers initialize: said after --connect-timeout, failed by --request-timeout", async () => {
