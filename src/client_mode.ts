@@ -7,7 +7,6 @@
  */
 
 import type { ClientModeOptions } from "./cli/command_line.ts";
-import { fstatSync } from "node:fs";
 import { authorizedFetch } from "./client/authorized_fetch.ts";
 import { proxyConfigured } from "./client/http1_fetch.ts";
 import { ClientRelay } from "./client/client_relay.ts";
@@ -25,6 +24,7 @@ import {
   truncatedMessageKind,
 } from "./jsonrpc.ts";
 import { proxyLogger } from "./logging.ts";
+import { watchParent } from "./parent_watch.ts";
 import { standardInput } from "./standard_input.ts";
 
 const logger = proxyLogger("client");
@@ -48,36 +48,6 @@ function describeDropped(message: TruncatedMessage | undefined): string {
     default:
       return 'a line whose "id" and "method" cannot be read from its ends; unanswered';
   }
-}
-
-/** Whether stdout is a pipe or a socket, whose reader may be the process that started mcp-proxy. */
-function stdoutIsPipe(): boolean {
-  try {
-    const output = fstatSync(1);
-    return output.isFIFO() || output.isSocket();
-  } catch {
-    return false;
-  }
-}
-
-/** How often, once stdin has ended, mcp-proxy looks whether its parent process is still there. */
-const PARENT_WATCH_MS = 500;
-
-/**
- * Calls `gone` once the parent process, `parent` at the start, has exited (on Unix the process is then handed to another parent,
- * init or a subreaper, and its parent pid changes): a client that died, a `kill -9` say, ended stdin too,
- * and nobody reads the answers still awaited. Only while stdout is a pipe or a socket: answers written to a
- * file or a terminal still land where they should (`mcp-proxy URL < requests > answers &`, its shell gone).
- * Returns the interval, to clear.
- */
-function watchParent(parent: number, gone: () => void): ReturnType<typeof setInterval> | undefined {
-  if (Deno.build.os === "windows" || !stdoutIsPipe()) return undefined;
-  const timer = setInterval(() => {
-    if (Deno.ppid === parent) return;
-    clearInterval(timer);
-    gone();
-  }, PARENT_WATCH_MS);
-  return timer;
 }
 
 /**
@@ -174,7 +144,7 @@ export async function runClientMode(options: ClientModeOptions, stop: Promise<un
     stdinDone.then(() => {
       parentWatch = watchParent(
         parent,
-        () => parentGone.resolve("the process that started mcp-proxy is gone"),
+        () => parentGone.resolve("the process that started mcp-proxy is gone, and nobody else reads stdout"),
       );
       return relay.drained();
     }).then(() => "end of input"),

@@ -73,6 +73,16 @@ function signalGroup(pid: number, signal: Deno.Signal): boolean {
   }
 }
 
+/** Whether `path` names a file (or anything) that is there. */
+function exists(path: string): boolean {
+  try {
+    Deno.statSync(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 function describeSpawnFailure(spec: StdioServerSpec, error: unknown): string {
   const who = `server "${spec.name}"`;
   if (spec.cwd !== undefined) {
@@ -84,7 +94,12 @@ function describeSpawnFailure(spec: StdioServerSpec, error: unknown): string {
   }
   if (error instanceof Deno.errors.NotFound) {
     // A path is not looked up on PATH: the advice below would not help (found by QA).
-    if (/[/\\]/.test(spec.command)) return `${who}: command not found: ${spec.command} (no such file)`;
+    if (/[/\\]/.test(spec.command)) {
+      // A file that is there, but whose `#!` interpreter is not, fails the same way (found in review).
+      return exists(spec.command)
+        ? `${who}: cannot start ${spec.command}: the interpreter its #! line names (or a library it needs) is not found`
+        : `${who}: command not found: ${spec.command} (no such file)`;
+    }
     return `${who}: command not found: ${spec.command}. Give its absolute path, or use --pass-environment ` +
       `if it is found through your own PATH (children get a minimal environment by default).`;
   }

@@ -77,6 +77,20 @@ Deno.test("a command that is not found: one line naming it, suggesting an absolu
   assert.equal(path.code, 1);
   assert.match(path.stderr, /command not found: \/no\/such\/mcp-server \(no such file\)/);
   assert.doesNotMatch(path.stderr, /absolute path|--pass-environment/);
+  // A file that is there, whose #! interpreter is not (found in review: "no such file" was said).
+  const script = await Deno.makeTempFile({ suffix: ".sh" });
+  try {
+    await Deno.writeTextFile(script, "#!/no/such/interpreter\n");
+    await Deno.chmod(script, 0o755);
+    const shebang = await runProxy(["--", script]);
+    assert.equal(shebang.code, 1);
+    assert.match(
+      shebang.stderr,
+      /cannot start .*: the interpreter its #! line names \(or a library it needs\) is not found/,
+    );
+  } finally {
+    await Deno.remove(script);
+  }
 });
 
 Deno.test("a port in use: one clear line, exit 1", async () => {

@@ -214,6 +214,12 @@ Deno.test("an unreachable server: the stdio client's initialize gets an error af
     /connection refused/,
   );
   assert.ok(Date.now() - started < 15_000);
+  // Said once, as unreachable; not also as a server that took the request and never answered (review).
+  const { stderr } = await runClientModeWithInput(`http://127.0.0.1:${freePort()}/mcp`, [INITIALIZE], {
+    args: ["--connect-timeout", "1"],
+  });
+  assert.match(stderr, /connection refused; retrying/);
+  assert.doesNotMatch(stderr, /has not answered initialize/);
 });
 
 Deno.test("the remote restarts on the same port: a call in flight fails, the next ones succeed unaided", async () => {
@@ -672,6 +678,38 @@ Deno.test("the client dies, but stdout is a file: mcp-proxy still writes the ans
     await server.deleted;
   } finally {
     await Deno.remove(outFile);
+  }
+});
+
+Deno.test("the shell that started it exits, but another process reads its stdout pipe: answers still come", async () => {
+  await using server = holdingServer();
+  const dir = await Deno.makeTempDir();
+  try {
+    const requests = [
+      JSON.stringify(INITIALIZE),
+      '{"jsonrpc":"2.0","method":"notifications/initialized"}',
+      '{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"wait"}}',
+    ];
+    Deno.writeTextFileSync(`${dir}/in`, requests.join("\n") + "\n");
+    // Found in review: the parent's death was taken for the reader's, and the answer was lost.
+    const script = '"$0" run -A --quiet "$1" "$2" < "$3/in" 2>"$3/err" | cat > "$3/out" & sleep 1; exit 0';
+    const shell = await new Deno.Command("sh", {
+      args: ["-c", script, DENO, MAIN, server.url, dir],
+      stdout: "null",
+      stderr: "null",
+    }).spawn().status;
+    assert.equal(shell.code, 0);
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    server.release();
+    const deadline = Date.now() + 10_000;
+    const lines = () => Deno.readTextFileSync(`${dir}/out`).trimEnd().split("\n").filter((line) => line);
+    while (lines().length < 2 && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    assert.deepEqual(lines().map((line) => JSON.parse(line).id), [1, 2], Deno.readTextFileSync(`${dir}/err`));
+    await server.deleted;
+  } finally {
+    await Deno.remove(dir, { recursive: true });
   }
 });
 

@@ -207,8 +207,9 @@ export class ClientRelay {
           // A server that takes the connection and never answers would leave the client waiting with no
           // word: it is said once --connect-timeout has passed (--request-timeout bounds the wait).
           const seconds = this.#options.connectTimeoutMs / 1000;
+          // Not while the server cannot be reached at all: that is said already (found in review).
           const timer = setTimeout(() =>
-            this.#logger.warn(
+            this.#warnedUnreachable || this.#logger.warn(
               "the server has not answered initialize within {seconds} s; still waiting (--request-timeout bounds the wait)",
               { seconds },
             ), this.#options.connectTimeoutMs);
