@@ -487,6 +487,14 @@ Deno.test("messages written right after initialize wait for its answer (the sess
   assert.doesNotMatch(stderr, /was lost/);
 });
 
+/** A request of 300 K characters: long enough to be written in pieces, and read in several. */
+const LONG_CALL = {
+  jsonrpc: "2.0",
+  id: 2,
+  method: "tools/call",
+  params: { name: "x", arguments: { a: "x".repeat(300_000) } },
+};
+
 for (const transport of ["streamablehttp", "sse"]) {
   Deno.test(`${transport}: a long request is not overtaken by the short messages written after it`, async () => {
     // Each message is its own POST: the server records them in the order their bodies came in whole.
@@ -515,18 +523,12 @@ for (const transport of ["streamablehttp", "sse"]) {
       }
       return Response.json(answer, { headers: { "Mcp-Session-Id": "s" } });
     });
-    const long = {
-      jsonrpc: "2.0",
-      id: 2,
-      method: "tools/call",
-      params: { name: "x", arguments: { a: "x".repeat(300_000) } },
-    };
     const { code, stdout, stderr } = await runClientModeWithInput(
       `http://127.0.0.1:${server.addr.port}/${transport === "sse" ? "sse" : "mcp"}`,
       [
         INITIALIZE,
         { jsonrpc: "2.0", method: "notifications/initialized" },
-        long,
+        LONG_CALL,
         { jsonrpc: "2.0", method: "notifications/cancelled", params: { requestId: 2 } },
         { jsonrpc: "2.0", id: 3, method: "ping" },
       ],
@@ -560,16 +562,10 @@ Deno.test("a long request whose JSON answer takes long holds the notifications a
     const answer = { jsonrpc: "2.0", id: message.id, result: { protocolVersion: "2025-11-25" } };
     return Response.json(answer, { headers: { "Mcp-Session-Id": "s" } });
   });
-  const long = {
-    jsonrpc: "2.0",
-    id: 2,
-    method: "tools/call",
-    params: { name: "x", arguments: { a: "x".repeat(300_000) } },
-  };
   const { code, stderr } = await runClientModeWithInput(`http://127.0.0.1:${server.addr.port}/mcp`, [
     INITIALIZE,
     { jsonrpc: "2.0", method: "notifications/initialized" },
-    long,
+    LONG_CALL,
     { jsonrpc: "2.0", method: "notifications/roots/list_changed" },
   ]);
   assert.equal(code, 0, stderr);
