@@ -203,24 +203,7 @@ export class ClientRelay {
       case "initialize": {
         this.#initialize = request;
         // One gate per id: a client that reuses the id of an initialize still waiting must not orphan it.
-        if (!this.#initializing.has(request.id)) {
-          // A server that takes the connection and never answers would leave the client waiting with no
-          // word: it is said once --connect-timeout has passed (--request-timeout bounds the wait).
-          const seconds = this.#options.connectTimeoutMs / 1000;
-          // Not while the server cannot be reached at all: that is said already (found in review).
-          const timer = setTimeout(() =>
-            this.#warnedUnreachable || this.#logger.warn(
-              "the server has not answered initialize within {seconds} s; still waiting (--request-timeout bounds the wait)",
-              { seconds },
-            ), this.#options.connectTimeoutMs);
-          let done!: () => void;
-          const promise = new Promise<void>((resolve) => done = resolve);
-          const resolve = () => {
-            clearTimeout(timer);
-            done();
-          };
-          this.#initializing.set(request.id, { promise, resolve });
-        }
+        if (!this.#initializing.has(request.id)) this.#initializing.set(request.id, this.#initializeGate());
         break;
       }
       case "logging/setLevel":
@@ -233,6 +216,31 @@ export class ClientRelay {
         this.#subscriptions.delete(String(request.params?.uri));
         break;
     }
+  }
+
+  /**
+   * The gate that holds other messages until the answer to an `initialize`. A server that takes the
+   * connection and never answers would leave the client waiting with no word: that is said once
+   * `--connect-timeout` has passed (`--request-timeout` bounds the wait), unless the server could not be
+   * reached at all, which is said already.
+   */
+  #initializeGate(): { promise: Promise<void>; resolve: () => void } {
+    const seconds = this.#options.connectTimeoutMs / 1000;
+    const timer = setTimeout(() => {
+      if (this.#warnedUnreachable) return;
+      this.#logger.warn(
+        "the server has not answered initialize within {seconds} s; still waiting (--request-timeout bounds the wait)",
+        { seconds },
+      );
+    }, this.#options.connectTimeoutMs);
+    const { promise, resolve } = Promise.withResolvers<void>();
+    return {
+      promise,
+      resolve: () => {
+        clearTimeout(timer);
+        resolve();
+      },
+    };
   }
 
   /**
