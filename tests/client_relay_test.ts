@@ -1,12 +1,15 @@
 /**
  * The client relay's promises when sessions are lost and found, over transports scripted here: every
  * request gets exactly one answer, one the server never took goes again, one the relay answered itself
- * goes no more, and the notifications after a long message do not overtake it.
+ * goes no more, and the notifications after a long message do not overtake it. Also the legacy SSE
+ * transport's word on a POST that never left.
  */
 
 import assert from "node:assert/strict";
 import { configure, getLogger, reset } from "@logtape/logtape";
 import { ClientRelay } from "../src/client/client_relay.ts";
+import { LegacySseClient } from "../src/client/legacy_sse_client.ts";
+import { OAuthError } from "../src/client/oauth_client_credentials.ts";
 import { RemoteError, type RemoteTransport, type SendOrder } from "../src/client/remote_transport.ts";
 import type { JsonRpcMessage, JsonRpcRequest } from "../src/jsonrpc.ts";
 
@@ -171,3 +174,25 @@ Deno.test("a request answered by --request-timeout while a new session opens is 
     assert.equal(errorOf(out[1])?.code, -32001);
     assert.deepEqual(sent.filter((entry) => entry.startsWith("tools/call")), ["tools/call on 1"]);
   }));
+
+Deno.test("legacy SSE: a POST that never left (its token endpoint refused the connection) may go again", async () => {
+  let events!: ReadableStreamDefaultController<Uint8Array>;
+  const stream = new ReadableStream<Uint8Array>({ start: (controller) => void (events = controller) });
+  events.enqueue(new TextEncoder().encode("event: endpoint\ndata: /messages\n\n"));
+  const fetchStub = (_input: RequestInfo | URL, init?: RequestInit): Promise<Response> =>
+    (init?.method ?? "GET") === "GET"
+      ? Promise.resolve(new Response(stream, { headers: { "Content-Type": "text/event-stream" } }))
+      : Promise.reject(new OAuthError("cannot reach the token endpoint: connection refused", "token", true));
+  const client = new LegacySseClient({
+    url: new URL("http://127.0.0.1:9/sse"),
+    fetch: fetchStub as typeof fetch,
+  });
+  await client.start();
+  // Found in review: it was "lost", and failed at once, while the relay waits out an unreachable one.
+  await assert.rejects(
+    client.send({ jsonrpc: "2.0", id: 1, method: "ping" }),
+    (error: unknown) => error instanceof RemoteError && error.kind === "unreachable",
+  );
+  await client.close();
+  events.close();
+});

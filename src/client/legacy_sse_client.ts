@@ -99,7 +99,8 @@ export class LegacySseClient implements RemoteTransport {
       response = await this.#fetch(this.#endpoint, init);
       order?.received();
     } catch (error) {
-      throw new RemoteError("lost", fetchFailure(error, this.#endpoint.href));
+      // One that never left (its token endpoint, or the server, refused the connection) may go again.
+      throw new RemoteError(fetchFailureKind(error), fetchFailure(error, this.#endpoint.href));
     }
     const body = (await response.text().catch(() => "")).replace(/\s+/g, " ").trim().slice(0, 200);
     if (response.ok) return;
