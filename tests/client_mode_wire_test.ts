@@ -222,6 +222,22 @@ Deno.test("an unreachable server: the stdio client's initialize gets an error af
   assert.doesNotMatch(stderr, /has not answered initialize/);
 });
 
+Deno.test("an unreachable server: requests written with initialize fail with it, not --connect-timeout later", async () => {
+  const started = Date.now();
+  const { code, stdout, stderr } = await runClientModeWithInput(
+    `http://127.0.0.1:${freePort()}/mcp`,
+    [INITIALIZE, { jsonrpc: "2.0", id: 2, method: "tools/list" }, { jsonrpc: "2.0", id: 3, method: "ping" }],
+    { args: ["--connect-timeout", "2"] },
+  );
+  const took = Date.now() - started;
+  assert.equal(code, 0, stderr);
+  const answers = stdout.trimEnd().split("\n").map((line) => JSON.parse(line));
+  assert.deepEqual(answers.map((answer) => answer.id).sort(), [1, 2, 3]);
+  assert.ok(answers.every((answer) => /connection refused/.test(answer.error.message)), stdout);
+  // Found by QA: the two others waited for initialize's 2 s, then 2 s of their own.
+  assert.ok(took < 3500, `took ${took} ms`);
+});
+
 Deno.test("the remote restarts on the same port: a call in flight fails, the next ones succeed unaided", async () => {
   const port = freePort();
   let remote = await startRemoteEverything("streamableHttp", port);
