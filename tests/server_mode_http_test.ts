@@ -182,6 +182,9 @@ Deno.test("HEAD /sse opens no session; a method a path does not take gets 405 wi
   assert.deepEqual([servers.default.sessions, servers.fx.sessions], [0, 0]);
   const sse = await openSse(`${proxy.origin}/sse`);
   assert.equal(sse.first.event, "endpoint");
+  // With the one place taken, a HEAD says what a GET would get: 503.
+  const full = await request(`${proxy.origin}/sse`, { method: "HEAD" });
+  assert.equal(full.status, 503);
   await sse.close();
 
   const cases: [string, string, string][] = [

@@ -156,7 +156,9 @@ export function createProxyApp(options: ProxyAppOptions): ProxyApp {
     app.get(`${prefix}/sse`, (c) => {
       // A HEAD says what a GET would get, and opens no session: its stream would have no reader, and
       // the session would stay until the proxy stops (found by QA: HEADs filled --max-sessions).
-      if (c.req.method === "HEAD") return new Response(null, { headers: SSE_HEAD });
+      if (c.req.method === "HEAD") {
+        return sessionLimit.full ? sessionLimit.refusal() : new Response(null, { headers: SSE_HEAD });
+      }
       touch();
       return sse.openStream(c.req.raw);
     });

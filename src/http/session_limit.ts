@@ -18,9 +18,14 @@ export class SessionLimit {
     return this.#open;
   }
 
+  /** Whether the limit is reached: a new session would be refused. */
+  get full(): boolean {
+    return this.max > 0 && this.#open >= this.max;
+  }
+
   /** Counts a new session; false (and nothing counted) when the limit is reached. */
   tryOpen(): boolean {
-    if (this.max > 0 && this.#open >= this.max) return false;
+    if (this.full) return false;
     this.#open++;
     return true;
   }
