@@ -197,7 +197,7 @@ function withNewId(
   bytes: Uint8Array<ArrayBuffer> | undefined,
   id: RequestId,
   newId: RequestId,
-  span = clientRequestIdSpan(json, id),
+  span: IdSpan | undefined,
 ): JsonText | LinePieces | undefined {
   if (span === undefined) return undefined;
   return (bytes === undefined ? undefined : lineWithId(bytes, json, span, newId)) ??
@@ -740,9 +740,13 @@ export class SharedServer implements SessionSource {
     this.#pendingServerRequests.delete(proxyId as number);
     pending.session.forgetServerRequest(proxyId as number);
     if (this.#downReason === undefined) {
-      const line = json === undefined
-        ? undefined
-        : withNewId(json, bytes, proxyId as number, pending.childId);
+      const line = json === undefined ? undefined : withNewId(
+        json,
+        bytes,
+        proxyId as number,
+        pending.childId,
+        clientRequestIdSpan(json, proxyId as number),
+      );
       this.#sendToChild(
         { ...(line === undefined ? reread(response, json) : response), id: pending.childId },
         line,

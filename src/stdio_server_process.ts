@@ -73,16 +73,6 @@ function signalGroup(pid: number, signal: Deno.Signal): boolean {
   }
 }
 
-/** Whether `path` names a file (or anything) that is there. */
-function exists(path: string): boolean {
-  try {
-    Deno.statSync(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 function describeSpawnFailure(spec: StdioServerSpec, error: unknown): string {
   const who = `server "${spec.name}"`;
   if (spec.cwd !== undefined) {
@@ -96,7 +86,7 @@ function describeSpawnFailure(spec: StdioServerSpec, error: unknown): string {
     // A path is not looked up on PATH: the advice below would not help (found by QA).
     if (/[/\\]/.test(spec.command)) {
       // A file that is there, but whose `#!` interpreter is not, fails the same way (found in review).
-      return exists(spec.command)
+      return isFile(spec.command)
         ? `${who}: cannot start ${spec.command}: the interpreter its #! line names (or a library it needs) is not found`
         : `${who}: command not found: ${spec.command} (no such file)`;
     }

@@ -709,19 +709,19 @@ export function createHttp1Fetch(options: Http1FetchOptions): Http1Fetch {
     }
   };
 
+  /** The fallback cannot tell when it has written the body: it counts as written now. */
+  const viaFallback = (input: RequestInfo | URL, init: RequestInit | undefined) => {
+    (init as WrittenNotice | undefined)?.onwritten?.();
+    return fallback(input, init);
+  };
+
   const http1Fetch = async (input: RequestInfo | URL, init?: RequestInit): Promise<Response> => {
-    const onwritten = (init as WrittenNotice | undefined)?.onwritten;
-    /** The fallback cannot tell when it has written the body: it counts as written now. */
-    const viaFallback = () => {
-      onwritten?.();
-      return fallback(input, init);
-    };
-    if (input instanceof Request || closed) return viaFallback();
+    if (input instanceof Request || closed) return viaFallback(input, init);
     let url: URL;
     try {
       url = input instanceof URL ? input : new URL(input);
     } catch {
-      return viaFallback();
+      return viaFallback(input, init);
     }
     const method = (init?.method ?? "GET").toUpperCase();
     const text = typeof init?.body === "string" ? init.body : undefined;
@@ -734,7 +734,7 @@ export function createHttp1Fetch(options: Http1FetchOptions): Http1Fetch {
       (init as { client?: unknown } | undefined)?.client !== undefined ||
       viaProxy || http2Origins.has(origin)
     ) {
-      return viaFallback();
+      return viaFallback(input, init);
     }
     const signal = init?.signal ?? undefined;
     signal?.throwIfAborted();
@@ -742,6 +742,7 @@ export function createHttp1Fetch(options: Http1FetchOptions): Http1Fetch {
 
     let answered: Awaited<ReturnType<typeof exchange>>;
     try {
+      const onwritten = (init as WrittenNotice | undefined)?.onwritten;
       answered = await exchange(url, origin, method, parts, signal, onwritten);
       // A reused connection the server had closed: once more, on a new one.
       if (answered === null) answered = await exchange(url, origin, method, parts, signal, onwritten);
@@ -749,7 +750,7 @@ export function createHttp1Fetch(options: Http1FetchOptions): Http1Fetch {
       if (!refusesHttp1(error)) throw error;
       // A server that speaks only HTTP/2 refused the TLS handshake: fetch speaks it.
       http2Origins.add(origin);
-      return viaFallback();
+      return viaFallback(input, init);
     }
     if (answered === null) {
       throw networkError(new Error("the server closed the connection without answering"));
