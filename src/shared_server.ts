@@ -189,13 +189,12 @@ function notRunningError(name: string, reason: string): { code: number; message:
 
 /**
  * A client's request or answer, `json` its text on one line, as it goes to the child: that text with only
- * its id `id` replaced by `newId` (a large one as its `bytes`, not encoded again), where that is safe;
- * else undefined, and the message is serialized anew.
+ * its id, at `span` (from `clientRequestIdSpan`), replaced by `newId` (a large one as its `bytes`, not
+ * encoded again), where that is safe; else undefined, and the message is serialized anew.
  */
 function withNewId(
   json: string,
   bytes: Uint8Array<ArrayBuffer> | undefined,
-  id: RequestId,
   newId: RequestId,
   span: IdSpan | undefined,
 ): JsonText | LinePieces | undefined {
@@ -509,7 +508,7 @@ export class SharedServer implements SessionSource {
       const meta = exact.params?._meta as Record<string, unknown>;
       forwarded = { ...exact, params: { ...exact.params, _meta: { ...meta, progressToken: proxyId } } };
     } else if (json !== undefined) {
-      line = withNewId(json, bytes, request.id, proxyId, idSpan);
+      line = withNewId(json, bytes, proxyId, idSpan);
       if (line === undefined) forwarded = reread(request, json);
     }
     forwarded = { ...forwarded, id: proxyId };
@@ -743,7 +742,6 @@ export class SharedServer implements SessionSource {
       const line = json === undefined ? undefined : withNewId(
         json,
         bytes,
-        proxyId as number,
         pending.childId,
         clientRequestIdSpan(json, proxyId as number),
       );
