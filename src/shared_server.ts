@@ -133,6 +133,12 @@ export interface SharedServerOptions {
    * error at once rather than wait in memory for a child that does not read (none grows without limit).
    */
   childBacklog?: { bytes(): number; maxBytes: number };
+  /**
+   * Called when a restarted child refuses the `initialize` replayed to it (see
+   * {@link SharedServer.childStarted}), with why: the child cannot serve the sessions, and is to be
+   * stopped and started again as if it had exited.
+   */
+  onRefusedAfterRestart?: (reason: string) => void;
 }
 
 /** Options of {@link SharedServer.openSession}. */
@@ -310,6 +316,7 @@ export class SharedServer implements SessionSource {
     bytes: Uint8Array<ArrayBuffer> | undefined;
   }[] = [];
   #downReason: string | undefined;
+  readonly #onRefusedAfterRestart: ((reason: string) => void) | undefined;
   /** How to cut short each answer streaming to its client now (see `streamLargeAnswer`). */
   readonly #streaming = new Set<(reason: string) => void>();
 
@@ -321,6 +328,7 @@ export class SharedServer implements SessionSource {
     this.#onLastSessionClosed = options.onLastSessionClosed;
     this.#requestTimeoutMs = options.requestTimeoutMs ?? 0;
     this.#childBacklog = options.childBacklog;
+    this.#onRefusedAfterRestart = options.onRefusedAfterRestart;
     this.#timeouts = this.#requestTimeoutMs > 0
       ? new DelayQueue(this.#requestTimeoutMs, (proxyId) => this.#timedOut(proxyId))
       : undefined;
@@ -411,8 +419,8 @@ export class SharedServer implements SessionSource {
     this.#downReason = "it is being initialized again after a restart";
     this.#sendOwnRequest("initialize", this.#initializeParams, (response) => {
       if (response.result === undefined) {
-        this.#downReason = `the restarted server refused to initialize: ${response.error?.message}`;
-        this.#logger.error("server {name}: {reason}", { name: this.name, reason: this.#downReason });
+        this.#downReason = `refused to initialize after a restart: ${response.error?.message}`;
+        this.#onRefusedAfterRestart?.(this.#downReason);
         return;
       }
       this.#initializeResult = response.result;

@@ -55,6 +55,8 @@ export class SupervisedServer {
   #lastExitCode: number | null = null;
   #timer: ReturnType<typeof setTimeout> | undefined;
   #stopping = false;
+  /** Why the current child is being stopped by the supervisor itself, to be said of its exit. */
+  #stoppedBecause: string | undefined;
 
   constructor(options: SupervisedServerOptions) {
     this.#options = options;
@@ -70,6 +72,11 @@ export class SupervisedServer {
       childBacklog: {
         bytes: () => this.#process?.backlogBytes ?? 0,
         maxBytes: options.maxLineBytes + 16 * 1024 * 1024,
+      },
+      // A child that cannot serve the sessions is restarted, as if it had exited (with the same backoff).
+      onRefusedAfterRestart: (reason) => {
+        this.#stoppedBecause = reason;
+        this.#process?.shutdown(0);
       },
     });
   }
@@ -147,9 +154,9 @@ export class SupervisedServer {
     if (this.#restarts > 0) this.shared.childStarted();
     process.exited.then((status) => {
       if (this.#stopping) return;
-      const reason = status.signal !== null
-        ? `killed by ${status.signal}`
-        : `exited with code ${status.code}`;
+      const reason = this.#stoppedBecause ??
+        (status.signal !== null ? `killed by ${status.signal}` : `exited with code ${status.code}`);
+      this.#stoppedBecause = undefined;
       this.#lastExitCode = status.code;
       this.shared.childStopped(reason);
       this.#logger.error("server {name} {reason}", { name: spec.name, reason });

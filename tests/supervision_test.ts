@@ -71,6 +71,44 @@ Deno.test("a child that exits is restarted and initialized again; the session ca
   assert.match(proxy.stderr(), /initialized again; its sessions carry on/);
 });
 
+Deno.test("a restarted child that refuses the replayed initialize is restarted again, not left serving errors", async () => {
+  const marker = await Deno.makeTempFile();
+  await Deno.remove(marker);
+  try {
+    await using proxy = await startProxy([
+      "--restart-delay",
+      "0.1",
+      "--",
+      ...FIXTURE,
+      "--refuse-initialize-while",
+      marker,
+    ]);
+    await using client = await connectClient(proxy.baseUrl(), "mcp");
+    await Deno.writeTextFile(marker, "");
+    assert.equal(textOf(await client.callTool({ name: "exit", arguments: { code: 7 } })), "exiting");
+    await waitFor(async () => /refused to initialize/.test(proxy.stderr()) || undefined, 5000);
+    // Not reported healthy meanwhile: between its tries, it is restarting.
+    await waitFor(async () => (await json(`${proxy.origin}/health`)).status === 503 || undefined, 5000);
+    await Deno.remove(marker);
+    // The next child started is initialized, and the session carries on.
+    const initializations = await waitFor(async () => {
+      try {
+        return textOf(await client.callTool({ name: "initializations", arguments: {} }));
+      } catch {
+        return undefined;
+      }
+    }, 8000);
+    assert.equal(initializations, "1");
+    assert.equal((await json(`${proxy.origin}/health`)).status, 200);
+    assert.match(
+      proxy.stderr(),
+      /server default refused to initialize after a restart: Error: not ready yet/,
+    );
+  } finally {
+    await Deno.remove(marker).catch(() => {});
+  }
+});
+
 Deno.test("a named server that cannot start does not take the others down; /health says which", async () => {
   await using proxy = await startProxy([
     "--restart-delay",
