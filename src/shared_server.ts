@@ -164,6 +164,11 @@ interface PendingChildRequest {
   clientProgressToken?: RequestId;
   /** For `resources/subscribe`: the URI, to forget the subscription if the child refuses it. */
   subscribeUri?: string;
+  /**
+   * For the `resources/subscribe` that subscribes the child: the same subscriptions of other sessions
+   * made while it runs, answered as it is (see `#answeredSubscription`).
+   */
+  joined?: { session: ServerSession; request: JsonRpcRequest; replyId: RequestId }[];
   /** For `initialize`: its params, kept if it succeeds (replayed after a restart). */
   initializeParams?: Record<string, unknown>;
   /** For the proxy's own requests: what to do with the answer. */
@@ -292,6 +297,8 @@ export class SharedServer implements SessionSource {
   readonly #pendingServerRequests = new Map<number, PendingServerRequest>();
   /** Sessions subscribed to each resource URI; the child is subscribed while a set is not empty. */
   readonly #subscribers = new Map<string, Set<ServerSession>>();
+  /** The `resources/subscribe` that is subscribing the child to each URI, while it runs. */
+  readonly #subscribing = new Map<string, PendingChildRequest>();
   #nextChildRequestId = 1;
   #nextServerRequestId = 1;
   #nextSessionSeq = 1;
@@ -371,6 +378,7 @@ export class SharedServer implements SessionSource {
     const error = notRunningError(this.name, reason);
     for (const [proxyId, pending] of this.#pendingChildRequests) {
       this.#dropPending(proxyId);
+      if (pending.subscribeUri !== undefined) this.#subscribeSettled(pending, { error });
       pending.session?.forgetRequest(pending.clientId);
       pending.session?.deliver(
         errorResponse(writtenId(pending), error.code, error.message),
@@ -502,7 +510,10 @@ export class SharedServer implements SessionSource {
     if (isInitialize) this.#initializeInFlight = true;
     const pending: PendingChildRequest = { session, clientId: request.id, isInitialize };
     if (spelled !== undefined) pending.answerId = spelled;
-    if (request.method === "resources/subscribe") pending.subscribeUri = request.params?.uri as string;
+    if (request.method === "resources/subscribe") {
+      pending.subscribeUri = request.params?.uri as string;
+      if (typeof pending.subscribeUri === "string") this.#subscribing.set(pending.subscribeUri, pending);
+    }
     if (isInitialize) pending.initializeParams = request.params ?? {};
     let forwarded: JsonRpcRequest = request;
     let line: JsonText | LinePieces | undefined;
@@ -598,7 +609,10 @@ export class SharedServer implements SessionSource {
       session.subscriptions.add(uri);
       if (subscribers !== undefined) {
         subscribers.add(session);
-        answerHere();
+        // While the child is being subscribed, its answer is this one's too: it may yet refuse.
+        const subscribing = this.#subscribing.get(uri);
+        if (subscribing !== undefined) (subscribing.joined ??= []).push({ session, request, replyId });
+        else answerHere();
         return true;
       }
       this.#subscribers.set(uri, new Set([session]));
@@ -607,6 +621,45 @@ export class SharedServer implements SessionSource {
     if (this.#unsubscribe(session, uri)) return false;
     answerHere();
     return true;
+  }
+
+  /**
+   * The end of a `resources/subscribe` sent to the child (`pending`): its answer, or the error that ended
+   * it. The subscriptions that joined it while it ran get the same answer; after an error none of them
+   * holds, as the child is not subscribed.
+   */
+  #subscribeSettled(pending: PendingChildRequest, response: Pick<JsonRpcResponse, "result" | "error">): void {
+    const uri = pending.subscribeUri!;
+    if (this.#subscribing.get(uri) === pending) this.#subscribing.delete(uri);
+    const joined = pending.joined ?? [];
+    if (response.error !== undefined) {
+      if (pending.session !== undefined) this.#unsubscribe(pending.session, uri);
+      for (const { session } of joined) this.#unsubscribe(session, uri);
+    }
+    for (const { session, request, replyId } of joined) {
+      session.deliver(
+        response.error !== undefined
+          ? { jsonrpc: "2.0", id: replyId, error: response.error }
+          : resultResponse(replyId, response.result ?? {}),
+        request.id,
+      );
+    }
+  }
+
+  /**
+   * A `resources/subscribe` (`pending`) whose session cancelled it or closed: true when it goes on at the
+   * child, for other sessions' subscriptions joined it, and answers only them; false when it is to be
+   * dropped (and cancelled at the child) like any request.
+   */
+  #subscribeGoesOn(pending: PendingChildRequest): boolean {
+    if (pending.joined !== undefined) {
+      pending.session = undefined;
+      return true;
+    }
+    if (this.#subscribing.get(pending.subscribeUri!) === pending) {
+      this.#subscribing.delete(pending.subscribeUri!);
+    }
+    return false;
   }
 
   /** Removes `session` from the subscribers of `uri`; returns true when nobody is subscribed any more. */
@@ -648,10 +701,9 @@ export class SharedServer implements SessionSource {
     if (pending === undefined) return false;
     this.#dropPending(proxyId);
     pending.session?.forgetRequest(pending.clientId);
-    pending.session?.deliver(
-      errorResponse(writtenId(pending), ErrorCode.InternalError, `mcp-proxy: ${reason}`),
-      pending.clientId,
-    );
+    const error = { code: ErrorCode.InternalError, message: `mcp-proxy: ${reason}` };
+    if (pending.subscribeUri !== undefined) this.#subscribeSettled(pending, { error });
+    pending.session?.deliver(errorResponse(writtenId(pending), error.code, error.message), pending.clientId);
     return true;
   }
 
@@ -672,14 +724,12 @@ export class SharedServer implements SessionSource {
       seconds,
     });
     pending.session?.forgetRequest(pending.clientId);
-    pending.session?.deliver(
-      errorResponse(
-        writtenId(pending),
-        ErrorCode.RequestTimeout,
-        `mcp-proxy: no answer within ${seconds} s (--request-timeout)`,
-      ),
-      pending.clientId,
-    );
+    const error = {
+      code: ErrorCode.RequestTimeout,
+      message: `mcp-proxy: no answer within ${seconds} s (--request-timeout)`,
+    };
+    if (pending.subscribeUri !== undefined) this.#subscribeSettled(pending, { error });
+    pending.session?.deliver(errorResponse(writtenId(pending), error.code, error.message), pending.clientId);
     if (this.#downReason === undefined) {
       this.#sendToChild({
         jsonrpc: "2.0",
@@ -712,6 +762,10 @@ export class SharedServer implements SessionSource {
         // An initialize must not be cancelled at the server: let it finish for the sessions that follow.
         pending.session = undefined;
         return;
+      }
+      if (pending.subscribeUri !== undefined) {
+        this.#unsubscribe(session, pending.subscribeUri);
+        if (this.#subscribeGoesOn(pending)) return;
       }
       // The client ignores any later answer, and an SDK server sends none: forget the request now.
       this.#dropPending(proxyId);
@@ -771,6 +825,7 @@ export class SharedServer implements SessionSource {
       const pending = this.#pendingChildRequests.get(proxyId);
       // An initialize keeps running: its result is cached for the sessions that come next.
       if (pending === undefined || pending.isInitialize) continue;
+      if (pending.subscribeUri !== undefined && this.#subscribeGoesOn(pending)) continue;
       this.#dropPending(proxyId);
       if (this.#downReason === undefined) {
         this.#sendToChild({
@@ -917,9 +972,7 @@ export class SharedServer implements SessionSource {
       return;
     }
     pending.session?.forgetRequest(pending.clientId);
-    if (pending.subscribeUri !== undefined && response.error !== undefined && pending.session !== undefined) {
-      this.#unsubscribe(pending.session, pending.subscribeUri);
-    }
+    if (pending.subscribeUri !== undefined) this.#subscribeSettled(pending, response);
     if (pending.isInitialize) {
       if (response.result !== undefined) {
         pending.session?.markInitialized();

@@ -1358,6 +1358,59 @@ Deno.test("SharedServer: a subscription the child refuses is forgotten; the next
   assert.equal((h.childReceivesOne() as JsonRpcRequest).method, "resources/subscribe");
 });
 
+Deno.test("SharedServer: a subscription made while the child is being subscribed gets the child's answer, refusal included", () => {
+  const h = new Harness();
+  const a = h.initializedSession();
+  const b = h.initializedSession();
+  const c = h.initializedSession();
+  const uri = "test://slow";
+  a.session.handleClientMessage(request("a1", "resources/subscribe", { uri }));
+  const first = h.childReceivesOne() as JsonRpcRequest;
+  b.session.handleClientMessage(request("b1", "resources/subscribe", { uri }));
+  assert.deepEqual(h.takeChild(), [], "the child is asked once");
+  assert.deepEqual(b.client.take(), [], "b waits for the child's answer");
+  h.server.handleChildMessage({ jsonrpc: "2.0", id: first.id, error: { code: -32602, message: "no" } });
+  assert.equal((a.client.takeOne().message as JsonRpcResponse).error?.message, "no");
+  assert.deepEqual(b.client.takeOne().message, {
+    jsonrpc: "2.0",
+    id: "b1",
+    error: { code: -32602, message: "no" },
+  });
+  // Nobody holds the refused subscription: the next subscriber asks the child again.
+  c.session.handleClientMessage(request("c1", "resources/subscribe", { uri }));
+  const again = h.childReceivesOne() as JsonRpcRequest;
+  assert.equal(again.method, "resources/subscribe");
+  a.session.handleClientMessage(request("a2", "resources/subscribe", { uri }));
+  h.childAnswers(again, {});
+  assert.deepEqual(c.client.takeOne().message, { jsonrpc: "2.0", id: "c1", result: {} });
+  assert.deepEqual(a.client.takeOne().message, { jsonrpc: "2.0", id: "a2", result: {} });
+  h.server.handleChildMessage(notification("notifications/resources/updated", { uri }));
+  assert.equal(a.client.take().length + c.client.take().length, 2);
+  assert.deepEqual(b.client.take(), [], "b was refused");
+});
+
+Deno.test("SharedServer: a subscription others joined goes on when its own session cancels it or closes", () => {
+  for (const leave of ["cancel", "close"]) {
+    const h = new Harness();
+    const a = h.initializedSession();
+    const b = h.initializedSession();
+    const uri = "test://joined";
+    a.session.handleClientMessage(request("a1", "resources/subscribe", { uri }));
+    const first = h.childReceivesOne() as JsonRpcRequest;
+    b.session.handleClientMessage(request("b1", "resources/subscribe", { uri }));
+    if (leave === "cancel") {
+      a.session.handleClientMessage(notification("notifications/cancelled", { requestId: "a1" }));
+    } else a.session.close();
+    assert.deepEqual(h.takeChild(), [], `${leave}: the child's subscription is not cancelled`);
+    h.childAnswers(first, {});
+    assert.deepEqual(b.client.takeOne().message, { jsonrpc: "2.0", id: "b1", result: {} }, leave);
+    assert.deepEqual(a.client.take(), [], `${leave}: a asked for no answer`);
+    h.server.handleChildMessage(notification("notifications/resources/updated", { uri }));
+    assert.equal(b.client.take().length, 1, leave);
+    assert.deepEqual(a.client.take(), [], `${leave}: a is not subscribed`);
+  }
+});
+
 Deno.test("SharedServer: a restarted child is initialized like the first one, and the sessions carry on", () => {
   const h = new Harness();
   const a = h.initializedSession();
