@@ -20,6 +20,7 @@ import {
   errorResponse,
   idAsWritten,
   type IdSpan,
+  idSpelling,
   isExactInteger,
   isNotification,
   isRequest,
@@ -184,6 +185,8 @@ function writtenId(pending: PendingChildRequest): RequestId {
 interface PendingServerRequest {
   session: ServerSession;
   childId: RequestId;
+  /** The child's id as it wrote it, when JSON would write its value otherwise (`idSpelling`). */
+  writtenChildId?: RequestId;
 }
 
 /** Client capability that a server→client request needs, by method. */
@@ -222,15 +225,24 @@ const PROGRESS_PATH = ["params", "progressToken"];
 const CANCELLED_PATH = ["params", "requestId"];
 
 /**
- * A client's request with a progress token, `json` its text on one line, as it goes to the child: that
- * text with only its id (at `idSpan`, from `clientRequestIdSpan`) and its token replaced by `proxyId`,
- * where both can be read one way only; else undefined.
+ * A client's request with a progress token `token`, `json` its text on one line, as it goes to the child:
+ * that text with only its id (at `idSpan`, from `clientRequestIdSpan`) and its token replaced by
+ * `proxyId`, where both can be read one way only, and the token as the client wrote it when JSON would
+ * write its value otherwise (see `idAsWritten`); else undefined.
  */
-function withNewIdAndToken(json: string, idSpan: IdSpan | undefined, proxyId: number): string | undefined {
+function withNewIdAndToken(
+  json: string,
+  idSpan: IdSpan | undefined,
+  proxyId: number,
+  token: RequestId,
+): { line: string; writtenToken: RequestId | undefined } | undefined {
   const tokenSpan = idSpan === undefined ? undefined : memberSpan(json, PROGRESS_TOKEN_PATH);
   if (idSpan === undefined || tokenSpan == null) return undefined;
   const text = String(proxyId);
-  return withSpansReplaced(json, [[idSpan, text], [tokenSpan, text]]);
+  return {
+    line: withSpansReplaced(json, [[idSpan, text], [tokenSpan, text]]),
+    writtenToken: idAsWritten(json, tokenSpan, token),
+  };
 }
 
 /**
@@ -521,8 +533,11 @@ export class SharedServer implements SessionSource {
     if (
       typeof progressToken === "string" || typeof progressToken === "number" || isExactInteger(progressToken)
     ) {
-      pending.clientProgressToken = progressToken;
-      line = json === undefined ? undefined : withNewIdAndToken(json, idSpan, proxyId);
+      const replaced = json === undefined
+        ? undefined
+        : withNewIdAndToken(json, idSpan, proxyId, progressToken);
+      pending.clientProgressToken = replaced?.writtenToken ?? progressToken;
+      line = replaced?.line;
       const exact = line === undefined ? reread(request, json) : request;
       const meta = exact.params?._meta as Record<string, unknown>;
       forwarded = { ...exact, params: { ...exact.params, _meta: { ...meta, progressToken: proxyId } } };
@@ -801,16 +816,11 @@ export class SharedServer implements SessionSource {
     this.#pendingServerRequests.delete(proxyId as number);
     pending.session.forgetServerRequest(proxyId as number);
     if (this.#downReason === undefined) {
-      const line = json === undefined ? undefined : withNewId(
-        json,
-        bytes,
-        pending.childId,
-        clientRequestIdSpan(json, proxyId as number),
-      );
-      this.#sendToChild(
-        { ...(line === undefined ? reread(response, json) : response), id: pending.childId },
-        line,
-      );
+      const childId = pending.writtenChildId ?? pending.childId;
+      const line = json === undefined
+        ? undefined
+        : withNewId(json, bytes, childId, clientRequestIdSpan(json, proxyId as number));
+      this.#sendToChild({ ...(line === undefined ? reread(response, json) : response), id: childId }, line);
     }
   }
 
@@ -842,7 +852,7 @@ export class SharedServer implements SessionSource {
       if (this.#downReason === undefined) {
         this.#sendToChild(
           errorResponse(
-            pending.childId,
+            pending.writtenChildId ?? pending.childId,
             ErrorCode.InternalError,
             "The client session closed before answering",
           ),
@@ -1048,11 +1058,15 @@ export class SharedServer implements SessionSource {
         method: request.method,
         why,
       });
-      this.#sendToChild(errorResponse(request.id, ErrorCode.InternalError, `mcp-proxy: ${why}`));
+      const childId = (line === undefined ? undefined : idSpelling(line, request.id)) ?? request.id;
+      this.#sendToChild(errorResponse(childId, ErrorCode.InternalError, `mcp-proxy: ${why}`));
       return;
     }
     const proxyId = this.#nextServerRequestId++;
-    this.#pendingServerRequests.set(proxyId, { session, childId: request.id });
+    const pending: PendingServerRequest = { session, childId: request.id };
+    const writtenChildId = line === undefined ? undefined : idSpelling(line, request.id);
+    if (writtenChildId !== undefined) pending.writtenChildId = writtenChildId;
+    this.#pendingServerRequests.set(proxyId, pending);
     session.rememberServerRequest(proxyId);
     const json = line === undefined ? undefined : childLineWithId(line, request.id, proxyId);
     const forwarded = { ...(json === undefined ? reread(request, line) : request), id: proxyId };

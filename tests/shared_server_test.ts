@@ -84,6 +84,8 @@ class Harness {
   readonly toChildJson: (string | undefined)[] = [];
   /** The bytes given with each message written to the child, when they were given as bytes. */
   readonly toChildBytes: Uint8Array[] = [];
+  /** The text of each message written to the child, as the child reads it. */
+  readonly written: string[] = [];
   /** `server.childIsBusy` as each message was written to the child. */
   readonly childBusyAtSend: boolean[] = [];
   readonly server: SharedServer;
@@ -106,6 +108,7 @@ class Harness {
           assert.deepEqual(normal(json), normal(JSON.stringify(message)));
         }
         this.toChild.push(readAsWritten(message));
+        this.written.push(json ?? JSON.stringify(message));
         this.toChildJson.push(json);
         this.childBusyAtSend.push(this.server.childIsBusy);
       },
@@ -1013,6 +1016,38 @@ Deno.test("SharedServer: a session waiting for the first initialize that closes 
   h.childAnswers(h.childReceivesOne(), CHILD_INITIALIZE_RESULT);
   assert.equal(a.client.take().length, 1);
   assert.deepEqual(b.client.take(), []);
+});
+
+Deno.test("SharedServer: progress tokens and the child's own request ids go back as they were written", () => {
+  for (const spelled of ["1.50", "1e3", "-0", '"\\u00e9"', "12345678901234567891"]) {
+    const h = new Harness();
+    const a = h.initializedSession({ roots: {} });
+    const call =
+      `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"_meta":{"progressToken":${spelled}}}}`;
+    a.session.handleClientMessage(JSON.parse(call), call);
+    const proxyId = idOf(h.takeChild()[0]);
+    const progress =
+      `{"jsonrpc":"2.0","method":"notifications/progress","params":{"progressToken":${proxyId},` +
+      `"progress":1}}`;
+    h.server.handleChildMessage(JSON.parse(progress), progress);
+    assert.equal(a.client.takeTexts()[0], progress.replace(`:${proxyId},`, `:${spelled},`), spelled);
+
+    const ask = `{"jsonrpc":"2.0","id":${spelled},"method":"roots/list"}`;
+    h.server.handleChildMessage(JSON.parse(ask), ask);
+    const asked = idOf(a.client.takeOne().message);
+    const answer = `{"jsonrpc":"2.0","id":${JSON.stringify(asked)},"result":{"roots":[]}}`;
+    a.session.handleClientMessage(JSON.parse(answer), answer);
+    assert.equal(h.takeChildJson()[0], `{"jsonrpc":"2.0","id":${spelled},"result":{"roots":[]}}`, spelled);
+    // So is the error answer of a session that closes before answering.
+    h.server.handleChildMessage(JSON.parse(ask), ask);
+    a.client.take();
+    a.session.close();
+    assert.match(
+      h.written.at(-1)!,
+      new RegExp(`^\\{"jsonrpc":"2.0","id":${RegExp.escape(spelled)},"error"`),
+      spelled,
+    );
+  }
 });
 
 Deno.test("SharedServer: closing a session answers the child's requests waiting on it with an error", () => {
