@@ -106,6 +106,8 @@ export class LineFramer {
   #buffer = new Uint8Array(0);
   #length = 0;
   #oversize = false;
+  /** The last byte added to the line is a `\r`. */
+  #endsInReturn = false;
   #head: Uint8Array = new Uint8Array(0);
   #tail: Uint8Array = new Uint8Array(0);
 
@@ -135,11 +137,9 @@ export class LineFramer {
       }
       if (this.#length === 0 && !this.#oversize && end > start) {
         // The common case: a whole line inside this chunk, not longer than the cap.
-        if (end - start <= this.#maxLineBytes) {
-          const line = chunk[end - 1] === CARRIAGE_RETURN
-            ? chunk.subarray(start, end - 1)
-            : chunk.subarray(start, end);
-          if (line.length > 0) onLine(line);
+        const lineEnd = chunk[end - 1] === CARRIAGE_RETURN ? end - 1 : end;
+        if (lineEnd - start <= this.#maxLineBytes) {
+          if (lineEnd > start) onLine(chunk.subarray(start, lineEnd));
           start = end + 1;
           continue;
         }
@@ -170,7 +170,10 @@ export class LineFramer {
       return;
     }
     if (this.#oversize) {
-      this.#onOversizeLine?.(this.#length, this.#head, this.#tail);
+      // A `\r` before the newline is not the line's.
+      const cut = this.#endsInReturn ? 1 : 0;
+      const tail = this.#tail.subarray(0, Math.max(0, this.#tail.length - cut));
+      this.#onOversizeLine?.(this.#length - cut, this.#head, tail);
     } else if (this.#length > 0) {
       let line = this.#buffer.subarray(0, this.#length);
       if (line[line.length - 1] === CARRIAGE_RETURN) line = line.subarray(0, line.length - 1);
@@ -183,6 +186,7 @@ export class LineFramer {
     if (this.#buffer.length > KEPT_BUFFER_BYTES) this.#buffer = new Uint8Array(0);
     this.#length = 0;
     this.#oversize = false;
+    this.#endsInReturn = false;
     this.#head = this.#tail = new Uint8Array(0);
     this.#sink = undefined;
     this.#heldReturn = false;
@@ -211,9 +215,10 @@ export class LineFramer {
   /** Adds `piece` of a chunk to the line; `chunkText` is the chunk's {@link searchableText}, if it has one. */
   #append(piece: Uint8Array, chunkText: string | undefined): void {
     if (piece.length === 0) return;
+    this.#endsInReturn = piece[piece.length - 1] === CARRIAGE_RETURN;
     if (this.#sink !== undefined) {
       this.#length += piece.length;
-      if (this.#length <= this.#maxLineBytes) {
+      if (this.#withinCap(this.#length, piece)) {
         // Where the chunk's text holds no `\r`, neither does the piece: the text says so even where its
         // offsets are not the bytes' (see line_break_search.ts).
         this.#toSink(this.#sink, piece, chunkText !== undefined && !chunkText.includes("\r"), true);
@@ -238,7 +243,7 @@ export class LineFramer {
       this.#noCarriageReturn = false;
     }
     const length = this.#length + piece.length;
-    if (length > this.#maxLineBytes) {
+    if (!this.#withinCap(length, piece)) {
       // From here on only the ends are kept.
       const start = this.#buffer.subarray(0, this.#length);
       this.#head = joined(start.subarray(0, KEPT_EDGE_BYTES), piece).slice(0, KEPT_EDGE_BYTES);
@@ -259,6 +264,16 @@ export class LineFramer {
     if (length >= this.#longLineBytes && !this.#offered && this.#onLongLine !== undefined) {
       this.#offer(this.#onLongLine);
     }
+  }
+
+  /**
+   * Whether a line `length` bytes long so far, of which `last` is the latest piece, may still be within
+   * the cap: one byte more is allowed while it is a `\r`, which the newline may yet show not to be the
+   * line's.
+   */
+  #withinCap(length: number, last: Uint8Array): boolean {
+    return length <= this.#maxLineBytes ||
+      (length === this.#maxLineBytes + 1 && last[last.length - 1] === CARRIAGE_RETURN);
   }
 
   /** Offers the long line gathered so far; from then on it goes to the sink, if one takes it. */

@@ -90,6 +90,26 @@ Deno.test("LineSplitter: a line of exactly the cap is kept", async () => {
   });
 });
 
+Deno.test("LineSplitter: the \\r of a \\r\\n does not count against the cap, whichever chunk holds it", async () => {
+  const x = "x".repeat(10);
+  for (const chunks of [[`${x}\r\n`], [x, "\r\n"], [`${x}\r`, "\n"], ["xxxxx", "xxxxx\r", "\n"]]) {
+    assert.deepEqual(
+      await split([...chunks, "yy\n"], 10),
+      { lines: [x, "yy"], oversize: [] },
+      chunks.join("|"),
+    );
+  }
+  // One byte more is over the cap, reported with the line's own length.
+  for (const chunks of [[`${x}x\r\n`], [`${x}x`, "\r\n"], [`${x}x\r`, "\n"], [`${x}\r`, "x\n"]]) {
+    const expected = chunks.join("").startsWith(`${x}\r`) ? 12 : 11;
+    assert.deepEqual(
+      await split([...chunks, "yy\n"], 10),
+      { lines: ["yy"], oversize: [expected] },
+      chunks.join("|"),
+    );
+  }
+});
+
 Deno.test("LineSplitter: an oversize line arriving in pieces is reported once with its full length", async () => {
   const result = await split(["12345", "67890", "12\n", "ok", "\n"], 10);
   assert.deepEqual(result, { lines: ["ok"], oversize: [12] });
@@ -255,6 +275,16 @@ Deno.test("LineFramer: a streaming line cut off by the end of input or by the ca
   ]);
   assert.deepEqual(capped.oversize, [30]);
   assert.deepEqual(capped.lines, ["next"]);
+});
+
+Deno.test("LineFramer: a streaming line of exactly the cap ending in \\r\\n ends; one byte more is aborted", () => {
+  const exact = frameLong(["long-line-", "0123456789\r", "\nnext\n"], () => true, 20);
+  assert.deepEqual(exact.events.slice(-1), ["end"]);
+  assert.deepEqual(exact.oversize, []);
+  const over = frameLong(["long-line-", "0123456789\r", "x\r\nnext\n"], () => true, 20);
+  assert.deepEqual(over.events.slice(-1), ["abort the line is longer than 20 bytes"]);
+  assert.deepEqual(over.oversize, [22]);
+  assert.deepEqual(over.lines, ["next"]);
 });
 
 Deno.test("LineFramer: pieces of the chunk pushed are the sink's to keep, and push says so; its own buffer and a held \\r are not", () => {
