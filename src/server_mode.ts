@@ -212,8 +212,13 @@ export async function startServerMode(options: ServerModeOptions): Promise<Serve
   const units: ServerUnit[] = [];
   const stopUnits = (reason: string) => Promise.all(units.map((unit) => unit.stop(reason)));
   // Bind first: a port in use is reported before any server is started. Spawning is synchronous, so
-  // the app exists before the first request can be handled.
-  const httpServer = listen(options, (request) => app.fetch(request));
+  // the app exists before the first request can be handled, unless no server could start: a request
+  // that comes while what started stops gets 503.
+  let app: ReturnType<typeof createProxyApp> | undefined;
+  const httpServer = listen(
+    options,
+    (request) => app?.fetch(request) ?? new Response("mcp-proxy could not start\n", { status: 503 }),
+  );
   const startErrors: SpawnError[] = [];
   const retries: (() => void)[] = [];
   try {
@@ -236,7 +241,7 @@ export async function startServerMode(options: ServerModeOptions): Promise<Serve
     await Promise.all([stopUnits("mcp-proxy could not start"), httpServer.shutdown()]);
     throw error;
   }
-  const app = createProxyApp({
+  const proxyApp = createProxyApp({
     servers: units.map(({ source }) => source),
     rootServer: options.defaultServer?.name,
     stateless: options.stateless,
@@ -251,6 +256,7 @@ export async function startServerMode(options: ServerModeOptions): Promise<Serve
     maxBacklogBytes: options.maxLineBytes + 16 * 1024 * 1024,
     logger: proxyLogger("http"),
   });
+  app = proxyApp;
 
   const address = httpServer.addr;
   const origin = `http://${formatHost(address.hostname)}:${address.port}`;
@@ -271,7 +277,7 @@ export async function startServerMode(options: ServerModeOptions): Promise<Serve
       logger.info("shutting down");
       // Calls still running get an error answer now, before their streams close.
       const unitsStopped = stopUnits("mcp-proxy is shutting down");
-      await app.closeAll();
+      await proxyApp.closeAll();
       let timer: ReturnType<typeof setTimeout> | undefined;
       await Promise.all([
         Promise.race([httpServer.shutdown(), new Promise((resolve) => timer = setTimeout(resolve, 3000))]),

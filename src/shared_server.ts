@@ -408,6 +408,7 @@ export class SharedServer implements SessionSource {
     }
     for (const [proxyId, pending] of this.#pendingServerRequests) {
       this.#pendingServerRequests.delete(proxyId);
+      pending.session.forgetServerRequest(proxyId);
       pending.session.deliver({
         jsonrpc: "2.0",
         method: "notifications/cancelled",
