@@ -296,6 +296,53 @@ Deno.test("calls made while the remote is down wait it out, and all are answered
   }
 });
 
+Deno.test("a session the server forgets while a call runs: that call is not sent again, the others are", async () => {
+  // Session s1 expires at the server while a slow call runs on it; the next request learns it (404) and
+  // the relay initializes s2. The slow call may already have done its work: it must not run again.
+  const runs: string[] = [];
+  let sessions = 0;
+  let expired = false;
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, async (request) => {
+    if (request.method !== "POST") {
+      return new Response(null, { status: request.method === "DELETE" ? 200 : 405 });
+    }
+    const body = await request.json();
+    const session = request.headers.get("mcp-session-id");
+    if (session === "s1" && expired) return new Response("unknown session", { status: 404 });
+    if (body.id === undefined) return new Response(null, { status: 202 });
+    const answer = (result: unknown, id = session ?? `s${++sessions}`) =>
+      Response.json({ jsonrpc: "2.0", id: body.id, result }, { headers: { "Mcp-Session-Id": id } });
+    if (body.method === "initialize") {
+      return answer({
+        protocolVersion: body.params.protocolVersion,
+        capabilities: { tools: {} },
+        serverInfo: { name: "forgetful", version: "0" },
+      });
+    }
+    const name = body.params?.name;
+    runs.push(`${name} on ${session}`);
+    if (name === "slow") {
+      expired = true;
+      await new Promise((resolve) => setTimeout(resolve, 800));
+    }
+    return answer({ content: [{ type: "text", text: `${name} done on ${session}` }] });
+  });
+  try {
+    const url = `http://127.0.0.1:${server.addr.port}/mcp`;
+    await using stdio = await connectThroughClientMode(url, { args: ["--connect-timeout", "10"] });
+    const { client } = stdio;
+    const slow = client.callTool({ name: "slow", arguments: {} });
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    const other = await client.callTool({ name: "other", arguments: {} });
+    assert.deepEqual(other.content, [{ type: "text", text: "other done on s2" }]);
+    // Its answer still comes on the POST it went on.
+    assert.deepEqual((await slow).content, [{ type: "text", text: "slow done on s1" }]);
+    assert.deepEqual(runs, ["slow on s1", "other on s2"]);
+  } finally {
+    await server.shutdown();
+  }
+});
+
 Deno.test("stdout carries only JSON-RPC lines; a bad line gets a parse error; EOF ends the session with DELETE", async () => {
   await using server = recordingServer();
   const { code, stdout, stderr } = await runClientModeWithInput(server.url, [

@@ -490,6 +490,27 @@ Deno.test("http1_fetch: a request sent at the moment the server closes is sent a
   });
 });
 
+Deno.test("http1_fetch: a request the server worked on before closing unanswered is not sent again", async () => {
+  // The server takes the second request on the kept connection, works on it, then drops the connection:
+  // a request it may have run, unlike one that crossed a close on the wire.
+  await withRawServer(async (conn, request) => {
+    if (request.includes("/second")) {
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      return false;
+    }
+    await writeText(conn, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+    return true;
+  }, async (origin, counts) => {
+    await withFetch(async (fetch) => {
+      assert.equal(await (await fetch(`${origin}/first`)).text(), "ok");
+      const error = await fetch(`${origin}/second`, { method: "POST", body: "x" }).then(() => {}, (e) => e);
+      assert.ok(error instanceof TypeError);
+      assert.match(describeFetchError(error, `${origin}/second`), /closed the connection without answering/);
+      assert.deepEqual(counts, { connections: 1, requests: 2 }, "/second was sent once");
+    });
+  });
+});
+
 Deno.test("http1_fetch: a broken answer is a network error, never sent again", async () => {
   await withRawServer(async (conn, request) => {
     if (request.includes("/garbage")) await writeText(conn, "SSH-2.0-OpenSSH\r\n\r\n");

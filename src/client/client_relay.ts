@@ -324,8 +324,8 @@ export class ClientRelay {
           this.#sessionLost(generation, error.message);
           continue;
         }
-        // Another message learned first that the session was gone, and its transport was closed under this
-        // one (say, many calls waiting out a restart of the server): it goes again on the new session.
+        // Another message learned first that the session was gone, and closed it before this one went (say,
+        // many calls waiting out a restart of the server): it goes on the new session.
         if (error.kind === "closed" && !this.#closed && generation !== this.#generation && resent++ < 3) {
           continue;
         }

@@ -78,6 +78,12 @@ const MAX_LINE_BYTES = 8 * 1024;
 /** Free space below which the read buffer is compacted or grown before a read. */
 const MIN_READ_BYTES = 4 * 1024;
 const SMALL_BODY_BYTES = 64 * 1024;
+/**
+ * A reused connection that ends unanswered sooner than this after the request was written (or sooner
+ * than the quickest answer it gave, if that is longer) was closed by the server before the request got
+ * there; later, the server may have run it (see `Connection.closedBeforeRequest`).
+ */
+const CROSSED_CLOSE_MS = 50;
 const CR = 13;
 const LF = 10;
 /** URLs whose {@link Target} is kept; past that, the cache starts again. */
@@ -198,6 +204,8 @@ class Connection {
   #unreferenced = false;
   /** Whether a request has been answered on it: a failure before the next answer may be a stale close. */
   used = false;
+  /** The least time from a request written to its response head, in ms (`performance.now()`). */
+  #quickestAnswerMs = Infinity;
   closed = false;
 
   constructor(origin: string, conn: Deno.Conn) {
@@ -243,6 +251,25 @@ class Connection {
 
   get buffered(): number {
     return this.#end - this.#start;
+  }
+
+  /** A response head came `ms` after its request was written. */
+  answeredAfter(ms: number): void {
+    if (ms < this.#quickestAnswerMs) this.#quickestAnswerMs = ms;
+  }
+
+  /**
+   * Whether the connection, reused and found ended now with no answer to the request written at `writtenAt`
+   * (`performance.now()`; undefined: the write failed), was closed by the server before the request got
+   * there: an idle connection closed as the request crossed the close on the wire, which the server never
+   * read. Such a close comes back within a round trip of the write, and a round trip takes no longer than
+   * the quickest answer the connection gave. An end that comes later may follow a request the server ran
+   * (it worked on it, then dropped the connection): sending it again would run it twice.
+   */
+  closedBeforeRequest(writtenAt: number | undefined): boolean {
+    if (this.buffered !== 0) return false;
+    if (writtenAt === undefined) return true;
+    return performance.now() - writtenAt < Math.max(this.#quickestAnswerMs, CROSSED_CLOSE_MS);
   }
 
   /** Reads a response head: its Latin-1 text without the blank line, or null if the connection ended first. */
@@ -667,22 +694,25 @@ export function createHttp1Fetch(options: Http1FetchOptions): Http1Fetch {
   ): Promise<{ connection: Connection; head: ResponseHead; small?: Uint8Array<ArrayBuffer> } | null> => {
     // An idle connection is taken at once: the request leaves before anything else runs.
     const connection = reuse(origin) ?? await connect(url, origin, signal);
-    const stale = connection.used;
+    const reused = connection.used;
+    let writtenAt: number | undefined;
     let answering = false;
     const onAbort = () => connection.close();
     if (signal !== undefined) aborts.watch(signal, onAbort);
     try {
       for (const part of parts) await connection.write(part);
+      writtenAt = performance.now();
       onwritten?.();
       for (;;) {
         const text = await connection.readHead();
         if (text === null) {
-          if (stale) {
+          if (reused && connection.closedBeforeRequest(writtenAt)) {
             release(connection, false);
             return null;
           }
           throw new HttpWireError("the server closed the connection without answering");
         }
+        if (!answering) connection.answeredAfter(performance.now() - writtenAt);
         answering = true;
         const response = parseResponseHead(text, method);
         // 1xx answers (100 Continue, 103 Early Hints) come before the real one.
@@ -701,8 +731,12 @@ export function createHttp1Fetch(options: Http1FetchOptions): Http1Fetch {
     } catch (error) {
       release(connection, false);
       if (signal?.aborted) throw signal.reason;
-      // Nothing came back on a reused connection: the server had closed it, so it never saw the request.
-      if (stale && !answering && connection.buffered === 0 && !(error instanceof HttpWireError)) return null;
+      // Nothing came back on a reused connection the server had closed: it never saw the request.
+      if (
+        reused && !answering && !(error instanceof HttpWireError) && connection.closedBeforeRequest(writtenAt)
+      ) {
+        return null;
+      }
       throw error instanceof TypeError ? error : networkError(error);
     } finally {
       if (signal !== undefined) aborts.forget(signal, onAbort);

@@ -28,9 +28,8 @@ export type RemoteErrorKind =
   /** The server's TLS certificate was refused: never sent, and trying again would fail the same way. */
   | "refused"
   /**
-   * The transport was closed while the request was on its way, before any answer began (Streamable HTTP):
-   * the session was replaced, or the relay is closing. The old session is gone at the server, which so
-   * never ran the request: it may go again on the new one.
+   * The message was not sent: its session was closed first (lost or replaced), or the relay is closing
+   * (Streamable HTTP). It may go again on a new session.
    */
   | "closed";
 

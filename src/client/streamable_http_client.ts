@@ -87,7 +87,10 @@ export class StreamableHttpClient implements RemoteTransport {
   readonly #fetch: typeof fetch;
   readonly #resumeWindowMs: number;
   readonly #onwarning: (text: string) => void;
+  /** Ends every exchange under way: the relay is closing. */
   readonly #abort = new AbortController();
+  /** Ends the GET stream of the server's own messages (and its waits): the session is over. */
+  readonly #stopListening = new AbortController();
   #sessionId: string | undefined;
   #protocolVersion: string | undefined;
   /** `Mcp-Session-Id` and `MCP-Protocol-Version`, once known; replaced, never changed in place. */
@@ -176,12 +179,20 @@ export class StreamableHttpClient implements RemoteTransport {
     this.#listenLoop(opened);
   }
 
-  /** Ends the session: DELETE it at the server (unless `terminate` is false) and stop every stream. */
+  /**
+   * Ends the session. With `terminate` (the relay is closing), every exchange under way ends, and the
+   * session is DELETEd at the server. Without (the session was lost or is being replaced), no message
+   * goes any more and the GET stream stops, but requests under way are left to end as they will: an
+   * answer may yet come, and one the server refuses for the session (404) goes again on the next. Ending
+   * them here would leave no way to tell one the server never ran from one it is running.
+   */
   async close(terminate = true): Promise<void> {
-    if (this.#closed) return;
+    const wasClosed = this.#closed;
     this.#closed = true;
+    this.#stopListening.abort();
+    if (!terminate) return;
     this.#abort.abort();
-    if (!terminate || this.#sessionId === undefined) return;
+    if (wasClosed || this.#sessionId === undefined) return;
     try {
       const response = await this.#fetch(this.#url, {
         method: "DELETE",
@@ -208,12 +219,16 @@ export class StreamableHttpClient implements RemoteTransport {
     return { ...extra, ...this.#sessionHeaders };
   }
 
-  /** Sends a request; `headers` must already hold the session's (see {@link #headers}). */
+  /**
+   * Sends a request; `headers` must already hold the session's (see {@link #headers}). Kind `"closed"`
+   * when the session was closed before it was sent, or ended with it when the relay closed.
+   */
   async #request(
     method: string,
     headers: Record<string, string>,
     body?: string,
     onwritten?: () => void,
+    signal = this.#abort.signal,
   ): Promise<Response> {
     if (this.#closed) throw new RemoteError("closed", "the session with the server was closed");
     let response: Response;
@@ -222,12 +237,14 @@ export class StreamableHttpClient implements RemoteTransport {
         method,
         headers,
         body,
-        signal: this.#abort.signal,
+        signal,
         onwritten,
       };
       response = await this.#fetch(this.#url, init);
     } catch (error) {
-      if (this.#closed) throw new RemoteError("closed", "the session with the server was closed");
+      if (this.#abort.signal.aborted) {
+        throw new RemoteError("closed", "the session with the server was closed");
+      }
       throw new RemoteError(fetchFailureKind(error), fetchFailure(error, this.#url.href));
     }
     if (this.#sessionId === undefined) {
@@ -351,10 +368,16 @@ export class StreamableHttpClient implements RemoteTransport {
       if (cursor.lastEventId !== undefined) headers["Last-Event-ID"] = cursor.lastEventId;
       let response: Response;
       try {
-        response = await this.#request("GET", this.#headers(headers));
+        response = await this.#request(
+          "GET",
+          this.#headers(headers),
+          undefined,
+          undefined,
+          this.#stopListening.signal,
+        );
       } catch {
         opened();
-        await sleep(cursor.retryMs ?? backoffDelay(attempt), this.#abort.signal);
+        await sleep(cursor.retryMs ?? backoffDelay(attempt), this.#stopListening.signal);
         continue;
       }
       opened();
@@ -378,7 +401,7 @@ export class StreamableHttpClient implements RemoteTransport {
         const delay = error.kind === "busy"
           ? busyDelay(error, attempt)
           : cursor.retryMs ?? backoffDelay(attempt);
-        await sleep(delay, this.#abort.signal);
+        await sleep(delay, this.#stopListening.signal);
         continue;
       }
       attempt = -1;
@@ -387,7 +410,9 @@ export class StreamableHttpClient implements RemoteTransport {
       await this.#readEvents(response, undefined, cursor);
       // A stream the server ends at once, again and again, is asked for less and less often.
       shortStreams = Date.now() - openedAt < SHORT_STREAM_MS ? shortStreams + 1 : 0;
-      if (!this.#closed) await sleep(cursor.retryMs ?? backoffDelay(shortStreams), this.#abort.signal);
+      if (!this.#closed) {
+        await sleep(cursor.retryMs ?? backoffDelay(shortStreams), this.#stopListening.signal);
+      }
     }
   }
 }
