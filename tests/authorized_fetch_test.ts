@@ -25,7 +25,8 @@ class McpServer {
   readonly documents = new Map<string, unknown>();
   /** The paths of the GETs other than `/mcp`: metadata lookups. */
   readonly lookups: string[] = [];
-  access: "tokens" | "reject" | "open" = "tokens";
+  /** `"quote"`: every request is refused with 403, its body quoting the credentials it came with. */
+  access: "tokens" | "reject" | "open" | "quote" = "tokens";
   readonly #server: Deno.HttpServer<Deno.NetAddr>;
 
   constructor() {
@@ -76,6 +77,12 @@ class McpServer {
   async #mcp(request: Request): Promise<Response> {
     const authorization = request.headers.get("authorization");
     this.mcpRequests.push({ authorization, headers: request.headers, body: await request.text() });
+    if (this.access === "quote") {
+      const key = request.headers.get("x-api-key");
+      return new Response(`refused: ${authorization}; key ${key}; token ${authorization?.split(" ")[1]}`, {
+        status: 403,
+      });
+    }
     const token = authorization?.match(/^Bearer (.+)$/)?.[1];
     const valid = token !== undefined && this.validTokens.has(token);
     if (this.access === "reject" || (this.access === "tokens" && !valid)) {
@@ -220,6 +227,29 @@ Deno.test("authorizedFetch() sends the OAuth2 token over the API access token an
   assert.equal(server.mcpRequests.length, 1);
   assert.equal(server.mcpRequests[0].authorization, "Bearer token-1");
   assert.equal(server.mcpRequests[0].headers.get("x-tenant"), "acme");
+});
+
+Deno.test("authorizedFetch() keeps the credentials it sent out of an error answer that quotes them", async () => {
+  await using server = new McpServer();
+  server.access = "quote";
+  const cases: [AuthorizationOptions, string[]][] = [
+    [{ headers: { "X-Api-Key": "key-0123456789" }, apiAccessToken: "api-token-abc" }, [
+      "key-0123456789",
+      "api-token-abc",
+    ]],
+    [{ headers: { Authorization: "Bearer header-token-xyz" } }, ["header-token-xyz"]],
+    [{ headers: {}, oauth: server.credentials() }, ["token-1"]],
+  ];
+  for (const [options, secrets] of cases) {
+    const response = await authorizedFetch(fetch, options)(server.url("/mcp"), {
+      method: "POST",
+      body: "{}",
+    });
+    assert.equal(response.status, 403);
+    const body = await response.text();
+    assert.match(body, /^refused: .*\*\*\*/, body);
+    for (const secret of secrets) assert.equal(body.includes(secret), false, body);
+  }
 });
 
 Deno.test("authorizedFetch() without OAuth2 returns a 401 as it is", async () => {

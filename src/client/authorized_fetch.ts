@@ -60,6 +60,28 @@ function mergeRecord(
   return merged;
 }
 
+/**
+ * Header values this long or longer are kept out of the server's error answers: a value may be a secret
+ * (`-H "X-Api-Key: …"`), and a shorter one is too common a string to replace.
+ */
+const SECRET_MIN_LENGTH = 8;
+
+/**
+ * `response` itself, or for an error status (400 and up) its copy with every one of `secrets` in its body
+ * replaced by `***`: servers quote the credentials they refuse, and the body's start goes into the error
+ * answer and the log, where a secret must never appear.
+ */
+async function withoutSecrets(response: Response, secrets: readonly string[]): Promise<Response> {
+  if (response.status < 400 || secrets.length === 0 || response.body === null) return response;
+  let text = await response.text().catch(() => "");
+  for (const secret of secrets) text = text.replaceAll(secret, "***");
+  return new Response(text, {
+    status: response.status,
+    statusText: response.statusText,
+    headers: response.headers,
+  });
+}
+
 /** Options of {@link authorizedFetch}. */
 export interface AuthorizationOptions {
   /** `-H` headers, added to every request unless the caller set the same header. */
@@ -71,8 +93,9 @@ export interface AuthorizationOptions {
 }
 
 /**
- * Wraps `base` so that every request carries the `-H` headers and the right `Authorization`.
- * Throws TypeError, without quoting values, when a header cannot be sent. The returned `fetch`
+ * Wraps `base` so that every request carries the `-H` headers and the right `Authorization`, and no error
+ * response quotes them back (see {@link withoutSecrets}). Throws TypeError, without quoting values, when a
+ * header cannot be sent. The returned `fetch`
  * rejects with {@link OAuthError} when no access token can be had.
  *
  * @example
@@ -100,6 +123,10 @@ export function authorizedFetch(base: typeof fetch, options: AuthorizationOption
 
   // Names in lower case, as `Headers` iterates them.
   const extraHeaders = [...extra];
+  // An `Authorization` value's credentials, without its scheme, too: a server may quote just those.
+  const credentials = fixedAuthorization?.replace(/^\S+\s+/, "") ?? "";
+  const secrets = [...Object.values(options.headers), credentials]
+    .filter((value) => value.trim().length >= SECRET_MIN_LENGTH);
 
   /**
    * For each frozen record a caller sent, the merged record made last, frozen too, and with which
@@ -140,7 +167,7 @@ export function authorizedFetch(base: typeof fetch, options: AuthorizationOption
   const oauth = options.oauth;
   if (oauth === undefined) {
     if (extraHeaders.length === 0 && fixedAuthorization === undefined) return base;
-    return (input, init) => send(input, init, fixedAuthorization);
+    return async (input, init) => withoutSecrets(await send(input, init, fixedAuthorization), secrets);
   }
 
   // Set once discovery found no token endpoint: requests then go without a token, and without looking for
@@ -159,12 +186,14 @@ export function authorizedFetch(base: typeof fetch, options: AuthorizationOption
       }
     }
     const response = await send(input, init, token === undefined ? undefined : `Bearer ${token}`);
-    if (response.status !== 401 || !replayable(input, init)) return response;
+    if (response.status !== 401 || !replayable(input, init)) {
+      return withoutSecrets(response, token === undefined ? secrets : [...secrets, token]);
+    }
     const challenge = response.headers.get("www-authenticate");
     await response.body?.cancel();
     logger.debug("the server answered 401; renewing the access token and retrying once");
     const renewed = await oauth.renew(challenge, token);
     noTokenEndpoint = false;
-    return send(input, init, `Bearer ${renewed}`);
+    return withoutSecrets(await send(input, init, `Bearer ${renewed}`), [...secrets, renewed]);
   };
 }
