@@ -343,6 +343,56 @@ Deno.test("a session the server forgets while a call runs: that call is not sent
   }
 });
 
+Deno.test("a 400 ends the session only when it says the session is unknown, not for any mention of one", async () => {
+  let initializations = 0;
+  let forget = false;
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, async (request) => {
+    if (request.method !== "POST") {
+      return new Response(null, { status: request.method === "DELETE" ? 200 : 405 });
+    }
+    const body = await request.json();
+    const session = request.headers.get("mcp-session-id");
+    if (forget && session === "s1") {
+      return Response.json({
+        jsonrpc: "2.0",
+        error: { code: -32000, message: "Bad Request: No valid session ID provided" },
+        id: null,
+      }, { status: 400 });
+    }
+    if (body.id === undefined) return new Response(null, { status: 202 });
+    if (body.params?.name === "bad") {
+      return Response.json({ error: "argument 'session_label' is required" }, { status: 400 });
+    }
+    const id = session ?? `s${++initializations}`;
+    const result = body.method === "initialize"
+      ? {
+        protocolVersion: body.params.protocolVersion,
+        capabilities: { tools: {} },
+        serverInfo: { name: "x", version: "0" },
+      }
+      : { content: [{ type: "text", text: `on ${id}` }] };
+    return Response.json({ jsonrpc: "2.0", id: body.id, result }, { headers: { "Mcp-Session-Id": id } });
+  });
+  try {
+    await using stdio = await connectThroughClientMode(`http://127.0.0.1:${server.addr.port}/mcp`);
+    const { client } = stdio;
+    const refused = await client.callTool({ name: "bad", arguments: {} }).then(
+      () => "",
+      (error) => error.message,
+    );
+    assert.match(refused, /HTTP 400: .*session_label/);
+    assert.equal(initializations, 1, "the session stays");
+    forget = true;
+    assert.deepEqual((await client.callTool({ name: "ok", arguments: {} })).content, [{
+      type: "text",
+      text: "on s2",
+    }]);
+    assert.equal(initializations, 2);
+  } finally {
+    await server.shutdown();
+  }
+});
+
 Deno.test("stdout carries only JSON-RPC lines; a bad line gets a parse error; EOF ends the session with DELETE", async () => {
   await using server = recordingServer();
   const { code, stdout, stderr } = await runClientModeWithInput(server.url, [

@@ -64,6 +64,14 @@ function isEventStream(response: Response): boolean {
   return contentType(response).startsWith("text/event-stream");
 }
 
+/**
+ * A 400 body that says the session is not known, as servers built on the SDKs word it ("Bad Request: No
+ * valid session ID provided", "Invalid or expired session", "Mcp-Session-Id header is required"): not any
+ * body that holds the word (found by QA: "argument 'session_label' is required" ended the session).
+ */
+const SESSION_REFUSED =
+  /\b(no valid|invalid|unknown|expired|missing|bad)( or expired)? session\b|\bsession(-id| id)?\b[^.]{0,40}\b(not found|invalid|expired|unknown|missing|required|no longer)\b/i;
+
 /** A GET stream that ends sooner than this counts as ended at once (see `#listenLoop`). */
 const SHORT_STREAM_MS = 5000;
 
@@ -261,7 +269,7 @@ export class StreamableHttpClient implements RemoteTransport {
     const body = await shortBody(response);
     const text = `the server answered HTTP ${response.status}${body ? `: ${body}` : ""}`;
     // The spec says 404; many servers built on the SDK's examples answer 400 "No valid session ID".
-    const forgotten = response.status === 404 || (response.status === 400 && /session/i.test(body));
+    const forgotten = response.status === 404 || (response.status === 400 && SESSION_REFUSED.test(body));
     if (forgotten && this.#sessionId !== undefined) {
       return new RemoteError("session-expired", `the server no longer knows the session (${text})`, 404);
     }
