@@ -393,6 +393,50 @@ Deno.test("a 400 ends the session only when it says the session is unknown, not 
   }
 });
 
+Deno.test("a gateway's 502 or 504 (server down behind it): what changes nothing waits it out, a tool call does not", async () => {
+  let down = true;
+  const calls: string[] = [];
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, async (request) => {
+    if (request.method !== "POST") {
+      return new Response(null, { status: request.method === "DELETE" ? 200 : 405 });
+    }
+    const body = await request.json();
+    if (down) return new Response("upstream connect error", { status: calls.length % 2 === 0 ? 502 : 504 });
+    if (body.id === undefined) return new Response(null, { status: 202 });
+    calls.push(body.method);
+    const result = body.method === "initialize"
+      ? {
+        protocolVersion: body.params.protocolVersion,
+        capabilities: { tools: {} },
+        serverInfo: { name: "x", version: "0" },
+      }
+      : body.method === "tools/list"
+      ? { tools: [] }
+      : { content: [] };
+    return Response.json({ jsonrpc: "2.0", id: body.id, result }, { headers: { "Mcp-Session-Id": "s1" } });
+  });
+  try {
+    setTimeout(() => down = false, 700);
+    await using stdio = await connectThroughClientMode(`http://127.0.0.1:${server.addr.port}/mcp`, {
+      args: ["--connect-timeout", "10"],
+    });
+    const { client } = stdio;
+    down = true;
+    setTimeout(() => down = false, 700);
+    assert.deepEqual((await client.listTools()).tools, [], "tools/list waited the gateway out");
+    down = true;
+    const error = await client.callTool({ name: "x", arguments: {} }).then(() => "", (e) => e.message);
+    assert.match(error, /HTTP 50[24]: upstream connect error/);
+    down = false;
+    assert.deepEqual(calls.filter((method) => method !== "notifications/initialized"), [
+      "initialize",
+      "tools/list",
+    ]);
+  } finally {
+    await server.shutdown();
+  }
+});
+
 Deno.test("stdout carries only JSON-RPC lines; a bad line gets a parse error; EOF ends the session with DELETE", async () => {
   await using server = recordingServer();
   const { code, stdout, stderr } = await runClientModeWithInput(server.url, [

@@ -685,8 +685,18 @@ Deno.test("http1_fetch: redirects, proxies and other requests go to the fallback
         await viaProxy?.body?.cancel();
         assert.equal(fallbackCalls.length, 1);
       });
+      // `NO_PROXY=*` turns every proxy off, as curl reads it (Deno's fetch does not): requests go direct.
+      Deno.env.set("NO_PROXY", "*");
+      await withFetch(async (fetch, fallbackCalls) => {
+        assert.equal(
+          (await (await fetch(`${origin}/echo`, { method: "POST", body: "direct" })).json()).body,
+          "direct",
+        );
+        assert.equal(fallbackCalls.length, 0);
+      });
     } finally {
       Deno.env.delete("HTTP_PROXY");
+      Deno.env.delete("NO_PROXY");
     }
   }, { secure: false });
 });

@@ -34,6 +34,7 @@ import type { JsonText } from "../large_answer.ts";
 import {
   backoffDelay,
   busyDelay,
+  gatewayMissedServer,
   RemoteError,
   type RemoteTransport,
   type SendOrder,
@@ -330,7 +331,8 @@ export class ClientRelay {
           continue;
         }
         let reason = error.message;
-        if (error.kind === "unreachable" && Date.now() < deadline && !this.#closed) {
+        const unreachable = error.kind === "unreachable" || gatewayMissedServer(error, request?.method);
+        if (unreachable && Date.now() < deadline && !this.#closed) {
           // Once for an outage, not once for each message that waits it out.
           if (!this.#warnedUnreachable) this.#logger.warn("{reason}; retrying", { reason });
           this.#warnedUnreachable = true;
@@ -509,7 +511,8 @@ export class ClientRelay {
         const kind = error instanceof RemoteError ? error.kind : undefined;
         // A server that refuses for now (429, 503) says how long to wait, or is given the back-off.
         const wait = kind === "busy" ? busyDelay(error as RemoteError, attempt) : backoffDelay(attempt);
-        const retry = kind === "unreachable" || (kind === "busy" && Date.now() + wait < deadline);
+        const retry = kind === "unreachable" || gatewayMissedServer(error as RemoteError, "initialize") ||
+          (kind === "busy" && Date.now() + wait < deadline);
         if (!retry || Date.now() >= deadline || this.#closed) throw error;
         if (attempt === 0) this.#logger.warn("{reason}; retrying", { reason: (error as Error).message });
         await sleep(Math.min(wait, Math.max(0, deadline - Date.now())), this.#stop.signal);

@@ -106,9 +106,13 @@ function bodyError(cause: unknown): TypeError {
   return new TypeError("terminated", { cause });
 }
 
-/** Whether `HTTP_PROXY`, `HTTPS_PROXY` or `ALL_PROXY` (either case) names a proxy. */
+/**
+ * Whether `HTTP_PROXY`, `HTTPS_PROXY` or `ALL_PROXY` (either case) names a proxy, and `NO_PROXY` is not
+ * `*`: that turns every proxy off, as curl reads it, and Deno's `fetch` would not (found by QA).
+ */
 export function proxyConfigured(): boolean {
   try {
+    if (["NO_PROXY", "no_proxy"].some((name) => Deno.env.get(name)?.trim() === "*")) return false;
     return PROXY_VARIABLES.some((name) => (Deno.env.get(name) ?? "") !== "");
   } catch {
     // Without --allow-env the fallback cannot read them either.

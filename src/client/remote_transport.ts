@@ -62,6 +62,29 @@ export function refusedWith(response: Response, text: string): RemoteError {
   return new RemoteError("busy", text, response.status, retryAfterMs(response.headers.get("retry-after")));
 }
 
+/** Methods that change nothing at the server: one it may have run already can run again. */
+const REPEATABLE_METHODS = new Set([
+  "initialize",
+  "ping",
+  "tools/list",
+  "resources/list",
+  "resources/templates/list",
+  "resources/read",
+  "prompts/list",
+  "prompts/get",
+  "completion/complete",
+]);
+
+/**
+ * Whether `error` is a gateway's (the forward proxy of `HTTP_PROXY`, a reverse proxy in front of the
+ * server) that could not reach the server (HTTP 502 or 504), for a request of `method` that may go
+ * again once it is back: one that changes nothing, as the gateway cannot say whether the server ran it.
+ */
+export function gatewayMissedServer(error: RemoteError, method: string | undefined): boolean {
+  return error.kind === "http" && (error.status === 502 || error.status === 504) &&
+    method !== undefined && REPEATABLE_METHODS.has(method);
+}
+
 /**
  * A `Retry-After` value (RFC 9110 §10.2.3: seconds, or an HTTP date) as ms from `now`; undefined when
  * absent or unreadable. A date in the past is 0.
