@@ -154,7 +154,7 @@ export async function runClientMode(options: ClientModeOptions, stop: Promise<un
   ]);
   clearInterval(parentWatch);
   logger.info("stopping ({why})", { why });
-  await relay.close();
+  await relay.close(`mcp-proxy is stopping (${why})`);
   await stdout.close();
   tls.close();
 }

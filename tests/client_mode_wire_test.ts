@@ -37,6 +37,13 @@ function recordingServer(
     }
     if (request.method !== "POST") return new Response(null, { status: options.getStatus ?? 405 });
     if (body.id === undefined) return new Response(null, { status: 202 });
+    if (body.params?.name === "slow") {
+      // Answered when the client goes away, or after 5 s.
+      await new Promise((resolve) => {
+        const timer = setTimeout(resolve, 5000);
+        request.signal.addEventListener("abort", () => resolve(clearTimeout(timer)));
+      });
+    }
     const result = body.method === "initialize"
       ? {
         protocolVersion: body.params.protocolVersion,
@@ -569,7 +576,7 @@ Deno.test("mcp-proxy's own error answers spell the id as the client did", async 
   assert.deepEqual(written.sort(), [...ids].sort(), stdout);
 });
 
-Deno.test("SIGTERM ends the remote session with DELETE and exits 0", async () => {
+Deno.test("SIGTERM answers the calls under way with an error, ends the remote session with DELETE and exits 0", async () => {
   await using server = recordingServer();
   const child = new Deno.Command(DENO, {
     args: ["run", "-A", "--quiet", MAIN, server.url],
@@ -582,12 +589,22 @@ Deno.test("SIGTERM ends the remote session with DELETE and exits 0", async () =>
   const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
   const first = await reader.read();
   assert.match(first.value ?? "", /recording-server/);
+  // A call under way gets an error answer before mcp-proxy exits.
+  const call = { jsonrpc: "2.0", id: 2, method: "tools/call", params: { name: "slow", arguments: {} } };
+  await writer.write(new TextEncoder().encode(JSON.stringify(call) + "\n"));
+  while (!server.requests.some((request) => request.body?.id === 2)) {
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
   child.kill("SIGTERM");
   const [status, stderr] = await Promise.all([child.status, new Response(child.stderr).text()]);
-  await reader.cancel();
+  let rest = "";
+  for (let read = await reader.read(); !read.done; read = await reader.read()) rest += read.value;
   await writer.close().catch(() => {});
   assert.equal(status.code, 0, stderr);
   assert.equal(server.requests.at(-1)?.method, "DELETE");
+  const answer = JSON.parse(rest.trim());
+  assert.equal(answer.id, 2);
+  assert.match(answer.error.message, /mcp-proxy is stopping \(SIGTERM\)/);
 });
 
 Deno.test("a server that answers the GET stream with 404 is not asked again", async () => {

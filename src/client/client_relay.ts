@@ -177,11 +177,15 @@ export class ClientRelay {
     }
   }
 
-  /** Ends the session with the server (Streamable HTTP: DELETE) and stops every timer. */
-  async close(): Promise<void> {
+  /**
+   * Ends the session with the server (Streamable HTTP: DELETE) and stops every timer. The requests still
+   * waiting for an answer get an error answer saying `why` mcp-proxy stops.
+   */
+  async close(why = "mcp-proxy is stopping"): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
     this.#stop.abort();
+    for (const id of [...this.#pending.keys()]) this.#answerWithError(id, ErrorCode.ConnectionClosed, why);
     for (const gate of this.#initializing.values()) gate.resolve();
     this.#initializing.clear();
     this.#timeouts?.clear();
