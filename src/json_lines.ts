@@ -5,7 +5,7 @@
  * @module
  */
 
-import { type JsonRpcMessage, validateMessage, withExactIntegers } from "./jsonrpc.ts";
+import { type JsonRpcMessage, parseLosslesslyOr, validateMessage, withExactIntegers } from "./jsonrpc.ts";
 import { type JsonText, LARGE_ANSWER_BYTES, type LinePieces } from "./large_answer.ts";
 import { LineFramer, type LineSink } from "./line_splitter.ts";
 import { setImmediate } from "node:timers";
@@ -169,7 +169,9 @@ export async function readJsonLines(
     if (typeof message === "string") {
       // A line of spaces and tabs is an empty line, which the framer skips.
       if (value === undefined && text.trim() === "") return;
-      handlers.onInvalid(message, text.length > 200 ? text.slice(0, 200) + "…" : text, value);
+      // Its numbers as written: an answer to it carries its id back so (`1e3`, beyond 2^53).
+      const exact = value === undefined ? undefined : parseLosslesslyOr(text, value);
+      handlers.onInvalid(message, text.length > 200 ? text.slice(0, 200) + "…" : text, exact);
       return;
     }
     try {

@@ -623,7 +623,7 @@ export function errorResponse(
 
 /** An id read by `JSON.parse` that is the id as written: a string, or a number it holds exactly. */
 function usableId(value: unknown): RequestId | null {
-  if (typeof value === "string") return value;
+  if (typeof value === "string" || isExactInteger(value)) return value;
   if (typeof value !== "number" || !Number.isFinite(value)) return null;
   return isUnsafeInteger(value) ? null : value;
 }

@@ -574,6 +574,20 @@ Deno.test("mcp-proxy's own error answers spell the id as the client did", async 
     /^\{"jsonrpc":"2\.0","id":(.*?),"error"/.exec(line)?.[1]
   );
   assert.deepEqual(written.sort(), [...ids].sort(), stdout);
+  // So do its -32600 answers to lines that are no valid message, numbers as written (found by QA).
+  const numbers = ["1e3", "1.50", "-0", "12345678901234567891"];
+  const invalid = await runClientModeWithInput(
+    `http://127.0.0.1:${port}/mcp`,
+    numbers.map((id) => `{"jsonrpc":"2.0","id":${id},"method":5}`),
+    { args: ["--connect-timeout", "0.2"] },
+  );
+  assert.deepEqual(
+    invalid.stdout.trimEnd().split("\n").map((line) =>
+      /^\{"jsonrpc":"2\.0","id":(.*?),"error"/.exec(line)?.[1]
+    ),
+    numbers,
+    invalid.stdout,
+  );
 });
 
 Deno.test("SIGTERM answers the calls under way with an error, ends the remote session with DELETE and exits 0", async () => {
