@@ -479,7 +479,13 @@ export class SharedServer implements SessionSource {
     session.touch(++this.#clock);
     // Where the id stands in the text, and how the client spelled it: every answer carries it back so.
     const idSpan = json === undefined ? undefined : clientRequestIdSpan(json, request.id);
-    const spelled = idSpan === undefined ? undefined : idAsWritten(json!, idSpan, request.id);
+    // A text that reads two ways is written anew, but its id, where it is the one read, still comes back
+    // as written.
+    const spelled = json === undefined
+      ? undefined
+      : idSpan === undefined
+      ? idSpelling(json, request.id)
+      : idAsWritten(json, idSpan, request.id);
     const replyId = spelled ?? request.id;
     // A notification method sent as a request would reach the child with its ids unmapped (a cancellation
     // could hit another session's call): it is no valid request, so it is refused here.
