@@ -62,6 +62,15 @@ Deno.test("http1_wire: response heads and their body framing", () => {
   });
   assert.equal(parseResponseHead("HTTP/1.1 404", "GET").statusText, "");
   assert.equal(parseResponseHead("HTTP/1.1 200 OK\r\nContent-Encoding: GZIP", "GET").contentEncoding, "gzip");
+  // How long the server keeps an idle connection, when it says.
+  const keepAlive = (value: string) =>
+    parseResponseHead(`HTTP/1.1 200 OK\r\nKeep-Alive: ${value}\r\nContent-Length: 1`, "GET")
+      .keepAliveTimeoutMs;
+  assert.equal(keepAlive("timeout=5"), 5000);
+  assert.equal(keepAlive("max=100, Timeout = 75"), 75_000);
+  assert.equal(keepAlive("max=100"), undefined);
+  assert.equal(keepAlive("xtimeout=5"), undefined);
+  assert.equal(parseResponseHead("HTTP/1.1 200 OK", "GET").keepAliveTimeoutMs, undefined);
 });
 
 Deno.test("http1_wire: heads that cannot be read are HttpWireError", () => {
@@ -493,11 +502,10 @@ Deno.test("http1_fetch: a request sent at the moment the server closes is sent a
 Deno.test("http1_fetch: a request the server worked on before closing unanswered is not sent again", async () => {
   // The server takes the second request on the kept connection, works on it, then drops the connection:
   // a request it may have run, unlike one that crossed a close on the wire.
+  // Its answers are slow, as a tool's may be: how long an answer takes is no measure of a round trip.
   await withRawServer(async (conn, request) => {
-    if (request.includes("/second")) {
-      await new Promise((resolve) => setTimeout(resolve, 300));
-      return false;
-    }
+    await new Promise((resolve) => setTimeout(resolve, 400));
+    if (request.includes("/second")) return false;
     await writeText(conn, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
     return true;
   }, async (origin, counts) => {
@@ -509,6 +517,43 @@ Deno.test("http1_fetch: a request the server worked on before closing unanswered
       assert.deepEqual(counts, { connections: 1, requests: 2 }, "/second was sent once");
     });
   });
+});
+
+Deno.test("http1_fetch: a connection idle for about as long as its server keeps it is not taken again", async () => {
+  // Said: `Keep-Alive: timeout=1` (one second) lets a connection be taken only while idle under half that.
+  await withRawServer(async (conn) => {
+    await writeText(conn, "HTTP/1.1 200 OK\r\nKeep-Alive: timeout=1\r\nContent-Length: 2\r\n\r\nok");
+    return true;
+  }, async (origin, counts) => {
+    await withFetch(async (fetch) => {
+      assert.equal(await (await fetch(`${origin}/a`)).text(), "ok");
+      assert.equal(await (await fetch(`${origin}/b`)).text(), "ok");
+      assert.equal(counts.connections, 1, "taken again at once");
+      await new Promise((resolve) => setTimeout(resolve, 600));
+      assert.equal(await (await fetch(`${origin}/c`)).text(), "ok");
+      assert.equal(counts.connections, 2, "not taken after 600 ms idle");
+    });
+  });
+  // Learned: a server that closes idle connections after 300 ms without saying so.
+  const timers = new Map<Deno.Conn, ReturnType<typeof setTimeout>>();
+  await withRawServer(async (conn) => {
+    clearTimeout(timers.get(conn));
+    await writeText(conn, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+    timers.set(conn, setTimeout(() => conn.close(), 300));
+    return true;
+  }, async (origin, counts) => {
+    await withFetch(async (fetch) => {
+      assert.equal(await (await fetch(`${origin}/a`)).text(), "ok");
+      await new Promise((resolve) => setTimeout(resolve, 400));
+      assert.equal(await (await fetch(`${origin}/b`)).text(), "ok");
+      assert.equal(counts.connections, 2, "the first one was closed by the server");
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      assert.equal(await (await fetch(`${origin}/c`)).text(), "ok");
+      assert.equal(counts.connections, 3, "idle 200 ms: not taken, as the server keeps it 300 ms");
+      assert.equal(counts.requests, 3);
+    });
+  });
+  for (const timer of timers.values()) clearTimeout(timer);
 });
 
 Deno.test("http1_fetch: a broken answer is a network error, never sent again", async () => {

@@ -79,11 +79,22 @@ const MAX_LINE_BYTES = 8 * 1024;
 const MIN_READ_BYTES = 4 * 1024;
 const SMALL_BODY_BYTES = 64 * 1024;
 /**
- * A reused connection that ends unanswered sooner than this after the request was written (or sooner
- * than the quickest answer it gave, if that is longer) was closed by the server before the request got
- * there; later, the server may have run it (see `Connection.closedBeforeRequest`).
+ * The least time after a request is written within which a reused connection that ends unanswered is
+ * taken for one the server closed before the request got there (see `Connection.closedBeforeRequest`):
+ * on the same machine a round trip is µs, and the event loop's delays are what count.
  */
-const CROSSED_CLOSE_MS = 50;
+const CROSSED_CLOSE_MIN_MS = 5;
+/** Idle connections whose server keeps them no longer than this are not kept (see {@link idleLimit}). */
+const IDLE_MARGIN_MS = 1000;
+
+/**
+ * How long a connection may stay idle and still be taken for a request, when its server closes idle
+ * connections after `serverMs`: a margin less, so that a request and the server's close do not cross
+ * (see `Connection.closedBeforeRequest`).
+ */
+function idleLimit(serverMs: number): number {
+  return serverMs > 2 * IDLE_MARGIN_MS ? serverMs - IDLE_MARGIN_MS : serverMs / 2;
+}
 const CR = 13;
 const LF = 10;
 /** URLs whose {@link Target} is kept; past that, the cache starts again. */
@@ -200,21 +211,30 @@ class Connection {
   #end = 0;
   /** A read made while the connection is idle, to learn at once when the server closes it. */
   #watch: Promise<number | null> | undefined;
-  /** Set while the connection is parked: what to do if the server closes it then. */
-  #onIdleEnd: (() => void) | undefined;
+  /** Set while the connection is parked: what to do if the server closes it then (see {@link park}). */
+  #onIdleEnd: ((closedAfterMs?: number) => void) | undefined;
+  /** When it was parked last (`performance.now()`). */
+  #parkedAt = 0;
+  /** Within how long of a request written the server's close may have crossed it (see `closedBeforeRequest`). */
+  readonly #crossingMs: number;
+  /** How long it may stay idle and be taken again: the server said how long it keeps it (`Keep-Alive`). */
+  idleLimitMs = Infinity;
   /** Counts the times the connection was parked: a watch due from an earlier one is not started. */
   #parkings = 0;
   /** The connection was unreferenced for its watch. */
   #unreferenced = false;
   /** Whether a request has been answered on it: a failure before the next answer may be a stale close. */
   used = false;
-  /** The least time from a request written to its response head, in ms (`performance.now()`). */
-  #quickestAnswerMs = Infinity;
   closed = false;
 
-  constructor(origin: string, conn: Deno.Conn) {
+  /**
+   * `connectMs`: how long opening it took (a TCP handshake is a round trip; a TLS one, two or three more),
+   * the measure of a round trip to the server.
+   */
+  constructor(origin: string, conn: Deno.Conn, connectMs: number, secure: boolean) {
     this.origin = origin;
     this.#conn = conn;
+    this.#crossingMs = Math.max(CROSSED_CLOSE_MIN_MS, secure ? connectMs : 2 * connectMs);
   }
 
   async write(bytes: Uint8Array): Promise<void> {
@@ -257,23 +277,22 @@ class Connection {
     return this.#end - this.#start;
   }
 
-  /** A response head came `ms` after its request was written. */
-  answeredAfter(ms: number): void {
-    if (ms < this.#quickestAnswerMs) this.#quickestAnswerMs = ms;
+  /** How long it has been parked, at `now` (`performance.now()`). */
+  idleFor(now: number): number {
+    return now - this.#parkedAt;
   }
 
   /**
-   * Whether the connection, reused and found ended now with no answer to the request written at `writtenAt`
-   * (`performance.now()`; undefined: the write failed), was closed by the server before the request got
-   * there: an idle connection closed as the request crossed the close on the wire, which the server never
-   * read. Such a close comes back within a round trip of the write, and a round trip takes no longer than
-   * the quickest answer the connection gave. An end that comes later may follow a request the server ran
-   * (it worked on it, then dropped the connection): sending it again would run it twice.
+   * Whether the connection, reused and found ended now with no answer to the request written at
+   * `writtenAt` (`performance.now()`; undefined: the write failed), was closed by the server before the
+   * request got there: an idle connection closed as the request crossed the close on the wire, which the
+   * server never read. Such a close comes back within a round trip of the write, measured by the time the
+   * connection took to open. One that comes later may follow a request the server ran (it worked on it,
+   * then dropped the connection): sending it again would run it twice.
    */
   closedBeforeRequest(writtenAt: number | undefined): boolean {
     if (this.buffered !== 0) return false;
-    if (writtenAt === undefined) return true;
-    return performance.now() - writtenAt < Math.max(this.#quickestAnswerMs, CROSSED_CLOSE_MS);
+    return writtenAt === undefined || performance.now() - writtenAt < this.#crossingMs;
   }
 
   /** Reads a response head: its Latin-1 text without the blank line, or null if the connection ended first. */
@@ -359,14 +378,16 @@ class Connection {
   }
 
   /**
-   * Parks the connection for reuse, watching for the server closing it; `onEnd` runs if it does.
+   * Parks the connection for reuse, watching for the server closing it; `onEnd` runs if it does (with how
+   * long it was idle when the server closed it; undefined when the server spoke out of turn instead).
    * False if it cannot be reused (bytes beyond the response). The watch starts once the event loop's
    * turn is over: starting a read costs some µs, which the response just read need not wait for.
    */
-  park(onEnd: () => void): boolean {
+  park(onEnd: (closedAfterMs?: number) => void): boolean {
     if (this.closed || this.buffered !== 0) return false;
     this.#start = this.#end = 0;
     this.#onIdleEnd = onEnd;
+    this.#parkedAt = performance.now();
     const parking = ++this.#parkings;
     setImmediate(() => {
       if (parking === this.#parkings && this.#onIdleEnd !== undefined && !this.closed) this.#startWatch();
@@ -382,7 +403,7 @@ class Connection {
         if (this.#onIdleEnd === undefined) return;
         if (count !== null) this.#end = count;
         // The server closed it, or spoke out of turn: either way it cannot carry a request.
-        this.#endIdle();
+        this.#endIdle(count === null ? performance.now() - this.#parkedAt : undefined);
       },
       () => {
         if (this.#onIdleEnd !== undefined) this.#endIdle();
@@ -408,11 +429,12 @@ class Connection {
     }
   }
 
-  #endIdle(): void {
+  /** Ends the parked connection; `closedAfterMs`: the server closed it after that long idle. */
+  #endIdle(closedAfterMs?: number): void {
     const onEnd = this.#onIdleEnd;
     this.#onIdleEnd = undefined;
     this.close();
-    onEnd?.();
+    onEnd?.(closedAfterMs);
   }
 
   close(): void {
@@ -641,24 +663,53 @@ export function createHttp1Fetch(options: Http1FetchOptions): Http1Fetch {
     if (at !== -1) list!.splice(at, 1);
   };
 
+  /**
+   * For each origin whose server was seen closing an idle connection, how long a connection to it may stay
+   * idle and still be taken (see {@link idleLimit}): learned, as not every server says it (`Keep-Alive`).
+   */
+  const idleLimits = new Map<string, number>();
+
+  /** The server closed `connection` after it was idle for `closedAfterMs`: later ones go before that. */
+  const learnIdleLimit = (connection: Connection, closedAfterMs: number) => {
+    const known = idleLimits.get(connection.origin) ?? Infinity;
+    if (idleLimits.size >= MAX_TARGETS) idleLimits.clear();
+    idleLimits.set(connection.origin, Math.min(known, idleLimit(closedAfterMs)));
+  };
+
   const release = (connection: Connection, reusable: boolean) => {
     busy.delete(connection);
     connection.used = true;
     if (!reusable || closed) return connection.close();
     let list = idle.get(connection.origin);
     if (list === undefined) idle.set(connection.origin, list = []);
-    if (list.length >= maxIdle || !connection.park(() => removeIdle(connection))) return connection.close();
+    const parked = list.length < maxIdle && connection.park((closedAfterMs) => {
+      removeIdle(connection);
+      if (closedAfterMs !== undefined) learnIdleLimit(connection, closedAfterMs);
+    });
+    if (!parked) return connection.close();
     list.push(connection);
   };
 
-  /** An idle connection to `origin`, taken for a request; undefined when there is none. */
+  /**
+   * An idle connection to `origin`, taken for a request; undefined when there is none. One idle for
+   * about as long as its server keeps idle connections is closed instead: the server may be closing it
+   * as the request goes.
+   */
   const reuse = (origin: string): Connection | undefined => {
-    const reused = idle.get(origin)?.pop();
-    if (reused !== undefined) {
+    const list = idle.get(origin);
+    if (list === undefined || list.length === 0) return undefined;
+    const now = performance.now();
+    const learned = idleLimits.get(origin) ?? Infinity;
+    for (let reused = list.pop(); reused !== undefined; reused = list.pop()) {
+      if (reused.idleFor(now) >= Math.min(reused.idleLimitMs, learned)) {
+        reused.close();
+        continue;
+      }
       reused.unpark();
       busy.add(reused);
+      return reused;
     }
-    return reused;
+    return undefined;
   };
 
   /** A new connection to the origin of `url` (`origin`). */
@@ -667,6 +718,7 @@ export function createHttp1Fetch(options: Http1FetchOptions): Http1Fetch {
     const secure = url.protocol === "https:";
     const port = Number(url.port || (secure ? 443 : 80));
     let conn: Deno.Conn;
+    const connectStart = performance.now();
     try {
       conn = secure
         ? await Deno.connectTls({ hostname, port, caCerts, alpnProtocols: ["http/1.1"] })
@@ -674,7 +726,7 @@ export function createHttp1Fetch(options: Http1FetchOptions): Http1Fetch {
     } catch (error) {
       throw networkError(error);
     }
-    const connection = new Connection(origin, conn);
+    const connection = new Connection(origin, conn, performance.now() - connectStart, secure);
     if (closed || signal?.aborted) {
       connection.close();
       throw signal?.aborted ? signal.reason : networkError(new Error("the client is closed"));
@@ -716,9 +768,11 @@ export function createHttp1Fetch(options: Http1FetchOptions): Http1Fetch {
           }
           throw new HttpWireError("the server closed the connection without answering");
         }
-        if (!answering) connection.answeredAfter(performance.now() - writtenAt);
         answering = true;
         const response = parseResponseHead(text, method);
+        if (response.keepAliveTimeoutMs !== undefined) {
+          connection.idleLimitMs = idleLimit(response.keepAliveTimeoutMs);
+        }
         // 1xx answers (100 Continue, 103 Early Hints) come before the real one.
         if (response.status >= 100 && response.status < 200) {
           if (response.status === 101) throw new HttpWireError("the server switched protocols");

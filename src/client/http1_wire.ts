@@ -22,6 +22,8 @@ export interface ResponseHead {
   framing: BodyFraming;
   /** `Content-Encoding`, in lower case, or "" for none. */
   contentEncoding: string;
+  /** How long the server keeps the connection open while idle (`Keep-Alive: timeout=N`), in ms, if said. */
+  keepAliveTimeoutMs?: number;
 }
 
 /** How a response body ends: after `length` bytes, after a zero-size chunk, or when the server closes. */
@@ -93,6 +95,7 @@ export function parseResponseHead(text: string, method: string): ResponseHead {
   let transferEncoding = "";
   let connection = "";
   let contentEncoding = "";
+  let keepAliveTimeoutMs: number | undefined;
   while (newline !== -1) {
     const lineStart = newline + 1;
     newline = text.indexOf("\n", lineStart);
@@ -122,6 +125,11 @@ export function parseResponseHead(text: string, method: string): ResponseHead {
       case "content-encoding":
         contentEncoding = value.toLowerCase();
         break;
+      case "keep-alive": {
+        const timeout = /(?:^|[\s,;])timeout\s*=\s*(\d{1,9})\b/i.exec(value);
+        if (timeout !== null) keepAliveTimeoutMs = Number(timeout[1]) * 1000;
+        break;
+      }
     }
   }
   let keepAlive = minor === "1" ? !hasToken(connection, "close") : hasToken(connection, "keep-alive");
@@ -148,7 +156,16 @@ export function parseResponseHead(text: string, method: string): ResponseHead {
     framing = { kind: "close" };
     keepAlive = false;
   }
-  return { status, statusText: statusLine[3] ?? "", headers, keepAlive, framing, contentEncoding };
+  const head: ResponseHead = {
+    status,
+    statusText: statusLine[3] ?? "",
+    headers,
+    keepAlive,
+    framing,
+    contentEncoding,
+  };
+  if (keepAliveTimeoutMs !== undefined) head.keepAliveTimeoutMs = keepAliveTimeoutMs;
+  return head;
 }
 
 /**
