@@ -444,6 +444,45 @@ Deno.test("a gateway's 502 or 504 (server down behind it): what changes nothing 
   }
 });
 
+Deno.test("a replayed initialize the server holds past --connect-timeout: an error answer, and mcp-proxy lives on", async () => {
+  let initializations = 0;
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, async (request) => {
+    if (request.method !== "POST") {
+      return new Response(null, { status: request.method === "DELETE" ? 200 : 405 });
+    }
+    const body = await request.json();
+    if (body.method === "initialize" && ++initializations > 1) {
+      // Held until the client goes away.
+      await new Promise((resolve) => request.signal.addEventListener("abort", resolve));
+      return new Response(null, { status: 503 });
+    }
+    if (body.id === undefined) return new Response(null, { status: 202 });
+    if (body.method !== "initialize") return new Response("Session not found", { status: 404 });
+    return Response.json({
+      jsonrpc: "2.0",
+      id: body.id,
+      result: {
+        protocolVersion: body.params.protocolVersion,
+        capabilities: {},
+        serverInfo: { name: "x", version: "0" },
+      },
+    }, { headers: { "Mcp-Session-Id": "s1" } });
+  });
+  try {
+    await using stdio = await connectThroughClientMode(`http://127.0.0.1:${server.addr.port}/mcp`, {
+      args: ["--connect-timeout", "1"],
+    });
+    const error = await stdio.client.callTool({ name: "x", arguments: {} }).then(() => "", (e) => e.message);
+    assert.match(error, /did not answer initialize in time/);
+    // Still there: it answers again (with an error, as the server still holds its initialize).
+    const again = await stdio.client.ping().then(() => "", (e) => e.message);
+    assert.match(again, /mcp-proxy/);
+    assert.doesNotMatch(stdio.stderr(), /Uncaught/);
+  } finally {
+    await server.shutdown();
+  }
+});
+
 Deno.test("stdout carries only JSON-RPC lines; a bad line gets a parse error; EOF ends the session with DELETE", async () => {
   await using server = recordingServer();
   const { code, stdout, stderr } = await runClientModeWithInput(server.url, [

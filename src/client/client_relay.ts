@@ -511,7 +511,8 @@ export class ClientRelay {
         this.#openedAt = Date.now();
         return transport;
       } catch (error) {
-        await transport.close(false);
+        // Everything under way on it ends too: a replayed initialize the server still holds, say.
+        transport.close().catch(() => {});
         const kind = error instanceof RemoteError ? error.kind : undefined;
         // A server that refuses for now (429, 503) says how long to wait, or is given the back-off.
         const wait = kind === "busy" ? busyDelay(error as RemoteError, attempt) : backoffDelay(attempt);
@@ -563,8 +564,14 @@ export class ClientRelay {
         this.#options.connectTimeoutMs,
       );
     });
+    // The time may run out while the request is still being sent (a server that answers with JSON only
+    // when done): the answer's rejection then ends the wait, and is handled (found by review: it crashed
+    // the process), as is a failure of the send after the answer came.
+    const sent = transport.send({ jsonrpc: "2.0", id, method, ...(params === undefined ? {} : { params }) });
+    sent.catch(() => {});
+    answer.catch(() => {});
     try {
-      await transport.send({ jsonrpc: "2.0", id, method, ...(params === undefined ? {} : { params }) });
+      await Promise.race([sent, answer]);
       return await answer;
     } finally {
       clearTimeout(timer);
