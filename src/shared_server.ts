@@ -140,7 +140,15 @@ export interface SharedServerOptions {
    * stopped and started again as if it had exited.
    */
   onRefusedAfterRestart?: (reason: string) => void;
+  /**
+   * How long a restarted child may take to answer the replayed `initialize` before it counts as refused,
+   * unless `requestTimeoutMs` is set (that, then). Default {@link REINITIALIZE_TIMEOUT_MS}.
+   */
+  reinitializeTimeoutMs?: number;
 }
+
+/** See {@link SharedServerOptions.reinitializeTimeoutMs}. */
+export const REINITIALIZE_TIMEOUT_MS = 60_000;
 
 /** Options of {@link SharedServer.openSession}. */
 export interface SessionOptions {
@@ -336,6 +344,9 @@ export class SharedServer implements SessionSource {
   }[] = [];
   #downReason: string | undefined;
   readonly #onRefusedAfterRestart: ((reason: string) => void) | undefined;
+  /** How long a restarted child may take to answer the replayed `initialize` (see `childStarted`). */
+  readonly #reinitializeTimeoutMs: number;
+  #reinitializeTimer: ReturnType<typeof setTimeout> | undefined;
   /** How to cut short each answer streaming to its client now (see `streamLargeAnswer`). */
   readonly #streaming = new Set<(reason: string) => void>();
 
@@ -348,6 +359,7 @@ export class SharedServer implements SessionSource {
     this.#requestTimeoutMs = options.requestTimeoutMs ?? 0;
     this.#childBacklog = options.childBacklog;
     this.#onRefusedAfterRestart = options.onRefusedAfterRestart;
+    this.#reinitializeTimeoutMs = options.reinitializeTimeoutMs ?? REINITIALIZE_TIMEOUT_MS;
     this.#timeouts = this.#requestTimeoutMs > 0
       ? new DelayQueue(this.#requestTimeoutMs, (proxyId) => this.#timedOut(proxyId))
       : undefined;
@@ -384,6 +396,7 @@ export class SharedServer implements SessionSource {
    */
   childStopped(reason: string): void {
     this.#downReason = reason;
+    clearTimeout(this.#reinitializeTimer);
     // An answer on its way ends here too, with an error where the transport can still give one (at
     // shutdown, before the streams close; when the child dies, before its stdout's end says so).
     for (const cutShort of [...this.#streaming]) cutShort(reason);
@@ -438,7 +451,9 @@ export class SharedServer implements SessionSource {
       return;
     }
     this.#downReason = "it is being initialized again after a restart";
-    this.#sendOwnRequest("initialize", this.#initializeParams, (response) => {
+    const limitMs = this.#requestTimeoutMs > 0 ? this.#requestTimeoutMs : this.#reinitializeTimeoutMs;
+    const proxyId = this.#sendOwnRequest("initialize", this.#initializeParams, (response) => {
+      clearTimeout(this.#reinitializeTimer);
       if (response.result === undefined) {
         this.#downReason = `refused to initialize after a restart: ${response.error?.message}`;
         this.#onRefusedAfterRestart?.(this.#downReason);
@@ -451,7 +466,14 @@ export class SharedServer implements SessionSource {
       }
       for (const uri of this.#subscribers.keys()) this.#sendOwnRequest("resources/subscribe", { uri });
       this.#logger.info("server {name} was initialized again; its sessions carry on", { name: this.name });
-    }, true);
+    }, true)!;
+    // One that never answers is as useless as one that refuses (found by review: it stayed "running").
+    this.#reinitializeTimer = setTimeout(() => {
+      if (!this.#pendingChildRequests.has(proxyId)) return;
+      this.#dropPending(proxyId);
+      this.#downReason = `did not answer initialize within ${limitMs / 1000} s after a restart`;
+      this.#onRefusedAfterRestart?.(this.#downReason);
+    }, limitMs);
   }
 
   /**
@@ -702,8 +724,8 @@ export class SharedServer implements SessionSource {
     params: Record<string, unknown>,
     onAnswer?: (response: JsonRpcResponse) => void,
     evenIfDown = false,
-  ): void {
-    if (this.#downReason !== undefined && !evenIfDown) return;
+  ): number | undefined {
+    if (this.#downReason !== undefined && !evenIfDown) return undefined;
     const proxyId = this.#nextChildRequestId++;
     this.#pendingChildRequests.set(proxyId, {
       session: undefined,
@@ -712,6 +734,7 @@ export class SharedServer implements SessionSource {
       onAnswer,
     });
     this.#sendToChild({ jsonrpc: "2.0", id: proxyId, method, params });
+    return proxyId;
   }
 
   /**

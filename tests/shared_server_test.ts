@@ -11,7 +11,12 @@ import {
   type RequestId,
 } from "../src/jsonrpc.ts";
 import { concatenated } from "../src/large_answer.ts";
-import { type ServerSession, type SessionPeer, SharedServer } from "../src/shared_server.ts";
+import {
+  type ServerSession,
+  type SessionPeer,
+  SharedServer,
+  type SharedServerOptions,
+} from "../src/shared_server.ts";
 
 const SUPPORTED_PROTOCOL_VERSIONS = ["2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05"];
 const CHILD_PROTOCOL_VERSION = "2025-06-18";
@@ -93,8 +98,9 @@ class Harness {
   /** What the child has not read yet, as the server is told (see `childBacklog`). */
   childBacklogBytes = 0;
 
-  constructor(requestTimeoutMs = 0) {
+  constructor(requestTimeoutMs = 0, options: Partial<SharedServerOptions> = {}) {
     this.server = new SharedServer({
+      ...options,
       name: "everything",
       sendToChild: (message, json) => {
         if (json !== undefined && typeof json !== "string") {
@@ -1444,6 +1450,24 @@ Deno.test("SharedServer: a subscription others joined goes on when its own sessi
     assert.equal(b.client.take().length, 1, leave);
     assert.deepEqual(a.client.take(), [], `${leave}: a is not subscribed`);
   }
+});
+
+Deno.test("SharedServer: a restarted child that does not answer the replayed initialize in time counts as refusing it", async () => {
+  const refused: string[] = [];
+  const h = new Harness(0, { reinitializeTimeoutMs: 50, onRefusedAfterRestart: (why) => refused.push(why) });
+  const a = h.initializedSession();
+  h.server.childStopped("exited with code 1");
+  h.server.childStarted();
+  assert.equal((h.childReceivesOne() as JsonRpcRequest).method, "initialize");
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  assert.deepEqual(refused, ["did not answer initialize within 0.05 s after a restart"]);
+  a.session.handleClientMessage(request("a1", "tools/list"));
+  assert.match((a.client.takeOne().message as JsonRpcResponse).error!.message, /did not answer initialize/);
+  // Answered in time, it is not refused, and no timer is left (the sanitizer would say so).
+  h.server.childStopped("stopped to start again");
+  h.server.childStarted();
+  h.childAnswers(h.childReceivesOne(), CHILD_INITIALIZE_RESULT);
+  assert.equal(refused.length, 1);
 });
 
 Deno.test("SharedServer: a restarted child is initialized like the first one, and the sessions carry on", () => {
