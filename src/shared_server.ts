@@ -328,6 +328,11 @@ export class SharedServer implements SessionSource {
   /** The first successful `initialize`'s params: replayed to a restarted child. */
   #initializeParams: Record<string, unknown> | undefined;
   #initializeInFlight = false;
+  /**
+   * The `initialize` in flight took longer than `--request-timeout`: its client and those waiting with it
+   * got an error, and later ones get it at once, until the child answers (its result is then cached).
+   */
+  #initializeOverdue = false;
   /** Later sessions' `initialize` requests, waiting for the first one's answer; `replyId` as in `forwardRequest`. */
   #initializeWaiters: { session: ServerSession; request: JsonRpcRequest; replyId: RequestId }[] = [];
   #initializedNotificationSent = false;
@@ -430,6 +435,7 @@ export class SharedServer implements SessionSource {
     }
     // The result stays cached: sessions that arrive while the child restarts still get an answer.
     this.#initializeInFlight = false;
+    this.#initializeOverdue = false;
   }
 
   /**
@@ -529,7 +535,12 @@ export class SharedServer implements SessionSource {
         return;
       }
       if (this.#initializeInFlight) {
-        this.#initializeWaiters.push({ session, request, replyId });
+        if (this.#initializeOverdue) {
+          const { code, message } = this.#timeoutError("initialize");
+          session.deliver(errorResponse(replyId, code, message), request.id);
+        } else {
+          this.#initializeWaiters.push({ session, request, replyId });
+        }
         return;
       }
     }
@@ -575,7 +586,7 @@ export class SharedServer implements SessionSource {
       if (line === undefined) forwarded = reread(request, json);
     }
     forwarded = { ...forwarded, id: proxyId };
-    if (!isInitialize) this.#timeouts?.add(proxyId);
+    this.#timeouts?.add(proxyId);
     this.#pendingChildRequests.set(proxyId, pending);
     session.rememberRequest(request.id, proxyId, this.#clock);
     this.#sendToChild(forwarded, line);
@@ -758,21 +769,45 @@ export class SharedServer implements SessionSource {
     this.#pendingChildRequests.delete(proxyId);
   }
 
+  /** The error of a request whose answer did not come within `--request-timeout`. */
+  #timeoutError(what = "no answer"): { code: number; message: string } {
+    const seconds = this.#requestTimeoutMs / 1000;
+    return {
+      code: ErrorCode.RequestTimeout,
+      message: what === "no answer"
+        ? `mcp-proxy: no answer within ${seconds} s (--request-timeout)`
+        : `mcp-proxy: the server did not answer ${what} within ${seconds} s (--request-timeout)`,
+    };
+  }
+
   #timedOut(proxyId: number): void {
     const pending = this.#pendingChildRequests.get(proxyId);
     if (pending === undefined) return;
-    this.#dropPending(proxyId);
     const seconds = this.#requestTimeoutMs / 1000;
+    if (pending.isInitialize) {
+      // Its clients hear of it, but it goes on: the sessions that come next may have its answer.
+      this.#logger.warn("server {name} did not answer initialize within {seconds} s", {
+        name: this.name,
+        seconds,
+      });
+      const { code, message } = this.#timeoutError("initialize");
+      pending.session?.forgetRequest(pending.clientId);
+      pending.session?.deliver(errorResponse(writtenId(pending), code, message), pending.clientId);
+      pending.session = undefined;
+      for (const { session, request, replyId } of this.#initializeWaiters.splice(0)) {
+        session.deliver(errorResponse(replyId, code, message), request.id);
+      }
+      this.#initializeOverdue = true;
+      return;
+    }
+    this.#dropPending(proxyId);
     this.#logger.warn("server {name} did not answer request {id} within {seconds} s; cancelled", {
       name: this.name,
       id: proxyId,
       seconds,
     });
     pending.session?.forgetRequest(pending.clientId);
-    const error = {
-      code: ErrorCode.RequestTimeout,
-      message: `mcp-proxy: no answer within ${seconds} s (--request-timeout)`,
-    };
+    const error = this.#timeoutError();
     if (pending.subscribeUri !== undefined) this.#subscribeSettled(pending, { error });
     pending.session?.deliver(errorResponse(writtenId(pending), error.code, error.message), pending.clientId);
     if (this.#downReason === undefined) {
@@ -1028,6 +1063,7 @@ export class SharedServer implements SessionSource {
 
   #settleInitialize(response: JsonRpcResponse): void {
     this.#initializeInFlight = false;
+    this.#initializeOverdue = false;
     const waiters = this.#initializeWaiters;
     this.#initializeWaiters = [];
     if (response.result !== undefined) {

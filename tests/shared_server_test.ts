@@ -1470,6 +1470,31 @@ Deno.test("SharedServer: a restarted child that does not answer the replayed ini
   assert.equal(refused.length, 1);
 });
 
+Deno.test("SharedServer: --request-timeout answers an initialize the child is slow with, which goes on for later sessions", async () => {
+  const h = new Harness(50);
+  const a = h.open();
+  const b = h.open();
+  a.session.handleClientMessage(initializeRequest("a0"));
+  const forwarded = h.childReceivesOne();
+  b.session.handleClientMessage(initializeRequest("b0"));
+  await new Promise((resolve) => setTimeout(resolve, 120));
+  for (const [peer, id] of [[a, "a0"], [b, "b0"]] as const) {
+    const answer = peer.client.takeOne().message as JsonRpcResponse;
+    assert.equal(answer.id, id);
+    assert.equal(answer.error?.code, -32001);
+    assert.match(answer.error!.message, /did not answer initialize within 0\.05 s/);
+  }
+  assert.deepEqual(h.takeChild(), [], "not cancelled at the child");
+  const c = h.open();
+  c.session.handleClientMessage(initializeRequest("c0"));
+  assert.equal((c.client.takeOne().message as JsonRpcResponse).error?.code, -32001, "at once, while overdue");
+  h.childAnswers(forwarded, CHILD_INITIALIZE_RESULT);
+  const d = h.open();
+  d.session.handleClientMessage(initializeRequest("d0"));
+  assert.ok("result" in d.client.takeOne().message, "answered from the child's late result");
+  assert.deepEqual(h.takeChild(), []);
+});
+
 Deno.test("SharedServer: a restarted child is initialized like the first one, and the sessions carry on", () => {
   const h = new Harness();
   const a = h.initializedSession();
