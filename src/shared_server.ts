@@ -607,14 +607,17 @@ export class SharedServer implements SessionSource {
     if (!this.#backlogSaid) {
       this.#backlogSaid = true;
       this.#logger.error(
-        "server {name} does not read its input: {bytes} bytes wait for it; requests refused",
+        "server {name} is behind on its input: {bytes} bytes wait for it (limit {max}); requests refused until it catches up",
         {
           name: this.name,
           bytes: waiting,
+          max: backlog.maxBytes,
         },
       );
     }
-    const message = `MCP server "${this.name}" does not read its input (${waiting} bytes wait for it)`;
+    // It may read, only slower than a burst of large requests comes: the client may try again later.
+    const message = `MCP server "${this.name}" is behind on its input (${waiting} bytes wait for it, over ` +
+      `the limit of ${backlog.maxBytes}: it reads slower than requests come, or not at all); try again later`;
     session.deliver(errorResponse(replyId, ErrorCode.InternalError, message), request.id);
     return true;
   }
