@@ -1819,7 +1819,10 @@ Deno.test("SharedServer: a child that does not read its input gets no more reque
   assert.deepEqual(h.takeChild(), [], "nothing more queued for the child");
   const answers = client.take().map(({ message }) => message as JsonRpcResponse);
   assert.deepEqual(answers.map((answer) => [answer.id, answer.error?.code]), [[1, -32603], [2, -32603]]);
-  assert.match(answers[0].error!.message, /is behind on its input \(5000 bytes wait for it, over the limit of 1000/);
+  assert.match(
+    answers[0].error!.message,
+    /is behind on its input \(5000 bytes wait for it, over the limit of 1000/,
+  );
   // Once it reads again, requests go again.
   h.childBacklogBytes = 0;
   session.handleClientMessage(request(3, "tools/call", { name: "x" }));

@@ -177,6 +177,8 @@ Deno.test("SessionEventLog: ids, replay per stream, and bounds by count and by s
     [500],
     "the newest stays, whatever its size",
   );
+  // What it forgot, it lets go at once (found by QA: a session kept 64 forgotten 20 MB answers).
+  assert.equal(log.heldTextLength, 500);
   assert.equal(a2, "1:3");
   for (let i = 0; i < 1000; i++) log.append("3", `${i}`);
   assert.deepEqual(log.since("3", 0).map((event) => event.data), ["997", "998", "999"]);
