@@ -7,7 +7,7 @@
  */
 
 import type { ClientModeOptions } from "./cli/command_line.ts";
-import { authorizedFetch } from "./client/authorized_fetch.ts";
+import { authorizedClient } from "./client/authorized_fetch.ts";
 import { proxyConfigured } from "./client/http1_fetch.ts";
 import { ClientRelay } from "./client/client_relay.ts";
 import { LegacySseClient } from "./client/legacy_sse_client.ts";
@@ -72,7 +72,7 @@ export async function runClientMode(options: ClientModeOptions, stop: Promise<un
     // A token is fetched on the way to the server: it gets no longer than reaching it does.
     requestTimeoutMs: options.connectTimeoutMs,
   });
-  const fetch = authorizedFetch(tls.fetch, {
+  const { fetch, scrub } = authorizedClient(tls.fetch, {
     headers: options.headers,
     apiAccessToken: options.apiAccessToken,
     oauth,
@@ -80,8 +80,8 @@ export async function runClientMode(options: ClientModeOptions, stop: Promise<un
   const onwarning = (text: string) => logger.warn("{text}", { text });
   const createTransport = (kind: "streamablehttp" | "sse"): RemoteTransport =>
     kind === "sse"
-      ? new LegacySseClient({ url, fetch, onwarning, endpointTimeoutMs: options.connectTimeoutMs })
-      : new StreamableHttpClient({ url, fetch, onwarning, resumeWindowMs: options.connectTimeoutMs });
+      ? new LegacySseClient({ url, fetch, scrub, onwarning, endpointTimeoutMs: options.connectTimeoutMs })
+      : new StreamableHttpClient({ url, fetch, scrub, onwarning, resumeWindowMs: options.connectTimeoutMs });
 
   let stdoutBroken!: () => void;
   const stdoutGone = new Promise<void>((resolve) => stdoutBroken = resolve);

@@ -483,6 +483,52 @@ Deno.test("a replayed initialize the server holds past --connect-timeout: an err
   }
 });
 
+Deno.test("credentials the server quotes back never reach the log or the client's error answers", async () => {
+  const secret = "key-0123456789";
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, async (request) => {
+    if (request.method !== "POST") {
+      return new Response(null, { status: request.method === "DELETE" ? 200 : 405 });
+    }
+    const body = await request.json();
+    const key = request.headers.get("x-api-key");
+    if (body.id === undefined) return new Response(null, { status: 202 });
+    if (body.method === "initialize") {
+      return Response.json({
+        jsonrpc: "2.0",
+        id: body.id,
+        result: {
+          protocolVersion: body.params.protocolVersion,
+          capabilities: {},
+          serverInfo: { name: "x", version: "0" },
+        },
+      }, { headers: { "Mcp-Session-Id": "s1" } });
+    }
+    if (body.params?.name === "json") return Response.json({ note: `your key ${key}` });
+    if (body.params?.name === "event") {
+      const events = `event: message\ndata: not json, key ${key}\n\nevent: message\ndata: ` +
+        JSON.stringify({ jsonrpc: "2.0", id: body.id, result: { content: [] } }) + "\n\n";
+      return new Response(events, { headers: { "Content-Type": "text/event-stream" } });
+    }
+    return new Response(`key ${key} refused`, { status: 403 });
+  });
+  try {
+    await using stdio = await connectThroughClientMode(`http://127.0.0.1:${server.addr.port}/mcp`, {
+      args: ["-H", "X-Api-Key", secret],
+    });
+    const errors: string[] = [];
+    for (const name of ["json", "refused"]) {
+      errors.push(await stdio.client.callTool({ name, arguments: {} }).then(() => "", (e) => e.message));
+    }
+    await stdio.client.callTool({ name: "event", arguments: {} });
+    assert.match(errors[0], /not JSON-RPC.*your key \*\*\*/);
+    assert.match(errors[1], /HTTP 403: key \*\*\* refused/);
+    assert.match(stdio.stderr(), /invalid message.*key \*\*\*/);
+    assert.equal(stdio.stderr().includes(secret), false, stdio.stderr());
+  } finally {
+    await server.shutdown();
+  }
+});
+
 Deno.test("stdout carries only JSON-RPC lines; a bad line gets a parse error; EOF ends the session with DELETE", async () => {
   await using server = recordingServer();
   const { code, stdout, stderr } = await runClientModeWithInput(server.url, [

@@ -66,15 +66,17 @@ function mergeRecord(
  */
 const SECRET_MIN_LENGTH = 8;
 
+/** OAuth2 access tokens remembered for {@link AuthorizedClient.scrub}: the latest few. */
+const TOKENS_KEPT = 4;
+
 /**
- * `response` itself, or for an error status (400 and up) its copy with every one of `secrets` in its body
- * replaced by `***`: servers quote the credentials they refuse, and the body's start goes into the error
- * answer and the log, where a secret must never appear.
+ * `response` itself, or for an error status (400 and up) its copy with its body through `scrub`: servers
+ * quote the credentials they refuse, and the body's start goes into the error answer and the log, where a
+ * secret must never appear.
  */
-async function withoutSecrets(response: Response, secrets: readonly string[]): Promise<Response> {
-  if (response.status < 400 || secrets.length === 0 || response.body === null) return response;
-  let text = await response.text().catch(() => "");
-  for (const secret of secrets) text = text.replaceAll(secret, "***");
+async function withoutSecrets(response: Response, scrub: (text: string) => string): Promise<Response> {
+  if (response.status < 400 || response.body === null) return response;
+  const text = scrub(await response.text().catch(() => ""));
   return new Response(text, {
     status: response.status,
     statusText: response.statusText,
@@ -90,6 +92,17 @@ export interface AuthorizationOptions {
   apiAccessToken?: string;
   /** OAuth2 client credentials: their token wins over every other `Authorization`. */
   oauth?: ClientCredentials;
+}
+
+/** A `fetch` that sends the credentials, and what keeps them out of text for the user. */
+export interface AuthorizedClient {
+  /** Rejects with {@link OAuthError} when no access token can be had. */
+  fetch: typeof fetch;
+  /**
+   * `text` with every credential sent (`-H` values, the API access token, OAuth2 access tokens)
+   * replaced by `***`: for any text of the server's put into a log line or an error answer.
+   */
+  scrub(text: string): string;
 }
 
 /**
@@ -108,6 +121,11 @@ export interface AuthorizationOptions {
  * ```
  */
 export function authorizedFetch(base: typeof fetch, options: AuthorizationOptions): typeof fetch {
+  return authorizedClient(base, options).fetch;
+}
+
+/** {@link authorizedFetch}, with the {@link AuthorizedClient.scrub} of what it sends. */
+export function authorizedClient(base: typeof fetch, options: AuthorizationOptions): AuthorizedClient {
   const extra = new Headers();
   for (const [name, value] of Object.entries(options.headers)) {
     checkHeader(name, value, "-H");
@@ -127,6 +145,17 @@ export function authorizedFetch(base: typeof fetch, options: AuthorizationOption
   const credentials = fixedAuthorization?.replace(/^\S+\s+/, "") ?? "";
   const secrets = [...Object.values(options.headers), credentials]
     .filter((value) => value.trim().length >= SECRET_MIN_LENGTH);
+  /** The OAuth2 access tokens sent lately. */
+  const tokens: string[] = [];
+  const noteToken = (token: string) => {
+    if (tokens.includes(token)) return;
+    if (tokens.push(token) > TOKENS_KEPT) tokens.shift();
+  };
+  const scrub = (text: string) => {
+    for (const secret of secrets) text = text.replaceAll(secret, "***");
+    for (const token of tokens) text = text.replaceAll(token, "***");
+    return text;
+  };
 
   /**
    * For each frozen record a caller sent, the merged record made last, frozen too, and with which
@@ -166,14 +195,17 @@ export function authorizedFetch(base: typeof fetch, options: AuthorizationOption
 
   const oauth = options.oauth;
   if (oauth === undefined) {
-    if (extraHeaders.length === 0 && fixedAuthorization === undefined) return base;
-    return async (input, init) => withoutSecrets(await send(input, init, fixedAuthorization), secrets);
+    if (extraHeaders.length === 0 && fixedAuthorization === undefined) return { fetch: base, scrub };
+    return {
+      fetch: async (input, init) => withoutSecrets(await send(input, init, fixedAuthorization), scrub),
+      scrub,
+    };
   }
 
   // Set once discovery found no token endpoint: requests then go without a token, and without looking for
   // one again each time, until the server answers 401, whose challenge may point to one.
   let noTokenEndpoint = false;
-  return async (input, init) => {
+  const oauthFetch: typeof fetch = async (input, init) => {
     let token: string | undefined;
     if (!noTokenEndpoint) {
       try {
@@ -185,15 +217,16 @@ export function authorizedFetch(base: typeof fetch, options: AuthorizationOption
         logger.debug("no token endpoint found yet ({error}); asking the server for its challenge", { error });
       }
     }
+    if (token !== undefined) noteToken(token);
     const response = await send(input, init, token === undefined ? undefined : `Bearer ${token}`);
-    if (response.status !== 401 || !replayable(input, init)) {
-      return withoutSecrets(response, token === undefined ? secrets : [...secrets, token]);
-    }
+    if (response.status !== 401 || !replayable(input, init)) return withoutSecrets(response, scrub);
     const challenge = response.headers.get("www-authenticate");
     await response.body?.cancel();
     logger.debug("the server answered 401; renewing the access token and retrying once");
     const renewed = await oauth.renew(challenge, token);
     noTokenEndpoint = false;
-    return withoutSecrets(await send(input, init, `Bearer ${renewed}`), [...secrets, renewed]);
+    noteToken(renewed);
+    return withoutSecrets(await send(input, init, `Bearer ${renewed}`), scrub);
   };
+  return { fetch: oauthFetch, scrub };
 }

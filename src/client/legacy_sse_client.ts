@@ -47,7 +47,9 @@ export class LegacySseClient implements RemoteTransport {
   constructor(options: LegacySseClientOptions) {
     this.#url = options.url;
     this.#fetch = options.fetch;
-    this.#onwarning = options.onwarning ?? (() => {});
+    const scrub = options.scrub ?? ((text: string) => text);
+    const onwarning = options.onwarning ?? (() => {});
+    this.#onwarning = (text) => onwarning(scrub(text));
     this.#endpointTimeoutMs = options.endpointTimeoutMs ?? 30_000;
   }
 

@@ -148,6 +148,11 @@ export interface RemoteTransportOptions {
   url: URL;
   /** `fetch` with TLS settings, headers and authorization applied. */
   fetch: typeof fetch;
+  /**
+   * Keeps the credentials `fetch` sends out of the server's text quoted in warnings and errors (see
+   * `AuthorizedClient.scrub`). Default: none to keep out.
+   */
+  scrub?: (text: string) => string;
 }
 
 const UNDELIVERED =

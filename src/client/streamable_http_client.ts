@@ -95,6 +95,7 @@ export class StreamableHttpClient implements RemoteTransport {
   readonly #fetch: typeof fetch;
   readonly #resumeWindowMs: number;
   readonly #onwarning: (text: string) => void;
+  readonly #scrub: (text: string) => string;
   /** Ends every exchange under way: the relay is closing. */
   readonly #abort = new AbortController();
   /** Ends the GET stream of the server's own messages (and its waits): the session is over. */
@@ -118,7 +119,10 @@ export class StreamableHttpClient implements RemoteTransport {
     this.#url = options.url;
     this.#fetch = options.fetch;
     this.#resumeWindowMs = options.resumeWindowMs;
-    this.#onwarning = options.onwarning ?? (() => {});
+    const scrub = options.scrub ?? ((text: string) => text);
+    this.#scrub = scrub;
+    const onwarning = options.onwarning ?? (() => {});
+    this.#onwarning = (text) => onwarning(scrub(text));
   }
 
   start(): Promise<void> {
@@ -162,7 +166,7 @@ export class StreamableHttpClient implements RemoteTransport {
       const text = decoder.decode(bytes);
       const answered = this.#deliverText(text, bytes);
       if (requestId !== undefined && !answered.includes(requestId)) {
-        throw new RemoteError("lost", unansweredBy(text));
+        throw new RemoteError("lost", this.#scrub(unansweredBy(text)));
       }
       return;
     }
