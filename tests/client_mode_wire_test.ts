@@ -370,6 +370,9 @@ Deno.test("a 400 ends the session only when it says the session is unknown, not 
     if (body.params?.name === "bad") {
       return Response.json({ error: "argument 'session_label' is required" }, { status: 400 });
     }
+    if (body.params?.name === "bad2") {
+      return new Response("Invalid arguments: the argument 'session' is required", { status: 400 });
+    }
     const id = session ?? `s${++initializations}`;
     const result = body.method === "initialize"
       ? {
@@ -388,6 +391,8 @@ Deno.test("a 400 ends the session only when it says the session is unknown, not 
       (error) => error.message,
     );
     assert.match(refused, /HTTP 400: .*session_label/);
+    const refused2 = await client.callTool({ name: "bad2", arguments: {} }).then(() => "", (e) => e.message);
+    assert.match(refused2, /HTTP 400: .*argument 'session' is required/);
     assert.equal(initializations, 1, "the session stays");
     forget = true;
     assert.deepEqual((await client.callTool({ name: "ok", arguments: {} })).content, [{

@@ -67,10 +67,11 @@ function isEventStream(response: Response): boolean {
 /**
  * A 400 body that says the session is not known, as servers built on the SDKs word it ("Bad Request: No
  * valid session ID provided", "Invalid or expired session", "Mcp-Session-Id header is required"): not any
- * body that holds the word (found by QA: "argument 'session_label' is required" ended the session).
+ * body that holds the word (found by QA and review: "argument 'session_label' is required", and "the
+ * argument 'session' is required", ended the session).
  */
 const SESSION_REFUSED =
-  /\b(no valid|invalid|unknown|expired|missing|bad)( or expired)? session\b|\bsession(-id| id)?\b[^.]{0,40}\b(not found|invalid|expired|unknown|missing|required|no longer)\b/i;
+  /\b(no valid|invalid|unknown|expired|missing|bad)( or expired)? session\b|\bsession[- ]id\b[^.]{0,40}\b(not found|invalid|expired|unknown|missing|required|no longer)\b|\bsession (not found|expired|unknown|is not known|no longer exists)\b/i;
 
 /** A GET stream that ends sooner than this counts as ended at once (see `#listenLoop`). */
 const SHORT_STREAM_MS = 5000;
