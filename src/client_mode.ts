@@ -8,7 +8,7 @@
 
 import type { ClientModeOptions } from "./cli/command_line.ts";
 import { authorizedClient } from "./client/authorized_fetch.ts";
-import { proxyConfigured } from "./client/http1_fetch.ts";
+import { applyNoProxyEverywhere, proxyConfigured } from "./client/http1_fetch.ts";
 import { ClientRelay } from "./client/client_relay.ts";
 import { LegacySseClient } from "./client/legacy_sse_client.ts";
 import { ClientCredentials } from "./client/oauth_client_credentials.ts";
@@ -58,6 +58,7 @@ export async function runClientMode(options: ClientModeOptions, stop: Promise<un
   // Read now: once the parent has died, this process has another.
   const parent = Deno.ppid;
   const url = new URL(options.url);
+  applyNoProxyEverywhere();
   const tls = createTlsFetch(options.verifySsl);
   if (options.verifySsl.kind === "no-verify" && proxyConfigured()) {
     // node:https, which does not verify, has no proxy support (found by QA: bypassed without a word).

@@ -534,6 +534,36 @@ Deno.test("credentials the server quotes back never reach the log or the client'
   }
 });
 
+Deno.test("NO_PROXY=* turns a proxy off for every request, redirected ones too (which go through Deno's fetch)", async () => {
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, async (request) => {
+    const path = new URL(request.url).pathname;
+    if (path === "/mcp") return new Response(null, { status: 307, headers: { Location: "/real" } });
+    if (request.method !== "POST") {
+      return new Response(null, { status: request.method === "DELETE" ? 200 : 405 });
+    }
+    const body = await request.json();
+    if (body.id === undefined) return new Response(null, { status: 202 });
+    const result = body.method === "initialize"
+      ? {
+        protocolVersion: body.params.protocolVersion,
+        capabilities: {},
+        serverInfo: { name: "direct", version: "0" },
+      }
+      : {};
+    return Response.json({ jsonrpc: "2.0", id: body.id, result }, { headers: { "Mcp-Session-Id": "s1" } });
+  });
+  try {
+    await using stdio = await connectThroughClientMode(`http://127.0.0.1:${server.addr.port}/mcp`, {
+      args: ["--connect-timeout", "2"],
+      // A proxy that is not there: a request that goes through it fails.
+      env: { HTTP_PROXY: "http://127.0.0.1:1", NO_PROXY: "*" },
+    });
+    assert.equal(stdio.client.getServerVersion()?.name, "direct");
+  } finally {
+    await server.shutdown();
+  }
+});
+
 Deno.test("stdout carries only JSON-RPC lines; a bad line gets a parse error; EOF ends the session with DELETE", async () => {
   await using server = recordingServer();
   const { code, stdout, stderr } = await runClientModeWithInput(server.url, [

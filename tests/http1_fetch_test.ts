@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { bodyInMemory, createHttp1Fetch } from "../src/client/http1_fetch.ts";
+import { applyNoProxyEverywhere, bodyInMemory, createHttp1Fetch } from "../src/client/http1_fetch.ts";
 import {
   HttpWireError,
   parseChunkSize,
@@ -732,6 +732,8 @@ Deno.test("http1_fetch: redirects, proxies and other requests go to the fallback
       });
       // `NO_PROXY=*` turns every proxy off, as curl reads it (Deno's fetch does not): requests go direct.
       Deno.env.set("NO_PROXY", "*");
+      applyNoProxyEverywhere();
+      assert.equal(Deno.env.get("HTTP_PROXY"), undefined);
       await withFetch(async (fetch, fallbackCalls) => {
         assert.equal(
           (await (await fetch(`${origin}/echo`, { method: "POST", body: "direct" })).json()).body,

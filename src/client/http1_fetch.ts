@@ -118,12 +118,22 @@ function bodyError(cause: unknown): TypeError {
 }
 
 /**
- * Whether `HTTP_PROXY`, `HTTPS_PROXY` or `ALL_PROXY` (either case) names a proxy, and `NO_PROXY` is not
- * `*`: that turns every proxy off, as curl reads it, and Deno's `fetch` would not (found by QA).
+ * `NO_PROXY=*` turns every proxy off, as curl reads it, and Deno's `fetch` would not (found by QA): the
+ * proxy variables are removed from this process's environment, before any `fetch` reads them. Call at
+ * start.
  */
+export function applyNoProxyEverywhere(): void {
+  try {
+    if (!["NO_PROXY", "no_proxy"].some((name) => Deno.env.get(name)?.trim() === "*")) return;
+    for (const name of PROXY_VARIABLES) Deno.env.delete(name);
+  } catch {
+    // Without --allow-env, fetch cannot read them either.
+  }
+}
+
+/** Whether `HTTP_PROXY`, `HTTPS_PROXY` or `ALL_PROXY` (either case) names a proxy. */
 export function proxyConfigured(): boolean {
   try {
-    if (["NO_PROXY", "no_proxy"].some((name) => Deno.env.get(name)?.trim() === "*")) return false;
     return PROXY_VARIABLES.some((name) => (Deno.env.get(name) ?? "") !== "");
   } catch {
     // Without --allow-env the fallback cannot read them either.
