@@ -706,16 +706,20 @@ export class SharedServer implements SessionSource {
 
   /**
    * A `resources/subscribe` (`pending`) whose session cancelled it or closed: true when it goes on at the
-   * child, for other sessions' subscriptions joined it, and answers only them; false when it is to be
-   * dropped (and cancelled at the child) like any request.
+   * child, for other sessions that joined it still hold the subscription, and answers only them; false
+   * when it is to be dropped (and cancelled at the child) like any request. Joined requests of sessions
+   * that left the subscription since are then answered with an error: none is left without an answer.
    */
   #subscribeGoesOn(pending: PendingChildRequest): boolean {
-    if (pending.joined !== undefined) {
+    const uri = pending.subscribeUri!;
+    if (pending.joined !== undefined && (this.#subscribers.get(uri)?.size ?? 0) > 0) {
       pending.session = undefined;
       return true;
     }
-    if (this.#subscribing.get(pending.subscribeUri!) === pending) {
-      this.#subscribing.delete(pending.subscribeUri!);
+    if (this.#subscribing.get(uri) === pending) this.#subscribing.delete(uri);
+    const message = "mcp-proxy: the subscription ended before the server answered (its sessions left it)";
+    for (const { session, request, replyId } of pending.joined ?? []) {
+      session.deliver(errorResponse(replyId, ErrorCode.InternalError, message), request.id);
     }
     return false;
   }
@@ -847,7 +851,10 @@ export class SharedServer implements SessionSource {
         return;
       }
       if (pending.subscribeUri !== undefined) {
-        this.#unsubscribe(session, pending.subscribeUri);
+        // As when its session closes: the child is unsubscribed if nobody is left (it may have subscribed).
+        if (this.#unsubscribe(session, pending.subscribeUri)) {
+          this.#sendOwnRequest("resources/unsubscribe", { uri: pending.subscribeUri });
+        }
         if (this.#subscribeGoesOn(pending)) return;
       }
       // The client ignores any later answer, and an SDK server sends none: forget the request now.

@@ -1495,6 +1495,34 @@ Deno.test("SharedServer: --request-timeout answers an initialize the child is sl
   assert.deepEqual(h.takeChild(), []);
 });
 
+Deno.test("SharedServer: a subscription whose joined sessions all left ends with its own session's cancel", () => {
+  for (const leave of ["close", "unsubscribe"]) {
+    const h = new Harness();
+    const a = h.initializedSession();
+    const b = h.initializedSession();
+    const uri = "test://left";
+    a.session.handleClientMessage(request("a1", "resources/subscribe", { uri }));
+    const first = h.childReceivesOne() as JsonRpcRequest;
+    b.session.handleClientMessage(request("b1", "resources/subscribe", { uri }));
+    if (leave === "close") b.session.close();
+    else b.session.handleClientMessage(request("b2", "resources/unsubscribe", { uri }));
+    b.client.take();
+    a.session.handleClientMessage(notification("notifications/cancelled", { requestId: "a1" }));
+    const sent = h.takeChild();
+    assert.deepEqual(
+      sent.map((m) => "method" in m ? m.method : "answer"),
+      ["resources/unsubscribe", "notifications/cancelled"],
+      `${leave}: nobody holds it, so the child is unsubscribed and the subscribe cancelled`,
+    );
+    assert.equal((sent[1] as JsonRpcNotification).params?.requestId, first.id);
+    if (leave === "unsubscribe") {
+      // b's subscribe, joined to the one that ended, gets an answer too.
+      const answers = b.client.take().map((d) => d.message as JsonRpcResponse);
+      assert.deepEqual(answers.map((answer) => [answer.id, answer.error !== undefined]), [["b1", true]]);
+    }
+  }
+});
+
 Deno.test("SharedServer: a restarted child is initialized like the first one, and the sessions carry on", () => {
   const h = new Harness();
   const a = h.initializedSession();
