@@ -155,7 +155,7 @@ export async function runClientMode(options: ClientModeOptions, stop: Promise<un
   ]);
   clearInterval(parentWatch);
   logger.info("stopping ({why})", { why });
-  await relay.close(`mcp-proxy is stopping (${why})`);
+  await relay.close(`stopping (${why})`);
   await stdout.close();
   tls.close();
 }

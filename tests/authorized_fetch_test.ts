@@ -25,8 +25,11 @@ class McpServer {
   readonly documents = new Map<string, unknown>();
   /** The paths of the GETs other than `/mcp`: metadata lookups. */
   readonly lookups: string[] = [];
-  /** `"quote"`: every request is refused with 403, its body quoting the credentials it came with. */
-  access: "tokens" | "reject" | "open" | "quote" = "tokens";
+  /**
+   * `"quote"`: every request is refused with 403, its body quoting the credentials it came with;
+   * `"endless"`: refused with 403 and a body that never ends.
+   */
+  access: "tokens" | "reject" | "open" | "quote" | "endless" = "tokens";
   readonly #server: Deno.HttpServer<Deno.NetAddr>;
 
   constructor() {
@@ -77,6 +80,12 @@ class McpServer {
   async #mcp(request: Request): Promise<Response> {
     const authorization = request.headers.get("authorization");
     this.mcpRequests.push({ authorization, headers: request.headers, body: await request.text() });
+    if (this.access === "endless") {
+      const chunk = new TextEncoder().encode("no ".repeat(1000));
+      return new Response(new ReadableStream({ pull: (controller) => controller.enqueue(chunk) }), {
+        status: 403,
+      });
+    }
     if (this.access === "quote") {
       const key = request.headers.get("x-api-key");
       return new Response(`refused: ${authorization}; key ${key}; token ${authorization?.split(" ")[1]}`, {
@@ -250,6 +259,16 @@ Deno.test("authorizedFetch() keeps the credentials it sent out of an error answe
     assert.match(body, /^refused: .*\*\*\*/, body);
     for (const secret of secrets) assert.equal(body.includes(secret), false, body);
   }
+});
+
+Deno.test("authorizedFetch() reads only the start of an error body that never ends", async () => {
+  await using server = new McpServer();
+  server.access = "endless";
+  const options = { headers: { "X-Api-Key": "key-0123456789" } };
+  const response = await authorizedFetch(fetch, options)(server.url("/mcp"), { method: "POST", body: "{}" });
+  assert.equal(response.status, 403);
+  const body = await response.text();
+  assert.ok(body.startsWith("no no") && body.length <= 64 * 1024 + 3000, `${body.length} characters`);
 });
 
 Deno.test("authorizedFetch() without OAuth2 returns a 401 as it is", async () => {

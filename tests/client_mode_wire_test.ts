@@ -738,7 +738,7 @@ Deno.test("SIGTERM answers the calls under way with an error, ends the remote se
   assert.equal(server.requests.at(-1)?.method, "DELETE");
   const answer = JSON.parse(rest.trim());
   assert.equal(answer.id, 2);
-  assert.match(answer.error.message, /mcp-proxy is stopping \(SIGTERM\)/);
+  assert.equal(answer.error.message, "mcp-proxy: stopping (SIGTERM)");
 });
 
 Deno.test("a server that answers the GET stream with 404 is not asked again", async () => {

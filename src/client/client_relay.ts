@@ -179,9 +179,9 @@ export class ClientRelay {
 
   /**
    * Ends the session with the server (Streamable HTTP: DELETE) and stops every timer. The requests still
-   * waiting for an answer get an error answer saying `why` mcp-proxy stops.
+   * waiting for an answer get an error answer saying `why` (after "mcp-proxy: ").
    */
-  async close(why = "mcp-proxy is stopping"): Promise<void> {
+  async close(why = "stopping"): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
     this.#stop.abort();
