@@ -214,7 +214,7 @@ export async function startServerMode(options: ServerModeOptions): Promise<Serve
   // Bind first: a port in use is reported before any server is started. Spawning is synchronous, so
   // the app exists before the first request can be handled, unless no server could start: a request
   // that comes while what started stops gets 503.
-  let app: ReturnType<typeof createProxyApp> | undefined;
+  let app: ReturnType<typeof createProxyApp> | undefined = undefined;
   const httpServer = listen(
     options,
     (request) => app?.fetch(request) ?? new Response("mcp-proxy could not start\n", { status: 503 }),

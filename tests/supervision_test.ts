@@ -86,7 +86,7 @@ Deno.test("a restarted child that refuses the replayed initialize is restarted a
     await using client = await connectClient(proxy.baseUrl(), "mcp");
     await Deno.writeTextFile(marker, "");
     assert.equal(textOf(await client.callTool({ name: "exit", arguments: { code: 7 } })), "exiting");
-    await waitFor(async () => /refused to initialize/.test(proxy.stderr()) || undefined, 5000);
+    await waitFor(() => Promise.resolve(/refused to initialize/.test(proxy.stderr()) || undefined), 5000);
     // Not reported healthy meanwhile: between its tries, it is restarting.
     await waitFor(async () => (await json(`${proxy.origin}/health`)).status === 503 || undefined, 5000);
     await Deno.remove(marker);
