@@ -679,11 +679,16 @@ export function createHttp1Fetch(options: Http1FetchOptions): Http1Fetch {
    */
   const idleLimits = new Map<string, number>();
 
-  /** The server closed `connection` after it was idle for `closedAfterMs`: later ones go before that. */
+  /**
+   * The server closed `connection` after it was idle for `closedAfterMs`: later ones go before that. Only
+   * a close after an idle time servers set (seconds) counts, and the longest seen: a server that restarts
+   * closes its connections however long they were idle, which says nothing of how long it keeps them.
+   */
   const learnIdleLimit = (connection: Connection, closedAfterMs: number) => {
-    const known = idleLimits.get(connection.origin) ?? Infinity;
+    if (closedAfterMs < 2 * IDLE_MARGIN_MS) return;
+    const known = idleLimits.get(connection.origin) ?? 0;
     if (idleLimits.size >= MAX_TARGETS) idleLimits.clear();
-    idleLimits.set(connection.origin, Math.min(known, idleLimit(closedAfterMs)));
+    idleLimits.set(connection.origin, Math.max(known, idleLimit(closedAfterMs)));
   };
 
   const release = (connection: Connection, reusable: boolean) => {
