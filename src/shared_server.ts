@@ -636,6 +636,11 @@ export class SharedServer implements SessionSource {
     json: string | undefined,
     bytes: Uint8Array<ArrayBuffer> | undefined,
   ): void {
+    if (this.#initializeInFlight && this.#initializeOverdue) {
+      const { code, message } = this.#timeoutError("initialize");
+      session.deliver(errorResponse(replyId, code, message), request.id);
+      return;
+    }
     this.#waitingForOwnInitialize.push({ session, request, replyId, json, bytes });
     if (this.#initializeInFlight) return;
     this.#initializeInFlight = true;
@@ -647,10 +652,22 @@ export class SharedServer implements SessionSource {
     this.#logger.info("server {name}: initialized by mcp-proxy itself, for stateless requests", {
       name: this.name,
     });
-    this.#sendOwnRequest("initialize", params, (response) => {
-      if (response.result !== undefined) this.#initializeParams ??= params;
+    const proxyId = this.#sendOwnRequest("initialize", params, (response) => {
+      if (response.result !== undefined) {
+        this.#initializeParams ??= params;
+        // Also when no request waits any more (they timed out): the child hears that it is initialized
+        // before the next one.
+        if (!this.#initializedNotificationSent) {
+          this.#initializedNotificationSent = true;
+          this.#sendToChild({ jsonrpc: "2.0", method: "notifications/initialized" });
+        }
+      }
       this.#settleInitialize(response);
-    });
+    })!;
+    // Under `--request-timeout` like a client's initialize (see `#timedOut`): the requests waiting for it
+    // get an error in time, and it goes on.
+    this.#pendingChildRequests.get(proxyId)!.isInitialize = true;
+    this.#timeouts?.add(proxyId);
   }
 
   /**
@@ -802,6 +819,9 @@ export class SharedServer implements SessionSource {
       pending.session?.deliver(errorResponse(writtenId(pending), code, message), pending.clientId);
       pending.session = undefined;
       for (const { session, request, replyId } of this.#initializeWaiters.splice(0)) {
+        session.deliver(errorResponse(replyId, code, message), request.id);
+      }
+      for (const { session, request, replyId } of this.#waitingForOwnInitialize.splice(0)) {
         session.deliver(errorResponse(replyId, code, message), request.id);
       }
       this.#initializeOverdue = true;

@@ -1523,6 +1523,27 @@ Deno.test("SharedServer: a subscription whose joined sessions all left ends with
   }
 });
 
+Deno.test("SharedServer: --request-timeout answers stateless requests waiting for the proxy's own initialize", async () => {
+  const h = new Harness(50);
+  const s = h.open(true);
+  s.session.handleClientMessage(request("s1", "tools/list"));
+  const own = h.childReceivesOne() as JsonRpcRequest;
+  assert.equal(own.method, "initialize");
+  await new Promise((resolve) => setTimeout(resolve, 120));
+  const answer = s.client.takeOne().message as JsonRpcResponse;
+  assert.deepEqual([answer.id, answer.error?.code], ["s1", -32001]);
+  s.session.handleClientMessage(request("s2", "tools/list"));
+  assert.equal((s.client.takeOne().message as JsonRpcResponse).error?.code, -32001, "at once, while overdue");
+  assert.deepEqual(h.takeChild(), []);
+  // Its late answer initializes the child, which hears so before the next request.
+  h.childAnswers(own, CHILD_INITIALIZE_RESULT);
+  s.session.handleClientMessage(request("s3", "tools/list"));
+  assert.deepEqual(h.takeChild().map((m) => "method" in m ? m.method : "answer"), [
+    "notifications/initialized",
+    "tools/list",
+  ]);
+});
+
 Deno.test("SharedServer: a restarted child is initialized like the first one, and the sessions carry on", () => {
   const h = new Harness();
   const a = h.initializedSession();
