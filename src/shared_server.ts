@@ -141,8 +141,8 @@ export interface SharedServerOptions {
    */
   onRefusedAfterRestart?: (reason: string) => void;
   /**
-   * How long a restarted child may take to answer the replayed `initialize` before it counts as refused,
-   * unless `requestTimeoutMs` is set (that, then). Default {@link REINITIALIZE_TIMEOUT_MS}.
+   * How long a restarted child may take to answer the replayed `initialize` before it counts as refused.
+   * Default {@link REINITIALIZE_TIMEOUT_MS}.
    */
   reinitializeTimeoutMs?: number;
 }
@@ -457,7 +457,9 @@ export class SharedServer implements SessionSource {
       return;
     }
     this.#downReason = "it is being initialized again after a restart";
-    const limitMs = this.#requestTimeoutMs > 0 ? this.#requestTimeoutMs : this.#reinitializeTimeoutMs;
+    // Not `--request-timeout`: the child's start counts too, and one that is slow to initialize would
+    // be restarted for ever (found by review).
+    const limitMs = this.#reinitializeTimeoutMs;
     const proxyId = this.#sendOwnRequest("initialize", this.#initializeParams, (response) => {
       clearTimeout(this.#reinitializeTimer);
       if (response.result === undefined) {

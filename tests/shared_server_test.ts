@@ -1544,6 +1544,21 @@ Deno.test("SharedServer: --request-timeout answers stateless requests waiting fo
   ]);
 });
 
+Deno.test("SharedServer: a restarted child slower to initialize than --request-timeout is not restarted again", async () => {
+  const refused: string[] = [];
+  const h = new Harness(30, {
+    reinitializeTimeoutMs: 1000,
+    onRefusedAfterRestart: (why) => refused.push(why),
+  });
+  h.initializedSession();
+  h.server.childStopped("exited with code 1");
+  h.server.childStarted();
+  const replay = h.childReceivesOne();
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  h.childAnswers(replay, CHILD_INITIALIZE_RESULT);
+  assert.deepEqual(refused, []);
+});
+
 Deno.test("SharedServer: a restarted child is initialized like the first one, and the sessions carry on", () => {
   const h = new Harness();
   const a = h.initializedSession();
