@@ -79,11 +79,13 @@ const MAX_LINE_BYTES = 8 * 1024;
 const MIN_READ_BYTES = 4 * 1024;
 const SMALL_BODY_BYTES = 64 * 1024;
 /**
- * The least time after a request is written within which a reused connection that ends unanswered is
- * taken for one the server closed before the request got there (see `Connection.closedBeforeRequest`):
- * on the same machine a round trip is µs, and the event loop's delays are what count.
+ * The least and the most time after a request is written within which a reused connection that ends
+ * unanswered is taken for one the server closed before the request got there (see
+ * `Connection.closedBeforeRequest`): on the same machine a round trip is µs, and the event loop's delays
+ * are what count; a round trip longer than the most is rare, and such a close then gets an error answer.
  */
 const CROSSED_CLOSE_MIN_MS = 5;
+const CROSSED_CLOSE_MAX_MS = 250;
 /** Idle connections whose server keeps them no longer than this are not kept (see {@link idleLimit}). */
 const IDLE_MARGIN_MS = 1000;
 
@@ -225,8 +227,10 @@ class Connection {
   #onIdleEnd: ((closedAfterMs?: number) => void) | undefined;
   /** When it was parked last (`performance.now()`). */
   #parkedAt = 0;
-  /** Within how long of a request written the server's close may have crossed it (see `closedBeforeRequest`). */
-  readonly #crossingMs: number;
+  /** How long opening it took, as a bound on a round trip (see `closedBeforeRequest`). */
+  readonly #connectBoundMs: number;
+  /** The least time from a request written to its response head: a bound on a round trip too. */
+  #quickestAnswerMs = Infinity;
   /** How long it may stay idle and be taken again: the server said how long it keeps it (`Keep-Alive`). */
   idleLimitMs = Infinity;
   /** Counts the times the connection was parked: a watch due from an earlier one is not started. */
@@ -244,7 +248,7 @@ class Connection {
   constructor(origin: string, conn: Deno.Conn, connectMs: number, secure: boolean) {
     this.origin = origin;
     this.#conn = conn;
-    this.#crossingMs = Math.max(CROSSED_CLOSE_MIN_MS, secure ? connectMs : 2 * connectMs);
+    this.#connectBoundMs = secure ? connectMs : 2 * connectMs;
   }
 
   async write(bytes: Uint8Array): Promise<void> {
@@ -287,6 +291,11 @@ class Connection {
     return this.#end - this.#start;
   }
 
+  /** A response head came `ms` after its request was written. */
+  answeredAfter(ms: number): void {
+    if (ms < this.#quickestAnswerMs) this.#quickestAnswerMs = ms;
+  }
+
   /** How long it has been parked, at `now` (`performance.now()`). */
   idleFor(now: number): number {
     return now - this.#parkedAt;
@@ -296,13 +305,18 @@ class Connection {
    * Whether the connection, reused and found ended now with no answer to the request written at
    * `writtenAt` (`performance.now()`; undefined: the write failed), was closed by the server before the
    * request got there: an idle connection closed as the request crossed the close on the wire, which the
-   * server never read. Such a close comes back within a round trip of the write, measured by the time the
-   * connection took to open. One that comes later may follow a request the server ran (it worked on it,
-   * then dropped the connection): sending it again would run it twice.
+   * server never read. Such a close comes back within a round trip of the write. One that comes later may
+   * follow a request the server ran (it worked on it, then dropped the connection): sending it again would
+   * run it twice. A round trip is bounded by both the time the connection took to open and the quickest
+   * answer it gave, each of which something else can make long (a lost SYN, a slow DNS, a slow tool: found
+   * by review), so by the lesser, within {@link CROSSED_CLOSE_MIN_MS} and {@link CROSSED_CLOSE_MAX_MS}.
    */
   closedBeforeRequest(writtenAt: number | undefined): boolean {
     if (this.buffered !== 0) return false;
-    return writtenAt === undefined || performance.now() - writtenAt < this.#crossingMs;
+    if (writtenAt === undefined) return true;
+    const roundTrip = Math.min(this.#connectBoundMs, this.#quickestAnswerMs);
+    const window = Math.min(CROSSED_CLOSE_MAX_MS, Math.max(CROSSED_CLOSE_MIN_MS, roundTrip));
+    return performance.now() - writtenAt < window;
   }
 
   /** Reads a response head: its Latin-1 text without the blank line, or null if the connection ended first. */
@@ -783,6 +797,7 @@ export function createHttp1Fetch(options: Http1FetchOptions): Http1Fetch {
           }
           throw new HttpWireError("the server closed the connection without answering");
         }
+        if (!answering) connection.answeredAfter(performance.now() - writtenAt);
         answering = true;
         const response = parseResponseHead(text, method);
         if (response.keepAliveTimeoutMs !== undefined) {
