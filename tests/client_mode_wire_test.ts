@@ -508,7 +508,8 @@ Deno.test("credentials the server quotes back never reach the log or the client'
         },
       }, { headers: { "Mcp-Session-Id": "s1" } });
     }
-    if (body.params?.name === "json") return Response.json({ note: `your key ${key}` });
+    // The key where a quote of the body's start cuts it (found by review: cut, then scrubbed, it leaked).
+    if (body.params?.name === "json") return Response.json({ note: `${"n".repeat(75)} your key ${key}` });
     if (body.params?.name === "event") {
       const events = `event: message\ndata: not json, key ${key}\n\nevent: message\ndata: ` +
         JSON.stringify({ jsonrpc: "2.0", id: body.id, result: { content: [] } }) + "\n\n";
@@ -525,7 +526,8 @@ Deno.test("credentials the server quotes back never reach the log or the client'
       errors.push(await stdio.client.callTool({ name, arguments: {} }).then(() => "", (e) => e.message));
     }
     await stdio.client.callTool({ name: "event", arguments: {} });
-    assert.match(errors[0], /not JSON-RPC.*your key \*\*\*/);
+    assert.match(errors[0], /not JSON-RPC.*your k/);
+    assert.doesNotMatch(errors[0], /key-0/);
     assert.match(errors[1], /HTTP 403: key \*\*\* refused/);
     assert.match(stdio.stderr(), /invalid message.*key \*\*\*/);
     assert.equal(stdio.stderr().includes(secret), false, stdio.stderr());
@@ -559,6 +561,38 @@ Deno.test("NO_PROXY=* turns a proxy off for every request, redirected ones too (
       env: { HTTP_PROXY: "http://127.0.0.1:1", NO_PROXY: "*" },
     });
     assert.equal(stdio.client.getServerVersion()?.name, "direct");
+  } finally {
+    await server.shutdown();
+  }
+});
+
+Deno.test("an error answer whose body never ends is quoted from its start, not waited for", async () => {
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, async (request) => {
+    if (request.method !== "POST") {
+      return new Response(null, { status: request.method === "DELETE" ? 200 : 405 });
+    }
+    const body = await request.json();
+    if (body.id === undefined) return new Response(null, { status: 202 });
+    if (body.method !== "initialize") {
+      const chunk = new TextEncoder().encode("e".repeat(1000));
+      return new Response(new ReadableStream({ pull: (controller) => controller.enqueue(chunk) }), {
+        status: 500,
+      });
+    }
+    return Response.json({
+      jsonrpc: "2.0",
+      id: body.id,
+      result: {
+        protocolVersion: body.params.protocolVersion,
+        capabilities: {},
+        serverInfo: { name: "x", version: "0" },
+      },
+    }, { headers: { "Mcp-Session-Id": "s1" } });
+  });
+  try {
+    await using stdio = await connectThroughClientMode(`http://127.0.0.1:${server.addr.port}/mcp`);
+    const error = await stdio.client.callTool({ name: "x", arguments: {} }).then(() => "", (e) => e.message);
+    assert.match(error, /HTTP 500: eeee/);
   } finally {
     await server.shutdown();
   }

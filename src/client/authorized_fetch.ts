@@ -7,6 +7,7 @@
  */
 
 import { proxyLogger } from "../logging.ts";
+import { bodyStart } from "./remote_transport.ts";
 import { type ClientCredentials, OAuthError } from "./oauth_client_credentials.ts";
 
 const logger = proxyLogger("oauth");
@@ -69,37 +70,6 @@ const SECRET_MIN_LENGTH = 8;
 /** OAuth2 access tokens remembered for {@link AuthorizedClient.scrub}: the latest few. */
 const TOKENS_KEPT = 4;
 
-/** How much of an error body is read, and for how long at most: it is quoted short, and may not end. */
-const ERROR_BODY_BYTES = 64 * 1024;
-const ERROR_BODY_MS = 10_000;
-
-/**
- * The start of an error response's `body` as text: up to {@link ERROR_BODY_BYTES}, or what came within
- * {@link ERROR_BODY_MS} (found by review: a body that never ends would hold the request for ever); the
- * rest is cancelled.
- */
-async function errorBodyStart(body: ReadableStream<Uint8Array>): Promise<string> {
-  const reader = body.getReader();
-  const decoder = new TextDecoder();
-  let text = "";
-  let bytes = 0;
-  const timer = setTimeout(() => reader.cancel().catch(() => {}), ERROR_BODY_MS);
-  try {
-    while (bytes < ERROR_BODY_BYTES) {
-      const { done, value } = await reader.read();
-      if (done) return text + decoder.decode();
-      bytes += value.length;
-      text += decoder.decode(value, { stream: true });
-    }
-    await reader.cancel();
-  } catch {
-    // Broken or cut short: what came is enough.
-  } finally {
-    clearTimeout(timer);
-  }
-  return text;
-}
-
 /**
  * `response` itself, or for an error status (400 and up) its copy with its body through `scrub`: servers
  * quote the credentials they refuse, and the body's start goes into the error answer and the log, where a
@@ -107,7 +77,7 @@ async function errorBodyStart(body: ReadableStream<Uint8Array>): Promise<string>
  */
 async function withoutSecrets(response: Response, scrub: (text: string) => string): Promise<Response> {
   if (response.status < 400 || response.body === null) return response;
-  const text = scrub(await errorBodyStart(response.body));
+  const text = scrub(await bodyStart(response.body));
   return new Response(text, {
     status: response.status,
     statusText: response.statusText,

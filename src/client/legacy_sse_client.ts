@@ -9,6 +9,7 @@
 import { type JsonRpcMessage, parseMessages } from "../jsonrpc.ts";
 import { type JsonText, receivedLines } from "../large_answer.ts";
 import {
+  bodyStart,
   fetchFailure,
   fetchFailureKind,
   refusedWith,
@@ -39,6 +40,7 @@ export class LegacySseClient implements RemoteTransport {
   readonly #url: URL;
   readonly #fetch: typeof fetch;
   readonly #onwarning: (text: string) => void;
+  readonly #scrub: (text: string) => string;
   readonly #endpointTimeoutMs: number;
   readonly #abort = new AbortController();
   #endpoint: URL | undefined;
@@ -48,6 +50,7 @@ export class LegacySseClient implements RemoteTransport {
     this.#url = options.url;
     this.#fetch = options.fetch;
     const scrub = options.scrub ?? ((text: string) => text);
+    this.#scrub = scrub;
     const onwarning = options.onwarning ?? (() => {});
     this.#onwarning = (text) => onwarning(scrub(text));
     this.#endpointTimeoutMs = options.endpointTimeoutMs ?? 30_000;
@@ -104,7 +107,7 @@ export class LegacySseClient implements RemoteTransport {
       // One that never left (its token endpoint, or the server, refused the connection) may go again.
       throw new RemoteError(fetchFailureKind(error), fetchFailure(error, this.#endpoint.href));
     }
-    const body = (await response.text().catch(() => "")).replace(/\s+/g, " ").trim().slice(0, 200);
+    const body = this.#scrub(await bodyStart(response.body)).replace(/\s+/g, " ").trim().slice(0, 200);
     if (response.ok) return;
     const text = `the server answered HTTP ${response.status}${body ? `: ${body}` : ""}`;
     if (response.status === 404) throw new RemoteError("session-expired", text, 404);
@@ -139,7 +142,7 @@ export class LegacySseClient implements RemoteTransport {
     const messages = parseMessages(event.data);
     if (typeof messages === "string") {
       this.#onwarning(
-        `the server sent an invalid message (${messages}); dropped: ${event.data.slice(0, 200)}`,
+        `the server sent an invalid message (${messages}); dropped: ${this.#scrub(event.data).slice(0, 200)}`,
       );
       return;
     }

@@ -85,6 +85,38 @@ export function gatewayMissedServer(error: RemoteError, method: string | undefin
     method !== undefined && REPEATABLE_METHODS.has(method);
 }
 
+/** How much of a body quoted in an error is read, and for how long at most: it is quoted short, and may not end. */
+const BODY_START_BYTES = 64 * 1024;
+const BODY_START_MS = 10_000;
+
+/**
+ * The start of a response's `body` as text, for an error to quote: up to {@link BODY_START_BYTES}, or
+ * what came within {@link BODY_START_MS} (found by review: a body that never ends held the request for
+ * ever); the rest is cancelled.
+ */
+export async function bodyStart(body: ReadableStream<Uint8Array> | null): Promise<string> {
+  if (body === null) return "";
+  const reader = body.getReader();
+  const decoder = new TextDecoder();
+  let text = "";
+  let bytes = 0;
+  const timer = setTimeout(() => reader.cancel().catch(() => {}), BODY_START_MS);
+  try {
+    while (bytes < BODY_START_BYTES) {
+      const { done, value } = await reader.read();
+      if (done) return text + decoder.decode();
+      bytes += value.length;
+      text += decoder.decode(value, { stream: true });
+    }
+    await reader.cancel();
+  } catch {
+    // Broken or cut short: what came is enough.
+  } finally {
+    clearTimeout(timer);
+  }
+  return text;
+}
+
 /**
  * A `Retry-After` value (RFC 9110 §10.2.3: seconds, or an HTTP date) as ms from `now`; undefined when
  * absent or unreadable. A date in the past is 0.

@@ -11,6 +11,7 @@ import { isRequest, isResponse, type JsonRpcMessage, parseMessages, type Request
 import { type JsonText, receivedLines } from "../large_answer.ts";
 import {
   backoffDelay,
+  bodyStart,
   busyDelay,
   fetchFailure,
   fetchFailureKind,
@@ -34,7 +35,7 @@ export interface StreamableHttpClientOptions extends RemoteTransportOptions {
 
 /** Up to 200 characters of an error response's body, on one line. */
 async function shortBody(response: Response): Promise<string> {
-  const text = (await response.text().catch(() => "")).replace(/\s+/g, " ").trim();
+  const text = (await bodyStart(response.body)).replace(/\s+/g, " ").trim();
   return text.length > 200 ? text.slice(0, 200) + "…" : text;
 }
 
@@ -167,7 +168,8 @@ export class StreamableHttpClient implements RemoteTransport {
       const text = decoder.decode(bytes);
       const answered = this.#deliverText(text, bytes);
       if (requestId !== undefined && !answered.includes(requestId)) {
-        throw new RemoteError("lost", this.#scrub(unansweredBy(text)));
+        // Scrubbed whole: a credential cut short would be quoted in part (found by review).
+        throw new RemoteError("lost", unansweredBy(this.#scrub(text)));
       }
       return;
     }
@@ -288,7 +290,8 @@ export class StreamableHttpClient implements RemoteTransport {
   #deliverText(text: string, bytes?: Uint8Array<ArrayBuffer>): RequestId[] {
     const messages = parseMessages(text);
     if (typeof messages === "string") {
-      this.#onwarning(`the server sent an invalid message (${messages}); dropped: ${text.slice(0, 200)}`);
+      const start = this.#scrub(text).slice(0, 200);
+      this.#onwarning(`the server sent an invalid message (${messages}); dropped: ${start}`);
       return [];
     }
     const answered: RequestId[] = [];
