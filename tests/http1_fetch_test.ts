@@ -482,9 +482,11 @@ Deno.test("http1_fetch: bytes a server sends on an idle connection drop it; the 
   });
 });
 
-Deno.test("http1_fetch: a request sent at the moment the server closes is sent again on a new connection", async () => {
-  // The server reads the second request on each connection and closes without answering, the way a
-  // server does when its keep-alive timeout ends just as the request arrives.
+Deno.test("http1_fetch: a request written whole is never sent again, even when the server closes at once", async () => {
+  // The server reads the second request on each connection and closes without answering, as a server does
+  // when its keep-alive timeout ends just as the request arrives, and as one does that dies right after a
+  // side effect (found by QA: such a call ran twice). Only the first is safe to send again, and it cannot
+  // be told from the second.
   await withRawServer(async (conn, request) => {
     if (request.includes("/second")) return false;
     await writeText(conn, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
@@ -492,9 +494,8 @@ Deno.test("http1_fetch: a request sent at the moment the server closes is sent a
   }, async (origin, counts) => {
     await withFetch(async (fetch) => {
       assert.equal(await (await fetch(`${origin}/first`)).text(), "ok");
-      await assert.rejects(fetch(`${origin}/second`), TypeError);
-      // /second was sent on the kept connection, then once more on a new one; both closed unanswered.
-      assert.deepEqual(counts, { connections: 2, requests: 3 });
+      await assert.rejects(fetch(`${origin}/second`, { method: "POST", body: "x" }), TypeError);
+      assert.deepEqual(counts, { connections: 1, requests: 2 }, "/second was sent once");
     });
   });
 });

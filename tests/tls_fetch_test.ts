@@ -279,6 +279,43 @@ function nodeError(message: string, code: string): Error {
   return Object.assign(new Error(message), { code });
 }
 
+Deno.test("tls_fetch: requests left to Deno's fetch (through HTTP_PROXY) keep no connection for another", async () => {
+  // A proxy that answers each request itself, counting connections: a kept connection that broke would
+  // make Deno's fetch send a POST again (found by QA: tool calls through a proxy ran twice).
+  let connections = 0;
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const serving = (async () => {
+    for await (const conn of listener) {
+      connections++;
+      (async () => {
+        const buffer = new Uint8Array(65536);
+        try {
+          while ((await conn.read(buffer)) !== null) {
+            await conn.write(new TextEncoder().encode("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"));
+          }
+        } catch {
+          // The client went away.
+        } finally {
+          conn.close();
+        }
+      })();
+    }
+  })();
+  Deno.env.set("HTTP_PROXY", `http://127.0.0.1:${(listener.addr as Deno.NetAddr).port}`);
+  const tls = createTlsFetch({ kind: "verify" });
+  try {
+    for (const body of ["1", "2", "3"]) {
+      assert.equal(await (await tls.fetch("http://127.0.0.1:19999/mcp", { method: "POST", body })).text(), "ok");
+    }
+    assert.equal(connections, 3);
+  } finally {
+    tls.close();
+    Deno.env.delete("HTTP_PROXY");
+    listener.close();
+    await serving.catch(() => {});
+  }
+});
+
 Deno.test("describeFetchError: describes the error shapes of Deno and Node", () => {
   const url = "https://user:pw@mcp.example.com:8443/mcp?key=secret";
   const origin = "https://mcp.example.com:8443";

@@ -79,13 +79,12 @@ const MAX_LINE_BYTES = 8 * 1024;
 const MIN_READ_BYTES = 4 * 1024;
 const SMALL_BODY_BYTES = 64 * 1024;
 /**
- * The least and the most time after a request is written within which a reused connection that ends
- * unanswered is taken for one the server closed before the request got there (see
- * `Connection.closedBeforeRequest`): on the same machine a round trip is µs, and the event loop's delays
- * are what count; a round trip longer than the most is rare, and such a close then gets an error answer.
+ * A connection idle this long is given one turn of the event loop before it carries a request, for its
+ * watch to report a close the server made meanwhile (see `exchange`).
  */
-const CROSSED_CLOSE_MIN_MS = 5;
-const CROSSED_CLOSE_MAX_MS = 250;
+const LONG_IDLE_MS = 1000;
+/** A server that closes a connection this soon after its answer closes every one after one answer. */
+const QUICK_CLOSE_MS = 100;
 /** Idle connections whose server keeps them no longer than this are not kept (see {@link idleLimit}). */
 const IDLE_MARGIN_MS = 1000;
 
@@ -227,10 +226,13 @@ class Connection {
   #onIdleEnd: ((closedAfterMs?: number) => void) | undefined;
   /** When it was parked last (`performance.now()`). */
   #parkedAt = 0;
-  /** How long opening it took, as a bound on a round trip (see `closedBeforeRequest`). */
-  readonly #connectBoundMs: number;
-  /** The least time from a request written to its response head: a bound on a round trip too. */
-  #quickestAnswerMs = Infinity;
+  /**
+   * The watch of its last parking (see {@link #startWatch}) came back: before the next request is written,
+   * that means the server closed it, or spoke out of turn.
+   */
+  #watchEnded = false;
+  /** How long it was idle before it was last taken (see {@link unpark}). */
+  idleMs = 0;
   /** How long it may stay idle and be taken again: the server said how long it keeps it (`Keep-Alive`). */
   idleLimitMs = Infinity;
   /** Counts the times the connection was parked: a watch due from an earlier one is not started. */
@@ -241,14 +243,9 @@ class Connection {
   used = false;
   closed = false;
 
-  /**
-   * `connectMs`: how long opening it took (a TCP handshake is a round trip; a TLS one, two or three more),
-   * the measure of a round trip to the server.
-   */
-  constructor(origin: string, conn: Deno.Conn, connectMs: number, secure: boolean) {
+  constructor(origin: string, conn: Deno.Conn) {
     this.origin = origin;
     this.#conn = conn;
-    this.#connectBoundMs = secure ? connectMs : 2 * connectMs;
   }
 
   async write(bytes: Uint8Array): Promise<void> {
@@ -291,32 +288,17 @@ class Connection {
     return this.#end - this.#start;
   }
 
-  /** A response head came `ms` after its request was written. */
-  answeredAfter(ms: number): void {
-    if (ms < this.#quickestAnswerMs) this.#quickestAnswerMs = ms;
-  }
-
   /** How long it has been parked, at `now` (`performance.now()`). */
   idleFor(now: number): number {
     return now - this.#parkedAt;
   }
 
   /**
-   * Whether the connection, reused and found ended now with no answer to the request written at
-   * `writtenAt` (`performance.now()`; undefined: the write failed), was closed by the server before the
-   * request got there: an idle connection closed as the request crossed the close on the wire, which the
-   * server never read. Such a close comes back within a round trip of the write. One that comes later may
-   * follow a request the server ran (it worked on it, then dropped the connection): sending it again would
-   * run it twice. A round trip is bounded by both the time the connection took to open and the quickest
-   * answer it gave, each of which something else can make long (a lost SYN, a slow DNS, a slow tool: found
-   * by review), so by the lesser, within {@link CROSSED_CLOSE_MIN_MS} and {@link CROSSED_CLOSE_MAX_MS}.
+   * Whether the server closed the connection (or spoke out of turn) while it was parked, as its watch
+   * has reported by now: it cannot carry the request it was taken for, which has not been written yet.
    */
-  closedBeforeRequest(writtenAt: number | undefined): boolean {
-    if (this.buffered !== 0) return false;
-    if (writtenAt === undefined) return true;
-    const roundTrip = Math.min(this.#connectBoundMs, this.#quickestAnswerMs);
-    const window = Math.min(CROSSED_CLOSE_MAX_MS, Math.max(CROSSED_CLOSE_MIN_MS, roundTrip));
-    return performance.now() - writtenAt < window;
+  get endedWhileIdle(): boolean {
+    return this.#watchEnded;
   }
 
   /** Reads a response head: its Latin-1 text without the blank line, or null if the connection ended first. */
@@ -412,6 +394,7 @@ class Connection {
     this.#start = this.#end = 0;
     this.#onIdleEnd = onEnd;
     this.#parkedAt = performance.now();
+    this.#watchEnded = false;
     const parking = ++this.#parkings;
     setImmediate(() => {
       if (parking === this.#parkings && this.#onIdleEnd !== undefined && !this.closed) this.#startWatch();
@@ -424,12 +407,15 @@ class Connection {
     this.#watch = watch;
     watch.then(
       (count) => {
+        this.#watchEnded = true;
+        // Once the connection is taken again, what the read brings is the next response (see #fill).
         if (this.#onIdleEnd === undefined) return;
         if (count !== null) this.#end = count;
         // The server closed it, or spoke out of turn: either way it cannot carry a request.
         this.#endIdle(count === null ? performance.now() - this.#parkedAt : undefined);
       },
       () => {
+        this.#watchEnded = true;
         if (this.#onIdleEnd !== undefined) this.#endIdle();
       },
     );
@@ -694,15 +680,19 @@ export function createHttp1Fetch(options: Http1FetchOptions): Http1Fetch {
   const idleLimits = new Map<string, number>();
 
   /**
-   * The server closed `connection` after it was idle for `closedAfterMs`: later ones go before that. Only
-   * a close after an idle time servers set (seconds) counts, and the longest seen: a server that restarts
-   * closes its connections however long they were idle, which says nothing of how long it keeps them.
+   * The server closed `connection` after it was idle for `closedAfterMs`: later ones go before that. A
+   * close after an idle time servers set (seconds) counts as such, the longest seen: a server that
+   * restarts closes its connections however long they were idle, which says nothing of how long it keeps
+   * them. A close right after an answer is a server that closes every connection after one answer without
+   * saying so (`Connection: close`): its connections are not taken again, as the next request would cross
+   * the close (until a close after seconds shows otherwise).
    */
   const learnIdleLimit = (connection: Connection, closedAfterMs: number) => {
-    if (closedAfterMs < 2 * IDLE_MARGIN_MS) return;
+    const quick = closedAfterMs < QUICK_CLOSE_MS;
+    if (!quick && closedAfterMs < 2 * IDLE_MARGIN_MS) return;
     const known = idleLimits.get(connection.origin) ?? 0;
     if (idleLimits.size >= MAX_TARGETS) idleLimits.clear();
-    idleLimits.set(connection.origin, Math.max(known, idleLimit(closedAfterMs)));
+    idleLimits.set(connection.origin, quick ? 0 : Math.max(known, idleLimit(closedAfterMs)));
   };
 
   const release = (connection: Connection, reusable: boolean) => {
@@ -734,6 +724,7 @@ export function createHttp1Fetch(options: Http1FetchOptions): Http1Fetch {
         reused.close();
         continue;
       }
+      reused.idleMs = reused.idleFor(now);
       reused.unpark();
       busy.add(reused);
       return reused;
@@ -747,7 +738,6 @@ export function createHttp1Fetch(options: Http1FetchOptions): Http1Fetch {
     const secure = url.protocol === "https:";
     const port = Number(url.port || (secure ? 443 : 80));
     let conn: Deno.Conn;
-    const connectStart = performance.now();
     try {
       conn = secure
         ? await Deno.connectTls({ hostname, port, caCerts, alpnProtocols: ["http/1.1"] })
@@ -755,7 +745,7 @@ export function createHttp1Fetch(options: Http1FetchOptions): Http1Fetch {
     } catch (error) {
       throw networkError(error);
     }
-    const connection = new Connection(origin, conn, performance.now() - connectStart, secure);
+    const connection = new Connection(origin, conn);
     if (closed || signal?.aborted) {
       connection.close();
       throw signal?.aborted ? signal.reason : networkError(new Error("the client is closed"));
@@ -767,7 +757,15 @@ export function createHttp1Fetch(options: Http1FetchOptions): Http1Fetch {
 
   /**
    * Sends the request (`parts`, written in turn) on one connection and reads the response head, and a
-   * small body with a length (saving a stream); null if a reused connection was stale.
+   * small body with a length (saving a stream); null if a reused connection was closed before the request
+   * could be written whole, which is then safe to send again.
+   *
+   * A request written whole is never sent again, whatever follows (found by QA: a server that takes a
+   * request and drops the connection within milliseconds, or a proxy that resets it, ran tool calls
+   * twice): the server may have run it. The one race that leaves, a kept-alive connection the server
+   * closes just as a request is written to it, is kept rare: a connection idle about as long as the
+   * server keeps idle ones is not taken (see `reuse`), and one idle for long gets a turn of the event loop
+   * first, for its watch to report a close already made.
    */
   const exchange = async (
     url: URL,
@@ -778,27 +776,24 @@ export function createHttp1Fetch(options: Http1FetchOptions): Http1Fetch {
     onwritten: (() => void) | undefined,
   ): Promise<{ connection: Connection; head: ResponseHead; small?: Uint8Array<ArrayBuffer> } | null> => {
     // An idle connection is taken at once: the request leaves before anything else runs.
-    const connection = reuse(origin) ?? await connect(url, origin, signal);
+    let taken: Connection | undefined;
+    while ((taken = reuse(origin)) !== undefined && taken.idleMs >= LONG_IDLE_MS) {
+      await new Promise((resolve) => setTimeout(resolve, 0));
+      if (!taken.endedWhileIdle) break;
+      release(taken, false);
+    }
+    const connection = taken ?? await connect(url, origin, signal);
     const reused = connection.used;
-    let writtenAt: number | undefined;
-    let answering = false;
+    let written = false;
     const onAbort = () => connection.close();
     if (signal !== undefined) aborts.watch(signal, onAbort);
     try {
       for (const part of parts) await connection.write(part);
-      writtenAt = performance.now();
+      written = true;
       onwritten?.();
       for (;;) {
         const text = await connection.readHead();
-        if (text === null) {
-          if (reused && connection.closedBeforeRequest(writtenAt)) {
-            release(connection, false);
-            return null;
-          }
-          throw new HttpWireError("the server closed the connection without answering");
-        }
-        if (!answering) connection.answeredAfter(performance.now() - writtenAt);
-        answering = true;
+        if (text === null) throw new HttpWireError("the server closed the connection without answering");
         const response = parseResponseHead(text, method);
         if (response.keepAliveTimeoutMs !== undefined) {
           connection.idleLimitMs = idleLimit(response.keepAliveTimeoutMs);
@@ -819,12 +814,8 @@ export function createHttp1Fetch(options: Http1FetchOptions): Http1Fetch {
     } catch (error) {
       release(connection, false);
       if (signal?.aborted) throw signal.reason;
-      // Nothing came back on a reused connection the server had closed: it never saw the request.
-      if (
-        reused && !answering && !(error instanceof HttpWireError) && connection.closedBeforeRequest(writtenAt)
-      ) {
-        return null;
-      }
+      // A reused connection the server had closed, found so before the request was written whole.
+      if (reused && !written) return null;
       throw error instanceof TypeError ? error : networkError(error);
     } finally {
       if (signal !== undefined) aborts.forget(signal, onAbort);

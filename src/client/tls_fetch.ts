@@ -155,6 +155,14 @@ function readCaFile(path: string): string {
 }
 
 /**
+ * The client of the `fetch` that takes what `http1_fetch.ts` leaves to it (proxies, redirects, HTTP/2):
+ * no connection is kept for another request. A kept one the far end dropped makes Deno's `fetch` send a
+ * POST again on a new one, even after a server or proxy took it (found by QA: tool calls through
+ * `HTTP_PROXY` ran twice).
+ */
+const FALLBACK_CLIENT: Deno.CreateHttpClientOptions = { poolMaxIdlePerHost: 0 };
+
+/**
  * The certificates in `path`, and the global `fetch` trusting them besides Deno's default root store.
  */
 function caFileFetch(path: string): { pem: string; fallback: TlsFetch } {
@@ -163,7 +171,7 @@ function caFileFetch(path: string): { pem: string; fallback: TlsFetch } {
   try {
     // `caCerts` adds to the default root store (Mozilla's roots, or the system's with
     // DENO_TLS_CA_STORE=system): public servers stay trusted.
-    client = Deno.createHttpClient({ caCerts: [pem] });
+    client = Deno.createHttpClient({ ...FALLBACK_CLIENT, caCerts: [pem] });
   } catch (error) {
     throw new TlsConfigError(
       `The CA file ${path} holds a certificate Deno cannot use: ${
@@ -413,8 +421,17 @@ function unverifiedFetch(): TlsFetch {
  */
 export function createTlsFetch(verify: VerifySsl): TlsFetch {
   switch (verify.kind) {
-    case "verify":
-      return createHttp1Fetch({ fallback: globalThis.fetch });
+    case "verify": {
+      const client = Deno.createHttpClient(FALLBACK_CLIENT);
+      const http1 = createHttp1Fetch({ fallback: (input, init) => fetch(input, { ...init, client }) });
+      return {
+        fetch: http1.fetch,
+        close() {
+          http1.close();
+          client.close();
+        },
+      };
+    }
     case "ca-file": {
       const { pem, fallback } = caFileFetch(verify.path);
       const http1 = createHttp1Fetch({ fallback: fallback.fetch, caCerts: [pem] });
