@@ -598,6 +598,68 @@ Deno.test("an error answer whose body never ends is quoted from its start, not w
   }
 });
 
+Deno.test("the end of stdin while a lost session is being reopened: mcp-proxy exits at once, not after --connect-timeout", async () => {
+  let initializations = 0;
+  let gets = 0;
+  let reopening!: () => void;
+  const reopened = new Promise<void>((resolve) => reopening = resolve);
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, async (request) => {
+    if (request.method === "DELETE") return new Response(null, { status: 200 });
+    if (request.method === "GET") {
+      // A stream that works, then ends; asked again, the session is gone.
+      if (++gets > 1) return new Response("Session not found", { status: 404 });
+      const stream = new ReadableStream({ start: (controller) => setTimeout(() => controller.close(), 200) });
+      return new Response(stream, { headers: { "Content-Type": "text/event-stream" } });
+    }
+    const body = await request.json();
+    if (body.id === undefined) return new Response(null, { status: 202 });
+    if (++initializations > 1) {
+      // The replayed initialize is held until the client goes away.
+      reopening();
+      await new Promise((resolve) => request.signal.addEventListener("abort", resolve));
+      return new Response(null, { status: 503 });
+    }
+    return Response.json({
+      jsonrpc: "2.0",
+      id: body.id,
+      result: {
+        protocolVersion: body.params.protocolVersion,
+        capabilities: {},
+        serverInfo: { name: "x", version: "0" },
+      },
+    }, { headers: { "Mcp-Session-Id": "s1" } });
+  });
+  try {
+    const child = new Deno.Command(DENO, {
+      args: [
+        "run",
+        "-A",
+        "--quiet",
+        MAIN,
+        "--connect-timeout",
+        "20",
+        `http://127.0.0.1:${server.addr.port}/mcp`,
+      ],
+      stdin: "piped",
+      stdout: "null",
+      stderr: "piped",
+    }).spawn();
+    const writer = child.stdin.getWriter();
+    await writer.write(new TextEncoder().encode(
+      JSON.stringify(INITIALIZE) + "\n" +
+        JSON.stringify({ jsonrpc: "2.0", method: "notifications/initialized" }) + "\n",
+    ));
+    await reopened;
+    const closedAt = Date.now();
+    await writer.close();
+    const [status, stderr] = await Promise.all([child.status, new Response(child.stderr).text()]);
+    assert.equal(status.code, 0, stderr);
+    assert.ok(Date.now() - closedAt < 5000, `exited ${Date.now() - closedAt} ms after the end of stdin`);
+  } finally {
+    await server.shutdown();
+  }
+});
+
 Deno.test("stdout carries only JSON-RPC lines; a bad line gets a parse error; EOF ends the session with DELETE", async () => {
   await using server = recordingServer();
   const { code, stdout, stderr } = await runClientModeWithInput(server.url, [

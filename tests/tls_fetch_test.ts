@@ -305,7 +305,10 @@ Deno.test("tls_fetch: requests left to Deno's fetch (through HTTP_PROXY) keep no
   const tls = createTlsFetch({ kind: "verify" });
   try {
     for (const body of ["1", "2", "3"]) {
-      assert.equal(await (await tls.fetch("http://127.0.0.1:19999/mcp", { method: "POST", body })).text(), "ok");
+      assert.equal(
+        await (await tls.fetch("http://127.0.0.1:19999/mcp", { method: "POST", body })).text(),
+        "ok",
+      );
     }
     assert.equal(connections, 3);
   } finally {

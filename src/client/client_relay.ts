@@ -557,12 +557,18 @@ export class ClientRelay {
   ): Promise<JsonRpcResponse> {
     const id = `mcp-proxy-${this.#nextInternalId++}`;
     let timer: ReturnType<typeof setTimeout> | undefined;
+    let stopped: (() => void) | undefined;
     const answer = new Promise<JsonRpcResponse>((resolve, reject) => {
       this.#internal.set(id, resolve);
       timer = setTimeout(
         () => reject(new RemoteError("lost", `the server did not answer ${method} in time`)),
         this.#options.connectTimeoutMs,
       );
+      // Nor does the relay wait for it once it is closing (found by QA: a session reopened in the
+      // background held the exit for --connect-timeout).
+      stopped = () => reject(new RemoteError("closed", "the relay is closing"));
+      if (this.#stop.signal.aborted) stopped();
+      else this.#stop.signal.addEventListener("abort", stopped, { once: true });
     });
     // The time may run out while the request is still being sent (a server that answers with JSON only
     // when done): the answer's rejection then ends the wait, and is handled (found by review: it crashed
@@ -575,6 +581,7 @@ export class ClientRelay {
       return await answer;
     } finally {
       clearTimeout(timer);
+      this.#stop.signal.removeEventListener("abort", stopped!);
       this.#internal.delete(id);
     }
   }
