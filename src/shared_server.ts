@@ -668,8 +668,7 @@ export class SharedServer implements SessionSource {
     })!;
     // Under `--request-timeout` like a client's initialize (see `#timedOut`): the requests waiting for it
     // get an error in time, and it goes on.
-    this.#pendingChildRequests.get(proxyId)!.isInitialize = true;
-    this.#timeouts?.add(proxyId);
+    if (this.#pendingChildRequests.has(proxyId)) this.#timeouts?.add(proxyId);
   }
 
   /**
@@ -767,7 +766,7 @@ export class SharedServer implements SessionSource {
     this.#pendingChildRequests.set(proxyId, {
       session: undefined,
       clientId: proxyId,
-      isInitialize: false,
+      isInitialize: method === "initialize",
       onAnswer,
     });
     this.#sendToChild({ jsonrpc: "2.0", id: proxyId, method, params });

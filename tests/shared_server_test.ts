@@ -1542,6 +1542,7 @@ Deno.test("SharedServer: --request-timeout answers stateless requests waiting fo
     "notifications/initialized",
     "tools/list",
   ]);
+  h.server.childStopped("the test is over"); // and with it the time limits' timer
 });
 
 Deno.test("SharedServer: a restarted child slower to initialize than --request-timeout is not restarted again", async () => {
@@ -1557,6 +1558,7 @@ Deno.test("SharedServer: a restarted child slower to initialize than --request-t
   await new Promise((resolve) => setTimeout(resolve, 100));
   h.childAnswers(replay, CHILD_INITIALIZE_RESULT);
   assert.deepEqual(refused, []);
+  h.server.childStopped("the test is over"); // and with it the time limits' timer
 });
 
 Deno.test("SharedServer: a restarted child is initialized like the first one, and the sessions carry on", () => {

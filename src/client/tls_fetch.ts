@@ -422,13 +422,17 @@ function unverifiedFetch(): TlsFetch {
 export function createTlsFetch(verify: VerifySsl): TlsFetch {
   switch (verify.kind) {
     case "verify": {
-      const client = Deno.createHttpClient(FALLBACK_CLIENT);
-      const http1 = createHttp1Fetch({ fallback: (input, init) => fetch(input, { ...init, client }) });
+      // Made when first needed: most sessions never leave anything to Deno's fetch.
+      let client: Deno.HttpClient | undefined;
+      const http1 = createHttp1Fetch({
+        fallback: (input, init) =>
+          fetch(input, { ...init, client: client ??= Deno.createHttpClient(FALLBACK_CLIENT) }),
+      });
       return {
         fetch: http1.fetch,
         close() {
           http1.close();
-          client.close();
+          client?.close();
         },
       };
     }
