@@ -72,6 +72,24 @@ function recordingServer(
   };
 }
 
+/** A minimal server's answer to `body`, an `initialize`, opening session `s1`. */
+function initializeAnswer(body: { id: unknown; params: { protocolVersion: string } }): Response {
+  return Response.json({
+    jsonrpc: "2.0",
+    id: body.id,
+    result: {
+      protocolVersion: body.params.protocolVersion,
+      capabilities: {},
+      serverInfo: { name: "x", version: "0" },
+    },
+  }, { headers: { "Mcp-Session-Id": "s1" } });
+}
+
+/** A minimal Streamable HTTP server's answer to a request other than a POST: DELETE 200, else 405. */
+function notPost(request: Request): Response {
+  return new Response(null, { status: request.method === "DELETE" ? 200 : 405 });
+}
+
 /** An OAuth2 token endpoint that accepts one client and counts the tokens it issued. */
 function tokenEndpoint(port = 0) {
   let issued = 0;
@@ -310,9 +328,7 @@ Deno.test("a session the server forgets while a call runs: that call is not sent
   let sessions = 0;
   let expired = false;
   const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, async (request) => {
-    if (request.method !== "POST") {
-      return new Response(null, { status: request.method === "DELETE" ? 200 : 405 });
-    }
+    if (request.method !== "POST") return notPost(request);
     const body = await request.json();
     const session = request.headers.get("mcp-session-id");
     if (session === "s1" && expired) return new Response("unknown session", { status: 404 });
@@ -354,9 +370,7 @@ Deno.test("a 400 ends the session only when it says the session is unknown, not 
   let initializations = 0;
   let forget = false;
   const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, async (request) => {
-    if (request.method !== "POST") {
-      return new Response(null, { status: request.method === "DELETE" ? 200 : 405 });
-    }
+    if (request.method !== "POST") return notPost(request);
     const body = await request.json();
     const session = request.headers.get("mcp-session-id");
     if (forget && session === "s1") {
@@ -409,9 +423,7 @@ Deno.test("a gateway's 502 or 504 (server down behind it): what changes nothing 
   let down = true;
   const calls: string[] = [];
   const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, async (request) => {
-    if (request.method !== "POST") {
-      return new Response(null, { status: request.method === "DELETE" ? 200 : 405 });
-    }
+    if (request.method !== "POST") return notPost(request);
     const body = await request.json();
     if (down) return new Response("upstream connect error", { status: calls.length % 2 === 0 ? 502 : 504 });
     if (body.id === undefined) return new Response(null, { status: 202 });
@@ -452,9 +464,7 @@ Deno.test("a gateway's 502 or 504 (server down behind it): what changes nothing 
 Deno.test("a replayed initialize the server holds past --connect-timeout: an error answer, and mcp-proxy lives on", async () => {
   let initializations = 0;
   const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, async (request) => {
-    if (request.method !== "POST") {
-      return new Response(null, { status: request.method === "DELETE" ? 200 : 405 });
-    }
+    if (request.method !== "POST") return notPost(request);
     const body = await request.json();
     if (body.method === "initialize" && ++initializations > 1) {
       // Held until the client goes away.
@@ -463,15 +473,7 @@ Deno.test("a replayed initialize the server holds past --connect-timeout: an err
     }
     if (body.id === undefined) return new Response(null, { status: 202 });
     if (body.method !== "initialize") return new Response("Session not found", { status: 404 });
-    return Response.json({
-      jsonrpc: "2.0",
-      id: body.id,
-      result: {
-        protocolVersion: body.params.protocolVersion,
-        capabilities: {},
-        serverInfo: { name: "x", version: "0" },
-      },
-    }, { headers: { "Mcp-Session-Id": "s1" } });
+    return initializeAnswer(body);
   });
   try {
     await using stdio = await connectThroughClientMode(`http://127.0.0.1:${server.addr.port}/mcp`, {
@@ -491,22 +493,12 @@ Deno.test("a replayed initialize the server holds past --connect-timeout: an err
 Deno.test("credentials the server quotes back never reach the log or the client's error answers", async () => {
   const secret = "key-0123456789";
   const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, async (request) => {
-    if (request.method !== "POST") {
-      return new Response(null, { status: request.method === "DELETE" ? 200 : 405 });
-    }
+    if (request.method !== "POST") return notPost(request);
     const body = await request.json();
     const key = request.headers.get("x-api-key");
     if (body.id === undefined) return new Response(null, { status: 202 });
     if (body.method === "initialize") {
-      return Response.json({
-        jsonrpc: "2.0",
-        id: body.id,
-        result: {
-          protocolVersion: body.params.protocolVersion,
-          capabilities: {},
-          serverInfo: { name: "x", version: "0" },
-        },
-      }, { headers: { "Mcp-Session-Id": "s1" } });
+      return initializeAnswer(body);
     }
     // The key where a quote of the body's start cuts it (found by review: cut, then scrubbed, it leaked).
     if (body.params?.name === "json") return Response.json({ note: `${"n".repeat(75)} your key ${key}` });
@@ -540,9 +532,7 @@ Deno.test("NO_PROXY=* turns a proxy off for every request, redirected ones too (
   const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, async (request) => {
     const path = new URL(request.url).pathname;
     if (path === "/mcp") return new Response(null, { status: 307, headers: { Location: "/real" } });
-    if (request.method !== "POST") {
-      return new Response(null, { status: request.method === "DELETE" ? 200 : 405 });
-    }
+    if (request.method !== "POST") return notPost(request);
     const body = await request.json();
     if (body.id === undefined) return new Response(null, { status: 202 });
     const result = body.method === "initialize"
@@ -568,9 +558,7 @@ Deno.test("NO_PROXY=* turns a proxy off for every request, redirected ones too (
 
 Deno.test("an error answer whose body never ends is quoted from its start, not waited for", async () => {
   const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, async (request) => {
-    if (request.method !== "POST") {
-      return new Response(null, { status: request.method === "DELETE" ? 200 : 405 });
-    }
+    if (request.method !== "POST") return notPost(request);
     const body = await request.json();
     if (body.id === undefined) return new Response(null, { status: 202 });
     if (body.method !== "initialize") {
@@ -579,15 +567,7 @@ Deno.test("an error answer whose body never ends is quoted from its start, not w
         status: 500,
       });
     }
-    return Response.json({
-      jsonrpc: "2.0",
-      id: body.id,
-      result: {
-        protocolVersion: body.params.protocolVersion,
-        capabilities: {},
-        serverInfo: { name: "x", version: "0" },
-      },
-    }, { headers: { "Mcp-Session-Id": "s1" } });
+    return initializeAnswer(body);
   });
   try {
     await using stdio = await connectThroughClientMode(`http://127.0.0.1:${server.addr.port}/mcp`);
@@ -619,15 +599,7 @@ Deno.test("the end of stdin while a lost session is being reopened: mcp-proxy ex
       await new Promise((resolve) => request.signal.addEventListener("abort", resolve));
       return new Response(null, { status: 503 });
     }
-    return Response.json({
-      jsonrpc: "2.0",
-      id: body.id,
-      result: {
-        protocolVersion: body.params.protocolVersion,
-        capabilities: {},
-        serverInfo: { name: "x", version: "0" },
-      },
-    }, { headers: { "Mcp-Session-Id": "s1" } });
+    return initializeAnswer(body);
   });
   try {
     const child = new Deno.Command(DENO, {

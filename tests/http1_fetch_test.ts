@@ -537,12 +537,14 @@ Deno.test("http1_fetch: a connection idle for about as long as its server keeps 
   });
   // Learned: a server that closes idle connections after 2.5 s without saying so.
   const timers = new Map<Deno.Conn, ReturnType<typeof setTimeout>>();
-  await withRawServer(async (conn) => {
+  /** Answers "ok", and closes the connection once it is idle for `ms`. */
+  const closingIdleAfter = (ms: number) => async (conn: Deno.Conn) => {
     clearTimeout(timers.get(conn));
     await writeText(conn, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
-    timers.set(conn, setTimeout(() => conn.close(), 2500));
+    timers.set(conn, setTimeout(() => conn.close(), ms));
     return true;
-  }, async (origin, counts) => {
+  };
+  await withRawServer(closingIdleAfter(2500), async (origin, counts) => {
     await withFetch(async (fetch) => {
       assert.equal(await (await fetch(`${origin}/a`)).text(), "ok");
       await new Promise((resolve) => setTimeout(resolve, 2700));
@@ -555,12 +557,7 @@ Deno.test("http1_fetch: a connection idle for about as long as its server keeps 
     });
   });
   // Not learned from a close after less than seconds idle (a server that restarts closes all it holds).
-  await withRawServer(async (conn) => {
-    clearTimeout(timers.get(conn));
-    await writeText(conn, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
-    timers.set(conn, setTimeout(() => conn.close(), 300));
-    return true;
-  }, async (origin, counts) => {
+  await withRawServer(closingIdleAfter(300), async (origin, counts) => {
     await withFetch(async (fetch) => {
       assert.equal(await (await fetch(`${origin}/a`)).text(), "ok");
       await new Promise((resolve) => setTimeout(resolve, 400));
