@@ -85,13 +85,13 @@ const SMALL_BODY_BYTES = 64 * 1024;
 const LONG_IDLE_MS = 1000;
 /** A server that closes a connection this soon after its answer closes every one after one answer. */
 const QUICK_CLOSE_MS = 100;
-/** Idle connections whose server keeps them no longer than this are not kept (see {@link idleLimit}). */
+/** How much sooner than its server would close it an idle connection stops being taken (see {@link idleLimit}). */
 const IDLE_MARGIN_MS = 1000;
 
 /**
  * How long a connection may stay idle and still be taken for a request, when its server closes idle
- * connections after `serverMs`: a margin less, so that a request and the server's close do not cross
- * (see `Connection.closedBeforeRequest`).
+ * connections after `serverMs`: a margin less, so that a request and the server's close do not cross, as
+ * a request written whole is never sent again (see `exchange`).
  */
 function idleLimit(serverMs: number): number {
   return serverMs > 2 * IDLE_MARGIN_MS ? serverMs - IDLE_MARGIN_MS : serverMs / 2;
