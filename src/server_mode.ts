@@ -10,6 +10,7 @@ import { UsageError } from "./cli/command_line.ts";
 import { buildChildEnvironment } from "./child_environment.ts";
 import { BodyCutShort } from "./http/event_stream.ts";
 import { isLoopbackAddress, LOOPBACK_NAMES } from "./http/host_check.ts";
+import { type HttpListener, listenHttp } from "./http/http_listener.ts";
 import { createProxyApp, mountPrefix } from "./http/proxy_app.ts";
 import { proxyLogger } from "./logging.ts";
 import { SUPPORTED_PROTOCOL_VERSIONS } from "./protocol_versions.ts";
@@ -184,12 +185,15 @@ function onServeError(error: unknown): Response {
   return new Response("Internal Server Error", { status: 500 });
 }
 
-function listen(options: ServerModeOptions, handler: Deno.ServeHandler): Deno.HttpServer<Deno.NetAddr> {
+function listen(options: ServerModeOptions, handler: Deno.ServeHandler<Deno.NetAddr>): HttpListener {
   try {
-    return Deno.serve(
-      { hostname: options.host, port: options.port, onListen: () => {}, onError: onServeError },
+    return listenHttp({
+      hostname: options.host,
+      port: options.port,
       handler,
-    );
+      onError: onServeError,
+      logger: proxyLogger("http"),
+    });
   } catch (error) {
     const where = `${formatHost(options.host)}:${options.port}`;
     if (error instanceof Deno.errors.AddrInUse) {

@@ -16,6 +16,8 @@ import {
   startProxy,
 } from "./helpers/proxy_process.ts";
 
+const decoder = new TextDecoder();
+
 const JSON_AND_SSE = { "Content-Type": "application/json", Accept: "application/json, text/event-stream" };
 
 const INITIALIZE = JSON.stringify({
@@ -387,4 +389,59 @@ Deno.test("a child flooding stderr while the proxy's stderr is not read blocks n
     await proxy.stderr.cancel();
     await proxy.status;
   }
+});
+
+Deno.test({
+  name: "out of file descriptors, the proxy listens again once it can; open streams carry on",
+  ignore: Deno.build.os !== "linux",
+  async fn() {
+    await using proxy = await startProxy(["--port", "0", "--", ...FIXTURE]);
+    const events = await fetch(`${proxy.origin}/sse`);
+    const reader = events.body!.getReader();
+    const endpoint = /data: (\S+)/.exec(decoder.decode((await reader.read()).value))![1];
+    // Room for a few connections more than it has open now, so that a flood of them runs it out.
+    const open = [...Deno.readDirSync(`/proc/${proxy.pid}/fd`)].length;
+    const limit = await new Deno.Command("prlimit", {
+      args: ["--pid", String(proxy.pid), `--nofile=${open + 8}:${open + 8}`],
+    }).output();
+    assert.equal(limit.code, 0, decoder.decode(limit.stderr));
+    const flood: Deno.Conn[] = [];
+    try {
+      for (let i = 0; i < 40; i++) {
+        flood.push(await Deno.connect({ hostname: "127.0.0.1", port: Number(new URL(proxy.origin).port) }));
+      }
+    } catch {
+      // Refused once the proxy stopped listening: the flood did its work.
+    }
+    const deadline = Date.now() + 10_000;
+    while (!proxy.stderr().includes("cannot accept connections") && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    for (const conn of flood) conn.close();
+    assert.match(proxy.stderr(), /cannot accept connections \(.*Too many open files/);
+
+    // It listens again, and the stream opened before the trouble still gets its answers.
+    let status = 0;
+    while (status !== 200 && Date.now() < deadline) {
+      status = await fetch(`${proxy.origin}/status`).then(async (response) => {
+        await response.body?.cancel();
+        return response.status;
+      }, () => 0);
+      if (status !== 200) await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    assert.equal(status, 200);
+    assert.match(proxy.stderr(), /listening again on port/);
+    const posted = await fetch(new URL(endpoint, proxy.origin), {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ jsonrpc: "2.0", id: 7, method: "ping" }),
+    });
+    await posted.body?.cancel();
+    assert.equal(posted.status, 202);
+    let text = "";
+    while (!text.includes('"id":7')) text += decoder.decode((await reader.read()).value);
+    await reader.cancel();
+    const { status: exit } = await proxy.stop();
+    assert.equal(exit.code, 0, proxy.stderr());
+  },
 });
