@@ -150,19 +150,31 @@ function parseJson(text: string, fileName: string): unknown {
   }
 }
 
-/** Why `enabled`/`disabled` switch the entry off, or `undefined` when it is on. */
+/**
+ * Whether an `enabled` value switches its entry on: Python's truth of it (false, 0, "", null, [] and {}
+ * are false), as the Python version takes it, but for the text "false" in any case, which is taken for
+ * what it says.
+ */
+function enabledValue(value: unknown): boolean {
+  if (typeof value === "string") return value !== "" && value.toLowerCase() !== "false";
+  if (Array.isArray(value)) return value.length > 0;
+  if (isObject(value)) return Object.keys(value).length > 0;
+  return Boolean(value);
+}
+
+/**
+ * Why `enabled`/`disabled` switch the entry off, or `undefined` when it is on; see {@link enabledValue}.
+ */
 function disabledBy(entry: Record<string, unknown>): string | undefined {
-  if (entry.enabled === false) return '"enabled": false';
+  if ("enabled" in entry && !enabledValue(entry.enabled)) return `"enabled": ${describe(entry.enabled)}`;
   if (entry.disabled === true) return '"disabled": true';
   return undefined;
 }
 
 /** The entry as a server spec, or the reason it cannot be one (the first problem found). */
 function toServerSpec(name: string, entry: Record<string, unknown>): StdioServerSpec | string {
-  for (const flag of ["enabled", "disabled"]) {
-    if (flag in entry && typeof entry[flag] !== "boolean") {
-      return `"${flag}" must be true or false, got ${describe(entry[flag])}`;
-    }
+  if ("disabled" in entry && typeof entry.disabled !== "boolean") {
+    return `"disabled" must be true or false, got ${describe(entry.disabled)}`;
   }
   if (!SERVER_NAME.test(name)) {
     return `the name must match ${SERVER_NAME.source} because it becomes part of the URL /servers/NAME/`;
@@ -212,8 +224,9 @@ function toServerSpec(name: string, entry: Record<string, unknown>): StdioServer
  * Entries are taken in file order (except that names which are array indices, like `"7"`, come first:
  * JavaScript orders object keys that way). `timeout` and unknown keys are ignored; `cwd` is an
  * extension of ours. `transportType` is ignored as the Python version does (every entry is run over
- * stdio); a value other than `"stdio"` is warned about. A disabled entry (`"enabled": false` or
- * `"disabled": true`) and an entry with a bad field are skipped with a warning.
+ * stdio); a value other than `"stdio"` is warned about. A disabled entry (`"enabled"` false, or another
+ * value Python takes as false, such as `0` or `null`, or `"false"`; `"disabled": true`) and an entry with a bad field are
+ * skipped with a warning.
  *
  * @throws {ConfigError} The text is empty, not JSON, not an object, or has no `mcpServers` object.
  *
@@ -267,6 +280,11 @@ export function parseNamedServerConfig(text: string, fileName: string): NamedSer
       warnings.push(`${where}: ${spec}; skipped`);
       continue;
     }
+    if ("enabled" in entry && typeof entry.enabled !== "boolean") {
+      warnings.push(
+        `${where}: "enabled" ${describe(entry.enabled)} is taken as true, as the Python version does`,
+      );
+    }
     if ("transportType" in entry && entry.transportType !== "stdio") {
       warnings.push(
         `${where}: "transportType" ${describe(entry.transportType)} is ignored; it is run over stdio`,
@@ -280,7 +298,7 @@ export function parseNamedServerConfig(text: string, fileName: string): NamedSer
 /**
  * Reads and validates a named-server config file; see {@linkcode parseNamedServerConfig}.
  *
- * @throws {ConfigError} The file cannot be read, or its content is unusable as a whole.
+ * @throws {ConfigError} The file cannot be read, is not UTF-8, or its content is unusable as a whole.
  *
  * @example
  * ```ts ignore
@@ -290,12 +308,19 @@ export function parseNamedServerConfig(text: string, fileName: string): NamedSer
  * ```
  */
 export async function loadNamedServerConfig(path: string): Promise<NamedServerConfig> {
-  let text: string;
+  let bytes: Uint8Array;
   try {
-    text = await Deno.readTextFile(path);
+    bytes = await Deno.readFile(path);
   } catch (error) {
     const reason = error instanceof Error ? error.message : String(error);
     throw new ConfigError(`cannot read named-server config ${path}: ${reason}`);
+  }
+  let text: string;
+  try {
+    text = new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+  } catch {
+    // Not read with its bad bytes replaced: a command or a value would then be silently other than written.
+    throw new ConfigError(`${path} is not valid UTF-8 (JSON text must be)`);
   }
   return parseNamedServerConfig(text, path);
 }

@@ -77,7 +77,9 @@ function describeSpawnFailure(spec: StdioServerSpec, error: unknown): string {
   const who = `server "${spec.name}"`;
   if (spec.cwd !== undefined) {
     try {
-      if (!Deno.statSync(spec.cwd).isDirectory) return `${who}: --cwd ${spec.cwd} is not a directory`;
+      if (!Deno.statSync(spec.cwd).isDirectory) {
+        return `${who}: working directory ${spec.cwd} is not a directory`;
+      }
     } catch {
       return `${who}: working directory ${spec.cwd} does not exist`;
     }
@@ -86,12 +88,17 @@ function describeSpawnFailure(spec: StdioServerSpec, error: unknown): string {
     // A path is not looked up on PATH: the advice below would not help (found by QA).
     if (/[/\\]/.test(spec.command)) {
       // A file that is there, but whose `#!` interpreter is not, fails the same way (found in review).
-      return isFile(spec.command)
+      // A relative path is the child's: from its working directory.
+      const path = spec.cwd !== undefined && !/^([/\\]|[A-Za-z]:)/.test(spec.command)
+        ? `${spec.cwd}/${spec.command}`
+        : spec.command;
+      return isFile(path)
         ? `${who}: cannot start ${spec.command}: the interpreter its #! line names (or a library it needs) is not found`
         : `${who}: command not found: ${spec.command} (no such file)`;
     }
-    return `${who}: command not found: ${spec.command}. Give its absolute path, or use --pass-environment ` +
-      `if it is found through your own PATH (children get a minimal environment by default).`;
+    // The child looks it up on the PATH it gets: mcp-proxy's own unless one is given for it.
+    return `${who}: command not found: ${spec.command} is on no directory of the PATH it gets. Give its ` +
+      `absolute path, or a PATH that has it (-e PATH … for the default server, "env" in a config file).`;
   }
   if (error instanceof Deno.errors.PermissionDenied) {
     return `${who}: permission denied running ${spec.command}: is it executable?`;

@@ -70,7 +70,9 @@ Deno.test("a command that is not found: one line naming it, suggesting an absolu
   assert.equal(result.code, 1);
   assert.match(result.stderr, /command not found: no-such-mcp-server-xyz/);
   assert.match(result.stderr, /absolute path/);
-  assert.match(result.stderr, /--pass-environment/);
+  // The PATH the child gets decides; --pass-environment does not change it (found by QA: advised so).
+  assert.match(result.stderr, /a PATH that has it \(-e PATH … for the default server/);
+  assert.doesNotMatch(result.stderr, /--pass-environment/);
   assertNoStackTrace(result.stderr);
   // A path is not looked up on PATH: no advice about it (found by QA).
   const path = await runProxy(["--", "/no/such/mcp-server"]);
@@ -88,6 +90,10 @@ Deno.test("a command that is not found: one line naming it, suggesting an absolu
       shebang.stderr,
       /cannot start .*: the interpreter its #! line names \(or a library it needs\) is not found/,
     );
+    // The same, named relative to --cwd (found by QA: "no such file" was said).
+    const relative = await runProxy(["--cwd", "/", "--", `.${script}`]);
+    assert.equal(relative.code, 1);
+    assert.match(relative.stderr, /cannot start \.\/.*: the interpreter its #! line names/);
   } finally {
     await Deno.remove(script);
   }

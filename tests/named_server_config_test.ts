@@ -196,11 +196,31 @@ Deno.test("parseNamedServerConfig() reports a disabled entry as disabled even wh
   );
 });
 
-Deno.test("parseNamedServerConfig() skips an entry whose enabled or disabled is not a boolean", () => {
-  assertSkipped(
-    { fetch: { command: "uvx", enabled: "false" } },
-    `${FILE}: server "fetch": "enabled" must be true or false, got "false"; skipped`,
-  );
+Deno.test("parseNamedServerConfig() takes an enabled that is not a boolean by its truth, as Python does", () => {
+  const { servers, warnings } = parseServers({
+    a: { command: "x", enabled: "true" },
+    b: { command: "x", enabled: 1 },
+    c: { command: "x", enabled: "yes" },
+    d: { command: "x", enabled: 0 },
+    e: { command: "x", enabled: null },
+    f: { command: "x", enabled: "" },
+    g: { command: "x", enabled: "False" },
+    h: { command: "x", enabled: [] },
+  });
+  assert.deepEqual(servers.map((server) => server.name), ["a", "b", "c"]);
+  assert.deepEqual(warnings, [
+    `${FILE}: server "a": "enabled" "true" is taken as true, as the Python version does`,
+    `${FILE}: server "b": "enabled" 1 is taken as true, as the Python version does`,
+    `${FILE}: server "c": "enabled" "yes" is taken as true, as the Python version does`,
+    `${FILE}: server "d" is disabled ("enabled": 0), skipped`,
+    `${FILE}: server "e" is disabled ("enabled": null), skipped`,
+    `${FILE}: server "f" is disabled ("enabled": ""), skipped`,
+    `${FILE}: server "g" is disabled ("enabled": "False"), skipped`,
+    `${FILE}: server "h" is disabled ("enabled": []), skipped`,
+  ]);
+});
+
+Deno.test("parseNamedServerConfig() skips an entry whose disabled is not a boolean", () => {
   assertSkipped(
     { fetch: { command: "uvx", disabled: 1 } },
     `${FILE}: server "fetch": "disabled" must be true or false, got 1; skipped`,
@@ -276,6 +296,17 @@ Deno.test("loadNamedServerConfig() reads and parses a file", async () => {
     const { servers, warnings } = await loadNamedServerConfig(path);
     assert.deepEqual(servers, [{ name: "fetch", command: "uvx", args: ["mcp-server-fetch"], env: {} }]);
     assert.deepEqual(warnings, [`${path}: server "bad" must be an object, got 1; skipped`]);
+  } finally {
+    await Deno.remove(path);
+  }
+});
+
+Deno.test("loadNamedServerConfig() refuses a file that is not UTF-8", async () => {
+  const path = await Deno.makeTempFile({ suffix: ".json" });
+  try {
+    const text = new TextEncoder().encode('{"mcpServers": {"a": {"command": "x", "args": ["\u00ff"]}}}');
+    await Deno.writeFile(path, Uint8Array.from([...text].map((byte) => byte === 0xc3 ? 0xff : byte)));
+    await assert.rejects(loadNamedServerConfig(path), ConfigError, `${path} is not valid UTF-8`);
   } finally {
     await Deno.remove(path);
   }

@@ -170,6 +170,13 @@ Deno.test("tokens: an ambiguous prefix is a usage error listing the candidates",
   usageError(["--h=1", "x"], [/ambiguous option --h:/, /--headers/, /--help/, /--host/]);
 });
 
+Deno.test("tokens: a prefix of one option of the Python version is that option, though ours have more", () => {
+  assert.equal(server(["--log", "DEBUG", "x"]).logLevel, "DEBUG");
+  assert.deepEqual(server(["--allow", "*", "x"]).allowOrigins, ["*"]);
+  assert.deepEqual(server(["--e", "K", "V", "x"]).defaultServer?.env, { K: "V" });
+  usageError(["--max", "1", "x"], [/ambiguous option --max/]);
+});
+
 Deno.test("tokens: an unknown option is a usage error that explains --", () => {
   const message = usageError(
     ["uvx", "srv", "--user-agent", "X"],
@@ -251,9 +258,13 @@ Deno.test("mode: an http:// or https:// URL (any case) selects client mode", () 
   assert.equal(server(["ftp://example.com"]).defaultServer?.command, "ftp://example.com");
 });
 
-Deno.test("mode: client mode rejects arguments after the URL", () => {
-  usageError([URL_SSE, "extra", "more"], [/client mode takes no arguments after the URL/, /"extra" "more"/]);
-  usageError([URL_SSE, "--", "--flag"], [/client mode takes no arguments/]);
+Deno.test("mode: client mode ignores arguments after the URL, as the Python version does, with a warning", () => {
+  const parsed = client([URL_SSE, "extra", "s3cret"]);
+  assert.equal(parsed.url, URL_SSE);
+  assert.deepEqual(parsed.warnings, ["client mode takes no arguments after the URL: 2 arguments ignored"]);
+  assert.deepEqual(client([URL_SSE, "--", "--flag"]).warnings, [
+    "client mode takes no arguments after the URL: 1 argument ignored",
+  ]);
 });
 
 Deno.test("mode: a URL that cannot be parsed is a usage error", () => {
@@ -727,11 +738,20 @@ Deno.test("server: --sse-port and --sse-host work and warn that they are depreca
   usageError(["--sse-port", "big", "x"], [/--sse-port expects an integer/]);
 });
 
-Deno.test("server: between --port and --sse-port (and the hosts) the last one wins", () => {
-  assert.equal(server(["--port", "1", "--sse-port", "2", "x"]).port, 2);
-  assert.equal(server(["--sse-port", "2", "--port", "1", "x"]).port, 1);
-  assert.equal(server(["--host", "a", "--sse-host", "b", "x"]).host, "b");
+Deno.test("server: --port and --host win over --sse-port and --sse-host, in any order, as in Python", () => {
+  for (const argv of [["--port", "1", "--sse-port", "2", "x"], ["--sse-port", "2", "--port", "1", "x"]]) {
+    const parsed = server(argv);
+    assert.equal(parsed.port, 1);
+    assert.ok(parsed.warnings.includes("--sse-port is ignored: --port is given"), argv.join(" "));
+  }
+  assert.equal(server(["--host", "a", "--sse-host", "b", "x"]).host, "a");
   assert.equal(server(["--sse-host", "b", "--host", "a", "x"]).host, "a");
+  assert.ok(
+    server(["--sse-host", "b", "--host", "a", "x"]).warnings.includes(
+      "--sse-host is ignored: --host is given",
+    ),
+  );
+  usageError(["--port", "1", "--sse-port", "big", "x"], [/--sse-port expects an integer/]);
 });
 
 Deno.test("server: --stateless / --no-stateless, last wins", () => {
@@ -752,6 +772,23 @@ Deno.test("server: --allow-origin takes one value per flag and accumulates", () 
     [/"http:\/\/localhost:5173" follows --allow-origin's value: give each origin its own --allow-origin/],
   );
   assert.equal(client(["--allow-origin=https://a.example", URL_SSE]).url, URL_SSE);
+  // After the command, the URLs that follow are more origins, as in Python, not the server's arguments.
+  const after = server([
+    "uvx",
+    "srv",
+    "--allow-origin",
+    "https://a.example",
+    "http://b.example",
+    "HTTPS://c",
+    "d",
+  ]);
+  assert.deepEqual(after.allowOrigins, ["https://a.example", "http://b.example", "HTTPS://c"]);
+  assert.deepEqual(after.defaultServer?.args, ["srv", "d"]);
+  assert.deepEqual(server(["uvx", "--", "--allow-origin", "x", "http://b"]).defaultServer?.args, [
+    "--allow-origin",
+    "x",
+    "http://b",
+  ]);
 });
 
 Deno.test("server: --expose-header starts with mcp-session-id and dedupes case-insensitively", () => {

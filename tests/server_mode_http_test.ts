@@ -3,6 +3,7 @@
  * Streamable HTTP status codes, CORS, and the child's InitializeResult reaching clients untouched.
  */
 
+import { pythonIsoFormat } from "../src/http/proxy_app.ts";
 import assert from "node:assert/strict";
 import { connectClient, FIXTURE, type RunningProxy, shellJoin, startProxy } from "./helpers/proxy_process.ts";
 
@@ -72,7 +73,8 @@ Deno.test("/status has the reference's keys; activity moves on /mcp requests", a
   const before = JSON.parse((await request(`${proxy.origin}/status`)).body);
   assert.deepEqual(Object.keys(before).sort(), ["api_last_activity", "server_instances", "servers"]);
   assert.deepEqual(before.server_instances, { default: "configured", fx: "configured" });
-  assert.match(before.api_last_activity, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
+  // As Python's isoformat() writes it (microseconds, +00:00), the Python version's /status.
+  assert.match(before.api_last_activity, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{3}000)?\+00:00$/);
   await new Promise((resolve) => setTimeout(resolve, 20));
   await initializeSession(proxy);
   const after = JSON.parse((await request(`${proxy.origin}/status`)).body);
@@ -595,4 +597,11 @@ Deno.test("DNS-rebinding protection: bound to loopback, a foreign Host or Origin
   assert.equal(await rawStatus(port, { Host: `[::1]:${port}`, Origin: "http://localhost:5173" }), 200);
   assert.equal(await rawStatus(port, { Host: "box.local" }), 200);
   assert.equal(await rawStatus(port, { Host: `127.0.0.1:${port}`, Origin: "https://app.example" }), 200);
+});
+
+Deno.test("pythonIsoFormat() writes a time as Python's datetime.isoformat() does in UTC", () => {
+  assert.equal(pythonIsoFormat(Date.UTC(2026, 11, 7, 11, 40, 1, 662)), "2026-12-07T11:40:01.662000+00:00");
+  // Python leaves out a fraction of zero microseconds.
+  assert.equal(pythonIsoFormat(Date.UTC(2026, 0, 2, 3, 4, 5, 0)), "2026-01-02T03:04:05+00:00");
+  assert.equal(pythonIsoFormat(Date.UTC(2026, 0, 2, 3, 4, 5, 7)), "2026-01-02T03:04:05.007000+00:00");
 });

@@ -110,6 +110,38 @@ const LONG_NAMES: readonly string[] = OPTIONS.flatMap((option) =>
   option.names.filter((n) => n.startsWith("--"))
 );
 
+/**
+ * The long options of the Python version (argparse, whose unique prefixes work too): an abbreviation
+ * that named one of them there is read as that one, though ours have more names it begins.
+ */
+const PYTHON_LONG_NAMES: ReadonlySet<string> = new Set([
+  "--help",
+  "--version",
+  "--headers",
+  "--transport",
+  "--verify-ssl",
+  "--no-verify-ssl",
+  "--client-id",
+  "--client-secret",
+  "--token-url",
+  "--env",
+  "--cwd",
+  "--pass-environment",
+  "--no-pass-environment",
+  "--log-level",
+  "--debug",
+  "--no-debug",
+  "--named-server",
+  "--named-server-config",
+  "--port",
+  "--host",
+  "--stateless",
+  "--no-stateless",
+  "--sse-port",
+  "--sse-host",
+  "--allow-origin",
+]);
+
 const LOG_LEVELS: readonly LogLevelName[] = ["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"];
 const TRANSPORTS: readonly ClientTransportName[] = ["auto", "sse", "streamablehttp"];
 const VERIFY_SSL_FALSE = ["false", "0", "no", "off"];
@@ -179,7 +211,12 @@ function resolveOption(token: string): ResolvedOption | undefined {
   const equals = token.indexOf("=");
   const name = equals === -1 ? token : token.slice(0, equals);
   const inlineValue = equals === -1 ? undefined : token.slice(equals + 1);
-  const candidates = longNameCandidates(name);
+  let candidates = longNameCandidates(name);
+  if (candidates.length > 1) {
+    // What abbreviates one option of the Python version (`--log` for --log-level) stays its own.
+    const python = candidates.filter((candidate) => PYTHON_LONG_NAMES.has(candidate));
+    if (python.length === 1) candidates = python;
+  }
   if (candidates.length > 1) {
     throw new UsageError(`ambiguous option ${name}: it could be ${candidates.join(", ")}`);
   }
@@ -399,11 +436,17 @@ function applyOption(
     case "namedServerConfig":
       collected.namedServerConfig = value;
       break;
+    // The deprecated spellings count only without the real one, which the Python version always uses.
     case "ssePort":
+      if (!collected.given.has("port")) collected.port = parsePort(value, shownAs);
+      else parsePort(value, shownAs);
+      break;
     case "port":
       collected.port = parsePort(value, shownAs);
       break;
     case "sseHost":
+      if (!collected.given.has("host")) collected.host = value;
+      break;
     case "host":
       collected.host = value;
       break;
@@ -496,15 +539,17 @@ function collect(argv: readonly string[]): Collected | "help" | "version" {
   while (i < argv.length) {
     const token = argv[i++];
     if (afterSeparator || !isOptionLike(token)) {
-      if (
-        !afterSeparator && lastOption === "allowOrigin" && collected.positionals.length === 0 &&
-        isHttpUrl(token)
-      ) {
-        // The Python version's --allow-origin takes several values; here the second would run client mode.
-        throw new UsageError(
-          `${quote(token)} follows --allow-origin's value: give each origin its own --allow-origin ` +
-            "(mcp-proxy takes one per flag); a URL there would be taken as the server to connect to",
-        );
+      if (!afterSeparator && lastOption === "allowOrigin" && isHttpUrl(token)) {
+        // The Python version's --allow-origin takes several values. Before the command, the second would
+        // run client mode here; after it, it is another origin, as it is there, not the server's argument.
+        if (collected.positionals.length === 0) {
+          throw new UsageError(
+            `${quote(token)} follows --allow-origin's value: give each origin its own --allow-origin ` +
+              "(mcp-proxy takes one per flag); a URL there would be taken as the server to connect to",
+          );
+        }
+        collected.allowOrigins.push(token);
+        continue;
       }
       lastOption = undefined;
       collected.positionals.push(token);
@@ -654,9 +699,9 @@ function buildClientMode(
   common: Omit<CommonOptions, "warnings">,
 ): ClientModeOptions {
   if (extraArgs.length > 0) {
-    throw new UsageError(
-      `client mode takes no arguments after the URL, got ${extraArgs.map(quote).join(" ")}`,
-    );
+    // Ignored, as the Python version ignores them; not shown: one may be a secret put in the wrong place.
+    const count = extraArgs.length === 1 ? "1 argument" : `${extraArgs.length} arguments`;
+    collected.warnings.push(`client mode takes no arguments after the URL: ${count} ignored`);
   }
   if (!URL.canParse(url)) throw new UsageError(`${quote(url)} is not a valid URL`);
   requireNonEmpty(collected.apiAccessToken, "--api-access-token");
@@ -784,6 +829,8 @@ function buildServerMode(
   }
 
   requireNonEmpty(collected.host, given.get("host") ?? given.get("sseHost") ?? "--host");
+  if (given.has("port") && given.has("ssePort")) warnings.push("--sse-port is ignored: --port is given");
+  if (given.has("host") && given.has("sseHost")) warnings.push("--sse-host is ignored: --host is given");
   collected.allowOrigins.forEach((origin) => requireNonEmpty(origin, "--allow-origin"));
   for (const origin of collected.allowOrigins) {
     const problem = originProblem(origin);

@@ -83,6 +83,17 @@ function pathOf(url: string): string {
   return url.slice(start, end);
 }
 
+/**
+ * A time as Python's `datetime.isoformat()` writes one in UTC, as the Python version's `/status` gives it:
+ * `2026-12-07T11:40:01.662000+00:00` (microseconds; none when there are none), which Python before 3.11
+ * reads back, unlike a `Z`.
+ */
+export function pythonIsoFormat(ms: number): string {
+  const iso = new Date(ms).toISOString();
+  const fraction = iso.slice(20, 23) === "000" ? "" : `.${iso.slice(20, 23)}000`;
+  return `${iso.slice(0, 19)}${fraction}+00:00`;
+}
+
 /** Builds the Hono app of server mode. */
 export function createProxyApp(options: ProxyAppOptions): ProxyApp {
   const { logger } = options;
@@ -123,7 +134,7 @@ export function createProxyApp(options: ProxyAppOptions): ProxyApp {
 
   app.get("/status", (c) =>
     c.json({
-      api_last_activity: new Date(lastActivity).toISOString(),
+      api_last_activity: pythonIsoFormat(lastActivity),
       server_instances: Object.fromEntries(options.servers.map((server) => [server.name, "configured"])),
       servers: options.status(),
     }));
