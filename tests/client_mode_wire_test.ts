@@ -232,6 +232,74 @@ Deno.test("an explicit --transport is forced: sse against a Streamable HTTP serv
   );
 });
 
+Deno.test("TLS: a call whose connection drops without close_notify after it was written runs once", async () => {
+  // The server behind a plain TCP relay, which drops the client's connection (no TLS close_notify) once
+  // the call has arrived (found by QA: read as a connection never made, and sent again and again).
+  const relayed = new Set<Deno.Conn>();
+  let calls = 0;
+  const server = Deno.serve({
+    hostname: "127.0.0.1",
+    port: 0,
+    onListen() {},
+    cert: Deno.readTextFileSync(`${TLS}cert.pem`),
+    key: Deno.readTextFileSync(`${TLS}key.pem`),
+  }, async (request) => {
+    if (request.method !== "POST") return notPost(request);
+    const body = await request.json();
+    if (body.method === "initialize") return initializeAnswer(body);
+    if (body.id === undefined) return new Response(null, { status: 202 });
+    calls++;
+    for (const conn of relayed) conn.close();
+    relayed.clear();
+    return Response.json({ jsonrpc: "2.0", id: body.id, result: {} });
+  });
+  const relay = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const pipes: Promise<void>[] = [];
+  const pipe = async (from: Deno.Conn, to: Deno.Conn) => {
+    try {
+      await from.readable.pipeTo(to.writable, { preventClose: true });
+    } catch {
+      // Dropped on purpose.
+    }
+    for (const conn of [from, to]) {
+      try {
+        conn.close();
+      } catch {
+        // Closed already.
+      }
+    }
+  };
+  const accepting = (async () => {
+    for await (const client of relay) {
+      relayed.add(client);
+      const upstream = await Deno.connect({ hostname: "127.0.0.1", port: server.addr.port });
+      pipes.push(pipe(client, upstream), pipe(upstream, client));
+    }
+  })();
+  try {
+    const { stdout } = await runClientModeWithInput(
+      `https://127.0.0.1:${(relay.addr as Deno.NetAddr).port}/mcp`,
+      [
+        INITIALIZE,
+        { jsonrpc: "2.0", method: "notifications/initialized" },
+        { jsonrpc: "2.0", id: 2, method: "tools/call", params: { name: "charge_card", arguments: {} } },
+      ],
+      { args: ["--verify-ssl", `${TLS}ca.pem`, "--connect-timeout", "3"] },
+    );
+    const answer = stdout.trim().split("\n").map((line) => JSON.parse(line)).find((message) =>
+      message.id === 2
+    );
+    assert.equal(answer?.error?.code, -32000, stdout);
+    assert.match(answer.error.message, /close_notify/);
+    assert.equal(calls, 1);
+  } finally {
+    relay.close();
+    await accepting;
+    await Promise.all(pipes);
+    await server.shutdown();
+  }
+});
+
 Deno.test("an unreachable server: the stdio client's initialize gets an error after --connect-timeout", async () => {
   const started = Date.now();
   await assert.rejects(

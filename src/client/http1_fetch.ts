@@ -58,11 +58,12 @@ export function bodyInMemory(response: Response): Uint8Array<ArrayBuffer> | unde
 
 /**
  * What a caller may add to `fetch`'s `init`: `onwritten` is called once the request's body is written
- * whole to the connection (or at once, for a request left to the fallback, which cannot tell), so that
- * the next request can wait for it and reach the server after it. `fetch` itself ignores the member.
+ * whole to the connection, so that the next request can wait for it and reach the server after it, and
+ * a failure after it is known to be one of a request the server may have run. A request left to the
+ * fallback, which cannot tell, calls it at once with `known` false. `fetch` itself ignores the member.
  */
 export interface WrittenNotice {
-  onwritten?: () => void;
+  onwritten?: (known?: boolean) => void;
 }
 
 /** A `fetch`, and the way to close the connections it keeps. */
@@ -824,7 +825,7 @@ export function createHttp1Fetch(options: Http1FetchOptions): Http1Fetch {
 
   /** The fallback cannot tell when it has written the body: it counts as written now. */
   const viaFallback = (input: RequestInfo | URL, init: RequestInit | undefined) => {
-    (init as WrittenNotice | undefined)?.onwritten?.();
+    (init as WrittenNotice | undefined)?.onwritten?.(false);
     return fallback(input, init);
   };
 

@@ -93,19 +93,25 @@ export class LegacySseClient implements RemoteTransport {
       throw new RemoteError("lost", "the SSE session is not open");
     }
     let response: Response;
+    let written = false;
     try {
       const init: RequestInit & WrittenNotice = {
         method: "POST",
         headers: POST_HEADERS,
         body: json ?? JSON.stringify(message),
         signal: this.#abort.signal,
-        onwritten: order?.written,
+        onwritten: (known) => {
+          if (known !== false) written = true;
+          order?.written();
+        },
       };
       response = await this.#fetch(this.#endpoint, init);
       order?.received();
     } catch (error) {
-      // One that never left (its token endpoint, or the server, refused the connection) may go again.
-      throw new RemoteError(fetchFailureKind(error), fetchFailure(error, this.#endpoint.href));
+      // One that never left (its token endpoint, or the server, refused the connection) may go again; one
+      // written whole may have run, whatever the error says.
+      const kind = written ? "lost" : fetchFailureKind(error);
+      throw new RemoteError(kind, fetchFailure(error, this.#endpoint.href));
     }
     const body = this.#scrub(await bodyStart(response.body)).replace(/\s+/g, " ").trim().slice(0, 200);
     if (response.ok) return;

@@ -195,8 +195,16 @@ const UNDELIVERED =
  * network failure (fetch rejects with a TypeError) of the kind that happens before sending.
  */
 export function neverArrived(error: unknown): boolean {
-  return error instanceof TypeError && UNDELIVERED.test(`${error.message} ${String(error.cause ?? "")}`);
+  if (!(error instanceof TypeError)) return false;
+  const text = `${error.message} ${String(error.cause ?? "")}`;
+  return UNDELIVERED.test(text) && !MAY_HAVE_ARRIVED.test(text);
 }
+
+/**
+ * A connection that broke once made (a TLS one closed without `close_notify`, one reset or closed): the
+ * request may have gone before it did, though the error names TLS.
+ */
+const MAY_HAVE_ARRIVED = /close_notify|reset|closed|broken pipe|eof/i;
 
 /**
  * The kind of a failed fetch: `"refused"` for a certificate refused (no use trying again), else

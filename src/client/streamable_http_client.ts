@@ -247,20 +247,26 @@ export class StreamableHttpClient implements RemoteTransport {
   ): Promise<Response> {
     if (this.#closed) throw new RemoteError("closed", "the session with the server was closed");
     let response: Response;
+    let written = false;
     try {
       const init: RequestInit & WrittenNotice = {
         method,
         headers,
         body,
         signal,
-        onwritten,
+        onwritten: (known) => {
+          if (known !== false) written = true;
+          onwritten?.();
+        },
       };
       response = await this.#fetch(this.#url, init);
     } catch (error) {
       if (this.#abort.signal.aborted) {
         throw new RemoteError("closed", "the session with the server was closed");
       }
-      throw new RemoteError(fetchFailureKind(error), fetchFailure(error, this.#url.href));
+      // Written whole, it may have run, whatever the error says (found by QA: a TLS connection dropped
+      // without close_notify read as one never made, and tool calls ran again and again).
+      throw new RemoteError(written ? "lost" : fetchFailureKind(error), fetchFailure(error, this.#url.href));
     }
     if (this.#sessionId === undefined) {
       const sessionId = response.headers.get("mcp-session-id");

@@ -363,7 +363,7 @@ function unverifiedFetch(): TlsFetch {
 
   const fetchUnverified = async (input: string | URL | Request, init?: RequestInit): Promise<Response> => {
     // It cannot tell when the body is written: the next request does not wait for it.
-    (init as WrittenNotice | undefined)?.onwritten?.();
+    (init as WrittenNotice | undefined)?.onwritten?.(false);
     const request = new Request(input, init);
     const { signal } = request;
     signal.throwIfAborted();
