@@ -561,15 +561,23 @@ Deno.test("a replayed initialize the server holds past --connect-timeout: an err
 Deno.test("credentials the server quotes back never reach the log or the client's error answers", async () => {
   const secret = "key-0123456789";
   const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, async (request) => {
+    const key = request.headers.get("x-api-key");
+    // A resumed answer stream met by a 200 that is not a stream (found by QA: quoted unscrubbed).
+    if (request.method === "GET" && request.headers.has("last-event-id")) return new Response(`key ${key}`);
     if (request.method !== "POST") return notPost(request);
     const body = await request.json();
-    const key = request.headers.get("x-api-key");
     if (body.id === undefined) return new Response(null, { status: 202 });
     if (body.method === "initialize") {
       return initializeAnswer(body);
     }
     // The key where a quote of the body's start cuts it (found by review: cut, then scrubbed, it leaked).
     if (body.params?.name === "json") return Response.json({ note: `${"n".repeat(75)} your key ${key}` });
+    if (body.params?.name === "resume") {
+      return new Response("id: e1\nretry: 50\ndata: \n\n", {
+        headers: { "Content-Type": "text/event-stream" },
+      });
+    }
+    if (body.params?.name === "redirect") return new Response(`key ${key}`, { status: 302 });
     if (body.params?.name === "event") {
       const events = `event: message\ndata: not json, key ${key}\n\nevent: message\ndata: ` +
         JSON.stringify({ jsonrpc: "2.0", id: body.id, result: { content: [] } }) + "\n\n";
@@ -582,13 +590,16 @@ Deno.test("credentials the server quotes back never reach the log or the client'
       args: ["-H", "X-Api-Key", secret],
     });
     const errors: string[] = [];
-    for (const name of ["json", "refused"]) {
+    for (const name of ["json", "refused", "resume", "redirect"]) {
       errors.push(await stdio.client.callTool({ name, arguments: {} }).then(() => "", (e) => e.message));
     }
     await stdio.client.callTool({ name: "event", arguments: {} });
     assert.match(errors[0], /not JSON-RPC.*your k/);
     assert.doesNotMatch(errors[0], /key-0/);
     assert.match(errors[1], /HTTP 403: key \*\*\* refused/);
+    assert.match(errors[2], /could not be resumed.*HTTP 200: key \*\*\*/);
+    assert.match(errors[3], /HTTP 302: key \*\*\*/);
+    for (const error of errors) assert.equal(error.includes(secret), false, error);
     assert.match(stdio.stderr(), /invalid message.*key \*\*\*/);
     assert.equal(stdio.stderr().includes(secret), false, stdio.stderr());
   } finally {

@@ -34,8 +34,13 @@ export interface StreamableHttpClientOptions extends RemoteTransportOptions {
 }
 
 /** Up to 200 characters of an error response's body, on one line. */
-async function shortBody(response: Response): Promise<string> {
-  const text = (await bodyStart(response.body)).replace(/\s+/g, " ").trim();
+/**
+ * The start of a response's body, for an error: scrubbed of the credentials sent before it is cut (a
+ * credential cut short would be quoted in part), whatever the status (found by QA: a 200 that is not an
+ * event stream quoted a token the server echoed).
+ */
+async function shortBody(response: Response, scrub: (text: string) => string): Promise<string> {
+  const text = scrub(await bodyStart(response.body)).replace(/\s+/g, " ").trim();
   return text.length > 200 ? text.slice(0, 200) + "…" : text;
 }
 
@@ -279,7 +284,7 @@ export class StreamableHttpClient implements RemoteTransport {
   }
 
   async #httpError(response: Response): Promise<RemoteError> {
-    const body = await shortBody(response);
+    const body = await shortBody(response, this.#scrub);
     const text = `the server answered HTTP ${response.status}${body ? `: ${body}` : ""}`;
     // The spec says 404; many servers built on the SDK's examples answer 400 "No valid session ID".
     const forgotten = response.status === 404 || (response.status === 400 && SESSION_REFUSED.test(body));
