@@ -1134,8 +1134,10 @@ export class SharedServer implements SessionSource {
     result: Record<string, unknown>,
   ): void {
     const requested = request.params?.protocolVersion;
+    // A child may answer with any result, `null` too: passed on as it is, as any answer is.
     if (
-      typeof requested === "string" && requested !== result.protocolVersion &&
+      typeof requested === "string" && typeof result === "object" && result !== null &&
+      requested !== result.protocolVersion &&
       this.#supportedProtocolVersions.includes(requested)
     ) {
       result = { ...result, protocolVersion: requested };

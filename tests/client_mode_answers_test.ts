@@ -119,6 +119,35 @@ function cuttingServer() {
   };
 }
 
+Deno.test("an initialize answered with a null result is passed on as it is, as JSON and as an event", async () => {
+  for (const events of [false, true]) {
+    const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, async (request) => {
+      if (request.method !== "POST") return new Response(null, { status: 405 });
+      const body = await request.json();
+      if (body.id === undefined) return new Response(null, { status: 202 });
+      const answer = JSON.stringify({ jsonrpc: "2.0", id: body.id, result: null });
+      return events
+        ? new Response(`event: message\ndata: ${answer}\n\n`, {
+          headers: { "Content-Type": "text/event-stream" },
+        })
+        : new Response(answer, { headers: { "Content-Type": "application/json" } });
+    });
+    try {
+      const { stdout } = await runClientModeWithInput(
+        `http://127.0.0.1:${server.addr.port}/mcp`,
+        [INITIALIZE, ping("after")],
+        { args: ARGS },
+      );
+      // Found by QA: the answer to initialize was lost, only the ping's came.
+      const lines = stdout.trim().split("\n").map((line) => JSON.parse(line));
+      assert.deepEqual(lines.find((line) => line.id === 1), { jsonrpc: "2.0", id: 1, result: null }, stdout);
+      assert.ok(lines.some((line) => line.id === "after"), stdout);
+    } finally {
+      await server.shutdown();
+    }
+  }
+});
+
 Deno.test("an answer that breaks off mid-body gets an error answer", async () => {
   await using server = cuttingServer();
   const { code, stdout, stderr } = await runClientModeWithInput(server.url, [

@@ -408,6 +408,22 @@ Deno.test("SharedServer: a later session's initialize is answered from cache und
   assert.equal(b.session.initialized, true);
 });
 
+Deno.test("SharedServer: a child's null initialize result is passed on to later sessions as it is", () => {
+  const h = new Harness();
+  const a = h.open();
+  const b = h.open();
+  a.session.handleClientMessage(initializeRequest("a"));
+  b.session.handleClientMessage(initializeRequest("b", {}, "2025-11-25"));
+  const [forwarded] = h.takeChild();
+  h.server.handleChildMessage({ jsonrpc: "2.0", id: idOf(forwarded), result: null as never });
+  assert.deepEqual(a.client.takeOne().message, { jsonrpc: "2.0", id: "a", result: null });
+  // Found by QA: reading its protocolVersion threw, and a later session got HTTP 500.
+  assert.deepEqual(b.client.takeOne().message, { jsonrpc: "2.0", id: "b", result: null });
+  const c = h.open();
+  c.session.handleClientMessage(initializeRequest("c", {}, "2025-11-25"));
+  assert.deepEqual(c.client.takeOne().message, { jsonrpc: "2.0", id: "c", result: null });
+});
+
 Deno.test("SharedServer: an initialize arriving while the first is in flight waits for its result", () => {
   const h = new Harness();
   const a = h.open();

@@ -647,7 +647,8 @@ export class ClientRelay {
     this.#forget(id);
     if (pending.method === "initialize" && response.result !== undefined) {
       this.#kind = transport.kind;
-      const version = response.result.protocolVersion;
+      // Any result is passed on, `null` too (found by QA: the answer was lost).
+      const version = (response.result as { protocolVersion?: unknown } | null)?.protocolVersion;
       if (typeof version === "string") transport.setProtocolVersion(version);
     }
     this.#options.toClient(response, json);
