@@ -607,6 +607,39 @@ Deno.test("credentials the server quotes back never reach the log or the client'
   }
 });
 
+Deno.test("a server's retry: neither a hot loop (retry: 0) nor a wait past --connect-timeout (retry of minutes)", async () => {
+  let gets = 0;
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, async (request) => {
+    const events = { headers: { "Content-Type": "text/event-stream" } };
+    if (request.method === "GET") {
+      gets++;
+      // Found by QA: a GET stream that ends at once with retry: 0 was asked for again some 400 times a second.
+      if (!request.headers.has("last-event-id")) return new Response("retry: 0\n\n", events);
+      return new Response("", events);
+    }
+    if (request.method !== "POST") return notPost(request);
+    const body = await request.json();
+    if (body.id === undefined) return new Response(null, { status: 202 });
+    if (body.method === "initialize") return initializeAnswer(body);
+    // The answer stream ends after its priming event, asking to wait ten minutes.
+    return new Response("id: e1\nretry: 600000\ndata: \n\n", events);
+  });
+  try {
+    await using stdio = await connectThroughClientMode(`http://127.0.0.1:${server.addr.port}/mcp`, {
+      args: ["--connect-timeout", "2"],
+    });
+    const started = Date.now();
+    const error = await stdio.client.callTool({ name: "x", arguments: {} }).then(() => "", (e) => e.message);
+    assert.match(error, /could not be resumed in time/);
+    assert.ok(Date.now() - started < 5000, `answered after ${Date.now() - started} ms`);
+    const before = gets;
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    assert.ok(gets - before <= 5, `${gets - before} GET streams in 1.5 s`);
+  } finally {
+    await server.shutdown();
+  }
+});
+
 Deno.test("NO_PROXY=* turns a proxy off for every request, redirected ones too (which go through Deno's fetch)", async () => {
   const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, async (request) => {
     const path = new URL(request.url).pathname;

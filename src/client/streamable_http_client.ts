@@ -82,6 +82,18 @@ const SESSION_REFUSED =
 /** A GET stream that ends sooner than this counts as ended at once (see `#listenLoop`). */
 const SHORT_STREAM_MS = 5000;
 
+/** The longest wait a server's `retry` gets (beyond 2^31 ms, `setTimeout` would not wait at all). */
+const MAX_RETRY_MS = 5 * 60_000;
+
+/**
+ * How long to wait before asking for a stream again: the server's `retry` when it gave one, up to
+ * {@link MAX_RETRY_MS}, but never less than `leastMs`, which grows while streams end at once (found by QA:
+ * `retry: 0` asked for the GET stream some 400 times a second).
+ */
+function reconnectDelay(retryMs: number | undefined, leastMs: number): number {
+  return Math.min(Math.max(retryMs ?? leastMs, leastMs), MAX_RETRY_MS);
+}
+
 /** How long requests wait for the GET stream's head after `listen()`; see `#streamOpening`. */
 const STREAM_OPEN_WAIT_MS = 200;
 
@@ -353,7 +365,11 @@ export class StreamableHttpClient implements RemoteTransport {
       if (Date.now() >= deadline) {
         throw new RemoteError("lost", "the answer stream broke and could not be resumed in time");
       }
-      await sleep(cursor.retryMs ?? backoffDelay(attempt), this.#abort.signal);
+      // Not past the window (found by QA: a `retry` of minutes held the request that long).
+      const wait = cursor.retryMs === undefined
+        ? backoffDelay(attempt)
+        : reconnectDelay(cursor.retryMs, attempt === 0 ? 0 : backoffDelay(attempt - 1));
+      await sleep(Math.min(wait, deadline - Date.now()), this.#abort.signal);
       let resumed: Response;
       try {
         resumed = await this.#request(
@@ -404,7 +420,7 @@ export class StreamableHttpClient implements RemoteTransport {
         );
       } catch {
         opened();
-        await sleep(cursor.retryMs ?? backoffDelay(attempt), this.#stopListening.signal);
+        await sleep(reconnectDelay(cursor.retryMs, backoffDelay(attempt)), this.#stopListening.signal);
         continue;
       }
       opened();
@@ -427,7 +443,7 @@ export class StreamableHttpClient implements RemoteTransport {
         }
         const delay = error.kind === "busy"
           ? busyDelay(error, attempt)
-          : cursor.retryMs ?? backoffDelay(attempt);
+          : reconnectDelay(cursor.retryMs, backoffDelay(attempt));
         await sleep(delay, this.#stopListening.signal);
         continue;
       }
@@ -438,7 +454,11 @@ export class StreamableHttpClient implements RemoteTransport {
       // A stream the server ends at once, again and again, is asked for less and less often.
       shortStreams = Date.now() - openedAt < SHORT_STREAM_MS ? shortStreams + 1 : 0;
       if (!this.#closed) {
-        await sleep(cursor.retryMs ?? backoffDelay(shortStreams), this.#stopListening.signal);
+        const least = shortStreams === 0 ? 0 : backoffDelay(shortStreams);
+        await sleep(
+          cursor.retryMs === undefined ? backoffDelay(shortStreams) : reconnectDelay(cursor.retryMs, least),
+          this.#stopListening.signal,
+        );
       }
     }
   }
