@@ -166,6 +166,61 @@ Deno.test("--max-sessions: the next session gets 503 until one closes", async ()
   assert.equal(textOf(await a.callTool({ name: "echo", arguments: { text: "still" } })), "still");
 });
 
+Deno.test("--stateless --max-sessions: a client's answer to the server's request takes no place", async () => {
+  const conformance = [
+    DENO,
+    "run",
+    "-A",
+    new URL("./fixtures/conformance_server.ts", import.meta.url).pathname,
+  ];
+  await using proxy = await startProxy(["--stateless", "--max-sessions", "1", "--", ...conformance]);
+  // A call never answered fails the test instead of holding it up.
+  const stop = new AbortController();
+  const timer = setTimeout(() => stop.abort(), 10_000);
+  const call = await fetch(`${proxy.origin}/mcp`, {
+    signal: stop.signal,
+    method: "POST",
+    headers: JSON_AND_SSE,
+    body: JSON.stringify({
+      jsonrpc: "2.0",
+      id: 1,
+      method: "tools/call",
+      params: { name: "test_sampling", arguments: { prompt: "hi" } },
+    }),
+  });
+  const reader = call.body!.pipeThrough(new TextDecoderStream()).getReader();
+  let text = "";
+  let answered = false;
+  const posts: Promise<number>[] = [];
+  while (!answered) {
+    const { value, done } = await reader.read().catch(() => ({ value: "", done: true }));
+    if (done) break;
+    text += value;
+    for (const message of messagesInBody(text.slice(0, text.lastIndexOf("\n\n") + 2))) {
+      if (message.method === "sampling/createMessage" && posts.length === 0) {
+        // Found by QA: refused with 503 while the call waiting for it held the one place, for ever.
+        posts.push(
+          send(`${proxy.origin}/mcp`, {
+            method: "POST",
+            headers: JSON_AND_SSE,
+            body: JSON.stringify({
+              jsonrpc: "2.0",
+              id: message.id,
+              result: { role: "assistant", content: { type: "text", text: "ok" }, model: "m" },
+            }),
+          }).then((response) => response.status),
+        );
+      }
+      if (message.id === 1 && message.method === undefined) answered = true;
+    }
+  }
+  clearTimeout(timer);
+  await reader.cancel().catch(() => {});
+  assert.deepEqual(await Promise.all(posts), [202]);
+  assert.ok(answered, text);
+  assert.match(text, /LLM response: ok/);
+});
+
 Deno.test("--max-line-size: an answer over the limit becomes an error answer; the child keeps serving", async () => {
   await using proxy = await startProxy(["--max-line-size", "64K", "--", ...FIXTURE]);
   await using client = await connectClient(proxy.baseUrl(), "mcp");

@@ -103,14 +103,19 @@ export function streamableHttpEndpoint(
   }
 
   /** Opens a session (the limit allowing); throws {@link SessionUnavailableError} if no server runs. */
-  function openSession(id: string | undefined): StreamableSession | Response {
-    if (!sessionLimit.tryOpen()) return sessionLimit.refusal();
+  /**
+   * Opens a session, which takes a place of `--max-sessions` unless `counted` is false: a stateless POST
+   * of answers and notifications only, which ends at once (found by QA: an answer to the child's sampling
+   * request refused while the tool call waiting for it held the last place, which it never gave back).
+   */
+  function openSession(id: string | undefined, counted = true): StreamableSession | Response {
+    if (counted && !sessionLimit.tryOpen()) return sessionLimit.refusal();
     const session = new StreamableSession({
       id,
       maxBacklogBytes: options.maxBacklogBytes,
       logger,
       onClose: () => {
-        sessionLimit.close();
+        if (counted) sessionLimit.close();
         if (id === undefined) statelessSessions.delete(session);
         else {
           sessions.delete(id);
@@ -124,7 +129,7 @@ export function streamableHttpEndpoint(
         stateless: id === undefined,
       });
     } catch (error) {
-      sessionLimit.close();
+      if (counted) sessionLimit.close();
       throw error;
     }
     if (id === undefined) statelessSessions.add(session);
@@ -217,7 +222,9 @@ export function streamableHttpEndpoint(
       if (reusedRequestId(messages, () => false) !== undefined) {
         return jsonRpcErrorResponse(400, -32600, "Invalid Request: a batch uses a request id twice");
       }
-      const opened = openSession(options.stateless ? undefined : crypto.randomUUID());
+      const opened = options.stateless
+        ? openSession(undefined, messages.some((message) => isRequest(message)))
+        : openSession(crypto.randomUUID());
       if (opened instanceof Response) return opened;
       session = opened;
       if (initialize !== undefined) session.protocolVersion = protocolVersion;
