@@ -362,6 +362,43 @@ Deno.test("Streamable HTTP: a stream that breaks mid-call resumes with Last-Even
   assert.equal(textOf(answer.result), "slept");
 });
 
+Deno.test("--session-idle-timeout: an answer kept for a broken stream is there to resume, however long the call", async () => {
+  await using proxy = await startProxy(["--session-idle-timeout", "1", "--", ...FIXTURE]);
+  const initialize = await fetch(`${proxy.origin}/mcp`, {
+    method: "POST",
+    headers: JSON_AND_SSE,
+    body: INITIALIZE,
+  });
+  await initialize.body?.cancel();
+  const headers = {
+    ...JSON_AND_SSE,
+    "Mcp-Session-Id": initialize.headers.get("mcp-session-id")!,
+    "MCP-Protocol-Version": "2025-11-25",
+  };
+  const started = Date.now();
+  // Longer than the idle timeout, and its stream broken after the first event.
+  const call = await fetch(`${proxy.origin}/mcp`, {
+    method: "POST",
+    headers,
+    body: JSON.stringify({
+      jsonrpc: "2.0",
+      id: 1,
+      method: "tools/call",
+      params: { name: "sleep", arguments: { ms: 1800 } },
+    }),
+  });
+  const reader = call.body!.pipeThrough(new TextDecoderStream()).getReader();
+  let text = "";
+  while (!text.includes("\n\n")) text += (await reader.read()).value;
+  const eventId = /^id: (.+)$/m.exec(text)![1];
+  await reader.cancel();
+  // Resumed 0.7 s after the answer (found by QA: the session was swept away, idle since the POST: 404).
+  await new Promise((resolve) => setTimeout(resolve, 2500 - (Date.now() - started)));
+  const resumed = await send(`${proxy.origin}/mcp`, { headers: { ...headers, "Last-Event-ID": eventId } });
+  assert.equal(resumed.status, 200, resumed.text);
+  assert.equal(textOf(messagesInBody(resumed.text)[0].result), "slept");
+});
+
 Deno.test("--log-format json: every stderr line is one JSON object, child lines included", async () => {
   const port = freePort();
   await using proxy = await startProxy(["--log-format", "json", "--port", String(port), "--", ...FIXTURE], {

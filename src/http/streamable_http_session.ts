@@ -111,7 +111,7 @@ export class StreamableSession implements SessionPeer {
   serverSession!: ServerSession;
   /** The protocol revision the client asked for in its `initialize`, once it did. */
   protocolVersion: string | undefined;
-  /** When the client last sent anything, or its GET stream closed (for the idle timeout). */
+  /** When the client last sent anything, a request of its was answered, or its GET stream closed. */
   lastSeen = Date.now();
   readonly #log: SessionEventLog | undefined;
   readonly #logger: Logger;
@@ -311,6 +311,7 @@ export class StreamableSession implements SessionPeer {
     // A stateless session ends with its answer; not sooner: closing it cancels what it still has running.
     const finish = (step: () => void) => {
       this.#streaming--;
+      this.lastSeen = Date.now();
       attempt(step);
       if (this.id === undefined) this.close();
     };
@@ -348,6 +349,9 @@ export class StreamableSession implements SessionPeer {
   // ---- internals --------------------------------------------------------------------------------
 
   #answer(channel: AnswerChannel, id: RequestId, data: JsonText): void {
+    // The idle time counts from the answer: one kept for a client that resumes its stream must not be
+    // swept away with the session before it can (found by QA: a call longer than the timeout lost it).
+    this.lastSeen = Date.now();
     this.#channels.delete(id);
     channel.pending.delete(id);
     if (channel.resolve !== undefined) {
