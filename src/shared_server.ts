@@ -921,6 +921,12 @@ export class SharedServer implements SessionSource {
   }
 
   /** Called by {@link ServerSession.close}: cancels what the session left running at the child. */
+  /** The id the answer to the request the child knows as `proxyId` carries: as its client wrote it. */
+  answerIdOf(proxyId: number): RequestId | undefined {
+    const pending = this.#pendingChildRequests.get(proxyId);
+    return pending === undefined ? undefined : writtenId(pending);
+  }
+
   sessionClosed(session: ServerSession, inFlight: Iterable<number>, serverRequests: Iterable<number>): void {
     this.#sessions.delete(session);
     for (const uri of [...session.subscriptions]) {
@@ -1334,6 +1340,15 @@ export class ServerSession {
   /** Tells the peer that the client's request `clientId` will get no answer. */
   abandon(clientId: RequestId): void {
     if (!this.#closed) this.#peer.requestAbandoned?.(clientId);
+  }
+
+  /**
+   * The id an answer to the client's request `clientId` carries: as the client wrote it (`1.0` stays
+   * `1.0`), while it waits for the child; else `clientId`.
+   */
+  answerId(clientId: RequestId): RequestId {
+    const request = this.#inFlight.get(clientId);
+    return (request === undefined ? undefined : this.#server.answerIdOf(request.proxyId)) ?? clientId;
   }
 
   /** True while the client's request `clientId` waits for the child. */

@@ -472,6 +472,32 @@ Deno.test("Streamable HTTP: status codes of the reference", async () => {
   assert.equal((await request(`${proxy.origin}/nowhere`)).status, 404);
 });
 
+Deno.test("DELETE while calls run: their error answers carry each id as the client wrote it", async () => {
+  await using proxy = await startProxy(["--", ...FIXTURE]);
+  const sessionId = await initializeSession(proxy);
+  const headers = { ...JSON_AND_SSE, "Mcp-Session-Id": sessionId, "MCP-Protocol-Version": "2025-11-25" };
+  const calls = ["1.0", "2e0", "12345678901234567891"].map((id) =>
+    request(`${proxy.origin}/mcp`, {
+      method: "POST",
+      headers,
+      body:
+        `{"jsonrpc":"2.0","id":${id},"method":"tools/call","params":{"name":"sleep","arguments":{"ms":5000}}}`,
+    })
+  );
+  // Time for the calls to reach the child.
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  const deleted = await request(`${proxy.origin}/mcp`, {
+    method: "DELETE",
+    headers: { "Mcp-Session-Id": sessionId },
+  });
+  assert.equal(deleted.status, 200);
+  const bodies = (await Promise.all(calls)).map((call) => call.body);
+  // Found by QA: 1.0 and 2e0 came back as 1 and 2.
+  for (const [i, id] of ["1.0", "2e0", "12345678901234567891"].entries()) {
+    assert.match(bodies[i], new RegExp(`"id":${id.replace(".", "\\.")},"error":\\{"code":-32000`), bodies[i]);
+  }
+});
+
 Deno.test("the child's InitializeResult reaches clients exactly as sent, over both transports", async () => {
   await using proxy = await startProxy(["--", ...FIXTURE]);
   for (const transport of ["mcp", "sse", "mcp"] as const) {

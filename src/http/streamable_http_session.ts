@@ -246,7 +246,9 @@ export class StreamableSession implements SessionPeer {
     this.#closed = true;
     for (const channel of new Set(this.#channels.values())) {
       for (const id of channel.pending) {
-        this.#answer(channel, id, errorText(id, -32000, "Connection closed: the session ended"));
+        // As the client wrote the id (found by QA: `1.0` came back as `1`).
+        const answerId = this.serverSession.answerId(id);
+        this.#answer(channel, id, errorText(answerId, -32000, "Connection closed: the session ended"));
       }
     }
     for (const channel of this.#streams.values()) channel.stream?.close();
