@@ -611,9 +611,11 @@ Deno.test("server: a bad -e KEY is a usage error; the value is never shown", () 
   assert.doesNotMatch(message, /cret/);
 });
 
-Deno.test("server: --cwd sets the default server's directory; last wins; empty is an error", () => {
+Deno.test("server: --cwd sets the default server's directory; last wins; empty is none, as in Python", () => {
   assert.equal(server(["--cwd", "/a", "--cwd", "/b", "x"]).defaultServer?.cwd, "/b");
-  usageError(["--cwd", "", "x"], [/--cwd expects a non-empty value/]);
+  const empty = server(["--cwd", "", "x"]);
+  assert.equal("cwd" in empty.defaultServer!, false);
+  assert.deepEqual(empty.warnings, ["--cwd is empty: the server starts in mcp-proxy's own directory"]);
 });
 
 Deno.test("server: -e and --cwd without a default command warn that they apply only to it", () => {

@@ -131,6 +131,8 @@ Deno.test("tls_fetch: no-verify POSTs a JSON body with headers in every form", a
         assert.equal(echo.headers["content-type"], "application/json");
         assert.equal(echo.headers["mcp-session-id"], "s1");
         assert.equal(echo.headers["content-length"], String(encoder.encode(body).length));
+        // As without --no-verify-ssl (found by QA: Deno/… was sent).
+        assert.match(echo.headers["user-agent"], /^mcp-proxy\//);
       }
       const request = new Request(`${origin}/echo`, { method: "PUT", body: encoder.encode("bytes") });
       assert.deepEqual((await (await fetch(request)).json()).body, "bytes");

@@ -785,8 +785,9 @@ function buildServerMode(
   let defaultServer: StdioServerSpec | undefined;
   if (command !== undefined) {
     const env = buildDefaultServerEnv(collected.env, given.get("env") ?? "--env");
-    requireNonEmpty(collected.cwd, "--cwd");
-    const cwd = collected.cwd;
+    // Empty is none, as the Python version takes it (`--cwd "$DIR"` with DIR unset).
+    if (collected.cwd === "") warnings.push("--cwd is empty: the server starts in mcp-proxy's own directory");
+    const cwd = collected.cwd || undefined;
     defaultServer = { name: "default", command, args, env, ...(cwd === undefined ? {} : { cwd }) };
   } else {
     for (const key of ["env", "cwd"] as const) {

@@ -106,7 +106,8 @@ const NOT_ASCII = /[^\0-\x7f]/;
 /** Headers this `fetch` writes itself. */
 const OWN_HEADERS = new Set(["host", "content-length", "transfer-encoding", "connection", "keep-alive"]);
 const PROXY_VARIABLES = ["HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"];
-const USER_AGENT = `mcp-proxy/${VERSION}`;
+/** What mcp-proxy's own requests say they come from, unless a `-H User-Agent` says otherwise. */
+export const USER_AGENT = `mcp-proxy/${VERSION}`;
 const encoder = new TextEncoder();
 
 /** `fetch`'s error for a request that failed below HTTP, with the cause attached. */

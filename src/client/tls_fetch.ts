@@ -17,7 +17,7 @@ import https from "node:https";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import type { VerifySsl } from "../cli/command_line.ts";
-import { createHttp1Fetch, networkError, type WrittenNotice } from "./http1_fetch.ts";
+import { createHttp1Fetch, networkError, USER_AGENT, type WrittenNotice } from "./http1_fetch.ts";
 import { NULL_BODY_STATUSES, REDIRECT_STATUSES } from "./http1_wire.ts";
 
 /** A `fetch` with the TLS settings of `--verify-ssl`, and the way to release its connections. */
@@ -202,7 +202,8 @@ interface Agents {
 function nodeHeaders(hop: Hop): Record<string, string> {
   const headers: Record<string, string> = {
     "accept": "*/*",
-    "user-agent": `Deno/${Deno.version.deno}`,
+    // As the requests made without --no-verify-ssl say (found by QA: Deno's own name was sent here).
+    "user-agent": USER_AGENT,
   };
   for (const [name, value] of hop.headers) headers[name] = value;
   if (hop.body instanceof Uint8Array) {
