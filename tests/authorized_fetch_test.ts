@@ -1,5 +1,9 @@
 import assert from "node:assert/strict";
-import { type AuthorizationOptions, authorizedFetch } from "../src/client/authorized_fetch.ts";
+import {
+  type AuthorizationOptions,
+  authorizedClient,
+  authorizedFetch,
+} from "../src/client/authorized_fetch.ts";
 import { ClientCredentials, OAuthError } from "../src/client/oauth_client_credentials.ts";
 
 const CLIENT_ID = "proxy";
@@ -259,6 +263,14 @@ Deno.test("authorizedFetch() keeps the credentials it sent out of an error answe
     assert.match(body, /^refused: .*\*\*\*/, body);
     for (const secret of secrets) assert.equal(body.includes(secret), false, body);
   }
+});
+
+Deno.test("authorizedClient().scrub also replaces a credential as a JSON string quotes it", () => {
+  const secret = 'key"0123\\456';
+  const { scrub } = authorizedClient(fetch, { headers: { "X-Api-Key": secret } });
+  // Found by QA: a server that echoes what it got as JSON writes `"` and `\` escaped.
+  assert.equal(scrub(JSON.stringify({ got: secret })), '{"got":"***"}');
+  assert.equal(scrub(`raw ${secret}`), "raw ***");
 });
 
 Deno.test("authorizedFetch() reads only the start of an error body that never ends", async () => {

@@ -144,8 +144,13 @@ export function authorizedClient(base: typeof fetch, options: AuthorizationOptio
   const extraHeaders = [...extra];
   // An `Authorization` value's credentials, without its scheme, too: a server may quote just those.
   const credentials = fixedAuthorization?.replace(/^\S+\s+/, "") ?? "";
+  // Each as sent, and as a JSON string writes it, in which a server may quote it (`"` as `\"`).
   const secrets = [...Object.values(options.headers), credentials]
-    .filter((value) => value.trim().length >= SECRET_MIN_LENGTH);
+    .filter((value) => value.trim().length >= SECRET_MIN_LENGTH)
+    .flatMap((value) => {
+      const quoted = JSON.stringify(value).slice(1, -1);
+      return quoted === value ? [value] : [value, quoted];
+    });
   /** The OAuth2 access tokens sent lately. */
   const tokens: string[] = [];
   const noteToken = (token: string) => {
