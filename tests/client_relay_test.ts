@@ -126,6 +126,29 @@ Deno.test("legacy SSE: requests the lost session never took (404) go again, and 
     assert.deepEqual(ran.sort(), ["a on 2", "b on 2"]);
   }));
 
+Deno.test("the proxy's own requests (a new session's initialize) have ids no client can be using", () =>
+  quietly(async () => {
+    const own: unknown[] = [];
+    const { relay, out, send } = relayOver("streamablehttp", async (transport, message) => {
+      if ("method" in message && message.method === "initialize" && transport.session === 2) {
+        own.push(message.id);
+      }
+      if (handshake(transport, message)) return;
+      if (transport.session === 1) throw new RemoteError("session-expired", "HTTP 404", 404);
+      setTimeout(() => transport.answer(message, { id: (message as JsonRpcRequest).id }), 1);
+    });
+    send(INITIALIZE);
+    await delay(20);
+    send(INITIALIZED);
+    // A client's id that the proxy's first own request was given (found by QA: mcp-proxy-1).
+    send({ jsonrpc: "2.0", id: "mcp-proxy-1", method: "tools/call", params: {} });
+    await relay.drained();
+    await relay.close();
+    assert.equal(own.length, 1);
+    assert.match(String(own[0]), /^mcp-proxy-[0-9a-f-]{36}-1$/);
+    assert.deepEqual(out.slice(1), [{ jsonrpc: "2.0", id: "mcp-proxy-1", result: { id: "mcp-proxy-1" } }]);
+  }));
+
 Deno.test("legacy SSE: a request the server took as its session was lost gets an error, and is not sent again", () =>
   quietly(async () => {
     const sent: string[] = [];

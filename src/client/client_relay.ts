@@ -99,6 +99,8 @@ export class ClientRelay {
   readonly #timeouts: DelayQueue<RequestId> | undefined;
   readonly #internal = new Map<string, (response: JsonRpcResponse) => void>();
   #nextInternalId = 1;
+  /** Unguessable: a client's own request id can never be taken for one of the proxy's (found by QA). */
+  readonly #internalIdPrefix = `mcp-proxy-${crypto.randomUUID()}-`;
   /** The current session, or the one being opened; undefined until needed, and after one is lost. */
   #session: Promise<RemoteTransport> | undefined;
   /** `#session` once it is open, with its transport: a message is then sent without waiting a turn. */
@@ -555,7 +557,7 @@ export class ClientRelay {
     method: string,
     params: Record<string, unknown> | undefined,
   ): Promise<JsonRpcResponse> {
-    const id = `mcp-proxy-${this.#nextInternalId++}`;
+    const id = `${this.#internalIdPrefix}${this.#nextInternalId++}`;
     let timer: ReturnType<typeof setTimeout> | undefined;
     let stopped: (() => void) | undefined;
     const answer = new Promise<JsonRpcResponse>((resolve, reject) => {
