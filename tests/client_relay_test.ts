@@ -126,6 +126,43 @@ Deno.test("legacy SSE: requests the lost session never took (404) go again, and 
     assert.deepEqual(ran.sort(), ["a on 2", "b on 2"]);
   }));
 
+Deno.test("legacy SSE: a notification held behind a long message goes on the session open once that is through", () =>
+  quietly(async () => {
+    const notified: number[] = [];
+    let firstLost = false;
+    const { relay, send } = relayOver("sse", async (transport, message, order) => {
+      if ("method" in message && message.method === "notifications/cancelled") {
+        // As LegacySseClient does once its stream has ended.
+        if (transport.session === 1 && firstLost) {
+          throw new RemoteError("lost", "the SSE session is not open");
+        }
+        notified.push(transport.session);
+        return;
+      }
+      if (handshake(transport, message)) return;
+      if (transport.session === 1) {
+        order?.written();
+        // The stream ends while the long call is still on its way.
+        await delay(5);
+        firstLost = true;
+        transport.onsessionlost?.("the SSE stream ended");
+        await delay(5);
+        return;
+      }
+      setTimeout(() => transport.answer(message), 1);
+    });
+    send(INITIALIZE);
+    await delay(20);
+    send(INITIALIZED);
+    send({ jsonrpc: "2.0", id: "long", method: "tools/call", params: { text: "x".repeat(20_000) } });
+    send({ jsonrpc: "2.0", method: "notifications/cancelled", params: { requestId: "other" } });
+    await relay.drained();
+    await delay(50);
+    await relay.close();
+    // Found by QA: it was sent on the ended session and lost.
+    assert.deepEqual(notified, [2]);
+  }));
+
 Deno.test("the proxy's own requests (a new session's initialize) have ids no client can be using", () =>
   quietly(async () => {
     const own: unknown[] = [];

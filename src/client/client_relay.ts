@@ -290,6 +290,11 @@ export class ClientRelay {
     let reinitialized = false;
     let resent = 0;
     for (let attempt = 0;; attempt++) {
+      // A notification or an answer goes after the long message before it (see LONG_MESSAGE); on the
+      // session open once that is through (found by QA: one whose session ended meanwhile was lost).
+      if (request === undefined) {
+        while (this.#longMessageOnItsWay !== undefined) await this.#longMessageOnItsWay;
+      }
       let transport: RemoteTransport;
       try {
         // Without waiting a turn when the session is open: the request leaves before the next read.
@@ -301,10 +306,6 @@ export class ClientRelay {
       // Answered by the relay meanwhile (--request-timeout): it goes no more. (One the client cancelled
       // goes, and its cancellation after it, as the client wrote them.)
       if (pending?.abandoned) return;
-      // A notification or an answer goes after the long message before it (see LONG_MESSAGE).
-      if (request === undefined) {
-        while (this.#longMessageOnItsWay !== undefined) await this.#longMessageOnItsWay;
-      }
       const generation = this.#generation;
       if (pending !== undefined) {
         pending.generation = generation;
