@@ -76,6 +76,11 @@ export interface SessionPeer {
    */
   requestAbandoned?(clientId: RequestId): void;
   /**
+   * Whether a message that belongs to no request reaches the client now (Streamable HTTP: only while its
+   * GET stream is open; it is kept for it meanwhile). A peer without it always can.
+   */
+  listening?(): boolean;
+  /**
    * The server behind the session is gone for good (`--isolate-sessions`: the session's own child
    * exited, and is not restarted): the session ends, so that its client opens a new one (Streamable
    * HTTP: its next request gets 404; legacy SSE: the stream closes). The requests it had waiting have
@@ -193,8 +198,19 @@ function writtenId(pending: PendingChildRequest): RequestId {
 interface PendingServerRequest {
   session: ServerSession;
   childId: RequestId;
+  /** The client's request it was made in (it went on that request's stream), if one was running. */
+  relatedRequestId?: RequestId;
   /** The child's id as it wrote it, when JSON would write its value otherwise (`idSpelling`). */
   writtenChildId?: RequestId;
+}
+
+/**
+ * The client's request a request of the child's was made in, while it still runs: what is said of the
+ * child's request (its cancellation) goes on that request's stream, as the request did.
+ */
+function runningRequestOf(pending: PendingServerRequest): RequestId | undefined {
+  const related = pending.relatedRequestId;
+  return related !== undefined && pending.session.isInFlight(related) ? related : undefined;
 }
 
 /** Client capability that a server→client request needs, by method. */
@@ -312,6 +328,8 @@ export class SharedServer implements SessionSource {
    * `clearTimeout` per request cost about 10 µs of each call's latency).
    */
   readonly #timeouts: DelayQueue<number> | undefined;
+  /** `--request-timeout` for the child's own requests to clients, by their proxy ids. */
+  readonly #serverRequestTimeouts: DelayQueue<number> | undefined;
   readonly #sessions = new Set<ServerSession>();
   readonly #pendingChildRequests = new Map<number, PendingChildRequest>();
   readonly #pendingServerRequests = new Map<number, PendingServerRequest>();
@@ -365,6 +383,9 @@ export class SharedServer implements SessionSource {
     this.#childBacklog = options.childBacklog;
     this.#onRefusedAfterRestart = options.onRefusedAfterRestart;
     this.#reinitializeTimeoutMs = options.reinitializeTimeoutMs ?? REINITIALIZE_TIMEOUT_MS;
+    this.#serverRequestTimeouts = this.#requestTimeoutMs > 0
+      ? new DelayQueue(this.#requestTimeoutMs, (proxyId) => this.#serverRequestTimedOut(proxyId))
+      : undefined;
     this.#timeouts = this.#requestTimeoutMs > 0
       ? new DelayQueue(this.#requestTimeoutMs, (proxyId) => this.#timedOut(proxyId))
       : undefined;
@@ -424,6 +445,7 @@ export class SharedServer implements SessionSource {
     for (const { session, request, replyId } of this.#waitingForOwnInitialize.splice(0)) {
       session.deliver(errorResponse(replyId, error.code, error.message), request.id);
     }
+    this.#serverRequestTimeouts?.clear();
     for (const [proxyId, pending] of this.#pendingServerRequests) {
       this.#pendingServerRequests.delete(proxyId);
       pending.session.forgetServerRequest(proxyId);
@@ -805,6 +827,35 @@ export class SharedServer implements SessionSource {
     };
   }
 
+  /**
+   * A request of the child's that its client did not answer within `--request-timeout`: the child gets an
+   * error (found by QA: it waited for ever, with nothing said), the client a cancellation.
+   */
+  #serverRequestTimedOut(proxyId: number): void {
+    const pending = this.#pendingServerRequests.get(proxyId);
+    if (pending === undefined) return;
+    this.#pendingServerRequests.delete(proxyId);
+    pending.session.forgetServerRequest(proxyId);
+    const seconds = this.#requestTimeoutMs / 1000;
+    this.#logger.warn("{session} did not answer a request of {name} within {seconds} s", {
+      session: pending.session.label,
+      name: this.name,
+      seconds,
+    });
+    if (this.#downReason === undefined) {
+      this.#sendToChild(errorResponse(
+        pending.writtenChildId ?? pending.childId,
+        ErrorCode.RequestTimeout,
+        `mcp-proxy: the client did not answer within ${seconds} s (--request-timeout)`,
+      ));
+    }
+    pending.session.deliver({
+      jsonrpc: "2.0",
+      method: "notifications/cancelled",
+      params: { requestId: proxyId, reason: `no answer within ${seconds} s (--request-timeout)` },
+    }, runningRequestOf(pending));
+  }
+
   #timedOut(proxyId: number): void {
     const pending = this.#pendingChildRequests.get(proxyId);
     if (pending === undefined) return;
@@ -855,8 +906,9 @@ export class SharedServer implements SessionSource {
       this.#initializedNotificationSent = true;
     } else if (notification.method === "notifications/cancelled") {
       const clientId = notification.params?.requestId as RequestId | undefined;
-      const proxyId = clientId === undefined ? undefined : session.proxyIdOf(clientId);
-      if (proxyId === undefined) {
+      const owner = clientId === undefined ? undefined : this.#cancelledRequestOwner(session, clientId);
+      const proxyId = clientId === undefined ? undefined : owner?.proxyIdOf(clientId);
+      if (owner === undefined || proxyId === undefined) {
         this.#logger.debug("{session}: cancellation of unknown request {id} dropped", {
           session: session.label,
           id: clientId,
@@ -864,8 +916,8 @@ export class SharedServer implements SessionSource {
         return;
       }
       const pending = this.#pendingChildRequests.get(proxyId)!;
-      session.forgetRequest(clientId!);
-      session.abandon(clientId!);
+      owner.forgetRequest(clientId!);
+      owner.abandon(clientId!);
       if (pending.isInitialize) {
         // An initialize must not be cancelled at the server: let it finish for the sessions that follow.
         pending.session = undefined;
@@ -873,7 +925,7 @@ export class SharedServer implements SessionSource {
       }
       if (pending.subscribeUri !== undefined) {
         // As when its session closes: the child is unsubscribed if nobody is left (it may have subscribed).
-        if (this.#unsubscribe(session, pending.subscribeUri)) {
+        if (this.#unsubscribe(owner, pending.subscribeUri)) {
           this.#sendOwnRequest("resources/unsubscribe", { uri: pending.subscribeUri });
         }
         if (this.#subscribeGoesOn(pending)) return;
@@ -891,6 +943,22 @@ export class SharedServer implements SessionSource {
   }
 
   /** Called by {@link ServerSession.handleClientMessage} for answers to the child's requests; `json` as there. */
+  /**
+   * The session whose request `clientId` a cancellation from `session` names: its own; or, a stateless
+   * one (each POST is a session of its own, found by QA: a cancellation reached none), the one stateless
+   * session with a request of that id running, if only one has (ids of other clients may be the same).
+   */
+  #cancelledRequestOwner(session: ServerSession, clientId: RequestId): ServerSession | undefined {
+    if (session.proxyIdOf(clientId) !== undefined || !session.stateless) return session;
+    let owner: ServerSession | undefined;
+    for (const other of this.#sessions) {
+      if (!other.stateless || other.proxyIdOf(clientId) === undefined) continue;
+      if (owner !== undefined) return undefined;
+      owner = other;
+    }
+    return owner;
+  }
+
   forwardResponse(
     session: ServerSession,
     response: JsonRpcResponse,
@@ -910,6 +978,7 @@ export class SharedServer implements SessionSource {
       return;
     }
     this.#pendingServerRequests.delete(proxyId as number);
+    this.#serverRequestTimeouts?.delete(proxyId as number);
     pending.session.forgetServerRequest(proxyId as number);
     if (this.#downReason === undefined) {
       const childId = pending.writtenChildId ?? pending.childId;
@@ -920,13 +989,13 @@ export class SharedServer implements SessionSource {
     }
   }
 
-  /** Called by {@link ServerSession.close}: cancels what the session left running at the child. */
   /** The id the answer to the request the child knows as `proxyId` carries: as its client wrote it. */
   answerIdOf(proxyId: number): RequestId | undefined {
     const pending = this.#pendingChildRequests.get(proxyId);
     return pending === undefined ? undefined : writtenId(pending);
   }
 
+  /** Called by {@link ServerSession.close}: cancels what the session left running at the child. */
   sessionClosed(session: ServerSession, inFlight: Iterable<number>, serverRequests: Iterable<number>): void {
     this.#sessions.delete(session);
     for (const uri of [...session.subscriptions]) {
@@ -951,6 +1020,7 @@ export class SharedServer implements SessionSource {
       const pending = this.#pendingServerRequests.get(proxyId);
       if (pending === undefined) continue;
       this.#pendingServerRequests.delete(proxyId);
+      this.#serverRequestTimeouts?.delete(proxyId);
       if (this.#downReason === undefined) {
         this.#sendToChild(
           errorResponse(
@@ -1155,9 +1225,12 @@ export class SharedServer implements SessionSource {
   #routeServerRequest(request: JsonRpcRequest, line: string | undefined): void {
     const session = this.#chooseSessionFor(request.method);
     if (session === undefined) {
+      const capability = REQUIRED_CAPABILITY[request.method];
       const why = this.#sessions.size === 0
         ? "no client is connected"
-        : `no connected client declared the "${REQUIRED_CAPABILITY[request.method]}" capability`;
+        : capability === undefined
+        ? "no connected client can take it (none initialized, or none whose call is running)"
+        : `no connected client that declared the "${capability}" capability can take it`;
       this.#logger.warn("{server} sent {method}, but {why}; answered with an error", {
         server: this.name,
         method: request.method,
@@ -1168,14 +1241,16 @@ export class SharedServer implements SessionSource {
       return;
     }
     const proxyId = this.#nextServerRequestId++;
-    const pending: PendingServerRequest = { session, childId: request.id };
+    const relatedRequestId = session.currentRequestId();
+    const pending: PendingServerRequest = { session, childId: request.id, relatedRequestId };
     const writtenChildId = line === undefined ? undefined : idSpelling(line, request.id);
     if (writtenChildId !== undefined) pending.writtenChildId = writtenChildId;
     this.#pendingServerRequests.set(proxyId, pending);
+    this.#serverRequestTimeouts?.add(proxyId);
     session.rememberServerRequest(proxyId);
     const json = line === undefined ? undefined : childLineWithId(line, request.id, proxyId);
     const forwarded = { ...(json === undefined ? reread(request, line) : request), id: proxyId };
-    session.deliver(forwarded, session.currentRequestId(), json);
+    session.deliver(forwarded, relatedRequestId, json);
   }
 
   #routeServerNotification(notification: JsonRpcNotification, line: string | undefined): void {
@@ -1200,9 +1275,13 @@ export class SharedServer implements SessionSource {
       for (const [proxyId, pending] of this.#pendingServerRequests) {
         if (pending.childId !== childId) continue;
         this.#pendingServerRequests.delete(proxyId);
+        this.#serverRequestTimeouts?.delete(proxyId);
         pending.session.forgetServerRequest(proxyId);
         const json = line === undefined ? undefined : withMemberReplaced(line, CANCELLED_PATH, proxyId);
-        pending.session.deliver(withParam(notification, line, json, "requestId", proxyId), undefined, json);
+        // On the stream the request went on, while its call runs (found by QA: it went to the GET stream,
+        // which a client need not open).
+        const related = runningRequestOf(pending);
+        pending.session.deliver(withParam(notification, line, json, "requestId", proxyId), related, json);
         return;
       }
       return;
@@ -1219,23 +1298,38 @@ export class SharedServer implements SessionSource {
 
   /**
    * The session a request from the child most likely belongs to: among the sessions able to answer it,
-   * the one with the most recent request still running, else the most recently active one.
+   * the one with the most recent request still running. While a call runs, only such a session: one
+   * idle is never given what is most likely another client's (found by QA: a sampling request made in
+   * the call of a client that cannot sample went to another client, with its text). With none running,
+   * the most recently active session that can get a message now (Streamable HTTP: its GET stream open),
+   * else the most recently active one.
    */
   #chooseSessionFor(method: string): ServerSession | undefined {
     const capability = REQUIRED_CAPABILITY[method];
     let busiest: ServerSession | undefined;
     let latest: ServerSession | undefined;
+    let latestListening: ServerSession | undefined;
+    let anyRunning = false;
     for (const session of this.#sessions) {
-      if (!session.initialized || (capability !== undefined && !session.canAnswer(capability))) continue;
+      if (!session.initialized) continue;
       const runningSince = session.newestRequestAt();
+      if (runningSince !== undefined) anyRunning = true;
+      if (capability !== undefined && !session.canAnswer(capability)) continue;
       if (
         runningSince !== undefined && (busiest === undefined || runningSince > busiest.newestRequestAt()!)
       ) {
         busiest = session;
       }
       if (latest === undefined || session.lastActiveAt > latest.lastActiveAt) latest = session;
+      if (
+        session.listening &&
+        (latestListening === undefined || session.lastActiveAt > latestListening.lastActiveAt)
+      ) {
+        latestListening = session;
+      }
     }
-    return busiest ?? latest;
+    if (anyRunning) return busiest;
+    return latestListening ?? latest;
   }
 }
 
@@ -1377,6 +1471,11 @@ export class ServerSession {
 
   markInitialized(): void {
     this.#initialized = true;
+  }
+
+  /** Whether a message that belongs to no request reaches the client now ({@link SessionPeer.listening}). */
+  get listening(): boolean {
+    return this.#peer.listening?.() ?? true;
   }
 
   canAnswer(capability: string): boolean {

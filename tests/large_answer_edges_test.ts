@@ -649,10 +649,16 @@ Deno.test("the child's request with an id beyond 2^53: the answer, and its cance
   const messages = messagesIn(response.headers.get("content-type"), await response.text()).map((text) =>
     JSON.parse(text)
   );
-  const [first, second, done] = messages;
+  const [first, second, cancellation, done] = messages;
   assert.equal(first.method, "sampling/createMessage");
   assert.equal(second.method, "sampling/createMessage");
   assert.notEqual(first.id, second.id, "two ids a JS number cannot tell apart are two requests");
+  // On the call's stream, as the request it names went.
+  assert.deepEqual(cancellation, {
+    jsonrpc: "2.0",
+    method: "notifications/cancelled",
+    params: { requestId: second.id },
+  });
   assert.equal(done.id, 1);
   // The child cancelled the second: an answer to it goes nowhere; the first one's reaches the child.
   for (const id of [second.id, first.id]) {

@@ -38,6 +38,12 @@ class FakeClient implements SessionPeer {
   /** The text given with each delivery (undefined: the message is to be serialized). */
   readonly texts: (string | undefined)[] = [];
   readonly abandoned: RequestId[] = [];
+  /** What {@link listening} says: whether a message of no request reaches the client now. */
+  listens = true;
+
+  listening(): boolean {
+    return this.listens;
+  }
 
   deliver(message: JsonRpcMessage, relatedRequestId?: RequestId, json?: string): void {
     this.deliveries.push({
@@ -653,8 +659,6 @@ Deno.test("SharedServer: a child request goes to a session that declared the cap
   const sampler = h.initializedSession({ sampling: {} });
   const elicitor = h.initializedSession({ elicitation: {}, roots: { listChanged: true } });
   const plain = h.initializedSession();
-  plain.session.handleClientMessage(request("busy", "tools/call"));
-  h.takeChild();
 
   const routedTo = (method: string) => {
     h.server.handleChildMessage(request(`srv-${method}`, method, {}));
@@ -665,8 +669,28 @@ Deno.test("SharedServer: a child request goes to a session that declared the cap
   assert.equal(routedTo("sampling/createMessage"), sampler);
   assert.equal(routedTo("elicitation/create"), elicitor);
   assert.equal(routedTo("roots/list"), elicitor);
+  plain.session.handleClientMessage(request("busy", "tools/call"));
+  h.takeChild();
   assert.equal(routedTo("ping"), plain, "ping needs no capability: the busy session gets it");
   assert.deepEqual(h.takeChild(), []);
+});
+
+Deno.test("SharedServer: while an incapable session's call runs, an idle capable one is not given the request", () => {
+  const h = new Harness();
+  const sampler = h.initializedSession({ sampling: {} });
+  const plain = h.initializedSession();
+  plain.session.handleClientMessage(request("busy", "tools/call"));
+  h.takeChild();
+  // Found by QA: it went to the idle session, with the text of the other client's call.
+  h.server.handleChildMessage(request("s1", "sampling/createMessage", { messages: ["private"] }));
+  assert.deepEqual(sampler.client.take(), []);
+  assert.deepEqual(plain.client.take(), []);
+  const [refusal] = h.takeChild();
+  assert.equal(idOf(refusal), "s1");
+  assert.match(
+    (refusal as { error: { message: string } }).error.message,
+    /no connected client that declared the "sampling" capability can take it/,
+  );
 });
 
 Deno.test("SharedServer: a child request goes to the capable session with the newest running request", () => {
@@ -713,13 +737,11 @@ Deno.test({
   },
 });
 
-Deno.test("SharedServer: with no capable session running a request, the most recently active one gets it", () => {
+Deno.test("SharedServer: with no request running, the most recently active capable session that listens gets it", () => {
   const h = new Harness();
   const a = h.initializedSession({ sampling: {} });
   const b = h.initializedSession({ sampling: {} });
   const plain = h.initializedSession();
-  plain.session.handleClientMessage(request("busy", "tools/call"));
-  h.takeChild();
 
   a.session.handleClientMessage(notification("notifications/roots/list_changed"));
   h.server.handleChildMessage(request("s1", "sampling/createMessage", {}));
@@ -731,6 +753,12 @@ Deno.test("SharedServer: with no capable session running a request, the most rec
   h.server.handleChildMessage(request("s2", "sampling/createMessage", {}));
   assert.deepEqual(a.client.take(), []);
   assert.equal(b.client.take().length, 1);
+
+  // One that cannot get it now (Streamable HTTP without its GET stream) comes after one that can.
+  b.client.listens = false;
+  h.server.handleChildMessage(request("s3", "sampling/createMessage", {}));
+  assert.deepEqual(b.client.take(), []);
+  assert.equal(a.client.take().length, 1);
 });
 
 Deno.test("SharedServer: a child request reaches the client under a new id; the answer returns under the child's", () => {
@@ -883,6 +911,43 @@ Deno.test("SharedServer: a streamed answer that does not end within --request-ti
   sink.write(start);
   sink.end();
   assert.deepEqual(events, ["write", "abort no end within --request-timeout (0.04 s)"]);
+});
+
+Deno.test("SharedServer: a child's request unanswered within --request-timeout: an error to it, a cancellation to the client", async () => {
+  const h = new Harness(40);
+  const { session, client } = h.initializedSession({ sampling: {} });
+  h.server.handleChildMessage({ jsonrpc: "2.0", id: 7, method: "sampling/createMessage", params: {} });
+  const proxyId = idOf(client.takeOne().message);
+  await new Promise((resolve) => setTimeout(resolve, 80));
+  // Found by QA: the child waited for ever, with nothing said.
+  const [answer] = h.takeChild().filter((message) => !("method" in message));
+  assert.equal(idOf(answer), 7);
+  assert.match(
+    (answer as JsonRpcResponse).error!.message,
+    /did not answer within 0\.04 s \(--request-timeout\)/,
+  );
+  const cancelled = client.takeOne();
+  assert.equal((cancelled.message as JsonRpcNotification).method, "notifications/cancelled");
+  assert.equal((cancelled.message as JsonRpcNotification).params?.requestId, proxyId);
+  // A late answer goes nowhere.
+  session.handleClientMessage({ jsonrpc: "2.0", id: proxyId, result: {} });
+  assert.deepEqual(h.takeChild(), []);
+  h.server.childStopped("exited with code 0");
+});
+
+Deno.test("SharedServer: the child's cancellation of its request goes on the stream of the call it was made in", () => {
+  const h = new Harness();
+  const { session, client } = h.initializedSession({ sampling: {} });
+  session.handleClientMessage(request("call", "tools/call"));
+  h.takeChild();
+  h.server.handleChildMessage({ jsonrpc: "2.0", id: 9, method: "sampling/createMessage", params: {} });
+  const proxyId = idOf(client.takeOne().message);
+  h.server.handleChildMessage(notification("notifications/cancelled", { requestId: 9 }));
+  // Found by QA: it went to the GET stream, which a client need not open.
+  assert.deepEqual(client.takeOne(), {
+    message: notification("notifications/cancelled", { requestId: proxyId }),
+    relatedRequestId: "call",
+  });
 });
 
 Deno.test("SharedServer: with no session able to answer, the child gets an error response", () => {
@@ -1219,6 +1284,30 @@ Deno.test("SharedServer: a stateless session receives the child's requests whate
     assert.equal(s.client.takeOne().relatedRequestId, "s1", method);
   }
   assert.deepEqual(stateful.client.take(), []);
+  assert.deepEqual(h.takeChild(), []);
+});
+
+Deno.test("SharedServer: a stateless client's cancellation reaches its call, made in another POST", () => {
+  const h = new Harness();
+  const call = h.open(true);
+  call.session.handleClientMessage(request(3, "tools/call"));
+  const [, forwarded] = h.childAnswersOwnInitialize();
+  // Found by QA: the cancellation's own one-POST session had no call of that id, and it was dropped.
+  const cancel = h.open(true);
+  cancel.session.handleClientMessage(notification("notifications/cancelled", { requestId: 3 }));
+  assert.deepEqual(
+    h.childReceivesOne(),
+    notification("notifications/cancelled", { requestId: idOf(forwarded) }),
+  );
+  assert.deepEqual(call.client.abandoned, [3]);
+
+  // Two stateless calls of the same id (two clients): which one is meant cannot be told; none is touched.
+  const x = h.open(true);
+  const y = h.open(true);
+  x.session.handleClientMessage(request(4, "tools/call"));
+  y.session.handleClientMessage(request(4, "tools/call"));
+  h.takeChild();
+  h.open(true).session.handleClientMessage(notification("notifications/cancelled", { requestId: 4 }));
   assert.deepEqual(h.takeChild(), []);
 });
 

@@ -261,6 +261,10 @@ export class StreamableSession implements SessionPeer {
 
   // ---- SessionPeer ------------------------------------------------------------------------------
 
+  listening(): boolean {
+    return this.#getStream !== undefined;
+  }
+
   deliver(message: JsonRpcMessage, relatedRequestId?: RequestId, json?: string): void {
     const data = json ?? JSON.stringify(message);
     const answer = isResponse(message);
