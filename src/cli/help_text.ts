@@ -116,9 +116,9 @@ common options:
   --log-level LEVEL           DEBUG, INFO, WARNING, ERROR or CRITICAL, any case (default: INFO)
   --debug, --no-debug         same as --log-level DEBUG, and wins over it (default: off)
   --log-format FORMAT         text or json (one JSON object per line) (default: text)
-  --request-timeout SECONDS   longest wait for one answer (server mode: from the server; client mode:
-                              from the remote), then error -32001 and a cancellation; 0 = no limit
-                              (default: 0)
+  --request-timeout SECONDS   longest wait for one answer (server mode: from the server, and from a
+                              client for the server's own requests; client mode: from the remote),
+                              then error -32001 and a cancellation; 0 = no limit (default: 0)
   --max-line-size SIZE        longest stdio line read (default: 64M); a longer answer from a server
                               becomes an error answer
   -h, --help                  show this help and exit
