@@ -989,10 +989,26 @@ export class SharedServer implements SessionSource {
     }
   }
 
-  /** The id the answer to the request the child knows as `proxyId` carries: as its client wrote it. */
-  answerIdOf(proxyId: number): RequestId | undefined {
-    const pending = this.#pendingChildRequests.get(proxyId);
-    return pending === undefined ? undefined : writtenId(pending);
+  /**
+   * The id an answer to `session`'s request `clientId` carries, as its client wrote it: that request at
+   * the child (`proxyId`), or waiting for another's `initialize` or subscription; undefined if unknown.
+   */
+  answerIdOf(
+    session: ServerSession,
+    clientId: RequestId,
+    proxyId: number | undefined,
+  ): RequestId | undefined {
+    const pending = proxyId === undefined ? undefined : this.#pendingChildRequests.get(proxyId);
+    if (pending !== undefined) return writtenId(pending);
+    const waiting = (entry: { session: ServerSession; request: JsonRpcRequest }) =>
+      entry.session === session && entry.request.id === clientId;
+    const waiter = this.#initializeWaiters.find(waiting) ?? this.#waitingForOwnInitialize.find(waiting);
+    if (waiter !== undefined) return waiter.replyId;
+    for (const subscribing of this.#subscribing.values()) {
+      const joined = subscribing.joined?.find(waiting);
+      if (joined !== undefined) return joined.replyId;
+    }
+    return undefined;
   }
 
   /** Called by {@link ServerSession.close}: cancels what the session left running at the child. */
@@ -1438,11 +1454,11 @@ export class ServerSession {
 
   /**
    * The id an answer to the client's request `clientId` carries: as the client wrote it (`1.0` stays
-   * `1.0`), while it waits for the child; else `clientId`.
+   * `1.0`), while it waits for the child (or for another session's `initialize` or subscription there);
+   * else `clientId`.
    */
   answerId(clientId: RequestId): RequestId {
-    const request = this.#inFlight.get(clientId);
-    return (request === undefined ? undefined : this.#server.answerIdOf(request.proxyId)) ?? clientId;
+    return this.#server.answerIdOf(this, clientId, this.#inFlight.get(clientId)?.proxyId) ?? clientId;
   }
 
   /** True while the client's request `clientId` waits for the child. */

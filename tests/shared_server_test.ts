@@ -430,6 +430,23 @@ Deno.test("SharedServer: a child's null initialize result is passed on to later 
   assert.deepEqual(c.client.takeOne().message, { jsonrpc: "2.0", id: "c", result: null });
 });
 
+Deno.test("SharedServer: a session's answerId() keeps the spelling of requests waiting, at the child or not", () => {
+  const h = new Harness();
+  const a = h.open();
+  const b = h.open();
+  a.session.handleClientMessage(initializeRequest("a"));
+  // Waiting for a's initialize, not at the child (found by review: written anew as 2 when its session closed).
+  const json = JSON.stringify(initializeRequest(2)).replace('"id":2', '"id":2.0');
+  b.session.handleClientMessage(JSON.parse(json), json);
+  assert.equal(JSON.stringify({ id: b.session.answerId(2) }), '{"id":2.0}');
+  assert.equal(b.session.answerId(99), 99, "an id it does not know stays as it is");
+  const [forwarded] = h.takeChild();
+  h.childAnswers(forwarded, CHILD_INITIALIZE_RESULT);
+  const call = '{"jsonrpc":"2.0","id":3e0,"method":"tools/call"}';
+  a.session.handleClientMessage(JSON.parse(call), call);
+  assert.equal(JSON.stringify({ id: a.session.answerId(3) }), '{"id":3e0}');
+});
+
 Deno.test("SharedServer: an initialize arriving while the first is in flight waits for its result", () => {
   const h = new Harness();
   const a = h.open();
