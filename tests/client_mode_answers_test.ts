@@ -6,7 +6,7 @@
  */
 
 import assert from "node:assert/strict";
-import { busyDelay, RemoteError, retryAfterMs } from "../src/client/remote_transport.ts";
+import { busyDelay, fetchFailureKind, RemoteError, retryAfterMs } from "../src/client/remote_transport.ts";
 import { runClientModeWithInput } from "./helpers/client_mode.ts";
 
 const INITIALIZE = {
@@ -336,6 +336,27 @@ Deno.test("legacy SSE: a request the server refuses with 404 goes again on a new
   assert.deepEqual(answers.map((answer) => answer.id), [1, "p"], stdout);
   assert.deepEqual(answers[1].result, {}, stdout);
   assert.deepEqual(ran, ["initialize on 1", "initialize on 2", "ping on 2"]);
+});
+
+Deno.test("fetchFailureKind(): how far the request got decides before what the error says", () => {
+  const failure = (message: string) => new TypeError("fetch failed", { cause: new Error(message) });
+  const closeNotify = failure("peer closed connection without sending TLS close_notify");
+  const handshake = failure("client error (Connect): tls handshake eof");
+  const refused = failure("Connection refused (os error 111)");
+  // Written whole: it may have run (found by QA: a dropped TLS connection read as one never made).
+  for (const error of [closeNotify, handshake, refused]) {
+    assert.equal(fetchFailureKind(error, "written"), "lost");
+  }
+  // Not written (or a GET): any network failure may go again, a handshake cut short too (found by review).
+  for (const error of [closeNotify, handshake, refused]) {
+    assert.equal(fetchFailureKind(error, "unwritten"), "unreachable");
+  }
+  assert.equal(fetchFailureKind(new Error("not a network failure"), "unwritten"), "lost");
+  // A fetch that cannot tell: the error's text, a connection that broke once made counting as arrived.
+  assert.equal(fetchFailureKind(closeNotify), "lost");
+  assert.equal(fetchFailureKind(handshake), "unreachable");
+  assert.equal(fetchFailureKind(refused), "unreachable");
+  assert.equal(fetchFailureKind(failure("connection reset by peer")), "lost");
 });
 
 Deno.test("Retry-After is read as seconds or an HTTP date; anything else is no answer", () => {

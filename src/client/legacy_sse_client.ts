@@ -10,6 +10,7 @@ import { type JsonRpcMessage, parseMessages } from "../jsonrpc.ts";
 import { type JsonText, receivedLines } from "../large_answer.ts";
 import {
   bodyStart,
+  type Delivery,
   fetchFailure,
   fetchFailureKind,
   refusedWith,
@@ -93,7 +94,7 @@ export class LegacySseClient implements RemoteTransport {
       throw new RemoteError("lost", "the SSE session is not open");
     }
     let response: Response;
-    let written = false;
+    let delivery: Delivery = "unwritten";
     try {
       const init: RequestInit & WrittenNotice = {
         method: "POST",
@@ -101,7 +102,7 @@ export class LegacySseClient implements RemoteTransport {
         body: json ?? JSON.stringify(message),
         signal: this.#abort.signal,
         onwritten: (known) => {
-          if (known !== false) written = true;
+          delivery = known === false ? "unknown" : "written";
           order?.written();
         },
       };
@@ -110,8 +111,7 @@ export class LegacySseClient implements RemoteTransport {
     } catch (error) {
       // One that never left (its token endpoint, or the server, refused the connection) may go again; one
       // written whole may have run, whatever the error says.
-      const kind = written ? "lost" : fetchFailureKind(error);
-      throw new RemoteError(kind, fetchFailure(error, this.#endpoint.href));
+      throw new RemoteError(fetchFailureKind(error, delivery), fetchFailure(error, this.#endpoint.href));
     }
     const body = this.#scrub(await bodyStart(response.body)).replace(/\s+/g, " ").trim().slice(0, 200);
     if (response.ok) return;

@@ -197,24 +197,40 @@ const UNDELIVERED =
 export function neverArrived(error: unknown): boolean {
   if (!(error instanceof TypeError)) return false;
   const text = `${error.message} ${String(error.cause ?? "")}`;
-  return UNDELIVERED.test(text) && !MAY_HAVE_ARRIVED.test(text);
+  return UNDELIVERED.test(text) && (CONNECTING.test(text) || !MAY_HAVE_ARRIVED.test(text));
 }
 
 /**
  * A connection that broke once made (a TLS one closed without `close_notify`, one reset or closed): the
- * request may have gone before it did, though the error names TLS.
+ * request may have gone before it did, though the error names TLS. Unless it broke while being made
+ * (found by review: Deno's `client error (Connect): tls handshake eof` was no longer tried again).
  */
 const MAY_HAVE_ARRIVED = /close_notify|reset|closed|broken pipe|eof/i;
+const CONNECTING = /\(connect\)|handshake/i;
 
 /**
- * The kind of a failed fetch: `"refused"` for a certificate refused (no use trying again), else
- * `"unreachable"` when it never reached the server (see {@link neverArrived}) or the token endpoint on its
- * way (an error with `unreachable: true`), else `"lost"`.
+ * How far a request got before its `fetch` failed, as the `fetch` told (see `WrittenNotice`): `"written"`
+ * whole (the server may have it: never sent again), `"unwritten"` (never written whole, or a request
+ * that may go again whatever became of it, such as a GET), or `"unknown"` (a `fetch` that cannot tell:
+ * the error's text decides).
  */
-export function fetchFailureKind(error: unknown): RemoteErrorKind {
+export type Delivery = "written" | "unwritten" | "unknown";
+
+/**
+ * The kind of a failed fetch, of a request that got as far as `delivery` says: `"refused"` for a
+ * certificate refused (no use trying again), else `"unreachable"` when it never reached the server (see
+ * {@link neverArrived}) or the token endpoint on its way (an error with `unreachable: true`), else
+ * `"lost"`.
+ */
+export function fetchFailureKind(error: unknown, delivery: Delivery = "unknown"): RemoteErrorKind {
   // A token endpoint that could not be reached on the way (`OAuthError`): the request never left either.
   if ((error as { unreachable?: unknown } | undefined)?.unreachable === true) return "unreachable";
-  if (!neverArrived(error)) return "lost";
+  // Written whole, it may have run, whatever the error says (found by QA: a TLS connection dropped
+  // without close_notify read as one never made, and tool calls ran again and again).
+  if (delivery === "written") return "lost";
+  // A network failure of one not written may go again, whatever the failure (a handshake cut short, say).
+  const safe = delivery === "unwritten" ? error instanceof TypeError : neverArrived(error);
+  if (!safe) return "lost";
   return certificateRefused(error) ? "refused" : "unreachable";
 }
 

@@ -13,6 +13,7 @@ import {
   backoffDelay,
   bodyStart,
   busyDelay,
+  type Delivery,
   fetchFailure,
   fetchFailureKind,
   refusedWith,
@@ -264,7 +265,9 @@ export class StreamableHttpClient implements RemoteTransport {
   ): Promise<Response> {
     if (this.#closed) throw new RemoteError("closed", "the session with the server was closed");
     let response: Response;
-    let written = false;
+    // A GET (a stream asked for, or asked for again) may go again whatever became of it; a POST once
+    // written whole, never (see `fetchFailureKind`).
+    let delivery: Delivery = "unwritten";
     try {
       const init: RequestInit & WrittenNotice = {
         method,
@@ -272,7 +275,7 @@ export class StreamableHttpClient implements RemoteTransport {
         body,
         signal,
         onwritten: (known) => {
-          if (known !== false) written = true;
+          if (method === "POST") delivery = known === false ? "unknown" : "written";
           onwritten?.();
         },
       };
@@ -281,9 +284,7 @@ export class StreamableHttpClient implements RemoteTransport {
       if (this.#abort.signal.aborted) {
         throw new RemoteError("closed", "the session with the server was closed");
       }
-      // Written whole, it may have run, whatever the error says (found by QA: a TLS connection dropped
-      // without close_notify read as one never made, and tool calls ran again and again).
-      throw new RemoteError(written ? "lost" : fetchFailureKind(error), fetchFailure(error, this.#url.href));
+      throw new RemoteError(fetchFailureKind(error, delivery), fetchFailure(error, this.#url.href));
     }
     if (this.#sessionId === undefined) {
       const sessionId = response.headers.get("mcp-session-id");
