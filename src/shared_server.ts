@@ -906,9 +906,11 @@ export class SharedServer implements SessionSource {
       this.#initializedNotificationSent = true;
     } else if (notification.method === "notifications/cancelled") {
       const clientId = notification.params?.requestId as RequestId | undefined;
-      const owner = clientId === undefined ? undefined : this.#cancelledRequestOwner(session, clientId);
-      const proxyId = clientId === undefined ? undefined : owner?.proxyIdOf(clientId);
-      if (owner === undefined || proxyId === undefined) {
+      // Only a request of the same session: a stateless POST's cancellation cannot be told from that of
+      // another client whose request has the same id (a late one, say, which an SDK client sends when it
+      // drops a POST); the child learns of a stateless request given up when its POST is dropped.
+      const proxyId = clientId === undefined ? undefined : session.proxyIdOf(clientId);
+      if (proxyId === undefined) {
         this.#logger.debug("{session}: cancellation of unknown request {id} dropped", {
           session: session.label,
           id: clientId,
@@ -916,8 +918,8 @@ export class SharedServer implements SessionSource {
         return;
       }
       const pending = this.#pendingChildRequests.get(proxyId)!;
-      owner.forgetRequest(clientId!);
-      owner.abandon(clientId!);
+      session.forgetRequest(clientId!);
+      session.abandon(clientId!);
       if (pending.isInitialize) {
         // An initialize must not be cancelled at the server: let it finish for the sessions that follow.
         pending.session = undefined;
@@ -925,7 +927,7 @@ export class SharedServer implements SessionSource {
       }
       if (pending.subscribeUri !== undefined) {
         // As when its session closes: the child is unsubscribed if nobody is left (it may have subscribed).
-        if (this.#unsubscribe(owner, pending.subscribeUri)) {
+        if (this.#unsubscribe(session, pending.subscribeUri)) {
           this.#sendOwnRequest("resources/unsubscribe", { uri: pending.subscribeUri });
         }
         if (this.#subscribeGoesOn(pending)) return;
@@ -943,22 +945,6 @@ export class SharedServer implements SessionSource {
   }
 
   /** Called by {@link ServerSession.handleClientMessage} for answers to the child's requests; `json` as there. */
-  /**
-   * The session whose request `clientId` a cancellation from `session` names: its own; or, a stateless
-   * one (each POST is a session of its own, found by QA: a cancellation reached none), the one stateless
-   * session with a request of that id running, if only one has (ids of other clients may be the same).
-   */
-  #cancelledRequestOwner(session: ServerSession, clientId: RequestId): ServerSession | undefined {
-    if (session.proxyIdOf(clientId) !== undefined || !session.stateless) return session;
-    let owner: ServerSession | undefined;
-    for (const other of this.#sessions) {
-      if (!other.stateless || other.proxyIdOf(clientId) === undefined) continue;
-      if (owner !== undefined) return undefined;
-      owner = other;
-    }
-    return owner;
-  }
-
   forwardResponse(
     session: ServerSession,
     response: JsonRpcResponse,

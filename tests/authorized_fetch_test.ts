@@ -4,6 +4,7 @@ import {
   authorizedClient,
   authorizedFetch,
 } from "../src/client/authorized_fetch.ts";
+import type { WrittenNotice } from "../src/client/http1_fetch.ts";
 import { ClientCredentials, OAuthError } from "../src/client/oauth_client_credentials.ts";
 
 const CLIENT_ID = "proxy";
@@ -263,6 +264,32 @@ Deno.test("authorizedFetch() keeps the credentials it sent out of an error answe
     assert.match(body, /^refused: .*\*\*\*/, body);
     for (const secret of secrets) assert.equal(body.includes(secret), false, body);
   }
+});
+
+Deno.test("authorizedFetch() tells a request's sender that a 401's replay is a new sending (onresend)", async () => {
+  const calls: string[] = [];
+  // A base fetch that writes the request, answered 401; the replay does not get through.
+  const base: typeof fetch = (_input, init) => {
+    if (calls.includes("written")) return Promise.reject(new TypeError("connection refused"));
+    (init as WrittenNotice).onwritten?.();
+    return Promise.resolve(new Response("no", { status: 401 }));
+  };
+  const oauth = {
+    accessToken: () => Promise.resolve("token-1-aaaaaaaa"),
+    renew: () => Promise.resolve("token-2-bbbbbbbb"),
+  } as unknown as ClientCredentials;
+  const init: RequestInit & WrittenNotice = {
+    method: "POST",
+    body: "{}",
+    onwritten: () => calls.push("written"),
+    onresend: () => calls.push("resend"),
+  };
+  await assert.rejects(
+    authorizedFetch(base, { headers: {}, oauth })("http://127.0.0.1:9/mcp", init),
+    TypeError,
+  );
+  // Found by review: the first sending's "written" stood for the replay, which never left: not sent again.
+  assert.deepEqual(calls, ["written", "resend"]);
 });
 
 Deno.test("authorizedClient().scrub also replaces a credential as a JSON string quotes it", () => {

@@ -357,6 +357,13 @@ Deno.test("fetchFailureKind(): how far the request got decides before what the e
   assert.equal(fetchFailureKind(handshake), "unreachable");
   assert.equal(fetchFailureKind(refused), "unreachable");
   assert.equal(fetchFailureKind(failure("connection reset by peer")), "lost");
+  // The URL the error quotes says nothing (found by review: a path with "handshake" made it "unreachable").
+  const quoting = (path: string) =>
+    failure(
+      `error sending request for url (http://127.0.0.1:1${path}): connection closed before message completed`,
+    );
+  assert.equal(fetchFailureKind(quoting("/handshake/mcp")), "lost");
+  assert.equal(fetchFailureKind(quoting("/dns/tls-tools/mcp")), "lost");
 });
 
 Deno.test("Retry-After is read as seconds or an HTTP date; anything else is no answer", () => {

@@ -8,6 +8,7 @@
 
 import { proxyLogger } from "../logging.ts";
 import { bodyStart } from "./remote_transport.ts";
+import type { WrittenNotice } from "./http1_fetch.ts";
 import { type ClientCredentials, OAuthError } from "./oauth_client_credentials.ts";
 
 const logger = proxyLogger("oauth");
@@ -232,6 +233,8 @@ export function authorizedClient(base: typeof fetch, options: AuthorizationOptio
     const renewed = await oauth.renew(challenge, token);
     noTokenEndpoint = false;
     noteToken(renewed);
+    // The server did not run it: a failure of the next sending is that one's (found by review).
+    (init as WrittenNotice | undefined)?.onresend?.();
     return withoutSecrets(await send(input, init, `Bearer ${renewed}`), scrub);
   };
   return { fetch: oauthFetch, scrub };

@@ -64,6 +64,11 @@ export function bodyInMemory(response: Response): Uint8Array<ArrayBuffer> | unde
  */
 export interface WrittenNotice {
   onwritten?: (known?: boolean) => void;
+  /**
+   * Called when the request is to be sent again after an answer that shows the server did not run it (a
+   * 401 whose token is renewed): what `onwritten` said of the first sending holds no more.
+   */
+  onresend?: () => void;
 }
 
 /** A `fetch`, and the way to close the connections it keeps. */
@@ -874,7 +879,9 @@ export function createHttp1Fetch(options: Http1FetchOptions): Http1Fetch {
 
     if (REDIRECT_STATUSES.has(response.status) && init?.redirect !== "manual" && hasLocation(response)) {
       release(connection, false);
-      return fallback(input, init);
+      // Sent again, from the start, by a fetch that cannot tell when it has written it (found by review:
+      // the first sending, answered with a redirect, counted as the one that failed).
+      return viaFallback(input, init);
     }
 
     let responseBody: ReadableStream<Uint8Array<ArrayBuffer>> | Uint8Array<ArrayBuffer> | null = null;

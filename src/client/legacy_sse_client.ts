@@ -105,6 +105,7 @@ export class LegacySseClient implements RemoteTransport {
           delivery = known === false ? "unknown" : "written";
           order?.written();
         },
+        onresend: () => delivery = "unwritten",
       };
       response = await this.#fetch(this.#endpoint, init);
       order?.received();

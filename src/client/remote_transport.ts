@@ -196,9 +196,12 @@ const UNDELIVERED =
  */
 export function neverArrived(error: unknown): boolean {
   if (!(error instanceof TypeError)) return false;
-  const text = `${error.message} ${String(error.cause ?? "")}`;
+  // Without the URLs it quotes (found by review: a path such as `/handshake/mcp` or `/dns/` decided it).
+  const text = `${error.message} ${String(error.cause ?? "")}`.replace(URL_IN_TEXT, "");
   return UNDELIVERED.test(text) && (CONNECTING.test(text) || !MAY_HAVE_ARRIVED.test(text));
 }
+
+const URL_IN_TEXT = /\b[a-z][a-z0-9+.-]*:\/\/[^\s)]*/gi;
 
 /**
  * A connection that broke once made (a TLS one closed without `close_notify`, one reset or closed): the

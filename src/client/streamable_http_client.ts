@@ -278,6 +278,7 @@ export class StreamableHttpClient implements RemoteTransport {
           if (method === "POST") delivery = known === false ? "unknown" : "written";
           onwritten?.();
         },
+        onresend: () => delivery = "unwritten",
       };
       response = await this.#fetch(this.#url, init);
     } catch (error) {
