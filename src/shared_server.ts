@@ -901,6 +901,7 @@ export class SharedServer implements SessionSource {
   /** Called by {@link ServerSession.handleClientMessage} for notifications. */
   forwardNotification(session: ServerSession, notification: JsonRpcNotification, json?: string): void {
     session.touch(++this.#clock);
+    if (notification.method === "notifications/roots/list_changed") session.rootsChangedAt = this.#clock;
     if (notification.method === "notifications/initialized") {
       if (this.#initializedNotificationSent) return;
       this.#initializedNotificationSent = true;
@@ -1300,7 +1301,8 @@ export class SharedServer implements SessionSource {
 
   /**
    * The session a request from the child most likely belongs to: among the sessions able to answer it,
-   * the one with the most recent request still running. While a call runs, only such a session: one
+   * the one with the most recent request still running (or for `roots/list`, the one whose word that its
+   * roots changed is the last thing a client did). While a call runs, only such a session: one
    * idle is never given what is most likely another client's (found by QA: a sampling request made in
    * the call of a client that cannot sample went to another client, with its text). With none running,
    * the most recently active session that can get a message now (Streamable HTTP: its GET stream open),
@@ -1312,11 +1314,17 @@ export class SharedServer implements SessionSource {
     let latest: ServerSession | undefined;
     let latestListening: ServerSession | undefined;
     let anyRunning = false;
+    let lastActiveAt = 0;
+    let rootsChanged: ServerSession | undefined;
     for (const session of this.#sessions) {
       if (!session.initialized) continue;
+      if (session.lastActiveAt > lastActiveAt) lastActiveAt = session.lastActiveAt;
       const runningSince = session.newestRequestAt();
       if (runningSince !== undefined) anyRunning = true;
       if (capability !== undefined && !session.canAnswer(capability)) continue;
+      if (method === "roots/list" && session.rootsChangedAt > (rootsChanged?.rootsChangedAt ?? 0)) {
+        rootsChanged = session;
+      }
       if (
         runningSince !== undefined && (busiest === undefined || runningSince > busiest.newestRequestAt()!)
       ) {
@@ -1330,6 +1338,9 @@ export class SharedServer implements SessionSource {
         latestListening = session;
       }
     }
+    // A `roots/list` right after a client's word that its roots changed (the last thing any client did) is
+    // that client's (found by review: refused while another client's call ran).
+    if (rootsChanged !== undefined && rootsChanged.rootsChangedAt === lastActiveAt) return rootsChanged;
     if (anyRunning) return busiest;
     return latestListening ?? latest;
   }
@@ -1462,6 +1473,9 @@ export class ServerSession {
   touch(clock: number): void {
     this.lastActiveAt = clock;
   }
+
+  /** When (server clock) the client last said its roots changed: the child's `roots/list` may follow. */
+  rootsChangedAt = 0;
 
   recordInitialize(id: RequestId, params: Record<string, unknown> | undefined): void {
     this.#initializeId = id;

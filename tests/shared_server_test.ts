@@ -754,6 +754,26 @@ Deno.test({
   },
 });
 
+Deno.test("SharedServer: a roots/list right after a client said its roots changed is that client's", () => {
+  const h = new Harness();
+  const plain = h.initializedSession();
+  const rooted = h.initializedSession({ roots: { listChanged: true } });
+  plain.session.handleClientMessage(request("busy", "tools/call"));
+  h.takeChild();
+  rooted.session.handleClientMessage(notification("notifications/roots/list_changed"));
+  h.takeChild();
+  // Found by review: refused, as another client's call was running.
+  h.server.handleChildMessage(request("r1", "roots/list", {}));
+  assert.equal((rooted.client.takeOne().message as JsonRpcRequest).method, "roots/list");
+  assert.deepEqual(plain.client.take(), []);
+  // Once a client did something else since, the call's rule holds again.
+  plain.session.handleClientMessage(request("busy2", "tools/call"));
+  h.takeChild();
+  h.server.handleChildMessage(request("r2", "roots/list", {}));
+  assert.deepEqual(rooted.client.take(), []);
+  assert.equal(idOf(h.childReceivesOne()), "r2", "an error: the client whose call runs has no roots");
+});
+
 Deno.test("SharedServer: with no request running, the most recently active capable session that listens gets it", () => {
   const h = new Harness();
   const a = h.initializedSession({ sampling: {} });
