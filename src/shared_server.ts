@@ -426,6 +426,18 @@ export class SharedServer implements SessionSource {
     // An answer on its way ends here too, with an error where the transport can still give one (at
     // shutdown, before the streams close; when the child dies, before its stdout's end says so).
     for (const cutShort of [...this.#streaming]) cutShort(reason);
+    // The child's requests to clients first: their cancellations go on the streams of the calls they were
+    // made in, which end with the calls' error answers below.
+    this.#serverRequestTimeouts?.clear();
+    for (const [proxyId, pending] of this.#pendingServerRequests) {
+      this.#pendingServerRequests.delete(proxyId);
+      pending.session.forgetServerRequest(proxyId);
+      pending.session.deliver({
+        jsonrpc: "2.0",
+        method: "notifications/cancelled",
+        params: { requestId: proxyId, reason: `MCP server "${this.name}" stopped` },
+      }, runningRequestOf(pending));
+    }
     const error = notRunningError(this.name, reason);
     for (const [proxyId, pending] of this.#pendingChildRequests) {
       this.#dropPending(proxyId);
@@ -444,16 +456,6 @@ export class SharedServer implements SessionSource {
     this.#initializeWaiters = [];
     for (const { session, request, replyId } of this.#waitingForOwnInitialize.splice(0)) {
       session.deliver(errorResponse(replyId, error.code, error.message), request.id);
-    }
-    this.#serverRequestTimeouts?.clear();
-    for (const [proxyId, pending] of this.#pendingServerRequests) {
-      this.#pendingServerRequests.delete(proxyId);
-      pending.session.forgetServerRequest(proxyId);
-      pending.session.deliver({
-        jsonrpc: "2.0",
-        method: "notifications/cancelled",
-        params: { requestId: proxyId, reason: `MCP server "${this.name}" stopped` },
-      });
     }
     // The result stays cached: sessions that arrive while the child restarts still get an answer.
     this.#initializeInFlight = false;

@@ -1246,6 +1246,27 @@ Deno.test("SharedServer: childStopped answers every waiting request with a conne
   assert.deepEqual(h.takeChild(), []);
 });
 
+Deno.test("SharedServer: childStopped cancels the child's requests on the streams of their calls, before the calls' errors", () => {
+  const h = new Harness();
+  const { session, client } = h.initializedSession({ sampling: {} });
+  session.handleClientMessage(request("call", "tools/call"));
+  h.takeChild();
+  h.server.handleChildMessage({ jsonrpc: "2.0", id: 1, method: "sampling/createMessage", params: {} });
+  const proxyId = idOf(client.takeOne().message);
+  h.server.childStopped("exited with code 1");
+  const [cancelled, answer] = client.take();
+  // Found by review: the cancellation went to the GET stream, which a client need not open.
+  assert.deepEqual(
+    cancelled.message,
+    notification("notifications/cancelled", {
+      requestId: proxyId,
+      reason: 'MCP server "everything" stopped',
+    }),
+  );
+  assert.equal(cancelled.relatedRequestId, "call");
+  assert.equal(idOf(answer.message), "call");
+});
+
 Deno.test("SharedServer: childStopped fails an initialize in flight and the ones waiting for it", () => {
   const h = new Harness();
   const a = h.open();
