@@ -1,5 +1,5 @@
 /**
- * `deno task demo [-- PROXY OPTIONS]`: mcp-proxy in server mode in front of the reference MCP server
+ * `deno task demo [--check] [PROXY OPTIONS]`: mcp-proxy in server mode in front of the reference MCP server
  * (`@modelcontextprotocol/server-everything`), with no configuration. It checks both HTTP transports
  * with the SDK's own client, prints the URLs to connect to, and runs until Ctrl-C.
  *

@@ -35,6 +35,16 @@ async function send(
   return { status: response.status, headers: response.headers, text: await response.text() };
 }
 
+/** Writes `request` on a new connection to `port` and returns the start of what comes back. */
+async function rawExchange(port: number, request: string): Promise<string> {
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  await conn.write(new TextEncoder().encode(request));
+  const buffer = new Uint8Array(4096);
+  const read = await conn.read(buffer);
+  conn.close();
+  return decoder.decode(buffer.subarray(0, read ?? 0));
+}
+
 function textOf(result: unknown): string {
   return (result as { content: { text?: string }[] }).content.map((part) => part.text ?? "").join("\n");
 }
@@ -111,6 +121,13 @@ Deno.test("--max-body-size: a larger body gets 413 and the session carries on", 
     body: big,
   });
   assert.equal(sseRefused.status, 413);
+  // Chunked, with no length to tell: read up to the limit.
+  const chunked = await send(`${proxy.origin}/mcp`, {
+    method: "POST",
+    headers: JSON_AND_SSE,
+    body: new Blob([big]).stream(),
+  });
+  assert.equal(chunked.status, 413);
   assert.equal(textOf(await client.callTool({ name: "echo", arguments: { text: "small" } })), "small");
 });
 
@@ -411,6 +428,15 @@ Deno.test("--log-format json: every stderr line is one JSON object, child lines 
   for (const method of ["DELETE", "PUT"]) {
     const response = await fetch(`${proxy.origin}/mcp`, { method, headers: { "Mcp-Session-Id": "nope" } });
     await response.body?.cancel();
+  }
+  // POSTs without a length, no body and a chunked one (found by QA: the first made Deno warn in plain text).
+  for (const body of ["", "Transfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n"]) {
+    for (const path of ["/health", "/mcp"]) {
+      assert.match(
+        await rawExchange(port, `POST ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\n${body}\r\n`),
+        /^HTTP\/1\.1 4/,
+      );
+    }
   }
   await new Promise((resolve) => setTimeout(resolve, 200));
   const lines = proxy.stderr().trimEnd().split("\n");

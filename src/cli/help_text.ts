@@ -49,6 +49,7 @@ Server mode, otherwise: spawn local stdio MCP servers and serve them over HTTP a
   /servers/NAME/sse, /servers/NAME/messages/, /servers/NAME/mcp
                               the same for the named server NAME
   /status                     JSON: last activity and the configured servers
+  /health                     200 when every server runs, else 503
 
 positional arguments:
   command_or_url              a URL (client mode) or the default server's command (server mode);

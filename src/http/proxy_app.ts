@@ -7,13 +7,13 @@
  */
 
 import { Hono } from "hono";
-import { bodyLimit } from "hono/body-limit";
 import { cors } from "hono/cors";
 import type { Logger } from "@logtape/logtape";
 import type { SessionSource } from "../shared_server.ts";
 import type { ServerStatus } from "../supervised_server.ts";
 import { apiKeyAuth, apiKeyRefusal } from "./api_key_auth.ts";
 import { hostCheck, hostRefusal } from "./host_check.ts";
+import { limitPostBody } from "./request_body.ts";
 import { SessionLimit } from "./session_limit.ts";
 import { type LegacySseEndpoint, legacySseEndpoint } from "./legacy_sse_endpoint.ts";
 import { type StreamableHttpEndpoint, streamableHttpEndpoint } from "./streamable_http_endpoint.ts";
@@ -122,15 +122,15 @@ export function createProxyApp(options: ProxyAppOptions): ProxyApp {
 
   // The reference's two keys first; `servers` adds each server's state.
   if (options.apiKeys.length > 0) app.use("*", apiKeyAuth(options.apiKeys));
-  // Only a POST's body is ever read. On another method (a DELETE, whose body Deno gives as a stream even when
-  // there is none) the middleware would read the body and make the request again, and Deno then warns on
-  // stderr about its request signal: plain text in a JSON log.
-  const limitBody = bodyLimit({
-    maxSize: options.maxBodyBytes,
-    onError: () =>
-      jsonRpcErrorResponse(413, -32600, `Payload Too Large: the limit is ${options.maxBodyBytes} bytes`),
-  });
-  app.use("*", (c, next) => c.req.method === "POST" ? limitBody(c, next) : next());
+  // Only a POST's body is ever read.
+  app.use(
+    "*",
+    limitPostBody(
+      options.maxBodyBytes,
+      () =>
+        jsonRpcErrorResponse(413, -32600, `Payload Too Large: the limit is ${options.maxBodyBytes} bytes`),
+    ),
+  );
 
   app.get("/status", (c) =>
     c.json({
