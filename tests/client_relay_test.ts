@@ -171,6 +171,7 @@ Deno.test("the proxy's own requests (a new session's initialize) have ids no cli
         own.push(message.id);
       }
       if (handshake(transport, message)) return;
+      await delay(1);
       if (transport.session === 1) throw new RemoteError("session-expired", "HTTP 404", 404);
       setTimeout(() => transport.answer(message, { id: (message as JsonRpcRequest).id }), 1);
     });
