@@ -35,6 +35,21 @@ async function send(
   return { status: response.status, headers: response.headers, text: await response.text() };
 }
 
+/** Initializes a Streamable HTTP session; the headers of a POST on it. */
+async function sessionHeaders(origin: string): Promise<Record<string, string>> {
+  const initialize = await fetch(`${origin}/mcp`, {
+    method: "POST",
+    headers: JSON_AND_SSE,
+    body: INITIALIZE,
+  });
+  await initialize.body?.cancel();
+  return {
+    ...JSON_AND_SSE,
+    "Mcp-Session-Id": initialize.headers.get("mcp-session-id")!,
+    "MCP-Protocol-Version": "2025-11-25",
+  };
+}
+
 /** Writes `request` on a new connection to `port` and returns the start of what comes back. */
 async function rawExchange(port: number, request: string): Promise<string> {
   const conn = await Deno.connect({ hostname: "127.0.0.1", port });
@@ -344,17 +359,7 @@ Deno.test("a Streamable HTTP client that does not read its stream is dropped; th
 
 Deno.test("Streamable HTTP: a stream that breaks mid-call resumes with Last-Event-ID and gets the answer", async () => {
   await using proxy = await startProxy(["--", ...FIXTURE]);
-  const initialize = await fetch(`${proxy.origin}/mcp`, {
-    method: "POST",
-    headers: JSON_AND_SSE,
-    body: INITIALIZE,
-  });
-  await initialize.body?.cancel();
-  const headers = {
-    ...JSON_AND_SSE,
-    "Mcp-Session-Id": initialize.headers.get("mcp-session-id")!,
-    "MCP-Protocol-Version": "2025-11-25",
-  };
+  const headers = await sessionHeaders(proxy.origin);
   const call = await fetch(`${proxy.origin}/mcp`, {
     method: "POST",
     headers,
@@ -381,17 +386,7 @@ Deno.test("Streamable HTTP: a stream that breaks mid-call resumes with Last-Even
 
 Deno.test("--session-idle-timeout: an answer kept for a broken stream is there to resume, however long the call", async () => {
   await using proxy = await startProxy(["--session-idle-timeout", "1", "--", ...FIXTURE]);
-  const initialize = await fetch(`${proxy.origin}/mcp`, {
-    method: "POST",
-    headers: JSON_AND_SSE,
-    body: INITIALIZE,
-  });
-  await initialize.body?.cancel();
-  const headers = {
-    ...JSON_AND_SSE,
-    "Mcp-Session-Id": initialize.headers.get("mcp-session-id")!,
-    "MCP-Protocol-Version": "2025-11-25",
-  };
+  const headers = await sessionHeaders(proxy.origin);
   const started = Date.now();
   // Longer than the idle timeout, and its stream broken after the first event.
   const call = await fetch(`${proxy.origin}/mcp`, {
