@@ -428,10 +428,8 @@ export class SharedServer implements SessionSource {
     for (const cutShort of [...this.#streaming]) cutShort(reason);
     // The child's requests to clients first: their cancellations go on the streams of the calls they were
     // made in, which end with the calls' error answers below.
-    this.#serverRequestTimeouts?.clear();
     for (const [proxyId, pending] of this.#pendingServerRequests) {
-      this.#pendingServerRequests.delete(proxyId);
-      pending.session.forgetServerRequest(proxyId);
+      this.#dropServerRequest(proxyId, pending);
       pending.session.deliver({
         jsonrpc: "2.0",
         method: "notifications/cancelled",
@@ -836,8 +834,7 @@ export class SharedServer implements SessionSource {
   #serverRequestTimedOut(proxyId: number): void {
     const pending = this.#pendingServerRequests.get(proxyId);
     if (pending === undefined) return;
-    this.#pendingServerRequests.delete(proxyId);
-    pending.session.forgetServerRequest(proxyId);
+    this.#dropServerRequest(proxyId, pending);
     const seconds = this.#requestTimeoutMs / 1000;
     this.#logger.warn("{session} did not answer a request of {name} within {seconds} s", {
       session: pending.session.label,
@@ -856,6 +853,13 @@ export class SharedServer implements SessionSource {
       method: "notifications/cancelled",
       params: { requestId: proxyId, reason: `no answer within ${seconds} s (--request-timeout)` },
     }, runningRequestOf(pending));
+  }
+
+  /** Forgets a request of the child's to a client (answered, cancelled or given up), and its time limit. */
+  #dropServerRequest(proxyId: number, pending: PendingServerRequest): void {
+    this.#pendingServerRequests.delete(proxyId);
+    this.#serverRequestTimeouts?.delete(proxyId);
+    pending.session.forgetServerRequest(proxyId);
   }
 
   #timedOut(proxyId: number): void {
@@ -966,9 +970,7 @@ export class SharedServer implements SessionSource {
       });
       return;
     }
-    this.#pendingServerRequests.delete(proxyId as number);
-    this.#serverRequestTimeouts?.delete(proxyId as number);
-    pending.session.forgetServerRequest(proxyId as number);
+    this.#dropServerRequest(proxyId as number, pending);
     if (this.#downReason === undefined) {
       const childId = pending.writtenChildId ?? pending.childId;
       const line = json === undefined
@@ -1024,8 +1026,7 @@ export class SharedServer implements SessionSource {
     for (const proxyId of serverRequests) {
       const pending = this.#pendingServerRequests.get(proxyId);
       if (pending === undefined) continue;
-      this.#pendingServerRequests.delete(proxyId);
-      this.#serverRequestTimeouts?.delete(proxyId);
+      this.#dropServerRequest(proxyId, pending);
       if (this.#downReason === undefined) {
         this.#sendToChild(
           errorResponse(
@@ -1279,9 +1280,7 @@ export class SharedServer implements SessionSource {
       const childId = notification.params?.requestId;
       for (const [proxyId, pending] of this.#pendingServerRequests) {
         if (pending.childId !== childId) continue;
-        this.#pendingServerRequests.delete(proxyId);
-        this.#serverRequestTimeouts?.delete(proxyId);
-        pending.session.forgetServerRequest(proxyId);
+        this.#dropServerRequest(proxyId, pending);
         const json = line === undefined ? undefined : withMemberReplaced(line, CANCELLED_PATH, proxyId);
         // On the stream the request went on, while its call runs (found by QA: it went to the GET stream,
         // which a client need not open).
