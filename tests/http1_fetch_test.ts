@@ -460,6 +460,27 @@ Deno.test("http1_fetch: a kept-alive connection the server closed is replaced, t
   });
 });
 
+Deno.test("http1_fetch: a server that closes a connection it had kept (a restart) is not taken to close them all", async () => {
+  // Three requests on one connection, which the server closes right after the third answer, as a server
+  // stopping does; the next connection it keeps as usual.
+  await withRawServer(async (conn, _request, index) => {
+    await writeText(conn, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+    return index !== 2;
+  }, async (origin, counts) => {
+    await withFetch(async (fetch) => {
+      for (let i = 0; i < 3; i++) {
+        assert.equal(await (await fetch(`${origin}/${i}`, { method: "POST", body: "x" })).text(), "ok");
+      }
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      // Found by QA: after such a close no connection was ever taken again, one per request from then on.
+      for (let i = 3; i < 6; i++) {
+        assert.equal(await (await fetch(`${origin}/${i}`, { method: "POST", body: "x" })).text(), "ok");
+      }
+      assert.deepEqual(counts, { connections: 2, requests: 6 });
+    });
+  });
+});
+
 Deno.test("http1_fetch: bytes a server sends on an idle connection drop it; the next request takes a new one", async () => {
   await withRawServer(async (conn, request) => {
     await writeText(
