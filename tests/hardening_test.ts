@@ -143,6 +143,11 @@ Deno.test("--max-body-size: a larger body gets 413 and the session carries on", 
     body: new Blob([big]).stream(),
   });
   assert.equal(chunked.status, 413);
+  // A length sent twice, alike (found by review: "N, N" read as no number, and let through).
+  const port = Number(new URL(proxy.origin).port);
+  const twice = `POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n` +
+    `Content-Length: ${big.length}\r\nContent-Length: ${big.length}\r\n\r\n${big}`;
+  assert.match(await rawExchange(port, twice), /^HTTP\/1\.1 413/);
   assert.equal(textOf(await client.callTool({ name: "echo", arguments: { text: "small" } })), "small");
 });
 
