@@ -913,11 +913,9 @@ export class SharedServer implements SessionSource {
       this.#initializedNotificationSent = true;
     } else if (notification.method === "notifications/cancelled") {
       const clientId = notification.params?.requestId as RequestId | undefined;
-      // Only a request of the same session: a stateless POST's cancellation cannot be told from that of
-      // another client whose request has the same id (a late one, say, which an SDK client sends when it
-      // drops a POST); the child learns of a stateless request given up when its POST is dropped.
-      const proxyId = clientId === undefined ? undefined : session.proxyIdOf(clientId);
-      if (proxyId === undefined) {
+      const owner = clientId === undefined ? undefined : this.#cancelledRequestOwner(session, clientId);
+      const proxyId = clientId === undefined ? undefined : owner?.proxyIdOf(clientId);
+      if (owner === undefined || proxyId === undefined) {
         this.#logger.debug("{session}: cancellation of unknown request {id} dropped", {
           session: session.label,
           id: clientId,
@@ -925,8 +923,8 @@ export class SharedServer implements SessionSource {
         return;
       }
       const pending = this.#pendingChildRequests.get(proxyId)!;
-      session.forgetRequest(clientId!);
-      session.abandon(clientId!);
+      owner.forgetRequest(clientId!);
+      owner.abandon(clientId!);
       if (pending.isInitialize) {
         // An initialize must not be cancelled at the server: let it finish for the sessions that follow.
         pending.session = undefined;
@@ -934,7 +932,7 @@ export class SharedServer implements SessionSource {
       }
       if (pending.subscribeUri !== undefined) {
         // As when its session closes: the child is unsubscribed if nobody is left (it may have subscribed).
-        if (this.#unsubscribe(session, pending.subscribeUri)) {
+        if (this.#unsubscribe(owner, pending.subscribeUri)) {
           this.#sendOwnRequest("resources/unsubscribe", { uri: pending.subscribeUri });
         }
         if (this.#subscribeGoesOn(pending)) return;
@@ -952,6 +950,24 @@ export class SharedServer implements SessionSource {
   }
 
   /** Called by {@link ServerSession.handleClientMessage} for answers to the child's requests; `json` as there. */
+  /**
+   * The session whose request `clientId` a cancellation from `session` names: its own; or, when `session`
+   * is stateless (each POST a session of its own: an SDK client sends its cancellation in a POST of its
+   * own while the call's POST stays open), the one stateless session with a request of that id running,
+   * if only one has. Stateless clients cannot be told apart: one client's late cancellation may name
+   * another's request of the same id (answers from the child's requests cross the same way).
+   */
+  #cancelledRequestOwner(session: ServerSession, clientId: RequestId): ServerSession | undefined {
+    if (session.proxyIdOf(clientId) !== undefined || !session.stateless) return session;
+    let owner: ServerSession | undefined;
+    for (const other of this.#sessions) {
+      if (!other.stateless || other.proxyIdOf(clientId) === undefined) continue;
+      if (owner !== undefined) return undefined;
+      owner = other;
+    }
+    return owner;
+  }
+
   forwardResponse(
     session: ServerSession,
     response: JsonRpcResponse,
@@ -1302,8 +1318,8 @@ export class SharedServer implements SessionSource {
 
   /**
    * The session a request from the child most likely belongs to: among the sessions able to answer it,
-   * the one with the most recent request still running (or for `roots/list`, the one whose word that its
-   * roots changed is the last thing a client did). While a call runs, only such a session: one
+   * the one with the most recent request still running (or for `roots/list`, with none such, the one whose
+   * word that its roots changed is the last thing a client did). While a call runs, only such a session: one
    * idle is never given what is most likely another client's (found by QA: a sampling request made in
    * the call of a client that cannot sample went to another client, with its text). With none running,
    * the most recently active session that can get a message now (Streamable HTTP: its GET stream open),
@@ -1339,10 +1355,11 @@ export class SharedServer implements SessionSource {
         latestListening = session;
       }
     }
+    if (busiest !== undefined) return busiest;
     // A `roots/list` right after a client's word that its roots changed (the last thing any client did) is
-    // that client's (found by review: refused while another client's call ran).
+    // that client's, though a client that cannot answer it has a call running (found by review: refused).
     if (rootsChanged !== undefined && rootsChanged.rootsChangedAt === lastActiveAt) return rootsChanged;
-    if (anyRunning) return busiest;
+    if (anyRunning) return undefined;
     return latestListening ?? latest;
   }
 }

@@ -364,6 +364,12 @@ Deno.test("fetchFailureKind(): how far the request got decides before what the e
     );
   assert.equal(fetchFailureKind(quoting("/handshake/mcp")), "lost");
   assert.equal(fetchFailureKind(quoting("/dns/tls-tools/mcp")), "lost");
+  // As Deno 2.9 writes it: the URL unbracketed, a path with parentheses, its host named after it.
+  const deno29 = failure(
+    "error sending request from 127.0.0.1:5 for http://handshake.test/a(b)handshake/mcp (handshake.test:80): " +
+      "client error (SendRequest): connection closed before message completed",
+  );
+  assert.equal(fetchFailureKind(deno29), "lost");
 });
 
 Deno.test("Retry-After is read as seconds or an HTTP date; anything else is no answer", () => {

@@ -774,6 +774,20 @@ Deno.test("SharedServer: a roots/list right after a client said its roots change
   assert.equal(idOf(h.childReceivesOne()), "r2", "an error: the client whose call runs has no roots");
 });
 
+Deno.test("SharedServer: a roots/list during the call of a client with roots is that client's, whoever said theirs changed", () => {
+  const h = new Harness();
+  const caller = h.initializedSession({ roots: { listChanged: true } });
+  const other = h.initializedSession({ roots: { listChanged: true } });
+  caller.session.handleClientMessage(request("call", "tools/call"));
+  h.takeChild();
+  other.session.handleClientMessage(notification("notifications/roots/list_changed"));
+  h.takeChild();
+  // Found by review: it went to the other client, whose roots would have reached this call.
+  h.server.handleChildMessage(request("r1", "roots/list", {}));
+  assert.deepEqual(other.client.take(), []);
+  assert.equal(caller.client.takeOne().relatedRequestId, "call");
+});
+
 Deno.test("SharedServer: with no request running, the most recently active capable session that listens gets it", () => {
   const h = new Harness();
   const a = h.initializedSession({ sampling: {} });
@@ -1345,15 +1359,29 @@ Deno.test("SharedServer: a stateless session receives the child's requests whate
   assert.deepEqual(h.takeChild(), []);
 });
 
-Deno.test("SharedServer: a cancellation in a stateless POST does not reach the call of another POST", () => {
+Deno.test("SharedServer: a stateless client's cancellation reaches its call, made in another POST", () => {
   const h = new Harness();
   const call = h.open(true);
-  call.session.handleClientMessage(request(5, "tools/call"));
-  h.childAnswersOwnInitialize();
-  // Another client's, late, with the same id (found by review: it cancelled this client's call).
-  h.open(true).session.handleClientMessage(notification("notifications/cancelled", { requestId: 5 }));
+  call.session.handleClientMessage(request(3, "tools/call"));
+  const [, forwarded] = h.childAnswersOwnInitialize();
+  // As the SDK sends it: a POST of its own, the call's still open (found by QA, and by review after a
+  // change that let it reach no call).
+  const cancel = h.open(true);
+  cancel.session.handleClientMessage(notification("notifications/cancelled", { requestId: 3 }));
+  assert.deepEqual(
+    h.childReceivesOne(),
+    notification("notifications/cancelled", { requestId: idOf(forwarded) }),
+  );
+  assert.deepEqual(call.client.abandoned, [3]);
+
+  // Two stateless calls of the same id (two clients): which one is meant cannot be told; none is touched.
+  const x = h.open(true);
+  const y = h.open(true);
+  x.session.handleClientMessage(request(4, "tools/call"));
+  y.session.handleClientMessage(request(4, "tools/call"));
+  h.takeChild();
+  h.open(true).session.handleClientMessage(notification("notifications/cancelled", { requestId: 4 }));
   assert.deepEqual(h.takeChild(), []);
-  assert.deepEqual(call.client.abandoned, []);
 });
 
 Deno.test("SharedServer: an answer for a stateless session may arrive through another stateless session", () => {

@@ -197,11 +197,17 @@ const UNDELIVERED =
 export function neverArrived(error: unknown): boolean {
   if (!(error instanceof TypeError)) return false;
   // Without the URLs it quotes (found by review: a path such as `/handshake/mcp` or `/dns/` decided it).
-  const text = `${error.message} ${String(error.cause ?? "")}`.replace(URL_IN_TEXT, "");
+  const text = `${error.message} ${String(error.cause ?? "")}`.replace(URL_IN_TEXT, "").replace(
+    HOST_IN_TEXT,
+    "",
+  );
   return UNDELIVERED.test(text) && (CONNECTING.test(text) || !MAY_HAVE_ARRIVED.test(text));
 }
 
-const URL_IN_TEXT = /\b[a-z][a-z0-9+.-]*:\/\/[^\s)]*/gi;
+/** A URL in an error's text, to its next space (a path may hold parentheses: found by review). */
+const URL_IN_TEXT = /\b[a-z][a-z0-9+.-]*:\/\/\S*/gi;
+/** The `(host:port)` Deno's errors name after the URL. */
+const HOST_IN_TEXT = /\([^\s()]+:\d+\)/g;
 
 /**
  * A connection that broke once made (a TLS one closed without `close_notify`, one reset or closed): the
