@@ -1355,10 +1355,12 @@ export class SharedServer implements SessionSource {
         latestListening = session;
       }
     }
-    if (busiest !== undefined) return busiest;
     // A `roots/list` right after a client's word that its roots changed (the last thing any client did) is
-    // that client's, though a client that cannot answer it has a call running (found by review: refused).
-    if (rootsChanged !== undefined && rootsChanged.rootsChangedAt === lastActiveAt) return rootsChanged;
+    // that client's, though a client that cannot answer it, or a stateless one that may not, has a call
+    // running (found by review: refused, or sent to a stateless call); a capable client's call keeps it.
+    const rootsChangedLast = rootsChanged !== undefined && rootsChanged.rootsChangedAt === lastActiveAt;
+    if (busiest !== undefined && !(rootsChangedLast && busiest.stateless)) return busiest;
+    if (rootsChangedLast) return rootsChanged;
     if (anyRunning) return undefined;
     return latestListening ?? latest;
   }

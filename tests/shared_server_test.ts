@@ -788,6 +788,20 @@ Deno.test("SharedServer: a roots/list during the call of a client with roots is 
   assert.equal(caller.client.takeOne().relatedRequestId, "call");
 });
 
+Deno.test("SharedServer: a stateless call, which may have no roots, does not take a roots/list from the client who said its changed", () => {
+  const h = new Harness();
+  const rooted = h.initializedSession({ roots: { listChanged: true } });
+  const stateless = h.open(true);
+  stateless.session.handleClientMessage(request("s1", "tools/call"));
+  h.takeChild();
+  rooted.session.handleClientMessage(notification("notifications/roots/list_changed"));
+  h.takeChild();
+  // Found by review: it went to the stateless call.
+  h.server.handleChildMessage(request("r1", "roots/list", {}));
+  assert.deepEqual(stateless.client.take(), []);
+  assert.equal((rooted.client.takeOne().message as JsonRpcRequest).method, "roots/list");
+});
+
 Deno.test("SharedServer: with no request running, the most recently active capable session that listens gets it", () => {
   const h = new Harness();
   const a = h.initializedSession({ sampling: {} });
