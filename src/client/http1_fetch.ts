@@ -92,10 +92,11 @@ const LONG_IDLE_MS = 1000;
 /** A server that closes a connection this soon after its answer closes every one after one answer. */
 const QUICK_CLOSE_MS = 100;
 /**
- * How long what a close right after an answer taught holds: a server restarted may keep its connections
- * now (found by QA: after an upstream restart, no connection was taken again until mcp-proxy restarted).
+ * A connection of a server learned to close every one after its answer (see `learnIdleLimit`) that stays
+ * open this long after its answer shows the server keeps them now: a server restarted, say (found by QA:
+ * after an upstream restart, no connection was taken again until mcp-proxy itself restarted).
  */
-const QUICK_CLOSE_HOLDS_MS = 60_000;
+const KEPT_OPEN_MS = 1000;
 /** How much sooner than its server would close it an idle connection stops being taken (see {@link idleLimit}). */
 const IDLE_MARGIN_MS = 1000;
 
@@ -253,8 +254,6 @@ class Connection {
   #unreferenced = false;
   /** Whether a request has been answered on it: a failure before the next answer may be a stale close. */
   used = false;
-  /** Whether more than one request has been answered on it: its server keeps connections between answers. */
-  reused = false;
   closed = false;
 
   constructor(origin: string, conn: Deno.Conn) {
@@ -692,8 +691,6 @@ export function createHttp1Fetch(options: Http1FetchOptions): Http1Fetch {
    * idle and still be taken (see {@link idleLimit}): learned, as not every server says it (`Keep-Alive`).
    */
   const idleLimits = new Map<string, number>();
-  /** For each origin learned to close every connection after its answer, since when. */
-  const quickClosedAt = new Map<string, number>();
 
   /**
    * The server closed `connection` after it was idle for `closedAfterMs`: later ones go before that. A
@@ -701,28 +698,22 @@ export function createHttp1Fetch(options: Http1FetchOptions): Http1Fetch {
    * restarts closes its connections however long they were idle, which says nothing of how long it keeps
    * them. A close right after an answer is a server that closes every connection after one answer without
    * saying so (`Connection: close`): its connections are not taken again, as the next request would cross
-   * the close, for {@link QUICK_CLOSE_HOLDS_MS} (or until a close after seconds shows otherwise); unless
-   * that connection had carried more than one answer, which makes it a server stopping.
+   * the close; they are left parked instead, until one stays open {@link KEPT_OPEN_MS} (see `reuse`), or a
+   * close after seconds shows otherwise.
    */
   const learnIdleLimit = (connection: Connection, closedAfterMs: number) => {
     const quick = closedAfterMs < QUICK_CLOSE_MS;
     // One its server kept between answers and then closed at once is a server stopping (a restart), not
     // one that closes every connection after its answer (found by QA: after an upstream restart, no
     // connection was taken again until mcp-proxy itself restarted).
-    if (quick && connection.reused) return;
     if (!quick && closedAfterMs < 2 * IDLE_MARGIN_MS) return;
     const known = idleLimits.get(connection.origin) ?? 0;
     if (idleLimits.size >= MAX_TARGETS) idleLimits.clear();
     idleLimits.set(connection.origin, quick ? 0 : Math.max(known, idleLimit(closedAfterMs)));
-    if (quick) {
-      if (quickClosedAt.size >= MAX_TARGETS) quickClosedAt.clear();
-      quickClosedAt.set(connection.origin, performance.now());
-    } else quickClosedAt.delete(connection.origin);
   };
 
   const release = (connection: Connection, reusable: boolean) => {
     busy.delete(connection);
-    connection.reused = connection.used;
     connection.used = true;
     if (!reusable || closed) return connection.close();
     let list = idle.get(connection.origin);
@@ -745,9 +736,11 @@ export function createHttp1Fetch(options: Http1FetchOptions): Http1Fetch {
     if (list === undefined || list.length === 0) return undefined;
     const now = performance.now();
     let learned = idleLimits.get(origin) ?? Infinity;
-    if (learned === 0 && now - (quickClosedAt.get(origin) ?? 0) > QUICK_CLOSE_HOLDS_MS) {
+    if (learned === 0) {
+      // None is taken (it could be closing as the request goes), but one that stayed open long after its
+      // answer (the oldest parked) shows the server keeps its connections now.
+      if (list[0].idleFor(now) < KEPT_OPEN_MS) return undefined;
       idleLimits.delete(origin);
-      quickClosedAt.delete(origin);
       learned = Infinity;
     }
     for (let reused = list.pop(); reused !== undefined; reused = list.pop()) {
