@@ -1328,24 +1328,27 @@ export class SharedServer implements SessionSource {
   #chooseSessionFor(method: string): ServerSession | undefined {
     const capability = REQUIRED_CAPABILITY[method];
     let busiest: ServerSession | undefined;
+    let busiestStateful: ServerSession | undefined;
     let latest: ServerSession | undefined;
     let latestListening: ServerSession | undefined;
     let anyRunning = false;
-    let lastActiveAt = 0;
     let rootsChanged: ServerSession | undefined;
     for (const session of this.#sessions) {
       if (!session.initialized) continue;
-      if (session.lastActiveAt > lastActiveAt) lastActiveAt = session.lastActiveAt;
       const runningSince = session.newestRequestAt();
       if (runningSince !== undefined) anyRunning = true;
       if (capability !== undefined && !session.canAnswer(capability)) continue;
       if (method === "roots/list" && session.rootsChangedAt > (rootsChanged?.rootsChangedAt ?? 0)) {
         rootsChanged = session;
       }
-      if (
-        runningSince !== undefined && (busiest === undefined || runningSince > busiest.newestRequestAt()!)
-      ) {
-        busiest = session;
+      if (runningSince !== undefined) {
+        if (busiest === undefined || runningSince > busiest.newestRequestAt()!) busiest = session;
+        if (
+          !session.stateless &&
+          (busiestStateful === undefined || runningSince > busiestStateful.newestRequestAt()!)
+        ) {
+          busiestStateful = session;
+        }
       }
       if (latest === undefined || session.lastActiveAt > latest.lastActiveAt) latest = session;
       if (
@@ -1355,12 +1358,14 @@ export class SharedServer implements SessionSource {
         latestListening = session;
       }
     }
-    // A `roots/list` right after a client's word that its roots changed (the last thing any client did) is
-    // that client's, though a client that cannot answer it, or a stateless one that may not, has a call
-    // running (found by review: refused, or sent to a stateless call); a capable client's call keeps it.
-    const rootsChangedLast = rootsChanged !== undefined && rootsChanged.rootsChangedAt === lastActiveAt;
-    if (busiest !== undefined && !(rootsChangedLast && busiest.stateless)) return busiest;
-    if (rootsChangedLast) return rootsChanged;
+    // A `roots/list` right after a client's word that its roots changed (the last message of any client,
+    // closed sessions' too) is that client's, though a client that cannot answer it, or a stateless one
+    // that may have no roots, has a call running (found by review: refused, or sent to a stateless call);
+    // a stateful capable client's call keeps it.
+    if (rootsChanged !== undefined && rootsChanged.rootsChangedAt === this.#clock) {
+      return busiestStateful ?? rootsChanged;
+    }
+    if (busiest !== undefined) return busiest;
     if (anyRunning) return undefined;
     return latestListening ?? latest;
   }

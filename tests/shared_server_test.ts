@@ -788,6 +788,23 @@ Deno.test("SharedServer: a roots/list during the call of a client with roots is 
   assert.equal(caller.client.takeOne().relatedRequestId, "call");
 });
 
+Deno.test("SharedServer: a roots/list after a client said its roots changed: a stateful call's with roots, else that client's", () => {
+  const h = new Harness();
+  const caller = h.initializedSession({ roots: { listChanged: true } });
+  const rooted = h.initializedSession({ roots: { listChanged: true } });
+  caller.session.handleClientMessage(request("call", "tools/call"));
+  const stateless = h.open(true);
+  stateless.session.handleClientMessage(request("s1", "tools/call"));
+  h.takeChild();
+  rooted.session.handleClientMessage(notification("notifications/roots/list_changed"));
+  h.takeChild();
+  // Found by review: a newer stateless call made it go to the client that said its roots changed.
+  h.server.handleChildMessage(request("r1", "roots/list", {}));
+  assert.deepEqual(rooted.client.take(), []);
+  assert.deepEqual(stateless.client.take(), []);
+  assert.equal(caller.client.takeOne().relatedRequestId, "call");
+});
+
 Deno.test("SharedServer: a stateless call, which may have no roots, does not take a roots/list from the client who said its changed", () => {
   const h = new Harness();
   const rooted = h.initializedSession({ roots: { listChanged: true } });
