@@ -254,6 +254,10 @@ class Connection {
   #unreferenced = false;
   /** Whether a request has been answered on it: a failure before the next answer may be a stale close. */
   used = false;
+  /** Whether more than one request has been answered on it: its server keeps connections between answers. */
+  reused = false;
+  /** When its watch for a close began (see `park`); Infinity while parked and not yet watched. */
+  #watchingSince = Infinity;
   closed = false;
 
   constructor(origin: string, conn: Deno.Conn) {
@@ -312,6 +316,11 @@ class Connection {
    */
   get endedWhileIdle(): boolean {
     return this.#watchEnded;
+  }
+
+  /** How long its watch has seen no close (0 while parked and not yet watched). */
+  watchedFor(now: number): number {
+    return Math.max(0, now - this.#watchingSince);
   }
 
   /** Reads a response head: its Latin-1 text without the blank line, or null if the connection ended first. */
@@ -407,6 +416,7 @@ class Connection {
     this.#start = this.#end = 0;
     this.#onIdleEnd = onEnd;
     this.#parkedAt = performance.now();
+    this.#watchingSince = Infinity;
     this.#watchEnded = false;
     const parking = ++this.#parkings;
     setImmediate(() => {
@@ -416,6 +426,7 @@ class Connection {
   }
 
   #startWatch(): void {
+    this.#watchingSince = performance.now();
     const watch = this.#conn.read(this.#buffer);
     this.#watch = watch;
     watch.then(
@@ -703,6 +714,9 @@ export function createHttp1Fetch(options: Http1FetchOptions): Http1Fetch {
    */
   const learnIdleLimit = (connection: Connection, closedAfterMs: number) => {
     const quick = closedAfterMs < QUICK_CLOSE_MS;
+    // One its server kept between answers, then closed at once, is a server stopping (a restart), not one
+    // that closes every connection after its answer.
+    if (quick && connection.reused) return;
     // One its server kept between answers and then closed at once is a server stopping (a restart), not
     // one that closes every connection after its answer (found by QA: after an upstream restart, no
     // connection was taken again until mcp-proxy itself restarted).
@@ -714,6 +728,7 @@ export function createHttp1Fetch(options: Http1FetchOptions): Http1Fetch {
 
   const release = (connection: Connection, reusable: boolean) => {
     busy.delete(connection);
+    connection.reused = connection.used;
     connection.used = true;
     if (!reusable || closed) return connection.close();
     let list = idle.get(connection.origin);
@@ -739,7 +754,8 @@ export function createHttp1Fetch(options: Http1FetchOptions): Http1Fetch {
     if (learned === 0) {
       // None is taken (it could be closing as the request goes), but one that stayed open long after its
       // answer (the oldest parked) shows the server keeps its connections now.
-      if (list[0].idleFor(now) < KEPT_OPEN_MS) return undefined;
+      // Watched, not merely parked: a watch that could not start (a stalled event loop) has seen nothing.
+      if (list[0].watchedFor(now) < KEPT_OPEN_MS) return undefined;
       idleLimits.delete(origin);
       learned = Infinity;
     }
