@@ -465,47 +465,54 @@ Deno.test("http1_fetch: a kept-alive connection the server closed is replaced, t
   });
 });
 
+/**
+ * A raw server that answers every POST "ok" and closes the connection right after the answer to request
+ * `closeAfter` (counted from 0, over all connections) only; `call(i)` POSTs and checks the answer.
+ */
+async function withOkServerClosingAfter(
+  closeAfter: number,
+  test: (
+    call: (i: number) => Promise<void>,
+    counts: { connections: number; requests: number },
+  ) => Promise<void>,
+): Promise<void> {
+  await withRawServer(async (conn, _request, index) => {
+    await writeText(conn, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+    return index !== closeAfter;
+  }, async (origin, counts) => {
+    await withFetch(async (fetch) => {
+      const call = async (i: number) =>
+        assert.equal(await (await fetch(`${origin}/${i}`, { method: "POST", body: "x" })).text(), "ok");
+      await test(call, counts);
+    });
+  });
+}
+
 Deno.test("http1_fetch: a server that closes a connection it had kept (a restart) is not taken to close them all", async () => {
   // Three requests on one connection, which the server closes right after the third answer, as a server
   // stopping does; the next connection it keeps as usual.
-  await withRawServer(async (conn, _request, index) => {
-    await writeText(conn, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
-    return index !== 2;
-  }, async (origin, counts) => {
-    await withFetch(async (fetch) => {
-      for (let i = 0; i < 3; i++) {
-        assert.equal(await (await fetch(`${origin}/${i}`, { method: "POST", body: "x" })).text(), "ok");
-      }
-      await new Promise((resolve) => setTimeout(resolve, 20));
-      // Found by QA: after such a close no connection was ever taken again, one per request from then on.
-      for (let i = 3; i < 6; i++) {
-        assert.equal(await (await fetch(`${origin}/${i}`, { method: "POST", body: "x" })).text(), "ok");
-      }
-      assert.deepEqual(counts, { connections: 2, requests: 6 });
-    });
+  await withOkServerClosingAfter(2, async (call, counts) => {
+    for (let i = 0; i < 3; i++) await call(i);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    // Found by QA: after such a close no connection was ever taken again, one per request from then on.
+    for (let i = 3; i < 6; i++) await call(i);
+    assert.deepEqual(counts, { connections: 2, requests: 6 });
   });
 });
 
 Deno.test("http1_fetch: a server learned to close every connection is trusted again once one stays open, watched", async () => {
   // The first connection closed right after its one answer; later ones kept.
-  await withRawServer(async (conn, _request, index) => {
-    await writeText(conn, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
-    return index !== 0;
-  }, async (origin, counts) => {
-    await withFetch(async (fetch) => {
-      const call = async (i: number) =>
-        assert.equal(await (await fetch(`${origin}/${i}`, { method: "POST", body: "x" })).text(), "ok");
-      await call(0);
-      await new Promise((resolve) => setTimeout(resolve, 20));
-      // Learned to close every connection: none is taken, so none crosses a close.
-      await call(1);
-      await call(2);
-      assert.equal(counts.connections, 3);
-      // One watched for a second without a close shows the server keeps them: they are taken again.
-      await new Promise((resolve) => setTimeout(resolve, 1100));
-      for (let i = 3; i < 6; i++) await call(i);
-      assert.deepEqual(counts, { connections: 3, requests: 6 });
-    });
+  await withOkServerClosingAfter(0, async (call, counts) => {
+    await call(0);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    // Learned to close every connection: none is taken, so none crosses a close.
+    await call(1);
+    await call(2);
+    assert.equal(counts.connections, 3);
+    // One watched for a second without a close shows the server keeps them: they are taken again.
+    await new Promise((resolve) => setTimeout(resolve, 1100));
+    for (let i = 3; i < 6; i++) await call(i);
+    assert.deepEqual(counts, { connections: 3, requests: 6 });
   });
 });
 
