@@ -258,6 +258,8 @@ class Connection {
   reused = false;
   /** When its watch for a close began (see `park`); Infinity while parked and not yet watched. */
   #watchingSince = Infinity;
+  /** How long it had been parked when its watch saw the server close it; undefined while no close was seen. */
+  #closedAfterMs: number | undefined;
   closed = false;
 
   constructor(origin: string, conn: Deno.Conn) {
@@ -418,6 +420,7 @@ class Connection {
     this.#parkedAt = performance.now();
     this.#watchingSince = Infinity;
     this.#watchEnded = false;
+    this.#closedAfterMs = undefined;
     const parking = ++this.#parkings;
     setImmediate(() => {
       if (parking === this.#parkings && this.#onIdleEnd !== undefined && !this.closed) this.#startWatch();
@@ -425,24 +428,40 @@ class Connection {
     return true;
   }
 
-  #startWatch(): void {
+  /**
+   * Starts the watch of a connection taken before its watch began (see `exchange`), so that a turn of the
+   * event loop can show whether the server closed it meanwhile.
+   */
+  watchNow(): void {
+    if (this.#watch === undefined && !this.#watchEnded && !this.closed) this.#startWatch(false);
+  }
+
+  /** How long it had been parked when its server closed it, as its watch saw; undefined if it did not. */
+  get closedAfterMs(): number | undefined {
+    return this.#closedAfterMs;
+  }
+
+  /** Starts a read that reports a close; `unref`: while parked, the read does not keep the process alive. */
+  #startWatch(unref = true): void {
     this.#watchingSince = performance.now();
     const watch = this.#conn.read(this.#buffer);
     this.#watch = watch;
     watch.then(
       (count) => {
         this.#watchEnded = true;
+        if (count === null) this.#closedAfterMs = performance.now() - this.#parkedAt;
         // Once the connection is taken again, what the read brings is the next response (see #fill).
         if (this.#onIdleEnd === undefined) return;
         if (count !== null) this.#end = count;
         // The server closed it, or spoke out of turn: either way it cannot carry a request.
-        this.#endIdle(count === null ? performance.now() - this.#parkedAt : undefined);
+        this.#endIdle(this.#closedAfterMs);
       },
       () => {
         this.#watchEnded = true;
         if (this.#onIdleEnd !== undefined) this.#endIdle();
       },
     );
+    if (!unref) return;
     try {
       this.#conn.unref();
       this.#unreferenced = true;
@@ -697,6 +716,9 @@ export function createHttp1Fetch(options: Http1FetchOptions): Http1Fetch {
     if (at !== -1) list!.splice(at, 1);
   };
 
+  /** Origins where a request gives the connection it took a turn (see `exchange`): until it goes on. */
+  const turns = new Map<string, Promise<void>>();
+
   /**
    * For each origin whose server was seen closing an idle connection, how long a connection to it may stay
    * idle and still be taken (see {@link idleLimit}): learned, as not every server says it (`Keep-Alive`).
@@ -815,12 +837,35 @@ export function createHttp1Fetch(options: Http1FetchOptions): Http1Fetch {
     signal: AbortSignal | undefined,
     onwritten: (() => void) | undefined,
   ): Promise<{ connection: Connection; head: ResponseHead; small?: Uint8Array<ArrayBuffer> } | null> => {
-    // An idle connection is taken at once: the request leaves before anything else runs.
+    // An idle connection is taken at once: the request leaves before anything else runs. But one idle for
+    // long, and one that has carried only one answer (its server may close every connection after one
+    // answer, without saying so), get a turn of the event loop first, for the watch to report a close the
+    // server made meanwhile (found by review: back-to-back requests to such a server, the second taking the
+    // connection before its watch began, crossed the close and failed). Once per connection, the second.
+    // Requests to the origin made meanwhile wait behind it, so that they leave in the order they came.
+    while (turns.size !== 0 && turns.has(origin)) await turns.get(origin);
     let taken: Connection | undefined;
-    while ((taken = reuse(origin)) !== undefined && taken.idleMs >= LONG_IDLE_MS) {
-      await new Promise((resolve) => setTimeout(resolve, 0));
-      if (!taken.endedWhileIdle) break;
-      release(taken, false);
+    let turn: PromiseWithResolvers<void> | undefined;
+    try {
+      while ((taken = reuse(origin)) !== undefined && (taken.idleMs >= LONG_IDLE_MS || !taken.reused)) {
+        if (turn === undefined) {
+          turn = Promise.withResolvers<void>();
+          turns.set(origin, turn.promise);
+        }
+        taken.watchNow();
+        await new Promise((resolve) => setTimeout(resolve, 0));
+        if (!taken.endedWhileIdle) break;
+        // Learned before it is released, which counts its answer as its last.
+        const closedAfterMs = taken.closedAfterMs;
+        if (closedAfterMs !== undefined) learnIdleLimit(taken, closedAfterMs);
+        release(taken, false);
+      }
+    } finally {
+      // The requests waiting go on once this one has started writing (below, before any await).
+      if (turn !== undefined) {
+        turns.delete(origin);
+        turn.resolve();
+      }
     }
     const connection = taken ?? await connect(url, origin, signal);
     const reused = connection.used;
