@@ -11,6 +11,7 @@ import { authorizedClient } from "./client/authorized_fetch.ts";
 import { applyNoProxyEverywhere, proxyConfigured } from "./client/http1_fetch.ts";
 import { ClientRelay } from "./client/client_relay.ts";
 import { LegacySseClient } from "./client/legacy_sse_client.ts";
+import { modernHeaders, ToolHeaderDeclarations } from "./client/modern_headers.ts";
 import { ClientCredentials } from "./client/oauth_client_credentials.ts";
 import type { RemoteTransport } from "./client/remote_transport.ts";
 import { StreamableHttpClient } from "./client/streamable_http_client.ts";
@@ -79,10 +80,19 @@ export async function runClientMode(options: ClientModeOptions, stop: Promise<un
     oauth,
   });
   const onwarning = (text: string) => logger.warn("{text}", { text });
+  // What revision 2026-07-28 requests carry as headers, their tools' `x-mcp-header` arguments included.
+  const toolHeaders = new ToolHeaderDeclarations();
   const createTransport = (kind: "streamablehttp" | "sse"): RemoteTransport =>
     kind === "sse"
       ? new LegacySseClient({ url, fetch, scrub, onwarning, endpointTimeoutMs: options.connectTimeoutMs })
-      : new StreamableHttpClient({ url, fetch, scrub, onwarning, resumeWindowMs: options.connectTimeoutMs });
+      : new StreamableHttpClient({
+        url,
+        fetch,
+        scrub,
+        onwarning,
+        resumeWindowMs: options.connectTimeoutMs,
+        requestHeaders: (message) => modernHeaders(message, toolHeaders),
+      });
 
   let stdoutBroken!: () => void;
   const stdoutGone = new Promise<void>((resolve) => stdoutBroken = resolve);
@@ -98,6 +108,9 @@ export async function runClientMode(options: ClientModeOptions, stop: Promise<un
     connectTimeoutMs: options.connectTimeoutMs,
     requestTimeoutMs: options.requestTimeoutMs,
     logger,
+    onanswer: (method, response) => {
+      if (method === "tools/list" && response.result !== undefined) toolHeaders.learn(response.result);
+    },
   });
 
   logger.info("relaying stdio to {url} (transport: {transport})", {

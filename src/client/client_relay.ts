@@ -57,6 +57,8 @@ export interface ClientRelayOptions {
   /** 0: no limit. */
   requestTimeoutMs: number;
   logger: Logger;
+  /** Called with each answer of the server to a request of the client, and the request's method. */
+  onanswer?: (method: string, response: JsonRpcResponse) => void;
 }
 
 /**
@@ -654,6 +656,7 @@ export class ClientRelay {
       const version = (response.result as { protocolVersion?: unknown } | null)?.protocolVersion;
       if (typeof version === "string") transport.setProtocolVersion(version);
     }
+    this.#options.onanswer?.(pending.method, response);
     this.#options.toClient(response, json);
   }
 }

@@ -32,6 +32,11 @@ export interface StreamableHttpClientOptions extends RemoteTransportOptions {
   resumeWindowMs: number;
   /** Reports messages that are not JSON-RPC, and other things worth a log line. */
   onwarning?: (text: string) => void;
+  /**
+   * Headers a POST of `message` carries besides the session's, which they replace where both name one
+   * (spelled alike); undefined for none. Client mode gives those of revision 2026-07-28 (`modern_headers.ts`).
+   */
+  requestHeaders?: (message: JsonRpcMessage) => Record<string, string> | undefined;
 }
 
 /** Up to 200 characters of an error response's body, on one line. */
@@ -41,9 +46,20 @@ export interface StreamableHttpClientOptions extends RemoteTransportOptions {
  * event stream quoted a token the server echoed).
  */
 async function shortBody(response: Response, scrub: (text: string) => string): Promise<string> {
-  const text = scrub(await bodyStart(response.body)).replace(/\s+/g, " ").trim();
-  return text.length > 200 ? text.slice(0, 200) + "…" : text;
+  return oneLine(scrub(await bodyStart(response.body)));
 }
+
+/** Up to 200 characters of `text`, on one line. */
+function oneLine(text: string): string {
+  const line = text.replace(/\s+/g, " ").trim();
+  return line.length > 200 ? line.slice(0, 200) + "…" : line;
+}
+
+/**
+ * Statuses whose body is not taken for the server's answer to the request: they are retried (408, 429,
+ * 502, 503, 504) or answered below HTTP (401, 407).
+ */
+const PASSED_OVER_STATUSES = new Set([401, 407, 408, 429, 502, 503, 504]);
 
 function contentType(response: Response): string {
   return (response.headers.get("content-type") ?? "").toLowerCase();
@@ -116,6 +132,7 @@ export class StreamableHttpClient implements RemoteTransport {
   readonly #resumeWindowMs: number;
   readonly #onwarning: (text: string) => void;
   readonly #scrub: (text: string) => string;
+  readonly #requestHeaders: ((message: JsonRpcMessage) => Record<string, string> | undefined) | undefined;
   /** Ends every exchange under way: the relay is closing. */
   readonly #abort = new AbortController();
   /** Ends the GET stream of the server's own messages (and its waits): the session is over. */
@@ -139,6 +156,7 @@ export class StreamableHttpClient implements RemoteTransport {
     this.#url = options.url;
     this.#fetch = options.fetch;
     this.#resumeWindowMs = options.resumeWindowMs;
+    this.#requestHeaders = options.requestHeaders;
     const scrub = options.scrub ?? ((text: string) => text);
     this.#scrub = scrub;
     const onwarning = options.onwarning ?? (() => {});
@@ -156,9 +174,10 @@ export class StreamableHttpClient implements RemoteTransport {
 
   async send(message: JsonRpcMessage, json?: string, order?: SendOrder): Promise<void> {
     if (this.#streamOpening !== undefined) await this.#streamOpening;
+    const extra = this.#requestHeaders?.(message);
     const response = await this.#request(
       "POST",
-      this.#postHeaders,
+      extra === undefined ? this.#postHeaders : { ...this.#postHeaders, ...extra },
       json ?? JSON.stringify(message),
       order?.written,
     );
@@ -171,7 +190,16 @@ export class StreamableHttpClient implements RemoteTransport {
       }
       return;
     }
-    if (!response.ok) throw await this.#httpError(response);
+    if (!response.ok) {
+      const body = await this.#errorBody(response);
+      if (body !== undefined && requestId !== undefined && this.#isErrorAnswer(body, requestId)) {
+        // The server's own error answer to the request (a revision 2026-07-28 server's -32020 or -32022,
+        // with its data), passed on as it is: wrapped in mcp-proxy's -32000, its code and data were lost.
+        this.#deliverText(body);
+        return;
+      }
+      throw await this.#httpError(response, body);
+    }
     const type = contentType(response);
     if (type.startsWith("text/event-stream")) return await this.#readAnswerStream(response, requestId);
     if (type.includes("json")) {
@@ -297,8 +325,32 @@ export class StreamableHttpClient implements RemoteTransport {
     return response;
   }
 
-  async #httpError(response: Response): Promise<RemoteError> {
-    const body = await shortBody(response, this.#scrub);
+  /**
+   * The body of an error response that may be the server's JSON-RPC error answer: JSON, with a status
+   * that is not one of those retried or handled below HTTP (401, 407, 408, 429, 502, 503, 504), nor a
+   * session the server no longer knows (404). Undefined, with the body left unread, for any other.
+   */
+  async #errorBody(response: Response): Promise<string | undefined> {
+    const { status } = response;
+    if (PASSED_OVER_STATUSES.has(status) || (status === 404 && this.#sessionId !== undefined)) {
+      return undefined;
+    }
+    if (!contentType(response).includes("json")) return undefined;
+    const bytes = bodyInMemory(response);
+    return bytes === undefined ? await bodyStart(response.body) : decoder.decode(bytes);
+  }
+
+  /** Whether `body` is one JSON-RPC error answer, to the request `id` (spelled any way JSON allows). */
+  #isErrorAnswer(body: string, id: RequestId): boolean {
+    const messages = parseMessages(body);
+    if (typeof messages === "string" || messages.length !== 1) return false;
+    const [message] = messages;
+    return isResponse(message) && message.error !== undefined && message.id === id;
+  }
+
+  /** The error for an answer that is not 2xx; `read`: its body, when read already. */
+  async #httpError(response: Response, read?: string): Promise<RemoteError> {
+    const body = read === undefined ? await shortBody(response, this.#scrub) : oneLine(this.#scrub(read));
     const text = `the server answered HTTP ${response.status}${body ? `: ${body}` : ""}`;
     // The spec says 404; many servers built on the SDK's examples answer 400 "No valid session ID".
     const forgotten = response.status === 404 || (response.status === 400 && SESSION_REFUSED.test(body));

@@ -1,0 +1,179 @@
+/**
+ * The HTTP headers a request of MCP revision 2026-07-28 (the stateless one) carries over Streamable HTTP,
+ * made from the request itself: a stdio client has no headers to give, and a server of that revision
+ * refuses a request without them (HTTP 400, `-32020`). A request belongs to that revision when its
+ * `params._meta` names a protocol version (`io.modelcontextprotocol/protocolVersion`); others get none of
+ * these headers, as before.
+ *
+ * - `MCP-Protocol-Version`: the version the request names.
+ * - `Mcp-Method`: its method.
+ * - `Mcp-Name`: for `tools/call` and `prompts/get` its `params.name`, for `resources/read` its
+ *   `params.uri`, for `tasks/get`, `tasks/update` and `tasks/cancel` its `params.taskId`.
+ * - `Mcp-Param-{Header}`: for `tools/call`, each argument whose property in the tool's input schema says
+ *   `"x-mcp-header": "Header"`, as the `tools/list` answers relayed so far declared it.
+ *
+ * A value that is not plain printable ASCII (or has spaces at either end, or is empty) is sent as
+ * `=?base64?{UTF-8 in Base64}?=`, as the revision says.
+ *
+ * @module
+ */
+
+import type { JsonRpcMessage } from "../jsonrpc.ts";
+
+/** Where a request of revision 2026-07-28 names its protocol version, in `params._meta`. */
+export const PROTOCOL_VERSION_META_KEY = "io.modelcontextprotocol/protocolVersion";
+
+/** The member of `params` whose value `Mcp-Name` carries, by method. */
+const NAME_SOURCES: Readonly<Record<string, string>> = {
+  "tools/call": "name",
+  "prompts/get": "name",
+  "resources/read": "uri",
+  "tasks/get": "taskId",
+  "tasks/update": "taskId",
+  "tasks/cancel": "taskId",
+};
+
+const SENTINEL_START = "=?base64?";
+const SENTINEL_END = "?=";
+/** An HTTP token (RFC 9110 §5.6.2): what an `x-mcp-header` name must be. */
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+/** Property types an `x-mcp-header` may annotate (`number` is refused by the revision, but still checked by servers). */
+const HEADER_TYPES = new Set(["string", "integer", "boolean", "number"]);
+/** Tools whose declarations are kept; past that, the oldest learned go first. */
+const MAX_TOOLS = 4096;
+
+/** One argument a tool wants mirrored into a header: where it is in `arguments`, and the header's name. */
+export interface HeaderDeclaration {
+  path: readonly string[];
+  header: string;
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+/** The protocol version a request names in its `params._meta`, if any (only requests carry one). */
+export function envelopeVersion(message: JsonRpcMessage): string | undefined {
+  if (!("method" in message) || !("id" in message)) return undefined;
+  const meta = (message.params as { _meta?: unknown } | undefined)?._meta;
+  if (!isObject(meta)) return undefined;
+  const version = meta[PROTOCOL_VERSION_META_KEY];
+  return typeof version === "string" ? version : undefined;
+}
+
+/** `text` as a header value: as it is when it is plain printable ASCII, else in the Base64 sentinel. */
+export function headerValue(text: string): string {
+  let plain = text.length > 0 && text.trim() === text &&
+    !(text.startsWith(SENTINEL_START) && text.endsWith(SENTINEL_END));
+  for (let i = 0; plain && i < text.length; i++) {
+    const code = text.charCodeAt(i);
+    plain = code === 9 || (code >= 32 && code <= 126);
+  }
+  if (plain) return text;
+  let binary = "";
+  for (const byte of new TextEncoder().encode(text)) binary += String.fromCharCode(byte);
+  return `${SENTINEL_START}${btoa(binary)}${SENTINEL_END}`;
+}
+
+/**
+ * The `x-mcp-header` declarations of a tool's input schema: on properties reached through `properties`
+ * only, from the top. One anywhere else, a name that is no HTTP token, a type that is not a primitive, or
+ * a name given twice (in any case) makes the tool's declarations invalid: undefined.
+ */
+export function headerDeclarations(inputSchema: unknown): HeaderDeclaration[] | undefined {
+  const declarations: HeaderDeclaration[] = [];
+  const names = new Set<string>();
+  let valid = true;
+  const visit = (schema: unknown, path: string[], reachable: boolean) => {
+    if (!valid || !isObject(schema)) return;
+    if ("x-mcp-header" in schema) {
+      const header = schema["x-mcp-header"];
+      if (
+        !reachable || path.length === 0 || typeof header !== "string" || !TOKEN.test(header) ||
+        typeof schema.type !== "string" || !HEADER_TYPES.has(schema.type) || names.has(header.toLowerCase())
+      ) {
+        valid = false;
+        return;
+      }
+      names.add(header.toLowerCase());
+      declarations.push({ path, header });
+    }
+    for (const [key, value] of Object.entries(schema)) {
+      if (key === "properties") {
+        if (isObject(value)) {
+          for (const [name, property] of Object.entries(value)) visit(property, [...path, name], reachable);
+        }
+      } else if (Array.isArray(value)) {
+        for (const item of value) visit(item, path, false);
+      } else if (isObject(value) && key !== "x-mcp-header") {
+        // A subschema (`items`, `not`, …), or a map of them (`$defs`, …) whose entries are visited in turn
+        // as its members: out of reach.
+        visit(value, path, false);
+      }
+    }
+  };
+  visit(inputSchema, [], true);
+  return valid ? declarations : undefined;
+}
+
+/** An argument's value as a header's text: strings, booleans and safe finite numbers; others have none. */
+function argumentText(value: unknown): string | undefined {
+  if (typeof value === "string") return value;
+  if (typeof value === "boolean") return value ? "true" : "false";
+  if (typeof value !== "number" || !Number.isFinite(value)) return undefined;
+  if (Number.isInteger(value) && !Number.isSafeInteger(value)) return undefined;
+  return String(value);
+}
+
+/** The `x-mcp-header` declarations of the tools the server listed, learned from its `tools/list` answers. */
+export class ToolHeaderDeclarations {
+  readonly #byTool = new Map<string, HeaderDeclaration[]>();
+
+  /** Learns from the result of a `tools/list` (one page of it): each tool's declarations replace its old ones. */
+  learn(result: unknown): void {
+    const tools = isObject(result) ? result.tools : undefined;
+    if (!Array.isArray(tools)) return;
+    for (const tool of tools) {
+      if (!isObject(tool) || typeof tool.name !== "string") continue;
+      const declarations = headerDeclarations(tool.inputSchema);
+      this.#byTool.delete(tool.name);
+      if (declarations === undefined || declarations.length === 0) continue;
+      if (this.#byTool.size >= MAX_TOOLS) this.#byTool.delete(this.#byTool.keys().next().value!);
+      this.#byTool.set(tool.name, declarations);
+    }
+  }
+
+  /** The `Mcp-Param-…` headers of a call of `tool` with `args`: one per declared argument that has a value. */
+  paramHeaders(tool: string, args: unknown, into: Record<string, string>): void {
+    const declarations = this.#byTool.get(tool);
+    if (declarations === undefined) return;
+    for (const { path, header } of declarations) {
+      let value: unknown = args;
+      for (const key of path) value = isObject(value) ? value[key] : undefined;
+      const text = argumentText(value);
+      if (text !== undefined) into[`Mcp-Param-${header}`] = headerValue(text);
+    }
+  }
+}
+
+/**
+ * The headers of revision 2026-07-28 for `message` (see the module documentation), or undefined for a
+ * message that names no protocol version in its `_meta`. `MCP-Protocol-Version` is spelled as the
+ * session's own header is, which it replaces.
+ */
+export function modernHeaders(
+  message: JsonRpcMessage,
+  tools: ToolHeaderDeclarations,
+): Record<string, string> | undefined {
+  const version = envelopeVersion(message);
+  if (version === undefined) return undefined;
+  const { method, params } = message as { method: string; params?: Record<string, unknown> };
+  const headers: Record<string, string> = { "MCP-Protocol-Version": version, "Mcp-Method": method };
+  const source = Object.hasOwn(NAME_SOURCES, method) ? NAME_SOURCES[method] : undefined;
+  const name = source === undefined || !isObject(params) ? undefined : params[source];
+  if (typeof name === "string") headers["Mcp-Name"] = headerValue(name);
+  if (method === "tools/call" && typeof name === "string") {
+    tools.paramHeaders(name, params!.arguments, headers);
+  }
+  return headers;
+}

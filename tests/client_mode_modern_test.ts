@@ -1,0 +1,289 @@
+/**
+ * Client mode and protocol revision 2026-07-28 (stateless: `server/discover` instead of `initialize`,
+ * the `_meta` envelope on every request, and the `MCP-Protocol-Version`, `Mcp-Method`, `Mcp-Name` and
+ * `Mcp-Param-*` HTTP headers), end to end: the official TypeScript SDK v2 `Client` speaks to mcp-proxy
+ * over stdio, and mcp-proxy relays to a real SDK v2 server over Streamable HTTP
+ * (`tests/fixtures/modern_http_server.ts`), which records the headers each POST carried.
+ *
+ * The client runs on {@link DenoStdioTransport} (it closes all it opens, so both sanitizers stay on),
+ * given a `pid` so that the SDK treats it as a stdio transport and probes in place; one test runs the
+ * SDK's own `StdioClientTransport`, which probes on a disposable sibling process (and leaves timers
+ * armed after its close, so that test runs without the sanitizers).
+ */
+
+import assert from "node:assert/strict";
+import { Client, ProtocolError, UnsupportedProtocolVersionError } from "@modelcontextprotocol/client-v2";
+import type { Transport } from "@modelcontextprotocol/client-v2";
+import { StdioClientTransport } from "@modelcontextprotocol/client-v2/stdio";
+import type { SeenRequest } from "./fixtures/modern_http_server.ts";
+import { DenoStdioTransport } from "./helpers/deno_stdio_transport.ts";
+import { DENO, processExists } from "./helpers/proxy_process.ts";
+
+const MAIN = new URL("../main.ts", import.meta.url).pathname;
+const FIXTURE = new URL("./fixtures/modern_http_server.ts", import.meta.url).pathname;
+const MODERN = "2026-07-28";
+
+/** A running `modern_http_server.ts`. */
+interface ModernServer extends AsyncDisposable {
+  /** `http://127.0.0.1:PORT/mcp`. */
+  readonly url: string;
+  /** Every POST the server received so far, in order. */
+  seen(): Promise<SeenRequest[]>;
+  stderr(): string;
+  stop(): Promise<void>;
+}
+
+async function startModernServer(mode: "modern-only" | "both-eras"): Promise<ModernServer> {
+  const child = new Deno.Command(DENO, {
+    args: ["run", "-A", "--quiet", FIXTURE, mode],
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  let stderr = "";
+  const readingStderr = (async () => {
+    for await (const chunk of child.stderr.pipeThrough(new TextDecoderStream())) stderr += chunk;
+  })();
+  const stdout = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let stopped: Promise<void> | undefined;
+  let readingStdout: Promise<void> = Promise.resolve();
+  const stop = () => {
+    stopped ??= (async () => {
+      try {
+        child.kill("SIGKILL");
+      } catch {
+        // Already gone.
+      }
+      await child.status;
+      await Promise.all([readingStdout, readingStderr]);
+    })();
+    return stopped;
+  };
+
+  // Its first stdout line is its URL; without it in 20 s, kill it (which ends the read).
+  const timer = setTimeout(() => stop(), 20_000);
+  let first = "";
+  while (!first.includes("\n")) {
+    const { done, value } = await stdout.read();
+    if (done) break;
+    first += value;
+  }
+  clearTimeout(timer);
+  readingStdout = (async () => {
+    while (!(await stdout.read()).done) {
+      // Drain.
+    }
+  })();
+  const url = /^(http:\/\/127\.0\.0\.1:\d+\/mcp)\n/.exec(first)?.[1];
+  if (url === undefined) {
+    await stop();
+    throw new Error(`the modern fixture server did not start (stdout: ${JSON.stringify(first)}):\n${stderr}`);
+  }
+  const seen = async () => {
+    const response = await fetch(new URL("/seen", url));
+    assert.equal(response.status, 200);
+    return await response.json() as SeenRequest[];
+  };
+  return { url, seen, stderr: () => stderr, stop, [Symbol.asyncDispose]: stop };
+}
+
+/** {@link DenoStdioTransport} with a `pid`: the SDK v2 client then probes as on stdio, in place. */
+class StdioShapedTransport extends DenoStdioTransport {
+  get pid(): number | null {
+    return null;
+  }
+}
+
+type Negotiation = "legacy" | "auto" | { pin: string };
+
+/** An SDK v2 client speaking to `mcp-proxy URL` over stdio. */
+interface ProxiedClient extends AsyncDisposable {
+  readonly client: Client;
+  /** What the proxy wrote to stderr so far. */
+  stderr(): string;
+  readonly badLines: string[];
+  close(): Promise<void>;
+}
+
+function newClient(mode: Negotiation): Client {
+  return new Client(
+    { name: "modern-test-client", version: "1.0.0" },
+    { versionNegotiation: { mode, probe: { timeoutMs: 5000 } } },
+  );
+}
+
+const PROXY_ARGS = (url: string) => ["run", "-A", "--quiet", MAIN, url];
+
+/** Starts mcp-proxy in client mode for `url` and connects a v2 client with `mode` to it. */
+async function connectThroughProxy(url: string, mode: Negotiation): Promise<ProxiedClient> {
+  const transport = new StdioShapedTransport({
+    command: DENO,
+    args: PROXY_ARGS(url),
+    env: Deno.env.toObject(),
+  });
+  const client = newClient(mode);
+  try {
+    await client.connect(transport as unknown as Transport, { timeout: 8000 });
+  } catch (error) {
+    await transport.close();
+    throw new Error(`cannot connect through client mode: ${error}\n--- proxy stderr:\n${transport.stderr}`, {
+      cause: error,
+    });
+  }
+  const close = async () => {
+    await client.close();
+    await transport.close();
+  };
+  return {
+    client,
+    stderr: () => transport.stderr,
+    badLines: transport.badLines,
+    close,
+    [Symbol.asyncDispose]: close,
+  };
+}
+
+/** How the SDK v2 client encodes a header value that is not plain ASCII. */
+function base64Sentinel(value: string): string {
+  return `=?base64?${btoa(String.fromCharCode(...new TextEncoder().encode(value)))}?=`;
+}
+
+function textOf(result: unknown): string {
+  const content = (result as { content: { type: string; text?: string }[] }).content;
+  return content.map((part) => part.text ?? "").join("\n");
+}
+
+/** Every request through the proxy once, checking the answers. */
+async function exerciseModern(client: Client): Promise<void> {
+  assert.equal(client.getProtocolEra(), "modern");
+  assert.equal(client.getNegotiatedProtocolVersion(), MODERN);
+  const tools = (await client.listTools()).tools.map((tool) => tool.name).sort();
+  assert.deepEqual(tools, ["echo", "grüße", "regional"]);
+  assert.equal(
+    textOf(await client.callTool({ name: "echo", arguments: { text: "hallo" } })),
+    "echo(modern): hallo",
+  );
+  assert.equal(
+    textOf(await client.callTool({ name: "regional", arguments: { region: "eu-west" } })),
+    "regional(modern): region=eu-west",
+  );
+  assert.equal(
+    textOf(await client.callTool({ name: "regional", arguments: { region: "zürich" } })),
+    "regional(modern): region=zürich",
+  );
+  assert.equal(
+    textOf(await client.callTool({ name: "grüße", arguments: { wer: "Welt" } })),
+    "grüße(modern) an Welt",
+  );
+  const read = await client.readResource({ uri: "memo://plain" });
+  assert.deepEqual(
+    read.contents.map((content) => [content.uri, "text" in content ? content.text : undefined]),
+    [
+      ["memo://plain", "plain memo (modern)"],
+    ],
+  );
+}
+
+/** What the server saw of {@link exerciseModern}: the right headers on every POST, and each answered 200. */
+function assertModernHeaders(seen: SeenRequest[]): void {
+  assert.ok(seen.length >= 7, `at least discover, list, four calls and a read: ${JSON.stringify(seen)}`);
+  assert.ok(!seen.some((entry) => entry.method === "initialize"), "no initialize in the modern era");
+  assert.equal(seen.filter((entry) => entry.method === "server/discover" && entry.status === 200).length, 1);
+  for (const entry of seen) {
+    const what = JSON.stringify(entry);
+    assert.equal(entry.status, 200, what);
+    assert.equal(entry["mcp-protocol-version"], MODERN, what);
+    assert.equal(entry["mcp-method"], entry.method, what);
+  }
+  assert.deepEqual(
+    seen.filter((entry) => entry.method === "tools/call").map((
+      entry,
+    ) => [entry["mcp-name"], entry["mcp-param-region"]]),
+    [
+      ["echo", null],
+      ["regional", "eu-west"],
+      ["regional", base64Sentinel("zürich")],
+      [base64Sentinel("grüße"), null],
+    ],
+  );
+  assert.deepEqual(
+    seen.filter((entry) => entry.method === "resources/read").map((entry) => entry["mcp-name"]),
+    ["memo://plain"],
+  );
+  assert.deepEqual(
+    seen.filter((entry) => entry.method === "tools/list").map((entry) => entry["mcp-name"]),
+    [null],
+  );
+}
+
+Deno.test("client mode, pinned to 2026-07-28, against a modern-only server: every request with its headers", async () => {
+  await using server = await startModernServer("modern-only");
+  await using proxied = await connectThroughProxy(server.url, { pin: MODERN });
+  await exerciseModern(proxied.client);
+  assertModernHeaders(await server.seen());
+  assert.deepEqual(proxied.badLines, [], "every stdout line is a JSON-RPC message");
+});
+
+Deno.test({
+  name: "client mode, pinned to 2026-07-28, through the SDK's own StdioClientTransport (its sibling probe)",
+  // The SDK's StdioClientTransport leaves its 1 s and 2 s reaping timers armed after close() resolves.
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    await using server = await startModernServer("modern-only");
+    const transport = new StdioClientTransport({
+      command: DENO,
+      args: PROXY_ARGS(server.url),
+      env: Deno.env.toObject(),
+      stderr: "ignore",
+    });
+    const client = newClient({ pin: MODERN });
+    let pid: number | null = null;
+    try {
+      await client.connect(transport, { timeout: 8000 });
+      pid = transport.pid;
+      await exerciseModern(client);
+    } finally {
+      await client.close();
+    }
+    assert.ok(pid !== null && !processExists(pid), `the session's proxy (pid ${pid}) is gone`);
+    // One discover, by the disposable sibling proxy; the session's proxy starts after it is reaped.
+    assertModernHeaders(await server.seen());
+  },
+});
+
+Deno.test("client mode, auto negotiation, against a server of both eras: ends in the modern era", async () => {
+  await using server = await startModernServer("both-eras");
+  await using proxied = await connectThroughProxy(server.url, "auto");
+  assert.equal(proxied.client.getProtocolEra(), "modern", `not a legacy fallback:\n${proxied.stderr()}`);
+  await exerciseModern(proxied.client);
+  assertModernHeaders(await server.seen());
+  assert.deepEqual(proxied.badLines, [], "every stdout line is a JSON-RPC message");
+});
+
+Deno.test("client mode relays the server's own JSON-RPC error unchanged: -32022 with data.supported", async () => {
+  await using server = await startModernServer("modern-only");
+  // The default, legacy negotiation: the client sends initialize, which a modern-only server refuses.
+  let failure: unknown;
+  try {
+    const proxied = await connectThroughProxy(server.url, "legacy");
+    await proxied.close();
+  } catch (error) {
+    failure = error;
+  }
+  assert.ok(failure instanceof Error, "connecting with initialize to a modern-only server fails");
+  // What the SDK made of the error answer it got: with the server's own answer relayed, the SDK's
+  // typed error for -32022, carrying the server's code, message and data.
+  const refused = failure.cause;
+  assert.ok(refused instanceof ProtocolError, failure.message);
+  assert.equal(refused.code, -32022, failure.message);
+  assert.deepEqual(refused.data, { supported: [MODERN], requested: "2025-11-25" }, failure.message);
+  assert.equal(refused.message, "Unsupported protocol version: 2025-11-25", failure.message);
+  assert.ok(refused instanceof UnsupportedProtocolVersionError, failure.message);
+  const seen = await server.seen();
+  assert.deepEqual(
+    seen.filter((entry) => entry.method === "initialize").map((entry) => entry.status),
+    [400],
+    `the server refused the one initialize itself: ${JSON.stringify(seen)}`,
+  );
+});
