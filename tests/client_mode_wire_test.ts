@@ -930,12 +930,43 @@ Deno.test("a server that answers the GET stream with 404 is not asked again", as
   assert.match(stdio.stderr(), /offers no stream of its own messages/);
 });
 
-Deno.test("auto: a server refusing initialize over Streamable HTTP, then SSE too, has its own error said", async () => {
+Deno.test("auto: a server refusing initialize with its own JSON-RPC error over HTTP 400 has it passed on, no SSE tried", async () => {
+  // It answered the request: that is no sign of a legacy SSE server (found by QA: a revision 2026-07-28
+  // server's -32022 and its data were wrapped in mcp-proxy's -32000, after a fall back to SSE got 405).
+  let gets = 0;
   await using server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, async (request) => {
-    if (request.method !== "POST") return new Response(null, { status: 405 });
+    if (request.method !== "POST") {
+      gets++;
+      return new Response(null, { status: 405 });
+    }
     const body = await request.json();
     return Response.json(
-      { jsonrpc: "2.0", id: body.id, error: { code: -32602, message: "Unsupported protocol version" } },
+      {
+        jsonrpc: "2.0",
+        id: body.id,
+        error: { code: -32022, message: "Unsupported protocol version", data: { supported: ["2026-07-28"] } },
+      },
+      { status: 400 },
+    );
+  });
+  const { code, stdout, stderr } = await runClientModeWithInput(`http://127.0.0.1:${server.addr.port}/mcp`, [
+    INITIALIZE,
+  ]);
+  assert.equal(code, 0, stderr);
+  assert.deepEqual(JSON.parse(stdout), {
+    jsonrpc: "2.0",
+    id: 1,
+    error: { code: -32022, message: "Unsupported protocol version", data: { supported: ["2026-07-28"] } },
+  });
+  assert.equal(gets, 0);
+});
+
+Deno.test("auto: a server refusing initialize over Streamable HTTP, then SSE too, has its own error said", async () => {
+  await using server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, (request) => {
+    if (request.method !== "POST") return new Response(null, { status: 405 });
+    // Not an answer to the request (no id): a server that does not speak Streamable HTTP, as far as it says.
+    return Response.json(
+      { jsonrpc: "2.0", id: null, error: { code: -32600, message: "Unsupported protocol version" } },
       { status: 400 },
     );
   });
