@@ -488,6 +488,23 @@ Deno.test("http1_fetch: back-to-back requests to a server that closes every conn
   });
 });
 
+Deno.test("http1_fetch: a request aborted while its connection gets its turn is not sent, and rejects", async () => {
+  await withRawServer(async (conn) => {
+    await writeText(conn, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+    return true;
+  }, async (origin, counts) => {
+    await withFetch(async (fetch) => {
+      assert.equal(await (await fetch(`${origin}/a`, { method: "POST", body: "1" })).text(), "ok");
+      // The connection's second request waits a turn first (found by review: an abort then went unheard).
+      const controller = new AbortController();
+      const second = fetch(`${origin}/b`, { method: "POST", body: "2", signal: controller.signal });
+      controller.abort(new Error("aborted by the caller"));
+      await assert.rejects(second, /aborted by the caller/);
+      assert.deepEqual(counts, { connections: 1, requests: 1 });
+    });
+  });
+});
+
 /**
  * A raw server that answers every POST "ok" and closes the connection right after the answer to request
  * `closeAfter` (counted from 0, over all connections) only; `call(i)` POSTs and checks the answer.

@@ -153,3 +153,31 @@ Deno.test("modern_headers: Mcp-Param headers of a call, as tools/list declared t
   tools.learn(null);
   tools.learn({ tools: "x" });
 });
+
+Deno.test("modern_headers: a schema nested deep is not searched, and other keywords' objects are no schemas", () => {
+  // Found by review: 5,000 levels overflowed the stack, and the tools/list answer was lost.
+  let deep: Record<string, unknown> = { type: "string", "x-mcp-header": "Deep" };
+  for (let i = 0; i < 20_000; i++) deep = { type: "object", properties: { a: deep } };
+  assert.equal(headerDeclarations(deep), undefined);
+  assert.deepEqual(
+    headerDeclarations({
+      properties: { a: { type: "string", "x-mcp-header": "A", default: { "x-mcp-header": "not a schema" } } },
+      examples: [{ "x-mcp-header": "B" }],
+    }),
+    [{ path: ["a"], header: "A" }],
+  );
+});
+
+Deno.test("modern_headers: a method or version that is no plain header value gets no headers", () => {
+  const tools = new ToolHeaderDeclarations();
+  for (const method of ["a\r\nX-Injected: 1", "tëst", "工具", " x"]) {
+    assert.equal(modernHeaders(request(method), tools), undefined, method);
+  }
+  const message = {
+    jsonrpc: "2.0",
+    id: 1,
+    method: "x",
+    params: { _meta: { [PROTOCOL_VERSION_META_KEY]: "2026\r\n" } },
+  };
+  assert.equal(modernHeaders(message as JsonRpcMessage, tools), undefined);
+});

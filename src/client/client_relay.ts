@@ -656,7 +656,12 @@ export class ClientRelay {
       const version = (response.result as { protocolVersion?: unknown } | null)?.protocolVersion;
       if (typeof version === "string") transport.setProtocolVersion(version);
     }
-    this.#options.onanswer?.(pending.method, response);
     this.#options.toClient(response, json);
+    try {
+      this.#options.onanswer?.(pending.method, response);
+    } catch (error) {
+      // What it learns is not worth an answer lost (found by review: a schema nested deep threw).
+      this.#logger.debug("noting the answer to {method} failed: {error}", { method: pending.method, error });
+    }
   }
 }

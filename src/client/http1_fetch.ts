@@ -844,6 +844,8 @@ export function createHttp1Fetch(options: Http1FetchOptions): Http1Fetch {
     // connection before its watch began, crossed the close and failed). Once per connection, the second.
     // Requests to the origin made meanwhile wait behind it, so that they leave in the order they came.
     while (turns.size !== 0 && turns.has(origin)) await turns.get(origin);
+    // Aborted while it waited (found by review: it was sent anyway, its abort never heard).
+    signal?.throwIfAborted();
     let taken: Connection | undefined;
     let turn: PromiseWithResolvers<void> | undefined;
     try {
@@ -854,6 +856,10 @@ export function createHttp1Fetch(options: Http1FetchOptions): Http1Fetch {
         }
         taken.watchNow();
         await new Promise((resolve) => setTimeout(resolve, 0));
+        if (signal?.aborted) {
+          release(taken, false);
+          throw signal.reason;
+        }
         if (!taken.endedWhileIdle) break;
         // Learned before it is released, which counts its answer as its last.
         const closedAfterMs = taken.closedAfterMs;

@@ -41,6 +41,33 @@ const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 const HEADER_TYPES = new Set(["string", "integer", "boolean", "number"]);
 /** Tools whose declarations are kept; past that, the oldest learned go first. */
 const MAX_TOOLS = 4096;
+/** Schemas nested deeper than this are not searched: the tool gets no declarations (found by review). */
+const MAX_DEPTH = 64;
+/**
+ * Keywords whose subschemas are out of reach of `properties` (an `x-mcp-header` in them makes the tool's
+ * declarations invalid), as the SDK lists them; the values of the map-valued ones are subschemas.
+ */
+const UNREACHABLE_KEYWORDS = [
+  "items",
+  "prefixItems",
+  "contains",
+  "additionalProperties",
+  "unevaluatedProperties",
+  "unevaluatedItems",
+  "propertyNames",
+  "patternProperties",
+  "dependentSchemas",
+  "oneOf",
+  "anyOf",
+  "allOf",
+  "not",
+  "if",
+  "then",
+  "else",
+  "$defs",
+  "definitions",
+];
+const MAP_KEYWORDS = new Set(["patternProperties", "dependentSchemas", "$defs", "definitions"]);
 
 /** One argument a tool wants mirrored into a header: where it is in `arguments`, and the header's name. */
 export interface HeaderDeclaration {
@@ -77,15 +104,20 @@ export function headerValue(text: string): string {
 
 /**
  * The `x-mcp-header` declarations of a tool's input schema: on properties reached through `properties`
- * only, from the top. One anywhere else, a name that is no HTTP token, a type that is not a primitive, or
- * a name given twice (in any case) makes the tool's declarations invalid: undefined.
+ * only, from the top. One under a keyword out of that reach (`items`, `anyOf`, `$defs`, …), a name that is
+ * no HTTP token, a type that is not a primitive, a name given twice (in any case), or a schema nested over
+ * {@link MAX_DEPTH} deep makes the tool's declarations invalid: undefined.
  */
 export function headerDeclarations(inputSchema: unknown): HeaderDeclaration[] | undefined {
   const declarations: HeaderDeclaration[] = [];
   const names = new Set<string>();
   let valid = true;
-  const visit = (schema: unknown, path: string[], reachable: boolean) => {
+  const visit = (schema: unknown, path: string[], reachable: boolean, depth: number) => {
     if (!valid || !isObject(schema)) return;
+    if (depth > MAX_DEPTH) {
+      valid = false;
+      return;
+    }
     if ("x-mcp-header" in schema) {
       const header = schema["x-mcp-header"];
       if (
@@ -98,21 +130,22 @@ export function headerDeclarations(inputSchema: unknown): HeaderDeclaration[] | 
       names.add(header.toLowerCase());
       declarations.push({ path, header });
     }
-    for (const [key, value] of Object.entries(schema)) {
-      if (key === "properties") {
-        if (isObject(value)) {
-          for (const [name, property] of Object.entries(value)) visit(property, [...path, name], reachable);
-        }
-      } else if (Array.isArray(value)) {
-        for (const item of value) visit(item, path, false);
-      } else if (isObject(value) && key !== "x-mcp-header") {
-        // A subschema (`items`, `not`, …), or a map of them (`$defs`, …) whose entries are visited in turn
-        // as its members: out of reach.
-        visit(value, path, false);
+    if (isObject(schema.properties)) {
+      for (const [name, property] of Object.entries(schema.properties)) {
+        visit(property, [...path, name], reachable, depth + 1);
       }
     }
+    for (const keyword of UNREACHABLE_KEYWORDS) {
+      const sub = schema[keyword];
+      const branches = Array.isArray(sub)
+        ? sub
+        : MAP_KEYWORDS.has(keyword) && isObject(sub)
+        ? Object.values(sub)
+        : [sub];
+      for (const branch of branches) visit(branch, path, false, depth + 1);
+    }
   };
-  visit(inputSchema, [], true);
+  visit(inputSchema, [], true, 0);
   return valid ? declarations : undefined;
 }
 
@@ -168,6 +201,10 @@ export function modernHeaders(
   const version = envelopeVersion(message);
   if (version === undefined) return undefined;
   const { method, params } = message as { method: string; params?: Record<string, unknown> };
+  // Written as they are, so only plain ones: the server answers the others with its own error (found by
+  // review: a method with a line break, or outside Latin-1, failed in mcp-proxy, and one in Latin-1 was
+  // sent as UTF-8, not as the body says).
+  if (headerValue(version) !== version || headerValue(method) !== method) return undefined;
   const headers: Record<string, string> = { "MCP-Protocol-Version": version, "Mcp-Method": method };
   const source = Object.hasOwn(NAME_SOURCES, method) ? NAME_SOURCES[method] : undefined;
   const name = source === undefined || !isObject(params) ? undefined : params[source];

@@ -192,7 +192,12 @@ export class StreamableHttpClient implements RemoteTransport {
     }
     if (!response.ok) {
       const body = await this.#errorBody(response);
-      if (body !== undefined && requestId !== undefined && this.#isErrorAnswer(body, requestId)) {
+      if (
+        body !== undefined && requestId !== undefined && this.#isErrorAnswer(body, requestId) &&
+        // A session the server no longer knows is opened again below (found by review: one server names the
+        // request's id in its "No valid session" 400).
+        !(response.status === 400 && this.#sessionId !== undefined && SESSION_REFUSED.test(body))
+      ) {
         // The server's own error answer to the request (a revision 2026-07-28 server's -32020 or -32022,
         // with its data), passed on as it is: wrapped in mcp-proxy's -32000, its code and data were lost.
         this.#deliverText(body);
