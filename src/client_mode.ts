@@ -11,7 +11,7 @@ import { authorizedClient } from "./client/authorized_fetch.ts";
 import { applyNoProxyEverywhere, proxyConfigured } from "./client/http1_fetch.ts";
 import { ClientRelay } from "./client/client_relay.ts";
 import { LegacySseClient } from "./client/legacy_sse_client.ts";
-import { modernHeaders, ToolHeaderDeclarations } from "./client/modern_headers.ts";
+import { modernHeaders, ToolHeaderDeclarations } from "./modern_headers.ts";
 import { ClientCredentials } from "./client/oauth_client_credentials.ts";
 import type { RemoteTransport } from "./client/remote_transport.ts";
 import { StreamableHttpClient } from "./client/streamable_http_client.ts";

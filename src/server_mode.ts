@@ -16,9 +16,10 @@ import { proxyLogger } from "./logging.ts";
 import { SUPPORTED_PROTOCOL_VERSIONS } from "./protocol_versions.ts";
 import { ConfigError, loadNamedServerConfig } from "./named_server_config.ts";
 import { IsolatedServer } from "./isolated_server.ts";
+import { ModernServer } from "./modern_server.ts";
 import type { SessionSource } from "./shared_server.ts";
 import { assertCommandExists, SpawnError } from "./stdio_server_process.ts";
-import { type ServerStatus, SupervisedServer } from "./supervised_server.ts";
+import { type ServerStatus, SupervisedServer, type SupervisedServerOptions } from "./supervised_server.ts";
 
 const logger = proxyLogger("server");
 
@@ -45,6 +46,8 @@ export interface ServerModeHandle {
 /** One configured server as the HTTP side sees it, and how to stop it. */
 interface ServerUnit {
   source: SessionSource;
+  /** The child of the stateless revision, started by its first request. */
+  modern: ModernServer;
   /**
    * Answers every running call with an error (synchronously, before this returns its promise), then
    * stops the server's children.
@@ -87,14 +90,14 @@ function childEnvironment(spec: StdioServerSpec, options: ServerModeOptions): Re
   });
 }
 
-/** Starts one configured server: its shared child now, or (isolated) a child per session later. */
-/** The supervisor of one child of `spec`. */
+/** The supervisor of one child of `spec`; `modern` for the child of the stateless revision. */
 function supervise(
   spec: StdioServerSpec,
   options: ServerModeOptions,
   policy: RestartPolicy,
   onLastSessionClosed?: () => void,
   onGone?: (reason: string) => void,
+  modern?: SupervisedServerOptions["modern"],
 ): SupervisedServer {
   return new SupervisedServer({
     spec,
@@ -105,6 +108,7 @@ function supervise(
     supportedProtocolVersions: SUPPORTED_PROTOCOL_VERSIONS,
     onLastSessionClosed,
     onGone,
+    modern,
     logger,
   });
 }
@@ -118,6 +122,15 @@ function startUnit(
   options: ServerModeOptions,
   isStopping: () => boolean,
 ): { unit: ServerUnit; error?: SpawnError; retryLater?: () => void } {
+  // Shared by all clients also with --isolate-sessions: the revision has no sessions to keep apart.
+  const modern = new ModernServer({
+    name: spec.name,
+    create: (onToolsListed) =>
+      supervise(spec, options, options.restart, undefined, undefined, { onToolsListed }),
+    logger,
+  });
+  const stopBoth = (stop: Promise<void>, reason: string) =>
+    Promise.all([stop, modern.stop(reason)]).then(() => {});
   if (options.isolateSessions) {
     // Nothing runs until a session opens: check now that the command can be found.
     assertCommandExists(spec, childEnvironment(spec, options));
@@ -139,12 +152,17 @@ function startUnit(
       restarts: 0,
       last_exit_code: null,
       sessions: isolated.size,
+      modern: modern.status(),
     });
     return {
       unit: {
         source: isolated,
-        stop: (reason) => isolated.shutdown(reason),
-        kill: () => isolated.kill(),
+        modern,
+        stop: (reason) => stopBoth(isolated.shutdown(reason), reason),
+        kill: () => {
+          isolated.kill();
+          modern.kill();
+        },
         status,
       },
     };
@@ -153,9 +171,13 @@ function startUnit(
   const error = supervised.start();
   const unit: ServerUnit = {
     source: supervised.shared,
-    stop: (reason) => supervised.stop(reason),
-    kill: () => supervised.kill(),
-    status: () => supervised.status(),
+    modern,
+    stop: (reason) => stopBoth(supervised.stop(reason), reason),
+    kill: () => {
+      supervised.kill();
+      modern.kill();
+    },
+    status: () => ({ ...supervised.status(), modern: modern.status() }),
   };
   return { unit, error, retryLater: error && (() => supervised.retryLater(error)) };
 }
@@ -247,6 +269,7 @@ export async function startServerMode(options: ServerModeOptions): Promise<Serve
   }
   const proxyApp = createProxyApp({
     servers: units.map(({ source }) => source),
+    modernServers: new Map(units.map(({ source, modern }) => [source.name, modern])),
     rootServer: options.defaultServer?.name,
     stateless: options.stateless,
     sessionIdleTimeoutMs: options.sessionIdleTimeoutMs,

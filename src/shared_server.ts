@@ -150,7 +150,20 @@ export interface SharedServerOptions {
    * Default {@link REINITIALIZE_TIMEOUT_MS}.
    */
   reinitializeTimeoutMs?: number;
+  /**
+   * The child serves the stateless revision (2026-07-28 and later): it gets no `initialize`, of the proxy's
+   * or a client's, and every request goes to it as it is, its id mapped. Its notifications that name a
+   * subscription (`subscriptions/listen`) in `_meta` go to the request that opened it, under the client's
+   * id; others with no request of their own, to the client whose request is the newest running.
+   */
+  modern?: boolean;
+  /** With `modern`: each result of a `tools/list` the child answers (to learn its `x-mcp-header`s). */
+  onToolsListed?: (result: unknown) => void;
 }
+
+/** Where a notification of the stateless revision names its subscription (the listen request's id). */
+const SUBSCRIPTION_ID_META_KEY = "io.modelcontextprotocol/subscriptionId";
+const SUBSCRIPTION_ID_PATH = ["params", "_meta", SUBSCRIPTION_ID_META_KEY];
 
 /** See {@link SharedServerOptions.reinitializeTimeoutMs}. */
 export const REINITIALIZE_TIMEOUT_MS = 60_000;
@@ -187,6 +200,10 @@ interface PendingChildRequest {
   initializeParams?: Record<string, unknown>;
   /** For the proxy's own requests: what to do with the answer. */
   onAnswer?: (response: JsonRpcResponse) => void;
+  /** A `tools/list` of a modern child: its result is read (see `SharedServerOptions.onToolsListed`). */
+  listsTools?: boolean;
+  /** For the proxy's own requests made by {@link SharedServer.request}: `onAnswer` hears of a stop too. */
+  answerOnStop?: boolean;
 }
 
 /** The id an answer to `pending` carries back to its client: as the client wrote it. */
@@ -372,9 +389,13 @@ export class SharedServer implements SessionSource {
   #reinitializeTimer: ReturnType<typeof setTimeout> | undefined;
   /** How to cut short each answer streaming to its client now (see `streamLargeAnswer`). */
   readonly #streaming = new Set<(reason: string) => void>();
+  readonly #modern: boolean;
+  readonly #onToolsListed: ((result: unknown) => void) | undefined;
 
   constructor(options: SharedServerOptions) {
     this.name = options.name;
+    this.#modern = options.modern ?? false;
+    this.#onToolsListed = options.onToolsListed;
     this.#sendToChild = options.sendToChild;
     this.#logger = options.logger;
     this.#supportedProtocolVersions = options.supportedProtocolVersions;
@@ -439,6 +460,7 @@ export class SharedServer implements SessionSource {
     const error = notRunningError(this.name, reason);
     for (const [proxyId, pending] of this.#pendingChildRequests) {
       this.#dropPending(proxyId);
+      if (pending.answerOnStop) pending.onAnswer?.(errorResponse(proxyId, error.code, error.message));
       if (pending.subscribeUri !== undefined) this.#subscribeSettled(pending, { error });
       pending.session?.forgetRequest(pending.clientId);
       pending.session?.deliver(
@@ -552,7 +574,7 @@ export class SharedServer implements SessionSource {
       );
       return;
     }
-    if (request.method === "initialize") {
+    if (request.method === "initialize" && !this.#modern) {
       session.recordInitialize(request.id, request.params);
       if (this.#initializeResult !== undefined) {
         this.#answerInitialize(session, request, replyId, this.#initializeResult);
@@ -573,20 +595,28 @@ export class SharedServer implements SessionSource {
       session.deliver(errorResponse(replyId, error.code, error.message), request.id);
       return;
     }
-    if (session.stateless && this.#initializeResult === undefined && request.method !== "initialize") {
+    if (
+      session.stateless && this.#initializeResult === undefined && request.method !== "initialize" &&
+      !this.#modern
+    ) {
       this.#initializeForStateless(session, request, replyId, json, bytes);
       return;
     }
     if (this.#refusedForBacklog(session, request, replyId)) return;
-    if (request.method === "resources/subscribe" || request.method === "resources/unsubscribe") {
+    if (
+      (request.method === "resources/subscribe" || request.method === "resources/unsubscribe") &&
+      !this.#modern
+    ) {
       if (this.#answeredSubscription(session, request, replyId)) return;
     }
     const proxyId = this.#nextChildRequestId++;
-    const isInitialize = request.method === "initialize";
+    const isInitialize = request.method === "initialize" && !this.#modern;
     if (isInitialize) this.#initializeInFlight = true;
     const pending: PendingChildRequest = { session, clientId: request.id, isInitialize };
     if (spelled !== undefined) pending.answerId = spelled;
-    if (request.method === "resources/subscribe") {
+    if (this.#modern) {
+      if (request.method === "tools/list" && this.#onToolsListed !== undefined) pending.listsTools = true;
+    } else if (request.method === "resources/subscribe") {
       pending.subscribeUri = request.params?.uri as string;
       if (typeof pending.subscribeUri === "string") this.#subscribing.set(pending.subscribeUri, pending);
     }
@@ -610,7 +640,8 @@ export class SharedServer implements SessionSource {
       if (line === undefined) forwarded = reread(request, json);
     }
     forwarded = { ...forwarded, id: proxyId };
-    this.#timeouts?.add(proxyId);
+    // A subscription runs until its client leaves: no answer is overdue.
+    if (!(this.#modern && request.method === "subscriptions/listen")) this.#timeouts?.add(proxyId);
     this.#pendingChildRequests.set(proxyId, pending);
     session.rememberRequest(request.id, proxyId, this.#clock);
     this.#sendToChild(forwarded, line);
@@ -777,6 +808,21 @@ export class SharedServer implements SessionSource {
    * Sends a request of the proxy's own to the child; `onAnswer` gets the answer (else it is dropped).
    * Only sent while the child is up, unless `evenIfDown` (the re-initialization of a restarted child).
    */
+  /**
+   * Sends a request of mcp-proxy's own to the child; `onAnswer` gets its answer, or an error answer when
+   * the child stops first. Returns false, and sends nothing, while the child is down.
+   */
+  request(
+    method: string,
+    params: Record<string, unknown>,
+    onAnswer: (response: JsonRpcResponse) => void,
+  ): boolean {
+    const proxyId = this.#sendOwnRequest(method, params, onAnswer);
+    if (proxyId === undefined) return false;
+    this.#pendingChildRequests.get(proxyId)!.answerOnStop = true;
+    return true;
+  }
+
   #sendOwnRequest(
     method: string,
     params: Record<string, unknown>,
@@ -806,6 +852,7 @@ export class SharedServer implements SessionSource {
     pending.session?.forgetRequest(pending.clientId);
     const error = { code: ErrorCode.InternalError, message: `mcp-proxy: ${reason}` };
     if (pending.subscribeUri !== undefined) this.#subscribeSettled(pending, { error });
+    if (pending.answerOnStop) pending.onAnswer?.(errorResponse(proxyId, error.code, error.message));
     pending.session?.deliver(errorResponse(writtenId(pending), error.code, error.message), pending.clientId);
     return true;
   }
@@ -1153,7 +1200,7 @@ export class SharedServer implements SessionSource {
     const pending = this.#pendingChildRequests.get(proxyId);
     if (
       pending === undefined || pending.session === undefined || pending.onAnswer !== undefined ||
-      pending.isInitialize || pending.subscribeUri !== undefined
+      pending.isInitialize || pending.subscribeUri !== undefined || pending.listsTools
     ) {
       return undefined;
     }
@@ -1176,6 +1223,17 @@ export class SharedServer implements SessionSource {
       return;
     }
     pending.session?.forgetRequest(pending.clientId);
+    if (pending.listsTools && response.result !== undefined) {
+      try {
+        this.#onToolsListed!(response.result);
+      } catch (error) {
+        // What is learned from it is no reason to lose the answer.
+        this.#logger.error("server {name}: reading its tools/list answer failed: {error}", {
+          name: this.name,
+          error,
+        });
+      }
+    }
     if (pending.subscribeUri !== undefined) this.#subscribeSettled(pending, response);
     if (pending.isInitialize) {
       if (response.result !== undefined) {
@@ -1306,6 +1364,10 @@ export class SharedServer implements SessionSource {
       }
       return;
     }
+    if (this.#modern) {
+      this.#routeModernNotification(notification, line);
+      return;
+    }
     if (notification.method === "notifications/resources/updated") {
       const subscribers = this.#subscribers.get(notification.params?.uri as string) ?? [];
       for (const session of subscribers) session.deliver(notification, session.currentRequestId(), line);
@@ -1314,6 +1376,49 @@ export class SharedServer implements SessionSource {
     for (const session of this.#sessions) {
       if (session.initialized) session.deliver(notification, session.currentRequestId(), line);
     }
+  }
+
+  /**
+   * A notification of a modern child (see {@link SharedServerOptions.modern}) that is no progress or
+   * cancellation: to the `subscriptions/listen` it names, with the client's id in place of the proxy's;
+   * else to the client whose request is the newest running (the revision relates a notification to the
+   * request it is sent in, which stdio does not say), or to none when none runs.
+   */
+  #routeModernNotification(notification: JsonRpcNotification, line: string | undefined): void {
+    const meta = notification.params?._meta;
+    const subscription = typeof meta === "object" && meta !== null
+      ? (meta as Record<string, unknown>)[SUBSCRIPTION_ID_META_KEY]
+      : undefined;
+    const pending = typeof subscription === "number"
+      ? this.#pendingChildRequests.get(subscription)
+      : undefined;
+    if (pending?.session !== undefined && pending.onAnswer === undefined) {
+      const clientId = writtenId(pending);
+      const json = line === undefined ? undefined : withMemberReplaced(line, SUBSCRIPTION_ID_PATH, clientId);
+      const exact = json === undefined ? reread(notification, line) : notification;
+      const exactMeta = exact.params?._meta as Record<string, unknown>;
+      const forwarded = {
+        ...exact,
+        params: { ...exact.params, _meta: { ...exactMeta, [SUBSCRIPTION_ID_META_KEY]: clientId } },
+      };
+      pending.session.deliver(forwarded, pending.clientId, json);
+      return;
+    }
+    let newest: ServerSession | undefined;
+    for (const session of this.#sessions) {
+      const since = session.newestRequestAt();
+      if (since !== undefined && (newest === undefined || since > newest.newestRequestAt()!)) {
+        newest = session;
+      }
+    }
+    if (newest === undefined) {
+      this.#logger.debug("{method} from {server} while no request runs: dropped", {
+        method: notification.method,
+        server: this.name,
+      });
+      return;
+    }
+    newest.deliver(notification, newest.currentRequestId(), line);
   }
 
   /**

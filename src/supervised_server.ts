@@ -9,6 +9,7 @@
 import type { Logger } from "@logtape/logtape";
 import type { RestartPolicy, StdioServerSpec } from "./cli/command_line.ts";
 import type { RequestId } from "./jsonrpc.ts";
+import type { ModernStatus } from "./modern_server.ts";
 import { SharedServer } from "./shared_server.ts";
 import { SpawnError, StdioServerProcess } from "./stdio_server_process.ts";
 
@@ -22,6 +23,8 @@ export interface ServerStatus {
   restarts: number;
   last_exit_code: number | null;
   sessions: number;
+  /** The server's child of the stateless revision (see `modern_server.ts`). */
+  modern?: ModernStatus;
 }
 
 /** A child that ran at least this long counts as healthy: the next failure starts the backoff over. */
@@ -40,6 +43,8 @@ export interface SupervisedServerOptions {
   onLastSessionClosed?: () => void;
   /** Called when the child exited and is not restarted (restarts off), with why; not after `stop()`. */
   onGone?: (reason: string) => void;
+  /** The child serves the stateless revision; see `SharedServerOptions.modern` and `onToolsListed`. */
+  modern?: { onToolsListed: (result: unknown) => void };
   logger: Logger;
 }
 
@@ -68,6 +73,8 @@ export class SupervisedServer {
       supportedProtocolVersions: options.supportedProtocolVersions,
       requestTimeoutMs: options.requestTimeoutMs,
       onLastSessionClosed: options.onLastSessionClosed,
+      modern: options.modern !== undefined,
+      onToolsListed: options.modern?.onToolsListed,
       // As much as a slow client may fall behind: a line, and 16 MiB more.
       childBacklog: {
         bytes: () => this.#process?.backlogBytes ?? 0,

@@ -6,7 +6,7 @@ import {
   modernHeaders,
   PROTOCOL_VERSION_META_KEY,
   ToolHeaderDeclarations,
-} from "../src/client/modern_headers.ts";
+} from "../src/modern_headers.ts";
 import type { JsonRpcMessage } from "../src/jsonrpc.ts";
 
 const META = { [PROTOCOL_VERSION_META_KEY]: "2026-07-28" };

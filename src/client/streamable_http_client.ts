@@ -34,7 +34,7 @@ export interface StreamableHttpClientOptions extends RemoteTransportOptions {
   onwarning?: (text: string) => void;
   /**
    * Headers a POST of `message` carries besides the session's, which they replace where both name one
-   * (spelled alike); undefined for none. Client mode gives those of revision 2026-07-28 (`modern_headers.ts`).
+   * (spelled alike); undefined for none. Client mode gives those of revision 2026-07-28 (`../modern_headers.ts`).
    */
   requestHeaders?: (message: JsonRpcMessage) => Record<string, string> | undefined;
 }

@@ -10,6 +10,7 @@ import { Hono } from "hono";
 import { cors } from "hono/cors";
 import type { Logger } from "@logtape/logtape";
 import type { SessionSource } from "../shared_server.ts";
+import type { ModernServer } from "../modern_server.ts";
 import type { ServerStatus } from "../supervised_server.ts";
 import { apiKeyAuth, apiKeyRefusal } from "./api_key_auth.ts";
 import { hostCheck, hostRefusal } from "./host_check.ts";
@@ -23,6 +24,8 @@ import { jsonRpcErrorResponse } from "./streamable_http_session.ts";
 export interface ProxyAppOptions {
   /** The servers to serve: the one named {@link rootServer} at `/`, the others at `/servers/NAME/`. */
   servers: SessionSource[];
+  /** Each server's child of the stateless revision, by name. */
+  modernServers?: ReadonlyMap<string, ModernServer>;
   /** The name of the server given as the command (the default server), if one was; see {@link mountPrefix}. */
   rootServer?: string;
   stateless: boolean;
@@ -157,6 +160,7 @@ export function createProxyApp(options: ProxyAppOptions): ProxyApp {
       logger,
     });
     const mcp = streamableHttpEndpoint(server, {
+      modern: options.modernServers?.get(server.name),
       stateless: options.stateless,
       idleTimeoutMs: options.sessionIdleTimeoutMs,
       sessionLimit,

@@ -6,6 +6,9 @@
  *
  * With `stateless`, every POST is a session of its own that ends with its last answer.
  *
+ * A POST of the stateless revision (2026-07-28 and later; see `protocol_era.ts`) is such a session too,
+ * always, on the server's child of that revision (`modern_server.ts`), once its headers agree with its body.
+ *
  * @module
  */
 
@@ -17,12 +20,16 @@ import {
   type JsonRpcMessage,
   oneMessageLine,
   parseMessages,
+  type RequestId,
   reusedRequestId,
   singleMessageLine,
 } from "../jsonrpc.ts";
 import { bodyAsLine } from "../large_answer.ts";
 import { DEFAULT_HTTP_PROTOCOL_VERSION, SUPPORTED_PROTOCOL_VERSIONS } from "../protocol_versions.ts";
 import { type SessionSource, SessionUnavailableError } from "../shared_server.ts";
+import { isModernVersion, ToolHeaderDeclarations } from "../modern_headers.ts";
+import type { ModernServer } from "../modern_server.ts";
+import { eraOf } from "./protocol_era.ts";
 import { bodyText, NOT_UTF8, requestBody, UNREADABLE_BODY } from "./request_body.ts";
 import type { SessionLimit } from "./session_limit.ts";
 import { jsonRpcErrorResponse, StreamableSession } from "./streamable_http_session.ts";
@@ -32,6 +39,8 @@ export const MAX_BATCH_SIZE = 100;
 
 /** Options of {@link streamableHttpEndpoint}. */
 export interface StreamableHttpEndpointOptions {
+  /** The server's child of the stateless revision; without it, that revision's requests get `-32022`. */
+  modern?: ModernServer;
   stateless: boolean;
   /** A stateful session without requests (and none running) for this long is closed; 0: never. */
   idleTimeoutMs: number;
@@ -77,6 +86,24 @@ function protocolVersionOf(request: Request, session?: StreamableSession): strin
 
 const METHOD_NOT_ALLOWED = { Allow: "GET, POST, DELETE" };
 
+/** The error of a revision the server does not serve: the revision's code, and the versions it does. */
+const UNSUPPORTED_PROTOCOL_VERSION = -32022;
+
+/** An HTTP error answer with one JSON-RPC error for the request `id`, with `data` if given. */
+function errorAnswer(
+  status: number,
+  code: number,
+  message: string,
+  id: RequestId | null,
+  data?: unknown,
+): Response {
+  const error = data === undefined ? { code, message } : { code, message, data };
+  return new Response(JSON.stringify({ jsonrpc: "2.0", id, error }), {
+    status,
+    headers: { "Content-Type": "application/json" },
+  });
+}
+
 /** Creates the Streamable HTTP endpoint of `server`. */
 export function streamableHttpEndpoint(
   server: SessionSource,
@@ -84,6 +111,8 @@ export function streamableHttpEndpoint(
 ): StreamableHttpEndpoint {
   const { logger, idleTimeoutMs, sessionLimit } = options;
   const sessions = new Map<string, StreamableSession>();
+  /** The `x-mcp-header`s of the modern child's tools, which its requests' headers must agree with. */
+  const modernTools = options.modern?.tools ?? new ToolHeaderDeclarations();
   const statelessSessions = new Set<StreamableSession>();
   const sweeper = idleTimeoutMs > 0 && !options.stateless
     ? setInterval(() => closeIdleSessions(), Math.min(Math.max(idleTimeoutMs / 4, 50), 30_000))
@@ -108,7 +137,11 @@ export function streamableHttpEndpoint(
    * of answers and notifications only, which ends at once (found by QA: an answer to the child's sampling
    * request refused while the tool call waiting for it held the last place, which it never gave back).
    */
-  function openSession(id: string | undefined, counted = true): StreamableSession | Response {
+  function openSession(
+    id: string | undefined,
+    counted = true,
+    source: Pick<SessionSource, "openSession"> = server,
+  ): StreamableSession | Response {
     if (counted && !sessionLimit.tryOpen()) return sessionLimit.refusal();
     const session = new StreamableSession({
       id,
@@ -124,8 +157,10 @@ export function streamableHttpEndpoint(
       },
     });
     try {
-      session.serverSession = server.openSession(session, {
-        label: id === undefined ? "mcp (stateless)" : `mcp ${id.slice(0, 8)}`,
+      session.serverSession = source.openSession(session, {
+        label: id === undefined
+          ? source === server ? "mcp (stateless)" : "mcp (2026-07-28)"
+          : `mcp ${id.slice(0, 8)}`,
         stateless: id === undefined,
       });
     } catch (error) {
@@ -184,6 +219,11 @@ export function streamableHttpEndpoint(
         `Invalid Request: Batch must not exceed ${MAX_BATCH_SIZE} messages`,
       );
     }
+    const era = eraOf(messages as JsonRpcMessage[], batch, request.headers, modernTools);
+    if (era.era === "refused") return errorAnswer(era.status, era.code, era.message, era.id);
+    if (era.era === "modern") {
+      return await postModern(messages[0] as JsonRpcMessage, era.version, text, bytes);
+    }
     const initialize = messages.find((message) => isRequest(message) && message.method === "initialize");
     let protocolVersion: string;
     if (initialize !== undefined) {
@@ -238,6 +278,38 @@ export function streamableHttpEndpoint(
     return response;
   }
 
+  /**
+   * A POST of the stateless revision `version` (one request or notification, its headers checked): a
+   * session of its own on the modern child, or `-32022` when the server does not serve that revision.
+   */
+  async function postModern(
+    message: JsonRpcMessage,
+    version: string,
+    text: string,
+    bytes: Uint8Array<ArrayBuffer>,
+  ): Promise<Response> {
+    const modern = options.modern;
+    const request = isRequest(message);
+    if (modern === undefined || !(modern.served || await modern.available())) {
+      const supported = SUPPORTED_PROTOCOL_VERSIONS.filter((known) => !isModernVersion(known));
+      return errorAnswer(
+        400,
+        UNSUPPORTED_PROTOCOL_VERSION,
+        `Unsupported protocol version: ${version} (supported versions: ${supported.join(", ")})`,
+        request ? message.id : null,
+        { supported, requested: version },
+      );
+    }
+    const opened = openSession(undefined, request, modern);
+    if (opened instanceof Response) return opened;
+    const asIs = singleMessageLine(text);
+    const json = asIs ?? oneMessageLine(text);
+    const line = asIs === undefined ? undefined : bodyAsLine(bytes, asIs);
+    const response = await opened.post([message], false, version, json, line);
+    if (!opened.closed && response.status === 202) opened.close();
+    return response;
+  }
+
   function existingSession(request: Request): StreamableSession | Response {
     const sessionId = request.headers.get("mcp-session-id");
     if (sessionId === null) {
@@ -274,7 +346,11 @@ export function streamableHttpEndpoint(
     async handle(request: Request): Promise<Response> {
       try {
         if (request.method === "POST") return await handlePost(request);
-        if (options.stateless) {
+        const version = request.headers.get("mcp-protocol-version");
+        if (
+          options.stateless ||
+          (version !== null && isModernVersion(version) && !request.headers.has("mcp-session-id"))
+        ) {
           return jsonRpcErrorResponse(405, -32000, "Method not allowed: this server is stateless", {
             Allow: "POST",
           });

@@ -15,13 +15,24 @@
  * A value that is not plain printable ASCII (or has spaces at either end, or is empty) is sent as
  * `=?base64?{UTF-8 in Base64}?=`, as the revision says.
  *
+ * Client mode makes these headers ({@link modernHeaders}); server mode, where they reach mcp-proxy and not
+ * the stdio server, checks that they agree with the body ({@link headerMismatch}).
+ *
  * @module
  */
 
-import type { JsonRpcMessage } from "../jsonrpc.ts";
+import type { JsonRpcMessage } from "./jsonrpc.ts";
 
 /** Where a request of revision 2026-07-28 names its protocol version, in `params._meta`. */
 export const PROTOCOL_VERSION_META_KEY = "io.modelcontextprotocol/protocolVersion";
+
+/** The first revision of the stateless era; later ones sort after it (they are dates). */
+export const FIRST_MODERN_PROTOCOL_VERSION = "2026-07-28";
+
+/** Whether `version` is a revision of the stateless era (2026-07-28 or later). */
+export function isModernVersion(version: string): boolean {
+  return version >= FIRST_MODERN_PROTOCOL_VERSION;
+}
 
 /** The member of `params` whose value `Mcp-Name` carries, by method. */
 const NAME_SOURCES: Readonly<Record<string, string>> = {
@@ -103,6 +114,22 @@ export function headerValue(text: string): string {
 }
 
 /**
+ * The text a header value stands for: a Base64 sentinel decoded (undefined when it is no valid Base64 of
+ * UTF-8), any other value as it is.
+ */
+export function decodedHeaderValue(value: string): string | undefined {
+  if (!(value.startsWith(SENTINEL_START) && value.endsWith(SENTINEL_END))) return value;
+  const encoded = value.slice(SENTINEL_START.length, value.length - SENTINEL_END.length);
+  try {
+    const binary = atob(encoded);
+    const bytes = Uint8Array.from(binary, (char) => char.charCodeAt(0));
+    return new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
  * The `x-mcp-header` declarations of a tool's input schema: on properties reached through `properties`
  * only, from the top. One under a keyword out of that reach (`items`, `anyOf`, `$defs`, …), a name that is
  * no HTTP token, a type that is not a primitive, a name given twice (in any case), or a schema nested over
@@ -176,6 +203,38 @@ export class ToolHeaderDeclarations {
     }
   }
 
+  /**
+   * How the `Mcp-Param-…` headers of a call of `tool` with `args` disagree with them, or undefined when they
+   * agree (or the tool declared none, as far as is known): each declared argument that has a value needs
+   * its header, which must decode to that value (a number: to the same number).
+   */
+  paramMismatch(tool: string, args: unknown, headers: Headers): string | undefined {
+    const declarations = this.#byTool.get(tool);
+    if (declarations === undefined) return undefined;
+    for (const { path, header } of declarations) {
+      let value: unknown = args;
+      for (const key of path) value = isObject(value) ? value[key] : undefined;
+      const text = argumentText(value);
+      if (text === undefined) continue;
+      const name = `Mcp-Param-${header}`;
+      const sent = headers.get(name);
+      if (sent === null) {
+        return `the body carries arguments.${path.join(".")} but the ${name} header is absent`;
+      }
+      const decoded = decodedHeaderValue(sent);
+      if (decoded === undefined) return `the ${name} header carries an invalid Base64 value`;
+      const same = decoded === text ||
+        (typeof value === "number" && /^-?\d+(\.\d+)?([eE][-+]?\d+)?$/.test(decoded) &&
+          Number(decoded) === value);
+      if (!same) {
+        return `the ${name} header says ${JSON.stringify(decoded)} but the body carries arguments.${
+          path.join(".")
+        }=${JSON.stringify(value)}`;
+      }
+    }
+    return undefined;
+  }
+
   /** The `Mcp-Param-…` headers of a call of `tool` with `args`: one per declared argument that has a value. */
   paramHeaders(tool: string, args: unknown, into: Record<string, string>): void {
     const declarations = this.#byTool.get(tool);
@@ -213,4 +272,50 @@ export function modernHeaders(
     tools.paramHeaders(name, params!.arguments, headers);
   }
   return headers;
+}
+
+/**
+ * How the headers of a request of revision 2026-07-28 that reached mcp-proxy disagree with its body, or
+ * undefined when they agree (the revision's `-32020` check, which the stdio server cannot make, as the
+ * headers stop here). `MCP-Protocol-Version` and `Mcp-Method` must be present and name the body's
+ * version and method; `Mcp-Name` must be present when the body has the member it mirrors, and decode to
+ * it; `Mcp-Param-…` as {@link ToolHeaderDeclarations.paramMismatch} says.
+ */
+export function headerMismatch(
+  request: { method: string; params?: unknown },
+  version: string,
+  headers: Headers,
+  tools: ToolHeaderDeclarations,
+): string | undefined {
+  const { method } = request;
+  const params = isObject(request.params) ? request.params : undefined;
+  const sentVersion = headers.get("mcp-protocol-version");
+  if (sentVersion === null) {
+    return `the body names protocol version ${version} but the MCP-Protocol-Version header is absent`;
+  }
+  if (sentVersion !== version) {
+    return `the body names protocol version ${version} but the MCP-Protocol-Version header names ${sentVersion}`;
+  }
+  const sentMethod = headers.get("mcp-method");
+  if (sentMethod === null) return `the body names method ${method} but the Mcp-Method header is absent`;
+  if (sentMethod !== method) {
+    return `the body names method ${method} but the Mcp-Method header names ${sentMethod}`;
+  }
+  const source = Object.hasOwn(NAME_SOURCES, method) ? NAME_SOURCES[method] : undefined;
+  const name = source === undefined || params === undefined ? undefined : params[source];
+  const sentName = headers.get("mcp-name");
+  if (source !== undefined && typeof name === "string") {
+    if (sentName === null) return `the body carries params.${source} but the Mcp-Name header is absent`;
+    const decoded = decodedHeaderValue(sentName);
+    if (decoded === undefined) return "the Mcp-Name header carries an invalid Base64 value";
+    if (decoded !== name) {
+      return `the body carries params.${source}=${JSON.stringify(name)} but the Mcp-Name header names ${
+        JSON.stringify(decoded)
+      }`;
+    }
+  }
+  if (method === "tools/call" && typeof name === "string") {
+    return tools.paramMismatch(name, params!.arguments, headers);
+  }
+  return undefined;
 }
