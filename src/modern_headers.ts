@@ -279,13 +279,12 @@ export function modernHeaders(
  * undefined when they agree (the revision's `-32020` check, which the stdio server cannot make, as the
  * headers stop here). `MCP-Protocol-Version` and `Mcp-Method` must be present and name the body's
  * version and method; `Mcp-Name` must be present when the body has the member it mirrors, and decode to
- * it; `Mcp-Param-…` as {@link ToolHeaderDeclarations.paramMismatch} says.
+ * it. (`Mcp-Param-…` need the tool's declarations: {@link ToolHeaderDeclarations.paramMismatch}.)
  */
 export function headerMismatch(
   request: { method: string; params?: unknown },
   version: string,
   headers: Headers,
-  tools: ToolHeaderDeclarations,
 ): string | undefined {
   const { method } = request;
   const params = isObject(request.params) ? request.params : undefined;
@@ -313,9 +312,6 @@ export function headerMismatch(
         JSON.stringify(decoded)
       }`;
     }
-  }
-  if (method === "tools/call" && typeof name === "string") {
-    return tools.paramMismatch(name, params!.arguments, headers);
   }
   return undefined;
 }

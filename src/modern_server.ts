@@ -22,6 +22,21 @@ import { VERSION } from "./version.ts";
 /** How long the child may take to answer the first `server/discover`, its start included. */
 export const DISCOVER_TIMEOUT_MS = 60_000;
 
+/** How long the first modern request waits for the first page of mcp-proxy's own `tools/list`. */
+const FIRST_TOOLS_TIMEOUT_MS = 10_000;
+
+/** The most pages of `tools/list` mcp-proxy reads itself (see `#listTools`). */
+const MAX_TOOL_PAGES = 100;
+
+/** The `_meta` envelope of mcp-proxy's own requests of revision `version`. */
+function envelope(version: string): Record<string, unknown> {
+  return {
+    "io.modelcontextprotocol/protocolVersion": version,
+    "io.modelcontextprotocol/clientCapabilities": {},
+    "io.modelcontextprotocol/clientInfo": { name: "mcp-proxy", version: VERSION },
+  };
+}
+
 /** Whether the child serves the stateless revision, as far as is known. */
 export type ModernSupport = "not asked" | "asking" | "served" | "not served";
 
@@ -117,12 +132,23 @@ export class ModernServer {
       name: this.name,
       version: FIRST_MODERN_PROTOCOL_VERSION,
     });
-    const why = await this.#discover(server);
-    if (this.#stopping) return false;
-    if (why === undefined) {
+    const answer = await this.#discover(server);
+    if (this.#stopping) throw new SessionUnavailableError(`server "${this.name}" is shutting down`);
+    if (typeof answer !== "string") {
+      // The first page is waited for (not for ever): the first calls are checked with what it declares.
+      if (answer.tools) {
+        let timer: ReturnType<typeof setTimeout> | undefined;
+        await Promise.race([
+          new Promise<void>((resolve) => this.#listTools(server, answer.version, resolve)),
+          new Promise<void>((resolve) => timer = setTimeout(resolve, FIRST_TOOLS_TIMEOUT_MS)),
+        ]);
+        clearTimeout(timer);
+        if (this.#stopping) throw new SessionUnavailableError(`server "${this.name}" is shutting down`);
+      }
       this.#support = "served";
       return true;
     }
+    const why = answer;
     this.#support = "not served";
     this.#server = undefined;
     this.#logger.info(
@@ -133,15 +159,12 @@ export class ModernServer {
     return false;
   }
 
-  /** Asks the child `server/discover`: resolves undefined when it names a stateless revision, else why not. */
-  #discover(server: SupervisedServer): Promise<string | undefined> {
-    const params = {
-      _meta: {
-        "io.modelcontextprotocol/protocolVersion": FIRST_MODERN_PROTOCOL_VERSION,
-        "io.modelcontextprotocol/clientCapabilities": {},
-        "io.modelcontextprotocol/clientInfo": { name: "mcp-proxy", version: VERSION },
-      },
-    };
+  /**
+   * Asks the child `server/discover`: resolves with the stateless revision it names (and whether it has
+   * tools), else with why it does not serve one.
+   */
+  #discover(server: SupervisedServer): Promise<{ version: string; tools: boolean } | string> {
+    const params = { _meta: envelope(FIRST_MODERN_PROTOCOL_VERSION) };
     const limitMs = this.#options.discoverTimeoutMs ?? DISCOVER_TIMEOUT_MS;
     return new Promise((resolve) => {
       const timer = setTimeout(
@@ -154,15 +177,47 @@ export class ModernServer {
           resolve(`server/discover: error ${response.error.code} ${response.error.message}`);
           return;
         }
-        const versions = (response.result as { supportedVersions?: unknown } | undefined)?.supportedVersions;
-        const modern = Array.isArray(versions) &&
-          versions.some((version) => typeof version === "string" && isModernVersion(version));
-        resolve(modern ? undefined : "server/discover names no such revision");
+        const result = response.result as { supportedVersions?: unknown; capabilities?: { tools?: unknown } };
+        const versions = result?.supportedVersions;
+        const modern = Array.isArray(versions)
+          ? versions.find((version) => typeof version === "string" && isModernVersion(version))
+          : undefined;
+        resolve(
+          modern === undefined
+            ? "server/discover names no such revision"
+            : { version: modern, tools: typeof result.capabilities?.tools === "object" },
+        );
       });
       if (!sent) {
         clearTimeout(timer);
         resolve("it stopped before it could be asked");
       }
     });
+  }
+
+  /**
+   * Lists the child's tools (every page, up to {@link MAX_TOOL_PAGES}) to learn their `x-mcp-header`s at
+   * once: a call that comes before any client listed them is checked too. Whatever fails here only leaves
+   * them to be learned from the clients' own `tools/list`.
+   */
+  #listTools(
+    server: SupervisedServer,
+    version: string,
+    firstAnswered: () => void,
+    cursor?: string,
+    page = 1,
+  ): void {
+    const params: Record<string, unknown> = { _meta: envelope(version) };
+    if (cursor !== undefined) params.cursor = cursor;
+    const sent = server.shared.request("tools/list", params, (response) => {
+      firstAnswered();
+      if (response.result === undefined) return;
+      this.tools.learn(response.result);
+      const next = (response.result as { nextCursor?: unknown }).nextCursor;
+      if (typeof next === "string" && page < MAX_TOOL_PAGES && !this.#stopping) {
+        this.#listTools(server, version, () => {}, next, page + 1);
+      }
+    });
+    if (!sent) firstAnswered();
   }
 }

@@ -12,14 +12,13 @@ const META = {
 function era(
   message: Record<string, unknown> | Record<string, unknown>[],
   headers: Record<string, string> = {},
-  tools = new ToolHeaderDeclarations(),
 ) {
   const batch = Array.isArray(message);
   const messages = (batch ? message : [message]).map((entry) => ({
     jsonrpc: "2.0",
     ...entry,
   })) as JsonRpcMessage[];
-  return eraOf(messages, batch, new Headers(headers), tools);
+  return eraOf(messages, batch, new Headers(headers));
 }
 
 const STANDARD = { "MCP-Protocol-Version": MODERN, "Mcp-Method": "tools/list" };
@@ -142,16 +141,12 @@ Deno.test("protocol_era: Mcp-Name mirrors the name, URI or task id, decoded from
   assert.equal(read({ "Mcp-Name": "memo://cafe" }), "refused");
 });
 
-Deno.test("protocol_era: Mcp-Param headers are checked once tools/list declared them", () => {
+Deno.test("modern_headers: Mcp-Param headers are checked against the arguments once tools/list declared them", () => {
   const tools = new ToolHeaderDeclarations();
-  const call = (args: Record<string, unknown>, headers: Record<string, string>) =>
-    era(
-      { id: 1, method: "tools/call", params: { _meta: META, name: "t", arguments: args } },
-      { "MCP-Protocol-Version": MODERN, "Mcp-Method": "tools/call", "Mcp-Name": "t", ...headers },
-      tools,
-    ).era;
+  const check = (args: Record<string, unknown>, headers: Record<string, string>) =>
+    tools.paramMismatch("t", args, new Headers(headers)) === undefined ? "agree" : "mismatch";
   // Unknown declarations: nothing to check.
-  assert.equal(call({ region: "eu" }, {}), "modern");
+  assert.equal(check({ region: "eu" }, {}), "agree");
   tools.learn({
     tools: [{
       name: "t",
@@ -164,15 +159,16 @@ Deno.test("protocol_era: Mcp-Param headers are checked once tools/list declared 
       },
     }],
   });
-  assert.equal(call({ region: "eu" }, { "Mcp-Param-Region": "eu" }), "modern");
-  assert.equal(call({ region: "eu" }, {}), "refused");
-  assert.equal(call({ region: "eu" }, { "Mcp-Param-Region": "us" }), "refused");
-  assert.equal(call({ region: " eu" }, { "Mcp-Param-Region": headerValue(" eu") }), "modern");
-  assert.equal(call({ count: 10 }, { "Mcp-Param-Count": "10" }), "modern");
-  assert.equal(call({ count: 10 }, { "Mcp-Param-Count": "1e1" }), "modern");
-  assert.equal(call({ count: 10 }, { "Mcp-Param-Count": "11" }), "refused");
+  assert.equal(check({ region: "eu" }, { "Mcp-Param-Region": "eu" }), "agree");
+  assert.equal(check({ region: "eu" }, {}), "mismatch");
+  assert.equal(check({ region: "eu" }, { "Mcp-Param-Region": "us" }), "mismatch");
+  assert.equal(check({ region: " eu" }, { "Mcp-Param-Region": headerValue(" eu") }), "agree");
+  assert.equal(check({ region: "eu" }, { "Mcp-Param-Region": "=?base64?***?=" }), "mismatch");
+  assert.equal(check({ count: 10 }, { "Mcp-Param-Count": "10" }), "agree");
+  assert.equal(check({ count: 10 }, { "Mcp-Param-Count": "1e1" }), "agree");
+  assert.equal(check({ count: 10 }, { "Mcp-Param-Count": "11" }), "mismatch");
   // An argument not given needs no header.
-  assert.equal(call({}, {}), "modern");
+  assert.equal(check({}, {}), "agree");
 });
 
 Deno.test("modern_headers: a header value decodes back to its text; a broken Base64 sentinel to none", () => {

@@ -145,6 +145,10 @@ Deno.test("server mode 2026-07-28: headers that disagree with the body are refus
     method: "tools/call",
     params: { _meta: META, name: "regional", arguments: { region } },
   });
+  // The first request of all: the proxy listed the tools itself first, so their x-mcp-headers are known.
+  const early = await post(url, call("eu"), { "Mcp-Name": "regional", "Mcp-Param-Region": "us" });
+  assert.equal(early.status, 400);
+  assert.match((await early.json()).error.message, /Mcp-Param-Region/);
   const cases: [string, Promise<Response>, number, RegExp][] = [
     [
       "no Mcp-Method",

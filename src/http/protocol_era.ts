@@ -3,7 +3,8 @@
  * stateless revision 2026-07-28 and later, whose requests carry their protocol version in
  * `params._meta` (`io.modelcontextprotocol/protocolVersion`) and the `MCP-Protocol-Version`, `Mcp-Method`
  * and `Mcp-Name` headers. The body decides, as the SDK's HTTP entry does; the headers are checked against
- * it here, since they stop at mcp-proxy and the stdio server never sees them.
+ * it here, since they stop at mcp-proxy and the stdio server never sees them (`Mcp-Param-…` later, once
+ * the child's tools are known: `ToolHeaderDeclarations.paramMismatch`).
  *
  * Pure: the messages as parsed and the request's headers in, a decision out.
  *
@@ -11,12 +12,7 @@
  */
 
 import { isNotification, isRequest, type JsonRpcMessage, type RequestId } from "../jsonrpc.ts";
-import {
-  headerMismatch,
-  isModernVersion,
-  PROTOCOL_VERSION_META_KEY,
-  type ToolHeaderDeclarations,
-} from "../modern_headers.ts";
+import { headerMismatch, isModernVersion, PROTOCOL_VERSION_META_KEY } from "../modern_headers.ts";
 
 /** The JSON-RPC error of a header that disagrees with the body (HTTP 400). */
 export const HEADER_MISMATCH = -32020;
@@ -56,7 +52,6 @@ export function eraOf(
   messages: readonly JsonRpcMessage[],
   batch: boolean,
   headers: Headers,
-  tools: ToolHeaderDeclarations,
 ): EraDecision {
   if (batch || messages.length !== 1) {
     if (messages.some(hasClaim)) {
@@ -93,7 +88,7 @@ export function eraOf(
         id,
       );
     }
-    return headerMismatchOrModern(message, headerVersion, headers, tools, false);
+    return headerMismatchOrModern(message, headerVersion, headers, false);
   }
   const version = meta[PROTOCOL_VERSION_META_KEY];
   if (typeof version !== "string" || version === "") {
@@ -119,7 +114,7 @@ export function eraOf(
       id,
     );
   }
-  return headerMismatchOrModern(message, version, headers, tools, request);
+  return headerMismatchOrModern(message, version, headers, request);
 }
 
 /**
@@ -130,7 +125,6 @@ function headerMismatchOrModern(
   message: JsonRpcMessage,
   version: string,
   headers: Headers,
-  tools: ToolHeaderDeclarations,
   request: boolean,
 ): EraDecision {
   const { method } = message as { method: string };
@@ -145,7 +139,7 @@ function headerMismatchOrModern(
     }
     return { era: "modern", version };
   }
-  const mismatch = headerMismatch(message as { method: string; params?: unknown }, version, headers, tools);
+  const mismatch = headerMismatch(message as { method: string; params?: unknown }, version, headers);
   if (mismatch !== undefined) {
     return refused(HEADER_MISMATCH, `Header mismatch: ${mismatch}`, (message as { id: RequestId }).id);
   }

@@ -27,9 +27,9 @@ import {
 import { bodyAsLine } from "../large_answer.ts";
 import { DEFAULT_HTTP_PROTOCOL_VERSION, SUPPORTED_PROTOCOL_VERSIONS } from "../protocol_versions.ts";
 import { type SessionSource, SessionUnavailableError } from "../shared_server.ts";
-import { isModernVersion, ToolHeaderDeclarations } from "../modern_headers.ts";
+import { isModernVersion } from "../modern_headers.ts";
 import type { ModernServer } from "../modern_server.ts";
-import { eraOf } from "./protocol_era.ts";
+import { eraOf, HEADER_MISMATCH } from "./protocol_era.ts";
 import { bodyText, NOT_UTF8, requestBody, UNREADABLE_BODY } from "./request_body.ts";
 import type { SessionLimit } from "./session_limit.ts";
 import { jsonRpcErrorResponse, StreamableSession } from "./streamable_http_session.ts";
@@ -111,8 +111,6 @@ export function streamableHttpEndpoint(
 ): StreamableHttpEndpoint {
   const { logger, idleTimeoutMs, sessionLimit } = options;
   const sessions = new Map<string, StreamableSession>();
-  /** The `x-mcp-header`s of the modern child's tools, which its requests' headers must agree with. */
-  const modernTools = options.modern?.tools ?? new ToolHeaderDeclarations();
   const statelessSessions = new Set<StreamableSession>();
   const sweeper = idleTimeoutMs > 0 && !options.stateless
     ? setInterval(() => closeIdleSessions(), Math.min(Math.max(idleTimeoutMs / 4, 50), 30_000))
@@ -219,10 +217,10 @@ export function streamableHttpEndpoint(
         `Invalid Request: Batch must not exceed ${MAX_BATCH_SIZE} messages`,
       );
     }
-    const era = eraOf(messages as JsonRpcMessage[], batch, request.headers, modernTools);
+    const era = eraOf(messages as JsonRpcMessage[], batch, request.headers);
     if (era.era === "refused") return errorAnswer(era.status, era.code, era.message, era.id);
     if (era.era === "modern") {
-      return await postModern(messages[0] as JsonRpcMessage, era.version, text, bytes);
+      return await postModern(messages[0] as JsonRpcMessage, era.version, request.headers, text, bytes);
     }
     const initialize = messages.find((message) => isRequest(message) && message.method === "initialize");
     let protocolVersion: string;
@@ -285,6 +283,7 @@ export function streamableHttpEndpoint(
   async function postModern(
     message: JsonRpcMessage,
     version: string,
+    headers: Headers,
     text: string,
     bytes: Uint8Array<ArrayBuffer>,
   ): Promise<Response> {
@@ -299,6 +298,16 @@ export function streamableHttpEndpoint(
         request ? message.id : null,
         { supported, requested: version },
       );
+    }
+    // Known once the child serves the revision (it lists its tools first): the `x-mcp-header` arguments.
+    if (request && message.method === "tools/call") {
+      const params = message.params as { name?: unknown; arguments?: unknown } | undefined;
+      const mismatch = typeof params?.name === "string"
+        ? modern.tools.paramMismatch(params.name, params.arguments, headers)
+        : undefined;
+      if (mismatch !== undefined) {
+        return errorAnswer(400, HEADER_MISMATCH, `Header mismatch: ${mismatch}`, message.id);
+      }
     }
     const opened = openSession(undefined, request, modern);
     if (opened instanceof Response) return opened;
