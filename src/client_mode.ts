@@ -11,7 +11,7 @@ import { authorizedClient } from "./client/authorized_fetch.ts";
 import { applyNoProxyEverywhere, proxyConfigured } from "./client/http1_fetch.ts";
 import { ClientRelay } from "./client/client_relay.ts";
 import { LegacySseClient } from "./client/legacy_sse_client.ts";
-import { modernHeaders, ToolHeaderDeclarations } from "./modern_headers.ts";
+import { envelopeVersion, learnToolsOf, modernHeaders, ToolHeaderDeclarations } from "./modern_headers.ts";
 import { ClientCredentials } from "./client/oauth_client_credentials.ts";
 import type { RemoteTransport } from "./client/remote_transport.ts";
 import { StreamableHttpClient } from "./client/streamable_http_client.ts";
@@ -110,6 +110,11 @@ export async function runClientMode(options: ClientModeOptions, stop: Promise<un
     logger,
     onanswer: (method, response) => {
       if (method === "tools/list" && response.result !== undefined) toolHeaders.learn(response.result);
+    },
+    // A call refused for headers of a tool not listed yet: listed, and sent again with them.
+    mender: {
+      wants: (request) => request.method === "tools/call" && envelopeVersion(request) !== undefined,
+      mend: (request, refusal, ask) => learnToolsOf(request, refusal, toolHeaders, ask),
     },
   });
 

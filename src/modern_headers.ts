@@ -203,6 +203,11 @@ export class ToolHeaderDeclarations {
     }
   }
 
+  /** Whether `tool` is known to declare `x-mcp-header`s. */
+  declares(tool: string): boolean {
+    return this.#byTool.has(tool);
+  }
+
   /**
    * How the `Mcp-Param-…` headers of a call of `tool` with `args` disagree with them, or undefined when they
    * agree (or the tool declared none, as far as is known): each declared argument that has a value needs
@@ -314,4 +319,51 @@ export function headerMismatch(
     }
   }
   return undefined;
+}
+
+/** What of a request's `_meta` says who asks: what mcp-proxy's own requests on its behalf carry. */
+const ENVELOPE_KEYS = [
+  PROTOCOL_VERSION_META_KEY,
+  "io.modelcontextprotocol/clientCapabilities",
+  "io.modelcontextprotocol/clientInfo",
+];
+
+/** The most pages of `tools/list` read to learn a tool's declarations (see {@link learnToolsOf}). */
+const MAX_TOOL_PAGES = 100;
+
+/**
+ * Client mode: a `tools/call` of revision 2026-07-28 refused with `-32020` (a header that disagrees with
+ * the body, which the server ran none of) may have lacked the `Mcp-Param-…` headers of a tool whose
+ * declarations were not known yet, as no `tools/list` had come through. Then the tools are listed with
+ * `ask` (every page, with the call's own `_meta` envelope) and learned; true when the tool turns out to
+ * declare some, so that the call can go again with them.
+ */
+export async function learnToolsOf(
+  call: { method: string; params?: Record<string, unknown> },
+  refusal: { error?: { code: number } },
+  tools: ToolHeaderDeclarations,
+  ask: (method: string, params: Record<string, unknown>) => Promise<{ result?: unknown }>,
+): Promise<boolean> {
+  const name = call.params?.name;
+  const meta = call.params?._meta;
+  if (
+    call.method !== "tools/call" || refusal.error?.code !== -32020 || typeof name !== "string" ||
+    !isObject(meta) || tools.declares(name)
+  ) {
+    return false;
+  }
+  const envelope: Record<string, unknown> = {};
+  for (const key of ENVELOPE_KEYS) if (Object.hasOwn(meta, key)) envelope[key] = meta[key];
+  let cursor: string | undefined;
+  for (let page = 0; page < MAX_TOOL_PAGES; page++) {
+    const params: Record<string, unknown> = { _meta: envelope };
+    if (cursor !== undefined) params.cursor = cursor;
+    const answer = await ask("tools/list", params);
+    if (!isObject(answer.result)) break;
+    tools.learn(answer.result);
+    const next = answer.result.nextCursor;
+    if (typeof next !== "string" || tools.declares(name)) break;
+    cursor = next;
+  }
+  return tools.declares(name);
 }

@@ -18,6 +18,7 @@ import { StdioClientTransport } from "@modelcontextprotocol/client-v2/stdio";
 import type { SeenRequest } from "./fixtures/modern_http_server.ts";
 import { DenoStdioTransport } from "./helpers/deno_stdio_transport.ts";
 import { DENO, processExists } from "./helpers/proxy_process.ts";
+import { runClientModeWithInput } from "./helpers/client_mode.ts";
 
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
 const FIXTURE = new URL("./fixtures/modern_http_server.ts", import.meta.url).pathname;
@@ -286,4 +287,39 @@ Deno.test("client mode relays the server's own JSON-RPC error unchanged: -32022 
     [400],
     `the server refused the one initialize itself: ${JSON.stringify(seen)}`,
   );
+});
+
+Deno.test("client mode: a call refused for the Mcp-Param header of a tool not listed yet is listed, and goes again once", async () => {
+  await using server = await startModernServer("modern-only");
+  const meta = {
+    "io.modelcontextprotocol/protocolVersion": MODERN,
+    "io.modelcontextprotocol/clientCapabilities": {},
+    progressToken: "p",
+  };
+  const { code, stdout, stderr } = await runClientModeWithInput(server.url, [
+    {
+      jsonrpc: "2.0",
+      id: 1,
+      method: "tools/call",
+      params: { _meta: meta, name: "regional", arguments: { region: "eu" } },
+    },
+    // An error of the server's own (no region given): passed on, not sent again.
+    { jsonrpc: "2.0", id: 2, method: "tools/call", params: { _meta: meta, name: "regional", arguments: {} } },
+  ]);
+  assert.equal(code, 0, stderr);
+  const answers = stdout.trim().split("\n").map((line) => JSON.parse(line));
+  const first = answers.find((answer) => answer.id === 1);
+  assert.equal(first?.result?.content?.[0]?.text, "regional(modern): region=eu", stdout);
+  assert.equal(answers.filter((answer) => answer.id === 1).length, 1);
+  const second = answers.filter((answer) => answer.id === 2);
+  assert.equal(second.length, 1, stdout);
+  assert.ok(second[0].error !== undefined || second[0].result?.isError === true, stdout);
+  const seen = await server.seen();
+  const calls = seen.filter((entry) => entry.method === "tools/call");
+  // The first call twice (400, then 200 with the header); the list in between, by the proxy.
+  assert.deepEqual(calls.filter((entry) => entry["mcp-param-region"] === "eu").map((entry) => entry.status), [
+    200,
+  ]);
+  assert.equal(seen.filter((entry) => entry.method === "tools/list").length, 1, JSON.stringify(seen));
+  assert.equal(calls.length, 3, JSON.stringify(seen));
 });

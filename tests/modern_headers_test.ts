@@ -3,6 +3,7 @@ import {
   envelopeVersion,
   headerDeclarations,
   headerValue,
+  learnToolsOf,
   modernHeaders,
   PROTOCOL_VERSION_META_KEY,
   ToolHeaderDeclarations,
@@ -180,4 +181,46 @@ Deno.test("modern_headers: a method or version that is no plain header value get
     params: { _meta: { [PROTOCOL_VERSION_META_KEY]: "2026\r\n" } },
   };
   assert.equal(modernHeaders(message as JsonRpcMessage, tools), undefined);
+});
+
+Deno.test("modern_headers: learnToolsOf lists every page with the call's envelope, only for a -32020 of a tool not known", async () => {
+  const regional = {
+    name: "regional",
+    inputSchema: { type: "object", properties: { region: { type: "string", "x-mcp-header": "Region" } } },
+  };
+  const pages: Record<string, unknown>[] = [
+    { tools: [{ name: "plain", inputSchema: { type: "object" } }], nextCursor: "2" },
+    { tools: [regional], nextCursor: "3" },
+    { tools: [] },
+  ];
+  const asked: Record<string, unknown>[] = [];
+  const ask = (method: string, params: Record<string, unknown>) => {
+    assert.equal(method, "tools/list");
+    asked.push(params);
+    const cursor = params.cursor === undefined ? 0 : Number(params.cursor) - 1;
+    return Promise.resolve({ result: pages[cursor] });
+  };
+  const meta = {
+    ...META,
+    "io.modelcontextprotocol/clientCapabilities": { sampling: {} },
+    progressToken: 7,
+    "io.modelcontextprotocol/related-task": { taskId: "t" },
+  };
+  const call = (name: string) => ({ method: "tools/call", params: { _meta: meta, name, arguments: {} } });
+  const refusal = { error: { code: -32020 } };
+  const tools = new ToolHeaderDeclarations();
+  assert.equal(await learnToolsOf(call("regional"), { error: { code: -32602 } }, tools, ask), false);
+  assert.equal(asked.length, 0);
+  assert.equal(await learnToolsOf(call("regional"), refusal, tools, ask), true);
+  // Pages until the tool was found; the envelope only, not the call's progress token or task.
+  assert.deepEqual(asked, [
+    { _meta: { ...META, "io.modelcontextprotocol/clientCapabilities": { sampling: {} } } },
+    { _meta: { ...META, "io.modelcontextprotocol/clientCapabilities": { sampling: {} } }, cursor: "2" },
+  ]);
+  // Known now: a second refusal is the server's own word, with nothing to mend.
+  assert.equal(await learnToolsOf(call("regional"), refusal, tools, ask), false);
+  assert.equal(asked.length, 2);
+  // A tool that declares none, after every page: no second sending.
+  assert.equal(await learnToolsOf(call("plain"), refusal, tools, ask), false);
+  assert.equal(asked.length, 5);
 });

@@ -59,6 +59,24 @@ export interface ClientRelayOptions {
   logger: Logger;
   /** Called with each answer of the server to a request of the client, and the request's method. */
   onanswer?: (method: string, response: JsonRpcResponse) => void;
+  /** What may mend a refusal of the server and have the request sent once more; see {@link RefusalMender}. */
+  mender?: RefusalMender;
+}
+
+/**
+ * A refusal the relay may mend once, for requests it {@link wants}: the server's error answer waits while
+ * {@link mend} runs (it may ask the server requests of its own, whose answers never reach the client); when
+ * it resolves true, the request goes to the server again, else the error answer goes to the client. Only
+ * for refusals that say the server ran none of the request: at most once holds.
+ */
+export interface RefusalMender {
+  /** Whether to keep `request` for a second sending (on the per-request path: cheap). */
+  wants(request: JsonRpcRequest): boolean;
+  mend(
+    request: JsonRpcRequest,
+    refusal: JsonRpcResponse,
+    ask: (method: string, params: Record<string, unknown>) => Promise<JsonRpcResponse>,
+  ): Promise<boolean>;
 }
 
 /**
@@ -87,6 +105,8 @@ interface PendingRequest {
   accepted?: boolean;
   /** The relay answered it itself (an error): it is not sent, or not again. */
   abandoned?: boolean;
+  /** Kept for the {@link RefusalMender}, until its first error answer. */
+  again?: { request: JsonRpcRequest; json: string | undefined };
 }
 
 /** See the module documentation. */
@@ -206,6 +226,7 @@ export class ClientRelay {
     const pending: PendingRequest = { method: request.method, generation: this.#generation };
     const spelled = json === undefined ? undefined : idSpelling(json, request.id);
     if (spelled !== undefined) pending.answerId = spelled;
+    if (this.#options.mender?.wants(request)) pending.again = { request, json };
     this.#timeouts?.add(request.id);
     this.#pending.set(request.id, pending);
     switch (request.method) {
@@ -649,6 +670,21 @@ export class ClientRelay {
       return;
     }
     const pending = this.#pending.get(id)!;
+    if (pending.again !== undefined && response.error !== undefined) {
+      this.#mend(id, pending, response, transport, json);
+      return;
+    }
+    this.#answer(id, pending, response, transport, json);
+  }
+
+  /** The server's answer `response` to the client's request `id` goes to the client. */
+  #answer(
+    id: RequestId,
+    pending: PendingRequest,
+    response: JsonRpcResponse,
+    transport: RemoteTransport,
+    json?: JsonText,
+  ): void {
     this.#forget(id);
     if (pending.method === "initialize" && response.result !== undefined) {
       this.#kind = transport.kind;
@@ -663,5 +699,41 @@ export class ClientRelay {
       // What it learns is not worth an answer lost (found by review: a schema nested deep threw).
       this.#logger.debug("noting the answer to {method} failed: {error}", { method: pending.method, error });
     }
+  }
+
+  /**
+   * The error answer `refusal` to the client's request `id`, kept for the {@link RefusalMender}: the request
+   * goes again if it mends the refusal, else the answer goes on. Meanwhile the request may be cancelled or
+   * time out: then nothing more happens here.
+   */
+  async #mend(
+    id: RequestId,
+    pending: PendingRequest,
+    refusal: JsonRpcResponse,
+    transport: RemoteTransport,
+    json?: JsonText,
+  ): Promise<void> {
+    const { request, json: requestJson } = pending.again!;
+    pending.again = undefined;
+    let again = false;
+    try {
+      again = await this.#options.mender!.mend(
+        request,
+        refusal,
+        (method, params) => this.#internalRequest(transport, method, params),
+      );
+    } catch (error) {
+      this.#logger.debug("mending the refusal of {method} failed: {error}", {
+        method: pending.method,
+        error,
+      });
+    }
+    if (this.#closed || this.#pending.get(id) !== pending) return;
+    if (!again) {
+      this.#answer(id, pending, refusal, transport, json);
+      return;
+    }
+    this.#logger.debug("{method} {id} goes again", { method: pending.method, id: JSON.stringify(id) });
+    this.#dispatch(request, requestJson);
   }
 }
