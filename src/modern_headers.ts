@@ -22,6 +22,7 @@
  */
 
 import type { JsonRpcMessage } from "./jsonrpc.ts";
+import { VERSION } from "./version.ts";
 
 /** Where a request of revision 2026-07-28 names its protocol version, in `params._meta`. */
 export const PROTOCOL_VERSION_META_KEY = "io.modelcontextprotocol/protocolVersion";
@@ -29,9 +30,18 @@ export const PROTOCOL_VERSION_META_KEY = "io.modelcontextprotocol/protocolVersio
 /** The first revision of the stateless era; later ones sort after it (they are dates). */
 export const FIRST_MODERN_PROTOCOL_VERSION = "2026-07-28";
 
-/** Whether `version` is a revision of the stateless era (2026-07-28 or later). */
+/** Whether `version` names a revision of the stateless era: a date, 2026-07-28 or later. */
 export function isModernVersion(version: string): boolean {
-  return version >= FIRST_MODERN_PROTOCOL_VERSION;
+  return version >= FIRST_MODERN_PROTOCOL_VERSION && /^\d{4}-\d{2}-\d{2}$/.test(version);
+}
+
+/** The `_meta` envelope of mcp-proxy's own requests of revision `version` (to a server mode child). */
+export function ownEnvelope(version: string): Record<string, unknown> {
+  return {
+    [PROTOCOL_VERSION_META_KEY]: version,
+    "io.modelcontextprotocol/clientCapabilities": {},
+    "io.modelcontextprotocol/clientInfo": { name: "mcp-proxy", version: VERSION },
+  };
 }
 
 /** The member of `params` whose value `Mcp-Name` carries, by method. */

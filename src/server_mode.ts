@@ -125,8 +125,18 @@ function startUnit(
   // Shared by all clients also with --isolate-sessions: the revision has no sessions to keep apart.
   const modern = new ModernServer({
     name: spec.name,
+    // Named apart in the log and in its stderr's prefix.
     create: (onToolsListed) =>
-      supervise(spec, options, options.restart, undefined, undefined, { onToolsListed }),
+      supervise(
+        { ...spec, name: `${spec.name} (2026-07-28)` },
+        options,
+        options.restart,
+        undefined,
+        undefined,
+        {
+          onToolsListed,
+        },
+      ),
     logger,
   });
   const stopBoth = (stop: Promise<void>, reason: string) =>

@@ -38,6 +38,7 @@ import {
 import { memberSpan, withMemberReplaced, withSpansReplaced } from "./json_members.ts";
 import { DelayQueue } from "./delay_queue.ts";
 import { VERSION } from "./version.ts";
+import { FIRST_MODERN_PROTOCOL_VERSION, isModernVersion, ownEnvelope } from "./modern_headers.ts";
 import {
   answerIdOf,
   type JsonText,
@@ -161,6 +162,15 @@ export interface SharedServerOptions {
   onToolsListed?: (result: unknown) => void;
 }
 
+/** What {@link SharedServer.discover} found out. */
+export type DiscoverOutcome =
+  | { served: true; version: string; supportedVersions: readonly string[] }
+  /** `stopped`: the child stopped before it answered. */
+  | { served: false; why: string; stopped: boolean };
+
+/** The most pages of `tools/list` mcp-proxy reads itself (see {@link SharedServer.discover}). */
+const MAX_TOOL_PAGES = 100;
+
 /** Where a notification of the stateless revision names its subscription (the listen request's id). */
 const SUBSCRIPTION_ID_META_KEY = "io.modelcontextprotocol/subscriptionId";
 const SUBSCRIPTION_ID_PATH = ["params", "_meta", SUBSCRIPTION_ID_META_KEY];
@@ -198,11 +208,14 @@ interface PendingChildRequest {
   joined?: { session: ServerSession; request: JsonRpcRequest; replyId: RequestId }[];
   /** For `initialize`: its params, kept if it succeeds (replayed after a restart). */
   initializeParams?: Record<string, unknown>;
-  /** For the proxy's own requests: what to do with the answer. */
-  onAnswer?: (response: JsonRpcResponse) => void;
+  /**
+   * For the proxy's own requests: what to do with the answer (`stopped`: the error answer of a child that
+   * stopped first, with `answerOnStop`).
+   */
+  onAnswer?: (response: JsonRpcResponse, stopped?: boolean) => void;
   /** A `tools/list` of a modern child: its result is read (see `SharedServerOptions.onToolsListed`). */
   listsTools?: boolean;
-  /** For the proxy's own requests made by {@link SharedServer.request}: `onAnswer` hears of a stop too. */
+  /** For the proxy's own requests made by {@link SharedServer.discover}: `onAnswer` hears of a stop too. */
   answerOnStop?: boolean;
 }
 
@@ -390,6 +403,8 @@ export class SharedServer implements SessionSource {
   /** How to cut short each answer streaming to its client now (see `streamLargeAnswer`). */
   readonly #streaming = new Set<(reason: string) => void>();
   readonly #modern: boolean;
+  /** A modern child's revision, as its `server/discover` named it (see {@link discover}). */
+  #modernVersion = FIRST_MODERN_PROTOCOL_VERSION;
   readonly #onToolsListed: ((result: unknown) => void) | undefined;
 
   constructor(options: SharedServerOptions) {
@@ -460,7 +475,7 @@ export class SharedServer implements SessionSource {
     const error = notRunningError(this.name, reason);
     for (const [proxyId, pending] of this.#pendingChildRequests) {
       this.#dropPending(proxyId);
-      if (pending.answerOnStop) pending.onAnswer?.(errorResponse(proxyId, error.code, error.message));
+      if (pending.answerOnStop) pending.onAnswer?.(errorResponse(proxyId, error.code, error.message), true);
       if (pending.subscribeUri !== undefined) this.#subscribeSettled(pending, { error });
       pending.session?.forgetRequest(pending.clientId);
       pending.session?.deliver(
@@ -496,6 +511,10 @@ export class SharedServer implements SessionSource {
    * subscription still held), and the sessions carry on; until its answer, requests are refused.
    */
   childStarted(): void {
+    if (this.#modern) {
+      this.#discoverAfterRestart();
+      return;
+    }
     if (this.#initializeParams === undefined) {
       this.#downReason = undefined;
       return;
@@ -526,6 +545,30 @@ export class SharedServer implements SessionSource {
       this.#downReason = `did not answer initialize within ${limitMs / 1000} s after a restart`;
       this.#onRefusedAfterRestart?.(this.#downReason);
     }, limitMs);
+  }
+
+  /**
+   * A modern child started anew is asked `server/discover` (and its tools listed) before any client's
+   * request reaches it, as the first one was: a child that keeps the era of its first message must not
+   * get a client's first. One that does not answer as a server of the revision is restarted.
+   */
+  #discoverAfterRestart(): void {
+    const reason = "it is being asked server/discover again after a restart";
+    this.#downReason = reason;
+    this.discover(this.#reinitializeTimeoutMs).then((outcome) => {
+      if (this.#downReason !== reason) return; // Stopped again meanwhile.
+      if (outcome.served) {
+        this.#downReason = undefined;
+        this.#logger.info("server {name} serves revision {version} again after a restart", {
+          name: this.name,
+          version: outcome.version,
+        });
+        return;
+      }
+      this.#downReason =
+        `did not answer as a server of revision ${this.#modernVersion} after a restart: ${outcome.why}`;
+      this.#onRefusedAfterRestart?.(this.#downReason);
+    });
   }
 
   /**
@@ -805,24 +848,94 @@ export class SharedServer implements SessionSource {
   }
 
   /**
+   * Asks a modern child (see {@link SharedServerOptions.modern}) `server/discover`, then lists its tools
+   * (every page, up to {@link MAX_TOOL_PAGES}, to `onToolsListed`), which also settles the era of a child
+   * that keeps the era of its first request (the SDK's `serveStdio`) before any client's request reaches
+   * it. Resolves when the first page is in, or the child said it serves no such revision, stopped, or took
+   * longer than `limitMs`.
+   */
+  discover(limitMs: number): Promise<DiscoverOutcome> {
+    return new Promise((resolve) => {
+      let settled = false;
+      const settle = (outcome: DiscoverOutcome) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        resolve(outcome);
+      };
+      const timer = setTimeout(
+        () =>
+          settle({
+            served: false,
+            why: `no answer to server/discover within ${limitMs / 1000} s`,
+            stopped: false,
+          }),
+        limitMs,
+      );
+      const ask = (
+        method: string,
+        params: Record<string, unknown>,
+        onAnswer: (response: JsonRpcResponse, stopped?: boolean) => void,
+      ) => {
+        const proxyId = this.#sendOwnRequest(method, params, onAnswer, true)!;
+        this.#pendingChildRequests.get(proxyId)!.answerOnStop = true;
+      };
+      const stoppedWhile = (response: JsonRpcResponse, what: string) =>
+        settle({
+          served: false,
+          why: `it stopped while ${what} (${response.error?.message})`,
+          stopped: true,
+        });
+      let supported: string[] = [];
+      const listTools = (version: string, cursor: string | undefined, page: number) => {
+        const params: Record<string, unknown> = { _meta: ownEnvelope(version) };
+        if (cursor !== undefined) params.cursor = cursor;
+        ask("tools/list", params, (response, stopped) => {
+          if (stopped) return stoppedWhile(response, "its tools were listed");
+          const result = response.result as { nextCursor?: unknown } | undefined;
+          if (result !== undefined) {
+            try {
+              this.#onToolsListed?.(result);
+            } catch (error) {
+              this.#logger.error("server {name}: reading its tools failed: {error}", {
+                name: this.name,
+                error,
+              });
+            }
+          }
+          settle({ served: true, version, supportedVersions: supported });
+          const next = result?.nextCursor;
+          if (typeof next === "string" && page < MAX_TOOL_PAGES) listTools(version, next, page + 1);
+        });
+      };
+      ask("server/discover", { _meta: ownEnvelope(this.#modernVersion) }, (response, stopped) => {
+        if (stopped) return stoppedWhile(response, "it was asked server/discover");
+        if (response.error !== undefined) {
+          const { code, message } = response.error;
+          return settle({ served: false, why: `server/discover: error ${code} ${message}`, stopped: false });
+        }
+        const versions = (response.result as { supportedVersions?: unknown } | undefined)?.supportedVersions;
+        supported = Array.isArray(versions)
+          ? versions.filter((version): version is string => typeof version === "string")
+          : [];
+        const modern = supported.find(isModernVersion);
+        if (modern === undefined) {
+          return settle({
+            served: false,
+            why: "its server/discover names no revision of 2026-07-28 or later",
+            stopped: false,
+          });
+        }
+        this.#modernVersion = supported.includes(this.#modernVersion) ? this.#modernVersion : modern;
+        listTools(this.#modernVersion, undefined, 1);
+      });
+    });
+  }
+
+  /**
    * Sends a request of the proxy's own to the child; `onAnswer` gets the answer (else it is dropped).
    * Only sent while the child is up, unless `evenIfDown` (the re-initialization of a restarted child).
    */
-  /**
-   * Sends a request of mcp-proxy's own to the child; `onAnswer` gets its answer, or an error answer when
-   * the child stops first. Returns false, and sends nothing, while the child is down.
-   */
-  request(
-    method: string,
-    params: Record<string, unknown>,
-    onAnswer: (response: JsonRpcResponse) => void,
-  ): boolean {
-    const proxyId = this.#sendOwnRequest(method, params, onAnswer);
-    if (proxyId === undefined) return false;
-    this.#pendingChildRequests.get(proxyId)!.answerOnStop = true;
-    return true;
-  }
-
   #sendOwnRequest(
     method: string,
     params: Record<string, unknown>,
@@ -852,7 +965,7 @@ export class SharedServer implements SessionSource {
     pending.session?.forgetRequest(pending.clientId);
     const error = { code: ErrorCode.InternalError, message: `mcp-proxy: ${reason}` };
     if (pending.subscribeUri !== undefined) this.#subscribeSettled(pending, { error });
-    if (pending.answerOnStop) pending.onAnswer?.(errorResponse(proxyId, error.code, error.message));
+    if (pending.answerOnStop) pending.onAnswer?.(errorResponse(proxyId, error.code, error.message), false);
     pending.session?.deliver(errorResponse(writtenId(pending), error.code, error.message), pending.clientId);
     return true;
   }
@@ -996,7 +1109,6 @@ export class SharedServer implements SessionSource {
     this.#sendToChild(line === undefined ? reread(notification, json) : notification, line);
   }
 
-  /** Called by {@link ServerSession.handleClientMessage} for answers to the child's requests; `json` as there. */
   /**
    * The session whose request `clientId` a cancellation from `session` names: its own; or, when `session`
    * is stateless (each POST a session of its own: an SDK client sends its cancellation in a POST of its
@@ -1005,7 +1117,9 @@ export class SharedServer implements SessionSource {
    * another's request of the same id (answers from the child's requests cross the same way).
    */
   #cancelledRequestOwner(session: ServerSession, clientId: RequestId): ServerSession | undefined {
-    if (session.proxyIdOf(clientId) !== undefined || !session.stateless) return session;
+    // In the stateless revision a request is cancelled by closing its stream; a cancellation sent after it
+    // (as the SDK's client does) finds its request gone, and must not hit another client's of that id.
+    if (session.proxyIdOf(clientId) !== undefined || !session.stateless || this.#modern) return session;
     let owner: ServerSession | undefined;
     for (const other of this.#sessions) {
       if (!other.stateless || other.proxyIdOf(clientId) === undefined) continue;
@@ -1015,6 +1129,7 @@ export class SharedServer implements SessionSource {
     return owner;
   }
 
+  /** Called by {@link ServerSession.handleClientMessage} for answers to the child's requests; `json` as there. */
   forwardResponse(
     session: ServerSession,
     response: JsonRpcResponse,
@@ -1389,10 +1504,19 @@ export class SharedServer implements SessionSource {
     const subscription = typeof meta === "object" && meta !== null
       ? (meta as Record<string, unknown>)[SUBSCRIPTION_ID_META_KEY]
       : undefined;
-    const pending = typeof subscription === "number"
-      ? this.#pendingChildRequests.get(subscription)
-      : undefined;
-    if (pending?.session !== undefined && pending.onAnswer === undefined) {
+    if (subscription !== undefined) {
+      const pending = typeof subscription === "number"
+        ? this.#pendingChildRequests.get(subscription)
+        : undefined;
+      if (pending?.session === undefined || pending.onAnswer !== undefined) {
+        // A subscription that ended (its stream closed before the child heard of it): nobody's.
+        this.#logger.debug("{method} from {server} for ended subscription {id} dropped", {
+          method: notification.method,
+          server: this.name,
+          id: JSON.stringify(subscription),
+        });
+        return;
+      }
       const clientId = writtenId(pending);
       const json = line === undefined ? undefined : withMemberReplaced(line, SUBSCRIPTION_ID_PATH, clientId);
       const exact = json === undefined ? reread(notification, line) : notification;

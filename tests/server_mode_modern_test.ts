@@ -305,3 +305,93 @@ Deno.test("server mode 2026-07-28: progress and subscriptions/listen reach the c
   assert.equal(slow.at(-1)!.id, 77);
   assert.match(textOf(slow.at(-1)!.result), /done/);
 });
+
+/** A `/bin/sh` script in a temporary directory; returns its path and the directory (to be removed). */
+async function script(body: string): Promise<{ path: string; dir: string }> {
+  const dir = await Deno.makeTempDir({ prefix: "mcp-proxy-modern-" });
+  const path = `${dir}/server.sh`;
+  await Deno.writeTextFile(path, body);
+  await Deno.chmod(path, 0o755);
+  return { path, dir };
+}
+
+async function waitFor(what: string, check: () => Promise<boolean>, ms = 10_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+Deno.test("server mode 2026-07-28: a child that crashes while asked is asked again with the next request (503 meanwhile, not -32022)", async () => {
+  // The second start (the modern child) exits at once; the others run the fixture.
+  const { path, dir } = await script(
+    `#!/bin/sh\nn=0\n[ -f "$0.count" ] && read n < "$0.count"\nn=$((n+1))\necho "$n" > "$0.count"\n` +
+      `[ "$n" = 2 ] && exit 1\nexec ${DENO} run -A --quiet ${MODERN_FIXTURE} modern-only\n`,
+  );
+  try {
+    await using proxy = await startProxy(["--port", "0", "--", path]);
+    const url = `${proxy.origin}/mcp`;
+    const first = await post(url, { id: 1, method: "tools/list", params: { _meta: META } });
+    assert.equal(first.status, 503, await first.clone().text());
+    await first.body?.cancel();
+    assert.equal(((await status(proxy.origin)).default.modern as { revision: string }).revision, "not asked");
+    const second = await messagesOf(
+      await post(url, { id: 2, method: "tools/list", params: { _meta: META } }),
+    );
+    assert.ok((second[0].result as { tools: unknown[] }).tools.length > 0, JSON.stringify(second));
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("server mode 2026-07-28: a revision the child did not name gets -32022 with the ones it did; /health counts the modern child", async () => {
+  await using proxy = await startProxy(["--port", "0", "--no-restart", "--", ...modernChild("both-eras")]);
+  const url = `${proxy.origin}/mcp`;
+  const later = { ...META, "io.modelcontextprotocol/protocolVersion": "2099-01-01" };
+  const refused = await post(url, { id: 1, method: "tools/list", params: { _meta: later } }, {
+    "MCP-Protocol-Version": "2099-01-01",
+  });
+  assert.equal(refused.status, 400);
+  const body = await refused.json();
+  assert.equal(body.error.code, -32022);
+  assert.deepEqual(body.error.data.supported.slice(0, 2), ["2026-07-28", "2025-11-25"]);
+  // No date, no revision of the stateless era: a 2025 request with a bad version header, as before.
+  const garbage = await post(url, { id: 2, method: "tools/list", params: {} }, {
+    "MCP-Protocol-Version": "zzz",
+  });
+  assert.equal(garbage.status, 400);
+  assert.equal((await garbage.json()).error.code, -32000);
+  const health = async () => {
+    const response = await fetch(`${proxy.origin}/health`);
+    await response.body?.cancel();
+    return response.status;
+  };
+  assert.equal(await health(), 200);
+  const pid = ((await status(proxy.origin)).default.modern as { process: { pid: number } }).process.pid;
+  Deno.kill(pid, "SIGKILL");
+  await waitFor("the modern child to fail", async () => await health() === 503);
+});
+
+Deno.test("server mode 2026-07-28: a child silent before initialize keeps a modern client waiting 10 s at most, then -32022", async () => {
+  // A 2025-era server that reads every line and answers nothing before initialize (as some do).
+  const { path, dir } = await script(
+    `#!/bin/sh\nexec ${DENO} eval --quiet 'for await (const _ of Deno.stdin.readable) {}'\n`,
+  );
+  try {
+    await using proxy = await startProxy(["--port", "0", "--", path]);
+    const started = Date.now();
+    const refused = await post(`${proxy.origin}/mcp`, {
+      id: 1,
+      method: "server/discover",
+      params: { _meta: META },
+    });
+    const waited = Date.now() - started;
+    assert.equal(refused.status, 400);
+    assert.equal((await refused.json()).error.code, -32022);
+    assert.ok(waited >= 9_000 && waited < 20_000, `waited ${waited} ms`);
+    assert.equal(((await status(proxy.origin)).default.modern as { revision: string }).revision, "asking");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -2103,3 +2103,131 @@ Deno.test("SharedServer: a child that does not read its input gets no more reque
   session.handleClientMessage(request(3, "tools/call", { name: "x" }));
   assert.equal(h.takeChild().length, 1);
 });
+
+// ---- a child of the stateless revision (2026-07-28) --------------------------------------------
+
+const MODERN_META = {
+  "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+  "io.modelcontextprotocol/clientCapabilities": {},
+};
+const SUBSCRIPTION = "io.modelcontextprotocol/subscriptionId";
+
+Deno.test("SharedServer, modern: requests go as they are, no initialize; subscriptions under the client's id; an ended one's notifications are dropped", () => {
+  const harness = new Harness(0, { modern: true });
+  const a = harness.open(true);
+  const b = harness.open(true);
+  a.session.handleClientMessage(request("L", "subscriptions/listen", { _meta: MODERN_META }));
+  b.session.handleClientMessage(request("L", "subscriptions/listen", { _meta: MODERN_META }));
+  const [toA, toB] = harness.takeChild() as JsonRpcRequest[];
+  assert.equal(toA.method, "subscriptions/listen", "no initialize of the proxy's own first");
+  assert.notEqual(toA.id, toB.id);
+  const stamped = (id: RequestId) =>
+    notification("notifications/tools/list_changed", { _meta: { [SUBSCRIPTION]: id } });
+  harness.server.handleChildMessage(stamped(toB.id));
+  assert.deepEqual(a.client.take(), []);
+  const [note] = b.client.take();
+  assert.deepEqual((note.message as JsonRpcNotification).params?._meta, { [SUBSCRIPTION]: "L" });
+  assert.equal(note.relatedRequestId, "L");
+  // A's stream closes: its subscription ends at the child, and what the child still stamped with it is dropped.
+  a.session.close();
+  assert.deepEqual(harness.takeChild(), [notification("notifications/cancelled", {
+    requestId: toA.id,
+    reason: "The client session closed",
+  })]);
+  b.session.handleClientMessage(request(9, "tools/call", { _meta: MODERN_META, name: "slow" }));
+  harness.takeChild();
+  harness.server.handleChildMessage(stamped(toA.id));
+  harness.server.handleChildMessage(stamped(12345));
+  assert.deepEqual(b.client.take(), [], "not to the running call of another client");
+  // A notification that names nothing goes to the newest running request.
+  harness.server.handleChildMessage(notification("notifications/message", { level: "info", data: "x" }));
+  assert.deepEqual(b.client.take().map((delivery) => delivery.relatedRequestId), [9]);
+});
+
+Deno.test("SharedServer, modern: a late cancellation of a client's closed request does not hit another client's of that id", () => {
+  const harness = new Harness(0, { modern: true });
+  const a = harness.open(true);
+  const b = harness.open(true);
+  b.session.handleClientMessage(request("listen:0", "subscriptions/listen", { _meta: MODERN_META }));
+  harness.takeChild();
+  // A's own listen:0 ended with its stream; its cancellation comes in a POST (a session) of its own.
+  a.session.handleClientMessage(notification("notifications/cancelled", { requestId: "listen:0" }));
+  assert.deepEqual(harness.takeChild(), []);
+  assert.deepEqual(b.client.take(), []);
+});
+
+Deno.test("SharedServer, modern: discover asks server/discover, then lists the tools; a child that stops or says no is told apart", async () => {
+  const listed: unknown[] = [];
+  const harness = new Harness(0, { modern: true, onToolsListed: (result) => listed.push(result) });
+  const served = harness.server.discover(5000);
+  const discover = harness.childReceivesOne() as JsonRpcRequest;
+  assert.equal(discover.method, "server/discover");
+  assert.equal(
+    (discover.params?._meta as Record<string, unknown>)["io.modelcontextprotocol/protocolVersion"],
+    "2026-07-28",
+  );
+  harness.childAnswers(discover, { supportedVersions: ["2026-07-28", "2025-11-25"], capabilities: {} });
+  const list = harness.childReceivesOne() as JsonRpcRequest;
+  assert.equal(list.method, "tools/list");
+  harness.childAnswers(list, { tools: [], nextCursor: "2" });
+  assert.deepEqual(await served, {
+    served: true,
+    version: "2026-07-28",
+    supportedVersions: ["2026-07-28", "2025-11-25"],
+  });
+  // The next page follows by itself.
+  const next = harness.childReceivesOne() as JsonRpcRequest;
+  assert.equal(next.params?.cursor, "2");
+  harness.childAnswers(next, { tools: [] });
+  assert.equal(listed.length, 2);
+
+  const legacy = new Harness(0, { modern: true });
+  const refused = legacy.server.discover(5000);
+  const asked = legacy.childReceivesOne() as JsonRpcRequest;
+  legacy.server.handleChildMessage({
+    jsonrpc: "2.0",
+    id: asked.id,
+    error: { code: -32601, message: "Method not found" },
+  });
+  assert.deepEqual(await refused, {
+    served: false,
+    why: "server/discover: error -32601 Method not found",
+    stopped: false,
+  });
+
+  const crashing = new Harness(0, { modern: true });
+  const stopped = crashing.server.discover(5000);
+  crashing.server.childStopped("exited with code 1");
+  const outcome = await stopped;
+  assert.equal(outcome.served, false);
+  assert.equal((outcome as { stopped: boolean }).stopped, true);
+});
+
+Deno.test("SharedServer, modern: a restarted child is asked server/discover before any client's message reaches it", async () => {
+  let refusedWith: string | undefined;
+  const harness = new Harness(0, { modern: true, onRefusedAfterRestart: (reason) => refusedWith = reason });
+  const peer = harness.open(true);
+  harness.server.childStopped("killed");
+  harness.server.childStarted();
+  const discover = harness.childReceivesOne() as JsonRpcRequest;
+  assert.equal(discover.method, "server/discover");
+  // Meanwhile a client's notification (it would set the child's era) is not passed on, and a request is refused.
+  peer.session.handleClientMessage(notification("notifications/roots/list_changed"));
+  peer.session.handleClientMessage(request(1, "tools/list", { _meta: MODERN_META }));
+  assert.deepEqual(harness.takeChild(), []);
+  assert.equal((peer.client.takeOne().message as JsonRpcResponse).error?.code, ErrorCode.ConnectionClosed);
+  harness.childAnswers(discover, { supportedVersions: ["2026-07-28"] });
+  harness.childAnswers(harness.childReceivesOne(), { tools: [] });
+  await new Promise((resolve) => setTimeout(resolve, 0));
+  peer.session.handleClientMessage(request(2, "tools/list", { _meta: MODERN_META }));
+  assert.equal((harness.childReceivesOne() as JsonRpcRequest).method, "tools/list");
+  assert.equal(refusedWith, undefined);
+
+  // One that answers as a 2025-era server is restarted again.
+  harness.server.childStopped("killed");
+  harness.server.childStarted();
+  const again = harness.childReceivesOne() as JsonRpcRequest;
+  harness.childAnswers(again, { protocolVersion: "2025-11-25" });
+  await new Promise((resolve) => setTimeout(resolve, 0));
+  assert.match(refusedWith ?? "", /names no revision of 2026-07-28/);
+});

@@ -143,7 +143,10 @@ export function createProxyApp(options: ProxyAppOptions): ProxyApp {
     }));
   app.get("/health", (c) => {
     const servers = options.status();
-    const healthy = Object.values(servers).every((server) => server.state === "running");
+    // A child for revision 2026-07-28 counts once it serves (one that does not is stopped on purpose).
+    const healthy = Object.values(servers).every((server) =>
+      server.state === "running" && (server.modern?.process?.state ?? "running") === "running"
+    );
     return c.json({ status: healthy ? "ok" : "degraded", servers }, healthy ? 200 : 503);
   });
   for (const path of ["/status", "/health"]) app.all(path, () => methodNotAllowed("GET, HEAD"));

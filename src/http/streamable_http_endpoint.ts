@@ -86,6 +86,13 @@ function protocolVersionOf(request: Request, session?: StreamableSession): strin
 
 const METHOD_NOT_ALLOWED = { Allow: "GET, POST, DELETE" };
 
+/**
+ * How long a request of the stateless revision waits for the server's child to say whether it serves it
+ * (see `ModernServer.available`); past that it is refused with `-32022` while the child is still asked. An
+ * SDK client's probe gives up after 60 s and does not fall back then: it must hear well before.
+ */
+export const PROBE_WAIT_MS = 10_000;
+
 /** The error of a revision the server does not serve: the revision's code, and the versions it does. */
 const UNSUPPORTED_PROTOCOL_VERSION = -32022;
 
@@ -289,8 +296,12 @@ export function streamableHttpEndpoint(
   ): Promise<Response> {
     const modern = options.modern;
     const request = isRequest(message);
-    if (modern === undefined || !(modern.served || await modern.available())) {
-      const supported = SUPPORTED_PROTOCOL_VERSIONS.filter((known) => !isModernVersion(known));
+    const served = modern !== undefined && (modern.served || await modern.available(PROBE_WAIT_MS));
+    if (!served || !modern.supportedVersions.includes(version)) {
+      // The child's revisions of the stateless era, then the ones of the sessions: a client may retry with
+      // one of the first, or fall back to `initialize`.
+      const legacy = SUPPORTED_PROTOCOL_VERSIONS.filter((known) => !isModernVersion(known));
+      const supported = served ? [...modern.supportedVersions.filter(isModernVersion), ...legacy] : legacy;
       return errorAnswer(
         400,
         UNSUPPORTED_PROTOCOL_VERSION,
@@ -356,13 +367,18 @@ export function streamableHttpEndpoint(
       try {
         if (request.method === "POST") return await handlePost(request);
         const version = request.headers.get("mcp-protocol-version");
-        if (
-          options.stateless ||
-          (version !== null && isModernVersion(version) && !request.headers.has("mcp-session-id"))
-        ) {
+        if (options.stateless) {
           return jsonRpcErrorResponse(405, -32000, "Method not allowed: this server is stateless", {
             Allow: "POST",
           });
+        }
+        if (version !== null && isModernVersion(version) && !request.headers.has("mcp-session-id")) {
+          return jsonRpcErrorResponse(
+            405,
+            -32000,
+            `Method not allowed: protocol revision ${version} has no ${request.method} without a session`,
+            { Allow: "POST" },
+          );
         }
         if (request.method === "GET") return handleGet(request);
         if (request.method === "DELETE") return handleDelete(request);
