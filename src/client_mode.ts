@@ -11,7 +11,13 @@ import { authorizedClient } from "./client/authorized_fetch.ts";
 import { applyNoProxyEverywhere, proxyConfigured } from "./client/http1_fetch.ts";
 import { ClientRelay } from "./client/client_relay.ts";
 import { LegacySseClient } from "./client/legacy_sse_client.ts";
-import { envelopeVersion, learnToolsOf, modernHeaders, ToolHeaderDeclarations } from "./modern_headers.ts";
+import {
+  envelopeVersion,
+  listAllTools,
+  mendableCall,
+  modernHeaders,
+  ToolHeaderDeclarations,
+} from "./modern_headers.ts";
 import { ClientCredentials } from "./client/oauth_client_credentials.ts";
 import type { RemoteTransport } from "./client/remote_transport.ts";
 import { StreamableHttpClient } from "./client/streamable_http_client.ts";
@@ -82,6 +88,7 @@ export async function runClientMode(options: ClientModeOptions, stop: Promise<un
   const onwarning = (text: string) => logger.warn("{text}", { text });
   // What revision 2026-07-28 requests carry as headers, their tools' `x-mcp-header` arguments included.
   const toolHeaders = new ToolHeaderDeclarations();
+  let listing: Promise<void> | undefined;
   const createTransport = (kind: "streamablehttp" | "sse"): RemoteTransport =>
     kind === "sse"
       ? new LegacySseClient({ url, fetch, scrub, onwarning, endpointTimeoutMs: options.connectTimeoutMs })
@@ -114,7 +121,14 @@ export async function runClientMode(options: ClientModeOptions, stop: Promise<un
     // A call refused for headers of a tool not listed yet: listed, and sent again with them.
     mender: {
       wants: (request) => request.method === "tools/call" && envelopeVersion(request) !== undefined,
-      mend: (request, refusal, ask) => learnToolsOf(request, refusal, toolHeaders, ask),
+      mend: async (request, refusal, ask) => {
+        const mendable = mendableCall(request, refusal, toolHeaders);
+        if (mendable === undefined) return false;
+        // One listing for the calls refused together.
+        listing ??= listAllTools(ask, mendable.envelope, toolHeaders).finally(() => listing = undefined);
+        await listing;
+        return toolHeaders.declares(mendable.tool);
+      },
     },
   });
 

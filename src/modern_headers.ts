@@ -338,42 +338,48 @@ const ENVELOPE_KEYS = [
   "io.modelcontextprotocol/clientInfo",
 ];
 
-/** The most pages of `tools/list` read to learn a tool's declarations (see {@link learnToolsOf}). */
+/** The most pages of `tools/list` read to learn a tool's declarations (see {@link listAllTools}). */
 const MAX_TOOL_PAGES = 100;
 
 /**
- * Client mode: a `tools/call` of revision 2026-07-28 refused with `-32020` (a header that disagrees with
- * the body, which the server ran none of) may have lacked the `Mcp-Param-…` headers of a tool whose
- * declarations were not known yet, as no `tools/list` had come through. Then the tools are listed with
- * `ask` (every page, with the call's own `_meta` envelope) and learned; true when the tool turns out to
- * declare some, so that the call can go again with them.
+ * Client mode: whether a `tools/call` of revision 2026-07-28 refused with `-32020` (a header that disagrees
+ * with the body) may have lacked the `Mcp-Param-…` headers of a tool whose declarations were not known yet,
+ * as no `tools/list` had come through. Returns the tool's name and the call's `_meta` envelope (what
+ * mcp-proxy's own `tools/list` on its behalf carries), or undefined.
  */
-export async function learnToolsOf(
+export function mendableCall(
   call: { method: string; params?: Record<string, unknown> },
   refusal: { error?: { code: number } },
   tools: ToolHeaderDeclarations,
-  ask: (method: string, params: Record<string, unknown>) => Promise<{ result?: unknown }>,
-): Promise<boolean> {
+): { tool: string; envelope: Record<string, unknown> } | undefined {
   const name = call.params?.name;
   const meta = call.params?._meta;
   if (
     call.method !== "tools/call" || refusal.error?.code !== -32020 || typeof name !== "string" ||
     !isObject(meta) || tools.declares(name)
   ) {
-    return false;
+    return undefined;
   }
   const envelope: Record<string, unknown> = {};
   for (const key of ENVELOPE_KEYS) if (Object.hasOwn(meta, key)) envelope[key] = meta[key];
+  return { tool: name, envelope };
+}
+
+/** Lists the server's tools with `ask` (every page, up to {@link MAX_TOOL_PAGES}, with `envelope`) into `tools`. */
+export async function listAllTools(
+  ask: (method: string, params: Record<string, unknown>) => Promise<{ result?: unknown }>,
+  envelope: Record<string, unknown>,
+  tools: ToolHeaderDeclarations,
+): Promise<void> {
   let cursor: string | undefined;
   for (let page = 0; page < MAX_TOOL_PAGES; page++) {
     const params: Record<string, unknown> = { _meta: envelope };
     if (cursor !== undefined) params.cursor = cursor;
     const answer = await ask("tools/list", params);
-    if (!isObject(answer.result)) break;
+    if (!isObject(answer.result)) return;
     tools.learn(answer.result);
     const next = answer.result.nextCursor;
-    if (typeof next !== "string" || tools.declares(name)) break;
+    if (typeof next !== "string") return;
     cursor = next;
   }
-  return tools.declares(name);
 }

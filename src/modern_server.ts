@@ -17,8 +17,15 @@ import type { ServerSession, SessionOptions, SessionPeer } from "./shared_server
 import { SessionUnavailableError } from "./shared_server.ts";
 import type { ServerStatus, SupervisedServer } from "./supervised_server.ts";
 
-/** How long the child may take to answer the first `server/discover` and `tools/list`, its start included. */
+/** How long the child may take to answer the first `server/discover`, its start included. */
 export const DISCOVER_TIMEOUT_MS = 60_000;
+
+/**
+ * A child that stopped while asked (a crash, or a 2025-era server that exits when its first message is no
+ * `initialize`) counts as not serving the revision for this long, then is asked once more; a second such
+ * stop counts for good.
+ */
+export const ASK_AGAIN_AFTER_STOP_MS = 30_000;
 
 /** Whether the child serves the stateless revision, as far as is known. */
 export type ModernSupport = "not asked" | "asking" | "served" | "not served";
@@ -38,6 +45,8 @@ export interface ModernServerOptions {
   logger: Logger;
   /** Default {@link DISCOVER_TIMEOUT_MS}. */
   discoverTimeoutMs?: number;
+  /** Default {@link ASK_AGAIN_AFTER_STOP_MS}. */
+  askAgainAfterStopMs?: number;
 }
 
 /** See the module documentation. */
@@ -48,12 +57,15 @@ export class ModernServer {
   readonly #options: ModernServerOptions;
   readonly #logger: Logger;
   #support: ModernSupport = "not asked";
-  /** The revisions the child named in `server/discover`, once it serves. */
-  #supportedVersions: readonly string[] = [];
   #server: SupervisedServer | undefined;
+  /** After a first child stopped while asked: when to ask again (see {@link ASK_AGAIN_AFTER_STOP_MS}). */
+  #askAgainAt: number | undefined;
+  #stoppedWhileAsked = 0;
   #asking: Promise<boolean> | undefined;
   /** Children being stopped (one that serves no such revision, or stopped while asked): shutdown waits for them. */
   readonly #retiring = new Set<Promise<void>>();
+  /** Their supervisors, to be killed with the rest (see {@link kill}). */
+  readonly #retired = new Set<SupervisedServer>();
   #stopping = false;
 
   constructor(options: ModernServerOptions) {
@@ -67,9 +79,9 @@ export class ModernServer {
     return this.#support === "served";
   }
 
-  /** The revisions the child named in `server/discover` (once {@link served}). */
+  /** The revisions the child named in its last `server/discover` (once {@link served}; asked again after a restart). */
   get supportedVersions(): readonly string[] {
-    return this.#supportedVersions;
+    return this.#server?.shared.discoveredVersions ?? [];
   }
 
   /**
@@ -79,7 +91,13 @@ export class ModernServer {
    */
   available(waitMs: number): Promise<boolean> {
     if (this.#support === "served") return Promise.resolve(true);
-    if (this.#support === "not served") return Promise.resolve(false);
+    if (this.#support === "not served") {
+      if (this.#askAgainAt === undefined || Date.now() < this.#askAgainAt || this.#stopping) {
+        return Promise.resolve(false);
+      }
+      this.#askAgainAt = undefined;
+      this.#support = "not asked";
+    }
     if (this.#stopping) return Promise.reject(this.#shuttingDown());
     const asking = this.#asking ??= this.#ask().finally(() => this.#asking = undefined);
     let timer: ReturnType<typeof setTimeout> | undefined;
@@ -108,6 +126,7 @@ export class ModernServer {
   kill(): void {
     this.#stopping = true;
     this.#server?.kill();
+    for (const server of this.#retired) server.kill();
   }
 
   #shuttingDown(): SessionUnavailableError {
@@ -121,7 +140,11 @@ export class ModernServer {
       this.#logger.error("stopping the modern child of {name} failed: {error}", { name: this.name, error })
     );
     this.#retiring.add(stopped);
-    stopped.finally(() => this.#retiring.delete(stopped));
+    this.#retired.add(server);
+    stopped.finally(() => {
+      this.#retiring.delete(stopped);
+      this.#retired.delete(server);
+    });
   }
 
   async #ask(): Promise<boolean> {
@@ -141,25 +164,22 @@ export class ModernServer {
     const outcome = await server.shared.discover(this.#options.discoverTimeoutMs ?? DISCOVER_TIMEOUT_MS);
     if (this.#stopping) throw this.#shuttingDown();
     if (outcome.served) {
-      this.#supportedVersions = outcome.supportedVersions;
+      this.#stoppedWhileAsked = 0;
       this.#support = "served";
       return true;
     }
     this.#retire(server, `it does not serve protocol revision ${FIRST_MODERN_PROTOCOL_VERSION}`);
-    if (outcome.stopped) {
-      // A crash is no answer: asked again with the next request.
-      this.#support = "not asked";
-      this.#logger.error(
-        "server {name}: its child for revision {version} {why}; asked again with the next request",
-        {
-          name: this.name,
-          version: FIRST_MODERN_PROTOCOL_VERSION,
-          why: outcome.why,
-        },
-      );
-      throw new SessionUnavailableError(`MCP server "${this.name}" stopped while asked server/discover`);
-    }
     this.#support = "not served";
+    // A stop is no answer, the first time: it may have been a crash.
+    if (outcome.stopped && ++this.#stoppedWhileAsked === 1) {
+      const waitMs = this.#options.askAgainAfterStopMs ?? ASK_AGAIN_AFTER_STOP_MS;
+      this.#askAgainAt = Date.now() + waitMs;
+      this.#logger.warn(
+        "server {name}: its child for revision {version} {why}: taken as not serving it, and asked again in {seconds} s",
+        { name: this.name, version: FIRST_MODERN_PROTOCOL_VERSION, why: outcome.why, seconds: waitMs / 1000 },
+      );
+      return false;
+    }
     this.#logger.info(
       "server {name} does not serve protocol revision {version} ({why}): its clients are told to initialize",
       { name: this.name, version: FIRST_MODERN_PROTOCOL_VERSION, why: outcome.why },

@@ -170,6 +170,8 @@ export type DiscoverOutcome =
 
 /** The most pages of `tools/list` mcp-proxy reads itself (see {@link SharedServer.discover}). */
 const MAX_TOOL_PAGES = 100;
+/** How long each page of mcp-proxy's own `tools/list` may take. */
+const TOOLS_LIST_LIMIT_MS = 10_000;
 
 /** Where a notification of the stateless revision names its subscription (the listen request's id). */
 const SUBSCRIPTION_ID_META_KEY = "io.modelcontextprotocol/subscriptionId";
@@ -405,6 +407,7 @@ export class SharedServer implements SessionSource {
   readonly #modern: boolean;
   /** A modern child's revision, as its `server/discover` named it (see {@link discover}). */
   #modernVersion = FIRST_MODERN_PROTOCOL_VERSION;
+  #discoveredVersions: readonly string[] = [];
   readonly #onToolsListed: ((result: unknown) => void) | undefined;
 
   constructor(options: SharedServerOptions) {
@@ -848,87 +851,106 @@ export class SharedServer implements SessionSource {
   }
 
   /**
-   * Asks a modern child (see {@link SharedServerOptions.modern}) `server/discover`, then lists its tools
-   * (every page, up to {@link MAX_TOOL_PAGES}, to `onToolsListed`), which also settles the era of a child
-   * that keeps the era of its first request (the SDK's `serveStdio`) before any client's request reaches
-   * it. Resolves when the first page is in, or the child said it serves no such revision, stopped, or took
-   * longer than `limitMs`.
+   * Asks a modern child (see {@link SharedServerOptions.modern}) `server/discover`, within `limitMs`. When it
+   * names a revision of the stateless era, its tools are listed too (every page, up to
+   * {@link MAX_TOOL_PAGES}, each within `toolsLimitMs`, to `onToolsListed`), which also settles
+   * the era of a child that keeps the era of its first request (the SDK's `serveStdio`) before any client's
+   * request reaches it; the first page is waited for.
    */
-  discover(limitMs: number): Promise<DiscoverOutcome> {
+  async discover(limitMs: number, toolsLimitMs = TOOLS_LIST_LIMIT_MS): Promise<DiscoverOutcome> {
+    const asked = await this.#askWithin(
+      "server/discover",
+      { _meta: ownEnvelope(this.#modernVersion) },
+      limitMs,
+    );
+    if (asked.stopped) {
+      return { served: false, why: `stopped while asked server/discover (${asked.why})`, stopped: true };
+    }
+    const response = asked.response;
+    if (response === undefined) {
+      return {
+        served: false,
+        why: `no answer to server/discover within ${limitMs / 1000} s`,
+        stopped: false,
+      };
+    }
+    if (response.error !== undefined) {
+      const { code, message } = response.error;
+      return { served: false, why: `server/discover: error ${code} ${message}`, stopped: false };
+    }
+    const versions = (response.result as { supportedVersions?: unknown } | undefined)?.supportedVersions;
+    const supported = Array.isArray(versions)
+      ? versions.filter((version): version is string => typeof version === "string")
+      : [];
+    const modern = supported.find(isModernVersion);
+    if (modern === undefined) {
+      return {
+        served: false,
+        why: "its server/discover names no revision of 2026-07-28 or later",
+        stopped: false,
+      };
+    }
+    this.#modernVersion = supported.includes(this.#modernVersion) ? this.#modernVersion : modern;
+    this.#discoveredVersions = supported;
+    const listed = await this.#listTools(this.#modernVersion, toolsLimitMs);
+    if (listed.stopped) {
+      return { served: false, why: `stopped while its tools were listed (${listed.why})`, stopped: true };
+    }
+    return { served: true, version: this.#modernVersion, supportedVersions: supported };
+  }
+
+  /** The revisions a modern child named in its last `server/discover` that named one of the stateless era. */
+  get discoveredVersions(): readonly string[] {
+    return this.#discoveredVersions;
+  }
+
+  /**
+   * Lists a modern child's tools, from `cursor` on; resolves with the first page's answer (undefined when
+   * none came in time), the next pages following by themselves.
+   */
+  async #listTools(
+    version: string,
+    limitMs: number,
+    cursor?: string,
+    page = 1,
+  ): Promise<{ response?: JsonRpcResponse; stopped: false } | { stopped: true; why: string }> {
+    const params: Record<string, unknown> = { _meta: ownEnvelope(version) };
+    if (cursor !== undefined) params.cursor = cursor;
+    const asked = await this.#askWithin("tools/list", params, limitMs);
+    if (asked.stopped || asked.response?.result === undefined) return asked;
+    try {
+      this.#onToolsListed?.(asked.response.result);
+    } catch (error) {
+      this.#logger.error("server {name}: reading its tools failed: {error}", { name: this.name, error });
+    }
+    const next = (asked.response.result as { nextCursor?: unknown }).nextCursor;
+    if (typeof next === "string" && page < MAX_TOOL_PAGES) this.#listTools(version, limitMs, next, page + 1);
+    return asked;
+  }
+
+  /**
+   * A request of the proxy's own, even while the child is down to clients: resolves with its answer, with
+   * none when `limitMs` passed first (it is then forgotten), or with why the child stopped first.
+   */
+  #askWithin(
+    method: string,
+    params: Record<string, unknown>,
+    limitMs: number,
+  ): Promise<{ response?: JsonRpcResponse; stopped: false } | { stopped: true; why: string }> {
     return new Promise((resolve) => {
-      let settled = false;
-      const settle = (outcome: DiscoverOutcome) => {
-        if (settled) return;
-        settled = true;
+      const timer = setTimeout(() => {
+        this.#dropPending(proxyId);
+        resolve({ stopped: false });
+      }, limitMs);
+      const proxyId = this.#sendOwnRequest(method, params, (response, stopped) => {
         clearTimeout(timer);
-        resolve(outcome);
-      };
-      const timer = setTimeout(
-        () =>
-          settle({
-            served: false,
-            why: `no answer to server/discover within ${limitMs / 1000} s`,
-            stopped: false,
-          }),
-        limitMs,
-      );
-      const ask = (
-        method: string,
-        params: Record<string, unknown>,
-        onAnswer: (response: JsonRpcResponse, stopped?: boolean) => void,
-      ) => {
-        const proxyId = this.#sendOwnRequest(method, params, onAnswer, true)!;
-        this.#pendingChildRequests.get(proxyId)!.answerOnStop = true;
-      };
-      const stoppedWhile = (response: JsonRpcResponse, what: string) =>
-        settle({
-          served: false,
-          why: `it stopped while ${what} (${response.error?.message})`,
-          stopped: true,
-        });
-      let supported: string[] = [];
-      const listTools = (version: string, cursor: string | undefined, page: number) => {
-        const params: Record<string, unknown> = { _meta: ownEnvelope(version) };
-        if (cursor !== undefined) params.cursor = cursor;
-        ask("tools/list", params, (response, stopped) => {
-          if (stopped) return stoppedWhile(response, "its tools were listed");
-          const result = response.result as { nextCursor?: unknown } | undefined;
-          if (result !== undefined) {
-            try {
-              this.#onToolsListed?.(result);
-            } catch (error) {
-              this.#logger.error("server {name}: reading its tools failed: {error}", {
-                name: this.name,
-                error,
-              });
-            }
-          }
-          settle({ served: true, version, supportedVersions: supported });
-          const next = result?.nextCursor;
-          if (typeof next === "string" && page < MAX_TOOL_PAGES) listTools(version, next, page + 1);
-        });
-      };
-      ask("server/discover", { _meta: ownEnvelope(this.#modernVersion) }, (response, stopped) => {
-        if (stopped) return stoppedWhile(response, "it was asked server/discover");
-        if (response.error !== undefined) {
-          const { code, message } = response.error;
-          return settle({ served: false, why: `server/discover: error ${code} ${message}`, stopped: false });
-        }
-        const versions = (response.result as { supportedVersions?: unknown } | undefined)?.supportedVersions;
-        supported = Array.isArray(versions)
-          ? versions.filter((version): version is string => typeof version === "string")
-          : [];
-        const modern = supported.find(isModernVersion);
-        if (modern === undefined) {
-          return settle({
-            served: false,
-            why: "its server/discover names no revision of 2026-07-28 or later",
-            stopped: false,
-          });
-        }
-        this.#modernVersion = supported.includes(this.#modernVersion) ? this.#modernVersion : modern;
-        listTools(this.#modernVersion, undefined, 1);
-      });
+        resolve(
+          stopped
+            ? { stopped: true, why: response.error?.message ?? "stopped" }
+            : { response, stopped: false },
+        );
+      }, true)!;
+      this.#pendingChildRequests.get(proxyId)!.answerOnStop = true;
     });
   }
 
@@ -939,7 +961,7 @@ export class SharedServer implements SessionSource {
   #sendOwnRequest(
     method: string,
     params: Record<string, unknown>,
-    onAnswer?: (response: JsonRpcResponse) => void,
+    onAnswer?: (response: JsonRpcResponse, stopped?: boolean) => void,
     evenIfDown = false,
   ): number | undefined {
     if (this.#downReason !== undefined && !evenIfDown) return undefined;

@@ -209,8 +209,7 @@ export class StdioServerProcess {
     // A child that closes its stdout can answer nothing more: if it does not exit with it, it is stopped,
     // so that it counts as gone (its calls get errors, it is restarted) rather than hang every call.
     stdoutDone.then(async () => {
-      const exited = await Promise.race([child.status.then(() => true), delay(1000)]);
-      if (exited === true || this.#shutdown !== undefined) return;
+      if (await within(child.status, 1000) || this.#shutdown !== undefined) return;
       this.#logger.error("server {name} closed its stdout but keeps running: stopping it", {
         name: this.name,
       });
@@ -220,7 +219,7 @@ export class StdioServerProcess {
       const status = await child.status;
       // Output written just before exit is routed before the exit is reported, unless a grandchild
       // holds the pipe open.
-      await Promise.race([Promise.all([stdoutDone, stderrDone]), delay(250)]);
+      await within(Promise.all([stdoutDone, stderrDone]), 250);
       return status;
     })();
   }
@@ -275,7 +274,7 @@ export class StdioServerProcess {
 
   async #stop(graceMs: number): Promise<void> {
     this.#stdin.close();
-    let exited = await Promise.race([this.exited.then(() => true), delay(graceMs)]) === true;
+    let exited = await within(this.exited, graceMs);
     if (Deno.build.os === "windows") {
       if (!exited) await windowsKillTree(this.pid);
     } else if (signalGroup(this.pid, "SIGTERM")) {
@@ -300,7 +299,7 @@ export class StdioServerProcess {
         });
       }
     }
-    exited = await Promise.race([this.exited.then(() => true), delay(2000)]) === true;
+    exited = await within(this.exited, 2000);
     if (!exited) {
       this.#logger.error("server {name} (pid {pid}) did not exit", { name: this.name, pid: this.pid });
     }
@@ -353,5 +352,16 @@ export class StdioServerProcess {
     } catch (error) {
       this.#logger.debug("reading stderr of server {name} ended: {error}", { name: this.name, error });
     }
+  }
+}
+
+/** Whether `promise` settles within `ms`; its timer is cleared either way (none is left to keep the process). */
+async function within(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<false>((resolve) => timer = setTimeout(() => resolve(false), ms));
+  try {
+    return await Promise.race([promise.then(() => true), late]);
+  } finally {
+    clearTimeout(timer);
   }
 }

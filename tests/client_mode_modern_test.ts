@@ -323,3 +323,57 @@ Deno.test("client mode: a call refused for the Mcp-Param header of a tool not li
   assert.equal(seen.filter((entry) => entry.method === "tools/list").length, 1, JSON.stringify(seen));
   assert.equal(calls.length, 3, JSON.stringify(seen));
 });
+
+Deno.test("client mode: a -32020 that comes on the answer's SSE stream (the server may have run the call) is passed on, never sent again", async () => {
+  let calls = 0;
+  let lists = 0;
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, async (request) => {
+    const body = await request.json();
+    if (body.method === "tools/list") {
+      lists++;
+      return Response.json({
+        jsonrpc: "2.0",
+        id: body.id,
+        result: {
+          tools: [{
+            name: "regional",
+            inputSchema: {
+              type: "object",
+              properties: { region: { type: "string", "x-mcp-header": "Region" } },
+            },
+          }],
+        },
+      });
+    }
+    calls++;
+    const refusal = {
+      jsonrpc: "2.0",
+      id: body.id,
+      error: { code: -32020, message: "Header mismatch, said late" },
+    };
+    return new Response(`event: message\ndata: ${JSON.stringify(refusal)}\n\n`, {
+      headers: { "Content-Type": "text/event-stream" },
+    });
+  });
+  try {
+    const meta = {
+      "io.modelcontextprotocol/protocolVersion": MODERN,
+      "io.modelcontextprotocol/clientCapabilities": {},
+    };
+    const { code, stdout, stderr } = await runClientModeWithInput(
+      `http://127.0.0.1:${server.addr.port}/mcp`,
+      [{
+        jsonrpc: "2.0",
+        id: 1,
+        method: "tools/call",
+        params: { _meta: meta, name: "regional", arguments: { region: "eu" } },
+      }],
+      { args: ["--transport", "streamablehttp"] },
+    );
+    assert.equal(code, 0, stderr);
+    assert.equal(JSON.parse(stdout.trim()).error.code, -32020, stdout);
+    assert.deepEqual({ calls, lists }, { calls: 1, lists: 0 });
+  } finally {
+    await server.shutdown();
+  }
+});

@@ -3,7 +3,8 @@ import {
   envelopeVersion,
   headerDeclarations,
   headerValue,
-  learnToolsOf,
+  listAllTools,
+  mendableCall,
   modernHeaders,
   PROTOCOL_VERSION_META_KEY,
   ToolHeaderDeclarations,
@@ -183,7 +184,7 @@ Deno.test("modern_headers: a method or version that is no plain header value get
   assert.equal(modernHeaders(message as JsonRpcMessage, tools), undefined);
 });
 
-Deno.test("modern_headers: learnToolsOf lists every page with the call's envelope, only for a -32020 of a tool not known", async () => {
+Deno.test("modern_headers: mendableCall takes only a -32020 of a tool not known; listAllTools lists every page with the envelope", async () => {
   const regional = {
     name: "regional",
     inputSchema: { type: "object", properties: { region: { type: "string", "x-mcp-header": "Region" } } },
@@ -200,27 +201,29 @@ Deno.test("modern_headers: learnToolsOf lists every page with the call's envelop
     const cursor = params.cursor === undefined ? 0 : Number(params.cursor) - 1;
     return Promise.resolve({ result: pages[cursor] });
   };
+  const capabilities = { "io.modelcontextprotocol/clientCapabilities": { sampling: {} } };
   const meta = {
     ...META,
-    "io.modelcontextprotocol/clientCapabilities": { sampling: {} },
+    ...capabilities,
     progressToken: 7,
     "io.modelcontextprotocol/related-task": { taskId: "t" },
   };
   const call = (name: string) => ({ method: "tools/call", params: { _meta: meta, name, arguments: {} } });
   const refusal = { error: { code: -32020 } };
   const tools = new ToolHeaderDeclarations();
-  assert.equal(await learnToolsOf(call("regional"), { error: { code: -32602 } }, tools, ask), false);
-  assert.equal(asked.length, 0);
-  assert.equal(await learnToolsOf(call("regional"), refusal, tools, ask), true);
-  // Pages until the tool was found; the envelope only, not the call's progress token or task.
+  assert.equal(mendableCall(call("regional"), { error: { code: -32602 } }, tools), undefined);
+  assert.equal(mendableCall({ method: "tools/list", params: { _meta: meta } }, refusal, tools), undefined);
+  const mendable = mendableCall(call("regional"), refusal, tools);
+  // The envelope only, not the call's progress token or task.
+  assert.deepEqual(mendable, { tool: "regional", envelope: { ...META, ...capabilities } });
+  await listAllTools(ask, mendable!.envelope, tools);
   assert.deepEqual(asked, [
-    { _meta: { ...META, "io.modelcontextprotocol/clientCapabilities": { sampling: {} } } },
-    { _meta: { ...META, "io.modelcontextprotocol/clientCapabilities": { sampling: {} } }, cursor: "2" },
+    { _meta: { ...META, ...capabilities } },
+    { _meta: { ...META, ...capabilities }, cursor: "2" },
+    { _meta: { ...META, ...capabilities }, cursor: "3" },
   ]);
+  assert.ok(tools.declares("regional"));
+  assert.ok(!tools.declares("plain"));
   // Known now: a second refusal is the server's own word, with nothing to mend.
-  assert.equal(await learnToolsOf(call("regional"), refusal, tools, ask), false);
-  assert.equal(asked.length, 2);
-  // A tool that declares none, after every page: no second sending.
-  assert.equal(await learnToolsOf(call("plain"), refusal, tools, ask), false);
-  assert.equal(asked.length, 5);
+  assert.equal(mendableCall(call("regional"), refusal, tools), undefined);
 });

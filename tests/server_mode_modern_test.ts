@@ -323,23 +323,31 @@ async function waitFor(what: string, check: () => Promise<boolean>, ms = 10_000)
   }
 }
 
-Deno.test("server mode 2026-07-28: a child that crashes while asked is asked again with the next request (503 meanwhile, not -32022)", async () => {
-  // The second start (the modern child) exits at once; the others run the fixture.
+Deno.test("server mode 2026-07-28: a child that stops while asked is taken as not serving (-32022, no child per request)", async () => {
+  // A 2025-era server that exits when its first message is no initialize: the second start (the modern
+  // child) exits at once; the others run the fixture.
   const { path, dir } = await script(
     `#!/bin/sh\nn=0\n[ -f "$0.count" ] && read n < "$0.count"\nn=$((n+1))\necho "$n" > "$0.count"\n` +
-      `[ "$n" = 2 ] && exit 1\nexec ${DENO} run -A --quiet ${MODERN_FIXTURE} modern-only\n`,
+      `[ "$n" = 2 ] && exit 1\nexec ${DENO} run -A --quiet ${MODERN_FIXTURE} both-eras\n`,
   );
   try {
     await using proxy = await startProxy(["--port", "0", "--", path]);
     const url = `${proxy.origin}/mcp`;
-    const first = await post(url, { id: 1, method: "tools/list", params: { _meta: META } });
-    assert.equal(first.status, 503, await first.clone().text());
-    await first.body?.cancel();
-    assert.equal(((await status(proxy.origin)).default.modern as { revision: string }).revision, "not asked");
-    const second = await messagesOf(
-      await post(url, { id: 2, method: "tools/list", params: { _meta: META } }),
+    for (const id of [1, 2, 3]) {
+      const refused = await post(url, { id, method: "server/discover", params: { _meta: META } });
+      assert.equal(refused.status, 400);
+      const body = await refused.json();
+      assert.deepEqual([body.id, body.error.code], [id, -32022]);
+    }
+    assert.equal(
+      ((await status(proxy.origin)).default.modern as { revision: string }).revision,
+      "not served",
     );
-    assert.ok((second[0].result as { tools: unknown[] }).tools.length > 0, JSON.stringify(second));
+    assert.equal(await Deno.readTextFile(`${path}.count`), "2\n", "one modern child, not one per request");
+    assert.match(proxy.stderr(), /stopped while asked .*asked again in 30 s/);
+    // A client that can fall back does, to the sessions' child.
+    await using auto = await connectV2(url, "auto");
+    assert.equal(auto.getNegotiatedProtocolVersion(), "2025-11-25");
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

@@ -2112,6 +2112,11 @@ const MODERN_META = {
 };
 const SUBSCRIPTION = "io.modelcontextprotocol/subscriptionId";
 
+/** Lets the promises settled so far run their continuations. */
+function turn(): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, 0));
+}
+
 Deno.test("SharedServer, modern: requests go as they are, no initialize; subscriptions under the client's id; an ended one's notifications are dropped", () => {
   const harness = new Harness(0, { modern: true });
   const a = harness.open(true);
@@ -2167,9 +2172,11 @@ Deno.test("SharedServer, modern: discover asks server/discover, then lists the t
     "2026-07-28",
   );
   harness.childAnswers(discover, { supportedVersions: ["2026-07-28", "2025-11-25"], capabilities: {} });
+  await turn();
   const list = harness.childReceivesOne() as JsonRpcRequest;
   assert.equal(list.method, "tools/list");
   harness.childAnswers(list, { tools: [], nextCursor: "2" });
+  await turn();
   assert.deepEqual(await served, {
     served: true,
     version: "2026-07-28",
@@ -2179,6 +2186,7 @@ Deno.test("SharedServer, modern: discover asks server/discover, then lists the t
   const next = harness.childReceivesOne() as JsonRpcRequest;
   assert.equal(next.params?.cursor, "2");
   harness.childAnswers(next, { tools: [] });
+  await turn();
   assert.equal(listed.length, 2);
 
   const legacy = new Harness(0, { modern: true });
@@ -2217,6 +2225,7 @@ Deno.test("SharedServer, modern: a restarted child is asked server/discover befo
   assert.deepEqual(harness.takeChild(), []);
   assert.equal((peer.client.takeOne().message as JsonRpcResponse).error?.code, ErrorCode.ConnectionClosed);
   harness.childAnswers(discover, { supportedVersions: ["2026-07-28"] });
+  await turn();
   harness.childAnswers(harness.childReceivesOne(), { tools: [] });
   await new Promise((resolve) => setTimeout(resolve, 0));
   peer.session.handleClientMessage(request(2, "tools/list", { _meta: MODERN_META }));
@@ -2230,4 +2239,16 @@ Deno.test("SharedServer, modern: a restarted child is asked server/discover befo
   harness.childAnswers(again, { protocolVersion: "2025-11-25" });
   await new Promise((resolve) => setTimeout(resolve, 0));
   assert.match(refusedWith ?? "", /names no revision of 2026-07-28/);
+});
+
+Deno.test("SharedServer, modern: a child that answers server/discover but not tools/list serves all the same, its tools unknown", async () => {
+  const listed: unknown[] = [];
+  const harness = new Harness(0, { modern: true, onToolsListed: (result) => listed.push(result) });
+  const served = harness.server.discover(5000, 50);
+  harness.childAnswers(harness.childReceivesOne(), { supportedVersions: ["2026-07-28"] });
+  await turn();
+  assert.equal((harness.childReceivesOne() as JsonRpcRequest).method, "tools/list");
+  assert.equal((await served).served, true);
+  assert.deepEqual(listed, []);
+  assert.equal(harness.server.pendingRequestCount, 0, "the unanswered list is forgotten");
 });

@@ -67,7 +67,8 @@ export interface ClientRelayOptions {
  * A refusal the relay may mend once, for requests it {@link wants}: the server's error answer waits while
  * {@link mend} runs (it may ask the server requests of its own, whose answers never reach the client); when
  * it resolves true, the request goes to the server again, else the error answer goes to the client. Only
- * for refusals that say the server ran none of the request: at most once holds.
+ * for error answers given as the body of an HTTP error status (see `RemoteTransport.onmessage`), which say
+ * the server ran none of the request, and only those {@link mend} knows to say so: at most once holds.
  */
 export interface RefusalMender {
   /** Whether to keep `request` for a second sending (on the per-request path: cheap). */
@@ -526,7 +527,7 @@ export class ClientRelay {
     for (let attempt = 0;; attempt++) {
       if (this.#closed) throw new Error("the relay is closed");
       const transport = this.#options.createTransport(kind);
-      transport.onmessage = (message, json) => this.#fromServer(message, transport, json);
+      transport.onmessage = (message, json, refused) => this.#fromServer(message, transport, json, refused);
       transport.onsessionlost = (reason) => this.#sessionLost(generation, reason);
       try {
         await transport.start();
@@ -651,7 +652,7 @@ export class ClientRelay {
 
   // ---- server → client --------------------------------------------------------------------------
 
-  #fromServer(message: JsonRpcMessage, transport: RemoteTransport, json?: JsonText): void {
+  #fromServer(message: JsonRpcMessage, transport: RemoteTransport, json?: JsonText, refused?: boolean): void {
     if (this.#closed) return;
     if (!isResponse(message)) {
       this.#options.toClient(message, json);
@@ -670,7 +671,8 @@ export class ClientRelay {
       return;
     }
     const pending = this.#pending.get(id)!;
-    if (pending.again !== undefined && response.error !== undefined) {
+    // Only a refusal given as an HTTP error (before the server ran any of it): at most once holds.
+    if (pending.again !== undefined && refused && response.error !== undefined) {
       this.#mend(id, pending, response, transport, json);
       return;
     }

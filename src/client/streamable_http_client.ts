@@ -125,7 +125,7 @@ const POST_HEADERS: Readonly<Record<string, string>> = Object.freeze({
 /** A Streamable HTTP session with the server at `url`. */
 export class StreamableHttpClient implements RemoteTransport {
   readonly kind = "streamablehttp";
-  onmessage?: (message: JsonRpcMessage, json?: JsonText) => void;
+  onmessage?: (message: JsonRpcMessage, json?: JsonText, refused?: boolean) => void;
   onsessionlost?: (reason: string) => void;
   readonly #url: URL;
   readonly #fetch: typeof fetch;
@@ -200,7 +200,7 @@ export class StreamableHttpClient implements RemoteTransport {
       ) {
         // The server's own error answer to the request (a revision 2026-07-28 server's -32020 or -32022,
         // with its data), passed on as it is: wrapped in mcp-proxy's -32000, its code and data were lost.
-        this.#deliverText(body);
+        this.#deliverText(body, undefined, true);
         return;
       }
       throw await this.#httpError(response, body);
@@ -367,9 +367,10 @@ export class StreamableHttpClient implements RemoteTransport {
 
   /**
    * Delivers the message(s) in `text`; returns the ids of the answers among them. `bytes`, when given, are
-   * what `text` was decoded from, written for one large message as they are (see `bodyAsLine`).
+   * what `text` was decoded from, written for one large message as they are (see `bodyAsLine`); `refused`:
+   * `text` is the body of an HTTP error status (see `RemoteTransport.onmessage`).
    */
-  #deliverText(text: string, bytes?: Uint8Array<ArrayBuffer>): RequestId[] {
+  #deliverText(text: string, bytes?: Uint8Array<ArrayBuffer>, refused = false): RequestId[] {
     const messages = parseMessages(text);
     if (typeof messages === "string") {
       const start = this.#scrub(text).slice(0, 200);
@@ -381,7 +382,7 @@ export class StreamableHttpClient implements RemoteTransport {
     for (let i = 0; i < messages.length; i++) {
       const message = messages[i];
       if (isResponse(message) && message.id !== null) answered.push(message.id);
-      this.onmessage?.(message, lines[i]);
+      this.onmessage?.(message, lines[i], refused);
     }
     return answered;
   }
