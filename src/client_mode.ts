@@ -120,13 +120,20 @@ export async function runClientMode(options: ClientModeOptions, stop: Promise<un
     },
     // A call refused for headers of a tool not listed yet: listed, and sent again with them.
     mender: {
-      wants: (request) => request.method === "tools/call" && envelopeVersion(request) !== undefined,
-      mend: async (request, refusal, ask) => {
-        const mendable = mendableCall(request, refusal, toolHeaders);
+      // Noted: whether the tool was known when the call went (a call refused for what was known is not).
+      keep: (request) => {
+        if (request.method !== "tools/call" || envelopeVersion(request) === undefined) return undefined;
+        const name = request.params?.name;
+        return typeof name === "string" && toolHeaders.knows(name);
+      },
+      mend: async (request, refusal, knewTool, ask) => {
+        const mendable = mendableCall(request, refusal, knewTool === true);
         if (mendable === undefined) return false;
-        // One listing for the calls refused together.
-        listing ??= listAllTools(ask, mendable.envelope, toolHeaders).finally(() => listing = undefined);
-        await listing;
+        // One listing for the calls refused together; none for a tool listed since the call went.
+        if (!toolHeaders.knows(mendable.tool)) {
+          listing ??= listAllTools(ask, mendable.envelope, toolHeaders).finally(() => listing = undefined);
+          await listing;
+        }
         return toolHeaders.declares(mendable.tool);
       },
     },

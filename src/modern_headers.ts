@@ -205,17 +205,22 @@ export class ToolHeaderDeclarations {
     if (!Array.isArray(tools)) return;
     for (const tool of tools) {
       if (!isObject(tool) || typeof tool.name !== "string") continue;
-      const declarations = headerDeclarations(tool.inputSchema);
+      // Tools that declare none are kept too (as knowing so): a refusal of their call is the server's word.
+      const declarations = headerDeclarations(tool.inputSchema) ?? [];
       this.#byTool.delete(tool.name);
-      if (declarations === undefined || declarations.length === 0) continue;
       if (this.#byTool.size >= MAX_TOOLS) this.#byTool.delete(this.#byTool.keys().next().value!);
       this.#byTool.set(tool.name, declarations);
     }
   }
 
+  /** Whether `tool` was listed (with `x-mcp-header`s or none). */
+  knows(tool: string): boolean {
+    return this.#byTool.has(tool);
+  }
+
   /** Whether `tool` is known to declare `x-mcp-header`s. */
   declares(tool: string): boolean {
-    return this.#byTool.has(tool);
+    return (this.#byTool.get(tool)?.length ?? 0) > 0;
   }
 
   /**
@@ -343,20 +348,21 @@ const MAX_TOOL_PAGES = 100;
 
 /**
  * Client mode: whether a `tools/call` of revision 2026-07-28 refused with `-32020` (a header that disagrees
- * with the body) may have lacked the `Mcp-Param-…` headers of a tool whose declarations were not known yet,
- * as no `tools/list` had come through. Returns the tool's name and the call's `_meta` envelope (what
- * mcp-proxy's own `tools/list` on its behalf carries), or undefined.
+ * with the body) may have lacked the `Mcp-Param-…` headers of its tool: it was sent while the tool was not
+ * known (`knewTool`: as {@link ToolHeaderDeclarations.knows} said then), as no `tools/list` had come
+ * through. Returns the tool's name and the call's `_meta` envelope (what mcp-proxy's own `tools/list` on its
+ * behalf carries), or undefined.
  */
 export function mendableCall(
   call: { method: string; params?: Record<string, unknown> },
   refusal: { error?: { code: number } },
-  tools: ToolHeaderDeclarations,
+  knewTool: boolean,
 ): { tool: string; envelope: Record<string, unknown> } | undefined {
   const name = call.params?.name;
   const meta = call.params?._meta;
   if (
     call.method !== "tools/call" || refusal.error?.code !== -32020 || typeof name !== "string" ||
-    !isObject(meta) || tools.declares(name)
+    !isObject(meta) || knewTool
   ) {
     return undefined;
   }

@@ -170,8 +170,11 @@ export type DiscoverOutcome =
 
 /** The most pages of `tools/list` mcp-proxy reads itself (see {@link SharedServer.discover}). */
 const MAX_TOOL_PAGES = 100;
-/** How long each page of mcp-proxy's own `tools/list` may take. */
-const TOOLS_LIST_LIMIT_MS = 10_000;
+/**
+ * How long each page of mcp-proxy's own `tools/list` may take: well within the 10 s a client's request
+ * waits for the whole of {@link SharedServer.discover} (`PROBE_WAIT_MS`), the child's start included.
+ */
+const TOOLS_LIST_LIMIT_MS = 5_000;
 
 /** Where a notification of the stateless revision names its subscription (the listen request's id). */
 const SUBSCRIPTION_ID_META_KEY = "io.modelcontextprotocol/subscriptionId";
@@ -858,6 +861,14 @@ export class SharedServer implements SessionSource {
    * request reaches it; the first page is waited for.
    */
   async discover(limitMs: number, toolsLimitMs = TOOLS_LIST_LIMIT_MS): Promise<DiscoverOutcome> {
+    const outcome = await this.#discoverOnce(limitMs, toolsLimitMs);
+    // Kept for `discoveredVersions`; a stop is no answer: what was known stays.
+    if (outcome.served) this.#discoveredVersions = outcome.supportedVersions;
+    else if (!outcome.stopped) this.#discoveredVersions = [];
+    return outcome;
+  }
+
+  async #discoverOnce(limitMs: number, toolsLimitMs: number): Promise<DiscoverOutcome> {
     const asked = await this.#askWithin(
       "server/discover",
       { _meta: ownEnvelope(this.#modernVersion) },
@@ -891,7 +902,6 @@ export class SharedServer implements SessionSource {
       };
     }
     this.#modernVersion = supported.includes(this.#modernVersion) ? this.#modernVersion : modern;
-    this.#discoveredVersions = supported;
     const listed = await this.#listTools(this.#modernVersion, toolsLimitMs);
     if (listed.stopped) {
       return { served: false, why: `stopped while its tools were listed (${listed.why})`, stopped: true };
@@ -917,6 +927,12 @@ export class SharedServer implements SessionSource {
     const params: Record<string, unknown> = { _meta: ownEnvelope(version) };
     if (cursor !== undefined) params.cursor = cursor;
     const asked = await this.#askWithin("tools/list", params, limitMs);
+    if (!asked.stopped && asked.response === undefined) {
+      this.#logger.warn("server {name} did not answer mcp-proxy's tools/list within {seconds} s", {
+        name: this.name,
+        seconds: limitMs / 1000,
+      });
+    }
     if (asked.stopped || asked.response?.result === undefined) return asked;
     try {
       this.#onToolsListed?.(asked.response.result);

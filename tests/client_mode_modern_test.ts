@@ -377,3 +377,71 @@ Deno.test("client mode: a -32020 that comes on the answer's SSE stream (the serv
     await server.shutdown();
   }
 });
+
+Deno.test("client mode: calls refused together for a tool not listed yet share one listing, a refusal that comes after it too", async () => {
+  let lists = 0;
+  const calls: string[] = [];
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, async (request) => {
+    const body = await request.json();
+    if (body.method === "tools/list") {
+      lists++;
+      return Response.json({
+        jsonrpc: "2.0",
+        id: body.id,
+        result: {
+          tools: [{
+            name: "regional",
+            inputSchema: {
+              type: "object",
+              properties: { region: { type: "string", "x-mcp-header": "Region" } },
+            },
+          }],
+        },
+      });
+    }
+    const header = request.headers.get("mcp-param-region");
+    calls.push(`${body.id}:${header}`);
+    if (header === null) {
+      // The refusal of the call with id 2 comes late, after the listing for id 1 is done.
+      if (body.id === 2) await new Promise((resolve) => setTimeout(resolve, 800));
+      return Response.json({
+        jsonrpc: "2.0",
+        id: body.id,
+        error: { code: -32020, message: "Mcp-Param-Region missing" },
+      }, {
+        status: 400,
+      });
+    }
+    return Response.json({
+      jsonrpc: "2.0",
+      id: body.id,
+      result: { content: [{ type: "text", text: `ok ${header}` }] },
+    });
+  });
+  try {
+    const meta = {
+      "io.modelcontextprotocol/protocolVersion": MODERN,
+      "io.modelcontextprotocol/clientCapabilities": {},
+    };
+    const call = (id: number) => ({
+      jsonrpc: "2.0",
+      id,
+      method: "tools/call",
+      params: { _meta: meta, name: "regional", arguments: { region: "eu" } },
+    });
+    const { code, stdout, stderr } = await runClientModeWithInput(
+      `http://127.0.0.1:${server.addr.port}/mcp`,
+      [call(1), call(2), call(3)],
+      { args: ["--transport", "streamablehttp"] },
+    );
+    assert.equal(code, 0, stderr);
+    const answers = stdout.trim().split("\n").map((line) => JSON.parse(line));
+    assert.deepEqual(answers.map((answer) => answer.id).sort(), [1, 2, 3], stdout);
+    for (const answer of answers) assert.equal(answer.result?.content?.[0]?.text, "ok eu", stdout);
+    assert.equal(lists, 1);
+    // Each call refused once, then sent with its header.
+    assert.deepEqual(calls.toSorted(), ["1:eu", "1:null", "2:eu", "2:null", "3:eu", "3:null"]);
+  } finally {
+    await server.shutdown();
+  }
+});

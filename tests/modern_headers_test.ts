@@ -211,9 +211,11 @@ Deno.test("modern_headers: mendableCall takes only a -32020 of a tool not known;
   const call = (name: string) => ({ method: "tools/call", params: { _meta: meta, name, arguments: {} } });
   const refusal = { error: { code: -32020 } };
   const tools = new ToolHeaderDeclarations();
-  assert.equal(mendableCall(call("regional"), { error: { code: -32602 } }, tools), undefined);
-  assert.equal(mendableCall({ method: "tools/list", params: { _meta: meta } }, refusal, tools), undefined);
-  const mendable = mendableCall(call("regional"), refusal, tools);
+  assert.equal(mendableCall(call("regional"), { error: { code: -32602 } }, false), undefined);
+  assert.equal(mendableCall({ method: "tools/list", params: { _meta: meta } }, refusal, false), undefined);
+  // A call sent while its tool was known (its headers were given): the refusal is the server's own word.
+  assert.equal(mendableCall(call("regional"), refusal, true), undefined);
+  const mendable = mendableCall(call("regional"), refusal, tools.knows("regional"));
   // The envelope only, not the call's progress token or task.
   assert.deepEqual(mendable, { tool: "regional", envelope: { ...META, ...capabilities } });
   await listAllTools(ask, mendable!.envelope, tools);
@@ -224,6 +226,6 @@ Deno.test("modern_headers: mendableCall takes only a -32020 of a tool not known;
   ]);
   assert.ok(tools.declares("regional"));
   assert.ok(!tools.declares("plain"));
-  // Known now: a second refusal is the server's own word, with nothing to mend.
-  assert.equal(mendableCall(call("regional"), refusal, tools), undefined);
+  // Both are known now, the one that declares none too: their calls' refusals are the server's own word.
+  assert.ok(tools.knows("regional") && tools.knows("plain") && !tools.knows("other"));
 });

@@ -127,7 +127,7 @@ Deno.test("server mode 2026-07-28: a 2025-era server is asked once; its modern c
   // Its modern child was stopped: only the sessions' child is left.
   const pids = [...proxy.stderr().matchAll(/\(pid (\d+)\)/g)].map((match) => Number(match[1]));
   assert.equal(pids.length, 2);
-  assert.ok(!processExists(pids[1]));
+  await waitFor("the modern child to stop", () => Promise.resolve(!processExists(pids[1])));
   assert.match(proxy.stderr(), /does not serve protocol revision 2026-07-28/);
   {
     await using auto = await connectV2(url, "auto");

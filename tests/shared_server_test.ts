@@ -2244,11 +2244,13 @@ Deno.test("SharedServer, modern: a restarted child is asked server/discover befo
 Deno.test("SharedServer, modern: a child that answers server/discover but not tools/list serves all the same, its tools unknown", async () => {
   const listed: unknown[] = [];
   const harness = new Harness(0, { modern: true, onToolsListed: (result) => listed.push(result) });
+  const started = Date.now();
   const served = harness.server.discover(5000, 50);
   harness.childAnswers(harness.childReceivesOne(), { supportedVersions: ["2026-07-28"] });
   await turn();
   assert.equal((harness.childReceivesOne() as JsonRpcRequest).method, "tools/list");
   assert.equal((await served).served, true);
+  assert.ok(Date.now() - started < 2000, "the list's own limit, not the discover's");
   assert.deepEqual(listed, []);
   assert.equal(harness.server.pendingRequestCount, 0, "the unanswered list is forgotten");
 });

@@ -64,18 +64,22 @@ export interface ClientRelayOptions {
 }
 
 /**
- * A refusal the relay may mend once, for requests it {@link wants}: the server's error answer waits while
+ * A refusal the relay may mend once, for requests it {@link keep}s: the server's error answer waits while
  * {@link mend} runs (it may ask the server requests of its own, whose answers never reach the client); when
  * it resolves true, the request goes to the server again, else the error answer goes to the client. Only
  * for error answers given as the body of an HTTP error status (see `RemoteTransport.onmessage`), which say
  * the server ran none of the request, and only those {@link mend} knows to say so: at most once holds.
  */
 export interface RefusalMender {
-  /** Whether to keep `request` for a second sending (on the per-request path: cheap). */
-  wants(request: JsonRpcRequest): boolean;
+  /**
+   * Whether to keep `request` for a second sending (on the per-request path: cheap): a note of how it goes
+   * now, which {@link mend} gets; undefined: not kept.
+   */
+  keep(request: JsonRpcRequest): unknown;
   mend(
     request: JsonRpcRequest,
     refusal: JsonRpcResponse,
+    note: unknown,
     ask: (method: string, params: Record<string, unknown>) => Promise<JsonRpcResponse>,
   ): Promise<boolean>;
 }
@@ -107,7 +111,7 @@ interface PendingRequest {
   /** The relay answered it itself (an error): it is not sent, or not again. */
   abandoned?: boolean;
   /** Kept for the {@link RefusalMender}, until its first error answer. */
-  again?: { request: JsonRpcRequest; json: string | undefined };
+  again?: { request: JsonRpcRequest; json: string | undefined; note: unknown };
 }
 
 /** See the module documentation. */
@@ -227,7 +231,8 @@ export class ClientRelay {
     const pending: PendingRequest = { method: request.method, generation: this.#generation };
     const spelled = json === undefined ? undefined : idSpelling(json, request.id);
     if (spelled !== undefined) pending.answerId = spelled;
-    if (this.#options.mender?.wants(request)) pending.again = { request, json };
+    const note = this.#options.mender?.keep(request);
+    if (note !== undefined) pending.again = { request, json, note };
     this.#timeouts?.add(request.id);
     this.#pending.set(request.id, pending);
     switch (request.method) {
@@ -715,13 +720,14 @@ export class ClientRelay {
     transport: RemoteTransport,
     json?: JsonText,
   ): Promise<void> {
-    const { request, json: requestJson } = pending.again!;
+    const { request, json: requestJson, note } = pending.again!;
     pending.again = undefined;
     let again = false;
     try {
       again = await this.#options.mender!.mend(
         request,
         refusal,
+        note,
         (method, params) => this.#internalRequest(transport, method, params),
       );
     } catch (error) {
