@@ -445,3 +445,91 @@ Deno.test("client mode: calls refused together for a tool not listed yet share o
     await server.shutdown();
   }
 });
+
+Deno.test("client mode: a subscriptions/listen outlives --request-timeout, and does not hold the end of input", async () => {
+  let listenClosed: () => void;
+  const closed = new Promise<void>((resolve) => listenClosed = resolve);
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, async (request) => {
+    const body = await request.json();
+    if (body.method !== "subscriptions/listen") {
+      return Response.json({ jsonrpc: "2.0", id: body.id, result: { tools: [] } });
+    }
+    const encoder = new TextEncoder();
+    const note = (method: string) =>
+      encoder.encode(`event: message\ndata: ${
+        JSON.stringify({
+          jsonrpc: "2.0",
+          method,
+          params: { _meta: { "io.modelcontextprotocol/subscriptionId": body.id } },
+        })
+      }\n\n`);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const stream = new ReadableStream<Uint8Array>({
+      start(controller) {
+        controller.enqueue(note("notifications/subscriptions/acknowledged"));
+        // Past --request-timeout (1 s): the subscription still stands.
+        timer = setTimeout(() => controller.enqueue(note("notifications/tools/list_changed")), 1500);
+      },
+      cancel() {
+        clearTimeout(timer);
+        listenClosed();
+      },
+    });
+    return new Response(stream, { headers: { "Content-Type": "text/event-stream" } });
+  });
+  try {
+    const meta = {
+      "io.modelcontextprotocol/protocolVersion": MODERN,
+      "io.modelcontextprotocol/clientCapabilities": {},
+    };
+    const child = new Deno.Command(DENO, {
+      args: [
+        "run",
+        "-A",
+        "--quiet",
+        new URL("../main.ts", import.meta.url).pathname,
+        "--transport",
+        "streamablehttp",
+        "--request-timeout",
+        "1",
+        `http://127.0.0.1:${server.addr.port}/mcp`,
+      ],
+      stdin: "piped",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    // Not for ever, whatever goes wrong.
+    const killer = setTimeout(() => child.kill("SIGKILL"), 10_000);
+    const writer = child.stdin.getWriter();
+    const listen = {
+      jsonrpc: "2.0",
+      id: "L",
+      method: "subscriptions/listen",
+      params: { _meta: meta, notifications: { toolsListChanged: true } },
+    };
+    await writer.write(new TextEncoder().encode(JSON.stringify(listen) + "\n"));
+    const lines = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+    let text = "";
+    while (!text.includes("list_changed")) {
+      const { done, value } = await lines.read();
+      if (done) break;
+      text += value;
+    }
+    assert.match(text, /acknowledged/);
+    assert.match(text, /tools\/list_changed/);
+    assert.doesNotMatch(text, /-32001/, "no time-out answer");
+    // The end of input ends it: mcp-proxy stops, and the server sees the stream closed.
+    const started = Date.now();
+    await writer.close();
+    while (!(await lines.read()).done) {
+      // Drain.
+    }
+    const [status] = await Promise.all([child.status, new Response(child.stderr).text()]);
+    clearTimeout(killer);
+    assert.equal(status.code, 0);
+    await closed;
+    assert.ok(Date.now() - started < 5000, `stopped in ${Date.now() - started} ms`);
+  } finally {
+    await server.shutdown();
+  }
+});

@@ -94,6 +94,9 @@ export interface RefusalMender {
 const LONG_MESSAGE = 16 * 1024;
 const LONG_MESSAGE_HOLD_MS = 250;
 
+/** A subscription of revision 2026-07-28: answered only when it ends. */
+const LISTEN = "subscriptions/listen";
+
 /** Statuses that tell a legacy SSE server from a Streamable HTTP one, per the spec's compatibility notes. */
 const NOT_STREAMABLE = [400, 404, 405];
 
@@ -125,6 +128,8 @@ export class ClientRelay {
    */
   readonly #timeouts: DelayQueue<RequestId> | undefined;
   readonly #internal = new Map<string, (response: JsonRpcResponse) => void>();
+  /** How many of the requests waiting are subscriptions ({@link LISTEN}). */
+  #listening = 0;
   #nextInternalId = 1;
   /** Unguessable: a client's own request id can never be taken for one of the proxy's (found by QA). */
   readonly #internalIdPrefix = `mcp-proxy-${crypto.randomUUID()}-`;
@@ -197,7 +202,8 @@ export class ClientRelay {
   }
 
   #isDrained(): boolean {
-    return this.#pending.size === 0 && this.#sending === 0;
+    // A subscription has no end of its own to wait for: it ends with the relay.
+    return this.#pending.size === this.#listening && this.#sending === 0;
   }
 
   #checkDrained(): void {
@@ -219,6 +225,7 @@ export class ClientRelay {
     this.#initializing.clear();
     this.#timeouts?.clear();
     this.#pending.clear();
+    this.#listening = 0;
     const session = this.#session;
     this.#session = undefined;
     const transport = await session?.catch(() => undefined);
@@ -233,7 +240,12 @@ export class ClientRelay {
     if (spelled !== undefined) pending.answerId = spelled;
     const note = this.#options.mender?.keep(request);
     if (note !== undefined) pending.again = { request, json, note };
-    this.#timeouts?.add(request.id);
+    // A subscription (revision 2026-07-28) runs until its client leaves: no answer is overdue.
+    if (this.#pending.get(request.id)?.method === LISTEN) this.#listening--; // Its id used again.
+    if (request.method === LISTEN) {
+      this.#listening++;
+      this.#timeouts?.delete(request.id);
+    } else this.#timeouts?.add(request.id);
     this.#pending.set(request.id, pending);
     switch (request.method) {
       case "initialize": {
@@ -474,6 +486,7 @@ export class ClientRelay {
 
   #forget(id: RequestId | undefined): void {
     if (id === undefined) return;
+    if (this.#pending.get(id)?.method === LISTEN) this.#listening--;
     this.#initializing.get(id)?.resolve();
     this.#initializing.delete(id);
     this.#timeouts?.delete(id);
