@@ -45,11 +45,23 @@ function renderMessage(record: LogRecord): string {
   return text;
 }
 
+/** Control characters but tab (C0, DEL, C1): a terminal acts on them (a `\r` rewrites the line shown). */
+const CONTROL = /[\x00-\x08\x0a-\x1f\x7f-\x9f]/g;
+
+/** `text` with each control character shown as `\xHH`: what a child or a client wrote cannot drive the terminal. */
+function shown(text: string): string {
+  CONTROL.lastIndex = 0;
+  if (!CONTROL.test(text)) return text;
+  return text.replace(CONTROL, (char) => `\\x${char.charCodeAt(0).toString(16).padStart(2, "0")}`);
+}
+
 /** Formats a record as one line: child output as `[name] text`, the proxy's own as `time LEVEL text`. */
 function formatLine(record: LogRecord): string {
-  if (record.category[0] === "server-stderr") return `[${record.category[1]}] ${renderMessage(record)}\n`;
+  if (record.category[0] === "server-stderr") {
+    return `[${record.category[1]}] ${shown(renderMessage(record))}\n`;
+  }
   const time = new Date(record.timestamp).toISOString();
-  return `${time} ${LEVEL_LABELS[record.level].padEnd(8)} ${renderMessage(record)}\n`;
+  return `${time} ${LEVEL_LABELS[record.level].padEnd(8)} ${shown(renderMessage(record))}\n`;
 }
 
 /**

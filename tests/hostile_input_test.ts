@@ -154,6 +154,30 @@ Deno.test("a child's non-JSON stdout lines are logged and skipped; its answers s
   assert.match(proxy.stderr(), /not a JSON-RPC message \(a JSON-RPC message needs "method"/);
 });
 
+Deno.test("control characters a child writes to stderr reach the text log as \\xHH, not raw", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "mcp-proxy-stderr-" });
+  try {
+    const script = `${dir}/server.sh`;
+    // A colour, a carriage return that would rewrite the line shown, a bell; a tab stays.
+    await Deno.writeTextFile(
+      script,
+      `#!/bin/sh\nprintf '\\033[31mred\\rforged line\\007\\tend\\n' >&2\nexec ${
+        FIXTURE.map((word) => `'${word}'`).join(" ")
+      }\n`,
+    );
+    await Deno.chmod(script, 0o755);
+    await using proxy = await startProxy(["--", script]);
+    const deadline = Date.now() + 10_000;
+    while (!proxy.stderr().includes("end") && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    assert.ok(proxy.stderr().includes("[default] \\x1b[31mred\\x0dforged line\\x07\tend\n"), proxy.stderr());
+    assert.ok(!/[\x00-\x08\x0b-\x1f\x7f]/.test(proxy.stderr()), "no raw control character in the log");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 /** A legacy SSE stream opened by hand: its reader, what it read so far, and the path its endpoint named. */
 async function rawSseStream(origin: string) {
   const response = await fetch(`${origin}/sse`);
