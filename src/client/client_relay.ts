@@ -187,7 +187,12 @@ export class ClientRelay {
     if (isRequest(message)) this.#noteRequest(message, json);
     else if (isNotification(message)) {
       if (message.method === "notifications/initialized") this.#initialized = true;
-      if (message.method === "notifications/cancelled") this.#forget(message.params?.requestId as RequestId);
+      if (message.method === "notifications/cancelled") {
+        const id = message.params?.requestId as RequestId;
+        // Revision 2026-07-28 cancels by closing the request's stream; the notification goes too, as written.
+        if (id !== undefined && this.#pending.has(id)) this.#openTransport()?.abandon?.(id);
+        this.#forget(id);
+      }
     }
     this.#dispatch(message, json);
   }
@@ -501,6 +506,8 @@ export class ClientRelay {
       ErrorCode.RequestTimeout,
       `no answer within ${ms / 1000} s (--request-timeout)`,
     );
+    // Revision 2026-07-28 has no notification for it: closing the request's stream cancels it.
+    if (this.#openTransport()?.abandon?.(id)) return;
     const cancel = {
       jsonrpc: "2.0" as const,
       method: "notifications/cancelled",

@@ -6,7 +6,7 @@
  * @module
  */
 
-import type { JsonRpcMessage } from "../jsonrpc.ts";
+import type { JsonRpcMessage, RequestId } from "../jsonrpc.ts";
 import type { JsonText } from "../large_answer.ts";
 import { certificateRefused, describeFetchError } from "./tls_fetch.ts";
 
@@ -153,6 +153,11 @@ export interface RemoteTransport {
    * error status (Streamable HTTP), so before it ran any of the request.
    */
   onmessage?: (message: JsonRpcMessage, json?: JsonText, refused?: boolean) => void;
+  /**
+   * Cancels a request on its way by closing its stream, where that is how the protocol cancels it (revision
+   * 2026-07-28 over Streamable HTTP); false when it cannot, and a `notifications/cancelled` is to say it.
+   */
+  abandon?(id: RequestId): boolean;
   /** The session ended on the server's side (stream gone for good, or 404): a new one is needed. */
   onsessionlost?: (reason: string) => void;
   /** Opens the session (legacy SSE: the event stream and its `endpoint`); rejects with RemoteError. */

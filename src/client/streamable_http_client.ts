@@ -135,6 +135,8 @@ export class StreamableHttpClient implements RemoteTransport {
   readonly #requestHeaders: ((message: JsonRpcMessage) => Record<string, string> | undefined) | undefined;
   /** Ends every exchange under way: the relay is closing. */
   readonly #abort = new AbortController();
+  /** Requests of revision 2026-07-28 on their way, by id: see {@link abandon}. */
+  readonly #abandonable = new Map<RequestId, AbortController>();
   /** Ends the GET stream of the server's own messages (and its waits): the session is over. */
   readonly #stopListening = new AbortController();
   #sessionId: string | undefined;
@@ -175,11 +177,47 @@ export class StreamableHttpClient implements RemoteTransport {
   async send(message: JsonRpcMessage, json?: string, order?: SendOrder): Promise<void> {
     if (this.#streamOpening !== undefined) await this.#streamOpening;
     const extra = this.#requestHeaders?.(message);
+    const requestId = isRequest(message) ? message.id : undefined;
+    // A request with headers of its own is of revision 2026-07-28, which cancels a request by closing its
+    // stream: it can be, with `abandon`.
+    if (extra === undefined || requestId === undefined) return await this.#send(message, json, order, extra);
+    const own = new AbortController();
+    this.#abandonable.set(requestId, own);
+    try {
+      return await this.#send(message, json, order, extra, own.signal);
+    } catch (error) {
+      if (own.signal.aborted && !this.#abort.signal.aborted) return; // Abandoned: nothing more to say.
+      throw error;
+    } finally {
+      if (this.#abandonable.get(requestId) === own) this.#abandonable.delete(requestId);
+    }
+  }
+
+  /**
+   * Cancels the request `id`, when it is of revision 2026-07-28 and on its way, as that revision does: its
+   * POST, or the stream that answers it, is closed. False when there is none such.
+   */
+  abandon(id: RequestId): boolean {
+    const own = this.#abandonable.get(id);
+    if (own === undefined) return false;
+    this.#abandonable.delete(id);
+    own.abort();
+    return true;
+  }
+
+  async #send(
+    message: JsonRpcMessage,
+    json: string | undefined,
+    order: SendOrder | undefined,
+    extra: Record<string, string> | undefined,
+    abandoned?: AbortSignal,
+  ): Promise<void> {
     const response = await this.#request(
       "POST",
       extra === undefined ? this.#postHeaders : { ...this.#postHeaders, ...extra },
       json ?? JSON.stringify(message),
       order?.written,
+      abandoned === undefined ? this.#abort.signal : AbortSignal.any([this.#abort.signal, abandoned]),
     );
     order?.received();
     const requestId = isRequest(message) ? message.id : undefined;
@@ -206,7 +244,9 @@ export class StreamableHttpClient implements RemoteTransport {
       throw await this.#httpError(response, body);
     }
     const type = contentType(response);
-    if (type.startsWith("text/event-stream")) return await this.#readAnswerStream(response, requestId);
+    if (type.startsWith("text/event-stream")) {
+      return await this.#readAnswerStream(response, requestId, abandoned);
+    }
     if (type.includes("json")) {
       let bytes = bodyInMemory(response);
       if (bytes === undefined) {
@@ -413,12 +453,17 @@ export class StreamableHttpClient implements RemoteTransport {
   }
 
   /** Reads the stream a POST opened; resumes it with GET and `Last-Event-ID` when it breaks early. */
-  async #readAnswerStream(response: Response, requestId: RequestId | undefined): Promise<void> {
+  async #readAnswerStream(
+    response: Response,
+    requestId: RequestId | undefined,
+    abandoned?: AbortSignal,
+  ): Promise<void> {
     const cursor: { lastEventId?: string; retryMs?: number; answered: boolean } = { answered: false };
     await this.#readEvents(response, requestId, cursor);
     const deadline = Date.now() + this.#resumeWindowMs;
     for (let attempt = 0; requestId !== undefined && !cursor.answered; attempt++) {
       if (this.#closed) throw new RemoteError("lost", "the connection to the server was closed");
+      if (abandoned?.aborted) return;
       if (cursor.lastEventId === undefined) {
         throw new RemoteError("lost", "the server ended the answer stream before answering");
       }
