@@ -533,3 +533,84 @@ Deno.test("client mode: a subscriptions/listen outlives --request-timeout, and d
     await server.shutdown();
   }
 });
+
+Deno.test("client mode: a 2026-07-28 request timed out while its answer stream was being resumed has the resumed stream closed", async () => {
+  const encoder = new TextEncoder();
+  const { promise: resumedClosed, resolve: closedAt } = Promise.withResolvers<number>();
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, async (request) => {
+    if (request.method === "POST") {
+      const body = await request.json();
+      if (body.id === undefined) return new Response(null, { status: 202 });
+      // An event id, then the stream ends with no answer: the client resumes it.
+      return new Response(`id: e1\nretry: 50\ndata: \n\n`, {
+        headers: { "Content-Type": "text/event-stream" },
+      });
+    }
+    if (request.headers.get("last-event-id") === null) return new Response(null, { status: 405 });
+    const stream = new ReadableStream<Uint8Array>({
+      start(controller) {
+        controller.enqueue(encoder.encode(": resumed\n\n"));
+      },
+      cancel() {
+        closedAt(Date.now());
+      },
+    });
+    return new Response(stream, { headers: { "Content-Type": "text/event-stream" } });
+  });
+  try {
+    const meta = {
+      "io.modelcontextprotocol/protocolVersion": MODERN,
+      "io.modelcontextprotocol/clientCapabilities": {},
+    };
+    const child = new Deno.Command(DENO, {
+      args: [
+        "run",
+        "-A",
+        "--quiet",
+        new URL("../main.ts", import.meta.url).pathname,
+        "--transport",
+        "streamablehttp",
+        "--request-timeout",
+        "1",
+        `http://127.0.0.1:${server.addr.port}/mcp`,
+      ],
+      stdin: "piped",
+      stdout: "piped",
+      stderr: "null",
+    }).spawn();
+    const killer = setTimeout(() => child.kill("SIGKILL"), 15_000);
+    const writer = child.stdin.getWriter();
+    const call = {
+      jsonrpc: "2.0",
+      id: 1,
+      method: "tools/call",
+      params: { _meta: meta, name: "slow", arguments: {} },
+    };
+    await writer.write(encoder.encode(JSON.stringify(call) + "\n"));
+    const lines = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+    let text = "";
+    while (!text.includes("\n")) {
+      const { done, value } = await lines.read();
+      if (done) break;
+      text += value;
+    }
+    const timedOutAt = Date.now();
+    assert.equal(JSON.parse(text).error.code, -32001, text);
+    // Stdin stays open: only the time-out may close the resumed stream, and soon.
+    let late: ReturnType<typeof setTimeout> | undefined;
+    const closed = await Promise.race([
+      resumedClosed,
+      new Promise<number>((resolve) => late = setTimeout(() => resolve(-1), 3000)),
+    ]);
+    clearTimeout(late);
+    assert.ok(closed !== -1 && closed - timedOutAt < 2000, "the resumed stream was closed at the time-out");
+    await writer.close();
+    while (!(await lines.read()).done) {
+      // Drain.
+    }
+    await child.status;
+    clearTimeout(killer);
+  } finally {
+    await server.shutdown();
+  }
+});

@@ -217,7 +217,9 @@ export class StreamableHttpClient implements RemoteTransport {
       extra === undefined ? this.#postHeaders : { ...this.#postHeaders, ...extra },
       json ?? JSON.stringify(message),
       order?.written,
-      abandoned === undefined ? this.#abort.signal : AbortSignal.any([this.#abort.signal, abandoned]),
+      // Its own signal alone (aborted by `close` too): one combined with the session's would stay reachable
+      // from it, with the listeners the fetch leaves on it, for the session's life (found by review).
+      abandoned ?? this.#abort.signal,
     );
     order?.received();
     const requestId = isRequest(message) ? message.id : undefined;
@@ -298,6 +300,8 @@ export class StreamableHttpClient implements RemoteTransport {
     this.#stopListening.abort();
     if (!terminate) return;
     this.#abort.abort();
+    for (const own of this.#abandonable.values()) own.abort();
+    this.#abandonable.clear();
     if (wasClosed || this.#sessionId === undefined) return;
     try {
       const response = await this.#fetch(this.#url, {
@@ -441,7 +445,11 @@ export class StreamableHttpClient implements RemoteTransport {
       if (event.retry !== undefined) cursor.retryMs = event.retry;
       if (event.data === "" || event.event !== "message") return;
       const answered = this.#deliverText(event.data, event.dataBytes);
-      if (requestId !== undefined && answered.includes(requestId)) cursor.answered = true;
+      if (requestId !== undefined && answered.includes(requestId)) {
+        cursor.answered = true;
+        // Answered: nothing to cancel any more (its id may be the client's again).
+        this.#abandonable.delete(requestId);
+      }
     };
     try {
       const whole = bodyInMemory(response);
@@ -474,12 +482,16 @@ export class StreamableHttpClient implements RemoteTransport {
       const wait = cursor.retryMs === undefined
         ? backoffDelay(attempt)
         : reconnectDelay(cursor.retryMs, attempt === 0 ? 0 : backoffDelay(attempt - 1));
-      await sleep(Math.min(wait, deadline - Date.now()), this.#abort.signal);
+      await sleep(Math.min(wait, deadline - Date.now()), abandoned ?? this.#abort.signal);
+      if (abandoned?.aborted) return;
       let resumed: Response;
       try {
         resumed = await this.#request(
           "GET",
           this.#headers({ Accept: "text/event-stream", "Last-Event-ID": cursor.lastEventId }),
+          undefined,
+          undefined,
+          abandoned,
         );
       } catch (error) {
         if (error instanceof RemoteError && error.kind === "unreachable") continue;
