@@ -46,6 +46,7 @@ function renderMessage(record: LogRecord): string {
 }
 
 /** Control characters but tab (C0, DEL, C1): a terminal acts on them (a `\r` rewrites the line shown). */
+// deno-lint-ignore no-control-regex -- control characters are what it finds
 const CONTROL = /[\x00-\x08\x0a-\x1f\x7f-\x9f]/g;
 
 /** `text` with each control character shown as `\xHH`: what a child or a client wrote cannot drive the terminal. */
