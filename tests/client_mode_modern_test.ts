@@ -18,7 +18,7 @@ import { StdioClientTransport } from "@modelcontextprotocol/client-v2/stdio";
 import type { SeenRequest } from "./fixtures/modern_http_server.ts";
 import { DenoStdioTransport } from "./helpers/deno_stdio_transport.ts";
 import { DENO, processExists } from "./helpers/proxy_process.ts";
-import { runClientModeWithInput } from "./helpers/client_mode.ts";
+import { runClientModeWithInput, startClientMode } from "./helpers/client_mode.ts";
 
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
 const FIXTURE = new URL("./fixtures/modern_http_server.ts", import.meta.url).pathname;
@@ -482,53 +482,33 @@ Deno.test("client mode: a subscriptions/listen outlives --request-timeout, and d
       "io.modelcontextprotocol/protocolVersion": MODERN,
       "io.modelcontextprotocol/clientCapabilities": {},
     };
-    const child = new Deno.Command(DENO, {
-      args: [
-        "run",
-        "-A",
-        "--quiet",
-        new URL("../main.ts", import.meta.url).pathname,
-        "--transport",
-        "streamablehttp",
-        "--request-timeout",
-        "1",
-        `http://127.0.0.1:${server.addr.port}/mcp`,
-      ],
-      stdin: "piped",
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
+    const client = startClientMode(`http://127.0.0.1:${server.addr.port}/mcp`, [
+      "--transport",
+      "streamablehttp",
+      "--request-timeout",
+      "1",
+    ]);
     // Not for ever, whatever goes wrong.
-    const killer = setTimeout(() => child.kill("SIGKILL"), 10_000);
-    const writer = child.stdin.getWriter();
-    const listen = {
+    const killer = setTimeout(() => client.kill(), 10_000);
+    await client.write({
       jsonrpc: "2.0",
       id: "L",
       method: "subscriptions/listen",
       params: { _meta: meta, notifications: { toolsListChanged: true } },
-    };
-    await writer.write(new TextEncoder().encode(JSON.stringify(listen) + "\n"));
-    const lines = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-    let text = "";
-    while (!text.includes("list_changed")) {
-      const { done, value } = await lines.read();
-      if (done) break;
-      text += value;
-    }
-    assert.match(text, /acknowledged/);
-    assert.match(text, /tools\/list_changed/);
-    assert.doesNotMatch(text, /-32001/, "no time-out answer");
+    });
+    const seen: Record<string, unknown>[] = [];
+    while (seen.at(-1)?.method !== "notifications/tools/list_changed") seen.push(await client.read());
+    assert.deepEqual(seen.map((message) => message.method), [
+      "notifications/subscriptions/acknowledged",
+      "notifications/tools/list_changed",
+    ], "no time-out answer between");
     // The end of input ends it: mcp-proxy stops, and the server sees the stream closed.
     const started = Date.now();
-    await writer.close();
-    while (!(await lines.read()).done) {
-      // Drain.
-    }
-    const [status] = await Promise.all([child.status, new Response(child.stderr).text()]);
+    const { code } = await client.end();
     clearTimeout(killer);
-    assert.equal(status.code, 0);
-    await closed;
+    assert.equal(code, 0);
     assert.ok(Date.now() - started < 5000, `stopped in ${Date.now() - started} ms`);
+    await closed;
   } finally {
     await server.shutdown();
   }
@@ -562,40 +542,22 @@ Deno.test("client mode: a 2026-07-28 request timed out while its answer stream w
       "io.modelcontextprotocol/protocolVersion": MODERN,
       "io.modelcontextprotocol/clientCapabilities": {},
     };
-    const child = new Deno.Command(DENO, {
-      args: [
-        "run",
-        "-A",
-        "--quiet",
-        new URL("../main.ts", import.meta.url).pathname,
-        "--transport",
-        "streamablehttp",
-        "--request-timeout",
-        "1",
-        `http://127.0.0.1:${server.addr.port}/mcp`,
-      ],
-      stdin: "piped",
-      stdout: "piped",
-      stderr: "null",
-    }).spawn();
-    const killer = setTimeout(() => child.kill("SIGKILL"), 15_000);
-    const writer = child.stdin.getWriter();
-    const call = {
+    const client = startClientMode(`http://127.0.0.1:${server.addr.port}/mcp`, [
+      "--transport",
+      "streamablehttp",
+      "--request-timeout",
+      "1",
+    ]);
+    const killer = setTimeout(() => client.kill(), 15_000);
+    await client.write({
       jsonrpc: "2.0",
       id: 1,
       method: "tools/call",
       params: { _meta: meta, name: "slow", arguments: {} },
-    };
-    await writer.write(encoder.encode(JSON.stringify(call) + "\n"));
-    const lines = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-    let text = "";
-    while (!text.includes("\n")) {
-      const { done, value } = await lines.read();
-      if (done) break;
-      text += value;
-    }
+    });
+    const answer = await client.read();
     const timedOutAt = Date.now();
-    assert.equal(JSON.parse(text).error.code, -32001, text);
+    assert.equal((answer.error as { code: number }).code, -32001, JSON.stringify(answer));
     // Stdin stays open: only the time-out may close the resumed stream, and soon.
     let late: ReturnType<typeof setTimeout> | undefined;
     const closed = await Promise.race([
@@ -604,11 +566,7 @@ Deno.test("client mode: a 2026-07-28 request timed out while its answer stream w
     ]);
     clearTimeout(late);
     assert.ok(closed !== -1 && closed - timedOutAt < 2000, "the resumed stream was closed at the time-out");
-    await writer.close();
-    while (!(await lines.read()).done) {
-      // Drain.
-    }
-    await child.status;
+    await client.end();
     clearTimeout(killer);
   } finally {
     await server.shutdown();

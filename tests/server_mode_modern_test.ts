@@ -15,6 +15,7 @@ import {
   startProxy,
   trackingFetch,
 } from "./helpers/proxy_process.ts";
+import { startClientMode } from "./helpers/client_mode.ts";
 
 const MODERN_FIXTURE = new URL("./fixtures/modern_stdio_server.ts", import.meta.url).pathname;
 const MODERN = "2026-07-28";
@@ -404,42 +405,6 @@ Deno.test("server mode 2026-07-28: a child silent before initialize keeps a mode
   }
 });
 
-/** mcp-proxy in client mode for `url`, fed by hand: write lines, read its stdout lines. */
-function clientMode(url: string, args: string[] = []) {
-  const child = new Deno.Command(DENO, {
-    args: ["run", "-A", "--quiet", new URL("../main.ts", import.meta.url).pathname, ...args, url],
-    stdin: "piped",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const writer = child.stdin.getWriter();
-  const lines = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  const stderr = new Response(child.stderr).text();
-  let buffered = "";
-  return {
-    write: (message: Record<string, unknown>) =>
-      writer.write(new TextEncoder().encode(JSON.stringify(message) + "\n")),
-    async read(): Promise<Record<string, unknown>> {
-      while (!buffered.includes("\n")) {
-        const { done, value } = await lines.read();
-        if (done) throw new Error("client mode's stdout ended");
-        buffered += value;
-      }
-      const at = buffered.indexOf("\n");
-      const line = buffered.slice(0, at);
-      buffered = buffered.slice(at + 1);
-      return JSON.parse(line);
-    },
-    async end(): Promise<{ code: number; stderr: string }> {
-      await writer.close();
-      while (!(await lines.read()).done) {
-        // Drain.
-      }
-      return { code: (await child.status).code, stderr: await stderr };
-    },
-  };
-}
-
 Deno.test("server mode 2026-07-28 behind client mode: a call cancelled by the client, or timed out by client mode, is cancelled at the child", async () => {
   await using proxy = await startProxy(["--port", "0", "--", ...modernChild("modern-only")]);
   const url = `${proxy.origin}/mcp`;
@@ -453,7 +418,7 @@ Deno.test("server mode 2026-07-28 behind client mode: a call cancelled by the cl
     params: { _meta: META, name: "slow", arguments: { ms: 20_000 } },
   });
 
-  const cancelled = clientMode(url);
+  const cancelled = startClientMode(url);
   await cancelled.write(slow(1));
   await waitFor("the call to run", async () => await running() === 1);
   await cancelled.write({
@@ -464,7 +429,7 @@ Deno.test("server mode 2026-07-28 behind client mode: a call cancelled by the cl
   await waitFor("the call to end at the child", async () => await running() === 0, 3000);
   assert.equal((await cancelled.end()).code, 0);
 
-  const timedOut = clientMode(url, ["--request-timeout", "1"]);
+  const timedOut = startClientMode(url, ["--request-timeout", "1"]);
   await timedOut.write(slow(2));
   const answer = await timedOut.read();
   assert.deepEqual([answer.id, (answer.error as { code: number }).code], [2, -32001]);

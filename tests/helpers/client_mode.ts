@@ -153,3 +153,57 @@ export async function runClientModeWithInput(
   ]);
   return { code: status.code, stdout, stderr };
 }
+
+/** A client-mode process fed by hand: see {@link startClientMode}. */
+export interface HandFedClientMode {
+  /** Writes one message to its stdin. */
+  write(message: Record<string, unknown>): Promise<void>;
+  /** The next message it writes to stdout; throws when its stdout ends first. */
+  read(): Promise<Record<string, unknown>>;
+  /** Ends its stdin and waits for it to exit (what is left on stdout is drained). */
+  end(): Promise<{ code: number; stderr: string }>;
+  /** Kills it (for a test that failed midway); `end` then returns at once. */
+  kill(): void;
+}
+
+/** Starts `deno run -A main.ts [args] URL`, to be fed and read message by message. */
+export function startClientMode(url: string, args: string[] = []): HandFedClientMode {
+  const child = new Deno.Command(DENO, {
+    args: ["run", "-A", "--quiet", MAIN, ...args, url],
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const writer = child.stdin.getWriter();
+  const lines = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  const stderr = new Response(child.stderr).text();
+  let buffered = "";
+  return {
+    write: (message) => writer.write(new TextEncoder().encode(JSON.stringify(message) + "\n")),
+    async read() {
+      while (!buffered.includes("\n")) {
+        const { done, value } = await lines.read();
+        if (done) throw new Error("client mode's stdout ended");
+        buffered += value;
+      }
+      const at = buffered.indexOf("\n");
+      const line = buffered.slice(0, at);
+      buffered = buffered.slice(at + 1);
+      return JSON.parse(line);
+    },
+    async end() {
+      await writer.close().catch(() => {});
+      while (!(await lines.read()).done) {
+        // Drain.
+      }
+      return { code: (await child.status).code, stderr: await stderr };
+    },
+    kill() {
+      try {
+        child.kill("SIGKILL");
+      } catch {
+        // Gone already.
+      }
+    },
+  };
+}
