@@ -135,8 +135,10 @@ export class StreamableHttpClient implements RemoteTransport {
   readonly #requestHeaders: ((message: JsonRpcMessage) => Record<string, string> | undefined) | undefined;
   /** Ends every exchange under way: the relay is closing. */
   readonly #abort = new AbortController();
-  /** Requests of revision 2026-07-28 on their way, by id: see {@link abandon}. */
+  /** Requests of revision 2026-07-28 on their way and not answered yet, by id: see {@link abandon}. */
   readonly #abandonable = new Map<RequestId, AbortController>();
+  /** The signals of every request of revision 2026-07-28 under way (answered or not): `close` ends them. */
+  readonly #live = new Set<AbortController>();
   /** Ends the GET stream of the server's own messages (and its waits): the session is over. */
   readonly #stopListening = new AbortController();
   #sessionId: string | undefined;
@@ -175,21 +177,29 @@ export class StreamableHttpClient implements RemoteTransport {
   }
 
   async send(message: JsonRpcMessage, json?: string, order?: SendOrder): Promise<void> {
-    if (this.#streamOpening !== undefined) await this.#streamOpening;
     const extra = this.#requestHeaders?.(message);
     const requestId = isRequest(message) ? message.id : undefined;
     // A request with headers of its own is of revision 2026-07-28, which cancels a request by closing its
-    // stream: it can be, with `abandon`.
-    if (extra === undefined || requestId === undefined) return await this.#send(message, json, order, extra);
+    // stream: it can be, with `abandon`, from now on (also while it waits for the GET stream to open).
+    if (extra === undefined || requestId === undefined) {
+      if (this.#streamOpening !== undefined) await this.#streamOpening;
+      return await this.#send(message, json, order, extra);
+    }
     const own = new AbortController();
     this.#abandonable.set(requestId, own);
+    this.#live.add(own);
     try {
-      return await this.#send(message, json, order, extra, own.signal);
+      if (this.#streamOpening !== undefined) await this.#streamOpening;
+      if (!own.signal.aborted) return await this.#send(message, json, order, extra, own.signal);
+      if (this.#abort.signal.aborted) {
+        throw new RemoteError("closed", "the session with the server was closed");
+      }
     } catch (error) {
       if (own.signal.aborted && !this.#abort.signal.aborted) return; // Abandoned: nothing more to say.
       throw error;
     } finally {
       if (this.#abandonable.get(requestId) === own) this.#abandonable.delete(requestId);
+      this.#live.delete(own);
     }
   }
 
@@ -300,7 +310,8 @@ export class StreamableHttpClient implements RemoteTransport {
     this.#stopListening.abort();
     if (!terminate) return;
     this.#abort.abort();
-    for (const own of this.#abandonable.values()) own.abort();
+    for (const own of this.#live) own.abort();
+    this.#live.clear();
     this.#abandonable.clear();
     if (wasClosed || this.#sessionId === undefined) return;
     try {
@@ -439,6 +450,7 @@ export class StreamableHttpClient implements RemoteTransport {
     response: Response,
     requestId: RequestId | undefined,
     cursor: { lastEventId?: string; retryMs?: number; answered: boolean },
+    abandoned?: AbortSignal,
   ): Promise<void> {
     const onEvent = (event: ServerSentEvent) => {
       if (event.id !== undefined) cursor.lastEventId = event.id;
@@ -448,7 +460,9 @@ export class StreamableHttpClient implements RemoteTransport {
       if (requestId !== undefined && answered.includes(requestId)) {
         cursor.answered = true;
         // Answered: nothing to cancel any more (its id may be the client's again).
-        this.#abandonable.delete(requestId);
+        if (abandoned !== undefined && this.#abandonable.get(requestId)?.signal === abandoned) {
+          this.#abandonable.delete(requestId);
+        }
       }
     };
     try {
@@ -467,7 +481,7 @@ export class StreamableHttpClient implements RemoteTransport {
     abandoned?: AbortSignal,
   ): Promise<void> {
     const cursor: { lastEventId?: string; retryMs?: number; answered: boolean } = { answered: false };
-    await this.#readEvents(response, requestId, cursor);
+    await this.#readEvents(response, requestId, cursor, abandoned);
     const deadline = Date.now() + this.#resumeWindowMs;
     for (let attempt = 0; requestId !== undefined && !cursor.answered; attempt++) {
       if (this.#closed) throw new RemoteError("lost", "the connection to the server was closed");
@@ -483,6 +497,9 @@ export class StreamableHttpClient implements RemoteTransport {
         ? backoffDelay(attempt)
         : reconnectDelay(cursor.retryMs, attempt === 0 ? 0 : backoffDelay(attempt - 1));
       await sleep(Math.min(wait, deadline - Date.now()), abandoned ?? this.#abort.signal);
+      if (this.#closed) {
+        throw new RemoteError("lost", "the answer stream broke, and the session ended before it was resumed");
+      }
       if (abandoned?.aborted) return;
       let resumed: Response;
       try {
@@ -509,7 +526,7 @@ export class StreamableHttpClient implements RemoteTransport {
         if (error.kind === "session-expired") this.onsessionlost?.(error.message);
         throw new RemoteError("lost", `the answer stream could not be resumed (${error.message})`);
       }
-      await this.#readEvents(resumed, requestId, cursor);
+      await this.#readEvents(resumed, requestId, cursor, abandoned);
     }
   }
 

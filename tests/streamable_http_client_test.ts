@@ -1,0 +1,99 @@
+/**
+ * `StreamableHttpClient` against stand-in servers: how requests of revision 2026-07-28 (those given headers
+ * of their own) end when the session closes.
+ */
+
+import assert from "node:assert/strict";
+import { StreamableHttpClient } from "../src/client/streamable_http_client.ts";
+import { RemoteError } from "../src/client/remote_transport.ts";
+
+/** A server whose POSTs `answer` as an SSE stream; `cancelled` resolves when a client closes one. */
+function standIn(answer: (id: unknown) => ReadableStream<Uint8Array> | string) {
+  const { promise: cancelled, resolve } = Promise.withResolvers<void>();
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, async (request) => {
+    if (request.method !== "POST") {
+      return new Response(null, { status: request.method === "DELETE" ? 200 : 405 });
+    }
+    const body = await request.json();
+    const stream = answer(body.id);
+    if (typeof stream !== "string") {
+      const reader = stream.getReader();
+      const passed = new ReadableStream<Uint8Array>({
+        pull: async (controller) => {
+          const { done, value } = await reader.read();
+          if (done) controller.close();
+          else controller.enqueue(value);
+        },
+        cancel: () => {
+          reader.cancel();
+          resolve();
+        },
+      });
+      return new Response(passed, { headers: { "Content-Type": "text/event-stream" } });
+    }
+    return new Response(stream, { headers: { "Content-Type": "text/event-stream" } });
+  });
+  const client = new StreamableHttpClient({
+    url: new URL(`http://127.0.0.1:${server.addr.port}/mcp`),
+    fetch,
+    resumeWindowMs: 10_000,
+    requestHeaders: () => ({ "MCP-Protocol-Version": "2026-07-28" }),
+  });
+  return { server, client, cancelled };
+}
+
+const CALL = { jsonrpc: "2.0" as const, id: 1, method: "tools/call", params: {} };
+
+Deno.test("StreamableHttpClient: a session closed while a 2026-07-28 answer stream waits to be resumed fails the request", async () => {
+  // An event id and no answer: the client waits `retry` (3 s) to resume.
+  const { server, client } = standIn(() => `id: e1\nretry: 3000\ndata: \n\n`);
+  try {
+    const sent = client.send(CALL);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    await client.close(true);
+    await assert.rejects(sent, (error) => error instanceof RemoteError && error.kind === "lost");
+  } finally {
+    await server.shutdown();
+  }
+});
+
+Deno.test("StreamableHttpClient: a session closed ends a 2026-07-28 answer stream the server keeps open after the answer", async () => {
+  let keepOpen: ReturnType<typeof setInterval> | undefined;
+  let stream: ReadableStreamDefaultController<Uint8Array> | undefined;
+  const { server, client, cancelled } = standIn((id) =>
+    new ReadableStream<Uint8Array>({
+      start(controller) {
+        stream = controller;
+        const answer = JSON.stringify({ jsonrpc: "2.0", id, result: {} });
+        controller.enqueue(new TextEncoder().encode(`id: e1\nevent: message\ndata: ${answer}\n\n`));
+        keepOpen = setInterval(() => controller.enqueue(new TextEncoder().encode(": still here\n\n")), 100);
+      },
+      cancel() {
+        clearInterval(keepOpen);
+      },
+    })
+  );
+  try {
+    const answers: unknown[] = [];
+    client.onmessage = (message) => answers.push(message);
+    const sent = client.send(CALL);
+    while (answers.length === 0) await new Promise((resolve) => setTimeout(resolve, 20));
+    await client.close(true);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const ended = await Promise.race([
+      sent.then(() => "ended", () => "ended"),
+      new Promise((resolve) => timer = setTimeout(() => resolve("still open"), 2000)),
+    ]);
+    clearTimeout(timer);
+    assert.equal(ended, "ended");
+    await cancelled;
+  } finally {
+    clearInterval(keepOpen);
+    try {
+      stream?.close(); // Whatever the client did: the test does not hang on it.
+    } catch {
+      // Closed by the client.
+    }
+    await server.shutdown();
+  }
+});
