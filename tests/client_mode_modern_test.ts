@@ -572,3 +572,60 @@ Deno.test("client mode: a 2026-07-28 request timed out while its answer stream w
     await server.shutdown();
   }
 });
+
+Deno.test("client mode: a 2026-07-28 request cancelled before it went goes no more; one timed out while mended gets no notification of mcp-proxy's own", async () => {
+  const seen: string[] = [];
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, async (request) => {
+    const body = await request.json();
+    seen.push(body.method);
+    if (body.id === undefined) return new Response(null, { status: 202 });
+    if (body.method === "tools/list") {
+      await new Promise((resolve) => setTimeout(resolve, 2500));
+      return Response.json({ jsonrpc: "2.0", id: body.id, result: { tools: [] } });
+    }
+    if (body.method === "tools/call") {
+      return Response.json({
+        jsonrpc: "2.0",
+        id: body.id,
+        error: { code: -32020, message: "header missing" },
+      }, {
+        status: 400,
+      });
+    }
+    return new Response(": open\n\n", { headers: { "Content-Type": "text/event-stream" } });
+  });
+  try {
+    const meta = {
+      "io.modelcontextprotocol/protocolVersion": MODERN,
+      "io.modelcontextprotocol/clientCapabilities": {},
+    };
+    const { code, stdout, stderr } = await runClientModeWithInput(
+      `http://127.0.0.1:${server.addr.port}/mcp`,
+      [
+        // Cancelled in the same breath: before it could go.
+        {
+          jsonrpc: "2.0",
+          id: "L",
+          method: "subscriptions/listen",
+          params: { _meta: meta, notifications: {} },
+        },
+        { jsonrpc: "2.0", method: "notifications/cancelled", params: { requestId: "L", _meta: meta } },
+        // Refused, then timed out while mcp-proxy lists the tools (2.5 s) to mend it.
+        { jsonrpc: "2.0", id: 2, method: "tools/call", params: { _meta: meta, name: "t", arguments: {} } },
+      ],
+      { args: ["--transport", "streamablehttp", "--request-timeout", "1"] },
+    );
+    assert.equal(code, 0, stderr);
+    assert.ok(!seen.includes("subscriptions/listen"), `sent: ${seen}`);
+    const answers = stdout.trim().split("\n").map((line) => JSON.parse(line));
+    assert.deepEqual(answers.map((answer) => [answer.id, answer.error?.code]), [[2, -32001]], stdout);
+    assert.deepEqual(
+      seen.filter((method) => method === "notifications/cancelled").length,
+      1,
+      `sent: ${seen}`,
+    );
+    assert.doesNotMatch(stderr, /lost/);
+  } finally {
+    await server.shutdown();
+  }
+});

@@ -61,13 +61,19 @@ export interface ClientRelayOptions {
   onanswer?: (method: string, response: JsonRpcResponse) => void;
   /** What may mend a refusal of the server and have the request sent once more; see {@link RefusalMender}. */
   mender?: RefusalMender;
+  /**
+   * Whether `request` is cancelled by closing its stream (revision 2026-07-28), not by a notification: one
+   * the client or `--request-timeout` cancels before it went goes no more, and mcp-proxy sends no
+   * `notifications/cancelled` of its own for it.
+   */
+  cancelsByClosing?: (request: JsonRpcRequest) => boolean;
 }
 
 /**
  * A refusal the relay may mend once, for requests it {@link keep}s: the server's error answer waits while
  * {@link mend} runs (it may ask the server requests of its own, whose answers never reach the client); when
  * it resolves true, the request goes to the server again, else the error answer goes to the client. Only
- * for error answers given as the body of an HTTP error status (see `RemoteTransport.onmessage`), which say
+ * for error answers given as the body of an HTTP 400 (see `RemoteTransport.onmessage`), which say
  * the server ran none of the request, and only those {@link mend} knows to say so: at most once holds.
  */
 export interface RefusalMender {
@@ -113,6 +119,10 @@ interface PendingRequest {
   accepted?: boolean;
   /** The relay answered it itself (an error): it is not sent, or not again. */
   abandoned?: boolean;
+  /** See {@link ClientRelayOptions.cancelsByClosing}. */
+  closable?: boolean;
+  /** The wire it went on last: the one that can close its stream (see `RemoteTransport.abandon`). */
+  transport?: RemoteTransport;
   /** Kept for the {@link RefusalMender}, until its first error answer. */
   again?: { request: JsonRpcRequest; json: string | undefined; note: unknown };
 }
@@ -189,8 +199,13 @@ export class ClientRelay {
       if (message.method === "notifications/initialized") this.#initialized = true;
       if (message.method === "notifications/cancelled") {
         const id = message.params?.requestId as RequestId;
-        // Revision 2026-07-28 cancels by closing the request's stream; the notification goes too, as written.
-        if (id !== undefined && this.#pending.has(id)) this.#openTransport()?.abandon?.(id);
+        // Revision 2026-07-28 cancels by closing the request's stream (one not sent yet goes no more); the
+        // notification goes too, as written.
+        const pending = id === undefined ? undefined : this.#pending.get(id);
+        if (pending?.closable) {
+          pending.abandoned = true;
+          pending.transport?.abandon?.(id);
+        }
         this.#forget(id);
       }
     }
@@ -245,6 +260,7 @@ export class ClientRelay {
     if (spelled !== undefined) pending.answerId = spelled;
     const note = this.#options.mender?.keep(request);
     if (note !== undefined) pending.again = { request, json, note };
+    if (this.#options.cancelsByClosing?.(request)) pending.closable = true;
     // A subscription (revision 2026-07-28) runs until its client leaves: no answer is overdue.
     if (this.#pending.get(request.id)?.method === LISTEN) this.#listening--; // Its id used again.
     if (request.method === LISTEN) {
@@ -356,6 +372,7 @@ export class ClientRelay {
       if (pending !== undefined) {
         pending.generation = generation;
         pending.accepted = false;
+        pending.transport = transport;
       }
       const order = json !== undefined && json.length > LONG_MESSAGE ? this.#holdFollowers() : undefined;
       try {
@@ -500,14 +517,19 @@ export class ClientRelay {
   }
 
   #timedOut(id: RequestId, ms: number): void {
-    if (!this.#pending.has(id)) return;
+    const pending = this.#pending.get(id);
+    if (pending === undefined) return;
     this.#answerWithError(
       id,
       ErrorCode.RequestTimeout,
       `no answer within ${ms / 1000} s (--request-timeout)`,
     );
-    // Revision 2026-07-28 has no notification for it: closing the request's stream cancels it.
-    if (this.#openTransport()?.abandon?.(id)) return;
+    // Revision 2026-07-28 has no notification for it: closing the request's stream cancels it (one not
+    // sent yet, or refused and being mended, has none to close).
+    if (pending.closable) {
+      pending.transport?.abandon?.(id);
+      return;
+    }
     const cancel = {
       jsonrpc: "2.0" as const,
       method: "notifications/cancelled",

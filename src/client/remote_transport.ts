@@ -150,7 +150,7 @@ export interface RemoteTransport {
    * Receives every message from the server, in order of arrival; `json` is the message as the server
    * wrote it, on one line, when it came alone (not in a batch) and without line breaks: its text, or
    * for a large one its UTF-8 bytes. `refused`: an error answer the server gave as the body of an HTTP
-   * error status (Streamable HTTP), so before it ran any of the request.
+   * 400 (Streamable HTTP), so before it ran any of the request.
    */
   onmessage?: (message: JsonRpcMessage, json?: JsonText, refused?: boolean) => void;
   /**

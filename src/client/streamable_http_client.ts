@@ -250,7 +250,8 @@ export class StreamableHttpClient implements RemoteTransport {
       ) {
         // The server's own error answer to the request (a revision 2026-07-28 server's -32020 or -32022,
         // with its data), passed on as it is: wrapped in mcp-proxy's -32000, its code and data were lost.
-        this.#deliverText(body, undefined, true);
+        // Only a 400 says the request was refused before it ran (a 500 says nothing of the kind).
+        this.#deliverText(body, undefined, response.status === 400);
         return;
       }
       throw await this.#httpError(response, body);
@@ -423,7 +424,7 @@ export class StreamableHttpClient implements RemoteTransport {
   /**
    * Delivers the message(s) in `text`; returns the ids of the answers among them. `bytes`, when given, are
    * what `text` was decoded from, written for one large message as they are (see `bodyAsLine`); `refused`:
-   * `text` is the body of an HTTP error status (see `RemoteTransport.onmessage`).
+   * `text` is the body of an HTTP 400 (see `RemoteTransport.onmessage`).
    */
   #deliverText(text: string, bytes?: Uint8Array<ArrayBuffer>, refused = false): RequestId[] {
     const messages = parseMessages(text);
