@@ -118,7 +118,8 @@ export async function runClientMode(options: ClientModeOptions, stop: Promise<un
     onanswer: (method, response) => {
       if (method === "tools/list" && response.result !== undefined) toolHeaders.learn(response.result);
     },
-    cancelsByClosing: (request) => envelopeVersion(request) !== undefined,
+    // As the wire sees it: a request it gives the revision's headers (it can close that one's stream).
+    cancelsByClosing: (request) => modernHeaders(request, toolHeaders) !== undefined,
     // A call refused for headers of a tool not listed yet: listed, and sent again with them.
     mender: {
       // Noted: whether the tool was known when the call went (a call refused for what was known is not).

@@ -629,3 +629,60 @@ Deno.test("client mode: a 2026-07-28 request cancelled before it went goes no mo
     await server.shutdown();
   }
 });
+
+Deno.test("client mode: over legacy SSE, which cannot close a request, a timed-out 2026-07-28 request is cancelled by notification", async () => {
+  const streams: ReadableStreamDefaultController<Uint8Array>[] = [];
+  const posted: Record<string, unknown>[] = [];
+  const encoder = new TextEncoder();
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, async (request) => {
+    if (request.method === "GET") {
+      const body = new ReadableStream<Uint8Array>({
+        start(controller) {
+          streams.push(controller);
+          controller.enqueue(encoder.encode("event: endpoint\ndata: /messages\n\n"));
+        },
+      });
+      return new Response(body, { headers: { "Content-Type": "text/event-stream" } });
+    }
+    posted.push(await request.json()); // Never answered.
+    return new Response(null, { status: 202 });
+  });
+  try {
+    const meta = {
+      "io.modelcontextprotocol/protocolVersion": MODERN,
+      "io.modelcontextprotocol/clientCapabilities": {},
+    };
+    const client = startClientMode(`http://127.0.0.1:${server.addr.port}/sse`, [
+      "--transport",
+      "sse",
+      "--request-timeout",
+      "1",
+    ]);
+    const killer = setTimeout(() => client.kill(), 10_000);
+    await client.write({
+      jsonrpc: "2.0",
+      id: 1,
+      method: "tools/call",
+      params: { _meta: meta, name: "slow", arguments: {} },
+    });
+    const answer = await client.read();
+    assert.equal((answer.error as { code: number }).code, -32001, JSON.stringify(answer));
+    const deadline = Date.now() + 3000;
+    while (posted.length < 2 && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    const { code, stderr } = await client.end();
+    clearTimeout(killer);
+    assert.equal(code, 0, stderr);
+    assert.deepEqual(posted.map((message) => message.method), ["tools/call", "notifications/cancelled"]);
+  } finally {
+    for (const stream of streams) {
+      try {
+        stream.close();
+      } catch {
+        // Cancelled already: client mode closed its end.
+      }
+    }
+    await server.shutdown();
+  }
+});

@@ -121,7 +121,7 @@ interface PendingRequest {
   abandoned?: boolean;
   /** See {@link ClientRelayOptions.cancelsByClosing}. */
   closable?: boolean;
-  /** The wire it went on last: the one that can close its stream (see `RemoteTransport.abandon`). */
+  /** For a `closable` one: the wire it went on last, which can close its stream (`RemoteTransport.abandon`). */
   transport?: RemoteTransport;
   /** Kept for the {@link RefusalMender}, until its first error answer. */
   again?: { request: JsonRpcRequest; json: string | undefined; note: unknown };
@@ -372,7 +372,7 @@ export class ClientRelay {
       if (pending !== undefined) {
         pending.generation = generation;
         pending.accepted = false;
-        pending.transport = transport;
+        if (pending.closable) pending.transport = transport;
       }
       const order = json !== undefined && json.length > LONG_MESSAGE ? this.#holdFollowers() : undefined;
       try {
@@ -525,8 +525,9 @@ export class ClientRelay {
       `no answer within ${ms / 1000} s (--request-timeout)`,
     );
     // Revision 2026-07-28 has no notification for it: closing the request's stream cancels it (one not
-    // sent yet, or refused and being mended, has none to close).
-    if (pending.closable) {
+    // sent yet goes no more; one refused and being mended has none to close). A wire that cannot close it
+    // (legacy SSE) is told with the notification, as for earlier revisions.
+    if (pending.closable && (pending.transport === undefined || pending.transport.abandon !== undefined)) {
       pending.transport?.abandon?.(id);
       return;
     }
