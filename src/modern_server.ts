@@ -62,10 +62,11 @@ export class ModernServer {
   #askAgainAt: number | undefined;
   #stoppedWhileAsked = 0;
   #asking: Promise<boolean> | undefined;
-  /** Children being stopped (one that serves no such revision, or stopped while asked): shutdown waits for them. */
-  readonly #retiring = new Set<Promise<void>>();
-  /** Their supervisors, to be killed with the rest (see {@link kill}). */
-  readonly #retired = new Set<SupervisedServer>();
+  /**
+   * Children being stopped (one that serves no such revision, or stopped while asked), and when they are:
+   * shutdown waits for them, and {@link kill} kills them with the rest.
+   */
+  readonly #retiring = new Map<SupervisedServer, Promise<void>>();
   #stopping = false;
 
   constructor(options: ModernServerOptions) {
@@ -120,13 +121,13 @@ export class ModernServer {
   /** Answers what is running with an error, then stops the child for good. */
   async stop(reason: string): Promise<void> {
     this.#stopping = true;
-    await Promise.all([this.#server?.stop(reason), ...this.#retiring]);
+    await Promise.all([this.#server?.stop(reason), ...this.#retiring.values()]);
   }
 
   kill(): void {
     this.#stopping = true;
     this.#server?.kill();
-    for (const server of this.#retired) server.kill();
+    for (const server of this.#retiring.keys()) server.kill();
   }
 
   #shuttingDown(): SessionUnavailableError {
@@ -139,12 +140,8 @@ export class ModernServer {
     const stopped = server.stop(reason).catch((error) =>
       this.#logger.error("stopping the modern child of {name} failed: {error}", { name: this.name, error })
     );
-    this.#retiring.add(stopped);
-    this.#retired.add(server);
-    stopped.finally(() => {
-      this.#retiring.delete(stopped);
-      this.#retired.delete(server);
-    });
+    this.#retiring.set(server, stopped);
+    stopped.finally(() => this.#retiring.delete(server));
   }
 
   async #ask(): Promise<boolean> {

@@ -20,7 +20,6 @@ import {
   type JsonRpcMessage,
   oneMessageLine,
   parseMessages,
-  type RequestId,
   reusedRequestId,
   singleMessageLine,
 } from "../jsonrpc.ts";
@@ -95,21 +94,6 @@ export const PROBE_WAIT_MS = 10_000;
 
 /** The error of a revision the server does not serve: the revision's code, and the versions it does. */
 const UNSUPPORTED_PROTOCOL_VERSION = -32022;
-
-/** An HTTP error answer with one JSON-RPC error for the request `id`, with `data` if given. */
-function errorAnswer(
-  status: number,
-  code: number,
-  message: string,
-  id: RequestId | null,
-  data?: unknown,
-): Response {
-  const error = data === undefined ? { code, message } : { code, message, data };
-  return new Response(JSON.stringify({ jsonrpc: "2.0", id, error }), {
-    status,
-    headers: { "Content-Type": "application/json" },
-  });
-}
 
 /** Creates the Streamable HTTP endpoint of `server`. */
 export function streamableHttpEndpoint(
@@ -225,7 +209,9 @@ export function streamableHttpEndpoint(
       );
     }
     const era = eraOf(messages as JsonRpcMessage[], batch, request.headers);
-    if (era.era === "refused") return errorAnswer(era.status, era.code, era.message, era.id);
+    if (era.era === "refused") {
+      return jsonRpcErrorResponse(era.status, era.code, era.message, undefined, { id: era.id });
+    }
     if (era.era === "modern") {
       return await postModern(messages[0] as JsonRpcMessage, era.version, request.headers, text, bytes);
     }
@@ -302,12 +288,12 @@ export function streamableHttpEndpoint(
       // one of the first, or fall back to `initialize`.
       const legacy = SUPPORTED_PROTOCOL_VERSIONS.filter((known) => !isModernVersion(known));
       const supported = served ? [...modern.supportedVersions.filter(isModernVersion), ...legacy] : legacy;
-      return errorAnswer(
+      return jsonRpcErrorResponse(
         400,
         UNSUPPORTED_PROTOCOL_VERSION,
         `Unsupported protocol version: ${version} (supported versions: ${supported.join(", ")})`,
-        request ? message.id : null,
-        { supported, requested: version },
+        undefined,
+        { id: request ? message.id : null, data: { supported, requested: version } },
       );
     }
     // Known once the child serves the revision (it lists its tools first): the `x-mcp-header` arguments.
@@ -317,7 +303,9 @@ export function streamableHttpEndpoint(
         ? modern.tools.paramMismatch(params.name, params.arguments, headers)
         : undefined;
       if (mismatch !== undefined) {
-        return errorAnswer(400, HEADER_MISMATCH, `Header mismatch: ${mismatch}`, message.id);
+        return jsonRpcErrorResponse(400, HEADER_MISMATCH, `Header mismatch: ${mismatch}`, undefined, {
+          id: message.id,
+        });
       }
     }
     const opened = openSession(undefined, request, modern);

@@ -91,14 +91,19 @@ function errorText(id: RequestId, code: number, message: string): string {
   return JSON.stringify({ jsonrpc: "2.0", id, error: { code, message } });
 }
 
-/** A JSON-RPC error response without id, for the HTTP-level refusals. */
+/**
+ * A JSON-RPC error response for the HTTP-level refusals: without id, unless `answer` names the request it
+ * refuses (and `data` to go with the error).
+ */
 export function jsonRpcErrorResponse(
   status: number,
   code: number,
   message: string,
   headers?: Record<string, string>,
+  answer: { id?: RequestId | null; data?: unknown } = {},
 ): Response {
-  return new Response(JSON.stringify({ jsonrpc: "2.0", error: { code, message }, id: null }), {
+  const error = answer.data === undefined ? { code, message } : { code, message, data: answer.data };
+  return new Response(JSON.stringify({ jsonrpc: "2.0", error, id: answer.id ?? null }), {
     status,
     headers: { "Content-Type": JSON_CONTENT_TYPE, ...headers },
   });
