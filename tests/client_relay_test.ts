@@ -257,3 +257,75 @@ Deno.test("legacy SSE: a POST that never left (its token endpoint refused the co
   await client.close();
   events.close();
 });
+
+Deno.test("--request-timeout: the cancellation of a request that went is out before the end of input lets the relay stop", () =>
+  quietly(async () => {
+    const cancelled: unknown[] = [];
+    const { relay, out, send } = relayOver("streamablehttp", async (transport, message) => {
+      if ("method" in message && message.method === "notifications/cancelled") {
+        // A server that takes a moment to accept it (HTTP 202).
+        await delay(50);
+        cancelled.push((message.params as { requestId?: unknown }).requestId);
+        return;
+      }
+      if (handshake(transport, message)) return;
+      await new Promise(() => {}); // The call is never answered.
+    }, { requestTimeoutMs: 100 });
+    send(INITIALIZE);
+    await delay(20);
+    send(INITIALIZED);
+    send({ jsonrpc: "2.0", id: "slow", method: "tools/call", params: {} });
+    // As client mode does at the end of input: wait for the drain, then close (found at stop 31: the
+    // cancellation was sent after the drain, and the close ended it on its way).
+    await relay.drained();
+    assert.deepEqual(cancelled, ["slow"]);
+    await relay.close();
+    assert.equal(out[1].id, "slow");
+    assert.equal(errorOf(out[1])?.code, -32001);
+  }));
+
+Deno.test("--request-timeout: no cancellation for an initialize, nor for a request that never went", () =>
+  quietly(async () => {
+    const sent: string[] = [];
+    const { relay, out, send } = relayOver("streamablehttp", (transport, message) => {
+      if ("method" in message) sent.push(String(message.method));
+      if ("method" in message && message.method === "initialize") {
+        // The server answers the initialize after the client's wait for it is over.
+        setTimeout(() => transport.answer(message, { protocolVersion: "2025-11-25" }), 300);
+      } else if ("id" in message) setTimeout(() => transport.answer(message), 1);
+      return Promise.resolve();
+    }, { requestTimeoutMs: 100 });
+    send(INITIALIZE);
+    send({ jsonrpc: "2.0", id: "queued", method: "tools/list", params: {} });
+    await relay.drained();
+    await delay(400);
+    await relay.close();
+    assert.deepEqual(out.map((message) => [message.id, errorOf(message)?.code]), [[1, -32001], [
+      "queued",
+      -32001,
+    ]]);
+    assert.deepEqual(sent, ["initialize"]);
+  }));
+
+Deno.test("--request-timeout: a cancellation the server does not take holds the end of input no longer than 2 s", () =>
+  quietly(async () => {
+    let cancels = 0;
+    const { relay, send } = relayOver("streamablehttp", async (transport, message) => {
+      if ("method" in message && message.method === "notifications/cancelled") {
+        cancels++;
+        await new Promise(() => {}); // A server that hangs on every POST.
+      }
+      if (handshake(transport, message)) return;
+      await new Promise(() => {});
+    }, { requestTimeoutMs: 100 });
+    send(INITIALIZE);
+    await delay(20);
+    send(INITIALIZED);
+    send({ jsonrpc: "2.0", id: "hung", method: "tools/call", params: {} });
+    const started = Date.now();
+    await relay.drained();
+    const waited = Date.now() - started;
+    await relay.close();
+    assert.equal(cancels, 1);
+    assert.ok(waited >= 1900 && waited < 3000, `the drain took ${waited} ms`);
+  }));

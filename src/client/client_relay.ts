@@ -100,6 +100,9 @@ export interface RefusalMender {
 const LONG_MESSAGE = 16 * 1024;
 const LONG_MESSAGE_HOLD_MS = 250;
 
+/** How long the end of input waits for mcp-proxy's own cancellation of a timed-out request to go. */
+const OWN_CANCEL_WAIT_MS = 2000;
+
 /** A subscription of revision 2026-07-28: answered only when it ends. */
 const LISTEN = "subscriptions/listen";
 
@@ -121,7 +124,10 @@ interface PendingRequest {
   abandoned?: boolean;
   /** See {@link ClientRelayOptions.cancelsByClosing}. */
   closable?: boolean;
-  /** For a `closable` one: the wire it went on last, which can close its stream (`RemoteTransport.abandon`). */
+  /**
+   * The wire it went on last: a `closable` one's stream is closed there (`RemoteTransport.abandon`), and
+   * another's cancellation goes there when it times out. Undefined while it has not gone.
+   */
   transport?: RemoteTransport;
   /** Kept for the {@link RefusalMender}, until its first error answer. */
   again?: { request: JsonRpcRequest; json: string | undefined; note: unknown };
@@ -372,7 +378,7 @@ export class ClientRelay {
       if (pending !== undefined) {
         pending.generation = generation;
         pending.accepted = false;
-        if (pending.closable) pending.transport = transport;
+        pending.transport = transport;
       }
       const order = json !== undefined && json.length > LONG_MESSAGE ? this.#holdFollowers() : undefined;
       try {
@@ -519,24 +525,54 @@ export class ClientRelay {
   #timedOut(id: RequestId, ms: number): void {
     const pending = this.#pending.get(id);
     if (pending === undefined) return;
+    // Revision 2026-07-28 has no notification for it: closing the request's stream cancels it (one not
+    // sent yet goes no more; one refused and being mended has none to close). A wire that cannot close it
+    // (legacy SSE) is told with the notification, as for earlier revisions.
+    const closes = pending.closable &&
+      (pending.transport === undefined || pending.transport.abandon !== undefined);
+    // Told before it is answered, so that the end of input waits for the notification (found at stop 31: it
+    // was lost when the answer let the relay stop). Only where the request went: one that never left goes
+    // no more, and an `initialize` is never cancelled (the spec forbids it).
+    if (!closes && pending.transport !== undefined && pending.method !== "initialize") {
+      this.#cancelOwn(id, pending.transport);
+    }
     this.#answerWithError(
       id,
       ErrorCode.RequestTimeout,
       `no answer within ${ms / 1000} s (--request-timeout)`,
     );
-    // Revision 2026-07-28 has no notification for it: closing the request's stream cancels it (one not
-    // sent yet goes no more; one refused and being mended has none to close). A wire that cannot close it
-    // (legacy SSE) is told with the notification, as for earlier revisions.
-    if (pending.closable && (pending.transport === undefined || pending.transport.abandon !== undefined)) {
-      pending.transport?.abandon?.(id);
-      return;
-    }
-    const cancel = {
-      jsonrpc: "2.0" as const,
+    if (closes) pending.transport?.abandon?.(id);
+  }
+
+  /**
+   * Sends mcp-proxy's own cancellation of the request `id` on the wire it went on, and on no other: a new
+   * session does not know it. The end of input waits for it, up to {@link OWN_CANCEL_WAIT_MS}: the server
+   * that let the request time out may not answer this either.
+   */
+  #cancelOwn(id: RequestId, transport: RemoteTransport): void {
+    const cancel: JsonRpcMessage = {
+      jsonrpc: "2.0",
       method: "notifications/cancelled",
       params: { requestId: id, reason: "mcp-proxy: request timed out" },
     };
-    this.#dispatch(cancel).catch(() => {});
+    this.#sending++;
+    let counted = true;
+    const done = () => {
+      clearTimeout(timer);
+      if (!counted) return;
+      counted = false;
+      this.#sending--;
+      this.#checkDrained();
+    };
+    const timer = setTimeout(done, OWN_CANCEL_WAIT_MS);
+    const send = async () => {
+      // After a long message on its way, as any notification (see LONG_MESSAGE): the request itself, say.
+      while (this.#longMessageOnItsWay !== undefined) await this.#longMessageOnItsWay;
+      await transport.send(cancel);
+    };
+    send().catch((error) => {
+      this.#logger.debug("the cancellation of {id} did not go: {error}", { id: JSON.stringify(id), error });
+    }).finally(done);
   }
 
   // ---- sessions ---------------------------------------------------------------------------------
