@@ -70,9 +70,14 @@ class Connection {
   }
 }
 
+/**
+ * Where the blank line after the head starts, or -1. Searched in the bytes read only: a search of the
+ * whole buffer goes through the rest of its 64 KiB each time a head is not complete yet.
+ */
 function findHeadEnd(buffer: Uint8Array, start: number, end: number): number {
-  for (let at = buffer.indexOf(13, start); at !== -1 && at + 3 < end; at = buffer.indexOf(13, at + 1)) {
-    if (buffer[at + 1] === 10 && buffer[at + 2] === 13 && buffer[at + 3] === 10) return at;
+  const read = buffer.subarray(0, end);
+  for (let at = read.indexOf(13, start); at !== -1 && at + 3 < end; at = read.indexOf(13, at + 1)) {
+    if (read[at + 1] === 10 && read[at + 2] === 13 && read[at + 3] === 10) return at;
   }
   return -1;
 }
