@@ -1,7 +1,10 @@
 /**
  * Resumability for Streamable HTTP: the messages a session sent on its SSE streams are kept, so that a
  * client whose stream broke can reconnect with `Last-Event-ID` and get what it missed. One log per
- * session, bounded by a number of events and by their total size: the oldest are forgotten first.
+ * session, bounded by a number of events and by their total size: the oldest are forgotten first, but
+ * the session's GET stream and the streams of its POSTs each keep at least half of either bound. A GET
+ * stream busy with the server's own messages would otherwise push out the answer a broken POST stream
+ * waits to be resumed for.
  *
  * Event ids are `STREAM:SEQ`: the stream the event was sent on, and its place in the session's log.
  *
@@ -24,6 +27,9 @@ export interface LoggedEvent {
   readonly data: JsonText;
 }
 
+/** The stream id of a session's GET stream (the stream of the server's own messages) in event ids. */
+export const GET_STREAM = "0";
+
 /** What stands in the log's array for an event it forgot, until the array is cut. */
 const FORGOTTEN: LoggedEvent = Object.freeze({ id: "", streamId: "", seq: 0, data: "" });
 
@@ -34,6 +40,44 @@ export function parseEventId(eventId: string): { streamId: string; seq: number }
   const seq = Number(eventId.slice(colon + 1));
   if (!Number.isSafeInteger(seq) || seq < 0) return undefined;
   return { streamId: eventId.slice(0, colon), seq };
+}
+
+/** The events of one kind of stream (the GET stream, or the POSTs'), oldest first. */
+class Lane {
+  events: LoggedEvent[] = [];
+  first = 0;
+  textLength = 0;
+
+  get size(): number {
+    return this.events.length - this.first;
+  }
+
+  push(event: LoggedEvent): void {
+    this.events.push(event);
+    this.textLength += event.data.length;
+  }
+
+  forgetOldest(): void {
+    this.textLength -= this.events[this.first].data.length;
+    // Let go of its text now, not when the array is cut (found by QA: 64 forgotten 20 MB answers of a
+    // session were kept, 1.3 GB).
+    this.events[this.first] = FORGOTTEN;
+    this.first++;
+    // Drop forgotten events in batches, so that a full log does not shift its array on every append.
+    if (this.first > 64 && this.first * 2 > this.events.length) {
+      this.events = this.events.slice(this.first);
+      this.first = 0;
+    }
+  }
+
+  since(streamId: string, seq: number): LoggedEvent[] {
+    const found: LoggedEvent[] = [];
+    for (let i = this.first; i < this.events.length; i++) {
+      const event = this.events[i];
+      if (event.seq > seq && event.streamId === streamId) found.push(event);
+    }
+    return found;
+  }
 }
 
 /**
@@ -49,9 +93,10 @@ export function parseEventId(eventId: string): { streamId: string; seq: number }
 export class SessionEventLog {
   readonly #maxEvents: number;
   readonly #maxTextLength: number;
-  #events: LoggedEvent[] = [];
-  #first = 0;
-  #textLength = 0;
+  /** The events of the GET stream ({@link GET_STREAM}). */
+  readonly #get = new Lane();
+  /** The events of the POSTs' streams. */
+  readonly #posts = new Lane();
   #seq = 0;
 
   constructor(maxEvents = DEFAULT_MAX_EVENTS, maxTextLength = DEFAULT_MAX_TEXT_LENGTH) {
@@ -61,7 +106,7 @@ export class SessionEventLog {
 
   /** Number of events kept. */
   get size(): number {
-    return this.#events.length - this.#first;
+    return this.#get.size + this.#posts.size;
   }
 
   /**
@@ -69,7 +114,11 @@ export class SessionEventLog {
    * than those of the events kept, as a forgotten event's text is let go at once. For tests.
    */
   get heldTextLength(): number {
-    return this.#events.reduce((total, event) => total + event.data.length, 0);
+    let total = 0;
+    for (const lane of [this.#get, this.#posts]) {
+      for (const event of lane.events) total += event.data.length;
+    }
+    return total;
   }
 
   /** A new event id on `streamId` that names no message (an SSE priming event). */
@@ -81,22 +130,20 @@ export class SessionEventLog {
   append(streamId: string, data: JsonText): string {
     const seq = ++this.#seq;
     const id = `${streamId}:${seq}`;
-    this.#events.push({ id, streamId, seq, data });
-    this.#textLength += data.length;
-    // The newest event stays, whatever its size: it is the one a broken stream most likely misses.
-    while (
-      this.size > 1 && (this.size > this.#maxEvents || this.#textLength > this.#maxTextLength)
-    ) {
-      this.#textLength -= this.#events[this.#first].data.length;
-      // Let go of its text now, not when the array is cut (found by QA: 64 forgotten 20 MB answers of a
-      // session were kept, 1.3 GB).
-      this.#events[this.#first] = FORGOTTEN;
-      this.#first++;
-    }
-    // Drop forgotten events in batches, so that a full log does not shift its array on every append.
-    if (this.#first > 64 && this.#first * 2 > this.#events.length) {
-      this.#events = this.#events.slice(this.#first);
-      this.#first = 0;
+    const lane = this.#laneOf(streamId);
+    lane.push({ id, streamId, seq, data });
+    for (;;) {
+      const overCount = this.size > this.#maxEvents;
+      if (!overCount && this.#get.textLength + this.#posts.textLength <= this.#maxTextLength) break;
+      // From the lane over its half of the bound passed (at least one is); the newest event stays,
+      // whatever its size: it is the one a broken stream most likely misses.
+      const getOver = overCount
+        ? this.#get.size * 2 > this.#maxEvents
+        : this.#get.textLength * 2 > this.#maxTextLength;
+      let from = getOver ? this.#get : this.#posts;
+      if (from === lane && lane.size === 1) from = from === this.#get ? this.#posts : this.#get;
+      if (from.size === 0) break;
+      from.forgetOldest();
     }
     return id;
   }
@@ -110,11 +157,10 @@ export class SessionEventLog {
 
   /** The events logged on `streamId` with a sequence number above `seq`, oldest first. */
   since(streamId: string, seq: number): LoggedEvent[] {
-    const found: LoggedEvent[] = [];
-    for (let i = this.#first; i < this.#events.length; i++) {
-      const event = this.#events[i];
-      if (event.seq > seq && event.streamId === streamId) found.push(event);
-    }
-    return found;
+    return this.#laneOf(streamId).since(streamId, seq);
+  }
+
+  #laneOf(streamId: string): Lane {
+    return streamId === GET_STREAM ? this.#get : this.#posts;
   }
 }

@@ -22,14 +22,12 @@ import type { AnswerSink, ServerSession, SessionPeer } from "../shared_server.ts
 import { asEventData, type JsonText } from "../large_answer.ts";
 import { DelayQueue } from "../delay_queue.ts";
 import { BodyCutShort, EVENT_STREAM_HEADERS, EventStream } from "./event_stream.ts";
-import { parseEventId, SessionEventLog } from "./session_event_log.ts";
+import { GET_STREAM, parseEventId, SessionEventLog } from "./session_event_log.ts";
 
 /** A request not answered this soon gets an SSE stream: keep-alives, and an event id to resume from. */
 export const STREAM_AFTER_MS = 100;
 /** How long a client waits before reconnecting a stream the server closed (the SSE `retry` field). */
 export const RETRY_INTERVAL_MS = 1000;
-/** The stream id of the GET stream in event ids. */
-const GET_STREAM = "0";
 
 /** Options of {@link StreamableSession}. */
 export interface StreamableSessionOptions {
