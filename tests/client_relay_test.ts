@@ -329,3 +329,46 @@ Deno.test("--request-timeout: a cancellation the server does not take holds the 
     assert.equal(cancels, 1);
     assert.ok(waited >= 1900 && waited < 3000, `the drain took ${waited} ms`);
   }));
+
+Deno.test("--request-timeout: no cancellation for a request the server refused for now (503), which did not run", () =>
+  quietly(async () => {
+    const sent: string[] = [];
+    const { relay, out, send } = relayOver("streamablehttp", async (transport, message) => {
+      if ("method" in message) sent.push(String(message.method));
+      if (handshake(transport, message)) return;
+      await delay(1);
+      throw new RemoteError("busy", "the server answered HTTP 503", 503, 1000);
+    }, { requestTimeoutMs: 100 });
+    send(INITIALIZE);
+    await delay(20);
+    send(INITIALIZED);
+    send({ jsonrpc: "2.0", id: "c1", method: "tools/call", params: {} });
+    await relay.drained();
+    await relay.close();
+    assert.equal(out[1].id, "c1");
+    assert.equal(errorOf(out[1])?.code, -32001);
+    // Found by QA: the request the server never took was cancelled there.
+    assert.deepEqual(sent, ["initialize", "notifications/initialized", "tools/call"]);
+  }));
+
+Deno.test("--request-timeout: the cancellation names the request's id as the client spelled it", () =>
+  quietly(async () => {
+    const cancellations: string[] = [];
+    const { relay } = relayOver("streamablehttp", async (transport, message) => {
+      if ("method" in message && message.method === "notifications/cancelled") {
+        cancellations.push(JSON.stringify(message.params));
+        return;
+      }
+      if (handshake(transport, message)) return;
+      await new Promise(() => {});
+    }, { requestTimeoutMs: 100 });
+    const write = (text: string) => relay.handleClientMessage(JSON.parse(text), text);
+    write(JSON.stringify(INITIALIZE));
+    await delay(20);
+    write(JSON.stringify(INITIALIZED));
+    write('{"jsonrpc":"2.0","id":1e3,"method":"tools/call","params":{}}');
+    await relay.drained();
+    await relay.close();
+    // Found by QA: it said 1000.
+    assert.deepEqual(cancellations, ['{"requestId":1e3,"reason":"mcp-proxy: request timed out"}']);
+  }));

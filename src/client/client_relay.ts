@@ -36,6 +36,7 @@ import {
   busyDelay,
   gatewayMissedServer,
   RemoteError,
+  type RemoteErrorKind,
   type RemoteTransport,
   type SendOrder,
   sleep,
@@ -102,6 +103,9 @@ const LONG_MESSAGE_HOLD_MS = 250;
 
 /** How long the end of input waits for mcp-proxy's own cancellation of a timed-out request to go. */
 const OWN_CANCEL_WAIT_MS = 2000;
+
+/** The kinds of {@link RemoteError} that say the message did not reach the server. */
+const NOT_SENT: ReadonlySet<RemoteErrorKind> = new Set(["unreachable", "busy", "closed", "session-expired"]);
 
 /** A subscription of revision 2026-07-28: answered only when it ends. */
 const LISTEN = "subscriptions/listen";
@@ -391,6 +395,9 @@ export class ClientRelay {
       } catch (error) {
         order?.received();
         if (!(error instanceof RemoteError)) throw error;
+        // It never reached the server: a time-out meanwhile has nothing there to cancel (found by QA: a call
+        // refused with 503 got mcp-proxy's cancellation).
+        if (pending?.transport === transport && NOT_SENT.has(error.kind)) pending.transport = undefined;
         if (this.#shouldFallBack(message, transport, error)) {
           this.#fallBackToSse(error);
           continue;
@@ -553,7 +560,8 @@ export class ClientRelay {
     const cancel: JsonRpcMessage = {
       jsonrpc: "2.0",
       method: "notifications/cancelled",
-      params: { requestId: id, reason: "mcp-proxy: request timed out" },
+      // The id as the client spelled it (`1.0`, `1e3`): a server may tell ids apart by their JSON text.
+      params: { requestId: this.#pending.get(id)?.answerId ?? id, reason: "mcp-proxy: request timed out" },
     };
     this.#sending++;
     let counted = true;
