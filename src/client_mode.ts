@@ -184,6 +184,7 @@ export async function runClientMode(options: ClientModeOptions, stop: Promise<un
   let parentWatch: ReturnType<typeof setInterval> | undefined;
   const why = await Promise.race([
     stdinDone.then(() => {
+      relay.inputEnded();
       parentWatch = watchParent(
         parent,
         () => parentGone.resolve("the process that started mcp-proxy is gone, and nobody else reads stdout"),

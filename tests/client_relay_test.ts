@@ -372,3 +372,43 @@ Deno.test("--request-timeout: the cancellation names the request's id as the cli
     // Found by QA: it said 1000.
     assert.deepEqual(cancellations, ['{"requestId":1e3,"reason":"mcp-proxy: request timed out"}']);
   }));
+
+Deno.test("the end of input answers the server's requests the client left unanswered, and those that come after", () =>
+  quietly(async () => {
+    const answersToServer: unknown[] = [];
+    const { relay, out, send } = relayOver("streamablehttp", async (transport, message) => {
+      if (!("method" in message)) {
+        answersToServer.push(message);
+        return;
+      }
+      if (handshake(transport, message)) return;
+      // A tool that samples: it asks the client, then answers once it has an answer (of either kind).
+      const asks = message.id === "before" ? ["s1"] : ["s2"];
+      for (const id of asks) {
+        transport.onmessage?.({ jsonrpc: "2.0", id, method: "sampling/createMessage", params: {} });
+      }
+      while (!answersToServer.some((answer) => asks.includes((answer as JsonRpcRequest).id as string))) {
+        await delay(5);
+      }
+      transport.answer(message, { sampled: true });
+    });
+    send(INITIALIZE);
+    await delay(20);
+    send(INITIALIZED);
+    send({ jsonrpc: "2.0", id: "before", method: "tools/call", params: {} });
+    await delay(20);
+    assert.deepEqual(out.map((message) => message.id), [1, "s1"], "the server's request reached the client");
+    relay.inputEnded();
+    // One the server sends after the end of input: the client never sees it.
+    send({ jsonrpc: "2.0", id: "after", method: "tools/call", params: {} });
+    const drained = await Promise.race([relay.drained().then(() => true), delay(2000).then(() => false)]);
+    await relay.close();
+    assert.ok(drained, "the end of input waited for ever (found by QA)");
+    assert.deepEqual(out.slice(0, 2).map((message) => message.id), [1, "s1"]);
+    assert.deepEqual(out.slice(2).map((message) => message.id).sort(), ["after", "before"]);
+    const refusals = answersToServer.map((answer) => answer as JsonRpcMessage);
+    assert.deepEqual(refusals.map((answer) => [answer.id, errorOf(answer)?.code]).sort(), [
+      ["s1", -32603],
+      ["s2", -32603],
+    ]);
+  }));

@@ -107,6 +107,9 @@ const OWN_CANCEL_WAIT_MS = 2000;
 /** The kinds of {@link RemoteError} that say the message did not reach the server. */
 const NOT_SENT: ReadonlySet<RemoteErrorKind> = new Set(["unreachable", "busy", "closed", "session-expired"]);
 
+/** The error answer to a server's request that came, or was still unanswered, when the client's input ended. */
+const INPUT_ENDED = "mcp-proxy: the client's input has ended: it can answer no requests";
+
 /** A subscription of revision 2026-07-28: answered only when it ends. */
 const LISTEN = "subscriptions/listen";
 
@@ -168,6 +171,12 @@ export class ClientRelay {
   #logLevel: Record<string, unknown> | undefined;
   readonly #subscriptions = new Set<string>();
   #closed = false;
+  /**
+   * The server's requests passed to the client and not answered by it yet. Once its input has ended
+   * ({@link inputEnded}), the client can answer none: they are answered with an error instead.
+   */
+  readonly #serverRequests = new Set<RequestId>();
+  #inputEnded = false;
   /** Aborted by `close()`: ends every wait, so that nothing of the relay outlives it. */
   readonly #stop = new AbortController();
   /**
@@ -205,7 +214,9 @@ export class ClientRelay {
   handleClientMessage(message: JsonRpcMessage, json?: string): void {
     if (this.#closed) return;
     if (isRequest(message)) this.#noteRequest(message, json);
-    else if (isNotification(message)) {
+    else if (isResponse(message)) {
+      if (this.#serverRequests.size !== 0 && message.id !== null) this.#serverRequests.delete(message.id);
+    } else if (isNotification(message)) {
       if (message.method === "notifications/initialized") this.#initialized = true;
       if (message.method === "notifications/cancelled") {
         const id = message.params?.requestId as RequestId;
@@ -220,6 +231,23 @@ export class ClientRelay {
       }
     }
     this.#dispatch(message, json);
+  }
+
+  /**
+   * The client's input has ended: it can answer no more of the server's requests. Those it has not
+   * answered, and those that come later, are answered with an error, so that a call waiting on one (a tool
+   * that samples) ends, and the end of input with it (found by QA: it waited until the server gave up on
+   * its request, or for ever).
+   */
+  inputEnded(): void {
+    if (this.#inputEnded) return;
+    this.#inputEnded = true;
+    for (const id of [...this.#serverRequests]) this.#refuseServerRequest(id);
+  }
+
+  #refuseServerRequest(id: RequestId): void {
+    this.#serverRequests.delete(id);
+    this.#dispatch(errorResponse(id, ErrorCode.InternalError, INPUT_ENDED));
   }
 
   /**
@@ -747,6 +775,10 @@ export class ClientRelay {
   #fromServer(message: JsonRpcMessage, transport: RemoteTransport, json?: JsonText, refused?: boolean): void {
     if (this.#closed) return;
     if (!isResponse(message)) {
+      if (isRequest(message)) {
+        if (this.#inputEnded) return this.#refuseServerRequest(message.id);
+        this.#serverRequests.add(message.id);
+      }
       this.#options.toClient(message, json);
       return;
     }
