@@ -23,6 +23,9 @@ function errorOf(message: JsonRpcMessage): { code: number; message: string } | u
 /** What a scripted server does with one message on session `session` (1, 2, …). */
 type Script = (transport: ScriptedTransport, message: JsonRpcMessage, order?: SendOrder) => Promise<void>;
 
+/** What {@link ScriptedTransport.letGo} was given, in order; emptied by each test that looks. */
+const letGone: string[] = [];
+
 class ScriptedTransport implements RemoteTransport {
   onmessage?: (message: JsonRpcMessage) => void;
   onsessionlost?: (reason: string) => void;
@@ -44,6 +47,10 @@ class ScriptedTransport implements RemoteTransport {
     this.onmessage?.({ jsonrpc: "2.0", id, result });
   }
   listen(): void {}
+  /** Records the ids let go, each once its `after` settled, in {@link letGone}. */
+  letGo(id: unknown, after: Promise<unknown>): void {
+    after.finally(() => letGone.push(`${id} on ${this.session}`));
+  }
   setProtocolVersion(): void {}
   close(): Promise<void> {
     return Promise.resolve();
@@ -411,4 +418,34 @@ Deno.test("the end of input answers the server's requests the client left unansw
       ["s1", -32603],
       ["s2", -32603],
     ]);
+  }));
+
+Deno.test("a request cancelled by its client or by --request-timeout is let go once the cancellation is out", () =>
+  quietly(async () => {
+    letGone.length = 0;
+    const cancelled: unknown[] = [];
+    const { relay, send } = relayOver("streamablehttp", async (transport, message) => {
+      if ("method" in message && message.method === "notifications/cancelled") {
+        await delay(30);
+        const id = (message.params as { requestId?: unknown }).requestId;
+        // Let go only once the cancellation is out: not yet here.
+        cancelled.push(letGone.some((entry) => entry.startsWith(`${id} `)) ? `${id} (let go before)` : id);
+        return;
+      }
+      if (handshake(transport, message)) return;
+      await new Promise(() => {}); // The server keeps the request's stream open, answering nothing.
+    }, { requestTimeoutMs: 300 });
+    send(INITIALIZE);
+    await delay(20);
+    send(INITIALIZED);
+    send({ jsonrpc: "2.0", id: "by-client", method: "tools/call", params: {} });
+    send({ jsonrpc: "2.0", id: "by-timeout", method: "tools/call", params: {} });
+    await delay(20);
+    send({ jsonrpc: "2.0", method: "notifications/cancelled", params: { requestId: "by-client" } });
+    await relay.drained();
+    await delay(10);
+    await relay.close();
+    assert.deepEqual(cancelled, ["by-client", "by-timeout"]);
+    // Found by QA: each kept its connection for the rest of the session.
+    assert.deepEqual(letGone, ["by-client on 1", "by-timeout on 1"]);
   }));

@@ -1,11 +1,13 @@
 /**
  * `StreamableHttpClient` against stand-in servers: how requests of revision 2026-07-28 (those given headers
- * of their own) end when the session closes.
+ * of their own) end when the session closes, and how a request of an earlier revision is let go once it
+ * was cancelled.
  */
 
 import assert from "node:assert/strict";
 import { StreamableHttpClient } from "../src/client/streamable_http_client.ts";
 import { RemoteError } from "../src/client/remote_transport.ts";
+import { createHttp1Fetch } from "../src/client/http1_fetch.ts";
 
 /** A server whose POSTs `answer` as an SSE stream; `cancelled` resolves when a client closes one. */
 function standIn(answer: (id: unknown) => ReadableStream<Uint8Array> | string) {
@@ -97,3 +99,88 @@ Deno.test("StreamableHttpClient: a session closed ends a 2026-07-28 answer strea
     await server.shutdown();
   }
 });
+
+/**
+ * A server that holds the POST of every `tools/call` (as a JSON answer to come, or with `stream` an SSE
+ * stream of keep-alives) until the client closes it, and answers any other request at once.
+ */
+function holdingServer(stream: boolean) {
+  const closed: unknown[] = [];
+  const keepAlives = new Set<ReturnType<typeof setInterval>>();
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, async (request) => {
+    if (request.method !== "POST") return new Response(null, { status: 405 });
+    const body = await request.json();
+    if (body.method !== "tools/call") {
+      return Response.json({ jsonrpc: "2.0", id: body.id, result: { answered: body.id } });
+    }
+    if (!stream) {
+      await new Promise((resolve) => request.signal.addEventListener("abort", resolve));
+      closed.push(body.id);
+      return new Response(null, { status: 500 });
+    }
+    let timer: ReturnType<typeof setInterval>;
+    const events = new ReadableStream<Uint8Array>({
+      start(controller) {
+        controller.enqueue(new TextEncoder().encode(": held\n\n"));
+        timer = setInterval(() => controller.enqueue(new TextEncoder().encode(": still\n\n")), 50);
+        keepAlives.add(timer);
+      },
+      cancel() {
+        clearInterval(timer);
+        keepAlives.delete(timer);
+        closed.push(body.id);
+      },
+    });
+    return new Response(events, { headers: { "Content-Type": "text/event-stream" } });
+  });
+  const http1 = createHttp1Fetch({ fallback: fetch });
+  const client = new StreamableHttpClient({
+    url: new URL(`http://127.0.0.1:${server.addr.port}/mcp`),
+    fetch: http1.fetch,
+    resumeWindowMs: 10_000,
+  });
+  const stop = async () => {
+    await client.close(true);
+    http1.close();
+    for (const timer of keepAlives) clearInterval(timer);
+    await server.shutdown();
+  };
+  return { client, closed, stop };
+}
+
+for (const stream of [false, true]) {
+  Deno.test(
+    `StreamableHttpClient: a request let go after its cancellation has its ${
+      stream ? "SSE stream" : "POST"
+    } closed, and no other of its id`,
+    async () => {
+      const { client, closed, stop } = holdingServer(stream);
+      try {
+        const answers: unknown[] = [];
+        client.onmessage = (message) => answers.push(message);
+        const held = client.send({ jsonrpc: "2.0", id: 7, method: "tools/call", params: {} });
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        const notified = Promise.withResolvers<void>();
+        client.letGo(7, notified.promise);
+        // The client's next request of the same id, sent before the cancellation is out, is another.
+        await client.send({ jsonrpc: "2.0", id: 7, method: "tools/list", params: {} });
+        assert.deepEqual(answers, [{ jsonrpc: "2.0", id: 7, result: { answered: 7 } }]);
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        assert.deepEqual(closed, [], "nothing is closed before the cancellation is out");
+        notified.resolve();
+        const settled = await Promise.race([
+          held.then(() => true), // Quietly: it was let go.
+          new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 2000)),
+        ]);
+        assert.ok(settled, "the request was still waiting");
+        for (let waited = 0; closed.length === 0 && waited < 2000; waited += 20) {
+          await new Promise((resolve) => setTimeout(resolve, 20));
+        }
+        // Found by QA: each cancelled request kept its connection for the rest of the session.
+        assert.deepEqual(closed, [7]);
+      } finally {
+        await stop();
+      }
+    },
+  );
+}

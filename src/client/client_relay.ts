@@ -228,6 +228,11 @@ export class ClientRelay {
           pending.transport?.abandon?.(id);
         }
         this.#forget(id);
+        // Earlier revisions: its stream is closed once the notification is out (see `letGo`).
+        const wire = pending?.closable ? undefined : pending?.transport;
+        const sent = this.#dispatch(message, json);
+        wire?.letGo?.(id, sent);
+        return;
       }
     }
     this.#dispatch(message, json);
@@ -569,7 +574,8 @@ export class ClientRelay {
     // was lost when the answer let the relay stop). Only where the request went: one that never left goes
     // no more, and an `initialize` is never cancelled (the spec forbids it).
     if (!closes && pending.transport !== undefined && pending.method !== "initialize") {
-      this.#cancelOwn(id, pending.transport);
+      // Its stream is closed once the notification is out: the server may keep it open (see `letGo`).
+      pending.transport.letGo?.(id, this.#cancelOwn(id, pending.transport));
     }
     this.#answerWithError(
       id,
@@ -582,9 +588,9 @@ export class ClientRelay {
   /**
    * Sends mcp-proxy's own cancellation of the request `id` on the wire it went on, and on no other: a new
    * session does not know it. The end of input waits for it, up to {@link OWN_CANCEL_WAIT_MS}: the server
-   * that let the request time out may not answer this either.
+   * that let the request time out may not answer this either. Resolves when it went, or that wait is over.
    */
-  #cancelOwn(id: RequestId, transport: RemoteTransport): void {
+  #cancelOwn(id: RequestId, transport: RemoteTransport): Promise<void> {
     const cancel: JsonRpcMessage = {
       jsonrpc: "2.0",
       method: "notifications/cancelled",
@@ -593,12 +599,14 @@ export class ClientRelay {
     };
     this.#sending++;
     let counted = true;
+    const over = Promise.withResolvers<void>();
     const done = () => {
       clearTimeout(timer);
       if (!counted) return;
       counted = false;
       this.#sending--;
       this.#checkDrained();
+      over.resolve();
     };
     const timer = setTimeout(done, OWN_CANCEL_WAIT_MS);
     const send = async () => {
@@ -609,6 +617,7 @@ export class ClientRelay {
     send().catch((error) => {
       this.#logger.debug("the cancellation of {id} did not go: {error}", { id: JSON.stringify(id), error });
     }).finally(done);
+    return over.promise;
   }
 
   // ---- sessions ---------------------------------------------------------------------------------

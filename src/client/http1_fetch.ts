@@ -69,6 +69,24 @@ export interface WrittenNotice {
    * 401 whose token is renewed): what `onwritten` said of the first sending holds no more.
    */
   onresend?: () => void;
+  /** Lets the caller end the exchange without a signal of its own: see {@link ExchangeStop}. */
+  stop?: ExchangeStop;
+}
+
+/**
+ * The way to end one exchange (its request, or the body of its response) that costs no signal and no
+ * listener: the caller sets `stopped` and calls `onstop`, which the fetch sets while it holds the
+ * connection. An exchange stopped fails, and is not sent again. A request left to the fallback cannot be
+ * stopped this way: it ends with its signal, or its answer.
+ */
+export interface ExchangeStop {
+  stopped: boolean;
+  onstop?: () => void;
+}
+
+/** The error of an exchange its caller stopped (see {@link ExchangeStop}). */
+function stoppedError(): DOMException {
+  return new DOMException("the exchange was stopped", "AbortError");
 }
 
 /** A `fetch`, and the way to close the connections it keeps. */
@@ -836,6 +854,7 @@ export function createHttp1Fetch(options: Http1FetchOptions): Http1Fetch {
     parts: readonly Uint8Array[],
     signal: AbortSignal | undefined,
     onwritten: (() => void) | undefined,
+    stop: ExchangeStop | undefined,
   ): Promise<{ connection: Connection; head: ResponseHead; small?: Uint8Array<ArrayBuffer> } | null> => {
     // An idle connection is taken at once: the request leaves before anything else runs. But one idle for
     // long, and one that has carried only one answer (its server may close every connection after one
@@ -874,6 +893,13 @@ export function createHttp1Fetch(options: Http1FetchOptions): Http1Fetch {
       }
     }
     const connection = taken ?? await connect(url, origin, signal);
+    if (stop !== undefined) {
+      if (stop.stopped) {
+        release(connection, true); // Nothing was written on it.
+        throw stoppedError();
+      }
+      stop.onstop = () => connection.close();
+    }
     const reused = connection.used;
     let written = false;
     const onAbort = () => connection.close();
@@ -905,6 +931,7 @@ export function createHttp1Fetch(options: Http1FetchOptions): Http1Fetch {
     } catch (error) {
       release(connection, false);
       if (signal?.aborted) throw signal.reason;
+      if (stop?.stopped) throw stoppedError();
       // A reused connection the server had closed, found so before the request was written whole.
       if (reused && !written) return null;
       throw error instanceof TypeError ? error : networkError(error);
@@ -945,11 +972,11 @@ export function createHttp1Fetch(options: Http1FetchOptions): Http1Fetch {
     const parts = requestParts(method, start, text, body);
 
     let answered: Awaited<ReturnType<typeof exchange>>;
+    const { onwritten, stop } = (init ?? {}) as WrittenNotice;
     try {
-      const onwritten = (init as WrittenNotice | undefined)?.onwritten;
-      answered = await exchange(url, origin, method, parts, signal, onwritten);
+      answered = await exchange(url, origin, method, parts, signal, onwritten, stop);
       // A reused connection the server had closed: once more, on a new one.
-      if (answered === null) answered = await exchange(url, origin, method, parts, signal, onwritten);
+      if (answered === null) answered = await exchange(url, origin, method, parts, signal, onwritten, stop);
     } catch (error) {
       if (!refusesHttp1(error)) throw error;
       // A server that speaks only HTTP/2 refused the TLS handshake: fetch speaks it.
@@ -971,6 +998,8 @@ export function createHttp1Fetch(options: Http1FetchOptions): Http1Fetch {
     let responseBody: ReadableStream<Uint8Array<ArrayBuffer>> | Uint8Array<ArrayBuffer> | null = null;
     const { framing } = response;
     if (framing.kind === "none" || small !== undefined) {
+      // Parked from now on: another exchange's, not this one's, to end.
+      if (stop !== undefined) stop.onstop = undefined;
       release(connection, response.keepAlive);
       if (small !== undefined && response.contentEncoding === "") responseBody = small;
       else if (small !== undefined) {
@@ -980,7 +1009,10 @@ export function createHttp1Fetch(options: Http1FetchOptions): Http1Fetch {
       const stream = bodyStream(
         connection,
         framing,
-        (reusable) => release(connection, reusable && response.keepAlive),
+        (reusable) => {
+          if (stop !== undefined) stop.onstop = undefined;
+          release(connection, reusable && response.keepAlive);
+        },
         signal,
         aborts,
       );

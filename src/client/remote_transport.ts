@@ -158,6 +158,11 @@ export interface RemoteTransport {
    * 2026-07-28 over Streamable HTTP); false when it cannot, and a `notifications/cancelled` is to say it.
    */
   abandon?(id: RequestId): boolean;
+  /**
+   * Stops waiting for the answer to the request `id` once `after` (its cancellation's sending) settles:
+   * the stream that would carry it is closed, where there is one per request (Streamable HTTP).
+   */
+  letGo?(id: RequestId, after: Promise<unknown>): void;
   /** The session ended on the server's side (stream gone for good, or 404): a new one is needed. */
   onsessionlost?: (reason: string) => void;
   /** Opens the session (legacy SSE: the event stream and its `endpoint`); rejects with RemoteError. */

@@ -23,7 +23,7 @@ import {
   type SendOrder,
   sleep,
 } from "./remote_transport.ts";
-import { bodyInMemory, type WrittenNotice } from "./http1_fetch.ts";
+import { bodyInMemory, type ExchangeStop, type WrittenNotice } from "./http1_fetch.ts";
 import { readEventStream, readEventStreamBytes, type ServerSentEvent } from "./server_sent_events.ts";
 
 /** Options of {@link StreamableHttpClient}. */
@@ -139,6 +139,8 @@ export class StreamableHttpClient implements RemoteTransport {
   readonly #abandonable = new Map<RequestId, AbortController>();
   /** The signals of every request of revision 2026-07-28 under way (answered or not): `close` ends them. */
   readonly #live = new Set<AbortController>();
+  /** The other requests on their way and not answered yet, by id: see {@link letGo}. */
+  readonly #stoppable = new Map<RequestId, ExchangeStop>();
   /** Ends the GET stream of the server's own messages (and its waits): the session is over. */
   readonly #stopListening = new AbortController();
   #sessionId: string | undefined;
@@ -181,9 +183,23 @@ export class StreamableHttpClient implements RemoteTransport {
     const requestId = isRequest(message) ? message.id : undefined;
     // A request with headers of its own is of revision 2026-07-28, which cancels a request by closing its
     // stream: it can be, with `abandon`, from now on (also while it waits for the GET stream to open).
-    if (extra === undefined || requestId === undefined) {
+    if (requestId === undefined) {
       if (this.#streamOpening !== undefined) await this.#streamOpening;
       return await this.#send(message, json, order, extra);
+    }
+    if (extra === undefined) {
+      // No signal of its own (one costs some µs of every request): a stop, for `letGo`.
+      const stop: ExchangeStop = { stopped: false };
+      this.#stoppable.set(requestId, stop);
+      try {
+        if (this.#streamOpening !== undefined) await this.#streamOpening;
+        if (!stop.stopped) return await this.#send(message, json, order, extra, undefined, stop);
+      } catch (error) {
+        if (!stop.stopped || this.#abort.signal.aborted) throw error;
+      } finally {
+        if (this.#stoppable.get(requestId) === stop) this.#stoppable.delete(requestId);
+      }
+      return; // Let go: nothing more to say.
     }
     const own = new AbortController();
     this.#abandonable.set(requestId, own);
@@ -204,6 +220,24 @@ export class StreamableHttpClient implements RemoteTransport {
   }
 
   /**
+   * Stops waiting for the answer to the request `id` (of an earlier revision) once `after` settles: its POST,
+   * or the stream that answers it, is closed. For a request cancelled by notification, which `after` sends:
+   * a server may keep the stream of a request it cancelled open, and the session would keep a connection
+   * for each (found by QA: the SDK's server does).
+   */
+  letGo(id: RequestId, after: Promise<unknown>): void {
+    const stop = this.#stoppable.get(id);
+    if (stop === undefined) return;
+    // Taken out now: a request of the same id sent meanwhile is another.
+    this.#stoppable.delete(id);
+    const end = () => {
+      stop.stopped = true;
+      stop.onstop?.();
+    };
+    after.then(end, end);
+  }
+
+  /**
    * Cancels the request `id`, when it is of revision 2026-07-28 and on its way, as that revision does: its
    * POST, or the stream that answers it, is closed. False when there is none such.
    */
@@ -221,6 +255,7 @@ export class StreamableHttpClient implements RemoteTransport {
     order: SendOrder | undefined,
     extra: Record<string, string> | undefined,
     abandoned?: AbortSignal,
+    stop?: ExchangeStop,
   ): Promise<void> {
     const response = await this.#request(
       "POST",
@@ -230,6 +265,7 @@ export class StreamableHttpClient implements RemoteTransport {
       // Its own signal alone (aborted by `close` too): one combined with the session's would stay reachable
       // from it, with the listeners the fetch leaves on it, for the session's life (found by review).
       abandoned ?? this.#abort.signal,
+      stop,
     );
     order?.received();
     const requestId = isRequest(message) ? message.id : undefined;
@@ -258,7 +294,7 @@ export class StreamableHttpClient implements RemoteTransport {
     }
     const type = contentType(response);
     if (type.startsWith("text/event-stream")) {
-      return await this.#readAnswerStream(response, requestId, abandoned);
+      return await this.#readAnswerStream(response, requestId, abandoned, stop);
     }
     if (type.includes("json")) {
       let bytes = bodyInMemory(response);
@@ -351,6 +387,7 @@ export class StreamableHttpClient implements RemoteTransport {
     body?: string,
     onwritten?: () => void,
     signal = this.#abort.signal,
+    stop?: ExchangeStop,
   ): Promise<Response> {
     if (this.#closed) throw new RemoteError("closed", "the session with the server was closed");
     let response: Response;
@@ -368,6 +405,7 @@ export class StreamableHttpClient implements RemoteTransport {
           onwritten?.();
         },
         onresend: () => delivery = "unwritten",
+        stop,
       };
       response = await this.#fetch(this.#url, init);
     } catch (error) {
@@ -452,6 +490,7 @@ export class StreamableHttpClient implements RemoteTransport {
     requestId: RequestId | undefined,
     cursor: { lastEventId?: string; retryMs?: number; answered: boolean },
     abandoned?: AbortSignal,
+    stop?: ExchangeStop,
   ): Promise<void> {
     const onEvent = (event: ServerSentEvent) => {
       if (event.id !== undefined) cursor.lastEventId = event.id;
@@ -464,6 +503,7 @@ export class StreamableHttpClient implements RemoteTransport {
         if (abandoned !== undefined && this.#abandonable.get(requestId)?.signal === abandoned) {
           this.#abandonable.delete(requestId);
         }
+        if (stop !== undefined && this.#stoppable.get(requestId) === stop) this.#stoppable.delete(requestId);
       }
     };
     try {
@@ -480,13 +520,14 @@ export class StreamableHttpClient implements RemoteTransport {
     response: Response,
     requestId: RequestId | undefined,
     abandoned?: AbortSignal,
+    stop?: ExchangeStop,
   ): Promise<void> {
     const cursor: { lastEventId?: string; retryMs?: number; answered: boolean } = { answered: false };
-    await this.#readEvents(response, requestId, cursor, abandoned);
+    await this.#readEvents(response, requestId, cursor, abandoned, stop);
     const deadline = Date.now() + this.#resumeWindowMs;
     for (let attempt = 0; requestId !== undefined && !cursor.answered; attempt++) {
       if (this.#closed) throw new RemoteError("lost", "the connection to the server was closed");
-      if (abandoned?.aborted) return;
+      if (abandoned?.aborted || stop?.stopped) return;
       if (cursor.lastEventId === undefined) {
         throw new RemoteError("lost", "the server ended the answer stream before answering");
       }
@@ -501,7 +542,7 @@ export class StreamableHttpClient implements RemoteTransport {
       if (this.#closed) {
         throw new RemoteError("lost", "the answer stream broke, and the session ended before it was resumed");
       }
-      if (abandoned?.aborted) return;
+      if (abandoned?.aborted || stop?.stopped) return;
       let resumed: Response;
       try {
         resumed = await this.#request(
@@ -510,6 +551,7 @@ export class StreamableHttpClient implements RemoteTransport {
           undefined,
           undefined,
           abandoned,
+          stop,
         );
       } catch (error) {
         if (error instanceof RemoteError && error.kind === "unreachable") continue;
@@ -527,7 +569,7 @@ export class StreamableHttpClient implements RemoteTransport {
         if (error.kind === "session-expired") this.onsessionlost?.(error.message);
         throw new RemoteError("lost", `the answer stream could not be resumed (${error.message})`);
       }
-      await this.#readEvents(resumed, requestId, cursor, abandoned);
+      await this.#readEvents(resumed, requestId, cursor, abandoned, stop);
     }
   }
 
