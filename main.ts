@@ -48,7 +48,8 @@ function waitForShutdownSignal(onRepeat: () => void): Promise<Deno.Signal> {
         }
         logger.warn("second {signal}: killing the servers and exiting now", { signal });
         onRepeat();
-        Deno.exit(130);
+        // That line goes out, unless stderr is not read (see `flushLogs`).
+        flushLogs(200).finally(() => Deno.exit(130));
       });
     }
   });

@@ -66,10 +66,11 @@ function formatLine(record: LogRecord): string {
 }
 
 /**
- * Log lines waiting for stderr. A child's stderr lines always go through this queue, written by
- * asynchronous writes that leave the event loop free: a synchronous write blocks the whole proxy (its HTTP
- * side, its shutdown) while stderr is read slowly, as a pipe nobody drains is, and a child can write faster
- * than that. The proxy's own lines are written at once while nothing waits, else queued behind, in order.
+ * Log lines waiting for stderr, in order, written by asynchronous writes that leave the event loop free: a
+ * synchronous write blocks the whole proxy (its HTTP side, its shutdown) while stderr is read slowly, as a
+ * pipe nobody drains is, or a terminal paused. A child's lines, which a child can write faster than anyone
+ * reads, and the proxy's own (found by QA: 600 timed-out calls, or a child's garbage lines, each warned of,
+ * froze the proxy behind a pipe that was not read) alike. {@link flushLogs} writes the last ones out.
  */
 const stderrQueue: Uint8Array<ArrayBuffer>[] = [];
 let stderrQueuedBytes = 0;
@@ -83,15 +84,6 @@ const MAX_OWN_QUEUE_BYTES = 4 * MAX_STDERR_QUEUE_BYTES;
 
 /** Writes a log line to stderr: see {@link stderrQueue}. A closed stderr is not the proxy's problem. */
 function writeStderr(bytes: Uint8Array<ArrayBuffer>, childLine: boolean): void {
-  if (!childLine && stderrWriting === undefined) {
-    try {
-      let written = 0;
-      while (written < bytes.length) written += Deno.stderr.writeSync(bytes.subarray(written));
-    } catch {
-      // stderr closed or broken: nowhere left to report it.
-    }
-    return;
-  }
   if (stderrQueuedBytes + bytes.length > (childLine ? MAX_STDERR_QUEUE_BYTES : MAX_OWN_QUEUE_BYTES)) {
     stderrDropped++;
     return;

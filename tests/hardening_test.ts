@@ -450,64 +450,75 @@ Deno.test("--log-format json: every stderr line is one JSON object, child lines 
   for (const record of records) assert.match(record.time, /^\d{4}-\d\d-\d\dT/);
 });
 
-Deno.test("a child flooding stderr while the proxy's stderr is not read blocks neither HTTP nor shutdown", async () => {
-  const port = freePort();
-  const proxy = new Deno.Command(DENO, {
-    args: [
-      "run",
-      "-A",
-      "--quiet",
-      new URL("../main.ts", import.meta.url).pathname,
-      "--port",
-      String(port),
-      "--",
-      "sh",
-      "-c",
-      'yes "$(printf %1000s)" >&2',
+for (
+  const [flood, script] of [
+    ["a child flooding stderr", 'yes "$(printf %1000s)" >&2'],
+    // Each line not JSON gets a warning of the proxy's own (found by QA: they froze it).
+    [
+      "a child's stdout lines that are not JSON, each warned of,",
+      'yes "not json $(printf %100s)" | head -n 5000; cat >/dev/null',
     ],
-    stdin: "null",
-    stdout: "null",
-    stderr: "piped", // Never read: the pipe fills and stays full.
-  }).spawn();
-  try {
-    let answered = 0;
-    const deadline = Date.now() + 15_000;
-    while (answered < 5 && Date.now() < deadline) {
-      const abort = new AbortController();
-      const timer = setTimeout(() => abort.abort(), 2000);
-      try {
-        const response = await fetch(`http://127.0.0.1:${port}/health`, { signal: abort.signal });
-        await response.body?.cancel();
-        answered++;
-      } catch {
-        // Not listening yet; or blocked (aborted), which the count below tells.
-        if (abort.signal.aborted) break;
-      } finally {
-        clearTimeout(timer);
-      }
-      await new Promise((resolve) => setTimeout(resolve, 200));
-    }
-    assert.equal(answered, 5, "/health answered throughout");
-    const started = Date.now();
-    proxy.kill("SIGTERM");
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const status = await Promise.race([
-      proxy.status,
-      new Promise<undefined>((resolve) => timer = setTimeout(() => resolve(undefined), 10_000)),
-    ]);
-    clearTimeout(timer);
-    assert.ok(status !== undefined, "exited after SIGTERM");
-    assert.ok(Date.now() - started < 10_000);
-  } finally {
+  ]
+) {
+  Deno.test(`${flood} while the proxy's stderr is not read: neither HTTP nor shutdown is blocked`, async () => {
+    const port = freePort();
+    const proxy = new Deno.Command(DENO, {
+      args: [
+        "run",
+        "-A",
+        "--quiet",
+        new URL("../main.ts", import.meta.url).pathname,
+        "--port",
+        String(port),
+        "--",
+        "sh",
+        "-c",
+        script,
+      ],
+      stdin: "null",
+      stdout: "null",
+      stderr: "piped", // Never read: the pipe fills and stays full.
+    }).spawn();
     try {
-      proxy.kill("SIGKILL");
-    } catch {
-      // Already gone.
+      let answered = 0;
+      const deadline = Date.now() + 15_000;
+      while (answered < 5 && Date.now() < deadline) {
+        const abort = new AbortController();
+        const timer = setTimeout(() => abort.abort(), 2000);
+        try {
+          const response = await fetch(`http://127.0.0.1:${port}/health`, { signal: abort.signal });
+          await response.body?.cancel();
+          answered++;
+        } catch {
+          // Not listening yet; or blocked (aborted), which the count below tells.
+          if (abort.signal.aborted) break;
+        } finally {
+          clearTimeout(timer);
+        }
+        await new Promise((resolve) => setTimeout(resolve, 200));
+      }
+      assert.equal(answered, 5, "/health answered throughout");
+      const started = Date.now();
+      proxy.kill("SIGTERM");
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const status = await Promise.race([
+        proxy.status,
+        new Promise<undefined>((resolve) => timer = setTimeout(() => resolve(undefined), 10_000)),
+      ]);
+      clearTimeout(timer);
+      assert.ok(status !== undefined, "exited after SIGTERM");
+      assert.ok(Date.now() - started < 10_000);
+    } finally {
+      try {
+        proxy.kill("SIGKILL");
+      } catch {
+        // Already gone.
+      }
+      await proxy.stderr.cancel();
+      await proxy.status;
     }
-    await proxy.stderr.cancel();
-    await proxy.status;
-  }
-});
+  });
+}
 
 Deno.test({
   name: "out of file descriptors, the proxy listens again once it can; open streams carry on",
