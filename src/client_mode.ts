@@ -7,7 +7,7 @@
  */
 
 import type { ClientModeOptions } from "./cli/command_line.ts";
-import { authorizedClient } from "./client/authorized_fetch.ts";
+import { authorizedClient, urlSecrets } from "./client/authorized_fetch.ts";
 import { applyNoProxyEverywhere, proxyConfigured } from "./client/http1_fetch.ts";
 import { ClientRelay } from "./client/client_relay.ts";
 import { LegacySseClient } from "./client/legacy_sse_client.ts";
@@ -84,6 +84,7 @@ export async function runClientMode(options: ClientModeOptions, stop: Promise<un
     headers: options.headers,
     apiAccessToken: options.apiAccessToken,
     oauth,
+    secrets: urlSecrets(url),
   });
   const onwarning = (text: string) => logger.warn("{text}", { text });
   // What revision 2026-07-28 requests carry as headers, their tools' `x-mcp-header` arguments included.

@@ -3,6 +3,7 @@ import {
   type AuthorizationOptions,
   authorizedClient,
   authorizedFetch,
+  urlSecrets,
 } from "../src/client/authorized_fetch.ts";
 import type { WrittenNotice } from "../src/client/http1_fetch.ts";
 import { ClientCredentials, OAuthError } from "../src/client/oauth_client_credentials.ts";
@@ -34,7 +35,7 @@ class McpServer {
    * `"quote"`: every request is refused with 403, its body quoting the credentials it came with;
    * `"endless"`: refused with 403 and a body that never ends.
    */
-  access: "tokens" | "reject" | "open" | "quote" | "endless" = "tokens";
+  access: "tokens" | "reject" | "open" | "quote" | "quote-url" | "endless" = "tokens";
   readonly #server: Deno.HttpServer<Deno.NetAddr>;
 
   constructor() {
@@ -91,6 +92,7 @@ class McpServer {
         status: 403,
       });
     }
+    if (this.access === "quote-url") return new Response(`refused: ${request.url}`, { status: 403 });
     if (this.access === "quote") {
       const key = request.headers.get("x-api-key");
       return new Response(`refused: ${authorization}; key ${key}; token ${authorization?.split(" ")[1]}`, {
@@ -298,6 +300,32 @@ Deno.test("authorizedClient().scrub also replaces a credential as a JSON string 
   // Found by QA: a server that echoes what it got as JSON writes `"` and `\` escaped.
   assert.equal(scrub(JSON.stringify({ got: secret })), '{"got":"***"}');
   assert.equal(scrub(`raw ${secret}`), "raw ***");
+});
+
+Deno.test("the URL's query values and password are scrubbed as credentials, as written and decoded", async () => {
+  const url = new URL("http://user:pass%2Fword99@127.0.0.1/mcp?key=QSECRET%2B12&mode=json&token=a+b+c+d+e");
+  assert.deepEqual(urlSecrets(url), [
+    "QSECRET%2B12",
+    "QSECRET+12",
+    "json",
+    "a+b+c+d+e",
+    "a b c d e",
+    "pass%2Fword99",
+    "pass/word99",
+  ]);
+  const { scrub } = authorizedClient(fetch, { headers: {}, secrets: urlSecrets(url) });
+  // Found by QA: a server that quoted its URL back in an error put `?key=` in the log and in the client's answer.
+  assert.equal(
+    scrub("bad request to /mcp?key=QSECRET%2B12&mode=json (key QSECRET+12, token a b c d e, pass/word99)"),
+    "bad request to /mcp?key=***&mode=json (key ***, token ***, ***)",
+  );
+  // The error answer of a server that quotes its URL, with no other credential: scrubbed too.
+  await using server = new McpServer();
+  server.access = "quote-url";
+  const target = new URL(server.url("/mcp?key=QSECRET%2B12"));
+  const remoteFetch = authorizedFetch(fetch, { headers: {}, secrets: urlSecrets(target) });
+  const response = await remoteFetch(target, { method: "POST", body: "{}" });
+  assert.equal(await response.text(), `refused: ${target.origin}/mcp?key=***`);
 });
 
 Deno.test("authorizedFetch() reads only the start of an error body that never ends", async () => {

@@ -94,6 +94,27 @@ export interface AuthorizationOptions {
   apiAccessToken?: string;
   /** OAuth2 client credentials: their token wins over every other `Authorization`. */
   oauth?: ClientCredentials;
+  /** Other values sent that a server may quote back, to scrub as the credentials: see {@link urlSecrets}. */
+  secrets?: readonly string[];
+}
+
+/**
+ * The values of `url` that may be secrets (`?key=…`, a password), as written in it and as decoded: a server
+ * may quote its URL back in an error (found by QA: `?key=` reached the log and the client).
+ */
+export function urlSecrets(url: URL): string[] {
+  const found: string[] = [];
+  for (const pair of url.search.slice(1).split("&")) {
+    const written = pair.slice(pair.indexOf("=") + 1);
+    found.push(written);
+    try {
+      found.push(decodeURIComponent(written.replaceAll("+", " ")));
+    } catch {
+      // Not percent-encoded as it should be: as written, then.
+    }
+  }
+  if (url.password !== "") found.push(url.password, decodeURIComponent(url.password));
+  return [...new Set(found)];
 }
 
 /** A `fetch` that sends the credentials, and what keeps them out of text for the user. */
@@ -101,8 +122,8 @@ export interface AuthorizedClient {
   /** Rejects with {@link OAuthError} when no access token can be had. */
   fetch: typeof fetch;
   /**
-   * `text` with every credential sent (`-H` values, the API access token, OAuth2 access tokens)
-   * replaced by `***`: for any text of the server's put into a log line or an error answer.
+   * `text` with every credential sent (`-H` values, the API access token, OAuth2 access tokens, the
+   * `secrets` given) replaced by `***`: for any text of the server's put into a log line or an error answer.
    */
   scrub(text: string): string;
 }
@@ -146,7 +167,7 @@ export function authorizedClient(base: typeof fetch, options: AuthorizationOptio
   // An `Authorization` value's credentials, without its scheme, too: a server may quote just those.
   const credentials = fixedAuthorization?.replace(/^\S+\s+/, "") ?? "";
   // Each as sent, and as a JSON string writes it, in which a server may quote it (`"` as `\"`).
-  const secrets = [...Object.values(options.headers), credentials]
+  const secrets = [...Object.values(options.headers), credentials, ...options.secrets ?? []]
     .filter((value) => value.trim().length >= SECRET_MIN_LENGTH)
     .flatMap((value) => {
       const quoted = JSON.stringify(value).slice(1, -1);
@@ -202,7 +223,9 @@ export function authorizedClient(base: typeof fetch, options: AuthorizationOptio
 
   const oauth = options.oauth;
   if (oauth === undefined) {
-    if (extraHeaders.length === 0 && fixedAuthorization === undefined) return { fetch: base, scrub };
+    if (extraHeaders.length === 0 && fixedAuthorization === undefined && secrets.length === 0) {
+      return { fetch: base, scrub };
+    }
     return {
       fetch: async (input, init) => withoutSecrets(await send(input, init, fixedAuthorization), scrub),
       scrub,
