@@ -574,8 +574,9 @@ export class ClientRelay {
     // was lost when the answer let the relay stop). Only where the request went: one that never left goes
     // no more, and an `initialize` is never cancelled (the spec forbids it).
     if (!closes && pending.transport !== undefined && pending.method !== "initialize") {
+      const told = this.#cancelOwn(id, pending.transport);
       // Its stream is closed once the notification is out: the server may keep it open (see `letGo`).
-      pending.transport.letGo?.(id, this.#cancelOwn(id, pending.transport));
+      pending.transport.letGo?.(id, told);
     }
     this.#answerWithError(
       id,
