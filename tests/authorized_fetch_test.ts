@@ -302,22 +302,30 @@ Deno.test("authorizedClient().scrub also replaces a credential as a JSON string 
   assert.equal(scrub(`raw ${secret}`), "raw ***");
 });
 
-Deno.test("the URL's query values and password are scrubbed as credentials, as written and decoded", async () => {
-  const url = new URL("http://user:pass%2Fword99@127.0.0.1/mcp?key=QSECRET%2B12&mode=json&token=a+b+c+d+e");
+Deno.test("the URL's credentials (password, query values named so) are scrubbed, as written and decoded", async () => {
+  const url = new URL(
+    "http://user:pass%2Fword99@127.0.0.1/mcp?api_key=QSECRET%2B12&version=2025-06-18&access_token=a+b+c+d+e&streaming",
+  );
   assert.deepEqual(urlSecrets(url), [
     "QSECRET%2B12",
     "QSECRET+12",
-    "json",
     "a+b+c+d+e",
     "a b c d e",
     "pass%2Fword99",
     "pass/word99",
   ]);
+  // Found by review: a `%` alone in a password threw at start-up.
+  assert.deepEqual(urlSecrets(new URL("http://u:p%zz-secret@127.0.0.1/mcp?token=%E0%A4%A")), [
+    "%E0%A4%A",
+    "p%zz-secret",
+  ]);
   const { scrub } = authorizedClient(fetch, { headers: {}, secrets: urlSecrets(url) });
   // Found by QA: a server that quoted its URL back in an error put `?key=` in the log and in the client's answer.
   assert.equal(
-    scrub("bad request to /mcp?key=QSECRET%2B12&mode=json (key QSECRET+12, token a b c d e, pass/word99)"),
-    "bad request to /mcp?key=***&mode=json (key ***, token ***, ***)",
+    scrub(
+      "bad request to /mcp?api_key=QSECRET%2B12&version=2025-06-18 (key QSECRET+12, token a b c d e, pass/word99)",
+    ),
+    "bad request to /mcp?api_key=***&version=2025-06-18 (key ***, token ***, ***)",
   );
   // The error answer of a server that quotes its URL, with no other credential: scrubbed too.
   await using server = new McpServer();

@@ -168,10 +168,12 @@ for (const stream of [false, true]) {
         await new Promise((resolve) => setTimeout(resolve, 100));
         assert.deepEqual(closed, [], "nothing is closed before the cancellation is out");
         notified.resolve();
+        let timer: ReturnType<typeof setTimeout> | undefined;
         const settled = await Promise.race([
           held.then(() => true), // Quietly: it was let go.
-          new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 2000)),
+          new Promise<boolean>((resolve) => timer = setTimeout(() => resolve(false), 2000)),
         ]);
+        clearTimeout(timer);
         assert.ok(settled, "the request was still waiting");
         for (let waited = 0; closed.length === 0 && waited < 2000; waited += 20) {
           await new Promise((resolve) => setTimeout(resolve, 20));

@@ -98,22 +98,30 @@ export interface AuthorizationOptions {
   secrets?: readonly string[];
 }
 
+/** Query parameter names that say their value is a credential: `api_key`, `token`, `X-Amz-Signature`… */
+const SECRET_PARAMETER = /key|token|secret|pass|auth|sig|credential|session|code/i;
+
 /**
- * The values of `url` that may be secrets (`?key=…`, a password), as written in it and as decoded: a server
- * may quote its URL back in an error (found by QA: `?key=` reached the log and the client).
+ * The values of `url` that are credentials, as written in it and as decoded: its password, and the values
+ * of the query parameters whose names say so ({@link SECRET_PARAMETER}). A server may quote its URL back in
+ * an error (found by QA: `?key=` reached the log and the client). Other values are left alone: a server's
+ * error answer quoting them goes to the client as it is.
  */
 export function urlSecrets(url: URL): string[] {
   const found: string[] = [];
-  for (const pair of url.search.slice(1).split("&")) {
-    const written = pair.slice(pair.indexOf("=") + 1);
+  const both = (written: string) => {
     found.push(written);
     try {
       found.push(decodeURIComponent(written.replaceAll("+", " ")));
     } catch {
-      // Not percent-encoded as it should be: as written, then.
+      // Not percent-encoded as it should be (a `%` alone): as written, then.
     }
+  };
+  for (const pair of url.search.slice(1).split("&")) {
+    const equals = pair.indexOf("=");
+    if (equals !== -1 && SECRET_PARAMETER.test(pair.slice(0, equals))) both(pair.slice(equals + 1));
   }
-  if (url.password !== "") found.push(url.password, decodeURIComponent(url.password));
+  if (url.password !== "") both(url.password);
   return [...new Set(found)];
 }
 

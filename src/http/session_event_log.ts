@@ -4,7 +4,7 @@
  * session, bounded by a number of events and by their total size: the oldest are forgotten first, but
  * the session's GET stream and the streams of its POSTs each keep at least half of either bound. A GET
  * stream busy with the server's own messages would otherwise push out the answer a broken POST stream
- * waits to be resumed for.
+ * waits to be resumed for. The newest event stays, whatever its size.
  *
  * Event ids are `STREAM:SEQ`: the stream the event was sent on, and its place in the session's log.
  *
@@ -135,15 +135,12 @@ export class SessionEventLog {
     for (;;) {
       const overCount = this.size > this.#maxEvents;
       if (!overCount && this.#get.textLength + this.#posts.textLength <= this.#maxTextLength) break;
-      // From the lane over its half of the bound passed (at least one is); the newest event stays,
-      // whatever its size: it is the one a broken stream most likely misses.
-      const getOver = overCount
-        ? this.#get.size * 2 > this.#maxEvents
-        : this.#get.textLength * 2 > this.#maxTextLength;
-      let from = getOver ? this.#get : this.#posts;
-      if (from === lane && lane.size === 1) from = from === this.#get ? this.#posts : this.#get;
-      if (from.size === 0) break;
-      from.forgetOldest();
+      // From a lane over its half of the bound passed (at least one is), oldest first. The newest event
+      // stays, whatever its size: it is the one a broken stream most likely misses. It may leave the log
+      // over its bound, by less than its own size: the other lane keeps its half (found by review).
+      if (this.#mayGiveWay(this.#get, lane, overCount)) this.#get.forgetOldest();
+      else if (this.#mayGiveWay(this.#posts, lane, overCount)) this.#posts.forgetOldest();
+      else break;
     }
     return id;
   }
@@ -158,6 +155,15 @@ export class SessionEventLog {
   /** The events logged on `streamId` with a sequence number above `seq`, oldest first. */
   since(streamId: string, seq: number): LoggedEvent[] {
     return this.#laneOf(streamId).since(streamId, seq);
+  }
+
+  /**
+   * Whether `of` is over its half of the bound passed (of the count with `overCount`, else of the size),
+   * with an event to forget other than the newest (which `lane`, where it went, holds alone).
+   */
+  #mayGiveWay(of: Lane, lane: Lane, overCount: boolean): boolean {
+    if (of === lane && of.size === 1) return false;
+    return overCount ? of.size * 2 > this.#maxEvents : of.textLength * 2 > this.#maxTextLength;
   }
 
   #laneOf(streamId: string): Lane {
