@@ -14,7 +14,7 @@
 import { type CommandLine, UsageError } from "./src/cli/command_line.ts";
 import { helpText, USAGE_LINE } from "./src/cli/help_text.ts";
 import { parseCommandLine } from "./src/cli/parse_command_line.ts";
-import { flushLogs, proxyLogger, setupLogging } from "./src/logging.ts";
+import { flushLogs, logsPending, proxyLogger, setupLogging } from "./src/logging.ts";
 import type { ServerModeHandle } from "./src/server_mode.ts";
 import { VERSION } from "./src/version.ts";
 
@@ -49,7 +49,7 @@ function waitForShutdownSignal(onRepeat: () => void): Promise<Deno.Signal> {
         logger.warn("second {signal}: killing the servers and exiting now", { signal });
         onRepeat();
         // That line goes out, unless stderr is not read (see `flushLogs`).
-        flushLogs(200).finally(() => Deno.exit(130));
+        flushLogs(200).then(() => Deno.exit(130));
       });
     }
   });
@@ -114,7 +114,33 @@ export async function main(args: string[]): Promise<number> {
   return 0;
 }
 
+/**
+ * A crash (an exception nothing caught, a rejection nothing handled) is reported, after the log lines
+ * before it, and the process exits 1, as Deno's own report would: log lines go to stderr asynchronously,
+ * and that exit lost those still waiting, the ones that tell what led to the crash (found by review).
+ */
+export function reportCrashes(): void {
+  let crashed = false;
+  const crash = (event: Event, error: unknown) => {
+    event.preventDefault();
+    if (crashed) return;
+    crashed = true;
+    const why = error instanceof Error ? error.stack ?? error.message : String(error);
+    flushLogs().then(() => {
+      // Written at once: nothing else runs any more. Unless stderr is not read: it would never return.
+      if (!logsPending()) write(Deno.stderr, `mcp-proxy: crashed: ${why}\n`);
+      Deno.exit(1);
+    });
+  };
+  globalThis.addEventListener("error", (event) => crash(event, (event as ErrorEvent).error));
+  globalThis.addEventListener(
+    "unhandledrejection",
+    (event) => crash(event, (event as PromiseRejectionEvent).reason),
+  );
+}
+
 if (import.meta.main) {
+  reportCrashes();
   const code = await main(Deno.args);
   // The last lines of a child's stderr, still on their way out.
   await flushLogs();

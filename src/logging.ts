@@ -126,6 +126,11 @@ export async function flushLogs(timeoutMs = 1000): Promise<void> {
   clearTimeout(timer);
 }
 
+/** Whether log lines still wait for stderr (after {@link flushLogs}: it is not read). */
+export function logsPending(): boolean {
+  return stderrWriting !== undefined;
+}
+
 /** Formats a record as one JSON object: time, level, logger (or server), message, and its properties. */
 function formatJson(record: LogRecord): string {
   const time = new Date(record.timestamp).toISOString();

@@ -11,7 +11,8 @@ import { ClientRelay } from "../src/client/client_relay.ts";
 import { LegacySseClient } from "../src/client/legacy_sse_client.ts";
 import { OAuthError } from "../src/client/oauth_client_credentials.ts";
 import { RemoteError, type RemoteTransport, type SendOrder } from "../src/client/remote_transport.ts";
-import type { JsonRpcMessage, JsonRpcRequest } from "../src/jsonrpc.ts";
+import { type JsonRpcMessage, type JsonRpcRequest, parseMessages } from "../src/jsonrpc.ts";
+import type { JsonText } from "../src/large_answer.ts";
 
 const delay = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
@@ -23,11 +24,14 @@ function errorOf(message: JsonRpcMessage): { code: number; message: string } | u
 /** What a scripted server does with one message on session `session` (1, 2, …). */
 type Script = (transport: ScriptedTransport, message: JsonRpcMessage, order?: SendOrder) => Promise<void>;
 
+/** The transport the relay made last. */
+let lastTransport: ScriptedTransport | undefined;
+
 /** What {@link ScriptedTransport.letGo} was given, in order; emptied by each test that looks. */
 const letGone: string[] = [];
 
 class ScriptedTransport implements RemoteTransport {
-  onmessage?: (message: JsonRpcMessage) => void;
+  onmessage?: (message: JsonRpcMessage, json?: JsonText) => void;
   onsessionlost?: (reason: string) => void;
   constructor(
     readonly kind: "streamablehttp" | "sse",
@@ -67,7 +71,8 @@ function relayOver(
   let sessions = 0;
   const relay = new ClientRelay({
     transport: kind,
-    createTransport: (kind) => new ScriptedTransport(kind, ++sessions, script, startMs(sessions)),
+    createTransport: (kind) =>
+      lastTransport = new ScriptedTransport(kind, ++sessions, script, startMs(sessions)),
     toClient: (message) => out.push(message),
     connectTimeoutMs: 3000,
     requestTimeoutMs,
@@ -453,4 +458,33 @@ Deno.test("a request cancelled by its client or by --request-timeout is let go o
     assert.deepEqual(cancelled, ["by-client", "by-timeout"]);
     // Found by QA: each kept its connection for the rest of the session.
     assert.deepEqual(letGone, ["by-client on 1", "by-timeout on 1"]);
+  }));
+
+Deno.test("the end of input refuses no request the server cancelled, and spells the ids as the server did", () =>
+  quietly(async () => {
+    const answersToServer: string[] = [];
+    const { relay, out, send } = relayOver("streamablehttp", async (transport, message) => {
+      if (!("method" in message)) {
+        answersToServer.push(JSON.stringify(message));
+        return;
+      }
+      await Promise.resolve();
+      handshake(transport, message);
+    });
+    send(INITIALIZE);
+    await delay(20);
+    send(INITIALIZED);
+    await delay(5);
+    const session = lastTransport!;
+    const fromServer = (json: string) => session.onmessage?.(parseMessages(json)[0] as JsonRpcMessage, json);
+    fromServer('{"jsonrpc":"2.0","id":1.0,"method":"roots/list"}');
+    fromServer('{"jsonrpc":"2.0","id":"gone","method":"sampling/createMessage","params":{}}');
+    fromServer('{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":"gone"}}');
+    assert.deepEqual(out.slice(1).map((message) => message.id), [1, "gone", undefined]);
+    relay.inputEnded();
+    await relay.drained();
+    await relay.close();
+    assert.equal(answersToServer.length, 1, answersToServer.join("\n"));
+    // Found by review: `1.0` came back as `1`, and a request the server had cancelled was refused.
+    assert.match(answersToServer[0], /^\{"jsonrpc":"2.0","id":1.0,"error":\{"code":-32603,/);
   }));

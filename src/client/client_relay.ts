@@ -133,7 +133,8 @@ interface PendingRequest {
   closable?: boolean;
   /**
    * The wire it went on last: a `closable` one's stream is closed there (`RemoteTransport.abandon`), and
-   * another's cancellation goes there when it times out. Undefined while it has not gone.
+   * another's cancellation goes there when it times out. Undefined until it is handed to a wire, and again
+   * when that wire failed to deliver it (`NOT_SENT`).
    */
   transport?: RemoteTransport;
   /** Kept for the {@link RefusalMender}, until its first error answer. */
@@ -172,10 +173,11 @@ export class ClientRelay {
   readonly #subscriptions = new Set<string>();
   #closed = false;
   /**
-   * The server's requests passed to the client and not answered by it yet. Once its input has ended
-   * ({@link inputEnded}), the client can answer none: they are answered with an error instead.
+   * The server's requests passed to the client and not answered by it (nor cancelled by the server) yet,
+   * of the current session, with their ids as the server spelled them. Once the client's input has ended
+   * ({@link inputEnded}), it can answer none: they are answered with an error instead.
    */
-  readonly #serverRequests = new Set<RequestId>();
+  readonly #serverRequests = new Map<RequestId, RequestId>();
   #inputEnded = false;
   /** Aborted by `close()`: ends every wait, so that nothing of the relay outlives it. */
   readonly #stop = new AbortController();
@@ -229,7 +231,8 @@ export class ClientRelay {
         }
         this.#forget(id);
         // Earlier revisions: its stream is closed once the notification is out (see `letGo`).
-        const wire = pending?.closable ? undefined : pending?.transport;
+        // Not an `initialize`, which the spec forbids to cancel: its answer opens the session.
+        const wire = pending?.closable || pending?.method === "initialize" ? undefined : pending?.transport;
         const sent = this.#dispatch(message, json);
         wire?.letGo?.(id, sent);
         return;
@@ -247,12 +250,12 @@ export class ClientRelay {
   inputEnded(): void {
     if (this.#inputEnded) return;
     this.#inputEnded = true;
-    for (const id of [...this.#serverRequests]) this.#refuseServerRequest(id);
+    for (const [id, spelled] of [...this.#serverRequests]) this.#refuseServerRequest(id, spelled);
   }
 
-  #refuseServerRequest(id: RequestId): void {
+  #refuseServerRequest(id: RequestId, spelled: RequestId): void {
     this.#serverRequests.delete(id);
-    this.#dispatch(errorResponse(id, ErrorCode.InternalError, INPUT_ENDED));
+    this.#dispatch(errorResponse(spelled, ErrorCode.InternalError, INPUT_ENDED));
   }
 
   /**
@@ -747,6 +750,8 @@ export class ClientRelay {
   #sessionLost(generation: number, reason: string): void {
     if (generation !== this.#generation || this.#closed) return;
     this.#generation++;
+    // The lost session's requests to the client: the next session knows none of them.
+    this.#serverRequests.clear();
     const old = this.#session;
     this.#session = undefined;
     this.#logger.warn("lost the session with the server ({reason}); reconnecting", { reason });
@@ -786,8 +791,11 @@ export class ClientRelay {
     if (this.#closed) return;
     if (!isResponse(message)) {
       if (isRequest(message)) {
-        if (this.#inputEnded) return this.#refuseServerRequest(message.id);
-        this.#serverRequests.add(message.id);
+        const spelled = (typeof json === "string" ? idSpelling(json, message.id) : undefined) ?? message.id;
+        if (this.#inputEnded) return this.#refuseServerRequest(message.id, spelled);
+        this.#serverRequests.set(message.id, spelled);
+      } else if (message.method === "notifications/cancelled" && this.#serverRequests.size !== 0) {
+        this.#serverRequests.delete(message.params?.requestId as RequestId);
       }
       this.#options.toClient(message, json);
       return;

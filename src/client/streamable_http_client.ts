@@ -350,6 +350,7 @@ export class StreamableHttpClient implements RemoteTransport {
     for (const own of this.#live) own.abort();
     this.#live.clear();
     this.#abandonable.clear();
+    this.#stoppable.clear();
     if (wasClosed || this.#sessionId === undefined) return;
     try {
       const response = await this.#fetch(this.#url, {

@@ -1,0 +1,28 @@
+/**
+ * A crash of mcp-proxy (an exception nothing caught, a rejection nothing handled) is reported, with the log
+ * lines before it: they wait in a queue for stderr, which Deno's own exit would drop.
+ */
+
+import assert from "node:assert/strict";
+
+const FIXTURE = new URL("./fixtures/crash_after_logging.ts", import.meta.url).pathname;
+
+for (const how of ["throw", "reject"]) {
+  Deno.test(`a crash (${how}) is reported after the log lines before it, and the exit is 1`, async () => {
+    const { code, stderr } = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "--quiet", "--allow-env", "--allow-read", FIXTURE, how],
+      stdin: "null",
+      stdout: "null",
+      stderr: "piped",
+    }).output();
+    const text = new TextDecoder().decode(stderr);
+    assert.equal(code, 1, text);
+    const lines = text.trimEnd().split("\n");
+    // Found by review: the lines still queued were lost, the last ones first.
+    assert.equal(lines.filter((line) => line.includes("of many")).length, 1000);
+    const crashed = lines.findIndex((line) => line.startsWith("mcp-proxy: crashed: Error: boom"));
+    assert.ok(crashed > 0, text.slice(-2000));
+    assert.match(lines[crashed], how === "throw" ? /\(thrown\)$/ : /\(rejected\)$/);
+    assert.match(lines[crashed - 1], /ERROR +the last line before the crash$/);
+  });
+}
