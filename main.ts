@@ -14,7 +14,7 @@
 import { type CommandLine, UsageError } from "./src/cli/command_line.ts";
 import { helpText, USAGE_LINE } from "./src/cli/help_text.ts";
 import { parseCommandLine } from "./src/cli/parse_command_line.ts";
-import { flushLogs, logsPending, proxyLogger, setupLogging } from "./src/logging.ts";
+import { flushLogs, lastLogLine, proxyLogger, setupLogging } from "./src/logging.ts";
 import type { ServerModeHandle } from "./src/server_mode.ts";
 import { VERSION } from "./src/version.ts";
 
@@ -92,6 +92,7 @@ export async function main(args: string[]): Promise<number> {
   for (const warning of commandLine.warnings) logger.warn("{warning}", { warning });
 
   let server: ServerModeHandle | undefined;
+  killServers = () => server?.kill();
   const signal = waitForShutdownSignal(() => server?.kill());
   // Each mode loads only its own modules: server mode never loads client mode's, and the reverse.
   if (commandLine.mode === "client") {
@@ -114,23 +115,37 @@ export async function main(args: string[]): Promise<number> {
   return 0;
 }
 
+/** Set once the servers run: kills them at once (a second signal, a crash). */
+let killServers: (() => void) | undefined;
+
+/** Set by a crash: its report decides the exit. */
+let crashed = false;
+
 /**
- * A crash (an exception nothing caught, a rejection nothing handled) is reported, after the log lines
- * before it, and the process exits 1, as Deno's own report would: log lines go to stderr asynchronously,
- * and that exit lost those still waiting, the ones that tell what led to the crash (found by review).
+ * A crash (an exception nothing caught, a rejection nothing handled) is reported after the log lines before
+ * it, and the process exits 1, as Deno's own report would: log lines go to stderr asynchronously, and that
+ * exit dropped those still waiting, the ones that tell what led to the crash (found by review). The report
+ * is the log's last line (later ones are dropped); the exit comes once it is out, or after 1 s (stderr not
+ * read), whatever fails on the way. The servers are killed first: a child must not outlive the proxy.
  */
 export function reportCrashes(): void {
-  let crashed = false;
   const crash = (event: Event, error: unknown) => {
     event.preventDefault();
     if (crashed) return;
     crashed = true;
-    const why = error instanceof Error ? error.stack ?? error.message : String(error);
-    flushLogs().then(() => {
-      // Written at once: nothing else runs any more. Unless stderr is not read: it would never return.
-      if (!logsPending()) write(Deno.stderr, `mcp-proxy: crashed: ${why}\n`);
-      Deno.exit(1);
-    });
+    try {
+      killServers?.();
+      let why: string;
+      try {
+        why = error instanceof Error ? error.stack ?? error.message : String(error);
+      } catch {
+        why = "(an error that cannot be shown)";
+      }
+      lastLogLine(`mcp-proxy: crashed: ${why}`);
+    } catch {
+      // Nothing more can be said: the exit below comes all the same.
+    }
+    flushLogs().finally(() => Deno.exit(1));
   };
   globalThis.addEventListener("error", (event) => crash(event, (event as ErrorEvent).error));
   globalThis.addEventListener(
@@ -144,5 +159,6 @@ if (import.meta.main) {
   const code = await main(Deno.args);
   // The last lines of a child's stderr, still on their way out.
   await flushLogs();
-  Deno.exit(code);
+  // A crash meanwhile exits by its report.
+  if (!crashed) Deno.exit(code);
 }

@@ -82,8 +82,12 @@ const MAX_STDERR_QUEUE_BYTES = 1024 * 1024;
 /** The proxy's own lines are dropped only well beyond that. */
 const MAX_OWN_QUEUE_BYTES = 4 * MAX_STDERR_QUEUE_BYTES;
 
+/** Set by {@link lastLogLine}: no line goes after it. */
+let sealed = false;
+
 /** Writes a log line to stderr: see {@link stderrQueue}. A closed stderr is not the proxy's problem. */
 function writeStderr(bytes: Uint8Array<ArrayBuffer>, childLine: boolean): void {
+  if (sealed) return;
   if (stderrQueuedBytes + bytes.length > (childLine ? MAX_STDERR_QUEUE_BYTES : MAX_OWN_QUEUE_BYTES)) {
     stderrDropped++;
     return;
@@ -126,9 +130,18 @@ export async function flushLogs(timeoutMs = 1000): Promise<void> {
   clearTimeout(timer);
 }
 
-/** Whether log lines still wait for stderr (after {@link flushLogs}: it is not read). */
-export function logsPending(): boolean {
-  return stderrWriting !== undefined;
+/**
+ * Queues `text` as the last line of the log, after those waiting: lines logged later (a child's, say) are
+ * dropped, so that {@link flushLogs} reaches it however busy the log is. For a crash's report.
+ */
+export function lastLogLine(text: string): void {
+  if (sealed) return;
+  const bytes = encoder.encode(text.endsWith("\n") ? text : `${text}\n`);
+  // Past the queue's bound too: it is the line that says why the process ends.
+  stderrQueue.push(bytes);
+  stderrQueuedBytes += bytes.length;
+  sealed = true;
+  stderrWriting ??= drainStderr();
 }
 
 /** Formats a record as one JSON object: time, level, logger (or server), message, and its properties. */

@@ -302,7 +302,7 @@ Deno.test("authorizedClient().scrub also replaces a credential as a JSON string 
   assert.equal(scrub(`raw ${secret}`), "raw ***");
 });
 
-Deno.test("the URL's credentials (password, query values named so) are scrubbed, as written and decoded", async () => {
+Deno.test("the URL's credentials (user name, password, query values named so) are scrubbed, as written and decoded", async () => {
   const url = new URL(
     "http://user:pass%2Fword99@127.0.0.1/mcp?api_key=QSECRET%2B12&version=2025-06-18&access_token=a+b+c+d+e&streaming",
   );
@@ -311,14 +311,26 @@ Deno.test("the URL's credentials (password, query values named so) are scrubbed,
     "QSECRET+12",
     "a+b+c+d+e",
     "a b c d e",
+    "user",
     "pass%2Fword99",
     "pass/word99",
+    btoa("user:pass/word99"),
+    btoa("user:pass%2Fword99"),
   ]);
   // Found by review: a `%` alone in a password threw at start-up.
   assert.deepEqual(urlSecrets(new URL("http://u:p%zz-secret@127.0.0.1/mcp?token=%E0%A4%A")), [
     "%E0%A4%A",
+    "u",
     "p%zz-secret",
+    btoa("u:p%zz-secret"),
   ]);
+  // A token given as the user name, its Basic form, a long bare parameter, a name written encoded.
+  assert.deepEqual(
+    urlSecrets(
+      new URL("https://ghp_TOKEN0123@127.0.0.1/mcp?sk-live-0123456789abcdef&%74oken=abcdefgh12&flag"),
+    ),
+    ["sk-live-0123456789abcdef", "abcdefgh12", "ghp_TOKEN0123", "", btoa("ghp_TOKEN0123:")],
+  );
   const { scrub } = authorizedClient(fetch, { headers: {}, secrets: urlSecrets(url) });
   // Found by QA: a server that quoted its URL back in an error put `?key=` in the log and in the client's answer.
   assert.equal(

@@ -11,7 +11,7 @@ import { VERSION } from "../src/version.ts";
 /** One line, no stack trace. */
 function assertNoStackTrace(stderr: string): void {
   assert.doesNotMatch(stderr, /^\s+at /m, stderr);
-  assert.doesNotMatch(stderr, /Uncaught|Stack backtrace/, stderr);
+  assert.doesNotMatch(stderr, /Uncaught|Stack backtrace|mcp-proxy: crashed/, stderr);
 }
 
 Deno.test("--version prints the version from deno.json; --help lists every flag", async () => {

@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 
 const FIXTURE = new URL("./fixtures/crash_after_logging.ts", import.meta.url).pathname;
 
-for (const how of ["throw", "reject"]) {
+for (const how of ["throw", "reject", "chatty", "unshowable"]) {
   Deno.test(`a crash (${how}) is reported after the log lines before it, and the exit is 1`, async () => {
     const { code, stderr } = await new Deno.Command(Deno.execPath(), {
       args: ["run", "--quiet", "--allow-env", "--allow-read", FIXTURE, how],
@@ -20,9 +20,24 @@ for (const how of ["throw", "reject"]) {
     const lines = text.trimEnd().split("\n");
     // Found by review: the lines still queued were lost, the last ones first.
     assert.equal(lines.filter((line) => line.includes("of many")).length, 1000);
-    const crashed = lines.findIndex((line) => line.startsWith("mcp-proxy: crashed: Error: boom"));
+    const crashed = lines.findIndex((line) => line.startsWith("mcp-proxy: crashed: "));
     assert.ok(crashed > 0, text.slice(-2000));
-    assert.match(lines[crashed], how === "throw" ? /\(thrown\)$/ : /\(rejected\)$/);
-    assert.match(lines[crashed - 1], /ERROR +the last line before the crash$/);
+    // Found by review: a report that could not be made a string left the process running for ever.
+    const why = {
+      throw: /Error: boom \(thrown\)$/,
+      chatty: /Error: boom \(thrown\)$/,
+      reject: /Error: boom \(rejected\)$/,
+    };
+    assert.match(
+      lines[crashed],
+      why[how as keyof typeof why] ?? /crashed: \(an error that cannot be shown\)$/,
+    );
+    // The report is the last line, its stack aside: found by review, lines logged after the crash (a busy
+    // child's) kept it from going out.
+    assert.deepEqual(lines.slice(crashed + 1).filter((line) => !/^\s+at /.test(line)), []);
+    assert.match(
+      lines[crashed - 1],
+      how === "chatty" ? /WARNING +(more )+$/ : /ERROR +the last line before the crash$/,
+    );
   });
 }

@@ -99,29 +99,48 @@ export interface AuthorizationOptions {
 }
 
 /** Query parameter names that say their value is a credential: `api_key`, `token`, `X-Amz-Signature`… */
-const SECRET_PARAMETER = /key|token|secret|pass|auth|sig|credential|session|code/i;
+const SECRET_PARAMETER =
+  /key|token|secret|pass|pwd|pw$|auth|sig|credential|creds|session|sid|code|jwt|hmac|otp|ticket/i;
+
+/** A query parameter without a value this long is taken for a credential (`?sk-live-…`), not a flag. */
+const BARE_SECRET_LENGTH = 16;
 
 /**
- * The values of `url` that are credentials, as written in it and as decoded: its password, and the values
- * of the query parameters whose names say so ({@link SECRET_PARAMETER}). A server may quote its URL back in
- * an error (found by QA: `?key=` reached the log and the client). Other values are left alone: a server's
+ * The values of `url` that are credentials, as written in it and as decoded: its user name and password
+ * (and the `Basic` credentials `fetch` makes of them), the values of the query parameters whose names say
+ * so ({@link SECRET_PARAMETER}), and long parameters without a value. A server may quote its URL back in an
+ * error (found by QA: `?key=` reached the log and the client). Other values are left alone: a server's
  * error answer quoting them goes to the client as it is.
  */
 export function urlSecrets(url: URL): string[] {
   const found: string[] = [];
-  const both = (written: string) => {
-    found.push(written);
+  const decoded = (written: string) => {
     try {
-      found.push(decodeURIComponent(written.replaceAll("+", " ")));
+      return decodeURIComponent(written.replaceAll("+", " "));
     } catch {
-      // Not percent-encoded as it should be (a `%` alone): as written, then.
+      return written; // Not percent-encoded as it should be (a `%` alone): as written, then.
     }
   };
+  const both = (written: string) => found.push(written, decoded(written));
   for (const pair of url.search.slice(1).split("&")) {
     const equals = pair.indexOf("=");
-    if (equals !== -1 && SECRET_PARAMETER.test(pair.slice(0, equals))) both(pair.slice(equals + 1));
+    if (equals === -1) {
+      if (pair.length >= BARE_SECRET_LENGTH) both(pair);
+    } else if (SECRET_PARAMETER.test(decoded(pair.slice(0, equals)))) both(pair.slice(equals + 1));
   }
-  if (url.password !== "") both(url.password);
+  if (url.username !== "" || url.password !== "") {
+    both(url.username);
+    both(url.password);
+    for (
+      const pair of [`${decoded(url.username)}:${decoded(url.password)}`, `${url.username}:${url.password}`]
+    ) {
+      try {
+        found.push(btoa(pair));
+      } catch {
+        // Not Latin-1: no such header is sent.
+      }
+    }
+  }
   return [...new Set(found)];
 }
 

@@ -229,9 +229,10 @@ export class ClientRelay {
           pending.abandoned = true;
           pending.transport?.abandon?.(id);
         }
-        this.#forget(id);
+        // An `initialize`, which the spec forbids to cancel, is still waited for: its answer opens the
+        // session (found by review: the answer was dropped, and the session never learned its version).
+        if (pending?.method !== "initialize") this.#forget(id);
         // Earlier revisions: its stream is closed once the notification is out (see `letGo`).
-        // Not an `initialize`, which the spec forbids to cancel: its answer opens the session.
         const wire = pending?.closable || pending?.method === "initialize" ? undefined : pending?.transport;
         const sent = this.#dispatch(message, json);
         wire?.letGo?.(id, sent);
@@ -790,7 +791,9 @@ export class ClientRelay {
   #fromServer(message: JsonRpcMessage, transport: RemoteTransport, json?: JsonText, refused?: boolean): void {
     if (this.#closed) return;
     if (!isResponse(message)) {
-      if (isRequest(message)) {
+      // Of the current session only: a lost one's streams may still bring some (found by review: their ids
+      // may be those of the new session's requests).
+      if (isRequest(message) && transport === this.#opened?.transport) {
         const spelled = (typeof json === "string" ? idSpelling(json, message.id) : undefined) ?? message.id;
         if (this.#inputEnded) return this.#refuseServerRequest(message.id, spelled);
         this.#serverRequests.set(message.id, spelled);
