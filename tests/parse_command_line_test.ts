@@ -335,6 +335,13 @@ Deno.test("client: --connect-timeout and --request-timeout take seconds; 0 is no
   );
   assert.throws(() => parseCommandLine(["--request-timeout", "-1", URL_SSE], {}), UsageError);
   assert.throws(() => parseCommandLine(["--request-timeout", "soon", URL_SSE], {}), /0 for no limit/);
+  // Found by QA: 0.0001 meant no limit, and a time beyond what a timer waits fired at once, again and again.
+  assert.equal(client(["--request-timeout", "0.0001", URL_SSE]).requestTimeoutMs, 1);
+  assert.equal(client(["--request-timeout", "2147483", URL_SSE]).requestTimeoutMs, 2_147_483_000);
+  assert.throws(
+    () => parseCommandLine(["--request-timeout", "3000000", URL_SSE], {}),
+    /at most 2147483 seconds/,
+  );
 });
 
 Deno.test("client: -H/--headers take KEY VALUE and repeat", () => {

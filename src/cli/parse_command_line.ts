@@ -261,8 +261,18 @@ function parseSeconds(value: string, shownAs: string, zeroMeansNoLimit: boolean)
       : "a positive number of seconds";
     throw new UsageError(`${shownAs} expects ${expected}, got ${quote(value)}`);
   }
-  return Math.round(seconds * 1000);
+  // At least 1 ms when not 0 (found by QA: 0.0001 meant no limit); at most what a timer can wait (2^31 - 1
+  // ms, some 24.8 days; found by QA: beyond, the timer fired at once, over and over).
+  if (seconds > MAX_SECONDS) {
+    throw new UsageError(
+      `${shownAs} expects at most ${MAX_SECONDS} seconds (24.8 days), got ${quote(value)}`,
+    );
+  }
+  return seconds === 0 ? 0 : Math.max(1, Math.round(seconds * 1000));
 }
+
+/** The longest time a timer waits: 2^31 - 1 ms. */
+const MAX_SECONDS = 2_147_483;
 
 function parseChoice<T extends string>(value: string, choices: readonly T[], shownAs: string): T {
   const choice = choices.find((candidate) => candidate.toLowerCase() === value.toLowerCase());
