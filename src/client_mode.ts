@@ -7,7 +7,7 @@
  */
 
 import type { ClientModeOptions } from "./cli/command_line.ts";
-import { authorizedClient, urlSecrets } from "./client/authorized_fetch.ts";
+import { authorizedClient, isTokenLike, urlSecrets } from "./client/authorized_fetch.ts";
 import { applyNoProxyEverywhere, proxyConfigured } from "./client/http1_fetch.ts";
 import { ClientRelay } from "./client/client_relay.ts";
 import { LegacySseClient } from "./client/legacy_sse_client.ts";
@@ -37,9 +37,14 @@ import { standardInput } from "./standard_input.ts";
 const logger = proxyLogger("client");
 const decoder = new TextDecoder();
 
-/** The URL without its query and fragment, which may hold secrets: what the log shows. */
+/**
+ * The URL without its query, fragment and user info, which may hold secrets, and with `***` for each path
+ * segment that looks like a token (found by QA: a secret some hosted servers take in the path was logged):
+ * what the log shows.
+ */
 function redact(url: URL): string {
-  return `${url.origin}${url.pathname}`;
+  const path = url.pathname.split("/").map((segment) => isTokenLike(segment) ? "***" : segment).join("/");
+  return `${url.origin}${path}`;
 }
 
 /** What the log says of a stdin line dropped for its length, as its ends tell. */

@@ -331,6 +331,23 @@ Deno.test("the URL's credentials (user name, password, query values named so) ar
     ),
     ["sk-live-0123456789abcdef", "abcdefgh12", "ghp_TOKEN0123", "", btoa("ghp_TOKEN0123:")],
   );
+  // By the words of their names (found by QA: `author`, `design`, `compass`, `barcode` were taken for
+  // credentials), and path segments that look like tokens.
+  const named = new URL(
+    "http://127.0.0.1/mcp/s/k9Xq2LmP4vR7sT1w/mcp?author=Shakespeare&design=blueprint1&compass=northnorth" +
+      "&barcode=4006381333931&apiKey=k-12345678&X-Amz-Signature=abcdef012345&accessToken=t-12345678&pat=p-12345678",
+  );
+  assert.deepEqual(urlSecrets(named), [
+    "k-12345678",
+    "abcdef012345",
+    "t-12345678",
+    "p-12345678",
+    "k9Xq2LmP4vR7sT1w",
+  ]);
+  // `fetch` sends Basic credentials as the base64 of their UTF-8 bytes (found by QA: `pässwört` leaked).
+  const utf8 = urlSecrets(new URL("http://j%C3%B6rg:p%C3%A4ssw%C3%B6rt-123@127.0.0.1/mcp"));
+  const bytes = new TextEncoder().encode("jörg:pässwört-123");
+  assert.ok(utf8.includes(btoa(String.fromCharCode(...bytes))), utf8.join(" "));
   const { scrub } = authorizedClient(fetch, { headers: {}, secrets: urlSecrets(url) });
   // Found by QA: a server that quoted its URL back in an error put `?key=` in the log and in the client's answer.
   assert.equal(

@@ -98,19 +98,70 @@ export interface AuthorizationOptions {
   secrets?: readonly string[];
 }
 
-/** Query parameter names that say their value is a credential: `api_key`, `token`, `X-Amz-Signature`… */
-const SECRET_PARAMETER =
-  /key|token|secret|pass|pwd|pw$|auth|sig|credential|creds|session|sid|code|jwt|hmac|otp|ticket/i;
+/** Words of a query parameter's name that say its value is a credential (`api_key`, `X-Amz-Signature`). */
+const SECRET_WORDS = new Set([
+  "key",
+  "apikey",
+  "token",
+  "secret",
+  "password",
+  "passwd",
+  "pass",
+  "pwd",
+  "pw",
+  "auth",
+  "authorization",
+  "sig",
+  "signature",
+  "credential",
+  "credentials",
+  "creds",
+  "session",
+  "sessionid",
+  "sid",
+  "code",
+  "jwt",
+  "hmac",
+  "otp",
+  "ticket",
+  "pat",
+  "bearer",
+]);
+
+/** Ends of a name written as one word that say the same (`accesstoken`, `clientsecret`, `xapikey`). */
+const SECRET_ENDINGS = /(token|secret|password|passwd|apikey|signature)$/;
+
+/** Whether a query parameter's name says its value is a credential: by its words, not any part of them. */
+function namesSecret(name: string): boolean {
+  const words = name.replace(/([a-z0-9])([A-Z])/g, "$1 $2").toLowerCase().split(/[^a-z0-9]+/);
+  return words.some((word) => SECRET_WORDS.has(word) || SECRET_ENDINGS.test(word));
+}
 
 /** A query parameter without a value this long is taken for a credential (`?sk-live-…`), not a flag. */
 const BARE_SECRET_LENGTH = 16;
 
 /**
+ * A path segment that looks like a credential rather than a name: 16 characters or more of letters and
+ * digits both (some hosted servers take their secret in the path: `…/mcp/s/SECRET/mcp`).
+ */
+export function isTokenLike(segment: string): boolean {
+  return segment.length >= BARE_SECRET_LENGTH && /[a-z]/i.test(segment) && /\d/.test(segment);
+}
+
+/** `text` as the base64 of its UTF-8 bytes, as `fetch` writes `Basic` credentials. */
+function base64Utf8(text: string): string {
+  let binary = "";
+  for (const byte of new TextEncoder().encode(text)) binary += String.fromCharCode(byte);
+  return btoa(binary);
+}
+
+/**
  * The values of `url` that are credentials, as written in it and as decoded: its user name and password
  * (and the `Basic` credentials `fetch` makes of them), the values of the query parameters whose names say
- * so ({@link SECRET_PARAMETER}), and long parameters without a value. A server may quote its URL back in an
- * error (found by QA: `?key=` reached the log and the client). Other values are left alone: a server's
- * error answer quoting them goes to the client as it is.
+ * so ({@link namesSecret}), long parameters without a value, and path segments that look like tokens
+ * ({@link isTokenLike}). A server may quote its URL back in an error (found by QA: `?key=` reached the log
+ * and the client). Other values are left alone: a server's error answer quoting them goes to the client as
+ * it is.
  */
 export function urlSecrets(url: URL): string[] {
   const found: string[] = [];
@@ -126,18 +177,21 @@ export function urlSecrets(url: URL): string[] {
     const equals = pair.indexOf("=");
     if (equals === -1) {
       if (pair.length >= BARE_SECRET_LENGTH) both(pair);
-    } else if (SECRET_PARAMETER.test(decoded(pair.slice(0, equals)))) both(pair.slice(equals + 1));
+    } else if (namesSecret(decoded(pair.slice(0, equals)))) both(pair.slice(equals + 1));
   }
+  for (const segment of url.pathname.split("/")) if (isTokenLike(segment)) both(segment);
   if (url.username !== "" || url.password !== "") {
     both(url.username);
     both(url.password);
+    // Latin-1 or UTF-8 bytes, decoded or as written: whichever the fetch sends (found by QA: `pässwört`).
     for (
       const pair of [`${decoded(url.username)}:${decoded(url.password)}`, `${url.username}:${url.password}`]
     ) {
+      found.push(base64Utf8(pair));
       try {
         found.push(btoa(pair));
       } catch {
-        // Not Latin-1: no such header is sent.
+        // Not Latin-1.
       }
     }
   }
