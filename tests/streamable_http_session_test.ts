@@ -221,6 +221,31 @@ Deno.test("SessionEventLog: a busy GET stream does not push out the answers of t
   assert.equal(sized.heldTextLength, 90);
 });
 
+Deno.test("SessionEventLog: among the POSTs' events, answers are forgotten last, and each stream replays in order", () => {
+  const log = new SessionEventLog(10, 10_000);
+  log.append("1", "progress of 1");
+  log.append("1", "answer of 1", true);
+  // The server's own messages, related to another request still running (found by QA: they pushed out the
+  // answer a broken stream was to be resumed for).
+  for (let i = 0; i < 100; i++) log.append("2", `note ${i}`);
+  assert.deepEqual(log.since("1", 0).map((event) => event.data), ["answer of 1"]);
+  assert.equal(log.since("2", 0).length, 9);
+  // A stream's events come back in the order they were sent, answers and the rest alike.
+  log.append("3", "progress of 3");
+  log.append("3", "answer of 3", true);
+  log.append("3", "after the answer");
+  assert.deepEqual(log.since("3", 0).map((event) => event.data), [
+    "progress of 3",
+    "answer of 3",
+    "after the answer",
+  ]);
+  // Answers alone: the oldest go first.
+  for (let i = 0; i < 20; i++) log.append(`${10 + i}`, `answer ${i}`, true);
+  assert.equal(log.size, 10);
+  assert.deepEqual(log.since("29", 0).map((event) => event.data), ["answer 19"]);
+  assert.deepEqual(log.since("1", 0), []);
+});
+
 Deno.test("an answer that comes first leaves as one JSON body; a batch's answers in request order", async () => {
   const harness = new Harness();
   await harness.initialize();

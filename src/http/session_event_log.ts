@@ -4,7 +4,9 @@
  * session, bounded by a number of events and by their total size: the oldest are forgotten first, but
  * the session's GET stream and the streams of its POSTs each keep at least half of either bound. A GET
  * stream busy with the server's own messages would otherwise push out the answer a broken POST stream
- * waits to be resumed for. The newest event stays, whatever its size.
+ * waits to be resumed for. Among the POSTs' events, answers are forgotten last: a server's messages that
+ * belong to no request go on the stream of a request still running, as mcp-proxy relates them, and they
+ * would otherwise push out the answer of another. The newest event stays, whatever its size.
  *
  * Event ids are `STREAM:SEQ`: the stream the event was sent on, and its place in the session's log.
  *
@@ -80,6 +82,34 @@ class Lane {
   }
 }
 
+/** The events of the POSTs' streams: their answers, and the rest (progress, the server's own messages). */
+class PostLanes {
+  readonly others = new Lane();
+  readonly answers = new Lane();
+
+  get size(): number {
+    return this.others.size + this.answers.size;
+  }
+
+  get textLength(): number {
+    return this.others.textLength + this.answers.textLength;
+  }
+
+  /** Forgets the oldest event that is not the newest (the one of `newest`, its lane), answers last. */
+  forgetOldest(newest: Lane): void {
+    const spare = this.others.size - (newest === this.others ? 1 : 0);
+    (spare > 0 ? this.others : this.answers).forgetOldest();
+  }
+
+  since(streamId: string, seq: number): LoggedEvent[] {
+    const others = this.others.since(streamId, seq);
+    const answers = this.answers.since(streamId, seq);
+    if (others.length === 0) return answers;
+    if (answers.length === 0) return others;
+    return [...others, ...answers].sort((a, b) => a.seq - b.seq);
+  }
+}
+
 /**
  * The event log of one session.
  *
@@ -96,7 +126,7 @@ export class SessionEventLog {
   /** The events of the GET stream ({@link GET_STREAM}). */
   readonly #get = new Lane();
   /** The events of the POSTs' streams. */
-  readonly #posts = new Lane();
+  readonly #posts = new PostLanes();
   #seq = 0;
 
   constructor(maxEvents = DEFAULT_MAX_EVENTS, maxTextLength = DEFAULT_MAX_TEXT_LENGTH) {
@@ -115,7 +145,7 @@ export class SessionEventLog {
    */
   get heldTextLength(): number {
     let total = 0;
-    for (const lane of [this.#get, this.#posts]) {
+    for (const lane of [this.#get, this.#posts.others, this.#posts.answers]) {
       for (const event of lane.events) total += event.data.length;
     }
     return total;
@@ -126,11 +156,11 @@ export class SessionEventLog {
     return `${streamId}:${++this.#seq}`;
   }
 
-  /** Logs `data` as sent on `streamId`; returns its event id. */
-  append(streamId: string, data: JsonText): string {
+  /** Logs `data` as sent on `streamId` (with `answer`, an answer to a request); returns its event id. */
+  append(streamId: string, data: JsonText, answer = false): string {
     const seq = ++this.#seq;
     const id = `${streamId}:${seq}`;
-    const lane = this.#laneOf(streamId);
+    const lane = streamId === GET_STREAM ? this.#get : answer ? this.#posts.answers : this.#posts.others;
     lane.push({ id, streamId, seq, data });
     for (;;) {
       const overCount = this.size > this.#maxEvents;
@@ -138,8 +168,8 @@ export class SessionEventLog {
       // From a lane over its half of the bound passed (at least one is), oldest first. The newest event
       // stays, whatever its size: it is the one a broken stream most likely misses. It may leave the log
       // over its bound, by less than its own size: the other lane keeps its half (found by review).
-      if (this.#mayGiveWay(this.#get, lane, overCount)) this.#get.forgetOldest();
-      else if (this.#mayGiveWay(this.#posts, lane, overCount)) this.#posts.forgetOldest();
+      if (this.#mayGiveWay(this.#get, lane === this.#get, overCount)) this.#get.forgetOldest();
+      else if (this.#mayGiveWay(this.#posts, lane !== this.#get, overCount)) this.#posts.forgetOldest(lane);
       else break;
     }
     return id;
@@ -154,19 +184,15 @@ export class SessionEventLog {
 
   /** The events logged on `streamId` with a sequence number above `seq`, oldest first. */
   since(streamId: string, seq: number): LoggedEvent[] {
-    return this.#laneOf(streamId).since(streamId, seq);
+    return streamId === GET_STREAM ? this.#get.since(streamId, seq) : this.#posts.since(streamId, seq);
   }
 
   /**
    * Whether `of` is over its half of the bound passed (of the count with `overCount`, else of the size),
-   * with an event to forget other than the newest (which `lane`, where it went, holds alone).
+   * with an event to forget other than the newest (which it holds when `holdsNewest`).
    */
-  #mayGiveWay(of: Lane, lane: Lane, overCount: boolean): boolean {
-    if (of === lane && of.size === 1) return false;
+  #mayGiveWay(of: Lane | PostLanes, holdsNewest: boolean, overCount: boolean): boolean {
+    if (of.size - (holdsNewest ? 1 : 0) === 0) return false;
     return overCount ? of.size * 2 > this.#maxEvents : of.textLength * 2 > this.#maxTextLength;
-  }
-
-  #laneOf(streamId: string): Lane {
-    return streamId === GET_STREAM ? this.#get : this.#posts;
   }
 }

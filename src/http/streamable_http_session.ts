@@ -368,15 +368,18 @@ export class StreamableSession implements SessionPeer {
       if (channel.pending.size === 0) this.#finish(channel);
       return;
     }
-    this.#sendOnChannel(channel, data);
+    this.#sendOnChannel(channel, data, true);
     if (channel.pending.size === 0) this.#finish(channel);
   }
 
-  /** Sends a message on the channel's stream, starting the stream if the response still waits. */
-  #sendOnChannel(channel: AnswerChannel, json: JsonText): void {
+  /**
+   * Sends a message on the channel's stream, starting the stream if the response still waits; `answer`:
+   * it answers one of the channel's requests (the event log forgets those last).
+   */
+  #sendOnChannel(channel: AnswerChannel, json: JsonText, answer = false): void {
     if (channel.resolve !== undefined) this.#startStream(channel);
     const data = eventData(json);
-    const id = this.#log?.append(channel.streamId, data);
+    const id = this.#log?.append(channel.streamId, data, answer);
     channel.stream?.send("message", data, id);
   }
 
@@ -419,7 +422,7 @@ export class StreamableSession implements SessionPeer {
     if (channel.primed) stream.prime(this.#log!.mark(channel.streamId), RETRY_INTERVAL_MS);
     for (const json of channel.answers!.values()) {
       const data = eventData(json);
-      stream.send("message", data, this.#log?.append(channel.streamId, data));
+      stream.send("message", data, this.#log?.append(channel.streamId, data, true));
     }
     channel.answers = undefined;
     resolve(this.#streamResponse(stream));
