@@ -65,7 +65,7 @@ class ScriptedTransport implements RemoteTransport {
 function relayOver(
   kind: "streamablehttp" | "sse",
   script: Script,
-  { requestTimeoutMs = 0, startMs = (_session: number): number => 0 } = {},
+  { requestTimeoutMs = 0, startMs = (_session: number): number => 0, connectTimeoutMs = 3000 } = {},
 ) {
   const out: JsonRpcMessage[] = [];
   let sessions = 0;
@@ -74,7 +74,7 @@ function relayOver(
     createTransport: (kind) =>
       lastTransport = new ScriptedTransport(kind, ++sessions, script, startMs(sessions)),
     toClient: (message) => out.push(message),
-    connectTimeoutMs: 3000,
+    connectTimeoutMs,
     requestTimeoutMs,
     logger: getLogger(["relay-test"]),
   });
@@ -487,4 +487,31 @@ Deno.test("the end of input refuses no request the server cancelled, and spells 
     assert.equal(answersToServer.length, 1, answersToServer.join("\n"));
     // Found by review: `1.0` came back as `1`, and a request the server had cancelled was refused.
     assert.match(answersToServer[0], /^\{"jsonrpc":"2.0","id":1.0,"error":\{"code":-32603,/);
+  }));
+
+Deno.test("at the end of input, messages to a server that never takes them are waited for --connect-timeout, no longer", () =>
+  quietly(async () => {
+    const taken: string[] = [];
+    const { relay, send } = relayOver("streamablehttp", async (transport, message) => {
+      if ("method" in message && message.method === "notifications/roots/list_changed") {
+        await new Promise(() => {}); // A server that never answers this POST.
+      }
+      if ("method" in message) taken.push(String(message.method));
+      handshake(transport, message);
+    }, { connectTimeoutMs: 300 });
+    send(INITIALIZE);
+    await delay(20);
+    send(INITIALIZED);
+    send({ jsonrpc: "2.0", method: "notifications/roots/list_changed" });
+    await delay(20);
+    relay.inputEnded();
+    const started = Date.now();
+    // Found by QA: it waited for ever.
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([relay.drained(), new Promise((resolve) => timer = setTimeout(resolve, 3000))]);
+    clearTimeout(timer);
+    const waited = Date.now() - started;
+    await relay.close();
+    assert.ok(waited >= 250 && waited < 1500, `waited ${waited} ms`);
+    assert.deepEqual(taken, ["initialize", "notifications/initialized"]);
   }));

@@ -187,6 +187,8 @@ export class ClientRelay {
    */
   #sending = 0;
   #whenDrained: (() => void)[] = [];
+  /** At the end of input, the wait for the messages still on their way (see {@link drained}). */
+  #sendingWait: ReturnType<typeof setTimeout> | undefined;
   /**
    * The client's `initialize` requests still waiting for their answer, by id: until then the server has
    * no session for other messages (Streamable HTTP gives its session id with that answer), so they wait.
@@ -252,6 +254,7 @@ export class ClientRelay {
     if (this.#inputEnded) return;
     this.#inputEnded = true;
     for (const [id, spelled] of [...this.#serverRequests]) this.#refuseServerRequest(id, spelled);
+    this.#checkDrained();
   }
 
   #refuseServerRequest(id: RequestId, spelled: RequestId): void {
@@ -261,11 +264,15 @@ export class ClientRelay {
 
   /**
    * Resolves once no request of the client waits for an answer and every message it sent is out: at the
-   * end of input, a notification or an answer to the server's request written last still reaches it.
+   * end of input, a notification or an answer to the server's request written last still reaches it. Once
+   * the input has ended and only such messages are left, they get `--connect-timeout` to go (found by QA: a
+   * server that never answered a notification's POST held the end of input for ever).
    */
   drained(): Promise<void> {
     if (this.#isDrained()) return Promise.resolve();
-    return new Promise((resolve) => this.#whenDrained.push(resolve));
+    const drained = new Promise<void>((resolve) => this.#whenDrained.push(resolve));
+    this.#checkDrained();
+    return drained;
   }
 
   #isDrained(): boolean {
@@ -274,8 +281,22 @@ export class ClientRelay {
   }
 
   #checkDrained(): void {
-    if (this.#whenDrained.length > 0 && this.#isDrained()) {
+    if (this.#whenDrained.length === 0) return;
+    if (this.#isDrained()) {
+      clearTimeout(this.#sendingWait);
+      this.#sendingWait = undefined;
       for (const resolve of this.#whenDrained.splice(0)) resolve();
+    } else if (
+      this.#inputEnded && this.#sendingWait === undefined && this.#pending.size === this.#listening
+    ) {
+      this.#sendingWait = setTimeout(() => {
+        this.#sendingWait = undefined;
+        this.#logger.warn("{count} messages to the server still on their way after {seconds} s; stopping", {
+          count: this.#sending,
+          seconds: this.#options.connectTimeoutMs / 1000,
+        });
+        for (const resolve of this.#whenDrained.splice(0)) resolve();
+      }, this.#options.connectTimeoutMs);
     }
   }
 
@@ -287,6 +308,7 @@ export class ClientRelay {
     if (this.#closed) return;
     this.#closed = true;
     this.#stop.abort();
+    clearTimeout(this.#sendingWait);
     for (const id of [...this.#pending.keys()]) this.#answerWithError(id, ErrorCode.ConnectionClosed, why);
     for (const gate of this.#initializing.values()) gate.resolve();
     this.#initializing.clear();
