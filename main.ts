@@ -14,7 +14,7 @@
 import { type CommandLine, UsageError } from "./src/cli/command_line.ts";
 import { helpText, USAGE_LINE } from "./src/cli/help_text.ts";
 import { parseCommandLine } from "./src/cli/parse_command_line.ts";
-import { flushLogs, lastLogLine, proxyLogger, setupLogging } from "./src/logging.ts";
+import { cutToLastLine, flushLogs, lastLogLine, proxyLogger, setupLogging } from "./src/logging.ts";
 import type { ServerModeHandle } from "./src/server_mode.ts";
 import { VERSION } from "./src/version.ts";
 
@@ -135,6 +135,10 @@ export function reportCrashes(): void {
     crashed = true;
     try {
       killServers?.();
+    } catch {
+      // The report goes all the same.
+    }
+    try {
       let why: string;
       try {
         why = error instanceof Error ? error.stack ?? error.message : String(error);
@@ -145,7 +149,11 @@ export function reportCrashes(): void {
     } catch {
       // Nothing more can be said: the exit below comes all the same.
     }
-    flushLogs().finally(() => Deno.exit(1));
+    // The lines before it first; those a slow stderr has not taken by then go, so that it goes out.
+    flushLogs(800).then(() => {
+      cutToLastLine();
+      return flushLogs(200);
+    }).finally(() => Deno.exit(1));
   };
   globalThis.addEventListener("error", (event) => crash(event, (event as ErrorEvent).error));
   globalThis.addEventListener(

@@ -97,17 +97,23 @@ function writeStderr(bytes: Uint8Array<ArrayBuffer>, childLine: boolean): void {
   stderrWriting ??= drainStderr();
 }
 
+/** How much of the queue one write takes, at most (a line longer than that goes whole). */
+const WRITE_BYTES = 64 * 1024;
+
 async function drainStderr(): Promise<void> {
   try {
     while (stderrQueue.length > 0) {
-      const chunk = concatenated(stderrQueue.splice(0));
-      stderrQueuedBytes = 0;
+      // Some 64 KiB a write at most, so that what waits behind can still be cut (see `cutToLastLine`).
+      let count = 0;
+      for (let bytes = 0; count < stderrQueue.length && bytes < WRITE_BYTES; count++) {
+        bytes += stderrQueue[count].length;
+      }
+      const chunk = concatenated(stderrQueue.splice(0, count));
+      stderrQueuedBytes -= chunk.length;
       let written = 0;
       while (written < chunk.length) written += await Deno.stderr.write(chunk.subarray(written));
-      if (stderrDropped > 0 && stderrQueue.length === 0) {
-        const note = `mcp-proxy: ${stderrDropped} log lines dropped: stderr was not read fast enough\n`;
-        stderrDropped = 0;
-        stderrQueue.push(encoder.encode(note));
+      if (stderrDropped > 0 && stderrQueue.length === 0 && !sealed) {
+        stderrQueue.push(droppedNote());
       }
     }
   } catch {
@@ -130,18 +136,39 @@ export async function flushLogs(timeoutMs = 1000): Promise<void> {
   clearTimeout(timer);
 }
 
+/** The line that says how many lines were dropped; counts them as reported. */
+function droppedNote(): Uint8Array<ArrayBuffer> {
+  const note = `mcp-proxy: ${stderrDropped} log lines dropped: stderr was not read fast enough\n`;
+  stderrDropped = 0;
+  return encoder.encode(note);
+}
+
 /**
- * Queues `text` as the last line of the log, after those waiting: lines logged later (a child's, say) are
- * dropped, so that {@link flushLogs} reaches it however busy the log is. For a crash's report.
+ * Queues `text` as the last line of the log: lines logged later (a child's, say) are dropped. For a crash's
+ * report: see {@link cutToLastLine}.
  */
 export function lastLogLine(text: string): void {
   if (sealed) return;
-  const bytes = encoder.encode(text.endsWith("\n") ? text : `${text}\n`);
+  sealed = true;
+  if (stderrDropped > 0) stderrQueue.push(droppedNote());
   // Past the queue's bound too: it is the line that says why the process ends.
+  const bytes = encoder.encode(text.endsWith("\n") ? text : `${text}\n`);
   stderrQueue.push(bytes);
   stderrQueuedBytes += bytes.length;
-  sealed = true;
   stderrWriting ??= drainStderr();
+}
+
+/**
+ * Drops the lines still waiting before the {@link lastLogLine} (with a line saying how many went): for a
+ * stderr read too slowly for them all, so that the last line goes out before the process ends.
+ */
+export function cutToLastLine(): void {
+  if (!sealed || stderrQueue.length <= 1) return;
+  const last = stderrQueue.pop()!;
+  stderrDropped += stderrQueue.length;
+  stderrQueue.length = 0;
+  stderrQueue.push(droppedNote(), last);
+  stderrQueuedBytes = stderrQueue[0].length + last.length;
 }
 
 /** Formats a record as one JSON object: time, level, logger (or server), message, and its properties. */

@@ -344,6 +344,21 @@ Deno.test("the URL's credentials (user name, password, query values named so) ar
     "p-12345678",
     "k9Xq2LmP4vR7sT1w",
   ]);
+  // Names written as one word (found by review: these were missed once names were read by their words).
+  for (
+    const name of [
+      "secretkey",
+      "accesskey",
+      "privatekey",
+      "authkey",
+      "passphrase",
+      "authcode",
+      "apikeys",
+      "tokens",
+    ]
+  ) {
+    assert.deepEqual(urlSecrets(new URL(`http://127.0.0.1/mcp?${name}=v-12345678`)), ["v-12345678"], name);
+  }
   // `fetch` sends Basic credentials as the base64 of their UTF-8 bytes (found by QA: `pässwört` leaked).
   const utf8 = urlSecrets(new URL("http://j%C3%B6rg:p%C3%A4ssw%C3%B6rt-123@127.0.0.1/mcp"));
   const bytes = new TextEncoder().encode("jörg:pässwört-123");

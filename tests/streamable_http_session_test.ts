@@ -221,7 +221,7 @@ Deno.test("SessionEventLog: a busy GET stream does not push out the answers of t
   assert.equal(sized.heldTextLength, 90);
 });
 
-Deno.test("SessionEventLog: among the POSTs' events, answers are forgotten last, and each stream replays in order", () => {
+Deno.test("SessionEventLog: among the POSTs' events, answers and the rest keep half each, and each stream replays in order", () => {
   const log = new SessionEventLog(10, 10_000);
   log.append("1", "progress of 1");
   log.append("1", "answer of 1", true);
@@ -239,11 +239,14 @@ Deno.test("SessionEventLog: among the POSTs' events, answers are forgotten last,
     "answer of 3",
     "after the answer",
   ]);
-  // Answers alone: the oldest go first.
+  // Many answers: the oldest go first, and the rest keep their half (found by review: a server's request a
+  // running call waited on was pushed out by answers long delivered).
+  log.append("40", "elicitation/create of a running call");
   for (let i = 0; i < 20; i++) log.append(`${10 + i}`, `answer ${i}`, true);
   assert.equal(log.size, 10);
   assert.deepEqual(log.since("29", 0).map((event) => event.data), ["answer 19"]);
   assert.deepEqual(log.since("1", 0), []);
+  assert.deepEqual(log.since("40", 0).map((event) => event.data), ["elicitation/create of a running call"]);
 });
 
 Deno.test("an answer that comes first leaves as one JSON body; a batch's answers in request order", async () => {

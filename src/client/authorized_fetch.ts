@@ -128,8 +128,12 @@ const SECRET_WORDS = new Set([
   "bearer",
 ]);
 
-/** Ends of a name written as one word that say the same (`accesstoken`, `clientsecret`, `xapikey`). */
-const SECRET_ENDINGS = /(token|secret|password|passwd|apikey|signature)$/;
+/**
+ * Ends of a name written as one word that say the same (`accesstoken`, `secretkey`, `passphrase`, `authcode`,
+ * plurals too); `code` ends one only as `authcode` or `passcode` (not `barcode`), `pass` not at all
+ * (`compass`).
+ */
+const SECRET_ENDINGS = /(tokens?|secrets?|passwords?|passwd|passphrase|passcode|authcode|signatures?|keys?)$/;
 
 /** Whether a query parameter's name says its value is a credential: by its words, not any part of them. */
 function namesSecret(name: string): boolean {

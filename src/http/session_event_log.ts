@@ -4,9 +4,10 @@
  * session, bounded by a number of events and by their total size: the oldest are forgotten first, but
  * the session's GET stream and the streams of its POSTs each keep at least half of either bound. A GET
  * stream busy with the server's own messages would otherwise push out the answer a broken POST stream
- * waits to be resumed for. Among the POSTs' events, answers are forgotten last: a server's messages that
- * belong to no request go on the stream of a request still running, as mcp-proxy relates them, and they
- * would otherwise push out the answer of another. The newest event stays, whatever its size.
+ * waits to be resumed for. Among the POSTs' events, the answers and the rest share alike: a server's
+ * messages that belong to no request go on the stream of a request still running, as mcp-proxy relates
+ * them, and would otherwise push out the answer of another; many answers, the server's request a running
+ * call waits on. The newest event stays, whatever its size.
  *
  * Event ids are `STREAM:SEQ`: the stream the event was sent on, and its place in the session's log.
  *
@@ -95,10 +96,17 @@ class PostLanes {
     return this.others.textLength + this.answers.textLength;
   }
 
-  /** Forgets the oldest event that is not the newest (the one of `newest`, its lane), answers last. */
-  forgetOldest(newest: Lane): void {
-    const spare = this.others.size - (newest === this.others ? 1 : 0);
-    (spare > 0 ? this.others : this.answers).forgetOldest();
+  /**
+   * Forgets the oldest event that is not the newest (the one of `newest`, its lane), of the lane that holds
+   * more than half of the bound passed (the count with `overCount`, else the size): the other keeps its
+   * half (found by review: answers forgotten last left the rest room for one).
+   */
+  forgetOldest(newest: Lane, overCount: boolean): void {
+    const share = (lane: Lane) => overCount ? lane.size : lane.textLength;
+    const spare = (lane: Lane) => lane.size - (lane === newest ? 1 : 0) > 0;
+    const first = share(this.others) >= share(this.answers) ? this.others : this.answers;
+    const second = first === this.others ? this.answers : this.others;
+    (spare(first) ? first : second).forgetOldest();
   }
 
   since(streamId: string, seq: number): LoggedEvent[] {
@@ -169,8 +177,9 @@ export class SessionEventLog {
       // stays, whatever its size: it is the one a broken stream most likely misses. It may leave the log
       // over its bound, by less than its own size: the other lane keeps its half (found by review).
       if (this.#mayGiveWay(this.#get, lane === this.#get, overCount)) this.#get.forgetOldest();
-      else if (this.#mayGiveWay(this.#posts, lane !== this.#get, overCount)) this.#posts.forgetOldest(lane);
-      else break;
+      else if (this.#mayGiveWay(this.#posts, lane !== this.#get, overCount)) {
+        this.#posts.forgetOldest(lane, overCount);
+      } else break;
     }
     return id;
   }
