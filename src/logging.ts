@@ -92,6 +92,11 @@ function writeStderr(bytes: Uint8Array<ArrayBuffer>, childLine: boolean): void {
     stderrDropped++;
     return;
   }
+  enqueue(bytes);
+}
+
+/** Queues `bytes` for stderr, and starts writing if nothing is. */
+function enqueue(bytes: Uint8Array<ArrayBuffer>): void {
   stderrQueue.push(bytes);
   stderrQueuedBytes += bytes.length;
   stderrWriting ??= drainStderr();
@@ -112,9 +117,7 @@ async function drainStderr(): Promise<void> {
       stderrQueuedBytes -= chunk.length;
       let written = 0;
       while (written < chunk.length) written += await Deno.stderr.write(chunk.subarray(written));
-      if (stderrDropped > 0 && stderrQueue.length === 0 && !sealed) {
-        stderrQueue.push(droppedNote());
-      }
+      if (stderrDropped > 0 && stderrQueue.length === 0 && !sealed) enqueue(droppedNote());
     }
   } catch {
     // stderr closed or broken: nowhere left to report it.
@@ -150,12 +153,9 @@ function droppedNote(): Uint8Array<ArrayBuffer> {
 export function lastLogLine(text: string): void {
   if (sealed) return;
   sealed = true;
-  if (stderrDropped > 0) stderrQueue.push(droppedNote());
+  if (stderrDropped > 0) enqueue(droppedNote());
   // Past the queue's bound too: it is the line that says why the process ends.
-  const bytes = encoder.encode(text.endsWith("\n") ? text : `${text}\n`);
-  stderrQueue.push(bytes);
-  stderrQueuedBytes += bytes.length;
-  stderrWriting ??= drainStderr();
+  enqueue(encoder.encode(text.endsWith("\n") ? text : `${text}\n`));
 }
 
 /**
