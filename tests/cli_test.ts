@@ -171,13 +171,11 @@ Deno.test("--log-level and --debug control the proxy's own log; child stderr is 
   await using quiet = await startProxy(["--log-level", "error", "--port", String(port), "--", ...FIXTURE], {
     readyOnPort: port,
   });
-  await new Promise((resolve) => setTimeout(resolve, 300));
-  assert.match(quiet.stderr(), /\[default\] fixture server ready/);
+  await quiet.waitForStderr(/\[default\] fixture server ready/);
   assert.doesNotMatch(quiet.stderr(), /INFO/);
 
   await using debug = await startProxy(["--log-level", "ERROR", "--debug", "--", ...FIXTURE]);
   const response = await fetch(`${debug.origin}/sse`);
   await response.body?.cancel();
-  await new Promise((resolve) => setTimeout(resolve, 100));
-  assert.match(debug.stderr(), /DEBUG +SSE session [0-9a-f]{32} of default opened/);
+  await debug.waitForStderr(/DEBUG +SSE session [0-9a-f]{32} of default opened/);
 });

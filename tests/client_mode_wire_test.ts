@@ -206,7 +206,7 @@ Deno.test("TLS: an untrusted certificate is a clear error; --no-verify-ssl and -
   const proxied = { HTTPS_PROXY: "http://127.0.0.1:9", NO_PROXY: "" };
   await using stdio = await connectThroughClientMode(server.url, { args: ["--no-verify-ssl"], env: proxied });
   await stdio.client.listTools();
-  assert.match(stdio.stderr(), /--no-verify-ssl: requests go straight to the server, not through HTTP_PROXY/);
+  await stdio.waitForStderr(/--no-verify-ssl: requests go straight to the server, not through HTTP_PROXY/);
 });
 
 Deno.test("TLS: a self-signed CA certificate as the server's own is refused at once, saying why", async () => {
@@ -352,7 +352,7 @@ Deno.test("the remote restarts on the same port: a call in flight fails, the nex
     assert.match(await inFlight, /^failed: .*mcp-proxy/);
     const after = await client.callTool({ name: "echo", arguments: { message: "after" } });
     assert.deepEqual(after.content, [{ type: "text", text: "Echo: after" }]);
-    assert.match(stdio.stderr(), /initialized it again/);
+    await stdio.waitForStderr(/initialized it again/);
     assert.deepEqual(stdio.badLines, []);
   } finally {
     await remote.stop();
@@ -600,7 +600,7 @@ Deno.test("credentials the server quotes back never reach the log or the client'
     assert.match(errors[2], /could not be resumed.*HTTP 200: key \*\*\*/);
     assert.match(errors[3], /HTTP 302: key \*\*\*/);
     for (const error of errors) assert.equal(error.includes(secret), false, error);
-    assert.match(stdio.stderr(), /invalid message.*key \*\*\*/);
+    await stdio.waitForStderr(/invalid message.*key \*\*\*/);
     assert.equal(stdio.stderr().includes(secret), false, stdio.stderr());
   } finally {
     await server.shutdown();
@@ -927,7 +927,7 @@ Deno.test("a server that answers the GET stream with 404 is not asked again", as
   await stdio.client.listTools();
   await new Promise((resolve) => setTimeout(resolve, 1500));
   assert.equal(server.requests.filter((request) => request.method === "GET").length, 1);
-  assert.match(stdio.stderr(), /offers no stream of its own messages/);
+  await stdio.waitForStderr(/offers no stream of its own messages/);
 });
 
 Deno.test("auto: a server refusing initialize with its own JSON-RPC error over HTTP 400 has it passed on, no SSE tried", async () => {

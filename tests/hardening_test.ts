@@ -266,7 +266,7 @@ Deno.test("--max-line-size: an answer over the limit becomes an error answer; th
     /over --max-line-size/,
   );
   assert.equal(textOf(await client.callTool({ name: "big", arguments: { bytes: 1000 } })).length, 1000);
-  assert.match(proxy.stderr(), /over the 65536-byte limit; skipped/);
+  await proxy.waitForStderr(/over the 65536-byte limit; skipped/);
 });
 
 Deno.test("--request-timeout in server mode: error -32001, and the call is cancelled at the child", async () => {

@@ -150,8 +150,8 @@ Deno.test("a child's non-JSON stdout lines are logged and skipped; its answers s
   await using client = await connectClient(proxy.baseUrl(), "mcp");
   const result = await client.callTool({ name: "garbage", arguments: {} });
   assert.deepEqual(result.content, [{ type: "text", text: "after garbage" }]);
-  assert.match(proxy.stderr(), /not a JSON-RPC message \(not JSON\); skipped: this line is not JSON-RPC/);
-  assert.match(proxy.stderr(), /not a JSON-RPC message \(a JSON-RPC message needs "method"/);
+  await proxy.waitForStderr(/not a JSON-RPC message \(not JSON\); skipped: this line is not JSON-RPC/);
+  await proxy.waitForStderr(/not a JSON-RPC message \(a JSON-RPC message needs "method"/);
 });
 
 Deno.test("control characters a child writes to stderr reach the text log as \\xHH, not raw", async () => {

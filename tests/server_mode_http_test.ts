@@ -98,7 +98,7 @@ Deno.test("--stateless: a POST with no initialize finds the child initialized, b
   };
   assert.equal(await call(1), "1");
   assert.equal(await call(2), "1");
-  assert.match(proxy.stderr(), /initialized by mcp-proxy itself, for stateless requests/);
+  await proxy.waitForStderr(/initialized by mcp-proxy itself, for stateless requests/);
 });
 
 Deno.test("a named server called default, with no command given, is served under /servers/default/ only", async () => {

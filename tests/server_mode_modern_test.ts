@@ -129,7 +129,7 @@ Deno.test("server mode 2026-07-28: a 2025-era server is asked once; its modern c
   const pids = [...proxy.stderr().matchAll(/\(pid (\d+)\)/g)].map((match) => Number(match[1]));
   assert.equal(pids.length, 2);
   await waitFor("the modern child to stop", () => Promise.resolve(!processExists(pids[1])));
-  assert.match(proxy.stderr(), /does not serve protocol revision 2026-07-28/);
+  await proxy.waitForStderr(/does not serve protocol revision 2026-07-28/);
   {
     await using auto = await connectV2(url, "auto");
     assert.equal(auto.getNegotiatedProtocolVersion(), "2025-11-25");
@@ -345,7 +345,7 @@ Deno.test("server mode 2026-07-28: a child that stops while asked is taken as no
       "not served",
     );
     assert.equal(await Deno.readTextFile(`${path}.count`), "2\n", "one modern child, not one per request");
-    assert.match(proxy.stderr(), /stopped while asked .*asked again in 30 s/);
+    await proxy.waitForStderr(/stopped while asked .*asked again in 30 s/);
     // A client that can fall back does, to the sessions' child.
     await using auto = await connectV2(url, "auto");
     assert.equal(auto.getNegotiatedProtocolVersion(), "2025-11-25");

@@ -67,8 +67,8 @@ Deno.test("a child that exits is restarted and initialized again; the session ca
   }, 5000);
   assert.equal(initializations, "1", "the new child got the first client's initialize");
   assert.equal((await json(`${proxy.origin}/health`)).status, 200);
-  assert.match(proxy.stderr(), /server default exited with code 7/);
-  assert.match(proxy.stderr(), /initialized again; its sessions carry on/);
+  await proxy.waitForStderr(/server default exited with code 7/);
+  await proxy.waitForStderr(/initialized again; its sessions carry on/);
 });
 
 Deno.test("a restarted child that refuses the replayed initialize is restarted again, not left serving errors", async () => {
@@ -129,7 +129,7 @@ Deno.test("a named server that cannot start does not take the others down; /heal
   assert.equal(health.status, 503);
   assert.equal(health.body.servers.fine.state, "running");
   assert.equal(health.body.servers.broken.state, "restarting");
-  assert.match(proxy.stderr(), /command not found: no-such-mcp-server-xyz/);
+  await proxy.waitForStderr(/command not found: no-such-mcp-server-xyz/);
   const refused = await fetch(`${proxy.baseUrl("broken")}/mcp`, {
     method: "POST",
     headers: { "Content-Type": "application/json", Accept: "application/json, text/event-stream" },

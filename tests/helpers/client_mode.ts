@@ -72,6 +72,8 @@ export interface StdioClient extends AsyncDisposable {
   readonly client: Client;
   /** What the proxy wrote to stderr so far. */
   stderr(): string;
+  /** Resolves once stderr matches `pattern` (it is written asynchronously); throws after `ms`. */
+  waitForStderr(pattern: RegExp, ms?: number): Promise<void>;
   /** Every stdout line that was not a JSON-RPC message (only checked by the Deno transport). */
   readonly badLines: string[];
   close(): Promise<void>;
@@ -124,7 +126,14 @@ export async function connectThroughClientMode(
     throw new Error(`cannot connect through client mode: ${error}\n${stderr()}`);
   }
   const close = () => client.close();
-  return { client, stderr, badLines, close, [Symbol.asyncDispose]: close };
+  const waitForStderr = async (pattern: RegExp, ms = 10_000) => {
+    const deadline = Date.now() + ms;
+    while (!pattern.test(stderr())) {
+      if (Date.now() > deadline) throw new Error(`stderr never matched ${pattern}:\n${stderr()}`);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  };
+  return { client, stderr, waitForStderr, badLines, close, [Symbol.asyncDispose]: close };
 }
 
 /**

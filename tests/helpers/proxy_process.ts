@@ -51,6 +51,11 @@ export interface RunningProxy extends AsyncDisposable {
   baseUrl(name?: string): string;
   /** Everything the proxy wrote to stderr so far. */
   stderr(): string;
+  /**
+   * Resolves once stderr matches `pattern` (the proxy writes its log asynchronously: a line may come a
+   * moment after what it tells of); throws, quoting stderr, after `ms`.
+   */
+  waitForStderr(pattern: RegExp, ms?: number): Promise<void>;
   /** Everything the proxy wrote to stdout so far. */
   stdout(): string;
   readonly pid: number;
@@ -149,6 +154,13 @@ export async function startProxy(args: string[], options: ProxyRunOptions = {}):
     baseUrl: (name = "default") => name === "default" ? origin! : `${origin}/servers/${name}`,
     stderr: () => stderr.text,
     stdout: () => stdout.text,
+    async waitForStderr(pattern: RegExp, ms = 10_000) {
+      const deadline = Date.now() + ms;
+      while (!pattern.test(stderr.text)) {
+        if (Date.now() > deadline) throw new Error(`stderr never matched ${pattern}:\n${stderr.text}`);
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+    },
     stop,
     async [Symbol.asyncDispose]() {
       await stop();
