@@ -46,6 +46,7 @@ function waitForShutdownSignal(onRepeat: () => void): Promise<Deno.Signal> {
           resolve(signal);
           return;
         }
+        if (crashed) return; // A crash's report decides the exit (see `reportCrashes`).
         logger.warn("second {signal}: killing the servers and exiting now", { signal });
         onRepeat();
         // That line goes out, unless stderr is not read (see `flushLogs`).

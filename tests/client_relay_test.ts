@@ -515,3 +515,29 @@ Deno.test("at the end of input, messages to a server that never takes them are w
     assert.ok(waited >= 250 && waited < 1500, `waited ${waited} ms`);
     assert.deepEqual(taken, ["initialize", "notifications/initialized"]);
   }));
+
+Deno.test("a request its client cancels before it went is let go once it goes and the cancellation is out", () =>
+  quietly(async () => {
+    letGone.length = 0;
+    const sent: string[] = [];
+    const { relay, send } = relayOver("streamablehttp", async (transport, message) => {
+      if ("method" in message) sent.push(String(message.method));
+      if ("method" in message && message.method === "initialize") {
+        // The session opens a moment later: the call waits for it.
+        setTimeout(() => transport.answer(message, { protocolVersion: "2025-11-25" }), 50);
+        return;
+      }
+      if (handshake(transport, message)) return;
+      await new Promise(() => {}); // The server keeps the call's stream open, answering nothing.
+    });
+    send(INITIALIZE);
+    send({ jsonrpc: "2.0", id: "early", method: "tools/call", params: {} });
+    send({ jsonrpc: "2.0", method: "notifications/cancelled", params: { requestId: "early" } });
+    await relay.drained();
+    await delay(100);
+    await relay.close();
+    // As the client wrote them: the call, then its cancellation.
+    assert.deepEqual(sent, ["initialize", "tools/call", "notifications/cancelled"]);
+    // Found by review: one cancelled before it went kept its stream for the rest of the session.
+    assert.deepEqual(letGone, ["early on 1"]);
+  }));

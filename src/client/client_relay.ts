@@ -139,6 +139,8 @@ interface PendingRequest {
   transport?: RemoteTransport;
   /** Kept for the {@link RefusalMender}, until its first error answer. */
   again?: { request: JsonRpcRequest; json: string | undefined; note: unknown };
+  /** The sending of the client's cancellation, for one it cancelled before it was handed to a wire. */
+  cancelSent?: Promise<void>;
 }
 
 /** See the module documentation. */
@@ -234,10 +236,12 @@ export class ClientRelay {
         // An `initialize`, which the spec forbids to cancel, is still waited for: its answer opens the
         // session (found by review: the answer was dropped, and the session never learned its version).
         if (pending?.method !== "initialize") this.#forget(id);
-        // Earlier revisions: its stream is closed once the notification is out (see `letGo`).
-        const wire = pending?.closable || pending?.method === "initialize" ? undefined : pending?.transport;
+        // Earlier revisions: its stream is closed once the notification is out (see `letGo`); one not handed
+        // to a wire yet goes all the same, as the client wrote it, and is let go when it does.
+        const lettable = pending !== undefined && !pending.closable && pending.method !== "initialize";
         const sent = this.#dispatch(message, json);
-        wire?.letGo?.(id, sent);
+        if (lettable && pending.transport !== undefined) pending.transport.letGo?.(id, sent);
+        else if (lettable) pending.cancelSent = sent;
         return;
       }
     }
@@ -445,7 +449,10 @@ export class ClientRelay {
       }
       const order = json !== undefined && json.length > LONG_MESSAGE ? this.#holdFollowers() : undefined;
       try {
-        await transport.send(message, json, order);
+        const sending = transport.send(message, json, order);
+        // Cancelled by the client before it went (see `handleClientMessage`): let go once that is out.
+        if (pending?.cancelSent !== undefined) transport.letGo?.(request!.id, pending.cancelSent);
+        await sending;
         order?.received();
         if (pending !== undefined) this.#accepted(request!.id, pending, transport, generation);
         this.#warnedUnreachable = false;
