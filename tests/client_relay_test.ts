@@ -13,6 +13,7 @@ import { OAuthError } from "../src/client/oauth_client_credentials.ts";
 import { RemoteError, type RemoteTransport, type SendOrder } from "../src/client/remote_transport.ts";
 import { type JsonRpcMessage, type JsonRpcRequest, parseMessages } from "../src/jsonrpc.ts";
 import type { JsonText } from "../src/large_answer.ts";
+import { settlesWithin } from "./helpers/proxy_process.ts";
 
 const delay = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
@@ -413,12 +414,7 @@ Deno.test("the end of input answers the server's requests the client left unansw
     relay.inputEnded();
     // One the server sends after the end of input: the client never sees it.
     send({ jsonrpc: "2.0", id: "after", method: "tools/call", params: {} });
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const drained = await Promise.race([
-      relay.drained().then(() => true),
-      new Promise<boolean>((resolve) => timer = setTimeout(() => resolve(false), 2000)),
-    ]);
-    clearTimeout(timer);
+    const drained = await settlesWithin(relay.drained(), 2000);
     await relay.close();
     assert.ok(drained, "the end of input waited for ever (found by QA)");
     assert.deepEqual(out.slice(0, 2).map((message) => message.id), [1, "s1"]);
@@ -507,9 +503,7 @@ Deno.test("at the end of input, messages to a server that never takes them are w
     relay.inputEnded();
     const started = Date.now();
     // Found by QA: it waited for ever.
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    await Promise.race([relay.drained(), new Promise((resolve) => timer = setTimeout(resolve, 3000))]);
-    clearTimeout(timer);
+    await settlesWithin(relay.drained(), 3000);
     const waited = Date.now() - started;
     await relay.close();
     assert.ok(waited >= 250 && waited < 1500, `waited ${waited} ms`);

@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import { StreamableHttpClient } from "../src/client/streamable_http_client.ts";
 import { RemoteError } from "../src/client/remote_transport.ts";
 import { createHttp1Fetch } from "../src/client/http1_fetch.ts";
+import { settlesWithin } from "./helpers/proxy_process.ts";
 
 /** A server whose POSTs `answer` as an SSE stream; `cancelled` resolves when a client closes one. */
 function standIn(answer: (id: unknown) => ReadableStream<Uint8Array> | string) {
@@ -168,13 +169,8 @@ for (const stream of [false, true]) {
         await new Promise((resolve) => setTimeout(resolve, 100));
         assert.deepEqual(closed, [], "nothing is closed before the cancellation is out");
         notified.resolve();
-        let timer: ReturnType<typeof setTimeout> | undefined;
-        const settled = await Promise.race([
-          held.then(() => true), // Quietly: it was let go.
-          new Promise<boolean>((resolve) => timer = setTimeout(() => resolve(false), 2000)),
-        ]);
-        clearTimeout(timer);
-        assert.ok(settled, "the request was still waiting");
+        // Quietly: it was let go.
+        assert.ok(await settlesWithin(held, 2000), "the request was still waiting");
         for (let waited = 0; closed.length === 0 && waited < 2000; waited += 20) {
           await new Promise((resolve) => setTimeout(resolve, 20));
         }

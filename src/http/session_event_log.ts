@@ -102,11 +102,12 @@ class PostLanes {
    * half (found by review: answers forgotten last left the rest room for one).
    */
   forgetOldest(newest: Lane, overCount: boolean): void {
-    const share = (lane: Lane) => overCount ? lane.size : lane.textLength;
-    const spare = (lane: Lane) => lane.size - (lane === newest ? 1 : 0) > 0;
-    const first = share(this.others) >= share(this.answers) ? this.others : this.answers;
-    const second = first === this.others ? this.answers : this.others;
-    (spare(first) ? first : second).forgetOldest();
+    // No closures: a full log forgets an event on every append.
+    const othersShare = overCount ? this.others.size : this.others.textLength;
+    const answersShare = overCount ? this.answers.size : this.answers.textLength;
+    const first = othersShare >= answersShare ? this.others : this.answers;
+    const spare = first.size - (first === newest ? 1 : 0) > 0;
+    (spare ? first : first === this.others ? this.answers : this.others).forgetOldest();
   }
 
   since(streamId: string, seq: number): LoggedEvent[] {

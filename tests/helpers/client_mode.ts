@@ -7,7 +7,7 @@
 
 import { Client, StdioClientTransport } from "../../src/mcp_sdk_client.ts";
 import { DenoStdioTransport } from "./deno_stdio_transport.ts";
-import { DENO, freePort } from "./proxy_process.ts";
+import { DENO, freePort, waitForText } from "./proxy_process.ts";
 
 const MAIN = new URL("../../main.ts", import.meta.url).pathname;
 
@@ -126,13 +126,7 @@ export async function connectThroughClientMode(
     throw new Error(`cannot connect through client mode: ${error}\n${stderr()}`);
   }
   const close = () => client.close();
-  const waitForStderr = async (pattern: RegExp, ms = 10_000) => {
-    const deadline = Date.now() + ms;
-    while (!pattern.test(stderr())) {
-      if (Date.now() > deadline) throw new Error(`stderr never matched ${pattern}:\n${stderr()}`);
-      await new Promise((resolve) => setTimeout(resolve, 20));
-    }
-  };
+  const waitForStderr = (pattern: RegExp, ms?: number) => waitForText("stderr", stderr, pattern, ms);
   return { client, stderr, waitForStderr, badLines, close, [Symbol.asyncDispose]: close };
 }
 

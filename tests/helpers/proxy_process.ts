@@ -74,6 +74,36 @@ export interface ProxyRunOptions {
   readyOnPort?: number;
 }
 
+/**
+ * Resolves once `read()` matches `pattern` (a process's output, which comes when it comes); throws, quoting
+ * what was read (as `what`), after `ms`.
+ */
+export async function waitForText(
+  what: string,
+  read: () => string,
+  pattern: RegExp,
+  ms = 10_000,
+): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!pattern.test(read())) {
+    if (Date.now() > deadline) throw new Error(`${what} never matched ${pattern}:\n${read()}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+/** Whether `promise` settles within `ms`; its timer is cleared either way (the op sanitizer checks). */
+export async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    return await Promise.race([
+      promise.then(() => true),
+      new Promise<boolean>((resolve) => timer = setTimeout(() => resolve(false), ms)),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /** A port that was free a moment ago. */
 export function freePort(): number {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
@@ -154,13 +184,7 @@ export async function startProxy(args: string[], options: ProxyRunOptions = {}):
     baseUrl: (name = "default") => name === "default" ? origin! : `${origin}/servers/${name}`,
     stderr: () => stderr.text,
     stdout: () => stdout.text,
-    async waitForStderr(pattern: RegExp, ms = 10_000) {
-      const deadline = Date.now() + ms;
-      while (!pattern.test(stderr.text)) {
-        if (Date.now() > deadline) throw new Error(`stderr never matched ${pattern}:\n${stderr.text}`);
-        await new Promise((resolve) => setTimeout(resolve, 20));
-      }
-    },
+    waitForStderr: (pattern: RegExp, ms?: number) => waitForText("stderr", () => stderr.text, pattern, ms),
     stop,
     async [Symbol.asyncDispose]() {
       await stop();
