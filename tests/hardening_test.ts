@@ -203,6 +203,29 @@ Deno.test("--max-sessions: the next session gets 503 until one closes", async ()
   assert.equal(textOf(await a.callTool({ name: "echo", arguments: { text: "still" } })), "still");
 });
 
+Deno.test("--max-sessions: a session its client left without DELETE gives its place back when it idles out", async () => {
+  await using proxy = await startProxy([
+    "--max-sessions",
+    "1",
+    "--session-idle-timeout",
+    "1",
+    "--",
+    ...FIXTURE,
+  ]);
+  const initialize = () =>
+    send(`${proxy.origin}/mcp`, { method: "POST", headers: JSON_AND_SSE, body: INITIALIZE });
+  const left = await initialize();
+  assert.equal(left.status, 200);
+  assert.equal((await initialize()).status, 503, "the abandoned session holds the only place");
+  const deadline = Date.now() + 5000;
+  let again = await initialize();
+  while (again.status === 503 && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    again = await initialize();
+  }
+  assert.equal(again.status, 200, "the place is free once the abandoned session idled out");
+});
+
 Deno.test("--stateless --max-sessions: a client's answer to the server's request takes no place", async () => {
   const conformance = [
     DENO,

@@ -548,7 +548,7 @@ Deno.test("server: defaults", () => {
   });
 });
 
-Deno.test("server: --allow-host repeats (lower-cased); --isolate-sessions brings a 10-minute idle timeout", () => {
+Deno.test("server: --allow-host repeats (lower-cased); --isolate-sessions or --max-sessions brings a 10-minute idle timeout", () => {
   assert.deepEqual(server(["--allow-host", "Box.local", "--allow-host", "mcp.example", "x"]).allowHosts, [
     "box.local",
     "mcp.example",
@@ -558,6 +558,9 @@ Deno.test("server: --allow-host repeats (lower-cased); --isolate-sessions brings
   assert.equal(isolated.sessionIdleTimeoutMs, 600_000);
   assert.equal(server(["--isolate-sessions", "--session-idle-timeout", "0", "x"]).sessionIdleTimeoutMs, 0);
   assert.equal(server(["--session-idle-timeout", "1.5", "x"]).sessionIdleTimeoutMs, 1500);
+  assert.equal(server(["--max-sessions", "8", "x"]).sessionIdleTimeoutMs, 600_000);
+  assert.equal(server(["--max-sessions", "0", "x"]).sessionIdleTimeoutMs, 0);
+  assert.equal(server(["--max-sessions", "8", "--session-idle-timeout", "0", "x"]).sessionIdleTimeoutMs, 0);
   assert.throws(() => parseCommandLine(["--session-idle-timeout", "soon", "x"], {}), UsageError);
 });
 

@@ -99,7 +99,7 @@ server mode options:
                               when the session ends (default: one process shared by all sessions)
   --session-idle-timeout SECONDS
                               close a Streamable HTTP session after this long without requests; 0 =
-                              never (default: 0, or 600 with --isolate-sessions)
+                              never (default: 0, or 600 with --isolate-sessions or --max-sessions)
   --no-restart                a server that exits stays down (default: restarted)
   --restart-delay SECONDS     wait before restarting a server that exited; doubles with each failure in
                               a row (default: 1)

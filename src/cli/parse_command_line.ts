@@ -36,8 +36,11 @@ interface OptionSpec {
   readonly metavars?: readonly [string, string];
 }
 
-/** How long an isolated session may stay idle by default before its child is stopped: 10 minutes. */
-export const DEFAULT_ISOLATED_IDLE_TIMEOUT_MS = 600_000;
+/**
+ * How long a session may stay idle by default before it is closed, with `--isolate-sessions` (its child is
+ * stopped) or `--max-sessions` (its place is freed): 10 minutes. Otherwise sessions never idle out.
+ */
+export const DEFAULT_BOUNDED_IDLE_TIMEOUT_MS = 600_000;
 
 /** The longest stdio line read by default: 64 MiB. */
 export const DEFAULT_MAX_LINE_BYTES = 64 * 1024 * 1024;
@@ -885,7 +888,7 @@ function buildServerMode(
     allowHosts: collected.allowHosts,
     isolateSessions: collected.isolateSessions,
     sessionIdleTimeoutMs: collected.sessionIdleTimeoutMs ??
-      (collected.isolateSessions ? DEFAULT_ISOLATED_IDLE_TIMEOUT_MS : 0),
+      (collected.isolateSessions || collected.maxSessions > 0 ? DEFAULT_BOUNDED_IDLE_TIMEOUT_MS : 0),
     restart: {
       ...collected.restart,
       maxDelayMs: Math.max(collected.restart.maxDelayMs, collected.restart.initialDelayMs),
