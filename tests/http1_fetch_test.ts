@@ -18,6 +18,7 @@ import {
   checkAbortBeforeAnswer,
   checkAbortWhileStreaming,
   checkEventStream,
+  checkStopWhileStreaming,
   withServer,
 } from "./helpers/fetch_test_server.ts";
 
@@ -392,6 +393,26 @@ Deno.test("http1_fetch: an abort rejects with the signal's reason, before, durin
       await checkAbortWhileStreaming(fetch, origin, server);
       // The connections of aborted requests are not reused: the next request still works.
       assert.equal((await (await fetch(`${origin}/echo`)).json()).method, "GET");
+    });
+  }, { secure: false });
+});
+
+Deno.test("http1_fetch: a stop ends the exchange, its own or the fallback's, while the body streams or before", async () => {
+  await withServer(async (origin, server) => {
+    await withFetch(async (fetch, fallbackCalls) => {
+      await checkStopWhileStreaming(fetch, origin, server);
+      assert.equal(fallbackCalls.length, 0);
+    });
+  }, { secure: false });
+  await withServer(async (origin, server) => {
+    await withFetch(async (fetch, fallbackCalls) => {
+      // A `Request` object is left to the fallback.
+      await checkStopWhileStreaming(
+        (input, init) => fetch(new Request(input as string), init),
+        origin,
+        server,
+      );
+      assert.equal(fallbackCalls.length, 2);
     });
   }, { secure: false });
 });

@@ -103,9 +103,10 @@ Deno.test("StreamableHttpClient: a session closed ends a 2026-07-28 answer strea
 
 /**
  * A server that holds the POST of every `tools/call` (as a JSON answer to come, or with `stream` an SSE
- * stream of keep-alives) until the client closes it, and answers any other request at once.
+ * stream of keep-alives) until the client closes it, and answers any other request at once. With
+ * `redirect`, a `tools/call` is held only once sent again to the URL of a 307.
  */
-function holdingServer(stream: boolean) {
+function holdingServer(stream: boolean, redirect: boolean) {
   const closed: unknown[] = [];
   const keepAlives = new Set<ReturnType<typeof setInterval>>();
   const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, async (request) => {
@@ -113,6 +114,9 @@ function holdingServer(stream: boolean) {
     const body = await request.json();
     if (body.method !== "tools/call") {
       return Response.json({ jsonrpc: "2.0", id: body.id, result: { answered: body.id } });
+    }
+    if (redirect && new URL(request.url).pathname === "/mcp") {
+      return new Response(null, { status: 307, headers: { Location: "/held" } });
     }
     if (!stream) {
       await new Promise((resolve) => request.signal.addEventListener("abort", resolve));
@@ -149,13 +153,13 @@ function holdingServer(stream: boolean) {
   return { client, closed, stop };
 }
 
-for (const stream of [false, true]) {
+for (const [stream, redirect] of [[false, false], [true, false], [false, true], [true, true]]) {
   Deno.test(
     `StreamableHttpClient: a request let go after its cancellation has its ${
       stream ? "SSE stream" : "POST"
-    } closed, and no other of its id`,
+    } ${redirect ? "(sent by the fallback after a redirect) " : ""}closed, and no other of its id`,
     async () => {
-      const { client, closed, stop } = holdingServer(stream);
+      const { client, closed, stop } = holdingServer(stream, redirect);
       try {
         const answers: unknown[] = [];
         client.onmessage = (message) => answers.push(message);

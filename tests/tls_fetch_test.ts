@@ -5,6 +5,7 @@ import {
   checkAbortBeforeAnswer,
   checkAbortWhileStreaming,
   checkEventStream,
+  checkStopWhileStreaming,
   withServer,
 } from "./helpers/fetch_test_server.ts";
 
@@ -232,6 +233,12 @@ Deno.test("tls_fetch: no-verify streams an event stream as it arrives; cancellin
 Deno.test("tls_fetch: no-verify aborts while the body streams", async () => {
   await withServer(async (origin, server) => {
     await withFetch(NO_VERIFY, (fetch) => checkAbortWhileStreaming(fetch, origin, server));
+  });
+});
+
+Deno.test("tls_fetch: no-verify ends a request stopped while its body streams, and one stopped before", async () => {
+  await withServer(async (origin, server) => {
+    await withFetch(NO_VERIFY, (fetch) => checkStopWhileStreaming(fetch, origin, server));
   });
 });
 

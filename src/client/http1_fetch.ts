@@ -76,8 +76,8 @@ export interface WrittenNotice {
 /**
  * The way to end one exchange (its request, or the body of its response) that costs no signal and no
  * listener: the caller sets `stopped` and calls `onstop`, which the fetch sets while it holds the
- * connection. An exchange stopped fails, and is not sent again. A request left to the fallback cannot be
- * stopped this way: it ends with its signal, or its answer.
+ * connection. An exchange stopped fails, and is not sent again. A request left to the fallback gets a
+ * signal that the stop aborts ({@link stopAsSignal}).
  */
 export interface ExchangeStop {
   stopped: boolean;
@@ -87,6 +87,20 @@ export interface ExchangeStop {
 /** The error of an exchange its caller stopped (see {@link ExchangeStop}). */
 function stoppedError(): DOMException {
   return new DOMException("the exchange was stopped", "AbortError");
+}
+
+/**
+ * `init` for a `fetch` that knows no {@link ExchangeStop}: its stop, if any, becomes a signal of the
+ * request's own (which only such requests pay for); one stopped already gives a signal aborted.
+ */
+export function stopAsSignal<Init extends RequestInit | undefined>(init: Init): Init {
+  const stop = (init as WrittenNotice | undefined)?.stop;
+  if (stop === undefined) return init;
+  const stopping = new AbortController();
+  if (stop.stopped) stopping.abort(stoppedError());
+  else stop.onstop = () => stopping.abort(stoppedError());
+  const signal = init?.signal ? AbortSignal.any([init.signal, stopping.signal]) : stopping.signal;
+  return { ...init, signal };
 }
 
 /** A `fetch`, and the way to close the connections it keeps. */
@@ -553,6 +567,7 @@ function bodyStream(
   finished: (reusable: boolean) => void,
   signal: AbortSignal | undefined,
   aborts: AbortWatch,
+  stop: ExchangeStop | undefined,
 ): ReadableStream<Uint8Array<ArrayBuffer>> {
   let remaining = framing.kind === "length" ? framing.length : 0;
   let chunkLeft = 0;
@@ -627,7 +642,7 @@ function bodyStream(
       } catch (error) {
         if (done) return;
         finish(false);
-        controller.error(bodyError(error));
+        controller.error(stop?.stopped ? stoppedError() : bodyError(error));
       }
     },
     cancel() {
@@ -943,7 +958,7 @@ export function createHttp1Fetch(options: Http1FetchOptions): Http1Fetch {
   /** The fallback cannot tell when it has written the body: it counts as written now. */
   const viaFallback = (input: RequestInfo | URL, init: RequestInit | undefined) => {
     (init as WrittenNotice | undefined)?.onwritten?.(false);
-    return fallback(input, init);
+    return fallback(input, stopAsSignal(init));
   };
 
   const http1Fetch = async (input: RequestInfo | URL, init?: RequestInit): Promise<Response> => {
@@ -1015,6 +1030,7 @@ export function createHttp1Fetch(options: Http1FetchOptions): Http1Fetch {
         },
         signal,
         aborts,
+        stop,
       );
       responseBody = decoded(stream, response.contentEncoding);
     }

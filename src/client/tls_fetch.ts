@@ -17,7 +17,13 @@ import https from "node:https";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import type { VerifySsl } from "../cli/command_line.ts";
-import { createHttp1Fetch, networkError, USER_AGENT, type WrittenNotice } from "./http1_fetch.ts";
+import {
+  createHttp1Fetch,
+  networkError,
+  stopAsSignal,
+  USER_AGENT,
+  type WrittenNotice,
+} from "./http1_fetch.ts";
 import { NULL_BODY_STATUSES, REDIRECT_STATUSES } from "./http1_wire.ts";
 
 /** A `fetch` with the TLS settings of `--verify-ssl`, and the way to release its connections. */
@@ -365,7 +371,7 @@ function unverifiedFetch(): TlsFetch {
   const fetchUnverified = async (input: string | URL | Request, init?: RequestInit): Promise<Response> => {
     // It cannot tell when the body is written: the next request does not wait for it.
     (init as WrittenNotice | undefined)?.onwritten?.(false);
-    const request = new Request(input, init);
+    const request = new Request(input, stopAsSignal(init));
     const { signal } = request;
     signal.throwIfAborted();
     let body: Hop["body"] = null;

@@ -6,7 +6,9 @@
  */
 
 import assert from "node:assert/strict";
+import type { ExchangeStop, WrittenNotice } from "../../src/client/http1_fetch.ts";
 import { decodeEventStream } from "../../src/client/server_sent_events.ts";
+import { settlesWithin } from "./proxy_process.ts";
 
 const FIXTURES = new URL("../fixtures/tls/", import.meta.url);
 const cert = Deno.readTextFileSync(new URL("cert.pem", FIXTURES));
@@ -133,6 +135,31 @@ export async function checkAbortWhileStreaming(
     (error) => error instanceof DOMException && error.name === "AbortError",
   );
   await server.eventsCancelled;
+}
+
+/**
+ * A stop (`init.stop`, see `ExchangeStop`) while the body streams errors the body with an AbortError and
+ * closes the connection; a stop stopped already fails the request.
+ */
+export async function checkStopWhileStreaming(
+  fetch: typeof globalThis.fetch,
+  origin: string,
+  server: ServerState,
+) {
+  const stop: ExchangeStop = { stopped: false };
+  const response = await fetch(`${origin}/events`, { stop } as RequestInit & WrittenNotice);
+  const reader = response.body!.getReader();
+  assert.equal((await reader.read()).done, false);
+  stop.stopped = true;
+  stop.onstop?.();
+  const read = reader.read();
+  assert.ok(await settlesWithin(read.catch(() => {}), 5000), "the body still streams");
+  await assert.rejects(read, (error) => error instanceof DOMException && error.name === "AbortError");
+  await server.eventsCancelled;
+  await assert.rejects(
+    fetch(`${origin}/echo`, { stop: { stopped: true } } as RequestInit & WrittenNotice),
+    (error) => error instanceof DOMException && error.name === "AbortError",
+  );
 }
 
 /** An abort before or while the request waits for its answer rejects with the signal's reason. */
