@@ -722,13 +722,19 @@ Deno.test("server: --named-server-config is enough to run, and makes --named-ser
   usageError(["--named-server-config", ""], [/--named-server-config expects a non-empty value/]);
 });
 
-Deno.test("server: --port takes an integer from 0 to 65535", () => {
+Deno.test("server: --port takes an integer from 0 to 65535, written as Python's int() reads it", () => {
   assert.equal(server(["--port", "0", "x"]).port, 0);
   assert.equal(server(["--port", "65535", "x"]).port, 65535);
   assert.equal(server(["--port", "08080", "x"]).port, 8080);
-  for (const bad of ["65536", "-1", "abc", "80.0", "", " 80", "1e3", "0x50"]) {
+  // As the Python mcp-proxy's argparse `type=int` (found by QA).
+  for (const python of ["+8080", " 8080", "8080 ", "\t8080\n", "8_080"]) {
+    assert.equal(server(["--port", python, "x"]).port, 8080);
+  }
+  for (
+    const bad of ["65536", "-1", "abc", "80.0", "", "1e3", "0x50", "8__080", "_8080", "8080_", "+ 80", "++80"]
+  ) {
     usageError(["--port", bad, "x"], [
-      new RegExp(`--port expects an integer from 0 to 65535, got ${JSON.stringify(bad).replace(".", "\\.")}`),
+      new RegExp(`--port expects an integer from 0 to 65535, got ${JSON.stringify(bad).replace(/[.+]/g, "\\$&")}`),
     ]);
   }
 });

@@ -228,9 +228,11 @@ function resolveOption(token: string): ResolvedOption | undefined {
   return { option, shownAs: candidates[0], inlineValue };
 }
 
+/** A port, written as Python's `int()` reads it (as the Python mcp-proxy does): "+8080", " 8080", "8_080". */
 function parsePort(value: string, shownAs: string): number {
-  const port = Number(value);
-  if (!/^\d+$/.test(value) || port > MAX_PORT) {
+  const digits = /^\s*\+?(\d+(?:_\d+)*)\s*$/.exec(value)?.[1].replaceAll("_", "");
+  const port = Number(digits);
+  if (digits === undefined || port > MAX_PORT) {
     throw new UsageError(`${shownAs} expects an integer from 0 to ${MAX_PORT}, got ${quote(value)}`);
   }
   return port;
