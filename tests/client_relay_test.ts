@@ -510,6 +510,61 @@ Deno.test("at the end of input, messages to a server that never takes them are w
     assert.deepEqual(taken, ["initialize", "notifications/initialized"]);
   }));
 
+for (const callLostFirst of [true, false]) {
+  Deno.test(
+    `a request its client cancelled is not sent again when its session is found lost (${
+      callLostFirst ? "by the call" : "by its cancellation first"
+    })`,
+    () =>
+      quietly(async () => {
+        letGone.length = 0;
+        const ran: string[] = [];
+        const { relay, send } = relayOver("streamablehttp", async (transport, message) => {
+          const method = "method" in message ? message.method : "answer";
+          if (transport.session === 1 && method !== "initialize" && method !== "notifications/initialized") {
+            // The server restarted: session 1 is gone.
+            await delay(method === "tools/call" ? (callLostFirst ? 5 : 60) : 20);
+            throw new RemoteError("session-expired", "HTTP 404", 404);
+          }
+          if (handshake(transport, message)) return;
+          ran.push(`${method} on ${transport.session}`);
+          await new Promise(() => {}); // A long call: the server keeps its stream open.
+        });
+        send(INITIALIZE);
+        send(INITIALIZED);
+        await delay(20);
+        send({ jsonrpc: "2.0", id: "call", method: "tools/call", params: {} });
+        send({ jsonrpc: "2.0", method: "notifications/cancelled", params: { requestId: "call" } });
+        await delay(200);
+        await relay.close();
+        // Found by review: it ran on the new session (after its cancellation, in one order), and its stream
+        // there was never let go.
+        assert.deepEqual(ran, []);
+        assert.deepEqual(letGone, ["call on 1"]);
+      }),
+  );
+}
+
+Deno.test("a request its client cancelled while it waited out an outage is not sent again", () =>
+  quietly(async () => {
+    const calls: number[] = [];
+    const { relay, send } = relayOver("streamablehttp", async (transport, message) => {
+      if (handshake(transport, message)) return;
+      calls.push(Date.now());
+      if (calls.length === 1) throw new RemoteError("unreachable", "connection refused");
+      await new Promise(() => {});
+    });
+    send(INITIALIZE);
+    send(INITIALIZED);
+    await delay(20);
+    send({ jsonrpc: "2.0", id: "call", method: "tools/call", params: {} });
+    await delay(20);
+    send({ jsonrpc: "2.0", method: "notifications/cancelled", params: { requestId: "call" } });
+    await delay(1500);
+    await relay.close();
+    assert.equal(calls.length, 1, "sent again after its cancellation");
+  }));
+
 Deno.test("a request its client cancels before it went is let go once it goes and the cancellation is out", () =>
   quietly(async () => {
     letGone.length = 0;

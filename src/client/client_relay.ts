@@ -141,6 +141,8 @@ interface PendingRequest {
   again?: { request: JsonRpcRequest; json: string | undefined; note: unknown };
   /** The sending of the client's cancellation, for one it cancelled before it was handed to a wire. */
   cancelSent?: Promise<void>;
+  /** The client cancelled it: it goes once, as the client wrote it, and is not sent again. */
+  cancelled?: boolean;
 }
 
 /** See the module documentation. */
@@ -235,7 +237,10 @@ export class ClientRelay {
         }
         // An `initialize`, which the spec forbids to cancel, is still waited for: its answer opens the
         // session (found by review: the answer was dropped, and the session never learned its version).
-        if (pending?.method !== "initialize") this.#forget(id);
+        if (pending !== undefined && pending.method !== "initialize") {
+          pending.cancelled = true;
+          this.#forget(id);
+        }
         // Earlier revisions: its stream is closed once the notification is out (see `letGo`); one not handed
         // to a wire yet goes all the same, as the client wrote it, and is let go when it does.
         const lettable = pending !== undefined && !pending.closable && pending.method !== "initialize";
@@ -438,9 +443,10 @@ export class ClientRelay {
         this.#fail(message, error instanceof Error ? error.message : String(error));
         return;
       }
-      // Answered by the relay meanwhile (--request-timeout): it goes no more. (One the client cancelled
-      // goes, and its cancellation after it, as the client wrote them.)
-      if (pending?.abandoned) return;
+      // Answered by the relay meanwhile (--request-timeout): it goes no more. One the client cancelled goes,
+      // and its cancellation after it, as the client wrote them; but not again (found by review: one that
+      // found its session lost ran on the next, after its cancellation, and kept its stream there).
+      if (pending?.abandoned || (pending?.cancelled && attempt > 0)) return;
       const generation = this.#generation;
       if (pending !== undefined) {
         pending.generation = generation;
