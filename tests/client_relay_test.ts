@@ -485,6 +485,38 @@ Deno.test("the end of input refuses no request the server cancelled, and spells 
     assert.match(answersToServer[0], /^\{"jsonrpc":"2.0","id":1.0,"error":\{"code":-32603,/);
   }));
 
+Deno.test("the end of input refuses no request a lost session's stream brought before the next session opened", () =>
+  quietly(async () => {
+    const answersToServer: string[] = [];
+    const { relay, send } = relayOver("streamablehttp", async (transport, message) => {
+      if (!("method" in message)) {
+        answersToServer.push(`${JSON.stringify(message.id)} to ${transport.session}`);
+      } else if (transport.session === 2 && message.method === "initialize") {
+        // The next session opens a moment later.
+        setTimeout(() => transport.answer(message, { protocolVersion: "2025-11-25" }), 50);
+      } else if (transport.session === 1 && message.method === "ping") {
+        throw new RemoteError("session-expired", "HTTP 404", 404);
+      } else if (!handshake(transport, message) && message.method === "ping") {
+        setTimeout(() => transport.answer(message), 1);
+      }
+    });
+    send(INITIALIZE);
+    await delay(20);
+    send(INITIALIZED);
+    await delay(5);
+    const first = lastTransport!;
+    send({ jsonrpc: "2.0", id: "p", method: "ping" }); // It finds session 1 gone.
+    await delay(5);
+    // Session 1's GET stream, still open, brings a last request of the old server.
+    first.onmessage?.({ jsonrpc: "2.0", id: 0, method: "roots/list" });
+    await delay(100);
+    relay.inputEnded();
+    await relay.drained();
+    await relay.close();
+    // Found by review: the new session was sent a refusal of a request it never made.
+    assert.deepEqual(answersToServer, []);
+  }));
+
 Deno.test("at the end of input, messages to a server that never takes them are waited for --connect-timeout, no longer", () =>
   quietly(async () => {
     const taken: string[] = [];

@@ -827,8 +827,8 @@ export class ClientRelay {
     if (this.#closed) return;
     if (!isResponse(message)) {
       // Of the current session only: a lost one's streams may still bring some (found by review: their ids
-      // may be those of the new session's requests).
-      if (isRequest(message) && transport === this.#opened?.transport) {
+      // may be those of the new session's requests), also before the next session opens (found by review).
+      if (isRequest(message) && transport === this.#openTransport()) {
         const spelled = (typeof json === "string" ? idSpelling(json, message.id) : undefined) ?? message.id;
         if (this.#inputEnded) return this.#refuseServerRequest(message.id, spelled);
         this.#serverRequests.set(message.id, spelled);
