@@ -359,6 +359,12 @@ Deno.test("the URL's credentials (user name, password, query values named so) ar
   ) {
     assert.deepEqual(urlSecrets(new URL(`http://127.0.0.1/mcp?${name}=v-12345678`)), ["v-12345678"], name);
   }
+  // A `+` is a space in a query only (found by review: a password with a `+` and a %-escape was not hidden).
+  const plus = urlSecrets(new URL("http://user:p%40ss+word12@127.0.0.1/mcp?token=t%40k+12345678"));
+  for (const secret of ["p@ss+word12", btoa("user:p@ss+word12"), "t@k 12345678", "t@k+12345678"]) {
+    assert.ok(plus.includes(secret), `${secret} in ${plus.join(" ")}`);
+  }
+  assert.ok(!plus.includes("p@ss word12"));
   // `fetch` sends Basic credentials as the base64 of their UTF-8 bytes (found by QA: `pässwört` leaked).
   const utf8 = urlSecrets(new URL("http://j%C3%B6rg:p%C3%A4ssw%C3%B6rt-123@127.0.0.1/mcp"));
   const bytes = new TextEncoder().encode("jörg:pässwört-123");

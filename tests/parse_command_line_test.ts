@@ -734,7 +734,9 @@ Deno.test("server: --port takes an integer from 0 to 65535, written as Python's 
     const bad of ["65536", "-1", "abc", "80.0", "", "1e3", "0x50", "8__080", "_8080", "8080_", "+ 80", "++80"]
   ) {
     usageError(["--port", bad, "x"], [
-      new RegExp(`--port expects an integer from 0 to 65535, got ${JSON.stringify(bad).replace(/[.+]/g, "\\$&")}`),
+      new RegExp(
+        `--port expects an integer from 0 to 65535, got ${JSON.stringify(bad).replace(/[.+]/g, "\\$&")}`,
+      ),
     ]);
   }
 });

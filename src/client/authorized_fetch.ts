@@ -169,28 +169,31 @@ function base64Utf8(text: string): string {
  */
 export function urlSecrets(url: URL): string[] {
   const found: string[] = [];
-  const decoded = (written: string) => {
+  // A `+` is a space in a query (as forms write it), and itself elsewhere (found by review: a password
+  // with both a `+` and a %-escape was not hidden).
+  const decoded = (written: string, plusIsSpace: boolean) => {
     try {
-      return decodeURIComponent(written.replaceAll("+", " "));
+      return decodeURIComponent(plusIsSpace ? written.replaceAll("+", " ") : written);
     } catch {
       return written; // Not percent-encoded as it should be (a `%` alone): as written, then.
     }
   };
-  const both = (written: string) => found.push(written, decoded(written));
+  const inQuery = (written: string) => found.push(written, decoded(written, true), decoded(written, false));
+  const elsewhere = (written: string) => found.push(written, decoded(written, false));
   for (const pair of url.search.slice(1).split("&")) {
     const equals = pair.indexOf("=");
     if (equals === -1) {
-      if (pair.length >= BARE_SECRET_LENGTH) both(pair);
-    } else if (namesSecret(decoded(pair.slice(0, equals)))) both(pair.slice(equals + 1));
+      if (pair.length >= BARE_SECRET_LENGTH) inQuery(pair);
+    } else if (namesSecret(decoded(pair.slice(0, equals), true))) inQuery(pair.slice(equals + 1));
   }
-  for (const segment of url.pathname.split("/")) if (isTokenLike(segment)) both(segment);
+  for (const segment of url.pathname.split("/")) if (isTokenLike(segment)) elsewhere(segment);
   if (url.username !== "" || url.password !== "") {
-    both(url.username);
-    both(url.password);
+    elsewhere(url.username);
+    elsewhere(url.password);
     // Latin-1 or UTF-8 bytes, decoded or as written: whichever the fetch sends (found by QA: `pässwört`).
-    for (
-      const pair of [`${decoded(url.username)}:${decoded(url.password)}`, `${url.username}:${url.password}`]
-    ) {
+    const user = decoded(url.username, false);
+    const password = decoded(url.password, false);
+    for (const pair of [`${user}:${password}`, `${url.username}:${url.password}`]) {
       found.push(base64Utf8(pair));
       try {
         found.push(btoa(pair));
