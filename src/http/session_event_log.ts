@@ -98,16 +98,29 @@ class PostLanes {
 
   /**
    * Forgets the oldest event that is not the newest (the one of `newest`, its lane), of the lane that holds
-   * more than half of the bound passed (the count with `overCount`, else the size): the other keeps its
-   * half (found by review: answers forgotten last left the rest room for one).
+   * more (of the count with `overCount`, else of the size): the other keeps its half (found by review:
+   * answers forgotten last left the rest room for one). When that lane holds only the newest, the other
+   * gives way; over the size, only beyond half of `bound` (found by review: a large notification pushed out
+   * answers well within their half). Returns false when nothing may be forgotten.
    */
-  forgetOldest(newest: Lane, overCount: boolean): void {
+  forgetOldest(newest: Lane, overCount: boolean, bound: number): boolean {
     // No closures: a full log forgets an event on every append.
     const othersShare = overCount ? this.others.size : this.others.textLength;
     const answersShare = overCount ? this.answers.size : this.answers.textLength;
     const first = othersShare >= answersShare ? this.others : this.answers;
-    const spare = first.size - (first === newest ? 1 : 0) > 0;
-    (spare ? first : first === this.others ? this.answers : this.others).forgetOldest();
+    if (first.size - (first === newest ? 1 : 0) > 0) {
+      first.forgetOldest();
+      return true;
+    }
+    const other = first === this.others ? this.answers : this.others;
+    // By count, the newest is one event: the other gives way, so that the log keeps its bound.
+    if (
+      other.size === 0 || (!overCount && (first === this.others ? answersShare : othersShare) * 2 <= bound)
+    ) {
+      return false;
+    }
+    other.forgetOldest();
+    return true;
   }
 
   since(streamId: string, seq: number): LoggedEvent[] {
@@ -178,9 +191,10 @@ export class SessionEventLog {
       // stays, whatever its size: it is the one a broken stream most likely misses. It may leave the log
       // over its bound, by less than its own size: the other lane keeps its half (found by review).
       if (this.#mayGiveWay(this.#get, lane === this.#get, overCount)) this.#get.forgetOldest();
-      else if (this.#mayGiveWay(this.#posts, lane !== this.#get, overCount)) {
-        this.#posts.forgetOldest(lane, overCount);
-      } else break;
+      else if (!this.#mayGiveWay(this.#posts, lane !== this.#get, overCount)) break;
+      else if (
+        !this.#posts.forgetOldest(lane, overCount, overCount ? this.#maxEvents : this.#maxTextLength)
+      ) break;
     }
     return id;
   }
