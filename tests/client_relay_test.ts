@@ -489,6 +489,7 @@ Deno.test("the end of input refuses no request a lost session's stream brought b
   quietly(async () => {
     const answersToServer: string[] = [];
     const { relay, send } = relayOver("streamablehttp", async (transport, message) => {
+      await Promise.resolve();
       if (!("method" in message)) {
         answersToServer.push(`${JSON.stringify(message.id)} to ${transport.session}`);
       } else if (transport.session === 2 && message.method === "initialize") {
