@@ -271,6 +271,57 @@ Deno.test("legacy SSE: a POST that never left (its token endpoint refused the co
   events.close();
 });
 
+Deno.test("legacy SSE: a session closed as lost leaves its POSTs under way to learn their fate; closed for good, it ends them", async () => {
+  let events!: ReadableStreamDefaultController<Uint8Array>;
+  const stream = new ReadableStream<Uint8Array>({ start: (controller) => void (events = controller) });
+  events.enqueue(new TextEncoder().encode("event: endpoint\ndata: /messages\n\n"));
+  // Every POST is answered 404 (the server forgot the session) 50 ms later, or fails with its signal.
+  const fetchStub = (_input: RequestInfo | URL, init?: RequestInit): Promise<Response> => {
+    if ((init?.method ?? "GET") === "GET") {
+      return Promise.resolve(new Response(stream, { headers: { "Content-Type": "text/event-stream" } }));
+    }
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => resolve(new Response("no such session", { status: 404 })), 50);
+      init?.signal?.addEventListener("abort", () => {
+        clearTimeout(timer);
+        reject(init.signal!.reason);
+      });
+    });
+  };
+  const client = new LegacySseClient({
+    url: new URL("http://127.0.0.1:9/sse"),
+    fetch: fetchStub as typeof fetch,
+  });
+  await client.start();
+  const kinds = (sent: Promise<void>[]) =>
+    Promise.all(sent.map((send) => send.then(() => "sent", (error) => (error as RemoteError).kind)));
+  const ping = (id: number) => client.send({ jsonrpc: "2.0", id, method: "ping" });
+  const lost = [ping(1), ping(2), ping(3)];
+  await delay(10);
+  // The relay learned from another message that the session is gone (found by QA: these were aborted, and
+  // not sent again on the next session).
+  await client.close(false);
+  assert.deepEqual(await kinds(lost), ["session-expired", "session-expired", "session-expired"]);
+  events.close();
+
+  let again!: ReadableStreamDefaultController<Uint8Array>;
+  const second = new ReadableStream<Uint8Array>({ start: (controller) => void (again = controller) });
+  again.enqueue(new TextEncoder().encode("event: endpoint\ndata: /messages\n\n"));
+  const other = new LegacySseClient({
+    url: new URL("http://127.0.0.1:9/sse"),
+    fetch: ((input: RequestInfo | URL, init?: RequestInit) =>
+      (init?.method ?? "GET") === "GET"
+        ? Promise.resolve(new Response(second, { headers: { "Content-Type": "text/event-stream" } }))
+        : fetchStub(input, init)) as typeof fetch,
+  });
+  await other.start();
+  const ended = [other.send({ jsonrpc: "2.0", id: 4, method: "ping" })];
+  await delay(10);
+  await other.close();
+  assert.notDeepEqual(await kinds(ended), ["session-expired"]);
+  again.close();
+});
+
 Deno.test("--request-timeout: the cancellation of a request that went is out before the end of input lets the relay stop", () =>
   quietly(async () => {
     const cancelled: unknown[] = [];

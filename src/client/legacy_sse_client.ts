@@ -43,6 +43,9 @@ export class LegacySseClient implements RemoteTransport {
   readonly #onwarning: (text: string) => void;
   readonly #scrub: (text: string) => string;
   readonly #endpointTimeoutMs: number;
+  /** Ends the event stream. */
+  readonly #stopStream = new AbortController();
+  /** Ends the POSTs under way. */
   readonly #abort = new AbortController();
   #endpoint: URL | undefined;
   #closed = false;
@@ -62,7 +65,7 @@ export class LegacySseClient implements RemoteTransport {
     try {
       response = await this.#fetch(this.#url, {
         headers: { Accept: "text/event-stream" },
-        signal: this.#abort.signal,
+        signal: this.#stopStream.signal,
       });
     } catch (error) {
       throw new RemoteError(
@@ -129,9 +132,15 @@ export class LegacySseClient implements RemoteTransport {
     // The legacy transport has no protocol version header.
   }
 
-  close(): Promise<void> {
+  /**
+   * Ends the event stream; and, unless `terminate` is false (the session is lost: found so by a POST
+   * answered 404, say), the POSTs under way, which otherwise learn their own fate (found by QA: those still
+   * waiting for their 404 failed, and were not sent again on the next session).
+   */
+  close(terminate = true): Promise<void> {
     this.#closed = true;
-    this.#abort.abort();
+    this.#stopStream.abort();
+    if (terminate) this.#abort.abort();
     return Promise.resolve();
   }
 
