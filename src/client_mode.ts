@@ -7,7 +7,12 @@
  */
 
 import type { ClientModeOptions } from "./cli/command_line.ts";
-import { authorizedClient, isTokenLike, urlSecrets } from "./client/authorized_fetch.ts";
+import {
+  authorizedClient,
+  isTokenLike,
+  urlSecrets,
+  userInfoAuthorization,
+} from "./client/authorized_fetch.ts";
 import { applyNoProxyEverywhere, proxyConfigured } from "./client/http1_fetch.ts";
 import { ClientRelay } from "./client/client_relay.ts";
 import { LegacySseClient } from "./client/legacy_sse_client.ts";
@@ -70,6 +75,17 @@ export async function runClientMode(options: ClientModeOptions, stop: Promise<un
   // Read now: once the parent has died, this process has another.
   const parent = Deno.ppid;
   const url = new URL(options.url);
+  const secrets = urlSecrets(url);
+  // The URL's user name and password go as `Authorization: Basic`, unless another is given (see README).
+  const basic = userInfoAuthorization(url);
+  url.username = "";
+  url.password = "";
+  const givesAuthorization = Object.keys(options.headers).some((name) =>
+    name.toLowerCase() === "authorization"
+  );
+  const headers = basic === undefined || givesAuthorization
+    ? options.headers
+    : { ...options.headers, Authorization: basic };
   applyNoProxyEverywhere();
   const tls = createTlsFetch(options.verifySsl);
   if (options.verifySsl.kind === "no-verify" && proxyConfigured()) {
@@ -86,10 +102,10 @@ export async function runClientMode(options: ClientModeOptions, stop: Promise<un
     requestTimeoutMs: options.connectTimeoutMs,
   });
   const { fetch, scrub } = authorizedClient(tls.fetch, {
-    headers: options.headers,
+    headers,
     apiAccessToken: options.apiAccessToken,
     oauth,
-    secrets: urlSecrets(url),
+    secrets,
   });
   const onwarning = (text: string) => logger.warn("{text}", { text });
   // What revision 2026-07-28 requests carry as headers, their tools' `x-mcp-header` arguments included.

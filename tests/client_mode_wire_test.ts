@@ -147,6 +147,17 @@ Deno.test("-H headers reach the server; Authorization precedence: OAuth > API_AC
     assert.equal(tokens.issued(), 1, "the token is cached");
     assert.doesNotMatch(stdio.stderr(), /s3cret|oauth-token|env-token|from-header/, "no secret is logged");
   }
+  // The URL's user name and password: `Authorization: Basic`, the weakest, and never beside another (found
+  // by QA: fetch sent both, as two `Authorization` headers).
+  for (const args of [[], header]) {
+    await using server = recordingServer();
+    const withUser = server.url.replace("http://", "http://user:p%40ss+word@");
+    await using stdio = await connectThroughClientMode(withUser, { args });
+    await stdio.client.listTools();
+    const basic = `Basic ${btoa("user:p@ss+word")}`;
+    assert.deepEqual(authorizationsOf(server.requests), [args.length === 0 ? basic : "Bearer from-header"]);
+    assert.doesNotMatch(stdio.stderr(), /p%40ss|p@ss|dXNlcj/, "no secret is logged");
+  }
 });
 
 Deno.test("a wrong client secret: initialize fails with a clear error, the secret not shown", async () => {

@@ -205,6 +205,23 @@ export function urlSecrets(url: URL): string[] {
   return [...new Set(found)];
 }
 
+/**
+ * The `Basic` credentials of `url`'s user name and password (%-escapes undone, UTF-8), as `fetch` would
+ * send them; undefined for a URL without them. Client mode takes them out of the URL and sends them as the
+ * weakest `Authorization` (found by QA: `fetch` sent them beside a token's, as a second `Authorization`).
+ */
+export function userInfoAuthorization(url: URL): string | undefined {
+  if (url.username === "" && url.password === "") return undefined;
+  const decoded = (written: string) => {
+    try {
+      return decodeURIComponent(written);
+    } catch {
+      return written;
+    }
+  };
+  return `Basic ${base64Utf8(`${decoded(url.username)}:${decoded(url.password)}`)}`;
+}
+
 /** A `fetch` that sends the credentials, and what keeps them out of text for the user. */
 export interface AuthorizedClient {
   /** Rejects with {@link OAuthError} when no access token can be had. */
