@@ -629,6 +629,31 @@ for (const callLostFirst of [true, false]) {
   );
 }
 
+Deno.test("a request id the client uses again while the first waits: both go, both answers come back", () =>
+  quietly(async () => {
+    const { relay, out, send } = relayOver("streamablehttp", async (transport, message) => {
+      if (handshake(transport, message)) return;
+      const { params } = message as JsonRpcRequest;
+      setTimeout(() => transport.onmessage?.({ jsonrpc: "2.0", id: 2, result: { of: params?.n } }), 20);
+      await Promise.resolve();
+    });
+    send(INITIALIZE);
+    send(INITIALIZED);
+    await delay(20);
+    send({ jsonrpc: "2.0", id: 2, method: "tools/call", params: { n: "first" } });
+    send({ jsonrpc: "2.0", id: 2, method: "tools/call", params: { n: "second" } });
+    await delay(100);
+    // A third answer of that id matches nothing: dropped.
+    lastTransport!.onmessage?.({ jsonrpc: "2.0", id: 2, result: { of: "none" } });
+    await relay.drained();
+    await relay.close();
+    // Found by QA: the second answer was dropped.
+    assert.deepEqual(out.slice(1), [
+      { jsonrpc: "2.0", id: 2, result: { of: "first" } },
+      { jsonrpc: "2.0", id: 2, result: { of: "second" } },
+    ]);
+  }));
+
 Deno.test("a request its client cancelled while it waited out an outage is not sent again", () =>
   quietly(async () => {
     const calls: number[] = [];

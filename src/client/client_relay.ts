@@ -182,6 +182,12 @@ export class ClientRelay {
    * ({@link inputEnded}), it can answer none: they are answered with an error instead.
    */
   readonly #serverRequests = new Map<RequestId, RequestId>();
+  /**
+   * Ids the client used again while a request of that id still waited, with how many such requests: each
+   * goes, and each answer comes back (found by QA: the second answer was dropped). The relay follows the
+   * newest; an answer beyond it goes to the client as it is.
+   */
+  readonly #reusedIds = new Map<RequestId, number>();
   #inputEnded = false;
   /** Aborted by `close()`: ends every wait, so that nothing of the relay outlives it. */
   readonly #stop = new AbortController();
@@ -339,8 +345,18 @@ export class ClientRelay {
     const note = this.#options.mender?.keep(request);
     if (note !== undefined) pending.again = { request, json, note };
     if (this.#options.cancelsByClosing?.(request)) pending.closable = true;
-    // A subscription (revision 2026-07-28) runs until its client leaves: no answer is overdue.
-    if (this.#pending.get(request.id)?.method === LISTEN) this.#listening--; // Its id used again.
+    const earlier = this.#pending.get(request.id);
+    if (earlier !== undefined) {
+      // Its id used again: a subscription (revision 2026-07-28) runs until its client leaves.
+      if (earlier.method === LISTEN) this.#listening--;
+      else {
+        this.#reusedIds.set(request.id, (this.#reusedIds.get(request.id) ?? 0) + 1);
+        this.#logger.warn(
+          "the client sent request {id} while one of that id still waits for its answer; both go",
+          { id: JSON.stringify(request.id) },
+        );
+      }
+    }
     if (request.method === LISTEN) {
       this.#listening++;
       this.#timeouts?.delete(request.id);
@@ -845,6 +861,13 @@ export class ClientRelay {
       return;
     }
     if (id === null || !this.#pending.has(id)) {
+      const reused = id === null ? undefined : this.#reusedIds.get(id);
+      if (reused !== undefined) {
+        if (reused === 1) this.#reusedIds.delete(id!);
+        else this.#reusedIds.set(id!, reused - 1);
+        this.#options.toClient(message, json);
+        return;
+      }
       this.#logger.debug("answer {id} from the server matches no waiting request; dropped", {
         id: JSON.stringify(id),
       });
