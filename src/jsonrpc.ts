@@ -526,10 +526,9 @@ function parseJson(text: string): unknown {
 /** A member's JSON text as an id, integers beyond 2^53 as written; undefined if it cannot be one. */
 function idFromJson(text: string): RequestId | undefined {
   const value = parseJson(text);
-  if (isUnsafeInteger(value) && INTEGER.test(text)) return exactInteger(text);
-  return typeof value === "string" || (typeof value === "number" && Number.isFinite(value))
-    ? value
-    : undefined;
+  if (typeof value !== "string" && (typeof value !== "number" || !Number.isFinite(value))) return undefined;
+  // As written (`1e3`, `-0`, `"\u00e9"`), where JSON would write its value otherwise (found by QA).
+  return JSON.stringify(value) === text ? value : exactInteger(text);
 }
 
 /**

@@ -232,6 +232,22 @@ Deno.test("truncatedMessageKind: an id beyond 2^53 is kept as written", () => {
   }
 });
 
+Deno.test("truncatedMessageKind: an id JSON would write otherwise is kept as written", () => {
+  // Found by QA: the error answer to a line over --max-line-size had `1000` for `1e3`, `"é"` for `"\u00e9"`.
+  for (const written of ["1e3", "-0", "1.50", "0.1e-2", '"\\u00e9"', "7.0"]) {
+    for (
+      const line of [
+        `{"jsonrpc":"2.0","id":${written},"method":"ping","params":{"pad":"${PAD}"}}`,
+        `{"method":"ping","params":{"pad":"${PAD}"},"jsonrpc":"2.0","id":${written}}`,
+        `{"jsonrpc":"2.0","id":${written},"result":{"pad":"${PAD}"}}`,
+      ]
+    ) {
+      const found = truncatedMessageKind(...ends(line)) as { id: RequestId };
+      assert.equal(JSON.stringify({ id: found.id }), `{"id":${written}}`, line.slice(0, 40));
+    }
+  }
+});
+
 Deno.test("truncatedMessageKind: an id inside params is never taken", () => {
   const notification = `{"jsonrpc":"2.0","method":"notifications/x","params":{"id":5,"pad":"${PAD}","id":6}}`;
   assert.deepEqual(truncatedMessageKind(...ends(notification)), {
