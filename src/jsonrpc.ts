@@ -193,9 +193,6 @@ export function parseLosslesslyOr<T>(text: string, fallback: T): T {
   }
 }
 
-/** A JSON integer as it is written (no fraction, no exponent). */
-const INTEGER = /^-?\d+$/;
-
 /** `JSON` with the parts of ES2025's source text access that lib.es types lack. */
 interface JsonWithSource {
   parse(

@@ -249,6 +249,46 @@ Deno.test("a request answered by --request-timeout while a new session opens is 
     assert.deepEqual(sent.filter((entry) => entry.startsWith("tools/call")), ["tools/call on 1"]);
   }));
 
+Deno.test("messages written with an initialize whose session could not open fail with it, after --connect-timeout, not twice that", () =>
+  quietly(async () => {
+    const warnings: string[] = [];
+    let starts = 0;
+    /** A legacy SSE stream that never sends its endpoint event. */
+    class Silent extends ScriptedTransport {
+      override async start(): Promise<void> {
+        starts++;
+        await delay(300);
+        throw new RemoteError("lost", "the SSE stream sent no endpoint event within 0.3 s");
+      }
+    }
+    const out: JsonRpcMessage[] = [];
+    const relay = new ClientRelay({
+      transport: "sse",
+      createTransport: (kind) => new Silent(kind, 1, () => Promise.resolve()),
+      toClient: (message) => out.push(message),
+      connectTimeoutMs: 300,
+      requestTimeoutMs: 0,
+      logger: {
+        ...getLogger(["relay-test"]),
+        warn: (text: string) => warnings.push(text),
+      } as unknown as ReturnType<typeof getLogger>,
+    });
+    for (const message of [INITIALIZE, INITIALIZED, { jsonrpc: "2.0", id: 2, method: "ping" }]) {
+      relay.handleClientMessage(message as JsonRpcMessage);
+    }
+    relay.inputEnded();
+    await relay.drained();
+    await relay.close();
+    // Found by QA: the messages after initialize tried again, and failed after twice the time.
+    assert.equal(starts, 1);
+    assert.deepEqual(out.map((message) => [message.id, errorOf(message)?.message]), [
+      [1, "mcp-proxy: the SSE stream sent no endpoint event within 0.3 s"],
+      [2, "mcp-proxy: the SSE stream sent no endpoint event within 0.3 s"],
+    ]);
+    // Nor does it say the server has not answered an initialize that never went.
+    assert.ok(!warnings.some((text) => text.includes("has not answered")), warnings.join("\n"));
+  }));
+
 Deno.test("legacy SSE: a POST that never left (its token endpoint refused the connection) may go again", async () => {
   let events!: ReadableStreamDefaultController<Uint8Array>;
   const stream = new ReadableStream<Uint8Array>({ start: (controller) => void (events = controller) });

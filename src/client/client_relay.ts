@@ -207,6 +207,8 @@ export class ClientRelay {
   /** Sessions lost in a row soon after they opened: each reconnection then waits longer. */
   #quickLosses = 0;
   #openedAt = 0;
+  /** Why the last attempt to open a session failed, until one opens. */
+  #lastOpenFailure: string | undefined;
   /** "…; retrying" was logged for the outage (or the server's refusals for now) under way. */
   #warnedUnreachable = false;
   /** Settled once the server has the last long message sent: see {@link LONG_MESSAGE}. */
@@ -390,7 +392,8 @@ export class ClientRelay {
   #initializeGate(): { promise: Promise<void>; resolve: () => void } {
     const seconds = this.#options.connectTimeoutMs / 1000;
     const timer = setTimeout(() => {
-      if (this.#warnedUnreachable) return;
+      // Not when it has not gone yet: the session it opens is still being opened.
+      if (this.#warnedUnreachable || this.#openTransport() === undefined) return;
       this.#logger.warn(
         "the server has not answered initialize within {seconds} s; still waiting (--request-timeout bounds the wait)",
         { seconds },
@@ -454,7 +457,15 @@ export class ClientRelay {
       let transport: RemoteTransport;
       try {
         // Without waiting a turn when the session is open: the request leaves before the next read.
-        transport = this.#openTransport() ?? await this.#connection();
+        const open = this.#openTransport();
+        // Past its time, after the last attempt to open a session failed: it fails as that one did, and
+        // does not wait out another (found by QA: twice --connect-timeout, for a legacy SSE stream that
+        // sent no endpoint event).
+        if (open === undefined && this.#session === undefined && Date.now() >= deadline) {
+          const failure = this.#lastOpenFailure;
+          if (failure !== undefined) return this.#fail(message, failure);
+        }
+        transport = open ?? await this.#connection();
       } catch (error) {
         this.#fail(message, error instanceof Error ? error.message : String(error));
         return;
@@ -686,10 +697,12 @@ export class ClientRelay {
       this.#session = session;
       session.then(
         (transport) => {
+          this.#lastOpenFailure = undefined;
           if (this.#session === session) this.#opened = { session, transport };
         },
         // A failed attempt is forgotten, so that the next message tries again.
-        () => {
+        (error) => {
+          this.#lastOpenFailure = error instanceof Error ? error.message : String(error);
           if (this.#session === session) this.#session = undefined;
         },
       );
