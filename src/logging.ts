@@ -139,11 +139,20 @@ export async function flushLogs(timeoutMs = 1000): Promise<void> {
   clearTimeout(timer);
 }
 
+/** A line of the log's own, outside logtape (a note of lines dropped, a crash), in the log's format. */
+let ownLine = (_level: string, text: string) => `${text}\n`;
+
+/** How many lines each dropped-lines note queued and not written yet reports. */
+const noteCounts = new WeakMap<Uint8Array, number>();
+
 /** The line that says how many lines were dropped; counts them as reported. */
 function droppedNote(): Uint8Array<ArrayBuffer> {
-  const note = `mcp-proxy: ${stderrDropped} log lines dropped: stderr was not read fast enough\n`;
+  const note = encoder.encode(
+    ownLine("WARNING", `mcp-proxy: ${stderrDropped} log lines dropped: stderr was not read fast enough`),
+  );
+  noteCounts.set(note, stderrDropped);
   stderrDropped = 0;
-  return encoder.encode(note);
+  return note;
 }
 
 /**
@@ -155,7 +164,7 @@ export function lastLogLine(text: string): void {
   sealed = true;
   if (stderrDropped > 0) enqueue(droppedNote());
   // Past the queue's bound too: it is the line that says why the process ends.
-  enqueue(encoder.encode(text.endsWith("\n") ? text : `${text}\n`));
+  enqueue(encoder.encode(ownLine("CRITICAL", text.endsWith("\n") ? text.slice(0, -1) : text)));
 }
 
 /**
@@ -165,7 +174,8 @@ export function lastLogLine(text: string): void {
 export function cutToLastLine(): void {
   if (!sealed || stderrQueue.length <= 1) return;
   const last = stderrQueue.pop()!;
-  stderrDropped += stderrQueue.length;
+  // A note queued among them counts the lines it reports (found by review: they were lost from the count).
+  for (const entry of stderrQueue) stderrDropped += noteCounts.get(entry) ?? 1;
   stderrQueue.length = 0;
   stderrQueue.push(droppedNote(), last);
   stderrQueuedBytes = stderrQueue[0].length + last.length;
@@ -195,6 +205,11 @@ function formatJson(record: LogRecord): string {
 /** Sets up logging for the whole process; call once, before anything logs. */
 export function setupLogging(level: LogLevelName, format: LogFormat = "text"): void {
   const formatter = format === "json" ? formatJson : formatLine;
+  // Found by review: with --log-format json, a crash's report and the dropped-lines note were plain text.
+  ownLine = format === "json"
+    ? (level, text) =>
+      JSON.stringify({ time: new Date().toISOString(), level, logger: "mcp-proxy", message: text }) + "\n"
+    : (_level, text) => `${text}\n`;
   configureSync({
     reset: true,
     sinks: {

@@ -65,3 +65,45 @@ Deno.test("a crash is reported to a stderr read slowly: the lines it has not tak
     /\nmcp-proxy: \d+ log lines dropped: stderr was not read fast enough\nmcp-proxy: crashed: Error: boom/,
   );
 });
+
+/** Runs the fixture with `args`, reading its stderr at about 0.4 MB/s; its exit code and stderr. */
+async function crashReadSlowly(...args: string[]): Promise<{ code: number; text: string }> {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "--quiet", "--allow-env", "--allow-read", FIXTURE, ...args],
+    stdin: "null",
+    stdout: "null",
+    stderr: "piped",
+  }).spawn();
+  const chunks: Uint8Array[] = [];
+  for await (const chunk of child.stderr) {
+    chunks.push(chunk);
+    await new Promise((resolve) => setTimeout(resolve, 150));
+  }
+  const { code } = await child.status;
+  return { code, text: new TextDecoder().decode(new Uint8Array(chunks.flatMap((chunk) => [...chunk]))) };
+}
+
+Deno.test("a crash behind a full queue: every line logged is written or counted as dropped", async () => {
+  const { code, text } = await crashReadSlowly("overflow");
+  assert.equal(code, 1);
+  const lines = text.split("\n");
+  const written = lines.filter((line) => line.startsWith("[srv] line ")).length +
+    lines.filter((line) => / (WARNING|ERROR) +(line \d+ of many|the last line before the crash)$/.test(line))
+      .length;
+  const notes = [...text.matchAll(/mcp-proxy: (\d+) log lines dropped/g)].map((match) => Number(match[1]));
+  assert.ok(notes.length > 0, "some were dropped");
+  // Found by review: a note still queued when the report cut the queue was counted as one line.
+  assert.equal(written + notes.reduce((sum, count) => sum + count, 0), 1001 + 30_000, `notes: ${notes}`);
+  assert.match(text, /\nmcp-proxy: crashed: Error: boom \(thrown\)/);
+});
+
+Deno.test("with --log-format json, the crash's report and the dropped-lines note are JSON lines too", async () => {
+  const { code, text } = await crashReadSlowly("overflow", "json");
+  assert.equal(code, 1);
+  const lines = text.trimEnd().split("\n").map((line) => JSON.parse(line));
+  // Found by review: both were plain text.
+  assert.ok(lines.some((line) => /^mcp-proxy: \d+ log lines dropped/.test(line.message)));
+  const last = lines.at(-1);
+  assert.equal(last.level, "CRITICAL");
+  assert.match(last.message, /^mcp-proxy: crashed: Error: boom \(thrown\)\n\s+at /);
+});
