@@ -388,6 +388,25 @@ Deno.test("--request-timeout: the cancellation of a request that went is out bef
     assert.equal(errorOf(out[1])?.code, -32001);
   }));
 
+Deno.test("--request-timeout: the wait for a cancellation that never goes ends with the relay", () =>
+  quietly(async () => {
+    const cancels: unknown[] = [];
+    const { relay, send } = relayOver("streamablehttp", async (transport, message) => {
+      const cancel = "method" in message && message.method === "notifications/cancelled";
+      if (cancel) cancels.push((message.params as { requestId?: unknown }).requestId);
+      else if (handshake(transport, message)) return;
+      await new Promise(() => {}); // Neither the call nor its cancellation is ever taken.
+    }, { requestTimeoutMs: 100 });
+    send(INITIALIZE);
+    await delay(20);
+    send(INITIALIZED);
+    send({ jsonrpc: "2.0", id: "slow", method: "tools/call", params: {} });
+    await delay(200);
+    assert.deepEqual(cancels, ["slow"]);
+    // Found by review: its 2 s timer outlived the relay (the test's sanitizer tells).
+    await relay.close();
+  }));
+
 Deno.test("--request-timeout: no cancellation for an initialize, nor for a request that never went", () =>
   quietly(async () => {
     const sent: string[] = [];

@@ -669,6 +669,7 @@ export class ClientRelay {
     const over = Promise.withResolvers<void>();
     const done = () => {
       clearTimeout(timer);
+      this.#stop.signal.removeEventListener("abort", done);
       if (!counted) return;
       counted = false;
       this.#sending--;
@@ -676,6 +677,8 @@ export class ClientRelay {
       over.resolve();
     };
     const timer = setTimeout(done, OWN_CANCEL_WAIT_MS);
+    // Nor does its wait outlive the relay (found by review).
+    this.#stop.signal.addEventListener("abort", done);
     const send = async () => {
       // After a long message on its way, as any notification (see LONG_MESSAGE): the request itself, say.
       while (this.#longMessageOnItsWay !== undefined) await this.#longMessageOnItsWay;
