@@ -412,6 +412,18 @@ Deno.test("describeFetchError: describes the error shapes of Deno and Node", () 
     assert.ok(!line.includes("secret") && !line.includes("pw") && !line.includes("\n"), line);
   }
   assert.equal(describeFetchError(new Error("boom"), "not a url"), "request to the server failed: boom");
+  // Through a proxy, the refusal may be the proxy's (found by QA: a proxy that was down was taken for the
+  // server).
+  Deno.env.set("HTTPS_PROXY", "http://user:proxy-secret@127.0.0.1:3128");
+  try {
+    const refused = denoFetchError(url, "tcp connect error: Connection refused (os error 111)");
+    assert.equal(
+      describeFetchError(refused, url),
+      `cannot connect to ${origin} (or to the proxy: HTTPS_PROXY set): connection refused`,
+    );
+  } finally {
+    Deno.env.delete("HTTPS_PROXY");
+  }
 });
 
 Deno.test("tls_fetch: no-verify errors the body when the server drops the connection mid-stream", async () => {

@@ -179,11 +179,16 @@ export function applyNoProxyEverywhere(): void {
 
 /** Whether `HTTP_PROXY`, `HTTPS_PROXY` or `ALL_PROXY` (either case) names a proxy. */
 export function proxyConfigured(): boolean {
+  return proxyVariablesSet().length > 0;
+}
+
+/** The names of the proxy variables set (not empty) in the environment. */
+export function proxyVariablesSet(): string[] {
   try {
-    return PROXY_VARIABLES.some((name) => (Deno.env.get(name) ?? "") !== "");
+    return PROXY_VARIABLES.filter((name) => (Deno.env.get(name) ?? "") !== "");
   } catch {
     // Without --allow-env the fallback cannot read them either.
-    return false;
+    return [];
   }
 }
 

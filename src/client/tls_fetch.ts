@@ -20,6 +20,7 @@ import type { VerifySsl } from "../cli/command_line.ts";
 import {
   createHttp1Fetch,
   networkError,
+  proxyVariablesSet,
   stopAsSignal,
   USER_AGENT,
   type WrittenNotice,
@@ -508,18 +509,22 @@ export function describeFetchError(error: unknown, url: string): string {
   }
   if (name === "TimeoutError") return `request to ${origin} timed out`;
   if (name === "AbortError") return `request to ${origin} was aborted`;
+  // Through a proxy, the failure to connect may be the proxy's (found by QA: a proxy that was down was
+  // reported as the server refusing).
+  const proxies = proxyVariablesSet();
+  const via = proxies.length === 0 ? "" : ` (or to the proxy: ${proxies.join(", ")} set)`;
   if (has("ECONNREFUSED") || /connection refused/i.test(text)) {
-    return `cannot connect to ${origin}: connection refused`;
+    return `cannot connect to ${origin}${via}: connection refused`;
   }
   if (
     has("ENOTFOUND", "EAI_AGAIN", "EAI_NONAME", "EAI_FAIL") ||
     /dns error|failed to lookup|getaddrinfo|name or service not known|nodename nor servname/i.test(text)
   ) {
-    return `cannot resolve ${host}`;
+    return `cannot resolve ${host}${via}`;
   }
-  if (has("ETIMEDOUT") || /timed out/i.test(text)) return `cannot connect to ${origin}: timed out`;
+  if (has("ETIMEDOUT") || /timed out/i.test(text)) return `cannot connect to ${origin}${via}: timed out`;
   if (has("EHOSTUNREACH", "ENETUNREACH") || /unreachable|no route to host/i.test(text)) {
-    return `cannot connect to ${origin}: host unreachable`;
+    return `cannot connect to ${origin}${via}: host unreachable`;
   }
   if (
     /^(terminated|error reading a body from connection)|connection closed before message completed/i.test(
