@@ -279,7 +279,8 @@ export class StdioServerProcess {
       if (!exited) await windowsKillTree(this.pid);
     } else if (signalGroup(this.pid, "SIGTERM")) {
       // Only the child's own lingering is worth a line: what it left running is stopped silently.
-      if (!exited) {
+      // Stopped at once (it closed its output, say): nothing lingered.
+      if (!exited && graceMs > 0) {
         this.#logger.info(
           "server {name} (pid {pid}) did not exit within {seconds} s of its input closing: SIGTERM",
           {
