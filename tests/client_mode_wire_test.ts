@@ -1483,7 +1483,8 @@ Deno.test("lines over --max-line-size: ids kept exactly; the server gets an erro
     new RegExp(
       `^\\{"jsonrpc":"2\\.0","id":${id},"error":\\{"code":-32600,"message":"mcp-proxy: the request is`,
     );
-  assert.equal(lines.filter((line) => errorOf(String.raw`"s \\"1\\" é"`).test(line)).length, 1, stdout);
+  // As written (found by QA: `\u00e9` came back as `é`).
+  assert.equal(lines.filter((line) => errorOf(String.raw`"s \\"1\\" \\u00e9"`).test(line)).length, 1, stdout);
   assert.equal(lines.filter((line) => errorOf(big).test(line)).length, 1, stdout);
   assert.deepEqual(JSON.parse(lines.at(-1)!), { jsonrpc: "2.0", id: 3, result: {} });
   assert.match(stderr, /skipped: notification "notifications\/progress" \(no "id" at either end\)/);
