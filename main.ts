@@ -50,7 +50,10 @@ function waitForShutdownSignal(onRepeat: () => void): Promise<Deno.Signal> {
         logger.warn("second {signal}: killing the servers and exiting now", { signal });
         onRepeat();
         // That line goes out, unless stderr is not read (see `flushLogs`).
-        flushLogs(200).then(() => Deno.exit(130));
+        // A crash within that time decides the exit, after its report (found by review).
+        flushLogs(200).then(() => {
+          if (!crashed) Deno.exit(130);
+        });
       });
     }
   });
