@@ -173,7 +173,7 @@ export async function runClientMode(options: ClientModeOptions, stop: Promise<un
     onMessage: (message, line) => relay.handleClientMessage(message, line),
     onInvalid: (why, line, value) => {
       logger.warn("stdin: a line that is not a JSON-RPC message ({why}): {line}", { why, line });
-      const answer = answerToInvalid(why, value);
+      const answer = answerToInvalid(why, value, line);
       if (answer === undefined) return;
       // A batch's answers go as one line, an array, as JSON-RPC answers a batch.
       if (Array.isArray(answer)) stdout.write(answer[0], JSON.stringify(answer));

@@ -641,10 +641,13 @@ function usableId(value: unknown): RequestId | null {
 export function answerToInvalid(
   why: string,
   value: unknown,
+  text?: string,
 ): JsonRpcResponse | JsonRpcResponse[] | undefined {
   if (value === undefined) {
     return errorResponse(null, ErrorCode.ParseError, `mcp-proxy: invalid message: ${why}`);
   }
+  // With the line's text, ids as written (found by QA: `"\u00e9"` came back as `"é"`).
+  if (text !== undefined) value = withIdsAsWritten(text, value);
   const idOf = (item: unknown) =>
     typeof item === "object" && item !== null && "id" in item ? usableId(item.id) : null;
   if (!Array.isArray(value)) {
@@ -658,6 +661,25 @@ export function answerToInvalid(
     .filter((item) => typeof item !== "object" || item === null || "id" in item)
     .map((item) => errorResponse(idOf(item), ErrorCode.InvalidRequest, batch));
   return answers.length === 0 ? undefined : answers;
+}
+
+/**
+ * The JSON `text` parsed with every number, and every `"id"` string, that JSON would write otherwise (`1e3`,
+ * `"\u00e9"`) as an {@link ExactInteger} of its spelling; `fallback` when it nests too deep for a reviver.
+ */
+function withIdsAsWritten(text: string, fallback: unknown): unknown {
+  try {
+    return (JSON as unknown as JsonWithSource).parse(
+      text,
+      (key, value, context) =>
+        (typeof value === "number" && String(value) !== context.source) ||
+          (key === "id" && typeof value === "string" && JSON.stringify(value) !== context.source)
+          ? exactInteger(context.source)
+          : value,
+    );
+  } catch {
+    return fallback;
+  }
 }
 
 /** Builds a result response to the request with `id`. */

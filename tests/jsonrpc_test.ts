@@ -181,6 +181,7 @@ Deno.test("ErrorCode: carries the JSON-RPC and MCP codes", () => {
     ParseError: -32700,
     InvalidRequest: -32600,
     MethodNotFound: -32601,
+    InvalidParams: -32602,
     InternalError: -32603,
     ConnectionClosed: -32000,
     RequestTimeout: -32001,
@@ -481,6 +482,15 @@ Deno.test("answerToInvalid: -32700 for no JSON; -32600 under a readable id; a ba
   assert.match(message(batch[0]), /batches are not relayed/);
   assert.equal(answerToInvalid("x", [{ jsonrpc: "2.0", method: "notifications/a" }]), undefined);
   assert.match(message(answerToInvalid("x", [])), /this one is empty/);
+  // With the line's text, ids as written (found by QA: `"\u00e9"` came back as `"é"`).
+  const text = '[{"jsonrpc":"2.0","id":"\\u00e9","method":"ping"},{"id":1e3,"method":"m"},{"id":"plain"}]';
+  const written = answerToInvalid("x", JSON.parse(text), text) as JsonRpcResponse[];
+  assert.equal(JSON.stringify(written.map((answer) => answer.id)), '["\\u00e9",1e3,"plain"]');
+  const single = '{"jsonrpc":"2.0","id":"\\u00e9","method":7}';
+  assert.equal(
+    JSON.stringify((answerToInvalid("x", JSON.parse(single), single) as JsonRpcResponse).id),
+    '"\\u00e9"',
+  );
 });
 
 Deno.test("readsOneWay: a name the proxy reads, twice in one object, however spelled, makes a text untrusted", () => {
