@@ -688,28 +688,38 @@ for (const callLostFirst of [true, false]) {
   );
 }
 
-Deno.test("a request id the client uses again while the first waits: both go, both answers come back", () =>
+Deno.test("a request whose id a request still waiting has is refused with -32600, not sent; the first is answered", () =>
   quietly(async () => {
+    const calls: unknown[] = [];
     const { relay, out, send } = relayOver("streamablehttp", async (transport, message) => {
       if (handshake(transport, message)) return;
-      const { params } = message as JsonRpcRequest;
-      setTimeout(() => transport.onmessage?.({ jsonrpc: "2.0", id: 2, result: { of: params?.n } }), 20);
-      await Promise.resolve();
+      calls.push((message as JsonRpcRequest).params?.n);
+      await delay(20);
+      transport.answer(message, { of: (message as JsonRpcRequest).params?.n });
     });
     send(INITIALIZE);
     send(INITIALIZED);
     await delay(20);
     send({ jsonrpc: "2.0", id: 2, method: "tools/call", params: { n: "first" } });
-    send({ jsonrpc: "2.0", id: 2, method: "tools/call", params: { n: "second" } });
-    await delay(100);
-    // A third answer of that id matches nothing: dropped.
-    lastTransport!.onmessage?.({ jsonrpc: "2.0", id: 2, result: { of: "none" } });
+    relay.handleClientMessage(
+      JSON.parse('{"jsonrpc":"2.0","id":2.0,"method":"tools/call","params":{"n":"second"}}'),
+      '{"jsonrpc":"2.0","id":2.0,"method":"tools/call","params":{"n":"second"}}',
+    );
+    await relay.drained();
+    // Once answered, its id may go again.
+    send({ jsonrpc: "2.0", id: 2, method: "tools/call", params: { n: "third" } });
     await relay.drained();
     await relay.close();
-    // Found by QA: the second answer was dropped.
-    assert.deepEqual(out.slice(1), [
+    // Found by QA: both went, and the second answer was dropped; answers of one id cannot be told apart.
+    assert.deepEqual(calls, ["first", "third"]);
+    assert.equal(
+      JSON.stringify(out[1]).slice(0, 58),
+      '{"jsonrpc":"2.0","id":2.0,"error":{"code":-32600,"message"',
+    );
+    assert.match(errorOf(out[1])!.message, /request id 2\.0 is in use by a request still waiting/);
+    assert.deepEqual(out.slice(2), [
       { jsonrpc: "2.0", id: 2, result: { of: "first" } },
-      { jsonrpc: "2.0", id: 2, result: { of: "second" } },
+      { jsonrpc: "2.0", id: 2, result: { of: "third" } },
     ]);
   }));
 

@@ -182,12 +182,6 @@ export class ClientRelay {
    * ({@link inputEnded}), it can answer none: they are answered with an error instead.
    */
   readonly #serverRequests = new Map<RequestId, RequestId>();
-  /**
-   * Ids the client used again while a request of that id still waited, with how many such requests: each
-   * goes, and each answer comes back (found by QA: the second answer was dropped). The relay follows the
-   * newest; an answer beyond it goes to the client as it is.
-   */
-  readonly #reusedIds = new Map<RequestId, number>();
   #inputEnded = false;
   /** Aborted by `close()`: ends every wait, so that nothing of the relay outlives it. */
   readonly #stop = new AbortController();
@@ -229,7 +223,9 @@ export class ClientRelay {
   /** Takes one message from the stdio client; `json`, when given, is its text, sent on unchanged. */
   handleClientMessage(message: JsonRpcMessage, json?: string): void {
     if (this.#closed) return;
-    if (isRequest(message)) this.#noteRequest(message, json);
+    if (isRequest(message)) {
+      if (!this.#noteRequest(message, json)) return;
+    }
     else if (isResponse(message)) {
       if (this.#serverRequests.size !== 0 && message.id !== null) this.#serverRequests.delete(message.id);
     } else if (isNotification(message)) {
@@ -340,25 +336,30 @@ export class ClientRelay {
 
   // ---- client → server --------------------------------------------------------------------------
 
-  #noteRequest(request: JsonRpcRequest, json: string | undefined): void {
-    const pending: PendingRequest = { method: request.method, generation: this.#generation };
+  /**
+   * Notes the client's request before it goes; false (and it is answered with an error) when a request of
+   * its id still waits for an answer: JSON-RPC wants ids unique, and answers could not be told apart
+   * (found by QA: the second answer was dropped), as server mode answers such a POST 400.
+   */
+  #noteRequest(request: JsonRpcRequest, json: string | undefined): boolean {
     const spelled = json === undefined ? undefined : idSpelling(json, request.id);
+    const earlier = this.#pending.get(request.id);
+    if (earlier !== undefined) {
+      // A subscription (revision 2026-07-28) runs until its client leaves: one of its id takes its place.
+      if (earlier.method !== LISTEN) {
+        const id = JSON.stringify(spelled ?? request.id);
+        this.#logger.warn("the client sent request {id} while one of that id still waits; refused", { id });
+        const why = `mcp-proxy: request id ${id} is in use by a request still waiting for its answer`;
+        this.#options.toClient(errorResponse(spelled ?? request.id, ErrorCode.InvalidRequest, why));
+        return false;
+      }
+      this.#listening--;
+    }
+    const pending: PendingRequest = { method: request.method, generation: this.#generation };
     if (spelled !== undefined) pending.answerId = spelled;
     const note = this.#options.mender?.keep(request);
     if (note !== undefined) pending.again = { request, json, note };
     if (this.#options.cancelsByClosing?.(request)) pending.closable = true;
-    const earlier = this.#pending.get(request.id);
-    if (earlier !== undefined) {
-      // Its id used again: a subscription (revision 2026-07-28) runs until its client leaves.
-      if (earlier.method === LISTEN) this.#listening--;
-      else {
-        this.#reusedIds.set(request.id, (this.#reusedIds.get(request.id) ?? 0) + 1);
-        this.#logger.warn(
-          "the client sent request {id} while one of that id still waits for its answer; both go",
-          { id: JSON.stringify(request.id) },
-        );
-      }
-    }
     if (request.method === LISTEN) {
       this.#listening++;
       this.#timeouts?.delete(request.id);
@@ -367,8 +368,7 @@ export class ClientRelay {
     switch (request.method) {
       case "initialize": {
         this.#initialize = request;
-        // One gate per id: a client that reuses the id of an initialize still waiting must not orphan it.
-        if (!this.#initializing.has(request.id)) this.#initializing.set(request.id, this.#initializeGate());
+        this.#initializing.set(request.id, this.#initializeGate());
         break;
       }
       case "logging/setLevel":
@@ -381,6 +381,7 @@ export class ClientRelay {
         this.#subscriptions.delete(String(request.params?.uri));
         break;
     }
+    return true;
   }
 
   /**
@@ -877,13 +878,6 @@ export class ClientRelay {
       return;
     }
     if (id === null || !this.#pending.has(id)) {
-      const reused = id === null ? undefined : this.#reusedIds.get(id);
-      if (reused !== undefined) {
-        if (reused === 1) this.#reusedIds.delete(id!);
-        else this.#reusedIds.set(id!, reused - 1);
-        this.#options.toClient(message, json);
-        return;
-      }
       this.#logger.debug("answer {id} from the server matches no waiting request; dropped", {
         id: JSON.stringify(id),
       });
