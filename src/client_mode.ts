@@ -190,11 +190,16 @@ export async function runClientMode(options: ClientModeOptions, stop: Promise<un
       });
       if (dropped?.kind === "request") {
         const why = `mcp-proxy: the request is ${bytes} bytes, over --max-line-size (${max})`;
-        stdout.write(errorResponse(dropped.id, ErrorCode.InvalidRequest, why));
+        stdout.write(errorResponse(dropped.spelled ?? dropped.id, ErrorCode.InvalidRequest, why));
       } else if (dropped?.kind === "response") {
-        // The server's request gets an answer too, rather than wait for one that never comes.
+        // The server's request gets an answer too, rather than wait for one that never comes: its id as
+        // written, and its value for the relay to match (found by review: it was refused again at the end).
         const why = `mcp-proxy: the client's answer is ${bytes} bytes, over --max-line-size (${max})`;
-        relay.handleClientMessage(errorResponse(dropped.id, ErrorCode.InternalError, why));
+        const answer = errorResponse(dropped.id, ErrorCode.InternalError, why);
+        const written = dropped.spelled === undefined
+          ? undefined
+          : JSON.stringify(errorResponse(dropped.spelled, ErrorCode.InternalError, why));
+        relay.handleClientMessage(answer, written);
       }
     },
     onError: (error) => logger.error("stdin: {error}", { error }),

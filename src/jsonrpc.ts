@@ -495,9 +495,9 @@ export function idOfTruncatedResponse(head: string, tail: string): RequestId | u
 
 /** What the ends of a message too long to read whole tell of it ({@link truncatedMessageKind}). */
 export type TruncatedMessage =
-  | { kind: "request"; id: RequestId; method: string }
+  | { kind: "request"; id: RequestId; spelled?: ExactInteger; method: string }
   | { kind: "notification"; method: string }
-  | { kind: "response"; id: RequestId };
+  | { kind: "response"; id: RequestId; spelled?: ExactInteger };
 
 /** A JSON string, escapes and all. */
 const JSON_STRING = String.raw`"(?:[^"\\]|\\.)*"`;
@@ -524,9 +524,15 @@ function parseJson(text: string): unknown {
 /** A member's JSON text as an id, integers beyond 2^53 as written; undefined if it cannot be one. */
 function idFromJson(text: string): RequestId | undefined {
   const value = parseJson(text);
-  if (typeof value !== "string" && (typeof value !== "number" || !Number.isFinite(value))) return undefined;
-  // As written (`1e3`, `-0`, `"\u00e9"`), where JSON would write its value otherwise (found by QA).
-  return JSON.stringify(value) === text ? value : exactInteger(text);
+  if (isUnsafeInteger(value) && /^-?\d+$/.test(text)) return exactInteger(text);
+  return typeof value === "string" || (typeof value === "number" && Number.isFinite(value))
+    ? value
+    : undefined;
+}
+
+/** `id` as `text` writes it, when JSON would write it otherwise (`1e3`, `-0`, `"\u00e9"`). */
+function spellingOf(id: RequestId, text: string): ExactInteger | undefined {
+  return JSON.stringify(id) === text ? undefined : exactInteger(text);
 }
 
 /**
@@ -575,12 +581,15 @@ export function truncatedMessageKind(head: string, tail: string): TruncatedMessa
   const method = methodJson === undefined ? undefined : parseJson(methodJson);
   const idJson = members.get("id");
   const id = idJson === undefined ? undefined : idFromJson(idJson);
+  // Its value, which matches it, and how it was written, for an answer to write it back so (found by QA).
+  const spelled = id === undefined ? undefined : spellingOf(id, idJson!);
+  const exactly = spelled === undefined ? {} : { spelled };
   if (typeof method === "string") {
-    if (id !== undefined) return { kind: "request", id, method };
+    if (id !== undefined) return { kind: "request", id, ...exactly, method };
     return members.has("id") ? undefined : { kind: "notification", method };
   }
   if (id !== undefined && !members.has("method") && (members.has("result") || members.has("error"))) {
-    return { kind: "response", id };
+    return { kind: "response", id, ...exactly };
   }
   return undefined;
 }

@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import {
   connectThroughClientMode,
   runClientModeWithInput,
+  startClientMode,
   startRemoteEverything,
 } from "./helpers/client_mode.ts";
 import { DENO, FIXTURE, freePort, processExists, startProxy } from "./helpers/proxy_process.ts";
@@ -1458,6 +1459,53 @@ Deno.test("a request over --max-line-size gets error -32600 under its id; the an
     stderr,
     new RegExp(`stdin: a ${tooLong.length}-byte line is over the limit .*skipped: request 2 \\("ping"\\)`),
   );
+});
+
+Deno.test("a client's answer over --max-line-size to the server's request: one error, its id as written", async () => {
+  const answers: string[] = [];
+  let events!: ReadableStreamDefaultController<Uint8Array>;
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, async (request) => {
+    if (request.method === "DELETE") return new Response(null, { status: 200 });
+    if (request.method === "GET") {
+      // The server's request, its id written as Python writes "é".
+      const stream = new ReadableStream<Uint8Array>({ start: (controller) => void (events = controller) });
+      const line = '{"jsonrpc":"2.0","id":"\\u00e9","method":"sampling/createMessage","params":{}}';
+      events.enqueue(new TextEncoder().encode(`data: ${line}\n\n`));
+      return new Response(stream, { headers: { "Content-Type": "text/event-stream" } });
+    }
+    const text = await request.text();
+    const body = JSON.parse(text);
+    if (body.method === "initialize") {
+      const result = {
+        protocolVersion: body.params.protocolVersion,
+        capabilities: {},
+        serverInfo: { name: "s", version: "1" },
+      };
+      return Response.json({ jsonrpc: "2.0", id: body.id, result }, { headers: { "Mcp-Session-Id": "one" } });
+    }
+    if (body.method === undefined) answers.push(text);
+    return new Response(null, { status: 202 });
+  });
+  const client = startClientMode(`http://127.0.0.1:${server.addr.port}/mcp`, ["--max-line-size", "1K"]);
+  try {
+    await client.write(INITIALIZE);
+    await client.read();
+    await client.write({ jsonrpc: "2.0", method: "notifications/initialized" });
+    assert.equal((await client.read()).method, "sampling/createMessage");
+    await client.writeLine(`{"jsonrpc":"2.0","id":"\\u00e9","result":{"pad":"${"x".repeat(2000)}"}}`);
+    assert.equal((await client.end()).code, 0);
+    // Found by review: a second error went at the end of input, the request taken for unanswered.
+    assert.equal(answers.length, 1, answers.join("\n"));
+    assert.match(answers[0], /^\{"jsonrpc":"2\.0","id":"\\u00e9","error":\{"code":-32603,/);
+  } finally {
+    client.kill();
+    try {
+      events?.close();
+    } catch {
+      // Cancelled by the client already.
+    }
+    await server.shutdown();
+  }
 });
 
 Deno.test("lines over --max-line-size: ids kept exactly; the server gets an error for an answer; others nothing", async () => {

@@ -11,7 +11,13 @@ import { ClientRelay } from "../src/client/client_relay.ts";
 import { LegacySseClient } from "../src/client/legacy_sse_client.ts";
 import { OAuthError } from "../src/client/oauth_client_credentials.ts";
 import { RemoteError, type RemoteTransport, type SendOrder } from "../src/client/remote_transport.ts";
-import { type JsonRpcMessage, type JsonRpcRequest, parseMessages } from "../src/jsonrpc.ts";
+import {
+  ErrorCode,
+  errorResponse,
+  type JsonRpcMessage,
+  type JsonRpcRequest,
+  parseMessages,
+} from "../src/jsonrpc.ts";
 import type { JsonText } from "../src/large_answer.ts";
 import { settlesWithin } from "./helpers/proxy_process.ts";
 
@@ -626,6 +632,35 @@ Deno.test("the end of input refuses no request a lost session's stream brought b
     await relay.close();
     // Found by review: the new session was sent a refusal of a request it never made.
     assert.deepEqual(answersToServer, []);
+  }));
+
+/** `JSON.rawJSON`, which lib.es types lack. */
+const rawJson = (text: string) => (JSON as unknown as { rawJSON(text: string): never }).rawJSON(text);
+
+Deno.test("an answer given with its text answers the server's request of its value, written as the text has it, once", () =>
+  quietly(async () => {
+    const answersToServer: string[] = [];
+    const { relay, send } = relayOver("streamablehttp", async (transport, message) => {
+      await Promise.resolve();
+      if ("method" in message) handshake(transport, message);
+      else answersToServer.push(JSON.stringify(message));
+    });
+    send(INITIALIZE);
+    await delay(20);
+    send(INITIALIZED);
+    await delay(5);
+    lastTransport!.onmessage?.({ jsonrpc: "2.0", id: "é", method: "sampling/createMessage", params: {} });
+    // As client mode answers in the client's place for an answer over --max-line-size, its id `"\u00e9"`.
+    const why = "the client's answer is too long";
+    relay.handleClientMessage(
+      errorResponse("é", ErrorCode.InternalError, why),
+      JSON.stringify(errorResponse(rawJson('"\\u00e9"'), ErrorCode.InternalError, why)),
+    );
+    relay.inputEnded();
+    await relay.drained();
+    await relay.close();
+    // Found by review: the server's request stayed listed, and was refused again at the end of input.
+    assert.equal(answersToServer.length, 1, answersToServer.join("\n"));
   }));
 
 Deno.test("at the end of input, messages to a server that never takes them are waited for --connect-timeout, no longer", () =>

@@ -233,7 +233,7 @@ Deno.test("truncatedMessageKind: an id beyond 2^53 is kept as written", () => {
   }
 });
 
-Deno.test("truncatedMessageKind: an id JSON would write otherwise is kept as written", () => {
+Deno.test("truncatedMessageKind: an id JSON would write otherwise is kept as written, beside its value", () => {
   // Found by QA: the error answer to a line over --max-line-size had `1000` for `1e3`, `"é"` for `"\u00e9"`.
   for (const written of ["1e3", "-0", "1.50", "0.1e-2", '"\\u00e9"', "7.0"]) {
     for (
@@ -243,8 +243,10 @@ Deno.test("truncatedMessageKind: an id JSON would write otherwise is kept as wri
         `{"jsonrpc":"2.0","id":${written},"result":{"pad":"${PAD}"}}`,
       ]
     ) {
-      const found = truncatedMessageKind(...ends(line)) as { id: RequestId };
-      assert.equal(JSON.stringify({ id: found.id }), `{"id":${written}}`, line.slice(0, 40));
+      const found = truncatedMessageKind(...ends(line)) as { id: RequestId; spelled?: RequestId };
+      assert.equal(JSON.stringify({ id: found.spelled }), `{"id":${written}}`, line.slice(0, 40));
+      // And its value, to match it with.
+      assert.deepEqual(found.id, JSON.parse(written));
     }
   }
 });

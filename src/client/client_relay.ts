@@ -225,8 +225,7 @@ export class ClientRelay {
     if (this.#closed) return;
     if (isRequest(message)) {
       if (!this.#noteRequest(message, json)) return;
-    }
-    else if (isResponse(message)) {
+    } else if (isResponse(message)) {
       if (this.#serverRequests.size !== 0 && message.id !== null) this.#serverRequests.delete(message.id);
     } else if (isNotification(message)) {
       if (message.method === "notifications/initialized") this.#initialized = true;

@@ -161,6 +161,8 @@ export async function runClientModeWithInput(
 export interface HandFedClientMode {
   /** Writes one message to its stdin. */
   write(message: Record<string, unknown>): Promise<void>;
+  /** Writes one line to its stdin, as it is. */
+  writeLine(text: string): Promise<void>;
   /** The next message it writes to stdout; throws when its stdout ends first. */
   read(): Promise<Record<string, unknown>>;
   /** Ends its stdin and waits for it to exit (what is left on stdout is drained). */
@@ -183,6 +185,7 @@ export function startClientMode(url: string, args: string[] = []): HandFedClient
   let buffered = "";
   return {
     write: (message) => writer.write(new TextEncoder().encode(JSON.stringify(message) + "\n")),
+    writeLine: (text) => writer.write(new TextEncoder().encode(text + "\n")),
     async read() {
       while (!buffered.includes("\n")) {
         const { done, value } = await lines.read();
