@@ -295,6 +295,31 @@ Deno.test("messages written with an initialize whose session could not open fail
     assert.ok(!warnings.some((text) => text.includes("has not answered")), warnings.join("\n"));
   }));
 
+Deno.test("an initialize whose session opens after --connect-timeout, then never answered, is warned of", async () => {
+  const warnings: string[] = [];
+  await configure({
+    sinks: { memory: (record) => warnings.push(record.message.map(String).join("")) },
+    loggers: [
+      { category: ["relay-test"], lowestLevel: "warning", sinks: ["memory"] },
+      { category: ["logtape", "meta"], lowestLevel: "fatal", sinks: [] },
+    ],
+  });
+  try {
+    // A legacy SSE stream whose endpoint event comes late; the server never answers initialize.
+    const { relay, send } = relayOver("sse", () => new Promise(() => {}), {
+      connectTimeoutMs: 300,
+      startMs: () => 450,
+    });
+    send(INITIALIZE);
+    await delay(1000);
+    await relay.close();
+    // Found by review: the time was over before the session opened, and no warning was ever given.
+    assert.ok(warnings.some((text) => text.includes("has not answered initialize")), warnings.join("\n"));
+  } finally {
+    await reset();
+  }
+});
+
 Deno.test("legacy SSE: a POST that never left (its token endpoint refused the connection) may go again", async () => {
   let events!: ReadableStreamDefaultController<Uint8Array>;
   const stream = new ReadableStream<Uint8Array>({ start: (controller) => void (events = controller) });
@@ -349,6 +374,33 @@ Deno.test("legacy SSE: a session closed as lost leaves its POSTs under way to le
   await client.close(false);
   assert.deepEqual(await kinds(lost), ["session-expired", "session-expired", "session-expired"]);
   events.close();
+
+  // One the server never takes ends after the endpoint's time (found by review: its request waited for
+  // ever, and the end of input with it).
+  let third!: ReadableStreamDefaultController<Uint8Array>;
+  const hanging = new LegacySseClient({
+    url: new URL("http://127.0.0.1:9/sse"),
+    endpointTimeoutMs: 100,
+    fetch: ((_input: RequestInfo | URL, init?: RequestInit) => {
+      if ((init?.method ?? "GET") === "GET") {
+        const stream = new ReadableStream<Uint8Array>({ start: (controller) => void (third = controller) });
+        third.enqueue(new TextEncoder().encode("event: endpoint\ndata: /messages\n\n"));
+        return Promise.resolve(new Response(stream, { headers: { "Content-Type": "text/event-stream" } }));
+      }
+      return new Promise((_resolve, reject) =>
+        init?.signal?.addEventListener("abort", () => reject(init.signal!.reason))
+      );
+    }) as typeof fetch,
+  });
+  await hanging.start();
+  const never = hanging.send({ jsonrpc: "2.0", id: 5, method: "ping" });
+  await delay(10);
+  await hanging.close(false);
+  await assert.rejects(
+    never,
+    /the SSE session was lost, and the server did not take this message within 0\.1 s/,
+  );
+  third.close();
 
   let again!: ReadableStreamDefaultController<Uint8Array>;
   const second = new ReadableStream<Uint8Array>({ start: (controller) => void (again = controller) });

@@ -391,14 +391,20 @@ export class ClientRelay {
    */
   #initializeGate(): { promise: Promise<void>; resolve: () => void } {
     const seconds = this.#options.connectTimeoutMs / 1000;
-    const timer = setTimeout(() => {
-      // Not when it has not gone yet: the session it opens is still being opened.
-      if (this.#warnedUnreachable || this.#openTransport() === undefined) return;
+    const warn = () => {
+      if (this.#warnedUnreachable) return;
+      // Not before it went: the session it opens is still being opened (a legacy SSE stream waits for its
+      // endpoint event); the time starts again then (found by review: the warning was never given).
+      if (this.#openTransport() === undefined) {
+        timer = setTimeout(warn, this.#options.connectTimeoutMs);
+        return;
+      }
       this.#logger.warn(
         "the server has not answered initialize within {seconds} s; still waiting (--request-timeout bounds the wait)",
         { seconds },
       );
-    }, this.#options.connectTimeoutMs);
+    };
+    let timer = setTimeout(warn, this.#options.connectTimeoutMs);
     const { promise, resolve } = Promise.withResolvers<void>();
     return {
       promise,

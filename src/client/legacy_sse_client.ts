@@ -49,6 +49,10 @@ export class LegacySseClient implements RemoteTransport {
   readonly #abort = new AbortController();
   #endpoint: URL | undefined;
   #closed = false;
+  /** POSTs under way. */
+  #underWay = 0;
+  /** After the session is lost, the time its POSTs under way have left (see {@link close}). */
+  #lostWait: ReturnType<typeof setTimeout> | undefined;
 
   constructor(options: LegacySseClientOptions) {
     this.#url = options.url;
@@ -96,6 +100,15 @@ export class LegacySseClient implements RemoteTransport {
     if (this.#endpoint === undefined || this.#closed) {
       throw new RemoteError("lost", "the SSE session is not open");
     }
+    this.#underWay++;
+    try {
+      return await this.#post(this.#endpoint, message, json, order);
+    } finally {
+      if (--this.#underWay === 0) clearTimeout(this.#lostWait);
+    }
+  }
+
+  async #post(endpoint: URL, message: JsonRpcMessage, json?: string, order?: SendOrder): Promise<void> {
     let response: Response;
     let delivery: Delivery = "unwritten";
     try {
@@ -110,12 +123,12 @@ export class LegacySseClient implements RemoteTransport {
         },
         onresend: () => delivery = "unwritten",
       };
-      response = await this.#fetch(this.#endpoint, init);
+      response = await this.#fetch(endpoint, init);
       order?.received();
     } catch (error) {
       // One that never left (its token endpoint, or the server, refused the connection) may go again; one
       // written whole may have run, whatever the error says.
-      throw new RemoteError(fetchFailureKind(error, delivery), fetchFailure(error, this.#endpoint.href));
+      throw new RemoteError(fetchFailureKind(error, delivery), fetchFailure(error, endpoint.href));
     }
     const body = this.#scrub(await bodyStart(response.body)).replace(/\s+/g, " ").trim().slice(0, 200);
     if (response.ok) return;
@@ -135,12 +148,22 @@ export class LegacySseClient implements RemoteTransport {
   /**
    * Ends the event stream; and, unless `terminate` is false (the session is lost: found so by a POST
    * answered 404, say), the POSTs under way, which otherwise learn their own fate (found by QA: those still
-   * waiting for their 404 failed, and were not sent again on the next session).
+   * waiting for their 404 failed, and were not sent again on the next session) within `endpointTimeoutMs`.
    */
   close(terminate = true): Promise<void> {
     this.#closed = true;
     this.#stopStream.abort();
+    clearTimeout(this.#lostWait);
     if (terminate) this.#abort.abort();
+    else if (this.#underWay > 0) {
+      // Their answers cannot come: those the server does not take in time are ended (found by review: one
+      // never taken left its request unanswered, and the end of input waiting for ever).
+      const seconds = this.#endpointTimeoutMs / 1000;
+      this.#lostWait = setTimeout(() => {
+        const why = `the SSE session was lost, and the server did not take this message within ${seconds} s`;
+        this.#abort.abort(new Error(why));
+      }, this.#endpointTimeoutMs);
+    }
     return Promise.resolve();
   }
 
