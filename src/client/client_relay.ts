@@ -202,7 +202,7 @@ export class ClientRelay {
   #quickLosses = 0;
   #openedAt = 0;
   /** Why the last attempt to open a session failed, until one opens. */
-  #lastOpenFailure: string | undefined;
+  #lastOpenFailure: { reason: string; at: number } | undefined;
   /** "…; retrying" was logged for the outage (or the server's refusals for now) under way. */
   #warnedUnreachable = false;
   /** Settled once the server has the last long message sent: see {@link LONG_MESSAGE}. */
@@ -442,7 +442,8 @@ export class ClientRelay {
   async #send(message: JsonRpcMessage, json?: string): Promise<void> {
     const request = isRequest(message) ? message : undefined;
     const pending = request && this.#pending.get(request.id);
-    let deadline = Date.now() + this.#options.connectTimeoutMs;
+    const started = Date.now();
+    let deadline = started + this.#options.connectTimeoutMs;
     if (this.#initializing.size > 0) {
       const waitFor = [...this.#initializing].filter(([id]) => id !== request?.id).map(([, gate]) =>
         gate.promise
@@ -464,12 +465,12 @@ export class ClientRelay {
       try {
         // Without waiting a turn when the session is open: the request leaves before the next read.
         const open = this.#openTransport();
-        // Past its time, after the last attempt to open a session failed: it fails as that one did, and
-        // does not wait out another (found by QA: twice --connect-timeout, for a legacy SSE stream that
-        // sent no endpoint event).
+        // Past its time, after an attempt to open a session failed while it waited: it fails as that one
+        // did, and does not wait out another (found by QA: twice --connect-timeout, for a legacy SSE stream
+        // that sent no endpoint event).
         if (open === undefined && this.#session === undefined && Date.now() >= deadline) {
           const failure = this.#lastOpenFailure;
-          if (failure !== undefined) return this.#fail(message, failure);
+          if (failure !== undefined && failure.at >= started) return this.#fail(message, failure.reason);
         }
         transport = open ?? await this.#connection();
       } catch (error) {
@@ -711,7 +712,8 @@ export class ClientRelay {
         },
         // A failed attempt is forgotten, so that the next message tries again.
         (error) => {
-          this.#lastOpenFailure = error instanceof Error ? error.message : String(error);
+          const reason = error instanceof Error ? error.message : String(error);
+          this.#lastOpenFailure = { reason, at: Date.now() };
           if (this.#session === session) this.#session = undefined;
         },
       );
