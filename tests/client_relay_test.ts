@@ -715,6 +715,35 @@ Deno.test("an answer given with its text answers the server's request of its val
     assert.equal(answersToServer.length, 1, answersToServer.join("\n"));
   }));
 
+Deno.test("the end of input refuses a request the next session's server made while it was being initialized again", () =>
+  quietly(async () => {
+    const answersToServer: string[] = [];
+    const { relay, send } = relayOver("streamablehttp", async (transport, message) => {
+      await Promise.resolve();
+      if (!("method" in message)) {
+        answersToServer.push(`${JSON.stringify(message.id)} to ${transport.session}`);
+      } else if (transport.session === 1 && message.method === "ping") {
+        throw new RemoteError("session-expired", "HTTP 404", 404);
+      } else if (transport.session === 2 && message.method === "notifications/initialized") {
+        // Right after the replayed handshake, before the session counts as open.
+        transport.onmessage?.({ jsonrpc: "2.0", id: 0, method: "roots/list" });
+      } else if (!handshake(transport, message) && message.method === "ping") {
+        setTimeout(() => transport.answer(message), 1);
+      }
+    });
+    send(INITIALIZE);
+    await delay(20);
+    send(INITIALIZED);
+    await delay(5);
+    send({ jsonrpc: "2.0", id: "p", method: "ping" }); // It finds session 1 gone.
+    await delay(100);
+    relay.inputEnded();
+    await relay.drained();
+    await relay.close();
+    // Found by review: it was not kept, and the server waited for its answer.
+    assert.deepEqual(answersToServer, ["0 to 2"]);
+  }));
+
 Deno.test("at the end of input, messages to a server that never takes them are waited for --connect-timeout, no longer", () =>
   quietly(async () => {
     const taken: string[] = [];

@@ -203,6 +203,8 @@ export class ClientRelay {
   #openedAt = 0;
   /** Why the last attempt to open a session failed, until one opens. */
   #lastOpenFailure: { reason: string; at: number } | undefined;
+  /** The transport of the session being opened, until it is open or failed. */
+  #opening: RemoteTransport | undefined;
   /** "…; retrying" was logged for the outage (or the server's refusals for now) under way. */
   #warnedUnreachable = false;
   /** Settled once the server has the last long message sent: see {@link LONG_MESSAGE}. */
@@ -738,6 +740,7 @@ export class ClientRelay {
       const transport = this.#options.createTransport(kind);
       transport.onmessage = (message, json, refused) => this.#fromServer(message, transport, json, refused);
       transport.onsessionlost = (reason) => this.#sessionLost(generation, reason);
+      this.#opening = transport;
       try {
         await transport.start();
         // A session that replaces a lost one is initialized again, as the client did the first time.
@@ -747,6 +750,7 @@ export class ClientRelay {
         this.#openedAt = Date.now();
         return transport;
       } catch (error) {
+        if (this.#opening === transport) this.#opening = undefined;
         // Everything under way on it ends too: a replayed initialize the server still holds, say.
         transport.close().catch(() => {});
         const kind = error instanceof RemoteError ? error.kind : undefined;
@@ -828,6 +832,7 @@ export class ClientRelay {
     this.#generation++;
     // The lost session's requests to the client: the next session knows none of them.
     this.#serverRequests.clear();
+    this.#opening = undefined;
     const old = this.#session;
     this.#session = undefined;
     this.#logger.warn("lost the session with the server ({reason}); reconnecting", { reason });
@@ -866,9 +871,10 @@ export class ClientRelay {
   #fromServer(message: JsonRpcMessage, transport: RemoteTransport, json?: JsonText, refused?: boolean): void {
     if (this.#closed) return;
     if (!isResponse(message)) {
-      // Of the current session only: a lost one's streams may still bring some (found by review: their ids
-      // may be those of the new session's requests), also before the next session opens (found by review).
-      if (isRequest(message) && transport === this.#openTransport()) {
+      // Of the current session only, or the one being opened (a request right after the replayed
+      // initialize): a lost one's streams may still bring some (found by review: their ids may be those of
+      // the new session's requests), also before the next session opens (found by review).
+      if (isRequest(message) && (transport === this.#openTransport() || transport === this.#opening)) {
         const spelled = (typeof json === "string" ? idSpelling(json, message.id) : undefined) ?? message.id;
         if (this.#inputEnded) return this.#refuseServerRequest(message.id, spelled);
         this.#serverRequests.set(message.id, spelled);
