@@ -55,7 +55,6 @@ export const ErrorCode = {
   ParseError: -32700,
   InvalidRequest: -32600,
   MethodNotFound: -32601,
-  InvalidParams: -32602,
   InternalError: -32603,
   /** MCP SDK's "connection closed": the server behind the proxy is gone. */
   ConnectionClosed: -32000,

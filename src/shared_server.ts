@@ -1443,15 +1443,9 @@ export class SharedServer implements SessionSource {
     result: Record<string, unknown>,
   ): void {
     const requested = request.params?.protocolVersion;
-    // One the child would refuse is not answered for it (found by QA: one without params got the result).
-    if (typeof requested !== "string") {
-      const message = "Invalid params: initialize needs params.protocolVersion, a string";
-      session.deliver(errorResponse(replyId, ErrorCode.InvalidParams, message), request.id);
-      return;
-    }
     // A child may answer with any result, `null` too: passed on as it is, as any answer is.
     if (
-      typeof result === "object" && result !== null &&
+      typeof requested === "string" && typeof result === "object" && result !== null &&
       requested !== result.protocolVersion &&
       this.#supportedProtocolVersions.includes(requested)
     ) {

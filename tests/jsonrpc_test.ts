@@ -181,7 +181,6 @@ Deno.test("ErrorCode: carries the JSON-RPC and MCP codes", () => {
     ParseError: -32700,
     InvalidRequest: -32600,
     MethodNotFound: -32601,
-    InvalidParams: -32602,
     InternalError: -32603,
     ConnectionClosed: -32000,
     RequestTimeout: -32001,
