@@ -103,6 +103,11 @@ const LONG_MESSAGE_HOLD_MS = 250;
 
 /** How long the end of input waits for mcp-proxy's own cancellation of a timed-out request to go. */
 const OWN_CANCEL_WAIT_MS = 2000;
+/**
+ * How long the client's messages still on their way to a session found lost hold those written after them
+ * (see `#sessionLost`): its refusals come within it; one it took and holds (a call running) lets go then.
+ */
+const LOST_SESSION_GRACE_MS = 1000;
 
 /** The kinds of {@link RemoteError} that say the message did not reach the server. */
 const NOT_SENT: ReadonlySet<RemoteErrorKind> = new Set(["unreachable", "busy", "closed", "session-expired"]);
@@ -205,6 +210,23 @@ export class ClientRelay {
   #lastOpenFailure: { reason: string; at: number } | undefined;
   /** The transport of the session being opened, until it is open or failed. */
   #opening: RemoteTransport | undefined;
+  /** Sessions whose replayed handshake sent `notifications/initialized` (see {@link #replay}). */
+  readonly #replayedInitialized = new WeakSet<RemoteTransport>();
+  /** Each client message's place in the order the client wrote them (see {@link #goingAgain}). */
+  #written = 0;
+  /**
+   * The places of the client's messages that failed to go and are to go again (a server down, a session
+   * lost): until each has gone, the messages after it wait, so that none overtakes it (found by QA: the
+   * notifications written during an outage reached the server in the order of their back-offs).
+   */
+  readonly #goingAgain = new Set<number>();
+  #goingAgainChanged: PromiseWithResolvers<void> | undefined;
+  /**
+   * The client's messages handed to a session and not through yet, with the session's generation: when it
+   * is lost, those still on their way there may be refused too, and are to go again before any written
+   * after them (found by QA: refusals come back in no order).
+   */
+  readonly #onItsWay = new Map<number, number>();
   /** "…; retrying" was logged for the outage (or the server's refusals for now) under way. */
   #warnedUnreachable = false;
   /** Settled once the server has the last long message sent: see {@link LONG_MESSAGE}. */
@@ -323,6 +345,8 @@ export class ClientRelay {
     this.#closed = true;
     this.#stop.abort();
     clearTimeout(this.#sendingWait);
+    this.#goingAgain.clear();
+    this.#goingAgainChanged?.resolve();
     for (const id of [...this.#pending.keys()]) this.#answerWithError(id, ErrorCode.ConnectionClosed, why);
     for (const gate of this.#initializing.values()) gate.resolve();
     this.#initializing.clear();
@@ -442,109 +466,159 @@ export class ClientRelay {
   }
 
   async #send(message: JsonRpcMessage, json?: string): Promise<void> {
-    const request = isRequest(message) ? message : undefined;
-    const pending = request && this.#pending.get(request.id);
-    const started = Date.now();
-    let deadline = started + this.#options.connectTimeoutMs;
-    if (this.#initializing.size > 0) {
-      const waitFor = [...this.#initializing].filter(([id]) => id !== request?.id).map(([, gate]) =>
-        gate.promise
-      );
-      if (waitFor.length > 0) await Promise.all(waitFor);
-      // After an initialize the server answered, the time to reach it starts anew; after one that found
-      // no server, it does not (found by QA: the messages written with it failed after twice the time).
-      if (this.#kind !== undefined) deadline = Date.now() + this.#options.connectTimeoutMs;
-    }
-    let reinitialized = false;
-    let resent = 0;
-    for (let attempt = 0;; attempt++) {
-      // A notification or an answer goes after the long message before it (see LONG_MESSAGE); on the
-      // session open once that is through (found by QA: one whose session ended meanwhile was lost).
-      if (request === undefined) {
-        while (this.#longMessageOnItsWay !== undefined) await this.#longMessageOnItsWay;
+    const place = ++this.#written;
+    try {
+      const request = isRequest(message) ? message : undefined;
+      const pending = request && this.#pending.get(request.id);
+      const started = Date.now();
+      let deadline = started + this.#options.connectTimeoutMs;
+      if (this.#initializing.size > 0) {
+        const waitFor = [...this.#initializing].filter(([id]) => id !== request?.id).map(([, gate]) =>
+          gate.promise
+        );
+        if (waitFor.length > 0) await Promise.all(waitFor);
+        // After an initialize the server answered, the time to reach it starts anew; after one that found
+        // no server, it does not (found by QA: the messages written with it failed after twice the time).
+        if (this.#kind !== undefined) deadline = Date.now() + this.#options.connectTimeoutMs;
       }
-      let transport: RemoteTransport;
-      try {
-        // Without waiting a turn when the session is open: the request leaves before the next read.
-        const open = this.#openTransport();
-        // Past its time, after an attempt to open a session failed while it waited: it fails as that one
-        // did, and does not wait out another (found by QA: twice --connect-timeout, for a legacy SSE stream
-        // that sent no endpoint event).
-        if (open === undefined && this.#session === undefined && Date.now() >= deadline) {
-          const failure = this.#lastOpenFailure;
-          if (failure !== undefined && failure.at >= started) return this.#fail(message, failure.reason);
+      let reinitialized = false;
+      let resent = 0;
+      for (let attempt = 0;; attempt++) {
+        // A notification or an answer goes after the long message before it (see LONG_MESSAGE); on the
+        // session open once that is through (found by QA: one whose session ended meanwhile was lost).
+        if (request === undefined) {
+          while (this.#longMessageOnItsWay !== undefined) await this.#longMessageOnItsWay;
         }
-        transport = open ?? await this.#connection();
-      } catch (error) {
-        this.#fail(message, error instanceof Error ? error.message : String(error));
-        return;
-      }
-      // Answered by the relay meanwhile (--request-timeout): it goes no more. One the client cancelled goes,
-      // and its cancellation after it, as the client wrote them; but not again (found by review: one that
-      // found its session lost ran on the next, after its cancellation, and kept its stream there).
-      if (pending?.abandoned || (pending?.cancelled && attempt > 0)) return;
-      const generation = this.#generation;
-      if (pending !== undefined) {
-        pending.generation = generation;
-        pending.accepted = false;
-        pending.transport = transport;
-      }
-      const order = json !== undefined && json.length > LONG_MESSAGE ? this.#holdFollowers() : undefined;
-      try {
-        const sending = transport.send(message, json, order);
-        // Cancelled by the client before it went (see `handleClientMessage`): let go once that is out.
-        if (pending?.cancelSent !== undefined) transport.letGo?.(request!.id, pending.cancelSent);
-        await sending;
-        order?.received();
-        if (pending !== undefined) this.#accepted(request!.id, pending, transport, generation);
-        this.#warnedUnreachable = false;
-        if (isNotification(message) && message.method === "notifications/initialized") transport.listen();
-        return;
-      } catch (error) {
-        order?.received();
-        if (!(error instanceof RemoteError)) throw error;
-        // It never reached the server: a time-out meanwhile has nothing there to cancel (found by QA: a call
-        // refused with 503 got mcp-proxy's cancellation).
-        if (pending?.transport === transport && NOT_SENT.has(error.kind)) pending.transport = undefined;
-        if (this.#shouldFallBack(message, transport, error)) {
-          this.#fallBackToSse(error);
-          continue;
-        }
-        if (error.kind === "session-expired" && !reinitialized && request?.method !== "initialize") {
-          reinitialized = true;
-          // It never reached the lost session (not `accepted`): it goes again on the new one.
-          this.#sessionLost(generation, error.message);
-          continue;
-        }
-        // Another message learned first that the session was gone, and closed it before this one went (say,
-        // many calls waiting out a restart of the server): it goes on the new session.
-        if (error.kind === "closed" && !this.#closed && generation !== this.#generation && resent++ < 3) {
-          continue;
-        }
-        let reason = error.message;
-        const unreachable = error.kind === "unreachable" || gatewayMissedServer(error, request?.method);
-        if (unreachable && Date.now() < deadline && !this.#closed) {
-          // Once for an outage, not once for each message that waits it out.
-          if (!this.#warnedUnreachable) this.#logger.warn("{reason}; retrying", { reason });
-          this.#warnedUnreachable = true;
-          await sleep(Math.min(backoffDelay(attempt), Math.max(0, deadline - Date.now())), this.#stop.signal);
-          continue;
-        }
-        if (error.kind === "busy" && !this.#closed) {
-          const wait = busyDelay(error, attempt);
-          if (Date.now() + wait < deadline) {
-            if (!this.#warnedUnreachable) {
-              this.#logger.warn("{reason}; trying again in {seconds} s", { reason, seconds: wait / 1000 });
+        let transport: RemoteTransport;
+        for (;;) {
+          try {
+            // Without waiting a turn when the session is open: the request leaves before the next read.
+            const open = this.#openTransport();
+            // Past its time, after an attempt to open a session failed while it waited: it fails as that
+            // one did, and does not wait out another (found by QA: twice --connect-timeout, for a legacy SSE
+            // stream that sent no endpoint event).
+            if (open === undefined && this.#session === undefined && Date.now() >= deadline) {
+              const failure = this.#lastOpenFailure;
+              if (failure !== undefined && failure.at >= started) return this.#fail(message, failure.reason);
             }
-            this.#warnedUnreachable = true;
-            await sleep(wait, this.#stop.signal);
+            transport = open ?? await this.#connection();
+          } catch (error) {
+            this.#fail(message, error instanceof Error ? error.message : String(error));
+            return;
+          }
+          // Not before a message written earlier that is to go again; then on the session open by then
+          // (found by QA: those that waited went on the lost one, and after messages written later).
+          if (this.#goingAgain.size === 0 || !this.#hasEarlier(place)) break;
+          await this.#afterEarlier(place);
+        }
+        // Answered by the relay meanwhile (--request-timeout): it goes no more. One the client cancelled goes,
+        // and its cancellation after it, as the client wrote them; but not again (found by review: one that
+        // found its session lost ran on the next, after its cancellation, and kept its stream there).
+        if (pending?.abandoned || (pending?.cancelled && attempt > 0)) return;
+        const generation = this.#generation;
+        if (pending !== undefined) {
+          pending.generation = generation;
+          pending.accepted = false;
+          pending.transport = transport;
+        }
+        // Once this one, to go again, is written, the messages after it may go.
+        let order = json !== undefined && json.length > LONG_MESSAGE ? this.#holdFollowers() : undefined;
+        if (this.#goingAgain.has(place)) order = this.#goneAgainWhenWritten(order, place);
+        // The session's replayed handshake sent it already (found by QA: it went twice, the client's own
+        // after messages written later).
+        if (
+          this.#replayedInitialized.has(transport) && isNotification(message) &&
+          message.method === "notifications/initialized"
+        ) return;
+        this.#onItsWay.set(place, generation);
+        try {
+          const sending = transport.send(message, json, order);
+          // Cancelled by the client before it went (see `handleClientMessage`): let go once that is out.
+          if (pending?.cancelSent !== undefined) transport.letGo?.(request!.id, pending.cancelSent);
+          await sending;
+          this.#onItsWay.delete(place);
+          order?.received();
+          if (pending !== undefined) this.#accepted(request!.id, pending, transport, generation);
+          this.#warnedUnreachable = false;
+          if (isNotification(message) && message.method === "notifications/initialized") transport.listen();
+          return;
+        } catch (error) {
+          this.#onItsWay.delete(place);
+          order?.received();
+          if (!(error instanceof RemoteError)) throw error;
+          // It never reached the server: a time-out meanwhile has nothing there to cancel (found by QA: a call
+          // refused with 503 got mcp-proxy's cancellation).
+          if (pending?.transport === transport && NOT_SENT.has(error.kind)) pending.transport = undefined;
+          if (this.#shouldFallBack(message, transport, error)) {
+            this.#fallBackToSse(error);
             continue;
           }
-          reason += `; it asked to wait ${(error.retryAfterMs ?? wait) / 1000} s, beyond --connect-timeout`;
+          if (error.kind === "session-expired" && !reinitialized && request?.method !== "initialize") {
+            reinitialized = true;
+            // It never reached the lost session (not `accepted`): it goes again on the new one.
+            this.#goingAgain.add(place);
+            this.#sessionLost(generation, error.message);
+            continue;
+          }
+          // Another message learned first that the session was gone, and closed it before this one went (say,
+          // many calls waiting out a restart of the server): it goes on the new session.
+          if (error.kind === "closed" && !this.#closed && generation !== this.#generation && resent++ < 3) {
+            this.#goingAgain.add(place);
+            continue;
+          }
+          let reason = error.message;
+          const unreachable = error.kind === "unreachable" || gatewayMissedServer(error, request?.method);
+          if (unreachable && Date.now() < deadline && !this.#closed) {
+            // Once for an outage, not once for each message that waits it out.
+            if (!this.#warnedUnreachable) this.#logger.warn("{reason}; retrying", { reason });
+            this.#warnedUnreachable = true;
+            this.#goingAgain.add(place);
+            await sleep(
+              Math.min(backoffDelay(attempt), Math.max(0, deadline - Date.now())),
+              this.#stop.signal,
+            );
+            continue;
+          }
+          if (error.kind === "busy" && !this.#closed) {
+            const wait = busyDelay(error, attempt);
+            if (Date.now() + wait < deadline) {
+              if (!this.#warnedUnreachable) {
+                this.#logger.warn("{reason}; trying again in {seconds} s", { reason, seconds: wait / 1000 });
+              }
+              this.#warnedUnreachable = true;
+              this.#goingAgain.add(place);
+              await sleep(wait, this.#stop.signal);
+              continue;
+            }
+            reason += `; it asked to wait ${(error.retryAfterMs ?? wait) / 1000} s, beyond --connect-timeout`;
+          }
+          this.#fail(message, reason);
+          return;
         }
-        this.#fail(message, reason);
-        return;
       }
+    } finally {
+      if (this.#goingAgain.size !== 0) this.#wentAgain(place);
+    }
+  }
+
+  /** `place` has gone again, or will not: the messages after it may go (see {@link #goingAgain}). */
+  #wentAgain(place: number): void {
+    if (!this.#goingAgain.delete(place)) return;
+    const changed = this.#goingAgainChanged;
+    this.#goingAgainChanged = undefined;
+    changed?.resolve();
+  }
+
+  /** Whether a message written before `place` is still to go again. */
+  #hasEarlier(place: number): boolean {
+    for (const waiting of this.#goingAgain) if (waiting < place) return true;
+    return false;
+  }
+
+  /** Waits until no message written before `place` is still to go again. */
+  async #afterEarlier(place: number): Promise<void> {
+    while (this.#hasEarlier(place) && !this.#closed) {
+      await (this.#goingAgainChanged ??= Promise.withResolvers<void>()).promise;
     }
   }
 
@@ -557,6 +631,20 @@ export class ClientRelay {
     if (transport.kind === "sse" && generation !== this.#generation && this.#pending.get(id) === pending) {
       this.#answerWithError(id, ErrorCode.ConnectionClosed, "the connection to the server broke");
     }
+  }
+
+  /**
+   * `order`, which also lets the messages after `place` go once it is written (see {@link #goingAgain}).
+   * Not once answered: a refusal is an answer too, and it is to go again then.
+   */
+  #goneAgainWhenWritten(order: SendOrder | undefined, place: number): SendOrder {
+    return {
+      written: () => {
+        order?.written();
+        this.#wentAgain(place);
+      },
+      received: () => order?.received(),
+    };
   }
 
   /** Holds the messages after a long one until the server has it: see {@link LONG_MESSAGE}. */
@@ -778,6 +866,7 @@ export class ClientRelay {
     if (typeof version === "string") transport.setProtocolVersion(version);
     if (this.#initialized) {
       await transport.send({ jsonrpc: "2.0", method: "notifications/initialized" });
+      this.#replayedInitialized.add(transport);
       transport.listen();
     }
     if (this.#logLevel !== undefined) {
@@ -833,6 +922,19 @@ export class ClientRelay {
     // The lost session's requests to the client: the next session knows none of them.
     this.#serverRequests.clear();
     this.#opening = undefined;
+    // The client's messages still on their way there: those refused go again before any written later.
+    // Those the lost session took (their POSTs answered meanwhile) let the rest go; and so, after a moment,
+    // do those it holds (a call running there).
+    const onItsWay: number[] = [];
+    for (const [place, sentOn] of this.#onItsWay) {
+      if (sentOn === generation) onItsWay.push(place);
+    }
+    if (onItsWay.length > 0) {
+      for (const place of onItsWay) this.#goingAgain.add(place);
+      sleep(LOST_SESSION_GRACE_MS, this.#stop.signal).then(() => {
+        for (const place of onItsWay) if (this.#onItsWay.get(place) === generation) this.#wentAgain(place);
+      });
+    }
     const old = this.#session;
     this.#session = undefined;
     this.#logger.warn("lost the session with the server ({reason}); reconnecting", { reason });
