@@ -45,12 +45,16 @@ class ScriptedTransport implements RemoteTransport {
     readonly session: number,
     readonly script: Script,
     readonly startMs = 0,
+    readonly manualWritten = false,
   ) {}
   start(): Promise<void> {
     return delay(this.startMs);
   }
   send(message: JsonRpcMessage, _json?: string, order?: SendOrder): Promise<void> {
-    return this.script(this, message, order);
+    const sent = this.script(this, message, order);
+    // Its body written as it is sent, as a wire tells, unless the script tells it (`manualWritten`).
+    if (!this.manualWritten) order?.written();
+    return sent;
   }
   /** The server answers `request` on this session. */
   answer(request: JsonRpcMessage, result: Record<string, unknown> = {}): void {
@@ -72,14 +76,19 @@ class ScriptedTransport implements RemoteTransport {
 function relayOver(
   kind: "streamablehttp" | "sse",
   script: Script,
-  { requestTimeoutMs = 0, startMs = (_session: number): number => 0, connectTimeoutMs = 3000 } = {},
+  {
+    requestTimeoutMs = 0,
+    startMs = (_session: number): number => 0,
+    connectTimeoutMs = 3000,
+    manualWritten = false,
+  } = {},
 ) {
   const out: JsonRpcMessage[] = [];
   let sessions = 0;
   const relay = new ClientRelay({
     transport: kind,
     createTransport: (kind) =>
-      lastTransport = new ScriptedTransport(kind, ++sessions, script, startMs(sessions)),
+      lastTransport = new ScriptedTransport(kind, ++sessions, script, startMs(sessions), manualWritten),
     toClient: (message) => out.push(message),
     connectTimeoutMs,
     requestTimeoutMs,
@@ -179,7 +188,7 @@ Deno.test("legacy SSE: a notification held behind a long message goes on the ses
     await delay(50);
     await relay.close();
     // Found by QA: it was sent on the ended session and lost.
-    assert.deepEqual(notified, [2]);
+    assert.deepEqual(notified, [2], JSON.stringify(notified));
   }));
 
 Deno.test("the proxy's own requests (a new session's initialize) have ids no client can be using", () =>
@@ -836,6 +845,47 @@ Deno.test("a request whose id a request still waiting has is refused with -32600
     assert.deepEqual(out.slice(2), [
       { jsonrpc: "2.0", id: 2, result: { of: "first" } },
       { jsonrpc: "2.0", id: 2, result: { of: "third" } },
+    ]);
+  }));
+
+Deno.test("a notification goes once the messages before it are written; a request once the notifications before it are", () =>
+  quietly(async () => {
+    const events: string[] = [];
+    const { relay, send } = relayOver("streamablehttp", async (transport, message, order) => {
+      const method = "method" in message ? message.method : "answer";
+      if (method === "initialize" || method === "notifications/initialized") {
+        handshake(transport, message);
+        return;
+      }
+      const n = (message.params as { n: number }).n;
+      events.push(`${method} ${n} sent`);
+      // Each takes a moment to be written (a new connection, say); the first call longest.
+      await delay(n === 1 ? 40 : 10);
+      events.push(`${method} ${n} written`);
+      order?.written();
+      await delay(5);
+      if (method === "tools/call") transport.answer(message);
+    }, { manualWritten: true });
+    send(INITIALIZE);
+    await delay(20);
+    send(INITIALIZED);
+    await delay(5);
+    send({ jsonrpc: "2.0", id: 1, method: "tools/call", params: { n: 1 } });
+    send({ jsonrpc: "2.0", id: 2, method: "tools/call", params: { n: 2 } });
+    send({ jsonrpc: "2.0", method: "notifications/progress", params: { n: 3 } });
+    send({ jsonrpc: "2.0", id: 4, method: "tools/call", params: { n: 4 } });
+    await relay.drained();
+    await relay.close();
+    // Found by QA: a notification went, on a kept connection, ahead of a call written before it.
+    assert.deepEqual(events, [
+      "tools/call 1 sent",
+      "tools/call 2 sent",
+      "tools/call 2 written",
+      "tools/call 1 written",
+      "notifications/progress 3 sent",
+      "notifications/progress 3 written",
+      "tools/call 4 sent",
+      "tools/call 4 written",
     ]);
   }));
 

@@ -108,6 +108,8 @@ const OWN_CANCEL_WAIT_MS = 2000;
  * (see `#sessionLost`): its refusals come within it; one it took and holds (a call running) lets go then.
  */
 const LOST_SESSION_GRACE_MS = 1000;
+/** How long a message waits at most for those before it to be written (see `#unwritten`). */
+const WRITTEN_WAIT_MS = 1000;
 
 /** The kinds of {@link RemoteError} that say the message did not reach the server. */
 const NOT_SENT: ReadonlySet<RemoteErrorKind> = new Set(["unreachable", "busy", "closed", "session-expired"]);
@@ -148,6 +150,12 @@ interface PendingRequest {
   cancelSent?: Promise<void>;
   /** The client cancelled it: it goes once, as the client wrote it, and is not sent again. */
   cancelled?: boolean;
+}
+
+/** Whether `places` holds one below `place`. */
+function hasBelow(places: Set<number>, place: number): boolean {
+  for (const other of places) if (other < place) return true;
+  return false;
 }
 
 /** See the module documentation. */
@@ -227,6 +235,17 @@ export class ClientRelay {
    * after them (found by QA: refusals come back in no order).
    */
   readonly #onItsWay = new Map<number, number>();
+  /**
+   * The places of the client's messages handed to a session whose body is not written yet, all of them
+   * and the notifications' and answers' only. A notification or an answer goes once every message written
+   * before it is written, and a request once every notification or answer before it is: each message is
+   * its own POST, and one on a new connection would otherwise arrive after one written later that found a
+   * kept one (found by QA: a notification ahead of the call before it). Requests written together go in
+   * no order the client can count on.
+   */
+  readonly #unwritten = new Set<number>();
+  readonly #unwrittenOthers = new Set<number>();
+  #writtenChanged: PromiseWithResolvers<void> | undefined;
   /** "…; retrying" was logged for the outage (or the server's refusals for now) under way. */
   #warnedUnreachable = false;
   /** Settled once the server has the last long message sent: see {@link LONG_MESSAGE}. */
@@ -347,6 +366,7 @@ export class ClientRelay {
     clearTimeout(this.#sendingWait);
     this.#goingAgain.clear();
     this.#goingAgainChanged?.resolve();
+    this.#writtenChanged?.resolve();
     for (const id of [...this.#pending.keys()]) this.#answerWithError(id, ErrorCode.ConnectionClosed, why);
     for (const gate of this.#initializing.values()) gate.resolve();
     this.#initializing.clear();
@@ -484,6 +504,13 @@ export class ClientRelay {
       let reinitialized = false;
       let resent = 0;
       for (let attempt = 0;; attempt++) {
+        // After the messages before it are written (see #unwritten); counted first, so that those after it
+        // wait for it while it waits.
+        const waitFor = request === undefined ? this.#unwritten : this.#unwrittenOthers;
+        const wait = waitFor.size !== 0 && hasBelow(waitFor, place);
+        this.#unwritten.add(place);
+        if (request === undefined) this.#unwrittenOthers.add(place);
+        if (wait) await this.#writtenBefore(waitFor, place);
         // A notification or an answer goes after the long message before it (see LONG_MESSAGE); on the
         // session open once that is through (found by QA: one whose session ended meanwhile was lost).
         if (request === undefined) {
@@ -508,7 +535,7 @@ export class ClientRelay {
           }
           // Not before a message written earlier that is to go again; then on the session open by then
           // (found by QA: those that waited went on the lost one, and after messages written later).
-          if (this.#goingAgain.size === 0 || !this.#hasEarlier(place)) break;
+          if (this.#goingAgain.size === 0 || !hasBelow(this.#goingAgain, place)) break;
           await this.#afterEarlier(place);
         }
         // Answered by the relay meanwhile (--request-timeout): it goes no more. One the client cancelled goes,
@@ -521,15 +548,14 @@ export class ClientRelay {
           pending.accepted = false;
           pending.transport = transport;
         }
-        // Once this one, to go again, is written, the messages after it may go.
-        let order = json !== undefined && json.length > LONG_MESSAGE ? this.#holdFollowers() : undefined;
-        if (this.#goingAgain.has(place)) order = this.#goneAgainWhenWritten(order, place);
         // The session's replayed handshake sent it already (found by QA: it went twice, the client's own
         // after messages written later).
         if (
           this.#replayedInitialized.has(transport) && isNotification(message) &&
           message.method === "notifications/initialized"
         ) return;
+        // After the messages before it are written (see #unwritten).
+        const order = this.#orderOf(place, json !== undefined && json.length > LONG_MESSAGE);
         this.#onItsWay.set(place, generation);
         try {
           const sending = transport.send(message, json, order);
@@ -537,14 +563,14 @@ export class ClientRelay {
           if (pending?.cancelSent !== undefined) transport.letGo?.(request!.id, pending.cancelSent);
           await sending;
           this.#onItsWay.delete(place);
-          order?.received();
+          order.received();
           if (pending !== undefined) this.#accepted(request!.id, pending, transport, generation);
           this.#warnedUnreachable = false;
           if (isNotification(message) && message.method === "notifications/initialized") transport.listen();
           return;
         } catch (error) {
           this.#onItsWay.delete(place);
-          order?.received();
+          order.received();
           if (!(error instanceof RemoteError)) throw error;
           // It never reached the server: a time-out meanwhile has nothing there to cancel (found by QA: a call
           // refused with 503 got mcp-proxy's cancellation).
@@ -598,6 +624,8 @@ export class ClientRelay {
       }
     } finally {
       if (this.#goingAgain.size !== 0) this.#wentAgain(place);
+      // Gone, or not to go (answered meanwhile, failed): those after it wait for it no more.
+      this.#wasWritten(place);
     }
   }
 
@@ -609,15 +637,9 @@ export class ClientRelay {
     changed?.resolve();
   }
 
-  /** Whether a message written before `place` is still to go again. */
-  #hasEarlier(place: number): boolean {
-    for (const waiting of this.#goingAgain) if (waiting < place) return true;
-    return false;
-  }
-
   /** Waits until no message written before `place` is still to go again. */
   async #afterEarlier(place: number): Promise<void> {
-    while (this.#hasEarlier(place) && !this.#closed) {
+    while (hasBelow(this.#goingAgain, place) && !this.#closed) {
       await (this.#goingAgainChanged ??= Promise.withResolvers<void>()).promise;
     }
   }
@@ -634,17 +656,57 @@ export class ClientRelay {
   }
 
   /**
-   * `order`, which also lets the messages after `place` go once it is written (see {@link #goingAgain}).
-   * Not once answered: a refusal is an answer too, and it is to go again then.
+   * What a transport tells of the message at `place` on its way: once it is written, the messages after it
+   * may go (see {@link #unwritten}), and, if it is going again, those after it that waited for that (see
+   * {@link #goingAgain}: not once answered, as a refusal is an answer too, and it goes again then). A long
+   * one holds those after it longer (see {@link LONG_MESSAGE}).
    */
-  #goneAgainWhenWritten(order: SendOrder | undefined, place: number): SendOrder {
-    return {
-      written: () => {
-        order?.written();
-        this.#wentAgain(place);
-      },
-      received: () => order?.received(),
+  #orderOf(place: number, long: boolean): SendOrder {
+    const hold = long ? this.#holdFollowers() : undefined;
+    const written = () => {
+      hold?.written();
+      if (this.#goingAgain.size !== 0) this.#wentAgain(place);
+      this.#wasWritten(place);
     };
+    return {
+      written,
+      // Not written after all (it failed first), or written by a transport that does not tell.
+      received: () => {
+        hold?.received();
+        this.#wasWritten(place);
+      },
+    };
+  }
+
+  /** The message at `place` is written, or will not be: see {@link #unwritten}. */
+  #wasWritten(place: number): void {
+    if (!this.#unwritten.delete(place)) return;
+    this.#unwrittenOthers.delete(place);
+    const changed = this.#writtenChanged;
+    if (changed === undefined) return;
+    this.#writtenChanged = undefined;
+    changed.resolve();
+  }
+
+  /**
+   * Waits until no place before `place` is in `unwritten`, for {@link WRITTEN_WAIT_MS} at most: a wire
+   * that does not tell when a body is written holds nothing for ever.
+   */
+  async #writtenBefore(unwritten: Set<number>, place: number): Promise<void> {
+    const giveUp = Promise.withResolvers<void>();
+    const timer = setTimeout(giveUp.resolve, WRITTEN_WAIT_MS);
+    let waiting = true;
+    giveUp.promise.then(() => waiting = false);
+    try {
+      while (waiting && hasBelow(unwritten, place) && !this.#closed) {
+        await Promise.race([
+          (this.#writtenChanged ??= Promise.withResolvers<void>()).promise,
+          giveUp.promise,
+        ]);
+      }
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   /** Holds the messages after a long one until the server has it: see {@link LONG_MESSAGE}. */
