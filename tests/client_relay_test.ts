@@ -662,21 +662,38 @@ Deno.test("the end of input refuses no request the server cancelled, and spells 
     assert.match(answersToServer[0], /^\{"jsonrpc":"2.0","id":1.0,"error":\{"code":-32603,/);
   }));
 
+/**
+ * A relay whose first session the client's `ping` finds lost (404), whose next one answers pings, and whose
+ * sessions take the rest as {@link handshake} does, unless `also` takes it first; the client's answers to
+ * the server's requests are noted in `answersToServer`, as "ID to SESSION".
+ */
+function relayLostOnPing(
+  also: (transport: ScriptedTransport, message: JsonRpcRequest) => boolean,
+) {
+  const answersToServer: string[] = [];
+  const relay = relayOver("streamablehttp", async (transport, message) => {
+    await Promise.resolve();
+    if (!("method" in message)) {
+      answersToServer.push(`${JSON.stringify(message.id)} to ${transport.session}`);
+    } else if (transport.session === 1 && message.method === "ping") {
+      throw new RemoteError("session-expired", "HTTP 404", 404);
+    } else if (
+      !also(transport, message as JsonRpcRequest) && !handshake(transport, message) &&
+      message.method === "ping"
+    ) {
+      setTimeout(() => transport.answer(message), 1);
+    }
+  });
+  return { ...relay, answersToServer };
+}
+
 Deno.test("the end of input refuses no request a lost session's stream brought before the next session opened", () =>
   quietly(async () => {
-    const answersToServer: string[] = [];
-    const { relay, send } = relayOver("streamablehttp", async (transport, message) => {
-      await Promise.resolve();
-      if (!("method" in message)) {
-        answersToServer.push(`${JSON.stringify(message.id)} to ${transport.session}`);
-      } else if (transport.session === 2 && message.method === "initialize") {
-        // The next session opens a moment later.
-        setTimeout(() => transport.answer(message, { protocolVersion: "2025-11-25" }), 50);
-      } else if (transport.session === 1 && message.method === "ping") {
-        throw new RemoteError("session-expired", "HTTP 404", 404);
-      } else if (!handshake(transport, message) && message.method === "ping") {
-        setTimeout(() => transport.answer(message), 1);
-      }
+    const { relay, send, answersToServer } = relayLostOnPing((transport, message) => {
+      if (transport.session !== 2 || message.method !== "initialize") return false;
+      // The next session opens a moment later.
+      setTimeout(() => transport.answer(message, { protocolVersion: "2025-11-25" }), 50);
+      return true;
     });
     send(INITIALIZE);
     await delay(20);
@@ -726,19 +743,11 @@ Deno.test("an answer given with its text answers the server's request of its val
 
 Deno.test("the end of input refuses a request the next session's server made while it was being initialized again", () =>
   quietly(async () => {
-    const answersToServer: string[] = [];
-    const { relay, send } = relayOver("streamablehttp", async (transport, message) => {
-      await Promise.resolve();
-      if (!("method" in message)) {
-        answersToServer.push(`${JSON.stringify(message.id)} to ${transport.session}`);
-      } else if (transport.session === 1 && message.method === "ping") {
-        throw new RemoteError("session-expired", "HTTP 404", 404);
-      } else if (transport.session === 2 && message.method === "notifications/initialized") {
-        // Right after the replayed handshake, before the session counts as open.
-        transport.onmessage?.({ jsonrpc: "2.0", id: 0, method: "roots/list" });
-      } else if (!handshake(transport, message) && message.method === "ping") {
-        setTimeout(() => transport.answer(message), 1);
-      }
+    const { relay, send, answersToServer } = relayLostOnPing((transport, message) => {
+      if (transport.session !== 2 || message.method !== "notifications/initialized") return false;
+      // Right after the replayed handshake, before the session counts as open.
+      transport.onmessage?.({ jsonrpc: "2.0", id: 0, method: "roots/list" });
+      return true;
     });
     send(INITIALIZE);
     await delay(20);

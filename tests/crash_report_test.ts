@@ -45,20 +45,8 @@ for (const how of ["throw", "reject", "chatty", "unshowable"]) {
 }
 
 Deno.test("a crash is reported to a stderr read slowly: the lines it has not taken after 0.8 s are dropped", async () => {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "--quiet", "--allow-env", "--allow-read", FIXTURE, "slow"],
-    stdin: "null",
-    stdout: "null",
-    stderr: "piped",
-  }).spawn();
   // About 1.3 MB/s, where 3 MB wait: found by review, the report was lost behind them.
-  const chunks: Uint8Array[] = [];
-  for await (const chunk of child.stderr) {
-    chunks.push(chunk);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-  const { code } = await child.status;
-  const text = new TextDecoder().decode(new Uint8Array(chunks.flatMap((chunk) => [...chunk])));
+  const { code, text } = await crashReadSlowly(50, "slow");
   assert.equal(code, 1);
   assert.match(
     text,
@@ -66,8 +54,8 @@ Deno.test("a crash is reported to a stderr read slowly: the lines it has not tak
   );
 });
 
-/** Runs the fixture with `args`, reading its stderr at about 0.4 MB/s; its exit code and stderr. */
-async function crashReadSlowly(...args: string[]): Promise<{ code: number; text: string }> {
+/** Runs the fixture with `args`, reading its stderr a chunk each `pauseMs`; its exit code and stderr. */
+async function crashReadSlowly(pauseMs: number, ...args: string[]): Promise<{ code: number; text: string }> {
   const child = new Deno.Command(Deno.execPath(), {
     args: ["run", "--quiet", "--allow-env", "--allow-read", FIXTURE, ...args],
     stdin: "null",
@@ -77,14 +65,14 @@ async function crashReadSlowly(...args: string[]): Promise<{ code: number; text:
   const chunks: Uint8Array[] = [];
   for await (const chunk of child.stderr) {
     chunks.push(chunk);
-    await new Promise((resolve) => setTimeout(resolve, 150));
+    await new Promise((resolve) => setTimeout(resolve, pauseMs));
   }
   const { code } = await child.status;
   return { code, text: new TextDecoder().decode(new Uint8Array(chunks.flatMap((chunk) => [...chunk]))) };
 }
 
 Deno.test("a crash behind a full queue: every line logged is written or counted as dropped", async () => {
-  const { code, text } = await crashReadSlowly("overflow");
+  const { code, text } = await crashReadSlowly(150, "overflow");
   assert.equal(code, 1);
   const lines = text.split("\n");
   const written = lines.filter((line) => line.startsWith("[srv] line ")).length +
@@ -98,7 +86,7 @@ Deno.test("a crash behind a full queue: every line logged is written or counted 
 });
 
 Deno.test("with --log-format json, the crash's report and the dropped-lines note are JSON lines too", async () => {
-  const { code, text } = await crashReadSlowly("overflow", "json");
+  const { code, text } = await crashReadSlowly(150, "overflow", "json");
   assert.equal(code, 1);
   const lines = text.trimEnd().split("\n").map((line) => JSON.parse(line));
   // Found by review: both were plain text.
