@@ -18,6 +18,7 @@
 import type { Logger } from "@logtape/logtape";
 import type { ClientTransportName } from "../cli/command_line.ts";
 import { DelayQueue } from "../delay_queue.ts";
+import { PlacesDone, PlacesPending } from "./message_places.ts";
 import {
   ErrorCode,
   errorResponse,
@@ -150,12 +151,8 @@ interface PendingRequest {
   cancelSent?: Promise<void>;
   /** The client cancelled it: it goes once, as the client wrote it, and is not sent again. */
   cancelled?: boolean;
-}
-
-/** Whether `places` holds one below `place`. */
-function hasBelow(places: Set<number>, place: number): boolean {
-  for (const other of places) if (other < place) return true;
-  return false;
+  /** Its place among the client's messages (see `#goingAgain`). */
+  place?: number;
 }
 
 /** See the module documentation. */
@@ -227,8 +224,7 @@ export class ClientRelay {
    * lost): until each has gone, the messages after it wait, so that none overtakes it (found by QA: the
    * notifications written during an outage reached the server in the order of their back-offs).
    */
-  readonly #goingAgain = new Set<number>();
-  #goingAgainChanged: PromiseWithResolvers<void> | undefined;
+  readonly #goingAgain = new PlacesPending();
   /**
    * The client's messages handed to a session and not through yet, with the session's generation: when it
    * is lost, those still on their way there may be refused too, and are to go again before any written
@@ -236,16 +232,16 @@ export class ClientRelay {
    */
   readonly #onItsWay = new Map<number, number>();
   /**
-   * The places of the client's messages handed to a session whose body is not written yet, all of them
-   * and the notifications' and answers' only. A notification or an answer goes once every message written
-   * before it is written, and a request once every notification or answer before it is: each message is
-   * its own POST, and one on a new connection would otherwise arrive after one written later that found a
-   * kept one (found by QA: a notification ahead of the call before it). Requests written together go in
-   * no order the client can count on.
+   * The places of the client's messages whose body was written the first time they went (or that will not
+   * go): all of them, and the notifications' and answers' (requests count as written there at once). A
+   * notification or an answer goes once every message written before it is written, and a request once
+   * every notification or answer before it is (for {@link WRITTEN_WAIT_MS} at most): each message is its
+   * own POST, and one on a new connection would otherwise arrive after one written later that found a kept
+   * one (found by QA: a notification ahead of the call before it). Requests written together go in no order
+   * the client can count on. (Messages that go again keep their order by {@link #goingAgain}.)
    */
-  readonly #unwritten = new Set<number>();
-  readonly #unwrittenOthers = new Set<number>();
-  #writtenChanged: PromiseWithResolvers<void> | undefined;
+  readonly #writtenAll = new PlacesDone(WRITTEN_WAIT_MS);
+  readonly #writtenOthers = new PlacesDone(WRITTEN_WAIT_MS);
   /** "…; retrying" was logged for the outage (or the server's refusals for now) under way. */
   #warnedUnreachable = false;
   /** Settled once the server has the last long message sent: see {@link LONG_MESSAGE}. */
@@ -365,8 +361,8 @@ export class ClientRelay {
     this.#stop.abort();
     clearTimeout(this.#sendingWait);
     this.#goingAgain.clear();
-    this.#goingAgainChanged?.resolve();
-    this.#writtenChanged?.resolve();
+    this.#writtenAll.close();
+    this.#writtenOthers.close();
     for (const id of [...this.#pending.keys()]) this.#answerWithError(id, ErrorCode.ConnectionClosed, why);
     for (const gate of this.#initializing.values()) gate.resolve();
     this.#initializing.clear();
@@ -487,9 +483,11 @@ export class ClientRelay {
 
   async #send(message: JsonRpcMessage, json?: string): Promise<void> {
     const place = ++this.#written;
+    const request = isRequest(message) ? message : undefined;
+    if (request !== undefined) this.#writtenOthers.done(place);
     try {
-      const request = isRequest(message) ? message : undefined;
       const pending = request && this.#pending.get(request.id);
+      if (pending !== undefined) pending.place = place;
       const started = Date.now();
       let deadline = started + this.#options.connectTimeoutMs;
       if (this.#initializing.size > 0) {
@@ -503,20 +501,11 @@ export class ClientRelay {
       }
       let reinitialized = false;
       let resent = 0;
+      let waitedForWrites = false;
       for (let attempt = 0;; attempt++) {
-        // After the messages before it are written (see #unwritten); counted first, so that those after it
-        // wait for it while it waits.
-        const waitFor = request === undefined ? this.#unwritten : this.#unwrittenOthers;
-        const wait = waitFor.size !== 0 && hasBelow(waitFor, place);
-        this.#unwritten.add(place);
-        if (request === undefined) this.#unwrittenOthers.add(place);
-        if (wait) await this.#writtenBefore(waitFor, place);
-        // A notification or an answer goes after the long message before it (see LONG_MESSAGE); on the
-        // session open once that is through (found by QA: one whose session ended meanwhile was lost).
-        if (request === undefined) {
-          while (this.#longMessageOnItsWay !== undefined) await this.#longMessageOnItsWay;
-        }
         let transport: RemoteTransport;
+        // Each wait below, then everything again on the session open by then (found by review: one that
+        // waited went on the session found lost meanwhile, or past a wait it had gone through before).
         for (;;) {
           try {
             // Without waiting a turn when the session is open: the request leaves before the next read.
@@ -533,10 +522,29 @@ export class ClientRelay {
             this.#fail(message, error instanceof Error ? error.message : String(error));
             return;
           }
-          // Not before a message written earlier that is to go again; then on the session open by then
-          // (found by QA: those that waited went on the lost one, and after messages written later).
-          if (this.#goingAgain.size === 0 || !hasBelow(this.#goingAgain, place)) break;
-          await this.#afterEarlier(place);
+          // Not before a message written earlier that is to go again (found by QA: they went in the order
+          // of their back-offs).
+          if (this.#goingAgain.size !== 0 && this.#goingAgain.anyBefore(place)) {
+            await this.#goingAgain.before(place);
+            continue;
+          }
+          // The first time, after the messages before it are written (see #writtenAll).
+          if (!waitedForWrites) {
+            waitedForWrites = true;
+            const marks = request === undefined ? this.#writtenAll : this.#writtenOthers;
+            if (!marks.allBefore(place)) {
+              await marks.before(place);
+              continue;
+            }
+          }
+          // A notification or an answer goes after the long message before it (see LONG_MESSAGE), or one
+          // on a connection opened for it; on the session open once that is through (found by QA: one whose
+          // session ended meanwhile was lost).
+          if (request === undefined && this.#longMessageOnItsWay !== undefined) {
+            await this.#longMessageOnItsWay;
+            continue;
+          }
+          break;
         }
         // Answered by the relay meanwhile (--request-timeout): it goes no more. One the client cancelled goes,
         // and its cancellation after it, as the client wrote them; but not again (found by review: one that
@@ -554,8 +562,7 @@ export class ClientRelay {
           this.#replayedInitialized.has(transport) && isNotification(message) &&
           message.method === "notifications/initialized"
         ) return;
-        // After the messages before it are written (see #unwritten).
-        const order = this.#orderOf(place, json !== undefined && json.length > LONG_MESSAGE);
+        const order = this.#orderOf(place, json !== undefined && json.length > LONG_MESSAGE, generation);
         this.#onItsWay.set(place, generation);
         try {
           const sending = transport.send(message, json, order);
@@ -623,24 +630,10 @@ export class ClientRelay {
         }
       }
     } finally {
-      if (this.#goingAgain.size !== 0) this.#wentAgain(place);
       // Gone, or not to go (answered meanwhile, failed): those after it wait for it no more.
-      this.#wasWritten(place);
-    }
-  }
-
-  /** `place` has gone again, or will not: the messages after it may go (see {@link #goingAgain}). */
-  #wentAgain(place: number): void {
-    if (!this.#goingAgain.delete(place)) return;
-    const changed = this.#goingAgainChanged;
-    this.#goingAgainChanged = undefined;
-    changed?.resolve();
-  }
-
-  /** Waits until no message written before `place` is still to go again. */
-  async #afterEarlier(place: number): Promise<void> {
-    while (hasBelow(this.#goingAgain, place) && !this.#closed) {
-      await (this.#goingAgainChanged ??= Promise.withResolvers<void>()).promise;
+      if (this.#goingAgain.size !== 0) this.#goingAgain.delete(place);
+      this.#writtenAll.done(place);
+      this.#writtenOthers.done(place);
     }
   }
 
@@ -659,54 +652,30 @@ export class ClientRelay {
    * What a transport tells of the message at `place` on its way: once it is written, the messages after it
    * may go (see {@link #unwritten}), and, if it is going again, those after it that waited for that (see
    * {@link #goingAgain}: not once answered, as a refusal is an answer too, and it goes again then). A long
-   * one holds those after it longer (see {@link LONG_MESSAGE}).
+   * one, or one written on a connection opened for it, holds the notifications and answers after it longer
+   * (see {@link LONG_MESSAGE}): the server may read it after one written later on a connection it kept
+   * (found by QA: a cancellation ran ahead of its call).
    */
-  #orderOf(place: number, long: boolean): SendOrder {
-    const hold = long ? this.#holdFollowers() : undefined;
-    const written = () => {
+  #orderOf(place: number, long: boolean, generation: number): SendOrder {
+    let hold = long ? this.#holdFollowers() : undefined;
+    const written = (fresh?: boolean) => {
+      if (fresh !== false) hold ??= this.#holdFollowers();
       hold?.written();
-      if (this.#goingAgain.size !== 0) this.#wentAgain(place);
-      this.#wasWritten(place);
+      // Not when written to a session lost meanwhile: it may be refused there, and go again (found by
+      // review).
+      if (this.#goingAgain.size !== 0 && generation === this.#generation) this.#goingAgain.delete(place);
+      this.#writtenAll.done(place);
+      this.#writtenOthers.done(place);
     };
     return {
       written,
       // Not written after all (it failed first), or written by a transport that does not tell.
       received: () => {
         hold?.received();
-        this.#wasWritten(place);
+        this.#writtenAll.done(place);
+        this.#writtenOthers.done(place);
       },
     };
-  }
-
-  /** The message at `place` is written, or will not be: see {@link #unwritten}. */
-  #wasWritten(place: number): void {
-    if (!this.#unwritten.delete(place)) return;
-    this.#unwrittenOthers.delete(place);
-    const changed = this.#writtenChanged;
-    if (changed === undefined) return;
-    this.#writtenChanged = undefined;
-    changed.resolve();
-  }
-
-  /**
-   * Waits until no place before `place` is in `unwritten`, for {@link WRITTEN_WAIT_MS} at most: a wire
-   * that does not tell when a body is written holds nothing for ever.
-   */
-  async #writtenBefore(unwritten: Set<number>, place: number): Promise<void> {
-    const giveUp = Promise.withResolvers<void>();
-    const timer = setTimeout(giveUp.resolve, WRITTEN_WAIT_MS);
-    let waiting = true;
-    giveUp.promise.then(() => waiting = false);
-    try {
-      while (waiting && hasBelow(unwritten, place) && !this.#closed) {
-        await Promise.race([
-          (this.#writtenChanged ??= Promise.withResolvers<void>()).promise,
-          giveUp.promise,
-        ]);
-      }
-    } finally {
-      clearTimeout(timer);
-    }
   }
 
   /** Holds the messages after a long one until the server has it: see {@link LONG_MESSAGE}. */
@@ -779,7 +748,11 @@ export class ClientRelay {
 
   #forget(id: RequestId | undefined): void {
     if (id === undefined) return;
-    if (this.#pending.get(id)?.method === LISTEN) this.#listening--;
+    const pending = this.#pending.get(id);
+    if (pending?.method === LISTEN) this.#listening--;
+    // Answered (by the relay, say, while it waited out a back-off) or cancelled: it holds none of the
+    // messages after it (found by review: they waited for its back-off, and timed out unsent).
+    if (pending?.place !== undefined && this.#goingAgain.size !== 0) this.#goingAgain.delete(pending.place);
     this.#initializing.get(id)?.resolve();
     this.#initializing.delete(id);
     this.#timeouts?.delete(id);
@@ -994,7 +967,9 @@ export class ClientRelay {
     if (onItsWay.length > 0) {
       for (const place of onItsWay) this.#goingAgain.add(place);
       sleep(LOST_SESSION_GRACE_MS, this.#stop.signal).then(() => {
-        for (const place of onItsWay) if (this.#onItsWay.get(place) === generation) this.#wentAgain(place);
+        for (const place of onItsWay) {
+          if (this.#onItsWay.get(place) === generation) this.#goingAgain.delete(place);
+        }
       });
     }
     const old = this.#session;

@@ -63,7 +63,12 @@ export function bodyInMemory(response: Response): Uint8Array<ArrayBuffer> | unde
  * fallback, which cannot tell, calls it at once with `known` false. `fetch` itself ignores the member.
  */
 export interface WrittenNotice {
-  onwritten?: (known?: boolean) => void;
+  /**
+   * `fresh`: it went on a connection opened for it, which the server may read after a connection it kept
+   * (a message written later on a kept connection may reach it first). Unknown (undefined) with `known`
+   * false.
+   */
+  onwritten?: (known?: boolean, fresh?: boolean) => void;
   /**
    * Called when the request is to be sent again after an answer that shows the server did not run it (a
    * 401 whose token is renewed): what `onwritten` said of the first sending holds no more.
@@ -873,7 +878,7 @@ export function createHttp1Fetch(options: Http1FetchOptions): Http1Fetch {
     method: string,
     parts: readonly Uint8Array[],
     signal: AbortSignal | undefined,
-    onwritten: (() => void) | undefined,
+    onwritten: ((known?: boolean, fresh?: boolean) => void) | undefined,
     stop: ExchangeStop | undefined,
   ): Promise<{ connection: Connection; head: ResponseHead; small?: Uint8Array<ArrayBuffer> } | null> => {
     // An idle connection is taken at once: the request leaves before anything else runs. But one idle for
@@ -927,7 +932,7 @@ export function createHttp1Fetch(options: Http1FetchOptions): Http1Fetch {
     try {
       for (const part of parts) await connection.write(part);
       written = true;
-      onwritten?.();
+      onwritten?.(true, !reused);
       for (;;) {
         const text = await connection.readHead();
         if (text === null) throw new HttpWireError("the server closed the connection without answering");

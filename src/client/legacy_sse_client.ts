@@ -117,9 +117,9 @@ export class LegacySseClient implements RemoteTransport {
         headers: POST_HEADERS,
         body: json ?? JSON.stringify(message),
         signal: this.#abort.signal,
-        onwritten: (known) => {
+        onwritten: (known, fresh) => {
           delivery = known === false ? "unknown" : "written";
-          order?.written();
+          order?.written(fresh);
         },
         onresend: () => delivery = "unwritten",
       };

@@ -136,8 +136,11 @@ export function retryAfterMs(value: string | null, now = Date.now()): number | u
  * a short one sent later could otherwise reach the server first). Either may be called more than once.
  */
 export interface SendOrder {
-  /** Its body is written to the connection (or, for a `fetch` that cannot tell, about to be). */
-  written(): void;
+  /**
+   * Its body is written to the connection (or, for a `fetch` that cannot tell, about to be); `fresh`: on a
+   * connection opened for it (undefined: not known), which the server may read after one it kept.
+   */
+  written(fresh?: boolean): void;
   /** The server answered the POST (its head): it has read the message. */
   received(): void;
 }

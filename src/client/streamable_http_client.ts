@@ -386,7 +386,7 @@ export class StreamableHttpClient implements RemoteTransport {
     method: string,
     headers: Record<string, string>,
     body?: string,
-    onwritten?: () => void,
+    onwritten?: (fresh?: boolean) => void,
     signal = this.#abort.signal,
     stop?: ExchangeStop,
   ): Promise<Response> {
@@ -401,9 +401,9 @@ export class StreamableHttpClient implements RemoteTransport {
         headers,
         body,
         signal,
-        onwritten: (known) => {
+        onwritten: (known, fresh) => {
           if (method === "POST") delivery = known === false ? "unknown" : "written";
-          onwritten?.();
+          onwritten?.(fresh);
         },
         onresend: () => delivery = "unwritten",
         stop,
