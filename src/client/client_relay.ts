@@ -109,7 +109,7 @@ const OWN_CANCEL_WAIT_MS = 2000;
  * (see `#sessionLost`): its refusals come within it; one it took and holds (a call running) lets go then.
  */
 const LOST_SESSION_GRACE_MS = 1000;
-/** How long a message waits at most for those before it to be written (see `#unwritten`). */
+/** How long a message waits at most for those before it to be written (see `#writtenAll`). */
 const WRITTEN_WAIT_MS = 1000;
 
 /** The kinds of {@link RemoteError} that say the message did not reach the server. */
@@ -650,7 +650,7 @@ export class ClientRelay {
 
   /**
    * What a transport tells of the message at `place` on its way: once it is written, the messages after it
-   * may go (see {@link #unwritten}), and, if it is going again, those after it that waited for that (see
+   * may go (see {@link #writtenAll}), and, if it is going again, those after it that waited for that (see
    * {@link #goingAgain}: not once answered, as a refusal is an answer too, and it goes again then). A long
    * one, or one written on a connection opened for it, holds the notifications and answers after it longer
    * (see {@link LONG_MESSAGE}): the server may read it after one written later on a connection it kept
