@@ -939,6 +939,47 @@ Deno.test("a notification after a request written on a connection opened for it 
     assert.deepEqual(events, ["tools/call sent", "tools/call taken", "notifications/cancelled sent"]);
   }));
 
+Deno.test("a notification waits for each message before it on a new connection, whichever the server takes first", () =>
+  quietly(async () => {
+    const events: string[] = [];
+    const { relay, send } = relayOver("streamablehttp", async (transport, message, order) => {
+      const method = "method" in message ? message.method : "answer";
+      if (method === "initialize" || method === "notifications/initialized") {
+        order?.written(false);
+        handshake(transport, message);
+        return;
+      }
+      const n = (message.params as { n?: number; requestId?: number }).n ??
+        `for ${(message.params as { requestId: number }).requestId}`;
+      events.push(`${method} ${n} sent`);
+      order?.written(true);
+      if (method !== "tools/call") return;
+      // The first call's server takes it last.
+      await delay(n === 1 ? 60 : 10);
+      events.push(`${method} ${n} taken`);
+      order?.received();
+      transport.answer(message);
+    }, { manualWritten: true });
+    send(INITIALIZE);
+    await delay(20);
+    send(INITIALIZED);
+    await delay(5);
+    send({ jsonrpc: "2.0", id: 1, method: "tools/call", params: { n: 1 } });
+    send({ jsonrpc: "2.0", id: 2, method: "tools/call", params: { n: 2 } });
+    send({ jsonrpc: "2.0", method: "notifications/cancelled", params: { requestId: 1 } });
+    await relay.drained();
+    await relay.close();
+    // Found by review: the second call's hold, ending first, let the cancellation go before the first call
+    // was taken.
+    assert.deepEqual(events, [
+      "tools/call 1 sent",
+      "tools/call 2 sent",
+      "tools/call 2 taken",
+      "tools/call 1 taken",
+      "notifications/cancelled for 1 sent",
+    ]);
+  }));
+
 Deno.test("messages written while the server was down reach it in the order written, the handshake once", () =>
   quietly(async () => {
     let up = true;

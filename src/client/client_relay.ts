@@ -244,8 +244,14 @@ export class ClientRelay {
   readonly #writtenOthers = new PlacesDone(WRITTEN_WAIT_MS);
   /** "…; retrying" was logged for the outage (or the server's refusals for now) under way. */
   #warnedUnreachable = false;
-  /** Settled once the server has the last long message sent: see {@link LONG_MESSAGE}. */
-  #longMessageOnItsWay: Promise<void> | undefined;
+  /**
+   * The places of the messages that hold the notifications and answers after them until the server has
+   * them: a long one (see {@link LONG_MESSAGE}) from when it goes, one written on a new connection from
+   * then; each until its POST is answered, or {@link LONG_MESSAGE_HOLD_MS} after it is written. One each
+   * (found by review: one slot for all let a second end the first's).
+   */
+  readonly #held = new PlacesPending();
+  readonly #heldNoLonger = new DelayQueue<number>(LONG_MESSAGE_HOLD_MS, (place) => this.#held.delete(place));
 
   constructor(options: ClientRelayOptions) {
     this.#options = options;
@@ -361,6 +367,8 @@ export class ClientRelay {
     this.#stop.abort();
     clearTimeout(this.#sendingWait);
     this.#goingAgain.clear();
+    this.#held.clear();
+    this.#heldNoLonger.clear();
     this.#writtenAll.close();
     this.#writtenOthers.close();
     for (const id of [...this.#pending.keys()]) this.#answerWithError(id, ErrorCode.ConnectionClosed, why);
@@ -540,8 +548,8 @@ export class ClientRelay {
           // A notification or an answer goes after the long message before it (see LONG_MESSAGE), or one
           // on a connection opened for it; on the session open once that is through (found by QA: one whose
           // session ended meanwhile was lost).
-          if (request === undefined && this.#longMessageOnItsWay !== undefined) {
-            await this.#longMessageOnItsWay;
+          if (request === undefined && this.#held.size !== 0 && this.#held.anyBefore(place)) {
+            await this.#held.before(place);
             continue;
           }
           break;
@@ -632,8 +640,7 @@ export class ClientRelay {
     } finally {
       // Gone, or not to go (answered meanwhile, failed): those after it wait for it no more.
       if (this.#goingAgain.size !== 0) this.#goingAgain.delete(place);
-      this.#writtenAll.done(place);
-      this.#writtenOthers.done(place);
+      this.#taken(place);
     }
   }
 
@@ -657,10 +664,12 @@ export class ClientRelay {
    * (found by QA: a cancellation ran ahead of its call).
    */
   #orderOf(place: number, long: boolean, generation: number): SendOrder {
-    let hold = long ? this.#holdFollowers() : undefined;
+    if (long) this.#held.add(place);
     const written = (fresh?: boolean) => {
-      if (fresh !== false) hold ??= this.#holdFollowers();
-      hold?.written();
+      if (long || fresh !== false) {
+        this.#held.add(place);
+        this.#heldNoLonger.add(place);
+      }
       // Not when written to a session lost meanwhile: it may be refused there, and go again (found by
       // review).
       if (this.#goingAgain.size !== 0 && generation === this.#generation) this.#goingAgain.delete(place);
@@ -669,29 +678,19 @@ export class ClientRelay {
     };
     return {
       written,
-      // Not written after all (it failed first), or written by a transport that does not tell.
-      received: () => {
-        hold?.received();
-        this.#writtenAll.done(place);
-        this.#writtenOthers.done(place);
-      },
+      // Taken by the server (its POST answered), or failed; or written by a transport that does not tell.
+      received: () => this.#taken(place),
     };
   }
 
-  /** Holds the messages after a long one until the server has it: see {@link LONG_MESSAGE}. */
-  #holdFollowers(): SendOrder {
-    const { promise, resolve } = Promise.withResolvers<void>();
-    this.#longMessageOnItsWay = promise;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const received = () => {
-      clearTimeout(timer);
-      if (this.#longMessageOnItsWay === promise) this.#longMessageOnItsWay = undefined;
-      resolve();
-    };
-    const written = () => {
-      if (timer === undefined) timer = setTimeout(received, LONG_MESSAGE_HOLD_MS);
-    };
-    return { written, received };
+  /** The message at `place` is through: those after it wait for it no more. */
+  #taken(place: number): void {
+    this.#writtenAll.done(place);
+    this.#writtenOthers.done(place);
+    if (this.#held.size !== 0) {
+      this.#held.delete(place);
+      this.#heldNoLonger.delete(place);
+    }
   }
 
   #shouldFallBack(message: JsonRpcMessage, transport: RemoteTransport, error: RemoteError): boolean {
@@ -813,7 +812,7 @@ export class ClientRelay {
     this.#stop.signal.addEventListener("abort", done);
     const send = async () => {
       // After a long message on its way, as any notification (see LONG_MESSAGE): the request itself, say.
-      while (this.#longMessageOnItsWay !== undefined) await this.#longMessageOnItsWay;
+      if (this.#held.size !== 0) await this.#held.before(this.#written + 1);
       await transport.send(cancel);
     };
     send().catch((error) => {
