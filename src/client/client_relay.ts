@@ -155,6 +155,34 @@ interface PendingRequest {
   place?: number;
 }
 
+/**
+ * What a transport tells the relay of one message on its way (see `ClientRelay.#orderOf`): one object a
+ * message, without closures of its own.
+ */
+class MessageOrder implements SendOrder {
+  constructor(
+    readonly onwritten: (
+      place: number,
+      long: boolean,
+      generation: number,
+      fresh: boolean | undefined,
+    ) => void,
+    readonly ontaken: (place: number) => void,
+    readonly place: number,
+    readonly long: boolean,
+    readonly generation: number,
+  ) {}
+
+  written(fresh?: boolean): void {
+    this.onwritten(this.place, this.long, this.generation, fresh);
+  }
+
+  /** Taken by the server (its POST answered), or failed; or written by a transport that does not tell. */
+  received(): void {
+    this.ontaken(this.place);
+  }
+}
+
 /** See the module documentation. */
 export class ClientRelay {
   readonly #options: ClientRelayOptions;
@@ -665,23 +693,24 @@ export class ClientRelay {
    */
   #orderOf(place: number, long: boolean, generation: number): SendOrder {
     if (long) this.#held.add(place);
-    const written = (fresh?: boolean) => {
-      if (long || fresh !== false) {
-        this.#held.add(place);
-        this.#heldNoLonger.add(place);
-      }
-      // Not when written to a session lost meanwhile: it may be refused there, and go again (found by
-      // review).
-      if (this.#goingAgain.size !== 0 && generation === this.#generation) this.#goingAgain.delete(place);
-      this.#writtenAll.done(place);
-      this.#writtenOthers.done(place);
-    };
-    return {
-      written,
-      // Taken by the server (its POST answered), or failed; or written by a transport that does not tell.
-      received: () => this.#taken(place),
-    };
+    return new MessageOrder(this.#onWritten, this.#onTaken, place, long, generation);
   }
+
+  /** The message at `place` (`long`, gone on session `generation`) is written: see {@link #orderOf}. */
+  readonly #onWritten = (place: number, long: boolean, generation: number, fresh: boolean | undefined) => {
+    if (long || fresh !== false) {
+      this.#held.add(place);
+      this.#heldNoLonger.add(place);
+    }
+    // Not when written to a session lost meanwhile: it may be refused there, and go again (found by
+    // review).
+    if (this.#goingAgain.size !== 0 && generation === this.#generation) this.#goingAgain.delete(place);
+    this.#writtenAll.done(place);
+    this.#writtenOthers.done(place);
+  };
+
+  /** The message at `place` is taken by the server (its POST answered), or failed: see {@link #orderOf}. */
+  readonly #onTaken = (place: number) => this.#taken(place);
 
   /** The message at `place` is through: those after it wait for it no more. */
   #taken(place: number): void {

@@ -39,11 +39,15 @@ export class PlacesDone {
   /** `place` is done (again: no effect). */
   done(place: number): void {
     if (place < this.#mark) return;
-    this.#done.add(place);
-    while (this.#done.delete(this.#mark)) {
+    if (place !== this.#mark) {
+      this.#done.add(place);
+      return;
+    }
+    // The next in order, as most are: no set to touch unless some after it are done already.
+    do {
       this.#mark++;
       if (this.#waiters.size !== 0) this.#wake(this.#mark);
-    }
+    } while (this.#done.size !== 0 && this.#done.delete(this.#mark));
   }
 
   /** Resolves once every place before `place` is done, or after the longest wait; one waiter per place. */

@@ -261,7 +261,7 @@ export class StreamableHttpClient implements RemoteTransport {
       "POST",
       extra === undefined ? this.#postHeaders : { ...this.#postHeaders, ...extra },
       json ?? JSON.stringify(message),
-      order?.written,
+      order,
       // Its own signal alone (aborted by `close` too): one combined with the session's would stay reachable
       // from it, with the listeners the fetch leaves on it, for the session's life (found by review).
       abandoned ?? this.#abort.signal,
@@ -386,7 +386,7 @@ export class StreamableHttpClient implements RemoteTransport {
     method: string,
     headers: Record<string, string>,
     body?: string,
-    onwritten?: (fresh?: boolean) => void,
+    order?: SendOrder,
     signal = this.#abort.signal,
     stop?: ExchangeStop,
   ): Promise<Response> {
@@ -403,7 +403,7 @@ export class StreamableHttpClient implements RemoteTransport {
         signal,
         onwritten: (known, fresh) => {
           if (method === "POST") delivery = known === false ? "unknown" : "written";
-          onwritten?.(fresh);
+          order?.written(fresh);
         },
         onresend: () => delivery = "unwritten",
         stop,
