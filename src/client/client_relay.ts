@@ -698,7 +698,8 @@ export class ClientRelay {
 
   /** The message at `place` (`long`, gone on session `generation`) is written: see {@link #orderOf}. */
   readonly #onWritten = (place: number, long: boolean, generation: number, fresh: boolean | undefined) => {
-    if (long || fresh !== false) {
+    // Nothing held once the relay is closed (its timer would outlive it).
+    if ((long || fresh !== false) && !this.#closed) {
       this.#held.add(place);
       this.#heldNoLonger.add(place);
     }

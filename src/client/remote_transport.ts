@@ -133,7 +133,8 @@ export function retryAfterMs(value: string | null, now = Date.now()): number | u
 
 /**
  * How far a message got on its way, for the messages after it to wait (each message is its own POST, and
- * a short one sent later could otherwise reach the server first). Either may be called more than once.
+ * a short one sent later could otherwise reach the server first). Either may be called more than once,
+ * and as a method (they may use `this`).
  */
 export interface SendOrder {
   /**
