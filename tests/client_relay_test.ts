@@ -867,15 +867,27 @@ Deno.test("a request whose id a request still waiting has is refused with -32600
     ]);
   }));
 
+/**
+ * A relay whose sessions take the handshake on kept connections, and leave the rest to `script`, which
+ * tells itself when a message is written (and on what connection).
+ */
+function relayTellingWritten(script: Script) {
+  return relayOver("streamablehttp", async (transport, message, order) => {
+    const method = "method" in message ? message.method : "answer";
+    if (method === "initialize" || method === "notifications/initialized") {
+      order?.written(false);
+      handshake(transport, message);
+      return;
+    }
+    await script(transport, message, order);
+  }, { manualWritten: true });
+}
+
 Deno.test("a notification goes once the messages before it are written; a request once the notifications before it are", () =>
   quietly(async () => {
     const events: string[] = [];
-    const { relay, send } = relayOver("streamablehttp", async (transport, message, order) => {
+    const { relay, send } = relayTellingWritten(async (transport, message, order) => {
       const method = "method" in message ? message.method : "answer";
-      if (method === "initialize" || method === "notifications/initialized") {
-        handshake(transport, message);
-        return;
-      }
       const n = (message.params as { n: number }).n;
       events.push(`${method} ${n} sent`);
       // Each takes a moment to be written (a new connection, say); the first call longest.
@@ -884,7 +896,7 @@ Deno.test("a notification goes once the messages before it are written; a reques
       order?.written();
       await delay(5);
       if (method === "tools/call") transport.answer(message);
-    }, { manualWritten: true });
+    });
     send(INITIALIZE);
     await delay(20);
     send(INITIALIZED);
@@ -911,13 +923,8 @@ Deno.test("a notification goes once the messages before it are written; a reques
 Deno.test("a notification after a request written on a connection opened for it goes once the server took that", () =>
   quietly(async () => {
     const events: string[] = [];
-    const { relay, send } = relayOver("streamablehttp", async (transport, message, order) => {
+    const { relay, send } = relayTellingWritten(async (transport, message, order) => {
       const method = "method" in message ? message.method : "answer";
-      if (method === "initialize" || method === "notifications/initialized") {
-        order?.written(false);
-        handshake(transport, message);
-        return;
-      }
       events.push(`${method} sent`);
       // The call on a new connection, the server reading it a moment later; the rest on kept ones.
       order?.written(method === "tools/call");
@@ -926,7 +933,7 @@ Deno.test("a notification after a request written on a connection opened for it 
       events.push(`${method} taken`);
       order?.received();
       transport.answer(message);
-    }, { manualWritten: true });
+    });
     send(INITIALIZE);
     await delay(20);
     send(INITIALIZED);
@@ -942,13 +949,8 @@ Deno.test("a notification after a request written on a connection opened for it 
 Deno.test("a notification waits for each message before it on a new connection, whichever the server takes first", () =>
   quietly(async () => {
     const events: string[] = [];
-    const { relay, send } = relayOver("streamablehttp", async (transport, message, order) => {
+    const { relay, send } = relayTellingWritten(async (transport, message, order) => {
       const method = "method" in message ? message.method : "answer";
-      if (method === "initialize" || method === "notifications/initialized") {
-        order?.written(false);
-        handshake(transport, message);
-        return;
-      }
       const n = (message.params as { n?: number; requestId?: number }).n ??
         `for ${(message.params as { requestId: number }).requestId}`;
       events.push(`${method} ${n} sent`);
@@ -959,7 +961,7 @@ Deno.test("a notification waits for each message before it on a new connection, 
       events.push(`${method} ${n} taken`);
       order?.received();
       transport.answer(message);
-    }, { manualWritten: true });
+    });
     send(INITIALIZE);
     await delay(20);
     send(INITIALIZED);
