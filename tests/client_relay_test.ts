@@ -883,6 +883,38 @@ function relayTellingWritten(script: Script) {
   }, { manualWritten: true });
 }
 
+/**
+ * An initialized session (see {@link relayTellingWritten}) whose server notes each message as it is sent,
+ * "METHOD N sent", N its `params.n` (or what `otherwise` makes of its params), and takes a `tools/call`
+ * `takesMs(N)` later ("… taken", its POST answered then); each written on a new connection when
+ * `fresh(METHOD)`.
+ */
+async function takingServer(
+  fresh: (method: string) => boolean,
+  takesMs: (n: unknown) => number,
+  otherwise: (params: Record<string, unknown> | undefined) => unknown = () => undefined,
+) {
+  const events: string[] = [];
+  const { relay, send } = relayTellingWritten(async (transport, message, order) => {
+    const method = "method" in message ? String(message.method) : "answer";
+    const params = (message as JsonRpcRequest).params;
+    const n = params?.n ?? otherwise(params);
+    const name = n === undefined ? method : `${method} ${n}`;
+    events.push(`${name} sent`);
+    order?.written(fresh(method));
+    if (method !== "tools/call") return;
+    await delay(takesMs(n));
+    events.push(`${name} taken`);
+    order?.received();
+    transport.answer(message);
+  });
+  send(INITIALIZE);
+  await delay(20);
+  send(INITIALIZED);
+  await delay(5);
+  return { relay, send, events };
+}
+
 Deno.test("a notification goes once the messages before it are written; a request once the notifications before it are", () =>
   quietly(async () => {
     const events: string[] = [];
@@ -922,22 +954,8 @@ Deno.test("a notification goes once the messages before it are written; a reques
 
 Deno.test("a notification after a request written on a connection opened for it goes once the server took that", () =>
   quietly(async () => {
-    const events: string[] = [];
-    const { relay, send } = relayTellingWritten(async (transport, message, order) => {
-      const method = "method" in message ? message.method : "answer";
-      events.push(`${method} sent`);
-      // The call on a new connection, the server reading it a moment later; the rest on kept ones.
-      order?.written(method === "tools/call");
-      if (method !== "tools/call") return;
-      await delay(30);
-      events.push(`${method} taken`);
-      order?.received();
-      transport.answer(message);
-    });
-    send(INITIALIZE);
-    await delay(20);
-    send(INITIALIZED);
-    await delay(5);
+    // The call on a new connection, the server reading it a moment later; the rest on kept ones.
+    const { relay, send, events } = await takingServer((method) => method === "tools/call", () => 30);
     send({ jsonrpc: "2.0", id: 1, method: "tools/call", params: {} });
     send({ jsonrpc: "2.0", method: "notifications/cancelled", params: { requestId: 1 } });
     await relay.drained();
@@ -948,23 +966,8 @@ Deno.test("a notification after a request written on a connection opened for it 
 
 Deno.test("a notification after a request on a kept connection goes once the server took that, or 50 ms after", () =>
   quietly(async () => {
-    const events: string[] = [];
-    const { relay, send } = relayTellingWritten(async (transport, message, order) => {
-      const method = "method" in message ? message.method : "answer";
-      const n = (message.params as { n?: number }).n;
-      events.push(n === undefined ? `${method} sent` : `${method} ${n} sent`);
-      order?.written(false);
-      if (method !== "tools/call") return;
-      // The server reads the first call's connection a moment later; it answers the second only after 50 ms.
-      await delay(n === 1 ? 20 : 200);
-      events.push(`${method} ${n} taken`);
-      order?.received();
-      transport.answer(message);
-    });
-    send(INITIALIZE);
-    await delay(20);
-    send(INITIALIZED);
-    await delay(5);
+    // The server reads the first call's connection a moment later; it answers the second only after 50 ms.
+    const { relay, send, events } = await takingServer(() => false, (n) => n === 1 ? 20 : 200);
     send({ jsonrpc: "2.0", id: 1, method: "tools/call", params: { n: 1 } });
     send({ jsonrpc: "2.0", method: "notifications/cancelled", params: { requestId: 1 } });
     send({ jsonrpc: "2.0", id: 2, method: "tools/call", params: { n: 2 } });
@@ -984,24 +987,12 @@ Deno.test("a notification after a request on a kept connection goes once the ser
 
 Deno.test("a notification waits for each message before it on a new connection, whichever the server takes first", () =>
   quietly(async () => {
-    const events: string[] = [];
-    const { relay, send } = relayTellingWritten(async (transport, message, order) => {
-      const method = "method" in message ? message.method : "answer";
-      const n = (message.params as { n?: number; requestId?: number }).n ??
-        `for ${(message.params as { requestId: number }).requestId}`;
-      events.push(`${method} ${n} sent`);
-      order?.written(true);
-      if (method !== "tools/call") return;
-      // The first call's server takes it last.
-      await delay(n === 1 ? 60 : 10);
-      events.push(`${method} ${n} taken`);
-      order?.received();
-      transport.answer(message);
-    });
-    send(INITIALIZE);
-    await delay(20);
-    send(INITIALIZED);
-    await delay(5);
+    // Every message on a new connection; the first call's server takes it last.
+    const { relay, send, events } = await takingServer(
+      () => true,
+      (n) => n === 1 ? 60 : 10,
+      (params) => params?.requestId === undefined ? undefined : `for ${params.requestId}`,
+    );
     send({ jsonrpc: "2.0", id: 1, method: "tools/call", params: { n: 1 } });
     send({ jsonrpc: "2.0", id: 2, method: "tools/call", params: { n: 2 } });
     send({ jsonrpc: "2.0", method: "notifications/cancelled", params: { requestId: 1 } });
