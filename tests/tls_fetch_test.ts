@@ -273,6 +273,19 @@ Deno.test("tls_fetch: connection refused is one line naming the origin only", as
       describeFetchError(secureError, secureUrl),
       `cannot connect to https://127.0.0.1:${port}: connection refused`,
     );
+    // `node:https` takes no proxy: the refusal is the server's, whatever proxy is set (found by review).
+    Deno.env.set("HTTP_PROXY", "http://127.0.0.1:3128");
+    Deno.env.set("HTTPS_PROXY", "http://127.0.0.1:3128");
+    try {
+      assert.equal(describeFetchError(nodeError, url), expected);
+      assert.equal(
+        describeFetchError(secureError, secureUrl),
+        `cannot connect to https://127.0.0.1:${port}: connection refused`,
+      );
+    } finally {
+      Deno.env.delete("HTTP_PROXY");
+      Deno.env.delete("HTTPS_PROXY");
+    }
   });
 });
 
@@ -421,8 +434,43 @@ Deno.test("describeFetchError: describes the error shapes of Deno and Node", () 
       describeFetchError(refused, url),
       `cannot connect to ${origin} (or to the proxy: HTTPS_PROXY set): connection refused`,
     );
-  } finally {
+    // Only the proxies that would carry it: not one for the other scheme, nor for a host NO_PROXY names.
+    const plain = `cannot connect to ${origin}: connection refused`;
+    Deno.env.set("HTTP_PROXY", "http://127.0.0.1:3128");
+    Deno.env.set("ALL_PROXY", "http://127.0.0.1:1080");
+    assert.equal(
+      describeFetchError(refused, url),
+      `cannot connect to ${origin} (or to the proxy: HTTPS_PROXY, ALL_PROXY set): connection refused`,
+    );
     Deno.env.delete("HTTPS_PROXY");
+    Deno.env.delete("ALL_PROXY");
+    assert.equal(describeFetchError(refused, url), plain);
+    Deno.env.set("HTTPS_PROXY", "http://127.0.0.1:3128");
+    for (
+      const [noProxy, excluded] of [
+        ["example.com", true],
+        [" localhost, .example.com", true],
+        ["*", true],
+        [
+          "mcp.example.com",
+          true,
+        ],
+        ["ample.com", false],
+        ["other.example.com", false],
+        ["", false],
+      ] as const
+    ) {
+      Deno.env.set("NO_PROXY", noProxy);
+      assert.equal(
+        describeFetchError(refused, url),
+        excluded
+          ? plain
+          : `cannot connect to ${origin} (or to the proxy: HTTPS_PROXY set): connection refused`,
+        noProxy,
+      );
+    }
+  } finally {
+    for (const name of ["HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY", "NO_PROXY"]) Deno.env.delete(name);
   }
 });
 

@@ -188,13 +188,43 @@ export function proxyConfigured(): boolean {
 }
 
 /** The names of the proxy variables set (not empty) in the environment. */
-export function proxyVariablesSet(): string[] {
+function proxyVariablesSet(): string[] {
   try {
     return PROXY_VARIABLES.filter((name) => (Deno.env.get(name) ?? "") !== "");
   } catch {
     // Without --allow-env the fallback cannot read them either.
     return [];
   }
+}
+
+/**
+ * The names of the proxy variables whose proxy Deno's `fetch` would send a request to `url` through: those
+ * for its scheme (`HTTP_PROXY` for http, `HTTPS_PROXY` for https) and `ALL_PROXY`, none when `NO_PROXY`
+ * names its host, as Deno reads it: `*`, the host itself (a name or an address), or a domain it is in
+ * (`example.com` or `.example.com` for `api.example.com`).
+ */
+export function proxiesFor(url: URL): string[] {
+  const scheme = url.protocol === "https:" ? "https_proxy" : url.protocol === "http:" ? "http_proxy" : "";
+  const names = proxyVariablesSet().filter((name) => {
+    const lower = name.toLowerCase();
+    return lower === scheme || lower === "all_proxy";
+  });
+  if (names.length === 0) return names;
+  let noProxy = "";
+  try {
+    noProxy = Deno.env.get("NO_PROXY") ?? Deno.env.get("no_proxy") ?? "";
+  } catch {
+    // Unreadable: as if unset.
+  }
+  const host = url.hostname.replace(/^\[|\]$/g, "").replace(/\.$/, "").toLowerCase();
+  const excluded = noProxy.split(",").some((entry) => {
+    const domain = entry.trim().replace(/^\[|\]$/g, "").toLowerCase();
+    if (domain === "") return false;
+    if (domain === "*") return true;
+    const bare = domain.startsWith(".") ? domain.slice(1) : domain;
+    return host === bare || host.endsWith(`.${bare}`);
+  });
+  return excluded ? [] : names;
 }
 
 /** Whether `error` is a TLS handshake the server ended for want of a protocol it speaks (HTTP/2 only). */

@@ -20,7 +20,7 @@ import type { VerifySsl } from "../cli/command_line.ts";
 import {
   createHttp1Fetch,
   networkError,
-  proxyVariablesSet,
+  proxiesFor,
   stopAsSignal,
   USER_AGENT,
   type WrittenNotice,
@@ -43,6 +43,8 @@ export class TlsConfigError extends Error {
 }
 
 const PEM_CERTIFICATE = "-----BEGIN CERTIFICATE-----";
+/** The failures of requests `node:https` made, which takes no proxy (see {@link describeFetchError}). */
+const withoutProxy = new WeakSet<TypeError>();
 const MAX_REDIRECTS = 20;
 /** Headers that describe a request body, dropped when a redirect turns the request into a GET. */
 const BODY_HEADERS = [
@@ -246,7 +248,10 @@ function exchange(hop: Hop, agents: Agents, signal: AbortSignal): Promise<http.I
     });
     request.on("error", (error) => {
       signal.removeEventListener("abort", onAbort);
-      reject(signal.aborted ? signal.reason : networkError(error));
+      if (signal.aborted) return reject(signal.reason);
+      const failure = networkError(error);
+      withoutProxy.add(failure);
+      reject(failure);
     });
     if (hop.body instanceof ReadableStream) {
       // pipeline destroys the request if the stream fails, which rejects through the "error" listener.
@@ -511,7 +516,13 @@ export function describeFetchError(error: unknown, url: string): string {
   if (name === "AbortError") return `request to ${origin} was aborted`;
   // Through a proxy, the failure to connect may be the proxy's (found by QA: a proxy that was down was
   // reported as the server refusing).
-  const proxies = proxyVariablesSet();
+  // Not where no proxy carried the request: `--no-verify-ssl`'s, or a host `NO_PROXY` names (found by review).
+  let proxies: string[] = [];
+  try {
+    if (!(error instanceof TypeError && withoutProxy.has(error))) proxies = proxiesFor(new URL(url));
+  } catch {
+    // No URL: no proxy to name.
+  }
   const via = proxies.length === 0 ? "" : ` (or to the proxy: ${proxies.join(", ")} set)`;
   if (has("ECONNREFUSED") || /connection refused/i.test(text)) {
     return `cannot connect to ${origin}${via}: connection refused`;
