@@ -117,6 +117,8 @@ const OWN_CANCEL_WAIT_MS = 2000;
 const LOST_SESSION_GRACE_MS = 1000;
 /** How long a message waits at most for those before it to be written (see `#writtenAll`). */
 const WRITTEN_WAIT_MS = 1000;
+/** Lost sessions whose POSTs still on their way end with the relay. */
+const MAX_RETIRED = 8;
 
 /** The kinds of {@link RemoteError} that say the message did not reach the server. */
 const NOT_SENT: ReadonlySet<RemoteErrorKind> = new Set(["unreachable", "busy", "closed", "session-expired"]);
@@ -229,6 +231,13 @@ export class ClientRelay {
   #inputEnded = false;
   /** Aborted by `close()`: ends every wait, so that nothing of the relay outlives it. */
   readonly #stop = new AbortController();
+  /**
+   * Sessions lost or replaced lately, closed without ending what they still had on their way (see
+   * `RemoteTransport.close`): ended with the relay (found by review: a legacy session's wait for its last
+   * POSTs outlived the relay by up to `--connect-timeout`). The last {@link MAX_RETIRED} only: the waits of
+   * older ones have long ended.
+   */
+  readonly #retired = new Set<RemoteTransport>();
   /**
    * Notifications and answers of the client still being sent. (A request counts in `#pending` until it is
    * answered: its POST may outlast it, when `--request-timeout` answered it first.)
@@ -416,7 +425,17 @@ export class ClientRelay {
     const session = this.#session;
     this.#session = undefined;
     const transport = await session?.catch(() => undefined);
-    await transport?.close();
+    const retired = [...this.#retired];
+    this.#retired.clear();
+    await Promise.all([transport?.close(), ...retired.map((old) => old.close())]);
+  }
+
+  /** Closes `transport`, a session lost or replaced, leaving what it has on its way to end as it will. */
+  #retire(transport: RemoteTransport): Promise<void> {
+    if (this.#closed) return transport.close();
+    this.#retired.add(transport);
+    if (this.#retired.size > MAX_RETIRED) this.#retired.delete(this.#retired.values().next().value!);
+    return transport.close(false);
   }
 
   // ---- client → server --------------------------------------------------------------------------
@@ -752,7 +771,7 @@ export class ClientRelay {
     const old = this.#session;
     this.#session = undefined;
     this.#generation++;
-    old?.then((transport) => transport.close(false), () => {});
+    old?.then((transport) => this.#retire(transport), () => {});
   }
 
   /** A message that cannot be delivered: a request gets an error answer, anything else a log line. */
@@ -1027,7 +1046,7 @@ export class ClientRelay {
             }
           }
         }
-        return transport.close(false);
+        return this.#retire(transport);
       },
       () => {},
     );
