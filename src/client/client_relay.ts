@@ -620,10 +620,12 @@ export class ClientRelay {
           pending.transport = transport;
         }
         // The session's replayed handshake sent it already (found by QA: it went twice, the client's own
-        // after messages written later).
-        if (
-          this.#replayedInitialized.has(transport) && isNotification(message) &&
-          message.method === "notifications/initialized"
+        // after messages written later). Once: a client that initializes again sends its own after that
+        // (found by review: it was skipped too).
+        if (request?.method === "initialize") this.#replayedInitialized.delete(transport);
+        else if (
+          isNotification(message) && message.method === "notifications/initialized" &&
+          this.#replayedInitialized.delete(transport)
         ) return;
         const order = this.#orderOf(place, json !== undefined && json.length > LONG_MESSAGE, generation);
         this.#onItsWay.set(place, generation);
