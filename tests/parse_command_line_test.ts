@@ -553,6 +553,10 @@ Deno.test("server: --allow-host repeats (lower-cased); --isolate-sessions or --m
     "box.local",
     "mcp.example",
   ]);
+  // Found by QA: an empty one (an unset variable) was taken, letting in only requests with an empty Host.
+  usageError(["--allow-host", "box.local", "--allow-host", "", "x"], [
+    /--allow-host expects a non-empty value/,
+  ]);
   const isolated = server(["--isolate-sessions", "x"]);
   assert.equal(isolated.isolateSessions, true);
   assert.equal(isolated.sessionIdleTimeoutMs, 600_000);

@@ -852,6 +852,8 @@ function buildServerMode(
     const problem = originProblem(origin);
     if (problem !== undefined) warnings.push(`--allow-origin ${origin} ${problem}`);
   }
+  // Found by QA: an empty one (an unset variable) let through requests with an empty Host, and nothing else.
+  collected.allowHosts.forEach((host) => requireNonEmpty(host, "--allow-host"));
   for (const host of collected.allowHosts) {
     if (/[:/]/.test(host) && !/^\[[0-9a-f:.]+\]$/i.test(host)) {
       warnings.push(
