@@ -63,8 +63,11 @@ function waitForShutdownSignal(onRepeat: () => void): Promise<Deno.Signal> {
 const STARTUP_FAILURES = new Set(["ConfigError", "SpawnError", "ListenError", "TlsConfigError"]);
 
 /** Turns the known start-up failures into one line on stderr and an exit code; rethrows the rest. */
-function reportStartupFailure(error: unknown): number {
+async function reportStartupFailure(error: unknown): Promise<number> {
   if (error instanceof UsageError) {
+    // After the warnings logged before it, which may explain it (found by QA: a config file's skipped
+    // servers, logged asynchronously, came after the error).
+    await flushLogs();
     write(Deno.stderr, `${USAGE_LINE}\nmcp-proxy: error: ${error.message}\n`);
     return error.exitCode;
   }
@@ -81,7 +84,7 @@ export async function main(args: string[]): Promise<number> {
   try {
     commandLine = parseCommandLine(args, Deno.env.toObject());
   } catch (error) {
-    return reportStartupFailure(error);
+    return await reportStartupFailure(error);
   }
   if (commandLine.mode === "help") {
     write(Deno.stdout, helpText(VERSION));
@@ -104,7 +107,7 @@ export async function main(args: string[]): Promise<number> {
       const { runClientMode } = await import("./src/client_mode.ts");
       await runClientMode(commandLine, signal);
     } catch (error) {
-      return reportStartupFailure(error);
+      return await reportStartupFailure(error);
     }
     return 0;
   }
@@ -112,7 +115,7 @@ export async function main(args: string[]): Promise<number> {
     const { startServerMode } = await import("./src/server_mode.ts");
     server = await startServerMode(commandLine);
   } catch (error) {
-    return reportStartupFailure(error);
+    return await reportStartupFailure(error);
   }
   logger.info("received {signal}", { signal: await signal });
   await server.shutdown();

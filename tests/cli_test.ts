@@ -5,7 +5,7 @@
  */
 
 import assert from "node:assert/strict";
-import { FIXTURE, freePort, runProxy, startProxy } from "./helpers/proxy_process.ts";
+import { DENO, FIXTURE, freePort, runProxy, startProxy } from "./helpers/proxy_process.ts";
 import { VERSION } from "../src/version.ts";
 
 /** One line, no stack trace. */
@@ -134,11 +134,29 @@ Deno.test("bad config files exit 1 with a message naming the file", async () => 
     assert.doesNotMatch(clash.stderr, /started server/);
     assertNoStackTrace(clash.stderr);
     const allBad = `${dir}/all-bad.json`;
-    await Deno.writeTextFile(allBad, JSON.stringify({ mcpServers: { a: { args: ["x"] }, b: "nope" } }));
+    const servers: Record<string, unknown> = { a: { args: ["x"] }, b: "nope" };
+    for (let i = 0; i < 30; i++) servers[`off${i}`] = { command: "x", enabled: false };
+    await Deno.writeTextFile(allBad, JSON.stringify({ mcpServers: servers }));
     const result = await runProxy(["--named-server-config", allBad]);
     assert.equal(result.code, 1);
     assert.match(result.stderr, /server "a": .*"command"/);
     assert.match(result.stderr, /server "b"/);
+    // The error after the warnings that explain it (found by QA: it came among them, half the times with
+    // stderr piped by a shell).
+    if (Deno.build.os !== "windows") {
+      for (let run = 0; run < 4; run++) {
+        const main = new URL("../main.ts", import.meta.url).pathname;
+        const piped = await new Deno.Command("sh", {
+          args: ["-c", `"$0" run -A --quiet "$1" --named-server-config "$2" 2>&1 | cat`, DENO, main, allBad],
+          stdout: "piped",
+          stderr: "null",
+        }).output();
+        const lines = new TextDecoder().decode(piped.stdout).trimEnd().split("\n");
+        assert.equal(lines.length, 34, lines.join("\n"));
+        assert.match(lines.at(-2)!, /^usage: mcp-proxy/, lines.join("\n"));
+        assert.match(lines.at(-1)!, /no server to run/);
+      }
+    }
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
