@@ -1084,11 +1084,19 @@ export class SharedServer implements SessionSource {
       return;
     }
     this.#dropPending(proxyId);
-    this.#logger.warn("server {name} did not answer request {id} within {seconds} s; cancelled", {
-      name: this.name,
-      id: proxyId,
-      seconds,
-    });
+    // Named by the id its client wrote (found by QA: the proxy's own id, which no client saw, was given).
+    const request = pending.session === undefined
+      ? "mcp-proxy's own request"
+      : `request ${JSON.stringify(writtenId(pending))}`;
+    this.#logger.warn(
+      "server {name} did not answer {request} (id {childId} there) within {seconds} s; cancelled",
+      {
+        name: this.name,
+        request,
+        childId: proxyId,
+        seconds,
+      },
+    );
     pending.session?.forgetRequest(pending.clientId);
     const error = this.#timeoutError();
     if (pending.subscribeUri !== undefined) this.#subscribeSettled(pending, { error });

@@ -301,6 +301,8 @@ Deno.test("--request-timeout in server mode: error -32001, and the call is cance
   );
   const seen = JSON.parse(textOf(await client.callTool({ name: "cancellations", arguments: {} })));
   assert.equal(seen.at(-1).wasRunning, true);
+  // Named by the client's id (the SDK's second request: 1), not only the proxy's (found by QA).
+  await proxy.waitForStderr(/did not answer request 1 \(id \d+ there\) within 0\.3 s; cancelled/);
 });
 
 /** Every line of `stderr` is one JSON object: no plain-text trace from the runtime among them. */
