@@ -406,6 +406,28 @@ function referenceEvents(bytes: Uint8Array): ServerSentEvent[] {
   return events;
 }
 
+Deno.test("EventStreamParser: a line cut into a few bytes and then hundreds gives its event", () => {
+  // Found by QA: 20 bytes and then 700 threw "offset is out of bounds", and the answer was lost.
+  for (const first of [1, 20, 63, 64, 200, 255, 256]) {
+    for (const second of [257, 300, 500, 513, 700, 1000, 1023, 1024, 1500, 5000]) {
+      for (const third of [0, 1, 600]) {
+        const data = "z".repeat(first + second + third + 10);
+        const bytes = encoder.encode(`data: ${data}\n\n`);
+        const cuts = [first, first + second, first + second + third];
+        const parser = new EventStreamParser();
+        const events: ServerSentEvent[] = [];
+        let at = 0;
+        for (const cut of [...cuts, bytes.length]) {
+          if (cut > at) parser.push(bytes.slice(at, cut), (event) => events.push(event));
+          at = Math.max(at, cut);
+        }
+        assert.equal(events.length, 1, `${first} + ${second} + ${third}`);
+        assert.equal(events[0].data, data);
+      }
+    }
+  }
+});
+
 Deno.test("EventStreamParser: generated streams, cut anywhere, give the events the plain rules give", () => {
   const seed = Number(Deno.env.get("FUZZ_SEED") ?? 20261206);
   const random = new Random(seed);
@@ -440,12 +462,15 @@ Deno.test("EventStreamParser: generated streams, cut anywhere, give the events t
     // Now and then a stream that starts with a byte order mark, or with the start of one.
     if (random.chance(0.2)) parts.push(...random.pick(odd.slice(0, 2)));
     for (let n = random.int(60); n > 0; n--) {
-      parts.push(...(random.chance(0.1) ? random.pick(odd) : random.pick(pieces)));
+      // Now and then a long run in a line: pieces of a few bytes, then of hundreds, go through each kind
+      // of the parser's buffers (found by QA: a small piece then one of 513–1023 bytes overflowed one).
+      if (random.chance(0.03)) parts.push(...encoder.encode("y".repeat(1 + random.int(3000))));
+      else parts.push(...(random.chance(0.1) ? random.pick(odd) : random.pick(pieces)));
     }
     const bytes = Uint8Array.from(parts);
     const chunks: Uint8Array<ArrayBuffer>[] = [];
     for (let at = 0; at < bytes.length;) {
-      const size = 1 + random.int(random.chance(0.5) ? 4 : 40);
+      const size = 1 + random.int(random.chance(0.5) ? 4 : random.chance(0.8) ? 40 : 2000);
       chunks.push(bytes.slice(at, at + size));
       at += size;
     }

@@ -186,3 +186,27 @@ for (const [stream, redirect] of [[false, false], [true, false], [false, true], 
     },
   );
 }
+
+Deno.test("StreamableHttpClient: a failure of its own while it reads an answer stream is warned of, not taken for a break", async () => {
+  const { server, client: _unused } = standIn((id) => `data: {"jsonrpc":"2.0","id":${id},"result":{}}\n\n`);
+  const warnings: string[] = [];
+  const client = new StreamableHttpClient({
+    url: new URL(`http://127.0.0.1:${server.addr.port}/mcp`),
+    fetch,
+    resumeWindowMs: 10_000,
+    onwarning: (text) => warnings.push(text),
+  });
+  client.onmessage = () => {
+    throw new RangeError("offset is out of bounds");
+  };
+  try {
+    await assert.rejects(client.send(CALL), RemoteError);
+    // Found by QA: events the parser failed on were lost with nothing logged.
+    assert.deepEqual(warnings, [
+      "reading the server's event stream failed: RangeError: offset is out of bounds",
+    ]);
+  } finally {
+    await client.close(true);
+    await server.shutdown();
+  }
+});

@@ -203,8 +203,12 @@ export class LegacySseClient implements RemoteTransport {
         opened.resolve();
       });
     } catch (error) {
-      // The stream broke; reported below.
+      // The stream broke; reported below. Anything else is mcp-proxy's own failure, which must not pass
+      // unseen (found by QA: a parser's failure was reported as the stream's end).
       failure = error;
+      if (!(error instanceof TypeError || error instanceof DOMException || error instanceof RemoteError)) {
+        this.#onwarning(`reading the server's event stream failed: ${error}`);
+      }
     }
     if (this.#endpoint === undefined) {
       opened.reject(

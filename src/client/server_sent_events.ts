@@ -196,11 +196,14 @@ export class EventStreamParser {
       return;
     }
     // The line's first such buffer is small (most lines split between chunks are short); each next one,
-    // twice the last.
+    // twice the last, and room for the piece at least (found by QA: a piece of 513–1023 bytes after one
+    // of a few overflowed a buffer of 256 bytes doubled, and the stream failed).
     const size = gathered !== undefined && gathered.buffer === this.#gathering?.buffer
       ? 2 * this.#gathering.length
       : 4 * piece.length;
-    this.#gathering = new Uint8Array(Math.min(GATHERING_BYTES, Math.max(MIN_GATHERING_BYTES, size)));
+    this.#gathering = new Uint8Array(
+      Math.min(GATHERING_BYTES, Math.max(MIN_GATHERING_BYTES, size, 2 * piece.length)),
+    );
     this.#gathering.set(piece);
     this.#partialLine.push(this.#gathering.subarray(0, piece.length));
   }

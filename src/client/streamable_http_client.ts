@@ -511,8 +511,12 @@ export class StreamableHttpClient implements RemoteTransport {
       const whole = bodyInMemory(response);
       if (whole !== undefined) readEventStreamBytes(whole, onEvent);
       else await readEventStream(response.body!, onEvent);
-    } catch {
-      // The stream broke: resumed below, or reported by the caller.
+    } catch (error) {
+      // The stream broke: resumed below, or reported by the caller. Anything else is mcp-proxy's own
+      // failure, which must not pass unseen (found by QA: events the parser failed on were lost unlogged).
+      if (!(error instanceof TypeError || error instanceof DOMException)) {
+        this.#onwarning(`reading the server's event stream failed: ${error}`);
+      }
     }
   }
 
