@@ -13,7 +13,7 @@ import {
   urlSecrets,
   userInfoAuthorization,
 } from "./client/authorized_fetch.ts";
-import { applyNoProxyEverywhere, proxyConfigured } from "./client/http1_fetch.ts";
+import { applyNoProxyEverywhere, proxyConfigured, proxyUrls } from "./client/http1_fetch.ts";
 import { ClientRelay } from "./client/client_relay.ts";
 import { LegacySseClient } from "./client/legacy_sse_client.ts";
 import {
@@ -75,7 +75,8 @@ export async function runClientMode(options: ClientModeOptions, stop: Promise<un
   // Read now: once the parent has died, this process has another.
   const parent = Deno.ppid;
   const url = new URL(options.url);
-  const secrets = urlSecrets(url);
+  // And a proxy's credentials, which it may quote back in a refusal (found by QA: a 407 that did).
+  const secrets = [url, ...proxyUrls()].flatMap((each) => urlSecrets(each));
   // The URL's user name and password go as `Authorization: Basic`, unless another is given (see README).
   const basic = userInfoAuthorization(url);
   url.username = "";

@@ -619,6 +619,33 @@ Deno.test("credentials the server quotes back never reach the log or the client'
   }
 });
 
+Deno.test("the proxy's credentials, quoted back by the proxy, never reach the log or the client's error answers", async () => {
+  const password = "proxyPASS_9876543";
+  const proxy = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, async (request) => {
+    await request.body?.cancel();
+    return new Response(`Proxy auth required, you sent ${request.headers.get("proxy-authorization")}`, {
+      status: 407,
+      headers: { "Proxy-Authenticate": "Basic" },
+    });
+  });
+  try {
+    for (const format of ["text", "json"]) {
+      const result = await runClientModeWithInput(`http://127.0.0.1:${freePort()}/mcp`, [INITIALIZE], {
+        args: ["--connect-timeout", "1", "--log-format", format],
+        env: { HTTP_PROXY: `http://user:${password}@127.0.0.1:${proxy.addr.port}`, NO_PROXY: "" },
+      });
+      const all = result.stdout + result.stderr;
+      assert.match(result.stdout, /HTTP 407: Proxy auth required, you sent Basic \*\*\*/);
+      // Found by QA: its `Basic` value was quoted as the proxy sent it back.
+      for (const secret of [password, btoa(`user:${password}`)]) {
+        assert.equal(all.includes(secret), false, all);
+      }
+    }
+  } finally {
+    await proxy.shutdown();
+  }
+});
+
 Deno.test("a server's retry: neither a hot loop (retry: 0) nor a wait past --connect-timeout (retry of minutes)", async () => {
   let gets = 0;
   const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, async (request) => {

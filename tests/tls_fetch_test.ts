@@ -434,6 +434,11 @@ Deno.test("describeFetchError: describes the error shapes of Deno and Node", () 
       describeFetchError(refused, url),
       `cannot connect to ${origin} (or to the proxy: HTTPS_PROXY set): connection refused`,
     );
+    // The name that failed may be the proxy's (found by QA: only the server's was named).
+    assert.equal(
+      describeFetchError(denoFetchError(url, "dns error: failed to lookup address information"), url),
+      "cannot resolve mcp.example.com or the proxy's host name (HTTPS_PROXY set)",
+    );
     // Only the proxies that would carry it: not one for the other scheme, nor for a host NO_PROXY names.
     const plain = `cannot connect to ${origin}: connection refused`;
     Deno.env.set("HTTP_PROXY", "http://127.0.0.1:3128");

@@ -198,6 +198,23 @@ function proxyVariablesSet(): string[] {
 }
 
 /**
+ * The proxies the proxy variables name, as URLs (one without a scheme is taken as http); those that are
+ * not URLs are left out. For their credentials, which a proxy may quote back.
+ */
+export function proxyUrls(): URL[] {
+  const urls: URL[] = [];
+  for (const name of proxyVariablesSet()) {
+    const value = Deno.env.get(name)!.trim();
+    try {
+      urls.push(new URL(value.includes("://") ? value : `http://${value}`));
+    } catch {
+      // Not a URL: fetch cannot use it either.
+    }
+  }
+  return urls;
+}
+
+/**
  * The names of the proxy variables whose proxy Deno's `fetch` would send a request to `url` through: those
  * for its scheme (`HTTP_PROXY` for http, `HTTPS_PROXY` for https) and `ALL_PROXY`, none when `NO_PROXY`
  * names its host, as Deno reads it: `*`, the host itself (a name or an address), or a domain it is in

@@ -531,7 +531,10 @@ export function describeFetchError(error: unknown, url: string): string {
     has("ENOTFOUND", "EAI_AGAIN", "EAI_NONAME", "EAI_FAIL") ||
     /dns error|failed to lookup|getaddrinfo|name or service not known|nodename nor servname/i.test(text)
   ) {
-    return `cannot resolve ${host}${via}`;
+    // The name that failed may be the proxy's (found by QA: only the server's was named).
+    return proxies.length === 0
+      ? `cannot resolve ${host}`
+      : `cannot resolve ${host} or the proxy's host name (${proxies.join(", ")} set)`;
   }
   if (has("ETIMEDOUT") || /timed out/i.test(text)) return `cannot connect to ${origin}${via}: timed out`;
   if (has("EHOSTUNREACH", "ENETUNREACH") || /unreachable|no route to host/i.test(text)) {

@@ -137,10 +137,11 @@ export async function connectThroughClientMode(
 export async function runClientModeWithInput(
   url: string,
   lines: (string | Record<string, unknown>)[],
-  options: { args?: string[]; permissions?: readonly string[] } = {},
+  options: { args?: string[]; permissions?: readonly string[]; env?: Record<string, string> } = {},
 ): Promise<{ code: number; stdout: string; stderr: string }> {
   const child = new Deno.Command(DENO, {
     args: ["run", ...(options.permissions ?? ["-A"]), "--quiet", MAIN, ...(options.args ?? []), url],
+    env: options.env,
     stdin: "piped",
     stdout: "piped",
     stderr: "piped",
