@@ -67,10 +67,29 @@ async function relayLogUntilReady(stderr: ReadableStream<Uint8Array>): Promise<s
   }
 }
 
+/**
+ * The API key the proxy will ask for, if any: the first `--api-key` among the options (or an abbreviation
+ * of it), else `MCP_PROXY_API_KEY` (found by QA: with either, the self-check was refused, 401).
+ */
+function apiKey(): string | undefined {
+  for (let i = 0; i < proxyOptions.length; i++) {
+    const [name, inline] = proxyOptions[i].split(/=(.*)/s, 2);
+    if (name.length < "--api-k".length || !"--api-key".startsWith(name)) continue;
+    return inline ?? proxyOptions[i + 1];
+  }
+  return Deno.env.get("MCP_PROXY_API_KEY") || undefined;
+}
+
 async function checkTransport(origin: string, kind: "mcp" | "sse"): Promise<string> {
   const client = new Client({ name: "mcp-proxy-demo", version: "1.0.0" });
   const url = new URL(`${origin}/${kind}`);
-  await client.connect(kind === "mcp" ? new StreamableHTTPClientTransport(url) : new SSEClientTransport(url));
+  const key = apiKey();
+  const requestInit = key === undefined ? undefined : { headers: { "X-API-Key": key } };
+  await client.connect(
+    kind === "mcp"
+      ? new StreamableHTTPClientTransport(url, { requestInit })
+      : new SSEClientTransport(url, { requestInit }),
+  );
   try {
     const { tools } = await client.listTools();
     const result = await client.callTool({ name: "echo", arguments: { message: `hello over /${kind}` } });
