@@ -1465,13 +1465,8 @@ export class SharedServer implements SessionSource {
 
   #routeServerRequest(request: JsonRpcRequest, line: string | undefined): void {
     const session = this.#chooseSessionFor(request.method);
-    if (session === undefined) {
-      const capability = REQUIRED_CAPABILITY[request.method];
-      const why = this.#sessions.size === 0
-        ? "no client is connected"
-        : capability === undefined
-        ? "no connected client can take it (none initialized, or none whose call is running)"
-        : `no connected client that declared the "${capability}" capability can take it`;
+    if (typeof session === "string") {
+      const why = session;
       this.#logger.warn("{server} sent {method}, but {why}; answered with an error", {
         server: this.name,
         method: request.method,
@@ -1592,26 +1587,33 @@ export class SharedServer implements SessionSource {
   }
 
   /**
-   * The session a request from the child most likely belongs to: among the sessions able to answer it,
-   * the one with the most recent request still running (or for `roots/list`, with none such, the one whose
-   * word that its roots changed is the last thing a client did). While a call runs, only such a session: one
-   * idle is never given what is most likely another client's (found by QA: a sampling request made in
-   * the call of a client that cannot sample went to another client, with its text). With none running,
-   * the most recently active session that can get a message now (Streamable HTTP: its GET stream open),
-   * else the most recently active one.
+   * The session a request from the child most likely belongs to: the one with the most recent request
+   * still running, if it can answer it (or for `roots/list`, the one whose word that its roots changed is
+   * the last thing a client did, unless a stateful client with roots has a call running). While a call
+   * runs, only that session: another is never given what is most likely another client's (found by QA: a
+   * sampling request made in the call of a client that cannot sample went to another client, with its
+   * text). With none running, the most recently active session able to answer it that can get a message now
+   * (Streamable HTTP: its GET stream open), else the most recently active one able to answer it. When
+   * none may have it, why not.
    */
-  #chooseSessionFor(method: string): ServerSession | undefined {
+  #chooseSessionFor(method: string): ServerSession | string {
     const capability = REQUIRED_CAPABILITY[method];
     let busiest: ServerSession | undefined;
     let busiestStateful: ServerSession | undefined;
     let latest: ServerSession | undefined;
     let latestListening: ServerSession | undefined;
-    let anyRunning = false;
+    /** The session with the newest request running, whatever it can answer. */
+    let newestRunning: ServerSession | undefined;
     let rootsChanged: ServerSession | undefined;
     for (const session of this.#sessions) {
       if (!session.initialized) continue;
       const runningSince = session.newestRequestAt();
-      if (runningSince !== undefined) anyRunning = true;
+      if (
+        runningSince !== undefined &&
+        (newestRunning === undefined || runningSince > newestRunning.newestRequestAt()!)
+      ) {
+        newestRunning = session;
+      }
       if (capability !== undefined && !session.canAnswer(capability)) continue;
       if (method === "roots/list" && session.rootsChangedAt > (rootsChanged?.rootsChangedAt ?? 0)) {
         rootsChanged = session;
@@ -1640,9 +1642,19 @@ export class SharedServer implements SessionSource {
     if (rootsChanged !== undefined && rootsChanged.rootsChangedAt === this.#clock) {
       return busiestStateful ?? rootsChanged;
     }
-    if (busiest !== undefined) return busiest;
-    if (anyRunning) return undefined;
-    return latestListening ?? latest;
+    // The newest call's, or none: one made during a newer call of a client that cannot answer it is most
+    // likely that call's (found by QA: it went to a capable client whose older call ran, with the other
+    // client's prompt).
+    if (newestRunning !== undefined) {
+      if (busiest === newestRunning) return busiest;
+      return `the client whose call is the newest running did not declare the "${capability}" capability`;
+    }
+    const chosen = latestListening ?? latest;
+    if (chosen !== undefined) return chosen;
+    if (this.#sessions.size === 0) return "no client is connected";
+    return capability === undefined
+      ? "no connected client can take it (none initialized)"
+      : `no connected client declared the "${capability}" capability`;
   }
 }
 

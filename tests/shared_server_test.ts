@@ -706,7 +706,24 @@ Deno.test("SharedServer: while an incapable session's call runs, an idle capable
   assert.equal(idOf(refusal), "s1");
   assert.match(
     (refusal as { error: { message: string } }).error.message,
-    /no connected client that declared the "sampling" capability can take it/,
+    /the client whose call is the newest running did not declare the "sampling" capability/,
+  );
+});
+
+Deno.test("SharedServer: a request made during an incapable session's newer call does not go to an older capable call", () => {
+  const h = new Harness();
+  const sampler = h.initializedSession({ sampling: {} });
+  const plain = h.initializedSession();
+  sampler.session.handleClientMessage(request("long", "tools/call"));
+  plain.session.handleClientMessage(request("newer", "tools/call"));
+  h.takeChild();
+  // Found by QA: it went to the sampler, whose call is older, with the other client's prompt.
+  h.server.handleChildMessage(request("s1", "sampling/createMessage", { messages: ["secret of plain"] }));
+  assert.deepEqual(sampler.client.take(), []);
+  assert.deepEqual(plain.client.take(), []);
+  assert.match(
+    (h.childReceivesOne() as { error: { message: string } }).error.message,
+    /"sampling" capability/,
   );
 });
 
