@@ -35,3 +35,41 @@ Deno.test("EventStream: a client that goes away closes the stream once", async (
   stream.close();
   assert.equal(closed, 1);
 });
+
+Deno.test("EventStream: an answer goes a turn after the notifications before it; the rest of a turn as one chunk", async () => {
+  const stream = new EventStream();
+  const reader = stream.body.getReader();
+  const decoder = new TextDecoder();
+  const chunk = async () => decoder.decode((await reader.read()).value);
+  // Found by QA: the SDK's SSE client, given a progress notification and its call's answer in one chunk,
+  // handled the answer first and dropped the progress.
+  stream.send("message", "p1", undefined, "notification");
+  stream.send("message", "p2", undefined, "notification");
+  stream.send("message", "a1", undefined, "answer");
+  stream.send("message", "a2", undefined, "answer");
+  stream.send("message", "p3", undefined, "notification");
+  stream.send("message", "a3", undefined, "answer");
+  assert.equal(await chunk(), "event: message\ndata: p1\n\nevent: message\ndata: p2\n\n");
+  assert.equal(
+    await chunk(),
+    "event: message\ndata: a1\n\nevent: message\ndata: a2\n\nevent: message\ndata: p3\n\n",
+  );
+  assert.equal(await chunk(), "event: message\ndata: a3\n\n");
+  // Answers alone, or before a notification, go together.
+  stream.send("message", "a4", undefined, "answer");
+  stream.send("message", "a5", undefined, "answer");
+  stream.send("message", "p4", undefined, "notification");
+  assert.equal(
+    await chunk(),
+    "event: message\ndata: a4\n\nevent: message\ndata: a5\n\nevent: message\ndata: p4\n\n",
+  );
+  // What waits for a later turn goes out when the stream closes.
+  stream.send("message", "p5", undefined, "notification");
+  stream.send("message", "a6", undefined, "answer");
+  stream.close();
+  let rest = "";
+  for (let read = await reader.read(); !read.done; read = await reader.read()) {
+    rest += decoder.decode(read.value);
+  }
+  assert.equal(rest, "event: message\ndata: p5\n\nevent: message\ndata: a6\n\n");
+});

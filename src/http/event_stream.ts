@@ -44,8 +44,13 @@ export class EventStream {
   readonly body: ReadableStream<Uint8Array>;
   #controller!: ReadableStreamDefaultController<Uint8Array>;
   #closed = false;
-  /** What to send at the end of this turn: text, and bytes (large data, sent as they are). */
-  #queued: (string | Uint8Array)[] = [];
+  /**
+   * What to send: text, and bytes (large data, sent as they are), in batches. The first goes as one chunk
+   * at the end of this turn, and each next one a turn after the one before it (see {@link send}).
+   */
+  #queued: Batch[] = [];
+  /** The turn a batch after the first waits for. */
+  #laterTimer: ReturnType<typeof setTimeout> | undefined;
   /** While an event's data comes in pieces: the other events, which wait for its end. */
   #held: (string | Uint8Array)[] | undefined;
   #keepAlive: ReturnType<typeof setInterval>;
@@ -85,8 +90,19 @@ export class EventStream {
    * Sends one event; `data` (text, or UTF-8 bytes sent as they are) must not contain a line break (JSON
    * text on one line never does). With `id`, a client that loses the stream can ask for what came after
    * it (`Last-Event-ID`).
+   *
+   * `kind` says what the event carries: an answer never goes in the same chunk as a notification sent
+   * before it, but a turn later. The MCP SDK's SSE client handles the messages of one chunk at once, and
+   * the notifications a moment later: an answer that came with them had removed the progress handler of
+   * its request first (found by QA: the last progress of every call was lost, or all four when the child
+   * wrote them with the answer).
    */
-  send(event: string, data: string | Uint8Array, id?: string): void {
+  send(event: string, data: string | Uint8Array, id?: string, kind?: "notification" | "answer"): void {
+    if (kind !== undefined && this.#held === undefined && !this.#closed) {
+      const last = this.#queued.at(-1);
+      if (kind === "answer" && last?.notification) this.#newBatch();
+      else if (kind === "notification") (last ?? this.#newBatch()).notification = true;
+    }
     const head = id === undefined ? `event: ${event}\ndata: ` : `id: ${id}\nevent: ${event}\ndata: `;
     if (typeof data === "string") {
       this.#write(`${head}${data}\n\n`);
@@ -134,7 +150,7 @@ export class EventStream {
   close(): void {
     if (this.#closed) return;
     if (this.#held !== undefined) this.#endPieces(ABORTED_TAIL);
-    this.#flush();
+    this.#flush(true);
     if (this.#closed) return;
     try {
       this.#controller.close();
@@ -164,32 +180,54 @@ export class EventStream {
    */
   #push(piece: string | Uint8Array): void {
     if (this.#closed) return;
-    if (this.#queued.push(piece) === 1) queueMicrotask(() => this.#flush());
+    (this.#queued.at(-1) ?? this.#newBatch()).pieces.push(piece);
   }
 
-  #flush(): void {
-    if (this.#closed || this.#queued.length === 0) return;
-    const queued = this.#queued;
-    this.#queued = [];
-    try {
-      for (const chunk of chunksOf(queued)) this.#controller.enqueue(chunk);
-    } catch {
-      this.#finish();
-      return;
-    }
-    if ((this.#controller.desiredSize ?? 0) < 0) {
-      this.#onSlowConsumer?.();
-      this.#controller.error(new BodyCutShort("the client fell too far behind"));
-      this.#finish();
-    }
+  /** Starts a batch: the first goes at the end of this turn, a later one after those before it. */
+  #newBatch(): Batch {
+    const batch: Batch = { pieces: [], notification: false };
+    if (this.#queued.push(batch) === 1) queueMicrotask(() => this.#flush());
+    return batch;
+  }
+
+  /** Sends the first batch; or with `all` (the stream ends), every one. */
+  #flush(all = false): void {
+    clearTimeout(this.#laterTimer);
+    this.#laterTimer = undefined;
+    if (this.#closed) return;
+    do {
+      const batch = this.#queued.shift();
+      if (batch === undefined) return;
+      try {
+        for (const chunk of chunksOf(batch.pieces)) this.#controller.enqueue(chunk);
+      } catch {
+        this.#finish();
+        return;
+      }
+      if ((this.#controller.desiredSize ?? 0) < 0) {
+        this.#onSlowConsumer?.();
+        this.#controller.error(new BodyCutShort("the client fell too far behind"));
+        this.#finish();
+        return;
+      }
+    } while (all);
+    if (this.#queued.length > 0) this.#laterTimer = setTimeout(() => this.#flush(), 0);
   }
 
   #finish(): void {
     if (this.#closed) return;
     this.#closed = true;
+    clearTimeout(this.#laterTimer);
     clearInterval(this.#keepAlive);
     this.#onClose?.();
   }
+}
+
+/** What goes to the client as one chunk (see `EventStream.send`). */
+interface Batch {
+  pieces: (string | Uint8Array)[];
+  /** It holds a notification: an answer goes in the next batch. */
+  notification: boolean;
 }
 
 /** The type an event sent in pieces gets when it is cut short. */

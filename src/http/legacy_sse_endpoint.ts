@@ -11,6 +11,8 @@ import type { Logger } from "@logtape/logtape";
 import {
   batchLines,
   isBatch,
+  isNotification,
+  isResponse,
   oneMessageLine,
   parseMessages,
   reusedRequestId,
@@ -105,9 +107,17 @@ export function legacySseEndpoint(
       try {
         session = server.openSession(
           {
-            deliver: (message, _related, json) => stream.send("message", json ?? JSON.stringify(message)),
+            // Kinds, so that an answer does not share a chunk with the notifications before it (see
+            // `EventStream.send`).
+            deliver: (message, _related, json) =>
+              stream.send(
+                "message",
+                json ?? JSON.stringify(message),
+                undefined,
+                isNotification(message) ? "notification" : isResponse(message) ? "answer" : undefined,
+              ),
             deliverAnswer: (_clientId, json, noCarriageReturn) =>
-              stream.send("message", noCarriageReturn ? json : asEventData(json)),
+              stream.send("message", noCarriageReturn ? json : asEventData(json), undefined, "answer"),
             streamAnswer: (clientId) => {
               if (stream.closed || stream.sendingInPieces) return undefined;
               const pieces = stream.sendInPieces("message");
