@@ -47,6 +47,8 @@ export interface StdioServerProcessOptions {
   onLongLine?(start: Uint8Array): LineSink | undefined;
   /** An answer over `maxLineBytes` was dropped: `id` is its id, when it could be found. */
   onOversizeAnswer?(id: RequestId, bytes: number): void;
+  /** A line that is an answer's but not a valid one (`why`) was dropped: `id` is its id. */
+  onInvalidAnswer?(id: RequestId, why: string): void;
   logger: Logger;
   /** Longest line read from the child (a message or a stderr line), in bytes. */
   maxLineBytes: number;
@@ -315,14 +317,14 @@ export class StdioServerProcess {
   #readMessages(
     stdout: ReadableStream<Uint8Array>,
     maxLineBytes: number,
-    { onMessage, onLargeLine, onLongLine, onOversizeAnswer }: StdioServerProcessOptions,
+    { onMessage, onLargeLine, onLongLine, onOversizeAnswer, onInvalidAnswer }: StdioServerProcessOptions,
   ): Promise<void> {
     const name = this.name;
     return readJsonLines(stdout, maxLineBytes, {
       onMessage,
       onLargeLine,
       onLongLine,
-      onInvalid: (why, line) =>
+      onInvalid: (why, line, value) => {
         this.#logger.warn(
           "server {name} wrote a line that is not a JSON-RPC message ({why}); skipped: {line}",
           {
@@ -330,7 +332,17 @@ export class StdioServerProcess {
             why,
             line,
           },
-        ),
+        );
+        // An answer's (an id, no method): its request is answered with an error rather than wait for ever
+        // (found by QA: one with both a result and an error left its call hanging).
+        const id = (value as { id?: unknown } | null)?.id;
+        if (
+          typeof value === "object" && value !== null && !Array.isArray(value) && !("method" in value) &&
+          (typeof id === "number" || typeof id === "string")
+        ) {
+          onInvalidAnswer?.(id, why);
+        }
+      },
       onOversize: (bytes, head, tail) => {
         this.#logger.error("server {name} wrote a {bytes}-byte line, over the {max}-byte limit; skipped", {
           name,

@@ -139,6 +139,9 @@ export class SupervisedServer {
         onLargeLine: (line, noCarriageReturn) => this.shared.relayLargeAnswer(line, noCarriageReturn),
         onLongLine: (start) => this.shared.streamLargeAnswer(start),
         onOversizeAnswer: (id, bytes) => this.#answerTooLarge(id, bytes),
+        onInvalidAnswer: (id, why) => {
+          if (typeof id === "number") this.shared.failRequest(id, `the server's answer is not valid: ${why}`);
+        },
         logger: this.#logger,
         maxLineBytes: this.#options.maxLineBytes,
         busy: () => this.shared.childIsBusy,

@@ -305,6 +305,22 @@ Deno.test("--request-timeout in server mode: error -32001, and the call is cance
   await proxy.waitForStderr(/did not answer request 1 \(id \d+ there\) within 0\.3 s; cancelled/);
 });
 
+Deno.test("an answer from the child that is not valid JSON-RPC fails its call at once, not never", async () => {
+  await using proxy = await startProxy(["--", ...FIXTURE]);
+  await using client = await connectClient(proxy.baseUrl(), "mcp");
+  // Found by QA: one with both a result and an error was skipped, and its call waited for ever.
+  const before = '{"jsonrpc":"2.0","result":{},"error":{"code":1,"message":"e"},"id":';
+  await assert.rejects(
+    client.callTool({ name: "verbatim", arguments: { before, after: "}" } }, undefined, { timeout: 5000 }),
+    (error: Error & { code?: number }) =>
+      error.code === -32603 && /the server's answer is not valid: .*"result" and "error"/.test(error.message),
+  );
+  assert.equal(
+    textOf(await client.callTool({ name: "echo", arguments: { text: "still here" } })),
+    "still here",
+  );
+});
+
 /** Every line of `stderr` is one JSON object: no plain-text trace from the runtime among them. */
 function assertJsonLog(stderr: string): void {
   for (const line of stderr.trimEnd().split("\n")) {
