@@ -206,6 +206,8 @@ interface PendingChildRequest {
   clientProgressToken?: RequestId;
   /** For `resources/subscribe`: the URI, to forget the subscription if the child refuses it. */
   subscribeUri?: string;
+  /** For `logging/setLevel`: its params, kept if the child takes it (replayed after a restart). */
+  logLevelParams?: Record<string, unknown>;
   /**
    * For the `resources/subscribe` that subscribes the child: the same subscriptions of other sessions
    * made while it runs, answered as it is (see `#answeredSubscription`).
@@ -380,6 +382,8 @@ export class SharedServer implements SessionSource {
   #initializeResult: Record<string, unknown> | undefined;
   /** The first successful `initialize`'s params: replayed to a restarted child. */
   #initializeParams: Record<string, unknown> | undefined;
+  /** The params of the last `logging/setLevel` the child took: a restarted child gets it again. */
+  #logLevelParams: Record<string, unknown> | undefined;
   #initializeInFlight = false;
   /**
    * The `initialize` in flight took longer than `--request-timeout`: its client and those waiting with it
@@ -541,6 +545,8 @@ export class SharedServer implements SessionSource {
       if (this.#initializedNotificationSent) {
         this.#sendToChild({ jsonrpc: "2.0", method: "notifications/initialized" });
       }
+      // Its clients' log level too (found by QA: a restarted child logged at its own default).
+      if (this.#logLevelParams !== undefined) this.#sendOwnRequest("logging/setLevel", this.#logLevelParams);
       for (const uri of this.#subscribers.keys()) this.#sendOwnRequest("resources/subscribe", { uri });
       this.#logger.info("server {name} was initialized again; its sessions carry on", { name: this.name });
     }, true)!;
@@ -670,6 +676,7 @@ export class SharedServer implements SessionSource {
       if (typeof pending.subscribeUri === "string") this.#subscribing.set(pending.subscribeUri, pending);
     }
     if (isInitialize) pending.initializeParams = request.params ?? {};
+    if (request.method === "logging/setLevel" && !this.#modern) pending.logLevelParams = request.params ?? {};
     let forwarded: JsonRpcRequest = request;
     let line: JsonText | LinePieces | undefined;
     const progressToken = (request.params?._meta as Record<string, unknown> | undefined)?.progressToken;
@@ -1396,6 +1403,9 @@ export class SharedServer implements SessionSource {
       }
     }
     if (pending.subscribeUri !== undefined) this.#subscribeSettled(pending, response);
+    if (pending.logLevelParams !== undefined && response.result !== undefined) {
+      this.#logLevelParams = pending.logLevelParams;
+    }
     if (pending.isInitialize) {
       if (response.result !== undefined) {
         pending.session?.markInitialized();

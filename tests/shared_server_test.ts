@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { getLogger } from "@logtape/logtape";
 import {
   ErrorCode,
+  errorResponse,
   type JsonRpcMessage,
   type JsonRpcNotification,
   type JsonRpcRequest,
@@ -1793,6 +1794,13 @@ Deno.test("SharedServer: a restarted child is initialized like the first one, an
   a.session.handleClientMessage(request("a1", "resources/subscribe", { uri: "test://kept" }));
   h.childAnswers(h.childReceivesOne(), {});
   a.client.take();
+  // The last level the child took goes again (found by QA: a restarted child logged at its default).
+  a.session.handleClientMessage(request("l1", "logging/setLevel", { level: "debug" }));
+  h.childAnswers(h.childReceivesOne(), {});
+  a.session.handleClientMessage(request("l2", "logging/setLevel", { level: "bogus" }));
+  const refused = h.childReceivesOne() as JsonRpcRequest;
+  h.server.handleChildMessage(errorResponse(refused.id, -32602, "bad level"));
+  a.client.take();
 
   h.server.childStopped("exited with code 1");
   h.server.childStarted();
@@ -1806,8 +1814,10 @@ Deno.test("SharedServer: a restarted child is initialized like the first one, an
   h.childAnswers(replay, CHILD_INITIALIZE_RESULT);
   const after = h.takeChild();
   assert.deepEqual(after[0], notification("notifications/initialized"));
-  assert.equal((after[1] as JsonRpcRequest).method, "resources/subscribe");
-  assert.deepEqual((after[1] as JsonRpcRequest).params, { uri: "test://kept" });
+  assert.equal((after[1] as JsonRpcRequest).method, "logging/setLevel");
+  assert.deepEqual((after[1] as JsonRpcRequest).params, { level: "debug" });
+  assert.equal((after[2] as JsonRpcRequest).method, "resources/subscribe");
+  assert.deepEqual((after[2] as JsonRpcRequest).params, { uri: "test://kept" });
   assert.deepEqual(a.client.take(), [], "the replay's answers reach no client");
 
   a.session.handleClientMessage(request("a3", "tools/list"));
