@@ -676,7 +676,11 @@ export class SharedServer implements SessionSource {
       if (typeof pending.subscribeUri === "string") this.#subscribing.set(pending.subscribeUri, pending);
     }
     if (isInitialize) pending.initializeParams = request.params ?? {};
-    if (request.method === "logging/setLevel" && !this.#modern) pending.logLevelParams = request.params ?? {};
+    if (request.method === "logging/setLevel" && !this.#modern) {
+      // Without its `_meta`: a progress token of a request long done means nothing to a new child.
+      const { _meta: _, ...params } = request.params ?? {};
+      pending.logLevelParams = params;
+    }
     let forwarded: JsonRpcRequest = request;
     let line: JsonText | LinePieces | undefined;
     const progressToken = (request.params?._meta as Record<string, unknown> | undefined)?.progressToken;
@@ -1000,18 +1004,16 @@ export class SharedServer implements SessionSource {
   }
 
   /**
-   * The child's answer to request `proxyId` cannot be read (over `--max-line-size`): the client gets an
-   * error answer instead. Returns false when no such request waits.
+   * The child's answer to request `proxyId` cannot be used (over `--max-line-size`, not valid JSON-RPC): it
+   * counts as an error answer saying `reason`, for the proxy's own requests and `initialize` (whose waiters
+   * would otherwise wait for ever: found by review) as for any. Returns false when no such request waits.
    */
   failRequest(proxyId: number, reason: string): boolean {
-    const pending = this.#pendingChildRequests.get(proxyId);
-    if (pending === undefined) return false;
-    this.#dropPending(proxyId);
-    pending.session?.forgetRequest(pending.clientId);
-    const error = { code: ErrorCode.InternalError, message: `mcp-proxy: ${reason}` };
-    if (pending.subscribeUri !== undefined) this.#subscribeSettled(pending, { error });
-    if (pending.answerOnStop) pending.onAnswer?.(errorResponse(proxyId, error.code, error.message), false);
-    pending.session?.deliver(errorResponse(writtenId(pending), error.code, error.message), pending.clientId);
+    if (!this.#pendingChildRequests.has(proxyId)) return false;
+    this.#routeChildResponse(
+      errorResponse(proxyId, ErrorCode.InternalError, `mcp-proxy: ${reason}`),
+      undefined,
+    );
     return true;
   }
 

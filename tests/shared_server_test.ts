@@ -1795,7 +1795,9 @@ Deno.test("SharedServer: a restarted child is initialized like the first one, an
   h.childAnswers(h.childReceivesOne(), {});
   a.client.take();
   // The last level the child took goes again (found by QA: a restarted child logged at its default).
-  a.session.handleClientMessage(request("l1", "logging/setLevel", { level: "debug" }));
+  a.session.handleClientMessage(
+    request("l1", "logging/setLevel", { level: "debug", _meta: { progressToken: 7 } }),
+  );
   h.childAnswers(h.childReceivesOne(), {});
   a.session.handleClientMessage(request("l2", "logging/setLevel", { level: "bogus" }));
   const refused = h.childReceivesOne() as JsonRpcRequest;
@@ -1822,6 +1824,24 @@ Deno.test("SharedServer: a restarted child is initialized like the first one, an
 
   a.session.handleClientMessage(request("a3", "tools/list"));
   assert.equal((h.childReceivesOne() as JsonRpcRequest).method, "tools/list");
+});
+
+Deno.test("SharedServer: an initialize whose answer cannot be used fails its waiters too; the next goes to the child", () => {
+  const h = new Harness();
+  const a = h.open();
+  a.session.handleClientMessage(initializeRequest("a"));
+  const first = h.childReceivesOne();
+  const b = h.open();
+  b.session.handleClientMessage(initializeRequest("b"));
+  assert.deepEqual(h.takeChild(), [], "b waits for a's");
+  // Found by review: a's got its error, and b, and every initialize after, waited for ever.
+  assert.ok(h.server.failRequest(idOf(first) as number, "the server's answer is not valid: bad"));
+  for (const peer of [a, b]) {
+    assert.match((peer.client.takeOne().message as JsonRpcResponse).error!.message, /answer is not valid/);
+  }
+  const c = h.open();
+  c.session.handleClientMessage(initializeRequest("c"));
+  assert.ok(isInitialize(h.childReceivesOne()));
 });
 
 Deno.test("SharedServer: a child that was never initialized needs no replay when it restarts", () => {
