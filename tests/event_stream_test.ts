@@ -73,3 +73,33 @@ Deno.test("EventStream: an answer goes a turn after the notifications before it;
   }
   assert.equal(rest, "event: message\ndata: p5\n\nevent: message\ndata: a6\n\n");
 });
+
+Deno.test("EventStream: events held behind one sent in pieces keep what they carry; past 4 batches, answers wait no more", async () => {
+  const stream = new EventStream();
+  const reader = stream.body.getReader();
+  const decoder = new TextDecoder();
+  const chunk = async () => decoder.decode((await reader.read()).value);
+  const pieces = stream.sendInPieces("message", "answer");
+  pieces.write(new TextEncoder().encode("big"));
+  assert.equal(await chunk(), "event: message\ndata: big");
+  // Found by review: held together, then a notification and the answer after it went in one chunk.
+  stream.send("message", "p1", undefined, "notification");
+  stream.send("message", "a1", undefined, "answer");
+  pieces.write(new TextEncoder().encode("ger"));
+  pieces.end();
+  assert.equal(await chunk(), "ger\n\nevent: message\ndata: p1\n\n");
+  assert.equal(await chunk(), "event: message\ndata: a1\n\n");
+
+  // A turn with many notification and answer pairs: 4 chunks, the last with the rest, all in order.
+  let sent = "";
+  for (let i = 0; i < 40; i++) {
+    stream.send("message", `p${i}`, undefined, "notification");
+    stream.send("message", `a${i}`, undefined, "answer");
+    sent += `event: message\ndata: p${i}\n\nevent: message\ndata: a${i}\n\n`;
+  }
+  const chunks: string[] = [];
+  while (chunks.join("") !== sent) chunks.push(await chunk());
+  assert.equal(chunks.length, 4);
+  stream.close();
+  assert.equal((await reader.read()).done, true);
+});

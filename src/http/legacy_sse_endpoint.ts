@@ -120,7 +120,7 @@ export function legacySseEndpoint(
               stream.send("message", noCarriageReturn ? json : asEventData(json), undefined, "answer"),
             streamAnswer: (clientId) => {
               if (stream.closed || stream.sendingInPieces) return undefined;
-              const pieces = stream.sendInPieces("message");
+              const pieces = stream.sendInPieces("message", "answer");
               return {
                 write: (bytes, noCarriageReturn) =>
                   pieces.write(noCarriageReturn ? bytes : asEventData(bytes)),
