@@ -1614,8 +1614,9 @@ export class SharedServer implements SessionSource {
     let busiestStateful: ServerSession | undefined;
     let latest: ServerSession | undefined;
     let latestListening: ServerSession | undefined;
-    /** The session with the newest request running, whatever it can answer. */
+    /** The sessions with the newest request running, whatever they can answer: of all, of the stateful. */
     let newestRunning: ServerSession | undefined;
+    let newestStatefulRunning: ServerSession | undefined;
     let rootsChanged: ServerSession | undefined;
     for (const session of this.#sessions) {
       if (!session.initialized) continue;
@@ -1625,6 +1626,12 @@ export class SharedServer implements SessionSource {
         (newestRunning === undefined || runningSince > newestRunning.newestRequestAt()!)
       ) {
         newestRunning = session;
+      }
+      if (
+        runningSince !== undefined && !session.stateless &&
+        (newestStatefulRunning === undefined || runningSince > newestStatefulRunning.newestRequestAt()!)
+      ) {
+        newestStatefulRunning = session;
       }
       if (capability !== undefined && !session.canAnswer(capability)) continue;
       if (method === "roots/list" && session.rootsChangedAt > (rootsChanged?.rootsChangedAt ?? 0)) {
@@ -1650,9 +1657,12 @@ export class SharedServer implements SessionSource {
     // A `roots/list` right after a client's word that its roots changed (the last message of any client,
     // closed sessions' too) is that client's, though a client that cannot answer it, or a stateless one
     // that may have no roots, has a call running (found by review: refused, or sent to a stateless call);
-    // a stateful capable client's call keeps it.
+    // the newest stateful call keeps it when its client can answer it (found by review: an older one's took
+    // it, during a newer call of a client without roots).
     if (rootsChanged !== undefined && rootsChanged.rootsChangedAt === this.#clock) {
-      return busiestStateful ?? rootsChanged;
+      return newestStatefulRunning !== undefined && newestStatefulRunning === busiestStateful
+        ? busiestStateful
+        : rootsChanged;
     }
     // The newest call's, or none: one made during a newer call of a client that cannot answer it is most
     // likely that call's (found by QA: it went to a capable client whose older call ran, with the other

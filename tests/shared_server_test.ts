@@ -823,6 +823,23 @@ Deno.test("SharedServer: a roots/list after a client said its roots changed: a s
   assert.equal(caller.client.takeOne().relatedRequestId, "call");
 });
 
+Deno.test("SharedServer: a roots/list after a client said its roots changed is not an older call's, during a newer one of a client without roots", () => {
+  const h = new Harness();
+  const older = h.initializedSession({ roots: { listChanged: true } });
+  const newer = h.initializedSession();
+  const rooted = h.initializedSession({ roots: { listChanged: true } });
+  older.session.handleClientMessage(request("older", "tools/call"));
+  newer.session.handleClientMessage(request("newer", "tools/call"));
+  h.takeChild();
+  rooted.session.handleClientMessage(notification("notifications/roots/list_changed"));
+  h.takeChild();
+  // Found by review: it went to the older call's client, whose roots then answered another's change.
+  h.server.handleChildMessage(request("r1", "roots/list", {}));
+  assert.deepEqual(older.client.take(), []);
+  assert.deepEqual(newer.client.take(), []);
+  assert.equal((rooted.client.takeOne().message as JsonRpcRequest).method, "roots/list");
+});
+
 Deno.test("SharedServer: a stateless call, which may have no roots, does not take a roots/list from the client who said its changed", () => {
   const h = new Harness();
   const rooted = h.initializedSession({ roots: { listChanged: true } });
