@@ -463,6 +463,8 @@ Deno.test("describeFetchError: describes the error shapes of Deno and Node", () 
         ["ample.com", false],
         ["other.example.com", false],
         ["", false],
+        // Compared as written, as Deno's fetch does (found by review).
+        ["MCP.EXAMPLE.COM", false],
       ] as const
     ) {
       Deno.env.set("NO_PROXY", noProxy);
@@ -471,6 +473,26 @@ Deno.test("describeFetchError: describes the error shapes of Deno and Node", () 
         excluded
           ? plain
           : `cannot connect to ${origin} (or to the proxy: HTTPS_PROXY set): connection refused`,
+        noProxy,
+      );
+    }
+    // An address: by an entry of the same address or a range of them, and not by `*`, as Deno's fetch.
+    const addressUrl = "https://10.1.2.3:8443/mcp";
+    const atAddress = denoFetchError(addressUrl, "tcp connect error: Connection refused (os error 111)");
+    for (
+      const [noProxy, excluded] of [
+        ["10.1.2.3", true],
+        ["10.0.0.0/8", true],
+        ["10.1.2.0/24", true],
+        ["10.1.3.0/24", false],
+        ["*", false],
+        ["example.com", false],
+      ] as const
+    ) {
+      Deno.env.set("NO_PROXY", noProxy);
+      assert.equal(
+        describeFetchError(atAddress, addressUrl).includes("or to the proxy"),
+        !excluded,
         noProxy,
       );
     }

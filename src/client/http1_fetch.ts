@@ -217,8 +217,7 @@ export function proxyUrls(): URL[] {
 /**
  * The names of the proxy variables whose proxy Deno's `fetch` would send a request to `url` through: those
  * for its scheme (`HTTP_PROXY` for http, `HTTPS_PROXY` for https) and `ALL_PROXY`, none when `NO_PROXY`
- * names its host, as Deno reads it: `*`, the host itself (a name or an address), or a domain it is in
- * (`example.com` or `.example.com` for `api.example.com`).
+ * names its host as Deno reads it (see {@link noProxyNames}).
  */
 export function proxiesFor(url: URL): string[] {
   const scheme = url.protocol === "https:" ? "https_proxy" : url.protocol === "http:" ? "http_proxy" : "";
@@ -233,15 +232,41 @@ export function proxiesFor(url: URL): string[] {
   } catch {
     // Unreadable: as if unset.
   }
-  const host = url.hostname.replace(/^\[|\]$/g, "").replace(/\.$/, "").toLowerCase();
-  const excluded = noProxy.split(",").some((entry) => {
-    const domain = entry.trim().replace(/^\[|\]$/g, "").toLowerCase();
-    if (domain === "") return false;
-    if (domain === "*") return true;
-    const bare = domain.startsWith(".") ? domain.slice(1) : domain;
-    return host === bare || host.endsWith(`.${bare}`);
+  return noProxyNames(noProxy, url.hostname) ? [] : names;
+}
+
+/**
+ * Whether `NO_PROXY` (its text) names `hostname` (as a URL has it) as Deno's `fetch` reads it (found by
+ * review): an address by an entry that is the same address, or a range of IPv4 ones (`127.0.0.0/8`); a name
+ * by `*`, by itself or by a domain it is in (`example.com` or `.example.com` for `api.example.com`), compared
+ * as written (`LOCALHOST` is not `localhost`).
+ */
+function noProxyNames(noProxy: string, hostname: string): boolean {
+  const host = hostname.replace(/^\[|\]$/g, "");
+  const address = IPV4.test(host) || host.includes(":");
+  return noProxy.split(",").some((written) => {
+    const entry = written.trim();
+    if (entry === "") return false;
+    if (address) {
+      const [base, bits] = entry.split("/");
+      if (bits === undefined) return base.replace(/^\[|\]$/g, "") === host;
+      return IPV4.test(host) && IPV4.test(base) && inIpv4Range(host, base, Number(bits));
+    }
+    if (entry === "*") return true;
+    const name = host.replace(/\.$/, "");
+    const domain = entry.startsWith(".") ? entry.slice(1) : entry;
+    return name === domain || name.endsWith(`.${domain}`);
   });
-  return excluded ? [] : names;
+}
+
+const IPV4 = /^\d{1,3}(\.\d{1,3}){3}$/;
+
+/** Whether the IPv4 address `host` is in the range of `bits` bits of `base`. */
+function inIpv4Range(host: string, base: string, bits: number): boolean {
+  if (!Number.isInteger(bits) || bits < 0 || bits > 32) return false;
+  const value = (text: string) => text.split(".").reduce((total, part) => total * 256 + Number(part), 0);
+  const size = 2 ** (32 - bits);
+  return Math.floor(value(host) / size) === Math.floor(value(base) / size);
 }
 
 /** Whether `error` is a TLS handshake the server ended for want of a protocol it speaks (HTTP/2 only). */
