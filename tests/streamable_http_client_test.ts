@@ -196,8 +196,9 @@ Deno.test("StreamableHttpClient: a failure of its own while it reads an answer s
     resumeWindowMs: 10_000,
     onwarning: (text) => warnings.push(text),
   });
+  const thrown = [new RangeError("offset is out of bounds"), new TypeError("x is not a function")];
   client.onmessage = () => {
-    throw new RangeError("offset is out of bounds");
+    throw thrown.shift();
   };
   try {
     await assert.rejects(client.send(CALL), RemoteError);
@@ -205,6 +206,9 @@ Deno.test("StreamableHttpClient: a failure of its own while it reads an answer s
     assert.deepEqual(warnings, [
       "reading the server's event stream failed: RangeError: offset is out of bounds",
     ]);
+    // A TypeError of its own too, which a broken stream's failure also is (found by review).
+    await assert.rejects(client.send({ ...CALL, id: 2 }), RemoteError);
+    assert.equal(warnings[1], "reading the server's event stream failed: TypeError: x is not a function");
   } finally {
     await client.close(true);
     await server.shutdown();

@@ -193,10 +193,17 @@ export class LegacySseClient implements RemoteTransport {
   /** Reads the event stream to its end: first its endpoint (then `opened` resolves), then messages. */
   async #readLoop(body: ReadableStream<Uint8Array>, opened: PromiseWithResolvers<void>): Promise<void> {
     let failure: unknown;
+    /** What mcp-proxy's own handling of a message threw, whatever its type. */
+    let ownFailure: unknown;
     try {
       await readEventStream(body, (event) => {
         if (this.#endpoint !== undefined || event.event !== "endpoint") {
-          this.#deliver(event);
+          try {
+            this.#deliver(event);
+          } catch (error) {
+            ownFailure = error;
+            throw error;
+          }
           return;
         }
         this.#endpoint = this.#endpointUrl(event.data);
@@ -206,7 +213,10 @@ export class LegacySseClient implements RemoteTransport {
       // The stream broke; reported below. Anything else is mcp-proxy's own failure, which must not pass
       // unseen (found by QA: a parser's failure was reported as the stream's end).
       failure = error;
-      if (!(error instanceof TypeError || error instanceof DOMException || error instanceof RemoteError)) {
+      if (
+        error === ownFailure ||
+        !(error instanceof TypeError || error instanceof DOMException || error instanceof RemoteError)
+      ) {
         this.#onwarning(`reading the server's event stream failed: ${error}`);
       }
     }

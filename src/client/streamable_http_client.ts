@@ -493,11 +493,19 @@ export class StreamableHttpClient implements RemoteTransport {
     abandoned?: AbortSignal,
     stop?: ExchangeStop,
   ): Promise<void> {
+    /** What mcp-proxy's own handling of an event threw, whatever its type. */
+    let ownFailure: unknown;
     const onEvent = (event: ServerSentEvent) => {
       if (event.id !== undefined) cursor.lastEventId = event.id;
       if (event.retry !== undefined) cursor.retryMs = event.retry;
       if (event.data === "" || event.event !== "message") return;
-      const answered = this.#deliverText(event.data, event.dataBytes);
+      let answered: RequestId[];
+      try {
+        answered = this.#deliverText(event.data, event.dataBytes);
+      } catch (error) {
+        ownFailure = error;
+        throw error;
+      }
       if (requestId !== undefined && answered.includes(requestId)) {
         cursor.answered = true;
         // Answered: nothing to cancel any more (its id may be the client's again).
@@ -514,7 +522,7 @@ export class StreamableHttpClient implements RemoteTransport {
     } catch (error) {
       // The stream broke: resumed below, or reported by the caller. Anything else is mcp-proxy's own
       // failure, which must not pass unseen (found by QA: events the parser failed on were lost unlogged).
-      if (!(error instanceof TypeError || error instanceof DOMException)) {
+      if (error === ownFailure || !(error instanceof TypeError || error instanceof DOMException)) {
         this.#onwarning(`reading the server's event stream failed: ${error}`);
       }
     }
