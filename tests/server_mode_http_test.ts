@@ -649,5 +649,17 @@ Deno.test("/sse: the SDK's client gets every progress notification the child wro
     // late gets both in one read, which a loaded machine may make happen now and then.
     const whole = seen.filter((progress) => progress === "0,1,2,3").length;
     assert.ok(whole >= 4, `${transport}: ${JSON.stringify(seen)}`);
+    // And many calls at once (found by review: past a few, their answers went with their progress again).
+    let received = 0;
+    await Promise.all(
+      Array.from(
+        { length: 20 },
+        () =>
+          client.callTool({ name: "flood", arguments: { count: 4, bytes: 10 } }, undefined, {
+            onprogress: () => void received++,
+          }),
+      ),
+    );
+    assert.ok(received >= 72, `${transport}: ${received} of 80 progress notifications`);
   }
 });

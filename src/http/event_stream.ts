@@ -55,11 +55,8 @@ export class EventStream {
   /** The turn a batch after the first waits for (see {@link #flushLater}). */
   #later: ReturnType<typeof setImmediate> | undefined;
   #laterTimer: ReturnType<typeof setTimeout> | undefined;
-  /**
-   * While an event's data comes in pieces: the other events, which wait for its end, with what each
-   * carries (see {@link send}).
-   */
-  #held: (string | Uint8Array | KindMark)[] | undefined;
+  /** While an event's data comes in pieces: the other events, which wait for its end. */
+  #held: { pieces: (string | Uint8Array)[]; kind?: EventKind }[] | undefined;
   #keepAlive: ReturnType<typeof setInterval>;
   #onClose: (() => void) | undefined;
   #onSlowConsumer: (() => void) | undefined;
@@ -78,7 +75,7 @@ export class EventStream {
       new ByteLengthQueuingStrategy({ highWaterMark: options.maxBacklogBytes ?? Number.MAX_SAFE_INTEGER }),
     );
     this.#keepAlive = setInterval(
-      () => this.#write(`: ping - ${new Date().toISOString()}\n\n`),
+      () => this.#queueEvent([`: ping - ${new Date().toISOString()}\n\n`]),
       options.keepAliveMs ?? KEEP_ALIVE_MS,
     );
   }
@@ -98,22 +95,18 @@ export class EventStream {
    * text on one line never does). With `id`, a client that loses the stream can ask for what came after
    * it (`Last-Event-ID`).
    *
-   * `kind` says what the event carries: an answer never goes in the same chunk as a notification sent
-   * before it, but a turn later. The MCP SDK's SSE client handles the messages of one chunk at once, and
-   * the notifications a moment later: an answer that came with them had removed the progress handler of
-   * its request first (found by QA: the last progress of every call was lost, or all four when the child
-   * wrote them with the answer).
+   * `kind` says what the event carries: an answer never goes in the same chunk as a progress notification
+   * sent before it, but a turn later. The MCP SDK's SSE client handles the messages of one chunk at once,
+   * and the notifications a moment later: an answer that came with them had removed the progress handler
+   * of its request first (found by QA: the last progress of every call was lost, or all four when the
+   * child wrote them with the answer). So that this takes two chunks however many calls run (found by
+   * review: with a chunk for each, many calls fell ever further behind; merged past a few, their progress
+   * was lost again), a progress notification goes in the first chunk not sent yet: ahead of answers
+   * waiting for the next, which are other requests' (its own is still running).
    */
   send(event: string, data: string | Uint8Array, id?: string, kind?: EventKind): void {
-    if (kind !== undefined) this.#mark(kind);
     const head = id === undefined ? `event: ${event}\ndata: ` : `id: ${id}\nevent: ${event}\ndata: `;
-    if (typeof data === "string") {
-      this.#write(`${head}${data}\n\n`);
-      return;
-    }
-    this.#write(head);
-    this.#write(data);
-    this.#write("\n\n");
+    this.#queueEvent(typeof data === "string" ? [`${head}${data}\n\n`] : [head, data, "\n\n"], kind);
   }
 
   /**
@@ -126,9 +119,8 @@ export class EventStream {
     kind?: EventKind,
   ): { write(bytes: Uint8Array): void; end(): void; abort(): void } {
     if (this.#held !== undefined) throw new Error("an event in pieces is already being sent");
-    if (kind !== undefined) this.#mark(kind);
-    this.#push(`event: ${event}\ndata: `);
-    const held: (string | Uint8Array | KindMark)[] = [];
+    this.#queueEvent([`event: ${event}\ndata: `], kind);
+    const held: { pieces: (string | Uint8Array)[]; kind?: EventKind }[] = [];
     this.#held = held;
     const finish = (tail: string) => {
       if (this.#held === held) this.#endPieces(tail);
@@ -147,7 +139,7 @@ export class EventStream {
    * it reconnects: from then on a broken stream can be resumed.
    */
   prime(id: string, retryMs: number): void {
-    this.#write(`id: ${id}\nretry: ${retryMs}\ndata: \n\n`);
+    this.#queueEvent([`id: ${id}\nretry: ${retryMs}\ndata: \n\n`]);
   }
 
   /**
@@ -167,44 +159,39 @@ export class EventStream {
     this.#finish();
   }
 
-  /** Ends the event being sent in pieces with `tail`, then queues the pieces held behind it. */
+  /** Ends the event being sent in pieces with `tail`, then queues the events held behind it. */
   #endPieces(tail: string): void {
     const held = this.#held!;
     this.#held = undefined;
     this.#push(tail);
-    // What each held event carries still counts (found by review: held together, a notification and an
-    // answer went in one chunk).
-    for (const piece of held) {
-      if (piece instanceof KindMark) this.#mark(piece.kind);
-      else this.#push(piece);
-    }
+    // Each as it would have gone (found by review: held together, a progress notification and the answer
+    // after it went in one chunk).
+    for (const { pieces, kind } of held) this.#queueEvent(pieces, kind);
   }
 
-  /**
-   * Notes that the next event carries `kind`: an answer after a notification of the batch starts the next
-   * batch, unless {@link MAX_BATCHES} wait already (a stream of many calls each with its progress, which
-   * would otherwise fall ever further behind: found by review).
-   */
-  #mark(kind: EventKind): void {
+  /** Queues the pieces of one event, carrying `kind` (see {@link send}), or holds them (see {@link #held}). */
+  #queueEvent(pieces: (string | Uint8Array)[], kind?: EventKind): void {
     if (this.#closed) return;
     if (this.#held !== undefined) {
-      this.#held.push(KIND_MARKS[kind]);
+      this.#held.push({ pieces, kind });
       return;
     }
-    const last = this.#queued.at(-1);
-    if (kind === "notification") (last ?? this.#newBatch()).notification = true;
-    else if (last?.notification && this.#queued.length < MAX_BATCHES) this.#newBatch();
-  }
-
-  /** Queues `piece`, or holds it while an event in pieces is being sent. */
-  #write(piece: string | Uint8Array): void {
-    if (this.#held !== undefined) this.#held.push(piece);
-    else this.#push(piece);
+    let batch: Batch;
+    if (kind === "progress") {
+      batch = this.#queued[0] ?? this.#newBatch();
+      batch.progress = true;
+    } else {
+      // A batch after the first is made only here, when the first is also the last: two at most.
+      const last = this.#queued.at(-1);
+      batch = last === undefined || (kind === "answer" && last.progress) ? this.#newBatch() : last;
+    }
+    for (const piece of pieces) batch.pieces.push(piece);
   }
 
   /**
-   * Queues `piece`; what is queued in one turn of the event loop goes to the client as one chunk (text
-   * and small bytes), and bytes of {@link BYTES_ON_THEIR_OWN} or more as chunks of their own, not copied.
+   * Queues a piece of the event being sent in pieces; what is queued in one turn of the event loop goes to
+   * the client as one chunk (text and small bytes), and bytes of {@link BYTES_ON_THEIR_OWN} or more as
+   * chunks of their own, not copied.
    */
   #push(piece: string | Uint8Array): void {
     if (this.#closed) return;
@@ -213,7 +200,7 @@ export class EventStream {
 
   /** Starts a batch: the first goes at the end of this turn, a later one after those before it. */
   #newBatch(): Batch {
-    const batch: Batch = { pieces: [], notification: false };
+    const batch: Batch = { pieces: [], progress: false };
     if (this.#queued.push(batch) === 1) queueMicrotask(() => this.#flush());
     return batch;
   }
@@ -270,22 +257,13 @@ export class EventStream {
 }
 
 /** What an event carries, as far as how it is sent goes (see `EventStream.send`). */
-export type EventKind = "notification" | "answer";
-
-/** What an event held behind one sent in pieces carries (see `EventStream.#endPieces`). */
-class KindMark {
-  constructor(readonly kind: EventKind) {}
-}
-const KIND_MARKS = { notification: new KindMark("notification"), answer: new KindMark("answer") };
-
-/** Batches that wait for turns of their own, at most: past them, answers go with what is before them. */
-const MAX_BATCHES = 4;
+export type EventKind = "progress" | "answer";
 
 /** What goes to the client as one chunk (see `EventStream.send`). */
 interface Batch {
   pieces: (string | Uint8Array)[];
-  /** It holds a notification: an answer goes in the next batch. */
-  notification: boolean;
+  /** It holds a progress notification: an answer goes in the next batch. */
+  progress: boolean;
 }
 
 /** The type an event sent in pieces gets when it is cut short. */

@@ -107,14 +107,18 @@ export function legacySseEndpoint(
       try {
         session = server.openSession(
           {
-            // Kinds, so that an answer does not share a chunk with the notifications before it (see
+            // Kinds, so that an answer does not share a chunk with the progress before it (see
             // `EventStream.send`).
             deliver: (message, _related, json) =>
               stream.send(
                 "message",
                 json ?? JSON.stringify(message),
                 undefined,
-                isNotification(message) ? "notification" : isResponse(message) ? "answer" : undefined,
+                isResponse(message)
+                  ? "answer"
+                  : isNotification(message) && message.method === "notifications/progress"
+                  ? "progress"
+                  : undefined,
               ),
             deliverAnswer: (_clientId, json, noCarriageReturn) =>
               stream.send("message", noCarriageReturn ? json : asEventData(json), undefined, "answer"),
