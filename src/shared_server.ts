@@ -1003,6 +1003,15 @@ export class SharedServer implements SessionSource {
     return proxyId;
   }
 
+  /** Answers the child's request `id` (as it wrote it) with an error saying `reason`: it cannot go on. */
+  refuseChildRequest(id: RequestId, reason: string): void {
+    this.#logger.warn("{server} sent a request that cannot be passed on ({reason}); answered with an error", {
+      server: this.name,
+      reason,
+    });
+    this.#sendToChild(errorResponse(id, ErrorCode.InternalError, `mcp-proxy: ${reason}`));
+  }
+
   /**
    * The child's answer to request `proxyId` cannot be used (over `--max-line-size`, not valid JSON-RPC): it
    * counts as an error answer saying `reason`, for the proxy's own requests and `initialize` (whose waiters

@@ -11,7 +11,7 @@
 import type { Logger } from "@logtape/logtape";
 import type { StdioServerSpec } from "./cli/command_line.ts";
 import { JsonLineWriter, readJsonLines } from "./json_lines.ts";
-import { idOfTruncatedResponse, type JsonRpcMessage, type RequestId } from "./jsonrpc.ts";
+import { type JsonRpcMessage, type RequestId, truncatedMessageKind } from "./jsonrpc.ts";
 import type { JsonText, LinePieces } from "./large_answer.ts";
 import { type LineSink, LineSplitter } from "./line_splitter.ts";
 import { serverStderrLogger } from "./logging.ts";
@@ -47,6 +47,8 @@ export interface StdioServerProcessOptions {
   onLongLine?(start: Uint8Array): LineSink | undefined;
   /** An answer over `maxLineBytes` was dropped: `id` is its id, when it could be found. */
   onOversizeAnswer?(id: RequestId, bytes: number): void;
+  /** A request of the child's over `maxLineBytes` was dropped: `id` is its id, as the child wrote it. */
+  onOversizeRequest?(id: RequestId, bytes: number): void;
   /** A line that is an answer's but not a valid one (`why`) was dropped: `id` is its id. */
   onInvalidAnswer?(id: RequestId, why: string): void;
   logger: Logger;
@@ -317,7 +319,8 @@ export class StdioServerProcess {
   #readMessages(
     stdout: ReadableStream<Uint8Array>,
     maxLineBytes: number,
-    { onMessage, onLargeLine, onLongLine, onOversizeAnswer, onInvalidAnswer }: StdioServerProcessOptions,
+    { onMessage, onLargeLine, onLongLine, onOversizeAnswer, onOversizeRequest, onInvalidAnswer }:
+      StdioServerProcessOptions,
   ): Promise<void> {
     const name = this.name;
     return readJsonLines(stdout, maxLineBytes, {
@@ -349,8 +352,11 @@ export class StdioServerProcess {
           bytes,
           max: maxLineBytes,
         });
-        const id = idOfTruncatedResponse(decoder.decode(head), decoder.decode(tail));
-        if (id !== undefined) onOversizeAnswer?.(id, bytes);
+        // An answer fails its request; the child's own request gets an error (found by review: taken for an
+        // answer, it failed the client's call of the same id at the proxy, and the child heard nothing).
+        const message = truncatedMessageKind(decoder.decode(head), decoder.decode(tail));
+        if (message?.kind === "response") onOversizeAnswer?.(message.id, bytes);
+        else if (message?.kind === "request") onOversizeRequest?.(message.spelled ?? message.id, bytes);
       },
       onError: (error) => this.#logger.error("message from server {name} failed: {error}", { name, error }),
     });

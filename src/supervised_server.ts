@@ -139,6 +139,11 @@ export class SupervisedServer {
         onLargeLine: (line, noCarriageReturn) => this.shared.relayLargeAnswer(line, noCarriageReturn),
         onLongLine: (start) => this.shared.streamLargeAnswer(start),
         onOversizeAnswer: (id, bytes) => this.#answerTooLarge(id, bytes),
+        onOversizeRequest: (id, bytes) =>
+          this.shared.refuseChildRequest(
+            id,
+            `the request is ${bytes} bytes, over --max-line-size (${this.#options.maxLineBytes})`,
+          ),
         onInvalidAnswer: (id, why) => {
           if (typeof id === "number") this.shared.failRequest(id, `the server's answer is not valid: ${why}`);
         },

@@ -292,6 +292,25 @@ Deno.test("--max-line-size: an answer over the limit becomes an error answer; th
   await proxy.waitForStderr(/over the 65536-byte limit; skipped/);
 });
 
+Deno.test("--max-line-size: a request from the child over the limit gets an error; no call of the same id fails", async () => {
+  await using proxy = await startProxy(["--max-line-size", "64K", "--", ...FIXTURE]);
+  await using client = await connectClient(proxy.baseUrl(), "mcp");
+  // The proxy's ids count from 1 (initialize): this call is 2 at the child.
+  const sleeping = client.callTool({ name: "sleep", arguments: { ms: 800 } });
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  const before = '{"jsonrpc":"2.0","id":2,"method":"roots/list","params":{"n":';
+  const after = `,"pad":"${"x".repeat(100_000)}"}}`;
+  // Its line is the child's request, not the call's answer: the call gets none.
+  await assert.rejects(
+    client.callTool({ name: "verbatim", arguments: { before, after } }, undefined, { timeout: 300 }),
+  );
+  // Found by review: taken for an answer, it failed the call of id 2.
+  assert.equal(textOf(await sleeping), "slept");
+  await proxy.waitForStderr(
+    /sent a request that cannot be passed on \(the request is \d+ bytes, over --max-line-size/,
+  );
+});
+
 Deno.test("--request-timeout in server mode: error -32001, and the call is cancelled at the child", async () => {
   await using proxy = await startProxy(["--request-timeout", "0.3", "--", ...FIXTURE]);
   await using client = await connectClient(proxy.baseUrl(), "sse");

@@ -4,7 +4,6 @@ import {
   clientRequestIdSpan,
   ErrorCode,
   errorResponse,
-  idOfTruncatedResponse,
   isExactInteger,
   isNotification,
   isRequest,
@@ -187,11 +186,17 @@ Deno.test("ErrorCode: carries the JSON-RPC and MCP codes", () => {
   });
 });
 
-Deno.test("idOfTruncatedResponse: finds the id at either end of a line too long to read whole", () => {
-  assert.equal(idOfTruncatedResponse('{"jsonrpc":"2.0","id":42,"result":{"text":"xxxx', 'xxx"}}'), 42);
-  assert.equal(idOfTruncatedResponse('{"id":"a\\"b","result":{"text":"xx', 'xx"}}'), 'a"b');
-  assert.equal(idOfTruncatedResponse('{"result":{"content":[{"text":"x', 'x"}]},"jsonrpc":"2.0","id":7}'), 7);
-  assert.equal(idOfTruncatedResponse('{"result":{"nested":{"id":3},"t":"x', 'x"}}'), undefined);
+Deno.test("truncatedMessageKind: finds an answer's id at either end of a line too long to read whole", () => {
+  const idOf = (head: string, tail: string) => {
+    const message = truncatedMessageKind(head, tail);
+    return message?.kind === "response" ? message.id : undefined;
+  };
+  assert.equal(idOf('{"jsonrpc":"2.0","id":42,"result":{"text":"xxxx', 'xxx"}}'), 42);
+  assert.equal(idOf('{"id":"a\\"b","result":{"text":"xx', 'xx"}}'), 'a"b');
+  assert.equal(idOf('{"result":{"content":[{"text":"x', 'x"}]},"jsonrpc":"2.0","id":7}'), 7);
+  assert.equal(idOf('{"result":{"nested":{"id":3},"t":"x', 'x"}}'), undefined);
+  // A request is not an answer (found by review: its id failed the proxy's request of the same id).
+  assert.equal(idOf('{"jsonrpc":"2.0","id":2,"method":"roots/list","params":{"x":"aa', 'aa"}}'), undefined);
 });
 
 /** `line`'s first and last `edge` characters, as a line too long to read whole is known. */
