@@ -487,6 +487,8 @@ Deno.test("describeFetchError: describes the error shapes of Deno and Node", () 
         ["10.1.3.0/24", false],
         ["*", false],
         ["example.com", false],
+        ["010.1.2.3", false],
+        ["10.0.0.0/", false],
       ] as const
     ) {
       Deno.env.set("NO_PROXY", noProxy);
@@ -495,6 +497,21 @@ Deno.test("describeFetchError: describes the error shapes of Deno and Node", () 
         !excluded,
         noProxy,
       );
+    }
+    const ipv6Url = "https://[fd00::1]:8443/mcp";
+    const atIpv6 = denoFetchError(ipv6Url, "tcp connect error: Connection refused (os error 111)");
+    for (
+      const [noProxy, excluded] of [
+        ["fd00::1", true],
+        ["fd00:0::1", true],
+        ["fd00::/8", true],
+        ["fe00::/8", false],
+        ["[fd00::1]", false],
+        ["*", false],
+      ] as const
+    ) {
+      Deno.env.set("NO_PROXY", noProxy);
+      assert.equal(describeFetchError(atIpv6, ipv6Url).includes("or to the proxy"), !excluded, noProxy);
     }
   } finally {
     for (const name of ["HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY", "NO_PROXY"]) Deno.env.delete(name);

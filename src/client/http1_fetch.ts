@@ -236,37 +236,63 @@ export function proxiesFor(url: URL): string[] {
 }
 
 /**
- * Whether `NO_PROXY` (its text) names `hostname` (as a URL has it) as Deno's `fetch` reads it (found by
- * review): an address by an entry that is the same address, or a range of IPv4 ones (`127.0.0.0/8`); a name
- * by `*`, by itself or by a domain it is in (`example.com` or `.example.com` for `api.example.com`), compared
- * as written (`LOCALHOST` is not `localhost`).
+ * Whether `NO_PROXY` (its text) names `hostname` (as a URL has it) as Deno's fetch reads it (found by
+ * review, checked against it): an address by an entry that is the same address (IPv6 ones as parsed:
+ * `0:0::1` is `::1`) or a range it is in (`127.0.0.0/8`, `fd00::/8`); a name by `*`, by itself or by a
+ * domain it is in (`example.com` or `.example.com` for `api.example.com`), compared as written (`LOCALHOST`
+ * is not `localhost`, nor `example.com.` `example.com`).
  */
 function noProxyNames(noProxy: string, hostname: string): boolean {
-  const host = hostname.replace(/^\[|\]$/g, "");
-  const address = IPV4.test(host) || host.includes(":");
+  const bracketed = hostname.startsWith("[");
+  const host = bracketed ? hostname.slice(1, -1) : hostname;
+  const address = bracketed ? ipv6Address(host) : ipv4Address(host);
   return noProxy.split(",").some((written) => {
     const entry = written.trim();
-    if (entry === "") return false;
-    if (address) {
-      const [base, bits] = entry.split("/");
-      if (bits === undefined) return base.replace(/^\[|\]$/g, "") === host;
-      return IPV4.test(host) && IPV4.test(base) && inIpv4Range(host, base, Number(bits));
+    if (address !== undefined) {
+      const [base, bits, ...rest] = entry.split("/");
+      const range = ipv4Address(base) ?? ipv6Address(base);
+      if (range === undefined || range.bits !== address.bits || rest.length > 0) return false;
+      if (bits === undefined) return range.value === address.value;
+      if (!/^\d{1,3}$/.test(bits) || Number(bits) > address.bits) return false;
+      const shift = BigInt(address.bits - Number(bits));
+      return range.value >> shift === address.value >> shift;
     }
     if (entry === "*") return true;
-    const name = host.replace(/\.$/, "");
     const domain = entry.startsWith(".") ? entry.slice(1) : entry;
-    return name === domain || name.endsWith(`.${domain}`);
+    return host === domain || host.endsWith(`.${domain}`);
   });
 }
 
-const IPV4 = /^\d{1,3}(\.\d{1,3}){3}$/;
+/** An IP address as a number, and how many bits it has. */
+interface IpAddress {
+  value: bigint;
+  bits: 32 | 128;
+}
 
-/** Whether the IPv4 address `host` is in the range of `bits` bits of `base`. */
-function inIpv4Range(host: string, base: string, bits: number): boolean {
-  if (!Number.isInteger(bits) || bits < 0 || bits > 32) return false;
-  const value = (text: string) => text.split(".").reduce((total, part) => total * 256 + Number(part), 0);
-  const size = 2 ** (32 - bits);
-  return Math.floor(value(host) / size) === Math.floor(value(base) / size);
+/** `text` as an IPv4 address (four decimal parts, none with a leading zero), or undefined. */
+function ipv4Address(text: string): IpAddress | undefined {
+  const parts = text.split(".");
+  if (parts.length !== 4 || !parts.every((part) => /^(0|[1-9]\d{0,2})$/.test(part) && Number(part) < 256)) {
+    return undefined;
+  }
+  return { value: parts.reduce((total, part) => total * 256n + BigInt(part), 0n), bits: 32 };
+}
+
+/** `text` (without brackets) as an IPv6 address, or undefined. */
+function ipv6Address(text: string): IpAddress | undefined {
+  if (!text.includes(":") || text.includes("[")) return undefined;
+  let normal: string;
+  try {
+    // As a URL writes it: hexadecimal groups only (an IPv4 tail too), one `::` at most.
+    normal = new URL(`http://[${text}]`).hostname.slice(1, -1);
+  } catch {
+    return undefined;
+  }
+  const [start, end] = normal.split("::");
+  const head = start === "" ? [] : start.split(":");
+  const tail = end === undefined || end === "" ? [] : end.split(":");
+  const groups = [...head, ...Array(8 - head.length - tail.length).fill("0"), ...tail];
+  return { value: groups.reduce((total, group) => total * 65536n + BigInt(`0x${group}`), 0n), bits: 128 };
 }
 
 /** Whether `error` is a TLS handshake the server ended for want of a protocol it speaks (HTTP/2 only). */
