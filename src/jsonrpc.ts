@@ -484,6 +484,14 @@ export function idSpelling(json: string, id: RequestId): ExactInteger | undefine
   return span === undefined ? undefined : idAsWritten(json, span, id);
 }
 
+/**
+ * The id of a response known only by its first and last bytes (a line too long to read whole): the
+ * first member (after `"jsonrpc"`), or the last one, as serializers put it at either end.
+ */
+export function idOfTruncatedResponse(head: string, tail: string): RequestId | undefined {
+  return parseId(leadingId(head)) ?? parseId(trailingId(tail));
+}
+
 /** What the ends of a message too long to read whole tell of it ({@link truncatedMessageKind}). */
 export type TruncatedMessage =
   | { kind: "request"; id: RequestId; spelled?: ExactInteger; method: string }

@@ -11,7 +11,12 @@
 import type { Logger } from "@logtape/logtape";
 import type { StdioServerSpec } from "./cli/command_line.ts";
 import { JsonLineWriter, readJsonLines } from "./json_lines.ts";
-import { type JsonRpcMessage, type RequestId, truncatedMessageKind } from "./jsonrpc.ts";
+import {
+  idOfTruncatedResponse,
+  type JsonRpcMessage,
+  type RequestId,
+  truncatedMessageKind,
+} from "./jsonrpc.ts";
 import type { JsonText, LinePieces } from "./large_answer.ts";
 import { type LineSink, LineSplitter } from "./line_splitter.ts";
 import { serverStderrLogger } from "./logging.ts";
@@ -352,11 +357,17 @@ export class StdioServerProcess {
           bytes,
           max: maxLineBytes,
         });
-        // An answer fails its request; the child's own request gets an error (found by review: taken for an
-        // answer, it failed the client's call of the same id at the proxy, and the child heard nothing).
-        const message = truncatedMessageKind(decoder.decode(head), decoder.decode(tail));
-        if (message?.kind === "response") onOversizeAnswer?.(message.id, bytes);
-        else if (message?.kind === "request") onOversizeRequest?.(message.spelled ?? message.id, bytes);
+        // The child's own request gets an error (found by review: taken for an answer, it failed the client's
+        // call of the same id at the proxy, and the child heard nothing). Anything else with an id at one of
+        // its ends is taken for an answer, and fails its request: its `result` may show at neither end (found
+        // by review: `_meta` first).
+        const [start, end] = [decoder.decode(head), decoder.decode(tail)];
+        const message = truncatedMessageKind(start, end);
+        if (message?.kind === "request") onOversizeRequest?.(message.spelled ?? message.id, bytes);
+        else if (message?.kind !== "notification") {
+          const id = message?.kind === "response" ? message.id : idOfTruncatedResponse(start, end);
+          if (id !== undefined) onOversizeAnswer?.(id, bytes);
+        }
       },
       onError: (error) => this.#logger.error("message from server {name} failed: {error}", { name, error }),
     });

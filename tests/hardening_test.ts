@@ -309,6 +309,16 @@ Deno.test("--max-line-size: a request from the child over the limit gets an erro
   await proxy.waitForStderr(
     /sent a request that cannot be passed on \(the request is \d+ bytes, over --max-line-size/,
   );
+  // An answer whose `result` shows at neither end still fails its call (found by review: it waited).
+  const meta = `,"_meta":{"pad":"${"y".repeat(100_000)}"},"result":{}}`;
+  await assert.rejects(
+    client.callTool(
+      { name: "verbatim", arguments: { before: '{"jsonrpc":"2.0","id":', after: meta } },
+      undefined,
+      { timeout: 3000 },
+    ),
+    /over --max-line-size/,
+  );
 });
 
 Deno.test("--request-timeout in server mode: error -32001, and the call is cancelled at the child", async () => {

@@ -4,6 +4,7 @@ import {
   clientRequestIdSpan,
   ErrorCode,
   errorResponse,
+  idOfTruncatedResponse,
   isExactInteger,
   isNotification,
   isRequest,
@@ -184,6 +185,15 @@ Deno.test("ErrorCode: carries the JSON-RPC and MCP codes", () => {
     ConnectionClosed: -32000,
     RequestTimeout: -32001,
   });
+});
+
+Deno.test("idOfTruncatedResponse: finds the id at either end of a line too long to read whole", () => {
+  assert.equal(
+    idOfTruncatedResponse('{"jsonrpc":"2.0","id":42,"_meta":{"text":"xxxx', 'xxx"},"result":{}}'),
+    42,
+  );
+  assert.equal(idOfTruncatedResponse('{"note":"xx', 'xx","result":{},"id":"a\\"b"}'), 'a"b');
+  assert.equal(idOfTruncatedResponse('{"result":{"nested":{"id":3},"t":"x', 'x"}}'), undefined);
 });
 
 Deno.test("truncatedMessageKind: finds an answer's id at either end of a line too long to read whole", () => {
