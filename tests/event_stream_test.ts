@@ -99,3 +99,18 @@ Deno.test("EventStream: many calls with progress take two chunks; events held be
   stream.close();
   assert.equal((await reader.read()).done, true);
 });
+
+Deno.test("EventStream: an answer after progress waits a little while what went before it is not taken", async () => {
+  const stream = new EventStream();
+  const reader = stream.body.getReader();
+  const decoder = new TextDecoder();
+  stream.send("message", "p", undefined, "progress");
+  stream.send("message", "a", undefined, "answer");
+  // Not read for a while (a large answer going out to a slow socket): the answer waits some turns, then
+  // goes anyway (found by review: the two went out together behind a large answer).
+  await new Promise((resolve) => setTimeout(resolve, 150));
+  assert.equal(decoder.decode((await reader.read()).value), "event: message\ndata: p\n\n");
+  assert.equal(decoder.decode((await reader.read()).value), "event: message\ndata: a\n\n");
+  stream.close();
+  assert.equal((await reader.read()).done, true);
+});

@@ -55,6 +55,8 @@ export class EventStream {
   /** The turn a batch after the first waits for (see {@link #flushLater}). */
   #later: ReturnType<typeof setImmediate> | undefined;
   #laterTimer: ReturnType<typeof setTimeout> | undefined;
+  /** The bytes the body may queue for the client before it counts as too far behind. */
+  readonly #highWaterMark: number;
   /** While an event's data comes in pieces: the other events, which wait for its end. */
   #held: { pieces: (string | Uint8Array)[]; kind?: EventKind }[] | undefined;
   #keepAlive: ReturnType<typeof setInterval>;
@@ -62,6 +64,7 @@ export class EventStream {
   #onSlowConsumer: (() => void) | undefined;
 
   constructor(options: EventStreamOptions = {}) {
+    this.#highWaterMark = options.maxBacklogBytes ?? Number.MAX_SAFE_INTEGER;
     this.#onClose = options.onClose;
     this.#onSlowConsumer = options.onSlowConsumer;
     this.body = new ReadableStream<Uint8Array>(
@@ -72,7 +75,7 @@ export class EventStream {
         cancel: () => this.#finish(),
       },
       // desiredSize then tells how far behind the client is: highWaterMark minus the bytes queued.
-      new ByteLengthQueuingStrategy({ highWaterMark: options.maxBacklogBytes ?? Number.MAX_SAFE_INTEGER }),
+      new ByteLengthQueuingStrategy({ highWaterMark: this.#highWaterMark }),
     );
     this.#keepAlive = setInterval(
       () => this.#queueEvent([`: ping - ${new Date().toISOString()}\n\n`]),
@@ -234,10 +237,17 @@ export class EventStream {
    * an immediate, where it is not nested in the timer before it: five deep, it would wait 4 ms each (found
    * by review).
    */
-  #flushLater(): void {
+  #flushLater(turns = 0): void {
     this.#later = setImmediate(() => {
       this.#later = undefined;
-      this.#laterTimer = setTimeout(() => this.#flush(), 0);
+      this.#laterTimer = setTimeout(() => {
+        this.#laterTimer = undefined;
+        // While the HTTP server has not taken what went before (a large answer going out to a slow
+        // socket), a few turns more (found by review: then the two batches still went out together).
+        const waiting = this.#highWaterMark - (this.#controller.desiredSize ?? this.#highWaterMark);
+        if (waiting > 0 && turns < MAX_DRAIN_TURNS && !this.#closed) this.#flushLater(turns + 1);
+        else this.#flush();
+      }, 0);
     });
   }
 
@@ -258,6 +268,9 @@ export class EventStream {
 
 /** What an event carries, as far as how it is sent goes (see `EventStream.send`). */
 export type EventKind = "progress" | "answer";
+
+/** Turns a later batch waits at most for what went before it to be taken (see `EventStream.#flushLater`). */
+const MAX_DRAIN_TURNS = 20;
 
 /** What goes to the client as one chunk (see `EventStream.send`). */
 interface Batch {
