@@ -1,6 +1,16 @@
 import assert from "node:assert/strict";
 import { EventStream, KEEP_ALIVE_MS } from "../src/http/event_stream.ts";
 
+/** The next chunk of `reader`'s stream, as text. */
+async function nextChunk(reader: ReadableStreamDefaultReader<Uint8Array>): Promise<string> {
+  return new TextDecoder().decode((await reader.read()).value);
+}
+
+/** A message event of `data`, as written. */
+function event(data: string): string {
+  return `event: message\ndata: ${data}\n\n`;
+}
+
 async function readSome(reader: ReadableStreamDefaultReader<string>, until: RegExp): Promise<string> {
   let text = "";
   while (!until.test(text)) {
@@ -39,9 +49,7 @@ Deno.test("EventStream: a client that goes away closes the stream once", async (
 Deno.test("EventStream: an answer goes a turn after the progress before it; progress goes ahead of answers waiting", async () => {
   const stream = new EventStream();
   const reader = stream.body.getReader();
-  const decoder = new TextDecoder();
-  const chunk = async () => decoder.decode((await reader.read()).value);
-  const event = (data: string) => `event: message\ndata: ${data}\n\n`;
+  const chunk = () => nextChunk(reader);
   // Found by QA: the SDK's SSE client, given a progress notification and its call's answer in one chunk,
   // handled the answer first and dropped the progress.
   stream.send("message", "p1", undefined, "progress");
@@ -64,7 +72,7 @@ Deno.test("EventStream: an answer goes a turn after the progress before it; prog
   stream.close();
   let rest = "";
   for (let read = await reader.read(); !read.done; read = await reader.read()) {
-    rest += decoder.decode(read.value);
+    rest += new TextDecoder().decode(read.value);
   }
   assert.equal(rest, event("p4") + event("a5"));
 });
@@ -72,9 +80,7 @@ Deno.test("EventStream: an answer goes a turn after the progress before it; prog
 Deno.test("EventStream: many calls with progress take two chunks; events held behind one sent in pieces keep their kinds", async () => {
   const stream = new EventStream();
   const reader = stream.body.getReader();
-  const decoder = new TextDecoder();
-  const chunk = async () => decoder.decode((await reader.read()).value);
-  const event = (data: string) => `event: message\ndata: ${data}\n\n`;
+  const chunk = () => nextChunk(reader);
   // Found by review: a chunk for each answer fell ever further behind; merged past a few, progress was lost.
   let progress = "", answers = "";
   for (let i = 0; i < 40; i++) {
@@ -103,14 +109,13 @@ Deno.test("EventStream: many calls with progress take two chunks; events held be
 Deno.test("EventStream: an answer after progress waits a little while what went before it is not taken", async () => {
   const stream = new EventStream();
   const reader = stream.body.getReader();
-  const decoder = new TextDecoder();
   stream.send("message", "p", undefined, "progress");
   stream.send("message", "a", undefined, "answer");
   // Not read for a while (a large answer going out to a slow socket): the answer waits some turns, then
   // goes anyway (found by review: the two went out together behind a large answer).
   await new Promise((resolve) => setTimeout(resolve, 150));
-  assert.equal(decoder.decode((await reader.read()).value), "event: message\ndata: p\n\n");
-  assert.equal(decoder.decode((await reader.read()).value), "event: message\ndata: a\n\n");
+  assert.equal(await nextChunk(reader), event("p"));
+  assert.equal(await nextChunk(reader), event("a"));
   stream.close();
   assert.equal((await reader.read()).done, true);
 });

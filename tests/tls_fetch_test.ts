@@ -477,10 +477,8 @@ Deno.test("describeFetchError: describes the error shapes of Deno and Node", () 
       );
     }
     // An address: by an entry of the same address or a range of them, and not by `*`, as Deno's fetch.
-    const addressUrl = "https://10.1.2.3:8443/mcp";
-    const atAddress = denoFetchError(addressUrl, "tcp connect error: Connection refused (os error 111)");
-    for (
-      const [noProxy, excluded] of [
+    const byAddress: Record<string, [string, boolean][]> = {
+      "https://10.1.2.3:8443/mcp": [
         ["10.1.2.3", true],
         ["10.0.0.0/8", true],
         ["10.1.2.0/24", true],
@@ -489,29 +487,26 @@ Deno.test("describeFetchError: describes the error shapes of Deno and Node", () 
         ["example.com", false],
         ["010.1.2.3", false],
         ["10.0.0.0/", false],
-      ] as const
-    ) {
-      Deno.env.set("NO_PROXY", noProxy);
-      assert.equal(
-        describeFetchError(atAddress, addressUrl).includes("or to the proxy"),
-        !excluded,
-        noProxy,
-      );
-    }
-    const ipv6Url = "https://[fd00::1]:8443/mcp";
-    const atIpv6 = denoFetchError(ipv6Url, "tcp connect error: Connection refused (os error 111)");
-    for (
-      const [noProxy, excluded] of [
+      ],
+      "https://[fd00::1]:8443/mcp": [
         ["fd00::1", true],
         ["fd00:0::1", true],
         ["fd00::/8", true],
         ["fe00::/8", false],
         ["[fd00::1]", false],
         ["*", false],
-      ] as const
-    ) {
-      Deno.env.set("NO_PROXY", noProxy);
-      assert.equal(describeFetchError(atIpv6, ipv6Url).includes("or to the proxy"), !excluded, noProxy);
+      ],
+    };
+    for (const [addressUrl, cases] of Object.entries(byAddress)) {
+      const atAddress = denoFetchError(addressUrl, "tcp connect error: Connection refused (os error 111)");
+      for (const [noProxy, excluded] of cases) {
+        Deno.env.set("NO_PROXY", noProxy);
+        assert.equal(
+          describeFetchError(atAddress, addressUrl).includes("or to the proxy"),
+          !excluded,
+          noProxy,
+        );
+      }
     }
   } finally {
     for (const name of ["HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY", "NO_PROXY"]) Deno.env.delete(name);

@@ -234,8 +234,8 @@ export class EventStream {
   /**
    * Sends the next batch once the one before it could go out: after a timer, which lets the HTTP server
    * write what it has first (an immediate does not: the two went out in one write). The timer is set from
-   * an immediate, where it is not nested in the timer before it: five deep, it would wait 4 ms each (found
-   * by review).
+   * an immediate, so that it is never nested in the timer before it (timers nested five deep are held to
+   * 4 ms).
    */
   #flushLater(turns = 0): void {
     this.#later = setImmediate(() => {
