@@ -13,7 +13,7 @@ import {
   urlSecrets,
   userInfoAuthorization,
 } from "./client/authorized_fetch.ts";
-import { applyNoProxyEverywhere, proxyConfigured, proxyUrls } from "./client/http1_fetch.ts";
+import { applyNoProxyEverywhere, proxyConfigured, proxyUrls } from "./client/proxy_environment.ts";
 import { ClientRelay } from "./client/client_relay.ts";
 import { LegacySseClient } from "./client/legacy_sse_client.ts";
 import {

@@ -1,10 +1,6 @@
 import assert from "node:assert/strict";
-import {
-  applyNoProxyEverywhere,
-  bodyInMemory,
-  createHttp1Fetch,
-  type WrittenNotice,
-} from "../src/client/http1_fetch.ts";
+import { bodyInMemory, createHttp1Fetch, type WrittenNotice } from "../src/client/http1_fetch.ts";
+import { applyNoProxyEverywhere } from "../src/client/proxy_environment.ts";
 import {
   HttpWireError,
   parseChunkSize,

@@ -20,12 +20,12 @@ import type { VerifySsl } from "../cli/command_line.ts";
 import {
   createHttp1Fetch,
   networkError,
-  proxiesFor,
   stopAsSignal,
   USER_AGENT,
   type WrittenNotice,
 } from "./http1_fetch.ts";
 import { NULL_BODY_STATUSES, REDIRECT_STATUSES } from "./http1_wire.ts";
+import { proxiesFor } from "./proxy_environment.ts";
 
 /** A `fetch` with the TLS settings of `--verify-ssl`, and the way to release its connections. */
 export interface TlsFetch {
