@@ -1610,7 +1610,7 @@ export class SharedServer implements SessionSource {
   /**
    * The session a request from the child most likely belongs to: the one with the most recent request
    * still running, if it can answer it (or for `roots/list`, the one whose word that its roots changed is
-   * the last thing a client did, unless a stateful client with roots has a call running). While a call
+   * the last thing a client did, unless the newest stateful call is of a client with roots). While a call
    * runs, only that session: another is never given what is most likely another client's (found by QA: a
    * sampling request made in the call of a client that cannot sample went to another client, with its
    * text). With none running, the most recently active session able to answer it that can get a message now
