@@ -772,16 +772,21 @@ Deno.test({
   },
 });
 
+/** `peer`'s client says its roots changed; then the child asks for the roots (`r1`). */
+function rootsChangedThenListed(h: Harness, peer: Peer): void {
+  peer.session.handleClientMessage(notification("notifications/roots/list_changed"));
+  h.takeChild();
+  h.server.handleChildMessage(request("r1", "roots/list", {}));
+}
+
 Deno.test("SharedServer: a roots/list right after a client said its roots changed is that client's", () => {
   const h = new Harness();
   const plain = h.initializedSession();
   const rooted = h.initializedSession({ roots: { listChanged: true } });
   plain.session.handleClientMessage(request("busy", "tools/call"));
   h.takeChild();
-  rooted.session.handleClientMessage(notification("notifications/roots/list_changed"));
-  h.takeChild();
   // Found by review: refused, as another client's call was running.
-  h.server.handleChildMessage(request("r1", "roots/list", {}));
+  rootsChangedThenListed(h, rooted);
   assert.equal((rooted.client.takeOne().message as JsonRpcRequest).method, "roots/list");
   assert.deepEqual(plain.client.take(), []);
   // Once a client did something else since, the call's rule holds again.
@@ -798,10 +803,8 @@ Deno.test("SharedServer: a roots/list during the call of a client with roots is 
   const other = h.initializedSession({ roots: { listChanged: true } });
   caller.session.handleClientMessage(request("call", "tools/call"));
   h.takeChild();
-  other.session.handleClientMessage(notification("notifications/roots/list_changed"));
-  h.takeChild();
   // Found by review: it went to the other client, whose roots would have reached this call.
-  h.server.handleChildMessage(request("r1", "roots/list", {}));
+  rootsChangedThenListed(h, other);
   assert.deepEqual(other.client.take(), []);
   assert.equal(caller.client.takeOne().relatedRequestId, "call");
 });
@@ -814,10 +817,8 @@ Deno.test("SharedServer: a roots/list after a client said its roots changed: a s
   const stateless = h.open(true);
   stateless.session.handleClientMessage(request("s1", "tools/call"));
   h.takeChild();
-  rooted.session.handleClientMessage(notification("notifications/roots/list_changed"));
-  h.takeChild();
   // Found by review: a newer stateless call made it go to the client that said its roots changed.
-  h.server.handleChildMessage(request("r1", "roots/list", {}));
+  rootsChangedThenListed(h, rooted);
   assert.deepEqual(rooted.client.take(), []);
   assert.deepEqual(stateless.client.take(), []);
   assert.equal(caller.client.takeOne().relatedRequestId, "call");
@@ -831,10 +832,8 @@ Deno.test("SharedServer: a roots/list after a client said its roots changed is n
   older.session.handleClientMessage(request("older", "tools/call"));
   newer.session.handleClientMessage(request("newer", "tools/call"));
   h.takeChild();
-  rooted.session.handleClientMessage(notification("notifications/roots/list_changed"));
-  h.takeChild();
   // Found by review: it went to the older call's client, whose roots then answered another's change.
-  h.server.handleChildMessage(request("r1", "roots/list", {}));
+  rootsChangedThenListed(h, rooted);
   assert.deepEqual(older.client.take(), []);
   assert.deepEqual(newer.client.take(), []);
   assert.equal((rooted.client.takeOne().message as JsonRpcRequest).method, "roots/list");
@@ -846,10 +845,8 @@ Deno.test("SharedServer: a stateless call, which may have no roots, does not tak
   const stateless = h.open(true);
   stateless.session.handleClientMessage(request("s1", "tools/call"));
   h.takeChild();
-  rooted.session.handleClientMessage(notification("notifications/roots/list_changed"));
-  h.takeChild();
   // Found by review: it went to the stateless call.
-  h.server.handleChildMessage(request("r1", "roots/list", {}));
+  rootsChangedThenListed(h, rooted);
   assert.deepEqual(stateless.client.take(), []);
   assert.equal((rooted.client.takeOne().message as JsonRpcRequest).method, "roots/list");
 });
