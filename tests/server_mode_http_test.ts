@@ -5,7 +5,14 @@
 
 import { pythonIsoFormat } from "../src/http/proxy_app.ts";
 import assert from "node:assert/strict";
-import { connectClient, FIXTURE, type RunningProxy, shellJoin, startProxy } from "./helpers/proxy_process.ts";
+import {
+  connectClient,
+  FIXTURE,
+  type RunningProxy,
+  settlesWithin,
+  shellJoin,
+  startProxy,
+} from "./helpers/proxy_process.ts";
 
 const JSON_AND_SSE = { "Content-Type": "application/json", Accept: "application/json, text/event-stream" };
 
@@ -662,4 +669,87 @@ Deno.test("/sse: the SDK's client gets every progress notification the child wro
     );
     assert.ok(received >= 72, `${transport}: ${received} of 80 progress notifications`);
   }
+});
+
+/**
+ * Starts a POST on a connection of its own and sends its head and the first bytes of its body only;
+ * `finish` sends the rest. Its answer is not read: `close` ends the connection.
+ */
+async function startSlowPost(origin: string, path: string, headers: Record<string, string>, body: string) {
+  const url = new URL(origin);
+  const conn = await Deno.connect({ hostname: url.hostname, port: Number(url.port) });
+  const bytes = new TextEncoder().encode(body);
+  const head = `POST ${path} HTTP/1.1\r\nHost: ${url.host}\r\nContent-Length: ${bytes.length}\r\n` +
+    Object.entries(headers).map(([name, value]) => `${name}: ${value}\r\n`).join("") + "\r\n";
+  const writeAll = async (data: Uint8Array) => {
+    for (let written = 0; written < data.length;) written += await conn.write(data.subarray(written));
+  };
+  await writeAll(new TextEncoder().encode(head));
+  await writeAll(bytes.subarray(0, 10));
+  return { finish: () => writeAll(bytes.subarray(10)), close: () => conn.close() };
+}
+
+Deno.test("a cancellation POSTed while its call's body is still coming reaches the child after the call: /mcp and /sse", async () => {
+  await using proxy = await startProxy(["--", ...FIXTURE]);
+  const delay = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+  const call = (id: number) =>
+    JSON.stringify({
+      jsonrpc: "2.0",
+      id,
+      method: "tools/call",
+      params: { name: "sleep", arguments: { ms: 30_000 } },
+    });
+  const cancel = (id: number) =>
+    JSON.stringify({ jsonrpc: "2.0", method: "notifications/cancelled", params: { requestId: id } });
+
+  // Streamable HTTP: the cancellation's POST comes whole while the call's body is still coming.
+  const sessionId = await initializeSession(proxy);
+  const headers = { ...JSON_AND_SSE, "Mcp-Session-Id": sessionId };
+  const slow = await startSlowPost(proxy.origin, "/mcp", headers, call(7));
+  try {
+    await delay(150);
+    const cancelled = request(`${proxy.origin}/mcp`, { method: "POST", headers, body: cancel(7) });
+    assert.equal(await settlesWithin(cancelled, 150), false, "the cancellation waits for the call");
+    await slow.finish();
+    assert.equal((await cancelled).status, 202);
+  } finally {
+    slow.close();
+  }
+  const seen = await request(`${proxy.origin}/mcp`, {
+    method: "POST",
+    headers,
+    body: JSON.stringify({ jsonrpc: "2.0", id: 8, method: "tools/call", params: { name: "cancellations" } }),
+  });
+  const cancellations = JSON.parse(JSON.parse(seen.body).result.content[0].text);
+  assert.equal(cancellations.length, 1, seen.body);
+  assert.equal(cancellations[0].wasRunning, true, "the call reached the child before its cancellation");
+
+  // Legacy SSE: the same, on the messages endpoint.
+  const sse = await openSse(`${proxy.origin}/sse`);
+  const endpoint = `${proxy.origin}${sse.first.data}`;
+  assert.equal((await request(endpoint, { method: "POST", body: JSON.stringify(INITIALIZE) })).status, 202);
+  assert.equal(JSON.parse((await sse.nextEvent()).data).id, 0);
+  const legacy = await startSlowPost(
+    proxy.origin,
+    sse.first.data,
+    { "Content-Type": "application/json" },
+    call(9),
+  );
+  try {
+    await delay(150);
+    const cancelled = request(endpoint, { method: "POST", body: cancel(9) });
+    assert.equal(await settlesWithin(cancelled, 150), false, "the cancellation waits for the call");
+    await legacy.finish();
+    assert.equal((await cancelled).status, 202);
+  } finally {
+    legacy.close();
+  }
+  const asked = { jsonrpc: "2.0", id: 10, method: "tools/call", params: { name: "cancellations" } };
+  assert.equal((await request(endpoint, { method: "POST", body: JSON.stringify(asked) })).status, 202);
+  const answer = JSON.parse((await sse.nextEvent()).data);
+  assert.equal(answer.id, 10);
+  const all = JSON.parse(answer.result.content[0].text);
+  assert.equal(all.length, 2, answer.result.content[0].text);
+  assert.equal(all[1].wasRunning, true, "the call reached the child before its cancellation");
+  await sse.close();
 });

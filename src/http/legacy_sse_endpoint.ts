@@ -12,6 +12,7 @@ import {
   batchLines,
   isBatch,
   isNotification,
+  isRequest,
   isResponse,
   oneMessageLine,
   parseMessages,
@@ -20,6 +21,7 @@ import {
 } from "../jsonrpc.ts";
 import { asEventData, bodyAsLine, cutShortAnswer } from "../large_answer.ts";
 import { type ServerSession, type SessionSource, SessionUnavailableError } from "../shared_server.ts";
+import { ArrivalOrder } from "./arrival_order.ts";
 import { EVENT_STREAM_HEADERS, EventStream } from "./event_stream.ts";
 import { bodyText, NOT_UTF8, requestBody, UNREADABLE_BODY } from "./request_body.ts";
 import type { SessionLimit } from "./session_limit.ts";
@@ -72,13 +74,20 @@ function textResponse(status: number, text: string): Response {
   return new Response(text, { status });
 }
 
+/** An open legacy SSE session: its stream, its side of the shared server, the order its POSTs came in. */
+interface LegacySession {
+  stream: EventStream;
+  session: ServerSession;
+  arrivals: ArrivalOrder;
+}
+
 /** Creates the legacy SSE endpoint of `server`. */
 export function legacySseEndpoint(
   server: SessionSource,
   options: LegacySseEndpointOptions,
 ): LegacySseEndpoint {
   const { messagesPath, sessionLimit, logger } = options;
-  const sessions = new Map<string, { stream: EventStream; session: ServerSession }>();
+  const sessions = new Map<string, LegacySession>();
 
   return {
     get size() {
@@ -98,6 +107,7 @@ export function legacySseEndpoint(
           }),
         onClose: () => {
           sessionLimit.close();
+          sessions.get(id)?.arrivals.close();
           sessions.get(id)?.session.close();
           sessions.delete(id);
           logger.debug("SSE session {id} of {server} closed", { id, server: server.name });
@@ -144,7 +154,7 @@ export function legacySseEndpoint(
         if (!(error instanceof SessionUnavailableError)) throw error;
         return textResponse(503, error.message);
       }
-      sessions.set(id, { stream, session });
+      sessions.set(id, { stream, session, arrivals: new ArrivalOrder() });
       stream.send("endpoint", `${messagesPath}?session_id=${id}`);
       logger.debug("SSE session {id} of {server} opened", { id, server: server.name });
       return new Response(stream.body, { headers: EVENT_STREAM_HEADERS });
@@ -162,38 +172,54 @@ export function legacySseEndpoint(
         entry = sessions.get(normalized);
         if (entry === undefined) return textResponse(404, "Could not find session");
       }
-      const bytes = await requestBody(request, logger);
-      if (bytes === undefined) return textResponse(400, UNREADABLE_BODY);
-      const text = bodyText(bytes);
-      if (text === undefined) return textResponse(400, `Could not parse message: ${NOT_UTF8}`);
-      const messages = parseMessages(text);
-      if (typeof messages === "string") return textResponse(400, `Could not parse message: ${messages}`);
-      const reused = reusedRequestId(messages, (id) => entry.session.isInFlight(id));
-      if (reused !== undefined) {
-        return textResponse(
-          400,
-          `Invalid request: id ${
-            JSON.stringify(reused)
-          } is already used by a request in flight, or twice in this batch`,
-        );
+      const ticket = entry.arrivals.arrive();
+      try {
+        return await postTo(entry, ticket, request);
+      } finally {
+        entry.arrivals.handedOver(ticket);
       }
-      if (messages.length === 1 && !isBatch(text)) {
-        const asIs = singleMessageLine(text);
-        // Laid out on several lines: one line of it, every value as written (its bytes are not that line).
-        entry.session.handleClientMessage(
-          messages[0],
-          asIs ?? oneMessageLine(text),
-          asIs === undefined ? undefined : bodyAsLine(bytes, asIs),
-        );
-      } else {
-        const lines = batchLines(text, messages.length);
-        messages.forEach((message, i) => entry.session.handleClientMessage(message, lines?.[i]));
-      }
-      return textResponse(202, "Accepted");
     },
 
     closeAll(): void {
       for (const { stream } of [...sessions.values()]) stream.close();
     },
   };
+
+  /** The rest of a POST to the session of `entry`, with its place in the order the session's POSTs came. */
+  async function postTo(entry: LegacySession, ticket: number, request: Request): Promise<Response> {
+    const bytes = await requestBody(request, logger);
+    if (bytes === undefined) return textResponse(400, UNREADABLE_BODY);
+    const text = bodyText(bytes);
+    if (text === undefined) return textResponse(400, `Could not parse message: ${NOT_UTF8}`);
+    const messages = parseMessages(text);
+    if (typeof messages === "string") return textResponse(400, `Could not parse message: ${messages}`);
+    const reused = reusedRequestId(messages, (id) => entry.session.isInFlight(id));
+    if (reused !== undefined) {
+      return textResponse(
+        400,
+        `Invalid request: id ${
+          JSON.stringify(reused)
+        } is already used by a request in flight, or twice in this batch`,
+      );
+    }
+    if (!messages.some(isRequest)) {
+      const earlier = entry.arrivals.after(ticket);
+      if (earlier !== undefined) await earlier;
+      // Closed meanwhile: as if it were unknown.
+      if (entry.stream.closed) return textResponse(404, "Could not find session");
+    }
+    if (messages.length === 1 && !isBatch(text)) {
+      const asIs = singleMessageLine(text);
+      // Laid out on several lines: one line of it, every value as written (its bytes are not that line).
+      entry.session.handleClientMessage(
+        messages[0],
+        asIs ?? oneMessageLine(text),
+        asIs === undefined ? undefined : bodyAsLine(bytes, asIs),
+      );
+    } else {
+      const lines = batchLines(text, messages.length);
+      messages.forEach((message, i) => entry.session.handleClientMessage(message, lines?.[i]));
+    }
+    return textResponse(202, "Accepted");
+  }
 }

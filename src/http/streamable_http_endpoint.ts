@@ -185,11 +185,28 @@ export function streamableHttpEndpoint(
       );
     }
     const sessionId = options.stateless ? null : request.headers.get("mcp-session-id");
-    let session: StreamableSession | undefined;
     if (sessionId !== null) {
-      session = sessions.get(sessionId);
+      const session = sessions.get(sessionId);
       if (session === undefined) return jsonRpcErrorResponse(404, -32001, "Session not found");
+      const ticket = session.arrivals.arrive();
+      try {
+        return await postTo(session, ticket, request);
+      } finally {
+        session.arrivals.handedOver(ticket);
+      }
     }
+    return await postTo(undefined, undefined, request);
+  }
+
+  /**
+   * The rest of a POST (its headers checked), to `session` when it named one (with its place in the
+   * session's `ArrivalOrder`), else to a session it opens.
+   */
+  async function postTo(
+    session: StreamableSession | undefined,
+    ticket: number | undefined,
+    request: Request,
+  ): Promise<Response> {
     const bytes = await requestBody(request, logger);
     if (bytes === undefined) return jsonRpcErrorResponse(400, -32600, UNREADABLE_BODY);
     const text = bodyText(bytes);
@@ -264,7 +281,14 @@ export function streamableHttpEndpoint(
     // Laid out on several lines: one line of it, every value as written (its bytes are not that line).
     const json = asIs ?? (batch ? batchLines(text, messages.length) : oneMessageLine(text));
     const line = asIs === undefined ? undefined : bodyAsLine(bytes, asIs);
-    const response = await session.post(messages as JsonRpcMessage[], batch, protocolVersion, json, line);
+    if (ticket !== undefined && !messages.some(isRequest)) {
+      const earlier = session.arrivals.after(ticket);
+      if (earlier !== undefined) await earlier;
+    }
+    const answer = session.post(messages as JsonRpcMessage[], batch, protocolVersion, json, line);
+    // Its messages are with the child: the session's later POSTs need not wait for its answer.
+    if (ticket !== undefined) session.arrivals.handedOver(ticket);
+    const response = await answer;
     if (options.stateless && !session.closed && response.status === 202) session.close();
     return response;
   }

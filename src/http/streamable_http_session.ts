@@ -21,6 +21,7 @@ import { PRIMING_PROTOCOL_VERSION } from "../protocol_versions.ts";
 import type { AnswerSink, ServerSession, SessionPeer } from "../shared_server.ts";
 import { asEventData, type JsonText } from "../large_answer.ts";
 import { DelayQueue } from "../delay_queue.ts";
+import { ArrivalOrder } from "./arrival_order.ts";
 import { BodyCutShort, EVENT_STREAM_HEADERS, EventStream } from "./event_stream.ts";
 import { GET_STREAM, parseEventId, SessionEventLog } from "./session_event_log.ts";
 
@@ -116,6 +117,8 @@ export class StreamableSession implements SessionPeer {
   protocolVersion: string | undefined;
   /** When the client last sent anything, a request of its was answered, or its GET stream closed. */
   lastSeen = Date.now();
+  /** The order its POSTs arrived in, which its notifications keep (see {@link ArrivalOrder}). */
+  readonly arrivals = new ArrivalOrder();
   readonly #log: SessionEventLog | undefined;
   readonly #logger: Logger;
   readonly #maxBacklogBytes: number;
@@ -258,6 +261,7 @@ export class StreamableSession implements SessionPeer {
     this.#streams.clear();
     this.#getStream?.close();
     this.#streamAfter.clear();
+    this.arrivals.close();
     this.serverSession.close();
     this.#onClose();
   }

@@ -1,0 +1,72 @@
+import assert from "node:assert/strict";
+import { ArrivalOrder } from "../src/http/arrival_order.ts";
+
+const settled = async (promise: Promise<void> | undefined): Promise<boolean> => {
+  if (promise === undefined) return true;
+  let done = false;
+  promise.then(() => done = true);
+  await new Promise((resolve) => setTimeout(resolve, 0));
+  return done;
+};
+
+Deno.test("a POST waits only for those that arrived before it and have not handed over", async () => {
+  const order = new ArrivalOrder();
+  const first = order.arrive();
+  const second = order.arrive();
+  assert.equal(order.after(first), undefined, "nothing came before the first");
+  const waiting = order.after(second);
+  assert.notEqual(waiting, undefined);
+  assert.equal(await settled(waiting), false);
+  order.handedOver(first);
+  assert.equal(await settled(waiting), true);
+  order.handedOver(second);
+  // One arriving later waits for nothing: the earlier ones are done.
+  const third = order.arrive();
+  assert.equal(order.after(third), undefined);
+  order.handedOver(third);
+});
+
+Deno.test("waiters go on oldest first, each once those before it have handed over", async () => {
+  const order = new ArrivalOrder();
+  const call = order.arrive();
+  const a = order.arrive();
+  const b = order.arrive();
+  const went: string[] = [];
+  // b asks first, a second: they still go in the order they arrived.
+  const waitB = order.after(b)!.then(() => went.push("b"));
+  const waitA = order.after(a)!.then(() => {
+    went.push("a");
+    order.handedOver(a);
+  });
+  order.handedOver(call);
+  await Promise.all([waitA, waitB]);
+  assert.deepEqual(went, ["a", "b"]);
+  order.handedOver(b);
+});
+
+Deno.test("a ticket handed over out of turn lets go only the waiters nothing else holds back", async () => {
+  const order = new ArrivalOrder();
+  const slow = order.arrive();
+  const quick = order.arrive();
+  const late = order.arrive();
+  const waiting = order.after(late);
+  order.handedOver(quick);
+  assert.equal(await settled(waiting), false, "the slow one is still coming");
+  order.handedOver(slow);
+  order.handedOver(slow); // Twice: no harm.
+  assert.equal(await settled(waiting), true);
+  order.handedOver(late);
+});
+
+Deno.test("a wait ends after its limit, and at once when the session closes; no timer is left", async () => {
+  const order = new ArrivalOrder();
+  const stuck = order.arrive();
+  const limited = order.arrive();
+  const started = performance.now();
+  await order.after(limited, 30);
+  assert.ok(performance.now() - started >= 25, "it waited about its limit");
+  const closing = order.after(order.arrive());
+  order.close();
+  assert.equal(await settled(closing), true);
+  order.handedOver(stuck);
+});
