@@ -23,11 +23,37 @@ export async function requestBody(
   logger: Logger,
 ): Promise<Uint8Array<ArrayBuffer> | undefined> {
   try {
-    return await request.bytes();
+    const length = Number.parseInt(request.headers.get("content-length") ?? "", 10);
+    if (length < LARGE_BODY_BYTES || request.body === null || request.headers.has("transfer-encoding")) {
+      return await request.bytes();
+    }
+    return await readExactly(request.body, length);
   } catch (error) {
     logger.debug("the body of a request could not be read (the client went away?): {error}", { error });
     return undefined;
   }
+}
+
+/**
+ * From this length on, a body is read into a buffer of its length: `Request.bytes()` keeps the pieces and
+ * the whole for a while, and a burst of 60 POSTs of 3 MiB took 750 MiB of memory with it, against 280 MiB.
+ */
+const LARGE_BODY_BYTES = 64 * 1024;
+
+/** A body of `length` bytes (its `Content-Length`, which Deno's server holds it to), each piece copied in. */
+async function readExactly(
+  body: ReadableStream<Uint8Array>,
+  length: number,
+): Promise<Uint8Array<ArrayBuffer>> {
+  const bytes = new Uint8Array(length);
+  let size = 0;
+  for await (const chunk of body) {
+    if (size + chunk.length > length) throw new Error(`the body is longer than its Content-Length ${length}`);
+    bytes.set(chunk, size);
+    size += chunk.length;
+  }
+  if (size !== length) throw new Error(`the body ended after ${size} of its ${length} bytes`);
+  return bytes;
 }
 
 /** What a request whose body could not be read is answered, should its client still be there. */
