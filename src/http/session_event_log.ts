@@ -7,7 +7,9 @@
  * waits to be resumed for. Among the POSTs' events, the answers and the rest share alike: a server's
  * messages that belong to no request go on the stream of a request still running, as mcp-proxy relates
  * them, and would otherwise push out the answer of another; many answers, the server's request a running
- * call waits on. The newest event stays, whatever its size.
+ * call waits on. The newest event stays, whatever its size. What it forgot of a stream is remembered (the
+ * newest event's place, the requests whose answers were among them), so that a client resuming the stream
+ * from before it is told.
  *
  * Event ids are `STREAM:SEQ`: the stream the event was sent on, and its place in the session's log.
  *
@@ -15,6 +17,7 @@
  */
 
 import type { JsonText } from "../large_answer.ts";
+import type { RequestId } from "../jsonrpc.ts";
 
 /** Events kept per session by default. */
 export const DEFAULT_MAX_EVENTS = 1000;
@@ -28,13 +31,24 @@ export interface LoggedEvent {
   readonly seq: number;
   /** The message's JSON text, or its UTF-8 bytes. */
   readonly data: JsonText;
+  /** For an answer: the id of the request it answers. */
+  readonly answers?: RequestId;
 }
+
+/** What a stream lost from the log after the event a client resumes it from (see `lostSince`). */
+export interface LostEvents {
+  /** The requests whose answers were among the events forgotten. */
+  answers: RequestId[];
+}
+
+/** Streams whose forgotten events are remembered (by their ids and answers), the most recent ones. */
+const MAX_STREAMS_WITH_LOSSES = 256;
 
 /** The stream id of a session's GET stream (the stream of the server's own messages) in event ids. */
 export const GET_STREAM = "0";
 
 /** What stands in the log's array for an event it forgot, until the array is cut. */
-const FORGOTTEN: LoggedEvent = Object.freeze({ id: "", streamId: "", seq: 0, data: "" });
+const FORGOTTEN: LoggedEvent = Object.freeze({ id: "", streamId: "", seq: 0, data: "", answers: undefined });
 
 /** Splits an event id into its stream and sequence number; undefined if it is not one of ours. */
 export function parseEventId(eventId: string): { streamId: string; seq: number } | undefined {
@@ -50,6 +64,12 @@ class Lane {
   events: LoggedEvent[] = [];
   first = 0;
   textLength = 0;
+  /** Told of each event forgotten. */
+  readonly #onForget: (event: LoggedEvent) => void;
+
+  constructor(onForget: (event: LoggedEvent) => void) {
+    this.#onForget = onForget;
+  }
 
   get size(): number {
     return this.events.length - this.first;
@@ -61,7 +81,9 @@ class Lane {
   }
 
   forgetOldest(): void {
-    this.textLength -= this.events[this.first].data.length;
+    const event = this.events[this.first];
+    this.#onForget(event);
+    this.textLength -= event.data.length;
     // Let go of its text now, not when the array is cut (found by QA: 64 forgotten 20 MB answers of a
     // session were kept, 1.3 GB).
     this.events[this.first] = FORGOTTEN;
@@ -85,8 +107,13 @@ class Lane {
 
 /** The events of the POSTs' streams: their answers, and the rest (progress, the server's own messages). */
 class PostLanes {
-  readonly others = new Lane();
-  readonly answers = new Lane();
+  readonly others: Lane;
+  readonly answers: Lane;
+
+  constructor(onForget: (event: LoggedEvent) => void) {
+    this.others = new Lane(onForget);
+    this.answers = new Lane(onForget);
+  }
 
   get size(): number {
     return this.others.size + this.answers.size;
@@ -146,14 +173,30 @@ export class SessionEventLog {
   readonly #maxEvents: number;
   readonly #maxTextLength: number;
   /** The events of the GET stream ({@link GET_STREAM}). */
-  readonly #get = new Lane();
+  readonly #get = new Lane((event) => this.#forgot(event));
   /** The events of the POSTs' streams. */
-  readonly #posts = new PostLanes();
+  readonly #posts = new PostLanes((event) => this.#forgot(event));
   #seq = 0;
+  /**
+   * By stream, the sequence number of its newest event forgotten, and the requests whose answers were
+   * among them (a POST's, a batch's at most): a client that resumes a stream from before them is told
+   * (see `lostSince`).
+   */
+  readonly #forgotten = new Map<string, { newest: number; answers: { seq: number; id: RequestId }[] }>();
 
   constructor(maxEvents = DEFAULT_MAX_EVENTS, maxTextLength = DEFAULT_MAX_TEXT_LENGTH) {
     this.#maxEvents = maxEvents;
     this.#maxTextLength = maxTextLength;
+  }
+
+  /** The most events kept. */
+  get maxEvents(): number {
+    return this.#maxEvents;
+  }
+
+  /** The most text kept, in UTF-16 code units (a rough count of bytes). */
+  get maxTextLength(): number {
+    return this.#maxTextLength;
   }
 
   /** Number of events kept. */
@@ -178,12 +221,18 @@ export class SessionEventLog {
     return `${streamId}:${++this.#seq}`;
   }
 
-  /** Logs `data` as sent on `streamId` (with `answer`, an answer to a request); returns its event id. */
-  append(streamId: string, data: JsonText, answer = false): string {
+  /**
+   * Logs `data` as sent on `streamId` (with `answers`, the answer to that request); returns its event id.
+   */
+  append(streamId: string, data: JsonText, answers?: RequestId): string {
     const seq = ++this.#seq;
     const id = `${streamId}:${seq}`;
-    const lane = streamId === GET_STREAM ? this.#get : answer ? this.#posts.answers : this.#posts.others;
-    lane.push({ id, streamId, seq, data });
+    const lane = streamId === GET_STREAM
+      ? this.#get
+      : answers !== undefined
+      ? this.#posts.answers
+      : this.#posts.others;
+    lane.push({ id, streamId, seq, data, answers });
     for (;;) {
       const overCount = this.size > this.#maxEvents;
       if (!overCount && this.#get.textLength + this.#posts.textLength <= this.#maxTextLength) break;
@@ -209,6 +258,28 @@ export class SessionEventLog {
   /** The events logged on `streamId` with a sequence number above `seq`, oldest first. */
   since(streamId: string, seq: number): LoggedEvent[] {
     return streamId === GET_STREAM ? this.#get.since(streamId, seq) : this.#posts.since(streamId, seq);
+  }
+
+  /**
+   * What the log forgot of the events on `streamId` with a sequence number above `seq`: a client that
+   * resumes the stream from there misses them. Undefined when it forgot none of them.
+   */
+  lostSince(streamId: string, seq: number): LostEvents | undefined {
+    const forgotten = this.#forgotten.get(streamId);
+    if (forgotten === undefined || forgotten.newest <= seq) return undefined;
+    return { answers: forgotten.answers.filter((each) => each.seq > seq).map((each) => each.id) };
+  }
+
+  #forgot(event: LoggedEvent): void {
+    let forgotten = this.#forgotten.get(event.streamId);
+    if (forgotten === undefined) {
+      if (this.#forgotten.size >= MAX_STREAMS_WITH_LOSSES) {
+        this.#forgotten.delete(this.#forgotten.keys().next().value!);
+      }
+      this.#forgotten.set(event.streamId, forgotten = { newest: 0, answers: [] });
+    }
+    forgotten.newest = Math.max(forgotten.newest, event.seq);
+    if (event.answers !== undefined) forgotten.answers.push({ seq: event.seq, id: event.answers });
   }
 
   /**

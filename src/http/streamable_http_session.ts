@@ -372,18 +372,18 @@ export class StreamableSession implements SessionPeer {
       if (channel.pending.size === 0) this.#finish(channel);
       return;
     }
-    this.#sendOnChannel(channel, data, true);
+    this.#sendOnChannel(channel, data, id);
     if (channel.pending.size === 0) this.#finish(channel);
   }
 
   /**
-   * Sends a message on the channel's stream, starting the stream if the response still waits; `answer`:
-   * it answers one of the channel's requests (the event log forgets those last).
+   * Sends a message on the channel's stream, starting the stream if the response still waits; `answers`:
+   * the request of the channel it answers (the event log keeps answers apart).
    */
-  #sendOnChannel(channel: AnswerChannel, json: JsonText, answer = false): void {
+  #sendOnChannel(channel: AnswerChannel, json: JsonText, answers?: RequestId): void {
     if (channel.resolve !== undefined) this.#startStream(channel);
     const data = eventData(json);
-    const id = this.#log?.append(channel.streamId, data, answer);
+    const id = this.#log?.append(channel.streamId, data, answers);
     channel.stream?.send("message", data, id);
   }
 
@@ -424,9 +424,9 @@ export class StreamableSession implements SessionPeer {
     const stream = this.#newStream(() => this.#detach(channel, stream));
     channel.stream = stream;
     if (channel.primed) stream.prime(this.#log!.mark(channel.streamId), RETRY_INTERVAL_MS);
-    for (const json of channel.answers!.values()) {
+    for (const [id, json] of channel.answers!) {
       const data = eventData(json);
-      stream.send("message", data, this.#log?.append(channel.streamId, data, true));
+      stream.send("message", data, this.#log?.append(channel.streamId, data, id));
     }
     channel.answers = undefined;
     resolve(this.#streamResponse(stream));
@@ -469,6 +469,31 @@ export class StreamableSession implements SessionPeer {
     for (const event of this.#log.since(streamId, seq)) {
       stream.send("message", event.data, event.id);
       if (streamId === GET_STREAM) this.#getDelivered = Math.max(this.#getDelivered, event.seq);
+    }
+    // What the bounded log forgot of it is lost: said, and an answer among it given as an error, so that
+    // its request does not wait for ever.
+    const lost = this.#log.lostSince(streamId, seq);
+    if (lost !== undefined) {
+      this.#logger.warn(
+        "Streamable HTTP session {id}: a stream resumed from event {event} misses events the event log no " +
+          "longer holds (it keeps {events} events and {bytes} bytes); answers lost: {answers}",
+        {
+          id: this.id,
+          event: lastEventId,
+          events: this.#log.maxEvents,
+          bytes: this.#log.maxTextLength,
+          answers: lost.answers.length,
+        },
+      );
+      for (const id of lost.answers) {
+        const data = errorText(
+          id,
+          -32000,
+          "mcp-proxy: the answer was lost: the stream broke, and the " +
+            "session's event log no longer held the answer when the client came back for it",
+        );
+        stream.send("message", data, this.#log.append(streamId, data, id));
+      }
     }
     if (streamId === GET_STREAM) this.#getStream = stream;
     else if (channel !== undefined && !channel.done) channel.stream = stream;
