@@ -596,6 +596,41 @@ Deno.test("http1_fetch: a server learned to close every connection is trusted ag
   });
 });
 
+Deno.test("http1_fetch: an idle limit learned before a server closed connections after their answer still holds after", async () => {
+  // The server closes idle connections after 2.5 s; for a while (a restart, say), every connection right
+  // after its one answer.
+  let closeAtOnce = false;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  await withRawServer(async (conn) => {
+    clearTimeout(timer);
+    await writeText(conn, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+    if (closeAtOnce) return false;
+    timer = setTimeout(() => conn.close(), 2500);
+    return true;
+  }, async (origin, counts) => {
+    await withFetch(async (fetch) => {
+      const call = async (path: string) => assert.equal(await (await fetch(`${origin}${path}`)).text(), "ok");
+      await call("/a");
+      await new Promise((resolve) => setTimeout(resolve, 2700));
+      closeAtOnce = true;
+      await call("/b");
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      closeAtOnce = false;
+      await call("/c");
+      assert.equal(counts.connections, 3);
+      // Kept open a second, watched: the server keeps its connections again, and is trusted to.
+      await new Promise((resolve) => setTimeout(resolve, 1100));
+      await call("/d");
+      assert.equal(counts.connections, 3, "idle 1.1 s: taken again");
+      // Found by review: the limit learned first (2.5 s, less a margin) had been forgotten.
+      await new Promise((resolve) => setTimeout(resolve, 1700));
+      await call("/e");
+      assert.equal(counts.connections, 4, "idle 1.7 s: not taken, as the server keeps it 2.5 s");
+    });
+  });
+  clearTimeout(timer);
+});
+
 Deno.test("http1_fetch: bytes a server sends on an idle connection drop it; the next request takes a new one", async () => {
   await withRawServer(async (conn, request) => {
     await writeText(

@@ -740,6 +740,18 @@ export function createHttp1Fetch(options: Http1FetchOptions): Http1Fetch {
   const idleLimits = new Map<string, number>();
 
   /**
+   * Origins whose server was seen closing a connection right after its one answer: their parked
+   * connections are not taken (see `learnIdleLimit`). Apart from {@link idleLimits}, which outlives it.
+   */
+  const closingAfterAnswer = new Set<string>();
+
+  /** `origin`'s server closes every connection after one answer, as far as is known now. */
+  const learnClosingAfterAnswer = (origin: string) => {
+    if (closingAfterAnswer.size >= MAX_TARGETS) closingAfterAnswer.clear();
+    closingAfterAnswer.add(origin);
+  };
+
+  /**
    * The server closed `connection` after it was idle for `closedAfterMs`: later ones go before that. A
    * close after an idle time servers set (seconds) counts as such, the longest seen: a server that
    * restarts closes its connections however long they were idle, which says nothing of how long it keeps
@@ -749,17 +761,19 @@ export function createHttp1Fetch(options: Http1FetchOptions): Http1Fetch {
    * close after seconds shows otherwise.
    */
   const learnIdleLimit = (connection: Connection, closedAfterMs: number) => {
-    const quick = closedAfterMs < QUICK_CLOSE_MS;
-    // One its server kept between answers, then closed at once, is a server stopping (a restart), not one
-    // that closes every connection after its answer.
-    if (quick && connection.reused) return;
-    // One its server kept between answers and then closed at once is a server stopping (a restart), not
-    // one that closes every connection after its answer (found by QA: after an upstream restart, no
-    // connection was taken again until mcp-proxy itself restarted).
-    if (!quick && closedAfterMs < 2 * IDLE_MARGIN_MS) return;
-    const known = idleLimits.get(connection.origin) ?? 0;
+    const { origin } = connection;
+    if (closedAfterMs < QUICK_CLOSE_MS) {
+      // One its server kept between answers and then closed at once is a server stopping (a restart), not
+      // one that closes every connection after its answer (found by QA: after an upstream restart, no
+      // connection was taken again until mcp-proxy itself restarted).
+      if (!connection.reused) learnClosingAfterAnswer(origin);
+      return;
+    }
+    if (closedAfterMs < 2 * IDLE_MARGIN_MS) return;
+    closingAfterAnswer.delete(origin);
+    const known = idleLimits.get(origin) ?? 0;
     if (idleLimits.size >= MAX_TARGETS) idleLimits.clear();
-    idleLimits.set(connection.origin, quick ? 0 : Math.max(known, idleLimit(closedAfterMs)));
+    idleLimits.set(origin, Math.max(known, idleLimit(closedAfterMs)));
   };
 
   const release = (connection: Connection, reusable: boolean) => {
@@ -786,15 +800,15 @@ export function createHttp1Fetch(options: Http1FetchOptions): Http1Fetch {
     const list = idle.get(origin);
     if (list === undefined || list.length === 0) return undefined;
     const now = performance.now();
-    let learned = idleLimits.get(origin) ?? Infinity;
-    if (learned === 0) {
+    if (closingAfterAnswer.size !== 0 && closingAfterAnswer.has(origin)) {
       // None is taken (it could be closing as the request goes), but one that stayed open long after its
-      // answer (the oldest parked) shows the server keeps its connections now.
+      // answer (the oldest parked) shows the server keeps its connections now; an idle limit learned
+      // before still holds (found by review: it was forgotten).
       // Watched, not merely parked: a watch that could not start (a stalled event loop) has seen nothing.
       if (list[0].watchedFor(now) < KEPT_OPEN_MS) return undefined;
-      idleLimits.delete(origin);
-      learned = Infinity;
+      closingAfterAnswer.delete(origin);
     }
+    const learned = idleLimits.get(origin) ?? Infinity;
     for (let reused = list.pop(); reused !== undefined; reused = list.pop()) {
       if (reused.idleFor(now) >= Math.min(reused.idleLimitMs, learned)) {
         reused.close();
@@ -936,10 +950,7 @@ export function createHttp1Fetch(options: Http1FetchOptions): Http1Fetch {
       // moment after one answer, without saying so (found by QA: 30 ms after, and every second request
       // crossed the close). Its connections are not taken again until one stays open (see `reuse`): for a
       // server restarting instead, a second or so of new connections.
-      if (reused && !answered && !closed) {
-        if (idleLimits.size >= MAX_TARGETS) idleLimits.clear();
-        idleLimits.set(origin, 0);
-      }
+      if (reused && !answered && !closed) learnClosingAfterAnswer(origin);
       throw error instanceof TypeError ? error : networkError(error);
     } finally {
       if (signal !== undefined) aborts.forget(signal, onAbort);
