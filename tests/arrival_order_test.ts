@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { ArrivalOrder } from "../src/http/arrival_order.ts";
+import { ArrivalOrder, waitsForEarlierPosts } from "../src/http/arrival_order.ts";
 
 const settled = async (promise: Promise<void> | undefined): Promise<boolean> => {
   if (promise === undefined) return true;
@@ -58,15 +58,47 @@ Deno.test("a ticket handed over out of turn lets go only the waiters nothing els
   order.handedOver(late);
 });
 
-Deno.test("a wait ends after its limit, and at once when the session closes; no timer is left", async () => {
+Deno.test("a POST stalled mid-body is waited for once, up to the limit; the session's close ends every wait", async () => {
   const order = new ArrivalOrder();
   const stuck = order.arrive();
-  const limited = order.arrive();
+  const a = order.arrive();
+  const b = order.arrive();
   const started = performance.now();
-  await order.after(limited, 30);
-  assert.ok(performance.now() - started >= 25, "it waited about its limit");
+  const went: string[] = [];
+  const waitB = order.after(b, 30)!.then(() => went.push("b"));
+  const waitA = order.after(a, 60)!.then(() => {
+    went.push("a");
+    order.handedOver(a);
+  });
+  await Promise.all([waitA, waitB]);
+  assert.ok(performance.now() - started >= 25, "they waited about the first limit");
+  assert.deepEqual(went, ["a", "b"], "still in the order they came");
+  order.handedOver(b);
+  // Given up: a later one does not wait for it again (found by review: 10 s each).
+  const later = order.arrive();
+  assert.equal(order.after(later), undefined);
+  order.handedOver(later);
+  order.handedOver(stuck); // Its body came at last: no harm.
+
+  const blocking = order.arrive();
   const closing = order.after(order.arrive());
   order.close();
   assert.equal(await settled(closing), true);
-  order.handedOver(stuck);
+  assert.equal(order.after(order.arrive()), undefined, "closed: nobody waits");
+  order.handedOver(blocking);
+});
+
+Deno.test("waitsForEarlierPosts: a POST with a notification, in a batch with requests too", () => {
+  const notification = {
+    jsonrpc: "2.0" as const,
+    method: "notifications/cancelled",
+    params: { requestId: 1 },
+  };
+  const request = { jsonrpc: "2.0" as const, id: 2, method: "ping" };
+  const answer = { jsonrpc: "2.0" as const, id: 3, result: {} };
+  assert.equal(waitsForEarlierPosts([notification]), true);
+  assert.equal(waitsForEarlierPosts([answer, notification]), true);
+  assert.equal(waitsForEarlierPosts([answer]), false, "a client's answer names no request of its");
+  assert.equal(waitsForEarlierPosts([request]), false, "a request alone never waits");
+  assert.equal(waitsForEarlierPosts([request, notification]), true, "found by QA: a batch's cancellation");
 });

@@ -672,21 +672,35 @@ Deno.test("/sse: the SDK's client gets every progress notification the child wro
 });
 
 /**
- * Starts a POST on a connection of its own and sends its head and the first bytes of its body only;
- * `finish` sends the rest. Its answer is not read: `close` ends the connection.
+ * Starts a POST on a connection of its own and sends its head and the first bytes of its body only (with
+ * its length, or `chunked`); `finish` sends the rest. Its answer is not read: `close` ends the connection.
  */
-async function startSlowPost(origin: string, path: string, headers: Record<string, string>, body: string) {
+async function startSlowPost(
+  origin: string,
+  path: string,
+  headers: Record<string, string>,
+  body: string,
+  chunked = false,
+) {
   const url = new URL(origin);
   const conn = await Deno.connect({ hostname: url.hostname, port: Number(url.port) });
-  const bytes = new TextEncoder().encode(body);
-  const head = `POST ${path} HTTP/1.1\r\nHost: ${url.host}\r\nContent-Length: ${bytes.length}\r\n` +
+  const encoder = new TextEncoder();
+  const bytes = encoder.encode(body);
+  const framing = chunked ? "Transfer-Encoding: chunked" : `Content-Length: ${bytes.length}`;
+  const head = `POST ${path} HTTP/1.1\r\nHost: ${url.host}\r\n${framing}\r\n` +
     Object.entries(headers).map(([name, value]) => `${name}: ${value}\r\n`).join("") + "\r\n";
   const writeAll = async (data: Uint8Array) => {
     for (let written = 0; written < data.length;) written += await conn.write(data.subarray(written));
   };
-  await writeAll(new TextEncoder().encode(head));
-  await writeAll(bytes.subarray(0, 10));
-  return { finish: () => writeAll(bytes.subarray(10)), close: () => conn.close() };
+  const piece = async (data: Uint8Array, last: boolean) => {
+    if (!chunked) return await writeAll(data);
+    await writeAll(encoder.encode(`${data.length.toString(16)}\r\n`));
+    await writeAll(data);
+    await writeAll(encoder.encode(last ? "\r\n0\r\n\r\n" : "\r\n"));
+  };
+  await writeAll(encoder.encode(head));
+  await piece(bytes.subarray(0, 10), false);
+  return { finish: () => piece(bytes.subarray(10), true), close: () => conn.close() };
 }
 
 Deno.test("a cancellation POSTed while its call's body is still coming reaches the child after the call: /mcp and /sse", async () => {
@@ -702,18 +716,21 @@ Deno.test("a cancellation POSTed while its call's body is still coming reaches t
   const cancel = (id: number) =>
     JSON.stringify({ jsonrpc: "2.0", method: "notifications/cancelled", params: { requestId: id } });
 
-  // Streamable HTTP: the cancellation's POST comes whole while the call's body is still coming.
+  // Streamable HTTP: the cancellation's POST comes whole while the call's body is still coming, with its
+  // length or chunked (found by review: a chunked body was read before the POST took its place).
   const sessionId = await initializeSession(proxy);
   const headers = { ...JSON_AND_SSE, "Mcp-Session-Id": sessionId };
-  const slow = await startSlowPost(proxy.origin, "/mcp", headers, call(7));
-  try {
-    await delay(150);
-    const cancelled = request(`${proxy.origin}/mcp`, { method: "POST", headers, body: cancel(7) });
-    assert.equal(await settlesWithin(cancelled, 150), false, "the cancellation waits for the call");
-    await slow.finish();
-    assert.equal((await cancelled).status, 202);
-  } finally {
-    slow.close();
+  for (const [id, chunked] of [[7, false], [17, true]] as const) {
+    const slow = await startSlowPost(proxy.origin, "/mcp", headers, call(id), chunked);
+    try {
+      await delay(150);
+      const cancelled = request(`${proxy.origin}/mcp`, { method: "POST", headers, body: cancel(id) });
+      assert.equal(await settlesWithin(cancelled, 150), false, "the cancellation waits for the call");
+      await slow.finish();
+      assert.equal((await cancelled).status, 202);
+    } finally {
+      slow.close();
+    }
   }
   const seen = await request(`${proxy.origin}/mcp`, {
     method: "POST",
@@ -721,35 +738,33 @@ Deno.test("a cancellation POSTed while its call's body is still coming reaches t
     body: JSON.stringify({ jsonrpc: "2.0", id: 8, method: "tools/call", params: { name: "cancellations" } }),
   });
   const cancellations = JSON.parse(JSON.parse(seen.body).result.content[0].text);
-  assert.equal(cancellations.length, 1, seen.body);
-  assert.equal(cancellations[0].wasRunning, true, "the call reached the child before its cancellation");
+  assert.equal(cancellations.length, 2, seen.body);
+  assert.ok(cancellations.every((each: { wasRunning: boolean }) => each.wasRunning), "each call came first");
 
   // Legacy SSE: the same, on the messages endpoint.
   const sse = await openSse(`${proxy.origin}/sse`);
   const endpoint = `${proxy.origin}${sse.first.data}`;
   assert.equal((await request(endpoint, { method: "POST", body: JSON.stringify(INITIALIZE) })).status, 202);
   assert.equal(JSON.parse((await sse.nextEvent()).data).id, 0);
-  const legacy = await startSlowPost(
-    proxy.origin,
-    sse.first.data,
-    { "Content-Type": "application/json" },
-    call(9),
-  );
-  try {
-    await delay(150);
-    const cancelled = request(endpoint, { method: "POST", body: cancel(9) });
-    assert.equal(await settlesWithin(cancelled, 150), false, "the cancellation waits for the call");
-    await legacy.finish();
-    assert.equal((await cancelled).status, 202);
-  } finally {
-    legacy.close();
+  for (const [id, chunked] of [[9, false], [19, true]] as const) {
+    const json = { "Content-Type": "application/json" };
+    const legacy = await startSlowPost(proxy.origin, sse.first.data, json, call(id), chunked);
+    try {
+      await delay(150);
+      const cancelled = request(endpoint, { method: "POST", body: cancel(id) });
+      assert.equal(await settlesWithin(cancelled, 150), false, "the cancellation waits for the call");
+      await legacy.finish();
+      assert.equal((await cancelled).status, 202);
+    } finally {
+      legacy.close();
+    }
   }
   const asked = { jsonrpc: "2.0", id: 10, method: "tools/call", params: { name: "cancellations" } };
   assert.equal((await request(endpoint, { method: "POST", body: JSON.stringify(asked) })).status, 202);
   const answer = JSON.parse((await sse.nextEvent()).data);
   assert.equal(answer.id, 10);
   const all = JSON.parse(answer.result.content[0].text);
-  assert.equal(all.length, 2, answer.result.content[0].text);
-  assert.equal(all[1].wasRunning, true, "the call reached the child before its cancellation");
+  assert.equal(all.length, 4, answer.result.content[0].text);
+  assert.ok(all.every((each: { wasRunning: boolean }) => each.wasRunning), "each call came first");
   await sse.close();
 });

@@ -224,7 +224,7 @@ Deno.test("SessionEventLog: a busy GET stream does not push out the answers of t
 Deno.test("SessionEventLog: among the POSTs' events, answers and the rest keep half each, and each stream replays in order", () => {
   const log = new SessionEventLog(10, 10_000);
   log.append("1", "progress of 1");
-  log.append("1", "answer of 1", 1);
+  log.append("1", "answer of 1", true);
   // The server's own messages, related to another request still running (found by QA: they pushed out the
   // answer a broken stream was to be resumed for).
   for (let i = 0; i < 100; i++) log.append("2", `note ${i}`);
@@ -232,7 +232,7 @@ Deno.test("SessionEventLog: among the POSTs' events, answers and the rest keep h
   assert.equal(log.since("2", 0).length, 9);
   // A stream's events come back in the order they were sent, answers and the rest alike.
   log.append("3", "progress of 3");
-  log.append("3", "answer of 3", 3);
+  log.append("3", "answer of 3", true);
   log.append("3", "after the answer");
   assert.deepEqual(log.since("3", 0).map((event) => event.data), [
     "progress of 3",
@@ -242,30 +242,43 @@ Deno.test("SessionEventLog: among the POSTs' events, answers and the rest keep h
   // Many answers: the oldest go first, and the rest keep their half (found by review: a server's request a
   // running call waited on was pushed out by answers long delivered).
   log.append("40", "elicitation/create of a running call");
-  for (let i = 0; i < 20; i++) log.append(`${10 + i}`, `answer ${i}`, 10 + i);
+  for (let i = 0; i < 20; i++) log.append(`${10 + i}`, `answer ${i}`, true);
   assert.equal(log.size, 10);
   assert.deepEqual(log.since("29", 0).map((event) => event.data), ["answer 19"]);
   assert.deepEqual(log.since("1", 0), []);
   assert.deepEqual(log.since("40", 0).map((event) => event.data), ["elicitation/create of a running call"]);
-  // What it forgot of a stream, after the event a client resumes it from: the answers by their requests.
-  assert.deepEqual(log.lostSince("1", 0), { answers: [1] });
-  assert.equal(log.lostSince("1", 2), undefined, "a client that got the answer (event 2) misses nothing");
-  assert.deepEqual(log.lostSince("2", 0), { answers: [] }, "notes forgotten, no answer among them");
-  assert.equal(log.lostSince("29", 0), undefined, "nothing forgotten");
-  assert.deepEqual(log.lostSince("10", 0), { answers: [10] });
   // A large notification, the newest, does not push out answers within their half of the size (found by
   // review: both went), as one on the GET stream does not.
   for (const stream of ["3", "0"]) {
     const bySize = new SessionEventLog(1000, 100);
-    bySize.append("1", "a".repeat(20), 1);
-    bySize.append("2", "b".repeat(20), 2);
+    bySize.append("1", "a".repeat(20), true);
+    bySize.append("2", "b".repeat(20), true);
     bySize.append(stream, "n".repeat(90));
     assert.equal(bySize.since("1", 0).length + bySize.since("2", 0).length, 2, `a notification on ${stream}`);
     // Once it is no more the newest, it goes: it holds more than half.
-    bySize.append("4", "c".repeat(20), 4);
+    bySize.append("4", "c".repeat(20), true);
     assert.deepEqual(bySize.since(stream, 0), []);
     assert.equal(bySize.size, 3);
   }
+});
+
+Deno.test("SessionEventLog: what it forgot of a stream is reported once, its answers by their ids as written", () => {
+  const log = new SessionEventLog(4, 100_000);
+  log.append("1", '{"jsonrpc":"2.0","method":"notifications/progress","params":{}}');
+  log.append("1", '{"jsonrpc":"2.0","id":1.0,"result":{}}', true);
+  const big = new TextEncoder().encode('{"result":{"n":1},"jsonrpc":"2.0","id":12345678901234567890}');
+  log.append("2", big, true);
+  for (let i = 0; i < 4; i++) log.append(`${3 + i}`, `{"jsonrpc":"2.0","id":"s${i}","result":{}}`, true);
+  assert.deepEqual(
+    log.since("1", 0).map((event) => event.seq),
+    [1],
+    "the answer forgotten, the progress kept",
+  );
+  assert.equal(log.takeLost("1", 2), undefined, "a client that got the answer (event 2) misses nothing");
+  assert.deepEqual(log.takeLost("1", 1), { answerIds: ["1.0"] });
+  assert.deepEqual(log.takeLost("1", 0), { answerIds: [] }, "reported once: the answer is not again");
+  assert.deepEqual(log.takeLost("2", 0), { answerIds: ["12345678901234567890"] }, "from bytes, digits kept");
+  assert.equal(log.takeLost("6", 0), undefined, "kept: nothing lost");
 });
 
 Deno.test("an answer that comes first leaves as one JSON body; a batch's answers in request order", async () => {
@@ -416,6 +429,13 @@ Deno.test("a stream resumed after the event log let go of its answer gets an err
   assert.equal((answer.error as { code: number }).code, -32000);
   assert.match((answer.error as { message: string }).message, /answer was lost/);
   assert.equal(await resumed.next(), undefined, "its request is answered: the stream ends");
+  // From the same event again (the first resume broke before the client read it): that error answer
+  // once, from the log (found by review: one more each time).
+  for (let i = 0; i < 3; i++) {
+    const replayed: EventReader = new EventReader(harness.session.openStream(priming!.id!, LATEST).body!);
+    assert.deepEqual(await replayed.nextMessage(), answer);
+    assert.equal(await replayed.next(), undefined);
+  }
   harness.session.close();
 });
 

@@ -12,7 +12,6 @@ import {
   batchLines,
   isBatch,
   isNotification,
-  isRequest,
   isResponse,
   oneMessageLine,
   parseMessages,
@@ -21,7 +20,7 @@ import {
 } from "../jsonrpc.ts";
 import { asEventData, bodyAsLine, cutShortAnswer } from "../large_answer.ts";
 import { type ServerSession, type SessionSource, SessionUnavailableError } from "../shared_server.ts";
-import { ArrivalOrder } from "./arrival_order.ts";
+import { ArrivalOrder, waitsForEarlierPosts } from "./arrival_order.ts";
 import { EVENT_STREAM_HEADERS, EventStream } from "./event_stream.ts";
 import { bodyText, NOT_UTF8, requestBody, UNREADABLE_BODY } from "./request_body.ts";
 import type { SessionLimit } from "./session_limit.ts";
@@ -193,6 +192,13 @@ export function legacySseEndpoint(
     if (text === undefined) return textResponse(400, `Could not parse message: ${NOT_UTF8}`);
     const messages = parseMessages(text);
     if (typeof messages === "string") return textResponse(400, `Could not parse message: ${messages}`);
+    // Before its ids are checked against those in flight: they may change while it waits.
+    if (waitsForEarlierPosts(messages)) {
+      const earlier = entry.arrivals.after(ticket);
+      if (earlier !== undefined) await earlier;
+      // Closed meanwhile: as if it were unknown.
+      if (entry.stream.closed) return textResponse(404, "Could not find session");
+    }
     const reused = reusedRequestId(messages, (id) => entry.session.isInFlight(id));
     if (reused !== undefined) {
       return textResponse(
@@ -201,12 +207,6 @@ export function legacySseEndpoint(
           JSON.stringify(reused)
         } is already used by a request in flight, or twice in this batch`,
       );
-    }
-    if (!messages.some(isRequest)) {
-      const earlier = entry.arrivals.after(ticket);
-      if (earlier !== undefined) await earlier;
-      // Closed meanwhile: as if it were unknown.
-      if (entry.stream.closed) return textResponse(404, "Could not find session");
     }
     if (messages.length === 1 && !isBatch(text)) {
       const asIs = singleMessageLine(text);

@@ -17,7 +17,7 @@
  */
 
 import type { JsonText } from "../large_answer.ts";
-import type { RequestId } from "../jsonrpc.ts";
+import { memberSpan } from "../json_members.ts";
 
 /** Events kept per session by default. */
 export const DEFAULT_MAX_EVENTS = 1000;
@@ -31,14 +31,14 @@ export interface LoggedEvent {
   readonly seq: number;
   /** The message's JSON text, or its UTF-8 bytes. */
   readonly data: JsonText;
-  /** For an answer: the id of the request it answers. */
-  readonly answers?: RequestId;
+  /** Whether it is the answer to a request. */
+  readonly answer: boolean;
 }
 
-/** What a stream lost from the log after the event a client resumes it from (see `lostSince`). */
+/** What a stream lost from the log after the event a client resumes it from (see `takeLost`). */
 export interface LostEvents {
-  /** The requests whose answers were among the events forgotten. */
-  answers: RequestId[];
+  /** The ids of the answers among the events forgotten, each as its JSON text has it. */
+  answerIds: string[];
 }
 
 /** Streams whose forgotten events are remembered (by their ids and answers), the most recent ones. */
@@ -48,7 +48,16 @@ const MAX_STREAMS_WITH_LOSSES = 256;
 export const GET_STREAM = "0";
 
 /** What stands in the log's array for an event it forgot, until the array is cut. */
-const FORGOTTEN: LoggedEvent = Object.freeze({ id: "", streamId: "", seq: 0, data: "", answers: undefined });
+const FORGOTTEN: LoggedEvent = Object.freeze({ id: "", streamId: "", seq: 0, data: "", answer: false });
+
+const decoder = new TextDecoder();
+
+/** The id of the answer `data`, as its JSON text has it; undefined if it cannot be found. */
+function writtenAnswerId(data: JsonText): string | undefined {
+  const text = typeof data === "string" ? data : decoder.decode(data);
+  const span = memberSpan(text, ["id"]);
+  return span == null ? undefined : text.slice(span.start, span.start + span.length);
+}
 
 /** Splits an event id into its stream and sequence number; undefined if it is not one of ours. */
 export function parseEventId(eventId: string): { streamId: string; seq: number } | undefined {
@@ -178,11 +187,11 @@ export class SessionEventLog {
   readonly #posts = new PostLanes((event) => this.#forgot(event));
   #seq = 0;
   /**
-   * By stream, the sequence number of its newest event forgotten, and the requests whose answers were
-   * among them (a POST's, a batch's at most): a client that resumes a stream from before them is told
-   * (see `lostSince`).
+   * By stream, the sequence number of its newest event forgotten, and the ids of the answers among them
+   * not reported yet (a POST's, a batch's at most): a client that resumes a stream from before them is
+   * told (see `takeLost`).
    */
-  readonly #forgotten = new Map<string, { newest: number; answers: { seq: number; id: RequestId }[] }>();
+  readonly #forgotten = new Map<string, { newest: number; answers: { seq: number; id: string }[] }>();
 
   constructor(maxEvents = DEFAULT_MAX_EVENTS, maxTextLength = DEFAULT_MAX_TEXT_LENGTH) {
     this.#maxEvents = maxEvents;
@@ -221,18 +230,12 @@ export class SessionEventLog {
     return `${streamId}:${++this.#seq}`;
   }
 
-  /**
-   * Logs `data` as sent on `streamId` (with `answers`, the answer to that request); returns its event id.
-   */
-  append(streamId: string, data: JsonText, answers?: RequestId): string {
+  /** Logs `data` as sent on `streamId` (with `answer`, an answer to a request); returns its event id. */
+  append(streamId: string, data: JsonText, answer = false): string {
     const seq = ++this.#seq;
     const id = `${streamId}:${seq}`;
-    const lane = streamId === GET_STREAM
-      ? this.#get
-      : answers !== undefined
-      ? this.#posts.answers
-      : this.#posts.others;
-    lane.push({ id, streamId, seq, data, answers });
+    const lane = streamId === GET_STREAM ? this.#get : answer ? this.#posts.answers : this.#posts.others;
+    lane.push({ id, streamId, seq, data, answer });
     for (;;) {
       const overCount = this.size > this.#maxEvents;
       if (!overCount && this.#get.textLength + this.#posts.textLength <= this.#maxTextLength) break;
@@ -262,12 +265,20 @@ export class SessionEventLog {
 
   /**
    * What the log forgot of the events on `streamId` with a sequence number above `seq`: a client that
-   * resumes the stream from there misses them. Undefined when it forgot none of them.
+   * resumes the stream from there misses them. Undefined when it forgot none of them. The answers among
+   * them are reported once: the caller answers for them (found by review: each resume from the same id
+   * reported them again).
    */
-  lostSince(streamId: string, seq: number): LostEvents | undefined {
+  takeLost(streamId: string, seq: number): LostEvents | undefined {
     const forgotten = this.#forgotten.get(streamId);
     if (forgotten === undefined || forgotten.newest <= seq) return undefined;
-    return { answers: forgotten.answers.filter((each) => each.seq > seq).map((each) => each.id) };
+    const answerIds: string[] = [];
+    forgotten.answers = forgotten.answers.filter((each) => {
+      if (each.seq <= seq) return true;
+      answerIds.push(each.id);
+      return false;
+    });
+    return { answerIds };
   }
 
   #forgot(event: LoggedEvent): void {
@@ -279,7 +290,9 @@ export class SessionEventLog {
       this.#forgotten.set(event.streamId, forgotten = { newest: 0, answers: [] });
     }
     forgotten.newest = Math.max(forgotten.newest, event.seq);
-    if (event.answers !== undefined) forgotten.answers.push({ seq: event.seq, id: event.answers });
+    if (!event.answer) return;
+    const id = writtenAnswerId(event.data);
+    if (id !== undefined) forgotten.answers.push({ seq: event.seq, id });
   }
 
   /**

@@ -32,6 +32,7 @@ import { eraOf, HEADER_MISMATCH } from "./protocol_era.ts";
 import { bodyText, NOT_UTF8, requestBody, UNREADABLE_BODY } from "./request_body.ts";
 import type { SessionLimit } from "./session_limit.ts";
 import { jsonRpcErrorResponse, StreamableSession } from "./streamable_http_session.ts";
+import { waitsForEarlierPosts } from "./arrival_order.ts";
 
 /** The most messages one POST may carry (as the SDK allows). */
 export const MAX_BATCH_SIZE = 100;
@@ -225,6 +226,11 @@ export function streamableHttpEndpoint(
         `Invalid Request: Batch must not exceed ${MAX_BATCH_SIZE} messages`,
       );
     }
+    // Before its ids are checked against those in flight: they may change while it waits.
+    if (ticket !== undefined && waitsForEarlierPosts(messages as JsonRpcMessage[])) {
+      const earlier = session!.arrivals.after(ticket);
+      if (earlier !== undefined) await earlier;
+    }
     const era = eraOf(messages as JsonRpcMessage[], batch, request.headers);
     if (era.era === "refused") {
       return jsonRpcErrorResponse(era.status, era.code, era.message, undefined, { id: era.id });
@@ -281,10 +287,6 @@ export function streamableHttpEndpoint(
     // Laid out on several lines: one line of it, every value as written (its bytes are not that line).
     const json = asIs ?? (batch ? batchLines(text, messages.length) : oneMessageLine(text));
     const line = asIs === undefined ? undefined : bodyAsLine(bytes, asIs);
-    if (ticket !== undefined && !messages.some(isRequest)) {
-      const earlier = session.arrivals.after(ticket);
-      if (earlier !== undefined) await earlier;
-    }
     const answer = session.post(messages as JsonRpcMessage[], batch, protocolVersion, json, line);
     // Its messages are with the child: the session's later POSTs need not wait for its answer.
     if (ticket !== undefined) session.arrivals.handedOver(ticket);

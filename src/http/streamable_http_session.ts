@@ -25,6 +25,13 @@ import { ArrivalOrder } from "./arrival_order.ts";
 import { BodyCutShort, EVENT_STREAM_HEADERS, EventStream } from "./event_stream.ts";
 import { GET_STREAM, parseEventId, SessionEventLog } from "./session_event_log.ts";
 
+/** The error of an answer the event log forgot before the client came back for it (see `#resume`). */
+const LOST_ANSWER_ERROR = JSON.stringify({
+  code: -32000,
+  message: "mcp-proxy: the answer was lost: the stream broke, and the session's event log no longer held " +
+    "the answer when the client came back for it",
+});
+
 /** A request not answered this soon gets an SSE stream: keep-alives, and an event id to resume from. */
 export const STREAM_AFTER_MS = 100;
 /** How long a client waits before reconnecting a stream the server closed (the SSE `retry` field). */
@@ -372,18 +379,18 @@ export class StreamableSession implements SessionPeer {
       if (channel.pending.size === 0) this.#finish(channel);
       return;
     }
-    this.#sendOnChannel(channel, data, id);
+    this.#sendOnChannel(channel, data, true);
     if (channel.pending.size === 0) this.#finish(channel);
   }
 
   /**
-   * Sends a message on the channel's stream, starting the stream if the response still waits; `answers`:
-   * the request of the channel it answers (the event log keeps answers apart).
+   * Sends a message on the channel's stream, starting the stream if the response still waits; `answer`:
+   * it answers one of the channel's requests (the event log forgets those last).
    */
-  #sendOnChannel(channel: AnswerChannel, json: JsonText, answers?: RequestId): void {
+  #sendOnChannel(channel: AnswerChannel, json: JsonText, answer = false): void {
     if (channel.resolve !== undefined) this.#startStream(channel);
     const data = eventData(json);
-    const id = this.#log?.append(channel.streamId, data, answers);
+    const id = this.#log?.append(channel.streamId, data, answer);
     channel.stream?.send("message", data, id);
   }
 
@@ -424,9 +431,9 @@ export class StreamableSession implements SessionPeer {
     const stream = this.#newStream(() => this.#detach(channel, stream));
     channel.stream = stream;
     if (channel.primed) stream.prime(this.#log!.mark(channel.streamId), RETRY_INTERVAL_MS);
-    for (const [id, json] of channel.answers!) {
+    for (const json of channel.answers!.values()) {
       const data = eventData(json);
-      stream.send("message", data, this.#log?.append(channel.streamId, data, id));
+      stream.send("message", data, this.#log?.append(channel.streamId, data, true));
     }
     channel.answers = undefined;
     resolve(this.#streamResponse(stream));
@@ -472,27 +479,23 @@ export class StreamableSession implements SessionPeer {
     }
     // What the bounded log forgot of it is lost: said, and an answer among it given as an error, so that
     // its request does not wait for ever.
-    const lost = this.#log.lostSince(streamId, seq);
+    const lost = this.#log.takeLost(streamId, seq);
     if (lost !== undefined) {
       this.#logger.warn(
         "Streamable HTTP session {id}: a stream resumed from event {event} misses events the event log no " +
-          "longer holds (it keeps {events} events and {bytes} bytes); answers lost: {answers}",
+          "longer holds (it keeps {events} events and {bytes} bytes); answers among them, now given as " +
+          "errors: {answers}",
         {
           id: this.id,
           event: lastEventId,
           events: this.#log.maxEvents,
           bytes: this.#log.maxTextLength,
-          answers: lost.answers.length,
+          answers: lost.answerIds.length,
         },
       );
-      for (const id of lost.answers) {
-        const data = errorText(
-          id,
-          -32000,
-          "mcp-proxy: the answer was lost: the stream broke, and the " +
-            "session's event log no longer held the answer when the client came back for it",
-        );
-        stream.send("message", data, this.#log.append(streamId, data, id));
+      for (const id of lost.answerIds) {
+        const data = `{"jsonrpc":"2.0","id":${id},"error":${LOST_ANSWER_ERROR}}`;
+        stream.send("message", data, this.#log.append(streamId, data, true));
       }
     }
     if (streamId === GET_STREAM) this.#getStream = stream;
