@@ -106,8 +106,9 @@ export function legacySseEndpoint(
           }),
         onClose: () => {
           sessionLimit.close();
-          sessions.get(id)?.arrivals.close();
-          sessions.get(id)?.session.close();
+          const entry = sessions.get(id);
+          entry?.arrivals.close();
+          entry?.session.close();
           sessions.delete(id);
           logger.debug("SSE session {id} of {server} closed", { id, server: server.name });
         },
