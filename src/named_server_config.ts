@@ -36,6 +36,19 @@ function describe(value: unknown): string {
   return json.length > MAX_SHOWN_VALUE_LENGTH ? `${json.slice(0, MAX_SHOWN_VALUE_LENGTH - 1)}…` : json;
 }
 
+/**
+ * What kind of value a bad one is, without the value: one in `env` or `args` may be a secret (a token
+ * written as `["TOKEN=…"]`, found by QA), and a warning goes to logs.
+ */
+function kindOf(value: unknown): string {
+  if (value === null) return "null";
+  if (Array.isArray(value)) return `a list of ${value.length}`;
+  if (typeof value === "object") return "an object";
+  if (typeof value === "number") return "a number";
+  if (typeof value === "boolean") return value ? "true" : "false";
+  return `a ${typeof value}`;
+}
+
 function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === "object" && value !== null && !Array.isArray(value);
 }
@@ -184,14 +197,16 @@ function toServerSpec(name: string, entry: Record<string, unknown>): StdioServer
   if (typeof command !== "string" || command.trim() === "") {
     return `"command" must be a non-empty string, got ${describe(command)}`;
   }
-  if (!Array.isArray(args) || !args.every((arg): arg is string => typeof arg === "string")) {
-    return `"args" must be a list of strings, got ${describe(args)}`;
+  if (!Array.isArray(args)) return `"args" must be a list of strings, got ${kindOf(args)}`;
+  const badArg = args.findIndex((arg) => typeof arg !== "string");
+  if (badArg !== -1) {
+    return `"args" must be a list of strings, but item ${badArg + 1} is ${kindOf(args[badArg])}`;
   }
-  if (!isObject(env)) return `"env" must be an object of string values, got ${describe(env)}`;
+  if (!isObject(env)) return `"env" must be an object of string values, got ${kindOf(env)}`;
   const badVariable = Object.entries(env).find(([, value]) => typeof value !== "string");
   if (badVariable) {
     return `"env" must be an object of string values, but ${describe(badVariable[0])} is ${
-      describe(badVariable[1])
+      kindOf(badVariable[1])
     }`;
   }
   // A name with "=" or NUL, or a NUL in a value or an argument, cannot reach a process: the spawn would

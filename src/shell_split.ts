@@ -1,6 +1,6 @@
 /**
  * Splits a command string into words the way a POSIX shell does, without running a shell: no expansion,
- * no globbing, no pipes. Used for `--named-server NAME COMMAND_STRING`.
+ * no globbing, no pipes. Used for `--named-server NAME COMMAND_STRING`; and back, to show a command.
  *
  * @module
  */
@@ -101,3 +101,22 @@ export function splitShellWords(text: string): string[] {
   if (inWord) words.push(word);
   return words;
 }
+
+/**
+ * Joins `words` into one command string that {@link splitShellWords} (and a POSIX shell) splits back
+ * into them: a word of plain characters as it is, any other in single quotes. Used to show a command.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { joinShellWords } from "./shell_split.ts";
+ *
+ * assert.equal(joinShellWords(["sh", "-c", "echo it's; exit 0"]), `sh -c 'echo it'\\''s; exit 0'`);
+ * ```
+ */
+export function joinShellWords(words: readonly string[]): string {
+  return words.map((word) => PLAIN_WORD.test(word) ? word : `'${word.replaceAll("'", `'\\''`)}'`).join(" ");
+}
+
+/** A word no shell reads otherwise than as it is. */
+const PLAIN_WORD = /^[\w@%+=:,./-]+$/;

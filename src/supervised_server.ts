@@ -11,6 +11,7 @@ import type { RestartPolicy, StdioServerSpec } from "./cli/command_line.ts";
 import type { RequestId } from "./jsonrpc.ts";
 import type { ModernStatus } from "./modern_server.ts";
 import { SharedServer } from "./shared_server.ts";
+import { joinShellWords } from "./shell_split.ts";
 import { SpawnError, StdioServerProcess } from "./stdio_server_process.ts";
 
 /** Where a server stands, as `/status` and `/health` report it. */
@@ -163,7 +164,8 @@ export class SupervisedServer {
     const startedAt = Date.now();
     this.#logger.info("started server {name}: {command} (pid {pid})", {
       name: spec.name,
-      command: [spec.command, ...spec.args].join(" "),
+      // Quoted, so that the words show as they are (found by QA: `sh -c echo boom; exit 0` read as more).
+      command: joinShellWords([spec.command, ...spec.args]),
       pid: process.pid,
     });
     if (this.#restarts > 0) this.shared.childStarted();

@@ -128,22 +128,27 @@ Deno.test("parseNamedServerConfig() skips an entry whose command is not a non-em
 Deno.test("parseNamedServerConfig() skips an entry whose args are not a list of strings", () => {
   assertSkipped(
     { fetch: { command: "uvx", args: "mcp-server-fetch" } },
-    `${FILE}: server "fetch": "args" must be a list of strings, got "mcp-server-fetch"; skipped`,
+    `${FILE}: server "fetch": "args" must be a list of strings, got a string; skipped`,
   );
   assertSkipped(
     { fetch: { command: "uvx", args: ["--port", 8080] } },
-    `${FILE}: server "fetch": "args" must be a list of strings, got ["--port",8080]; skipped`,
+    `${FILE}: server "fetch": "args" must be a list of strings, but item 2 is a number; skipped`,
   );
 });
 
-Deno.test("parseNamedServerConfig() skips an entry whose env is not an object of strings", () => {
+Deno.test("parseNamedServerConfig() skips an entry whose env is not an object of strings, its values unshown", () => {
   assertSkipped(
     { fetch: { command: "uvx", env: ["K=V"] } },
-    `${FILE}: server "fetch": "env" must be an object of string values, got ["K=V"]; skipped`,
+    `${FILE}: server "fetch": "env" must be an object of string values, got a list of 1; skipped`,
   );
   assertSkipped(
     { fetch: { command: "uvx", env: { HOST: "h", PORT: 8080 } } },
-    `${FILE}: server "fetch": "env" must be an object of string values, but "PORT" is 8080; skipped`,
+    `${FILE}: server "fetch": "env" must be an object of string values, but "PORT" is a number; skipped`,
+  );
+  // Found by QA: a token written the wrong way was quoted in the warning.
+  assertSkipped(
+    { gh: { command: "npx", env: { GITHUB_TOKEN: { value: "ghp_secret" } } } },
+    `${FILE}: server "gh": "env" must be an object of string values, but "GITHUB_TOKEN" is an object; skipped`,
   );
 });
 
@@ -274,7 +279,7 @@ Deno.test("parseNamedServerConfig() keeps the good entries around a bad one", ()
 });
 
 Deno.test("parseNamedServerConfig() shortens long bad values in warnings", () => {
-  const { warnings } = parseServers({ fetch: { command: "uvx", args: "x".repeat(500) } });
+  const { warnings } = parseServers({ fetch: { command: ["x".repeat(500)] } });
   assert.ok(warnings[0].length < 150, warnings[0]);
   assert.match(warnings[0], /…; skipped$/);
 });

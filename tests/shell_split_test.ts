@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { splitShellWords } from "../src/shell_split.ts";
+import { joinShellWords, splitShellWords } from "../src/shell_split.ts";
 
 function splitsTo(text: string, expected: string[]): void {
   assert.deepEqual(splitShellWords(text), expected, `splitting ${JSON.stringify(text)}`);
@@ -108,4 +108,11 @@ Deno.test("splitShellWords: a quote character inside the other quotes does not n
 
 Deno.test("splitShellWords: a trailing lone backslash throws", () => {
   assert.throws(() => splitShellWords("srv \\"), /^Error: No escaped character in "srv \\\\"/);
+});
+
+Deno.test("joinShellWords: splitShellWords reads its text back into the same words", () => {
+  const words = ["sh", "-c", "echo boom >&2; exit 0", "", "it's", 'a "b" \\c', "tab\there", "ünï", "--x=1,2"];
+  const joined = joinShellWords(words);
+  assert.equal(joined.split(" ").slice(0, 2).join(" "), "sh -c", "plain words as they are");
+  assert.deepEqual(splitShellWords(joined), words);
 });

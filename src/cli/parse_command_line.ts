@@ -748,7 +748,12 @@ function buildDefaultServerEnv(pairs: readonly [string, string][], shownAs: stri
   const env: Record<string, string> = {};
   for (const [name, value] of pairs) {
     if (name === "" || /[=\0]/.test(name)) {
-      throw new UsageError(`${shownAs} expects an environment variable name as KEY, got ${quote(name)}`);
+      // Up to its "=" only: `-e TOKEN=secret`, written as for docker, holds the value (found by QA).
+      const equals = name.indexOf("=");
+      const shown = equals === -1 ? quote(name) : `${quote(name.slice(0, equals + 1))}…`;
+      throw new UsageError(
+        `${shownAs} expects an environment variable name as KEY, got ${shown} (write ${shownAs} KEY VALUE)`,
+      );
     }
     if (value.includes("\0")) throw new UsageError(`${shownAs} ${name}: the VALUE must not contain NUL`);
     env[name] = value;

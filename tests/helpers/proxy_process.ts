@@ -32,10 +32,7 @@ export const FIXTURE: string[] = [
 ];
 
 /** Quotes words for `--named-server NAME COMMAND_STRING`. */
-export function shellJoin(words: string[]): string {
-  return words.map((word) => /^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replaceAll("'", `'\\''`)}'`)
-    .join(" ");
-}
+export { joinShellWords as shellJoin } from "../../src/shell_split.ts";
 
 const decoder = new TextDecoder();
 
