@@ -143,15 +143,29 @@ Deno.test("ClientCredentials caches the token", async () => {
   assert.equal(server.tokenRequests.length, 1);
 });
 
-Deno.test("ClientCredentials renews the token 30 s before expires_in", async () => {
+/** What `accessToken()` gives once the renewal it may have started is over (polled, up to 2 s). */
+async function tokenOnceRenewed(credentials: ClientCredentials, renewed: string): Promise<string> {
+  const deadline = Date.now() + 2000;
+  let token = await credentials.accessToken();
+  while (token !== renewed && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    token = await credentials.accessToken();
+  }
+  return token;
+}
+
+Deno.test("ClientCredentials renews the token 30 s before expires_in, the current one serving meanwhile", async () => {
   await using server = new AuthServer();
   let clock = 1_000_000;
   const credentials = server.credentials({ now: () => clock });
   assert.equal(await credentials.accessToken(), "token-1");
   clock += 29_999;
   assert.equal(await credentials.accessToken(), "token-1");
+  assert.equal(server.tokenRequests.length, 1);
   clock += 1;
-  assert.equal(await credentials.accessToken(), "token-2");
+  // Renewed from now on; the request that found it due does not wait for that.
+  assert.equal(await credentials.accessToken(), "token-1");
+  assert.equal(await tokenOnceRenewed(credentials, "token-2"), "token-2");
   assert.equal(server.tokenRequests.length, 2);
 });
 
@@ -163,8 +177,41 @@ Deno.test("ClientCredentials renews a token shorter-lived than a minute at half 
   assert.equal(await credentials.accessToken(), "token-1");
   clock = 9_999;
   assert.equal(await credentials.accessToken(), "token-1");
+  assert.equal(server.tokenRequests.length, 1);
   clock = 10_000;
-  assert.equal(await credentials.accessToken(), "token-2");
+  assert.equal(await tokenOnceRenewed(credentials, "token-2"), "token-2");
+  // Expired, with no renewal made ahead: the request waits for a new token.
+  clock = 10_000 + 20_000;
+  assert.equal(await credentials.accessToken(), "token-3");
+});
+
+Deno.test("ClientCredentials keeps serving a token whose renewal ahead of expiry failed, until it expires", async () => {
+  await using server = new AuthServer();
+  server.expiresIn = 60;
+  let clock = 0;
+  const credentials = server.credentials({ now: () => clock });
+  assert.equal(await credentials.accessToken(), "token-1");
+  server.tokenAnswer = () => new Response("down", { status: 500 });
+  clock = 30_000;
+  assert.equal(await credentials.accessToken(), "token-1", "found by QA: this request failed");
+  const tried = () => server.tokenRequests.length;
+  for (let waited = 0; tried() < 2 && waited < 2000; waited += 5) {
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  assert.equal(tried(), 2);
+  // Not tried again at once (each request would), but after a pause.
+  clock = 31_000;
+  assert.equal(await credentials.accessToken(), "token-1");
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  assert.equal(tried(), 2);
+  server.tokenAnswer = undefined;
+  clock = 36_000;
+  assert.equal(await tokenOnceRenewed(credentials, "token-3"), "token-3");
+  // Once expired, a failure is the request's: there is no token left to send.
+  server.tokenAnswer = () => new Response("down", { status: 500 });
+  clock = 36_000 + 60_000;
+  await assert.rejects(credentials.accessToken(), OAuthError);
 });
 
 Deno.test("ClientCredentials keeps a token without expires_in until renew()", async () => {
@@ -245,12 +292,19 @@ Deno.test("ClientCredentials reports a token answer it cannot use", async () => 
 
 Deno.test("ClientCredentials accepts a lowercase bearer token_type and a numeric-string expires_in", async () => {
   await using server = new AuthServer();
-  server.tokenAnswer = () => Response.json({ access_token: "abc", token_type: "bearer", expires_in: "60" });
+  server.tokenAnswer = () =>
+    Response.json({
+      access_token: `abc${server.tokenRequests.length}`,
+      token_type: "bearer",
+      expires_in: "60",
+    });
   let clock = 0;
   const credentials = server.credentials({ now: () => clock });
-  assert.equal(await credentials.accessToken(), "abc");
+  assert.equal(await credentials.accessToken(), "abc1");
+  clock = 29_999;
+  assert.equal(await credentials.accessToken(), "abc1");
   clock = 30_000;
-  assert.equal(await credentials.accessToken(), "abc");
+  assert.equal(await tokenOnceRenewed(credentials, "abc2"), "abc2", "renewed at half of 60 s");
   assert.equal(server.tokenRequests.length, 2);
 });
 

@@ -19,6 +19,9 @@ const logger = proxyLogger("oauth");
 /** A token is renewed this long before its `expires_in` runs out (or at half its life, if shorter). */
 const RENEW_MARGIN_MS = 30_000;
 
+/** After a renewal ahead of expiry failed, the next is tried no sooner than this (the token still serves). */
+const RENEW_AHEAD_RETRY_MS = 5_000;
+
 /** How long one metadata or token request (answer included) may take. */
 const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
 
@@ -183,6 +186,8 @@ interface CachedToken {
   value: string;
   /** When to renew, in the clock's milliseconds; undefined: keep until the server rejects it. */
   renewAt?: number;
+  /** When its `expires_in` runs out, in the clock's milliseconds; with `renewAt`. */
+  expiresAt?: number;
 }
 
 /**
@@ -210,6 +215,8 @@ export class ClientCredentials {
   #endpoint: TokenEndpoint | undefined;
   #token: CachedToken | undefined;
   #pending: Promise<string> | undefined;
+  /** No renewal ahead of expiry before this (one just failed); see {@link RENEW_AHEAD_RETRY_MS}. */
+  #renewAheadAfter = -Infinity;
 
   constructor(options: ClientCredentialsOptions) {
     const resourceUrl = httpUrl(options.resourceUrl);
@@ -233,13 +240,35 @@ export class ClientCredentials {
       .filter((secret) => secret.length >= 3);
   }
 
-  /** The current access token: cached, or fetched now if there is none or it is about to expire. */
+  /**
+   * The current access token: cached, or fetched now if there is none or it has expired. One about to
+   * expire is renewed meanwhile, and serves until then: a token endpoint down or slow for a moment fails
+   * no request while the token in hand is good (found by QA: every request in the last 30 s failed).
+   */
   accessToken(): Promise<string> {
     const token = this.#token;
-    if (token !== undefined && (token.renewAt === undefined || this.#now() < token.renewAt)) {
-      return Promise.resolve(token.value);
+    if (token !== undefined) {
+      const now = this.#now();
+      if (token.renewAt === undefined || now < token.renewAt) return Promise.resolve(token.value);
+      if (now < token.expiresAt!) {
+        if (this.#pending === undefined && now >= this.#renewAheadAfter) this.#renewAhead(token);
+        return Promise.resolve(token.value);
+      }
     }
     return this.#pending ??= this.#requestToken(null);
+  }
+
+  /** Renews `token` before it expires; a failure is warned of, and `token` serves on until then. */
+  #renewAhead(token: CachedToken): void {
+    this.#pending = this.#requestToken(null);
+    this.#pending.catch((error: unknown) => {
+      this.#renewAheadAfter = this.#now() + RENEW_AHEAD_RETRY_MS;
+      const seconds = Math.max(0, Math.round((token.expiresAt! - this.#now()) / 1000));
+      logger.warn("renewing the access token failed; the current one serves {seconds} s more: {error}", {
+        seconds,
+        error: error instanceof Error ? error.message : String(error),
+      });
+    });
   }
 
   /**
@@ -345,7 +374,12 @@ export class ClientCredentials {
     const seconds = typeof expiresIn === "string" ? Number(expiresIn) : expiresIn;
     if (typeof seconds !== "number" || !Number.isFinite(seconds) || seconds <= 0) return { value };
     const lifetime = seconds * 1000;
-    return { value, renewAt: this.#now() + lifetime - Math.min(RENEW_MARGIN_MS, lifetime / 2) };
+    const now = this.#now();
+    return {
+      value,
+      renewAt: now + lifetime - Math.min(RENEW_MARGIN_MS, lifetime / 2),
+      expiresAt: now + lifetime,
+    };
   }
 
   /** The message for a non-2xx answer of the token endpoint, with the OAuth error code if there is one. */
