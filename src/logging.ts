@@ -233,3 +233,9 @@ export function proxyLogger(...subcategory: string[]): Logger {
 export function serverStderrLogger(name: string): Logger {
   return getLogger(["server-stderr", name]);
 }
+
+/** A text quoted in a log line or an error message: on one line, and at most 200 characters of it. */
+export function oneLine(text: string): string {
+  const line = text.replace(/\s+/g, " ").trim();
+  return line.length > 200 ? line.slice(0, 200) + "…" : line;
+}

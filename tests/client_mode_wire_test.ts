@@ -790,11 +790,16 @@ Deno.test("stdout carries only JSON-RPC lines; a bad line gets a parse error; EO
     { jsonrpc: "2.0", method: "notifications/initialized" },
     "this is not json",
     { jsonrpc: "2.0", id: "two", method: "tools/list", params: { _meta: { trace: "kept" } } },
+    `not json either ${"x".repeat(100_000)}`,
   ]);
   assert.equal(code, 0, stderr);
+  // Quoted in the warning, up to 200 characters.
+  assert.match(stderr, /not a JSON-RPC message \(not JSON\): this is not json/);
+  assert.match(stderr, /not a JSON-RPC message \(not JSON\): not json either x{184}…/);
+  assert.ok(stderr.length < 5000, `stderr of ${stderr.length} characters`);
   const messages = stdout.trimEnd().split("\n").map((line) => JSON.parse(line));
   for (const message of messages) assert.equal(message.jsonrpc, "2.0");
-  assert.deepEqual(messages.map((message) => message.id).sort(), [1, "two", null].sort());
+  assert.deepEqual(messages.map((message) => message.id).sort(), [1, "two", null, null].sort());
   assert.equal(messages.find((message) => message.id === null).error.code, -32700);
   assert.equal(messages.find((message) => message.id === "two").result.tools[0].name, "noop");
   const forwarded = server.requests.find((request) => request.body?.id === "two");

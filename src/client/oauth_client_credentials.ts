@@ -10,7 +10,7 @@
  * @module
  */
 
-import { proxyLogger } from "../logging.ts";
+import { oneLine, proxyLogger } from "../logging.ts";
 import { neverArrived } from "./remote_transport.ts";
 import { certificateRefused, describeFetchError } from "./tls_fetch.ts";
 
@@ -35,12 +35,6 @@ function redact(url: URL): string {
 /** `value` encoded as in an `application/x-www-form-urlencoded` body (RFC 6749 §2.3.1, Appendix B). */
 function formEncode(value: string): string {
   return new URLSearchParams([["", value]]).toString().slice(1);
-}
-
-/** One line of at most 200 characters, for server-provided text quoted in a message. */
-function oneLine(text: string): string {
-  const line = text.replace(/\s+/g, " ").trim();
-  return line.length > 200 ? line.slice(0, 200) + "…" : line;
 }
 
 function isObject(value: unknown): value is Record<string, unknown> {

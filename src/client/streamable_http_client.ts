@@ -9,6 +9,7 @@
 
 import { isRequest, isResponse, type JsonRpcMessage, parseMessages, type RequestId } from "../jsonrpc.ts";
 import { type JsonText, receivedLines } from "../large_answer.ts";
+import { oneLine } from "../logging.ts";
 import {
   backoffDelay,
   bodyStart,
@@ -47,12 +48,6 @@ export interface StreamableHttpClientOptions extends RemoteTransportOptions {
  */
 async function shortBody(response: Response, scrub: (text: string) => string): Promise<string> {
   return oneLine(scrub(await bodyStart(response.body)));
-}
-
-/** Up to 200 characters of `text`, on one line. */
-function oneLine(text: string): string {
-  const line = text.replace(/\s+/g, " ").trim();
-  return line.length > 200 ? line.slice(0, 200) + "…" : line;
 }
 
 /**
