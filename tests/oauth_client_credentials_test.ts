@@ -214,6 +214,37 @@ Deno.test("ClientCredentials keeps serving a token whose renewal ahead of expiry
   await assert.rejects(credentials.accessToken(), OAuthError);
 });
 
+Deno.test("ClientCredentials never serves a token a 401 refused, also while or after a renewal ahead of expiry", async () => {
+  await using server = new AuthServer();
+  let clock = 0;
+  const credentials = server.credentials({ now: () => clock });
+  assert.equal(await credentials.accessToken(), "token-1");
+  // Due for renewal; the token endpoint is slow: token-1 serves meanwhile.
+  let release = Promise.withResolvers<void>();
+  server.hold = release.promise;
+  clock = 30_000;
+  assert.equal(await credentials.accessToken(), "token-1");
+  // The server refuses token-1: from now on everybody waits for the renewal under way (found by review:
+  // token-1 was handed out until it ended).
+  const renewed = credentials.renew(null, "token-1");
+  const meanwhile = credentials.accessToken();
+  release.resolve();
+  assert.deepEqual(await Promise.all([renewed, meanwhile]), ["token-2", "token-2"]);
+  assert.equal(server.tokenRequests.length, 2);
+  // The same with a renewal that fails: token-2 is not served again after it.
+  release = Promise.withResolvers<void>();
+  server.hold = release.promise;
+  server.tokenAnswer = () => new Response("down", { status: 500 });
+  clock = 60_000;
+  assert.equal(await credentials.accessToken(), "token-2");
+  const refused = credentials.renew(null, "token-2");
+  release.resolve();
+  await assert.rejects(refused, OAuthError);
+  server.hold = undefined;
+  server.tokenAnswer = undefined;
+  assert.equal(await credentials.accessToken(), "token-4", "a token asked for anew, not token-2");
+});
+
 Deno.test("ClientCredentials keeps a token without expires_in until renew()", async () => {
   await using server = new AuthServer();
   server.expiresIn = undefined;

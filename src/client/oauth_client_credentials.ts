@@ -254,9 +254,12 @@ export class ClientCredentials {
 
   /** Renews `token` before it expires; a failure is warned of, and `token` serves on until then. */
   #renewAhead(token: CachedToken): void {
+    // Counted from its start: the next goes no sooner, whatever becomes of this one.
+    this.#renewAheadAfter = this.#now() + RENEW_AHEAD_RETRY_MS;
     this.#pending = this.#requestToken(null);
     this.#pending.catch((error: unknown) => {
-      this.#renewAheadAfter = this.#now() + RENEW_AHEAD_RETRY_MS;
+      // The token is no longer the one in hand (a 401 refused it): the request that found so is told.
+      if (this.#token !== token) return;
       const seconds = Math.max(0, Math.round((token.expiresAt! - this.#now()) / 1000));
       logger.warn("renewing the access token failed; the current one serves {seconds} s more: {error}", {
         seconds,
@@ -272,12 +275,13 @@ export class ClientCredentials {
    * newer token is already cached, that one is returned.
    */
   renew(challenge?: string | null, rejected?: string): Promise<string> {
-    if (this.#pending !== undefined) return this.#pending;
     const token = this.#token;
-    if (rejected !== undefined && token !== undefined && token.value !== rejected) {
-      return Promise.resolve(token.value);
-    }
-    this.#token = undefined;
+    const stale = token !== undefined && (rejected === undefined || token.value === rejected);
+    // The server refused the token in hand: nobody gets it again, also while a renewal ahead of its
+    // expiry is under way, nor after one that fails (found by review).
+    if (stale) this.#token = undefined;
+    if (this.#pending !== undefined) return this.#pending;
+    if (token !== undefined && !stale) return Promise.resolve(token.value);
     return this.#pending = this.#requestToken(challenge ?? null);
   }
 
