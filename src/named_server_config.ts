@@ -37,8 +37,9 @@ function describe(value: unknown): string {
 }
 
 /**
- * What kind of value a bad one is, without the value: one in `env` or `args` may be a secret (a token
- * written as `["TOKEN=…"]`, found by QA), and a warning goes to logs.
+ * What kind of value a bad one is, without the value: one that holds a command, its arguments or its
+ * environment may hold a secret (a token written as `["TOKEN=…"]`, found by QA), and a warning goes to
+ * logs.
  */
 function kindOf(value: unknown): string {
   if (value === null) return "null";
@@ -158,7 +159,8 @@ function parseJson(text: string, fileName: string): unknown {
     const position = `line ${lines.length}, column ${lines[lines.length - 1].length + 1}`;
     // Our position replaces V8's, and the echo of the text is noise in a one-line message.
     const reason = message.replace(/ at position \d+.*$/s, "").replace(/ in JSON$/, "")
-      .replace(/, (?:\.\.\.)?".*" is not valid JSON$/s, "");
+      // However it quotes the text (`"…"`, `..."…"...`): a value there may be a secret (found by review).
+      .replace(/, .* is not valid JSON$/s, "");
     throw new ConfigError(`${fileName} is not valid JSON: ${reason} at ${position}`);
   }
 }
@@ -195,7 +197,9 @@ function toServerSpec(name: string, entry: Record<string, unknown>): StdioServer
   const { command, args = [], env = {}, cwd } = entry;
   if (command === undefined) return `"command" must be a non-empty string, but it is missing`;
   if (typeof command !== "string" || command.trim() === "") {
-    return `"command" must be a non-empty string, got ${describe(command)}`;
+    return `"command" must be a non-empty string, got ${
+      typeof command === "string" ? describe(command) : kindOf(command)
+    }`;
   }
   if (!Array.isArray(args)) return `"args" must be a list of strings, got ${kindOf(args)}`;
   const badArg = args.findIndex((arg) => typeof arg !== "string");
@@ -213,7 +217,10 @@ function toServerSpec(name: string, entry: Record<string, unknown>): StdioServer
   // fail again at each restart.
   const badName = Object.keys(env).find((key) => key === "" || /[=\0]/.test(key));
   if (badName !== undefined) {
-    return `"env" names a variable ${describe(badName)}: a name must be non-empty, without "=" or NUL`;
+    // Up to its "=": `"TOKEN=secret": ""` holds the value (found by review).
+    const equals = badName.indexOf("=");
+    const shown = equals === -1 ? describe(badName) : `${describe(badName.slice(0, equals + 1))}…`;
+    return `"env" names a variable ${shown}: a name must be non-empty, without "=" or NUL`;
   }
   const nulValue = Object.keys(env).find((key) => (env[key] as string).includes("\0"));
   if (nulValue !== undefined) return `"env" ${describe(nulValue)}: the value must not contain NUL characters`;
@@ -268,11 +275,11 @@ export function parseNamedServerConfig(text: string, fileName: string): NamedSer
   }
   const config = parseJson(json, fileName);
   if (!isObject(config)) {
-    throw new ConfigError(`${fileName} must hold a JSON object at the top level, got ${describe(config)}`);
+    throw new ConfigError(`${fileName} must hold a JSON object at the top level, got ${kindOf(config)}`);
   }
   const entries = config.mcpServers;
   if (!isObject(entries)) {
-    const got = "mcpServers" in config ? `; "mcpServers" is ${describe(entries)}` : "";
+    const got = "mcpServers" in config ? `; "mcpServers" is ${kindOf(entries)}` : "";
     throw new ConfigError(`${fileName} has no "mcpServers" object${got}`);
   }
 
@@ -281,7 +288,7 @@ export function parseNamedServerConfig(text: string, fileName: string): NamedSer
   for (const [name, entry] of Object.entries(entries)) {
     const where = `${fileName}: server ${describe(name)}`;
     if (!isObject(entry)) {
-      warnings.push(`${where} must be an object, got ${describe(entry)}; skipped`);
+      warnings.push(`${where} must be an object, got ${kindOf(entry)}; skipped`);
       continue;
     }
     // Checked before the fields: an entry is often switched off precisely because it is incomplete.

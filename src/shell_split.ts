@@ -11,13 +11,13 @@ const WORD_SEPARATORS = " \t\r\n";
 /** Characters a backslash escapes inside double quotes (POSIX); before anything else it stays literal. */
 const ESCAPABLE_IN_DOUBLE_QUOTES = '\\"$`\n';
 
-function unterminatedQuote(text: string, quote: string, position: number): Error {
+/**
+ * The text is not quoted in errors: a command string may hold a secret, and the error goes to a log (found
+ * by review); where it went wrong is told by position.
+ */
+function unterminatedQuote(quote: string, position: number): Error {
   const kind = quote === "'" ? "single" : "double";
-  return new Error(
-    `No closing quotation in ${
-      JSON.stringify(text)
-    }: the ${kind} quote at position ${position} is never closed`,
-  );
+  return new Error(`No closing quotation: the ${kind} quote at position ${position} is never closed`);
 }
 
 /**
@@ -35,7 +35,7 @@ function unterminatedQuote(text: string, quote: string, position: number): Error
  *
  * @param text The command string, e.g. `uvx mcp-server-fetch --user-agent "My Bot"`.
  * @returns The words, e.g. `["uvx", "mcp-server-fetch", "--user-agent", "My Bot"]`.
- * @throws {Error} `No closing quotation in …` for an unterminated quote, `No escaped character in …`
+ * @throws {Error} `No closing quotation: …` for an unterminated quote, `No escaped character: …`
  *   when the text ends with a lone backslash.
  *
  * @example Usage
@@ -61,7 +61,7 @@ export function splitShellWords(text: string): string[] {
       i++;
     } else if (ch === "\\") {
       if (i + 1 >= text.length) {
-        throw new Error(`No escaped character in ${JSON.stringify(text)}: it ends with a lone backslash`);
+        throw new Error(`No escaped character: the text ends with a lone backslash`);
       }
       const next = text[i + 1];
       if (next !== "\n") {
@@ -71,7 +71,7 @@ export function splitShellWords(text: string): string[] {
       i += 2;
     } else if (ch === "'") {
       const end = text.indexOf("'", i + 1);
-      if (end === -1) throw unterminatedQuote(text, ch, i);
+      if (end === -1) throw unterminatedQuote(ch, i);
       word += text.slice(i + 1, end);
       inWord = true;
       i = end + 1;
@@ -79,7 +79,7 @@ export function splitShellWords(text: string): string[] {
       const start = i;
       i++;
       for (;;) {
-        if (i >= text.length) throw unterminatedQuote(text, ch, start);
+        if (i >= text.length) throw unterminatedQuote(ch, start);
         const inner = text[i];
         if (inner === '"') break;
         if (inner === "\\" && i + 1 < text.length && ESCAPABLE_IN_DOUBLE_QUOTES.includes(text[i + 1])) {
@@ -103,8 +103,8 @@ export function splitShellWords(text: string): string[] {
 }
 
 /**
- * Joins `words` into one command string that {@link splitShellWords} (and a POSIX shell) splits back
- * into them: a word of plain characters as it is, any other in single quotes. Used to show a command.
+ * Joins `words` into one command string that {@link splitShellWords} splits back into them: a word of
+ * plain characters as it is, any other in single quotes. Used to show a command.
  *
  * @example Usage
  * ```ts

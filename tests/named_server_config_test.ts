@@ -77,30 +77,51 @@ Deno.test("parseNamedServerConfig() reports a position even where JSON.parse giv
   );
 });
 
+Deno.test("parseNamedServerConfig() quotes none of the text around a JSON error: it may hold a secret", () => {
+  // Found by review: V8's excerpt of the text ("…"... or '…'...) was left in.
+  const padding = `"pad": "${"p".repeat(40)}", `;
+  for (
+    const text of [
+      `{"mcpServers": {"gh": {${padding}"env": {"T": ghp_SECRET_VALUE}}}}`,
+      `{"mcpServers": {"gh": {${padding}"env": {"T": 'ghp_SECRET_VALUE'}}}}`,
+      `{"mcpServers": {"gh": {"env": {"T": ghp_SECRET_VALUE}}}}`,
+    ]
+  ) {
+    assertConfigError(text, /^servers\.json is not valid JSON: .* at line 1, column \d+$/);
+    assert.throws(
+      () => parseNamedServerConfig(text, FILE),
+      (error: Error) => !error.message.includes("SECRET"),
+    );
+  }
+});
+
 Deno.test("parseNamedServerConfig() rejects an empty file", () => {
   assertConfigError("", /^servers\.json is empty; expected a JSON object/);
   assertConfigError(" \n\t\n", /^servers\.json is empty; expected a JSON object/);
 });
 
 Deno.test("parseNamedServerConfig() rejects a top level that is not an object", () => {
-  assertConfigError('["a"]', `${FILE} must hold a JSON object at the top level, got ["a"]`);
+  assertConfigError('["a"]', `${FILE} must hold a JSON object at the top level, got a list of 1`);
   assertConfigError("null", `${FILE} must hold a JSON object at the top level, got null`);
-  assertConfigError("42", `${FILE} must hold a JSON object at the top level, got 42`);
+  assertConfigError("42", `${FILE} must hold a JSON object at the top level, got a number`);
 });
 
 Deno.test("parseNamedServerConfig() rejects a file without an mcpServers object", () => {
   assertConfigError('{"servers": {}}', `${FILE} has no "mcpServers" object`);
-  assertConfigError('{"mcpServers": ["a"]}', `${FILE} has no "mcpServers" object; "mcpServers" is ["a"]`);
+  assertConfigError(
+    '{"mcpServers": ["a"]}',
+    `${FILE} has no "mcpServers" object; "mcpServers" is a list of 1`,
+  );
   assertConfigError('{"mcpServers": null}', `${FILE} has no "mcpServers" object; "mcpServers" is null`);
 });
 
 Deno.test("parseNamedServerConfig() skips an entry that is not an object", () => {
   assertSkipped(
     { fetch: "uvx mcp-server-fetch" },
-    `${FILE}: server "fetch" must be an object, got "uvx mcp-server-fetch"; skipped`,
+    `${FILE}: server "fetch" must be an object, got a string; skipped`,
   );
   assertSkipped({ fetch: null }, `${FILE}: server "fetch" must be an object, got null; skipped`);
-  assertSkipped({ fetch: ["uvx"] }, `${FILE}: server "fetch" must be an object, got ["uvx"]; skipped`);
+  assertSkipped({ fetch: ["uvx"] }, `${FILE}: server "fetch" must be an object, got a list of 1; skipped`);
 });
 
 Deno.test("parseNamedServerConfig() skips an entry without a command", () => {
@@ -121,7 +142,7 @@ Deno.test("parseNamedServerConfig() skips an entry whose command is not a non-em
   );
   assertSkipped(
     { fetch: { command: ["uvx"] } },
-    `${FILE}: server "fetch": "command" must be a non-empty string, got ["uvx"]; skipped`,
+    `${FILE}: server "fetch": "command" must be a non-empty string, got a list of 1; skipped`,
   );
 });
 
@@ -279,7 +300,7 @@ Deno.test("parseNamedServerConfig() keeps the good entries around a bad one", ()
 });
 
 Deno.test("parseNamedServerConfig() shortens long bad values in warnings", () => {
-  const { warnings } = parseServers({ fetch: { command: ["x".repeat(500)] } });
+  const { warnings } = parseServers({ fetch: { command: "uvx", cwd: ["x".repeat(500)] } });
   assert.ok(warnings[0].length < 150, warnings[0]);
   assert.match(warnings[0], /…; skipped$/);
 });
@@ -300,7 +321,7 @@ Deno.test("loadNamedServerConfig() reads and parses a file", async () => {
     );
     const { servers, warnings } = await loadNamedServerConfig(path);
     assert.deepEqual(servers, [{ name: "fetch", command: "uvx", args: ["mcp-server-fetch"], env: {} }]);
-    assert.deepEqual(warnings, [`${path}: server "bad" must be an object, got 1; skipped`]);
+    assert.deepEqual(warnings, [`${path}: server "bad" must be an object, got a number; skipped`]);
   } finally {
     await Deno.remove(path);
   }
@@ -347,7 +368,7 @@ Deno.test("loadNamedServerConfig() rejects a missing file with a ConfigError nam
 Deno.test("parseNamedServerConfig() skips an entry whose env or arguments cannot reach a process", () => {
   assertSkipped(
     { s: { command: "x", env: { "FOO=BAR": "x" } } },
-    `${FILE}: server "s": "env" names a variable "FOO=BAR": a name must be non-empty, without "=" or NUL; skipped`,
+    `${FILE}: server "s": "env" names a variable "FOO="…: a name must be non-empty, without "=" or NUL; skipped`,
   );
   assertSkipped(
     { s: { command: "x", env: { "": "y" } } },

@@ -270,6 +270,11 @@ Deno.test("mode: client mode ignores arguments after the URL, as the Python vers
 Deno.test("mode: a URL that cannot be parsed is a usage error", () => {
   usageError(["http://"], [/"http:\/\/" is not a valid URL/]);
   usageError(["http://exa mple.com/"], [/is not a valid URL/]);
+  // Its credentials and query not shown (found by review).
+  const secret = usageError(["https://user:s3cr3t@[bad/mcp?key=s3cr3t"], [
+    /"https:\/\/\*\*\*@\[bad\/mcp" is not a valid URL/,
+  ]);
+  assert.doesNotMatch(secret, /s3cr3t/);
 });
 
 Deno.test("mode: SSE_URL is a deprecated fallback for the URL", () => {
@@ -358,7 +363,12 @@ Deno.test("client: a later duplicate header (any case) wins and keeps its own sp
 
 Deno.test("client: header values may be empty; bad header names and values are usage errors", () => {
   assert.deepEqual(client(["-H", "X-Empty", "", URL_SSE]).headers, { "X-Empty": "" });
-  usageError(["-H", "Bad Name", "v", URL_SSE], [/-H expects an HTTP header name as KEY, got "Bad Name"/]);
+  usageError(["-H", "Bad Name", "v", URL_SSE], [/-H expects an HTTP header name as KEY, got "Bad "…/]);
+  // Written as for curl (found by review: the value was quoted).
+  const curl = usageError(["-H", "Authorization: Bearer sk-s3cr3t", "v", URL_SSE], [
+    /-H expects an HTTP header name as KEY, got "Authorization:"… \(write -H KEY VALUE\)/,
+  ]);
+  assert.doesNotMatch(curl, /s3cr3t/);
   usageError(["--headers", "", "v", URL_SSE], [/--headers expects an HTTP header name/]);
   const message = usageError(["-H", "X-Key", "sec\r\nret", URL_SSE], [/X-Key/, /line breaks/]);
   assert.doesNotMatch(message, /sec|ret/);
@@ -481,6 +491,16 @@ Deno.test("client: --token-url without client credentials, or not an http(s) URL
   usageError(["--client-id", "i", "--client-secret", "s", "--token-url", "ftp://a/t", URL_SSE], [
     /--token-url expects an http:\/\/ or https:\/\/ URL, got "ftp:\/\/a\/t"/,
   ]);
+  const secret = usageError([
+    "--client-id",
+    "i",
+    "--client-secret",
+    "s",
+    "--token-url",
+    "as.example/token?client_secret=s3cr3t",
+    URL_SSE,
+  ], [/got "as\.example\/token"$/]);
+  assert.doesNotMatch(secret, /s3cr3t/);
   usageError(["--client-id", "i", "--client-secret", "", URL_SSE], [
     /--client-secret expects a non-empty value/,
   ]);

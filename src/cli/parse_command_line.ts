@@ -639,12 +639,26 @@ function requireHeaderValue(value: string | undefined, shownAs: string): void {
   }
 }
 
+/**
+ * A URL's text as an error may show it: without a user name and password, a query or a fragment, which
+ * may hold secrets (found by review: an unparseable URL was shown whole).
+ */
+function withoutSecrets(url: string): string {
+  return url.replace(/\/\/[^/?#]*@/, "//***@").replace(/[?#].*$/s, "");
+}
+
 function buildHeaders(pairs: readonly [string, string][], shownAs: string): Record<string, string> {
   const entries: [string, string][] = [];
   const indexByLowerName = new Map<string, number>();
   for (const [name, value] of pairs) {
     if (!HEADER_NAME.test(name)) {
-      throw new UsageError(`${shownAs} expects an HTTP header name as KEY, got ${quote(name)}`);
+      // Up to its ":" or space: `-H "Authorization: Bearer …"`, written as for curl, holds the value
+      // (found by review).
+      const cut = name.search(/[:\s=]/);
+      const shown = cut === -1 ? quote(name) : `${quote(name.slice(0, cut + 1))}…`;
+      throw new UsageError(
+        `${shownAs} expects an HTTP header name as KEY, got ${shown} (write ${shownAs} KEY VALUE)`,
+      );
     }
     if (!HEADER_VALUE.test(value)) throw new UsageError(`${shownAs} ${name}: the VALUE ${HEADER_VALUE_RULE}`);
     const index = indexByLowerName.get(name.toLowerCase());
@@ -694,7 +708,9 @@ function buildOAuth(collected: Collected): ClientModeOptions["oauth"] {
   requireNonEmpty(clientSecret, "--client-secret");
   if (tokenUrl === undefined) return { clientId, clientSecret };
   if (!isHttpUrl(tokenUrl) || !URL.canParse(tokenUrl)) {
-    throw new UsageError(`--token-url expects an http:// or https:// URL, got ${quote(tokenUrl)}`);
+    throw new UsageError(
+      `--token-url expects an http:// or https:// URL, got ${quote(withoutSecrets(tokenUrl))}`,
+    );
   }
   const parsed = new URL(tokenUrl);
   if (parsed.username !== "" || parsed.password !== "") {
@@ -718,7 +734,7 @@ function buildClientMode(
     const count = extraArgs.length === 1 ? "1 argument" : `${extraArgs.length} arguments`;
     collected.warnings.push(`client mode takes no arguments after the URL: ${count} ignored`);
   }
-  if (!URL.canParse(url)) throw new UsageError(`${quote(url)} is not a valid URL`);
+  if (!URL.canParse(url)) throw new UsageError(`${quote(withoutSecrets(url))} is not a valid URL`);
   requireNonEmpty(collected.apiAccessToken, "--api-access-token");
   requireHeaderValue(collected.apiAccessToken, "--api-access-token");
   if (collected.apiAccessToken === undefined) requireHeaderValue(env.API_ACCESS_TOKEN, "API_ACCESS_TOKEN");
