@@ -166,6 +166,16 @@ function quote(value: string): string {
   return JSON.stringify(value);
 }
 
+/**
+ * A name given where a KEY goes, quoted up to the first `separator` and not beyond: what follows is a
+ * value written into it (`-e TOKEN=…` as for docker, `-H "Authorization: …"` as for curl), which may be a
+ * secret (found by QA and review).
+ */
+function quotedUpTo(name: string, separator: RegExp): string {
+  const at = name.search(separator);
+  return at === -1 ? quote(name) : `${quote(name.slice(0, at + 1))}…`;
+}
+
 function isHttpUrl(value: string): boolean {
   return /^https?:\/\//i.test(value);
 }
@@ -652,10 +662,7 @@ function buildHeaders(pairs: readonly [string, string][], shownAs: string): Reco
   const indexByLowerName = new Map<string, number>();
   for (const [name, value] of pairs) {
     if (!HEADER_NAME.test(name)) {
-      // Up to its ":" or space: `-H "Authorization: Bearer …"`, written as for curl, holds the value
-      // (found by review).
-      const cut = name.search(/[:\s=]/);
-      const shown = cut === -1 ? quote(name) : `${quote(name.slice(0, cut + 1))}…`;
+      const shown = quotedUpTo(name, /[:\s=]/);
       throw new UsageError(
         `${shownAs} expects an HTTP header name as KEY, got ${shown} (write ${shownAs} KEY VALUE)`,
       );
@@ -764,9 +771,7 @@ function buildDefaultServerEnv(pairs: readonly [string, string][], shownAs: stri
   const env: Record<string, string> = {};
   for (const [name, value] of pairs) {
     if (name === "" || /[=\0]/.test(name)) {
-      // Up to its "=" only: `-e TOKEN=secret`, written as for docker, holds the value (found by QA).
-      const equals = name.indexOf("=");
-      const shown = equals === -1 ? quote(name) : `${quote(name.slice(0, equals + 1))}…`;
+      const shown = quotedUpTo(name, /=/);
       throw new UsageError(
         `${shownAs} expects an environment variable name as KEY, got ${shown} (write ${shownAs} KEY VALUE)`,
       );

@@ -44,19 +44,15 @@ export async function requestBody(
  */
 const LARGE_BODY_BYTES = 64 * 1024;
 
-/** A body of `length` bytes (its `Content-Length`, which Deno's server holds it to), each piece copied in. */
+/** A body of `length` bytes (its `Content-Length`, which Deno's server holds it to), in one buffer. */
 async function readExactly(
   body: ReadableStream<Uint8Array>,
   length: number,
 ): Promise<Uint8Array<ArrayBuffer>> {
-  const bytes = new Uint8Array(length);
-  let size = 0;
-  for await (const chunk of body) {
-    if (size + chunk.length > length) throw new Error(`the body is longer than its Content-Length ${length}`);
-    bytes.set(chunk, size);
-    size += chunk.length;
-  }
-  if (size !== length) throw new Error(`the body ended after ${size} of its ${length} bytes`);
+  const bytes = await readWithin(body, length, length);
+  if (bytes === "too large") throw new Error(`the body is longer than its Content-Length ${length}`);
+  if (bytes === undefined) throw new Error("the body could not be read");
+  if (bytes.length !== length) throw new Error(`the body ended after ${bytes.length} of its ${length} bytes`);
   return bytes;
 }
 
@@ -146,15 +142,16 @@ function collected(
 }
 
 /**
- * A body read up to `maxBytes`, each piece copied as it comes into one buffer: a piece Deno gives is a view
- * of a much larger one, and keeping the pieces kept those (found by review: one-byte chunks took
- * gigabytes). Undefined when the client went away mid-body.
+ * A body read up to `maxBytes`, each piece copied as it comes into one buffer (of `expected` bytes to start
+ * with): a piece Deno gives is a view of a much larger one, and keeping the pieces kept those (found by
+ * review: one-byte chunks took gigabytes). Undefined when the client went away mid-body.
  */
 async function readWithin(
   source: ReadableStream<Uint8Array>,
   maxBytes: number,
+  expected = Math.min(maxBytes, 64 * 1024),
 ): Promise<Uint8Array<ArrayBuffer> | "too large" | undefined> {
-  let body = new Uint8Array(Math.min(maxBytes, 64 * 1024));
+  let body = new Uint8Array(expected);
   let size = 0;
   try {
     for await (const chunk of source) {
