@@ -143,14 +143,16 @@ Deno.test("ClientCredentials caches the token", async () => {
   assert.equal(server.tokenRequests.length, 1);
 });
 
+/** Checks `check` every 5 ms until it holds, for up to 2 s. */
+async function until(check: () => boolean | Promise<boolean>): Promise<void> {
+  const deadline = Date.now() + 2000;
+  while (!await check() && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 5));
+}
+
 /** What `accessToken()` gives once the renewal it may have started is over (polled, up to 2 s). */
 async function tokenOnceRenewed(credentials: ClientCredentials, renewed: string): Promise<string> {
-  const deadline = Date.now() + 2000;
-  let token = await credentials.accessToken();
-  while (token !== renewed && Date.now() < deadline) {
-    await new Promise((resolve) => setTimeout(resolve, 5));
-    token = await credentials.accessToken();
-  }
+  let token = "";
+  await until(async () => (token = await credentials.accessToken()) === renewed);
   return token;
 }
 
@@ -195,9 +197,7 @@ Deno.test("ClientCredentials keeps serving a token whose renewal ahead of expiry
   clock = 30_000;
   assert.equal(await credentials.accessToken(), "token-1", "found by QA: this request failed");
   const tried = () => server.tokenRequests.length;
-  for (let waited = 0; tried() < 2 && waited < 2000; waited += 5) {
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
+  await until(() => tried() >= 2);
   await new Promise((resolve) => setTimeout(resolve, 50));
   assert.equal(tried(), 2);
   // Not tried again at once (each request would), but after a pause.
