@@ -162,11 +162,18 @@ export class SupervisedServer {
     this.#process = process;
     this.#state = "running";
     const startedAt = Date.now();
-    this.#logger.info("started server {name}: {command} (pid {pid})", {
+    // The arguments may hold a secret (`--api-key …`): only debug shows them. Quoted, so that the words
+    // show as they are (found by QA: `sh -c echo boom; exit 0` read as more).
+    const argumentCount = spec.args.length === 1 ? "1 argument" : `${spec.args.length} arguments`;
+    this.#logger.info("started server {name}: {command}, {count} (pid {pid})", {
       name: spec.name,
-      // Quoted, so that the words show as they are (found by QA: `sh -c echo boom; exit 0` read as more).
-      command: joinShellWords([spec.command, ...spec.args]),
+      command: joinShellWords([spec.command]),
+      count: argumentCount,
       pid: process.pid,
+    });
+    this.#logger.debug("server {name} runs {command}", {
+      name: spec.name,
+      command: joinShellWords([spec.command, ...spec.args]),
     });
     if (this.#restarts > 0) this.shared.childStarted();
     process.exited.then((status) => {
@@ -176,7 +183,10 @@ export class SupervisedServer {
       this.#stoppedBecause = undefined;
       this.#lastExitCode = status.code;
       this.shared.childStopped(reason);
-      this.#logger.error("server {name} {reason}", { name: spec.name, reason });
+      // Success is what it says of itself: unasked, but no failure (a server that ends once idle, say).
+      if (status.code === 0 && status.signal === null) {
+        this.#logger.warn("server {name} {reason}", { name: spec.name, reason });
+      } else this.#logger.error("server {name} {reason}", { name: spec.name, reason });
       // What it started and left running (a wrapper's helper, an `npx` child) goes with it: a restarted
       // child leads a process group of its own, and shutdown stops only the current one.
       process.shutdown(0);

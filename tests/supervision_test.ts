@@ -5,7 +5,14 @@
  */
 
 import assert from "node:assert/strict";
-import { connectClient, FIXTURE, runProxy, shellJoin, startProxy } from "./helpers/proxy_process.ts";
+import {
+  connectClient,
+  FIXTURE,
+  runProxy,
+  serverPids,
+  shellJoin,
+  startProxy,
+} from "./helpers/proxy_process.ts";
 
 function textOf(result: unknown): string {
   return (result as { content: { text?: string }[] }).content.map((part) => part.text ?? "").join("\n");
@@ -67,7 +74,7 @@ Deno.test("a child that exits is restarted and initialized again; the session ca
   }, 5000);
   assert.equal(initializations, "1", "the new child got the first client's initialize");
   assert.equal((await json(`${proxy.origin}/health`)).status, 200);
-  await proxy.waitForStderr(/server default exited with code 7/);
+  await proxy.waitForStderr(/ERROR +server default exited with code 7/);
   await proxy.waitForStderr(/initialized again; its sessions carry on/);
 });
 
@@ -156,6 +163,25 @@ Deno.test("--no-restart: a child that exits stays down and is reported failed", 
   await assert.rejects(client.callTool({ name: "echo", arguments: { text: "x" } }), /not running/);
   // A new session is refused at its initialize, not answered from the cache and then failed call by call.
   await assert.rejects(connectClient(proxy.baseUrl(), "mcp"), /not running \(exited with code 0\)/);
+  // Unasked, but no failure by its own word: a warning.
+  assert.match(proxy.stderr(), /WARNING +server default exited with code 0\n/);
+});
+
+Deno.test("the started line names the command and counts its arguments; only debug shows them (a secret, say)", async () => {
+  const script = "read line; echo started-once >&2; exec cat >/dev/null";
+  const started = (log: string) => log.split("\n").filter((line) => /started server default/.test(line));
+  await using proxy = await startProxy(["--", "sh", "-c", script, "sh", "--api-key=sk-secret"]);
+  await proxy.waitForStderr(/started server default/);
+  assert.deepEqual(started(proxy.stderr()).map((line) => line.replace(/^\S+ /, "")), [
+    `INFO     started server default: sh, 4 arguments (pid ${serverPids(proxy.stderr()).default})`,
+  ]);
+  assert.doesNotMatch(proxy.stderr(), /sk-secret/);
+  await proxy.stop();
+
+  await using debug = await startProxy(["--debug", "--", "sh", "-c", script, "sh", "--api-key=sk-secret"]);
+  await debug.waitForStderr(
+    /server default runs sh -c 'read line; echo started-once >&2; exec cat >\/dev\/null' sh --api-key=sk-secret/,
+  );
 });
 
 Deno.test("when no server can start at all, mcp-proxy says why once for each and exits 1, announcing no restart", async () => {
