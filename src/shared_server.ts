@@ -1397,6 +1397,9 @@ export class SharedServer implements SessionSource {
       return;
     }
     this.#dropPending(proxyId as number);
+    // Kept to answer later sessions: each number as the child wrote it (found by QA: `1.0`, `-0`, `1e400`
+    // and integers beyond 2^53 reached the first session as written, and the next ones changed).
+    if (pending.isInitialize && response.result !== undefined) response = reread(response, line);
     if (pending.onAnswer !== undefined) {
       pending.onAnswer(response);
       return;

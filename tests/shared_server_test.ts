@@ -52,11 +52,24 @@ class FakeClient implements SessionPeer {
       relatedRequestId,
     });
     this.texts.push(json);
+    this.written.push(json ?? JSON.stringify(message));
+  }
+
+  /** What went to the client for each delivery: the text given, or the message serialized. */
+  readonly written: string[] = [];
+
+  /** The text of the one message delivered since the last call, as it went to the client. */
+  takeOneJson(): string {
+    const written = this.written.splice(0);
+    this.take();
+    assert.equal(written.length, 1, `expected one delivery, got ${JSON.stringify(written)}`);
+    return written[0];
   }
 
   /** The texts given with the deliveries since the last call (and that since `take`). */
   takeTexts(): (string | undefined)[] {
     this.deliveries.length = 0;
+    this.written.length = 0;
     return this.texts.splice(0);
   }
 
@@ -67,6 +80,7 @@ class FakeClient implements SessionPeer {
   /** What was delivered since the last call. */
   take(): Delivery[] {
     this.texts.length = 0;
+    this.written.length = 0;
     return this.deliveries.splice(0);
   }
 
@@ -413,6 +427,32 @@ Deno.test("SharedServer: a later session's initialize is answered from cache und
     relatedRequestId: 5,
   }]);
   assert.equal(b.session.initialized, true);
+});
+
+Deno.test("SharedServer: later sessions get the child's initialize result with its numbers as written, also after a restart", () => {
+  const h = new Harness();
+  const result = '{"protocolVersion":"2025-06-18","capabilities":{"experimental":{"x":{"n":1.0,"z":-0,' +
+    '"big":12345678901234567890}}},"serverInfo":{"name":"r","version":"1"},"future":[1e400,2e0]}';
+  const answer = (id: number) => `{"jsonrpc":"2.0","id":${id},"result":${result}}`;
+  const childAnswersWithText = (forwarded: JsonRpcMessage) => {
+    const line = answer(idOf(forwarded) as number);
+    h.server.handleChildMessage(JSON.parse(line), line);
+  };
+  const a = h.open();
+  a.session.handleClientMessage(initializeRequest("a", {}, "2025-06-18"));
+  childAnswersWithText(h.childReceivesOne());
+  assert.equal(a.client.takeOneJson(), `{"jsonrpc":"2.0","id":"a","result":${result}}`);
+  // Found by QA: written anew from the parsed result, as 1, 0, 12345678901234567000 and null.
+  const b = h.open();
+  b.session.handleClientMessage(initializeRequest("b", {}, "2025-06-18"));
+  assert.equal(b.client.takeOneJson(), `{"jsonrpc":"2.0","id":"b","result":${result}}`);
+  // A restarted child's answer to the replayed initialize serves the sessions after it.
+  h.server.childStopped("exited with code 1");
+  h.server.childStarted();
+  childAnswersWithText(h.takeChild().find(isInitialize)!);
+  const c = h.open();
+  c.session.handleClientMessage(initializeRequest("c", {}, "2025-06-18"));
+  assert.equal(c.client.takeOneJson(), `{"jsonrpc":"2.0","id":"c","result":${result}}`);
 });
 
 Deno.test("SharedServer: a child's null initialize result is passed on to later sessions as it is", () => {
