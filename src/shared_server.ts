@@ -319,11 +319,18 @@ function clientNotificationLine(json: string, path?: readonly string[], value?: 
 
 /**
  * A line of the child, a message whose id is `id`, with only that id replaced by `newId`: found at either
- * end where serializers put it, else read member by member; undefined when the text cannot be read one
- * way only.
+ * end where serializers put it, when the line names no other `"id"` (nor spells a name with an escape);
+ * else read member by member; undefined when the text cannot be read one way only.
  */
 function childLineWithId(line: string, id: RequestId, newId: RequestId): string | undefined {
-  return withRequestId(line, id, newId) ?? withMemberReplaced(line, ["id"], newId);
+  // A line that names `"id"` twice is read member by member (found by QA: the id at one end was
+  // replaced, and a client that reads the last of two, the one left in the middle, read the proxy's own).
+  const at = line.indexOf('"id"');
+  if (at !== -1 && line.indexOf('"id"', at + 4) === -1 && !line.includes("\\u")) {
+    const replaced = withRequestId(line, id, newId);
+    if (replaced !== undefined) return replaced;
+  }
+  return withMemberReplaced(line, ["id"], newId);
 }
 
 /**

@@ -943,6 +943,33 @@ Deno.test("SharedServer: a child request reaches the client under a new id; the 
   assert.deepEqual(h.takeChild(), [], "a second answer is dropped");
 });
 
+Deno.test("SharedServer: a child's line that names its id twice reaches the client with one id, the client's", () => {
+  const h = new Harness();
+  const a = h.initializedSession({ sampling: {} });
+  // Next to each other, and the second in the middle (found by QA: only the first was replaced, and a
+  // client reading the last of two read the proxy's own id).
+  const cases: [(id: RequestId) => string, string][] = [
+    [(id) => `{"jsonrpc":"2.0","id":${id},"id":${id},"result":{}}`, '"result":{}}'],
+    [
+      (id) => `{"jsonrpc":"2.0","id":${id},"result":{"items":[{"id":1}]},"id":${id},"x":1}`,
+      '"result":{"items":[{"id":1}]},"x":1}',
+    ],
+  ];
+  for (const [clientId, [answer, rest]] of cases.entries()) {
+    a.session.handleClientMessage(request(clientId, "tools/call", { name: "echo" }));
+    const line = answer(idOf(h.childReceivesOne()));
+    h.server.handleChildMessage(JSON.parse(line), line);
+    assert.equal(a.client.takeOneJson(), `{"jsonrpc":"2.0","id":${clientId},${rest}`);
+  }
+  const childRequest = '{"jsonrpc":"2.0","id":"c2","id":"c2","method":"ping"}';
+  h.server.handleChildMessage(JSON.parse(childRequest), childRequest);
+  const sent = a.client.takeOneJson();
+  const asked = JSON.parse(sent).id;
+  assert.equal(sent, `{"jsonrpc":"2.0","id":${JSON.stringify(asked)},"method":"ping"}`);
+  a.session.handleClientMessage({ jsonrpc: "2.0", id: asked, result: {} });
+  assert.deepEqual(h.takeChild(), [{ jsonrpc: "2.0", id: "c2", result: {} }]);
+});
+
 Deno.test("SharedServer: concurrent child requests with numeric ids are answered under the right ids", () => {
   const h = new Harness();
   const a = h.initializedSession({ roots: {} });
