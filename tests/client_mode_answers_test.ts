@@ -455,6 +455,22 @@ Deno.test("a Retry-After beyond --connect-timeout: the request gets an error at 
   assert.deepEqual(server.ran, []);
 });
 
+Deno.test("a server busy for all of --connect-timeout: the request gets an error saying how long it was tried", async () => {
+  await using server = busyServer(1000, 503, "1");
+  const { code, stdout, stderr } = await runClientModeWithInput(server.url, [INITIALIZE], {
+    args: ["--connect-timeout", "2.5", "--request-timeout", "20"],
+  });
+  assert.equal(code, 0, stderr);
+  const answer = JSON.parse(stdout);
+  assert.equal(answer.id, 1);
+  // Found by QA: "it asked to wait 1 s, beyond --connect-timeout".
+  assert.match(
+    answer.error.message,
+    /HTTP 503: busy; still so after \d+ s of trying again \(--connect-timeout\)$/,
+  );
+  assert.deepEqual(server.ran, []);
+});
+
 Deno.test("legacy SSE: an event stream refused for now (503) is asked for again", async () => {
   let refused = 0;
   const streams: ReadableStreamDefaultController<Uint8Array>[] = [];

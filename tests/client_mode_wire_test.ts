@@ -1050,6 +1050,19 @@ Deno.test("messages written right after initialize wait for its answer (the sess
   assert.doesNotMatch(stderr, /was lost/);
 });
 
+Deno.test("messages written right after notifications/initialized go once the GET stream is open, where the server's own requests come", async () => {
+  await using server = recordingServer({ emptyGetStream: true });
+  const { code, stderr } = await runClientModeWithInput(server.url, [
+    INITIALIZE,
+    { jsonrpc: "2.0", method: "notifications/initialized" },
+    { jsonrpc: "2.0", id: "p", method: "ping" },
+  ]);
+  assert.equal(code, 0, stderr);
+  // Found by QA: the call went before the GET, and what the server sent on that stream during it was lost.
+  const order = server.requests.map(({ method, body }) => body?.method ?? method);
+  assert.deepEqual(order.slice(0, 4), ["initialize", "notifications/initialized", "GET", "ping"]);
+});
+
 /** A request of 300 K characters: long enough to be written in pieces, and read in several. */
 const LONG_CALL = {
   jsonrpc: "2.0",

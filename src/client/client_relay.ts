@@ -633,12 +633,17 @@ export class ClientRelay {
           const sending = transport.send(message, json, order);
           // Cancelled by the client before it went (see `handleClientMessage`): let go once that is out.
           if (pending?.cancelSent !== undefined) transport.letGo?.(request!.id, pending.cancelSent);
+          // The stream of the server's own messages opens once this is through, and the messages written
+          // after it wait for that, not only for this to be written (found by QA: a call written right after
+          // went first, and a request the server made during it on that stream was lost).
+          if (isNotification(message) && message.method === "notifications/initialized") {
+            transport.listen(sending);
+          }
           await sending;
           this.#onItsWay.delete(place);
           order.received();
           if (pending !== undefined) this.#accepted(request!.id, pending, transport, generation);
           this.#warnedUnreachable = false;
-          if (isNotification(message) && message.method === "notifications/initialized") transport.listen();
           return;
         } catch (error) {
           this.#onItsWay.delete(place);
@@ -688,7 +693,12 @@ export class ClientRelay {
               await sleep(wait, this.#stop.signal);
               continue;
             }
-            reason += `; it asked to wait ${(error.retryAfterMs ?? wait) / 1000} s, beyond --connect-timeout`;
+            // The wait it asked for, or the time spent waiting out such answers (found by QA: "it asked to
+            // wait 1 s, beyond --connect-timeout" after 29 s of them).
+            reason += attempt === 0 || wait > this.#options.connectTimeoutMs
+              ? `; it asked to wait ${(error.retryAfterMs ?? wait) / 1000} s, beyond --connect-timeout`
+              : `; still so after ${Math.round((Date.now() - started) / 1000)} s of trying again ` +
+                `(--connect-timeout)`;
           }
           this.#fail(message, reason);
           return;

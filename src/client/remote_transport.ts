@@ -179,8 +179,13 @@ export interface RemoteTransport {
    * how far the message got: see {@link SendOrder}.
    */
   send(message: JsonRpcMessage, json?: string, order?: SendOrder): Promise<void>;
-  /** Initialization is done: open the channel for messages the server sends on its own. */
-  listen(): void;
+  /**
+   * Initialization is done: open the channel for messages the server sends on its own. With `after` (the
+   * sending of `notifications/initialized`), once that is sent; messages sent meanwhile wait for the
+   * channel to open, as they do for a moment after a `listen()` without it. A failed `after` opens
+   * nothing: a later `listen` may.
+   */
+  listen(after?: Promise<unknown>): void;
   /** The protocol version agreed in initialize, sent as `MCP-Protocol-Version` from now on. */
   setProtocolVersion(version: string): void;
   /**

@@ -109,6 +109,12 @@ function reconnectDelay(retryMs: number | undefined, leastMs: number): number {
 /** How long requests wait for the GET stream's head after `listen()`; see `#streamOpening`. */
 const STREAM_OPEN_WAIT_MS = 200;
 
+/**
+ * How long requests wait, besides, for the POST of `notifications/initialized` that the GET stream waits
+ * for (see `listen`): a server that holds it does not hold them for long.
+ */
+const INITIALIZED_WAIT_MS = 1000;
+
 const decoder = new TextDecoder();
 
 /** Frozen, as `#postHeaders`: the `fetch` of `http1_fetch.ts` then builds the request head they make once. */
@@ -314,7 +320,7 @@ export class StreamableHttpClient implements RemoteTransport {
     }
   }
 
-  listen(): void {
+  listen(after?: Promise<unknown>): void {
     if (this.#listening || this.#closed) return;
     this.#listening = true;
     const opening = Promise.withResolvers<void>();
@@ -323,10 +329,23 @@ export class StreamableHttpClient implements RemoteTransport {
       if (this.#streamOpening === opening.promise) this.#streamOpening = undefined;
       opening.resolve();
     };
-    // A server may hold the head of the GET until it has something to send: wait only a moment.
-    const timer = setTimeout(opened, STREAM_OPEN_WAIT_MS);
     this.#streamOpening = opening.promise;
-    this.#listenLoop(opened);
+    // A server may hold the head of the GET until it has something to send: wait only a moment.
+    let timer = setTimeout(opened, after === undefined ? STREAM_OPEN_WAIT_MS : INITIALIZED_WAIT_MS);
+    if (after === undefined) {
+      this.#listenLoop(opened);
+      return;
+    }
+    after.then(() => {
+      if (this.#closed) return opened();
+      clearTimeout(timer);
+      timer = setTimeout(opened, STREAM_OPEN_WAIT_MS);
+      this.#listenLoop(opened);
+    }, () => {
+      // Not sent: the relay sends it again (and listens again), or the session is lost.
+      this.#listening = false;
+      opened();
+    });
   }
 
   /**
