@@ -88,12 +88,17 @@ function relayOver(
   } = {},
 ) {
   const out: JsonRpcMessage[] = [];
+  /** What reached the client, as written: the text given, or the message serialized. */
+  const written: string[] = [];
   let sessions = 0;
   const relay = new ClientRelay({
     transport: kind,
     createTransport: (kind) =>
       lastTransport = new ScriptedTransport(kind, ++sessions, script, startMs(sessions), manualWritten),
-    toClient: (message) => out.push(message),
+    toClient: (message, json) => {
+      out.push(message);
+      written.push(typeof json === "string" ? json : JSON.stringify(message));
+    },
     connectTimeoutMs,
     requestTimeoutMs,
     logger: getLogger(["relay-test"]),
@@ -102,7 +107,7 @@ function relayOver(
     const json = JSON.stringify(message);
     relay.handleClientMessage(JSON.parse(json), json);
   };
-  return { relay, out, send, sessions: () => sessions };
+  return { relay, out, written, send, sessions: () => sessions };
 }
 
 const INITIALIZE = { jsonrpc: "2.0", id: 1, method: "initialize", params: {} };
@@ -748,6 +753,64 @@ Deno.test("the end of input refuses no request a lost session's stream brought b
     await relay.drained();
     await relay.close();
     // Found by review: the new session was sent a refusal of a request it never made.
+    assert.deepEqual(answersToServer, []);
+  }));
+
+Deno.test("the server's requests a lost session left unanswered are cancelled; a late answer to one reaches no other", () =>
+  quietly(async () => {
+    const { relay, written, send, answersToServer } = relayLostOnPing(() => false);
+    send(INITIALIZE);
+    await delay(20);
+    send(INITIALIZED);
+    await delay(5);
+    const first = lastTransport!;
+    first.onmessage?.({ jsonrpc: "2.0", id: 0, method: "elicitation/create", params: { message: "old" } });
+    send({ jsonrpc: "2.0", id: "p", method: "ping" }); // It finds session 1 gone.
+    await delay(50);
+    assert.notEqual(lastTransport, first);
+    // The old session's stream, still open, brings another: it can no longer be answered.
+    first.onmessage?.({ jsonrpc: "2.0", id: 1, method: "roots/list" });
+    // The new server counts its ids from 0 again (found by QA: the answer to the old one answered this).
+    const json = '{"jsonrpc":"2.0","id":0,"method":"elicitation/create","params":{"message":"new","n":1.0}}';
+    lastTransport!.onmessage?.(JSON.parse(json), json);
+    await delay(5);
+    assert.deepEqual(written.filter((text) => !text.includes('"result"')), [
+      '{"jsonrpc":"2.0","id":0,"method":"elicitation/create","params":{"message":"old"}}',
+      '{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":0,"reason":' +
+      '"mcp-proxy: the session with the server was lost; its request can no longer be answered"}}',
+      '{"jsonrpc":"2.0","id":"mcp-proxy-1","method":"elicitation/create","params":{"message":"new","n":1.0}}',
+    ]);
+    send({ jsonrpc: "2.0", id: 0, result: { action: "accept", content: { n: "to the old one" } } });
+    send({ jsonrpc: "2.0", id: "mcp-proxy-1", result: { action: "decline" } });
+    await delay(20);
+    assert.deepEqual(answersToServer, ["0 to 2"]);
+    relay.inputEnded();
+    await relay.drained();
+    await relay.close();
+  }));
+
+Deno.test("the new server's cancellation of a request the client got under mcp-proxy's id names that id", () =>
+  quietly(async () => {
+    const { relay, written, send, answersToServer } = relayLostOnPing(() => false);
+    send(INITIALIZE);
+    await delay(20);
+    send(INITIALIZED);
+    await delay(5);
+    lastTransport!.onmessage?.({ jsonrpc: "2.0", id: 7, method: "sampling/createMessage", params: {} });
+    send({ jsonrpc: "2.0", id: "p", method: "ping" }); // It finds session 1 gone.
+    await delay(50);
+    lastTransport!.onmessage?.({ jsonrpc: "2.0", id: 7, method: "sampling/createMessage", params: {} });
+    const json = '{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":7,"reason":"r"}}';
+    lastTransport!.onmessage?.(JSON.parse(json), json);
+    await delay(5);
+    assert.deepEqual(written.slice(-2), [
+      '{"jsonrpc":"2.0","id":"mcp-proxy-1","method":"sampling/createMessage","params":{}}',
+      '{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":"mcp-proxy-1","reason":"r"}}',
+    ]);
+    // Neither is answered at the end of input: the one cancelled, and the old one, already void.
+    relay.inputEnded();
+    await relay.drained();
+    await relay.close();
     assert.deepEqual(answersToServer, []);
   }));
 

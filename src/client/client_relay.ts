@@ -19,6 +19,7 @@ import type { Logger } from "@logtape/logtape";
 import type { ClientTransportName } from "../cli/command_line.ts";
 import { DelayQueue } from "../delay_queue.ts";
 import { PlacesDone, PlacesPending } from "./message_places.ts";
+import { withMemberReplaced } from "../json_members.ts";
 import {
   ErrorCode,
   errorResponse,
@@ -29,7 +30,9 @@ import {
   type JsonRpcMessage,
   type JsonRpcRequest,
   type JsonRpcResponse,
+  parseLosslesslyOr,
   type RequestId,
+  withRequestId,
 } from "../jsonrpc.ts";
 import type { JsonText } from "../large_answer.ts";
 import {
@@ -119,6 +122,12 @@ const LOST_SESSION_GRACE_MS = 1000;
 const WRITTEN_WAIT_MS = 1000;
 /** Lost sessions whose POSTs still on their way end with the relay. */
 const MAX_RETIRED = 8;
+/** Ids of lost sessions' requests to the client kept (see `#voided`); past that, the oldest go. */
+const MAX_VOIDED = 256;
+/** What the client is told of the server's requests its session left unanswered when it was lost. */
+const SESSION_LOST = "mcp-proxy: the session with the server was lost; its request can no longer be answered";
+
+const decoder = new TextDecoder();
 
 /** The kinds of {@link RemoteError} that say the message did not reach the server. */
 const NOT_SENT: ReadonlySet<RemoteErrorKind> = new Set(["unreachable", "busy", "closed", "session-expired"]);
@@ -228,6 +237,20 @@ export class ClientRelay {
    * ({@link inputEnded}), it can answer none: they are answered with an error instead.
    */
   readonly #serverRequests = new Map<RequestId, RequestId>();
+  /**
+   * The ids of the server's requests that a lost session left unanswered: the client was told they are
+   * cancelled, and an answer it gives one yet is dropped, not sent to the next session, whose server may
+   * have made another request of the same id meanwhile (found by QA: a restarted server counts from 0
+   * again, and an elicitation answered late answered the new server's). The last {@link MAX_VOIDED}.
+   */
+  readonly #voided = new Set<RequestId>();
+  /**
+   * Requests of the current session's server that the client got under an id of mcp-proxy's own, as their
+   * own is one of {@link #voided}: that id → the server's, and back.
+   */
+  readonly #renamed = new Map<RequestId, RequestId>();
+  readonly #renamedFrom = new Map<RequestId, RequestId>();
+  #renames = 0;
   #inputEnded = false;
   /** Aborted by `close()`: ends every wait, so that nothing of the relay outlives it. */
   readonly #stop = new AbortController();
@@ -315,7 +338,16 @@ export class ClientRelay {
     if (isRequest(message)) {
       if (!this.#noteRequest(message, json)) return;
     } else if (isResponse(message)) {
-      if (this.#serverRequests.size !== 0 && message.id !== null) this.#serverRequests.delete(message.id);
+      const id = message.id;
+      if (id !== null && this.#serverRequests.size + this.#voided.size !== 0) {
+        if (this.#renamed.size !== 0 && this.#renamed.has(id)) return this.#answerRenamed(message, id, json);
+        if (!this.#serverRequests.delete(id) && this.#voided.delete(id)) {
+          this.#logger.debug("the client's answer to {id}, a request of a lost session, dropped", {
+            id: JSON.stringify(id),
+          });
+          return;
+        }
+      }
     } else if (isNotification(message)) {
       if (message.method === "notifications/initialized") this.#initialized = true;
       if (message.method === "notifications/cancelled") {
@@ -360,7 +392,50 @@ export class ClientRelay {
 
   #refuseServerRequest(id: RequestId, spelled: RequestId): void {
     this.#serverRequests.delete(id);
+    this.#forgetRenamed(id);
     this.#dispatch(errorResponse(spelled, ErrorCode.InternalError, INPUT_ENDED));
+  }
+
+  /** The client's answer `message` to the server's request it got as `id` (see `#renamed`) goes under the server's. */
+  #answerRenamed(message: JsonRpcResponse, id: RequestId, json: string | undefined): void {
+    const spelled = this.#serverRequests.get(id)!;
+    this.#serverRequests.delete(id);
+    const own = this.#forgetRenamed(id)!;
+    const text = json === undefined ? undefined : withRequestId(json, id, spelled);
+    const exact = text === undefined && json !== undefined ? parseLosslesslyOr(json, message) : message;
+    this.#dispatch({ ...exact, id: text === undefined ? spelled : own }, text);
+  }
+
+  /** Forgets that the request the client got as `id` is the server's of another id; returns that id. */
+  #forgetRenamed(id: RequestId): RequestId | undefined {
+    const own = this.#renamed.get(id);
+    if (own === undefined) return undefined;
+    this.#renamed.delete(id);
+    this.#renamedFrom.delete(own);
+    return own;
+  }
+
+  /**
+   * The session's requests to the client are void (it was lost): the client is told that each is
+   * cancelled, and an answer it gives one yet goes nowhere (see {@link #voided}).
+   */
+  #voidServerRequests(): void {
+    for (const [id, spelled] of this.#serverRequests) {
+      this.#voided.delete(id);
+      this.#voided.add(id);
+      this.#options.toClient({
+        jsonrpc: "2.0",
+        method: "notifications/cancelled",
+        params: { requestId: this.#renamed.has(id) ? id : spelled, reason: SESSION_LOST },
+      });
+    }
+    this.#serverRequests.clear();
+    this.#renamed.clear();
+    this.#renamedFrom.clear();
+    for (const id of this.#voided) {
+      if (this.#voided.size <= MAX_VOIDED) break;
+      this.#voided.delete(id);
+    }
   }
 
   /**
@@ -1024,7 +1099,7 @@ export class ClientRelay {
     if (generation !== this.#generation || this.#closed) return;
     this.#generation++;
     // The lost session's requests to the client: the next session knows none of them.
-    this.#serverRequests.clear();
+    this.#voidServerRequests();
     this.#opening = undefined;
     // The client's messages still on their way there: those refused go again before any written later.
     // Those the lost session took (their POSTs answered meanwhile) let the rest go; and so, after a moment,
@@ -1082,12 +1157,27 @@ export class ClientRelay {
       // Of the current session only, or the one being opened (a request right after the replayed
       // initialize): a lost one's streams may still bring some (found by review: their ids may be those of
       // the new session's requests), also before the next session opens (found by review).
-      if (isRequest(message) && (transport === this.#openTransport() || transport === this.#opening)) {
+      const current = transport === this.#openTransport() || transport === this.#opening;
+      if (isRequest(message)) {
+        // One of a lost session can no longer be answered: the answer would go to the next session.
+        if (!current) {
+          this.#logger.debug("{method} ({id}) of a lost session dropped", {
+            method: message.method,
+            id: JSON.stringify(message.id),
+          });
+          return;
+        }
         const spelled = (typeof json === "string" ? idSpelling(json, message.id) : undefined) ?? message.id;
         if (this.#inputEnded) return this.#refuseServerRequest(message.id, spelled);
+        if (this.#voided.size !== 0 && this.#voided.has(message.id)) {
+          return this.#passRenamed(message, spelled, json);
+        }
         this.#serverRequests.set(message.id, spelled);
       } else if (message.method === "notifications/cancelled" && this.#serverRequests.size !== 0) {
-        this.#serverRequests.delete(message.params?.requestId as RequestId);
+        const cancelled = message.params?.requestId as RequestId;
+        const renamed = current ? this.#renamedFrom.get(cancelled) : undefined;
+        if (renamed !== undefined) return this.#cancelRenamed(message, renamed, json);
+        this.#serverRequests.delete(cancelled);
       }
       this.#options.toClient(message, json);
       return;
@@ -1111,6 +1201,37 @@ export class ClientRelay {
       return;
     }
     this.#answer(id, pending, response, transport, json);
+  }
+
+  /**
+   * The server's request `message`, whose id the client may yet answer for a request of a lost session
+   * (`#voided`), goes to the client under an id of mcp-proxy's own; its answer goes back under the
+   * server's (`spelled`).
+   */
+  #passRenamed(message: JsonRpcRequest, spelled: RequestId, json: JsonText | undefined): void {
+    const visible = `mcp-proxy-${++this.#renames}`;
+    this.#serverRequests.set(visible, spelled);
+    this.#renamed.set(visible, message.id);
+    this.#renamedFrom.set(message.id, visible);
+    const source = typeof json === "string" ? json : json === undefined ? undefined : decoder.decode(json);
+    const text = source === undefined ? undefined : withRequestId(source, message.id, visible);
+    const exact = text === undefined && source !== undefined ? parseLosslesslyOr(source, message) : message;
+    this.#options.toClient({ ...exact, id: visible }, text);
+  }
+
+  /** The server's cancellation `message` of a request the client got as `visible` goes to it so. */
+  #cancelRenamed(message: JsonRpcMessage, visible: RequestId, json: JsonText | undefined): void {
+    this.#serverRequests.delete(visible);
+    this.#forgetRenamed(visible);
+    const source = typeof json === "string" ? json : json === undefined ? undefined : decoder.decode(json);
+    const text = source === undefined
+      ? undefined
+      : withMemberReplaced(source, ["params", "requestId"], visible);
+    const exact =
+      (text === undefined && source !== undefined ? parseLosslesslyOr(source, message) : message) as
+        & JsonRpcMessage
+        & { params?: Record<string, unknown> };
+    this.#options.toClient({ ...exact, params: { ...exact.params, requestId: visible } }, text);
   }
 
   /** The server's answer `response` to the client's request `id` goes to the client. */
