@@ -147,8 +147,10 @@ export interface SharedServerOptions {
    */
   onRefusedAfterRestart?: (reason: string) => void;
   /**
-   * How long a restarted child may take to answer the replayed `initialize` before it counts as refused.
-   * Default {@link REINITIALIZE_TIMEOUT_MS}.
+   * How long a restarted child may take to answer the replayed `initialize` before it counts as refused;
+   * and, without `requestTimeoutMs`, how long the sessions waiting for the first `initialize` wait for
+   * its answer (it goes on: see {@link SharedServer.initializeOverdue}). Default
+   * {@link REINITIALIZE_TIMEOUT_MS}.
    */
   reinitializeTimeoutMs?: number;
   /**
@@ -397,6 +399,8 @@ export class SharedServer implements SessionSource {
    * got an error, and later ones get it at once, until the child answers (its result is then cached).
    */
   #initializeOverdue = false;
+  /** Without `--request-timeout`: the limit of the `initialize` in flight (see `reinitializeTimeoutMs`). */
+  #initializeTimer: ReturnType<typeof setTimeout> | undefined;
   /** Later sessions' `initialize` requests, waiting for the first one's answer; `replyId` as in `forwardRequest`. */
   #initializeWaiters: { session: ServerSession; request: JsonRpcRequest; replyId: RequestId }[] = [];
   #initializedNotificationSent = false;
@@ -502,6 +506,7 @@ export class SharedServer implements SessionSource {
     }
     // No request waits any more: the timer stops with the child rather than go off for nothing.
     this.#timeouts?.clear();
+    clearTimeout(this.#initializeTimer);
     for (const { session, request, replyId } of this.#initializeWaiters) {
       session.deliver(errorResponse(replyId, error.code, error.message), request.id);
     }
@@ -709,6 +714,7 @@ export class SharedServer implements SessionSource {
     forwarded = { ...forwarded, id: proxyId };
     // A subscription runs until its client leaves: no answer is overdue.
     if (!(this.#modern && request.method === "subscriptions/listen")) this.#timeouts?.add(proxyId);
+    if (pending.isInitialize) this.#limitInitialize(proxyId);
     this.#pendingChildRequests.set(proxyId, pending);
     session.rememberRequest(request.id, proxyId, this.#clock);
     this.#sendToChild(forwarded, line);
@@ -788,7 +794,28 @@ export class SharedServer implements SessionSource {
     })!;
     // Under `--request-timeout` like a client's initialize (see `#timedOut`): the requests waiting for it
     // get an error in time, and it goes on.
-    if (this.#pendingChildRequests.has(proxyId)) this.#timeouts?.add(proxyId);
+    if (this.#pendingChildRequests.has(proxyId)) {
+      this.#timeouts?.add(proxyId);
+      this.#limitInitialize(proxyId);
+    }
+  }
+
+  /**
+   * Without `--request-timeout`, the `initialize` `proxyId` still gets a limit, `reinitializeTimeoutMs`
+   * (found by QA: a child that never answered the first held every client for ever, `/health` saying ok).
+   */
+  #limitInitialize(proxyId: number): void {
+    if (this.#timeouts !== undefined) return;
+    clearTimeout(this.#initializeTimer);
+    this.#initializeTimer = setTimeout(() => this.#initializeTimedOut(proxyId), this.#reinitializeTimeoutMs);
+  }
+
+  /**
+   * Whether the child has not answered the first `initialize` in time: the sessions that wait for it, and
+   * those that come meanwhile, get an error; it goes on, and its answer serves the sessions after it.
+   */
+  get initializeOverdue(): boolean {
+    return this.#initializeInFlight && this.#initializeOverdue;
   }
 
   /**
@@ -1041,6 +1068,14 @@ export class SharedServer implements SessionSource {
 
   /** The error of a request whose answer did not come within `--request-timeout`. */
   #timeoutError(what = "no answer"): { code: number; message: string } {
+    if (what === "initialize" && this.#timeouts === undefined) {
+      const seconds = this.#reinitializeTimeoutMs / 1000;
+      return {
+        code: ErrorCode.RequestTimeout,
+        message: `mcp-proxy: the server did not answer initialize within ${seconds} s; it may yet, for the ` +
+          "sessions that come after",
+      };
+    }
     const seconds = this.#requestTimeoutMs / 1000;
     return {
       code: ErrorCode.RequestTimeout,
@@ -1085,29 +1120,38 @@ export class SharedServer implements SessionSource {
     pending.session.forgetServerRequest(proxyId);
   }
 
+  /** The `initialize` `proxyId` was not answered in time: its clients hear of it, but it goes on. */
+  #initializeTimedOut(proxyId: number): void {
+    const pending = this.#pendingChildRequests.get(proxyId);
+    if (pending === undefined || !pending.isInitialize) return;
+    // The sessions that come next may have its answer.
+    this.#logger.warn("server {name} did not answer initialize within {seconds} s", {
+      name: this.name,
+      seconds: this.#initializeLimitMs() / 1000,
+    });
+    const { code, message } = this.#timeoutError("initialize");
+    pending.session?.forgetRequest(pending.clientId);
+    pending.session?.deliver(errorResponse(writtenId(pending), code, message), pending.clientId);
+    pending.session = undefined;
+    for (const { session, request, replyId } of this.#initializeWaiters.splice(0)) {
+      session.deliver(errorResponse(replyId, code, message), request.id);
+    }
+    for (const { session, request, replyId } of this.#waitingForOwnInitialize.splice(0)) {
+      session.deliver(errorResponse(replyId, code, message), request.id);
+    }
+    this.#initializeOverdue = true;
+  }
+
+  /** How long an `initialize` is waited for: `--request-timeout`, else `reinitializeTimeoutMs`. */
+  #initializeLimitMs(): number {
+    return this.#timeouts !== undefined ? this.#requestTimeoutMs : this.#reinitializeTimeoutMs;
+  }
+
   #timedOut(proxyId: number): void {
     const pending = this.#pendingChildRequests.get(proxyId);
     if (pending === undefined) return;
     const seconds = this.#requestTimeoutMs / 1000;
-    if (pending.isInitialize) {
-      // Its clients hear of it, but it goes on: the sessions that come next may have its answer.
-      this.#logger.warn("server {name} did not answer initialize within {seconds} s", {
-        name: this.name,
-        seconds,
-      });
-      const { code, message } = this.#timeoutError("initialize");
-      pending.session?.forgetRequest(pending.clientId);
-      pending.session?.deliver(errorResponse(writtenId(pending), code, message), pending.clientId);
-      pending.session = undefined;
-      for (const { session, request, replyId } of this.#initializeWaiters.splice(0)) {
-        session.deliver(errorResponse(replyId, code, message), request.id);
-      }
-      for (const { session, request, replyId } of this.#waitingForOwnInitialize.splice(0)) {
-        session.deliver(errorResponse(replyId, code, message), request.id);
-      }
-      this.#initializeOverdue = true;
-      return;
-    }
+    if (pending.isInitialize) return this.#initializeTimedOut(proxyId);
     this.#dropPending(proxyId);
     // Named by the id its client wrote (found by QA: the proxy's own id, which no client saw, was given).
     const request = pending.session === undefined
@@ -1441,6 +1485,7 @@ export class SharedServer implements SessionSource {
   }
 
   #settleInitialize(response: JsonRpcResponse): void {
+    clearTimeout(this.#initializeTimer);
     this.#initializeInFlight = false;
     this.#initializeOverdue = false;
     const waiters = this.#initializeWaiters;

@@ -24,6 +24,11 @@ export interface ServerStatus {
   restarts: number;
   last_exit_code: number | null;
   sessions: number;
+  /**
+   * Only while the child has not answered the first `initialize` in time (see
+   * `SharedServer.initializeOverdue`): true, and `/health` is degraded.
+   */
+  initialize_overdue?: true;
   /** The server's child of the stateless revision (see `modern_server.ts`). */
   modern?: ModernStatus;
 }
@@ -110,6 +115,7 @@ export class SupervisedServer {
       restarts: this.#restarts,
       last_exit_code: this.#lastExitCode,
       sessions: this.shared.sessionCount,
+      ...(this.#state === "running" && this.shared.initializeOverdue ? { initialize_overdue: true } : {}),
     };
   }
 

@@ -1803,6 +1803,44 @@ Deno.test("SharedServer: --request-timeout answers an initialize the child is sl
   assert.deepEqual(h.takeChild(), []);
 });
 
+Deno.test("SharedServer: without --request-timeout, the first initialize is waited for reinitializeTimeoutMs, then goes on", async () => {
+  const h = new Harness(0, { reinitializeTimeoutMs: 50 });
+  const a = h.open();
+  const b = h.open();
+  a.session.handleClientMessage(initializeRequest("a0"));
+  const forwarded = h.childReceivesOne();
+  b.session.handleClientMessage(initializeRequest("b0"));
+  assert.equal(h.server.initializeOverdue, false);
+  await new Promise((resolve) => setTimeout(resolve, 120));
+  // Found by QA: a child that never answered held every client for ever, `/health` saying ok.
+  for (const [peer, id] of [[a, "a0"], [b, "b0"]] as const) {
+    const answer = peer.client.takeOne().message as JsonRpcResponse;
+    assert.equal(answer.id, id);
+    assert.equal(answer.error?.code, -32001);
+    assert.equal(
+      answer.error!.message,
+      "mcp-proxy: the server did not answer initialize within 0.05 s; it may yet, for the sessions that come after",
+    );
+  }
+  assert.equal(h.server.initializeOverdue, true);
+  const c = h.open();
+  c.session.handleClientMessage(initializeRequest("c0"));
+  assert.equal((c.client.takeOne().message as JsonRpcResponse).error?.code, -32001, "at once, while overdue");
+  h.childAnswers(forwarded, CHILD_INITIALIZE_RESULT);
+  assert.equal(h.server.initializeOverdue, false);
+  const d = h.open();
+  d.session.handleClientMessage(initializeRequest("d0"));
+  assert.ok("result" in d.client.takeOne().message, "answered from the child's late result");
+  // One answered in time sets no such limit off later.
+  const h2 = new Harness(0, { reinitializeTimeoutMs: 50 });
+  const e = h2.open();
+  e.session.handleClientMessage(initializeRequest("e0"));
+  h2.childAnswers(h2.childReceivesOne(), CHILD_INITIALIZE_RESULT);
+  await new Promise((resolve) => setTimeout(resolve, 80));
+  assert.equal(e.client.take().length, 1);
+  assert.equal(h2.server.initializeOverdue, false);
+});
+
 Deno.test("SharedServer: a subscription whose joined sessions all left ends with its own session's cancel", () => {
   for (const leave of ["close", "unsubscribe"]) {
     const h = new Harness();

@@ -145,7 +145,8 @@ export function createProxyApp(options: ProxyAppOptions): ProxyApp {
     const servers = options.status();
     // A child for revision 2026-07-28 counts once it serves (one that does not is stopped on purpose).
     const healthy = Object.values(servers).every((server) =>
-      server.state === "running" && (server.modern?.process?.state ?? "running") === "running"
+      server.state === "running" && server.initialize_overdue === undefined &&
+      (server.modern?.process?.state ?? "running") === "running"
     );
     return c.json({ status: healthy ? "ok" : "degraded", servers }, healthy ? 200 : 503);
   });

@@ -462,10 +462,12 @@ export class StreamableSession implements SessionPeer {
     }
     // A client that resumes a stream has left its old connection, even when the server has not noticed
     // yet (a connection closed a moment ago, or one left half-open by a network change, which only the
-    // next keep-alive write would find): the new connection takes the stream over. Whatever the old one
-    // was sent after `lastEventId` is in the log, and is sent again below.
-    if (streamId === GET_STREAM) this.#getStream?.close();
-    else channel?.stream?.close();
+    // next keep-alive write would find): the new connection takes the stream over, and the old one is
+    // cut off with what still waited for it there. Whatever the old one was sent after `lastEventId` is
+    // in the log, and is sent again below.
+    const takenOver = "the stream was resumed on another connection";
+    if (streamId === GET_STREAM) this.#getStream?.cutOff(takenOver);
+    else channel?.stream?.cutOff(takenOver);
     const stream = this.#newStream(() => {
       if (this.#getStream === stream) {
         this.#getStream = undefined;
