@@ -119,3 +119,69 @@ Deno.test("EventStream: an answer after progress waits a little while what went 
   stream.close();
   assert.equal((await reader.read()).done, true);
 });
+
+Deno.test("EventStream: a replay goes a part at a time as it is read, what is sent meanwhile after it; endAfterReplay ends it then", async () => {
+  const stream = new EventStream({ keepAliveMs: 60_000 });
+  const data = (i: number) => `{"n":${i},"text":"${"x".repeat(1000)}"}`;
+  const events = Array.from({ length: 500 }, (_, i) => ({ data: data(i), id: `0:${i}` }));
+  stream.replay(events);
+  stream.send("message", '{"live":1}', "0:500");
+  assert.equal(stream.replaying, true);
+  stream.endAfterReplay();
+  const reader = stream.body.getReader();
+  const chunks: number[] = [];
+  let text = "";
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    chunks.push(value.length);
+    text += new TextDecoder().decode(value);
+  }
+  const expected = events.map(({ data, id }) => `id: ${id}\n${event(data)}`).join("") +
+    `id: 0:500\n${event('{"live":1}')}`;
+  assert.equal(text, expected);
+  // A part at a time, not all of it in one chunk held for a client that may not read (found by QA).
+  assert.ok(Math.max(...chunks) <= 64 * 1024 + 2000, `chunks of ${chunks.join(", ")} bytes`);
+  assert.ok(chunks.length >= 7);
+  assert.equal(stream.closed, true);
+});
+
+Deno.test("EventStream: a stream closed or taken over while its replay is not read whole is cut off", async () => {
+  for (const end of ["close", "cutOff"] as const) {
+    let closed = 0;
+    const stream = new EventStream({ keepAliveMs: 60_000, onClose: () => closed++ });
+    stream.replay(Array.from({ length: 300 }, (_, i) => ({ data: `"${"y".repeat(1000)}"`, id: `0:${i}` })));
+    const reader = stream.body.getReader();
+    await reader.read();
+    if (end === "close") stream.close();
+    else stream.cutOff("taken over");
+    await assert.rejects(
+      (async () => {
+        while (!(await reader.read()).done);
+      })(),
+      end === "close" ? /the stream ended before its client took it whole/ : /taken over/,
+    );
+    assert.equal(closed, 1);
+    assert.equal(stream.replaying, false);
+  }
+});
+
+Deno.test("EventStream: what waits behind a replay nobody reads counts toward the backlog limit", async () => {
+  let slow = 0;
+  const stream = new EventStream({
+    keepAliveMs: 60_000,
+    maxBacklogBytes: 200_000,
+    onSlowConsumer: () => slow++,
+  });
+  stream.replay(Array.from({ length: 100 }, (_, i) => ({ data: `"${"z".repeat(1000)}"`, id: `0:${i}` })));
+  const reader = stream.body.getReader();
+  for (let i = 0; i < 150 && !stream.closed; i++) stream.send("message", `"${"w".repeat(2000)}"`);
+  assert.equal(slow, 1);
+  assert.equal(stream.closed, true);
+  await assert.rejects(
+    (async () => {
+      while (!(await reader.read()).done);
+    })(),
+    /the client fell too far behind/,
+  );
+});

@@ -60,6 +60,8 @@ export class EventStream {
   /** While an event's data comes in pieces: the other events, which wait for its end. */
   #held: { pieces: (string | Uint8Array)[]; kind?: EventKind }[] | undefined;
   #keepAlive: ReturnType<typeof setInterval>;
+  /** A replay under way (see {@link replay}). */
+  #replay: Replay | undefined;
   #onClose: (() => void) | undefined;
   #onSlowConsumer: (() => void) | undefined;
 
@@ -71,6 +73,10 @@ export class EventStream {
       {
         start: (controller) => {
           this.#controller = controller;
+        },
+        // Called as the HTTP server takes what was queued: the next part of a replay may go.
+        pull: () => {
+          if (this.#replay !== undefined) this.#replayMore();
         },
         cancel: () => this.#finish(),
       },
@@ -138,6 +144,55 @@ export class EventStream {
   }
 
   /**
+   * Sends `events` (message events, from an event log), paced: a part of some {@link REPLAY_PART_BYTES} at
+   * a time, the next once the HTTP server took what went before, so that a client that does not read holds
+   * no more than that in memory; what is sent meanwhile goes after them (found by QA: a thousand
+   * resumptions nobody read each held the whole event log of their session, 8 GiB in all).
+   */
+  replay(events: readonly ReplayedEvent[]): void {
+    if (this.#closed || events.length === 0) return;
+    if (this.#replay !== undefined || this.#held !== undefined) {
+      for (const { data, id } of events) this.send("message", data, id);
+      return;
+    }
+    this.#replay = { events, next: 0, after: [], afterBytes: 0, ending: false };
+    this.#replayMore();
+  }
+
+  /** True while a {@link replay} has events its client has not taken yet. */
+  get replaying(): boolean {
+    return this.#replay !== undefined;
+  }
+
+  /**
+   * Ends the stream once its replay went out (at once without one): as {@link close}, which cuts off a
+   * replay under way instead.
+   */
+  endAfterReplay(): void {
+    if (this.#replay === undefined) this.close();
+    else this.#replay.ending = true;
+  }
+
+  /** Queues the next part of the replay while the HTTP server has taken what went before. */
+  #replayMore(): void {
+    const replay = this.#replay!;
+    const waiting = this.#highWaterMark - (this.#controller.desiredSize ?? this.#highWaterMark);
+    if (this.#closed || waiting >= REPLAY_PART_BYTES || this.#queued.length !== 0) return;
+    let bytes = 0;
+    const { events } = replay;
+    while (replay.next < events.length && bytes < REPLAY_PART_BYTES) {
+      const { data, id } = events[replay.next++];
+      const head = `id: ${id}\nevent: message\ndata: `;
+      bytes += head.length + data.length + 2;
+      this.#queueNow(typeof data === "string" ? [`${head}${data}\n\n`] : [head, data, "\n\n"]);
+    }
+    if (replay.next < events.length) return;
+    this.#replay = undefined;
+    for (const [pieces, kind] of replay.after) this.#queueNow(pieces, kind);
+    if (replay.ending) this.close();
+  }
+
+  /**
    * Sends an event with an id and no data (a priming event), and how long a client should wait before
    * it reconnects: from then on a broken stream can be resumed.
    */
@@ -147,10 +202,12 @@ export class EventStream {
 
   /**
    * Ends the stream, after what was sent. An event still coming in pieces is cut short there (as its
-   * `abort` would), and the events held behind it go out before the end.
+   * `abort` would), and the events held behind it go out before the end. A {@link replay} its client has
+   * not taken yet is cut off ({@link cutOff}): it would be held for a client that may never read it.
    */
   close(): void {
     if (this.#closed) return;
+    if (this.#replay !== undefined) return this.cutOff("the stream ended before its client took it whole");
     if (this.#held !== undefined) this.#endPieces(ABORTED_TAIL);
     this.#flush(true);
     if (this.#closed) return;
@@ -171,6 +228,7 @@ export class EventStream {
   cutOff(reason: string): void {
     if (this.#closed) return;
     this.#held = undefined;
+    this.#replay = undefined;
     this.#queued = [];
     try {
       this.#controller.error(new BodyCutShort(reason));
@@ -190,13 +248,32 @@ export class EventStream {
     for (const { pieces, kind } of held) this.#queueEvent(pieces, kind);
   }
 
-  /** Queues the pieces of one event, carrying `kind` (see {@link send}), or holds them (see {@link #held}). */
+  /**
+   * Queues the pieces of one event, carrying `kind` (see {@link send}), or holds them (see {@link #held}),
+   * or keeps them for after the replay under way.
+   */
   #queueEvent(pieces: (string | Uint8Array)[], kind?: EventKind): void {
     if (this.#closed) return;
     if (this.#held !== undefined) {
       this.#held.push({ pieces, kind });
       return;
     }
+    const replay = this.#replay;
+    if (replay !== undefined) {
+      replay.after.push([pieces, kind]);
+      for (const piece of pieces) replay.afterBytes += piece.length;
+      // What waits behind the replay counts as behind too.
+      if (replay.afterBytes > this.#highWaterMark) {
+        this.#onSlowConsumer?.();
+        this.cutOff("the client fell too far behind");
+      }
+      return;
+    }
+    this.#queueNow(pieces, kind);
+  }
+
+  /** Queues the pieces of one event, carrying `kind` (see {@link send}). */
+  #queueNow(pieces: (string | Uint8Array)[], kind?: EventKind): void {
     let batch: Batch;
     if (kind === "progress") {
       batch = this.#queued[0] ?? this.#newBatch();
@@ -282,6 +359,28 @@ export class EventStream {
     clearInterval(this.#keepAlive);
     this.#onClose?.();
   }
+}
+
+/** An event of a log sent again (see `EventStream.replay`). */
+export interface ReplayedEvent {
+  /** JSON text, or its UTF-8 bytes. */
+  data: string | Uint8Array;
+  id: string;
+}
+
+/** About how many bytes of a replay are queued at a time (see `EventStream.replay`). */
+const REPLAY_PART_BYTES = 64 * 1024;
+
+/** A replay under way: see `EventStream.replay`. */
+interface Replay {
+  events: readonly ReplayedEvent[];
+  /** The first event not queued yet. */
+  next: number;
+  /** What was sent meanwhile, to go after the replay; and its size. */
+  after: [(string | Uint8Array)[], EventKind | undefined][];
+  afterBytes: number;
+  /** The stream ends once the replay went out (`endAfterReplay`). */
+  ending: boolean;
 }
 
 /** What an event carries, as far as how it is sent goes (see `EventStream.send`). */

@@ -242,10 +242,10 @@ export class StreamableSession implements SessionPeer {
     });
     // What came while no GET stream was open, then the priming event: its id comes after theirs, so that
     // a client that resumes from the last id it got, whichever that is, misses none of them.
-    for (const event of this.#log?.since(GET_STREAM, this.#getDelivered) ?? []) {
-      stream.send("message", event.data, event.id);
-      this.#getDelivered = event.seq;
-    }
+    const missed = this.#log?.since(GET_STREAM, this.#getDelivered) ?? [];
+    // Paced, as the client takes them (see `EventStream.replay`).
+    stream.replay(missed);
+    if (missed.length > 0) this.#getDelivered = missed.at(-1)!.seq;
     if (this.#log !== undefined && protocolVersion >= PRIMING_PROTOCOL_VERSION) {
       stream.prime(this.#log.mark(GET_STREAM), RETRY_INTERVAL_MS);
     }
@@ -475,9 +475,11 @@ export class StreamableSession implements SessionPeer {
       }
       if (channel !== undefined) this.#detach(channel, stream);
     });
-    for (const event of this.#log.since(streamId, seq)) {
-      stream.send("message", event.data, event.id);
-      if (streamId === GET_STREAM) this.#getDelivered = Math.max(this.#getDelivered, event.seq);
+    const missed = this.#log.since(streamId, seq);
+    // Paced, as the client takes them: one that does not read holds little (see `EventStream.replay`).
+    stream.replay(missed);
+    if (streamId === GET_STREAM && missed.length > 0) {
+      this.#getDelivered = Math.max(this.#getDelivered, missed.at(-1)!.seq);
     }
     // What the bounded log forgot of it is lost: said, and an answer among it given as an error, so that
     // its request does not wait for ever.
@@ -502,7 +504,8 @@ export class StreamableSession implements SessionPeer {
     }
     if (streamId === GET_STREAM) this.#getStream = stream;
     else if (channel !== undefined && !channel.done) channel.stream = stream;
-    else stream.close(); // Every answer of that stream is out: what was missed has just been sent.
+    // Every answer of that stream is out: it ends once what was missed went.
+    else stream.endAfterReplay();
     return this.#streamResponse(stream);
   }
 
