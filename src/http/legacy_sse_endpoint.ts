@@ -22,7 +22,7 @@ import { asEventData, bodyAsLine, cutShortAnswer } from "../large_answer.ts";
 import { type ServerSession, type SessionSource, SessionUnavailableError } from "../shared_server.ts";
 import { ArrivalOrder, waitsForEarlierPosts } from "./arrival_order.ts";
 import { EVENT_STREAM_HEADERS, EventStream } from "./event_stream.ts";
-import { bodyText, NOT_UTF8, requestBody, UNREADABLE_BODY } from "./request_body.ts";
+import { bodyText, NOT_UTF8, requestBody, STALLED_BODY, UNREADABLE_BODY } from "./request_body.ts";
 import type { SessionLimit } from "./session_limit.ts";
 
 /** Options of {@link legacySseEndpoint}. */
@@ -189,6 +189,7 @@ export function legacySseEndpoint(
   async function postTo(entry: LegacySession, ticket: number, request: Request): Promise<Response> {
     const bytes = await requestBody(request, logger);
     if (bytes === undefined) return textResponse(400, UNREADABLE_BODY);
+    if (bytes === "stalled") return textResponse(408, STALLED_BODY);
     const text = bodyText(bytes);
     if (text === undefined) return textResponse(400, `Could not parse message: ${NOT_UTF8}`);
     const messages = parseMessages(text);

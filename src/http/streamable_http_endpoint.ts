@@ -29,7 +29,7 @@ import { type SessionSource, SessionUnavailableError } from "../shared_server.ts
 import { isModernVersion } from "../modern_headers.ts";
 import type { ModernServer } from "../modern_server.ts";
 import { eraOf, HEADER_MISMATCH } from "./protocol_era.ts";
-import { bodyText, NOT_UTF8, requestBody, UNREADABLE_BODY } from "./request_body.ts";
+import { bodyText, NOT_UTF8, requestBody, STALLED_BODY, UNREADABLE_BODY } from "./request_body.ts";
 import type { SessionLimit } from "./session_limit.ts";
 import { jsonRpcErrorResponse, StreamableSession } from "./streamable_http_session.ts";
 import { waitsForEarlierPosts } from "./arrival_order.ts";
@@ -210,6 +210,7 @@ export function streamableHttpEndpoint(
   ): Promise<Response> {
     const bytes = await requestBody(request, logger);
     if (bytes === undefined) return jsonRpcErrorResponse(400, -32600, UNREADABLE_BODY);
+    if (bytes === "stalled") return jsonRpcErrorResponse(408, -32600, STALLED_BODY);
     const text = bodyText(bytes);
     if (text === undefined) return jsonRpcErrorResponse(400, -32700, NOT_UTF8);
     const messages = parseMessages(text);
