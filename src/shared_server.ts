@@ -401,6 +401,8 @@ export class SharedServer implements SessionSource {
   #initializeOverdue = false;
   /** Without `--request-timeout`: the limit of the `initialize` in flight (see `reinitializeTimeoutMs`). */
   #initializeTimer: ReturnType<typeof setTimeout> | undefined;
+  /** The proxy id of the `initialize` that {@link #initializeTimer} limits. */
+  #initializeLimited: number | undefined;
   /** Later sessions' `initialize` requests, waiting for the first one's answer; `replyId` as in `forwardRequest`. */
   #initializeWaiters: { session: ServerSession; request: JsonRpcRequest; replyId: RequestId }[] = [];
   #initializedNotificationSent = false;
@@ -807,6 +809,7 @@ export class SharedServer implements SessionSource {
   #limitInitialize(proxyId: number): void {
     if (this.#timeouts !== undefined) return;
     clearTimeout(this.#initializeTimer);
+    this.#initializeLimited = proxyId;
     this.#initializeTimer = setTimeout(() => this.#initializeTimedOut(proxyId), this.#reinitializeTimeoutMs);
   }
 
@@ -1063,6 +1066,7 @@ export class SharedServer implements SessionSource {
   /** Forgets a waiting request, and its time limit. */
   #dropPending(proxyId: number): void {
     this.#timeouts?.delete(proxyId);
+    if (proxyId === this.#initializeLimited) clearTimeout(this.#initializeTimer);
     this.#pendingChildRequests.delete(proxyId);
   }
 

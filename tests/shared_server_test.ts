@@ -1033,6 +1033,8 @@ Deno.test("SharedServer: a large answer goes as bytes, id replaced, to a session
   const plain = h.initializedSession();
   plain.session.handleClientMessage(request("p-1", "tools/call", { name: "big" }));
   assert.equal(h.server.relayLargeAnswer(line(idOf(h.childReceivesOne()))), false);
+  // Its initialize, unanswered, is limited in time: the limit ends with the child.
+  fresh.server.childStopped("the test is over");
 });
 
 Deno.test("SharedServer: a long answer that starts with its id streams to a session that takes it in pieces", () => {
@@ -1534,6 +1536,8 @@ Deno.test("SharedServer: an answer for a stateless session may arrive through an
     [],
     "no error for a request already answered",
   );
+  // Its initialize, unanswered, is limited in time: the limit ends with the child.
+  h.server.childStopped("the test is over");
 });
 
 Deno.test({
@@ -1961,6 +1965,8 @@ Deno.test("SharedServer: an initialize whose answer cannot be used fails its wai
   const c = h.open();
   c.session.handleClientMessage(initializeRequest("c"));
   assert.ok(isInitialize(h.childReceivesOne()));
+  // Its initialize, unanswered, is limited in time: the limit ends with the child.
+  h.server.childStopped("the test is over");
 });
 
 Deno.test("SharedServer: a child that was never initialized needs no replay when it restarts", () => {
@@ -1971,6 +1977,8 @@ Deno.test("SharedServer: a child that was never initialized needs no replay when
   const a = h.open();
   a.session.handleClientMessage(initializeRequest("a"));
   assert.ok(isInitialize(h.childReceivesOne()));
+  // Its initialize, unanswered, is limited in time: the limit ends with the child.
+  h.server.childStopped("the test is over");
 });
 
 Deno.test("SharedServer: a request named like a notification is refused, not passed on with unmapped ids", () => {
