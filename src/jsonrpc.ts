@@ -378,8 +378,23 @@ export function withIdAt(json: string, span: IdSpan, newId: RequestId): string {
  * Only the ends of `json` are looked at, so a large message costs no more than a small one.
  */
 export function withRequestId(json: string, id: RequestId, newId: RequestId): string | undefined {
+  const span = idSpanAtAnEnd(json, id);
+  return span === undefined ? undefined : withIdAt(json, span, newId);
+}
+
+/**
+ * Where the top-level `"id"` of a message, whose value is `id`, stands in `json`, its text, when it is
+ * where serializers put it (see {@link withRequestId}) and named at that end only; else undefined.
+ */
+export function idSpanAtAnEnd(json: string, id: RequestId): IdSpan | undefined {
   const span = requestIdSpan(json, id);
-  return span === undefined || idAtOtherEnd(json, span) ? undefined : withIdAt(json, span, newId);
+  return span === undefined || idAtOtherEnd(json, span) ? undefined : span;
+}
+
+/** Whether the member whose value `span` covers is the last of `json`, its text. */
+export function isLastMember(json: string, span: IdSpan): boolean {
+  const end = span.start + span.length;
+  return json.length - end < 16 && /^\s*\}\s*$/.test(json.slice(end));
 }
 
 /**
@@ -388,8 +403,7 @@ export function withRequestId(json: string, id: RequestId, newId: RequestId): st
  */
 function idAtOtherEnd(json: string, span: IdSpan): boolean {
   const end = span.start + span.length;
-  const atTheEnd = json.length - end < 16 && /^\s*\}\s*$/.test(json.slice(end));
-  if (!atTheEnd) {
+  if (!isLastMember(json, span)) {
     const tail = json.slice(Math.max(end, json.length - END_CHARS));
     return tail.includes('"id"') && trailingId(tail) !== undefined;
   }

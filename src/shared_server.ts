@@ -20,8 +20,10 @@ import {
   errorResponse,
   idAsWritten,
   type IdSpan,
+  idSpanAtAnEnd,
   idSpelling,
   isExactInteger,
+  isLastMember,
   isNotification,
   isRequest,
   type JsonRpcMessage,
@@ -33,7 +35,6 @@ import {
   type RequestId,
   resultResponse,
   withIdAt,
-  withRequestId,
 } from "./jsonrpc.ts";
 import { memberSpan, withMemberReplaced, withSpansReplaced } from "./json_members.ts";
 import { DelayQueue } from "./delay_queue.ts";
@@ -325,14 +326,54 @@ function clientNotificationLine(json: string, path?: readonly string[], value?: 
  * else read member by member; undefined when the text cannot be read one way only.
  */
 function childLineWithId(line: string, id: RequestId, newId: RequestId): string | undefined {
-  // A line that names `"id"` twice is read member by member (found by QA: the id at one end was
-  // replaced, and a client that reads the last of two, the one left in the middle, read the proxy's own).
-  const at = line.indexOf('"id"');
-  if (at !== -1 && line.indexOf('"id"', at + 4) === -1 && !line.includes("\\u")) {
-    const replaced = withRequestId(line, id, newId);
-    if (replaced !== undefined) return replaced;
+  const span = idSpanAtAnEnd(line, id);
+  // The last member is the one a parser reads. The first (as the Python SDK writes it) may have a second
+  // after it: then the line is read member by member (found by QA: the first was replaced, and a client
+  // that reads the last of two, left in the middle, read the proxy's own id).
+  if (span !== undefined && (isLastMember(line, span) || !mayNameIdTwice(line, id))) {
+    return withIdAt(line, span, newId);
   }
   return withMemberReplaced(line, ["id"], newId);
+}
+
+/**
+ * Whether `line` may name a member `"id"` of value `id` more than once, at any depth: the one at an end
+ * that `withRequestId` would replace may then not be the one a parser reads (the last). Only members
+ * that could read as `id` count (nested records with ids of their own are common, and cost a member by
+ * member reading; found by review): a number of that value, for a number; any string, for a string; any
+ * value otherwise; and a name spelled with an escape might be any of them.
+ */
+function mayNameIdTwice(line: string, id: RequestId): boolean {
+  if (line.includes("\\u006")) return true;
+  let count = 0;
+  for (let at = line.indexOf('"id"'); at !== -1; at = line.indexOf('"id"', at + 4)) {
+    let i = at + 4;
+    while (isJsonSpace(line.charCodeAt(i))) i++;
+    if (line.charCodeAt(i) !== 0x3a) continue; // not a name: no `:` after it
+    i++;
+    while (isJsonSpace(line.charCodeAt(i))) i++;
+    if (mayReadAs(line, i, id) && ++count > 1) return true;
+  }
+  return false;
+}
+
+function isJsonSpace(code: number): boolean {
+  return code === 0x20 || code === 0x0a || code === 0x0d || code === 0x09;
+}
+
+/** Whether the JSON value at `at` in `line` may read as `id` (see `mayNameIdTwice`). */
+function mayReadAs(line: string, at: number, id: RequestId): boolean {
+  if (typeof id === "string") return line.charCodeAt(at) === 0x22;
+  if (typeof id !== "number") return true;
+  let end = at;
+  for (let code = line.charCodeAt(end); isNumberChar(code); code = line.charCodeAt(++end));
+  return end > at && Number(line.slice(at, end)) === id;
+}
+
+/** A character of a JSON number: a digit, `-`, `+`, `.`, `e` or `E`. */
+function isNumberChar(code: number): boolean {
+  return (code >= 0x30 && code <= 0x39) || code === 0x2d || code === 0x2b || code === 0x2e || code === 0x65 ||
+    code === 0x45;
 }
 
 /**
@@ -1454,7 +1495,7 @@ export class SharedServer implements SessionSource {
     this.#dropPending(proxyId as number);
     // Kept to answer later sessions: each number as the child wrote it (found by QA: `1.0`, `-0`, `1e400`
     // and integers beyond 2^53 reached the first session as written, and the next ones changed).
-    if (pending.isInitialize && response.result !== undefined) response = reread(response, line);
+    if (pending.isInitialize) response = reread(response, line);
     if (pending.onAnswer !== undefined) {
       pending.onAnswer(response);
       return;
@@ -1484,7 +1525,10 @@ export class SharedServer implements SessionSource {
     }
     const answerId = writtenId(pending);
     const json = line === undefined ? undefined : childLineWithId(line, proxyId as number, answerId);
-    const exact = json === undefined && pending.session !== undefined ? reread(response, line) : response;
+    // An initialize answer was read again already (above).
+    const exact = json === undefined && pending.session !== undefined && !pending.isInitialize
+      ? reread(response, line)
+      : response;
     pending.session?.deliver({ ...exact, id: answerId }, pending.clientId, json);
   }
 

@@ -814,6 +814,63 @@ Deno.test("the new server's cancellation of a request the client got under mcp-p
     assert.deepEqual(answersToServer, []);
   }));
 
+Deno.test("the client's answer to a request of a session lost before it went goes to no other session", () =>
+  quietly(async () => {
+    const answersToServer: string[] = [];
+    const { relay, send } = relayOver("streamablehttp", async (transport, message) => {
+      await Promise.resolve();
+      if (!("method" in message)) {
+        if (transport.session === 1) throw new RemoteError("session-expired", "HTTP 404", 404);
+        answersToServer.push(`${JSON.stringify(message.id)} to ${transport.session}`);
+        return;
+      }
+      handshake(transport, message);
+    });
+    send(INITIALIZE);
+    await delay(20);
+    send(INITIALIZED);
+    await delay(5);
+    lastTransport!.onmessage?.({ jsonrpc: "2.0", id: 0, method: "elicitation/create", params: {} });
+    await delay(5);
+    // The server restarted meanwhile: the answer's POST is the first to find the session gone (found by
+    // review: it went again, to the new server, whose request 0 it may answer).
+    send({ jsonrpc: "2.0", id: 0, result: { action: "accept" } });
+    await delay(50);
+    assert.equal(lastTransport!.session, 2);
+    relay.inputEnded();
+    await relay.drained();
+    await relay.close();
+    assert.deepEqual(answersToServer, []);
+  }));
+
+Deno.test("a lost session's late cancellation does not cancel the next session's request of the same id", () =>
+  quietly(async () => {
+    const { relay, written, send, answersToServer } = relayLostOnPing(() => false);
+    send(INITIALIZE);
+    await delay(20);
+    send(INITIALIZED);
+    await delay(5);
+    const first = lastTransport!;
+    send({ jsonrpc: "2.0", id: "p", method: "ping" }); // It finds session 1 gone.
+    await delay(50);
+    assert.notEqual(lastTransport, first);
+    // The old session's stream brings a request (dropped), the new server makes one of the same id, and the
+    // old server cancels its own (found by review: the client was told the new one was cancelled).
+    first.onmessage?.({ jsonrpc: "2.0", id: 5, method: "roots/list" });
+    lastTransport!.onmessage?.({ jsonrpc: "2.0", id: 5, method: "roots/list" });
+    first.onmessage?.({ jsonrpc: "2.0", method: "notifications/cancelled", params: { requestId: 5 } });
+    await delay(5);
+    assert.deepEqual(written.filter((text) => text.includes("roots/list") || text.includes("cancelled")), [
+      '{"jsonrpc":"2.0","id":5,"method":"roots/list"}',
+    ]);
+    send({ jsonrpc: "2.0", id: 5, result: { roots: [] } });
+    await delay(20);
+    relay.inputEnded();
+    await relay.drained();
+    await relay.close();
+    assert.deepEqual(answersToServer, ["5 to 2"]);
+  }));
+
 /** `JSON.rawJSON`, which lib.es types lack. */
 const rawJson = (text: string) => (JSON as unknown as { rawJSON(text: string): never }).rawJSON(text);
 

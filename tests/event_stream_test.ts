@@ -185,3 +185,23 @@ Deno.test("EventStream: what waits behind a replay nobody reads counts toward th
     /the client fell too far behind/,
   );
 });
+
+Deno.test("EventStream: an event sent in pieces, or a second replay, while a replay is under way comes after it, framed whole", async () => {
+  const stream = new EventStream({ keepAliveMs: 60_000 });
+  const replayed = (from: number) =>
+    Array.from({ length: 100 }, (_, i) => ({ data: `"${"r".repeat(1000)}"`, id: `0:${from + i}` }));
+  stream.replay(replayed(0));
+  const pieces = stream.sendInPieces("message", "answer");
+  pieces.write(new TextEncoder().encode('{"a":'));
+  pieces.write(new TextEncoder().encode("1}"));
+  pieces.end();
+  stream.replay(replayed(100));
+  stream.send("message", '"last"');
+  stream.endAfterReplay();
+  const text = await new Response(stream.body).text();
+  const ids = [...text.matchAll(/^id: 0:(\d+)$/gm)].map((match) => Number(match[1]));
+  assert.deepEqual(ids, Array.from({ length: 200 }, (_, i) => i));
+  const order = [text.indexOf("id: 0:99\n"), text.indexOf('data: {"a":1}\n\n'), text.indexOf("id: 0:100\n")];
+  assert.ok(order[0] < order[1] && order[1] < order[2], `${order}`);
+  assert.ok(text.endsWith('event: message\ndata: "last"\n\n'));
+});

@@ -410,6 +410,38 @@ Deno.test("a resume takes the stream over from a connection the server still hol
   harness.session.close();
 });
 
+Deno.test("an answer that comes while a resumed stream still replays what it missed goes after it", async () => {
+  const harness = new Harness({ maxBacklogBytes: 16 * 1024 * 1024 });
+  await harness.initialize();
+  const response = await harness.session.post([request(9, "tools/call", { name: "slow" })], false, LATEST);
+  const old = new EventReader(response.body!);
+  const priming = await old.next();
+  const atChild = harness.lastChildRequest();
+  // About 200 KB on that stream: more than one part of a replay.
+  for (let i = 0; i < 200; i++) {
+    harness.childSends({
+      jsonrpc: "2.0",
+      method: "notifications/message",
+      params: { level: "info", data: "x".repeat(1000), n: i },
+    });
+  }
+  const resumed = harness.session.openStream(priming!.id!, LATEST);
+  const replay = new EventReader(resumed.body!);
+  // The answer comes before the client read the replay (found by review: the stream was cut off with it).
+  harness.childSends({ jsonrpc: "2.0", id: atChild.id, result: { late: true } });
+  const got: unknown[] = [];
+  for (
+    let message = await replay.nextMessage();
+    got.push(message.id ?? message.method) && message.id !== 9;
+  ) {
+    message = await replay.nextMessage();
+  }
+  assert.equal(got.length, 201);
+  assert.equal(await replay.next(), undefined, "it ends after the answer");
+  await old.cancel().catch(() => {});
+  harness.session.close();
+});
+
 Deno.test("a stream resumed after the event log let go of its answer gets an error answer for it", async () => {
   const harness = new Harness({ maxBacklogBytes: 32 * 1024 * 1024 });
   await harness.initialize();

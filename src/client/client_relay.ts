@@ -341,7 +341,9 @@ export class ClientRelay {
       const id = message.id;
       if (id !== null && this.#serverRequests.size + this.#voided.size !== 0) {
         if (this.#renamed.size !== 0 && this.#renamed.has(id)) return this.#answerRenamed(message, id, json);
-        if (!this.#serverRequests.delete(id) && this.#voided.delete(id)) {
+        // Of the current session: it goes to that one only (see `#send`).
+        if (this.#serverRequests.delete(id)) return void this.#dispatch(message, json, this.#generation);
+        if (this.#voided.delete(id)) {
           this.#logger.debug("the client's answer to {id}, a request of a lost session, dropped", {
             id: JSON.stringify(id),
           });
@@ -403,7 +405,7 @@ export class ClientRelay {
     const own = this.#forgetRenamed(id)!;
     const text = json === undefined ? undefined : withRequestId(json, id, spelled);
     const exact = text === undefined && json !== undefined ? parseLosslesslyOr(json, message) : message;
-    this.#dispatch({ ...exact, id: text === undefined ? spelled : own }, text);
+    this.#dispatch({ ...exact, id: text === undefined ? spelled : own }, text, this.#generation);
   }
 
   /** Forgets that the request the client got as `id` is the server's of another id; returns that id. */
@@ -600,8 +602,9 @@ export class ClientRelay {
    * Never rejects. A notification or an answer counts in `#sending` until it is out (a request, in
    * `#pending` until it is answered): one promise more for those, none for requests.
    */
-  #dispatch(message: JsonRpcMessage, json?: string): Promise<void> {
-    const sent = this.#send(message, json).catch((error) => this.#unforeseen(message, error));
+  /** `askedIn`: for the client's answer to a request of the server, the session that made it. */
+  #dispatch(message: JsonRpcMessage, json?: string, askedIn?: number): Promise<void> {
+    const sent = this.#send(message, json, askedIn).catch((error) => this.#unforeseen(message, error));
     if (isRequest(message)) return sent;
     this.#sending++;
     return sent.finally(() => {
@@ -619,7 +622,7 @@ export class ClientRelay {
     this.#fail(message, error instanceof Error ? error.message : String(error));
   }
 
-  async #send(message: JsonRpcMessage, json?: string): Promise<void> {
+  async #send(message: JsonRpcMessage, json?: string, askedIn?: number): Promise<void> {
     const place = ++this.#written;
     const request = isRequest(message) ? message : undefined;
     if (request !== undefined) this.#writtenOthers.done(place);
@@ -689,6 +692,14 @@ export class ClientRelay {
         // found its session lost ran on the next, after its cancellation, and kept its stream there).
         if (pending?.abandoned || (pending?.cancelled && attempt > 0)) return;
         const generation = this.#generation;
+        // An answer to a request of a session lost since: its server is gone, and another of the same id
+        // may be the next one's (found by review: refused with 404, it went again, to the new server).
+        if (askedIn !== undefined && askedIn !== generation) {
+          this.#logger.debug("the client's answer to {id}, a request of a lost session, dropped", {
+            id: JSON.stringify((message as JsonRpcResponse).id),
+          });
+          return;
+        }
         if (pending !== undefined) {
           pending.generation = generation;
           pending.accepted = false;
@@ -770,10 +781,10 @@ export class ClientRelay {
             }
             // The wait it asked for, or the time spent waiting out such answers (found by QA: "it asked to
             // wait 1 s, beyond --connect-timeout" after 29 s of them).
-            reason += attempt === 0 || wait > this.#options.connectTimeoutMs
+            const waited = Date.now() - started;
+            reason += waited < wait
               ? `; it asked to wait ${(error.retryAfterMs ?? wait) / 1000} s, beyond --connect-timeout`
-              : `; still so after ${Math.round((Date.now() - started) / 1000)} s of trying again ` +
-                `(--connect-timeout)`;
+              : `; still so after ${Math.round(waited / 1000)} s (--connect-timeout)`;
           }
           this.#fail(message, reason);
           return;
@@ -1173,11 +1184,19 @@ export class ClientRelay {
           return this.#passRenamed(message, spelled, json);
         }
         this.#serverRequests.set(message.id, spelled);
-      } else if (message.method === "notifications/cancelled" && this.#serverRequests.size !== 0) {
-        const cancelled = message.params?.requestId as RequestId;
-        const renamed = current ? this.#renamedFrom.get(cancelled) : undefined;
-        if (renamed !== undefined) return this.#cancelRenamed(message, renamed, json);
-        this.#serverRequests.delete(cancelled);
+      } else if (message.method === "notifications/cancelled") {
+        // Of a lost session: it names a request the client was told of already (void) or never saw, and
+        // maybe the id of the next session's (found by review: that one was cancelled at the client).
+        if (!current) {
+          this.#logger.debug("a cancellation of a lost session dropped");
+          return;
+        }
+        if (this.#serverRequests.size !== 0) {
+          const cancelled = message.params?.requestId as RequestId;
+          const renamed = this.#renamedFrom.get(cancelled);
+          if (renamed !== undefined) return this.#cancelRenamed(message, renamed, json);
+          this.#serverRequests.delete(cancelled);
+        }
       }
       this.#options.toClient(message, json);
       return;
@@ -1209,7 +1228,9 @@ export class ClientRelay {
    * server's (`spelled`).
    */
   #passRenamed(message: JsonRpcRequest, spelled: RequestId, json: JsonText | undefined): void {
-    const visible = `mcp-proxy-${++this.#renames}`;
+    let visible = `mcp-proxy-${++this.#renames}`;
+    // Not one the server uses itself.
+    while (this.#serverRequests.has(visible)) visible = `mcp-proxy-${++this.#renames}`;
     this.#serverRequests.set(visible, spelled);
     this.#renamed.set(visible, message.id);
     this.#renamedFrom.set(message.id, visible);

@@ -128,6 +128,8 @@ export class EventStream {
     kind?: EventKind,
   ): { write(bytes: Uint8Array): void; end(): void; abort(): void } {
     if (this.#held !== undefined) throw new Error("an event in pieces is already being sent");
+    // Its pieces go straight to the queue: a replay under way goes whole first (no stream does both now).
+    if (this.#replay !== undefined) this.#replayMore(true);
     this.#queueEvent([`event: ${event}\ndata: `], kind);
     const held: { pieces: (string | Uint8Array)[]; kind?: EventKind }[] = [];
     this.#held = held;
@@ -151,7 +153,10 @@ export class EventStream {
    */
   replay(events: readonly ReplayedEvent[]): void {
     if (this.#closed || events.length === 0) return;
-    if (this.#replay !== undefined || this.#held !== undefined) {
+    // One at a time (no stream has two now): what is left of one under way goes at once.
+    if (this.#replay !== undefined) this.#replayMore(true);
+    if (this.#closed) return;
+    if (this.#held !== undefined) {
       for (const { data, id } of events) this.send("message", data, id);
       return;
     }
@@ -173,14 +178,17 @@ export class EventStream {
     else this.#replay.ending = true;
   }
 
-  /** Queues the next part of the replay while the HTTP server has taken what went before. */
-  #replayMore(): void {
+  /**
+   * Queues the next part of the replay while the HTTP server has taken what went before; with `all`,
+   * what is left of it at once.
+   */
+  #replayMore(all = false): void {
     const replay = this.#replay!;
     const waiting = this.#highWaterMark - (this.#controller.desiredSize ?? this.#highWaterMark);
-    if (this.#closed || waiting >= REPLAY_PART_BYTES || this.#queued.length !== 0) return;
+    if (this.#closed || (!all && (waiting >= REPLAY_PART_BYTES || this.#queued.length !== 0))) return;
     let bytes = 0;
     const { events } = replay;
-    while (replay.next < events.length && bytes < REPLAY_PART_BYTES) {
+    while (replay.next < events.length && (all || bytes < REPLAY_PART_BYTES)) {
       const { data, id } = events[replay.next++];
       const head = `id: ${id}\nevent: message\ndata: `;
       bytes += head.length + data.length + 2;
@@ -355,6 +363,7 @@ export class EventStream {
   #finish(): void {
     if (this.#closed) return;
     this.#closed = true;
+    this.#replay = undefined;
     this.#cancelLater();
     clearInterval(this.#keepAlive);
     this.#onClose?.();

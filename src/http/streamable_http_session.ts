@@ -243,7 +243,9 @@ export class StreamableSession implements SessionPeer {
     // What came while no GET stream was open, then the priming event: its id comes after theirs, so that
     // a client that resumes from the last id it got, whichever that is, misses none of them.
     const missed = this.#log?.since(GET_STREAM, this.#getDelivered) ?? [];
-    // Paced, as the client takes them (see `EventStream.replay`).
+    // Paced, as the client takes them (see `EventStream.replay`). They count as delivered once on their
+    // way, as they did when they were queued at once: a client that leaves this stream before it took them
+    // all resumes from the last event id it got, not with a plain GET.
     stream.replay(missed);
     if (missed.length > 0) this.#getDelivered = missed.at(-1)!.seq;
     if (this.#log !== undefined && protocolVersion >= PRIMING_PROTOCOL_VERSION) {
@@ -264,6 +266,8 @@ export class StreamableSession implements SessionPeer {
         this.#answer(channel, id, errorText(answerId, -32000, "Connection closed: the session ended"));
       }
     }
+    // A stream still replaying what it missed is cut off (see `EventStream.close`), the error answers
+    // above with it: the session is gone, and its events are not kept for a client that may not read.
     for (const channel of this.#streams.values()) channel.stream?.close();
     this.#streams.clear();
     this.#getStream?.close();
@@ -417,7 +421,9 @@ export class StreamableSession implements SessionPeer {
       channel.resolve = undefined;
       channel.answers = undefined;
     } else {
-      channel.stream?.close();
+      // After what a resumed stream still replays: the answer went behind it (found by review: closed, the
+      // stream was cut off, the answer with it).
+      channel.stream?.endAfterReplay();
     }
     if (this.id === undefined) this.close();
   }
