@@ -57,6 +57,9 @@ export const STALLED_BODY = `Request Timeout: no part of the request body came f
 /** The error of a body read that {@link BODY_IDLE_MS} ended. */
 class StalledBody extends Error {
   override name = "StalledBody";
+  constructor() {
+    super(`no part of it came for ${bodyIdle.limitMs / 1000} s`);
+  }
 }
 
 /** The readers of bodies being read, each with when it last gave bytes (`Date.now()`). */
@@ -113,7 +116,7 @@ async function readExactly(
 ): Promise<Uint8Array<ArrayBuffer>> {
   const bytes = await readWithin(body, length, length);
   if (bytes === "too large") throw new Error(`the body is longer than its Content-Length ${length}`);
-  if (bytes === "stalled") throw new StalledBody(`no part of it came for ${bodyIdle.limitMs / 1000} s`);
+  if (bytes === "stalled") throw new StalledBody();
   if (bytes === undefined) throw new Error("the body could not be read");
   if (bytes.length !== length) throw new Error(`the body ended after ${bytes.length} of its ${length} bytes`);
   return bytes;
@@ -196,7 +199,7 @@ function collected(
         onTooLarge();
         controller.error(new Error(`the body is over ${maxBytes} bytes`));
       } else if (body === "stalled") {
-        controller.error(new StalledBody(`no part of it came for ${bodyIdle.limitMs / 1000} s`));
+        controller.error(new StalledBody());
       } else if (body === undefined) controller.error(new Error("the client went away"));
       else {
         if (body.length !== 0) controller.enqueue(body);
