@@ -442,6 +442,35 @@ Deno.test("an answer that comes while a resumed stream still replays what it mis
   harness.session.close();
 });
 
+Deno.test("a resumption of an answered stream is cut off by the next one, and by the session's end", async () => {
+  const harness = new Harness({ maxBacklogBytes: 16 * 1024 * 1024 });
+  await harness.initialize();
+  const response = await harness.session.post([request(9, "tools/call", { name: "slow" })], false, LATEST);
+  const old = new EventReader(response.body!);
+  const priming = await old.next();
+  await old.cancel();
+  // About 200 KB on that stream, then its answer: every answer of it is out.
+  for (let i = 0; i < 200; i++) {
+    harness.childSends({
+      jsonrpc: "2.0",
+      method: "notifications/message",
+      params: { level: "info", data: "x".repeat(1000), n: i },
+    });
+  }
+  harness.childAnswersLast({ done: true });
+  // Found by QA: each resumption of it replayed the whole log, none was cut off, nor at the session's end.
+  const first = new EventReader(harness.session.openStream(priming!.id!, LATEST).body!);
+  const second = new EventReader(harness.session.openStream(priming!.id!, LATEST).body!);
+  await assert.rejects(first.next(), /the stream was resumed on another connection/);
+  harness.session.close();
+  await assert.rejects(
+    (async () => {
+      while (await second.next() !== undefined);
+    })(),
+    /the stream ended before its client took it whole/,
+  );
+});
+
 Deno.test("a stream resumed after the event log let go of its answer gets an error answer for it", async () => {
   const harness = new Harness({ maxBacklogBytes: 32 * 1024 * 1024 });
   await harness.initialize();

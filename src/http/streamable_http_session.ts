@@ -134,6 +134,13 @@ export class StreamableSession implements SessionPeer {
   readonly #channels = new Map<RequestId, AnswerChannel>();
   /** Stream id → channel, until all its answers are out (a broken stream can be resumed). */
   readonly #streams = new Map<string, AnswerChannel>();
+  /**
+   * The streams that serve resumptions (`#resume`), by the stream they resume: also one whose requests
+   * are all answered, which no channel holds. A next resumption of the same stream cuts it off, and so does
+   * the end of the session (found by QA: such streams outlived both, each replaying the whole log to a
+   * client that did not read it).
+   */
+  readonly #resumed = new Map<string, EventStream>();
   /** Waiting responses, each turned into a stream {@link STREAM_AFTER_MS} after its POST. */
   readonly #streamAfter = new DelayQueue<AnswerChannel>(
     STREAM_AFTER_MS,
@@ -271,6 +278,8 @@ export class StreamableSession implements SessionPeer {
     for (const channel of this.#streams.values()) channel.stream?.close();
     this.#streams.clear();
     this.#getStream?.close();
+    for (const stream of [...this.#resumed.values()]) stream.close();
+    this.#resumed.clear();
     this.#streamAfter.clear();
     this.arrivals.close();
     this.serverSession.close();
@@ -474,13 +483,16 @@ export class StreamableSession implements SessionPeer {
     const takenOver = "the stream was resumed on another connection";
     if (streamId === GET_STREAM) this.#getStream?.cutOff(takenOver);
     else channel?.stream?.cutOff(takenOver);
+    this.#resumed.get(streamId)?.cutOff(takenOver);
     const stream = this.#newStream(() => {
+      if (this.#resumed.get(streamId) === stream) this.#resumed.delete(streamId);
       if (this.#getStream === stream) {
         this.#getStream = undefined;
         this.lastSeen = Date.now();
       }
       if (channel !== undefined) this.#detach(channel, stream);
     });
+    this.#resumed.set(streamId, stream);
     const missed = this.#log.since(streamId, seq);
     // Paced, as the client takes them: one that does not read holds little (see `EventStream.replay`).
     stream.replay(missed);
