@@ -107,7 +107,21 @@ function relayOver(
     const json = JSON.stringify(message);
     relay.handleClientMessage(JSON.parse(json), json);
   };
-  return { relay, out, written, send, sessions: () => sessions };
+  /** The client's handshake, each message a moment after the one before; returns the session's wire. */
+  const initialized = async () => {
+    send(INITIALIZE);
+    await delay(20);
+    send(INITIALIZED);
+    await delay(5);
+    return lastTransport!;
+  };
+  /** The end of input, waited out, then the relay closed. */
+  const finish = async () => {
+    relay.inputEnded();
+    await relay.drained();
+    await relay.close();
+  };
+  return { relay, out, written, send, initialized, finish, sessions: () => sessions };
 }
 
 const INITIALIZE = { jsonrpc: "2.0", id: 1, method: "initialize", params: {} };
@@ -733,37 +747,27 @@ function relayLostOnPing(
 
 Deno.test("the end of input refuses no request a lost session's stream brought before the next session opened", () =>
   quietly(async () => {
-    const { relay, send, answersToServer } = relayLostOnPing((transport, message) => {
+    const { send, answersToServer, initialized, finish } = relayLostOnPing((transport, message) => {
       if (transport.session !== 2 || message.method !== "initialize") return false;
       // The next session opens a moment later.
       setTimeout(() => transport.answer(message, { protocolVersion: "2025-11-25" }), 50);
       return true;
     });
-    send(INITIALIZE);
-    await delay(20);
-    send(INITIALIZED);
-    await delay(5);
-    const first = lastTransport!;
+    const first = await initialized();
     send({ jsonrpc: "2.0", id: "p", method: "ping" }); // It finds session 1 gone.
     await delay(5);
     // Session 1's GET stream, still open, brings a last request of the old server.
     first.onmessage?.({ jsonrpc: "2.0", id: 0, method: "roots/list" });
     await delay(100);
-    relay.inputEnded();
-    await relay.drained();
-    await relay.close();
+    await finish();
     // Found by review: the new session was sent a refusal of a request it never made.
     assert.deepEqual(answersToServer, []);
   }));
 
 Deno.test("the server's requests a lost session left unanswered are cancelled; a late answer to one reaches no other", () =>
   quietly(async () => {
-    const { relay, written, send, answersToServer } = relayLostOnPing(() => false);
-    send(INITIALIZE);
-    await delay(20);
-    send(INITIALIZED);
-    await delay(5);
-    const first = lastTransport!;
+    const { written, send, answersToServer, initialized, finish } = relayLostOnPing(() => false);
+    const first = await initialized();
     first.onmessage?.({ jsonrpc: "2.0", id: 0, method: "elicitation/create", params: { message: "old" } });
     send({ jsonrpc: "2.0", id: "p", method: "ping" }); // It finds session 1 gone.
     await delay(50);
@@ -784,18 +788,13 @@ Deno.test("the server's requests a lost session left unanswered are cancelled; a
     send({ jsonrpc: "2.0", id: "mcp-proxy-1", result: { action: "decline" } });
     await delay(20);
     assert.deepEqual(answersToServer, ["0 to 2"]);
-    relay.inputEnded();
-    await relay.drained();
-    await relay.close();
+    await finish();
   }));
 
 Deno.test("the new server's cancellation of a request the client got under mcp-proxy's id names that id", () =>
   quietly(async () => {
-    const { relay, written, send, answersToServer } = relayLostOnPing(() => false);
-    send(INITIALIZE);
-    await delay(20);
-    send(INITIALIZED);
-    await delay(5);
+    const { written, send, answersToServer, initialized, finish } = relayLostOnPing(() => false);
+    await initialized();
     lastTransport!.onmessage?.({ jsonrpc: "2.0", id: 7, method: "sampling/createMessage", params: {} });
     send({ jsonrpc: "2.0", id: "p", method: "ping" }); // It finds session 1 gone.
     await delay(50);
@@ -808,16 +807,14 @@ Deno.test("the new server's cancellation of a request the client got under mcp-p
       '{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":"mcp-proxy-1","reason":"r"}}',
     ]);
     // Neither is answered at the end of input: the one cancelled, and the old one, already void.
-    relay.inputEnded();
-    await relay.drained();
-    await relay.close();
+    await finish();
     assert.deepEqual(answersToServer, []);
   }));
 
 Deno.test("the client's answer to a request of a session lost before it went goes to no other session", () =>
   quietly(async () => {
     const answersToServer: string[] = [];
-    const { relay, send } = relayOver("streamablehttp", async (transport, message) => {
+    const { send, initialized, finish } = relayOver("streamablehttp", async (transport, message) => {
       await Promise.resolve();
       if (!("method" in message)) {
         if (transport.session === 1) throw new RemoteError("session-expired", "HTTP 404", 404);
@@ -826,10 +823,7 @@ Deno.test("the client's answer to a request of a session lost before it went goe
       }
       handshake(transport, message);
     });
-    send(INITIALIZE);
-    await delay(20);
-    send(INITIALIZED);
-    await delay(5);
+    await initialized();
     lastTransport!.onmessage?.({ jsonrpc: "2.0", id: 0, method: "elicitation/create", params: {} });
     await delay(5);
     // The server restarted meanwhile: the answer's POST is the first to find the session gone (found by
@@ -837,20 +831,14 @@ Deno.test("the client's answer to a request of a session lost before it went goe
     send({ jsonrpc: "2.0", id: 0, result: { action: "accept" } });
     await delay(50);
     assert.equal(lastTransport!.session, 2);
-    relay.inputEnded();
-    await relay.drained();
-    await relay.close();
+    await finish();
     assert.deepEqual(answersToServer, []);
   }));
 
 Deno.test("a lost session's late cancellation does not cancel the next session's request of the same id", () =>
   quietly(async () => {
-    const { relay, written, send, answersToServer } = relayLostOnPing(() => false);
-    send(INITIALIZE);
-    await delay(20);
-    send(INITIALIZED);
-    await delay(5);
-    const first = lastTransport!;
+    const { written, send, answersToServer, initialized, finish } = relayLostOnPing(() => false);
+    const first = await initialized();
     send({ jsonrpc: "2.0", id: "p", method: "ping" }); // It finds session 1 gone.
     await delay(50);
     assert.notEqual(lastTransport, first);
@@ -865,9 +853,7 @@ Deno.test("a lost session's late cancellation does not cancel the next session's
     ]);
     send({ jsonrpc: "2.0", id: 5, result: { roots: [] } });
     await delay(20);
-    relay.inputEnded();
-    await relay.drained();
-    await relay.close();
+    await finish();
     assert.deepEqual(answersToServer, ["5 to 2"]);
   }));
 
@@ -877,15 +863,12 @@ const rawJson = (text: string) => (JSON as unknown as { rawJSON(text: string): n
 Deno.test("an answer given with its text answers the server's request of its value, written as the text has it, once", () =>
   quietly(async () => {
     const answersToServer: string[] = [];
-    const { relay, send } = relayOver("streamablehttp", async (transport, message) => {
+    const { relay, send, initialized, finish } = relayOver("streamablehttp", async (transport, message) => {
       await Promise.resolve();
       if ("method" in message) handshake(transport, message);
       else answersToServer.push(JSON.stringify(message));
     });
-    send(INITIALIZE);
-    await delay(20);
-    send(INITIALIZED);
-    await delay(5);
+    await initialized();
     lastTransport!.onmessage?.({ jsonrpc: "2.0", id: "é", method: "sampling/createMessage", params: {} });
     // As client mode answers in the client's place for an answer over --max-line-size, its id `"\u00e9"`.
     const why = "the client's answer is too long";
@@ -893,30 +876,23 @@ Deno.test("an answer given with its text answers the server's request of its val
       errorResponse("é", ErrorCode.InternalError, why),
       JSON.stringify(errorResponse(rawJson('"\\u00e9"'), ErrorCode.InternalError, why)),
     );
-    relay.inputEnded();
-    await relay.drained();
-    await relay.close();
+    await finish();
     // Found by review: the server's request stayed listed, and was refused again at the end of input.
     assert.equal(answersToServer.length, 1, answersToServer.join("\n"));
   }));
 
 Deno.test("the end of input refuses a request the next session's server made while it was being initialized again", () =>
   quietly(async () => {
-    const { relay, send, answersToServer } = relayLostOnPing((transport, message) => {
+    const { send, answersToServer, initialized, finish } = relayLostOnPing((transport, message) => {
       if (transport.session !== 2 || message.method !== "notifications/initialized") return false;
       // Right after the replayed handshake, before the session counts as open.
       transport.onmessage?.({ jsonrpc: "2.0", id: 0, method: "roots/list" });
       return true;
     });
-    send(INITIALIZE);
-    await delay(20);
-    send(INITIALIZED);
-    await delay(5);
+    await initialized();
     send({ jsonrpc: "2.0", id: "p", method: "ping" }); // It finds session 1 gone.
     await delay(100);
-    relay.inputEnded();
-    await relay.drained();
-    await relay.close();
+    await finish();
     // Found by review: it was not kept, and the server waited for its answer.
     assert.deepEqual(answersToServer, ["0 to 2"]);
   }));
