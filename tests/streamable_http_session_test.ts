@@ -410,6 +410,17 @@ Deno.test("a resume takes the stream over from a connection the server still hol
   harness.session.close();
 });
 
+/** The child sends `count` log messages of about 1 KB during the request running: they go on its stream. */
+function sendLogs(harness: Harness, count: number): void {
+  for (let i = 0; i < count; i++) {
+    harness.childSends({
+      jsonrpc: "2.0",
+      method: "notifications/message",
+      params: { level: "info", data: "x".repeat(1000), n: i },
+    });
+  }
+}
+
 Deno.test("an answer that comes while a resumed stream still replays what it missed goes after it", async () => {
   const harness = new Harness({ maxBacklogBytes: 16 * 1024 * 1024 });
   await harness.initialize();
@@ -418,13 +429,7 @@ Deno.test("an answer that comes while a resumed stream still replays what it mis
   const priming = await old.next();
   const atChild = harness.lastChildRequest();
   // About 200 KB on that stream: more than one part of a replay.
-  for (let i = 0; i < 200; i++) {
-    harness.childSends({
-      jsonrpc: "2.0",
-      method: "notifications/message",
-      params: { level: "info", data: "x".repeat(1000), n: i },
-    });
-  }
+  sendLogs(harness, 200);
   const resumed = harness.session.openStream(priming!.id!, LATEST);
   const replay = new EventReader(resumed.body!);
   // The answer comes before the client read the replay (found by review: the stream was cut off with it).
@@ -450,13 +455,7 @@ Deno.test("a resumption of an answered stream is cut off by the next one, and by
   const priming = await old.next();
   await old.cancel();
   // About 200 KB on that stream, then its answer: every answer of it is out.
-  for (let i = 0; i < 200; i++) {
-    harness.childSends({
-      jsonrpc: "2.0",
-      method: "notifications/message",
-      params: { level: "info", data: "x".repeat(1000), n: i },
-    });
-  }
+  sendLogs(harness, 200);
   harness.childAnswersLast({ done: true });
   // Found by QA: each resumption of it replayed the whole log, none was cut off, nor at the session's end.
   const first = new EventReader(harness.session.openStream(priming!.id!, LATEST).body!);
