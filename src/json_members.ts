@@ -26,7 +26,8 @@ function isSpace(code: number): boolean {
   return code === 0x20 || code === 0x0a || code === 0x0d || code === 0x09;
 }
 
-function skipSpace(json: string, at: number): number {
+/** The index of the first character at or after `at` that is not JSON white space. */
+export function skipSpace(json: string, at: number): number {
   while (at < json.length && isSpace(json.charCodeAt(at))) at++;
   return at;
 }

@@ -5,7 +5,7 @@
  * @module
  */
 
-import { arrayItems, memberSpan, namesEachMemberOnce } from "./json_members.ts";
+import { arrayItems, memberSpan, namesEachMemberOnce, skipSpace } from "./json_members.ts";
 
 /** A request id. `null` appears only in error responses to unparseable requests. */
 export type RequestId = string | number | ExactInteger;
@@ -389,6 +389,39 @@ export function withRequestId(json: string, id: RequestId, newId: RequestId): st
 export function idSpanAtAnEnd(json: string, id: RequestId): IdSpan | undefined {
   const span = requestIdSpan(json, id);
   return span === undefined || idAtOtherEnd(json, span) ? undefined : span;
+}
+
+/**
+ * Whether `line` may name a member `"id"` of value `id` more than once, at any depth: the one at an end
+ * that `withRequestId` would replace may then not be the one a parser reads (the last). Only members
+ * that could read as `id` count (nested records with ids of their own are common, and cost a member by
+ * member reading; found by review): a number of that value, for a number; any string, for a string; any
+ * value otherwise; and a name spelled with an escape might be any of them.
+ */
+export function mayNameIdTwice(line: string, id: RequestId): boolean {
+  if (line.includes("\\u006")) return true;
+  let count = 0;
+  for (let at = line.indexOf('"id"'); at !== -1; at = line.indexOf('"id"', at + 4)) {
+    const colon = skipSpace(line, at + 4);
+    if (line.charCodeAt(colon) !== 0x3a) continue; // not a name: no `:` after it
+    if (mayReadAs(line, skipSpace(line, colon + 1), id) && ++count > 1) return true;
+  }
+  return false;
+}
+
+/** Whether the JSON value at `at` in `line` may read as `id` (see `mayNameIdTwice`). */
+function mayReadAs(line: string, at: number, id: RequestId): boolean {
+  if (typeof id === "string") return line.charCodeAt(at) === 0x22;
+  if (typeof id !== "number") return true;
+  let end = at;
+  for (let code = line.charCodeAt(end); isNumberChar(code); code = line.charCodeAt(++end));
+  return end > at && Number(line.slice(at, end)) === id;
+}
+
+/** A character of a JSON number: a digit, `-`, `+`, `.`, `e` or `E`. */
+function isNumberChar(code: number): boolean {
+  return (code >= 0x30 && code <= 0x39) || code === 0x2d || code === 0x2b || code === 0x2e || code === 0x65 ||
+    code === 0x45;
 }
 
 /** Whether the member whose value `span` covers is the last of `json`, its text. */

@@ -30,6 +30,7 @@ import {
   type JsonRpcNotification,
   type JsonRpcRequest,
   type JsonRpcResponse,
+  mayNameIdTwice,
   parseLosslesslyOr,
   readsOneWay,
   type RequestId,
@@ -334,46 +335,6 @@ function childLineWithId(line: string, id: RequestId, newId: RequestId): string 
     return withIdAt(line, span, newId);
   }
   return withMemberReplaced(line, ["id"], newId);
-}
-
-/**
- * Whether `line` may name a member `"id"` of value `id` more than once, at any depth: the one at an end
- * that `withRequestId` would replace may then not be the one a parser reads (the last). Only members
- * that could read as `id` count (nested records with ids of their own are common, and cost a member by
- * member reading; found by review): a number of that value, for a number; any string, for a string; any
- * value otherwise; and a name spelled with an escape might be any of them.
- */
-function mayNameIdTwice(line: string, id: RequestId): boolean {
-  if (line.includes("\\u006")) return true;
-  let count = 0;
-  for (let at = line.indexOf('"id"'); at !== -1; at = line.indexOf('"id"', at + 4)) {
-    let i = at + 4;
-    while (isJsonSpace(line.charCodeAt(i))) i++;
-    if (line.charCodeAt(i) !== 0x3a) continue; // not a name: no `:` after it
-    i++;
-    while (isJsonSpace(line.charCodeAt(i))) i++;
-    if (mayReadAs(line, i, id) && ++count > 1) return true;
-  }
-  return false;
-}
-
-function isJsonSpace(code: number): boolean {
-  return code === 0x20 || code === 0x0a || code === 0x0d || code === 0x09;
-}
-
-/** Whether the JSON value at `at` in `line` may read as `id` (see `mayNameIdTwice`). */
-function mayReadAs(line: string, at: number, id: RequestId): boolean {
-  if (typeof id === "string") return line.charCodeAt(at) === 0x22;
-  if (typeof id !== "number") return true;
-  let end = at;
-  for (let code = line.charCodeAt(end); isNumberChar(code); code = line.charCodeAt(++end));
-  return end > at && Number(line.slice(at, end)) === id;
-}
-
-/** A character of a JSON number: a digit, `-`, `+`, `.`, `e` or `E`. */
-function isNumberChar(code: number): boolean {
-  return (code >= 0x30 && code <= 0x39) || code === 0x2d || code === 0x2b || code === 0x2e || code === 0x65 ||
-    code === 0x45;
 }
 
 /**
