@@ -39,6 +39,13 @@ import { includesLineBreak } from "./line_break_search.ts";
 /** A message's JSON text on one line: a string, or its UTF-8 bytes (a large message, written as it came). */
 export type JsonText = string | Uint8Array<ArrayBuffer>;
 
+const textDecoder = new TextDecoder();
+
+/** JSON text given as a string or as its UTF-8 bytes, as a string. */
+export function asText(json: JsonText): string {
+  return typeof json === "string" ? json : textDecoder.decode(json);
+}
+
 /**
  * A large message's line as pieces of bytes, written one after the other: a client's bytes with a new id,
  * most of them uncopied ({@link lineWithId}).

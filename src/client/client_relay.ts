@@ -34,7 +34,7 @@ import {
   type RequestId,
   withRequestId,
 } from "../jsonrpc.ts";
-import type { JsonText } from "../large_answer.ts";
+import { asText, type JsonText } from "../large_answer.ts";
 import {
   backoffDelay,
   busyDelay,
@@ -126,8 +126,6 @@ const MAX_RETIRED = 8;
 const MAX_VOIDED = 256;
 /** What the client is told of the server's requests its session left unanswered when it was lost. */
 const SESSION_LOST = "mcp-proxy: the session with the server was lost; its request can no longer be answered";
-
-const decoder = new TextDecoder();
 
 /** The kinds of {@link RemoteError} that say the message did not reach the server. */
 const NOT_SENT: ReadonlySet<RemoteErrorKind> = new Set(["unreachable", "busy", "closed", "session-expired"]);
@@ -1234,7 +1232,7 @@ export class ClientRelay {
     this.#serverRequests.set(visible, spelled);
     this.#renamed.set(visible, message.id);
     this.#renamedFrom.set(message.id, visible);
-    const source = typeof json === "string" ? json : json === undefined ? undefined : decoder.decode(json);
+    const source = json === undefined ? undefined : asText(json);
     const text = source === undefined ? undefined : withRequestId(source, message.id, visible);
     const exact = text === undefined && source !== undefined ? parseLosslesslyOr(source, message) : message;
     this.#options.toClient({ ...exact, id: visible }, text);
@@ -1244,7 +1242,7 @@ export class ClientRelay {
   #cancelRenamed(message: JsonRpcMessage, visible: RequestId, json: JsonText | undefined): void {
     this.#serverRequests.delete(visible);
     this.#forgetRenamed(visible);
-    const source = typeof json === "string" ? json : json === undefined ? undefined : decoder.decode(json);
+    const source = json === undefined ? undefined : asText(json);
     const text = source === undefined
       ? undefined
       : withMemberReplaced(source, ["params", "requestId"], visible);

@@ -19,7 +19,7 @@ import type { Logger } from "@logtape/logtape";
 import { isRequest, isResponse, type JsonRpcMessage, type RequestId } from "../jsonrpc.ts";
 import { PRIMING_PROTOCOL_VERSION } from "../protocol_versions.ts";
 import type { AnswerSink, ServerSession, SessionPeer } from "../shared_server.ts";
-import { asEventData, type JsonText } from "../large_answer.ts";
+import { asEventData, asText, type JsonText } from "../large_answer.ts";
 import { DelayQueue } from "../delay_queue.ts";
 import { ArrivalOrder } from "./arrival_order.ts";
 import { BodyCutShort, EVENT_STREAM_HEADERS, EventStream } from "./event_stream.ts";
@@ -68,13 +68,6 @@ interface AnswerChannel {
 }
 
 const JSON_CONTENT_TYPE = "application/json";
-
-const decoder = new TextDecoder();
-
-/** JSON text given as a string or as its UTF-8 bytes, as a string. */
-function asText(json: JsonText): string {
-  return typeof json === "string" ? json : decoder.decode(json);
-}
 
 /** JSON text, or its bytes, as the data of an SSE event. */
 function eventData(json: JsonText): JsonText {
