@@ -114,8 +114,7 @@ export class EventStream {
    * waiting for the next, which are other requests' (its own is still running).
    */
   send(event: string, data: string | Uint8Array, id?: string, kind?: EventKind): void {
-    const head = id === undefined ? `event: ${event}\ndata: ` : `id: ${id}\nevent: ${event}\ndata: `;
-    this.#queueEvent(typeof data === "string" ? [`${head}${data}\n\n`] : [head, data, "\n\n"], kind);
+    this.#queueEvent(eventPieces(event, data, id), kind);
   }
 
   /**
@@ -190,9 +189,9 @@ export class EventStream {
     const { events } = replay;
     while (replay.next < events.length && (all || bytes < REPLAY_PART_BYTES)) {
       const { data, id } = events[replay.next++];
-      const head = `id: ${id}\nevent: message\ndata: `;
-      bytes += head.length + data.length + 2;
-      this.#queueNow(typeof data === "string" ? [`${head}${data}\n\n`] : [head, data, "\n\n"]);
+      const pieces = eventPieces("message", data, id);
+      for (const piece of pieces) bytes += piece.length;
+      this.#queueNow(pieces);
     }
     if (replay.next < events.length) return;
     this.#replay = undefined;
@@ -368,6 +367,12 @@ export class EventStream {
     clearInterval(this.#keepAlive);
     this.#onClose?.();
   }
+}
+
+/** One event as it is written: its head, data and end, as one text when the data is text. */
+function eventPieces(event: string, data: string | Uint8Array, id?: string): (string | Uint8Array)[] {
+  const head = id === undefined ? `event: ${event}\ndata: ` : `id: ${id}\nevent: ${event}\ndata: `;
+  return typeof data === "string" ? [`${head}${data}\n\n`] : [head, data, "\n\n"];
 }
 
 /** An event of a log sent again (see `EventStream.replay`). */
