@@ -863,7 +863,7 @@ const rawJson = (text: string) => (JSON as unknown as { rawJSON(text: string): n
 Deno.test("an answer given with its text answers the server's request of its value, written as the text has it, once", () =>
   quietly(async () => {
     const answersToServer: string[] = [];
-    const { relay, send, initialized, finish } = relayOver("streamablehttp", async (transport, message) => {
+    const { relay, initialized, finish } = relayOver("streamablehttp", async (transport, message) => {
       await Promise.resolve();
       if ("method" in message) handshake(transport, message);
       else answersToServer.push(JSON.stringify(message));
